@@ -1,0 +1,384 @@
+//! The offer catalogue (DESIGN §7): what operators author in TOML or JSON, sign and push.
+//!
+//! Parsing is lenient per offer and [`Catalogue::problems`] then reports every problem at once,
+//! each naming the offer and the field, so an operator can fix a catalogue in one pass. The
+//! agent runs the same checks after verifying a signature, and compiles the result once.
+
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::consent::Purpose;
+use crate::device::{DeviceKind, Moment};
+use crate::feature::FeatureName;
+use crate::id::{CampaignId, OfferId};
+use crate::taxonomy::Category;
+use crate::time::UnixTime;
+
+/// The most offers one catalogue may hold.
+pub const MAX_OFFERS: usize = 500;
+/// The most conditions one offer may hold.
+pub const MAX_CONDITIONS: usize = 8;
+/// The longest title, in characters.
+pub const MAX_TITLE: usize = 80;
+/// The longest question, in characters.
+pub const MAX_QUESTION: usize = 140;
+/// The longest body, in characters.
+pub const MAX_BODY: usize = 500;
+/// The longest image reference, in characters.
+pub const MAX_IMAGE_REF: usize = 256;
+
+/// A catalogue: a named list of offers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Catalogue {
+    /// A name for people (e.g. "Home, winter 2026").
+    #[serde(default)]
+    pub name: String,
+    /// The offers, written `[[offer]]` in TOML.
+    #[serde(rename = "offer", default)]
+    pub offers: Vec<Offer>,
+}
+
+/// One offer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Offer {
+    /// Unique within the catalogue.
+    pub id: OfferId,
+    /// The campaign it belongs to.
+    pub campaign: CampaignId,
+    /// A short title.
+    pub title: String,
+    /// The offer put as a question, ending in '?'.
+    pub question: String,
+    /// The offer's text.
+    pub body: String,
+    /// A reference to an image the device UI shows with it.
+    #[serde(default)]
+    pub image: Option<String>,
+    /// A category of the taxonomy; sensitive branches are refused.
+    pub category: String,
+    /// The device kinds that may show it.
+    pub device_kinds: Vec<DeviceKind>,
+    /// The moments at which it may be shown.
+    pub moments: Vec<Moment>,
+    /// Conditions on features, all of which must hold.
+    #[serde(default)]
+    pub conditions: Vec<Condition>,
+    /// The offer's value to the person or operator (arbitration weight), ≥ 0.
+    pub value: f64,
+    /// An operator lever on arbitration, > 0 (default 1).
+    #[serde(default = "default_priority")]
+    pub priority: f64,
+    /// Not shown before this time.
+    pub valid_from: UnixTime,
+    /// Not shown from this time on.
+    pub valid_until: UnixTime,
+    /// Frequency caps.
+    #[serde(default)]
+    pub caps: Caps,
+    /// Whether the offer uses personal features and so needs `personalise` consent.
+    #[serde(default)]
+    pub personalised: bool,
+}
+
+fn default_priority() -> f64 {
+    1.0
+}
+
+/// A condition on a feature, compiled once when the catalogue is loaded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Condition {
+    /// The feature's name (see [`crate::feature::FEATURES`]).
+    pub feature: String,
+    /// The comparison.
+    pub op: Op,
+    /// The threshold.
+    pub value: f64,
+}
+
+/// A comparison operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Op {
+    /// Less than.
+    Lt,
+    /// Less than or equal.
+    Le,
+    /// Greater than.
+    Gt,
+    /// Greater than or equal.
+    Ge,
+}
+
+impl Op {
+    /// Whether `left op right` holds.
+    pub fn holds(self, left: f64, right: f64) -> bool {
+        match self {
+            Self::Lt => left < right,
+            Self::Le => left <= right,
+            Self::Gt => left > right,
+            Self::Ge => left >= right,
+        }
+    }
+
+    /// The operator's name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Lt => "lt",
+            Self::Le => "le",
+            Self::Gt => "gt",
+            Self::Ge => "ge",
+        }
+    }
+}
+
+/// Frequency caps for an offer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Caps {
+    /// Impressions of this offer per device per local day (≥ 1; default 1).
+    #[serde(default = "default_per_day")]
+    pub per_day: u32,
+}
+
+fn default_per_day() -> u32 {
+    1
+}
+
+impl Default for Caps {
+    fn default() -> Self {
+        Self { per_day: default_per_day() }
+    }
+}
+
+/// One problem in a catalogue, naming the offer and field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The offer's id, or its position (`#3`) where the id itself is unreadable; `None` for the
+    /// catalogue as a whole.
+    pub offer: Option<String>,
+    /// The field, e.g. `category` or `conditions[1].feature`.
+    pub field: String,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.offer {
+            Some(offer) => write!(f, "offer '{offer}', field '{}': {}", self.field, self.message),
+            None => write!(f, "field '{}': {}", self.field, self.message),
+        }
+    }
+}
+
+impl Catalogue {
+    /// Reads a catalogue from a JSON value (TOML documents are converted to one first), parsing
+    /// each offer on its own so that one broken offer does not hide the problems of the others.
+    pub fn from_value(value: serde_json::Value) -> Result<Self, Vec<Problem>> {
+        let serde_json::Value::Object(mut top) = value else {
+            return Err(alloc::vec![problem(None, "catalogue", "expected a table with [[offer]] entries")]);
+        };
+        let mut problems = Vec::new();
+        let name = match top.remove("name") {
+            None => String::new(),
+            Some(serde_json::Value::String(s)) => s,
+            Some(other) => {
+                problems.push(problem(None, "name", &format!("expected text, found {other}")));
+                String::new()
+            }
+        };
+        let raw_offers = match top.remove("offer") {
+            None => Vec::new(),
+            Some(serde_json::Value::Array(items)) => items,
+            Some(_) => {
+                problems.push(problem(None, "offer", "expected a list of offers ([[offer]] in TOML)"));
+                Vec::new()
+            }
+        };
+        for key in top.keys() {
+            problems.push(problem(None, key, "unknown field; a catalogue has only 'name' and 'offer'"));
+        }
+        let mut offers = Vec::with_capacity(raw_offers.len());
+        for (i, raw) in raw_offers.into_iter().enumerate() {
+            let label = raw
+                .get("id")
+                .and_then(|v| v.as_str())
+                .map_or_else(|| format!("#{}", i + 1), ToString::to_string);
+            match serde_json::from_value::<Offer>(raw) {
+                Ok(offer) => offers.push(offer),
+                Err(e) => problems.push(Problem {
+                    offer: Some(label),
+                    field: field_of(&e.to_string()),
+                    message: e.to_string(),
+                }),
+            }
+        }
+        let catalogue = Self { name, offers };
+        problems.extend(catalogue.problems());
+        if problems.is_empty() {
+            Ok(catalogue)
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// Every problem with the catalogue's content, independent of the current time.
+    pub fn problems(&self) -> Vec<Problem> {
+        let mut out = Vec::new();
+        if self.offers.is_empty() {
+            out.push(problem(None, "offer", "the catalogue has no offers; add at least one [[offer]]"));
+        }
+        if self.offers.len() > MAX_OFFERS {
+            out.push(problem(
+                None,
+                "offer",
+                &format!("{} offers is over the limit of {MAX_OFFERS}; split the catalogue", self.offers.len()),
+            ));
+        }
+        for (i, offer) in self.offers.iter().enumerate() {
+            if self.offers[..i].iter().any(|o| o.id == offer.id) {
+                out.push(problem(
+                    Some(offer.id.as_str()),
+                    "id",
+                    "duplicate offer id; every offer needs its own id",
+                ));
+            }
+            offer.check(&mut out);
+        }
+        out
+    }
+
+    /// Problems that depend on the time: offers whose validity window has already ended.
+    pub fn problems_at(&self, now: UnixTime) -> Vec<Problem> {
+        self.offers
+            .iter()
+            .filter(|o| o.valid_until <= now)
+            .map(|o| {
+                problem(
+                    Some(o.id.as_str()),
+                    "valid_until",
+                    &format!("the offer ended at {} (now is {now}); move valid_until into the future or drop the offer", o.valid_until),
+                )
+            })
+            .collect()
+    }
+}
+
+fn problem(offer: Option<&str>, field: &str, message: &str) -> Problem {
+    Problem { offer: offer.map(Into::into), field: field.into(), message: message.into() }
+}
+
+/// Pulls the field name out of a serde message such as "unknown variant `x` … at `moments`";
+/// serde_json reports no path, so the message itself is the guide and the field is `offer`.
+fn field_of(message: &str) -> String {
+    for field in [
+        "device_kinds", "moments", "conditions", "valid_from", "valid_until", "caps", "campaign",
+        "category", "priority", "value", "title", "question", "body", "image", "personalised",
+    ] {
+        if message.contains(&format!("`{field}`")) {
+            return field.into();
+        }
+    }
+    if message.contains("offer id") {
+        return "id".into();
+    }
+    if message.contains("campaign id") {
+        return "campaign".into();
+    }
+    if message.contains("time ") {
+        return "valid_from/valid_until".into();
+    }
+    "offer".into()
+}
+
+impl Offer {
+    /// Whether showing this offer needs `personalise` consent.
+    pub fn needs(&self) -> Option<Purpose> {
+        self.personalised.then_some(Purpose::Personalise)
+    }
+
+    fn check(&self, out: &mut Vec<Problem>) {
+        let id = Some(self.id.as_str());
+        let mut push = |field: &str, message: String| out.push(problem(id, field, &message));
+        let len = |s: &str| s.chars().count();
+        if self.title.trim().is_empty() || len(&self.title) > MAX_TITLE {
+            push("title", format!("the title must have 1 to {MAX_TITLE} characters, found {}", len(&self.title)));
+        }
+        let question = self.question.trim_end();
+        if !question.ends_with('?') {
+            push(
+                "question",
+                format!("{:?} is a statement; put the offer as a question ending in '?', e.g. \"Could this be something for you?\"", self.question),
+            );
+        }
+        if len(&self.question) > MAX_QUESTION {
+            push("question", format!("the question has {} characters; keep it within {MAX_QUESTION}", len(&self.question)));
+        }
+        if len(&self.body) > MAX_BODY {
+            push("body", format!("the body has {} characters; keep it within {MAX_BODY}", len(&self.body)));
+        }
+        if let Some(image) = &self.image {
+            if image.is_empty() || len(image) > MAX_IMAGE_REF {
+                push("image", format!("the image reference must have 1 to {MAX_IMAGE_REF} characters"));
+            }
+        }
+        if let Err(e) = Category::try_new(&self.category) {
+            push("category", e.to_string());
+        }
+        if self.device_kinds.is_empty() {
+            push("device_kinds", "list at least one device kind: fridge, ereader or lock_screen".into());
+        }
+        if self.moments.is_empty() {
+            push("moments", "list at least one moment at which the offer may be shown".into());
+        }
+        for m in &self.moments {
+            if !self.device_kinds.contains(&m.device_kind()) {
+                push(
+                    "moments",
+                    format!("moment '{m}' happens on a {} but device_kinds does not include '{}'", m.device_kind().label(), m.device_kind()),
+                );
+            }
+        }
+        if self.conditions.len() > MAX_CONDITIONS {
+            push("conditions", format!("{} conditions is over the limit of {MAX_CONDITIONS}", self.conditions.len()));
+        }
+        for (i, c) in self.conditions.iter().enumerate() {
+            let field = format!("conditions[{i}].feature");
+            match FeatureName::try_new(&c.feature) {
+                Err(e) => push(&field, e.to_string()),
+                Ok(f) => {
+                    if let Some(kind) = f.spec().kind {
+                        if !self.device_kinds.contains(&kind) {
+                            push(&field, format!("feature '{f}' comes from a {} but device_kinds does not include '{kind}'", kind.label()));
+                        }
+                    }
+                    if f.spec().purpose == Some(Purpose::Personalise) && !self.personalised {
+                        push(&field, format!("feature '{f}' is personal; set personalised = true so the offer is only used with 'personalise' consent"));
+                    }
+                }
+            }
+            if !c.value.is_finite() {
+                push(&format!("conditions[{i}].value"), format!("{} is not a finite number", c.value));
+            }
+        }
+        if !(self.value.is_finite() && self.value >= 0.0) {
+            push("value", format!("{} must be a finite number ≥ 0", self.value));
+        }
+        if !(self.priority.is_finite() && self.priority > 0.0) {
+            push("priority", format!("{} must be a finite number > 0 (1 is neutral)", self.priority));
+        }
+        if self.valid_until <= self.valid_from {
+            push("valid_until", format!("{} is not after valid_from {}; the offer could never be shown", self.valid_until, self.valid_from));
+        }
+        if self.caps.per_day == 0 {
+            push("caps.per_day", "0 means the offer can never be shown; use 1 or more".into());
+        }
+    }
+}

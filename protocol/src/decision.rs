@@ -1,0 +1,148 @@
+//! A decision (DESIGN §8): the offer shown, or none, and the reason for every candidate, so
+//! "why not" is as inspectable as "why".
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use serde::{Deserialize, Serialize};
+
+use crate::catalogue::Op;
+use crate::consent::Purpose;
+use crate::device::{DeviceKind, Moment};
+use crate::feature::FeatureName;
+use crate::id::{CampaignId, OfferId};
+use crate::time::UnixTime;
+
+/// A decision's number on its device, increasing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct DecisionId(pub u64);
+
+/// The outcome of one decision.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Decision {
+    /// The decision's number.
+    pub id: DecisionId,
+    /// The moment that asked for it.
+    pub moment: Moment,
+    /// When it was made.
+    pub at: UnixTime,
+    /// The catalogue version it used, if any was applied.
+    pub catalogue_version: Option<u64>,
+    /// The offer to show, if any.
+    pub shown: Option<ShownOffer>,
+    /// Every candidate offer and what happened to it.
+    pub candidates: Vec<Candidate>,
+    /// Every feature read while deciding, with the consent that allowed it.
+    pub features_used: Vec<FeatureUse>,
+}
+
+/// The offer as the device UI shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShownOffer {
+    /// The offer.
+    pub offer: OfferId,
+    /// Its campaign.
+    pub campaign: CampaignId,
+    /// Title.
+    pub title: String,
+    /// The offer as a question.
+    pub question: String,
+    /// Body text.
+    pub body: String,
+    /// Image reference.
+    pub image: Option<String>,
+    /// The truthful, coarse "why am I seeing this".
+    pub why: String,
+    /// Whether personal features chose it.
+    pub personalised: bool,
+}
+
+/// One candidate offer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Candidate {
+    /// The offer.
+    pub offer: OfferId,
+    /// What happened to it.
+    pub verdict: Verdict,
+}
+
+/// What happened to a candidate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Shown, with its score.
+    Chosen {
+        /// Arbitration score.
+        score: f64,
+    },
+    /// Eligible, but another offer scored higher.
+    Outscored {
+        /// Arbitration score.
+        score: f64,
+    },
+    /// Not eligible.
+    Rejected {
+        /// Why.
+        reason: Rejection,
+    },
+}
+
+/// Why a candidate was not eligible; one variant per eligibility rule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rejection {
+    /// The offer is not for this kind of device.
+    DeviceKind {
+        /// This device's kind.
+        kind: DeviceKind,
+    },
+    /// The offer is not for this moment.
+    Moment {
+        /// The moment of the decision.
+        moment: Moment,
+    },
+    /// The offer's validity window has not begun.
+    NotYetValid {
+        /// When it begins.
+        from: UnixTime,
+    },
+    /// The offer's validity window has ended.
+    Expired {
+        /// When it ended.
+        until: UnixTime,
+    },
+    /// The offer needs a consent that is not granted.
+    NeedsConsent {
+        /// The missing purpose.
+        purpose: Purpose,
+    },
+    /// A condition's feature has no current value on this device.
+    NoData {
+        /// The feature.
+        feature: FeatureName,
+    },
+    /// A condition does not hold.
+    ConditionNotMet {
+        /// The feature.
+        feature: FeatureName,
+        /// The comparison.
+        op: Op,
+        /// The threshold.
+        threshold: f64,
+    },
+    /// The offer's daily cap on this device is reached.
+    DailyCap {
+        /// The cap.
+        per_day: u32,
+    },
+}
+
+/// A feature read during a decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeatureUse {
+    /// The feature.
+    pub feature: FeatureName,
+    /// The consent that allowed reading it; `None` for non-personal context.
+    pub allowed_by: Option<Purpose>,
+}

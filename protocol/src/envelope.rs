@@ -1,0 +1,56 @@
+//! The signed catalogue envelope (DESIGN §7). The operator signs the canonical (postcard)
+//! encoding of a [`SignedCatalogue`]; agents verify the signature over those exact bytes
+//! before decoding anything inside them.
+
+use alloc::vec::Vec;
+
+use serde::{Deserialize, Serialize};
+
+use crate::catalogue::Catalogue;
+use crate::id::{FleetId, KeyId};
+use crate::time::UnixTime;
+
+/// The largest envelope an agent accepts, in bytes.
+pub const MAX_ENVELOPE_BYTES: usize = 256 * 1024;
+
+/// Prepended to the signed bytes so a catalogue signature can never be mistaken for another
+/// kind of signature made with the same key.
+pub const SIGNING_CONTEXT: &[u8] = b"ledtrad/v1/catalogue\0";
+
+/// What the operator signs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SignedCatalogue {
+    /// The fleet this catalogue is for; others refuse it (mix-and-match).
+    pub fleet: FleetId,
+    /// Strictly increasing per fleet; lower or equal versions are refused (rollback).
+    pub version: u64,
+    /// When the operator signed it.
+    pub issued_at: UnixTime,
+    /// After this the envelope is refused (freeze).
+    pub expires_at: UnixTime,
+    /// The signing key, repeated inside the signature.
+    pub key_id: KeyId,
+    /// The offers.
+    pub catalogue: Catalogue,
+}
+
+/// The bytes published on a fleet's catalogue topic (postcard-encoded).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// The key that signed `signed`.
+    pub key_id: KeyId,
+    /// The canonical encoding of a [`SignedCatalogue`].
+    pub signed: Vec<u8>,
+    /// An Ed25519 signature over [`SIGNING_CONTEXT`] followed by `signed` (64 bytes).
+    pub signature: Vec<u8>,
+}
+
+impl Envelope {
+    /// The exact bytes the signature covers.
+    pub fn signing_input(signed: &[u8]) -> Vec<u8> {
+        let mut input = Vec::with_capacity(SIGNING_CONTEXT.len() + signed.len());
+        input.extend_from_slice(SIGNING_CONTEXT);
+        input.extend_from_slice(signed);
+        input
+    }
+}

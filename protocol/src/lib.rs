@@ -1,0 +1,64 @@
+//! ledtrad's wire vocabulary: the messages that pass between sensor boards, agents, the offer
+//! service and operators, the MQTT topic scheme, and their encodings.
+//!
+//! Everything here is plain data with checks; nothing does IO. The crate is `no_std`: the
+//! message types need the `alloc` feature, and `std` (on by default) adds `std::error::Error`
+//! impls.
+//!
+//! # Layout
+//!
+//! - [`time`]: [`UnixTime`], seconds since the epoch, written as RFC 3339 in JSON and TOML.
+//! - [`id`]: checked identifiers (devices, fleets, offers, campaigns, keys) safe in topics.
+//! - [`device`]: device kinds and the moments that can trigger a decision.
+//! - [`consent`]: the closed set of consent purposes and consent changes.
+//! - [`taxonomy`]: offer categories; sensitive branches can never be targeted.
+//! - [`feature`]: the features the engine knows, each with its purpose and coarse "why".
+//! - [`signal`]: sensor signals as they reach the agent.
+//! - [`catalogue`]: offers, conditions, caps, and the checks operators and agents both run.
+//! - [`envelope`]: the signed catalogue envelope pushed to fleets.
+//! - [`decision`]: a decision with the reason for every candidate.
+//! - [`feedback`], [`status`], [`offers`], [`report`]: the other messages.
+//! - [`topic`]: the MQTT topic scheme, built and parsed only here.
+//! - [`codec`]: JSON (operators, local API) and postcard (device links, envelopes).
+#![cfg_attr(not(feature = "std"), no_std)]
+
+#[cfg(feature = "alloc")]
+extern crate alloc;
+
+pub mod consent;
+pub mod device;
+pub mod time;
+
+#[cfg(feature = "alloc")]
+pub mod catalogue;
+#[cfg(feature = "alloc")]
+pub mod codec;
+#[cfg(feature = "alloc")]
+pub mod decision;
+#[cfg(feature = "alloc")]
+pub mod envelope;
+#[cfg(feature = "alloc")]
+pub mod feature;
+#[cfg(feature = "alloc")]
+pub mod feedback;
+#[cfg(feature = "alloc")]
+pub mod id;
+#[cfg(feature = "alloc")]
+pub mod offers;
+#[cfg(feature = "alloc")]
+pub mod report;
+#[cfg(feature = "alloc")]
+pub mod signal;
+#[cfg(feature = "alloc")]
+pub mod status;
+#[cfg(feature = "alloc")]
+pub mod taxonomy;
+#[cfg(feature = "alloc")]
+pub mod topic;
+
+pub use consent::Purpose;
+pub use device::{DeviceKind, Moment};
+pub use time::UnixTime;
+
+#[cfg(feature = "alloc")]
+pub use id::{CampaignId, DeviceId, FleetId, KeyId, OfferId};
