@@ -1,1 +1,238 @@
-//! placeholder
+//! ledtrad's pure decision core (DESIGN §8).
+//!
+//! The engine never reads a clock, a random source, the network or a file: time comes in as
+//! `now` arguments, stored state is handed back in by the agent on start
+//! ([`Engine::restore_impression`], [`Engine::restore_feedback`]), and results are returned
+//! as values. A `clippy.toml` beside this crate disallows clock and file calls, and CI checks
+//! that the crate pulls in no tokio, rumqttc or rusqlite.
+//!
+//! # Layout
+//!
+//! - [`trust`]: verifying signed catalogue envelopes against pinned keys.
+//! - [`compiled`]: a catalogue compiled once at load.
+//! - [`features`]: signal windows into features, with consent on entry and purge on revoke.
+//! - [`history`]: impressions per offer per day, and Beta posteriors from feedback.
+//! - `decide`: the pipeline stages, each rejection named.
+//! - [`why`]: the coarse, truthful "why".
+//! - [`Engine`]: the state of one device, tying these together.
+
+pub mod compiled;
+mod decide;
+pub mod features;
+pub mod history;
+pub mod trust;
+pub mod why;
+
+use std::collections::VecDeque;
+
+use ledtrad_protocol::consent::ConsentState;
+use ledtrad_protocol::decision::{Decision, DecisionId};
+use ledtrad_protocol::feedback::{Feedback, FeedbackKind};
+use ledtrad_protocol::signal::Signal;
+use ledtrad_protocol::{CampaignId, DeviceKind, FleetId, Moment, OfferId, Purpose, UnixTime};
+
+pub use compiled::AppliedCatalogue;
+pub use features::{LocalTime, SignalOutcome};
+pub use trust::{Refusal, TrustedKeys};
+
+/// How many recent decisions the engine keeps for "why" lookups and feedback.
+pub const RECENT_DECISIONS: usize = 256;
+
+/// Who the engine decides for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceProfile {
+    /// The device's kind.
+    pub kind: DeviceKind,
+    /// Its fleet.
+    pub fleet: FleetId,
+    /// Its local time.
+    pub local: LocalTime,
+}
+
+/// What a consent change purged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Purged {
+    /// Feature values cleared.
+    pub features: usize,
+    /// Offer posteriors forgotten.
+    pub posteriors: usize,
+}
+
+/// Feedback that the engine applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedbackApplied {
+    /// The offer the feedback was about.
+    pub offer: OfferId,
+    /// Its campaign.
+    pub campaign: CampaignId,
+    /// What the person did.
+    pub kind: FeedbackKind,
+}
+
+/// Feedback the engine cannot apply.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FeedbackError {
+    /// The decision is not among the recent ones.
+    #[error("decision {0} is unknown or older than the last {RECENT_DECISIONS} decisions; send feedback for a decision returned by GET /v1/offer")]
+    UnknownDecision(u64),
+    /// The decision showed nothing.
+    #[error("decision {0} showed no offer, so there is nothing to give feedback on")]
+    NothingShown(u64),
+    /// Feedback was already given.
+    #[error("decision {0} already has feedback; each shown offer takes one answer")]
+    AlreadyGiven(u64),
+}
+
+/// The decision state of one device.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    profile: DeviceProfile,
+    keys: TrustedKeys,
+    catalogue: Option<AppliedCatalogue>,
+    features: features::FeatureStore,
+    history: history::History,
+    consent: ConsentState,
+    next_decision: u64,
+    recent: VecDeque<(Decision, bool)>,
+}
+
+impl Engine {
+    /// An engine with no catalogue and no consent.
+    pub fn new(profile: DeviceProfile, keys: TrustedKeys) -> Self {
+        let features = features::FeatureStore::new(profile.local);
+        Self {
+            profile,
+            keys,
+            catalogue: None,
+            features,
+            history: history::History::default(),
+            consent: ConsentState::NONE,
+            next_decision: 1,
+            recent: VecDeque::with_capacity(RECENT_DECISIONS),
+        }
+    }
+
+    /// The device profile.
+    pub fn profile(&self) -> &DeviceProfile {
+        &self.profile
+    }
+
+    /// Verifies and applies a catalogue envelope; on refusal the current catalogue stays.
+    pub fn handle_catalogue(&mut self, payload: &[u8], now: UnixTime) -> Result<&AppliedCatalogue, Refusal> {
+        let applied = self.catalogue.as_ref().map(|c| c.version);
+        let signed = trust::open_envelope(payload, &self.keys, &self.profile.fleet, applied, now)?;
+        Ok(self.catalogue.insert(AppliedCatalogue::compile(signed)))
+    }
+
+    /// The catalogue in force.
+    pub fn catalogue(&self) -> Option<&AppliedCatalogue> {
+        self.catalogue.as_ref()
+    }
+
+    /// The consent in force.
+    pub fn consent(&self) -> ConsentState {
+        self.consent
+    }
+
+    /// Sets the consent in force. Revoking purges what was derived for the purpose before
+    /// this returns, so the next decision cannot use it.
+    pub fn set_consent(&mut self, consent: ConsentState) -> Purged {
+        self.consent = consent;
+        let features = self.features.purge(consent);
+        let posteriors =
+            if consent.allows(Purpose::Personalise) { 0 } else { self.history.purge_learning() };
+        Purged { features, posteriors }
+    }
+
+    /// Aggregates a signal into its feature.
+    pub fn handle_signal(&mut self, signal: Signal, now: UnixTime) -> SignalOutcome {
+        self.features.handle_signal(signal, self.consent, now)
+    }
+
+    /// Drops feature values past their retention; call it now and then.
+    pub fn handle_timeout(&mut self, now: UnixTime) -> usize {
+        self.features.expire(now)
+    }
+
+    /// Current feature values, for a person's data export.
+    pub fn features(&self, now: UnixTime) -> Vec<(ledtrad_protocol::feature::FeatureName, f64)> {
+        self.features.snapshot(now)
+    }
+
+    /// Decides what to show at `moment`, counting the impression if something is shown.
+    pub fn decide(&mut self, moment: Moment, now: UnixTime) -> &Decision {
+        let day = self.profile.local.day(now);
+        let id = DecisionId(self.next_decision);
+        self.next_decision += 1;
+        let (shown, candidates, features_used, version) = match &self.catalogue {
+            None => (None, Vec::new(), Vec::new(), None),
+            Some(catalogue) => {
+                let ctx = decide::Context {
+                    kind: self.profile.kind,
+                    moment,
+                    now,
+                    day,
+                    consent: self.consent,
+                    features: &self.features,
+                    history: &self.history,
+                };
+                let outcome = decide::run(catalogue, &ctx);
+                if let Some((i, _)) = &outcome.shown {
+                    self.history.record_impression(&catalogue.offers[*i].offer.id, day);
+                }
+                (outcome.shown.map(|(_, s)| s), outcome.candidates, outcome.features_used, Some(catalogue.version))
+            }
+        };
+        let decision = Decision { id, moment, at: now, catalogue_version: version, shown, candidates, features_used };
+        if self.recent.len() == RECENT_DECISIONS {
+            self.recent.pop_front();
+        }
+        self.recent.push_back((decision, false));
+        &self.recent.back().expect("just pushed").0
+    }
+
+    /// A recent decision, for "why" and "why not".
+    pub fn decision(&self, id: DecisionId) -> Option<&Decision> {
+        self.recent.iter().find(|(d, _)| d.id == id).map(|(d, _)| d)
+    }
+
+    /// Applies feedback on a shown offer.
+    pub fn handle_feedback(&mut self, feedback: Feedback) -> Result<FeedbackApplied, FeedbackError> {
+        let id = feedback.decision.0;
+        let (decision, given) = self
+            .recent
+            .iter_mut()
+            .find(|(d, _)| d.id == feedback.decision)
+            .ok_or(FeedbackError::UnknownDecision(id))?;
+        let shown = decision.shown.as_ref().ok_or(FeedbackError::NothingShown(id))?;
+        if *given {
+            return Err(FeedbackError::AlreadyGiven(id));
+        }
+        *given = true;
+        let applied = FeedbackApplied { offer: shown.offer.clone(), campaign: shown.campaign.clone(), kind: feedback.kind };
+        if self.consent.allows(Purpose::Personalise) {
+            self.history.record_feedback(&applied.offer, applied.kind);
+        }
+        Ok(applied)
+    }
+
+    /// Hands back a stored impression on start, so caps survive restarts.
+    pub fn restore_impression(&mut self, offer: &OfferId, at: UnixTime) {
+        self.history.record_impression(offer, self.profile.local.day(at));
+    }
+
+    /// Hands back stored feedback on start (only used with `personalise`).
+    pub fn restore_feedback(&mut self, offer: &OfferId, kind: FeedbackKind) {
+        if self.consent.allows(Purpose::Personalise) {
+            self.history.record_feedback(offer, kind);
+        }
+    }
+
+    /// Continues decision numbering after a restart.
+    pub fn resume_decision_ids(&mut self, next: u64) {
+        self.next_decision = self.next_decision.max(next);
+    }
+}
+
+#[cfg(test)]
+mod tests;

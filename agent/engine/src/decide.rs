@@ -1,0 +1,156 @@
+//! The decision pipeline (DESIGN §8 steps 5–9): match, eligibility, arbitration, assembly.
+//! Each eligibility rule is a named stage with its own [`Rejection`].
+
+use ledtrad_protocol::consent::ConsentState;
+use ledtrad_protocol::decision::{Candidate, FeatureUse, Rejection, ShownOffer, Verdict};
+use ledtrad_protocol::{DeviceKind, Moment, UnixTime};
+
+use crate::compiled::{AppliedCatalogue, CompiledOffer};
+use crate::features::FeatureStore;
+use crate::history::History;
+use crate::why;
+
+/// Everything a decision reads, borrowed for its duration.
+pub(crate) struct Context<'a> {
+    pub kind: DeviceKind,
+    pub moment: Moment,
+    pub now: UnixTime,
+    pub day: u64,
+    pub consent: ConsentState,
+    pub features: &'a FeatureStore,
+    pub history: &'a History,
+}
+
+/// The outcome of running the pipeline over a catalogue.
+pub(crate) struct Outcome {
+    pub shown: Option<(usize, ShownOffer)>,
+    pub candidates: Vec<Candidate>,
+    pub features_used: Vec<FeatureUse>,
+}
+
+pub(crate) fn run(catalogue: &AppliedCatalogue, ctx: &Context<'_>) -> Outcome {
+    let mut features_used = Vec::new();
+    let mut scored: Vec<(usize, f64)> = Vec::new();
+    let mut candidates = Vec::with_capacity(catalogue.offers.len());
+    for (i, offer) in catalogue.offers.iter().enumerate() {
+        let verdict = match eligibility(offer, ctx, &mut features_used) {
+            Ok(()) => {
+                let score = score(offer, ctx);
+                scored.push((i, score));
+                Verdict::Outscored { score }
+            }
+            Err(reason) => Verdict::Rejected { reason },
+        };
+        candidates.push(Candidate { offer: offer.offer.id.clone(), verdict });
+    }
+    // Highest score wins; ties go to the offer listed first, so the same input gives the same
+    // decision.
+    let best = scored.iter().copied().fold(None::<(usize, f64)>, |best, (i, s)| match best {
+        Some((_, bs)) if bs >= s => best,
+        _ => Some((i, s)),
+    });
+    let shown = best.map(|(i, score)| {
+        candidates[i].verdict = Verdict::Chosen { score };
+        let offer = &catalogue.offers[i];
+        (i, assemble(offer, ctx))
+    });
+    Outcome { shown, candidates, features_used }
+}
+
+fn eligibility(offer: &CompiledOffer, ctx: &Context<'_>, used: &mut Vec<FeatureUse>) -> Result<(), Rejection> {
+    stage_device_kind(offer, ctx)?;
+    stage_moment(offer, ctx)?;
+    stage_validity(offer, ctx)?;
+    stage_consent(offer, ctx)?;
+    stage_conditions(offer, ctx, used)?;
+    stage_daily_cap(offer, ctx)
+}
+
+fn stage_device_kind(offer: &CompiledOffer, ctx: &Context<'_>) -> Result<(), Rejection> {
+    if offer.offer.device_kinds.contains(&ctx.kind) {
+        Ok(())
+    } else {
+        Err(Rejection::DeviceKind { kind: ctx.kind })
+    }
+}
+
+fn stage_moment(offer: &CompiledOffer, ctx: &Context<'_>) -> Result<(), Rejection> {
+    if offer.offer.moments.contains(&ctx.moment) {
+        Ok(())
+    } else {
+        Err(Rejection::Moment { moment: ctx.moment })
+    }
+}
+
+fn stage_validity(offer: &CompiledOffer, ctx: &Context<'_>) -> Result<(), Rejection> {
+    if ctx.now < offer.offer.valid_from {
+        Err(Rejection::NotYetValid { from: offer.offer.valid_from })
+    } else if ctx.now >= offer.offer.valid_until {
+        Err(Rejection::Expired { until: offer.offer.valid_until })
+    } else {
+        Ok(())
+    }
+}
+
+fn stage_consent(offer: &CompiledOffer, ctx: &Context<'_>) -> Result<(), Rejection> {
+    match offer.needs {
+        Some(purpose) if !ctx.consent.allows(purpose) => Err(Rejection::NeedsConsent { purpose }),
+        _ => Ok(()),
+    }
+}
+
+/// Reads each condition's feature, checking per feature the consent that allows it, and
+/// records every feature read in the decision's trace.
+fn stage_conditions(offer: &CompiledOffer, ctx: &Context<'_>, used: &mut Vec<FeatureUse>) -> Result<(), Rejection> {
+    for c in &offer.conditions {
+        let purpose = c.feature.spec().purpose;
+        if let Some(purpose) = purpose {
+            if !ctx.consent.allows(purpose) {
+                return Err(Rejection::NeedsConsent { purpose });
+            }
+        }
+        let use_ = FeatureUse { feature: c.feature, allowed_by: purpose };
+        if !used.contains(&use_) {
+            used.push(use_);
+        }
+        let value = ctx.features.value(c.feature, ctx.now).ok_or(Rejection::NoData { feature: c.feature })?;
+        if !c.op.holds(value, c.threshold) {
+            return Err(Rejection::ConditionNotMet { feature: c.feature, op: c.op, threshold: c.threshold });
+        }
+    }
+    Ok(())
+}
+
+fn stage_daily_cap(offer: &CompiledOffer, ctx: &Context<'_>) -> Result<(), Rejection> {
+    let per_day = offer.offer.caps.per_day;
+    if ctx.history.impressions_on(&offer.offer.id, ctx.day) >= per_day {
+        Err(Rejection::DailyCap { per_day })
+    } else {
+        Ok(())
+    }
+}
+
+/// value × priority × prior. The prior is the offer's local posterior mean where the person
+/// allowed personalisation (it is learned from their feedback), else the flat 0.5.
+fn score(offer: &CompiledOffer, ctx: &Context<'_>) -> f64 {
+    let prior = if ctx.consent.allows(ledtrad_protocol::Purpose::Personalise) {
+        ctx.history.posterior(&offer.offer.id).mean()
+    } else {
+        0.5
+    };
+    offer.offer.value * offer.offer.priority * prior
+}
+
+fn assemble(offer: &CompiledOffer, ctx: &Context<'_>) -> ShownOffer {
+    let o = &offer.offer;
+    ShownOffer {
+        offer: o.id.clone(),
+        campaign: o.campaign.clone(),
+        title: o.title.clone(),
+        question: o.question.clone(),
+        body: o.body.clone(),
+        image: o.image.clone(),
+        why: why::explain(offer, ctx.kind),
+        personalised: offer.needs.is_some(),
+    }
+}

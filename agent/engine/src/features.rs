@@ -1,0 +1,218 @@
+//! Signal windows into features (DESIGN §8 step 3). Raw signal values live only here, in
+//! memory, inside their window; the rest of the engine sees features.
+//!
+//! Memory is one slot per known feature, whatever the number of signals. Personal signals are
+//! dropped on arrival unless `personalise` is granted, and revoking it clears them.
+
+use ledtrad_protocol::consent::ConsentState;
+use ledtrad_protocol::feature::{Aggregation, FeatureName, FEATURES};
+use ledtrad_protocol::signal::Signal;
+use ledtrad_protocol::time::{UnixTime, DAY_SECS};
+
+/// How long a level is believed without a new reading.
+pub const LEVEL_RETENTION_SECS: u64 = 2 * DAY_SECS;
+
+/// Local time arithmetic for one device: a fixed offset from UTC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LocalTime {
+    /// Seconds east of UTC.
+    pub utc_offset_secs: i32,
+}
+
+impl LocalTime {
+    fn local_secs(self, now: UnixTime) -> u64 {
+        now.secs().saturating_add_signed(i64::from(self.utc_offset_secs))
+    }
+
+    /// Days since the epoch in local time.
+    pub fn day(self, now: UnixTime) -> u64 {
+        self.local_secs(now) / DAY_SECS
+    }
+
+    /// The local hour, 0–23.
+    pub fn hour(self, now: UnixTime) -> u64 {
+        (self.local_secs(now) % DAY_SECS) / 3600
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    value: f64,
+    updated: UnixTime,
+    day: u64,
+}
+
+/// What happened to a signal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignalOutcome {
+    /// Aggregated into its feature.
+    Aggregated,
+    /// Dropped: the feature is personal and `personalise` is not granted.
+    DroppedNoConsent,
+    /// Dropped: the feature is computed by the engine, not fed by signals.
+    DroppedComputed,
+    /// Dropped: the value is not a finite number.
+    DroppedNotFinite,
+}
+
+/// The current features of one device.
+#[derive(Debug, Clone)]
+pub struct FeatureStore {
+    slots: Vec<Option<Slot>>,
+    local: LocalTime,
+}
+
+impl FeatureStore {
+    /// An empty store for a device in `local` time.
+    pub fn new(local: LocalTime) -> Self {
+        Self { slots: vec![None; FEATURES.len()], local }
+    }
+
+    /// Aggregates one signal.
+    pub fn handle_signal(&mut self, signal: Signal, consent: ConsentState, now: UnixTime) -> SignalOutcome {
+        let spec = signal.feature.spec();
+        if let Some(purpose) = spec.purpose {
+            if !consent.allows(purpose) {
+                return SignalOutcome::DroppedNoConsent;
+            }
+        }
+        if !signal.value.is_finite() {
+            return SignalOutcome::DroppedNotFinite;
+        }
+        let day = self.local.day(now);
+        let slot = &mut self.slots[signal.feature.index()];
+        match spec.aggregation {
+            Aggregation::Clock => return SignalOutcome::DroppedComputed,
+            Aggregation::Level => *slot = Some(Slot { value: signal.value, updated: now, day }),
+            Aggregation::DailyCount => {
+                let value = match slot {
+                    Some(s) if s.day == day => s.value + signal.value,
+                    _ => signal.value,
+                };
+                *slot = Some(Slot { value, updated: now, day });
+            }
+        }
+        SignalOutcome::Aggregated
+    }
+
+    /// The feature's current value, if it has one now.
+    pub fn value(&self, feature: FeatureName, now: UnixTime) -> Option<f64> {
+        let spec = feature.spec();
+        match spec.aggregation {
+            // Precision loss is impossible: an hour is 0–23.
+            #[allow(clippy::cast_precision_loss)]
+            Aggregation::Clock => Some(self.local.hour(now) as f64),
+            Aggregation::Level => self.slots[feature.index()]
+                .filter(|s| now.secs().saturating_sub(s.updated.secs()) < LEVEL_RETENTION_SECS)
+                .map(|s| s.value),
+            Aggregation::DailyCount => {
+                let today = self.local.day(now);
+                // No signal today means a count of zero, once anything was ever counted.
+                self.slots[feature.index()].map(|s| if s.day == today { s.value } else { 0.0 })
+            }
+        }
+    }
+
+    /// Drops every value whose window has passed (retention), returning how many.
+    pub fn expire(&mut self, now: UnixTime) -> usize {
+        let today = self.local.day(now);
+        let mut dropped = 0;
+        for (i, slot) in self.slots.iter_mut().enumerate() {
+            let stale = slot.is_some_and(|s| match FEATURES[i].aggregation {
+                Aggregation::Level => now.secs().saturating_sub(s.updated.secs()) >= LEVEL_RETENTION_SECS,
+                Aggregation::DailyCount => s.day + 1 < today,
+                Aggregation::Clock => true,
+            });
+            if stale {
+                *slot = None;
+                dropped += 1;
+            }
+        }
+        dropped
+    }
+
+    /// Clears every feature `consent` no longer allows, returning how many held a value.
+    pub fn purge(&mut self, consent: ConsentState) -> usize {
+        let mut purged = 0;
+        for (i, slot) in self.slots.iter_mut().enumerate() {
+            if FEATURES[i].purpose.is_some_and(|p| !consent.allows(p)) && slot.take().is_some() {
+                purged += 1;
+            }
+        }
+        purged
+    }
+
+    /// Every feature with a value now, for export.
+    pub fn snapshot(&self, now: UnixTime) -> Vec<(FeatureName, f64)> {
+        FEATURES
+            .iter()
+            .filter_map(|f| FeatureName::try_new(f.name).ok())
+            .filter(|f| f.spec().aggregation != Aggregation::Clock)
+            .filter_map(|f| self.value(f, now).map(|v| (f, v)))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ledtrad_protocol::Purpose;
+
+    fn build_signal(name: &str, value: f64) -> Signal {
+        Signal { feature: FeatureName::try_new(name).unwrap(), value }
+    }
+
+    fn personalised() -> ConsentState {
+        ConsentState::NONE.with(Purpose::Personalise, true)
+    }
+
+    #[test]
+    fn personal_signals_without_consent_are_never_stored() {
+        let mut store = FeatureStore::new(LocalTime::default());
+        let now = UnixTime(1_000_000);
+        let butter = build_signal("fridge.butter.level", 0.1);
+        assert_eq!(store.handle_signal(butter, ConsentState::NONE, now), SignalOutcome::DroppedNoConsent);
+        assert_eq!(store.value(butter.feature, now), None);
+        assert_eq!(store.handle_signal(butter, personalised(), now), SignalOutcome::Aggregated);
+        assert_eq!(store.value(butter.feature, now), Some(0.1));
+        assert_eq!(store.purge(ConsentState::NONE), 1);
+        assert_eq!(store.value(butter.feature, now), None);
+    }
+
+    #[test]
+    fn daily_counts_restart_each_local_day() {
+        let local = LocalTime { utc_offset_secs: 3600 };
+        let mut store = FeatureStore::new(local);
+        let opens = build_signal("fridge.door.opens", 1.0);
+        // 22:30 UTC is 23:30 local; an hour later is the next local day.
+        let evening = UnixTime(20 * DAY_SECS + 22 * 3600 + 1800);
+        store.handle_signal(opens, personalised(), evening);
+        store.handle_signal(opens, personalised(), evening);
+        assert_eq!(store.value(opens.feature, evening), Some(2.0));
+        let next_day = evening.plus_secs(3600);
+        assert_eq!(store.value(opens.feature, next_day), Some(0.0));
+        store.handle_signal(opens, personalised(), next_day);
+        assert_eq!(store.value(opens.feature, next_day), Some(1.0));
+    }
+
+    #[test]
+    fn levels_expire_after_their_retention() {
+        let mut store = FeatureStore::new(LocalTime::default());
+        let milk = build_signal("fridge.milk.level", 0.5);
+        let now = UnixTime(5 * DAY_SECS);
+        store.handle_signal(milk, personalised(), now);
+        let later = now.plus_secs(LEVEL_RETENTION_SECS);
+        assert_eq!(store.value(milk.feature, later), None);
+        assert_eq!(store.expire(later), 1);
+    }
+
+    #[test]
+    fn the_clock_feature_is_the_local_hour() {
+        let store = FeatureStore::new(LocalTime { utc_offset_secs: -5 * 3600 });
+        let hour = FeatureName::try_new("context.hour").unwrap();
+        assert_eq!(store.value(hour, UnixTime(20 * DAY_SECS + 3 * 3600)), Some(22.0));
+        let mut store = store;
+        let signal = Signal { feature: hour, value: 4.0 };
+        assert_eq!(store.handle_signal(signal, ConsentState::NONE, UnixTime(0)), SignalOutcome::DroppedComputed);
+    }
+}

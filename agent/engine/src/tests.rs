@@ -1,0 +1,222 @@
+//! Engine tests: catalogue trust, the pipeline's stages, consent purges and feedback.
+
+use ed25519_dalek::{Signer, SigningKey};
+use ledtrad_protocol::catalogue::Catalogue;
+use ledtrad_protocol::codec;
+use ledtrad_protocol::decision::{Rejection, Verdict};
+use ledtrad_protocol::envelope::{Envelope, SignedCatalogue};
+use ledtrad_protocol::feature::FeatureName;
+use ledtrad_protocol::KeyId;
+
+use super::*;
+
+const NOW: UnixTime = UnixTime(1_795_456_800); // 2026-11-23T18:00:00Z
+
+fn build_key(seed: u8) -> SigningKey {
+    SigningKey::from_bytes(&[seed; 32])
+}
+
+fn build_catalogue() -> Catalogue {
+    Catalogue::from_value(catalogue_json()).expect("test catalogue is valid")
+}
+
+fn catalogue_json() -> serde_json::Value {
+    serde_json::json!({
+        "offer": [
+            {
+                "id": "butter-refill", "campaign": "dairy", "title": "Butter",
+                "question": "Could butter be something for you?", "body": "Refill.",
+                "category": "food.dairy", "device_kinds": ["fridge"], "moments": ["door_opened"],
+                "conditions": [{ "feature": "fridge.butter.level", "op": "lt", "value": 0.2 }],
+                "value": 3.0, "valid_from": "2026-01-01T00:00:00Z", "valid_until": "2030-01-01T00:00:00Z",
+                "caps": { "per_day": 2 }, "personalised": true
+            },
+            {
+                "id": "fridge-care", "campaign": "care", "title": "Care",
+                "question": "Would a tip be useful?", "body": "Tips.", "category": "home.kitchen",
+                "device_kinds": ["fridge"], "moments": ["door_opened"], "value": 0.5,
+                "valid_from": "2026-01-01T00:00:00Z", "valid_until": "2030-01-01T00:00:00Z"
+            },
+            {
+                "id": "film", "campaign": "evenings", "title": "Film", "question": "A film tonight?",
+                "body": "Films.", "category": "media.film", "device_kinds": ["lock_screen"],
+                "moments": ["screen_woken"], "value": 2.0,
+                "valid_from": "2026-01-01T00:00:00Z", "valid_until": "2030-01-01T00:00:00Z"
+            }
+        ]
+    })
+}
+
+fn build_envelope(key: &SigningKey, key_id: &str, fleet: &str, version: u64, expires_at: UnixTime) -> Vec<u8> {
+    let signed = SignedCatalogue {
+        fleet: FleetId::try_new(fleet).unwrap(),
+        version,
+        issued_at: NOW,
+        expires_at,
+        key_id: KeyId::try_new(key_id).unwrap(),
+        catalogue: build_catalogue(),
+    };
+    let signed = codec::to_postcard(&signed);
+    let signature = key.sign(&Envelope::signing_input(&signed)).to_bytes().to_vec();
+    codec::to_postcard(&Envelope { key_id: KeyId::try_new(key_id).unwrap(), signed, signature })
+}
+
+fn build_engine(kind: DeviceKind) -> Engine {
+    let mut keys = TrustedKeys::new();
+    keys.insert(KeyId::try_new("op-1").unwrap(), build_key(1).verifying_key());
+    let profile = DeviceProfile { kind, fleet: FleetId::try_new("home").unwrap(), local: LocalTime::default() };
+    Engine::new(profile, keys)
+}
+
+fn good_envelope(version: u64) -> Vec<u8> {
+    build_envelope(&build_key(1), "op-1", "home", version, NOW.plus_secs(86_400))
+}
+
+fn butter(value: f64) -> Signal {
+    Signal { feature: FeatureName::try_new("fridge.butter.level").unwrap(), value }
+}
+
+fn personalise() -> ConsentState {
+    ConsentState::NONE.with(Purpose::Personalise, true)
+}
+
+#[test]
+fn a_good_catalogue_applies() {
+    let mut engine = build_engine(DeviceKind::Fridge);
+    let applied = engine.handle_catalogue(&good_envelope(3), NOW).unwrap();
+    assert_eq!(applied.version, 3);
+    assert_eq!(applied.offers.len(), 3);
+}
+
+#[test]
+fn every_bad_envelope_is_refused_and_the_last_good_one_stays() {
+    let mut engine = build_engine(DeviceKind::Fridge);
+    engine.handle_catalogue(&good_envelope(5), NOW).unwrap();
+    let mut tampered = good_envelope(6);
+    let n = tampered.len();
+    tampered[n - 70] ^= 0x01;
+    let cases: Vec<(Vec<u8>, &str)> = vec![
+        (tampered, "bad signature"),
+        (build_envelope(&build_key(2), "op-1", "home", 6, NOW.plus_secs(60)), "bad signature"),
+        (build_envelope(&build_key(1), "op-9", "home", 6, NOW.plus_secs(60)), "unknown key 'op-9'"),
+        (build_envelope(&build_key(1), "op-1", "office", 6, NOW.plus_secs(60)), "fleet 'office'"),
+        (good_envelope(5), "version 5 is not newer than the applied version 5"),
+        (good_envelope(4), "version 4 is not newer"),
+        (build_envelope(&build_key(1), "op-1", "home", 6, NOW), "expired at 2026-11-23T18:00:00Z"),
+        (vec![0xff; 10], "catalogue envelope: not valid postcard"),
+        (vec![0; ledtrad_protocol::envelope::MAX_ENVELOPE_BYTES + 1], "over the limit"),
+    ];
+    for (payload, expected) in cases {
+        let err = engine.handle_catalogue(&payload, NOW).unwrap_err();
+        assert!(err.to_string().contains(expected), "{err} does not say {expected:?}");
+        assert_eq!(engine.catalogue().map(|c| c.version), Some(5));
+    }
+}
+
+#[test]
+fn personalised_offer_is_shown_with_a_coarse_why_only_with_consent() {
+    let mut engine = build_engine(DeviceKind::Fridge);
+    engine.handle_catalogue(&good_envelope(1), NOW).unwrap();
+    engine.set_consent(personalise());
+    engine.handle_signal(butter(0.05), NOW);
+    let decision = engine.decide(Moment::DoorOpened, NOW).clone();
+    let shown = decision.shown.expect("an offer");
+    assert_eq!(shown.offer.as_str(), "butter-refill");
+    assert_eq!(shown.why, "Because dairy runs low often in this home.");
+    assert!(!shown.why.contains("0.05"));
+    assert!(shown.personalised);
+    let butter_use = decision.features_used.iter().find(|u| u.feature.as_str() == "fridge.butter.level");
+    assert_eq!(butter_use.map(|u| u.allowed_by), Some(Some(Purpose::Personalise)));
+    // The lock-screen offer is a candidate with its reason.
+    let film = decision.candidates.iter().find(|c| c.offer.as_str() == "film").unwrap();
+    assert_eq!(film.verdict, Verdict::Rejected { reason: Rejection::DeviceKind { kind: DeviceKind::Fridge } });
+}
+
+#[test]
+fn revoking_personalise_stops_personal_offers_on_the_next_decision() {
+    let mut engine = build_engine(DeviceKind::Fridge);
+    engine.handle_catalogue(&good_envelope(1), NOW).unwrap();
+    engine.set_consent(personalise());
+    engine.handle_signal(butter(0.05), NOW);
+    assert!(engine.decide(Moment::DoorOpened, NOW).shown.as_ref().unwrap().personalised);
+    let purged = engine.set_consent(ConsentState::NONE);
+    assert_eq!(purged.features, 1);
+    let decision = engine.decide(Moment::DoorOpened, NOW.plus_secs(1)).clone();
+    let shown = decision.shown.unwrap();
+    assert_eq!(shown.offer.as_str(), "fridge-care");
+    assert!(!shown.personalised);
+    assert!(decision.features_used.iter().all(|u| u.allowed_by.is_none()));
+    let refill = decision.candidates.iter().find(|c| c.offer.as_str() == "butter-refill").unwrap();
+    assert_eq!(refill.verdict, Verdict::Rejected { reason: Rejection::NeedsConsent { purpose: Purpose::Personalise } });
+    // Granting again does not bring back the purged reading.
+    engine.set_consent(personalise());
+    let again = engine.decide(Moment::DoorOpened, NOW.plus_secs(2)).clone();
+    let refill = again.candidates.iter().find(|c| c.offer.as_str() == "butter-refill").unwrap();
+    assert!(matches!(refill.verdict, Verdict::Rejected { reason: Rejection::NoData { .. } }));
+}
+
+#[test]
+fn the_daily_cap_holds_and_resets_the_next_day() {
+    let mut engine = build_engine(DeviceKind::Fridge);
+    engine.handle_catalogue(&good_envelope(1), NOW).unwrap();
+    engine.set_consent(personalise());
+    engine.handle_signal(butter(0.05), NOW);
+    let shown = |e: &mut Engine, t: UnixTime| e.decide(Moment::DoorOpened, t).shown.as_ref().map(|s| s.offer.to_string());
+    assert_eq!(shown(&mut engine, NOW).as_deref(), Some("butter-refill"));
+    assert_eq!(shown(&mut engine, NOW).as_deref(), Some("butter-refill"));
+    assert_eq!(shown(&mut engine, NOW).as_deref(), Some("fridge-care"), "cap of 2 per day");
+    let tomorrow = NOW.plus_secs(86_400);
+    engine.handle_signal(butter(0.05), tomorrow);
+    assert_eq!(shown(&mut engine, tomorrow).as_deref(), Some("butter-refill"));
+}
+
+#[test]
+fn nothing_matches_gives_no_offer_and_a_reason_for_each_candidate() {
+    let mut engine = build_engine(DeviceKind::Ereader);
+    engine.handle_catalogue(&good_envelope(1), NOW).unwrap();
+    let decision = engine.decide(Moment::BookFinished, NOW);
+    assert!(decision.shown.is_none());
+    assert_eq!(decision.candidates.len(), 3);
+    assert!(decision.candidates.iter().all(|c| matches!(c.verdict, Verdict::Rejected { .. })));
+}
+
+#[test]
+fn feedback_is_checked_and_moves_the_score() {
+    let mut engine = build_engine(DeviceKind::Fridge);
+    engine.handle_catalogue(&good_envelope(1), NOW).unwrap();
+    engine.set_consent(personalise());
+    let id = engine.decide(Moment::DoorOpened, NOW).id;
+    let accepted = Feedback { decision: id, kind: FeedbackKind::Accepted };
+    assert_eq!(engine.handle_feedback(accepted).unwrap().offer.as_str(), "fridge-care");
+    assert_eq!(engine.handle_feedback(accepted), Err(FeedbackError::AlreadyGiven(id.0)));
+    let unknown = Feedback { decision: DecisionId(999), kind: FeedbackKind::Dismissed };
+    assert_eq!(engine.handle_feedback(unknown), Err(FeedbackError::UnknownDecision(999)));
+    // fridge-care's cap is one a day, so look again tomorrow.
+    let next = engine.decide(Moment::DoorOpened, NOW.plus_secs(86_400)).clone();
+    let score = next.candidates.iter().find_map(|c| match c.verdict {
+        Verdict::Chosen { score } => Some(score),
+        _ => None,
+    });
+    assert_eq!(score, Some(0.5 * (2.0 / 3.0)));
+    let mut ereader = build_engine(DeviceKind::Ereader);
+    ereader.handle_catalogue(&good_envelope(1), NOW).unwrap();
+    let nothing = ereader.decide(Moment::BookFinished, NOW).id;
+    let fb = Feedback { decision: nothing, kind: FeedbackKind::Accepted };
+    assert_eq!(ereader.handle_feedback(fb), Err(FeedbackError::NothingShown(nothing.0)));
+}
+
+#[test]
+fn the_same_inputs_give_the_same_decisions() {
+    let run = || {
+        let mut engine = build_engine(DeviceKind::Fridge);
+        engine.handle_catalogue(&good_envelope(1), NOW).unwrap();
+        engine.set_consent(personalise());
+        (0..20u64)
+            .map(|i| {
+                engine.handle_signal(butter(0.01 * i as f64), NOW.plus_secs(i * 600));
+                engine.decide(Moment::DoorOpened, NOW.plus_secs(i * 600)).clone()
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(run(), run());
+}
