@@ -1,1 +1,19 @@
-//! placeholder
+//! ledtrad-op's library: operator keys, catalogue checks, signing and pushing to fleets.
+//! The `ledtrad-op` binary is a thin CLI over it, and the simulator uses it directly.
+//!
+//! # Layout
+//!
+//! - [`keys`]: generating, saving and loading Ed25519 operator keys.
+//! - [`load`]: reading catalogues from TOML or JSON and reporting every problem at once.
+//! - [`sign`]: the canonical encoding and the signed envelope.
+//! - [`push`]: publishing an envelope retained, QoS 1, on a fleet's catalogue topic.
+
+pub mod keys;
+pub mod load;
+pub mod push;
+pub mod sign;
+
+pub use keys::OperatorKey;
+pub use load::{load_catalogue, LoadError};
+pub use push::{push_envelope, PushError};
+pub use sign::{sign_catalogue, SignOptions};

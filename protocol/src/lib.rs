@@ -19,6 +19,7 @@
 //! - [`decision`]: a decision with the reason for every candidate.
 //! - [`feedback`], [`status`], [`offers`], [`report`]: the other messages.
 //! - [`topic`]: the MQTT topic scheme, built and parsed only here.
+//! - [`broker`]: broker addresses as users write them (`mqtt://HOST:PORT`).
 //! - [`codec`]: JSON (operators, local API) and postcard (device links, envelopes).
 #![cfg_attr(not(feature = "std"), no_std)]
 
@@ -29,6 +30,8 @@ pub mod consent;
 pub mod device;
 pub mod time;
 
+#[cfg(feature = "alloc")]
+pub mod broker;
 #[cfg(feature = "alloc")]
 pub mod catalogue;
 #[cfg(feature = "alloc")]

@@ -1,0 +1,101 @@
+//! Broker addresses as users write them: `mqtt://HOST:PORT` (the port defaults to 1883).
+
+use alloc::string::String;
+use core::fmt;
+use core::str::FromStr;
+
+/// The default MQTT port.
+pub const DEFAULT_PORT: u16 = 1883;
+
+/// A plain-TCP MQTT broker address.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct BrokerUrl {
+    /// Host name or IP address.
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+}
+
+/// Why a broker address was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("broker address {value:?} {reason}; write it as mqtt://HOST:PORT, e.g. mqtt://127.0.0.1:1883")]
+pub struct InvalidBrokerUrl {
+    /// The rejected text.
+    pub value: String,
+    /// What is wrong with it.
+    pub reason: &'static str,
+}
+
+impl FromStr for BrokerUrl {
+    type Err = InvalidBrokerUrl;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = |reason| InvalidBrokerUrl { value: s.into(), reason };
+        let rest = s.strip_prefix("mqtt://").ok_or_else(|| err("does not start with mqtt://"))?;
+        let rest = rest.strip_suffix('/').unwrap_or(rest);
+        if rest.contains('/') || rest.contains('@') {
+            return Err(err("has a path or credentials, which are not supported"));
+        }
+        let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
+            let (host, after) = v6.split_once(']').ok_or_else(|| err("has an unclosed '['"))?;
+            match after {
+                "" => (host, None),
+                p => (host, Some(p.strip_prefix(':').ok_or_else(|| err("has text after ']' that is not :PORT"))?)),
+            }
+        } else {
+            match rest.rsplit_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (rest, None),
+            }
+        };
+        if host.is_empty() {
+            return Err(err("has no host"));
+        }
+        let port = match port {
+            None => DEFAULT_PORT,
+            Some(p) => p.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(|| err("has a port that is not a number from 1 to 65535"))?,
+        };
+        Ok(Self { host: host.into(), port })
+    }
+}
+
+impl fmt::Display for BrokerUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "mqtt://[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "mqtt://{}:{}", self.host, self.port)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_hosts_ports_and_defaults() {
+        let u: BrokerUrl = "mqtt://127.0.0.1:1883".parse().unwrap();
+        assert_eq!((u.host.as_str(), u.port), ("127.0.0.1", 1883));
+        let u: BrokerUrl = "mqtt://broker.local".parse().unwrap();
+        assert_eq!(u.port, DEFAULT_PORT);
+        let u: BrokerUrl = "mqtt://[::1]:1884".parse().unwrap();
+        assert_eq!((u.host.as_str(), u.port), ("::1", 1884));
+        assert_eq!(u.to_string(), "mqtt://[::1]:1884");
+    }
+
+    #[test]
+    fn refuses_what_it_cannot_connect_to() {
+        for (bad, why) in [
+            ("tcp://x:1", "mqtt://"),
+            ("mqtt://:1883", "no host"),
+            ("mqtt://x:0", "port"),
+            ("mqtt://x:99999", "port"),
+            ("mqtt://x:1/topic", "path"),
+        ] {
+            let err = bad.parse::<BrokerUrl>().unwrap_err();
+            assert!(err.to_string().contains(why), "{err}");
+            assert!(err.to_string().contains(bad));
+        }
+    }
+}
