@@ -1,1 +1,31 @@
-//! placeholder
+//! The ledtrad agent: the IO shell around [`ledtrad_engine`]. It keeps the device's state in
+//! SQLite, follows its fleet's signed catalogue over MQTT, sends only what consent allows
+//! through one egress gate, and answers the device UI on a loopback HTTP API.
+//!
+//! # Layout
+//!
+//! - [`config`]: the TOML config, checked into [`config::Config`].
+//! - [`clock`]: where time comes from (system, or manual for simulation and tests).
+//! - [`store`]: SQLite with migrations: consent ledger, catalogues, impressions, feedback.
+//! - [`egress`]: the one place messages leave the device, checking consent per purpose.
+//! - [`reports`]: measurement counts, noised before they leave.
+//! - [`handle`]: the cloneable command handle and its replies.
+//! - [`runtime`]: the one `select!` loop that hands every decision to the engine.
+//! - [`api`]: the local HTTP API.
+//! - [`broker`]: an embedded MQTT broker for demos, the simulator and tests.
+
+pub mod api;
+#[cfg(feature = "embedded-broker")]
+pub mod broker;
+pub mod clock;
+pub mod config;
+pub mod egress;
+pub mod handle;
+pub mod reports;
+pub mod runtime;
+pub mod store;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::{Config, ConfigError, RawConfig, RawKey};
+pub use handle::{AgentError, AgentHandle, AgentStatus, ConsentChange, ConsentView, OfferOutcome, SignalsOutcome};
+pub use runtime::{spawn, RunningAgent, StartError};

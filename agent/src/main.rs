@@ -1,1 +1,98 @@
-fn main(){}
+//! `ledtrad-agent`: runs the agent on a device.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use ledtrad_agent::{Config, SystemClock};
+
+/// The ledtrad agent: local offers from signed catalogues, with on-device consent.
+#[derive(Parser)]
+#[command(name = "ledtrad-agent", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the agent with a TOML config until interrupted (Ctrl-C or SIGTERM).
+    Run {
+        /// The config file (see deploy/agent.example.toml).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Check a config file and print what it configures.
+    CheckConfig {
+        /// The config file.
+        config: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,rumqttc=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::CheckConfig { config } => {
+            let c = Config::from_path(&config)?;
+            println!(
+                "ok: device '{}' ({}) in fleet '{}', broker {}, database {}, API {}, {} operator key(s) pinned",
+                c.device,
+                c.kind,
+                c.fleet,
+                c.broker,
+                c.database.display(),
+                c.api.map_or("off".to_string(), |a| a.to_string()),
+                c.keys.len()
+            );
+            Ok(())
+        }
+        Command::Run { config } => {
+            let config = Config::from_path(&config)?;
+            let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+            runtime.block_on(async {
+                let agent = ledtrad_agent::spawn(config, Arc::new(SystemClock)).await?;
+                shutdown_signal().await;
+                tracing::info!("shutting down");
+                agent.shutdown().await;
+                anyhow::Ok(())
+            })
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

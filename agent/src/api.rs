@@ -1,0 +1,168 @@
+//! The local HTTP API on loopback, for the device maker's UI. Bodies are JSON; every error is
+//! `{"error": "..."}` naming the bad value and the fix.
+
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use ledtrad_engine::FeedbackError;
+use ledtrad_protocol::decision::DecisionId;
+use ledtrad_protocol::feedback::Feedback;
+use ledtrad_protocol::signal::{Signal, SignalBatch, MAX_SIGNALS_PER_BATCH};
+use ledtrad_protocol::{codec, Moment, Purpose};
+use serde::Serialize;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::handle::{AgentError, AgentHandle, ConsentChange};
+
+/// The largest request body accepted.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// The header that carries the decision id when no offer is shown (204).
+pub const DECISION_HEADER: &str = "ledtrad-decision";
+
+/// The API's routes over a handle.
+pub fn router(handle: AgentHandle) -> Router {
+    Router::new()
+        .route("/v1/offer", get(offer))
+        .route("/v1/feedback", post(feedback))
+        .route("/v1/consent", get(consent))
+        .route("/v1/consent/{purpose}", put(set_consent))
+        .route("/v1/decisions/{id}", get(decision))
+        .route("/v1/signals", post(signals))
+        .route("/v1/status", get(status))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .fallback(not_found)
+        .with_state(handle)
+}
+
+/// Serves the API on `listener` until the task is aborted.
+pub fn serve(listener: TcpListener, handle: AgentHandle) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router(handle)).await {
+            tracing::error!("local API stopped: {e}");
+        }
+    })
+}
+
+/// An API error response.
+struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        #[derive(Serialize)]
+        struct Body {
+            error: String,
+        }
+        (self.0, Json(Body { error: self.1 })).into_response()
+    }
+}
+
+impl From<AgentError> for ApiError {
+    fn from(e: AgentError) -> Self {
+        let status = match &e {
+            AgentError::Stopped | AgentError::Storage(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AgentError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AgentError::Feedback(FeedbackError::UnknownDecision(_)) => StatusCode::NOT_FOUND,
+            AgentError::Feedback(_) => StatusCode::CONFLICT,
+        };
+        Self(status, e.to_string())
+    }
+}
+
+fn bad_request(message: String) -> ApiError {
+    ApiError(StatusCode::BAD_REQUEST, message)
+}
+
+async fn not_found() -> ApiError {
+    ApiError(
+        StatusCode::NOT_FOUND,
+        "no such endpoint; see the README for /v1/offer, /v1/feedback, /v1/consent, /v1/decisions/{id}, /v1/signals, /v1/status".into(),
+    )
+}
+
+async fn offer(State(handle): State<AgentHandle>, Query(query): Query<HashMap<String, String>>) -> Result<Response, ApiError> {
+    let text = query
+        .get("moment")
+        .ok_or_else(|| bad_request("missing ?moment=; e.g. GET /v1/offer?moment=door_opened".into()))?;
+    let moment: Moment = text.parse().map_err(|e| bad_request(format!("moment {text:?}: {e}")))?;
+    let outcome = handle.offer(moment).await?;
+    let id = outcome.decision.id;
+    match outcome.decision.shown {
+        Some(shown) => {
+            #[derive(Serialize)]
+            struct Body {
+                decision: DecisionId,
+                offer: ledtrad_protocol::decision::ShownOffer,
+            }
+            Ok(Json(Body { decision: id, offer: shown }).into_response())
+        }
+        None => {
+            let mut headers = HeaderMap::new();
+            headers.insert(DECISION_HEADER, HeaderValue::from(id.0));
+            Ok((StatusCode::NO_CONTENT, headers).into_response())
+        }
+    }
+}
+
+async fn feedback(State(handle): State<AgentHandle>, body: Bytes) -> Result<StatusCode, ApiError> {
+    let feedback: Feedback = codec::from_json(&body, "feedback body").map_err(|e| {
+        bad_request(format!("{e}; send {{\"decision\": <id>, \"kind\": \"accepted\" | \"dismissed\" | \"not_for_me\"}}"))
+    })?;
+    handle.feedback(feedback).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn consent(State(handle): State<AgentHandle>) -> Result<Response, ApiError> {
+    Ok(Json(handle.consent().await?).into_response())
+}
+
+async fn set_consent(State(handle): State<AgentHandle>, Path(purpose): Path<String>, body: Bytes) -> Result<Response, ApiError> {
+    let purpose: Purpose = purpose.parse().map_err(|e| bad_request(format!("purpose {purpose:?}: {e}")))?;
+    let change: ConsentChange = codec::from_json(&body, "consent body").map_err(|e| {
+        bad_request(format!("{e}; send {{\"granted\": true, \"text_version\": \"2026-11\", \"source\": \"device_ui\"}}"))
+    })?;
+    Ok(Json(handle.set_consent(purpose, change).await?).into_response())
+}
+
+async fn decision(State(handle): State<AgentHandle>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let id: u64 = id.parse().map_err(|_| bad_request(format!("decision id {id:?} is not a number")))?;
+    match handle.decision(DecisionId(id)).await? {
+        Some(decision) => Ok(Json(decision).into_response()),
+        None => Err(ApiError(
+            StatusCode::NOT_FOUND,
+            format!("decision {id} is unknown or older than the last {} decisions", ledtrad_engine::RECENT_DECISIONS),
+        )),
+    }
+}
+
+async fn signals(State(handle): State<AgentHandle>, body: Bytes) -> Result<Response, ApiError> {
+    // Accept one signal or a batch.
+    let signals: Vec<Signal> = match codec::from_json::<SignalBatch>(&body, "signals body") {
+        Ok(batch) => batch.signals,
+        Err(batch_err) => match codec::from_json::<Signal>(&body, "signal body") {
+            Ok(signal) => vec![signal],
+            Err(_) => {
+                return Err(bad_request(format!(
+                    "{batch_err}; send {{\"signals\": [{{\"feature\": \"fridge.butter.level\", \"value\": 0.1}}]}}"
+                )))
+            }
+        },
+    };
+    if signals.len() > MAX_SIGNALS_PER_BATCH {
+        return Err(bad_request(format!(
+            "{} signals in one batch is over the limit of {MAX_SIGNALS_PER_BATCH}; split it",
+            signals.len()
+        )));
+    }
+    Ok(Json(handle.signals(signals).await?).into_response())
+}
+
+async fn status(State(handle): State<AgentHandle>) -> Result<Response, ApiError> {
+    Ok(Json(handle.status().await?).into_response())
+}

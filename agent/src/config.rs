@@ -1,0 +1,219 @@
+//! The agent's TOML config: plain data ([`RawConfig`]) read from a reader or a path, then
+//! checked into [`Config`], where every value is valid.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use ed25519_dalek::VerifyingKey;
+use ledtrad_engine::{LocalTime, TrustedKeys};
+use ledtrad_protocol::broker::BrokerUrl;
+use ledtrad_protocol::{DeviceId, DeviceKind, FleetId, KeyId};
+use serde::{Deserialize, Serialize};
+
+/// The config as written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// The device's pseudonymous id (not a serial number).
+    pub device_id: String,
+    /// `fridge`, `ereader` or `lock_screen`.
+    pub kind: String,
+    /// The fleet whose catalogue the device follows.
+    pub fleet: String,
+    /// The MQTT broker, `mqtt://HOST:PORT`.
+    pub broker: String,
+    /// The SQLite database file.
+    pub database: PathBuf,
+    /// The local HTTP API's address; must be a loopback address. Omit it to run without.
+    #[serde(default)]
+    pub api: Option<String>,
+    /// The device's offset from UTC in minutes (e.g. 60 for CET).
+    #[serde(default)]
+    pub utc_offset_minutes: i32,
+    /// Pinned operator public keys.
+    #[serde(default)]
+    pub operator_keys: Vec<RawKey>,
+}
+
+/// A pinned operator key as written (the content of a `.pub` file from `ledtrad-op keygen`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawKey {
+    /// The key id.
+    pub id: String,
+    /// The Ed25519 public key, 64 hex digits.
+    pub public_key: String,
+}
+
+/// A checked config.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The device's pseudonym.
+    pub device: DeviceId,
+    /// Its kind.
+    pub kind: DeviceKind,
+    /// Its fleet.
+    pub fleet: FleetId,
+    /// The broker.
+    pub broker: BrokerUrl,
+    /// The database file.
+    pub database: PathBuf,
+    /// The local API address (loopback), if any.
+    pub api: Option<SocketAddr>,
+    /// Local time.
+    pub local: LocalTime,
+    /// Pinned operator keys.
+    pub keys: TrustedKeys,
+}
+
+/// A config that cannot be used, naming the field, the value and the fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("config '{path}': {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The IO error.
+        source: std::io::Error,
+    },
+    /// The text is not valid TOML for a config.
+    #[error("config '{origin}': {detail}")]
+    Syntax {
+        /// Where the text came from.
+        origin: String,
+        /// The parser's message, with line and column.
+        detail: String,
+    },
+    /// A field has a bad value.
+    #[error("config '{origin}': field '{field}': {message}")]
+    Field {
+        /// Where the text came from.
+        origin: String,
+        /// The field.
+        field: &'static str,
+        /// What is wrong and the fix.
+        message: String,
+    },
+}
+
+impl Config {
+    /// Reads and checks a config file.
+    pub fn from_path(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io { path: path.into(), source })?;
+        Self::from_toml(&text, &path.display().to_string())
+    }
+
+    /// Reads and checks config text; `origin` names it in errors.
+    pub fn from_toml(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        let raw: RawConfig =
+            toml::from_str(text).map_err(|e| ConfigError::Syntax { origin: origin.into(), detail: e.to_string() })?;
+        Self::from_raw(raw, origin)
+    }
+
+    /// Checks a raw config.
+    pub fn from_raw(raw: RawConfig, origin: &str) -> Result<Self, ConfigError> {
+        let field = |field: &'static str, message: String| ConfigError::Field { origin: origin.into(), field, message };
+        let device = DeviceId::try_new(&raw.device_id).map_err(|e| field("device_id", e.to_string()))?;
+        let kind = raw.kind.parse::<DeviceKind>().map_err(|e| field("kind", format!("{:?}: {e}", raw.kind)))?;
+        let fleet = FleetId::try_new(&raw.fleet).map_err(|e| field("fleet", e.to_string()))?;
+        let broker = raw.broker.parse::<BrokerUrl>().map_err(|e| field("broker", e.to_string()))?;
+        if raw.database.as_os_str().is_empty() {
+            return Err(field("database", "is empty; give the path of the SQLite file, e.g. \"/var/lib/ledtrad/agent.db\"".into()));
+        }
+        let api = match &raw.api {
+            None => None,
+            Some(text) => {
+                let addr: SocketAddr = text
+                    .parse()
+                    .map_err(|_| field("api", format!("{text:?} is not an address; write it as \"127.0.0.1:7878\"")))?;
+                if !addr.ip().is_loopback() {
+                    return Err(field(
+                        "api",
+                        format!("{text:?} is not a loopback address; the local API only listens on 127.0.0.1 or ::1"),
+                    ));
+                }
+                Some(addr)
+            }
+        };
+        if !(-14 * 60..=14 * 60).contains(&raw.utc_offset_minutes) {
+            return Err(field(
+                "utc_offset_minutes",
+                format!("{} is outside -840..=840 (UTC-14 to UTC+14)", raw.utc_offset_minutes),
+            ));
+        }
+        if raw.operator_keys.is_empty() {
+            return Err(field(
+                "operator_keys",
+                "no key is pinned, so every catalogue would be refused; add the [[operator_keys]] entry printed by `ledtrad-op keygen`".into(),
+            ));
+        }
+        let mut keys = TrustedKeys::new();
+        for k in &raw.operator_keys {
+            let id = KeyId::try_new(&k.id).map_err(|e| field("operator_keys.id", e.to_string()))?;
+            let key = parse_public_key(&k.public_key)
+                .map_err(|why| field("operator_keys.public_key", format!("key '{id}': {why}")))?;
+            keys.insert(id, key);
+        }
+        Ok(Self {
+            device,
+            kind,
+            fleet,
+            broker,
+            database: raw.database,
+            api,
+            local: LocalTime { utc_offset_secs: raw.utc_offset_minutes * 60 },
+            keys,
+        })
+    }
+}
+
+/// Parses a hex Ed25519 public key.
+pub fn parse_public_key(text: &str) -> Result<VerifyingKey, String> {
+    let bytes = hex::decode(text.trim()).map_err(|e| format!("{text:?} is not hex ({e}); copy it from the .pub file"))?;
+    let bytes: [u8; 32] = bytes
+        .try_into()
+        .map_err(|b: Vec<u8>| format!("has {} bytes; an Ed25519 public key has 32 (64 hex digits)", b.len()))?;
+    VerifyingKey::from_bytes(&bytes).map_err(|_| "is not a valid Ed25519 public key".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a";
+
+    fn build_config_text(extra: &str) -> String {
+        format!(
+            "device_id = \"fridge-1\"\nkind = \"fridge\"\nfleet = \"home\"\nbroker = \"mqtt://127.0.0.1:1883\"\ndatabase = \"agent.db\"\napi = \"127.0.0.1:7878\"\n{extra}\n[[operator_keys]]\nid = \"op\"\npublic_key = \"{KEY}\"\n"
+        )
+    }
+
+    #[test]
+    fn a_good_config_checks() {
+        let config = Config::from_toml(&build_config_text("utc_offset_minutes = 60"), "agent.toml").unwrap();
+        assert_eq!(config.kind, DeviceKind::Fridge);
+        assert_eq!(config.local.utc_offset_secs, 3600);
+        assert_eq!(config.keys.len(), 1);
+    }
+
+    #[test]
+    fn bad_values_name_the_field_value_and_fix() {
+        let cases = [
+            (build_config_text("").replace("\"fridge\"", "\"toaster\""), "field 'kind': \"toaster\": unknown device kind"),
+            (build_config_text("").replace("127.0.0.1:7878", "0.0.0.0:7878"), "not a loopback address"),
+            (build_config_text("").replace("mqtt://127.0.0.1:1883", "127.0.0.1"), "field 'broker'"),
+            (build_config_text("").replace(KEY, "abcd"), "key 'op': has 2 bytes"),
+            (build_config_text("utc_offset_minutes = 9999"), "9999 is outside"),
+            (build_config_text("colour = 1"), "unknown field `colour`"),
+        ];
+        for (text, expected) in cases {
+            let err = Config::from_toml(&text, "agent.toml").unwrap_err().to_string();
+            assert!(err.starts_with("config 'agent.toml': "), "{err}");
+            assert!(err.contains(expected), "{err} does not say {expected:?}");
+        }
+        let no_keys = build_config_text("").split("[[operator_keys]]").next().unwrap().to_string();
+        let err = Config::from_toml(&no_keys, "agent.toml").unwrap_err().to_string();
+        assert!(err.contains("ledtrad-op keygen"), "{err}");
+    }
+}

@@ -1,0 +1,464 @@
+//! The agent's one IO loop: a `select!` over MQTT events, commands from handles, a periodic
+//! tick and shutdown, handing every decision to the engine.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ledtrad_engine::{DeviceProfile, Engine, Refusal, SignalOutcome};
+use ledtrad_protocol::consent::ConsentState;
+use ledtrad_protocol::decision::Decision;
+use ledtrad_protocol::feedback::Feedback;
+use ledtrad_protocol::status::{Connection, DeviceStatus};
+use ledtrad_protocol::time::DAY_SECS;
+use ledtrad_protocol::topic::Topic;
+use ledtrad_protocol::{codec, Moment, Purpose, UnixTime};
+use rand::SeedableRng;
+use rumqttc::{AsyncClient, Event, EventLoop, LastWill, MqttOptions, Outgoing, Packet, QoS};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tracing::{debug, error, info, warn};
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::egress::Egress;
+use crate::handle::{
+    AgentError, AgentHandle, AgentStatus, Command, ConsentChange, ConsentView, OfferOutcome, SignalsOutcome,
+};
+use crate::reports::Tally;
+use crate::store::{ImpressionRow, LedgerRow, Store, StoreError};
+
+/// The largest MQTT packet the agent sends or receives (catalogues are at most 256 KiB).
+pub const MAX_PACKET_BYTES: usize = 512 * 1024;
+
+/// How often the runtime expires old feature values.
+const TICK: Duration = Duration::from_secs(60);
+
+/// The agent's version, published in its status.
+pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// What the MQTT pump forwards to the runtime.
+#[derive(Debug)]
+enum MqttEvent {
+    Connected,
+    Disconnected(String),
+    Publish { topic: String, payload: Vec<u8> },
+}
+
+/// A running agent.
+pub struct RunningAgent {
+    handle: AgentHandle,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+    api: Option<std::net::SocketAddr>,
+}
+
+impl RunningAgent {
+    /// A handle to drive the agent.
+    pub fn handle(&self) -> AgentHandle {
+        self.handle.clone()
+    }
+
+    /// The local API's bound address, if it runs.
+    pub fn api_addr(&self) -> Option<std::net::SocketAddr> {
+        self.api
+    }
+
+    /// Stops the agent: publishes its offline status, disconnects, and waits for it to end.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let _ = (&mut self.task).await;
+    }
+
+    /// Waits until the agent stops by itself (it does not, unless its runtime fails).
+    pub async fn wait(self) {
+        let _ = self.task.await;
+    }
+}
+
+/// A failure to start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The database could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The local API could not listen.
+    #[error("local API on {addr}: {source}; choose another `api` address in the config")]
+    Api {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+/// Starts an agent: opens its database, restores its state, connects to the broker and, if
+/// configured, serves the local API.
+pub async fn spawn(config: Config, clock: Arc<dyn Clock>) -> Result<RunningAgent, StartError> {
+    let store = Store::open(&config.database)?;
+    let profile = DeviceProfile { kind: config.kind, fleet: config.fleet.clone(), local: config.local };
+    let mut engine = Engine::new(profile, config.keys.clone());
+    let now = clock.now();
+    let consent = store.consent()?;
+    engine.set_consent(consent);
+    let mut applied_envelope = Vec::new();
+    if let Some((version, envelope)) = store.latest_catalogue()? {
+        match engine.handle_catalogue(&envelope, now) {
+            Ok(_) => {
+                info!(version, "restored catalogue");
+                applied_envelope = envelope;
+            }
+            Err(e) => warn!(version, "stored catalogue no longer applies: {e}"),
+        }
+    }
+    for row in store.impressions_since(UnixTime(now.secs().saturating_sub(2 * DAY_SECS)))? {
+        engine.restore_impression(&row.offer, row.at);
+    }
+    for (offer, kind) in store.feedback()? {
+        engine.restore_feedback(&offer, kind);
+    }
+    engine.resume_decision_ids(store.last_decision_id()? + 1);
+
+    let (client, eventloop) = mqtt_client(&config);
+    let (mqtt_tx, mqtt_rx) = mpsc::channel(64);
+    let pump = tokio::spawn(pump(eventloop, mqtt_tx));
+    let (cmd_tx, cmd_rx) = mpsc::channel(256);
+    let handle = AgentHandle::from_sender(cmd_tx);
+    let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
+
+    let (api, api_task) = match config.api {
+        None => (None, None),
+        Some(addr) => {
+            let listener =
+                tokio::net::TcpListener::bind(addr).await.map_err(|source| StartError::Api { addr, source })?;
+            let bound = listener.local_addr().map_err(|source| StartError::Api { addr, source })?;
+            info!(%bound, "local API listening");
+            (Some(bound), Some(crate::api::serve(listener, handle.clone())))
+        }
+    };
+
+    let runtime = Runtime {
+        egress: Egress::new(client, config.device.clone(), config.fleet.clone()),
+        config,
+        engine,
+        store,
+        clock,
+        applied_envelope,
+        connected: false,
+        refused: 0,
+        malformed: 0,
+        last_refusal: None,
+        tally: Tally::default(),
+        rng: rand::rngs::StdRng::from_os_rng(),
+    };
+    let task = tokio::spawn(async move {
+        runtime.run(mqtt_rx, cmd_rx, async { let _ = shutdown_rx.await; }).await;
+        if let Some(api) = api_task {
+            api.abort();
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(2), pump).await;
+    });
+    Ok(RunningAgent { handle, shutdown: Some(shutdown_tx), task, api })
+}
+
+fn mqtt_client(config: &Config) -> (AsyncClient, EventLoop) {
+    let mut options = MqttOptions::new(format!("ledtrad-{}", config.device), config.broker.host.clone(), config.broker.port);
+    options.set_keep_alive(Duration::from_secs(30));
+    options.set_max_packet_size(MAX_PACKET_BYTES, MAX_PACKET_BYTES);
+    options.set_clean_session(true);
+    let offline = offline_status(config, None, None);
+    options.set_last_will(LastWill::new(
+        Topic::Status(config.device.clone()).name(),
+        codec::to_json(&offline),
+        QoS::AtLeastOnce,
+        true,
+    ));
+    let (client, mut eventloop) = AsyncClient::new(options, 64);
+    eventloop.network_options.set_tcp_nodelay(true);
+    (client, eventloop)
+}
+
+fn offline_status(config: &Config, version: Option<u64>, refusal: Option<String>) -> DeviceStatus {
+    DeviceStatus {
+        device: config.device.clone(),
+        fleet: config.fleet.clone(),
+        state: Connection::Offline,
+        agent_version: AGENT_VERSION.into(),
+        catalogue_version: version,
+        last_refusal: refusal,
+    }
+}
+
+/// Polls the MQTT event loop and forwards what the runtime needs. rumqttc reconnects on the
+/// next poll after an error; the pump waits with exponential backoff and jitter in between.
+async fn pump(mut eventloop: EventLoop, tx: mpsc::Sender<MqttEvent>) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let event = match eventloop.poll().await {
+            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                backoff = Duration::from_millis(100);
+                Some(MqttEvent::Connected)
+            }
+            Ok(Event::Incoming(Packet::Publish(p))) => {
+                Some(MqttEvent::Publish { topic: p.topic.clone(), payload: p.payload.to_vec() })
+            }
+            Ok(Event::Outgoing(Outgoing::Disconnect)) => return,
+            Ok(_) => None,
+            Err(e) => {
+                if tx.send(MqttEvent::Disconnected(e.to_string())).await.is_err() {
+                    return;
+                }
+                let jitter = rand::random_range(0..=backoff.as_millis() as u64 / 2);
+                tokio::time::sleep(backoff + Duration::from_millis(jitter)).await;
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+                None
+            }
+        };
+        if let Some(event) = event {
+            if tx.send(event).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+struct Runtime {
+    config: Config,
+    engine: Engine,
+    store: Store,
+    egress: Egress,
+    clock: Arc<dyn Clock>,
+    applied_envelope: Vec<u8>,
+    connected: bool,
+    refused: u64,
+    malformed: u64,
+    last_refusal: Option<String>,
+    tally: Tally,
+    rng: rand::rngs::StdRng,
+}
+
+impl Runtime {
+    async fn run(
+        mut self,
+        mut mqtt: mpsc::Receiver<MqttEvent>,
+        mut commands: mpsc::Receiver<Command>,
+        shutdown: impl Future<Output = ()>,
+    ) {
+        tokio::pin!(shutdown);
+        let mut tick = tokio::time::interval(TICK);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                Some(event) = mqtt.recv() => self.handle_mqtt(event),
+                Some(command) = commands.recv() => self.handle_command(command),
+                _ = tick.tick() => {
+                    let dropped = self.engine.handle_timeout(self.clock.now());
+                    if dropped > 0 {
+                        debug!(dropped, "feature values past their retention dropped");
+                    }
+                }
+                else => break,
+            }
+        }
+        let offline = offline_status(&self.config, self.version(), self.last_refusal.clone());
+        self.egress.close(&offline);
+        info!(device = %self.config.device, "agent stopped");
+    }
+
+    fn version(&self) -> Option<u64> {
+        self.engine.catalogue().map(|c| c.version)
+    }
+
+    fn publish_status(&mut self) {
+        let status = DeviceStatus {
+            state: Connection::Online,
+            ..offline_status(&self.config, self.version(), self.last_refusal.clone())
+        };
+        if let Err(e) = self.egress.status(&status) {
+            warn!("status: {e}");
+        }
+    }
+
+    fn handle_mqtt(&mut self, event: MqttEvent) {
+        match event {
+            MqttEvent::Connected => {
+                info!(device = %self.config.device, broker = %self.config.broker, "connected");
+                self.connected = true;
+                if let Err(e) = self.egress.subscribe_catalogue() {
+                    warn!("subscribe: {e}");
+                }
+                self.publish_status();
+            }
+            MqttEvent::Disconnected(why) => {
+                if self.connected {
+                    warn!(broker = %self.config.broker, "disconnected: {why}; reconnecting");
+                }
+                self.connected = false;
+            }
+            MqttEvent::Publish { topic, payload } => match Topic::parse(&topic) {
+                Ok(Topic::Catalogue(fleet)) if fleet == self.config.fleet => self.handle_catalogue(&payload),
+                Ok(other) => debug!(topic = %other, "ignoring a message on a topic the agent does not handle"),
+                Err(e) => warn!("ignoring a message: {e}"),
+            },
+        }
+    }
+
+    fn handle_catalogue(&mut self, payload: &[u8]) {
+        if payload.is_empty() {
+            info!(version = ?self.version(), "the retained catalogue was cleared on the broker; keeping the applied one");
+            return;
+        }
+        if payload == self.applied_envelope.as_slice() {
+            debug!("the applied catalogue was delivered again");
+            return;
+        }
+        let now = self.clock.now();
+        match self.engine.handle_catalogue(payload, now) {
+            Ok(applied) => {
+                let (version, offers) = (applied.version, applied.offers.len());
+                if let Err(e) = self.store.save_catalogue(version, self.config.fleet.as_str(), payload, now) {
+                    error!("catalogue version {version} applied but not stored, it will be refetched from the broker after a restart: {e}");
+                }
+                self.applied_envelope = payload.to_vec();
+                self.last_refusal = None;
+                info!(version, offers, "catalogue applied");
+            }
+            Err(refusal) => {
+                if matches!(refusal, Refusal::Malformed(_) | Refusal::Oversize { .. }) {
+                    self.malformed += 1;
+                }
+                self.refused += 1;
+                warn!(kept = ?self.version(), "catalogue refused: {refusal}");
+                self.last_refusal = Some(refusal.to_string());
+            }
+        }
+        self.publish_status();
+    }
+
+    fn handle_command(&mut self, command: Command) {
+        match command {
+            Command::Offer(moment, reply) => {
+                let _ = reply.send(self.offer(moment));
+            }
+            Command::Feedback(feedback, reply) => {
+                let _ = reply.send(self.feedback(feedback));
+            }
+            Command::Consent(reply) => {
+                let _ = reply.send(Ok(self.engine.consent().into()));
+            }
+            Command::SetConsent(purpose, change, reply) => {
+                let _ = reply.send(self.set_consent(purpose, change));
+            }
+            Command::Decision(id, reply) => {
+                let _ = reply.send(self.engine.decision(id).cloned());
+            }
+            Command::Signals(signals, reply) => {
+                let now = self.clock.now();
+                let mut outcome = SignalsOutcome::default();
+                for signal in signals {
+                    match self.engine.handle_signal(signal, now) {
+                        SignalOutcome::Aggregated => outcome.aggregated += 1,
+                        SignalOutcome::DroppedNoConsent => outcome.dropped_no_consent += 1,
+                        SignalOutcome::DroppedComputed | SignalOutcome::DroppedNotFinite => outcome.dropped_invalid += 1,
+                    }
+                }
+                let _ = reply.send(outcome);
+            }
+            Command::Status(reply) => {
+                let _ = reply.send(self.status());
+            }
+            Command::FlushReports(reply) => {
+                let _ = reply.send(self.flush_reports());
+            }
+            Command::Ledger(reply) => {
+                let _ = reply.send(self.store.ledger().map_err(|e| AgentError::Storage(e.to_string())));
+            }
+        }
+    }
+
+    fn local_day(&self, now: UnixTime) -> u32 {
+        u32::try_from(self.config.local.day(now)).unwrap_or(u32::MAX)
+    }
+
+    fn offer(&mut self, moment: Moment) -> OfferOutcome {
+        let now = self.clock.now();
+        let started = Instant::now();
+        let decision: &Decision = self.engine.decide(moment, now);
+        let decide_nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        let decision = decision.clone();
+        if let Some(shown) = &decision.shown {
+            let row = ImpressionRow { decision: decision.id, offer: shown.offer.clone(), campaign: shown.campaign.clone(), at: now };
+            if let Err(e) = self.store.record_impression(&row) {
+                error!("impression of '{}' not stored; caps after a restart may undercount: {e}", shown.offer);
+            }
+            if self.engine.consent().allows(Purpose::Measure) {
+                self.tally.impression(self.local_day(now), &shown.campaign);
+            }
+        }
+        OfferOutcome { decision, decide_nanos }
+    }
+
+    fn feedback(&mut self, feedback: Feedback) -> Result<(), AgentError> {
+        let now = self.clock.now();
+        let applied = self.engine.handle_feedback(feedback)?;
+        self.store
+            .record_feedback(feedback.decision, &applied.offer, applied.kind, now)
+            .map_err(|e| AgentError::Storage(e.to_string()))?;
+        if self.engine.consent().allows(Purpose::Measure) {
+            self.tally.feedback(self.local_day(now), &applied.campaign, applied.kind);
+        }
+        Ok(())
+    }
+
+    fn set_consent(&mut self, purpose: Purpose, change: ConsentChange) -> Result<ConsentView, AgentError> {
+        let row = LedgerRow {
+            purpose,
+            granted: change.granted,
+            at: self.clock.now(),
+            source: change.source,
+            text_version: change.text_version,
+        };
+        // The ledger is written first: if that fails, nothing changes.
+        let state: ConsentState = self.store.append_consent(&row).map_err(|e| AgentError::Storage(e.to_string()))?;
+        let purged = self.engine.set_consent(state);
+        if !state.allows(Purpose::Measure) {
+            self.tally.clear();
+        }
+        info!(%purpose, granted = change.granted, features_purged = purged.features, posteriors_purged = purged.posteriors, "consent changed");
+        Ok(state.into())
+    }
+
+    fn flush_reports(&mut self) -> usize {
+        let consent = self.engine.consent();
+        if !consent.allows(Purpose::Measure) {
+            self.tally.clear();
+            return 0;
+        }
+        let mut sent = 0;
+        for report in self.tally.drain_noised(&mut self.rng) {
+            match self.egress.report(consent, &report) {
+                Ok(()) => sent += 1,
+                Err(e) => warn!(campaign = %report.campaign, "report: {e}"),
+            }
+        }
+        sent
+    }
+
+    fn status(&self) -> AgentStatus {
+        AgentStatus {
+            device: self.config.device.clone(),
+            kind: self.config.kind,
+            fleet: self.config.fleet.clone(),
+            connected: self.connected,
+            catalogue_version: self.version(),
+            offers: self.engine.catalogue().map_or(0, |c| c.offers.len()),
+            catalogues_refused: self.refused,
+            catalogues_malformed: self.malformed,
+            last_refusal: self.last_refusal.clone(),
+            egress_sent: self.egress.sent(),
+            egress_blocked: self.egress.blocked(),
+        }
+    }
+}

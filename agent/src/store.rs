@@ -1,0 +1,316 @@
+//! The agent's SQLite storage (DESIGN §9): WAL mode, migrations from `agent/migrations`,
+//! consent writes with `synchronous=FULL`, everything else `NORMAL`.
+
+use std::path::{Path, PathBuf};
+
+use ledtrad_protocol::consent::{ConsentSource, ConsentState};
+use ledtrad_protocol::decision::DecisionId;
+use ledtrad_protocol::feedback::FeedbackKind;
+use ledtrad_protocol::{CampaignId, OfferId, Purpose, UnixTime};
+use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite_migration::{Migrations, M};
+use serde::Serialize;
+
+/// A storage failure, naming the database file.
+#[derive(Debug, thiserror::Error)]
+#[error("database '{path}': {detail}")]
+pub struct StoreError {
+    /// The database file.
+    pub path: PathBuf,
+    /// What failed.
+    pub detail: String,
+}
+
+/// One consent ledger row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LedgerRow {
+    /// The purpose.
+    pub purpose: Purpose,
+    /// Granted or revoked.
+    pub granted: bool,
+    /// When.
+    pub at: UnixTime,
+    /// Where the change was made.
+    pub source: ConsentSource,
+    /// The version of the text the person saw.
+    pub text_version: String,
+}
+
+/// A stored impression.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ImpressionRow {
+    /// The decision that showed it.
+    pub decision: DecisionId,
+    /// The offer.
+    pub offer: OfferId,
+    /// Its campaign.
+    pub campaign: CampaignId,
+    /// When.
+    pub at: UnixTime,
+}
+
+/// The agent's database.
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+fn migrations() -> Migrations<'static> {
+    Migrations::new(vec![M::up(include_str!("../migrations/0001_initial.sql"))])
+}
+
+impl Store {
+    /// Opens (creating and migrating) the database at `path`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let err = |detail: String| StoreError { path: path.into(), detail };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| err(format!("cannot create its directory: {e}")))?;
+        }
+        let mut conn = Connection::open(path).map_err(|e| err(e.to_string()))?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(|e| err(e.to_string()))?;
+        conn.pragma_update(None, "synchronous", "NORMAL").map_err(|e| err(e.to_string()))?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(|e| err(e.to_string()))?;
+        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(|e| err(e.to_string()))?;
+        migrations().to_latest(&mut conn).map_err(|e| err(format!("migration failed: {e}")))?;
+        Ok(Self { conn, path: path.into() })
+    }
+
+    fn err(&self, e: impl std::fmt::Display) -> StoreError {
+        StoreError { path: self.path.clone(), detail: e.to_string() }
+    }
+
+    /// Appends a consent change with `synchronous=FULL`, and in the same transaction purges
+    /// what was derived for a revoked purpose. Returns the new state.
+    pub fn append_consent(&mut self, row: &LedgerRow) -> Result<ConsentState, StoreError> {
+        self.conn.pragma_update(None, "synchronous", "FULL").map_err(|e| self.err(e))?;
+        let result = (|| {
+            let tx = self.conn.transaction()?;
+            tx.execute(
+                "INSERT INTO consent_ledger (purpose, granted, at, source, text_version) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    row.purpose.as_str(),
+                    row.granted,
+                    to_sql_time(row.at),
+                    enum_text(&row.source),
+                    row.text_version
+                ],
+            )?;
+            if !row.granted && row.purpose == Purpose::Personalise {
+                // Feedback is learning data for personalisation: it goes with the consent.
+                tx.execute("DELETE FROM feedback", [])?;
+            }
+            tx.commit()
+        })();
+        let reset = self.conn.pragma_update(None, "synchronous", "NORMAL");
+        result.map_err(|e| self.err(e))?;
+        reset.map_err(|e| self.err(e))?;
+        self.consent()
+    }
+
+    /// The consent state derived from the ledger: the latest row per purpose.
+    pub fn consent(&self) -> Result<ConsentState, StoreError> {
+        let mut state = ConsentState::NONE;
+        for row in self.ledger()? {
+            state = state.with(row.purpose, row.granted);
+        }
+        Ok(state)
+    }
+
+    /// The whole ledger, oldest first.
+    pub fn ledger(&self) -> Result<Vec<LedgerRow>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT purpose, granted, at, source, text_version FROM consent_ledger ORDER BY id")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, bool>(1)?, r.get::<_, i64>(2)?, r.get::<_, String>(3)?, r.get::<_, String>(4)?))
+            })
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (purpose, granted, at, source, text_version) = row.map_err(|e| self.err(e))?;
+            let purpose = purpose.parse::<Purpose>().map_err(|e| self.err(e))?;
+            let source = serde_json::from_value(serde_json::Value::String(source)).map_err(|e| self.err(e))?;
+            out.push(LedgerRow { purpose, granted, at: from_sql_time(at), source, text_version });
+        }
+        Ok(out)
+    }
+
+    /// Stores a verified catalogue envelope.
+    pub fn save_catalogue(&self, version: u64, fleet: &str, envelope: &[u8], at: UnixTime) -> Result<(), StoreError> {
+        let version = i64::try_from(version).map_err(|e| self.err(e))?;
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO catalogues (version, fleet, envelope, applied_at) VALUES (?1, ?2, ?3, ?4)",
+                params![version, fleet, envelope, to_sql_time(at)],
+            )
+            .map_err(|e| self.err(e))?;
+        // Keep the last few versions only; the newest is what counts.
+        self.conn
+            .execute("DELETE FROM catalogues WHERE version NOT IN (SELECT version FROM catalogues ORDER BY version DESC LIMIT 3)", [])
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// The newest stored catalogue envelope.
+    pub fn latest_catalogue(&self) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
+        self.conn
+            .query_row("SELECT version, envelope FROM catalogues ORDER BY version DESC LIMIT 1", [], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
+            })
+            .optional()
+            .map_err(|e| self.err(e))
+            .map(|o| o.map(|(v, e)| (u64::try_from(v).unwrap_or(0), e)))
+    }
+
+    /// Records an impression.
+    pub fn record_impression(&self, row: &ImpressionRow) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO impressions (decision_id, offer, campaign, at) VALUES (?1, ?2, ?3, ?4)",
+                params![to_sql_id(row.decision), row.offer.as_str(), row.campaign.as_str(), to_sql_time(row.at)],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Impressions since `since`, oldest first.
+    pub fn impressions_since(&self, since: UnixTime) -> Result<Vec<ImpressionRow>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT decision_id, offer, campaign, at FROM impressions WHERE at >= ?1 ORDER BY decision_id")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([to_sql_time(since)], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, i64>(3)?))
+            })
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, offer, campaign, at) = row.map_err(|e| self.err(e))?;
+            out.push(ImpressionRow {
+                decision: DecisionId(u64::try_from(id).unwrap_or(0)),
+                offer: OfferId::try_new(offer).map_err(|e| self.err(e))?,
+                campaign: CampaignId::try_new(campaign).map_err(|e| self.err(e))?,
+                at: from_sql_time(at),
+            });
+        }
+        Ok(out)
+    }
+
+    /// The highest decision id stored, so numbering continues after a restart.
+    pub fn last_decision_id(&self) -> Result<u64, StoreError> {
+        self.conn
+            .query_row("SELECT COALESCE(MAX(decision_id), 0) FROM impressions", [], |r| r.get::<_, i64>(0))
+            .map(|v| u64::try_from(v).unwrap_or(0))
+            .map_err(|e| self.err(e))
+    }
+
+    /// Records feedback on a shown offer.
+    pub fn record_feedback(&self, decision: DecisionId, offer: &OfferId, kind: FeedbackKind, at: UnixTime) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO feedback (decision_id, offer, kind, at) VALUES (?1, ?2, ?3, ?4)",
+                params![to_sql_id(decision), offer.as_str(), enum_text(&kind), to_sql_time(at)],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// All stored feedback: (offer, kind).
+    pub fn feedback(&self) -> Result<Vec<(OfferId, FeedbackKind)>, StoreError> {
+        let mut stmt = self.conn.prepare("SELECT offer, kind FROM feedback ORDER BY decision_id").map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (offer, kind) = row.map_err(|e| self.err(e))?;
+            let kind = serde_json::from_value(serde_json::Value::String(kind)).map_err(|e| self.err(e))?;
+            out.push((OfferId::try_new(offer).map_err(|e| self.err(e))?, kind));
+        }
+        Ok(out)
+    }
+}
+
+fn enum_text<T: Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => String::new(),
+    }
+}
+
+fn to_sql_time(t: UnixTime) -> i64 {
+    i64::try_from(t.secs()).unwrap_or(i64::MAX)
+}
+
+fn from_sql_time(v: i64) -> UnixTime {
+    UnixTime(u64::try_from(v).unwrap_or(0))
+}
+
+fn to_sql_id(id: DecisionId) -> i64 {
+    i64::try_from(id.0).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn build_store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("agent.db")).unwrap();
+        (dir, store)
+    }
+
+    fn consent_row(purpose: Purpose, granted: bool, at: u64) -> LedgerRow {
+        LedgerRow { purpose, granted, at: UnixTime(at), source: ConsentSource::DeviceUi, text_version: "v1".into() }
+    }
+
+    #[test]
+    fn migrations_are_valid() {
+        migrations().validate().unwrap();
+    }
+
+    #[test]
+    fn consent_state_is_derived_from_the_append_only_ledger() {
+        let (_dir, mut store) = build_store();
+        assert_eq!(store.consent().unwrap(), ConsentState::NONE);
+        store.append_consent(&consent_row(Purpose::Personalise, true, 1)).unwrap();
+        store.append_consent(&consent_row(Purpose::Measure, true, 2)).unwrap();
+        let state = store.append_consent(&consent_row(Purpose::Personalise, false, 3)).unwrap();
+        assert!(!state.allows(Purpose::Personalise));
+        assert!(state.allows(Purpose::Measure));
+        assert_eq!(store.ledger().unwrap().len(), 3);
+        let update = store.conn.execute("UPDATE consent_ledger SET granted = 1", []);
+        assert!(update.unwrap_err().to_string().contains("append-only"));
+    }
+
+    #[test]
+    fn revoking_personalise_deletes_learning_data_in_the_same_transaction() {
+        let (_dir, mut store) = build_store();
+        store.append_consent(&consent_row(Purpose::Personalise, true, 1)).unwrap();
+        let offer = OfferId::try_new("milk").unwrap();
+        let campaign = CampaignId::try_new("dairy").unwrap();
+        store
+            .record_impression(&ImpressionRow { decision: DecisionId(4), offer: offer.clone(), campaign, at: UnixTime(2) })
+            .unwrap();
+        store.record_feedback(DecisionId(4), &offer, FeedbackKind::Accepted, UnixTime(3)).unwrap();
+        assert_eq!(store.feedback().unwrap().len(), 1);
+        store.append_consent(&consent_row(Purpose::Personalise, false, 4)).unwrap();
+        assert!(store.feedback().unwrap().is_empty());
+        assert_eq!(store.last_decision_id().unwrap(), 4);
+        assert_eq!(store.impressions_since(UnixTime(0)).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn catalogues_keep_the_newest() {
+        let (_dir, store) = build_store();
+        for v in 1..=5 {
+            store.save_catalogue(v, "home", &[v as u8], UnixTime(v)).unwrap();
+        }
+        assert_eq!(store.latest_catalogue().unwrap(), Some((5, vec![5])));
+        let count: i64 = store.conn.query_row("SELECT COUNT(*) FROM catalogues", [], |r| r.get(0)).unwrap();
+        assert_eq!(count, 3);
+    }
+}
