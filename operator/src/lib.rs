@@ -6,14 +6,18 @@
 //! - [`keys`]: generating, saving and loading Ed25519 operator keys.
 //! - [`load`]: reading catalogues from TOML or JSON and reporting every problem at once.
 //! - [`sign`]: the canonical encoding and the signed envelope.
+//! - [`mqtt`]: connection settings shared by the MQTT commands.
 //! - [`push`]: publishing an envelope retained, QoS 1, on a fleet's catalogue topic.
+//! - [`status`]: reading devices' retained status topics (which version each device applied).
 
 pub mod keys;
 pub mod load;
+pub mod mqtt;
 pub mod push;
 pub mod sign;
+pub mod status;
 
 pub use keys::OperatorKey;
 pub use load::{load_catalogue, LoadError};
-pub use push::{push_envelope, PushError};
+pub use push::{publish_retained, push_envelope, PushError};
 pub use sign::{sign_catalogue, SignOptions};

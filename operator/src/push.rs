@@ -6,10 +6,7 @@ use std::time::Duration;
 use ledtrad_protocol::broker::BrokerUrl;
 use ledtrad_protocol::topic::Topic;
 use ledtrad_protocol::FleetId;
-use rumqttc::{AsyncClient, Event, MqttOptions, Outgoing, Packet, QoS};
-
-/// The largest packet the operator client sends or receives.
-pub const MAX_PACKET_BYTES: usize = 1024 * 1024;
+use rumqttc::{Event, Outgoing, Packet, QoS};
 
 /// A push that did not complete.
 #[derive(Debug, thiserror::Error)]
@@ -33,20 +30,22 @@ pub enum PushError {
 }
 
 /// Publishes `envelope` retained with QoS 1 on `fleet`'s catalogue topic and waits for PUBACK.
+/// An empty payload clears the retained catalogue on the broker (devices keep theirs).
 pub async fn push_envelope(broker: &BrokerUrl, fleet: &FleetId, envelope: Vec<u8>, client_id: &str) -> Result<(), PushError> {
+    publish_retained(broker, &Topic::Catalogue(fleet.clone()), envelope, client_id).await
+}
+
+/// Publishes `payload` retained with QoS 1 on `topic` and waits for PUBACK.
+pub async fn publish_retained(broker: &BrokerUrl, topic: &Topic, payload: Vec<u8>, client_id: &str) -> Result<(), PushError> {
     let timeout = Duration::from_secs(15);
-    tokio::time::timeout(timeout, publish(broker, Topic::Catalogue(fleet.clone()).name(), envelope, client_id))
+    tokio::time::timeout(timeout, publish(broker, topic.name(), payload, client_id))
         .await
         .map_err(|_| PushError::Timeout { broker: broker.clone(), seconds: timeout.as_secs() })?
 }
 
 async fn publish(broker: &BrokerUrl, topic: String, payload: Vec<u8>, client_id: &str) -> Result<(), PushError> {
     let connection = |detail: String| PushError::Connection { broker: broker.clone(), detail };
-    let mut options = MqttOptions::new(client_id, broker.host.clone(), broker.port);
-    options.set_keep_alive(Duration::from_secs(30));
-    options.set_max_packet_size(MAX_PACKET_BYTES, MAX_PACKET_BYTES);
-    let (client, mut eventloop) = AsyncClient::new(options, 10);
-    eventloop.network_options.set_tcp_nodelay(true);
+    let (client, mut eventloop) = crate::mqtt::connect(broker, client_id);
     client.publish(topic, QoS::AtLeastOnce, true, payload).await.map_err(|e| connection(e.to_string()))?;
     let mut disconnecting = false;
     loop {

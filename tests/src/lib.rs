@@ -1,1 +1,153 @@
-//! placeholder
+//! Helpers for ledtrad's end-to-end tests: a broker (the embedded one, or the one named by
+//! `LEDTRAD_TEST_BROKER`), agents on temporary databases, an operator key, and pushes.
+//!
+//! # Layout
+//!
+//! Everything is in this file; the tests are in `tests/`.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use ledtrad_agent::broker::EmbeddedBroker;
+use ledtrad_agent::{AgentHandle, AgentStatus, Config, RawConfig, RawKey, RunningAgent, SystemClock};
+use ledtrad_operator::{load_catalogue, push_envelope, sign_catalogue, OperatorKey, SignOptions};
+use ledtrad_protocol::broker::BrokerUrl;
+use ledtrad_protocol::catalogue::Catalogue;
+use ledtrad_protocol::topic::Topic;
+use ledtrad_protocol::{DeviceKind, FleetId, KeyId, UnixTime};
+
+/// The environment variable naming an external broker, e.g. `mqtt://127.0.0.1:1883`.
+pub const BROKER_ENV: &str = "LEDTRAD_TEST_BROKER";
+
+static EMBEDDED: OnceLock<EmbeddedBroker> = OnceLock::new();
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// The broker under test: `LEDTRAD_TEST_BROKER` if set, else one embedded broker per process.
+pub fn broker() -> BrokerUrl {
+    if let Ok(url) = std::env::var(BROKER_ENV) {
+        return url.parse().unwrap_or_else(|e| panic!("{BROKER_ENV}: {e}"));
+    }
+    EMBEDDED.get_or_init(|| EmbeddedBroker::start(256).expect("embedded broker starts")).url().clone()
+}
+
+/// A name unique to this process and call, so tests on a shared broker never see each other.
+pub fn unique(prefix: &str) -> String {
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    format!("{prefix}-{}-{n}-{}", std::process::id(), nanos % 100_000)
+}
+
+/// Logs to the test output when `RUST_LOG` is set.
+pub fn init_logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "off".into()))
+        .with_test_writer()
+        .try_init();
+}
+
+/// A fixed operator key.
+pub fn operator_key(seed: u8) -> OperatorKey {
+    OperatorKey::from_secret(KeyId::try_new(format!("op-{seed}")).expect("valid id"), [seed; 32])
+}
+
+/// The example catalogue shipped in `examples/catalogues/home.toml`.
+pub fn example_catalogue() -> Catalogue {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/catalogues/home.toml");
+    load_catalogue(&path, None).expect("example catalogue is valid")
+}
+
+/// The current wall-clock time.
+pub fn now() -> UnixTime {
+    ledtrad_agent::Clock::now(&SystemClock)
+}
+
+/// Signs the example catalogue for `fleet`.
+pub fn envelope(key: &OperatorKey, fleet: &FleetId, version: u64, issued_at: UnixTime, expires_at: UnixTime) -> Vec<u8> {
+    let options = SignOptions { fleet: fleet.clone(), version, issued_at, expires_at };
+    sign_catalogue(&example_catalogue(), key, &options).expect("signs")
+}
+
+/// Signs and pushes the example catalogue, valid for a day.
+pub async fn push(key: &OperatorKey, fleet: &FleetId, version: u64) {
+    let now = now();
+    publish_catalogue(fleet, envelope(key, fleet, version, now, now.plus_secs(86_400))).await;
+}
+
+/// Publishes raw bytes retained on `fleet`'s catalogue topic.
+pub async fn publish_catalogue(fleet: &FleetId, payload: Vec<u8>) {
+    push_envelope(&broker(), fleet, payload, &unique("test-op")).await.expect("push acknowledged");
+}
+
+/// An agent under test, with its temporary database.
+pub struct TestAgent {
+    /// The running agent.
+    pub agent: RunningAgent,
+    /// Its config.
+    pub config: Config,
+    _dir: tempfile::TempDir,
+}
+
+impl TestAgent {
+    /// Starts an agent of `kind` in `fleet` that pins `key`, with the local API on a free port.
+    pub async fn start(kind: DeviceKind, fleet: &FleetId, key: &OperatorKey) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let raw = RawConfig {
+            device_id: unique(kind.as_str()).replace('_', "-"),
+            kind: kind.as_str().into(),
+            fleet: fleet.to_string(),
+            broker: broker().to_string(),
+            database: dir.path().join("agent.db"),
+            api: Some("127.0.0.1:0".into()),
+            utc_offset_minutes: 0,
+            operator_keys: vec![RawKey { id: key.id.to_string(), public_key: key.public_hex() }],
+        };
+        let config = Config::from_raw(raw, "test").expect("valid config");
+        let agent = ledtrad_agent::spawn(config.clone(), Arc::new(SystemClock)).await.expect("agent starts");
+        Self { agent, config, _dir: dir }
+    }
+
+    /// The agent's handle.
+    pub fn handle(&self) -> AgentHandle {
+        self.agent.handle()
+    }
+
+    /// The local API's base URL.
+    pub fn api(&self) -> String {
+        format!("http://{}", self.agent.api_addr().expect("API runs"))
+    }
+
+    /// Waits until the agent's status satisfies `pred`, panicking with the last status after 15 s.
+    pub async fn wait_for(&self, what: &str, pred: impl Fn(&AgentStatus) -> bool) -> AgentStatus {
+        let mut last = None;
+        for _ in 0..300 {
+            let status = self.handle().status().await.expect("agent runs");
+            if pred(&status) {
+                return status;
+            }
+            last = Some(status);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("timed out waiting for {what}; last status: {last:?}");
+    }
+
+    /// Stops the agent and starts it again on the same database.
+    pub async fn restart(self) -> Self {
+        let Self { agent, config, _dir } = self;
+        agent.shutdown().await;
+        let agent = ledtrad_agent::spawn(config.clone(), Arc::new(SystemClock)).await.expect("agent restarts");
+        Self { agent, config, _dir }
+    }
+
+    /// Stops the agent and clears its retained status from the broker.
+    pub async fn stop(self) {
+        let device = self.config.device.clone();
+        self.agent.shutdown().await;
+        let _ = ledtrad_operator::publish_retained(&broker(), &Topic::Status(device), Vec::new(), &unique("test-clean")).await;
+    }
+}
+
+/// Clears `fleet`'s retained catalogue from the broker.
+pub async fn clear_catalogue(fleet: &FleetId) {
+    publish_catalogue(fleet, Vec::new()).await;
+}
