@@ -1,1 +1,18 @@
-//! placeholder
+//! ledtrad's simulator: virtual homes whose devices run the real agent library against a
+//! real MQTT broker, with an operator that signs and pushes a real catalogue, and an audit
+//! that checks consent independently of the agents.
+//!
+//! # Layout
+//!
+//! - [`home`]: a household's devices, people, consent and answers, all from one seed.
+//! - [`audit`]: an independent subscription counting what reaches the broker.
+//! - [`run`]: one run, end to end.
+//! - [`summary`]: the results as a table or JSON.
+
+pub mod audit;
+pub mod home;
+pub mod run;
+pub mod summary;
+
+/// The example catalogue shipped with ledtrad, used when no `--catalogue` is given.
+pub const EXAMPLE_CATALOGUE: &str = include_str!("../../examples/catalogues/home.toml");

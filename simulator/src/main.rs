@@ -1,1 +1,109 @@
-fn main(){}
+//! `ledtrad-sim`: run a fleet of virtual homes against a real broker.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use ledtrad_operator::load::{load_catalogue, parse_catalogue};
+use ledtrad_protocol::broker::BrokerUrl;
+use ledtrad_protocol::UnixTime;
+use ledtrad_sim::home::ConsentMode;
+use ledtrad_sim::run::{run, RunOptions};
+
+/// Simulate ledtrad homes: real agents, a real broker, a signed catalogue, simulated people.
+#[derive(Parser)]
+#[command(name = "ledtrad-sim", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run homes (a fridge, an e-reader and a lock screen each) through simulated days.
+    Run {
+        /// Number of homes.
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=5000))]
+        homes: u64,
+        /// Simulated days.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=365))]
+        days: u64,
+        /// Seed: the same seed gives the same homes, people, signals and answers.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Use this broker (mqtt://HOST:PORT) instead of starting an embedded one.
+        #[arg(long)]
+        broker: Option<BrokerUrl>,
+        /// How the simulated people consent.
+        #[arg(long, value_enum, default_value_t = ConsentMode::Mixed)]
+        consent: ConsentMode,
+        /// The catalogue to push (default: the shipped examples/catalogues/home.toml).
+        #[arg(long)]
+        catalogue: Option<PathBuf>,
+        /// The first simulated day (UTC date, RFC 3339).
+        #[arg(long, default_value = "2026-11-23T00:00:00Z", value_parser = parse_time)]
+        start: UnixTime,
+        /// Print one JSON object instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn parse_time(s: &str) -> Result<UnixTime, String> {
+    UnixTime::parse_rfc3339(s).map_err(|e| format!("{s:?}: {e}"))
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "error,rumqttd=off".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let Command::Run { homes, days, seed, broker, consent, catalogue, start, json } = Cli::parse().command;
+    let catalogue = match &catalogue {
+        Some(path) => load_catalogue(path, Some(start)),
+        None => parse_catalogue(Path::new("examples/catalogues/home.toml"), ledtrad_sim::EXAMPLE_CATALOGUE, Some(start)),
+    };
+    let catalogue = match catalogue {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let options = RunOptions {
+        homes: usize::try_from(homes).unwrap_or(usize::MAX),
+        days,
+        seed,
+        broker,
+        consent,
+        catalogue,
+        start,
+        progress: std::io::stderr().is_terminal(),
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: starting the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(run(options)) {
+        Ok(summary) => {
+            if json {
+                println!("{}", serde_json::to_string_pretty(&summary).unwrap_or_default());
+            } else {
+                print!("{}", summary.table());
+            }
+            if summary.consent_violations > 0 {
+                eprintln!("error: {} consent violation(s) found", summary.consent_violations);
+                return ExitCode::from(1);
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

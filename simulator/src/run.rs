@@ -1,0 +1,296 @@
+//! One simulation run: broker, operator key, signed catalogue push, real agents per device on
+//! a shared virtual clock, simulated days, the audit, and the summary.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use indicatif::{ProgressBar, ProgressStyle};
+use ledtrad_agent::{AgentHandle, Config, ConsentChange, ManualClock, RawConfig, RawKey, RunningAgent};
+use ledtrad_operator::status::watch_statuses;
+use ledtrad_operator::{push_envelope, sign_catalogue, OperatorKey, SignOptions};
+use ledtrad_protocol::broker::BrokerUrl;
+use ledtrad_protocol::catalogue::Catalogue;
+use ledtrad_protocol::consent::{ConsentSource, ConsentState};
+use ledtrad_protocol::feedback::{Feedback, FeedbackKind};
+use ledtrad_protocol::time::DAY_SECS;
+use ledtrad_protocol::{CampaignId, DeviceId, DeviceKind, FleetId, KeyId, Purpose, UnixTime};
+
+use crate::audit::Audit;
+use crate::home::{ConsentMode, Home};
+use crate::summary::{Percentiles, Summary};
+
+/// The local time offset of the simulated homes (Central European Time).
+pub const UTC_OFFSET_MINUTES: i32 = 60;
+
+/// Minutes per simulation step.
+pub const STEP_MINUTES: u64 = 10;
+
+/// What to simulate.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Number of homes (three devices each).
+    pub homes: usize,
+    /// Simulated days.
+    pub days: u64,
+    /// Seed for homes, people and their answers.
+    pub seed: u64,
+    /// An external broker, or `None` for the embedded one.
+    pub broker: Option<BrokerUrl>,
+    /// How consent is drawn.
+    pub consent: ConsentMode,
+    /// The catalogue to push.
+    pub catalogue: Catalogue,
+    /// The first simulated day, at local midnight.
+    pub start: UnixTime,
+    /// Whether to draw progress bars (on stderr).
+    pub progress: bool,
+}
+
+struct Device {
+    id: DeviceId,
+    handle: AgentHandle,
+    consent: ConsentState,
+}
+
+#[derive(Default)]
+struct Counts {
+    decisions: u64,
+    shown: u64,
+    shown_personalised: u64,
+    accepted: u64,
+    dismissed: u64,
+    not_for_me: u64,
+    unanswered: u64,
+    signals: u64,
+    violations: u64,
+    decide_nanos: Vec<u64>,
+    call_nanos: Vec<u64>,
+}
+
+fn bar(progress: bool, len: u64, message: &str) -> ProgressBar {
+    if !progress {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template("{msg:>24} [{bar:40}] {pos}/{len} {elapsed}").unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_message(message.to_string());
+    bar
+}
+
+/// Runs a simulation and returns its summary.
+pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
+    let wall = Instant::now();
+    if options.homes == 0 {
+        bail!("--homes must be at least 1");
+    }
+    let devices_total = options.homes * DeviceKind::ALL.len();
+    let (broker, broker_label) = match &options.broker {
+        Some(url) => (url.clone(), url.to_string()),
+        None => {
+            let embedded = ledtrad_agent::broker::EmbeddedBroker::start(devices_total + 16)?;
+            let url = embedded.url().clone();
+            // The broker lives until the process ends.
+            std::mem::forget(embedded);
+            (url, "embedded".to_string())
+        }
+    };
+    let run_id = format!("{}-{}", std::process::id(), wall.elapsed().as_nanos() % 1_000_000);
+    let fleet = FleetId::try_new(format!("sim-{run_id}"))?;
+    let key = OperatorKey::generate(KeyId::try_new("sim-operator")?);
+    let clock = ManualClock::new(options.start);
+    let audit = Audit::start(&broker, &fleet).await.with_context(|| format!("connecting to the broker at {broker}"))?;
+
+    // Agents, one per device, each on its own database.
+    let dir = tempfile::tempdir().context("creating a directory for the agents' databases")?;
+    let starting = bar(options.progress, devices_total as u64, "starting agents");
+    let mut homes = Vec::with_capacity(options.homes);
+    let mut devices = Vec::with_capacity(devices_total);
+    let mut running: Vec<RunningAgent> = Vec::with_capacity(devices_total);
+    for h in 0..options.homes {
+        let home = Home::new(options.seed, h, options.consent);
+        for kind in DeviceKind::ALL {
+            let id = DeviceId::try_new(format!("{run_id}-h{h}-{}", kind.as_str().replace('_', "-")))?;
+            let raw = RawConfig {
+                device_id: id.to_string(),
+                kind: kind.as_str().into(),
+                fleet: fleet.to_string(),
+                broker: broker.to_string(),
+                database: dir.path().join(format!("{id}.db")),
+                api: None,
+                utc_offset_minutes: UTC_OFFSET_MINUTES,
+                operator_keys: vec![RawKey { id: key.id.to_string(), public_key: key.public_hex() }],
+            };
+            let config = Config::from_raw(raw, "simulator")?;
+            let agent = ledtrad_agent::spawn(config, Arc::new(clock.clone())).await?;
+            devices.push(Device { id, handle: agent.handle(), consent: home.consent(kind) });
+            running.push(agent);
+            starting.inc(1);
+        }
+        homes.push(home);
+    }
+    starting.finish_and_clear();
+
+    // Consent, as the people gave it at setup.
+    for device in &devices {
+        for purpose in Purpose::ALL.into_iter().filter(|p| device.consent.allows(*p)) {
+            let change = ConsentChange { granted: true, source: ConsentSource::SetupWizard, text_version: "sim-2026-11".into() };
+            device.handle.set_consent(purpose, change).await?;
+        }
+    }
+
+    // The operator signs and pushes the catalogue; wait until every agent applied it.
+    let version = 1;
+    let sign = SignOptions {
+        fleet: fleet.clone(),
+        version,
+        issued_at: options.start,
+        expires_at: options.start.plus_secs((options.days + 7) * DAY_SECS),
+    };
+    let envelope = sign_catalogue(&options.catalogue, &key, &sign)?;
+    push_envelope(&broker, &fleet, envelope, &format!("ledtrad-sim-op-{run_id}")).await?;
+    let applying = bar(options.progress, devices_total as u64, "applying catalogue");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    for device in &devices {
+        loop {
+            let status = device.handle.status().await?;
+            if status.catalogue_version == Some(version) {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("device {} did not apply catalogue version {version} within 120 s (status: {status:?})", device.id);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        applying.inc(1);
+    }
+    applying.finish_and_clear();
+
+    // The simulated days.
+    let categories: BTreeMap<_, _> = options.catalogue.offers.iter().map(|o| (o.id.clone(), o.category.clone())).collect();
+    let mut counts = Counts::default();
+    let mut reports_expected = 0u64;
+    let steps_per_day = 24 * 60 / STEP_MINUTES;
+    let simulating = bar(options.progress, options.days * steps_per_day, "simulating");
+    let local_midnight = options.start;
+    for day in 0..options.days {
+        let mut campaigns_today: BTreeMap<usize, BTreeSet<CampaignId>> = BTreeMap::new();
+        for step in 0..steps_per_day {
+            let minutes = step * STEP_MINUTES;
+            let now = local_midnight.plus_secs(day * DAY_SECS + minutes * 60);
+            clock.set(now);
+            let (hour, minute) = (minutes / 60, minutes % 60);
+            for (h, home) in homes.iter_mut().enumerate() {
+                for event in home.step(day, hour, minute) {
+                    let index = h * DeviceKind::ALL.len() + DeviceKind::ALL.iter().position(|k| *k == event.kind).unwrap_or(0);
+                    let device = &devices[index];
+                    counts.signals += event.signals.len() as u64;
+                    device.handle.signals(event.signals).await?;
+                    let Some(moment) = event.moment else { continue };
+                    let started = Instant::now();
+                    let outcome = device.handle.offer(moment).await?;
+                    counts.call_nanos.push(u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX));
+                    counts.decide_nanos.push(outcome.decide_nanos);
+                    counts.decisions += 1;
+                    let decision = outcome.decision;
+                    if crate::audit::decision_violates(device.consent, &decision) {
+                        counts.violations += 1;
+                    }
+                    let Some(shown) = decision.shown else { continue };
+                    counts.shown += 1;
+                    counts.shown_personalised += u64::from(shown.personalised);
+                    if device.consent.allows(Purpose::Measure) {
+                        campaigns_today.entry(index).or_default().insert(shown.campaign.clone());
+                    }
+                    let category = categories.get(&shown.offer).map_or("", String::as_str);
+                    match home.respond(&shown, category) {
+                        None => counts.unanswered += 1,
+                        Some(kind) => {
+                            match kind {
+                                FeedbackKind::Accepted => counts.accepted += 1,
+                                FeedbackKind::Dismissed => counts.dismissed += 1,
+                                FeedbackKind::NotForMe => {
+                                    counts.dismissed += 1;
+                                    counts.not_for_me += 1;
+                                }
+                            }
+                            device.handle.feedback(Feedback { decision: decision.id, kind }).await?;
+                        }
+                    }
+                }
+            }
+            simulating.inc(1);
+        }
+        // End of day: agents send their reports where `measure` allows it.
+        for device in &devices {
+            device.handle.flush_reports().await?;
+        }
+        reports_expected += campaigns_today.values().map(|c| c.len() as u64).sum::<u64>();
+        let wait_until = Instant::now() + Duration::from_secs(10);
+        while audit.reports() < reports_expected && Instant::now() < wait_until {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    simulating.finish_and_clear();
+    // Let any late message arrive before judging.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let reports_seen = audit.reports();
+    let requests_seen = audit.requests();
+    let any_request = devices.iter().any(|d| d.consent.allows(Purpose::Request));
+    counts.violations += crate::audit::message_violations(reports_seen, reports_expected, requests_seen, any_request);
+    audit.stop();
+
+    // The operator's view: which version each device reports on its retained status.
+    let ids: BTreeSet<DeviceId> = devices.iter().map(|d| d.id.clone()).collect();
+    let statuses = watch_statuses(&broker, &format!("ledtrad-sim-watch-{run_id}"), Duration::from_secs(30), |seen| {
+        ids.iter().all(|id| seen.get(id).is_some_and(|s| s.catalogue_version == Some(version)))
+    })
+    .await?;
+    let applied = ids.iter().filter(|id| statuses.get(*id).is_some_and(|s| s.catalogue_version == Some(version))).count();
+
+    let stopping = bar(options.progress, running.len() as u64, "stopping agents");
+    for agent in running {
+        agent.shutdown().await;
+        stopping.inc(1);
+    }
+    stopping.finish_and_clear();
+    if options.broker.is_some() {
+        // Leave nothing retained behind on a shared broker.
+        let cleaner = format!("ledtrad-sim-clean-{run_id}");
+        ledtrad_operator::push_envelope(&broker, &fleet, Vec::new(), &cleaner).await?;
+        for id in &ids {
+            let topic = ledtrad_protocol::topic::Topic::Status(id.clone());
+            ledtrad_operator::publish_retained(&broker, &topic, Vec::new(), &cleaner).await?;
+        }
+    }
+    drop(dir);
+
+    Ok(Summary {
+        homes: options.homes,
+        devices: devices_total,
+        days: options.days,
+        seed: options.seed,
+        consent: options.consent,
+        broker: broker_label,
+        catalogue_version: version,
+        catalogue_version_applied: applied,
+        decisions: counts.decisions,
+        shown: counts.shown,
+        shown_personalised: counts.shown_personalised,
+        accepted: counts.accepted,
+        dismissed: counts.dismissed,
+        not_for_me: counts.not_for_me,
+        unanswered: counts.unanswered,
+        signals: counts.signals,
+        consent_violations: counts.violations,
+        reports_seen,
+        reports_expected,
+        requests_seen,
+        decision_latency_us: Percentiles::of_nanos(counts.decide_nanos),
+        offer_call_latency_us: Percentiles::of_nanos(counts.call_nanos),
+        wall_seconds: (wall.elapsed().as_secs_f64() * 10.0).round() / 10.0,
+    })
+}

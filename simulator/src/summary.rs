@@ -1,0 +1,128 @@
+//! The run's results: counted as the run goes, printed as a table or one JSON object.
+
+use serde::Serialize;
+
+/// Latency percentiles in microseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Percentiles {
+    /// Median.
+    pub p50: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// Largest.
+    pub max: f64,
+    /// Number of samples.
+    pub samples: usize,
+}
+
+impl Percentiles {
+    /// Percentiles of `nanos`, in microseconds rounded to 0.01.
+    pub fn of_nanos(mut nanos: Vec<u64>) -> Self {
+        nanos.sort_unstable();
+        let at = |q: f64| {
+            if nanos.is_empty() {
+                return 0.0;
+            }
+            let i = ((nanos.len() as f64 - 1.0) * q).round() as usize;
+            (nanos[i] as f64 / 10.0).round() / 100.0
+        };
+        Self { p50: at(0.5), p99: at(0.99), max: at(1.0), samples: nanos.len() }
+    }
+}
+
+/// Everything a run reports.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Summary {
+    /// Homes simulated.
+    pub homes: usize,
+    /// Devices (agents) run.
+    pub devices: usize,
+    /// Simulated days.
+    pub days: u64,
+    /// The seed.
+    pub seed: u64,
+    /// How consent was drawn.
+    pub consent: crate::home::ConsentMode,
+    /// The broker used.
+    pub broker: String,
+    /// The catalogue version pushed.
+    pub catalogue_version: u64,
+    /// Devices whose retained status on the broker shows the pushed version at the end.
+    pub catalogue_version_applied: usize,
+    /// Decisions asked for.
+    pub decisions: u64,
+    /// Offers shown.
+    pub shown: u64,
+    /// Of those, chosen with personal features.
+    pub shown_personalised: u64,
+    /// Accepted.
+    pub accepted: u64,
+    /// Dismissed (including "not for me").
+    pub dismissed: u64,
+    /// Of the dismissals, "not for me".
+    pub not_for_me: u64,
+    /// Shown offers nobody answered.
+    pub unanswered: u64,
+    /// Signals fed to agents.
+    pub signals: u64,
+    /// Consent violations found by the independent audit.
+    pub consent_violations: u64,
+    /// Reports the audit saw on the broker.
+    pub reports_seen: u64,
+    /// Reports the audit expected from devices with `measure`.
+    pub reports_expected: u64,
+    /// Offer requests the audit saw on the broker.
+    pub requests_seen: u64,
+    /// The engine's decision time.
+    pub decision_latency_us: Percentiles,
+    /// A whole offer call through the agent's handle (engine, storage, channel round trip).
+    pub offer_call_latency_us: Percentiles,
+    /// Wall-clock seconds for the whole run.
+    pub wall_seconds: f64,
+}
+
+impl Summary {
+    /// The summary as an aligned two-column table.
+    pub fn table(&self) -> String {
+        let pct = |n: u64| if self.shown == 0 { 0.0 } else { 100.0 * n as f64 / self.shown as f64 };
+        let rows: Vec<(&str, String)> = vec![
+            ("homes", self.homes.to_string()),
+            ("devices", self.devices.to_string()),
+            ("simulated days", self.days.to_string()),
+            ("seed", self.seed.to_string()),
+            ("consent", format!("{:?}", self.consent).to_lowercase()),
+            ("broker", self.broker.clone()),
+            ("catalogue version applied", format!("{} of {} devices on version {}", self.catalogue_version_applied, self.devices, self.catalogue_version)),
+            ("decisions", self.decisions.to_string()),
+            ("offers shown", format!("{} ({} personalised)", self.shown, self.shown_personalised)),
+            ("accepted", format!("{} ({:.1}% of shown)", self.accepted, pct(self.accepted))),
+            ("dismissed", format!("{} ({:.1}% of shown; {} not for me)", self.dismissed, pct(self.dismissed), self.not_for_me)),
+            ("unanswered", self.unanswered.to_string()),
+            ("signals", self.signals.to_string()),
+            ("consent violations", self.consent_violations.to_string()),
+            ("reports seen / expected", format!("{} / {}", self.reports_seen, self.reports_expected)),
+            ("offer requests seen", self.requests_seen.to_string()),
+            ("decision latency (engine)", format!("p50 {:.2} µs, p99 {:.2} µs", self.decision_latency_us.p50, self.decision_latency_us.p99)),
+            ("offer call latency (agent)", format!("p50 {:.2} µs, p99 {:.2} µs", self.offer_call_latency_us.p50, self.offer_call_latency_us.p99)),
+            ("wall time", format!("{:.1} s", self.wall_seconds)),
+        ];
+        let width = rows.iter().map(|(k, _)| k.chars().count()).max().unwrap_or(0);
+        let mut out = String::from("ledtrad simulation\n");
+        for (k, v) in rows {
+            out.push_str(&format!("  {k:<width$}  {v}\n"));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_are_in_microseconds() {
+        let p = Percentiles::of_nanos((1..=100).map(|i| i * 1000).collect());
+        assert_eq!((p.p50, p.p99, p.max, p.samples), (51.0, 99.0, 100.0, 100));
+        assert_eq!(Percentiles::of_nanos(vec![]).p50, 0.0);
+    }
+}
