@@ -86,7 +86,10 @@ async fn not_found() -> ApiError {
     )
 }
 
-async fn offer(State(handle): State<AgentHandle>, Query(query): Query<HashMap<String, String>>) -> Result<Response, ApiError> {
+async fn offer(
+    State(handle): State<AgentHandle>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
     let text = query
         .get("moment")
         .ok_or_else(|| bad_request("missing ?moment=; e.g. GET /v1/offer?moment=door_opened".into()))?;
@@ -112,7 +115,9 @@ async fn offer(State(handle): State<AgentHandle>, Query(query): Query<HashMap<St
 
 async fn feedback(State(handle): State<AgentHandle>, body: Bytes) -> Result<StatusCode, ApiError> {
     let feedback: Feedback = codec::from_json(&body, "feedback body").map_err(|e| {
-        bad_request(format!("{e}; send {{\"decision\": <id>, \"kind\": \"accepted\" | \"dismissed\" | \"not_for_me\"}}"))
+        bad_request(format!(
+            "{e}; send {{\"decision\": <id>, \"kind\": \"accepted\" | \"dismissed\" | \"not_for_me\"}}"
+        ))
     })?;
     handle.feedback(feedback).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -122,10 +127,16 @@ async fn consent(State(handle): State<AgentHandle>) -> Result<Response, ApiError
     Ok(Json(handle.consent().await?).into_response())
 }
 
-async fn set_consent(State(handle): State<AgentHandle>, Path(purpose): Path<String>, body: Bytes) -> Result<Response, ApiError> {
+async fn set_consent(
+    State(handle): State<AgentHandle>,
+    Path(purpose): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let purpose: Purpose = purpose.parse().map_err(|e| bad_request(format!("purpose {purpose:?}: {e}")))?;
     let change: ConsentChange = codec::from_json(&body, "consent body").map_err(|e| {
-        bad_request(format!("{e}; send {{\"granted\": true, \"text_version\": \"2026-11\", \"source\": \"device_ui\"}}"))
+        bad_request(format!(
+            "{e}; send {{\"granted\": true, \"text_version\": \"2026-11\", \"source\": \"device_ui\"}}"
+        ))
     })?;
     Ok(Json(handle.set_consent(purpose, change).await?).into_response())
 }

@@ -41,13 +41,8 @@ impl EmbeddedBroker {
             external_auth: None,
             dynamic_filters: true,
         };
-        let server = ServerSettings {
-            name: "ledtrad-v4".into(),
-            listen,
-            tls: None,
-            next_connection_delay_ms: 0,
-            connections,
-        };
+        let server =
+            ServerSettings { name: "ledtrad-v4".into(), listen, tls: None, next_connection_delay_ms: 0, connections };
         let config = Config {
             id: 0,
             router: RouterConfig {

@@ -119,7 +119,10 @@ impl Config {
         let fleet = FleetId::try_new(&raw.fleet).map_err(|e| field("fleet", e.to_string()))?;
         let broker = raw.broker.parse::<BrokerUrl>().map_err(|e| field("broker", e.to_string()))?;
         if raw.database.as_os_str().is_empty() {
-            return Err(field("database", "is empty; give the path of the SQLite file, e.g. \"/var/lib/ledtrad/agent.db\"".into()));
+            return Err(field(
+                "database",
+                "is empty; give the path of the SQLite file, e.g. \"/var/lib/ledtrad/agent.db\"".into(),
+            ));
         }
         let api = match &raw.api {
             None => None,
@@ -170,7 +173,8 @@ impl Config {
 
 /// Parses a hex Ed25519 public key.
 pub fn parse_public_key(text: &str) -> Result<VerifyingKey, String> {
-    let bytes = hex::decode(text.trim()).map_err(|e| format!("{text:?} is not hex ({e}); copy it from the .pub file"))?;
+    let bytes =
+        hex::decode(text.trim()).map_err(|e| format!("{text:?} is not hex ({e}); copy it from the .pub file"))?;
     let bytes: [u8; 32] = bytes
         .try_into()
         .map_err(|b: Vec<u8>| format!("has {} bytes; an Ed25519 public key has 32 (64 hex digits)", b.len()))?;
@@ -200,7 +204,10 @@ mod tests {
     #[test]
     fn bad_values_name_the_field_value_and_fix() {
         let cases = [
-            (build_config_text("").replace("\"fridge\"", "\"toaster\""), "field 'kind': \"toaster\": unknown device kind"),
+            (
+                build_config_text("").replace("\"fridge\"", "\"toaster\""),
+                "field 'kind': \"toaster\": unknown device kind",
+            ),
             (build_config_text("").replace("127.0.0.1:7878", "0.0.0.0:7878"), "not a loopback address"),
             (build_config_text("").replace("mqtt://127.0.0.1:1883", "127.0.0.1"), "field 'broker'"),
             (build_config_text("").replace(KEY, "abcd"), "key 'op': has 2 bytes"),

@@ -154,7 +154,11 @@ pub async fn spawn(config: Config, clock: Arc<dyn Clock>) -> Result<RunningAgent
         rng: rand::rngs::StdRng::from_os_rng(),
     };
     let task = tokio::spawn(async move {
-        runtime.run(mqtt_rx, cmd_rx, async { let _ = shutdown_rx.await; }).await;
+        runtime
+            .run(mqtt_rx, cmd_rx, async {
+                let _ = shutdown_rx.await;
+            })
+            .await;
         if let Some(api) = api_task {
             api.abort();
         }
@@ -164,7 +168,8 @@ pub async fn spawn(config: Config, clock: Arc<dyn Clock>) -> Result<RunningAgent
 }
 
 fn mqtt_client(config: &Config) -> (AsyncClient, EventLoop) {
-    let mut options = MqttOptions::new(format!("ledtrad-{}", config.device), config.broker.host.clone(), config.broker.port);
+    let mut options =
+        MqttOptions::new(format!("ledtrad-{}", config.device), config.broker.host.clone(), config.broker.port);
     options.set_keep_alive(Duration::from_secs(30));
     options.set_max_packet_size(MAX_PACKET_BYTES, MAX_PACKET_BYTES);
     options.set_clean_session(true);
@@ -361,7 +366,9 @@ impl Runtime {
                     match self.engine.handle_signal(signal, now) {
                         SignalOutcome::Aggregated => outcome.aggregated += 1,
                         SignalOutcome::DroppedNoConsent => outcome.dropped_no_consent += 1,
-                        SignalOutcome::DroppedComputed | SignalOutcome::DroppedNotFinite => outcome.dropped_invalid += 1,
+                        SignalOutcome::DroppedComputed | SignalOutcome::DroppedNotFinite => {
+                            outcome.dropped_invalid += 1
+                        }
                     }
                 }
                 let _ = reply.send(outcome);
@@ -389,7 +396,12 @@ impl Runtime {
         let decide_nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
         let decision = decision.clone();
         if let Some(shown) = &decision.shown {
-            let row = ImpressionRow { decision: decision.id, offer: shown.offer.clone(), campaign: shown.campaign.clone(), at: now };
+            let row = ImpressionRow {
+                decision: decision.id,
+                offer: shown.offer.clone(),
+                campaign: shown.campaign.clone(),
+                at: now,
+            };
             if let Err(e) = self.store.record_impression(&row) {
                 error!("impression of '{}' not stored; caps after a restart may undercount: {e}", shown.offer);
             }

@@ -124,7 +124,13 @@ impl Store {
             .map_err(|e| self.err(e))?;
         let rows = stmt
             .query_map([], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, bool>(1)?, r.get::<_, i64>(2)?, r.get::<_, String>(3)?, r.get::<_, String>(4)?))
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, bool>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                ))
             })
             .map_err(|e| self.err(e))?;
         let mut out = Vec::new();
@@ -208,7 +214,13 @@ impl Store {
     }
 
     /// Records feedback on a shown offer.
-    pub fn record_feedback(&self, decision: DecisionId, offer: &OfferId, kind: FeedbackKind, at: UnixTime) -> Result<(), StoreError> {
+    pub fn record_feedback(
+        &self,
+        decision: DecisionId,
+        offer: &OfferId,
+        kind: FeedbackKind,
+        at: UnixTime,
+    ) -> Result<(), StoreError> {
         self.conn
             .execute(
                 "INSERT INTO feedback (decision_id, offer, kind, at) VALUES (?1, ?2, ?3, ?4)",
@@ -220,10 +232,10 @@ impl Store {
 
     /// All stored feedback: (offer, kind).
     pub fn feedback(&self) -> Result<Vec<(OfferId, FeedbackKind)>, StoreError> {
-        let mut stmt = self.conn.prepare("SELECT offer, kind FROM feedback ORDER BY decision_id").map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
-            .map_err(|e| self.err(e))?;
+        let mut stmt =
+            self.conn.prepare("SELECT offer, kind FROM feedback ORDER BY decision_id").map_err(|e| self.err(e))?;
+        let rows =
+            stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))).map_err(|e| self.err(e))?;
         let mut out = Vec::new();
         for row in rows {
             let (offer, kind) = row.map_err(|e| self.err(e))?;
@@ -293,7 +305,12 @@ mod tests {
         let offer = OfferId::try_new("milk").unwrap();
         let campaign = CampaignId::try_new("dairy").unwrap();
         store
-            .record_impression(&ImpressionRow { decision: DecisionId(4), offer: offer.clone(), campaign, at: UnixTime(2) })
+            .record_impression(&ImpressionRow {
+                decision: DecisionId(4),
+                offer: offer.clone(),
+                campaign,
+                at: UnixTime(2),
+            })
             .unwrap();
         store.record_feedback(DecisionId(4), &offer, FeedbackKind::Accepted, UnixTime(3)).unwrap();
         assert_eq!(store.feedback().unwrap().len(), 1);

@@ -128,8 +128,7 @@ impl OperatorKey {
         let format = |detail: String| KeyError::Format { path: path.into(), detail };
         let file: SecretFile = toml::from_str(&text).map_err(|e| format(e.message().to_string()))?;
         let bytes = hex::decode(&file.secret_key).map_err(|e| format(format!("secret_key: {e}")))?;
-        let secret: [u8; 32] =
-            bytes.try_into().map_err(|_| format("secret_key must be 64 hex digits".into()))?;
+        let secret: [u8; 32] = bytes.try_into().map_err(|_| format("secret_key must be 64 hex digits".into()))?;
         Ok(Self::from_secret(file.id, secret))
     }
 }

@@ -39,16 +39,28 @@ pub enum LoadError {
 
 /// Parses catalogue text; `path` names it in errors and picks the format.
 pub fn parse_catalogue(path: &Path, text: &str, now: Option<UnixTime>) -> Result<Catalogue, LoadError> {
-    let is_json = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json")) || text.trim_start().starts_with('{');
+    let is_json =
+        path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json")) || text.trim_start().starts_with('{');
     let value: serde_json::Value = if is_json {
-        serde_json::from_str(text).map_err(|e| LoadError::Syntax { path: path.into(), format: "JSON", detail: e.to_string() })?
+        serde_json::from_str(text).map_err(|e| LoadError::Syntax {
+            path: path.into(),
+            format: "JSON",
+            detail: e.to_string(),
+        })?
     } else {
-        let table: toml::Table = toml::from_str(text)
-            .map_err(|e| LoadError::Syntax { path: path.into(), format: "TOML", detail: e.to_string() })?;
-        serde_json::to_value(table)
-            .map_err(|e| LoadError::Syntax { path: path.into(), format: "TOML", detail: e.to_string() })?
+        let table: toml::Table = toml::from_str(text).map_err(|e| LoadError::Syntax {
+            path: path.into(),
+            format: "TOML",
+            detail: e.to_string(),
+        })?;
+        serde_json::to_value(table).map_err(|e| LoadError::Syntax {
+            path: path.into(),
+            format: "TOML",
+            detail: e.to_string(),
+        })?
     };
-    let catalogue = Catalogue::from_value(value).map_err(|problems| LoadError::Problems { path: path.into(), problems })?;
+    let catalogue =
+        Catalogue::from_value(value).map_err(|problems| LoadError::Problems { path: path.into(), problems })?;
     if let Some(now) = now {
         let problems = catalogue.problems_at(now);
         if !problems.is_empty() {
@@ -125,7 +137,9 @@ valid_until = "2030-01-01T00:00:00Z"
         let err = parse_catalogue(Path::new("spring.toml"), text, Some(NOW)).unwrap_err();
         let LoadError::Problems { problems, .. } = &err else { panic!("{err}") };
         let has = |field: &str, words: &str| {
-            problems.iter().any(|p| p.offer.as_deref() == Some("oat-milk") && p.field == field && p.message.contains(words))
+            problems
+                .iter()
+                .any(|p| p.offer.as_deref() == Some("oat-milk") && p.field == field && p.message.contains(words))
         };
         assert!(has("question", "statement"), "{err}");
         assert!(has("category", "sensitive"), "{err}");

@@ -85,7 +85,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let key = OperatorKey::generate(id);
             let (secret, public) = key.save(&out)?;
             println!("wrote {} (secret: keep it private) and {}", secret.display(), public.display());
-            println!("pin it in each agent config:\n\n[[operator_keys]]\nid = \"{}\"\npublic_key = \"{}\"", key.id, key.public_hex());
+            println!(
+                "pin it in each agent config:\n\n[[operator_keys]]\nid = \"{}\"\npublic_key = \"{}\"",
+                key.id,
+                key.public_hex()
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Catalogue(CatalogueCommand::Check { file }) => match load_catalogue(&file, Some(now())) {
@@ -103,11 +107,24 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let catalogue = load_catalogue(&file, Some(now()))?;
             let key = OperatorKey::load(&key)?;
             let issued_at = now();
-            let options = SignOptions { fleet: fleet.clone(), version, issued_at, expires_at: issued_at.plus_secs(expires_in_days * 86_400) };
+            let options = SignOptions {
+                fleet: fleet.clone(),
+                version,
+                issued_at,
+                expires_at: issued_at.plus_secs(expires_in_days * 86_400),
+            };
             let envelope = sign_catalogue(&catalogue, &key, &options)?;
             let size = envelope.len();
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the async runtime")?;
-            runtime.block_on(push_envelope(&broker, &fleet, envelope, &format!("ledtrad-op-{}", std::process::id())))?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            runtime.block_on(push_envelope(
+                &broker,
+                &fleet,
+                envelope,
+                &format!("ledtrad-op-{}", std::process::id()),
+            ))?;
             println!(
                 "pushed catalogue '{}' version {version} ({} offers, {size} bytes, key '{}', expires {}) to fleet '{fleet}' on {broker}",
                 file.display(),

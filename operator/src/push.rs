@@ -31,12 +31,22 @@ pub enum PushError {
 
 /// Publishes `envelope` retained with QoS 1 on `fleet`'s catalogue topic and waits for PUBACK.
 /// An empty payload clears the retained catalogue on the broker (devices keep theirs).
-pub async fn push_envelope(broker: &BrokerUrl, fleet: &FleetId, envelope: Vec<u8>, client_id: &str) -> Result<(), PushError> {
+pub async fn push_envelope(
+    broker: &BrokerUrl,
+    fleet: &FleetId,
+    envelope: Vec<u8>,
+    client_id: &str,
+) -> Result<(), PushError> {
     publish_retained(broker, &Topic::Catalogue(fleet.clone()), envelope, client_id).await
 }
 
 /// Publishes `payload` retained with QoS 1 on `topic` and waits for PUBACK.
-pub async fn publish_retained(broker: &BrokerUrl, topic: &Topic, payload: Vec<u8>, client_id: &str) -> Result<(), PushError> {
+pub async fn publish_retained(
+    broker: &BrokerUrl,
+    topic: &Topic,
+    payload: Vec<u8>,
+    client_id: &str,
+) -> Result<(), PushError> {
     let timeout = Duration::from_secs(15);
     tokio::time::timeout(timeout, publish(broker, topic.name(), payload, client_id))
         .await

@@ -53,7 +53,11 @@ impl FromStr for BrokerUrl {
         }
         let port = match port {
             None => DEFAULT_PORT,
-            Some(p) => p.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(|| err("has a port that is not a number from 1 to 65535"))?,
+            Some(p) => p
+                .parse::<u16>()
+                .ok()
+                .filter(|p| *p != 0)
+                .ok_or_else(|| err("has a port that is not a number from 1 to 65535"))?,
         };
         Ok(Self { host: host.into(), port })
     }

@@ -207,10 +207,8 @@ impl Catalogue {
         }
         let mut offers = Vec::with_capacity(raw_offers.len());
         for (i, raw) in raw_offers.into_iter().enumerate() {
-            let label = raw
-                .get("id")
-                .and_then(|v| v.as_str())
-                .map_or_else(|| format!("#{}", i + 1), ToString::to_string);
+            let label =
+                raw.get("id").and_then(|v| v.as_str()).map_or_else(|| format!("#{}", i + 1), ToString::to_string);
             match serde_json::from_value::<Offer>(raw) {
                 Ok(offer) => offers.push(offer),
                 Err(e) => problems.push(Problem {
@@ -244,11 +242,7 @@ impl Catalogue {
         }
         for (i, offer) in self.offers.iter().enumerate() {
             if self.offers[..i].iter().any(|o| o.id == offer.id) {
-                out.push(problem(
-                    Some(offer.id.as_str()),
-                    "id",
-                    "duplicate offer id; every offer needs its own id",
-                ));
+                out.push(problem(Some(offer.id.as_str()), "id", "duplicate offer id; every offer needs its own id"));
             }
             offer.check(&mut out);
         }
@@ -264,7 +258,10 @@ impl Catalogue {
                 problem(
                     Some(o.id.as_str()),
                     "valid_until",
-                    &format!("the offer ended at {} (now is {now}); move valid_until into the future or drop the offer", o.valid_until),
+                    &format!(
+                        "the offer ended at {} (now is {now}); move valid_until into the future or drop the offer",
+                        o.valid_until
+                    ),
                 )
             })
             .collect()
@@ -279,8 +276,21 @@ fn problem(offer: Option<&str>, field: &str, message: &str) -> Problem {
 /// serde_json reports no path, so the message itself is the guide and the field is `offer`.
 fn field_of(message: &str) -> String {
     for field in [
-        "device_kinds", "moments", "conditions", "valid_from", "valid_until", "caps", "campaign",
-        "category", "priority", "value", "title", "question", "body", "image", "personalised",
+        "device_kinds",
+        "moments",
+        "conditions",
+        "valid_from",
+        "valid_until",
+        "caps",
+        "campaign",
+        "category",
+        "priority",
+        "value",
+        "title",
+        "question",
+        "body",
+        "image",
+        "personalised",
     ] {
         if message.contains(&format!("`{field}`")) {
             return field.into();
@@ -319,7 +329,10 @@ impl Offer {
             );
         }
         if len(&self.question) > MAX_QUESTION {
-            push("question", format!("the question has {} characters; keep it within {MAX_QUESTION}", len(&self.question)));
+            push(
+                "question",
+                format!("the question has {} characters; keep it within {MAX_QUESTION}", len(&self.question)),
+            );
         }
         if len(&self.body) > MAX_BODY {
             push("body", format!("the body has {} characters; keep it within {MAX_BODY}", len(&self.body)));
@@ -342,7 +355,11 @@ impl Offer {
             if !self.device_kinds.contains(&m.device_kind()) {
                 push(
                     "moments",
-                    format!("moment '{m}' happens on a {} but device_kinds does not include '{}'", m.device_kind().label(), m.device_kind()),
+                    format!(
+                        "moment '{m}' happens on a {} but device_kinds does not include '{}'",
+                        m.device_kind().label(),
+                        m.device_kind()
+                    ),
                 );
             }
         }
@@ -356,7 +373,13 @@ impl Offer {
                 Ok(f) => {
                     if let Some(kind) = f.spec().kind {
                         if !self.device_kinds.contains(&kind) {
-                            push(&field, format!("feature '{f}' comes from a {} but device_kinds does not include '{kind}'", kind.label()));
+                            push(
+                                &field,
+                                format!(
+                                    "feature '{f}' comes from a {} but device_kinds does not include '{kind}'",
+                                    kind.label()
+                                ),
+                            );
                         }
                     }
                     if f.spec().purpose == Some(Purpose::Personalise) && !self.personalised {
@@ -375,7 +398,13 @@ impl Offer {
             push("priority", format!("{} must be a finite number > 0 (1 is neutral)", self.priority));
         }
         if self.valid_until <= self.valid_from {
-            push("valid_until", format!("{} is not after valid_from {}; the offer could never be shown", self.valid_until, self.valid_from));
+            push(
+                "valid_until",
+                format!(
+                    "{} is not after valid_from {}; the offer could never be shown",
+                    self.valid_until, self.valid_from
+                ),
+            );
         }
         if self.caps.per_day == 0 {
             push("caps.per_day", "0 means the offer can never be shown; use 1 or more".into());

@@ -58,10 +58,10 @@ impl fmt::Display for Purpose {
 impl FromStr for Purpose {
     type Err = UnknownName;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL.into_iter().find(|p| p.as_str() == s).ok_or(UnknownName {
-            what: "consent purpose",
-            expected: "personalise, request, measure, improve",
-        })
+        Self::ALL
+            .into_iter()
+            .find(|p| p.as_str() == s)
+            .ok_or(UnknownName { what: "consent purpose", expected: "personalise, request, measure, improve" })
     }
 }
 

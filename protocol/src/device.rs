@@ -58,13 +58,8 @@ pub enum Moment {
 
 impl Moment {
     /// Every moment, in a fixed order.
-    pub const ALL: [Moment; 5] = [
-        Self::DoorOpened,
-        Self::InventoryLow,
-        Self::BookFinished,
-        Self::ReaderSleep,
-        Self::ScreenWoken,
-    ];
+    pub const ALL: [Moment; 5] =
+        [Self::DoorOpened, Self::InventoryLow, Self::BookFinished, Self::ReaderSleep, Self::ScreenWoken];
 
     /// The name used in catalogues, the local API and JSON.
     pub const fn as_str(self) -> &'static str {
@@ -100,10 +95,10 @@ pub struct UnknownName {
 impl FromStr for DeviceKind {
     type Err = UnknownName;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL.into_iter().find(|k| k.as_str() == s).ok_or(UnknownName {
-            what: "device kind",
-            expected: "fridge, ereader, lock_screen",
-        })
+        Self::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or(UnknownName { what: "device kind", expected: "fridge, ereader, lock_screen" })
     }
 }
 

@@ -36,12 +36,7 @@ pub struct FeatureSpec {
     pub why: &'static str,
 }
 
-const fn personal(
-    name: &'static str,
-    kind: DeviceKind,
-    aggregation: Aggregation,
-    why: &'static str,
-) -> FeatureSpec {
+const fn personal(name: &'static str, kind: DeviceKind, aggregation: Aggregation, why: &'static str) -> FeatureSpec {
     FeatureSpec { name, kind: Some(kind), purpose: Some(Purpose::Personalise), aggregation, why }
 }
 
@@ -84,7 +79,9 @@ pub struct FeatureName(&'static FeatureSpec);
 
 /// A feature name that is not in [`FEATURES`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown feature {0:?}; known features are listed in the README (e.g. \"fridge.butter.level\", \"context.hour\")")]
+#[error(
+    "unknown feature {0:?}; known features are listed in the README (e.g. \"fridge.butter.level\", \"context.hour\")"
+)]
 pub struct UnknownFeature(pub String);
 
 impl FeatureName {

@@ -11,9 +11,7 @@ pub const MAX_ID_LEN: usize = 64;
 
 /// Why a string is not a valid identifier.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "{what} {value:?} is not a valid id: use 1 to 64 characters of a-z, 0-9, '-', '_' and '.'"
-)]
+#[error("{what} {value:?} is not a valid id: use 1 to 64 characters of a-z, 0-9, '-', '_' and '.'")]
 pub struct InvalidId {
     /// The kind of identifier.
     pub what: &'static str,
@@ -24,9 +22,7 @@ pub struct InvalidId {
 fn check(what: &'static str, value: &str) -> Result<(), InvalidId> {
     let ok = !value.is_empty()
         && value.len() <= MAX_ID_LEN
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.'));
+        && value.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.'));
     if ok {
         Ok(())
     } else {

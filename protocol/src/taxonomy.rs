@@ -40,16 +40,8 @@ pub const CATEGORIES: &[CategoryInfo] = &[
 
 /// Branches that can never be targeted (DESIGN §2): health, religion, politics, sexuality,
 /// ethnicity, union membership, emotions and financial distress.
-pub const SENSITIVE_BRANCHES: &[&str] = &[
-    "health",
-    "religion",
-    "politics",
-    "sexuality",
-    "ethnicity",
-    "union",
-    "emotions",
-    "finance.distress",
-];
+pub const SENSITIVE_BRANCHES: &[&str] =
+    &["health", "religion", "politics", "sexuality", "ethnicity", "union", "emotions", "finance.distress"];
 
 /// A category from [`CATEGORIES`]. Deserialising checks it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -59,7 +51,9 @@ pub struct Category(&'static CategoryInfo);
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InvalidCategory {
     /// The category is in a sensitive branch.
-    #[error("category {0:?} is sensitive and can never be targeted; choose an interest category such as \"food.dairy\"")]
+    #[error(
+        "category {0:?} is sensitive and can never be targeted; choose an interest category such as \"food.dairy\""
+    )]
     Sensitive(String),
     /// The category is not in the taxonomy.
     #[error("unknown category {0:?}; use one of the taxonomy's categories, e.g. \"food.dairy\", \"books.crime\", \"home.cleaning\"")]
@@ -69,17 +63,13 @@ pub enum InvalidCategory {
 impl Category {
     /// Looks up `path`, refusing sensitive and unknown categories.
     pub fn try_new(path: &str) -> Result<Self, InvalidCategory> {
-        let sensitive = SENSITIVE_BRANCHES.iter().any(|b| {
-            path == *b || (path.starts_with(b) && path.as_bytes().get(b.len()) == Some(&b'.'))
-        });
+        let sensitive = SENSITIVE_BRANCHES
+            .iter()
+            .any(|b| path == *b || (path.starts_with(b) && path.as_bytes().get(b.len()) == Some(&b'.')));
         if sensitive {
             return Err(InvalidCategory::Sensitive(path.into()));
         }
-        CATEGORIES
-            .iter()
-            .find(|c| c.path == path)
-            .map(Self)
-            .ok_or_else(|| InvalidCategory::Unknown(path.into()))
+        CATEGORIES.iter().find(|c| c.path == path).map(Self).ok_or_else(|| InvalidCategory::Unknown(path.into()))
     }
 
     /// The dotted path.
@@ -122,10 +112,7 @@ mod tests {
             assert_eq!(Category::try_new(path), Err(InvalidCategory::Sensitive(path.into())));
         }
         // A prefix that only looks like a branch is not sensitive, just unknown.
-        assert_eq!(
-            Category::try_new("healthy-snacks"),
-            Err(InvalidCategory::Unknown("healthy-snacks".into()))
-        );
+        assert_eq!(Category::try_new("healthy-snacks"), Err(InvalidCategory::Unknown("healthy-snacks".into())));
     }
 
     #[test]

@@ -57,8 +57,7 @@ impl UnixTime {
         };
         let (year, month, day) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
         let (hour, minute, second) = (num(11, 13)?, num(14, 16)?, num(17, 19)?);
-        if year < 1970 || !(1..=12).contains(&month) || day == 0 || day > days_in_month(year, month)
-        {
+        if year < 1970 || !(1..=12).contains(&month) || day == 0 || day > days_in_month(year, month) {
             return Err(InvalidTime::Date);
         }
         if hour > 23 || minute > 59 || second > 59 {
@@ -157,8 +156,7 @@ impl<'de> Deserialize<'de> for UnixTime {
                 Ok(UnixTime(v))
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<UnixTime, E> {
-                UnixTime::parse_rfc3339(v)
-                    .map_err(|e| E::custom(format_args!("time {v:?}: {e}")))
+                UnixTime::parse_rfc3339(v).map_err(|e| E::custom(format_args!("time {v:?}: {e}")))
             }
         }
         if deserializer.is_human_readable() {

@@ -138,7 +138,9 @@ mod tests {
 
     #[test]
     fn foreign_and_malformed_topics_are_refused() {
-        for t in ["ledtrad/v2/fleet/a/catalogue", "ledtrad/v1/fleet/a/segments", "other", "ledtrad/v1/fleet/a/b/catalogue"] {
+        for t in
+            ["ledtrad/v2/fleet/a/catalogue", "ledtrad/v1/fleet/a/segments", "other", "ledtrad/v1/fleet/a/b/catalogue"]
+        {
             assert_eq!(Topic::parse(t), Err(TopicError::Unknown(t.into())));
         }
         assert!(matches!(Topic::parse("ledtrad/v1/fleet/A B/catalogue"), Err(TopicError::BadId { .. })));

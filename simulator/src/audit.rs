@@ -8,9 +8,9 @@ use std::sync::Arc;
 use ledtrad_protocol::broker::BrokerUrl;
 use ledtrad_protocol::consent::ConsentState;
 use ledtrad_protocol::decision::Decision;
-use ledtrad_protocol::Purpose;
 use ledtrad_protocol::topic::Topic;
 use ledtrad_protocol::FleetId;
+use ledtrad_protocol::Purpose;
 use rumqttc::{Event, Packet, QoS};
 use tokio::task::JoinHandle;
 
@@ -26,7 +26,12 @@ pub fn decision_violates(consent: ConsentState, decision: &Decision) -> bool {
 /// Violations on the wire: reports beyond what the devices with `measure` could have sent
 /// (reports carry no device id, so they are judged by count), and any offer request when no
 /// device has `request`.
-pub fn message_violations(reports_seen: u64, reports_expected: u64, requests_seen: u64, any_request_consent: bool) -> u64 {
+pub fn message_violations(
+    reports_seen: u64,
+    reports_expected: u64,
+    requests_seen: u64,
+    any_request_consent: bool,
+) -> u64 {
     let requests = if any_request_consent { 0 } else { requests_seen };
     reports_seen.saturating_sub(reports_expected) + requests
 }
@@ -51,7 +56,8 @@ impl Audit {
     /// Subscribes (and waits for the broker's SUBACK) before returning, so nothing sent
     /// afterwards is missed.
     pub async fn start(broker: &BrokerUrl, fleet: &FleetId) -> anyhow::Result<Self> {
-        let (client, mut eventloop) = ledtrad_operator::mqtt::connect(broker, &format!("ledtrad-sim-audit-{}", std::process::id()));
+        let (client, mut eventloop) =
+            ledtrad_operator::mqtt::connect(broker, &format!("ledtrad-sim-audit-{}", std::process::id()));
         client.subscribe(Topic::OfferRequest.name(), QoS::AtLeastOnce).await?;
         client.subscribe(Topic::Reports(fleet.clone()).name(), QoS::AtLeastOnce).await?;
         let mut acks = 0;

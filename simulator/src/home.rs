@@ -28,8 +28,13 @@ pub enum ConsentMode {
 }
 
 /// The shelf items a fridge weighs, with the feature each feeds.
-pub const SHELF: [&str; 5] =
-    ["fridge.butter.level", "fridge.milk.level", "fridge.cheese.level", "fridge.vegetables.level", "fridge.drinks.level"];
+pub const SHELF: [&str; 5] = [
+    "fridge.butter.level",
+    "fridge.milk.level",
+    "fridge.cheese.level",
+    "fridge.vegetables.level",
+    "fridge.drinks.level",
+];
 
 /// What one device does in one simulated step.
 #[derive(Debug, Clone, PartialEq)]
@@ -64,9 +69,11 @@ fn draw_person(rng: &mut ChaCha8Rng, mode: ConsentMode) -> ConsentState {
     match mode {
         ConsentMode::All => ConsentState::all(),
         ConsentMode::None => ConsentState::NONE,
-        ConsentMode::Mixed => [(Purpose::Personalise, 0.6), (Purpose::Measure, 0.5), (Purpose::Request, 0.3), (Purpose::Improve, 0.2)]
-            .into_iter()
-            .fold(ConsentState::NONE, |s, (p, share)| s.with(p, rng.random_bool(share))),
+        ConsentMode::Mixed => {
+            [(Purpose::Personalise, 0.6), (Purpose::Measure, 0.5), (Purpose::Request, 0.3), (Purpose::Improve, 0.2)]
+                .into_iter()
+                .fold(ConsentState::NONE, |s, (p, share)| s.with(p, rng.random_bool(share)))
+        }
     }
 }
 
@@ -90,9 +97,9 @@ impl Home {
         match kind {
             DeviceKind::LockScreen => self.people[0],
             DeviceKind::Ereader => self.people[1],
-            DeviceKind::Fridge => Purpose::ALL.into_iter().fold(ConsentState::NONE, |s, p| {
-                s.with(p, self.people[0].allows(p) && self.people[1].allows(p))
-            }),
+            DeviceKind::Fridge => Purpose::ALL
+                .into_iter()
+                .fold(ConsentState::NONE, |s, p| s.with(p, self.people[0].allows(p) && self.people[1].allows(p))),
         }
     }
 
@@ -114,7 +121,13 @@ impl Home {
 
     fn fridge(&mut self, hour: u64, events: &mut Vec<DeviceEvent>) {
         let meal = matches!(hour, 7 | 12 | 18);
-        let p_open = if meal { 0.5 } else if (7..23).contains(&hour) { 0.08 } else { 0.0 };
+        let p_open = if meal {
+            0.5
+        } else if (7..23).contains(&hour) {
+            0.08
+        } else {
+            0.0
+        };
         if !self.rng.random_bool(p_open) {
             return;
         }
@@ -132,12 +145,20 @@ impl Home {
     }
 
     fn reader(&mut self, hour: u64, events: &mut Vec<DeviceEvent>) {
-        let p_read = if (20..23).contains(&hour) { 0.12 } else if (7..9).contains(&hour) { 0.03 } else { 0.0 };
+        let p_read = if (20..23).contains(&hour) {
+            0.12
+        } else if (7..9).contains(&hour) {
+            0.03
+        } else {
+            0.0
+        };
         if !self.rng.random_bool(p_read) {
             return;
         }
         let mut signals = vec![Signal { feature: feature("ereader.reading.minutes"), value: 10.0 }];
-        for (name, share) in ["ereader.genre.crime", "ereader.genre.cooking", "ereader.genre.travel"].iter().zip(self.genres) {
+        for (name, share) in
+            ["ereader.genre.crime", "ereader.genre.cooking", "ereader.genre.travel"].iter().zip(self.genres)
+        {
             signals.push(Signal { feature: feature(name), value: share });
         }
         let finished = self.rng.random_bool(0.2);
@@ -200,7 +221,10 @@ mod tests {
             let home = Home::new(1, index, ConsentMode::Mixed);
             for p in Purpose::ALL {
                 let fridge = home.consent(DeviceKind::Fridge).allows(p);
-                assert_eq!(fridge, home.consent(DeviceKind::LockScreen).allows(p) && home.consent(DeviceKind::Ereader).allows(p));
+                assert_eq!(
+                    fridge,
+                    home.consent(DeviceKind::LockScreen).allows(p) && home.consent(DeviceKind::Ereader).allows(p)
+                );
             }
         }
         assert_eq!(Home::new(1, 0, ConsentMode::None).consent(DeviceKind::Fridge), ConsentState::NONE);

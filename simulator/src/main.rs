@@ -56,13 +56,17 @@ fn parse_time(s: &str) -> Result<UnixTime, String> {
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "error,rumqttd=off".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "error,rumqttd=off".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let Command::Run { homes, days, seed, broker, consent, catalogue, start, json } = Cli::parse().command;
     let catalogue = match &catalogue {
         Some(path) => load_catalogue(path, Some(start)),
-        None => parse_catalogue(Path::new("examples/catalogues/home.toml"), ledtrad_sim::EXAMPLE_CATALOGUE, Some(start)),
+        None => {
+            parse_catalogue(Path::new("examples/catalogues/home.toml"), ledtrad_sim::EXAMPLE_CATALOGUE, Some(start))
+        }
     };
     let catalogue = match catalogue {
         Ok(c) => c,

@@ -75,7 +75,8 @@ fn bar(progress: bool, len: u64, message: &str) -> ProgressBar {
     }
     let bar = ProgressBar::new(len);
     bar.set_style(
-        ProgressStyle::with_template("{msg:>24} [{bar:40}] {pos}/{len} {elapsed}").unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template("{msg:>24} [{bar:40}] {pos}/{len} {elapsed}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     bar.set_message(message.to_string());
     bar
@@ -137,7 +138,8 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
     // Consent, as the people gave it at setup.
     for device in &devices {
         for purpose in Purpose::ALL.into_iter().filter(|p| device.consent.allows(*p)) {
-            let change = ConsentChange { granted: true, source: ConsentSource::SetupWizard, text_version: "sim-2026-11".into() };
+            let change =
+                ConsentChange { granted: true, source: ConsentSource::SetupWizard, text_version: "sim-2026-11".into() };
             device.handle.set_consent(purpose, change).await?;
         }
     }
@@ -161,7 +163,10 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
                 break;
             }
             if Instant::now() > deadline {
-                bail!("device {} did not apply catalogue version {version} within 120 s (status: {status:?})", device.id);
+                bail!(
+                    "device {} did not apply catalogue version {version} within 120 s (status: {status:?})",
+                    device.id
+                );
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -170,7 +175,8 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
     applying.finish_and_clear();
 
     // The simulated days.
-    let categories: BTreeMap<_, _> = options.catalogue.offers.iter().map(|o| (o.id.clone(), o.category.clone())).collect();
+    let categories: BTreeMap<_, _> =
+        options.catalogue.offers.iter().map(|o| (o.id.clone(), o.category.clone())).collect();
     let mut counts = Counts::default();
     let mut reports_expected = 0u64;
     let steps_per_day = 24 * 60 / STEP_MINUTES;
@@ -185,7 +191,8 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
             let (hour, minute) = (minutes / 60, minutes % 60);
             for (h, home) in homes.iter_mut().enumerate() {
                 for event in home.step(day, hour, minute) {
-                    let index = h * DeviceKind::ALL.len() + DeviceKind::ALL.iter().position(|k| *k == event.kind).unwrap_or(0);
+                    let index =
+                        h * DeviceKind::ALL.len() + DeviceKind::ALL.iter().position(|k| *k == event.kind).unwrap_or(0);
                     let device = &devices[index];
                     counts.signals += event.signals.len() as u64;
                     device.handle.signals(event.signals).await?;
@@ -249,7 +256,8 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
         ids.iter().all(|id| seen.get(id).is_some_and(|s| s.catalogue_version == Some(version)))
     })
     .await?;
-    let applied = ids.iter().filter(|id| statuses.get(*id).is_some_and(|s| s.catalogue_version == Some(version))).count();
+    let applied =
+        ids.iter().filter(|id| statuses.get(*id).is_some_and(|s| s.catalogue_version == Some(version))).count();
 
     let stopping = bar(options.progress, running.len() as u64, "stopping agents");
     for agent in running {

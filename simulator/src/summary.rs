@@ -92,18 +92,33 @@ impl Summary {
             ("seed", self.seed.to_string()),
             ("consent", format!("{:?}", self.consent).to_lowercase()),
             ("broker", self.broker.clone()),
-            ("catalogue version applied", format!("{} of {} devices on version {}", self.catalogue_version_applied, self.devices, self.catalogue_version)),
+            (
+                "catalogue version applied",
+                format!(
+                    "{} of {} devices on version {}",
+                    self.catalogue_version_applied, self.devices, self.catalogue_version
+                ),
+            ),
             ("decisions", self.decisions.to_string()),
             ("offers shown", format!("{} ({} personalised)", self.shown, self.shown_personalised)),
             ("accepted", format!("{} ({:.1}% of shown)", self.accepted, pct(self.accepted))),
-            ("dismissed", format!("{} ({:.1}% of shown; {} not for me)", self.dismissed, pct(self.dismissed), self.not_for_me)),
+            (
+                "dismissed",
+                format!("{} ({:.1}% of shown; {} not for me)", self.dismissed, pct(self.dismissed), self.not_for_me),
+            ),
             ("unanswered", self.unanswered.to_string()),
             ("signals", self.signals.to_string()),
             ("consent violations", self.consent_violations.to_string()),
             ("reports seen / expected", format!("{} / {}", self.reports_seen, self.reports_expected)),
             ("offer requests seen", self.requests_seen.to_string()),
-            ("decision latency (engine)", format!("p50 {:.2} µs, p99 {:.2} µs", self.decision_latency_us.p50, self.decision_latency_us.p99)),
-            ("offer call latency (agent)", format!("p50 {:.2} µs, p99 {:.2} µs", self.offer_call_latency_us.p50, self.offer_call_latency_us.p99)),
+            (
+                "decision latency (engine)",
+                format!("p50 {:.2} µs, p99 {:.2} µs", self.decision_latency_us.p50, self.decision_latency_us.p99),
+            ),
+            (
+                "offer call latency (agent)",
+                format!("p50 {:.2} µs, p99 {:.2} µs", self.offer_call_latency_us.p50, self.offer_call_latency_us.p99),
+            ),
             ("wall time", format!("{:.1} s", self.wall_seconds)),
         ];
         let width = rows.iter().map(|(k, _)| k.chars().count()).max().unwrap_or(0);

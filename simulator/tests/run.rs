@@ -1,6 +1,9 @@
 //! The simulator end to end on the embedded broker: every device applies the pushed
 //! catalogue, offers are shown, no consent is violated, and the same seed gives the same run.
 
+// Test helpers unwrap: a panic is a failed test with its message.
+#![allow(clippy::unwrap_used)]
+
 use std::path::Path;
 
 use ledtrad_operator::load::parse_catalogue;
@@ -25,7 +28,17 @@ fn options(seed: u64, consent: ConsentMode) -> RunOptions {
 
 /// The parts of a summary that depend only on the seed (not on timing).
 fn outcome(s: &Summary) -> Vec<u64> {
-    vec![s.decisions, s.shown, s.shown_personalised, s.accepted, s.dismissed, s.not_for_me, s.unanswered, s.signals, s.reports_expected]
+    vec![
+        s.decisions,
+        s.shown,
+        s.shown_personalised,
+        s.accepted,
+        s.dismissed,
+        s.not_for_me,
+        s.unanswered,
+        s.signals,
+        s.reports_expected,
+    ]
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -63,7 +63,13 @@ pub fn now() -> UnixTime {
 }
 
 /// Signs the example catalogue for `fleet`.
-pub fn envelope(key: &OperatorKey, fleet: &FleetId, version: u64, issued_at: UnixTime, expires_at: UnixTime) -> Vec<u8> {
+pub fn envelope(
+    key: &OperatorKey,
+    fleet: &FleetId,
+    version: u64,
+    issued_at: UnixTime,
+    expires_at: UnixTime,
+) -> Vec<u8> {
     let options = SignOptions { fleet: fleet.clone(), version, issued_at, expires_at };
     sign_catalogue(&example_catalogue(), key, &options).expect("signs")
 }
@@ -143,7 +149,9 @@ impl TestAgent {
     pub async fn stop(self) {
         let device = self.config.device.clone();
         self.agent.shutdown().await;
-        let _ = ledtrad_operator::publish_retained(&broker(), &Topic::Status(device), Vec::new(), &unique("test-clean")).await;
+        let _ =
+            ledtrad_operator::publish_retained(&broker(), &Topic::Status(device), Vec::new(), &unique("test-clean"))
+                .await;
     }
 }
 

@@ -2,6 +2,9 @@
 //! fridge signal becomes an offer on its screen — against the embedded broker, or the broker
 //! named by `LEDTRAD_TEST_BROKER` (CI runs this suite against Mosquitto too).
 
+// Test helpers unwrap: a panic is a failed test with its message.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -106,7 +109,8 @@ async fn a_low_butter_signal_becomes_an_offer_with_a_coarse_why_and_why_not() {
 
     // Why and why not.
     let id = body["decision"].as_u64().unwrap();
-    let decision: Value = http.get(format!("{}/v1/decisions/{id}", agent.api())).send().await.unwrap().json().await.unwrap();
+    let decision: Value =
+        http.get(format!("{}/v1/decisions/{id}", agent.api())).send().await.unwrap().json().await.unwrap();
     let candidates = decision["candidates"].as_array().unwrap();
     assert_eq!(candidates.len(), 14);
     let film = candidates.iter().find(|c| c["offer"] == "evening-film").unwrap();
@@ -153,7 +157,9 @@ async fn revoking_personalise_stops_personalised_offers_on_the_very_next_request
     assert_eq!(
         milk.verdict,
         ledtrad_protocol::decision::Verdict::Rejected {
-            reason: ledtrad_protocol::decision::Rejection::NeedsConsent { purpose: ledtrad_protocol::Purpose::Personalise }
+            reason: ledtrad_protocol::decision::Rejection::NeedsConsent {
+                purpose: ledtrad_protocol::Purpose::Personalise
+            }
         }
     );
     // The reading was purged, and new personal signals are not taken without consent.
@@ -189,7 +195,13 @@ async fn bad_catalogues_are_refused_and_the_last_good_one_stays() {
         (envelope(&key, &fleet, 4, now, now.plus_secs(day)), "version 4 is not newer than the applied version 5"),
         (envelope(&key, &other_fleet, 6, now, now.plus_secs(day)), "fleet 'someone-else'"),
         (
-            envelope(&key, &fleet, 6, ledtrad_protocol::UnixTime(now.secs() - 2 * day), ledtrad_protocol::UnixTime(now.secs() - day)),
+            envelope(
+                &key,
+                &fleet,
+                6,
+                ledtrad_protocol::UnixTime(now.secs() - 2 * day),
+                ledtrad_protocol::UnixTime(now.secs() - day),
+            ),
             "expired",
         ),
     ];
@@ -254,11 +266,29 @@ async fn bad_api_input_gets_a_clear_error_and_changes_nothing() {
         (http.get(format!("{api}/v1/offer?moment=lunch")), 400, "moment \"lunch\": unknown moment"),
         (http.get(format!("{api}/v1/offer")), 400, "missing ?moment="),
         (http.post(format!("{api}/v1/feedback")).body("{\"decision\": 1}"), 400, "missing field `kind`"),
-        (http.post(format!("{api}/v1/feedback")).json(&json!({"decision": 999, "kind": "accepted"})), 404, "decision 999 is unknown"),
-        (http.put(format!("{api}/v1/consent/share_with_partners")).json(&json!({"granted": true, "text_version": "1"})), 400, "unknown consent purpose"),
-        (http.put(format!("{api}/v1/consent/measure")).json(&json!({"granted": true, "text_version": ""})), 400, "text_version"),
+        (
+            http.post(format!("{api}/v1/feedback")).json(&json!({"decision": 999, "kind": "accepted"})),
+            404,
+            "decision 999 is unknown",
+        ),
+        (
+            http.put(format!("{api}/v1/consent/share_with_partners"))
+                .json(&json!({"granted": true, "text_version": "1"})),
+            400,
+            "unknown consent purpose",
+        ),
+        (
+            http.put(format!("{api}/v1/consent/measure")).json(&json!({"granted": true, "text_version": ""})),
+            400,
+            "text_version",
+        ),
         (http.put(format!("{api}/v1/consent/measure")).body("yes"), 400, "consent body: not valid JSON"),
-        (http.post(format!("{api}/v1/signals")).json(&json!({"signals": [{"feature": "ereader.heart_rate", "value": 1}]})), 400, "unknown feature \"ereader.heart_rate\""),
+        (
+            http.post(format!("{api}/v1/signals"))
+                .json(&json!({"signals": [{"feature": "ereader.heart_rate", "value": 1}]})),
+            400,
+            "unknown feature \"ereader.heart_rate\"",
+        ),
         (http.get(format!("{api}/v1/decisions/abc")), 400, "not a number"),
         (http.get(format!("{api}/v2/anything")), 404, "no such endpoint"),
     ];
@@ -270,7 +300,10 @@ async fn bad_api_input_gets_a_clear_error_and_changes_nothing() {
         assert!(error.contains(words), "{error:?} does not say {words:?}");
     }
     let consent: Value = http.get(format!("{api}/v1/consent")).send().await.unwrap().json().await.unwrap();
-    assert_eq!(consent, json!({"purposes_version": 1, "personalise": false, "request": false, "measure": false, "improve": false}));
+    assert_eq!(
+        consent,
+        json!({"purposes_version": 1, "personalise": false, "request": false, "measure": false, "improve": false})
+    );
     agent.stop().await;
 }
 

@@ -58,9 +58,11 @@ impl AppliedCatalogue {
                     .conditions
                     .iter()
                     .map(|c| {
-                        FeatureName::try_new(&c.feature)
-                            .ok()
-                            .map(|feature| CompiledCondition { feature, op: c.op, threshold: c.value })
+                        FeatureName::try_new(&c.feature).ok().map(|feature| CompiledCondition {
+                            feature,
+                            op: c.op,
+                            threshold: c.value,
+                        })
                     })
                     .collect::<Option<Vec<_>>>()?;
                 let personal = conditions.iter().any(|c| c.feature.spec().purpose.is_some());

@@ -139,8 +139,7 @@ impl Engine {
     pub fn set_consent(&mut self, consent: ConsentState) -> Purged {
         self.consent = consent;
         let features = self.features.purge(consent);
-        let posteriors =
-            if consent.allows(Purpose::Personalise) { 0 } else { self.history.purge_learning() };
+        let posteriors = if consent.allows(Purpose::Personalise) { 0 } else { self.history.purge_learning() };
         Purged { features, posteriors }
     }
 
@@ -209,7 +208,8 @@ impl Engine {
             return Err(FeedbackError::AlreadyGiven(id));
         }
         *given = true;
-        let applied = FeedbackApplied { offer: shown.offer.clone(), campaign: shown.campaign.clone(), kind: feedback.kind };
+        let applied =
+            FeedbackApplied { offer: shown.offer.clone(), campaign: shown.campaign.clone(), kind: feedback.kind };
         if self.consent.allows(Purpose::Personalise) {
             self.history.record_feedback(&applied.offer, applied.kind);
         }

@@ -161,7 +161,8 @@ fn the_daily_cap_holds_and_resets_the_next_day() {
     engine.handle_catalogue(&good_envelope(1), NOW).unwrap();
     engine.set_consent(personalise());
     engine.handle_signal(butter(0.05), NOW);
-    let shown = |e: &mut Engine, t: UnixTime| e.decide(Moment::DoorOpened, t).shown.as_ref().map(|s| s.offer.to_string());
+    let shown =
+        |e: &mut Engine, t: UnixTime| e.decide(Moment::DoorOpened, t).shown.as_ref().map(|s| s.offer.to_string());
     assert_eq!(shown(&mut engine, NOW).as_deref(), Some("butter-refill"));
     assert_eq!(shown(&mut engine, NOW).as_deref(), Some("butter-refill"));
     assert_eq!(shown(&mut engine, NOW).as_deref(), Some("fridge-care"), "cap of 2 per day");

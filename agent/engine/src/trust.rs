@@ -107,15 +107,15 @@ pub fn open_envelope(
     if payload.len() > MAX_ENVELOPE_BYTES {
         return Err(Refusal::Oversize { size: payload.len() });
     }
-    let envelope: Envelope = codec::from_postcard(payload, "catalogue envelope")
-        .map_err(|e| Refusal::Malformed(e.to_string()))?;
+    let envelope: Envelope =
+        codec::from_postcard(payload, "catalogue envelope").map_err(|e| Refusal::Malformed(e.to_string()))?;
     let key = keys.get(&envelope.key_id).ok_or_else(|| Refusal::UnknownKey(envelope.key_id.clone()))?;
-    let signature = Signature::from_slice(&envelope.signature)
-        .map_err(|_| Refusal::BadSignature(envelope.key_id.clone()))?;
+    let signature =
+        Signature::from_slice(&envelope.signature).map_err(|_| Refusal::BadSignature(envelope.key_id.clone()))?;
     key.verify_strict(&Envelope::signing_input(&envelope.signed), &signature)
         .map_err(|_| Refusal::BadSignature(envelope.key_id.clone()))?;
-    let signed: SignedCatalogue = codec::from_postcard(&envelope.signed, "signed catalogue")
-        .map_err(|e| Refusal::Malformed(e.to_string()))?;
+    let signed: SignedCatalogue =
+        codec::from_postcard(&envelope.signed, "signed catalogue").map_err(|e| Refusal::Malformed(e.to_string()))?;
     if signed.key_id != envelope.key_id {
         return Err(Refusal::BadSignature(envelope.key_id));
     }
