@@ -32,7 +32,17 @@ impl EmbeddedBroker {
             .and_then(|l| l.local_addr())
             .map_err(|e| BrokerError::Start(format!("no free loopback port: {e}")))?
             .port();
+        Self::start_on(port, max_connections)
+    }
+
+    /// Starts a broker on loopback `port` and waits until it accepts connections.
+    pub fn start_on(port: u16, max_connections: usize) -> Result<Self, BrokerError> {
         let listen = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        if TcpListener::bind(listen).is_err() {
+            return Err(BrokerError::Start(format!(
+                "{listen} is in use; stop what listens there or use another port in the broker address"
+            )));
+        }
         let connections = ConnectionSettings {
             connection_timeout_ms: 60_000,
             max_payload_size: 1024 * 1024,

@@ -23,6 +23,10 @@ enum Command {
         /// The config file (see deploy/agent.example.toml).
         #[arg(long, short)]
         config: PathBuf,
+        /// Also start an in-process MQTT broker on the config's broker port (loopback only),
+        /// so a demo needs nothing installed. It keeps retained messages in memory only.
+        #[arg(long)]
+        embedded_broker: bool,
     },
     /// Check a config file and print what it configures.
     CheckConfig {
@@ -34,7 +38,8 @@ enum Command {
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,rumqttc=warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,rumqttc=warn,rumqttd=off".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -63,8 +68,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Run { config } => {
+        Command::Run { config, embedded_broker } => {
             let config = Config::from_path(&config)?;
+            if embedded_broker {
+                let host = config.broker.host.as_str();
+                if !matches!(host, "127.0.0.1" | "localhost") {
+                    anyhow::bail!(
+                        "--embedded-broker listens on 127.0.0.1 only, but the config's broker is {}; set broker = \"mqtt://127.0.0.1:{}\"",
+                        config.broker,
+                        config.broker.port
+                    );
+                }
+                let broker = ledtrad_agent::broker::EmbeddedBroker::start_on(config.broker.port, 64)?;
+                tracing::info!(broker = %broker.url(), "embedded broker listening");
+                std::mem::forget(broker);
+            }
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             runtime.block_on(async {
                 let agent = ledtrad_agent::spawn(config, Arc::new(SystemClock)).await?;

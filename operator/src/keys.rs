@@ -115,7 +115,8 @@ impl OperatorKey {
         file.write_all(secret_text.as_bytes()).map_err(io(&secret_path))?;
         file.sync_all().map_err(io(&secret_path))?;
         let public_text = format!(
-            "# Pin this in the agent config:\n# [[operator_keys]]\n{}",
+            "# ledtrad operator public key '{}': append this file to each agent config.\n[[operator_keys]]\n{}",
+            self.id,
             toml::to_string(&self.public_entry()).unwrap_or_default()
         );
         fs::write(&public_path, public_text).map_err(io(&public_path))?;
@@ -144,8 +145,12 @@ mod tests {
         let (secret, public) = key.save(dir.path()).unwrap();
         let loaded = OperatorKey::load(&secret).unwrap();
         assert_eq!(loaded.public_hex(), key.public_hex());
-        let pinned: PublicKeyEntry = toml::from_str(&fs::read_to_string(public).unwrap()).unwrap();
-        assert_eq!(pinned, key.public_entry());
+        #[derive(Deserialize)]
+        struct AgentKeys {
+            operator_keys: Vec<PublicKeyEntry>,
+        }
+        let pinned: AgentKeys = toml::from_str(&fs::read_to_string(public).unwrap()).unwrap();
+        assert_eq!(pinned.operator_keys, vec![key.public_entry()]);
         assert!(matches!(key.save(dir.path()), Err(KeyError::Exists(_))));
         #[cfg(unix)]
         {

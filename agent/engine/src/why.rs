@@ -12,7 +12,9 @@ pub fn explain(offer: &CompiledOffer, kind: DeviceKind) -> String {
     let contextual = offer.conditions.iter().find(|c| c.feature.spec().purpose.is_none());
     match (personal, contextual) {
         (Some(c), _) => format!("Because {}.", c.feature.spec().why),
-        (None, Some(c)) => format!("Because {}; it is one of this week's offers for {}.", c.feature.spec().why, offer.category.label()),
+        (None, Some(c)) => {
+            format!("Because {}; it is one of this week's offers for {}.", c.feature.spec().why, offer.category.label())
+        }
         (None, None) if offer.needs.is_some() => {
             format!("Picked on this {} from this week's offers for {}.", kind.label(), offer.category.label())
         }
