@@ -55,9 +55,8 @@ pub struct Audit {
 impl Audit {
     /// Subscribes (and waits for the broker's SUBACK) before returning, so nothing sent
     /// afterwards is missed.
-    pub async fn start(broker: &BrokerUrl, fleet: &FleetId) -> anyhow::Result<Self> {
-        let (client, mut eventloop) =
-            ledtrad_operator::mqtt::connect(broker, &format!("ledtrad-sim-audit-{}", std::process::id()));
+    pub async fn start(broker: &BrokerUrl, fleet: &FleetId, client_id: &str) -> anyhow::Result<Self> {
+        let (client, mut eventloop) = ledtrad_operator::mqtt::connect(broker, client_id);
         client.subscribe(Topic::OfferRequest.name(), QoS::AtLeastOnce).await?;
         client.subscribe(Topic::Reports(fleet.clone()).name(), QoS::AtLeastOnce).await?;
         let mut acks = 0;

@@ -2,6 +2,7 @@
 //! a shared virtual clock, simulated days, the audit, and the summary.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -82,6 +83,13 @@ fn bar(progress: bool, len: u64, message: &str) -> ProgressBar {
     bar
 }
 
+/// An id for this run, unique on a shared broker: process, run number in the process, and time.
+fn run_id() -> String {
+    static RUNS: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    format!("{}-{}-{}", std::process::id(), RUNS.fetch_add(1, Ordering::SeqCst), nanos % 10_000)
+}
+
 /// Runs a simulation and returns its summary.
 pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
     let wall = Instant::now();
@@ -99,11 +107,13 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
             (url, "embedded".to_string())
         }
     };
-    let run_id = format!("{}-{}", std::process::id(), wall.elapsed().as_nanos() % 1_000_000);
+    let run_id = run_id();
     let fleet = FleetId::try_new(format!("sim-{run_id}"))?;
     let key = OperatorKey::generate(KeyId::try_new("sim-operator")?);
     let clock = ManualClock::new(options.start);
-    let audit = Audit::start(&broker, &fleet).await.with_context(|| format!("connecting to the broker at {broker}"))?;
+    let audit = Audit::start(&broker, &fleet, &format!("ledtrad-sim-audit-{run_id}"))
+        .await
+        .with_context(|| format!("connecting to the broker at {broker}"))?;
 
     // Agents, one per device, each on its own database.
     let dir = tempfile::tempdir().context("creating a directory for the agents' databases")?;
