@@ -3,9 +3,6 @@
 //! coarse, truthful phrase a "why" text may use for it.
 
 use alloc::string::String;
-use core::fmt;
-
-use serde::{Deserialize, Serialize};
 
 use crate::consent::Purpose;
 use crate::device::DeviceKind;
@@ -106,24 +103,7 @@ impl FeatureName {
     }
 }
 
-impl fmt::Display for FeatureName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.0.name)
-    }
-}
-
-impl Serialize for FeatureName {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.0.name)
-    }
-}
-
-impl<'de> Deserialize<'de> for FeatureName {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        Self::try_new(&s).map_err(serde::de::Error::custom)
-    }
-}
+crate::table_name!(FeatureName, name);
 
 #[cfg(test)]
 mod tests {

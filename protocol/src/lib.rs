@@ -26,6 +26,34 @@
 #[cfg(feature = "alloc")]
 extern crate alloc;
 
+/// Display and serde for a newtype over a `&'static` table entry: written as the entry's
+/// `$field`, read by looking the text up with the type's `try_new`, which names a bad value.
+#[cfg(feature = "alloc")]
+macro_rules! table_name {
+    ($ty:ident, $field:ident) => {
+        impl core::fmt::Display for $ty {
+            fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                f.write_str(self.0.$field)
+            }
+        }
+
+        impl serde::Serialize for $ty {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.0.$field)
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = <alloc::string::String as serde::Deserialize>::deserialize(d)?;
+                Self::try_new(&s).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+#[cfg(feature = "alloc")]
+pub(crate) use table_name;
+
 pub mod consent;
 pub mod device;
 pub mod time;

@@ -2,9 +2,6 @@
 //! branches below cannot be targeted, and a catalogue that tries is rejected.
 
 use alloc::string::String;
-use core::fmt;
-
-use serde::{Deserialize, Serialize};
 
 /// An allowed category and the coarse words a "why" text may use for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -83,24 +80,7 @@ impl Category {
     }
 }
 
-impl fmt::Display for Category {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.0.path)
-    }
-}
-
-impl Serialize for Category {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.0.path)
-    }
-}
-
-impl<'de> Deserialize<'de> for Category {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        Self::try_new(&s).map_err(serde::de::Error::custom)
-    }
-}
+crate::table_name!(Category, path);
 
 #[cfg(test)]
 mod tests {

@@ -145,6 +145,11 @@ impl TestAgent {
         Self { agent, config, _dir }
     }
 
+    /// Stops the agent, leaving its retained offline status on the broker.
+    pub async fn shutdown(self) {
+        self.agent.shutdown().await;
+    }
+
     /// Stops the agent and clears its retained status from the broker.
     pub async fn stop(self) {
         let device = self.config.device.clone();

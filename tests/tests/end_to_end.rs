@@ -78,8 +78,30 @@ async fn every_agent_applies_the_pushed_catalogue_and_says_so_on_its_status() {
     }
     // A later version replaces it everywhere.
     push(&key, &fleet, 2).await;
-    for agent in agents {
+    for agent in &agents {
         agent.wait_for("version 2", |s| s.catalogue_version == Some(2)).await;
+    }
+    // A stopped agent says so on its retained status, keeping the version it had applied.
+    let stopped = agents.pop().unwrap();
+    let device = stopped.config.device.clone();
+    let handle = stopped.handle();
+    stopped.shutdown().await;
+    assert!(handle.status().await.is_err(), "the handle reports a stopped agent");
+    let statuses = watch_statuses(&broker(), &unique("watch"), Duration::from_secs(10), |seen| {
+        seen.get(&device).is_some_and(|s| s.state == Connection::Offline)
+    })
+    .await
+    .unwrap();
+    assert_eq!((statuses[&device].state, statuses[&device].catalogue_version), (Connection::Offline, Some(2)));
+    ledtrad_operator::publish_retained(
+        &broker(),
+        &ledtrad_protocol::topic::Topic::Status(device),
+        Vec::new(),
+        &unique("clean"),
+    )
+    .await
+    .unwrap();
+    for agent in agents {
         agent.stop().await;
     }
     clear_catalogue(&fleet).await;

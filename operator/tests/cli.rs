@@ -1,0 +1,73 @@
+//! The `ledtrad-op` command line: exit codes and what it prints.
+
+// Test helpers unwrap: a panic is a failed test with its message.
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::process::Command;
+
+fn op(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_ledtrad-op")).args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn example() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/catalogues/home.toml").display().to_string()
+}
+
+#[test]
+fn check_prints_a_one_line_summary_for_a_good_catalogue() {
+    let (code, stdout, _) = op(&["catalogue", "check", &example()]);
+    assert_eq!(code, 0);
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    assert!(stdout.starts_with("ok: ") && stdout.contains("14 offers"), "{stdout}");
+}
+
+#[test]
+fn check_lists_every_problem_and_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("spring.toml");
+    let text = std::fs::read_to_string(example())
+        .unwrap()
+        .replacen("category = \"food.dairy\"", "category = \"health.diet\"", 1)
+        .replacen("question = \"Could a weekly milk subscription save you a trip?\"", "question = \"Buy milk.\"", 1);
+    std::fs::write(&path, text).unwrap();
+    let (code, stdout, stderr) = op(&["catalogue", "check", path.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(stdout.is_empty());
+    assert!(stderr.contains("2 problem(s)"), "{stderr}");
+    assert!(
+        stderr.contains("offer 'butter-refill', field 'category': category \"health.diet\" is sensitive"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("offer 'milk-subscription', field 'question'"), "{stderr}");
+}
+
+#[test]
+fn a_missing_file_or_bad_argument_exits_2_with_the_reason() {
+    let (code, _, stderr) = op(&["catalogue", "check", "no-such.toml"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("no-such.toml"), "{stderr}");
+    let (code, _, stderr) =
+        op(&["catalogue", "push", &example(), "--fleet", "Home Fleet", "--key", "k", "--version", "1"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("fleet id \"Home Fleet\""), "{stderr}");
+}
+
+#[test]
+fn keygen_writes_a_secret_and_a_pinnable_public_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("keys");
+    let (code, stdout, _) = op(&["keygen", "--out", out.to_str().unwrap(), "--id", "op-2026"]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("[[operator_keys]]"));
+    let public = std::fs::read_to_string(out.join("op-2026.pub")).unwrap();
+    assert!(public.contains("id = \"op-2026\""));
+    let (code, _, stderr) = op(&["keygen", "--out", out.to_str().unwrap(), "--id", "op-2026"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("already exists"), "{stderr}");
+}
