@@ -36,8 +36,9 @@ pub fn router(handle: AgentHandle) -> Router {
         .route("/v1/decisions/{id}", get(decision))
         .route("/v1/signals", post(signals))
         .route("/v1/status", get(status))
-        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn(guard))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(handle)
 }
 
@@ -77,6 +78,36 @@ impl From<AgentError> for ApiError {
 
 fn bad_request(message: String) -> ApiError {
     ApiError(StatusCode::BAD_REQUEST, message)
+}
+
+/// Keeps web pages out: a page in a browser on the device can reach loopback, but it cannot
+/// send a JSON content type without a CORS preflight (which this API never answers), and a
+/// DNS-rebound name fails the Host check.
+async fn guard(request: axum::extract::Request, next: axum::middleware::Next) -> Result<Response, ApiError> {
+    let host = request.headers().get(axum::http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.split(':').next().unwrap_or(""),
+    };
+    if !matches!(name, "localhost" | "127.0.0.1" | "::1") {
+        return Err(ApiError(
+            StatusCode::FORBIDDEN,
+            format!("Host {host:?} is not a loopback name; the local API answers only requests to localhost, 127.0.0.1 or [::1]"),
+        ));
+    }
+    let has_body = matches!(*request.method(), axum::http::Method::POST | axum::http::Method::PUT);
+    let json = request
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|h| h.to_str().ok())
+        .is_some_and(|c| c.trim_start().to_ascii_lowercase().starts_with("application/json"));
+    if has_body && !json {
+        return Err(ApiError(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "send the body as JSON with the header 'content-type: application/json'".into(),
+        ));
+    }
+    Ok(next.run(request).await)
 }
 
 async fn not_found() -> ApiError {

@@ -57,7 +57,9 @@ impl EmbeddedBroker {
             id: 0,
             router: RouterConfig {
                 max_connections: max_connections + 16,
-                max_outgoing_packet_count: 1000,
+                // QoS 0 reads per batch; also bounds how many retained messages a new QoS 0
+                // wildcard subscriber receives, so leave room for every device's status.
+                max_outgoing_packet_count: (max_connections as u64 * 2).max(1000),
                 max_segment_size: 16 * 1024 * 1024,
                 max_segment_count: 10,
                 custom_segment: None,

@@ -21,7 +21,11 @@ pub enum EgressError {
     /// The message breaks a rule of its purpose.
     #[error("not sent: {0}")]
     Invalid(String),
-    /// The MQTT client's queue refused it (disconnected for long, or shutting down).
+    /// The broker is not connected. Consent-bearing messages are not queued while offline:
+    /// consent could be revoked before they would leave.
+    #[error("not sent: the broker is not connected")]
+    Offline,
+    /// The MQTT client's queue refused it (full, or shutting down).
     #[error("not sent: the MQTT client refused it: {0}")]
     Client(String),
 }
@@ -31,13 +35,24 @@ pub struct Egress {
     client: AsyncClient,
     device: DeviceId,
     fleet: FleetId,
+    connected: bool,
     sent: u64,
     blocked: u64,
 }
 
 impl Egress {
     pub(crate) fn new(client: AsyncClient, device: DeviceId, fleet: FleetId) -> Self {
-        Self { client, device, fleet, sent: 0, blocked: 0 }
+        Self { client, device, fleet, connected: false, sent: 0, blocked: 0 }
+    }
+
+    /// Records whether the broker connection is up.
+    pub(crate) fn set_connected(&mut self, connected: bool) {
+        self.connected = connected;
+    }
+
+    /// Whether the broker connection is up.
+    pub fn connected(&self) -> bool {
+        self.connected
     }
 
     /// Messages sent so far.
@@ -59,12 +74,14 @@ impl Egress {
     }
 
     fn require(&mut self, consent: ConsentState, purpose: Purpose) -> Result<(), EgressError> {
-        if consent.allows(purpose) {
-            Ok(())
-        } else {
+        if !consent.allows(purpose) {
             self.blocked += 1;
-            Err(EgressError::NoConsent(purpose))
+            return Err(EgressError::NoConsent(purpose));
         }
+        if !self.connected {
+            return Err(EgressError::Offline);
+        }
+        Ok(())
     }
 
     /// Publishes the device's retained status. Needs no consent: it says only whether the
@@ -153,6 +170,9 @@ mod tests {
         assert_eq!(egress.blocked(), 2);
         assert!(queued(&eventloop).is_empty());
         let measure = ConsentState::NONE.with(Purpose::Measure, true);
+        assert_eq!(egress.report(measure, &report()), Err(EgressError::Offline));
+        assert!(queued(&eventloop).is_empty(), "nothing consent-bearing waits in a queue while offline");
+        egress.set_connected(true);
         egress.report(measure, &report()).unwrap();
         assert_eq!(queued(&eventloop), vec!["ledtrad/v1/fleet/home/reports".to_string()]);
     }

@@ -120,6 +120,9 @@ pub async fn spawn(config: Config, clock: Arc<dyn Clock>) -> Result<RunningAgent
         engine.restore_feedback(&offer, kind);
     }
     engine.resume_decision_ids(store.last_decision_id()? + 1);
+    if let Some(highest) = store.highest_catalogue_version()? {
+        engine.set_version_floor(highest);
+    }
 
     let (client, eventloop) = mqtt_client(&config);
     let (mqtt_tx, mqtt_rx) = mpsc::channel(64);
@@ -162,7 +165,11 @@ pub async fn spawn(config: Config, clock: Arc<dyn Clock>) -> Result<RunningAgent
         if let Some(api) = api_task {
             api.abort();
         }
-        let _ = tokio::time::timeout(Duration::from_secs(2), pump).await;
+        let mut pump = pump;
+        if tokio::time::timeout(Duration::from_secs(2), &mut pump).await.is_err() {
+            // A pump still reconnecting would keep using this device's client id.
+            pump.abort();
+        }
     });
     Ok(RunningAgent { handle, shutdown: Some(shutdown_tx), task, api })
 }
@@ -291,6 +298,7 @@ impl Runtime {
             MqttEvent::Connected => {
                 info!(device = %self.config.device, broker = %self.config.broker, "connected");
                 self.connected = true;
+                self.egress.set_connected(true);
                 if let Err(e) = self.egress.subscribe_catalogue() {
                     warn!("subscribe: {e}");
                 }
@@ -301,6 +309,7 @@ impl Runtime {
                     warn!(broker = %self.config.broker, "disconnected: {why}; reconnecting");
                 }
                 self.connected = false;
+                self.egress.set_connected(false);
             }
             MqttEvent::Publish { topic, payload } => match Topic::parse(&topic) {
                 Ok(Topic::Catalogue(fleet)) if fleet == self.config.fleet => self.handle_catalogue(&payload),
@@ -366,7 +375,7 @@ impl Runtime {
                     match self.engine.handle_signal(signal, now) {
                         SignalOutcome::Aggregated => outcome.aggregated += 1,
                         SignalOutcome::DroppedNoConsent => outcome.dropped_no_consent += 1,
-                        SignalOutcome::DroppedComputed | SignalOutcome::DroppedNotFinite => {
+                        SignalOutcome::DroppedComputed | SignalOutcome::DroppedOutOfRange => {
                             outcome.dropped_invalid += 1
                         }
                     }
@@ -414,10 +423,15 @@ impl Runtime {
 
     fn feedback(&mut self, feedback: Feedback) -> Result<(), AgentError> {
         let now = self.clock.now();
+        let target = self.engine.check_feedback(feedback)?;
+        // Stored feedback is learning data, kept only while `personalise` allows it. It is
+        // written before the engine changes, so a storage failure changes nothing.
+        if self.engine.consent().allows(Purpose::Personalise) {
+            self.store
+                .record_feedback(feedback.decision, &target.offer, target.kind, now)
+                .map_err(|e| AgentError::Storage(e.to_string()))?;
+        }
         let applied = self.engine.handle_feedback(feedback)?;
-        self.store
-            .record_feedback(feedback.decision, &applied.offer, applied.kind, now)
-            .map_err(|e| AgentError::Storage(e.to_string()))?;
         if self.engine.consent().allows(Purpose::Measure) {
             self.tally.feedback(self.local_day(now), &applied.campaign, applied.kind);
         }
@@ -438,7 +452,14 @@ impl Runtime {
         if !state.allows(Purpose::Measure) {
             self.tally.clear();
         }
-        info!(%purpose, granted = change.granted, features_purged = purged.features, posteriors_purged = purged.posteriors, "consent changed");
+        info!(
+            %purpose,
+            granted = change.granted,
+            features_purged = purged.features,
+            posteriors_purged = purged.posteriors,
+            decisions_purged = purged.decisions,
+            "consent changed"
+        );
         Ok(state.into())
     }
 
@@ -446,6 +467,10 @@ impl Runtime {
         let consent = self.engine.consent();
         if !consent.allows(Purpose::Measure) {
             self.tally.clear();
+            return 0;
+        }
+        if !self.egress.connected() {
+            // Keep the counts for the next flush rather than queue them while offline.
             return 0;
         }
         let mut sent = 0;

@@ -80,10 +80,12 @@ impl Store {
     }
 
     /// Appends a consent change with `synchronous=FULL`, and in the same transaction purges
-    /// what was derived for a revoked purpose. Returns the new state.
+    /// what was derived for a revoked purpose. Returns the new state, read inside the same
+    /// transaction: once this returns `Ok`, the change is on disk and the state is the one to
+    /// enforce; on `Err`, nothing was written.
     pub fn append_consent(&mut self, row: &LedgerRow) -> Result<ConsentState, StoreError> {
         self.conn.pragma_update(None, "synchronous", "FULL").map_err(|e| self.err(e))?;
-        let result = (|| {
+        let result = (|| -> rusqlite::Result<ConsentState> {
             let tx = self.conn.transaction()?;
             tx.execute(
                 "INSERT INTO consent_ledger (purpose, granted, at, source, text_version) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -99,21 +101,20 @@ impl Store {
                 // Feedback is learning data for personalisation: it goes with the consent.
                 tx.execute("DELETE FROM feedback", [])?;
             }
-            tx.commit()
+            let state = current_consent(&tx)?;
+            tx.commit()?;
+            Ok(state)
         })();
-        let reset = self.conn.pragma_update(None, "synchronous", "NORMAL");
-        result.map_err(|e| self.err(e))?;
-        reset.map_err(|e| self.err(e))?;
-        self.consent()
+        if let Err(e) = self.conn.pragma_update(None, "synchronous", "NORMAL") {
+            // Only slower writes follow from this; the consent change itself stands.
+            tracing::warn!("database '{}': could not return to synchronous=NORMAL: {e}", self.path.display());
+        }
+        result.map_err(|e| self.err(e))
     }
 
     /// The consent state derived from the ledger: the latest row per purpose.
     pub fn consent(&self) -> Result<ConsentState, StoreError> {
-        let mut state = ConsentState::NONE;
-        for row in self.ledger()? {
-            state = state.with(row.purpose, row.granted);
-        }
-        Ok(state)
+        current_consent(&self.conn).map_err(|e| self.err(e))
     }
 
     /// The whole ledger, oldest first.
@@ -157,6 +158,14 @@ impl Store {
             .execute("DELETE FROM catalogues WHERE version NOT IN (SELECT version FROM catalogues ORDER BY version DESC LIMIT 3)", [])
             .map_err(|e| self.err(e))?;
         Ok(())
+    }
+
+    /// The highest catalogue version ever stored, whether or not it still applies.
+    pub fn highest_catalogue_version(&self) -> Result<Option<u64>, StoreError> {
+        self.conn
+            .query_row("SELECT MAX(version) FROM catalogues", [], |r| r.get::<_, Option<i64>>(0))
+            .map(|v| v.and_then(|v| u64::try_from(v).ok()))
+            .map_err(|e| self.err(e))
     }
 
     /// The newest stored catalogue envelope.
@@ -244,6 +253,23 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+/// The consent state from the ledger: for each purpose, its latest row.
+fn current_consent(conn: &Connection) -> rusqlite::Result<ConsentState> {
+    let mut stmt = conn.prepare(
+        "SELECT purpose, granted FROM consent_ledger WHERE id IN (SELECT MAX(id) FROM consent_ledger GROUP BY purpose)",
+    )?;
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, bool>(1)?)))?;
+    let mut state = ConsentState::NONE;
+    for row in rows {
+        let (purpose, granted) = row?;
+        // The table's CHECK constraint admits only the known purposes.
+        if let Ok(purpose) = purpose.parse::<Purpose>() {
+            state = state.with(purpose, granted);
+        }
+    }
+    Ok(state)
 }
 
 fn enum_text<T: Serialize>(value: &T) -> String {

@@ -25,8 +25,11 @@ pub async fn watch_statuses(
     mut done: impl FnMut(&Statuses) -> bool,
 ) -> Result<Statuses, PushError> {
     let (client, mut eventloop) = crate::mqtt::connect(broker, client_id);
+    // QoS 0: rumqttd hands a new QoS 1 subscriber at most as many retained messages as it has
+    // free in-flight slots (about 100), and drops the rest; at QoS 0 it sends them all.
+    // Statuses are retained, so a lost one is read again on the next watch.
     client
-        .subscribe(ALL_STATUS_FILTER, QoS::AtLeastOnce)
+        .subscribe(ALL_STATUS_FILTER, QoS::AtMostOnce)
         .await
         .map_err(|e| PushError::Connection { broker: broker.clone(), detail: e.to_string() })?;
     let mut statuses = Statuses::new();

@@ -18,7 +18,9 @@ pub struct BrokerUrl {
 
 /// Why a broker address was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("broker address {value:?} {reason}; write it as mqtt://HOST:PORT, e.g. mqtt://127.0.0.1:1883")]
+#[error(
+    "broker address {value:?} {reason}; write it as mqtt://HOST:PORT, e.g. mqtt://127.0.0.1:1883 or mqtt://[::1]:1883"
+)]
 pub struct InvalidBrokerUrl {
     /// The rejected text.
     pub value: String,
@@ -44,6 +46,7 @@ impl FromStr for BrokerUrl {
             }
         } else {
             match rest.rsplit_once(':') {
+                Some((h, _)) if h.contains(':') => return Err(err("has an IPv6 address without brackets")),
                 Some((h, p)) => (h, Some(p)),
                 None => (rest, None),
             }
@@ -96,6 +99,7 @@ mod tests {
             ("mqtt://x:0", "port"),
             ("mqtt://x:99999", "port"),
             ("mqtt://x:1/topic", "path"),
+            ("mqtt://::1", "IPv6 address without brackets"),
         ] {
             let err = bad.parse::<BrokerUrl>().unwrap_err();
             assert!(err.to_string().contains(why), "{err}");

@@ -136,6 +136,11 @@ pub enum Rejection {
         /// The cap.
         per_day: u32,
     },
+    /// The catalogue's envelope has expired; nothing from it is shown until a newer one comes.
+    CatalogueExpired {
+        /// When it expired.
+        at: UnixTime,
+    },
 }
 
 /// A feature read during a decision.

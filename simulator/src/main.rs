@@ -41,7 +41,7 @@ enum Command {
         /// The catalogue to push (default: the shipped examples/catalogues/home.toml).
         #[arg(long)]
         catalogue: Option<PathBuf>,
-        /// The first simulated day (UTC date, RFC 3339).
+        /// The first simulated day: the homes (at UTC+1) start at its local midnight.
         #[arg(long, default_value = "2026-11-23T00:00:00Z", value_parser = parse_time)]
         start: UnixTime,
         /// Print one JSON object instead of the table.

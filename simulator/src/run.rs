@@ -43,7 +43,7 @@ pub struct RunOptions {
     pub consent: ConsentMode,
     /// The catalogue to push.
     pub catalogue: Catalogue,
-    /// The first simulated day, at local midnight.
+    /// The first simulated day: the run starts at this date's local midnight (UTC+1).
     pub start: UnixTime,
     /// Whether to draw progress bars (on stderr).
     pub progress: bool,
@@ -90,6 +90,12 @@ fn run_id() -> String {
     format!("{}-{}-{}", std::process::id(), RUNS.fetch_add(1, Ordering::SeqCst), nanos % 10_000)
 }
 
+/// The UTC instant of local midnight at the start of the day `start` names: the homes live at
+/// UTC+1, so their midnight is an hour earlier in UTC.
+pub fn local_midnight(start: UnixTime) -> UnixTime {
+    UnixTime(start.secs().saturating_add_signed(-i64::from(UTC_OFFSET_MINUTES) * 60))
+}
+
 /// Runs a simulation and returns its summary.
 pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
     let wall = Instant::now();
@@ -110,7 +116,8 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
     let run_id = run_id();
     let fleet = FleetId::try_new(format!("sim-{run_id}"))?;
     let key = OperatorKey::generate(KeyId::try_new("sim-operator")?);
-    let clock = ManualClock::new(options.start);
+    let local_midnight = local_midnight(options.start);
+    let clock = ManualClock::new(local_midnight);
     let audit = Audit::start(&broker, &fleet, &format!("ledtrad-sim-audit-{run_id}"))
         .await
         .with_context(|| format!("connecting to the broker at {broker}"))?;
@@ -159,8 +166,8 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
     let sign = SignOptions {
         fleet: fleet.clone(),
         version,
-        issued_at: options.start,
-        expires_at: options.start.plus_secs((options.days + 7) * DAY_SECS),
+        issued_at: local_midnight,
+        expires_at: local_midnight.plus_secs((options.days + 7) * DAY_SECS),
     };
     let envelope = sign_catalogue(&options.catalogue, &key, &sign)?;
     push_envelope(&broker, &fleet, envelope, &format!("ledtrad-sim-op-{run_id}")).await?;
@@ -191,7 +198,6 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
     let mut reports_expected = 0u64;
     let steps_per_day = 24 * 60 / STEP_MINUTES;
     let simulating = bar(options.progress, options.days * steps_per_day, "simulating");
-    let local_midnight = options.start;
     for day in 0..options.days {
         let mut campaigns_today: BTreeMap<usize, BTreeSet<CampaignId>> = BTreeMap::new();
         for step in 0..steps_per_day {
@@ -311,4 +317,38 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
         offer_call_latency_us: Percentiles::of_nanos(counts.call_nanos),
         wall_seconds: (wall.elapsed().as_secs_f64() * 10.0).round() / 10.0,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_simulated_hours_are_the_agents_local_hours() {
+        let start = UnixTime::parse_rfc3339("2026-11-23T00:00:00Z").unwrap();
+        let local = ledtrad_agent::config::Config::from_raw(
+            RawConfig {
+                device_id: "d".into(),
+                kind: "fridge".into(),
+                fleet: "f".into(),
+                broker: "mqtt://127.0.0.1:1883".into(),
+                database: "x.db".into(),
+                api: None,
+                utc_offset_minutes: UTC_OFFSET_MINUTES,
+                operator_keys: vec![RawKey {
+                    id: "k".into(),
+                    public_key: "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a".into(),
+                }],
+            },
+            "test",
+        )
+        .unwrap()
+        .local;
+        let midnight = local_midnight(start);
+        for hour in 0..24 {
+            let now = midnight.plus_secs(hour * 3600 + 59 * 60);
+            assert_eq!(local.hour(now), hour);
+            assert_eq!(local.day(now), start.secs() / DAY_SECS, "every step of a simulated day is one local day");
+        }
+    }
 }

@@ -10,7 +10,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use ledtrad_agent::broker::EmbeddedBroker;
-use ledtrad_agent::{AgentHandle, AgentStatus, Config, RawConfig, RawKey, RunningAgent, SystemClock};
+use ledtrad_agent::{AgentHandle, AgentStatus, Config, ManualClock, RawConfig, RawKey, RunningAgent};
 use ledtrad_operator::{load_catalogue, push_envelope, sign_catalogue, OperatorKey, SignOptions};
 use ledtrad_protocol::broker::BrokerUrl;
 use ledtrad_protocol::catalogue::Catalogue;
@@ -57,9 +57,13 @@ pub fn example_catalogue() -> Catalogue {
     load_catalogue(&path, None).expect("example catalogue is valid")
 }
 
-/// The current wall-clock time.
+/// The time every test agent starts at: 2026-11-23T10:00:00Z. Tests run on a manual clock so
+/// that what they see does not depend on when they run.
+pub const T0: UnixTime = UnixTime(1_795_428_000);
+
+/// The test agents' starting time (see [`T0`]).
 pub fn now() -> UnixTime {
-    ledtrad_agent::Clock::now(&SystemClock)
+    T0
 }
 
 /// Signs the example catalogue for `fleet`.
@@ -74,10 +78,9 @@ pub fn envelope(
     sign_catalogue(&example_catalogue(), key, &options).expect("signs")
 }
 
-/// Signs and pushes the example catalogue, valid for a day.
+/// Signs and pushes the example catalogue, valid for 30 days from [`T0`].
 pub async fn push(key: &OperatorKey, fleet: &FleetId, version: u64) {
-    let now = now();
-    publish_catalogue(fleet, envelope(key, fleet, version, now, now.plus_secs(86_400))).await;
+    publish_catalogue(fleet, envelope(key, fleet, version, T0, T0.plus_secs(30 * 86_400))).await;
 }
 
 /// Publishes raw bytes retained on `fleet`'s catalogue topic.
@@ -91,6 +94,8 @@ pub struct TestAgent {
     pub agent: RunningAgent,
     /// Its config.
     pub config: Config,
+    /// Its clock, starting at [`T0`].
+    pub clock: ManualClock,
     _dir: tempfile::TempDir,
 }
 
@@ -109,8 +114,9 @@ impl TestAgent {
             operator_keys: vec![RawKey { id: key.id.to_string(), public_key: key.public_hex() }],
         };
         let config = Config::from_raw(raw, "test").expect("valid config");
-        let agent = ledtrad_agent::spawn(config.clone(), Arc::new(SystemClock)).await.expect("agent starts");
-        Self { agent, config, _dir: dir }
+        let clock = ManualClock::new(T0);
+        let agent = ledtrad_agent::spawn(config.clone(), Arc::new(clock.clone())).await.expect("agent starts");
+        Self { agent, config, clock, _dir: dir }
     }
 
     /// The agent's handle.
@@ -139,10 +145,10 @@ impl TestAgent {
 
     /// Stops the agent and starts it again on the same database.
     pub async fn restart(self) -> Self {
-        let Self { agent, config, _dir } = self;
+        let Self { agent, config, clock, _dir } = self;
         agent.shutdown().await;
-        let agent = ledtrad_agent::spawn(config.clone(), Arc::new(SystemClock)).await.expect("agent restarts");
-        Self { agent, config, _dir }
+        let agent = ledtrad_agent::spawn(config.clone(), Arc::new(clock.clone())).await.expect("agent restarts");
+        Self { agent, config, clock, _dir }
     }
 
     /// Stops the agent, leaving its retained offline status on the broker.

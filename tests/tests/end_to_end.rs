@@ -287,7 +287,13 @@ async fn bad_api_input_gets_a_clear_error_and_changes_nothing() {
     let cases: Vec<(reqwest::RequestBuilder, u16, &str)> = vec![
         (http.get(format!("{api}/v1/offer?moment=lunch")), 400, "moment \"lunch\": unknown moment"),
         (http.get(format!("{api}/v1/offer")), 400, "missing ?moment="),
-        (http.post(format!("{api}/v1/feedback")).body("{\"decision\": 1}"), 400, "missing field `kind`"),
+        (
+            http.post(format!("{api}/v1/feedback"))
+                .header("content-type", "application/json")
+                .body("{\"decision\": 1}"),
+            400,
+            "missing field `kind`",
+        ),
         (
             http.post(format!("{api}/v1/feedback")).json(&json!({"decision": 999, "kind": "accepted"})),
             404,
@@ -304,7 +310,20 @@ async fn bad_api_input_gets_a_clear_error_and_changes_nothing() {
             400,
             "text_version",
         ),
-        (http.put(format!("{api}/v1/consent/measure")).body("yes"), 400, "consent body: not valid JSON"),
+        (
+            http.put(format!("{api}/v1/consent/measure")).header("content-type", "application/json").body("yes"),
+            400,
+            "consent body: not valid JSON",
+        ),
+        // A web page on the device cannot post JSON without a preflight, nor use another name.
+        (
+            http.put(format!("{api}/v1/consent/personalise"))
+                .header("content-type", "text/plain")
+                .body("{\"granted\": true, \"text_version\": \"1\"}"),
+            415,
+            "content-type: application/json",
+        ),
+        (http.get(format!("{api}/v1/consent")).header("host", "evil.example:7878"), 403, "Host \"evil.example:7878\""),
         (
             http.post(format!("{api}/v1/signals"))
                 .json(&json!({"signals": [{"feature": "ereader.heart_rate", "value": 1}]})),
@@ -359,4 +378,124 @@ async fn an_agent_restarts_with_its_catalogue_consent_and_caps() {
     let refill = decision.candidates.iter().find(|c| c.offer.as_str() == "butter-refill").unwrap();
     assert!(format!("{:?}", refill.verdict).contains("DailyCap"), "{:?}", refill.verdict);
     agent.stop().await;
+}
+
+/// rumqttd hands a new QoS 1 subscriber only as many retained messages as it has in-flight
+/// slots (about 100) and drops the rest; the status watcher subscribes at QoS 0 so an operator
+/// sees every device.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_status_watch_sees_more_than_a_hundred_retained_statuses() {
+    init_logs();
+    let (client, mut eventloop) = ledtrad_operator::mqtt::connect(&broker(), &unique("many"));
+    let fleet = fleet();
+    let devices: Vec<ledtrad_protocol::DeviceId> =
+        (0..150).map(|i| ledtrad_protocol::DeviceId::try_new(format!("{fleet}-d{i}")).unwrap()).collect();
+    let publish_all = |payload: fn(&ledtrad_protocol::DeviceId, &FleetId) -> Vec<u8>| {
+        let client = client.clone();
+        let devices = devices.clone();
+        let fleet = fleet.clone();
+        async move {
+            for device in &devices {
+                let topic = ledtrad_protocol::topic::Topic::Status(device.clone()).name();
+                client.publish(topic, rumqttc::QoS::AtLeastOnce, true, payload(device, &fleet)).await.unwrap();
+            }
+        }
+    };
+    let status = |device: &ledtrad_protocol::DeviceId, fleet: &FleetId| {
+        ledtrad_protocol::codec::to_json(&ledtrad_protocol::status::DeviceStatus {
+            device: device.clone(),
+            fleet: fleet.clone(),
+            state: Connection::Online,
+            agent_version: "test".into(),
+            catalogue_version: Some(9),
+            last_refusal: None,
+        })
+    };
+    let pump = async {
+        let mut acks = 0;
+        while acks < devices.len() {
+            if let Ok(rumqttc::Event::Incoming(rumqttc::Packet::PubAck(_))) = eventloop.poll().await {
+                acks += 1;
+            }
+        }
+        eventloop
+    };
+    let (_, mut eventloop) = tokio::join!(publish_all(status), pump);
+    let wanted: BTreeSet<_> = devices.iter().cloned().collect();
+    let seen = watch_statuses(&broker(), &unique("watch"), Duration::from_secs(15), |seen| {
+        wanted.iter().all(|d| seen.contains_key(d))
+    })
+    .await
+    .unwrap();
+    let found = wanted.iter().filter(|d| seen.contains_key(*d)).count();
+    assert_eq!(found, devices.len());
+    // Clear them from the broker.
+    let pump = async {
+        let mut acks = 0;
+        while acks < devices.len() {
+            if let Ok(rumqttc::Event::Incoming(rumqttc::Packet::PubAck(_))) = eventloop.poll().await {
+                acks += 1;
+            }
+        }
+    };
+    tokio::join!(publish_all(|_, _| Vec::new()), pump);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reports_leave_only_with_measure_consent() {
+    init_logs();
+    let (key, fleet, http) = (operator_key(1), fleet(), reqwest::Client::new());
+    // The operator listens on the fleet's report topic.
+    let (listener, mut events) = ledtrad_operator::mqtt::connect(&broker(), &unique("reports"));
+    let topic = ledtrad_protocol::topic::Topic::Reports(fleet.clone()).name();
+    listener.subscribe(topic, rumqttc::QoS::AtLeastOnce).await.unwrap();
+    let (tx, mut reports) = tokio::sync::mpsc::unbounded_channel();
+    let listen = tokio::spawn(async move {
+        loop {
+            match events.poll().await {
+                Ok(rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_))) => {
+                    let _ = tx.send(None);
+                }
+                Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p))) => {
+                    let _ = tx.send(Some(p.payload.to_vec()));
+                }
+                Ok(_) => {}
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    });
+    assert_eq!(reports.recv().await, Some(None), "subscribed");
+    let agent = TestAgent::start(DeviceKind::Fridge, &fleet, &key).await;
+    push(&key, &fleet, 1).await;
+    agent.wait_for("version 1", |s| s.catalogue_version == Some(1) && s.connected).await;
+
+    // Without `measure`, shown offers are not counted and nothing is sent.
+    let (status, _) = offer(&http, &agent, "door_opened").await;
+    assert_eq!(status, 200);
+    assert_eq!(agent.handle().flush_reports().await.unwrap(), 0);
+    // With it, the day's counts leave as a report without any device id. (One day later each
+    // time: the contextual offer's cap is one a day.)
+    grant(&http, &agent, "measure", true).await;
+    agent.clock.advance(86_400);
+    let (status, _) = offer(&http, &agent, "door_opened").await;
+    assert_eq!(status, 200);
+    assert_eq!(agent.handle().flush_reports().await.unwrap(), 1);
+    let payload = tokio::time::timeout(Duration::from_secs(10), reports.recv()).await.unwrap().unwrap().unwrap();
+    let report: Value = serde_json::from_slice(&payload).unwrap();
+    assert!(
+        report.get("device").is_none() && !String::from_utf8_lossy(&payload).contains(agent.config.device.as_str())
+    );
+    assert!(report["campaign"].is_string());
+    // Revoked: counts gathered before the revocation are dropped, not sent.
+    agent.clock.advance(86_400);
+    let (status, _) = offer(&http, &agent, "door_opened").await;
+    assert_eq!(status, 200);
+    grant(&http, &agent, "measure", false).await;
+    assert_eq!(agent.handle().flush_reports().await.unwrap(), 0);
+    grant(&http, &agent, "measure", true).await;
+    assert_eq!(agent.handle().flush_reports().await.unwrap(), 0);
+    assert!(tokio::time::timeout(Duration::from_millis(500), reports.recv()).await.is_err(), "no further report");
+    listen.abort();
+    agent.stop().await;
+    clear_catalogue(&fleet).await;
 }

@@ -33,7 +33,7 @@ pub(crate) fn run(catalogue: &AppliedCatalogue, ctx: &Context<'_>) -> Outcome {
     let mut scored: Vec<(usize, f64)> = Vec::new();
     let mut candidates = Vec::with_capacity(catalogue.offers.len());
     for (i, offer) in catalogue.offers.iter().enumerate() {
-        let verdict = match eligibility(offer, ctx, &mut features_used) {
+        let verdict = match eligibility(catalogue, offer, ctx, &mut features_used) {
             Ok(()) => {
                 let score = score(offer, ctx);
                 scored.push((i, score));
@@ -57,13 +57,29 @@ pub(crate) fn run(catalogue: &AppliedCatalogue, ctx: &Context<'_>) -> Outcome {
     Outcome { shown, candidates, features_used }
 }
 
-fn eligibility(offer: &CompiledOffer, ctx: &Context<'_>, used: &mut Vec<FeatureUse>) -> Result<(), Rejection> {
+fn eligibility(
+    catalogue: &AppliedCatalogue,
+    offer: &CompiledOffer,
+    ctx: &Context<'_>,
+    used: &mut Vec<FeatureUse>,
+) -> Result<(), Rejection> {
+    stage_catalogue_fresh(catalogue, ctx)?;
     stage_device_kind(offer, ctx)?;
     stage_moment(offer, ctx)?;
     stage_validity(offer, ctx)?;
     stage_consent(offer, ctx)?;
     stage_conditions(offer, ctx, used)?;
     stage_daily_cap(offer, ctx)
+}
+
+/// An envelope past its expiry is not used, even if it arrived in time: a device cut off from
+/// updates must not keep showing a frozen catalogue.
+fn stage_catalogue_fresh(catalogue: &AppliedCatalogue, ctx: &Context<'_>) -> Result<(), Rejection> {
+    if ctx.now >= catalogue.expires_at {
+        Err(Rejection::CatalogueExpired { at: catalogue.expires_at })
+    } else {
+        Ok(())
+    }
 }
 
 fn stage_device_kind(offer: &CompiledOffer, ctx: &Context<'_>) -> Result<(), Rejection> {

@@ -12,6 +12,9 @@ use ledtrad_protocol::time::{UnixTime, DAY_SECS};
 /// How long a level is believed without a new reading.
 pub const LEVEL_RETENTION_SECS: u64 = 2 * DAY_SECS;
 
+/// The largest increment one signal may add to a daily count.
+pub const MAX_COUNT_INCREMENT: f64 = 10_000.0;
+
 /// Local time arithmetic for one device: a fixed offset from UTC.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct LocalTime {
@@ -51,8 +54,9 @@ pub enum SignalOutcome {
     DroppedNoConsent,
     /// Dropped: the feature is computed by the engine, not fed by signals.
     DroppedComputed,
-    /// Dropped: the value is not a finite number.
-    DroppedNotFinite,
+    /// Dropped: the value is outside its feature's range (levels and shares 0–1, count
+    /// increments 0–[`MAX_COUNT_INCREMENT`]) or not a number.
+    DroppedOutOfRange,
 }
 
 /// The current features of one device.
@@ -76,8 +80,13 @@ impl FeatureStore {
                 return SignalOutcome::DroppedNoConsent;
             }
         }
-        if !signal.value.is_finite() {
-            return SignalOutcome::DroppedNotFinite;
+        let in_range = match spec.aggregation {
+            Aggregation::Level => (0.0..=1.0).contains(&signal.value),
+            Aggregation::DailyCount => (0.0..=MAX_COUNT_INCREMENT).contains(&signal.value),
+            Aggregation::Clock => true,
+        };
+        if !in_range {
+            return SignalOutcome::DroppedOutOfRange;
         }
         let day = self.local.day(now);
         let slot = &mut self.slots[signal.feature.index()];
@@ -107,8 +116,13 @@ impl FeatureStore {
                 .map(|s| s.value),
             Aggregation::DailyCount => {
                 let today = self.local.day(now);
-                // No signal today means a count of zero, once anything was ever counted.
-                self.slots[feature.index()].map(|s| if s.day == today { s.value } else { 0.0 })
+                // No signal today means a count of zero while yesterday's count is kept; after
+                // that the count has expired (the same rule as `expire`), whenever that runs.
+                self.slots[feature.index()].and_then(|s| match s.day {
+                    d if d == today => Some(s.value),
+                    d if d + 1 >= today => Some(0.0),
+                    _ => None,
+                })
             }
         }
     }
@@ -193,6 +207,37 @@ mod tests {
         assert_eq!(store.value(opens.feature, next_day), Some(0.0));
         store.handle_signal(opens, personalised(), next_day);
         assert_eq!(store.value(opens.feature, next_day), Some(1.0));
+    }
+
+    #[test]
+    fn out_of_range_values_are_dropped() {
+        let mut store = FeatureStore::new(LocalTime::default());
+        let now = UnixTime(5 * DAY_SECS);
+        for (name, value) in [
+            ("fridge.butter.level", 1.5),
+            ("fridge.butter.level", -0.1),
+            ("fridge.butter.level", f64::NAN),
+            ("fridge.door.opens", -1.0),
+            ("fridge.door.opens", 1e9),
+            ("fridge.door.opens", f64::INFINITY),
+        ] {
+            let outcome = store.handle_signal(build_signal(name, value), personalised(), now);
+            assert_eq!(outcome, SignalOutcome::DroppedOutOfRange, "{name} = {value}");
+        }
+    }
+
+    #[test]
+    fn a_count_reads_the_same_before_and_after_expiry_runs() {
+        let mut store = FeatureStore::new(LocalTime::default());
+        let opens = build_signal("fridge.door.opens", 3.0);
+        let day = UnixTime(10 * DAY_SECS);
+        store.handle_signal(opens, personalised(), day);
+        assert_eq!(store.value(opens.feature, day.plus_secs(DAY_SECS)), Some(0.0));
+        let later = day.plus_secs(2 * DAY_SECS);
+        let before = store.value(opens.feature, later);
+        store.expire(later);
+        assert_eq!(before, store.value(opens.feature, later));
+        assert_eq!(before, None);
     }
 
     #[test]

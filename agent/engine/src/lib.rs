@@ -56,6 +56,14 @@ pub struct Purged {
     pub features: usize,
     /// Offer posteriors forgotten.
     pub posteriors: usize,
+    /// Recent decisions made with personal features, forgotten.
+    pub decisions: usize,
+}
+
+/// Whether a decision used anything personal.
+fn is_personal(decision: &Decision) -> bool {
+    decision.shown.as_ref().is_some_and(|s| s.personalised)
+        || decision.features_used.iter().any(|u| u.allowed_by.is_some())
 }
 
 /// Feedback that the engine applied.
@@ -92,6 +100,7 @@ pub struct Engine {
     features: features::FeatureStore,
     history: history::History,
     consent: ConsentState,
+    version_floor: Option<u64>,
     next_decision: u64,
     recent: VecDeque<(Decision, bool)>,
 }
@@ -107,6 +116,7 @@ impl Engine {
             features,
             history: history::History::default(),
             consent: ConsentState::NONE,
+            version_floor: None,
             next_decision: 1,
             recent: VecDeque::with_capacity(RECENT_DECISIONS),
         }
@@ -119,9 +129,16 @@ impl Engine {
 
     /// Verifies and applies a catalogue envelope; on refusal the current catalogue stays.
     pub fn handle_catalogue(&mut self, payload: &[u8], now: UnixTime) -> Result<&AppliedCatalogue, Refusal> {
-        let applied = self.catalogue.as_ref().map(|c| c.version);
+        let applied = self.catalogue.as_ref().map(|c| c.version).max(self.version_floor);
         let signed = trust::open_envelope(payload, &self.keys, &self.profile.fleet, applied, now)?;
         Ok(self.catalogue.insert(AppliedCatalogue::compile(signed)))
+    }
+
+    /// Refuses, from now on, catalogue versions at or below `version` even when no catalogue
+    /// is in force: the agent hands in the highest version it ever stored, so a restart whose
+    /// stored catalogue no longer applies cannot be rolled back to an older one.
+    pub fn set_version_floor(&mut self, version: u64) {
+        self.version_floor = self.version_floor.max(Some(version));
     }
 
     /// The catalogue in force.
@@ -139,8 +156,16 @@ impl Engine {
     pub fn set_consent(&mut self, consent: ConsentState) -> Purged {
         self.consent = consent;
         let features = self.features.purge(consent);
-        let posteriors = if consent.allows(Purpose::Personalise) { 0 } else { self.history.purge_learning() };
-        Purged { features, posteriors }
+        let (posteriors, decisions) = if consent.allows(Purpose::Personalise) {
+            (0, 0)
+        } else {
+            // Decisions made with personal features are derived data too: their traces and
+            // "why" texts say what the device knew.
+            let before = self.recent.len();
+            self.recent.retain(|(d, _)| !is_personal(d));
+            (self.history.purge_learning(), before - self.recent.len())
+        };
+        Purged { features, posteriors, decisions }
     }
 
     /// Aggregates a signal into its feature.
@@ -195,21 +220,27 @@ impl Engine {
         self.recent.iter().find(|(d, _)| d.id == id).map(|(d, _)| d)
     }
 
-    /// Applies feedback on a shown offer.
-    pub fn handle_feedback(&mut self, feedback: Feedback) -> Result<FeedbackApplied, FeedbackError> {
+    /// Checks feedback without applying it: what it is about, or why it cannot be taken.
+    /// The agent stores accepted feedback first and then calls [`Engine::handle_feedback`],
+    /// so a storage failure leaves both sides unchanged.
+    pub fn check_feedback(&self, feedback: Feedback) -> Result<FeedbackApplied, FeedbackError> {
         let id = feedback.decision.0;
-        let (decision, given) = self
-            .recent
-            .iter_mut()
-            .find(|(d, _)| d.id == feedback.decision)
-            .ok_or(FeedbackError::UnknownDecision(id))?;
+        let (decision, given) =
+            self.recent.iter().find(|(d, _)| d.id == feedback.decision).ok_or(FeedbackError::UnknownDecision(id))?;
         let shown = decision.shown.as_ref().ok_or(FeedbackError::NothingShown(id))?;
         if *given {
             return Err(FeedbackError::AlreadyGiven(id));
         }
-        *given = true;
-        let applied =
-            FeedbackApplied { offer: shown.offer.clone(), campaign: shown.campaign.clone(), kind: feedback.kind };
+        Ok(FeedbackApplied { offer: shown.offer.clone(), campaign: shown.campaign.clone(), kind: feedback.kind })
+    }
+
+    /// Applies feedback on a shown offer: marks it answered and, with `personalise`, learns
+    /// from it.
+    pub fn handle_feedback(&mut self, feedback: Feedback) -> Result<FeedbackApplied, FeedbackError> {
+        let applied = self.check_feedback(feedback)?;
+        if let Some((_, given)) = self.recent.iter_mut().find(|(d, _)| d.id == feedback.decision) {
+            *given = true;
+        }
         if self.consent.allows(Purpose::Personalise) {
             self.history.record_feedback(&applied.offer, applied.kind);
         }

@@ -69,7 +69,7 @@ fn build_engine(kind: DeviceKind) -> Engine {
 }
 
 fn good_envelope(version: u64) -> Vec<u8> {
-    build_envelope(&build_key(1), "op-1", "home", version, NOW.plus_secs(86_400))
+    build_envelope(&build_key(1), "op-1", "home", version, NOW.plus_secs(7 * 86_400))
 }
 
 fn butter(value: f64) -> Signal {
@@ -220,4 +220,55 @@ fn the_same_inputs_give_the_same_decisions() {
             .collect::<Vec<_>>()
     };
     assert_eq!(run(), run());
+}
+
+#[test]
+fn an_expired_catalogue_is_not_used_even_if_it_arrived_in_time() {
+    let mut engine = build_engine(DeviceKind::Fridge);
+    engine.handle_catalogue(&good_envelope(1), NOW).unwrap();
+    let after = NOW.plus_secs(7 * 86_400);
+    let decision = engine.decide(Moment::DoorOpened, after).clone();
+    assert!(decision.shown.is_none());
+    let expires = NOW.plus_secs(7 * 86_400);
+    assert!(decision
+        .candidates
+        .iter()
+        .all(|c| c.verdict == Verdict::Rejected { reason: Rejection::CatalogueExpired { at: expires } }));
+}
+
+#[test]
+fn the_version_floor_refuses_old_catalogues_after_a_restart() {
+    let mut engine = build_engine(DeviceKind::Fridge);
+    engine.set_version_floor(7);
+    let err = engine.handle_catalogue(&good_envelope(7), NOW).unwrap_err();
+    assert!(err.to_string().contains("version 7 is not newer than the applied version 7"), "{err}");
+    assert_eq!(engine.handle_catalogue(&good_envelope(8), NOW).unwrap().version, 8);
+}
+
+#[test]
+fn revoking_personalise_forgets_personal_decisions_but_keeps_contextual_ones() {
+    let mut engine = build_engine(DeviceKind::Fridge);
+    engine.handle_catalogue(&good_envelope(1), NOW).unwrap();
+    engine.set_consent(personalise());
+    engine.handle_signal(butter(0.05), NOW);
+    let personal = engine.decide(Moment::DoorOpened, NOW).id;
+    let contextual = engine.decide(Moment::BookFinished, NOW).id;
+    let purged = engine.set_consent(ConsentState::NONE);
+    assert_eq!(purged.decisions, 1);
+    assert!(engine.decision(personal).is_none());
+    assert!(engine.decision(contextual).is_some());
+    let fb = Feedback { decision: personal, kind: FeedbackKind::Accepted };
+    assert_eq!(engine.handle_feedback(fb), Err(FeedbackError::UnknownDecision(personal.0)));
+}
+
+#[test]
+fn checking_feedback_changes_nothing() {
+    let mut engine = build_engine(DeviceKind::Fridge);
+    engine.handle_catalogue(&good_envelope(1), NOW).unwrap();
+    let id = engine.decide(Moment::DoorOpened, NOW).id;
+    let fb = Feedback { decision: id, kind: FeedbackKind::Dismissed };
+    assert!(engine.check_feedback(fb).is_ok());
+    assert!(engine.check_feedback(fb).is_ok());
+    engine.handle_feedback(fb).unwrap();
+    assert_eq!(engine.check_feedback(fb), Err(FeedbackError::AlreadyGiven(id.0)));
 }
