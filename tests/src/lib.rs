@@ -102,21 +102,7 @@ pub struct TestAgent {
 impl TestAgent {
     /// Starts an agent of `kind` in `fleet` that pins `key`, with the local API on a free port.
     pub async fn start(kind: DeviceKind, fleet: &FleetId, key: &OperatorKey) -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let raw = RawConfig {
-            device_id: unique(kind.as_str()).replace('_', "-"),
-            kind: kind.as_str().into(),
-            fleet: fleet.to_string(),
-            broker: broker().to_string(),
-            database: dir.path().join("agent.db"),
-            api: Some("127.0.0.1:0".into()),
-            utc_offset_minutes: 0,
-            operator_keys: vec![RawKey { id: key.id.to_string(), public_key: key.public_hex() }],
-        };
-        let config = Config::from_raw(raw, "test").expect("valid config");
-        let clock = ManualClock::new(T0);
-        let agent = ledtrad_agent::spawn(config.clone(), Arc::new(clock.clone())).await.expect("agent starts");
-        Self { agent, config, clock, _dir: dir }
+        Self::start_via(kind, fleet, key, &broker()).await
     }
 
     /// The agent's handle.
@@ -169,4 +155,70 @@ impl TestAgent {
 /// Clears `fleet`'s retained catalogue from the broker.
 pub async fn clear_catalogue(fleet: &FleetId) {
     publish_catalogue(fleet, Vec::new()).await;
+}
+
+/// A TCP proxy on loopback in front of the broker whose connections a test can cut, to
+/// exercise reconnects.
+pub struct CutProxy {
+    /// The address agents connect to.
+    pub url: BrokerUrl,
+    cut: tokio::sync::watch::Sender<u64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl CutProxy {
+    /// Starts a proxy to the broker under test.
+    pub async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let port = listener.local_addr().expect("proxy address").port();
+        let upstream = broker();
+        let (cut, cuts) = tokio::sync::watch::channel(0u64);
+        let task = tokio::spawn(async move {
+            while let Ok((mut down, _)) = listener.accept().await {
+                let mut cuts = cuts.clone();
+                cuts.mark_unchanged();
+                let upstream = format!("{}:{}", upstream.host, upstream.port);
+                tokio::spawn(async move {
+                    let Ok(mut up) = tokio::net::TcpStream::connect(upstream).await else { return };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut down, &mut up) => {}
+                        _ = cuts.changed() => {}
+                    }
+                });
+            }
+        });
+        Self { url: BrokerUrl { host: "127.0.0.1".into(), port }, cut, task }
+    }
+
+    /// Drops every connection open through the proxy now.
+    pub fn cut(&self) {
+        self.cut.send_modify(|n| *n += 1);
+    }
+}
+
+impl Drop for CutProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl TestAgent {
+    /// Like [`TestAgent::start`], connecting through `broker` instead of the broker under test.
+    pub async fn start_via(kind: DeviceKind, fleet: &FleetId, key: &OperatorKey, broker: &BrokerUrl) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let raw = RawConfig {
+            device_id: unique(kind.as_str()).replace('_', "-"),
+            kind: kind.as_str().into(),
+            fleet: fleet.to_string(),
+            broker: broker.to_string(),
+            database: dir.path().join("agent.db"),
+            api: Some("127.0.0.1:0".into()),
+            utc_offset_minutes: 0,
+            operator_keys: vec![RawKey { id: key.id.to_string(), public_key: key.public_hex() }],
+        };
+        let config = Config::from_raw(raw, "test").expect("valid config");
+        let clock = ManualClock::new(T0);
+        let agent = ledtrad_agent::spawn(config.clone(), Arc::new(clock.clone())).await.expect("agent starts");
+        Self { agent, config, clock, _dir: dir }
+    }
 }

@@ -499,3 +499,27 @@ async fn reports_leave_only_with_measure_consent() {
     agent.stop().await;
     clear_catalogue(&fleet).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_reconnects_after_its_connection_drops_and_follows_new_catalogues() {
+    init_logs();
+    let (key, fleet) = (operator_key(1), fleet());
+    let proxy = ledtrad_tests::CutProxy::start().await;
+    let agent = TestAgent::start_via(DeviceKind::Fridge, &fleet, &key, &proxy.url).await;
+    push(&key, &fleet, 1).await;
+    agent.wait_for("version 1", |s| s.catalogue_version == Some(1) && s.connected).await;
+    for round in 2..=3u64 {
+        proxy.cut();
+        agent.wait_for("the drop to be noticed", |s| !s.connected).await;
+        // Offline, the agent keeps deciding from its catalogue.
+        let decision = agent.handle().offer(ledtrad_protocol::Moment::DoorOpened).await.unwrap().decision;
+        assert_eq!(decision.catalogue_version, Some(round - 1));
+        push(&key, &fleet, round).await;
+        let status = agent
+            .wait_for("reconnect and the new version", |s| s.connected && s.catalogue_version == Some(round))
+            .await;
+        assert_eq!(status.catalogues_refused, 0);
+    }
+    agent.stop().await;
+    clear_catalogue(&fleet).await;
+}
