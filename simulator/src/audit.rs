@@ -1,6 +1,6 @@
-//! The simulator's independent audit of what reaches the broker: it subscribes to the offer
-//! request topic and the fleet's report topic and counts every message, so a message sent
-//! without consent is caught on the wire, not taken on the agent's word.
+//! The simulator's independent audit of what reaches the broker: a spy subscribed to every
+//! topic counts this run's messages and bytes by purpose, so a message sent without consent is
+//! caught on the wire, not taken on the agent's word.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -24,28 +24,56 @@ pub fn decision_violates(consent: ConsentState, decision: &Decision) -> bool {
 }
 
 /// Violations on the wire: reports beyond what the devices with `measure` could have sent
-/// (reports carry no device id, so they are judged by count), and any offer request when no
-/// device has `request`.
+/// (reports carry no device id, so they are judged by count), any offer request when no
+/// device has `request`, and any message on this run's topics that nobody should send.
 pub fn message_violations(
     reports_seen: u64,
     reports_expected: u64,
     requests_seen: u64,
     any_request_consent: bool,
+    unexpected: u64,
 ) -> u64 {
     let requests = if any_request_consent { 0 } else { requests_seen };
-    reports_seen.saturating_sub(reports_expected) + requests
+    reports_seen.saturating_sub(reports_expected) + requests + unexpected
 }
 
-/// Counts of messages seen on the audited topics.
+/// Messages and payload bytes seen for one class of traffic.
+#[derive(Debug, Default)]
+pub struct Traffic {
+    /// Messages.
+    pub messages: AtomicU64,
+    /// Payload bytes.
+    pub bytes: AtomicU64,
+}
+
+impl Traffic {
+    fn add(&self, bytes: usize) {
+        self.messages.fetch_add(1, Ordering::SeqCst);
+        self.bytes.fetch_add(bytes as u64, Ordering::SeqCst);
+    }
+
+    /// (messages, bytes) so far.
+    pub fn get(&self) -> (u64, u64) {
+        (self.messages.load(Ordering::SeqCst), self.bytes.load(Ordering::SeqCst))
+    }
+}
+
+/// What the spy has seen of this run's traffic, by class.
 #[derive(Debug, Default)]
 pub struct Seen {
-    /// Offer requests (purpose `request`).
-    pub requests: AtomicU64,
+    /// Device status (needs no consent).
+    pub status: Traffic,
     /// Reports (purpose `measure`).
-    pub reports: AtomicU64,
+    pub measure: Traffic,
+    /// Offer requests (purpose `request`).
+    pub request: Traffic,
+    /// Catalogues pushed by the operator.
+    pub catalogue: Traffic,
+    /// Anything else on this run's topics: nobody in the simulation should send it.
+    pub unexpected: Traffic,
 }
 
-/// A running audit subscription.
+/// A spy subscribed to every topic (`#`) on the broker, counting this run's traffic.
 pub struct Audit {
     /// What it has seen so far.
     pub seen: Arc<Seen>,
@@ -53,37 +81,49 @@ pub struct Audit {
 }
 
 impl Audit {
-    /// Subscribes (and waits for the broker's SUBACK) before returning, so nothing sent
-    /// afterwards is missed.
-    pub async fn start(broker: &BrokerUrl, fleet: &FleetId, client_id: &str) -> anyhow::Result<Self> {
+    /// Subscribes to `#` (and waits for the broker's SUBACK) before returning, so nothing sent
+    /// afterwards is missed. Traffic of other fleets and devices on a shared broker is ignored;
+    /// this run's devices are those whose id starts with `device_prefix`.
+    pub async fn start(
+        broker: &BrokerUrl,
+        fleet: &FleetId,
+        device_prefix: &str,
+        client_id: &str,
+    ) -> anyhow::Result<Self> {
         let (client, mut eventloop) = ledtrad_operator::mqtt::connect(broker, client_id);
-        client.subscribe(Topic::OfferRequest.name(), QoS::AtLeastOnce).await?;
-        client.subscribe(Topic::Reports(fleet.clone()).name(), QoS::AtLeastOnce).await?;
-        let mut acks = 0;
-        while acks < 2 {
+        client.subscribe("#", QoS::AtLeastOnce).await?;
+        loop {
             match eventloop.poll().await {
-                Ok(Event::Incoming(Packet::SubAck(_))) => acks += 1,
+                Ok(Event::Incoming(Packet::SubAck(_))) => break,
                 Ok(_) => {}
                 Err(e) => anyhow::bail!("audit subscription to {broker}: {e}"),
             }
         }
         let seen = Arc::new(Seen::default());
         let counts = seen.clone();
+        let (fleet, prefix) = (fleet.clone(), device_prefix.to_string());
         let task = tokio::spawn(async move {
             let _client = client;
             loop {
                 match eventloop.poll().await {
-                    Ok(Event::Incoming(Packet::Publish(p))) => match Topic::parse(&p.topic) {
-                        Ok(Topic::OfferRequest) => counts.requests.fetch_add(1, Ordering::SeqCst),
-                        Ok(Topic::Reports(_)) => counts.reports.fetch_add(1, Ordering::SeqCst),
-                        _ => 0,
-                    },
-                    Ok(_) => 0,
-                    Err(_) => {
-                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                        0
+                    Ok(Event::Incoming(Packet::Publish(p))) if !p.retain => {
+                        let ours_device = |d: &ledtrad_protocol::DeviceId| d.as_str().starts_with(&prefix);
+                        let class = match Topic::parse(&p.topic) {
+                            Ok(Topic::Status(d)) if ours_device(&d) => Some(&counts.status),
+                            Ok(Topic::Reports(f)) if f == fleet => Some(&counts.measure),
+                            Ok(Topic::OfferRequest) => Some(&counts.request),
+                            Ok(Topic::Catalogue(f)) if f == fleet => Some(&counts.catalogue),
+                            Ok(Topic::Model(f)) if f == fleet => Some(&counts.unexpected),
+                            Ok(Topic::Offers(d) | Topic::Commands(d)) if ours_device(&d) => Some(&counts.unexpected),
+                            _ => None,
+                        };
+                        if let Some(class) = class {
+                            class.add(p.payload.len());
+                        }
                     }
-                };
+                    Ok(_) => {}
+                    Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+                }
             }
         });
         Ok(Self { seen, task })
@@ -91,12 +131,7 @@ impl Audit {
 
     /// Reports seen so far.
     pub fn reports(&self) -> u64 {
-        self.seen.reports.load(Ordering::SeqCst)
-    }
-
-    /// Requests seen so far.
-    pub fn requests(&self) -> u64 {
-        self.seen.requests.load(Ordering::SeqCst)
+        self.seen.measure.get().0
     }
 
     /// Stops the subscription.
@@ -146,9 +181,10 @@ mod tests {
 
     #[test]
     fn extra_reports_and_unconsented_requests_are_violations() {
-        assert_eq!(message_violations(10, 10, 0, false), 0);
-        assert_eq!(message_violations(12, 10, 0, false), 2);
-        assert_eq!(message_violations(0, 0, 3, false), 3);
-        assert_eq!(message_violations(0, 0, 3, true), 0);
+        assert_eq!(message_violations(10, 10, 0, false, 0), 0);
+        assert_eq!(message_violations(12, 10, 0, false, 0), 2);
+        assert_eq!(message_violations(0, 0, 3, false, 0), 3);
+        assert_eq!(message_violations(0, 0, 3, true, 0), 0);
+        assert_eq!(message_violations(0, 0, 0, true, 4), 4);
     }
 }

@@ -20,7 +20,7 @@ use ledtrad_protocol::{CampaignId, DeviceId, DeviceKind, FleetId, KeyId, Purpose
 
 use crate::audit::Audit;
 use crate::home::{ConsentMode, Home};
-use crate::summary::{Percentiles, Summary};
+use crate::summary::{Egress, EgressBytes, Percentiles, Summary, Traffic};
 
 /// The local time offset of the simulated homes (Central European Time).
 pub const UTC_OFFSET_MINUTES: i32 = 60;
@@ -118,7 +118,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
     let key = OperatorKey::generate(KeyId::try_new("sim-operator")?);
     let local_midnight = local_midnight(options.start);
     let clock = ManualClock::new(local_midnight);
-    let audit = Audit::start(&broker, &fleet, &format!("ledtrad-sim-audit-{run_id}"))
+    let audit = Audit::start(&broker, &fleet, &format!("{run_id}-"), &format!("ledtrad-sim-audit-{run_id}"))
         .await
         .with_context(|| format!("connecting to the broker at {broker}"))?;
 
@@ -260,10 +260,26 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
     simulating.finish_and_clear();
     // Let any late message arrive before judging.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let reports_seen = audit.reports();
-    let requests_seen = audit.requests();
+    let seen = &audit.seen;
+    let traffic = |t: &crate::audit::Traffic| {
+        let (messages, bytes) = t.get();
+        Traffic { messages, bytes }
+    };
+    let egress = Egress {
+        status: traffic(&seen.status),
+        measure: traffic(&seen.measure),
+        request: traffic(&seen.request),
+        unexpected: traffic(&seen.unexpected),
+    };
+    let reports_seen = egress.measure.messages;
     let any_request = devices.iter().any(|d| d.consent.allows(Purpose::Request));
-    counts.violations += crate::audit::message_violations(reports_seen, reports_expected, requests_seen, any_request);
+    counts.violations += crate::audit::message_violations(
+        reports_seen,
+        reports_expected,
+        egress.request.messages,
+        any_request,
+        egress.unexpected.messages,
+    );
     audit.stop();
 
     // The operator's view: which version each device reports on its retained status.
@@ -312,7 +328,13 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
         consent_violations: counts.violations,
         reports_seen,
         reports_expected,
-        requests_seen,
+        egress_bytes_by_purpose: EgressBytes {
+            measure: egress.measure.bytes,
+            request: egress.request.bytes,
+            personalise: 0,
+            improve: 0,
+        },
+        egress,
         decision_latency_us: Percentiles::of_nanos(counts.decide_nanos),
         offer_call_latency_us: Percentiles::of_nanos(counts.call_nanos),
         wall_seconds: (wall.elapsed().as_secs_f64() * 10.0).round() / 10.0,

@@ -30,6 +30,41 @@ impl Percentiles {
     }
 }
 
+/// Messages and payload bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Traffic {
+    /// Messages.
+    pub messages: u64,
+    /// Payload bytes.
+    pub bytes: u64,
+}
+
+/// What the devices sent, as the spy on `#` saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Egress {
+    /// Retained status (no consent needed; nothing personal).
+    pub status: Traffic,
+    /// Reports (`measure`).
+    pub measure: Traffic,
+    /// Offer requests (`request`).
+    pub request: Traffic,
+    /// Messages on this run's topics that nobody should send.
+    pub unexpected: Traffic,
+}
+
+/// Egress payload bytes per consent purpose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct EgressBytes {
+    /// `personalise` allows no egress at all.
+    pub personalise: u64,
+    /// Offer requests.
+    pub request: u64,
+    /// Reports.
+    pub measure: u64,
+    /// Model updates (none yet).
+    pub improve: u64,
+}
+
 /// Everything a run reports.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Summary {
@@ -71,8 +106,10 @@ pub struct Summary {
     pub reports_seen: u64,
     /// Reports the audit expected from devices with `measure`.
     pub reports_expected: u64,
-    /// Offer requests the audit saw on the broker.
-    pub requests_seen: u64,
+    /// Device egress the spy saw on the broker, by class.
+    pub egress: Egress,
+    /// Device egress payload bytes by consent purpose (status needs none and is in `egress`).
+    pub egress_bytes_by_purpose: EgressBytes,
     /// The engine's decision time.
     pub decision_latency_us: Percentiles,
     /// A whole offer call through the agent's handle (engine, storage, channel round trip).
@@ -110,7 +147,19 @@ impl Summary {
             ("signals", self.signals.to_string()),
             ("consent violations", self.consent_violations.to_string()),
             ("reports seen / expected", format!("{} / {}", self.reports_seen, self.reports_expected)),
-            ("offer requests seen", self.requests_seen.to_string()),
+            (
+                "egress seen on the broker",
+                format!(
+                    "status {} msgs / {} B, measure {} / {} B, request {} / {} B, unexpected {}",
+                    self.egress.status.messages,
+                    self.egress.status.bytes,
+                    self.egress.measure.messages,
+                    self.egress.measure.bytes,
+                    self.egress.request.messages,
+                    self.egress.request.bytes,
+                    self.egress.unexpected.messages
+                ),
+            ),
             (
                 "decision latency (engine)",
                 format!("p50 {:.2} µs, p99 {:.2} µs", self.decision_latency_us.p50, self.decision_latency_us.p99),

@@ -49,6 +49,9 @@ async fn a_mixed_consent_day_shows_offers_without_violations_and_repeats_exactly
     assert!(first.shown > 0, "{first:?}");
     assert_eq!(first.consent_violations, 0);
     assert_eq!(first.reports_seen, first.reports_expected);
+    assert_eq!(first.egress.measure.messages, first.reports_expected);
+    assert!(first.egress_bytes_by_purpose.measure > 0);
+    assert_eq!(first.egress.unexpected.messages, 0);
     assert!(first.decision_latency_us.samples as u64 == first.decisions);
     let second = run(options(11, ConsentMode::Mixed)).await.unwrap();
     assert_eq!(outcome(&first), outcome(&second));
@@ -62,5 +65,9 @@ async fn without_consent_only_contextual_offers_are_shown_and_nothing_is_reporte
     assert!(summary.shown > 0);
     assert_eq!(summary.shown_personalised, 0);
     assert_eq!((summary.reports_seen, summary.reports_expected), (0, 0));
+    // The spy on `#` saw only status traffic from the devices.
+    assert!(summary.egress.status.messages >= summary.devices as u64);
+    assert_eq!(summary.egress.measure.messages + summary.egress.request.messages + summary.egress.unexpected.messages, 0);
+    assert_eq!(summary.egress_bytes_by_purpose.measure + summary.egress_bytes_by_purpose.request, 0);
     assert_eq!(summary.consent_violations, 0);
 }
