@@ -13,12 +13,12 @@ use ledtrad_engine::FeedbackError;
 use ledtrad_protocol::decision::DecisionId;
 use ledtrad_protocol::feedback::Feedback;
 use ledtrad_protocol::signal::{Signal, SignalBatch, MAX_SIGNALS_PER_BATCH};
-use ledtrad_protocol::{codec, Moment, Purpose};
+use ledtrad_protocol::{codec, Moment, PersonId, Purpose};
 use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use crate::handle::{AgentError, AgentHandle, ConsentChange};
+use crate::handle::{AgentError, AgentHandle, ConsentChange, PersonChange, Presence};
 
 /// The largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -33,6 +33,9 @@ pub fn router(handle: AgentHandle) -> Router {
         .route("/v1/feedback", post(feedback))
         .route("/v1/consent", get(consent))
         .route("/v1/consent/{purpose}", put(set_consent))
+        .route("/v1/people/{person}", put(put_person))
+        .route("/v1/people/{person}/consent/{purpose}", put(set_person_consent))
+        .route("/v1/presence", put(set_presence))
         .route("/v1/decisions/{id}", get(decision))
         .route("/v1/signals", post(signals))
         .route("/v1/status", get(status))
@@ -113,7 +116,7 @@ async fn guard(request: axum::extract::Request, next: axum::middleware::Next) ->
 async fn not_found() -> ApiError {
     ApiError(
         StatusCode::NOT_FOUND,
-        "no such endpoint; see the README for /v1/offer, /v1/feedback, /v1/consent, /v1/decisions/{id}, /v1/signals, /v1/status".into(),
+        "no such endpoint; see the README for /v1/offer, /v1/feedback, /v1/consent, /v1/people, /v1/presence, /v1/decisions/{id}, /v1/signals, /v1/status".into(),
     )
 }
 
@@ -158,18 +161,56 @@ async fn consent(State(handle): State<AgentHandle>) -> Result<Response, ApiError
     Ok(Json(handle.consent().await?).into_response())
 }
 
-async fn set_consent(
-    State(handle): State<AgentHandle>,
-    Path(purpose): Path<String>,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    let purpose: Purpose = purpose.parse().map_err(|e| bad_request(format!("purpose {purpose:?}: {e}")))?;
-    let change: ConsentChange = codec::from_json(&body, "consent body").map_err(|e| {
+fn consent_change(body: &[u8]) -> Result<ConsentChange, ApiError> {
+    codec::from_json(body, "consent body").map_err(|e| {
         bad_request(format!(
             "{e}; send {{\"granted\": true, \"text_version\": \"2026-11\", \"source\": \"device_ui\"}}"
         ))
-    })?;
+    })
+}
+
+fn purpose(text: &str) -> Result<Purpose, ApiError> {
+    text.parse().map_err(|e| bad_request(format!("purpose {text:?}: {e}")))
+}
+
+fn person(text: &str) -> Result<PersonId, ApiError> {
+    PersonId::try_new(text).map_err(|e| bad_request(e.to_string()))
+}
+
+async fn set_consent(
+    State(handle): State<AgentHandle>,
+    Path(p): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let (purpose, change) = (purpose(&p)?, consent_change(&body)?);
     Ok(Json(handle.set_consent(purpose, change).await?).into_response())
+}
+
+async fn set_person_consent(
+    State(handle): State<AgentHandle>,
+    Path((who, p)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let (who, purpose, change) = (person(&who)?, purpose(&p)?, consent_change(&body)?);
+    Ok(Json(handle.set_person_consent(Some(who), purpose, change).await?).into_response())
+}
+
+async fn put_person(
+    State(handle): State<AgentHandle>,
+    Path(who): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let who = person(&who)?;
+    let change: PersonChange =
+        codec::from_json(&body, "person body").map_err(|e| bad_request(format!("{e}; send {{\"child\": false}}")))?;
+    Ok(Json(handle.put_person(who, change).await?).into_response())
+}
+
+async fn set_presence(State(handle): State<AgentHandle>, body: Bytes) -> Result<Response, ApiError> {
+    let presence: Presence = codec::from_json(&body, "presence body").map_err(|e| {
+        bad_request(format!("{e}; send {{\"present\": [\"anna\"]}}, or {{\"present\": null}} when unknown"))
+    })?;
+    Ok(Json(handle.set_presence(presence.present).await?).into_response())
 }
 
 async fn decision(State(handle): State<AgentHandle>, Path(id): Path<String>) -> Result<Response, ApiError> {

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use ed25519_dalek::VerifyingKey;
 use ledtrad_engine::{LocalTime, TrustedKeys};
 use ledtrad_protocol::broker::BrokerUrl;
-use ledtrad_protocol::{DeviceId, DeviceKind, FleetId, KeyId};
+use ledtrad_protocol::{DeviceId, DeviceKind, FleetId, KeyId, PersonId};
+
+use crate::household::Sharing;
 use serde::{Deserialize, Serialize};
 
 /// The config as written.
@@ -27,6 +29,13 @@ pub struct RawConfig {
     /// The local HTTP API's address; must be a loopback address. Omit it to run without.
     #[serde(default)]
     pub api: Option<String>,
+    /// `personal` (its owner's consent applies) or `shared` (the strictest consent of the people
+    /// it serves). Defaults: fridges are shared, e-readers and lock screens personal.
+    #[serde(default)]
+    pub sharing: Option<Sharing>,
+    /// The person who owns the device; `PUT /v1/consent/{purpose}` changes their consent.
+    #[serde(default)]
+    pub owner: Option<String>,
     /// The device's offset from UTC in minutes (e.g. 60 for CET).
     #[serde(default)]
     pub utc_offset_minutes: i32,
@@ -60,6 +69,10 @@ pub struct Config {
     pub database: PathBuf,
     /// The local API address (loopback), if any.
     pub api: Option<SocketAddr>,
+    /// Whether the device is personal or shared.
+    pub sharing: Sharing,
+    /// The device's owner.
+    pub owner: PersonId,
     /// Local time.
     pub local: LocalTime,
     /// Pinned operator keys.
@@ -151,6 +164,8 @@ impl Config {
                 "no key is pinned, so every catalogue would be refused; add the [[operator_keys]] entry printed by `ledtrad-op keygen`".into(),
             ));
         }
+        let owner =
+            PersonId::try_new(raw.owner.as_deref().unwrap_or("owner")).map_err(|e| field("owner", e.to_string()))?;
         let mut keys = TrustedKeys::new();
         for k in &raw.operator_keys {
             let id = KeyId::try_new(&k.id).map_err(|e| field("operator_keys.id", e.to_string()))?;
@@ -165,6 +180,8 @@ impl Config {
             broker,
             database: raw.database,
             api,
+            sharing: raw.sharing.unwrap_or_else(|| Sharing::default_for(kind)),
+            owner,
             local: LocalTime { utc_offset_secs: raw.utc_offset_minutes * 60 },
             keys,
         })
@@ -199,6 +216,13 @@ mod tests {
         assert_eq!(config.kind, DeviceKind::Fridge);
         assert_eq!(config.local.utc_offset_secs, 3600);
         assert_eq!(config.keys.len(), 1);
+        assert_eq!((config.sharing, config.owner.as_str()), (Sharing::Shared, "owner"));
+        let reader = Config::from_toml(
+            &build_config_text("owner = \"anna\"").replace("\"fridge\"", "\"ereader\""),
+            "agent.toml",
+        )
+        .unwrap();
+        assert_eq!((reader.sharing, reader.owner.as_str()), (Sharing::Personal, "anna"));
     }
 
     #[test]
@@ -213,6 +237,8 @@ mod tests {
             (build_config_text("").replace(KEY, "abcd"), "key 'op': has 2 bytes"),
             (build_config_text("utc_offset_minutes = 9999"), "9999 is outside"),
             (build_config_text("colour = 1"), "unknown field `colour`"),
+            (build_config_text("sharing = \"family\""), "unknown variant `family`"),
+            (build_config_text("owner = \"Anna B\""), "field 'owner': person id \"Anna B\""),
         ];
         for (text, expected) in cases {
             let err = Config::from_toml(&text, "agent.toml").unwrap_err().to_string();

@@ -2,14 +2,17 @@
 //! its own channel. The local API and the simulator both drive the agent through it.
 
 use ledtrad_engine::FeedbackError;
-use ledtrad_protocol::consent::{ConsentSource, PURPOSES_VERSION};
+use std::collections::BTreeMap;
+
+use ledtrad_protocol::consent::{ConsentSource, ConsentState};
 use ledtrad_protocol::decision::{Decision, DecisionId};
 use ledtrad_protocol::feedback::Feedback;
 use ledtrad_protocol::signal::Signal;
-use ledtrad_protocol::{DeviceId, DeviceKind, FleetId, Moment, Purpose};
+use ledtrad_protocol::{DeviceId, DeviceKind, FleetId, Moment, PersonId, Purpose};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::household::Sharing;
 use crate::store::LedgerRow;
 
 /// A command for the runtime.
@@ -21,8 +24,12 @@ pub enum Command {
     Feedback(Feedback, oneshot::Sender<Result<(), AgentError>>),
     /// Read the consent state.
     Consent(oneshot::Sender<Result<ConsentView, AgentError>>),
-    /// Grant or revoke a purpose.
-    SetConsent(Purpose, ConsentChange, oneshot::Sender<Result<ConsentView, AgentError>>),
+    /// Grant or revoke a purpose for a person (`None`: the device's owner).
+    SetConsent(Option<PersonId>, Purpose, ConsentChange, oneshot::Sender<Result<ConsentView, AgentError>>),
+    /// Add a person to the household, or change whether they are a child.
+    PutPerson(PersonId, PersonChange, oneshot::Sender<Result<ConsentView, AgentError>>),
+    /// Say who is present at a shared device (`None`: unknown).
+    SetPresence(Option<Vec<PersonId>>, oneshot::Sender<Result<ConsentView, AgentError>>),
     /// Look up a recent decision.
     Decision(DecisionId, oneshot::Sender<Option<Decision>>),
     /// Feed signals.
@@ -61,11 +68,26 @@ fn default_source() -> ConsentSource {
     ConsentSource::Api
 }
 
-/// The consent in force, per purpose.
+/// A person as the device UI adds them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ConsentView {
-    /// The version of the purpose set.
-    pub purposes_version: u32,
+#[serde(deny_unknown_fields)]
+pub struct PersonChange {
+    /// A child profile: can never grant `personalise`, `request` or `improve`.
+    #[serde(default)]
+    pub child: bool,
+}
+
+/// Who is present at a shared device, as the device maker reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Presence {
+    /// The people present, or `null` when unknown.
+    pub present: Option<Vec<PersonId>>,
+}
+
+/// Per-purpose grants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grants {
     /// Use on-device signals to choose offers.
     pub personalise: bool,
     /// Send coarse context to the offer service.
@@ -76,14 +98,53 @@ pub struct ConsentView {
     pub improve: bool,
 }
 
-impl From<ledtrad_protocol::consent::ConsentState> for ConsentView {
-    fn from(s: ledtrad_protocol::consent::ConsentState) -> Self {
+impl From<ConsentState> for Grants {
+    fn from(s: ConsentState) -> Self {
         Self {
-            purposes_version: PURPOSES_VERSION,
             personalise: s.allows(Purpose::Personalise),
             request: s.allows(Purpose::Request),
             measure: s.allows(Purpose::Measure),
             improve: s.allows(Purpose::Improve),
+        }
+    }
+}
+
+/// One person's consent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PersonView {
+    /// A child profile.
+    pub child: bool,
+    /// What they granted.
+    #[serde(flatten)]
+    pub grants: Grants,
+}
+
+/// The consent in force on this device, and the household behind it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsentView {
+    /// The version of the purpose set.
+    pub purposes_version: u32,
+    /// What this device may do now (its owner's consent, or the strictest of the people it serves).
+    #[serde(flatten)]
+    pub grants: Grants,
+    /// Personal or shared.
+    pub sharing: Sharing,
+    /// The device's owner.
+    pub owner: PersonId,
+    /// The household's people and their own consent.
+    pub people: BTreeMap<PersonId, PersonView>,
+    /// Who is present, where the device maker reports it.
+    pub present: Option<Vec<PersonId>>,
+}
+
+impl ConsentView {
+    /// Whether `purpose` is in force on this device.
+    pub fn allows(&self, purpose: Purpose) -> bool {
+        match purpose {
+            Purpose::Personalise => self.grants.personalise,
+            Purpose::Request => self.grants.request,
+            Purpose::Measure => self.grants.measure,
+            Purpose::Improve => self.grants.improve,
         }
     }
 }
@@ -176,16 +237,36 @@ impl AgentHandle {
         self.call(Command::Consent).await?
     }
 
-    /// Grants or revokes `purpose`. When this returns, the change is on disk and in force, and
-    /// data derived for a revoked purpose is gone.
+    /// Grants or revokes `purpose` for the device's owner. When this returns, the change is on
+    /// disk and in force, and data derived for a revoked purpose is gone.
     pub async fn set_consent(&self, purpose: Purpose, change: ConsentChange) -> Result<ConsentView, AgentError> {
+        self.set_person_consent(None, purpose, change).await
+    }
+
+    /// Grants or revokes `purpose` for `person` (`None`: the owner), as [`Self::set_consent`].
+    pub async fn set_person_consent(
+        &self,
+        person: Option<PersonId>,
+        purpose: Purpose,
+        change: ConsentChange,
+    ) -> Result<ConsentView, AgentError> {
         if change.text_version.trim().is_empty() || change.text_version.len() > 64 {
             return Err(AgentError::BadRequest(format!(
                 "text_version {:?} must name the consent text the person saw, in 1 to 64 characters (e.g. \"2026-11\")",
                 change.text_version
             )));
         }
-        self.call(|r| Command::SetConsent(purpose, change, r)).await?
+        self.call(|r| Command::SetConsent(person, purpose, change, r)).await?
+    }
+
+    /// Adds `person` to the household or changes whether they are a child.
+    pub async fn put_person(&self, person: PersonId, change: PersonChange) -> Result<ConsentView, AgentError> {
+        self.call(|r| Command::PutPerson(person, change, r)).await?
+    }
+
+    /// Says who is present at a shared device (`None`: unknown).
+    pub async fn set_presence(&self, present: Option<Vec<PersonId>>) -> Result<ConsentView, AgentError> {
+        self.call(|r| Command::SetPresence(present, r)).await?
     }
 
     /// A recent decision with the reason for every candidate.

@@ -9,6 +9,7 @@
 //! - [`store`]: SQLite with migrations: consent ledger, catalogues, impressions, feedback.
 //! - [`egress`]: the one place messages leave the device, checking consent per purpose.
 //! - [`reports`]: measurement counts, noised before they leave.
+//! - [`household`]: whose consent a personal or shared device works under.
 //! - [`handle`]: the cloneable command handle and its replies.
 //! - [`runtime`]: the one `select!` loop that hands every decision to the engine.
 //! - [`api`]: the local HTTP API.
@@ -21,6 +22,7 @@ pub mod clock;
 pub mod config;
 pub mod egress;
 pub mod handle;
+pub mod household;
 pub mod reports;
 pub mod runtime;
 pub mod store;

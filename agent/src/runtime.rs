@@ -1,18 +1,19 @@
 //! The agent's one IO loop: a `select!` over MQTT events, commands from handles, a periodic
 //! tick and shutdown, handing every decision to the engine.
 
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ledtrad_engine::{DeviceProfile, Engine, Refusal, SignalOutcome};
-use ledtrad_protocol::consent::ConsentState;
+use ledtrad_protocol::consent::{ConsentState, PURPOSES_VERSION};
 use ledtrad_protocol::decision::Decision;
 use ledtrad_protocol::feedback::Feedback;
 use ledtrad_protocol::status::{Connection, DeviceStatus};
 use ledtrad_protocol::time::DAY_SECS;
 use ledtrad_protocol::topic::Topic;
-use ledtrad_protocol::{codec, Moment, Purpose, UnixTime};
+use ledtrad_protocol::{codec, Moment, PersonId, Purpose, UnixTime};
 use rand::SeedableRng;
 use rumqttc::{AsyncClient, Event, EventLoop, LastWill, MqttOptions, Outgoing, Packet, QoS};
 use tokio::sync::{mpsc, oneshot};
@@ -23,10 +24,12 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::egress::Egress;
 use crate::handle::{
-    AgentError, AgentHandle, AgentStatus, Command, ConsentChange, ConsentView, OfferOutcome, SignalsOutcome,
+    AgentError, AgentHandle, AgentStatus, Command, ConsentChange, ConsentView, OfferOutcome, PersonChange, PersonView,
+    SignalsOutcome,
 };
+use crate::household::effective;
 use crate::reports::Tally;
-use crate::store::{ImpressionRow, LedgerRow, Store, StoreError};
+use crate::store::{Household, ImpressionRow, LedgerRow, Store, StoreError};
 
 /// The largest MQTT packet the agent sends or receives (catalogues are at most 256 KiB).
 pub const MAX_PACKET_BYTES: usize = 512 * 1024;
@@ -97,12 +100,15 @@ pub enum StartError {
 /// Starts an agent: opens its database, restores its state, connects to the broker and, if
 /// configured, serves the local API.
 pub async fn spawn(config: Config, clock: Arc<dyn Clock>) -> Result<RunningAgent, StartError> {
-    let store = Store::open(&config.database)?;
+    let mut store = Store::open(&config.database)?;
     let profile = DeviceProfile { kind: config.kind, fleet: config.fleet.clone(), local: config.local };
     let mut engine = Engine::new(profile, config.keys.clone());
     let now = clock.now();
-    let consent = store.consent()?;
-    engine.set_consent(consent);
+    if !store.household()?.contains_key(&config.owner) {
+        store.put_person(&config.owner, false, now)?;
+    }
+    let household = store.household()?;
+    engine.set_consent(effective(&household, config.sharing, &config.owner, None));
     let mut applied_envelope = Vec::new();
     if let Some((version, envelope)) = store.latest_catalogue()? {
         match engine.handle_catalogue(&envelope, now) {
@@ -155,6 +161,7 @@ pub async fn spawn(config: Config, clock: Arc<dyn Clock>) -> Result<RunningAgent
         last_refusal: None,
         tally: Tally::default(),
         rng: rand::rngs::StdRng::from_os_rng(),
+        present: None,
     };
     let task = tokio::spawn(async move {
         runtime
@@ -249,6 +256,7 @@ struct Runtime {
     last_refusal: Option<String>,
     tally: Tally,
     rng: rand::rngs::StdRng,
+    present: Option<BTreeSet<PersonId>>,
 }
 
 impl Runtime {
@@ -360,10 +368,16 @@ impl Runtime {
                 let _ = reply.send(self.feedback(feedback));
             }
             Command::Consent(reply) => {
-                let _ = reply.send(Ok(self.engine.consent().into()));
+                let _ = reply.send(self.consent_view());
             }
-            Command::SetConsent(purpose, change, reply) => {
-                let _ = reply.send(self.set_consent(purpose, change));
+            Command::SetConsent(person, purpose, change, reply) => {
+                let _ = reply.send(self.set_consent(person, purpose, change));
+            }
+            Command::PutPerson(person, change, reply) => {
+                let _ = reply.send(self.put_person(person, change));
+            }
+            Command::SetPresence(present, reply) => {
+                let _ = reply.send(self.set_presence(present));
             }
             Command::Decision(id, reply) => {
                 let _ = reply.send(self.engine.decision(id).cloned());
@@ -438,8 +452,73 @@ impl Runtime {
         Ok(())
     }
 
-    fn set_consent(&mut self, purpose: Purpose, change: ConsentChange) -> Result<ConsentView, AgentError> {
+    fn effective(&self, household: &Household) -> ConsentState {
+        effective(household, self.config.sharing, &self.config.owner, self.present.as_ref())
+    }
+
+    fn consent_view(&self) -> Result<ConsentView, AgentError> {
+        let household = self.store.household().map_err(storage)?;
+        Ok(ConsentView {
+            purposes_version: PURPOSES_VERSION,
+            grants: self.engine.consent().into(),
+            sharing: self.config.sharing,
+            owner: self.config.owner.clone(),
+            people: household
+                .iter()
+                .map(|(id, m)| (id.clone(), PersonView { child: m.child, grants: m.consent.into() }))
+                .collect(),
+            present: self.present.as_ref().map(|p| p.iter().cloned().collect()),
+        })
+    }
+
+    /// Puts `state` in force: the engine purges what it may no longer hold before this
+    /// returns, and so do the tally and, for `personalise`, the stored learning data.
+    fn apply_consent(&mut self, state: ConsentState, why: &str) {
+        let before = self.engine.consent();
+        let purged = self.engine.set_consent(state);
+        if !state.allows(Purpose::Measure) {
+            self.tally.clear();
+        }
+        if before.allows(Purpose::Personalise) && !state.allows(Purpose::Personalise) {
+            if let Err(e) = self.store.purge_personalise() {
+                error!("stored feedback could not be purged after losing 'personalise': {e}");
+            }
+        }
+        if before != state {
+            info!(
+                why,
+                personalise = state.allows(Purpose::Personalise),
+                request = state.allows(Purpose::Request),
+                measure = state.allows(Purpose::Measure),
+                improve = state.allows(Purpose::Improve),
+                features_purged = purged.features,
+                posteriors_purged = purged.posteriors,
+                decisions_purged = purged.decisions,
+                "consent in force changed"
+            );
+        }
+    }
+
+    fn set_consent(
+        &mut self,
+        person: Option<PersonId>,
+        purpose: Purpose,
+        change: ConsentChange,
+    ) -> Result<ConsentView, AgentError> {
+        let person = person.unwrap_or_else(|| self.config.owner.clone());
+        let household = self.store.household().map_err(storage)?;
+        let member = household.get(&person).ok_or_else(|| {
+            AgentError::BadRequest(format!(
+                "person '{person}' is not in this household; add them first with PUT /v1/people/{person}"
+            ))
+        })?;
+        if member.child && change.granted && !purpose.child_may_grant() {
+            return Err(AgentError::BadRequest(format!(
+                "person '{person}' is a child profile, which can never grant '{purpose}'"
+            )));
+        }
         let row = LedgerRow {
+            person,
             purpose,
             granted: change.granted,
             at: self.clock.now(),
@@ -447,20 +526,26 @@ impl Runtime {
             text_version: change.text_version,
         };
         // The ledger is written first: if that fails, nothing changes.
-        let state: ConsentState = self.store.append_consent(&row).map_err(|e| AgentError::Storage(e.to_string()))?;
-        let purged = self.engine.set_consent(state);
-        if !state.allows(Purpose::Measure) {
-            self.tally.clear();
-        }
-        info!(
-            %purpose,
-            granted = change.granted,
-            features_purged = purged.features,
-            posteriors_purged = purged.posteriors,
-            decisions_purged = purged.decisions,
-            "consent changed"
-        );
-        Ok(state.into())
+        let (sharing, owner, present) = (self.config.sharing, self.config.owner.clone(), self.present.clone());
+        let (_, state) =
+            self.store.append_consent(&row, &|h| effective(h, sharing, &owner, present.as_ref())).map_err(storage)?;
+        self.apply_consent(state, "consent ledger");
+        self.consent_view()
+    }
+
+    fn put_person(&mut self, person: PersonId, change: PersonChange) -> Result<ConsentView, AgentError> {
+        let household = self.store.put_person(&person, change.child, self.clock.now()).map_err(storage)?;
+        let state = self.effective(&household);
+        self.apply_consent(state, "household changed");
+        self.consent_view()
+    }
+
+    fn set_presence(&mut self, present: Option<Vec<PersonId>>) -> Result<ConsentView, AgentError> {
+        self.present = present.map(|p| p.into_iter().collect());
+        let household = self.store.household().map_err(storage)?;
+        let state = self.effective(&household);
+        self.apply_consent(state, "presence changed");
+        self.consent_view()
     }
 
     fn flush_reports(&mut self) -> usize {
@@ -498,4 +583,8 @@ impl Runtime {
             egress_blocked: self.egress.blocked(),
         }
     }
+}
+
+fn storage(e: StoreError) -> AgentError {
+    AgentError::Storage(e.to_string())
 }

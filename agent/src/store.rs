@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use ledtrad_protocol::consent::{ConsentSource, ConsentState};
 use ledtrad_protocol::decision::DecisionId;
 use ledtrad_protocol::feedback::FeedbackKind;
-use ledtrad_protocol::{CampaignId, OfferId, Purpose, UnixTime};
+use ledtrad_protocol::{CampaignId, OfferId, PersonId, Purpose, UnixTime};
 use rusqlite::{params, Connection, OptionalExtension};
 use rusqlite_migration::{Migrations, M};
 use serde::Serialize;
@@ -24,6 +24,8 @@ pub struct StoreError {
 /// One consent ledger row.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LedgerRow {
+    /// Whose consent.
+    pub person: PersonId,
     /// The purpose.
     pub purpose: Purpose,
     /// Granted or revoked.
@@ -35,6 +37,18 @@ pub struct LedgerRow {
     /// The version of the text the person saw.
     pub text_version: String,
 }
+
+/// A person of the household.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Member {
+    /// A child profile, which can never grant `personalise`, `request` or `improve`.
+    pub child: bool,
+    /// The consent this person gave, from their latest ledger rows.
+    pub consent: ConsentState,
+}
+
+/// Everyone in the household, by id.
+pub type Household = std::collections::BTreeMap<PersonId, Member>;
 
 /// A stored impression.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -56,7 +70,10 @@ pub struct Store {
 }
 
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(include_str!("../migrations/0001_initial.sql"))])
+    Migrations::new(vec![
+        M::up(include_str!("../migrations/0001_initial.sql")),
+        M::up(include_str!("../migrations/0002_household.sql")),
+    ])
 }
 
 impl Store {
@@ -79,17 +96,25 @@ impl Store {
         StoreError { path: self.path.clone(), detail: e.to_string() }
     }
 
-    /// Appends a consent change with `synchronous=FULL`, and in the same transaction purges
-    /// what was derived for a revoked purpose. Returns the new state, read inside the same
-    /// transaction: once this returns `Ok`, the change is on disk and the state is the one to
-    /// enforce; on `Err`, nothing was written.
-    pub fn append_consent(&mut self, row: &LedgerRow) -> Result<ConsentState, StoreError> {
+    /// Appends a consent change with `synchronous=FULL`. In the same transaction it works out
+    /// the device's effective consent with `effective` (which knows whether the device is
+    /// personal or shared, and who is present) and, if `personalise` is lost, deletes the
+    /// learning data derived for it. Returns the household and the effective state, read
+    /// inside the transaction: once this returns `Ok`, the change is on disk and the state is
+    /// the one to enforce; on `Err`, nothing was written.
+    pub fn append_consent(
+        &mut self,
+        row: &LedgerRow,
+        effective: &dyn Fn(&Household) -> ConsentState,
+    ) -> Result<(Household, ConsentState), StoreError> {
         self.conn.pragma_update(None, "synchronous", "FULL").map_err(|e| self.err(e))?;
-        let result = (|| -> rusqlite::Result<ConsentState> {
+        let result = (|| -> rusqlite::Result<(Household, ConsentState)> {
             let tx = self.conn.transaction()?;
+            let before = effective(&read_household(&tx)?);
             tx.execute(
-                "INSERT INTO consent_ledger (purpose, granted, at, source, text_version) VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT INTO consent_ledger (person, purpose, granted, at, source, text_version) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![
+                    row.person.as_str(),
                     row.purpose.as_str(),
                     row.granted,
                     to_sql_time(row.at),
@@ -97,13 +122,14 @@ impl Store {
                     row.text_version
                 ],
             )?;
-            if !row.granted && row.purpose == Purpose::Personalise {
+            let household = read_household(&tx)?;
+            let after = effective(&household);
+            if before.allows(Purpose::Personalise) && !after.allows(Purpose::Personalise) {
                 // Feedback is learning data for personalisation: it goes with the consent.
                 tx.execute("DELETE FROM feedback", [])?;
             }
-            let state = current_consent(&tx)?;
             tx.commit()?;
-            Ok(state)
+            Ok((household, after))
         })();
         if let Err(e) = self.conn.pragma_update(None, "synchronous", "NORMAL") {
             // Only slower writes follow from this; the consent change itself stands.
@@ -112,34 +138,65 @@ impl Store {
         result.map_err(|e| self.err(e))
     }
 
-    /// The consent state derived from the ledger: the latest row per purpose.
-    pub fn consent(&self) -> Result<ConsentState, StoreError> {
-        current_consent(&self.conn).map_err(|e| self.err(e))
+    /// Adds a person to the household, or changes whether they are a child. Making someone a
+    /// child revokes, in the same transaction, every purpose a child may not grant.
+    pub fn put_person(&mut self, person: &PersonId, child: bool, at: UnixTime) -> Result<Household, StoreError> {
+        let result = (|| -> rusqlite::Result<Household> {
+            let tx = self.conn.transaction()?;
+            tx.execute(
+                "INSERT INTO people (id, child, added_at) VALUES (?1, ?2, ?3) ON CONFLICT (id) DO UPDATE SET child = excluded.child",
+                params![person.as_str(), child, to_sql_time(at)],
+            )?;
+            if child {
+                let granted = read_household(&tx)?.get(person).map_or(ConsentState::NONE, |m| m.consent);
+                for purpose in Purpose::ALL.into_iter().filter(|p| !p.child_may_grant() && granted.allows(*p)) {
+                    tx.execute(
+                        "INSERT INTO consent_ledger (person, purpose, granted, at, source, text_version) VALUES (?1, ?2, 0, ?3, 'api', 'child-profile')",
+                        params![person.as_str(), purpose.as_str(), to_sql_time(at)],
+                    )?;
+                }
+            }
+            let household = read_household(&tx)?;
+            tx.commit()?;
+            Ok(household)
+        })();
+        result.map_err(|e| self.err(e))
+    }
+
+    /// The household: every person and the consent their latest ledger rows give.
+    pub fn household(&self) -> Result<Household, StoreError> {
+        read_household(&self.conn).map_err(|e| self.err(e))
+    }
+
+    /// Deletes the learning data derived for `personalise` (stored feedback), returning how
+    /// many rows went.
+    pub fn purge_personalise(&self) -> Result<usize, StoreError> {
+        self.conn.execute("DELETE FROM feedback", []).map_err(|e| self.err(e))
     }
 
     /// The whole ledger, oldest first.
     pub fn ledger(&self) -> Result<Vec<LedgerRow>, StoreError> {
         let mut stmt = self
             .conn
-            .prepare("SELECT purpose, granted, at, source, text_version FROM consent_ledger ORDER BY id")
+            .prepare("SELECT person, purpose, granted, at, source, text_version FROM consent_ledger ORDER BY id")
             .map_err(|e| self.err(e))?;
+        type Raw = (String, String, bool, i64, String, String);
         let rows = stmt
-            .query_map([], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, bool>(1)?,
-                    r.get::<_, i64>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, String>(4)?,
-                ))
+            .query_map([], |r| -> rusqlite::Result<Raw> {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
             })
             .map_err(|e| self.err(e))?;
         let mut out = Vec::new();
         for row in rows {
-            let (purpose, granted, at, source, text_version) = row.map_err(|e| self.err(e))?;
-            let purpose = purpose.parse::<Purpose>().map_err(|e| self.err(e))?;
-            let source = serde_json::from_value(serde_json::Value::String(source)).map_err(|e| self.err(e))?;
-            out.push(LedgerRow { purpose, granted, at: from_sql_time(at), source, text_version });
+            let (person, purpose, granted, at, source, text_version) = row.map_err(|e| self.err(e))?;
+            out.push(LedgerRow {
+                person: PersonId::try_new(person).map_err(|e| self.err(e))?,
+                purpose: purpose.parse::<Purpose>().map_err(|e| self.err(e))?,
+                granted,
+                at: from_sql_time(at),
+                source: serde_json::from_value(serde_json::Value::String(source)).map_err(|e| self.err(e))?,
+                text_version,
+            });
         }
         Ok(out)
     }
@@ -255,21 +312,32 @@ impl Store {
     }
 }
 
-/// The consent state from the ledger: for each purpose, its latest row.
-fn current_consent(conn: &Connection) -> rusqlite::Result<ConsentState> {
-    let mut stmt = conn.prepare(
-        "SELECT purpose, granted FROM consent_ledger WHERE id IN (SELECT MAX(id) FROM consent_ledger GROUP BY purpose)",
-    )?;
-    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, bool>(1)?)))?;
-    let mut state = ConsentState::NONE;
-    for row in rows {
-        let (purpose, granted) = row?;
-        // The table's CHECK constraint admits only the known purposes.
-        if let Ok(purpose) = purpose.parse::<Purpose>() {
-            state = state.with(purpose, granted);
+/// The household from the people table and the ledger: for each person and purpose, the
+/// latest row.
+fn read_household(conn: &Connection) -> rusqlite::Result<Household> {
+    let mut household = Household::new();
+    let mut stmt = conn.prepare("SELECT id, child FROM people ORDER BY id")?;
+    for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, bool>(1)?)))? {
+        let (id, child) = row?;
+        // Ids were checked when the person was added.
+        if let Ok(id) = PersonId::try_new(id) {
+            household.insert(id, Member { child, consent: ConsentState::NONE });
         }
     }
-    Ok(state)
+    let mut stmt = conn.prepare(
+        "SELECT person, purpose, granted FROM consent_ledger \
+         WHERE id IN (SELECT MAX(id) FROM consent_ledger GROUP BY person, purpose)",
+    )?;
+    for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, bool>(2)?)))? {
+        let (person, purpose, granted) = row?;
+        // The table's CHECK constraint admits only the known purposes.
+        if let (Ok(person), Ok(purpose)) = (PersonId::try_new(person), purpose.parse::<Purpose>()) {
+            if let Some(member) = household.get_mut(&person) {
+                member.consent = member.consent.with(purpose, granted);
+            }
+        }
+    }
+    Ok(household)
 }
 
 fn enum_text<T: Serialize>(value: &T) -> String {
@@ -301,8 +369,31 @@ mod tests {
         (dir, store)
     }
 
-    fn consent_row(purpose: Purpose, granted: bool, at: u64) -> LedgerRow {
-        LedgerRow { purpose, granted, at: UnixTime(at), source: ConsentSource::DeviceUi, text_version: "v1".into() }
+    fn consent_row(person: &str, purpose: Purpose, granted: bool, at: u64) -> LedgerRow {
+        LedgerRow {
+            person: PersonId::try_new(person).unwrap(),
+            purpose,
+            granted,
+            at: UnixTime(at),
+            source: ConsentSource::DeviceUi,
+            text_version: "v1".into(),
+        }
+    }
+
+    /// A shared device's rule, for the tests: the strictest consent of everyone.
+    fn strictest(h: &Household) -> ConsentState {
+        if h.is_empty() {
+            return ConsentState::NONE;
+        }
+        h.values().fold(ConsentState::all(), |s, m| s.and(m.consent))
+    }
+
+    fn build_household_store(people: &[&str]) -> (tempfile::TempDir, Store) {
+        let (dir, mut store) = build_store();
+        for p in people {
+            store.put_person(&PersonId::try_new(*p).unwrap(), false, UnixTime(0)).unwrap();
+        }
+        (dir, store)
     }
 
     #[test]
@@ -312,22 +403,50 @@ mod tests {
 
     #[test]
     fn consent_state_is_derived_from_the_append_only_ledger() {
-        let (_dir, mut store) = build_store();
-        assert_eq!(store.consent().unwrap(), ConsentState::NONE);
-        store.append_consent(&consent_row(Purpose::Personalise, true, 1)).unwrap();
-        store.append_consent(&consent_row(Purpose::Measure, true, 2)).unwrap();
-        let state = store.append_consent(&consent_row(Purpose::Personalise, false, 3)).unwrap();
+        let (_dir, mut store) = build_household_store(&["anna"]);
+        let anna = PersonId::try_new("anna").unwrap();
+        assert_eq!(store.household().unwrap()[&anna].consent, ConsentState::NONE);
+        store.append_consent(&consent_row("anna", Purpose::Personalise, true, 1), &strictest).unwrap();
+        store.append_consent(&consent_row("anna", Purpose::Measure, true, 2), &strictest).unwrap();
+        let (household, state) =
+            store.append_consent(&consent_row("anna", Purpose::Personalise, false, 3), &strictest).unwrap();
         assert!(!state.allows(Purpose::Personalise));
         assert!(state.allows(Purpose::Measure));
+        assert_eq!(household[&anna].consent, state);
         assert_eq!(store.ledger().unwrap().len(), 3);
         let update = store.conn.execute("UPDATE consent_ledger SET granted = 1", []);
         assert!(update.unwrap_err().to_string().contains("append-only"));
     }
 
     #[test]
-    fn revoking_personalise_deletes_learning_data_in_the_same_transaction() {
-        let (_dir, mut store) = build_store();
-        store.append_consent(&consent_row(Purpose::Personalise, true, 1)).unwrap();
+    fn consent_is_kept_per_person() {
+        let (_dir, mut store) = build_household_store(&["anna", "bo"]);
+        store.append_consent(&consent_row("anna", Purpose::Personalise, true, 1), &strictest).unwrap();
+        let (household, state) =
+            store.append_consent(&consent_row("bo", Purpose::Measure, true, 2), &strictest).unwrap();
+        assert!(household[&PersonId::try_new("anna").unwrap()].consent.allows(Purpose::Personalise));
+        assert!(!household[&PersonId::try_new("bo").unwrap()].consent.allows(Purpose::Personalise));
+        assert_eq!(state, ConsentState::NONE, "nothing is granted by both");
+    }
+
+    #[test]
+    fn making_someone_a_child_revokes_what_children_cannot_grant() {
+        let (_dir, mut store) = build_household_store(&["kim"]);
+        for p in Purpose::ALL {
+            store.append_consent(&consent_row("kim", p, true, 1), &strictest).unwrap();
+        }
+        let kim = PersonId::try_new("kim").unwrap();
+        let household = store.put_person(&kim, true, UnixTime(5)).unwrap();
+        assert!(household[&kim].child);
+        assert_eq!(household[&kim].consent, ConsentState::NONE.with(Purpose::Measure, true));
+        let ledger = store.ledger().unwrap();
+        assert_eq!(ledger.iter().filter(|r| r.text_version == "child-profile" && !r.granted).count(), 3);
+    }
+
+    #[test]
+    fn losing_personalise_deletes_learning_data_in_the_same_transaction() {
+        let (_dir, mut store) = build_household_store(&["anna"]);
+        store.append_consent(&consent_row("anna", Purpose::Personalise, true, 1), &strictest).unwrap();
         let offer = OfferId::try_new("milk").unwrap();
         let campaign = CampaignId::try_new("dairy").unwrap();
         store
@@ -340,7 +459,7 @@ mod tests {
             .unwrap();
         store.record_feedback(DecisionId(4), &offer, FeedbackKind::Accepted, UnixTime(3)).unwrap();
         assert_eq!(store.feedback().unwrap().len(), 1);
-        store.append_consent(&consent_row(Purpose::Personalise, false, 4)).unwrap();
+        store.append_consent(&consent_row("anna", Purpose::Personalise, false, 4), &strictest).unwrap();
         assert!(store.feedback().unwrap().is_empty());
         assert_eq!(store.last_decision_id().unwrap(), 4);
         assert_eq!(store.impressions_since(UnixTime(0)).unwrap().len(), 1);

@@ -39,6 +39,12 @@ impl Purpose {
         }
     }
 
+    /// Whether a child profile may grant this purpose: children can never grant
+    /// `personalise`, `request` or `improve`.
+    pub const fn child_may_grant(self) -> bool {
+        matches!(self, Self::Measure)
+    }
+
     const fn bit(self) -> u8 {
         match self {
             Self::Personalise => 1,
@@ -83,6 +89,17 @@ impl ConsentState {
         self.0 & purpose.bit() != 0
     }
 
+    /// Each purpose granted in both states: the stricter of the two.
+    #[must_use]
+    pub const fn and(self, other: Self) -> Self {
+        Self(self.0 & other.0)
+    }
+
+    /// Whether every purpose granted here is also granted in `other`.
+    pub const fn is_within(self, other: Self) -> bool {
+        self.0 & !other.0 == 0
+    }
+
     /// This state with `purpose` granted or revoked.
     #[must_use]
     pub const fn with(self, purpose: Purpose, granted: bool) -> Self {
@@ -122,6 +139,17 @@ mod tests {
         let all = ConsentState::all().with(Purpose::Personalise, false);
         assert!(!all.allows(Purpose::Personalise));
         assert!(all.allows(Purpose::Request));
+    }
+
+    #[test]
+    fn the_stricter_state_keeps_only_what_both_grant() {
+        let a = ConsentState::NONE.with(Purpose::Personalise, true).with(Purpose::Measure, true);
+        let b = ConsentState::NONE.with(Purpose::Measure, true).with(Purpose::Request, true);
+        let both = a.and(b);
+        assert!(both.allows(Purpose::Measure));
+        assert!(!both.allows(Purpose::Personalise) && !both.allows(Purpose::Request));
+        assert!(both.is_within(a) && both.is_within(b) && !a.is_within(b));
+        assert!(Purpose::ALL.iter().filter(|p| p.child_may_grant()).eq([Purpose::Measure].iter()));
     }
 
     #[test]

@@ -92,4 +92,4 @@ pub use device::{DeviceKind, Moment};
 pub use time::UnixTime;
 
 #[cfg(feature = "alloc")]
-pub use id::{CampaignId, DeviceId, FleetId, KeyId, OfferId};
+pub use id::{CampaignId, DeviceId, FleetId, KeyId, OfferId, PersonId};

@@ -91,7 +91,26 @@ impl Home {
         Self { index, rng, levels, genres, unlocks_today: 0, shopping_phase, preferences, people }
     }
 
-    /// The consent each device works under: the lock screen is person A's, the e-reader
+    /// The two people of every home, as the devices know them: A owns the lock screen, B the
+    /// e-reader, and both share the fridge.
+    pub const PEOPLE: [&'static str; 2] = ["a", "b"];
+
+    /// What person `i` (0 = A, 1 = B) granted.
+    pub fn person_consent(&self, i: usize) -> ConsentState {
+        self.people[i]
+    }
+
+    /// The people a device of `kind` serves, by index: its owner first.
+    pub fn people_of(kind: DeviceKind) -> &'static [usize] {
+        match kind {
+            DeviceKind::LockScreen => &[0],
+            DeviceKind::Ereader => &[1],
+            DeviceKind::Fridge => &[0, 1],
+        }
+    }
+
+    /// The consent each device works under (computed here independently of the agent, for the
+    /// audit): the lock screen is person A's, the e-reader
     /// person B's, and the shared fridge takes the strictest of both, per purpose.
     pub fn consent(&self, kind: DeviceKind) -> ConsentState {
         match kind {

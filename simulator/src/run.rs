@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 use indicatif::{ProgressBar, ProgressStyle};
+use ledtrad_agent::handle::PersonChange;
 use ledtrad_agent::{AgentHandle, Config, ConsentChange, ManualClock, RawConfig, RawKey, RunningAgent};
 use ledtrad_operator::status::watch_statuses;
 use ledtrad_operator::{push_envelope, sign_catalogue, OperatorKey, SignOptions};
@@ -16,7 +17,7 @@ use ledtrad_protocol::catalogue::Catalogue;
 use ledtrad_protocol::consent::{ConsentSource, ConsentState};
 use ledtrad_protocol::feedback::{Feedback, FeedbackKind};
 use ledtrad_protocol::time::DAY_SECS;
-use ledtrad_protocol::{CampaignId, DeviceId, DeviceKind, FleetId, KeyId, Purpose, UnixTime};
+use ledtrad_protocol::{CampaignId, DeviceId, DeviceKind, FleetId, KeyId, PersonId, Purpose, UnixTime};
 
 use crate::audit::Audit;
 use crate::home::{ConsentMode, Home};
@@ -50,6 +51,8 @@ pub struct RunOptions {
 }
 
 struct Device {
+    home: usize,
+    kind: DeviceKind,
     id: DeviceId,
     handle: AgentHandle,
     consent: ConsentState,
@@ -139,12 +142,14 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
                 broker: broker.to_string(),
                 database: dir.path().join(format!("{id}.db")),
                 api: None,
+                sharing: None,
+                owner: Some(Home::PEOPLE[Home::people_of(kind)[0]].into()),
                 utc_offset_minutes: UTC_OFFSET_MINUTES,
                 operator_keys: vec![RawKey { id: key.id.to_string(), public_key: key.public_hex() }],
             };
             let config = Config::from_raw(raw, "simulator")?;
             let agent = ledtrad_agent::spawn(config, Arc::new(clock.clone())).await?;
-            devices.push(Device { id, handle: agent.handle(), consent: home.consent(kind) });
+            devices.push(Device { home: h, kind, id, handle: agent.handle(), consent: home.consent(kind) });
             running.push(agent);
             starting.inc(1);
         }
@@ -152,12 +157,21 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
     }
     starting.finish_and_clear();
 
-    // Consent, as the people gave it at setup.
+    // The household on each device, and each person's consent as they gave it at setup. The
+    // agents work out what a shared fridge may do; the audit checks it independently.
     for device in &devices {
-        for purpose in Purpose::ALL.into_iter().filter(|p| device.consent.allows(*p)) {
-            let change =
-                ConsentChange { granted: true, source: ConsentSource::SetupWizard, text_version: "sim-2026-11".into() };
-            device.handle.set_consent(purpose, change).await?;
+        let home = &homes[device.home];
+        for &i in Home::people_of(device.kind) {
+            let person = PersonId::try_new(Home::PEOPLE[i])?;
+            device.handle.put_person(person.clone(), PersonChange { child: false }).await?;
+            for purpose in Purpose::ALL.into_iter().filter(|p| home.person_consent(i).allows(*p)) {
+                let change = ConsentChange {
+                    granted: true,
+                    source: ConsentSource::SetupWizard,
+                    text_version: "sim-2026-11".into(),
+                };
+                device.handle.set_person_consent(Some(person.clone()), purpose, change).await?;
+            }
         }
     }
 
@@ -356,6 +370,8 @@ mod tests {
                 broker: "mqtt://127.0.0.1:1883".into(),
                 database: "x.db".into(),
                 api: None,
+                sharing: None,
+                owner: None,
                 utc_offset_minutes: UTC_OFFSET_MINUTES,
                 operator_keys: vec![RawKey {
                     id: "k".into(),

@@ -67,7 +67,10 @@ async fn without_consent_only_contextual_offers_are_shown_and_nothing_is_reporte
     assert_eq!((summary.reports_seen, summary.reports_expected), (0, 0));
     // The spy on `#` saw only status traffic from the devices.
     assert!(summary.egress.status.messages >= summary.devices as u64);
-    assert_eq!(summary.egress.measure.messages + summary.egress.request.messages + summary.egress.unexpected.messages, 0);
+    assert_eq!(
+        summary.egress.measure.messages + summary.egress.request.messages + summary.egress.unexpected.messages,
+        0
+    );
     assert_eq!(summary.egress_bytes_by_purpose.measure + summary.egress_bytes_by_purpose.request, 0);
     assert_eq!(summary.consent_violations, 0);
 }

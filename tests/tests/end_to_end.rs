@@ -341,9 +341,13 @@ async fn bad_api_input_gets_a_clear_error_and_changes_nothing() {
         assert!(error.contains(words), "{error:?} does not say {words:?}");
     }
     let consent: Value = http.get(format!("{api}/v1/consent")).send().await.unwrap().json().await.unwrap();
+    for purpose in ["personalise", "request", "measure", "improve"] {
+        assert_eq!(consent[purpose], false, "{purpose}");
+    }
+    assert_eq!(consent["purposes_version"], 1);
     assert_eq!(
-        consent,
-        json!({"purposes_version": 1, "personalise": false, "request": false, "measure": false, "improve": false})
+        consent["people"],
+        json!({"owner": {"child": false, "personalise": false, "request": false, "measure": false, "improve": false}})
     );
     agent.stop().await;
 }
@@ -365,7 +369,7 @@ async fn an_agent_restarts_with_its_catalogue_consent_and_caps() {
     let handle = agent.handle();
     let status = handle.status().await.unwrap();
     assert_eq!(status.catalogue_version, Some(3));
-    assert!(handle.consent().await.unwrap().personalise);
+    assert!(handle.consent().await.unwrap().allows(ledtrad_protocol::Purpose::Personalise));
     // butter-refill's cap of one a day survived the restart.
     handle
         .signals(vec![ledtrad_protocol::signal::Signal {
@@ -520,6 +524,71 @@ async fn an_agent_reconnects_after_its_connection_drops_and_follows_new_catalogu
             .await;
         assert_eq!(status.catalogues_refused, 0);
     }
+    agent.stop().await;
+    clear_catalogue(&fleet).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_fridge_uses_the_strictest_consent_of_the_people_it_serves() {
+    init_logs();
+    let (key, fleet, http) = (operator_key(1), fleet(), reqwest::Client::new());
+    let agent = TestAgent::start(DeviceKind::Fridge, &fleet, &key).await;
+    push(&key, &fleet, 1).await;
+    agent.wait_for("version 1", |s| s.catalogue_version == Some(1)).await;
+    let api = agent.api();
+    let put = |path: &str, body: Value| {
+        let request = http.put(format!("{api}{path}")).json(&body);
+        async move {
+            let response = request.send().await.unwrap();
+            (response.status().as_u16(), response.json::<Value>().await.unwrap())
+        }
+    };
+    let grant = json!({"granted": true, "text_version": "2026-11", "source": "device_ui"});
+    // The owner alone: their consent applies.
+    let (status, view) = put("/v1/consent/personalise", grant.clone()).await;
+    assert_eq!((status, &view["sharing"], &view["personalise"]), (200, &json!("shared"), &json!(true)));
+    // Bo joins and has not granted: the fridge may no longer personalise.
+    let (_, view) = put("/v1/people/bo", json!({"child": false})).await;
+    assert_eq!(view["personalise"], false);
+    assert_eq!(signal(&http, &agent, "fridge.butter.level", 0.1).await["dropped_no_consent"], 1);
+    let (_, view) = put("/v1/people/bo/consent/personalise", grant.clone()).await;
+    assert_eq!(view["personalise"], true);
+    assert_eq!(view["people"]["bo"]["personalise"], true);
+    // A child in the household can never grant it, so the household as a whole does not.
+    let (_, view) = put("/v1/people/kim", json!({"child": true})).await;
+    assert_eq!(view["personalise"], false);
+    let (status, err) = put("/v1/people/kim/consent/personalise", grant.clone()).await;
+    assert_eq!(status, 400);
+    assert!(err["error"]
+        .as_str()
+        .unwrap()
+        .contains("person 'kim' is a child profile, which can never grant 'personalise'"));
+    let (status, view) = put("/v1/people/kim/consent/measure", grant.clone()).await;
+    assert_eq!((status, &view["people"]["kim"]["measure"]), (200, &json!(true)));
+    // When the device maker reports who is present, only they count.
+    let (_, view) = put("/v1/presence", json!({"present": ["owner", "bo"]})).await;
+    assert_eq!(view["personalise"], true);
+    assert_eq!(signal(&http, &agent, "fridge.butter.level", 0.1).await["aggregated"], 1);
+    let (_, view) = put("/v1/presence", json!({"present": ["owner", "kim"]})).await;
+    assert_eq!(view["personalise"], false);
+    // Losing it purged the reading: granting again does not bring it back.
+    put("/v1/presence", json!({"present": ["owner"]})).await;
+    let decision = agent.handle().offer(ledtrad_protocol::Moment::DoorOpened).await.unwrap().decision;
+    let refill = decision.candidates.iter().find(|c| c.offer.as_str() == "butter-refill").unwrap();
+    assert!(matches!(
+        refill.verdict,
+        ledtrad_protocol::decision::Verdict::Rejected { reason: ledtrad_protocol::decision::Rejection::NoData { .. } }
+    ));
+    let (_, view) = put("/v1/presence", json!({"present": null})).await;
+    assert_eq!((&view["personalise"], &view["present"]), (&json!(false), &Value::Null));
+    // Consent for someone who is not in the household is refused with the fix.
+    let (status, err) = put("/v1/people/zoe/consent/measure", grant).await;
+    assert_eq!(status, 400);
+    assert!(err["error"].as_str().unwrap().contains("add them first with PUT /v1/people/zoe"));
+    // The ledger names each person.
+    let ledger = agent.handle().ledger().await.unwrap();
+    let people: BTreeSet<_> = ledger.iter().map(|r| r.person.to_string()).collect();
+    assert_eq!(people, ["bo", "kim", "owner"].iter().map(|s| s.to_string()).collect());
     agent.stop().await;
     clear_catalogue(&fleet).await;
 }
