@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use ledtrad_engine::FeedbackError;
+use ledtrad_protocol::consent::ConsentSource;
 use ledtrad_protocol::decision::DecisionId;
 use ledtrad_protocol::feedback::Feedback;
 use ledtrad_protocol::signal::{Signal, SignalBatch, MAX_SIGNALS_PER_BATCH};
@@ -36,6 +37,7 @@ pub fn router(handle: AgentHandle) -> Router {
         .route("/v1/people/{person}", put(put_person))
         .route("/v1/people/{person}/consent/{purpose}", put(set_person_consent))
         .route("/v1/presence", put(set_presence))
+        .route("/v1/my-data", get(my_data).delete(erase))
         .route("/v1/decisions/{id}", get(decision))
         .route("/v1/signals", post(signals))
         .route("/v1/status", get(status))
@@ -72,6 +74,7 @@ impl From<AgentError> for ApiError {
         let status = match &e {
             AgentError::Stopped | AgentError::Storage(_) => StatusCode::SERVICE_UNAVAILABLE,
             AgentError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AgentError::UnknownPerson(_) => StatusCode::NOT_FOUND,
             AgentError::Feedback(FeedbackError::UnknownDecision(_)) => StatusCode::NOT_FOUND,
             AgentError::Feedback(_) => StatusCode::CONFLICT,
         };
@@ -116,7 +119,7 @@ async fn guard(request: axum::extract::Request, next: axum::middleware::Next) ->
 async fn not_found() -> ApiError {
     ApiError(
         StatusCode::NOT_FOUND,
-        "no such endpoint; see the README for /v1/offer, /v1/feedback, /v1/consent, /v1/people, /v1/presence, /v1/decisions/{id}, /v1/signals, /v1/status".into(),
+        "no such endpoint; see the README for /v1/offer, /v1/feedback, /v1/consent, /v1/people, /v1/presence, /v1/my-data, /v1/decisions/{id}, /v1/signals, /v1/status".into(),
     )
 }
 
@@ -211,6 +214,29 @@ async fn set_presence(State(handle): State<AgentHandle>, body: Bytes) -> Result<
         bad_request(format!("{e}; send {{\"present\": [\"anna\"]}}, or {{\"present\": null}} when unknown"))
     })?;
     Ok(Json(handle.set_presence(presence.present).await?).into_response())
+}
+
+fn query_person(query: &HashMap<String, String>) -> Result<Option<PersonId>, ApiError> {
+    query.get("person").map(|p| person(p)).transpose()
+}
+
+async fn my_data(
+    State(handle): State<AgentHandle>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    Ok(Json(handle.my_data(query_person(&query)?).await?).into_response())
+}
+
+async fn erase(
+    State(handle): State<AgentHandle>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let source = match query.get("source") {
+        None => ConsentSource::Api,
+        Some(text) => serde_json::from_value(serde_json::Value::String(text.clone()))
+            .map_err(|_| bad_request(format!("source {text:?} is not one of device_ui, voice, setup_wizard, api")))?,
+    };
+    Ok(Json(handle.erase(query_person(&query)?, source).await?).into_response())
 }
 
 async fn decision(State(handle): State<AgentHandle>, Path(id): Path<String>) -> Result<Response, ApiError> {

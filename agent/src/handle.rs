@@ -38,6 +38,10 @@ pub enum Command {
     Status(oneshot::Sender<AgentStatus>),
     /// Send today's measurement reports now (where `measure` is granted).
     FlushReports(oneshot::Sender<usize>),
+    /// Export what the device holds about a person (`None`: the owner).
+    MyData(Option<PersonId>, oneshot::Sender<Result<MyData, AgentError>>),
+    /// Erase what the device holds about a person (`None`: the owner).
+    Erase(Option<PersonId>, ConsentSource, oneshot::Sender<Result<MyData, AgentError>>),
     /// Read the consent ledger.
     Ledger(oneshot::Sender<Result<Vec<LedgerRow>, AgentError>>),
 }
@@ -149,6 +153,88 @@ impl ConsentView {
     }
 }
 
+/// Everything the device holds about one person (`GET /v1/my-data`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MyData {
+    /// The person.
+    pub person: PersonId,
+    /// This device's pseudonym.
+    pub device: DeviceId,
+    /// Personal or shared.
+    pub sharing: Sharing,
+    /// Whether the device's own data below is about this person: on a personal device, only
+    /// its owner's; on a shared device, the whole household's, this person's included.
+    pub device_data_about_person: bool,
+    /// Their consent ledger rows, oldest first (kept after an erasure, as its record).
+    pub consent_ledger: Vec<LedgerRow>,
+    /// The erasures they asked for.
+    pub erasures: Vec<ErasureRecord>,
+    /// Current feature values.
+    pub features: Vec<FeatureValue>,
+    /// Offers shown.
+    pub impressions: Vec<crate::store::ImpressionRow>,
+    /// Answers given to offers.
+    pub feedback: Vec<FeedbackRecord>,
+    /// Measurement counts waiting to be sent (before noise).
+    pub queued_reports: Vec<QueuedReport>,
+}
+
+impl MyData {
+    /// Whether the device holds no data about the person beyond the record of their consent.
+    pub fn is_empty(&self) -> bool {
+        self.features.is_empty()
+            && self.impressions.is_empty()
+            && self.feedback.is_empty()
+            && self.queued_reports.is_empty()
+    }
+}
+
+/// An erasure a person asked for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ErasureRecord {
+    /// When.
+    pub at: ledtrad_protocol::UnixTime,
+    /// Where from.
+    pub source: String,
+}
+
+/// A feature value.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct FeatureValue {
+    /// The feature.
+    pub feature: ledtrad_protocol::feature::FeatureName,
+    /// Its value.
+    pub value: f64,
+}
+
+/// Stored feedback.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FeedbackRecord {
+    /// The decision that showed the offer.
+    pub decision: DecisionId,
+    /// The offer.
+    pub offer: ledtrad_protocol::OfferId,
+    /// The answer.
+    pub kind: ledtrad_protocol::feedback::FeedbackKind,
+    /// When.
+    pub at: ledtrad_protocol::UnixTime,
+}
+
+/// Counts waiting to be reported.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct QueuedReport {
+    /// Local day number.
+    pub day: u32,
+    /// The campaign.
+    pub campaign: ledtrad_protocol::CampaignId,
+    /// Impressions.
+    pub impressions: u32,
+    /// Accepts.
+    pub accepts: u32,
+    /// Dismissals.
+    pub dismissals: u32,
+}
+
 /// What happened to a batch of signals.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct SignalsOutcome {
@@ -202,6 +288,9 @@ pub enum AgentError {
     /// The request is malformed.
     #[error("{0}")]
     BadRequest(String),
+    /// The person is not in the household.
+    #[error("person '{0}' is not in this household; add them first with PUT /v1/people/{0}")]
+    UnknownPerson(PersonId),
 }
 
 /// A cloneable handle on a running agent.
@@ -287,6 +376,17 @@ impl AgentHandle {
     /// Sends the measurement reports gathered so far (only with `measure`); returns how many.
     pub async fn flush_reports(&self) -> Result<usize, AgentError> {
         self.call(Command::FlushReports).await
+    }
+
+    /// Everything the device holds about `person` (`None`: the owner).
+    pub async fn my_data(&self, person: Option<PersonId>) -> Result<MyData, AgentError> {
+        self.call(|r| Command::MyData(person, r)).await?
+    }
+
+    /// Erases what the device holds about `person` (`None`: the owner) and returns what is
+    /// left (only the record of their consent and of the erasure).
+    pub async fn erase(&self, person: Option<PersonId>, source: ConsentSource) -> Result<MyData, AgentError> {
+        self.call(|r| Command::Erase(person, source, r)).await?
     }
 
     /// The consent ledger, oldest first.

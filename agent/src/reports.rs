@@ -44,6 +44,11 @@ impl Tally {
         self.counts.clear();
     }
 
+    /// The counts waiting, before noise: (day, campaign, impressions, accepts, dismissals).
+    pub fn pending(&self) -> Vec<(u32, CampaignId, u32, u32, u32)> {
+        self.counts.iter().map(|((day, c), n)| (*day, c.clone(), n.impressions, n.accepts, n.dismissals)).collect()
+    }
+
     /// Whether nothing is waiting.
     pub fn is_empty(&self) -> bool {
         self.counts.is_empty()

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ledtrad_engine::{DeviceProfile, Engine, Refusal, SignalOutcome};
-use ledtrad_protocol::consent::{ConsentState, PURPOSES_VERSION};
+use ledtrad_protocol::consent::{ConsentSource, ConsentState, PURPOSES_VERSION};
 use ledtrad_protocol::decision::Decision;
 use ledtrad_protocol::feedback::Feedback;
 use ledtrad_protocol::status::{Connection, DeviceStatus};
@@ -24,10 +24,10 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::egress::Egress;
 use crate::handle::{
-    AgentError, AgentHandle, AgentStatus, Command, ConsentChange, ConsentView, OfferOutcome, PersonChange, PersonView,
-    SignalsOutcome,
+    AgentError, AgentHandle, AgentStatus, Command, ConsentChange, ConsentView, ErasureRecord, FeatureValue,
+    FeedbackRecord, MyData, OfferOutcome, PersonChange, PersonView, QueuedReport, SignalsOutcome,
 };
-use crate::household::effective;
+use crate::household::{effective, Sharing};
 use crate::reports::Tally;
 use crate::store::{Household, ImpressionRow, LedgerRow, Store, StoreError};
 
@@ -402,6 +402,12 @@ impl Runtime {
             Command::FlushReports(reply) => {
                 let _ = reply.send(self.flush_reports());
             }
+            Command::MyData(person, reply) => {
+                let _ = reply.send(self.my_data(person));
+            }
+            Command::Erase(person, source, reply) => {
+                let _ = reply.send(self.erase(person, source));
+            }
             Command::Ledger(reply) => {
                 let _ = reply.send(self.store.ledger().map_err(|e| AgentError::Storage(e.to_string())));
             }
@@ -507,11 +513,7 @@ impl Runtime {
     ) -> Result<ConsentView, AgentError> {
         let person = person.unwrap_or_else(|| self.config.owner.clone());
         let household = self.store.household().map_err(storage)?;
-        let member = household.get(&person).ok_or_else(|| {
-            AgentError::BadRequest(format!(
-                "person '{person}' is not in this household; add them first with PUT /v1/people/{person}"
-            ))
-        })?;
+        let member = household.get(&person).ok_or_else(|| AgentError::UnknownPerson(person.clone()))?;
         if member.child && change.granted && !purpose.child_may_grant() {
             return Err(AgentError::BadRequest(format!(
                 "person '{person}' is a child profile, which can never grant '{purpose}'"
@@ -531,6 +533,90 @@ impl Runtime {
             self.store.append_consent(&row, &|h| effective(h, sharing, &owner, present.as_ref())).map_err(storage)?;
         self.apply_consent(state, "consent ledger");
         self.consent_view()
+    }
+
+    /// Whether the device's own data is about `person`.
+    fn device_data_about(&self, person: &PersonId, household: &Household) -> bool {
+        match self.config.sharing {
+            Sharing::Personal => *person == self.config.owner,
+            Sharing::Shared => household.contains_key(person),
+        }
+    }
+
+    fn my_data(&self, person: Option<PersonId>) -> Result<MyData, AgentError> {
+        let person = person.unwrap_or_else(|| self.config.owner.clone());
+        let household = self.store.household().map_err(storage)?;
+        if !household.contains_key(&person) {
+            return Err(AgentError::UnknownPerson(person));
+        }
+        let about = self.device_data_about(&person, &household);
+        let now = self.clock.now();
+        let consent_ledger = self.store.ledger().map_err(storage)?.into_iter().filter(|r| r.person == person).collect();
+        let erasures = self
+            .store
+            .erasures(&person)
+            .map_err(storage)?
+            .into_iter()
+            .map(|(at, source)| ErasureRecord { at, source })
+            .collect();
+        let (features, impressions, feedback, queued_reports) = if about {
+            (
+                self.engine.features(now).into_iter().map(|(feature, value)| FeatureValue { feature, value }).collect(),
+                self.store.impressions_since(UnixTime(0)).map_err(storage)?,
+                self.store
+                    .feedback_rows()
+                    .map_err(storage)?
+                    .into_iter()
+                    .map(|(decision, offer, kind, at)| FeedbackRecord { decision, offer, kind, at })
+                    .collect(),
+                self.tally
+                    .pending()
+                    .into_iter()
+                    .map(|(day, campaign, impressions, accepts, dismissals)| QueuedReport {
+                        day,
+                        campaign,
+                        impressions,
+                        accepts,
+                        dismissals,
+                    })
+                    .collect(),
+            )
+        } else {
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new())
+        };
+        Ok(MyData {
+            person,
+            device: self.config.device.clone(),
+            sharing: self.config.sharing,
+            device_data_about_person: about,
+            consent_ledger,
+            erasures,
+            features,
+            impressions,
+            feedback,
+            queued_reports,
+        })
+    }
+
+    fn erase(&mut self, person: Option<PersonId>, source: ConsentSource) -> Result<MyData, AgentError> {
+        let person = person.unwrap_or_else(|| self.config.owner.clone());
+        let household = self.store.household().map_err(storage)?;
+        if !household.contains_key(&person) {
+            return Err(AgentError::UnknownPerson(person));
+        }
+        let about = self.device_data_about(&person, &household);
+        let (sharing, owner, present) = (self.config.sharing, self.config.owner.clone(), self.present.clone());
+        let (_, state) = self
+            .store
+            .erase(&person, about, self.clock.now(), source, &|h| effective(h, sharing, &owner, present.as_ref()))
+            .map_err(storage)?;
+        self.apply_consent(state, "erasure");
+        if about {
+            let purged = self.engine.erase();
+            self.tally.clear();
+            info!(%person, features = purged.features, decisions = purged.decisions, "erased what the device held about a person");
+        }
+        self.my_data(Some(person))
     }
 
     fn put_person(&mut self, person: PersonId, change: PersonChange) -> Result<ConsentView, AgentError> {

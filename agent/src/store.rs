@@ -73,6 +73,7 @@ fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
         M::up(include_str!("../migrations/0001_initial.sql")),
         M::up(include_str!("../migrations/0002_household.sql")),
+        M::up(include_str!("../migrations/0003_erasures.sql")),
     ])
 }
 
@@ -161,6 +162,83 @@ impl Store {
             Ok(household)
         })();
         result.map_err(|e| self.err(e))
+    }
+
+    /// Erases what the device holds about `person`, in one transaction with
+    /// `synchronous=FULL`: revokes every purpose they granted (ledger rows with text version
+    /// `erasure`), records the erasure, and, when the device's own data is about them
+    /// (`device_data`), deletes the stored impressions and feedback. Returns the household and
+    /// the effective state afterwards.
+    pub fn erase(
+        &mut self,
+        person: &PersonId,
+        device_data: bool,
+        at: UnixTime,
+        source: ConsentSource,
+        effective: &dyn Fn(&Household) -> ConsentState,
+    ) -> Result<(Household, ConsentState), StoreError> {
+        self.conn.pragma_update(None, "synchronous", "FULL").map_err(|e| self.err(e))?;
+        let result = (|| -> rusqlite::Result<(Household, ConsentState)> {
+            let tx = self.conn.transaction()?;
+            let granted = read_household(&tx)?.get(person).map_or(ConsentState::NONE, |m| m.consent);
+            for purpose in Purpose::ALL.into_iter().filter(|p| granted.allows(*p)) {
+                tx.execute(
+                    "INSERT INTO consent_ledger (person, purpose, granted, at, source, text_version) VALUES (?1, ?2, 0, ?3, ?4, 'erasure')",
+                    params![person.as_str(), purpose.as_str(), to_sql_time(at), enum_text(&source)],
+                )?;
+            }
+            tx.execute(
+                "INSERT INTO erasures (person, at, source) VALUES (?1, ?2, ?3)",
+                params![person.as_str(), to_sql_time(at), enum_text(&source)],
+            )?;
+            if device_data {
+                tx.execute("DELETE FROM feedback", [])?;
+                tx.execute("DELETE FROM impressions", [])?;
+            }
+            let household = read_household(&tx)?;
+            let state = effective(&household);
+            tx.commit()?;
+            Ok((household, state))
+        })();
+        if let Err(e) = self.conn.pragma_update(None, "synchronous", "NORMAL") {
+            tracing::warn!("database '{}': could not return to synchronous=NORMAL: {e}", self.path.display());
+        }
+        result.map_err(|e| self.err(e))
+    }
+
+    /// The erasures `person` asked for, oldest first: (when, where from).
+    pub fn erasures(&self, person: &PersonId) -> Result<Vec<(UnixTime, String)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT at, source FROM erasures WHERE person = ?1 ORDER BY id")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([person.as_str()], |r| Ok((from_sql_time(r.get(0)?), r.get::<_, String>(1)?)))
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(|e| self.err(e))
+    }
+
+    /// All stored feedback with its decision and time, for a person's export.
+    pub fn feedback_rows(&self) -> Result<Vec<(DecisionId, OfferId, FeedbackKind, UnixTime)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT decision_id, offer, kind, at FROM feedback ORDER BY decision_id")
+            .map_err(|e| self.err(e))?;
+        type Raw = (i64, String, String, i64);
+        let rows = stmt
+            .query_map([], |r| -> rusqlite::Result<Raw> { Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)) })
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, offer, kind, at) = row.map_err(|e| self.err(e))?;
+            out.push((
+                DecisionId(u64::try_from(id).unwrap_or(0)),
+                OfferId::try_new(offer).map_err(|e| self.err(e))?,
+                serde_json::from_value(serde_json::Value::String(kind)).map_err(|e| self.err(e))?,
+                from_sql_time(at),
+            ));
+        }
+        Ok(out)
     }
 
     /// The household: every person and the consent their latest ledger rows give.
@@ -463,6 +541,34 @@ mod tests {
         assert!(store.feedback().unwrap().is_empty());
         assert_eq!(store.last_decision_id().unwrap(), 4);
         assert_eq!(store.impressions_since(UnixTime(0)).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn erasing_revokes_records_and_deletes_device_data_at_once() {
+        let (_dir, mut store) = build_household_store(&["anna"]);
+        let anna = PersonId::try_new("anna").unwrap();
+        store.append_consent(&consent_row("anna", Purpose::Personalise, true, 1), &strictest).unwrap();
+        store.append_consent(&consent_row("anna", Purpose::Measure, true, 1), &strictest).unwrap();
+        let offer = OfferId::try_new("milk").unwrap();
+        let campaign = CampaignId::try_new("dairy").unwrap();
+        store
+            .record_impression(&ImpressionRow {
+                decision: DecisionId(1),
+                offer: offer.clone(),
+                campaign,
+                at: UnixTime(2),
+            })
+            .unwrap();
+        store.record_feedback(DecisionId(1), &offer, FeedbackKind::Accepted, UnixTime(3)).unwrap();
+        let (household, state) = store.erase(&anna, true, UnixTime(9), ConsentSource::DeviceUi, &strictest).unwrap();
+        assert_eq!((household[&anna].consent, state), (ConsentState::NONE, ConsentState::NONE));
+        assert!(store.feedback_rows().unwrap().is_empty());
+        assert!(store.impressions_since(UnixTime(0)).unwrap().is_empty());
+        assert_eq!(store.erasures(&anna).unwrap(), vec![(UnixTime(9), "device_ui".to_string())]);
+        assert_eq!(store.ledger().unwrap().iter().filter(|r| r.text_version == "erasure").count(), 2);
+        // The records themselves cannot be rewritten or removed.
+        assert!(store.conn.execute("DELETE FROM erasures", []).unwrap_err().to_string().contains("append-only"));
+        assert!(store.conn.execute("DELETE FROM consent_ledger", []).unwrap_err().to_string().contains("append-only"));
     }
 
     #[test]

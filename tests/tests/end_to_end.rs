@@ -583,12 +583,71 @@ async fn a_shared_fridge_uses_the_strictest_consent_of_the_people_it_serves() {
     assert_eq!((&view["personalise"], &view["present"]), (&json!(false), &Value::Null));
     // Consent for someone who is not in the household is refused with the fix.
     let (status, err) = put("/v1/people/zoe/consent/measure", grant).await;
-    assert_eq!(status, 400);
+    assert_eq!(status, 404);
     assert!(err["error"].as_str().unwrap().contains("add them first with PUT /v1/people/zoe"));
     // The ledger names each person.
     let ledger = agent.handle().ledger().await.unwrap();
     let people: BTreeSet<_> = ledger.iter().map(|r| r.person.to_string()).collect();
     assert_eq!(people, ["bo", "kim", "owner"].iter().map(|s| s.to_string()).collect());
+    agent.stop().await;
+    clear_catalogue(&fleet).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_can_export_and_erase_what_the_device_holds_about_them() {
+    init_logs();
+    let (key, fleet, http) = (operator_key(1), fleet(), reqwest::Client::new());
+    let agent = TestAgent::start(DeviceKind::LockScreen, &fleet, &key).await;
+    push(&key, &fleet, 1).await;
+    agent.wait_for("version 1", |s| s.catalogue_version == Some(1)).await;
+    let api = agent.api();
+    grant(&http, &agent, "personalise", true).await;
+    grant(&http, &agent, "measure", true).await;
+    let r = http.put(format!("{api}/v1/people/guest")).json(&json!({"child": false})).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    signal(&http, &agent, "lockscreen.unlocks", 3.0).await;
+    signal(&http, &agent, "context.ambient_light", 0.1).await;
+    let (status, body) = offer(&http, &agent, "screen_woken").await;
+    assert_eq!(status, 200);
+    let id = body.unwrap()["decision"].as_u64().unwrap();
+    let r = http
+        .post(format!("{api}/v1/feedback"))
+        .json(&json!({"decision": id, "kind": "dismissed"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+
+    let mine: Value = http.get(format!("{api}/v1/my-data")).send().await.unwrap().json().await.unwrap();
+    assert_eq!((&mine["person"], &mine["device_data_about_person"]), (&json!("owner"), &json!(true)));
+    assert_eq!(mine["consent_ledger"].as_array().unwrap().len(), 2);
+    assert_eq!(mine["features"].as_array().unwrap().len(), 2);
+    assert_eq!(mine["impressions"].as_array().unwrap().len(), 1);
+    assert_eq!(mine["feedback"][0]["kind"], "dismissed");
+    assert_eq!(mine["queued_reports"][0]["impressions"], 1);
+    // Someone else's export from this personal device holds none of its data.
+    let guest: Value = http.get(format!("{api}/v1/my-data?person=guest")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(guest["device_data_about_person"], false);
+    assert!(guest["features"].as_array().unwrap().is_empty() && guest["impressions"].as_array().unwrap().is_empty());
+    let r = http.get(format!("{api}/v1/my-data?person=nobody")).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+
+    // Erase: nothing left but the record of consent and of the erasure itself.
+    let r = http.delete(format!("{api}/v1/my-data?source=device_ui")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let after: Value = r.json().await.unwrap();
+    for field in ["features", "impressions", "feedback", "queued_reports"] {
+        assert!(after[field].as_array().unwrap().is_empty(), "{field}: {after}");
+    }
+    assert_eq!(after["erasures"].as_array().unwrap().len(), 1);
+    let revoked = after["consent_ledger"].as_array().unwrap().iter().filter(|r| r["text_version"] == "erasure").count();
+    assert_eq!(revoked, 2);
+    let again = agent.handle().my_data(None).await.unwrap();
+    assert!(again.is_empty());
+    let consent = agent.handle().consent().await.unwrap();
+    assert!(ledtrad_protocol::Purpose::ALL.iter().all(|p| !consent.allows(*p)));
+    assert_eq!(signal(&http, &agent, "lockscreen.unlocks", 1.0).await["dropped_no_consent"], 1);
+    assert_eq!(agent.handle().flush_reports().await.unwrap(), 0);
     agent.stop().await;
     clear_catalogue(&fleet).await;
 }

@@ -156,6 +156,11 @@ impl FeatureStore {
         purged
     }
 
+    /// Clears the non-personal feature values too, returning how many held a value.
+    pub fn clear_context(&mut self) -> usize {
+        self.slots.iter_mut().filter_map(Option::take).count()
+    }
+
     /// Every feature with a value now, for export.
     pub fn snapshot(&self, now: UnixTime) -> Vec<(FeatureName, f64)> {
         FEATURES

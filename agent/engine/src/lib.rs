@@ -168,6 +168,18 @@ impl Engine {
         Purged { features, posteriors, decisions }
     }
 
+    /// Forgets everything the engine learned about the people it serves: feature values,
+    /// posteriors, impression counts and recent decisions (a person's erasure). The catalogue,
+    /// the consent and the decision numbering stay.
+    pub fn erase(&mut self) -> Purged {
+        let features = self.features.purge(ConsentState::NONE) + self.features.clear_context();
+        let posteriors = self.history.purge_learning();
+        self.history = history::History::default();
+        let decisions = self.recent.len();
+        self.recent.clear();
+        Purged { features, posteriors, decisions }
+    }
+
     /// Aggregates a signal into its feature.
     pub fn handle_signal(&mut self, signal: Signal, now: UnixTime) -> SignalOutcome {
         self.features.handle_signal(signal, self.consent, now)

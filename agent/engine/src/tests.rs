@@ -262,6 +262,25 @@ fn revoking_personalise_forgets_personal_decisions_but_keeps_contextual_ones() {
 }
 
 #[test]
+fn erasing_forgets_features_learning_caps_and_decisions() {
+    let mut engine = build_engine(DeviceKind::Fridge);
+    engine.handle_catalogue(&good_envelope(1), NOW).unwrap();
+    engine.set_consent(personalise());
+    engine.handle_signal(butter(0.05), NOW);
+    let id = engine.decide(Moment::DoorOpened, NOW).id;
+    engine.handle_feedback(Feedback { decision: id, kind: FeedbackKind::Accepted }).unwrap();
+    let purged = engine.erase();
+    assert_eq!((purged.features, purged.posteriors, purged.decisions), (1, 1, 1));
+    assert!(engine.features(NOW).is_empty());
+    assert!(engine.decision(id).is_none());
+    assert_eq!(engine.catalogue().map(|c| c.version), Some(1));
+    // The caps start again: butter-refill (cap 2) can be shown twice more today.
+    engine.handle_signal(butter(0.05), NOW);
+    assert_eq!(engine.decide(Moment::DoorOpened, NOW).shown.as_ref().unwrap().offer.as_str(), "butter-refill");
+    assert!(engine.decide(Moment::DoorOpened, NOW).id.0 > id.0, "decision numbers do not repeat");
+}
+
+#[test]
 fn checking_feedback_changes_nothing() {
     let mut engine = build_engine(DeviceKind::Fridge);
     engine.handle_catalogue(&good_envelope(1), NOW).unwrap();
