@@ -13,7 +13,7 @@ use crate::household::Sharing;
 use serde::{Deserialize, Serialize};
 
 /// The config as written.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
     /// The device's pseudonymous id (not a serial number).
@@ -39,6 +39,9 @@ pub struct RawConfig {
     /// The device's offset from UTC in minutes (e.g. 60 for CET).
     #[serde(default)]
     pub utc_offset_minutes: i32,
+    /// The privacy parameter of the noise on each reported count (default 1; smaller is noisier).
+    #[serde(default)]
+    pub report_epsilon: Option<f64>,
     /// Pinned operator public keys.
     #[serde(default)]
     pub operator_keys: Vec<RawKey>,
@@ -75,6 +78,8 @@ pub struct Config {
     pub owner: PersonId,
     /// Local time.
     pub local: LocalTime,
+    /// The noise parameter for reports.
+    pub report_epsilon: f64,
     /// Pinned operator keys.
     pub keys: TrustedKeys,
 }
@@ -166,6 +171,17 @@ impl Config {
         }
         let owner =
             PersonId::try_new(raw.owner.as_deref().unwrap_or("owner")).map_err(|e| field("owner", e.to_string()))?;
+        let report_epsilon = raw.report_epsilon.unwrap_or(crate::reports::DEFAULT_EPSILON);
+        if !ledtrad_protocol::report::EPSILON_RANGE.contains(&report_epsilon) {
+            return Err(field(
+                "report_epsilon",
+                format!(
+                    "{report_epsilon} is outside {}..={}; 1 is the default, smaller adds more noise",
+                    ledtrad_protocol::report::EPSILON_RANGE.start(),
+                    ledtrad_protocol::report::EPSILON_RANGE.end()
+                ),
+            ));
+        }
         let mut keys = TrustedKeys::new();
         for k in &raw.operator_keys {
             let id = KeyId::try_new(&k.id).map_err(|e| field("operator_keys.id", e.to_string()))?;
@@ -183,6 +199,7 @@ impl Config {
             sharing: raw.sharing.unwrap_or_else(|| Sharing::default_for(kind)),
             owner,
             local: LocalTime { utc_offset_secs: raw.utc_offset_minutes * 60 },
+            report_epsilon,
             keys,
         })
     }
@@ -238,6 +255,7 @@ mod tests {
             (build_config_text("utc_offset_minutes = 9999"), "9999 is outside"),
             (build_config_text("colour = 1"), "unknown field `colour`"),
             (build_config_text("sharing = \"family\""), "unknown variant `family`"),
+            (build_config_text("report_epsilon = 0"), "field 'report_epsilon': 0 is outside 0.05..=10"),
             (build_config_text("owner = \"Anna B\""), "field 'owner': person id \"Anna B\""),
         ];
         for (text, expected) in cases {

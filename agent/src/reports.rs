@@ -1,15 +1,16 @@
 //! Measurement counts kept on the device (DESIGN §12): per campaign and local day, gathered
-//! only while `measure` is granted, noised before they leave, and dropped on revocation.
+//! only while `measure` is granted, noised before they leave (two-sided geometric noise at a
+//! configurable epsilon, stated in each report), and dropped on revocation.
 
 use std::collections::BTreeMap;
 
 use ledtrad_protocol::feedback::FeedbackKind;
-use ledtrad_protocol::report::{Arm, Report};
+use ledtrad_protocol::report::{add_noise, Arm, Report};
 use ledtrad_protocol::CampaignId;
 use rand::Rng;
 
-/// The local-differential-privacy parameter for each count (smaller is noisier).
-pub const EPSILON: f64 = 1.0;
+/// The default local-differential-privacy parameter for each count (smaller is noisier).
+pub const DEFAULT_EPSILON: f64 = 1.0;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct Counts {
@@ -54,36 +55,23 @@ impl Tally {
         self.counts.is_empty()
     }
 
-    /// Takes every count as a noised report, leaving the tally empty.
-    pub fn drain_noised(&mut self, rng: &mut impl Rng) -> Vec<Report> {
+    /// Takes every count as a report noised at `epsilon`, leaving the tally empty.
+    pub fn drain_noised(&mut self, epsilon: f64, rng: &mut impl Rng) -> Vec<Report> {
+        let mut uniform = || rng.random::<f64>();
         std::mem::take(&mut self.counts)
             .into_iter()
             .map(|((day, campaign), c)| Report {
                 campaign,
                 arm: Arm::Treatment,
                 day,
-                impressions: noised(c.impressions, rng),
-                accepts: noised(c.accepts, rng),
-                dismissals: noised(c.dismissals, rng),
-                conversions: noised(0, rng),
+                epsilon,
+                impressions: add_noise(c.impressions, epsilon, &mut uniform),
+                accepts: add_noise(c.accepts, epsilon, &mut uniform),
+                dismissals: add_noise(c.dismissals, epsilon, &mut uniform),
+                conversions: add_noise(0, epsilon, &mut uniform),
             })
             .collect()
     }
-}
-
-/// Adds two-sided geometric noise (the discrete Laplace mechanism, sensitivity 1) and clamps
-/// at zero, so no single count says exactly what happened on this device.
-fn noised(count: u32, rng: &mut impl Rng) -> u32 {
-    let alpha = (-EPSILON).exp();
-    let geometric = |rng: &mut dyn rand::RngCore| {
-        let mut k = 0i64;
-        while rng.random::<f64>() < alpha && k < 1_000 {
-            k += 1;
-        }
-        k
-    };
-    let noise = geometric(rng) - geometric(rng);
-    u32::try_from((i64::from(count) + noise).max(0)).unwrap_or(u32::MAX)
 }
 
 #[cfg(test)]
@@ -102,7 +90,7 @@ mod tests {
             for _ in 0..10 {
                 tally.impression(3, &campaign);
             }
-            let reports = tally.drain_noised(&mut rng);
+            let reports = tally.drain_noised(DEFAULT_EPSILON, &mut rng);
             assert_eq!(reports.len(), 1);
             assert!(tally.is_empty());
             total += i64::from(reports[0].impressions);

@@ -645,7 +645,7 @@ impl Runtime {
             return 0;
         }
         let mut sent = 0;
-        for report in self.tally.drain_noised(&mut self.rng) {
+        for report in self.tally.drain_noised(self.config.report_epsilon, &mut self.rng) {
             match self.egress.report(consent, &report) {
                 Ok(()) => sent += 1,
                 Err(e) => warn!(campaign = %report.campaign, "report: {e}"),

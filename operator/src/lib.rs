@@ -8,12 +8,14 @@
 //! - [`sign`]: the canonical encoding and the signed envelope.
 //! - [`mqtt`]: connection settings shared by the MQTT commands.
 //! - [`push`]: publishing an envelope retained, QoS 1, on a fleet's catalogue topic.
+//! - [`reports`]: summing devices' noised reports into totals with intervals; small groups suppressed.
 //! - [`status`]: reading devices' retained status topics (which version each device applied).
 
 pub mod keys;
 pub mod load;
 pub mod mqtt;
 pub mod push;
+pub mod reports;
 pub mod sign;
 pub mod status;
 

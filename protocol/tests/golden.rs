@@ -208,12 +208,13 @@ fn golden_report() {
             campaign: CampaignId::try_new("dairy").unwrap(),
             arm: Arm::Holdout,
             day: 20415,
+            epsilon: 1.0,
             impressions: 3,
             accepts: 1,
-            dismissals: 2,
+            dismissals: -2,
             conversions: 0,
         },
-        r#"{"campaign":"dairy","arm":"holdout","day":20415,"impressions":3,"accepts":1,"dismissals":2,"conversions":0}"#,
-        "05646169727901bf9f0103010200",
+        r#"{"campaign":"dairy","arm":"holdout","day":20415,"epsilon":1.0,"impressions":3,"accepts":1,"dismissals":-2,"conversions":0}"#,
+        "05646169727901bf9f01000000000000f03f06020300",
     );
 }

@@ -143,6 +143,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
                 database: dir.path().join(format!("{id}.db")),
                 api: None,
                 sharing: None,
+                report_epsilon: None,
                 owner: Some(Home::PEOPLE[Home::people_of(kind)[0]].into()),
                 utc_offset_minutes: UTC_OFFSET_MINUTES,
                 operator_keys: vec![RawKey { id: key.id.to_string(), public_key: key.public_hex() }],
@@ -371,6 +372,7 @@ mod tests {
                 database: "x.db".into(),
                 api: None,
                 sharing: None,
+                report_epsilon: None,
                 owner: None,
                 utc_offset_minutes: UTC_OFFSET_MINUTES,
                 operator_keys: vec![RawKey {

@@ -214,6 +214,7 @@ impl TestAgent {
             database: dir.path().join("agent.db"),
             api: Some("127.0.0.1:0".into()),
             sharing: None,
+            report_epsilon: None,
             owner: None,
             utc_offset_minutes: 0,
             operator_keys: vec![RawKey { id: key.id.to_string(), public_key: key.public_hex() }],

@@ -490,6 +490,7 @@ async fn reports_leave_only_with_measure_consent() {
         report.get("device").is_none() && !String::from_utf8_lossy(&payload).contains(agent.config.device.as_str())
     );
     assert!(report["campaign"].is_string());
+    assert_eq!(report["epsilon"], 1.0);
     // Revoked: counts gathered before the revocation are dropped, not sent.
     agent.clock.advance(86_400);
     let (status, _) = offer(&http, &agent, "door_opened").await;

@@ -1,0 +1,136 @@
+//! Reading what worked: the operator side of measurement (DESIGN §12). Devices send counts
+//! with zero-mean noise; summed over many devices the noise cancels out, so the sum is an
+//! unbiased estimate with a known spread. Groups with too few devices are suppressed, since
+//! their totals would say too much about the few households in them.
+
+use std::collections::BTreeMap;
+
+use ledtrad_protocol::report::{noise_variance, Arm, Report};
+use ledtrad_protocol::CampaignId;
+use serde::Serialize;
+
+/// The default smallest number of devices a group needs to be reported.
+pub const DEFAULT_MIN_DEVICES: usize = 50;
+
+/// An estimated total with its 95% confidence half-width.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Estimate {
+    /// The estimated total (the sum of the noised counts).
+    pub total: f64,
+    /// Half the width of the 95% interval the noise alone leaves around it.
+    pub ci95: f64,
+}
+
+/// Totals for one campaign, arm and day.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Totals {
+    /// Impressions.
+    pub impressions: Estimate,
+    /// Accepts.
+    pub accepts: Estimate,
+    /// Dismissals.
+    pub dismissals: Estimate,
+    /// Conversions.
+    pub conversions: Estimate,
+}
+
+/// One group of reports: totals, or suppressed for having too few devices.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Group {
+    /// The campaign.
+    pub campaign: CampaignId,
+    /// The arm.
+    pub arm: Arm,
+    /// The local day.
+    pub day: u32,
+    /// Reports (one per device) in the group.
+    pub devices: usize,
+    /// The totals, or `None` when the group has fewer devices than the minimum.
+    pub totals: Option<Totals>,
+}
+
+/// Sums reports per (campaign, arm, day), dropping the totals of groups with fewer than
+/// `min_devices` reports. Reports with a non-finite or non-positive epsilon are skipped.
+pub fn aggregate(reports: &[Report], min_devices: usize) -> Vec<Group> {
+    let mut groups: BTreeMap<(CampaignId, u8, u32), Vec<&Report>> = BTreeMap::new();
+    for r in reports.iter().filter(|r| r.epsilon.is_finite() && r.epsilon > 0.0) {
+        let arm = match r.arm {
+            Arm::Treatment => 0,
+            Arm::Holdout => 1,
+        };
+        groups.entry((r.campaign.clone(), arm, r.day)).or_default().push(r);
+    }
+    groups
+        .into_iter()
+        .map(|((campaign, arm, day), members)| {
+            let arm = if arm == 0 { Arm::Treatment } else { Arm::Holdout };
+            let devices = members.len();
+            let totals = (devices >= min_devices.max(1)).then(|| {
+                let variance: f64 = members.iter().map(|r| noise_variance(r.epsilon)).sum();
+                let estimate = |count: fn(&Report) -> i32| Estimate {
+                    total: members.iter().map(|r| f64::from(count(r))).sum(),
+                    ci95: 1.96 * variance.sqrt(),
+                };
+                Totals {
+                    impressions: estimate(|r| r.impressions),
+                    accepts: estimate(|r| r.accepts),
+                    dismissals: estimate(|r| r.dismissals),
+                    conversions: estimate(|r| r.conversions),
+                }
+            });
+            Group { campaign, arm, day, devices, totals }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ledtrad_protocol::report::add_noise;
+    use rand::{Rng, SeedableRng};
+
+    fn build_reports(devices: usize, impressions_each: u32, epsilon: f64, seed: u64) -> Vec<Report> {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let mut uniform = || rng.random::<f64>();
+        (0..devices)
+            .map(|_| Report {
+                campaign: CampaignId::try_new("dairy").unwrap(),
+                arm: Arm::Treatment,
+                day: 7,
+                epsilon,
+                impressions: add_noise(impressions_each, epsilon, &mut uniform),
+                accepts: add_noise(1, epsilon, &mut uniform),
+                dismissals: add_noise(0, epsilon, &mut uniform),
+                conversions: add_noise(0, epsilon, &mut uniform),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_noise_cancels_out_in_aggregate_within_its_interval() {
+        let mut covered = 0;
+        for seed in 0..100 {
+            let groups = aggregate(&build_reports(200, 3, 1.0, seed), DEFAULT_MIN_DEVICES);
+            assert_eq!(groups.len(), 1);
+            let totals = groups[0].totals.as_ref().unwrap();
+            let (truth, est) = (600.0, totals.impressions);
+            if (est.total - truth).abs() <= est.ci95 {
+                covered += 1;
+            }
+            assert!((totals.accepts.total - 200.0).abs() < 4.0 * totals.accepts.ci95);
+        }
+        // A 95% interval should hold the truth about 95 times in 100.
+        assert!((88..=100).contains(&covered), "covered {covered} of 100");
+    }
+
+    #[test]
+    fn small_groups_are_suppressed() {
+        let groups = aggregate(&build_reports(49, 3, 1.0, 1), DEFAULT_MIN_DEVICES);
+        assert_eq!((groups[0].devices, groups[0].totals.is_none()), (49, true));
+        let mut reports = build_reports(60, 3, 1.0, 2);
+        reports[0].epsilon = f64::NAN;
+        let groups = aggregate(&reports, DEFAULT_MIN_DEVICES);
+        assert_eq!(groups[0].devices, 59);
+        assert!(groups[0].totals.is_some());
+    }
+}
