@@ -42,6 +42,14 @@ pub struct RawConfig {
     /// The privacy parameter of the noise on each reported count (default 1; smaller is noisier).
     #[serde(default)]
     pub report_epsilon: Option<f64>,
+    /// The share of shown offers drawn from the broadly eligible ones instead of the top score
+    /// (0 to 0.5; default 0.1).
+    #[serde(default)]
+    pub camouflage_share: Option<f64>,
+    /// Seeds the agent's random draws (camouflage, report noise, reconnect jitter) so a run can
+    /// be repeated exactly: for simulations and tests only. Omit it on real devices.
+    #[serde(default)]
+    pub rng_seed: Option<u64>,
     /// Pinned operator public keys.
     #[serde(default)]
     pub operator_keys: Vec<RawKey>,
@@ -80,6 +88,10 @@ pub struct Config {
     pub local: LocalTime,
     /// The noise parameter for reports.
     pub report_epsilon: f64,
+    /// The camouflage share.
+    pub camouflage_share: f64,
+    /// A fixed seed for the agent's random draws, if any.
+    pub rng_seed: Option<u64>,
     /// Pinned operator keys.
     pub keys: TrustedKeys,
 }
@@ -182,6 +194,13 @@ impl Config {
                 ),
             ));
         }
+        let camouflage_share = raw.camouflage_share.unwrap_or(ledtrad_engine::DEFAULT_CAMOUFLAGE_SHARE);
+        if !(0.0..=0.5).contains(&camouflage_share) {
+            return Err(field(
+                "camouflage_share",
+                format!("{camouflage_share} is outside 0..=0.5; 0.1 (one shown offer in ten) is the default"),
+            ));
+        }
         let mut keys = TrustedKeys::new();
         for k in &raw.operator_keys {
             let id = KeyId::try_new(&k.id).map_err(|e| field("operator_keys.id", e.to_string()))?;
@@ -200,6 +219,8 @@ impl Config {
             owner,
             local: LocalTime { utc_offset_secs: raw.utc_offset_minutes * 60 },
             report_epsilon,
+            camouflage_share,
+            rng_seed: raw.rng_seed,
             keys,
         })
     }
@@ -256,6 +277,7 @@ mod tests {
             (build_config_text("colour = 1"), "unknown field `colour`"),
             (build_config_text("sharing = \"family\""), "unknown variant `family`"),
             (build_config_text("report_epsilon = 0"), "field 'report_epsilon': 0 is outside 0.05..=10"),
+            (build_config_text("camouflage_share = 0.9"), "field 'camouflage_share': 0.9 is outside 0..=0.5"),
             (build_config_text("owner = \"Anna B\""), "field 'owner': person id \"Anna B\""),
         ];
         for (text, expected) in cases {

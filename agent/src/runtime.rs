@@ -6,7 +6,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ledtrad_engine::{DeviceProfile, Engine, Refusal, SignalOutcome};
+use ledtrad_engine::{DeviceProfile, Draw, Engine, Refusal, SignalOutcome};
 use ledtrad_protocol::consent::{ConsentSource, ConsentState, PURPOSES_VERSION};
 use ledtrad_protocol::decision::Decision;
 use ledtrad_protocol::feedback::Feedback;
@@ -14,7 +14,7 @@ use ledtrad_protocol::status::{Connection, DeviceStatus};
 use ledtrad_protocol::time::DAY_SECS;
 use ledtrad_protocol::topic::Topic;
 use ledtrad_protocol::{codec, Moment, PersonId, Purpose, UnixTime};
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 use rumqttc::{AsyncClient, Event, EventLoop, LastWill, MqttOptions, Outgoing, Packet, QoS};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -101,7 +101,12 @@ pub enum StartError {
 /// configured, serves the local API.
 pub async fn spawn(config: Config, clock: Arc<dyn Clock>) -> Result<RunningAgent, StartError> {
     let mut store = Store::open(&config.database)?;
-    let profile = DeviceProfile { kind: config.kind, fleet: config.fleet.clone(), local: config.local };
+    let profile = DeviceProfile {
+        kind: config.kind,
+        fleet: config.fleet.clone(),
+        local: config.local,
+        camouflage_share: config.camouflage_share,
+    };
     let mut engine = Engine::new(profile, config.keys.clone());
     let now = clock.now();
     if !store.household()?.contains_key(&config.owner) {
@@ -148,6 +153,10 @@ pub async fn spawn(config: Config, clock: Arc<dyn Clock>) -> Result<RunningAgent
         }
     };
 
+    let rng = match config.rng_seed {
+        Some(seed) => rand::rngs::StdRng::seed_from_u64(seed),
+        None => rand::rngs::StdRng::from_os_rng(),
+    };
     let runtime = Runtime {
         egress: Egress::new(client, config.device.clone(), config.fleet.clone()),
         config,
@@ -160,7 +169,7 @@ pub async fn spawn(config: Config, clock: Arc<dyn Clock>) -> Result<RunningAgent
         malformed: 0,
         last_refusal: None,
         tally: Tally::default(),
-        rng: rand::rngs::StdRng::from_os_rng(),
+        rng,
         present: None,
     };
     let task = tokio::spawn(async move {
@@ -420,8 +429,9 @@ impl Runtime {
 
     fn offer(&mut self, moment: Moment) -> OfferOutcome {
         let now = self.clock.now();
+        let draw = Draw { camouflage: self.rng.random::<f64>(), pick: self.rng.random::<u64>() };
         let started = Instant::now();
-        let decision: &Decision = self.engine.decide(moment, now);
+        let decision: &Decision = self.engine.decide(moment, now, draw);
         let decide_nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
         let decision = decision.clone();
         if let Some(shown) = &decision.shown {

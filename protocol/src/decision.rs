@@ -35,6 +35,9 @@ pub struct Decision {
     pub candidates: Vec<Candidate>,
     /// Every feature read while deciding, with the consent that allowed it.
     pub features_used: Vec<FeatureUse>,
+    /// Whether the shown offer was drawn from the broadly eligible offers rather than the top
+    /// score, so what is shown never pins down exactly what the device knows.
+    pub camouflage: bool,
 }
 
 /// The offer as the device UI shows it.

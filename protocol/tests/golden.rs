@@ -69,6 +69,7 @@ fn build_decision() -> Decision {
             feature: FeatureName::try_new("fridge.butter.level").unwrap(),
             allowed_by: Some(Purpose::Personalise),
         }],
+        camouflage: false,
     }
 }
 
@@ -153,8 +154,8 @@ fn golden_envelope() {
 fn golden_decision() {
     golden(
         &build_decision(),
-        r#"{"id":7,"moment":"door_opened","at":"2026-11-23T18:00:00Z","catalogue_version":3,"shown":{"offer":"butter","campaign":"dairy","title":"Butter","question":"Butter?","body":"B","image":null,"why":"Because.","personalised":true},"candidates":[{"offer":"butter","verdict":{"chosen":{"score":1.5}}},{"offer":"film","verdict":{"rejected":{"reason":{"needs_consent":{"purpose":"personalise"}}}}}],"features_used":[{"feature":"fridge.butter.level","allowed_by":"personalise"}]}"#,
-        "0700a0fe91d8060103010662757474657205646169727906427574746572074275747465723f01420008426563617573652e01020662757474657200000000000000f83f0466696c6d02040001136672696467652e6275747465722e6c6576656c0100",
+        r#"{"id":7,"moment":"door_opened","at":"2026-11-23T18:00:00Z","catalogue_version":3,"shown":{"offer":"butter","campaign":"dairy","title":"Butter","question":"Butter?","body":"B","image":null,"why":"Because.","personalised":true},"candidates":[{"offer":"butter","verdict":{"chosen":{"score":1.5}}},{"offer":"film","verdict":{"rejected":{"reason":{"needs_consent":{"purpose":"personalise"}}}}}],"features_used":[{"feature":"fridge.butter.level","allowed_by":"personalise"}],"camouflage":false}"#,
+        "0700a0fe91d8060103010662757474657205646169727906427574746572074275747465723f01420008426563617573652e01020662757474657200000000000000f83f0466696c6d02040001136672696467652e6275747465722e6c6576656c010000",
     );
 }
 

@@ -23,6 +23,28 @@ pub fn decision_violates(consent: ConsentState, decision: &Decision) -> bool {
     read || shown
 }
 
+/// Whether a shown offer's "why" is consistent with its decision's trace: a camouflage draw
+/// says it is one of this week's offers and claims nothing personal; a personalised offer names
+/// the coarse phrase of a personal feature the decision read with consent; any other offer
+/// names no personal feature; and no "why" ever carries a number (a reading).
+pub fn why_consistent(kind: ledtrad_protocol::DeviceKind, decision: &Decision) -> bool {
+    let Some(shown) = &decision.shown else { return true };
+    if shown.why.chars().any(|c| c.is_ascii_digit()) {
+        return false;
+    }
+    let personal_phrases: Vec<&str> =
+        decision.features_used.iter().filter(|u| u.allowed_by.is_some()).map(|u| u.feature.spec().why).collect();
+    if decision.camouflage {
+        return !shown.personalised && shown.why == format!("From this week's offers for every {}.", kind.label());
+    }
+    if shown.personalised {
+        personal_phrases.iter().any(|p| shown.why == format!("Because {p}."))
+            || shown.why.starts_with(&format!("Picked on this {}", kind.label()))
+    } else {
+        ledtrad_protocol::feature::FEATURES.iter().filter(|f| f.purpose.is_some()).all(|f| !shown.why.contains(f.why))
+    }
+}
+
 /// Violations on the wire: reports beyond what the devices with `measure` could have sent
 /// (reports carry no device id, so they are judged by count), any offer request when no
 /// device has `request`, and any message on this run's topics that nobody should send.
@@ -165,6 +187,7 @@ mod tests {
             }),
             candidates: vec![],
             features_used: vec![FeatureUse { feature: FeatureName::try_new(feature).unwrap(), allowed_by }],
+            camouflage: false,
         }
     }
 
@@ -177,6 +200,24 @@ mod tests {
         assert!(!decision_violates(ConsentState::NONE, &contextual));
         let shown = build_decision("context.hour", None, true);
         assert!(decision_violates(ConsentState::all().with(Purpose::Personalise, false), &shown));
+    }
+
+    #[test]
+    fn a_why_must_match_its_trace() {
+        use ledtrad_protocol::DeviceKind::Fridge;
+        let mut d = build_decision("fridge.butter.level", Some(Purpose::Personalise), true);
+        d.shown.as_mut().unwrap().why = "Because dairy runs low often in this home.".into();
+        assert!(why_consistent(Fridge, &d));
+        d.shown.as_mut().unwrap().why = "Because your butter is at 3%.".into();
+        assert!(!why_consistent(Fridge, &d), "a reading in a why");
+        d.shown.as_mut().unwrap().why = "Because drinks run low in this home.".into();
+        assert!(!why_consistent(Fridge, &d), "a feature that was not read");
+        let mut c = build_decision("context.hour", None, false);
+        c.camouflage = true;
+        c.shown.as_mut().unwrap().why = "From this week's offers for every fridge.".into();
+        assert!(why_consistent(Fridge, &c));
+        c.shown.as_mut().unwrap().why = "Because dairy runs low often in this home.".into();
+        assert!(!why_consistent(Fridge, &c), "camouflage claiming to know");
     }
 
     #[test]

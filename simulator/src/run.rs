@@ -69,6 +69,8 @@ struct Counts {
     unanswered: u64,
     signals: u64,
     violations: u64,
+    why_inconsistent: u64,
+    camouflaged: u64,
     decide_nanos: Vec<u64>,
     call_nanos: Vec<u64>,
 }
@@ -84,6 +86,10 @@ fn bar(progress: bool, len: u64, message: &str) -> ProgressBar {
     );
     bar.set_message(message.to_string());
     bar
+}
+
+fn kind_index(kind: DeviceKind) -> usize {
+    DeviceKind::ALL.iter().position(|k| *k == kind).unwrap_or(0)
 }
 
 /// An id for this run, unique on a shared broker: process, run number in the process, and time.
@@ -144,6 +150,11 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
                 api: None,
                 sharing: None,
                 report_epsilon: None,
+                camouflage_share: None,
+                rng_seed: Some(
+                    options.seed
+                        ^ ((h * DeviceKind::ALL.len() + kind_index(kind)) as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+                ),
                 owner: Some(Home::PEOPLE[Home::people_of(kind)[0]].into()),
                 utc_offset_minutes: UTC_OFFSET_MINUTES,
                 operator_keys: vec![RawKey { id: key.id.to_string(), public_key: key.public_hex() }],
@@ -237,6 +248,10 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
                     if crate::audit::decision_violates(device.consent, &decision) {
                         counts.violations += 1;
                     }
+                    if !crate::audit::why_consistent(device.kind, &decision) {
+                        counts.why_inconsistent += 1;
+                    }
+                    counts.camouflaged += u64::from(decision.camouflage);
                     let Some(shown) = decision.shown else { continue };
                     counts.shown += 1;
                     counts.shown_personalised += u64::from(shown.personalised);
@@ -341,6 +356,8 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
         unanswered: counts.unanswered,
         signals: counts.signals,
         consent_violations: counts.violations,
+        why_inconsistent: counts.why_inconsistent,
+        shown_camouflaged: counts.camouflaged,
         reports_seen,
         reports_expected,
         egress_bytes_by_purpose: EgressBytes {
@@ -373,6 +390,8 @@ mod tests {
                 api: None,
                 sharing: None,
                 report_epsilon: None,
+                camouflage_share: None,
+                rng_seed: None,
                 owner: None,
                 utc_offset_minutes: UTC_OFFSET_MINUTES,
                 operator_keys: vec![RawKey {

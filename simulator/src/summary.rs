@@ -102,6 +102,10 @@ pub struct Summary {
     pub signals: u64,
     /// Consent violations found by the independent audit.
     pub consent_violations: u64,
+    /// Shown offers whose "why" does not match their decision's trace.
+    pub why_inconsistent: u64,
+    /// Shown offers drawn by camouflage from the broadly eligible ones.
+    pub shown_camouflaged: u64,
     /// Reports the audit saw on the broker.
     pub reports_seen: u64,
     /// Reports the audit expected from devices with `measure`.
@@ -137,7 +141,13 @@ impl Summary {
                 ),
             ),
             ("decisions", self.decisions.to_string()),
-            ("offers shown", format!("{} ({} personalised)", self.shown, self.shown_personalised)),
+            (
+                "offers shown",
+                format!(
+                    "{} ({} personalised, {} camouflage draws)",
+                    self.shown, self.shown_personalised, self.shown_camouflaged
+                ),
+            ),
             ("accepted", format!("{} ({:.1}% of shown)", self.accepted, pct(self.accepted))),
             (
                 "dismissed",
@@ -146,6 +156,7 @@ impl Summary {
             ("unanswered", self.unanswered.to_string()),
             ("signals", self.signals.to_string()),
             ("consent violations", self.consent_violations.to_string()),
+            ("whys not matching their trace", self.why_inconsistent.to_string()),
             ("reports seen / expected", format!("{} / {}", self.reports_seen, self.reports_expected)),
             (
                 "egress seen on the broker",

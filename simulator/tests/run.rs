@@ -48,6 +48,7 @@ async fn a_mixed_consent_day_shows_offers_without_violations_and_repeats_exactly
     assert_eq!(first.catalogue_version_applied, 12);
     assert!(first.shown > 0, "{first:?}");
     assert_eq!(first.consent_violations, 0);
+    assert_eq!(first.why_inconsistent, 0);
     assert_eq!(first.reports_seen, first.reports_expected);
     assert_eq!(first.egress.measure.messages, first.reports_expected);
     assert!(first.egress_bytes_by_purpose.measure > 0);

@@ -215,6 +215,9 @@ impl TestAgent {
             api: Some("127.0.0.1:0".into()),
             sharing: None,
             report_epsilon: None,
+            // Tests look at the top-scoring offer; camouflage has its own tests in the engine.
+            camouflage_share: Some(0.0),
+            rng_seed: Some(7),
             owner: None,
             utc_offset_minutes: 0,
             operator_keys: vec![RawKey { id: key.id.to_string(), public_key: key.public_hex() }],

@@ -19,11 +19,29 @@ pub(crate) struct Context<'a> {
     pub consent: ConsentState,
     pub features: &'a FeatureStore,
     pub history: &'a History,
+    pub camouflage_share: f64,
+    pub draw: Draw,
+}
+
+/// Randomness for one decision, drawn by the caller (the engine has no random source).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Draw {
+    /// Uniform in `[0, 1)`: below the camouflage share, the shown offer is drawn from the
+    /// broadly eligible offers.
+    pub camouflage: f64,
+    /// Picks which broadly eligible offer.
+    pub pick: u64,
+}
+
+impl Draw {
+    /// A draw that never camouflages (for callers without randomness, and tests).
+    pub const NONE: Self = Self { camouflage: 1.0, pick: 0 };
 }
 
 /// The outcome of running the pipeline over a catalogue.
 pub(crate) struct Outcome {
     pub shown: Option<(usize, ShownOffer)>,
+    pub camouflage: bool,
     pub candidates: Vec<Candidate>,
     pub features_used: Vec<FeatureUse>,
 }
@@ -49,12 +67,40 @@ pub(crate) fn run(catalogue: &AppliedCatalogue, ctx: &Context<'_>) -> Outcome {
         Some((_, bs)) if bs >= s => best,
         _ => Some((i, s)),
     });
+    // Camouflage: now and then show one of the broadly eligible offers (right device, moment,
+    // time, consent and caps, whatever the feature conditions say) instead of the top score.
+    // Only in place of an offer that would be shown anyway, so the share is a share of shown
+    // offers and camouflage never adds an impression.
+    if best.is_some() && ctx.draw.camouflage < ctx.camouflage_share {
+        let broad: Vec<usize> =
+            (0..catalogue.offers.len()).filter(|&i| broadly_eligible(catalogue, &catalogue.offers[i], ctx)).collect();
+        if !broad.is_empty() {
+            let len = u64::try_from(broad.len()).unwrap_or(u64::MAX);
+            let i = broad[usize::try_from(ctx.draw.pick % len).unwrap_or(0)];
+            let offer = &catalogue.offers[i];
+            candidates[i].verdict = Verdict::Chosen { score: score(offer, ctx) };
+            let mut shown = assemble(offer, ctx);
+            shown.why = why::camouflage(ctx.kind);
+            shown.personalised = false;
+            return Outcome { shown: Some((i, shown)), camouflage: true, candidates, features_used };
+        }
+    }
     let shown = best.map(|(i, score)| {
         candidates[i].verdict = Verdict::Chosen { score };
         let offer = &catalogue.offers[i];
         (i, assemble(offer, ctx))
     });
-    Outcome { shown, candidates, features_used }
+    Outcome { shown, camouflage: false, candidates, features_used }
+}
+
+/// Eligible on everything but the feature conditions.
+fn broadly_eligible(catalogue: &AppliedCatalogue, offer: &CompiledOffer, ctx: &Context<'_>) -> bool {
+    stage_catalogue_fresh(catalogue, ctx).is_ok()
+        && stage_device_kind(offer, ctx).is_ok()
+        && stage_moment(offer, ctx).is_ok()
+        && stage_validity(offer, ctx).is_ok()
+        && stage_consent(offer, ctx).is_ok()
+        && stage_daily_cap(offer, ctx).is_ok()
 }
 
 fn eligibility(

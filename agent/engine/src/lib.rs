@@ -32,6 +32,7 @@ use ledtrad_protocol::signal::Signal;
 use ledtrad_protocol::{CampaignId, DeviceKind, FleetId, Moment, OfferId, Purpose, UnixTime};
 
 pub use compiled::AppliedCatalogue;
+pub use decide::Draw;
 pub use features::{LocalTime, SignalOutcome};
 pub use trust::{Refusal, TrustedKeys};
 
@@ -39,7 +40,7 @@ pub use trust::{Refusal, TrustedKeys};
 pub const RECENT_DECISIONS: usize = 256;
 
 /// Who the engine decides for.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DeviceProfile {
     /// The device's kind.
     pub kind: DeviceKind,
@@ -47,7 +48,12 @@ pub struct DeviceProfile {
     pub fleet: FleetId,
     /// Its local time.
     pub local: LocalTime,
+    /// The share of shown offers drawn from the broadly eligible ones (0 to 0.5; default 0.1).
+    pub camouflage_share: f64,
 }
+
+/// The default camouflage share: one shown offer in ten.
+pub const DEFAULT_CAMOUFLAGE_SHARE: f64 = 0.1;
 
 /// What a consent change purged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -196,12 +202,12 @@ impl Engine {
     }
 
     /// Decides what to show at `moment`, counting the impression if something is shown.
-    pub fn decide(&mut self, moment: Moment, now: UnixTime) -> &Decision {
+    pub fn decide(&mut self, moment: Moment, now: UnixTime, draw: Draw) -> &Decision {
         let day = self.profile.local.day(now);
         let id = DecisionId(self.next_decision);
         self.next_decision += 1;
-        let (shown, candidates, features_used, version) = match &self.catalogue {
-            None => (None, Vec::new(), Vec::new(), None),
+        let (shown, candidates, features_used, version, camouflage) = match &self.catalogue {
+            None => (None, Vec::new(), Vec::new(), None, false),
             Some(catalogue) => {
                 let ctx = decide::Context {
                     kind: self.profile.kind,
@@ -211,15 +217,25 @@ impl Engine {
                     consent: self.consent,
                     features: &self.features,
                     history: &self.history,
+                    camouflage_share: self.profile.camouflage_share,
+                    draw,
                 };
                 let outcome = decide::run(catalogue, &ctx);
                 if let Some((i, _)) = &outcome.shown {
                     self.history.record_impression(&catalogue.offers[*i].offer.id, day);
                 }
-                (outcome.shown.map(|(_, s)| s), outcome.candidates, outcome.features_used, Some(catalogue.version))
+                let camouflage = outcome.camouflage;
+                (
+                    outcome.shown.map(|(_, s)| s),
+                    outcome.candidates,
+                    outcome.features_used,
+                    Some(catalogue.version),
+                    camouflage,
+                )
             }
         };
-        let decision = Decision { id, moment, at: now, catalogue_version: version, shown, candidates, features_used };
+        let decision =
+            Decision { id, moment, at: now, catalogue_version: version, shown, candidates, features_used, camouflage };
         if self.recent.len() == RECENT_DECISIONS {
             self.recent.pop_front();
         }

@@ -64,7 +64,12 @@ fn build_envelope(key: &SigningKey, key_id: &str, fleet: &str, version: u64, exp
 fn build_engine(kind: DeviceKind) -> Engine {
     let mut keys = TrustedKeys::new();
     keys.insert(KeyId::try_new("op-1").unwrap(), build_key(1).verifying_key());
-    let profile = DeviceProfile { kind, fleet: FleetId::try_new("home").unwrap(), local: LocalTime::default() };
+    let profile = DeviceProfile {
+        kind,
+        fleet: FleetId::try_new("home").unwrap(),
+        local: LocalTime::default(),
+        camouflage_share: DEFAULT_CAMOUFLAGE_SHARE,
+    };
     Engine::new(profile, keys)
 }
 
@@ -119,7 +124,7 @@ fn personalised_offer_is_shown_with_a_coarse_why_only_with_consent() {
     engine.handle_catalogue(&good_envelope(1), NOW).unwrap();
     engine.set_consent(personalise());
     engine.handle_signal(butter(0.05), NOW);
-    let decision = engine.decide(Moment::DoorOpened, NOW).clone();
+    let decision = engine.decide(Moment::DoorOpened, NOW, Draw::NONE).clone();
     let shown = decision.shown.expect("an offer");
     assert_eq!(shown.offer.as_str(), "butter-refill");
     assert_eq!(shown.why, "Because dairy runs low often in this home.");
@@ -138,10 +143,10 @@ fn revoking_personalise_stops_personal_offers_on_the_next_decision() {
     engine.handle_catalogue(&good_envelope(1), NOW).unwrap();
     engine.set_consent(personalise());
     engine.handle_signal(butter(0.05), NOW);
-    assert!(engine.decide(Moment::DoorOpened, NOW).shown.as_ref().unwrap().personalised);
+    assert!(engine.decide(Moment::DoorOpened, NOW, Draw::NONE).shown.as_ref().unwrap().personalised);
     let purged = engine.set_consent(ConsentState::NONE);
     assert_eq!(purged.features, 1);
-    let decision = engine.decide(Moment::DoorOpened, NOW.plus_secs(1)).clone();
+    let decision = engine.decide(Moment::DoorOpened, NOW.plus_secs(1), Draw::NONE).clone();
     let shown = decision.shown.unwrap();
     assert_eq!(shown.offer.as_str(), "fridge-care");
     assert!(!shown.personalised);
@@ -150,7 +155,7 @@ fn revoking_personalise_stops_personal_offers_on_the_next_decision() {
     assert_eq!(refill.verdict, Verdict::Rejected { reason: Rejection::NeedsConsent { purpose: Purpose::Personalise } });
     // Granting again does not bring back the purged reading.
     engine.set_consent(personalise());
-    let again = engine.decide(Moment::DoorOpened, NOW.plus_secs(2)).clone();
+    let again = engine.decide(Moment::DoorOpened, NOW.plus_secs(2), Draw::NONE).clone();
     let refill = again.candidates.iter().find(|c| c.offer.as_str() == "butter-refill").unwrap();
     assert!(matches!(refill.verdict, Verdict::Rejected { reason: Rejection::NoData { .. } }));
 }
@@ -161,8 +166,9 @@ fn the_daily_cap_holds_and_resets_the_next_day() {
     engine.handle_catalogue(&good_envelope(1), NOW).unwrap();
     engine.set_consent(personalise());
     engine.handle_signal(butter(0.05), NOW);
-    let shown =
-        |e: &mut Engine, t: UnixTime| e.decide(Moment::DoorOpened, t).shown.as_ref().map(|s| s.offer.to_string());
+    let shown = |e: &mut Engine, t: UnixTime| {
+        e.decide(Moment::DoorOpened, t, Draw::NONE).shown.as_ref().map(|s| s.offer.to_string())
+    };
     assert_eq!(shown(&mut engine, NOW).as_deref(), Some("butter-refill"));
     assert_eq!(shown(&mut engine, NOW).as_deref(), Some("butter-refill"));
     assert_eq!(shown(&mut engine, NOW).as_deref(), Some("fridge-care"), "cap of 2 per day");
@@ -175,7 +181,7 @@ fn the_daily_cap_holds_and_resets_the_next_day() {
 fn nothing_matches_gives_no_offer_and_a_reason_for_each_candidate() {
     let mut engine = build_engine(DeviceKind::Ereader);
     engine.handle_catalogue(&good_envelope(1), NOW).unwrap();
-    let decision = engine.decide(Moment::BookFinished, NOW);
+    let decision = engine.decide(Moment::BookFinished, NOW, Draw::NONE);
     assert!(decision.shown.is_none());
     assert_eq!(decision.candidates.len(), 3);
     assert!(decision.candidates.iter().all(|c| matches!(c.verdict, Verdict::Rejected { .. })));
@@ -186,14 +192,14 @@ fn feedback_is_checked_and_moves_the_score() {
     let mut engine = build_engine(DeviceKind::Fridge);
     engine.handle_catalogue(&good_envelope(1), NOW).unwrap();
     engine.set_consent(personalise());
-    let id = engine.decide(Moment::DoorOpened, NOW).id;
+    let id = engine.decide(Moment::DoorOpened, NOW, Draw::NONE).id;
     let accepted = Feedback { decision: id, kind: FeedbackKind::Accepted };
     assert_eq!(engine.handle_feedback(accepted).unwrap().offer.as_str(), "fridge-care");
     assert_eq!(engine.handle_feedback(accepted), Err(FeedbackError::AlreadyGiven(id.0)));
     let unknown = Feedback { decision: DecisionId(999), kind: FeedbackKind::Dismissed };
     assert_eq!(engine.handle_feedback(unknown), Err(FeedbackError::UnknownDecision(999)));
     // fridge-care's cap is one a day, so look again tomorrow.
-    let next = engine.decide(Moment::DoorOpened, NOW.plus_secs(86_400)).clone();
+    let next = engine.decide(Moment::DoorOpened, NOW.plus_secs(86_400), Draw::NONE).clone();
     let score = next.candidates.iter().find_map(|c| match c.verdict {
         Verdict::Chosen { score } => Some(score),
         _ => None,
@@ -201,7 +207,7 @@ fn feedback_is_checked_and_moves_the_score() {
     assert_eq!(score, Some(0.5 * (2.0 / 3.0)));
     let mut ereader = build_engine(DeviceKind::Ereader);
     ereader.handle_catalogue(&good_envelope(1), NOW).unwrap();
-    let nothing = ereader.decide(Moment::BookFinished, NOW).id;
+    let nothing = ereader.decide(Moment::BookFinished, NOW, Draw::NONE).id;
     let fb = Feedback { decision: nothing, kind: FeedbackKind::Accepted };
     assert_eq!(ereader.handle_feedback(fb), Err(FeedbackError::NothingShown(nothing.0)));
 }
@@ -215,7 +221,7 @@ fn the_same_inputs_give_the_same_decisions() {
         (0..20u64)
             .map(|i| {
                 engine.handle_signal(butter(0.01 * i as f64), NOW.plus_secs(i * 600));
-                engine.decide(Moment::DoorOpened, NOW.plus_secs(i * 600)).clone()
+                engine.decide(Moment::DoorOpened, NOW.plus_secs(i * 600), Draw::NONE).clone()
             })
             .collect::<Vec<_>>()
     };
@@ -227,7 +233,7 @@ fn an_expired_catalogue_is_not_used_even_if_it_arrived_in_time() {
     let mut engine = build_engine(DeviceKind::Fridge);
     engine.handle_catalogue(&good_envelope(1), NOW).unwrap();
     let after = NOW.plus_secs(7 * 86_400);
-    let decision = engine.decide(Moment::DoorOpened, after).clone();
+    let decision = engine.decide(Moment::DoorOpened, after, Draw::NONE).clone();
     assert!(decision.shown.is_none());
     let expires = NOW.plus_secs(7 * 86_400);
     assert!(decision
@@ -251,8 +257,8 @@ fn revoking_personalise_forgets_personal_decisions_but_keeps_contextual_ones() {
     engine.handle_catalogue(&good_envelope(1), NOW).unwrap();
     engine.set_consent(personalise());
     engine.handle_signal(butter(0.05), NOW);
-    let personal = engine.decide(Moment::DoorOpened, NOW).id;
-    let contextual = engine.decide(Moment::BookFinished, NOW).id;
+    let personal = engine.decide(Moment::DoorOpened, NOW, Draw::NONE).id;
+    let contextual = engine.decide(Moment::BookFinished, NOW, Draw::NONE).id;
     let purged = engine.set_consent(ConsentState::NONE);
     assert_eq!(purged.decisions, 1);
     assert!(engine.decision(personal).is_none());
@@ -267,7 +273,7 @@ fn erasing_forgets_features_learning_caps_and_decisions() {
     engine.handle_catalogue(&good_envelope(1), NOW).unwrap();
     engine.set_consent(personalise());
     engine.handle_signal(butter(0.05), NOW);
-    let id = engine.decide(Moment::DoorOpened, NOW).id;
+    let id = engine.decide(Moment::DoorOpened, NOW, Draw::NONE).id;
     engine.handle_feedback(Feedback { decision: id, kind: FeedbackKind::Accepted }).unwrap();
     let purged = engine.erase();
     assert_eq!((purged.features, purged.posteriors, purged.decisions), (1, 1, 1));
@@ -276,18 +282,58 @@ fn erasing_forgets_features_learning_caps_and_decisions() {
     assert_eq!(engine.catalogue().map(|c| c.version), Some(1));
     // The caps start again: butter-refill (cap 2) can be shown twice more today.
     engine.handle_signal(butter(0.05), NOW);
-    assert_eq!(engine.decide(Moment::DoorOpened, NOW).shown.as_ref().unwrap().offer.as_str(), "butter-refill");
-    assert!(engine.decide(Moment::DoorOpened, NOW).id.0 > id.0, "decision numbers do not repeat");
+    assert_eq!(
+        engine.decide(Moment::DoorOpened, NOW, Draw::NONE).shown.as_ref().unwrap().offer.as_str(),
+        "butter-refill"
+    );
+    assert!(engine.decide(Moment::DoorOpened, NOW, Draw::NONE).id.0 > id.0, "decision numbers do not repeat");
 }
 
 #[test]
 fn checking_feedback_changes_nothing() {
     let mut engine = build_engine(DeviceKind::Fridge);
     engine.handle_catalogue(&good_envelope(1), NOW).unwrap();
-    let id = engine.decide(Moment::DoorOpened, NOW).id;
+    let id = engine.decide(Moment::DoorOpened, NOW, Draw::NONE).id;
     let fb = Feedback { decision: id, kind: FeedbackKind::Dismissed };
     assert!(engine.check_feedback(fb).is_ok());
     assert!(engine.check_feedback(fb).is_ok());
     engine.handle_feedback(fb).unwrap();
     assert_eq!(engine.check_feedback(fb), Err(FeedbackError::AlreadyGiven(id.0)));
+}
+
+#[test]
+fn camouflage_draws_from_the_broadly_eligible_offers_and_says_so() {
+    let mut engine = build_engine(DeviceKind::Fridge);
+    engine.handle_catalogue(&good_envelope(1), NOW).unwrap();
+    engine.set_consent(personalise());
+    engine.handle_signal(butter(0.5), NOW);
+    // butter-refill's condition does not hold, so the top score is fridge-care; a camouflage
+    // draw may still show butter-refill (broadly eligible), with a "why" that claims nothing.
+    let draw = Draw { camouflage: 0.05, pick: 0 };
+    let decision = engine.decide(Moment::DoorOpened, NOW, draw).clone();
+    assert!(decision.camouflage);
+    let shown = decision.shown.unwrap();
+    assert_eq!(shown.offer.as_str(), "butter-refill");
+    assert_eq!(shown.why, "From this week's offers for every fridge.");
+    assert!(!shown.personalised);
+    // Above the share, the top score is shown as usual.
+    let decision = engine.decide(Moment::DoorOpened, NOW, Draw { camouflage: 0.1, pick: 0 }).clone();
+    assert!(!decision.camouflage);
+    assert_eq!(decision.shown.unwrap().offer.as_str(), "fridge-care");
+}
+
+#[test]
+fn camouflage_never_reaches_past_consent_or_caps() {
+    let mut engine = build_engine(DeviceKind::Fridge);
+    engine.handle_catalogue(&good_envelope(1), NOW).unwrap();
+    // Without personalise, only fridge-care is broadly eligible, whatever the pick.
+    for pick in 0..5 {
+        let decision =
+            engine.decide(Moment::DoorOpened, NOW.plus_secs(pick * 86_400), Draw { camouflage: 0.0, pick }).clone();
+        assert_eq!(decision.shown.unwrap().offer.as_str(), "fridge-care");
+    }
+    // fridge-care's cap of one a day is spent: nothing is broadly eligible, nothing shown.
+    let decision =
+        engine.decide(Moment::DoorOpened, NOW.plus_secs(4 * 86_400), Draw { camouflage: 0.0, pick: 3 }).clone();
+    assert!(decision.shown.is_none() && !decision.camouflage);
 }

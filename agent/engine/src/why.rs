@@ -6,6 +6,12 @@ use ledtrad_protocol::DeviceKind;
 
 use crate::compiled::CompiledOffer;
 
+/// The "why" for an offer drawn from the broadly eligible ones (camouflage): true, and it says
+/// nothing about what the device noticed.
+pub fn camouflage(kind: DeviceKind) -> String {
+    format!("From this week's offers for every {}.", kind.label())
+}
+
 /// The "why" for a chosen offer.
 pub fn explain(offer: &CompiledOffer, kind: DeviceKind) -> String {
     let personal = offer.conditions.iter().find(|c| c.feature.spec().purpose.is_some());
