@@ -159,6 +159,56 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 256, ..Default::default() })]
+
+        /// Over any sequence of consent states, connection changes and sends, a message is
+        /// queued exactly when its purpose is granted and the broker is connected.
+        #[test]
+        fn a_message_leaves_only_with_its_purposes_consent(
+            steps in proptest::collection::vec((0u8..16, proptest::bool::ANY, 0u8..3, 0usize..5), 1..60),
+        ) {
+            let (mut egress, requests) = build_egress();
+            for (bits, connected, kind, interests) in steps {
+                let consent = Purpose::ALL
+                    .into_iter()
+                    .enumerate()
+                    .fold(ConsentState::NONE, |s, (i, p)| s.with(p, bits & (1 << i) != 0));
+                egress.set_connected(connected);
+                let categories = ["food.dairy", "books.crime", "media.film", "food.drinks", "home.kitchen"];
+                let request = OfferRequest {
+                    device_kind: DeviceKind::Fridge,
+                    moment: Moment::DoorOpened,
+                    interests: categories[..interests]
+                        .iter()
+                        .map(|c| ledtrad_protocol::taxonomy::Category::try_new(c).unwrap())
+                        .collect(),
+                };
+                let (result, purpose, topic) = match kind {
+                    0 => (egress.report(consent, &report()), Some(Purpose::Measure), "ledtrad/v1/fleet/home/reports"),
+                    1 => (egress.offer_request(consent, &request), Some(Purpose::Request), "ledtrad/v1/offers/request"),
+                    _ => (egress.status(&status()), None, "ledtrad/v1/device/d1/status"),
+                };
+                let allowed = purpose.is_none_or(|p| consent.allows(p) && connected)
+                    && !(kind == 1 && interests > ledtrad_protocol::offers::MAX_INTERESTS);
+                let sent = queued(&requests);
+                proptest::prop_assert_eq!(result.is_ok(), allowed);
+                proptest::prop_assert_eq!(sent, if allowed { vec![topic.to_string()] } else { vec![] });
+            }
+        }
+    }
+
+    fn status() -> ledtrad_protocol::status::DeviceStatus {
+        ledtrad_protocol::status::DeviceStatus {
+            device: DeviceId::try_new("d1").unwrap(),
+            fleet: FleetId::try_new("home").unwrap(),
+            state: ledtrad_protocol::status::Connection::Online,
+            agent_version: "test".into(),
+            catalogue_version: None,
+            last_refusal: None,
+        }
+    }
+
     #[test]
     fn nothing_leaves_for_a_purpose_without_consent() {
         let (mut egress, eventloop) = build_egress();

@@ -1,0 +1,131 @@
+//! Property tests of the engine's privacy invariants over random sequences of consent changes,
+//! signals, decisions, feedback, erasures and the passing of time.
+
+// Test helpers unwrap: a panic is a failed test with its message.
+#![allow(clippy::unwrap_used)]
+
+use ed25519_dalek::{Signer, SigningKey};
+use ledtrad_engine::{DeviceProfile, Draw, Engine, LocalTime, TrustedKeys};
+use ledtrad_protocol::catalogue::Catalogue;
+use ledtrad_protocol::codec;
+use ledtrad_protocol::consent::ConsentState;
+use ledtrad_protocol::envelope::{Envelope, SignedCatalogue};
+use ledtrad_protocol::feature::{FeatureName, FEATURES};
+use ledtrad_protocol::feedback::{Feedback, FeedbackKind};
+use ledtrad_protocol::signal::Signal;
+use ledtrad_protocol::{DeviceKind, FleetId, KeyId, Moment, Purpose, UnixTime};
+use proptest::prelude::*;
+
+const START: UnixTime = UnixTime(1_795_428_000);
+
+fn build_engine(kind: DeviceKind) -> Engine {
+    let key = SigningKey::from_bytes(&[1; 32]);
+    let mut keys = TrustedKeys::new();
+    keys.insert(KeyId::try_new("op").unwrap(), key.verifying_key());
+    let fleet = FleetId::try_new("home").unwrap();
+    let profile =
+        DeviceProfile { kind, fleet: fleet.clone(), local: LocalTime { utc_offset_secs: 3600 }, camouflage_share: 0.2 };
+    let mut engine = Engine::new(profile, keys);
+    let text = include_str!("../../../examples/catalogues/home.toml");
+    let value: serde_json::Value = serde_json::to_value(text.parse::<toml_shim::Table>().unwrap()).unwrap();
+    let catalogue = Catalogue::from_value(value).unwrap();
+    let signed = SignedCatalogue {
+        fleet,
+        version: 1,
+        issued_at: START,
+        expires_at: START.plus_secs(60 * 86_400),
+        key_id: KeyId::try_new("op").unwrap(),
+        catalogue,
+    };
+    let signed = codec::to_postcard(&signed);
+    let signature = key.sign(&Envelope::signing_input(&signed)).to_bytes().to_vec();
+    let envelope = codec::to_postcard(&Envelope { key_id: KeyId::try_new("op").unwrap(), signed, signature });
+    engine.handle_catalogue(&envelope, START).unwrap();
+    engine
+}
+
+/// The example catalogue is TOML; the engine has no TOML parser, so the tests borrow one.
+mod toml_shim {
+    pub use toml::Table;
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Consent(u8),
+    Signal(usize, f64),
+    Decide(usize, f64, u64),
+    Feedback(FeedbackKind),
+    Erase,
+    Wait(u64),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        1 => (0u8..16).prop_map(Op::Consent),
+        3 => (0..FEATURES.len(), prop_oneof![0.0..1.0f64, -5.0..50.0f64, Just(f64::NAN)]).prop_map(|(f, v)| Op::Signal(f, v)),
+        4 => (0..Moment::ALL.len(), 0.0..1.0f64, any::<u64>()).prop_map(|(m, c, p)| Op::Decide(m, c, p)),
+        1 => prop_oneof![Just(FeedbackKind::Accepted), Just(FeedbackKind::Dismissed), Just(FeedbackKind::NotForMe)]
+            .prop_map(Op::Feedback),
+        1 => Just(Op::Erase),
+        1 => (0u64..3 * 86_400).prop_map(Op::Wait),
+    ]
+}
+
+fn consent_from_bits(bits: u8) -> ConsentState {
+    Purpose::ALL.into_iter().enumerate().fold(ConsentState::NONE, |s, (i, p)| s.with(p, bits & (1 << i) != 0))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+    #[test]
+    fn no_decision_uses_what_consent_does_not_allow(
+        kind in prop_oneof![Just(DeviceKind::Fridge), Just(DeviceKind::Ereader), Just(DeviceKind::LockScreen)],
+        ops in proptest::collection::vec(op(), 1..120),
+    ) {
+        let mut engine = build_engine(kind);
+        let mut now = START;
+        let mut last = None;
+        for op in ops {
+            match op {
+                Op::Consent(bits) => { engine.set_consent(consent_from_bits(bits)); }
+                Op::Signal(f, value) => {
+                    let feature = FeatureName::try_new(FEATURES[f].name).unwrap();
+                    engine.handle_signal(Signal { feature, value }, now);
+                }
+                Op::Decide(m, camouflage, pick) => {
+                    let consent = engine.consent();
+                    let decision = engine.decide(Moment::ALL[m], now, Draw { camouflage, pick }).clone();
+                    for used in &decision.features_used {
+                        if let Some(purpose) = used.allowed_by {
+                            prop_assert!(consent.allows(purpose), "{} read without {purpose}", used.feature);
+                        }
+                        prop_assert_eq!(used.allowed_by, used.feature.spec().purpose);
+                    }
+                    if let Some(shown) = &decision.shown {
+                        prop_assert!(!shown.personalised || consent.allows(Purpose::Personalise));
+                        prop_assert!(!shown.why.chars().any(|c| c.is_ascii_digit()), "a reading in {:?}", shown.why);
+                        prop_assert!(shown.question.trim_end().ends_with('?'));
+                    }
+                    last = Some(decision.id);
+                }
+                Op::Feedback(kind) => {
+                    if let Some(decision) = last {
+                        let _ = engine.handle_feedback(Feedback { decision, kind });
+                    }
+                }
+                Op::Erase => {
+                    engine.erase();
+                    prop_assert!(engine.features(now).is_empty());
+                }
+                Op::Wait(secs) => { now = now.plus_secs(secs); engine.handle_timeout(now); }
+            }
+            // Nothing personal is held without the consent that allows it.
+            if !engine.consent().allows(Purpose::Personalise) {
+                for (feature, _) in engine.features(now) {
+                    prop_assert!(feature.spec().purpose.is_none(), "{feature} held without personalise");
+                }
+            }
+        }
+    }
+}
