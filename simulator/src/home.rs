@@ -203,6 +203,29 @@ impl Home {
         events.push(DeviceEvent { kind: DeviceKind::LockScreen, signals, moment: Some(Moment::ScreenWoken) });
     }
 
+    /// The share of people who revoke one of their grants on a given day (a simple stand-in for
+    /// changing one's mind; the irritation model of a later version will drive it).
+    pub const DAILY_REVOCATION_SHARE: f64 = 0.03;
+
+    /// Draws today's revocations: (step of the day, person, purpose), at most one per person.
+    pub fn plan_revocations(&mut self, steps_per_day: u64) -> Vec<(u64, usize, Purpose)> {
+        let mut plan = Vec::new();
+        for (i, person) in self.people.iter().enumerate() {
+            let granted: Vec<Purpose> = Purpose::ALL.into_iter().filter(|p| person.allows(*p)).collect();
+            if granted.is_empty() || !self.rng.random_bool(Self::DAILY_REVOCATION_SHARE) {
+                continue;
+            }
+            let purpose = granted[self.rng.random_range(0..granted.len())];
+            plan.push((self.rng.random_range(0..steps_per_day), i, purpose));
+        }
+        plan
+    }
+
+    /// Person `i` revokes `purpose`.
+    pub fn revoke(&mut self, i: usize, purpose: Purpose) {
+        self.people[i] = self.people[i].with(purpose, false);
+    }
+
     /// How the household answers a shown offer: `None` when nobody answers.
     pub fn respond(&mut self, offer: &ShownOffer, category: &str) -> Option<FeedbackKind> {
         if self.rng.random_bool(0.2) {

@@ -71,6 +71,7 @@ struct Counts {
     violations: u64,
     why_inconsistent: u64,
     camouflaged: u64,
+    revocations: u64,
     decide_nanos: Vec<u64>,
     call_nanos: Vec<u64>,
 }
@@ -226,11 +227,38 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
     let simulating = bar(options.progress, options.days * steps_per_day, "simulating");
     for day in 0..options.days {
         let mut campaigns_today: BTreeMap<usize, BTreeSet<CampaignId>> = BTreeMap::new();
+        let plans: Vec<Vec<(u64, usize, Purpose)>> =
+            homes.iter_mut().map(|home| home.plan_revocations(steps_per_day)).collect();
         for step in 0..steps_per_day {
             let minutes = step * STEP_MINUTES;
             let now = local_midnight.plus_secs(day * DAY_SECS + minutes * 60);
             clock.set(now);
             let (hour, minute) = (minutes / 60, minutes % 60);
+            // People who change their minds now: the revocation goes to every device that
+            // serves them, and the audit's expectations follow.
+            for (h, plan) in plans.iter().enumerate() {
+                for &(_, person, purpose) in plan.iter().filter(|(at, _, _)| *at == step) {
+                    homes[h].revoke(person, purpose);
+                    counts.revocations += 1;
+                    for (k, kind) in DeviceKind::ALL.into_iter().enumerate() {
+                        if !Home::people_of(kind).contains(&person) {
+                            continue;
+                        }
+                        let index = h * DeviceKind::ALL.len() + k;
+                        let change = ConsentChange {
+                            granted: false,
+                            source: ConsentSource::DeviceUi,
+                            text_version: "sim-2026-11".into(),
+                        };
+                        let id = PersonId::try_new(Home::PEOPLE[person])?;
+                        devices[index].handle.set_person_consent(Some(id), purpose, change).await?;
+                        devices[index].consent = homes[h].consent(kind);
+                        if !devices[index].consent.allows(Purpose::Measure) {
+                            campaigns_today.remove(&index);
+                        }
+                    }
+                }
+            }
             for (h, home) in homes.iter_mut().enumerate() {
                 for event in home.step(day, hour, minute) {
                     let index =
@@ -358,6 +386,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
         consent_violations: counts.violations,
         why_inconsistent: counts.why_inconsistent,
         shown_camouflaged: counts.camouflaged,
+        revocations: counts.revocations,
         reports_seen,
         reports_expected,
         egress_bytes_by_purpose: EgressBytes {

@@ -106,6 +106,8 @@ pub struct Summary {
     pub why_inconsistent: u64,
     /// Shown offers drawn by camouflage from the broadly eligible ones.
     pub shown_camouflaged: u64,
+    /// Consent revocations the simulated people made during the run.
+    pub revocations: u64,
     /// Reports the audit saw on the broker.
     pub reports_seen: u64,
     /// Reports the audit expected from devices with `measure`.
@@ -154,6 +156,7 @@ impl Summary {
                 format!("{} ({:.1}% of shown; {} not for me)", self.dismissed, pct(self.dismissed), self.not_for_me),
             ),
             ("unanswered", self.unanswered.to_string()),
+            ("consent revocations", self.revocations.to_string()),
             ("signals", self.signals.to_string()),
             ("consent violations", self.consent_violations.to_string()),
             ("whys not matching their trace", self.why_inconsistent.to_string()),

@@ -652,3 +652,83 @@ async fn a_person_can_export_and_erase_what_the_device_holds_about_them() {
     agent.stop().await;
     clear_catalogue(&fleet).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_holds_against_decisions_and_reports_in_flight() {
+    init_logs();
+    let (key, fleet, http) = (operator_key(1), fleet(), reqwest::Client::new());
+    let agent = TestAgent::start(DeviceKind::Fridge, &fleet, &key).await;
+    push(&key, &fleet, 1).await;
+    agent.wait_for("version 1", |s| s.catalogue_version == Some(1) && s.connected).await;
+    grant(&http, &agent, "personalise", true).await;
+    grant(&http, &agent, "measure", true).await;
+    let revoked = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Several callers decide and flush reports as fast as they can while consent is revoked.
+    let mut callers = Vec::new();
+    for caller in 0..4u64 {
+        let (handle, revoked, clock) = (agent.handle(), revoked.clone(), agent.clock.clone());
+        callers.push(tokio::spawn(async move {
+            let mut after = 0;
+            // Until enough calls were made after the revocation (bounded, so it always ends).
+            for i in 0..100_000u64 {
+                if after >= 20 {
+                    break;
+                }
+                let sent_after_revocation = revoked.load(std::sync::atomic::Ordering::SeqCst);
+                if i % 7 == caller {
+                    clock.advance(86_400); // new day: caps reset, so offers keep being shown
+                }
+                let butter = ledtrad_protocol::signal::Signal {
+                    feature: ledtrad_protocol::feature::FeatureName::try_new("fridge.butter.level").unwrap(),
+                    value: 0.05,
+                };
+                let signals = handle.signals(vec![butter]).await.unwrap();
+                let decision = handle.offer(ledtrad_protocol::Moment::DoorOpened).await.unwrap().decision;
+                let reports = handle.flush_reports().await.unwrap();
+                if sent_after_revocation {
+                    after += 1;
+                    assert_eq!(signals.aggregated, 0, "a personal signal taken after the revocation returned");
+                    assert!(decision.features_used.iter().all(|u| u.allowed_by.is_none()), "{decision:?}");
+                    assert!(decision.shown.as_ref().is_none_or(|s| !s.personalised));
+                    assert_eq!(reports, 0, "a report sent after the revocation returned");
+                }
+            }
+            after
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    let consent = agent
+        .handle()
+        .set_consent(
+            ledtrad_protocol::Purpose::Personalise,
+            ledtrad_agent::ConsentChange {
+                granted: false,
+                source: ledtrad_protocol::consent::ConsentSource::DeviceUi,
+                text_version: "2026-11".into(),
+            },
+        )
+        .await
+        .unwrap();
+    assert!(!consent.allows(ledtrad_protocol::Purpose::Personalise));
+    let consent = agent
+        .handle()
+        .set_consent(
+            ledtrad_protocol::Purpose::Measure,
+            ledtrad_agent::ConsentChange {
+                granted: false,
+                source: ledtrad_protocol::consent::ConsentSource::DeviceUi,
+                text_version: "2026-11".into(),
+            },
+        )
+        .await
+        .unwrap();
+    assert!(!consent.allows(ledtrad_protocol::Purpose::Measure));
+    revoked.store(true, std::sync::atomic::Ordering::SeqCst);
+    let mut after = 0;
+    for caller in callers {
+        after += caller.await.unwrap();
+    }
+    assert_eq!(after, 80, "every caller made its calls after the revocation");
+    agent.stop().await;
+    clear_catalogue(&fleet).await;
+}
