@@ -1,6 +1,9 @@
 //! The one place the agent's messages leave the device (DESIGN §6). Only this module holds
 //! the MQTT client; every message for a consent purpose is checked against the consent in
-//! force when it is sent, and refused without it. Status (online, versions) is the only
+//! force when it is queued and again when it is handed to the broker, and refused without it.
+//! Reports wait in the SQLite outbox until then (a revocation deletes them in its own
+//! transaction). Rows leave the outbox when handed to the MQTT client; keeping them until the
+//! broker's acknowledgement is part of the delivery guarantees still to come. Status (online, versions) is the only
 //! egress without consent, and it carries nothing personal.
 
 use ledtrad_protocol::codec;
@@ -9,8 +12,11 @@ use ledtrad_protocol::offers::{OfferRequest, MAX_INTERESTS};
 use ledtrad_protocol::report::Report;
 use ledtrad_protocol::status::DeviceStatus;
 use ledtrad_protocol::topic::Topic;
+use ledtrad_protocol::UnixTime;
 use ledtrad_protocol::{DeviceId, FleetId, Purpose};
 use rumqttc::{AsyncClient, QoS};
+
+use crate::store::Store;
 
 /// A message the gate did not send.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -25,6 +31,9 @@ pub enum EgressError {
     /// consent could be revoked before they would leave.
     #[error("not sent: the broker is not connected")]
     Offline,
+    /// The outbox could not be written or read.
+    #[error("not queued: {0}")]
+    Storage(String),
     /// The MQTT client's queue refused it (full, or shutting down).
     #[error("not sent: the MQTT client refused it: {0}")]
     Client(String),
@@ -90,10 +99,47 @@ impl Egress {
         self.publish(Topic::Status(self.device.clone()), true, codec::to_json(status))
     }
 
-    /// Sends an aggregated report; needs `measure`.
-    pub fn report(&mut self, consent: ConsentState, report: &Report) -> Result<(), EgressError> {
-        self.require(consent, Purpose::Measure)?;
-        self.publish(Topic::Reports(self.fleet.clone()), false, codec::to_json(report))
+    /// Queues an aggregated report in the outbox; needs `measure`. It leaves with the next
+    /// [`Egress::deliver`] while connected; a revocation of `measure` deletes it first.
+    pub fn report(
+        &mut self,
+        store: &Store,
+        consent: ConsentState,
+        report: &Report,
+        now: UnixTime,
+    ) -> Result<(), EgressError> {
+        if !consent.allows(Purpose::Measure) {
+            self.blocked += 1;
+            return Err(EgressError::NoConsent(Purpose::Measure));
+        }
+        let topic = Topic::Reports(self.fleet.clone()).name();
+        store
+            .enqueue(Purpose::Measure, &topic, &codec::to_json(report), now)
+            .map_err(|e| EgressError::Storage(e.to_string()))?;
+        Ok(())
+    }
+
+    /// Hands queued messages to the broker while connected, checking each against the consent
+    /// in force once more (a message whose purpose is gone is dropped, not sent). Returns how
+    /// many were handed over.
+    pub fn deliver(&mut self, store: &Store, consent: ConsentState) -> Result<usize, EgressError> {
+        if !self.connected {
+            return Ok(0);
+        }
+        let storage = |e: crate::store::StoreError| EgressError::Storage(e.to_string());
+        let mut handed = 0;
+        for row in store.outbox().map_err(storage)? {
+            if !consent.allows(row.purpose) {
+                self.blocked += 1;
+                store.outbox_remove(row.id).map_err(storage)?;
+                continue;
+            }
+            let topic = Topic::parse(&row.topic).map_err(|e| EgressError::Invalid(e.to_string()))?;
+            self.publish(topic, false, row.payload)?;
+            store.outbox_remove(row.id).map_err(storage)?;
+            handed += 1;
+        }
+        Ok(handed)
     }
 
     /// Sends an offer request with coarse context; needs `request`.
@@ -159,16 +205,26 @@ mod tests {
         }
     }
 
-    proptest::proptest! {
-        #![proptest_config(proptest::prelude::ProptestConfig { cases: 256, ..Default::default() })]
+    fn build_store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("agent.db")).unwrap();
+        (dir, store)
+    }
 
-        /// Over any sequence of consent states, connection changes and sends, a message is
-        /// queued exactly when its purpose is granted and the broker is connected.
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 64, ..Default::default() })]
+
+        /// Over any sequence of consent states, connection changes and sends, a message reaches
+        /// the MQTT client only while its purpose is granted: reports wait in the outbox while
+        /// offline and are dropped if `measure` is gone when they could leave; requests leave
+        /// at once or not at all.
         #[test]
         fn a_message_leaves_only_with_its_purposes_consent(
-            steps in proptest::collection::vec((0u8..16, proptest::bool::ANY, 0u8..3, 0usize..5), 1..60),
+            steps in proptest::collection::vec((0u8..16, proptest::bool::ANY, 0u8..3, 0usize..5), 1..40),
         ) {
             let (mut egress, requests) = build_egress();
+            let (_dir, store) = build_store();
+            let mut waiting = 0usize;
             for (bits, connected, kind, interests) in steps {
                 let consent = Purpose::ALL
                     .into_iter()
@@ -184,16 +240,39 @@ mod tests {
                         .map(|c| ledtrad_protocol::taxonomy::Category::try_new(c).unwrap())
                         .collect(),
                 };
-                let (result, purpose, topic) = match kind {
-                    0 => (egress.report(consent, &report()), Some(Purpose::Measure), "ledtrad/v1/fleet/home/reports"),
-                    1 => (egress.offer_request(consent, &request), Some(Purpose::Request), "ledtrad/v1/offers/request"),
-                    _ => (egress.status(&status()), None, "ledtrad/v1/device/d1/status"),
-                };
-                let allowed = purpose.is_none_or(|p| consent.allows(p) && connected)
-                    && !(kind == 1 && interests > ledtrad_protocol::offers::MAX_INTERESTS);
-                let sent = queued(&requests);
-                proptest::prop_assert_eq!(result.is_ok(), allowed);
-                proptest::prop_assert_eq!(sent, if allowed { vec![topic.to_string()] } else { vec![] });
+                let mut expected = Vec::new();
+                match kind {
+                    0 => {
+                        let result = egress.report(&store, consent, &report(), UnixTime(1));
+                        proptest::prop_assert_eq!(result.is_ok(), consent.allows(Purpose::Measure));
+                        waiting += usize::from(result.is_ok());
+                    }
+                    1 => {
+                        let allowed = consent.allows(Purpose::Request)
+                            && connected
+                            && interests <= ledtrad_protocol::offers::MAX_INTERESTS;
+                        proptest::prop_assert_eq!(egress.offer_request(consent, &request).is_ok(), allowed);
+                        if allowed {
+                            expected.push("ledtrad/v1/offers/request".to_string());
+                        }
+                    }
+                    _ => {
+                        egress.status(&status()).unwrap();
+                        expected.push("ledtrad/v1/device/d1/status".to_string());
+                    }
+                }
+                let handed = egress.deliver(&store, consent).unwrap();
+                if connected {
+                    if consent.allows(Purpose::Measure) {
+                        proptest::prop_assert_eq!(handed, waiting);
+                        expected.extend(std::iter::repeat_n("ledtrad/v1/fleet/home/reports".to_string(), waiting));
+                    } else {
+                        proptest::prop_assert_eq!(handed, 0);
+                    }
+                    waiting = 0;
+                }
+                proptest::prop_assert_eq!(queued(&requests), expected);
+                proptest::prop_assert_eq!(store.outbox().unwrap().len(), waiting);
             }
         }
     }
@@ -212,19 +291,27 @@ mod tests {
     #[test]
     fn nothing_leaves_for_a_purpose_without_consent() {
         let (mut egress, eventloop) = build_egress();
+        let (_dir, store) = build_store();
         let request = OfferRequest { device_kind: DeviceKind::Fridge, moment: Moment::DoorOpened, interests: vec![] };
-        assert_eq!(egress.report(ConsentState::NONE, &report()), Err(EgressError::NoConsent(Purpose::Measure)));
+        assert_eq!(
+            egress.report(&store, ConsentState::NONE, &report(), UnixTime(1)),
+            Err(EgressError::NoConsent(Purpose::Measure))
+        );
         assert_eq!(
             egress.offer_request(ConsentState::all().with(Purpose::Request, false), &request),
             Err(EgressError::NoConsent(Purpose::Request))
         );
         assert_eq!(egress.blocked(), 2);
-        assert!(queued(&eventloop).is_empty());
+        assert!(queued(&eventloop).is_empty() && store.outbox().unwrap().is_empty());
+        // With `measure` but offline, the report waits in the outbox, not in the client.
         let measure = ConsentState::NONE.with(Purpose::Measure, true);
-        assert_eq!(egress.report(measure, &report()), Err(EgressError::Offline));
-        assert!(queued(&eventloop).is_empty(), "nothing consent-bearing waits in a queue while offline");
+        egress.report(&store, measure, &report(), UnixTime(1)).unwrap();
+        assert_eq!(egress.deliver(&store, measure).unwrap(), 0);
+        assert!(queued(&eventloop).is_empty(), "nothing consent-bearing waits in the client while offline");
+        assert_eq!(store.outbox().unwrap().len(), 1);
         egress.set_connected(true);
-        egress.report(measure, &report()).unwrap();
+        assert_eq!(egress.deliver(&store, measure).unwrap(), 1);
         assert_eq!(queued(&eventloop), vec!["ledtrad/v1/fleet/home/reports".to_string()]);
+        assert!(store.outbox().unwrap().is_empty());
     }
 }

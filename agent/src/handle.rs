@@ -177,6 +177,21 @@ pub struct MyData {
     pub feedback: Vec<FeedbackRecord>,
     /// Measurement counts waiting to be sent (before noise).
     pub queued_reports: Vec<QueuedReport>,
+    /// Messages waiting in the outbox for the broker (after noise).
+    pub queued_messages: Vec<QueuedMessage>,
+}
+
+/// A message waiting in the outbox.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct QueuedMessage {
+    /// The purpose that allows it.
+    pub purpose: Purpose,
+    /// Where it goes.
+    pub topic: String,
+    /// When it was queued.
+    pub queued_at: ledtrad_protocol::UnixTime,
+    /// Its content.
+    pub payload: serde_json::Value,
 }
 
 impl MyData {
@@ -186,6 +201,7 @@ impl MyData {
             && self.impressions.is_empty()
             && self.feedback.is_empty()
             && self.queued_reports.is_empty()
+            && self.queued_messages.is_empty()
     }
 }
 

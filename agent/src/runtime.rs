@@ -25,7 +25,7 @@ use crate::config::Config;
 use crate::egress::Egress;
 use crate::handle::{
     AgentError, AgentHandle, AgentStatus, Command, ConsentChange, ConsentView, ErasureRecord, FeatureValue,
-    FeedbackRecord, MyData, OfferOutcome, PersonChange, PersonView, QueuedReport, SignalsOutcome,
+    FeedbackRecord, MyData, OfferOutcome, PersonChange, PersonView, QueuedMessage, QueuedReport, SignalsOutcome,
 };
 use crate::household::{effective, Sharing};
 use crate::reports::Tally;
@@ -320,6 +320,7 @@ impl Runtime {
                     warn!("subscribe: {e}");
                 }
                 self.publish_status();
+                self.deliver();
             }
             MqttEvent::Disconnected(why) => {
                 if self.connected {
@@ -500,6 +501,11 @@ impl Runtime {
                 error!("stored feedback could not be purged after losing 'personalise': {e}");
             }
         }
+        for lost in Purpose::ALL.into_iter().filter(|p| before.allows(*p) && !state.allows(*p)) {
+            if let Err(e) = self.store.purge_outbox(lost) {
+                error!("queued '{lost}' messages could not be purged: {e}");
+            }
+        }
         if before != state {
             info!(
                 why,
@@ -569,6 +575,21 @@ impl Runtime {
             .into_iter()
             .map(|(at, source)| ErasureRecord { at, source })
             .collect();
+        let queued_messages = if about {
+            self.store
+                .outbox()
+                .map_err(storage)?
+                .into_iter()
+                .map(|row| QueuedMessage {
+                    purpose: row.purpose,
+                    topic: row.topic,
+                    queued_at: row.created_at,
+                    payload: serde_json::from_slice(&row.payload).unwrap_or(serde_json::Value::Null),
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         let (features, impressions, feedback, queued_reports) = if about {
             (
                 self.engine.features(now).into_iter().map(|(feature, value)| FeatureValue { feature, value }).collect(),
@@ -605,6 +626,7 @@ impl Runtime {
             impressions,
             feedback,
             queued_reports,
+            queued_messages,
         })
     }
 
@@ -644,24 +666,31 @@ impl Runtime {
         self.consent_view()
     }
 
+    /// Queues the day's counts as noised reports in the outbox (only with `measure`) and hands
+    /// what is queued to the broker if connected. Returns how many reports were queued.
     fn flush_reports(&mut self) -> usize {
         let consent = self.engine.consent();
         if !consent.allows(Purpose::Measure) {
             self.tally.clear();
             return 0;
         }
-        if !self.egress.connected() {
-            // Keep the counts for the next flush rather than queue them while offline.
-            return 0;
-        }
-        let mut sent = 0;
+        let now = self.clock.now();
+        let mut queued = 0;
         for report in self.tally.drain_noised(self.config.report_epsilon, &mut self.rng) {
-            match self.egress.report(consent, &report) {
-                Ok(()) => sent += 1,
+            match self.egress.report(&self.store, consent, &report, now) {
+                Ok(()) => queued += 1,
                 Err(e) => warn!(campaign = %report.campaign, "report: {e}"),
             }
         }
-        sent
+        self.deliver();
+        queued
+    }
+
+    /// Hands queued messages to the broker, if connected.
+    fn deliver(&mut self) {
+        if let Err(e) = self.egress.deliver(&self.store, self.engine.consent()) {
+            warn!("outbox: {e}");
+        }
     }
 
     fn status(&self) -> AgentStatus {

@@ -50,6 +50,21 @@ pub struct Member {
 /// Everyone in the household, by id.
 pub type Household = std::collections::BTreeMap<PersonId, Member>;
 
+/// A message waiting in the outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxRow {
+    /// Its number.
+    pub id: i64,
+    /// The purpose that allows it.
+    pub purpose: Purpose,
+    /// The topic it goes to.
+    pub topic: String,
+    /// The payload.
+    pub payload: Vec<u8>,
+    /// When it was queued.
+    pub created_at: UnixTime,
+}
+
 /// A stored impression.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ImpressionRow {
@@ -74,6 +89,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("../migrations/0001_initial.sql")),
         M::up(include_str!("../migrations/0002_household.sql")),
         M::up(include_str!("../migrations/0003_erasures.sql")),
+        M::up(include_str!("../migrations/0004_outbox.sql")),
     ])
 }
 
@@ -128,6 +144,9 @@ impl Store {
             if before.allows(Purpose::Personalise) && !after.allows(Purpose::Personalise) {
                 // Feedback is learning data for personalisation: it goes with the consent.
                 tx.execute("DELETE FROM feedback", [])?;
+            }
+            for lost in Purpose::ALL.into_iter().filter(|p| before.allows(*p) && !after.allows(*p)) {
+                tx.execute("DELETE FROM outbox WHERE purpose = ?1", [lost.as_str()])?;
             }
             tx.commit()?;
             Ok((household, after))
@@ -194,6 +213,7 @@ impl Store {
             if device_data {
                 tx.execute("DELETE FROM feedback", [])?;
                 tx.execute("DELETE FROM impressions", [])?;
+                tx.execute("DELETE FROM outbox", [])?;
             }
             let household = read_household(&tx)?;
             let state = effective(&household);
@@ -239,6 +259,47 @@ impl Store {
             ));
         }
         Ok(out)
+    }
+
+    /// Queues a message for `purpose` (the egress gate checked the consent).
+    pub fn enqueue(&self, purpose: Purpose, topic: &str, payload: &[u8], at: UnixTime) -> Result<i64, StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO outbox (purpose, topic, payload, created_at) VALUES (?1, ?2, ?3, ?4)",
+                params![purpose.as_str(), topic, payload, to_sql_time(at)],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Every queued message, oldest first.
+    pub fn outbox(&self) -> Result<Vec<OutboxRow>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, purpose, topic, payload, created_at FROM outbox ORDER BY id")
+            .map_err(|e| self.err(e))?;
+        type Raw = (i64, String, String, Vec<u8>, i64);
+        let rows = stmt
+            .query_map([], |r| -> rusqlite::Result<Raw> { Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)) })
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, purpose, topic, payload, at) = row.map_err(|e| self.err(e))?;
+            let purpose = purpose.parse::<Purpose>().map_err(|e| self.err(e))?;
+            out.push(OutboxRow { id, purpose, topic, payload, created_at: from_sql_time(at) });
+        }
+        Ok(out)
+    }
+
+    /// Removes a queued message.
+    pub fn outbox_remove(&self, id: i64) -> Result<(), StoreError> {
+        self.conn.execute("DELETE FROM outbox WHERE id = ?1", [id]).map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Removes every queued message for `purpose`, returning how many.
+    pub fn purge_outbox(&self, purpose: Purpose) -> Result<usize, StoreError> {
+        self.conn.execute("DELETE FROM outbox WHERE purpose = ?1", [purpose.as_str()]).map_err(|e| self.err(e))
     }
 
     /// The household: every person and the consent their latest ledger rows give.
@@ -569,6 +630,20 @@ mod tests {
         // The records themselves cannot be rewritten or removed.
         assert!(store.conn.execute("DELETE FROM erasures", []).unwrap_err().to_string().contains("append-only"));
         assert!(store.conn.execute("DELETE FROM consent_ledger", []).unwrap_err().to_string().contains("append-only"));
+    }
+
+    #[test]
+    fn losing_a_purpose_deletes_its_queued_messages_in_the_same_transaction() {
+        let (_dir, mut store) = build_household_store(&["anna"]);
+        store.append_consent(&consent_row("anna", Purpose::Measure, true, 1), &strictest).unwrap();
+        store.append_consent(&consent_row("anna", Purpose::Request, true, 1), &strictest).unwrap();
+        store.enqueue(Purpose::Measure, "ledtrad/v1/fleet/home/reports", b"{}", UnixTime(2)).unwrap();
+        store.enqueue(Purpose::Request, "ledtrad/v1/offers/request", b"{}", UnixTime(2)).unwrap();
+        store.append_consent(&consent_row("anna", Purpose::Measure, false, 3), &strictest).unwrap();
+        let left = store.outbox().unwrap();
+        assert_eq!(left.iter().map(|r| r.purpose).collect::<Vec<_>>(), vec![Purpose::Request]);
+        store.outbox_remove(left[0].id).unwrap();
+        assert!(store.outbox().unwrap().is_empty());
     }
 
     #[test]

@@ -163,6 +163,7 @@ pub struct CutProxy {
     /// The address agents connect to.
     pub url: BrokerUrl,
     cut: tokio::sync::watch::Sender<u64>,
+    paused: Arc<std::sync::atomic::AtomicBool>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -173,8 +174,14 @@ impl CutProxy {
         let port = listener.local_addr().expect("proxy address").port();
         let upstream = broker();
         let (cut, cuts) = tokio::sync::watch::channel(0u64);
+        let paused = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let refusing = paused.clone();
         let task = tokio::spawn(async move {
             while let Ok((mut down, _)) = listener.accept().await {
+                if refusing.load(std::sync::atomic::Ordering::SeqCst) {
+                    drop(down);
+                    continue;
+                }
                 let mut cuts = cuts.clone();
                 cuts.mark_unchanged();
                 let upstream = format!("{}:{}", upstream.host, upstream.port);
@@ -187,7 +194,19 @@ impl CutProxy {
                 });
             }
         });
-        Self { url: BrokerUrl { host: "127.0.0.1".into(), port }, cut, task }
+        Self { url: BrokerUrl { host: "127.0.0.1".into(), port }, cut, paused, task }
+    }
+
+    /// Cuts every connection and refuses new ones until [`CutProxy::resume`]: the broker is
+    /// unreachable.
+    pub fn pause(&self) {
+        self.paused.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.cut();
+    }
+
+    /// Accepts connections again.
+    pub fn resume(&self) {
+        self.paused.store(false, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Drops every connection open through the proxy now.

@@ -732,3 +732,67 @@ async fn a_revocation_holds_against_decisions_and_reports_in_flight() {
     agent.stop().await;
     clear_catalogue(&fleet).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reports_wait_in_the_outbox_while_offline_and_a_revocation_deletes_them() {
+    init_logs();
+    let (key, fleet, http) = (operator_key(1), fleet(), reqwest::Client::new());
+    let (listener, mut events) = ledtrad_operator::mqtt::connect(&broker(), &unique("reports"));
+    listener
+        .subscribe(ledtrad_protocol::topic::Topic::Reports(fleet.clone()).name(), rumqttc::QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    let (tx, mut reports) = tokio::sync::mpsc::unbounded_channel();
+    let listen = tokio::spawn(async move {
+        loop {
+            match events.poll().await {
+                Ok(rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_))) => {
+                    let _ = tx.send(false);
+                }
+                Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(_))) => {
+                    let _ = tx.send(true);
+                }
+                Ok(_) => {}
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    });
+    assert_eq!(reports.recv().await, Some(false), "subscribed");
+    let proxy = ledtrad_tests::CutProxy::start().await;
+    let agent = TestAgent::start_via(DeviceKind::Fridge, &fleet, &key, &proxy.url).await;
+    push(&key, &fleet, 1).await;
+    agent.wait_for("version 1", |s| s.catalogue_version == Some(1) && s.connected).await;
+    grant(&http, &agent, "measure", true).await;
+
+    // Offline: the day's report waits in the outbox (and the person can see it there).
+    proxy.pause();
+    agent.wait_for("offline", |s| !s.connected).await;
+    assert!(agent.handle().offer(ledtrad_protocol::Moment::DoorOpened).await.unwrap().decision.shown.is_some());
+    assert_eq!(agent.handle().flush_reports().await.unwrap(), 1);
+    let mine = agent.handle().my_data(None).await.unwrap();
+    assert_eq!(mine.queued_messages.len(), 1);
+    assert_eq!(mine.queued_messages[0].purpose, ledtrad_protocol::Purpose::Measure);
+    // Back online: it leaves.
+    proxy.resume();
+    agent.wait_for("online", |s| s.connected).await;
+    assert_eq!(tokio::time::timeout(Duration::from_secs(10), reports.recv()).await.unwrap(), Some(true));
+    assert!(agent.handle().my_data(None).await.unwrap().queued_messages.is_empty());
+
+    // Offline again, a report queued, then `measure` revoked: it never leaves.
+    proxy.pause();
+    agent.wait_for("offline", |s| !s.connected).await;
+    agent.clock.advance(86_400);
+    assert!(agent.handle().offer(ledtrad_protocol::Moment::DoorOpened).await.unwrap().decision.shown.is_some());
+    assert_eq!(agent.handle().flush_reports().await.unwrap(), 1);
+    grant(&http, &agent, "measure", false).await;
+    assert!(agent.handle().my_data(None).await.unwrap().queued_messages.is_empty());
+    proxy.resume();
+    agent.wait_for("online", |s| s.connected).await;
+    assert!(
+        tokio::time::timeout(Duration::from_millis(800), reports.recv()).await.is_err(),
+        "no report after revocation"
+    );
+    listen.abort();
+    agent.stop().await;
+    clear_catalogue(&fleet).await;
+}
