@@ -19,7 +19,7 @@ use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use crate::handle::{AgentError, AgentHandle, ConsentChange, PersonChange, Presence};
+use crate::handle::{AgentError, AgentHandle, ConsentChange, PersonChange, Presence, PromptAnswer};
 
 /// The largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -38,6 +38,7 @@ pub fn router(handle: AgentHandle) -> Router {
         .route("/v1/people/{person}/consent/{purpose}", put(set_person_consent))
         .route("/v1/presence", put(set_presence))
         .route("/v1/my-data", get(my_data).delete(erase))
+        .route("/v1/prompt-answer", post(prompt_answer))
         .route("/v1/decisions/{id}", get(decision))
         .route("/v1/signals", post(signals))
         .route("/v1/status", get(status))
@@ -133,21 +134,21 @@ async fn offer(
     let moment: Moment = text.parse().map_err(|e| bad_request(format!("moment {text:?}: {e}")))?;
     let outcome = handle.offer(moment).await?;
     let id = outcome.decision.id;
-    match outcome.decision.shown {
-        Some(shown) => {
-            #[derive(Serialize)]
-            struct Body {
-                decision: DecisionId,
-                offer: ledtrad_protocol::decision::ShownOffer,
-            }
-            Ok(Json(Body { decision: id, offer: shown }).into_response())
-        }
-        None => {
-            let mut headers = HeaderMap::new();
-            headers.insert(DECISION_HEADER, HeaderValue::from(id.0));
-            Ok((StatusCode::NO_CONTENT, headers).into_response())
-        }
+    #[derive(Serialize)]
+    struct Body {
+        decision: DecisionId,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        offer: Option<ledtrad_protocol::decision::ShownOffer>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        prompt: Option<ledtrad_protocol::decision::ShownPrompt>,
     }
+    let (offer, prompt) = (outcome.decision.shown, outcome.decision.prompt);
+    if offer.is_none() && prompt.is_none() {
+        let mut headers = HeaderMap::new();
+        headers.insert(DECISION_HEADER, HeaderValue::from(id.0));
+        return Ok((StatusCode::NO_CONTENT, headers).into_response());
+    }
+    Ok(Json(Body { decision: id, offer, prompt }).into_response())
 }
 
 async fn feedback(State(handle): State<AgentHandle>, body: Bytes) -> Result<StatusCode, ApiError> {
@@ -237,6 +238,12 @@ async fn erase(
             .map_err(|_| bad_request(format!("source {text:?} is not one of device_ui, voice, setup_wizard, api")))?,
     };
     Ok(Json(handle.erase(query_person(&query)?, source).await?).into_response())
+}
+
+async fn prompt_answer(State(handle): State<AgentHandle>, body: Bytes) -> Result<Response, ApiError> {
+    let answer: PromptAnswer = codec::from_json(&body, "prompt answer")
+        .map_err(|e| bad_request(format!("{e}; send {{\"decision\": <id>, \"answer\": \"yes\" | \"no\"}}")))?;
+    Ok(Json(handle.prompt_answer(answer).await?).into_response())
 }
 
 async fn decision(State(handle): State<AgentHandle>, Path(id): Path<String>) -> Result<Response, ApiError> {

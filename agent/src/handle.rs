@@ -42,6 +42,8 @@ pub enum Command {
     MyData(Option<PersonId>, oneshot::Sender<Result<MyData, AgentError>>),
     /// Erase what the device holds about a person (`None`: the owner).
     Erase(Option<PersonId>, ConsentSource, oneshot::Sender<Result<MyData, AgentError>>),
+    /// Answer a consent prompt.
+    PromptAnswer(PromptAnswer, oneshot::Sender<Result<ConsentView, AgentError>>),
     /// Read the consent ledger.
     Ledger(oneshot::Sender<Result<Vec<LedgerRow>, AgentError>>),
 }
@@ -70,6 +72,29 @@ pub struct ConsentChange {
 
 fn default_source() -> ConsentSource {
     ConsentSource::Api
+}
+
+/// An answer to a consent prompt, as the device UI sends it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PromptAnswer {
+    /// The decision that showed the prompt.
+    pub decision: DecisionId,
+    /// "yes" grants the purpose; "no" quiets prompts for it for 30 days.
+    pub answer: YesNo,
+    /// Who answered (default: the device's owner).
+    #[serde(default)]
+    pub person: Option<PersonId>,
+}
+
+/// A yes or a no.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum YesNo {
+    /// Yes.
+    Yes,
+    /// No.
+    No,
 }
 
 /// A person as the device UI adds them.
@@ -403,6 +428,12 @@ impl AgentHandle {
     /// left (only the record of their consent and of the erasure).
     pub async fn erase(&self, person: Option<PersonId>, source: ConsentSource) -> Result<MyData, AgentError> {
         self.call(|r| Command::Erase(person, source, r)).await?
+    }
+
+    /// Applies an answer to a consent prompt: a "yes" is a consent grant with the prompt's text
+    /// version; a "no" quiets prompts for that purpose for 30 days.
+    pub async fn prompt_answer(&self, answer: PromptAnswer) -> Result<ConsentView, AgentError> {
+        self.call(|r| Command::PromptAnswer(answer, r)).await?
     }
 
     /// The consent ledger, oldest first.

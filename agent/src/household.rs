@@ -67,6 +67,33 @@ pub fn effective(
     }
 }
 
+/// The purposes a consent prompt may ask for on this device: those the people it serves could
+/// bring into force by saying yes. A child never counts as granting `personalise`, `request`
+/// or `improve`, so a device serving a child never asks for them.
+pub fn askable(
+    household: &Household,
+    sharing: Sharing,
+    owner: &PersonId,
+    present: Option<&BTreeSet<PersonId>>,
+) -> ConsentState {
+    let served: Vec<&Member> = match sharing {
+        Sharing::Personal => household.get(owner).into_iter().collect(),
+        Sharing::Shared => {
+            let known_present: Vec<&Member> =
+                present.map(|p| p.iter().filter_map(|id| household.get(id)).collect()).unwrap_or_default();
+            if known_present.is_empty() {
+                household.values().collect()
+            } else {
+                known_present
+            }
+        }
+    };
+    Purpose::ALL
+        .into_iter()
+        .filter(|p| p.child_may_grant() || served.iter().all(|m| !m.child))
+        .fold(ConsentState::NONE, |s, p| s.with(p, true))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,6 +130,17 @@ mod tests {
         let strangers: BTreeSet<_> = [person("guest")].into();
         assert_eq!(effective(&h, Sharing::Shared, &owner, Some(&strangers)), grants(&[Purpose::Measure]));
         assert_eq!(effective(&Household::new(), Sharing::Shared, &owner, None), ConsentState::NONE);
+    }
+
+    #[test]
+    fn a_device_serving_a_child_never_asks_for_what_a_child_cannot_grant() {
+        let h = build_household(&[("anna", false, ConsentState::NONE), ("kim", true, ConsentState::NONE)]);
+        let measure_only = grants(&[Purpose::Measure]);
+        assert_eq!(askable(&h, Sharing::Shared, &person("anna"), None), measure_only);
+        assert_eq!(askable(&h, Sharing::Personal, &person("kim"), None), measure_only);
+        assert_eq!(askable(&h, Sharing::Personal, &person("anna"), None), ConsentState::all());
+        let anna: BTreeSet<_> = [person("anna")].into();
+        assert_eq!(askable(&h, Sharing::Shared, &person("anna"), Some(&anna)), ConsentState::all());
     }
 
     #[test]

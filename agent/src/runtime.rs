@@ -25,9 +25,10 @@ use crate::config::Config;
 use crate::egress::Egress;
 use crate::handle::{
     AgentError, AgentHandle, AgentStatus, Command, ConsentChange, ConsentView, ErasureRecord, FeatureValue,
-    FeedbackRecord, MyData, OfferOutcome, PersonChange, PersonView, QueuedMessage, QueuedReport, SignalsOutcome,
+    FeedbackRecord, MyData, OfferOutcome, PersonChange, PersonView, PromptAnswer, QueuedMessage, QueuedReport,
+    SignalsOutcome, YesNo,
 };
-use crate::household::{effective, Sharing};
+use crate::household::{askable, effective, Sharing};
 use crate::reports::Tally;
 use crate::store::{Household, ImpressionRow, LedgerRow, Store, StoreError};
 
@@ -131,6 +132,10 @@ pub async fn spawn(config: Config, clock: Arc<dyn Clock>) -> Result<RunningAgent
         engine.restore_feedback(&offer, kind);
     }
     engine.resume_decision_ids(store.last_decision_id()? + 1);
+    for (purpose, at) in store.prompt_refusals()? {
+        engine.restore_prompt_refusal(purpose, at);
+    }
+    engine.set_askable(askable(&household, config.sharing, &config.owner, None));
     if let Some(highest) = store.highest_catalogue_version()? {
         engine.set_version_floor(highest);
     }
@@ -418,6 +423,9 @@ impl Runtime {
             Command::Erase(person, source, reply) => {
                 let _ = reply.send(self.erase(person, source));
             }
+            Command::PromptAnswer(answer, reply) => {
+                let _ = reply.send(self.prompt_answer(answer));
+            }
             Command::Ledger(reply) => {
                 let _ = reply.send(self.store.ledger().map_err(|e| AgentError::Storage(e.to_string())));
             }
@@ -488,9 +496,31 @@ impl Runtime {
         })
     }
 
+    fn prompt_answer(&mut self, answer: PromptAnswer) -> Result<ConsentView, AgentError> {
+        let now = self.clock.now();
+        let prompt = self.engine.check_prompt_answer(answer.decision)?;
+        let yes = answer.answer == YesNo::Yes;
+        self.store.record_prompt_answer(prompt.prompt.as_str(), prompt.purpose, yes, now).map_err(storage)?;
+        if yes {
+            let change =
+                ConsentChange { granted: true, source: ConsentSource::DeviceUi, text_version: prompt.text_version };
+            self.set_consent(answer.person, prompt.purpose, change)?;
+        }
+        self.engine.handle_prompt_answer(answer.decision, yes, now)?;
+        self.consent_view()
+    }
+
     /// Puts `state` in force: the engine purges what it may no longer hold before this
     /// returns, and so do the tally and, for `personalise`, the stored learning data.
     fn apply_consent(&mut self, state: ConsentState, why: &str) {
+        if let Ok(household) = self.store.household() {
+            self.engine.set_askable(askable(
+                &household,
+                self.config.sharing,
+                &self.config.owner,
+                self.present.as_ref(),
+            ));
+        }
         let before = self.engine.consent();
         let purged = self.engine.set_consent(state);
         if !state.allows(Purpose::Measure) {

@@ -90,6 +90,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("../migrations/0002_household.sql")),
         M::up(include_str!("../migrations/0003_erasures.sql")),
         M::up(include_str!("../migrations/0004_outbox.sql")),
+        M::up(include_str!("../migrations/0005_prompt_answers.sql")),
     ])
 }
 
@@ -295,6 +296,39 @@ impl Store {
     pub fn outbox_remove(&self, id: i64) -> Result<(), StoreError> {
         self.conn.execute("DELETE FROM outbox WHERE id = ?1", [id]).map_err(|e| self.err(e))?;
         Ok(())
+    }
+
+    /// Records an answer to a consent prompt.
+    pub fn record_prompt_answer(
+        &self,
+        prompt: &str,
+        purpose: Purpose,
+        yes: bool,
+        at: UnixTime,
+    ) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO prompt_answers (prompt, purpose, answer, at) VALUES (?1, ?2, ?3, ?4)",
+                params![prompt, purpose.as_str(), if yes { "yes" } else { "no" }, to_sql_time(at)],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// The latest "no" per purpose.
+    pub fn prompt_refusals(&self) -> Result<Vec<(Purpose, UnixTime)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT purpose, MAX(at) FROM prompt_answers WHERE answer = 'no' GROUP BY purpose")
+            .map_err(|e| self.err(e))?;
+        let rows =
+            stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))).map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (purpose, at) = row.map_err(|e| self.err(e))?;
+            out.push((purpose.parse::<Purpose>().map_err(|e| self.err(e))?, from_sql_time(at)));
+        }
+        Ok(out)
     }
 
     /// Removes every queued message for `purpose`, returning how many.

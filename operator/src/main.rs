@@ -142,13 +142,14 @@ fn summary(file: &std::path::Path, catalogue: &ledtrad_protocol::catalogue::Cata
     let personalised = catalogue.offers.iter().filter(|o| o.personalised).count();
     let campaigns: std::collections::BTreeSet<_> = catalogue.offers.iter().map(|o| o.campaign.as_str()).collect();
     format!(
-        "ok: '{}' — {} offers in {} campaigns (fridge {}, ereader {}, lock_screen {}; {} need personalise)",
+        "ok: '{}' — {} offers in {} campaigns (fridge {}, ereader {}, lock_screen {}; {} need personalise), {} consent prompts",
         file.display(),
         catalogue.offers.len(),
         campaigns.len(),
         count(ledtrad_protocol::DeviceKind::Fridge),
         count(ledtrad_protocol::DeviceKind::Ereader),
         count(ledtrad_protocol::DeviceKind::LockScreen),
-        personalised
+        personalised,
+        catalogue.prompts.len()
     )
 }

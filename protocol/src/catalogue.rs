@@ -15,6 +15,7 @@ use crate::consent::Purpose;
 use crate::device::{DeviceKind, Moment};
 use crate::feature::FeatureName;
 use crate::id::{CampaignId, OfferId};
+use crate::prompt::{ConsentPrompt, MAX_PROMPTS};
 use crate::taxonomy::Category;
 use crate::time::UnixTime;
 
@@ -41,6 +42,9 @@ pub struct Catalogue {
     /// The offers, written `[[offer]]` in TOML.
     #[serde(rename = "offer", default)]
     pub offers: Vec<Offer>,
+    /// Consent prompts, written `[[prompt]]` in TOML.
+    #[serde(rename = "prompt", default)]
+    pub prompts: Vec<ConsentPrompt>,
 }
 
 /// One offer.
@@ -157,9 +161,11 @@ impl Default for Caps {
     }
 }
 
-/// One problem in a catalogue, naming the offer and field.
+/// One problem in a catalogue, naming the offer (or prompt) and field.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
+    /// What `offer` names: "offer" or "prompt".
+    pub kind: &'static str,
     /// The offer's id, or its position (`#3`) where the id itself is unreadable; `None` for the
     /// catalogue as a whole.
     pub offer: Option<String>,
@@ -172,7 +178,7 @@ pub struct Problem {
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.offer {
-            Some(offer) => write!(f, "offer '{offer}', field '{}': {}", self.field, self.message),
+            Some(offer) => write!(f, "{} '{offer}', field '{}': {}", self.kind, self.field, self.message),
             None => write!(f, "field '{}': {}", self.field, self.message),
         }
     }
@@ -202,8 +208,30 @@ impl Catalogue {
                 Vec::new()
             }
         };
+        let raw_prompts = match top.remove("prompt") {
+            None => Vec::new(),
+            Some(serde_json::Value::Array(items)) => items,
+            Some(_) => {
+                problems.push(problem(None, "prompt", "expected a list of prompts ([[prompt]] in TOML)"));
+                Vec::new()
+            }
+        };
         for key in top.keys() {
-            problems.push(problem(None, key, "unknown field; a catalogue has only 'name' and 'offer'"));
+            problems.push(problem(None, key, "unknown field; a catalogue has only 'name', 'offer' and 'prompt'"));
+        }
+        let mut prompts = Vec::with_capacity(raw_prompts.len());
+        for (i, raw) in raw_prompts.into_iter().enumerate() {
+            let label =
+                raw.get("id").and_then(|v| v.as_str()).map_or_else(|| format!("#{}", i + 1), ToString::to_string);
+            match serde_json::from_value::<ConsentPrompt>(raw) {
+                Ok(prompt) => prompts.push(prompt),
+                Err(e) => problems.push(Problem {
+                    kind: "prompt",
+                    offer: Some(label),
+                    field: field_of(&e.to_string()),
+                    message: e.to_string(),
+                }),
+            }
         }
         let mut offers = Vec::with_capacity(raw_offers.len());
         for (i, raw) in raw_offers.into_iter().enumerate() {
@@ -212,13 +240,14 @@ impl Catalogue {
             match serde_json::from_value::<Offer>(raw) {
                 Ok(offer) => offers.push(offer),
                 Err(e) => problems.push(Problem {
+                    kind: "offer",
                     offer: Some(label),
                     field: field_of(&e.to_string()),
                     message: e.to_string(),
                 }),
             }
         }
-        let catalogue = Self { name, offers };
+        let catalogue = Self { name, offers, prompts };
         problems.extend(catalogue.problems());
         if problems.is_empty() {
             Ok(catalogue)
@@ -246,6 +275,24 @@ impl Catalogue {
             }
             offer.check(&mut out);
         }
+        if self.prompts.len() > MAX_PROMPTS {
+            out.push(problem(
+                None,
+                "prompt",
+                &format!("{} prompts is over the limit of {MAX_PROMPTS}", self.prompts.len()),
+            ));
+        }
+        for (i, prompt) in self.prompts.iter().enumerate() {
+            if self.prompts[..i].iter().any(|p| p.id == prompt.id) {
+                out.push(Problem {
+                    kind: "prompt",
+                    offer: Some(prompt.id.as_str().into()),
+                    field: "id".into(),
+                    message: "duplicate prompt id; every prompt needs its own id".into(),
+                });
+            }
+            prompt.check(&mut out);
+        }
         out
     }
 
@@ -269,7 +316,7 @@ impl Catalogue {
 }
 
 fn problem(offer: Option<&str>, field: &str, message: &str) -> Problem {
-    Problem { offer: offer.map(Into::into), field: field.into(), message: message.into() }
+    Problem { kind: "offer", offer: offer.map(Into::into), field: field.into(), message: message.into() }
 }
 
 /// Pulls the field name out of a serde message such as "unknown variant `x` … at `moments`";

@@ -10,7 +10,7 @@ use crate::catalogue::Op;
 use crate::consent::Purpose;
 use crate::device::{DeviceKind, Moment};
 use crate::feature::FeatureName;
-use crate::id::{CampaignId, OfferId};
+use crate::id::{CampaignId, OfferId, PromptId};
 use crate::time::UnixTime;
 
 /// A decision's number on its device, increasing.
@@ -38,6 +38,23 @@ pub struct Decision {
     /// Whether the shown offer was drawn from the broadly eligible offers rather than the top
     /// score, so what is shown never pins down exactly what the device knows.
     pub camouflage: bool,
+    /// A consent prompt to show instead of an offer, if one is due.
+    pub prompt: Option<ShownPrompt>,
+}
+
+/// A consent prompt as the device UI shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShownPrompt {
+    /// The prompt.
+    pub prompt: PromptId,
+    /// The purpose asked for.
+    pub purpose: Purpose,
+    /// The question.
+    pub question: String,
+    /// What the person gets in return.
+    pub incentive: String,
+    /// The version of the consent text shown.
+    pub text_version: String,
 }
 
 /// The offer as the device UI shows it.

@@ -94,6 +94,11 @@ id_type!(
     "campaign id"
 );
 id_type!(
+    /// A consent prompt in a catalogue.
+    PromptId,
+    "prompt id"
+);
+id_type!(
     /// A person in a household, as the device maker's UI names them (e.g. "anna" or "p1").
     PersonId,
     "person id"

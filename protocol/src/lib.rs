@@ -15,6 +15,7 @@
 //! - [`feature`]: the features the engine knows, each with its purpose and coarse "why".
 //! - [`signal`]: sensor signals as they reach the agent.
 //! - [`catalogue`]: offers, conditions, caps, and the checks operators and agents both run.
+//! - [`prompt`]: consent prompts, the questions that ask for a purpose at a moment.
 //! - [`envelope`]: the signed catalogue envelope pushed to fleets.
 //! - [`decision`]: a decision with the reason for every candidate.
 //! - [`feedback`], [`status`], [`offers`], [`report`]: the other messages.
@@ -76,6 +77,8 @@ pub mod feedback;
 pub mod id;
 #[cfg(feature = "alloc")]
 pub mod offers;
+#[cfg(feature = "alloc")]
+pub mod prompt;
 #[cfg(feature = "alloc")]
 pub mod report;
 #[cfg(feature = "alloc")]

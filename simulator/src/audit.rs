@@ -188,6 +188,7 @@ mod tests {
             candidates: vec![],
             features_used: vec![FeatureUse { feature: FeatureName::try_new(feature).unwrap(), allowed_by }],
             camouflage: false,
+            prompt: None,
         }
     }
 

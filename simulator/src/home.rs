@@ -226,6 +226,11 @@ impl Home {
         self.people[i] = self.people[i].with(purpose, false);
     }
 
+    /// Whether someone answers a consent prompt with "no" (otherwise it is left unanswered).
+    pub fn declines_prompt(&mut self) -> bool {
+        self.rng.random_bool(0.6)
+    }
+
     /// How the household answers a shown offer: `None` when nobody answers.
     pub fn respond(&mut self, offer: &ShownOffer, category: &str) -> Option<FeedbackKind> {
         if self.rng.random_bool(0.2) {

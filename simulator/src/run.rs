@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 use indicatif::{ProgressBar, ProgressStyle};
-use ledtrad_agent::handle::PersonChange;
+use ledtrad_agent::handle::{PersonChange, PromptAnswer, YesNo};
 use ledtrad_agent::{AgentHandle, Config, ConsentChange, ManualClock, RawConfig, RawKey, RunningAgent};
 use ledtrad_operator::status::watch_statuses;
 use ledtrad_operator::{push_envelope, sign_catalogue, OperatorKey, SignOptions};
@@ -72,6 +72,8 @@ struct Counts {
     why_inconsistent: u64,
     camouflaged: u64,
     revocations: u64,
+    prompts: u64,
+    prompts_declined: u64,
     decide_nanos: Vec<u64>,
     call_nanos: Vec<u64>,
 }
@@ -280,6 +282,16 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
                         counts.why_inconsistent += 1;
                     }
                     counts.camouflaged += u64::from(decision.camouflage);
+                    if decision.prompt.is_some() {
+                        counts.prompts += 1;
+                        // The people decline (a "yes" would change one device's ledger, which
+                        // this household model keeps per person); "yes" is tested end to end.
+                        if home.declines_prompt() {
+                            counts.prompts_declined += 1;
+                            let answer = PromptAnswer { decision: decision.id, answer: YesNo::No, person: None };
+                            device.handle.prompt_answer(answer).await?;
+                        }
+                    }
                     let Some(shown) = decision.shown else { continue };
                     counts.shown += 1;
                     counts.shown_personalised += u64::from(shown.personalised);
@@ -387,6 +399,8 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
         why_inconsistent: counts.why_inconsistent,
         shown_camouflaged: counts.camouflaged,
         revocations: counts.revocations,
+        prompts_shown: counts.prompts,
+        prompts_declined: counts.prompts_declined,
         reports_seen,
         reports_expected,
         egress_bytes_by_purpose: EgressBytes {

@@ -108,6 +108,10 @@ pub struct Summary {
     pub shown_camouflaged: u64,
     /// Consent revocations the simulated people made during the run.
     pub revocations: u64,
+    /// Consent prompts shown.
+    pub prompts_shown: u64,
+    /// Consent prompts answered "no".
+    pub prompts_declined: u64,
     /// Reports the audit saw on the broker.
     pub reports_seen: u64,
     /// Reports the audit expected from devices with `measure`.
@@ -157,6 +161,7 @@ impl Summary {
             ),
             ("unanswered", self.unanswered.to_string()),
             ("consent revocations", self.revocations.to_string()),
+            ("consent prompts", format!("{} shown, {} declined", self.prompts_shown, self.prompts_declined)),
             ("signals", self.signals.to_string()),
             ("consent violations", self.consent_violations.to_string()),
             ("whys not matching their trace", self.why_inconsistent.to_string()),

@@ -472,6 +472,8 @@ async fn reports_leave_only_with_measure_consent() {
     let agent = TestAgent::start(DeviceKind::Fridge, &fleet, &key).await;
     push(&key, &fleet, 1).await;
     agent.wait_for("version 1", |s| s.catalogue_version == Some(1) && s.connected).await;
+    // (With `personalise` granted the fridge has no consent prompt to put first.)
+    grant(&http, &agent, "personalise", true).await;
 
     // Without `measure`, shown offers are not counted and nothing is sent.
     let (status, _) = offer(&http, &agent, "door_opened").await;
@@ -762,6 +764,7 @@ async fn reports_wait_in_the_outbox_while_offline_and_a_revocation_deletes_them(
     let agent = TestAgent::start_via(DeviceKind::Fridge, &fleet, &key, &proxy.url).await;
     push(&key, &fleet, 1).await;
     agent.wait_for("version 1", |s| s.catalogue_version == Some(1) && s.connected).await;
+    grant(&http, &agent, "personalise", true).await;
     grant(&http, &agent, "measure", true).await;
 
     // Offline: the day's report waits in the outbox (and the person can see it there).
@@ -793,6 +796,47 @@ async fn reports_wait_in_the_outbox_while_offline_and_a_revocation_deletes_them(
         "no report after revocation"
     );
     listen.abort();
+    agent.stop().await;
+    clear_catalogue(&fleet).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn asking_is_a_moment_and_a_yes_is_a_consent_grant_with_the_prompts_text() {
+    init_logs();
+    let (key, fleet, http) = (operator_key(1), fleet(), reqwest::Client::new());
+    let agent = TestAgent::start(DeviceKind::Fridge, &fleet, &key).await;
+    push(&key, &fleet, 1).await;
+    agent.wait_for("version 1", |s| s.catalogue_version == Some(1)).await;
+    let (status, body) = offer(&http, &agent, "door_opened").await;
+    assert_eq!(status, 200);
+    let body = body.unwrap();
+    assert!(body.get("offer").is_none());
+    assert_eq!(body["prompt"]["purpose"], "personalise");
+    assert!(body["prompt"]["question"].as_str().unwrap().ends_with('?'));
+    assert!(!body["prompt"]["incentive"].as_str().unwrap().is_empty());
+    let id = body["decision"].as_u64().unwrap();
+    let api = agent.api();
+    let answer = |decision: u64, answer: &str| {
+        http.post(format!("{api}/v1/prompt-answer")).json(&json!({"decision": decision, "answer": answer})).send()
+    };
+    let r = answer(id, "maybe").await.unwrap();
+    assert_eq!(r.status(), 400);
+    let r = answer(id, "yes").await.unwrap();
+    assert_eq!(r.status(), 200);
+    let view: Value = r.json().await.unwrap();
+    assert_eq!(view["personalise"], true);
+    let ledger = agent.handle().ledger().await.unwrap();
+    let row = ledger.last().unwrap();
+    assert_eq!(
+        (row.purpose, row.granted, row.text_version.as_str()),
+        (ledtrad_protocol::Purpose::Personalise, true, "2026-11")
+    );
+    // One answer per prompt.
+    assert_eq!(answer(id, "no").await.unwrap().status(), 409);
+    // Granted: no more prompts for it, offers as usual.
+    agent.clock.advance(86_400);
+    let decision = agent.handle().offer(ledtrad_protocol::Moment::DoorOpened).await.unwrap().decision;
+    assert!(decision.prompt.is_none());
     agent.stop().await;
     clear_catalogue(&fleet).await;
 }

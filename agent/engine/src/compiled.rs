@@ -42,12 +42,15 @@ pub struct AppliedCatalogue {
     pub expires_at: UnixTime,
     /// Its offers.
     pub offers: Vec<CompiledOffer>,
+    /// Its consent prompts.
+    pub prompts: Vec<ledtrad_protocol::prompt::ConsentPrompt>,
 }
 
 impl AppliedCatalogue {
     /// Compiles a verified catalogue. Offers that fail to resolve are skipped; a verified
     /// catalogue has passed [`ledtrad_protocol::catalogue::Catalogue::problems`], so none do.
     pub fn compile(signed: SignedCatalogue) -> Self {
+        let prompts = signed.catalogue.prompts;
         let offers = signed
             .catalogue
             .offers
@@ -70,6 +73,6 @@ impl AppliedCatalogue {
                 Some(CompiledOffer { offer, category, conditions, needs })
             })
             .collect();
-        Self { version: signed.version, issued_at: signed.issued_at, expires_at: signed.expires_at, offers }
+        Self { version: signed.version, issued_at: signed.issued_at, expires_at: signed.expires_at, offers, prompts }
     }
 }

@@ -13,6 +13,7 @@
 //! - [`features`]: signal windows into features, with consent on entry and purge on revoke.
 //! - [`history`]: impressions per offer per day, and Beta posteriors from feedback.
 //! - `decide`: the pipeline stages, each rejection named.
+//! - [`prompts`]: when to ask for consent.
 //! - [`why`]: the coarse, truthful "why".
 //! - [`Engine`]: the state of one device, tying these together.
 
@@ -20,13 +21,14 @@ pub mod compiled;
 mod decide;
 pub mod features;
 pub mod history;
+pub mod prompts;
 pub mod trust;
 pub mod why;
 
 use std::collections::VecDeque;
 
 use ledtrad_protocol::consent::ConsentState;
-use ledtrad_protocol::decision::{Decision, DecisionId};
+use ledtrad_protocol::decision::{Decision, DecisionId, ShownPrompt, Verdict};
 use ledtrad_protocol::feedback::{Feedback, FeedbackKind};
 use ledtrad_protocol::signal::Signal;
 use ledtrad_protocol::{CampaignId, DeviceKind, FleetId, Moment, OfferId, Purpose, UnixTime};
@@ -107,6 +109,7 @@ pub struct Engine {
     history: history::History,
     consent: ConsentState,
     version_floor: Option<u64>,
+    prompts: prompts::PromptState,
     next_decision: u64,
     recent: VecDeque<(Decision, bool)>,
 }
@@ -123,6 +126,7 @@ impl Engine {
             history: history::History::default(),
             consent: ConsentState::NONE,
             version_floor: None,
+            prompts: prompts::PromptState::default(),
             next_decision: 1,
             recent: VecDeque::with_capacity(RECENT_DECISIONS),
         }
@@ -206,8 +210,8 @@ impl Engine {
         let day = self.profile.local.day(now);
         let id = DecisionId(self.next_decision);
         self.next_decision += 1;
-        let (shown, candidates, features_used, version, camouflage) = match &self.catalogue {
-            None => (None, Vec::new(), Vec::new(), None, false),
+        let (shown, candidates, features_used, version, camouflage, prompt) = match &self.catalogue {
+            None => (None, Vec::new(), Vec::new(), None, false, None),
             Some(catalogue) => {
                 let ctx = decide::Context {
                     kind: self.profile.kind,
@@ -220,22 +224,47 @@ impl Engine {
                     camouflage_share: self.profile.camouflage_share,
                     draw,
                 };
-                let outcome = decide::run(catalogue, &ctx);
+                let mut outcome = decide::run(catalogue, &ctx);
+                // Asking is a moment too: a due prompt takes the place of a contextual offer (or
+                // of nothing), never of a personalised one.
+                let prompt = if outcome.shown.as_ref().is_none_or(|(_, s)| !s.personalised) {
+                    self.prompts.due(&catalogue.prompts, self.profile.kind, moment, self.consent, now, day)
+                } else {
+                    None
+                };
+                if prompt.is_some() {
+                    self.prompts.shown_on(day);
+                    if let Some((i, _)) = outcome.shown.take() {
+                        if let Verdict::Chosen { score } = outcome.candidates[i].verdict {
+                            outcome.candidates[i].verdict = Verdict::Outscored { score };
+                        }
+                    }
+                    outcome.camouflage = false;
+                }
                 if let Some((i, _)) = &outcome.shown {
                     self.history.record_impression(&catalogue.offers[*i].offer.id, day);
                 }
-                let camouflage = outcome.camouflage;
                 (
                     outcome.shown.map(|(_, s)| s),
                     outcome.candidates,
                     outcome.features_used,
                     Some(catalogue.version),
-                    camouflage,
+                    outcome.camouflage,
+                    prompt,
                 )
             }
         };
-        let decision =
-            Decision { id, moment, at: now, catalogue_version: version, shown, candidates, features_used, camouflage };
+        let decision = Decision {
+            id,
+            moment,
+            at: now,
+            catalogue_version: version,
+            shown,
+            candidates,
+            features_used,
+            camouflage,
+            prompt,
+        };
         if self.recent.len() == RECENT_DECISIONS {
             self.recent.pop_front();
         }
@@ -273,6 +302,46 @@ impl Engine {
             self.history.record_feedback(&applied.offer, applied.kind);
         }
         Ok(applied)
+    }
+
+    /// Sets which purposes the people served could grant by answering a prompt.
+    pub fn set_askable(&mut self, askable: ConsentState) {
+        self.prompts.askable = askable;
+    }
+
+    /// Checks an answer to a prompt without applying it: the prompt, or why it cannot be taken.
+    pub fn check_prompt_answer(&self, decision: DecisionId) -> Result<ShownPrompt, FeedbackError> {
+        let id = decision.0;
+        let (d, given) =
+            self.recent.iter().find(|(d, _)| d.id == decision).ok_or(FeedbackError::UnknownDecision(id))?;
+        let prompt = d.prompt.clone().ok_or(FeedbackError::NothingShown(id))?;
+        if *given {
+            return Err(FeedbackError::AlreadyGiven(id));
+        }
+        Ok(prompt)
+    }
+
+    /// Applies an answer to a prompt: marks it answered and, for a "no", quiets the prompts
+    /// for its purpose for 30 days. (A "yes" is a consent change the agent writes.)
+    pub fn handle_prompt_answer(
+        &mut self,
+        decision: DecisionId,
+        yes: bool,
+        now: UnixTime,
+    ) -> Result<ShownPrompt, FeedbackError> {
+        let prompt = self.check_prompt_answer(decision)?;
+        if let Some((_, given)) = self.recent.iter_mut().find(|(d, _)| d.id == decision) {
+            *given = true;
+        }
+        if !yes {
+            self.prompts.refused(prompt.purpose, now);
+        }
+        Ok(prompt)
+    }
+
+    /// Hands back a stored "no" on start.
+    pub fn restore_prompt_refusal(&mut self, purpose: Purpose, at: UnixTime) {
+        self.prompts.refused(purpose, at);
     }
 
     /// Hands back a stored impression on start, so caps survive restarts.

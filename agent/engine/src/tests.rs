@@ -20,6 +20,18 @@ fn build_catalogue() -> Catalogue {
     Catalogue::from_value(catalogue_json()).expect("test catalogue is valid")
 }
 
+/// The test catalogue with a consent prompt for `personalise` on the fridge.
+fn build_catalogue_with_prompt() -> Catalogue {
+    let mut value = catalogue_json();
+    value["prompt"] = serde_json::json!([{
+        "id": "ask-personalise", "purpose": "personalise",
+        "question": "Could the fridge suggest refills when things run low?",
+        "incentive": "10% off every suggested refill", "text_version": "2026-11",
+        "device_kinds": ["fridge"], "moments": ["door_opened"]
+    }]);
+    Catalogue::from_value(value).expect("test catalogue is valid")
+}
+
 fn catalogue_json() -> serde_json::Value {
     serde_json::json!({
         "offer": [
@@ -48,13 +60,28 @@ fn catalogue_json() -> serde_json::Value {
 }
 
 fn build_envelope(key: &SigningKey, key_id: &str, fleet: &str, version: u64, expires_at: UnixTime) -> Vec<u8> {
+    sign(key, key_id, fleet, version, expires_at, build_catalogue())
+}
+
+fn prompt_envelope(version: u64) -> Vec<u8> {
+    sign(&build_key(1), "op-1", "home", version, NOW.plus_secs(60 * 86_400), build_catalogue_with_prompt())
+}
+
+fn sign(
+    key: &SigningKey,
+    key_id: &str,
+    fleet: &str,
+    version: u64,
+    expires_at: UnixTime,
+    catalogue: Catalogue,
+) -> Vec<u8> {
     let signed = SignedCatalogue {
         fleet: FleetId::try_new(fleet).unwrap(),
         version,
         issued_at: NOW,
         expires_at,
         key_id: KeyId::try_new(key_id).unwrap(),
-        catalogue: build_catalogue(),
+        catalogue,
     };
     let signed = codec::to_postcard(&signed);
     let signature = key.sign(&Envelope::signing_input(&signed)).to_bytes().to_vec();
@@ -336,4 +363,46 @@ fn camouflage_never_reaches_past_consent_or_caps() {
     let decision =
         engine.decide(Moment::DoorOpened, NOW.plus_secs(4 * 86_400), Draw { camouflage: 0.0, pick: 3 }).clone();
     assert!(decision.shown.is_none() && !decision.camouflage);
+}
+
+#[test]
+fn a_consent_prompt_takes_the_place_of_a_contextual_offer_once_a_day() {
+    let mut engine = build_engine(DeviceKind::Fridge);
+    engine.handle_catalogue(&prompt_envelope(1), NOW).unwrap();
+    let first = engine.decide(Moment::DoorOpened, NOW, Draw::NONE).clone();
+    let prompt = first.prompt.clone().expect("a prompt is due");
+    assert_eq!((prompt.purpose, prompt.text_version.as_str()), (Purpose::Personalise, "2026-11"));
+    assert!(first.shown.is_none(), "the prompt replaces the contextual offer");
+    let care = first.candidates.iter().find(|c| c.offer.as_str() == "fridge-care").unwrap();
+    assert!(matches!(care.verdict, Verdict::Outscored { .. }));
+    // Not twice in a day; the contextual offer is back (its cap was not spent).
+    let second = engine.decide(Moment::DoorOpened, NOW.plus_secs(60), Draw::NONE).clone();
+    assert!(second.prompt.is_none());
+    assert_eq!(second.shown.unwrap().offer.as_str(), "fridge-care");
+    // Feedback is for offers; an answer is for prompts.
+    let fb = Feedback { decision: first.id, kind: FeedbackKind::Accepted };
+    assert_eq!(engine.handle_feedback(fb), Err(FeedbackError::NothingShown(first.id.0)));
+    assert_eq!(engine.check_prompt_answer(second.id), Err(FeedbackError::NothingShown(second.id.0)));
+    // "No" quiets it for 30 days.
+    engine.handle_prompt_answer(first.id, false, NOW).unwrap();
+    assert_eq!(engine.handle_prompt_answer(first.id, false, NOW), Err(FeedbackError::AlreadyGiven(first.id.0)));
+    for day in 1..30 {
+        let d = engine.decide(Moment::DoorOpened, NOW.plus_secs(day * 86_400), Draw::NONE).clone();
+        assert!(d.prompt.is_none(), "asked again on day {day}");
+    }
+}
+
+#[test]
+fn no_prompt_for_a_purpose_in_force_or_one_the_people_cannot_grant() {
+    let mut engine = build_engine(DeviceKind::Fridge);
+    engine.handle_catalogue(&prompt_envelope(1), NOW).unwrap();
+    engine.set_askable(ConsentState::NONE.with(Purpose::Measure, true));
+    assert!(engine.decide(Moment::DoorOpened, NOW, Draw::NONE).prompt.is_none(), "a child cannot grant personalise");
+    engine.set_askable(ConsentState::all());
+    engine.set_consent(personalise());
+    assert!(engine.decide(Moment::DoorOpened, NOW, Draw::NONE).prompt.is_none(), "already granted");
+    // And never on another kind of device or moment.
+    let mut reader = build_engine(DeviceKind::Ereader);
+    reader.handle_catalogue(&prompt_envelope(1), NOW).unwrap();
+    assert!(reader.decide(Moment::BookFinished, NOW, Draw::NONE).prompt.is_none());
 }
