@@ -239,6 +239,7 @@ mod tests {
                         .iter()
                         .map(|c| ledtrad_protocol::taxonomy::Category::try_new(c).unwrap())
                         .collect(),
+                    time_of_day: ledtrad_protocol::offers::TimeOfDay::Evening,
                 };
                 let mut expected = Vec::new();
                 match kind {
@@ -292,7 +293,12 @@ mod tests {
     fn nothing_leaves_for_a_purpose_without_consent() {
         let (mut egress, eventloop) = build_egress();
         let (_dir, store) = build_store();
-        let request = OfferRequest { device_kind: DeviceKind::Fridge, moment: Moment::DoorOpened, interests: vec![] };
+        let request = OfferRequest {
+            device_kind: DeviceKind::Fridge,
+            moment: Moment::DoorOpened,
+            interests: vec![],
+            time_of_day: ledtrad_protocol::offers::TimeOfDay::Morning,
+        };
         assert_eq!(
             egress.report(&store, ConsentState::NONE, &report(), UnixTime(1)),
             Err(EgressError::NoConsent(Purpose::Measure))

@@ -44,6 +44,8 @@ pub enum Command {
     Erase(Option<PersonId>, ConsentSource, oneshot::Sender<Result<MyData, AgentError>>),
     /// Answer a consent prompt.
     PromptAnswer(PromptAnswer, oneshot::Sender<Result<ConsentView, AgentError>>),
+    /// Run the periodic work now (see [`AgentHandle::tick`]).
+    Tick(oneshot::Sender<()>),
     /// Read the consent ledger.
     Ledger(oneshot::Sender<Result<Vec<LedgerRow>, AgentError>>),
 }
@@ -434,6 +436,13 @@ impl AgentHandle {
     /// version; a "no" quiets prompts for that purpose for 30 days.
     pub async fn prompt_answer(&self, answer: PromptAnswer) -> Result<ConsentView, AgentError> {
         self.call(|r| Command::PromptAnswer(answer, r)).await?
+    }
+
+    /// Runs the agent's periodic work now, as its one-minute timer does: expires old feature
+    /// values, queues the reports of completed days, and retries the outbox. For simulations
+    /// and tests that move time themselves.
+    pub async fn tick(&self) -> Result<(), AgentError> {
+        self.call(Command::Tick).await
     }
 
     /// The consent ledger, oldest first.

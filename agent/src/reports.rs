@@ -50,6 +50,11 @@ impl Tally {
         self.counts.iter().map(|((day, c), n)| (*day, c.clone(), n.impressions, n.accepts, n.dismissals)).collect()
     }
 
+    /// The earliest day with counts waiting.
+    pub fn oldest_day(&self) -> Option<u32> {
+        self.counts.keys().map(|(day, _)| *day).min()
+    }
+
     /// Whether nothing is waiting.
     pub fn is_empty(&self) -> bool {
         self.counts.is_empty()

@@ -287,18 +287,29 @@ impl Runtime {
                 () = &mut shutdown => break,
                 Some(event) = mqtt.recv() => self.handle_mqtt(event),
                 Some(command) = commands.recv() => self.handle_command(command),
-                _ = tick.tick() => {
-                    let dropped = self.engine.handle_timeout(self.clock.now());
-                    if dropped > 0 {
-                        debug!(dropped, "feature values past their retention dropped");
-                    }
-                }
+                _ = tick.tick() => self.handle_tick(),
                 else => break,
             }
         }
         let offline = offline_status(&self.config, self.version(), self.last_refusal.clone());
         self.egress.close(&offline);
         info!(device = %self.config.device, "agent stopped");
+    }
+
+    /// Now and then: expire old feature values, report completed days (at most once a day
+    /// per campaign: a day's counts are reported once it is over), retry the outbox.
+    fn handle_tick(&mut self) {
+        let now = self.clock.now();
+        let dropped = self.engine.handle_timeout(now);
+        if dropped > 0 {
+            debug!(dropped, "feature values past their retention dropped");
+        }
+        if self.tally.oldest_day().is_some_and(|day| day < self.local_day(now)) {
+            let queued = self.flush_reports();
+            debug!(queued, "reports for completed days queued");
+        } else {
+            self.deliver();
+        }
     }
 
     fn version(&self) -> Option<u64> {
@@ -422,6 +433,10 @@ impl Runtime {
             }
             Command::Erase(person, source, reply) => {
                 let _ = reply.send(self.erase(person, source));
+            }
+            Command::Tick(reply) => {
+                self.handle_tick();
+                let _ = reply.send(());
             }
             Command::PromptAnswer(answer, reply) => {
                 let _ = reply.send(self.prompt_answer(answer));

@@ -96,6 +96,26 @@ mod tests {
     }
 
     #[test]
+    fn nothing_the_device_knows_touches_a_sensitive_branch() {
+        // The agent never derives a sensitive interest: no allowed category and no feature
+        // lies in, or speaks of, a sensitive branch.
+        for c in CATEGORIES {
+            let root = c.path.split('.').next().unwrap_or_default();
+            assert!(
+                !SENSITIVE_BRANCHES.iter().any(|b| b.split('.').next() == Some(root) && c.path.starts_with(b)),
+                "{}",
+                c.path
+            );
+        }
+        for f in crate::feature::FEATURES {
+            for word in ["health", "religio", "politic", "sexual", "ethnic", "union", "emotion", "mood", "debt", "loan"]
+            {
+                assert!(!f.name.contains(word) && !f.why.contains(word), "{} speaks of {word}", f.name);
+            }
+        }
+    }
+
+    #[test]
     fn every_listed_category_is_allowed() {
         for c in CATEGORIES {
             assert_eq!(Category::try_new(c.path).unwrap().label(), c.label);

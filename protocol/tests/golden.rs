@@ -192,9 +192,10 @@ fn golden_request() {
             device_kind: DeviceKind::Ereader,
             moment: Moment::BookFinished,
             interests: vec![Category::try_new("books.crime").unwrap()],
+            time_of_day: ledtrad_protocol::offers::TimeOfDay::Evening,
         },
-        r#"{"device_kind":"ereader","moment":"book_finished","interests":["books.crime"]}"#,
-        "0102010b626f6f6b732e6372696d65",
+        r#"{"device_kind":"ereader","moment":"book_finished","interests":["books.crime"],"time_of_day":"evening"}"#,
+        "0102010b626f6f6b732e6372696d6502",
     );
 }
 

@@ -493,6 +493,15 @@ async fn reports_leave_only_with_measure_consent() {
     );
     assert!(report["campaign"].is_string());
     assert_eq!(report["epsilon"], 1.0);
+    // The agent reports a completed day by itself: counts for today wait, yesterday's leave.
+    agent.clock.advance(86_400);
+    let (status, _) = offer(&http, &agent, "door_opened").await;
+    assert_eq!(status, 200);
+    agent.handle().tick().await.unwrap();
+    assert!(tokio::time::timeout(Duration::from_millis(300), reports.recv()).await.is_err(), "today is not over");
+    agent.clock.advance(86_400);
+    agent.handle().tick().await.unwrap();
+    assert!(tokio::time::timeout(Duration::from_secs(10), reports.recv()).await.unwrap().unwrap().is_some());
     // Revoked: counts gathered before the revocation are dropped, not sent.
     agent.clock.advance(86_400);
     let (status, _) = offer(&http, &agent, "door_opened").await;
