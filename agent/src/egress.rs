@@ -1,6 +1,8 @@
 //! The one place the agent's messages leave the device (DESIGN §6). Only this module holds
-//! the MQTT client; every message for a consent purpose is checked against the consent in
-//! force when it is queued and again when it is handed to the broker, and refused without it.
+//! the MQTT client and builds the messages for a consent purpose, from typed content (a
+//! report, an offer request), checking each against the consent in force — which the gate
+//! holds itself, set where the agent puts a consent change in force — when it is queued and
+//! again when it is handed to the broker. Without it, the message is refused.
 //! Reports wait in the SQLite outbox until then (a revocation deletes them in its own
 //! transaction). Rows leave the outbox when handed to the MQTT client; keeping them until the
 //! broker's acknowledgement is part of the delivery guarantees still to come. Status (online, versions) is the only
@@ -45,13 +47,21 @@ pub struct Egress {
     device: DeviceId,
     fleet: FleetId,
     connected: bool,
+    in_force: ConsentState,
     sent: u64,
     blocked: u64,
 }
 
 impl Egress {
     pub(crate) fn new(client: AsyncClient, device: DeviceId, fleet: FleetId) -> Self {
-        Self { client, device, fleet, connected: false, sent: 0, blocked: 0 }
+        Self { client, device, fleet, connected: false, in_force: ConsentState::NONE, sent: 0, blocked: 0 }
+    }
+
+    /// Sets the consent in force, which every consent-bearing message is checked against. The
+    /// agent calls this in the one place it puts a consent change in force, right after the
+    /// ledger write; nothing else can make the gate send for a purpose.
+    pub(crate) fn set_consent(&mut self, in_force: ConsentState) {
+        self.in_force = in_force;
     }
 
     /// Records whether the broker connection is up.
@@ -82,8 +92,8 @@ impl Egress {
         Ok(())
     }
 
-    fn require(&mut self, consent: ConsentState, purpose: Purpose) -> Result<(), EgressError> {
-        if !consent.allows(purpose) {
+    fn require(&mut self, purpose: Purpose) -> Result<(), EgressError> {
+        if !self.in_force.allows(purpose) {
             self.blocked += 1;
             return Err(EgressError::NoConsent(purpose));
         }
@@ -101,14 +111,8 @@ impl Egress {
 
     /// Queues an aggregated report in the outbox; needs `measure`. It leaves with the next
     /// [`Egress::deliver`] while connected; a revocation of `measure` deletes it first.
-    pub fn report(
-        &mut self,
-        store: &Store,
-        consent: ConsentState,
-        report: &Report,
-        now: UnixTime,
-    ) -> Result<(), EgressError> {
-        if !consent.allows(Purpose::Measure) {
+    pub fn report(&mut self, store: &Store, report: &Report, now: UnixTime) -> Result<(), EgressError> {
+        if !self.in_force.allows(Purpose::Measure) {
             self.blocked += 1;
             return Err(EgressError::NoConsent(Purpose::Measure));
         }
@@ -122,14 +126,14 @@ impl Egress {
     /// Hands queued messages to the broker while connected, checking each against the consent
     /// in force once more (a message whose purpose is gone is dropped, not sent). Returns how
     /// many were handed over.
-    pub fn deliver(&mut self, store: &Store, consent: ConsentState) -> Result<usize, EgressError> {
+    pub fn deliver(&mut self, store: &Store) -> Result<usize, EgressError> {
         if !self.connected {
             return Ok(0);
         }
         let storage = |e: crate::store::StoreError| EgressError::Storage(e.to_string());
         let mut handed = 0;
         for row in store.outbox().map_err(storage)? {
-            if !consent.allows(row.purpose) {
+            if !self.in_force.allows(row.purpose) {
                 self.blocked += 1;
                 store.outbox_remove(row.id).map_err(storage)?;
                 continue;
@@ -143,8 +147,8 @@ impl Egress {
     }
 
     /// Sends an offer request with coarse context; needs `request`.
-    pub fn offer_request(&mut self, consent: ConsentState, request: &OfferRequest) -> Result<(), EgressError> {
-        self.require(consent, Purpose::Request)?;
+    pub fn offer_request(&mut self, request: &OfferRequest) -> Result<(), EgressError> {
+        self.require(Purpose::Request)?;
         if request.interests.len() > MAX_INTERESTS {
             return Err(EgressError::Invalid(format!(
                 "an offer request carries at most {MAX_INTERESTS} interests, not {}",
@@ -231,6 +235,7 @@ mod tests {
                     .enumerate()
                     .fold(ConsentState::NONE, |s, (i, p)| s.with(p, bits & (1 << i) != 0));
                 egress.set_connected(connected);
+                egress.set_consent(consent);
                 let categories = ["food.dairy", "books.crime", "media.film", "food.drinks", "home.kitchen"];
                 let request = OfferRequest {
                     device_kind: DeviceKind::Fridge,
@@ -244,7 +249,7 @@ mod tests {
                 let mut expected = Vec::new();
                 match kind {
                     0 => {
-                        let result = egress.report(&store, consent, &report(), UnixTime(1));
+                        let result = egress.report(&store, &report(), UnixTime(1));
                         proptest::prop_assert_eq!(result.is_ok(), consent.allows(Purpose::Measure));
                         waiting += usize::from(result.is_ok());
                     }
@@ -252,7 +257,7 @@ mod tests {
                         let allowed = consent.allows(Purpose::Request)
                             && connected
                             && interests <= ledtrad_protocol::offers::MAX_INTERESTS;
-                        proptest::prop_assert_eq!(egress.offer_request(consent, &request).is_ok(), allowed);
+                        proptest::prop_assert_eq!(egress.offer_request(&request).is_ok(), allowed);
                         if allowed {
                             expected.push("ledtrad/v1/offers/request".to_string());
                         }
@@ -262,7 +267,7 @@ mod tests {
                         expected.push("ledtrad/v1/device/d1/status".to_string());
                     }
                 }
-                let handed = egress.deliver(&store, consent).unwrap();
+                let handed = egress.deliver(&store).unwrap();
                 if connected {
                     if consent.allows(Purpose::Measure) {
                         proptest::prop_assert_eq!(handed, waiting);
@@ -299,24 +304,19 @@ mod tests {
             interests: vec![],
             time_of_day: ledtrad_protocol::offers::TimeOfDay::Morning,
         };
-        assert_eq!(
-            egress.report(&store, ConsentState::NONE, &report(), UnixTime(1)),
-            Err(EgressError::NoConsent(Purpose::Measure))
-        );
-        assert_eq!(
-            egress.offer_request(ConsentState::all().with(Purpose::Request, false), &request),
-            Err(EgressError::NoConsent(Purpose::Request))
-        );
+        assert_eq!(egress.report(&store, &report(), UnixTime(1)), Err(EgressError::NoConsent(Purpose::Measure)));
+        egress.set_consent(ConsentState::all().with(Purpose::Request, false));
+        assert_eq!(egress.offer_request(&request), Err(EgressError::NoConsent(Purpose::Request)));
         assert_eq!(egress.blocked(), 2);
         assert!(queued(&eventloop).is_empty() && store.outbox().unwrap().is_empty());
         // With `measure` but offline, the report waits in the outbox, not in the client.
-        let measure = ConsentState::NONE.with(Purpose::Measure, true);
-        egress.report(&store, measure, &report(), UnixTime(1)).unwrap();
-        assert_eq!(egress.deliver(&store, measure).unwrap(), 0);
+        egress.set_consent(ConsentState::NONE.with(Purpose::Measure, true));
+        egress.report(&store, &report(), UnixTime(1)).unwrap();
+        assert_eq!(egress.deliver(&store).unwrap(), 0);
         assert!(queued(&eventloop).is_empty(), "nothing consent-bearing waits in the client while offline");
         assert_eq!(store.outbox().unwrap().len(), 1);
         egress.set_connected(true);
-        assert_eq!(egress.deliver(&store, measure).unwrap(), 1);
+        assert_eq!(egress.deliver(&store).unwrap(), 1);
         assert_eq!(queued(&eventloop), vec!["ledtrad/v1/fleet/home/reports".to_string()]);
         assert!(store.outbox().unwrap().is_empty());
     }

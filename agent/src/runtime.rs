@@ -162,8 +162,10 @@ pub async fn spawn(config: Config, clock: Arc<dyn Clock>) -> Result<RunningAgent
         Some(seed) => rand::rngs::StdRng::seed_from_u64(seed),
         None => rand::rngs::StdRng::from_os_rng(),
     };
+    let mut egress = Egress::new(client, config.device.clone(), config.fleet.clone());
+    egress.set_consent(engine.consent());
     let runtime = Runtime {
-        egress: Egress::new(client, config.device.clone(), config.fleet.clone()),
+        egress,
         config,
         engine,
         store,
@@ -538,6 +540,7 @@ impl Runtime {
         }
         let before = self.engine.consent();
         let purged = self.engine.set_consent(state);
+        self.egress.set_consent(state);
         if !state.allows(Purpose::Measure) {
             self.tally.clear();
         }
@@ -722,7 +725,7 @@ impl Runtime {
         let now = self.clock.now();
         let mut queued = 0;
         for report in self.tally.drain_noised(self.config.report_epsilon, &mut self.rng) {
-            match self.egress.report(&self.store, consent, &report, now) {
+            match self.egress.report(&self.store, &report, now) {
                 Ok(()) => queued += 1,
                 Err(e) => warn!(campaign = %report.campaign, "report: {e}"),
             }
@@ -733,7 +736,7 @@ impl Runtime {
 
     /// Hands queued messages to the broker, if connected.
     fn deliver(&mut self) {
-        if let Err(e) = self.egress.deliver(&self.store, self.engine.consent()) {
+        if let Err(e) = self.egress.deliver(&self.store) {
             warn!("outbox: {e}");
         }
     }
