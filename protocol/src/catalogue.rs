@@ -315,6 +315,29 @@ impl Catalogue {
     }
 }
 
+/// The checks offers and prompts share: at least one device kind and one moment, and every
+/// moment on one of the device kinds.
+pub(crate) fn check_kinds_and_moments(kinds: &[DeviceKind], moments: &[Moment], push: &mut impl FnMut(&str, String)) {
+    if kinds.is_empty() {
+        push("device_kinds", "list at least one device kind: fridge, ereader or lock_screen".into());
+    }
+    if moments.is_empty() {
+        push("moments", "list at least one moment at which it may be shown".into());
+    }
+    for m in moments {
+        if !kinds.contains(&m.device_kind()) {
+            push(
+                "moments",
+                format!(
+                    "moment '{m}' happens on a {} but device_kinds does not include '{}'",
+                    m.device_kind().label(),
+                    m.device_kind()
+                ),
+            );
+        }
+    }
+}
+
 fn problem(offer: Option<&str>, field: &str, message: &str) -> Problem {
     Problem { kind: "offer", offer: offer.map(Into::into), field: field.into(), message: message.into() }
 }
@@ -392,24 +415,7 @@ impl Offer {
         if let Err(e) = Category::try_new(&self.category) {
             push("category", e.to_string());
         }
-        if self.device_kinds.is_empty() {
-            push("device_kinds", "list at least one device kind: fridge, ereader or lock_screen".into());
-        }
-        if self.moments.is_empty() {
-            push("moments", "list at least one moment at which the offer may be shown".into());
-        }
-        for m in &self.moments {
-            if !self.device_kinds.contains(&m.device_kind()) {
-                push(
-                    "moments",
-                    format!(
-                        "moment '{m}' happens on a {} but device_kinds does not include '{}'",
-                        m.device_kind().label(),
-                        m.device_kind()
-                    ),
-                );
-            }
-        }
+        check_kinds_and_moments(&self.device_kinds, &self.moments, &mut push);
         if self.conditions.len() > MAX_CONDITIONS {
             push("conditions", format!("{} conditions is over the limit of {MAX_CONDITIONS}", self.conditions.len()));
         }

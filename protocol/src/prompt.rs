@@ -60,23 +60,6 @@ impl ConsentPrompt {
                 "name the version of the consent text, in 1 to 64 characters (e.g. \"2026-11\")".into(),
             );
         }
-        if self.device_kinds.is_empty() {
-            push("device_kinds", "list at least one device kind".into());
-        }
-        if self.moments.is_empty() {
-            push("moments", "list at least one moment".into());
-        }
-        for m in &self.moments {
-            if !self.device_kinds.contains(&m.device_kind()) {
-                push(
-                    "moments",
-                    format!(
-                        "moment '{m}' happens on a {} but device_kinds does not include '{}'",
-                        m.device_kind().label(),
-                        m.device_kind()
-                    ),
-                );
-            }
-        }
+        crate::catalogue::check_kinds_and_moments(&self.device_kinds, &self.moments, &mut push);
     }
 }

@@ -247,3 +247,60 @@ impl TestAgent {
         Self { agent, config, clock, _dir: dir }
     }
 }
+
+/// An operator-side subscriber to a fleet's report topic.
+pub struct ReportListener {
+    reports: tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl ReportListener {
+    /// Subscribes to `fleet`'s reports and returns once the broker acknowledged it.
+    pub async fn start(fleet: &FleetId) -> Self {
+        let (client, mut events) = ledtrad_operator::mqtt::connect(&broker(), &unique("reports"));
+        client.subscribe(Topic::Reports(fleet.clone()).name(), rumqttc::QoS::AtLeastOnce).await.expect("subscribe");
+        let (subscribed_tx, subscribed) = tokio::sync::oneshot::channel();
+        let (tx, reports) = tokio::sync::mpsc::unbounded_channel();
+        let task = tokio::spawn(async move {
+            let _client = client;
+            let mut subscribed_tx = Some(subscribed_tx);
+            loop {
+                match events.poll().await {
+                    Ok(rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_))) => {
+                        if let Some(tx) = subscribed_tx.take() {
+                            let _ = tx.send(());
+                        }
+                    }
+                    Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p))) => {
+                        let _ = tx.send(p.payload.to_vec());
+                    }
+                    Ok(_) => {}
+                    Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                }
+            }
+        });
+        subscribed.await.expect("the broker acknowledges the subscription");
+        Self { reports, task }
+    }
+
+    /// The next report's payload within `wait`, or `None`.
+    pub async fn next(&mut self, wait: Duration) -> Option<Vec<u8>> {
+        tokio::time::timeout(wait, self.reports.recv()).await.ok().flatten()
+    }
+}
+
+impl Drop for ReportListener {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Revokes `purpose` for the agent's owner from the device UI, returning the consent view.
+pub async fn revoke(agent: &TestAgent, purpose: ledtrad_protocol::Purpose) -> ledtrad_agent::ConsentView {
+    let change = ledtrad_agent::ConsentChange {
+        granted: false,
+        source: ledtrad_protocol::consent::ConsentSource::DeviceUi,
+        text_version: "2026-11".into(),
+    };
+    agent.handle().set_consent(purpose, change).await.expect("revocation is stored")
+}

@@ -12,7 +12,7 @@ use ledtrad_operator::status::watch_statuses;
 use ledtrad_protocol::status::Connection;
 use ledtrad_protocol::{DeviceKind, FleetId};
 use ledtrad_tests::{
-    broker, clear_catalogue, envelope, init_logs, now, operator_key, publish_catalogue, push, unique, TestAgent,
+    broker, clear_catalogue, envelope, init_logs, now, operator_key, publish_catalogue, push, revoke, unique, TestAgent,
 };
 use serde_json::{json, Value};
 
@@ -450,25 +450,8 @@ async fn reports_leave_only_with_measure_consent() {
     init_logs();
     let (key, fleet, http) = (operator_key(1), fleet(), reqwest::Client::new());
     // The operator listens on the fleet's report topic.
-    let (listener, mut events) = ledtrad_operator::mqtt::connect(&broker(), &unique("reports"));
-    let topic = ledtrad_protocol::topic::Topic::Reports(fleet.clone()).name();
-    listener.subscribe(topic, rumqttc::QoS::AtLeastOnce).await.unwrap();
-    let (tx, mut reports) = tokio::sync::mpsc::unbounded_channel();
-    let listen = tokio::spawn(async move {
-        loop {
-            match events.poll().await {
-                Ok(rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_))) => {
-                    let _ = tx.send(None);
-                }
-                Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p))) => {
-                    let _ = tx.send(Some(p.payload.to_vec()));
-                }
-                Ok(_) => {}
-                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-            }
-        }
-    });
-    assert_eq!(reports.recv().await, Some(None), "subscribed");
+    let mut reports = ledtrad_tests::ReportListener::start(&fleet).await;
+
     let agent = TestAgent::start(DeviceKind::Fridge, &fleet, &key).await;
     push(&key, &fleet, 1).await;
     agent.wait_for("version 1", |s| s.catalogue_version == Some(1) && s.connected).await;
@@ -486,7 +469,7 @@ async fn reports_leave_only_with_measure_consent() {
     let (status, _) = offer(&http, &agent, "door_opened").await;
     assert_eq!(status, 200);
     assert_eq!(agent.handle().flush_reports().await.unwrap(), 1);
-    let payload = tokio::time::timeout(Duration::from_secs(10), reports.recv()).await.unwrap().unwrap().unwrap();
+    let payload = reports.next(Duration::from_secs(10)).await.unwrap();
     let report: Value = serde_json::from_slice(&payload).unwrap();
     assert!(
         report.get("device").is_none() && !String::from_utf8_lossy(&payload).contains(agent.config.device.as_str())
@@ -498,10 +481,10 @@ async fn reports_leave_only_with_measure_consent() {
     let (status, _) = offer(&http, &agent, "door_opened").await;
     assert_eq!(status, 200);
     agent.handle().tick().await.unwrap();
-    assert!(tokio::time::timeout(Duration::from_millis(300), reports.recv()).await.is_err(), "today is not over");
+    assert!(reports.next(Duration::from_millis(300)).await.is_none(), "today is not over");
     agent.clock.advance(86_400);
     agent.handle().tick().await.unwrap();
-    assert!(tokio::time::timeout(Duration::from_secs(10), reports.recv()).await.unwrap().unwrap().is_some());
+    assert!(reports.next(Duration::from_secs(10)).await.is_some());
     // Revoked: counts gathered before the revocation are dropped, not sent.
     agent.clock.advance(86_400);
     let (status, _) = offer(&http, &agent, "door_opened").await;
@@ -510,8 +493,7 @@ async fn reports_leave_only_with_measure_consent() {
     assert_eq!(agent.handle().flush_reports().await.unwrap(), 0);
     grant(&http, &agent, "measure", true).await;
     assert_eq!(agent.handle().flush_reports().await.unwrap(), 0);
-    assert!(tokio::time::timeout(Duration::from_millis(500), reports.recv()).await.is_err(), "no further report");
-    listen.abort();
+    assert!(reports.next(Duration::from_millis(500)).await.is_none(), "no further report");
     agent.stop().await;
     clear_catalogue(&fleet).await;
 }
@@ -708,32 +690,10 @@ async fn a_revocation_holds_against_decisions_and_reports_in_flight() {
         }));
     }
     tokio::time::sleep(Duration::from_millis(30)).await;
-    let consent = agent
-        .handle()
-        .set_consent(
-            ledtrad_protocol::Purpose::Personalise,
-            ledtrad_agent::ConsentChange {
-                granted: false,
-                source: ledtrad_protocol::consent::ConsentSource::DeviceUi,
-                text_version: "2026-11".into(),
-            },
-        )
+    assert!(!revoke(&agent, ledtrad_protocol::Purpose::Personalise)
         .await
-        .unwrap();
-    assert!(!consent.allows(ledtrad_protocol::Purpose::Personalise));
-    let consent = agent
-        .handle()
-        .set_consent(
-            ledtrad_protocol::Purpose::Measure,
-            ledtrad_agent::ConsentChange {
-                granted: false,
-                source: ledtrad_protocol::consent::ConsentSource::DeviceUi,
-                text_version: "2026-11".into(),
-            },
-        )
-        .await
-        .unwrap();
-    assert!(!consent.allows(ledtrad_protocol::Purpose::Measure));
+        .allows(ledtrad_protocol::Purpose::Personalise));
+    assert!(!revoke(&agent, ledtrad_protocol::Purpose::Measure).await.allows(ledtrad_protocol::Purpose::Measure));
     revoked.store(true, std::sync::atomic::Ordering::SeqCst);
     let mut after = 0;
     for caller in callers {
@@ -748,27 +708,8 @@ async fn a_revocation_holds_against_decisions_and_reports_in_flight() {
 async fn reports_wait_in_the_outbox_while_offline_and_a_revocation_deletes_them() {
     init_logs();
     let (key, fleet, http) = (operator_key(1), fleet(), reqwest::Client::new());
-    let (listener, mut events) = ledtrad_operator::mqtt::connect(&broker(), &unique("reports"));
-    listener
-        .subscribe(ledtrad_protocol::topic::Topic::Reports(fleet.clone()).name(), rumqttc::QoS::AtLeastOnce)
-        .await
-        .unwrap();
-    let (tx, mut reports) = tokio::sync::mpsc::unbounded_channel();
-    let listen = tokio::spawn(async move {
-        loop {
-            match events.poll().await {
-                Ok(rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_))) => {
-                    let _ = tx.send(false);
-                }
-                Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(_))) => {
-                    let _ = tx.send(true);
-                }
-                Ok(_) => {}
-                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-            }
-        }
-    });
-    assert_eq!(reports.recv().await, Some(false), "subscribed");
+    let mut reports = ledtrad_tests::ReportListener::start(&fleet).await;
+
     let proxy = ledtrad_tests::CutProxy::start().await;
     let agent = TestAgent::start_via(DeviceKind::Fridge, &fleet, &key, &proxy.url).await;
     push(&key, &fleet, 1).await;
@@ -787,7 +728,7 @@ async fn reports_wait_in_the_outbox_while_offline_and_a_revocation_deletes_them(
     // Back online: it leaves.
     proxy.resume();
     agent.wait_for("online", |s| s.connected).await;
-    assert_eq!(tokio::time::timeout(Duration::from_secs(10), reports.recv()).await.unwrap(), Some(true));
+    assert!(reports.next(Duration::from_secs(10)).await.is_some());
     assert!(agent.handle().my_data(None).await.unwrap().queued_messages.is_empty());
 
     // Offline again, a report queued, then `measure` revoked: it never leaves.
@@ -800,11 +741,7 @@ async fn reports_wait_in_the_outbox_while_offline_and_a_revocation_deletes_them(
     assert!(agent.handle().my_data(None).await.unwrap().queued_messages.is_empty());
     proxy.resume();
     agent.wait_for("online", |s| s.connected).await;
-    assert!(
-        tokio::time::timeout(Duration::from_millis(800), reports.recv()).await.is_err(),
-        "no report after revocation"
-    );
-    listen.abort();
+    assert!(reports.next(Duration::from_millis(800)).await.is_none(), "no report after revocation");
     agent.stop().await;
     clear_catalogue(&fleet).await;
 }
