@@ -270,6 +270,8 @@ pub struct QueuedReport {
     pub day: u32,
     /// The campaign.
     pub campaign: ledtrad_protocol::CampaignId,
+    /// Treatment, or holdout ("would have shown").
+    pub arm: ledtrad_protocol::report::Arm,
     /// Impressions.
     pub impressions: u32,
     /// Accepts.

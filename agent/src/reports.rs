@@ -17,26 +17,53 @@ struct Counts {
     impressions: u32,
     accepts: u32,
     dismissals: u32,
+    conversions: u32,
 }
 
-/// Counts waiting to be reported.
+/// An orderable stand-in for [`Arm`] in the tally's keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum ArmKey {
+    Treatment,
+    Holdout,
+}
+
+impl From<Arm> for ArmKey {
+    fn from(arm: Arm) -> Self {
+        match arm {
+            Arm::Treatment => Self::Treatment,
+            Arm::Holdout => Self::Holdout,
+        }
+    }
+}
+
+impl From<ArmKey> for Arm {
+    fn from(arm: ArmKey) -> Self {
+        match arm {
+            ArmKey::Treatment => Self::Treatment,
+            ArmKey::Holdout => Self::Holdout,
+        }
+    }
+}
+
+/// Counts waiting to be reported, per day, campaign and arm.
 #[derive(Debug, Clone, Default)]
 pub struct Tally {
-    counts: BTreeMap<(u32, CampaignId), Counts>,
+    counts: BTreeMap<(u32, CampaignId, ArmKey), Counts>,
 }
 
 impl Tally {
-    /// Counts an impression.
-    pub fn impression(&mut self, day: u32, campaign: &CampaignId) {
-        self.counts.entry((day, campaign.clone())).or_default().impressions += 1;
+    /// Counts an impression, or in the holdout arm a "would have shown".
+    pub fn impression(&mut self, day: u32, campaign: &CampaignId, arm: Arm) {
+        self.counts.entry((day, campaign.clone(), ArmKey::from(arm))).or_default().impressions += 1;
     }
 
     /// Counts feedback.
     pub fn feedback(&mut self, day: u32, campaign: &CampaignId, kind: FeedbackKind) {
-        let c = self.counts.entry((day, campaign.clone())).or_default();
+        let c = self.counts.entry((day, campaign.clone(), ArmKey::Treatment)).or_default();
         match kind {
             FeedbackKind::Accepted => c.accepts += 1,
             FeedbackKind::Dismissed | FeedbackKind::NotForMe => c.dismissals += 1,
+            FeedbackKind::Converted => c.conversions += 1,
         }
     }
 
@@ -45,14 +72,17 @@ impl Tally {
         self.counts.clear();
     }
 
-    /// The counts waiting, before noise: (day, campaign, impressions, accepts, dismissals).
-    pub fn pending(&self) -> Vec<(u32, CampaignId, u32, u32, u32)> {
-        self.counts.iter().map(|((day, c), n)| (*day, c.clone(), n.impressions, n.accepts, n.dismissals)).collect()
+    /// The counts waiting, before noise: (day, campaign, arm, impressions, accepts, dismissals).
+    pub fn pending(&self) -> Vec<(u32, CampaignId, Arm, u32, u32, u32)> {
+        self.counts
+            .iter()
+            .map(|((day, c, arm), n)| (*day, c.clone(), Arm::from(*arm), n.impressions, n.accepts, n.dismissals))
+            .collect()
     }
 
     /// The earliest day with counts waiting.
     pub fn oldest_day(&self) -> Option<u32> {
-        self.counts.keys().map(|(day, _)| *day).min()
+        self.counts.keys().map(|(day, _, _)| *day).min()
     }
 
     /// Whether nothing is waiting.
@@ -65,15 +95,15 @@ impl Tally {
         let mut uniform = || rng.random::<f64>();
         std::mem::take(&mut self.counts)
             .into_iter()
-            .map(|((day, campaign), c)| Report {
+            .map(|((day, campaign, arm), c)| Report {
                 campaign,
-                arm: Arm::Treatment,
+                arm: arm.into(),
                 day,
                 epsilon,
                 impressions: add_noise(c.impressions, epsilon, &mut uniform),
                 accepts: add_noise(c.accepts, epsilon, &mut uniform),
                 dismissals: add_noise(c.dismissals, epsilon, &mut uniform),
-                conversions: add_noise(0, epsilon, &mut uniform),
+                conversions: add_noise(c.conversions, epsilon, &mut uniform),
             })
             .collect()
     }
@@ -85,6 +115,21 @@ mod tests {
     use rand::SeedableRng;
 
     #[test]
+    fn each_arm_is_reported_on_its_own() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+        let mut tally = Tally::default();
+        let campaign = CampaignId::try_new("dairy").unwrap();
+        tally.impression(3, &campaign, Arm::Treatment);
+        tally.impression(3, &campaign, Arm::Holdout);
+        tally.feedback(3, &campaign, FeedbackKind::Converted);
+        assert_eq!(tally.oldest_day(), Some(3));
+        let reports = tally.drain_noised(50.0_f64.min(10.0), &mut rng);
+        let arms: Vec<Arm> = reports.iter().map(|r| r.arm).collect();
+        assert_eq!(arms, vec![Arm::Treatment, Arm::Holdout]);
+        assert!(reports.iter().all(|r| r.epsilon == 10.0 && r.campaign == campaign));
+    }
+
+    #[test]
     fn noise_is_centred_and_counts_are_drained() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(7);
         let mut tally = Tally::default();
@@ -93,7 +138,7 @@ mod tests {
         let runs = 4_000;
         for _ in 0..runs {
             for _ in 0..10 {
-                tally.impression(3, &campaign);
+                tally.impression(3, &campaign, Arm::Treatment);
             }
             let reports = tally.drain_noised(DEFAULT_EPSILON, &mut rng);
             assert_eq!(reports.len(), 1);

@@ -10,6 +10,7 @@ use ledtrad_engine::{DeviceProfile, Draw, Engine, Refusal, SignalOutcome};
 use ledtrad_protocol::consent::{ConsentSource, ConsentState, PURPOSES_VERSION};
 use ledtrad_protocol::decision::Decision;
 use ledtrad_protocol::feedback::Feedback;
+use ledtrad_protocol::report::Arm;
 use ledtrad_protocol::status::{Connection, DeviceStatus};
 use ledtrad_protocol::time::DAY_SECS;
 use ledtrad_protocol::topic::Topic;
@@ -103,6 +104,7 @@ pub enum StartError {
 pub async fn spawn(config: Config, clock: Arc<dyn Clock>) -> Result<RunningAgent, StartError> {
     let mut store = Store::open(&config.database)?;
     let profile = DeviceProfile {
+        device: config.device.clone(),
         kind: config.kind,
         fleet: config.fleet.clone(),
         local: config.local,
@@ -130,6 +132,10 @@ pub async fn spawn(config: Config, clock: Arc<dyn Clock>) -> Result<RunningAgent
     }
     for (offer, kind) in store.feedback()? {
         engine.restore_feedback(&offer, kind);
+    }
+    let ninety_days = ledtrad_engine::answers::NOT_FOR_ME_SECS;
+    for (offer, category, kind, at) in store.answers_since(UnixTime(now.secs().saturating_sub(ninety_days)))? {
+        engine.restore_answer(&offer, category.as_deref(), kind, at);
     }
     engine.resume_decision_ids(store.last_decision_id()? + 1);
     for (purpose, at) in store.prompt_refusals()? {
@@ -471,7 +477,14 @@ impl Runtime {
                 error!("impression of '{}' not stored; caps after a restart may undercount: {e}", shown.offer);
             }
             if self.engine.consent().allows(Purpose::Measure) {
-                self.tally.impression(self.local_day(now), &shown.campaign);
+                self.tally.impression(self.local_day(now), &shown.campaign, Arm::Treatment);
+            }
+        }
+        if let Some(offer) = &decision.would_have_shown {
+            if let (true, Some(campaign)) =
+                (self.engine.consent().allows(Purpose::Measure), self.engine.offer_campaign(offer))
+            {
+                self.tally.impression(self.local_day(now), &campaign, Arm::Holdout);
             }
         }
         OfferOutcome { decision, decide_nanos }
@@ -480,14 +493,15 @@ impl Runtime {
     fn feedback(&mut self, feedback: Feedback) -> Result<(), AgentError> {
         let now = self.clock.now();
         let target = self.engine.check_feedback(feedback)?;
-        // Stored feedback is learning data, kept only while `personalise` allows it. It is
-        // written before the engine changes, so a storage failure changes nothing.
+        // The answer is stored first (it rules offers out across restarts), so a storage
+        // failure changes nothing. Learning data is kept only while `personalise` allows it.
+        self.store
+            .record_answer(feedback.decision, &target.offer, target.category.as_deref(), target.kind, now)
+            .map_err(storage)?;
         if self.engine.consent().allows(Purpose::Personalise) {
-            self.store
-                .record_feedback(feedback.decision, &target.offer, target.kind, now)
-                .map_err(|e| AgentError::Storage(e.to_string()))?;
+            self.store.record_feedback(feedback.decision, &target.offer, target.kind, now).map_err(storage)?;
         }
-        let applied = self.engine.handle_feedback(feedback)?;
+        let applied = self.engine.handle_feedback(feedback, now)?;
         if self.engine.consent().allows(Purpose::Measure) {
             self.tally.feedback(self.local_day(now), &applied.campaign, applied.kind);
         }
@@ -651,9 +665,10 @@ impl Runtime {
                 self.tally
                     .pending()
                     .into_iter()
-                    .map(|(day, campaign, impressions, accepts, dismissals)| QueuedReport {
+                    .map(|(day, campaign, arm, impressions, accepts, dismissals)| QueuedReport {
                         day,
                         campaign,
+                        arm,
                         impressions,
                         accepts,
                         dismissals,

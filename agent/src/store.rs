@@ -50,6 +50,9 @@ pub struct Member {
 /// Everyone in the household, by id.
 pub type Household = std::collections::BTreeMap<PersonId, Member>;
 
+/// A stored answer: the offer, its category if known, what was said, and when.
+pub type StoredAnswer = (OfferId, Option<String>, FeedbackKind, UnixTime);
+
 /// A message waiting in the outbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboxRow {
@@ -91,6 +94,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("../migrations/0003_erasures.sql")),
         M::up(include_str!("../migrations/0004_outbox.sql")),
         M::up(include_str!("../migrations/0005_prompt_answers.sql")),
+        M::up(include_str!("../migrations/0006_answers.sql")),
     ])
 }
 
@@ -213,6 +217,7 @@ impl Store {
             )?;
             if device_data {
                 tx.execute("DELETE FROM feedback", [])?;
+                tx.execute("DELETE FROM answers", [])?;
                 tx.execute("DELETE FROM impressions", [])?;
                 tx.execute("DELETE FROM outbox", [])?;
             }
@@ -239,11 +244,55 @@ impl Store {
         rows.collect::<rusqlite::Result<Vec<_>>>().map_err(|e| self.err(e))
     }
 
-    /// All stored feedback with its decision and time, for a person's export.
+    /// Records what a person answered to a shown offer (kept whatever the consent for
+    /// learning: it is what rules offers out).
+    pub fn record_answer(
+        &self,
+        decision: DecisionId,
+        offer: &OfferId,
+        category: Option<&str>,
+        kind: FeedbackKind,
+        at: UnixTime,
+    ) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO answers (decision_id, offer, category, kind, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![to_sql_id(decision), offer.as_str(), category, enum_text(&kind), to_sql_time(at)],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Stored answers since `since` (offer, category, kind, when), oldest first.
+    pub fn answers_since(&self, since: UnixTime) -> Result<Vec<StoredAnswer>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT offer, category, kind, at FROM answers WHERE at >= ?1 ORDER BY id")
+            .map_err(|e| self.err(e))?;
+        type Raw = (String, Option<String>, String, i64);
+        let rows = stmt
+            .query_map([to_sql_time(since)], |r| -> rusqlite::Result<Raw> {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (offer, category, kind, at) = row.map_err(|e| self.err(e))?;
+            out.push((
+                OfferId::try_new(offer).map_err(|e| self.err(e))?,
+                category,
+                serde_json::from_value(serde_json::Value::String(kind)).map_err(|e| self.err(e))?,
+                from_sql_time(at),
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Every answer with its decision and time, for a person's export.
     pub fn feedback_rows(&self) -> Result<Vec<(DecisionId, OfferId, FeedbackKind, UnixTime)>, StoreError> {
         let mut stmt = self
             .conn
-            .prepare("SELECT decision_id, offer, kind, at FROM feedback ORDER BY decision_id")
+            .prepare("SELECT decision_id, offer, kind, at FROM answers ORDER BY id")
             .map_err(|e| self.err(e))?;
         type Raw = (i64, String, String, i64);
         let rows = stmt

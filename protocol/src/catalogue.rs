@@ -45,6 +45,25 @@ pub struct Catalogue {
     /// Consent prompts, written `[[prompt]]` in TOML.
     #[serde(rename = "prompt", default)]
     pub prompts: Vec<ConsentPrompt>,
+    /// Campaign settings, written `[[campaign]]` in TOML; a campaign without an entry has no
+    /// holdout.
+    #[serde(rename = "campaign", default)]
+    pub campaigns: Vec<Campaign>,
+}
+
+/// The most devices a campaign may hold out.
+pub const MAX_HOLDOUT: f64 = 0.5;
+
+/// A campaign's settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Campaign {
+    /// The campaign.
+    pub id: CampaignId,
+    /// The share of devices held out to measure uplift (0 to 0.5): chosen by a hash of the
+    /// device pseudonym and the campaign, they record "would have shown" and show nothing.
+    #[serde(default)]
+    pub holdout: f64,
 }
 
 /// One offer.
@@ -216,8 +235,34 @@ impl Catalogue {
                 Vec::new()
             }
         };
+        let raw_campaigns = match top.remove("campaign") {
+            None => Vec::new(),
+            Some(serde_json::Value::Array(items)) => items,
+            Some(_) => {
+                problems.push(problem(None, "campaign", "expected a list of campaigns ([[campaign]] in TOML)"));
+                Vec::new()
+            }
+        };
         for key in top.keys() {
-            problems.push(problem(None, key, "unknown field; a catalogue has only 'name', 'offer' and 'prompt'"));
+            problems.push(problem(
+                None,
+                key,
+                "unknown field; a catalogue has only 'name', 'offer', 'prompt' and 'campaign'",
+            ));
+        }
+        let mut campaigns = Vec::with_capacity(raw_campaigns.len());
+        for (i, raw) in raw_campaigns.into_iter().enumerate() {
+            let label =
+                raw.get("id").and_then(|v| v.as_str()).map_or_else(|| format!("#{}", i + 1), ToString::to_string);
+            match serde_json::from_value::<Campaign>(raw) {
+                Ok(c) => campaigns.push(c),
+                Err(e) => problems.push(Problem {
+                    kind: "campaign",
+                    offer: Some(label),
+                    field: field_of(&e.to_string()),
+                    message: e.to_string(),
+                }),
+            }
         }
         let mut prompts = Vec::with_capacity(raw_prompts.len());
         for (i, raw) in raw_prompts.into_iter().enumerate() {
@@ -247,7 +292,7 @@ impl Catalogue {
                 }),
             }
         }
-        let catalogue = Self { name, offers, prompts };
+        let catalogue = Self { name, offers, prompts, campaigns };
         problems.extend(catalogue.problems());
         if problems.is_empty() {
             Ok(catalogue)
@@ -274,6 +319,20 @@ impl Catalogue {
                 out.push(problem(Some(offer.id.as_str()), "id", "duplicate offer id; every offer needs its own id"));
             }
             offer.check(&mut out);
+        }
+        for (i, c) in self.campaigns.iter().enumerate() {
+            let mut push = |field: &str, message: String| {
+                out.push(Problem { kind: "campaign", offer: Some(c.id.as_str().into()), field: field.into(), message })
+            };
+            if self.campaigns[..i].iter().any(|d| d.id == c.id) {
+                push("id", "duplicate campaign; give each campaign one [[campaign]] entry".into());
+            }
+            if !(0.0..=MAX_HOLDOUT).contains(&c.holdout) {
+                push("holdout", format!("{} is outside 0..={MAX_HOLDOUT}; hold out a share such as 0.1", c.holdout));
+            }
+            if !self.offers.iter().any(|o| o.campaign == c.id) {
+                push("id", "no offer belongs to this campaign; remove the entry or fix the name".into());
+            }
         }
         if self.prompts.len() > MAX_PROMPTS {
             out.push(problem(

@@ -40,6 +40,9 @@ pub struct Decision {
     pub camouflage: bool,
     /// A consent prompt to show instead of an offer, if one is due.
     pub prompt: Option<ShownPrompt>,
+    /// The offer this device would have shown had it not been in its campaign's holdout arm
+    /// (then nothing is shown, so uplift can be measured).
+    pub would_have_shown: Option<OfferId>,
 }
 
 /// A consent prompt as the device UI shows it.
@@ -160,6 +163,25 @@ pub enum Rejection {
     CatalogueExpired {
         /// When it expired.
         at: UnixTime,
+    },
+    /// The offer was dismissed on this device less than 48 hours ago.
+    DismissedRecently {
+        /// When it may be shown again.
+        until: UnixTime,
+    },
+    /// "Not for me" was said to an offer of this category less than 90 days ago.
+    CategorySuppressed {
+        /// The category.
+        category: String,
+        /// When it may be shown again.
+        until: UnixTime,
+    },
+    /// The offer was already taken up on this device.
+    Converted,
+    /// This device is in the campaign's holdout arm: it records what it would have shown.
+    Holdout {
+        /// The campaign.
+        campaign: CampaignId,
     },
 }
 

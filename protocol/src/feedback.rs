@@ -14,6 +14,8 @@ pub enum FeedbackKind {
     Dismissed,
     /// "Not for me": suppresses the category.
     NotForMe,
+    /// The offer was taken up (bought, subscribed); it is not shown again.
+    Converted,
 }
 
 /// Feedback on the offer a decision showed.

@@ -71,6 +71,7 @@ fn build_decision() -> Decision {
         }],
         camouflage: false,
         prompt: None,
+        would_have_shown: None,
     }
 }
 
@@ -120,9 +121,9 @@ fn golden_offer() {
 #[test]
 fn golden_catalogue() {
     golden(
-        &Catalogue { name: "n".into(), offers: vec![build_offer()], prompts: vec![] },
-        r#"{"name":"n","offer":[{"id":"butter","campaign":"dairy","title":"Butter","question":"Butter?","body":"B","image":null,"category":"food.dairy","device_kinds":["fridge"],"moments":["door_opened"],"conditions":[{"feature":"fridge.butter.level","op":"lt","value":0.25}],"value":2.0,"priority":1.0,"valid_from":"1970-01-01T00:00:00Z","valid_until":"2026-11-23T18:00:00Z","caps":{"per_day":1},"personalised":true}],"prompt":[]}"#,
-        "016e010662757474657205646169727906427574746572074275747465723f0142000a666f6f642e64616972790100010001136672696467652e6275747465722e6c6576656c00000000000000d03f0000000000000040000000000000f03f00a0fe91d806010100",
+        &Catalogue { name: "n".into(), offers: vec![build_offer()], prompts: vec![], campaigns: vec![] },
+        r#"{"name":"n","offer":[{"id":"butter","campaign":"dairy","title":"Butter","question":"Butter?","body":"B","image":null,"category":"food.dairy","device_kinds":["fridge"],"moments":["door_opened"],"conditions":[{"feature":"fridge.butter.level","op":"lt","value":0.25}],"value":2.0,"priority":1.0,"valid_from":"1970-01-01T00:00:00Z","valid_until":"2026-11-23T18:00:00Z","caps":{"per_day":1},"personalised":true}],"prompt":[],"campaign":[]}"#,
+        "016e010662757474657205646169727906427574746572074275747465723f0142000a666f6f642e64616972790100010001136672696467652e6275747465722e6c6576656c00000000000000d03f0000000000000040000000000000f03f00a0fe91d80601010000",
     );
 }
 
@@ -135,10 +136,10 @@ fn golden_signed() {
             issued_at: UnixTime(1),
             expires_at: T,
             key_id: KeyId::try_new("op").unwrap(),
-            catalogue: Catalogue { name: String::new(), offers: vec![], prompts: vec![] },
+            catalogue: Catalogue { name: String::new(), offers: vec![], prompts: vec![], campaigns: vec![] },
         },
-        r#"{"fleet":"home","version":3,"issued_at":"1970-01-01T00:00:01Z","expires_at":"2026-11-23T18:00:00Z","key_id":"op","catalogue":{"name":"","offer":[],"prompt":[]}}"#,
-        "04686f6d650301a0fe91d806026f70000000",
+        r#"{"fleet":"home","version":3,"issued_at":"1970-01-01T00:00:01Z","expires_at":"2026-11-23T18:00:00Z","key_id":"op","catalogue":{"name":"","offer":[],"prompt":[],"campaign":[]}}"#,
+        "04686f6d650301a0fe91d806026f7000000000",
     );
 }
 
@@ -155,8 +156,8 @@ fn golden_envelope() {
 fn golden_decision() {
     golden(
         &build_decision(),
-        r#"{"id":7,"moment":"door_opened","at":"2026-11-23T18:00:00Z","catalogue_version":3,"shown":{"offer":"butter","campaign":"dairy","title":"Butter","question":"Butter?","body":"B","image":null,"why":"Because.","personalised":true},"candidates":[{"offer":"butter","verdict":{"chosen":{"score":1.5}}},{"offer":"film","verdict":{"rejected":{"reason":{"needs_consent":{"purpose":"personalise"}}}}}],"features_used":[{"feature":"fridge.butter.level","allowed_by":"personalise"}],"camouflage":false,"prompt":null}"#,
-        "0700a0fe91d8060103010662757474657205646169727906427574746572074275747465723f01420008426563617573652e01020662757474657200000000000000f83f0466696c6d02040001136672696467652e6275747465722e6c6576656c01000000",
+        r#"{"id":7,"moment":"door_opened","at":"2026-11-23T18:00:00Z","catalogue_version":3,"shown":{"offer":"butter","campaign":"dairy","title":"Butter","question":"Butter?","body":"B","image":null,"why":"Because.","personalised":true},"candidates":[{"offer":"butter","verdict":{"chosen":{"score":1.5}}},{"offer":"film","verdict":{"rejected":{"reason":{"needs_consent":{"purpose":"personalise"}}}}}],"features_used":[{"feature":"fridge.butter.level","allowed_by":"personalise"}],"camouflage":false,"prompt":null,"would_have_shown":null}"#,
+        "0700a0fe91d8060103010662757474657205646169727906427574746572074275747465723f01420008426563617573652e01020662757474657200000000000000f83f0466696c6d02040001136672696467652e6275747465722e6c6576656c0100000000",
     );
 }
 

@@ -189,6 +189,7 @@ mod tests {
             features_used: vec![FeatureUse { feature: FeatureName::try_new(feature).unwrap(), allowed_by }],
             camouflage: false,
             prompt: None,
+            would_have_shown: None,
         }
     }
 

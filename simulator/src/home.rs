@@ -226,6 +226,11 @@ impl Home {
         self.people[i] = self.people[i].with(purpose, false);
     }
 
+    /// Whether an accepted offer is then taken up (bought, subscribed).
+    pub fn converts(&mut self) -> bool {
+        self.rng.random_bool(0.3)
+    }
+
     /// Whether someone answers a consent prompt with "no" (otherwise it is left unanswered).
     pub fn declines_prompt(&mut self) -> bool {
         self.rng.random_bool(0.6)

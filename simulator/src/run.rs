@@ -74,6 +74,8 @@ struct Counts {
     revocations: u64,
     prompts: u64,
     prompts_declined: u64,
+    held_out: u64,
+    converted: u64,
     decide_nanos: Vec<u64>,
     call_nanos: Vec<u64>,
 }
@@ -130,7 +132,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
     let key = OperatorKey::generate(KeyId::try_new("sim-operator")?);
     let local_midnight = local_midnight(options.start);
     let clock = ManualClock::new(local_midnight);
-    let audit = Audit::start(&broker, &fleet, &format!("{run_id}-"), &format!("ledtrad-sim-audit-{run_id}"))
+    let audit = Audit::start(&broker, &fleet, &format!("s{}-h", options.seed), &format!("ledtrad-sim-audit-{run_id}"))
         .await
         .with_context(|| format!("connecting to the broker at {broker}"))?;
 
@@ -143,7 +145,9 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
     for h in 0..options.homes {
         let home = Home::new(options.seed, h, options.consent);
         for kind in DeviceKind::ALL {
-            let id = DeviceId::try_new(format!("{run_id}-h{h}-{}", kind.as_str().replace('_', "-")))?;
+            // Pseudonyms follow from the seed, so holdout arms (a hash of pseudonym and campaign)
+            // are the same in every run with it. Runs sharing a broker need different seeds.
+            let id = DeviceId::try_new(format!("s{}-h{h}-{}", options.seed, kind.as_str().replace('_', "-")))?;
             let raw = RawConfig {
                 device_id: id.to_string(),
                 kind: kind.as_str().into(),
@@ -221,6 +225,8 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
     applying.finish_and_clear();
 
     // The simulated days.
+    let campaigns: BTreeMap<_, _> =
+        options.catalogue.offers.iter().map(|o| (o.id.clone(), o.campaign.clone())).collect();
     let categories: BTreeMap<_, _> =
         options.catalogue.offers.iter().map(|o| (o.id.clone(), o.category.clone())).collect();
     let mut counts = Counts::default();
@@ -228,7 +234,8 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
     let steps_per_day = 24 * 60 / STEP_MINUTES;
     let simulating = bar(options.progress, options.days * steps_per_day, "simulating");
     for day in 0..options.days {
-        let mut campaigns_today: BTreeMap<usize, BTreeSet<CampaignId>> = BTreeMap::new();
+        // Per device: the (campaign, held out?) pairs it has counts for today, if it measures.
+        let mut campaigns_today: BTreeMap<usize, BTreeSet<(CampaignId, bool)>> = BTreeMap::new();
         let plans: Vec<Vec<(u64, usize, Purpose)>> =
             homes.iter_mut().map(|home| home.plan_revocations(steps_per_day)).collect();
         for step in 0..steps_per_day {
@@ -292,11 +299,18 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
                             device.handle.prompt_answer(answer).await?;
                         }
                     }
+                    if let Some(offer) = &decision.would_have_shown {
+                        counts.held_out += 1;
+                        if let (true, Some(campaign)) = (device.consent.allows(Purpose::Measure), campaigns.get(offer))
+                        {
+                            campaigns_today.entry(index).or_default().insert((campaign.clone(), true));
+                        }
+                    }
                     let Some(shown) = decision.shown else { continue };
                     counts.shown += 1;
                     counts.shown_personalised += u64::from(shown.personalised);
                     if device.consent.allows(Purpose::Measure) {
-                        campaigns_today.entry(index).or_default().insert(shown.campaign.clone());
+                        campaigns_today.entry(index).or_default().insert((shown.campaign.clone(), false));
                     }
                     let category = categories.get(&shown.offer).map_or("", String::as_str);
                     match home.respond(&shown, category) {
@@ -309,8 +323,14 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
                                     counts.dismissed += 1;
                                     counts.not_for_me += 1;
                                 }
+                                FeedbackKind::Converted => counts.converted += 1,
                             }
                             device.handle.feedback(Feedback { decision: decision.id, kind }).await?;
+                            if kind == FeedbackKind::Accepted && home.converts() {
+                                counts.converted += 1;
+                                let converted = Feedback { decision: decision.id, kind: FeedbackKind::Converted };
+                                device.handle.feedback(converted).await?;
+                            }
                         }
                     }
                 }
@@ -400,6 +420,8 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
         shown_camouflaged: counts.camouflaged,
         revocations: counts.revocations,
         prompts_shown: counts.prompts,
+        held_out: counts.held_out,
+        converted: counts.converted,
         prompts_declined: counts.prompts_declined,
         reports_seen,
         reports_expected,

@@ -110,6 +110,10 @@ pub struct Summary {
     pub revocations: u64,
     /// Consent prompts shown.
     pub prompts_shown: u64,
+    /// Decisions where a campaign's holdout arm showed nothing ("would have shown").
+    pub held_out: u64,
+    /// Accepted offers then taken up.
+    pub converted: u64,
     /// Consent prompts answered "no".
     pub prompts_declined: u64,
     /// Reports the audit saw on the broker.
@@ -160,6 +164,8 @@ impl Summary {
                 format!("{} ({:.1}% of shown; {} not for me)", self.dismissed, pct(self.dismissed), self.not_for_me),
             ),
             ("unanswered", self.unanswered.to_string()),
+            ("converted", self.converted.to_string()),
+            ("held out (would have shown)", self.held_out.to_string()),
             ("consent revocations", self.revocations.to_string()),
             ("consent prompts", format!("{} shown, {} declined", self.prompts_shown, self.prompts_declined)),
             ("signals", self.signals.to_string()),

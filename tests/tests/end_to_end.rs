@@ -362,7 +362,16 @@ async fn an_agent_restarts_with_its_catalogue_consent_and_caps() {
     grant(&http, &agent, "personalise", true).await;
     signal(&http, &agent, "fridge.butter.level", 0.05).await;
     let (_, body) = offer(&http, &agent, "door_opened").await;
-    assert_eq!(body.unwrap()["offer"]["offer"], "butter-refill");
+    let body = body.unwrap();
+    assert_eq!(body["offer"]["offer"], "butter-refill");
+    // "Not for me": dairy is suppressed, and that too must survive the restart.
+    let r = http
+        .post(format!("{}/v1/feedback", agent.api()))
+        .json(&json!({"decision": body["decision"], "kind": "not_for_me"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
     // The broker forgets the catalogue; the agent's database does not.
     clear_catalogue(&fleet).await;
     let agent = agent.restart().await;
@@ -381,6 +390,10 @@ async fn an_agent_restarts_with_its_catalogue_consent_and_caps() {
     let decision = handle.offer(ledtrad_protocol::Moment::DoorOpened).await.unwrap().decision;
     let refill = decision.candidates.iter().find(|c| c.offer.as_str() == "butter-refill").unwrap();
     assert!(format!("{:?}", refill.verdict).contains("DailyCap"), "{:?}", refill.verdict);
+    signal(&http, &agent, "fridge.milk.level", 0.1).await;
+    let decision = handle.offer(ledtrad_protocol::Moment::DoorOpened).await.unwrap().decision;
+    let milk = decision.candidates.iter().find(|c| c.offer.as_str() == "milk-subscription").unwrap();
+    assert!(format!("{:?}", milk.verdict).contains("CategorySuppressed"), "{:?}", milk.verdict);
     agent.stop().await;
 }
 

@@ -44,6 +44,8 @@ pub struct AppliedCatalogue {
     pub offers: Vec<CompiledOffer>,
     /// Its consent prompts.
     pub prompts: Vec<ledtrad_protocol::prompt::ConsentPrompt>,
+    /// The holdout share of each campaign that has one.
+    pub holdouts: std::collections::BTreeMap<ledtrad_protocol::CampaignId, f64>,
 }
 
 impl AppliedCatalogue {
@@ -51,6 +53,8 @@ impl AppliedCatalogue {
     /// catalogue has passed [`ledtrad_protocol::catalogue::Catalogue::problems`], so none do.
     pub fn compile(signed: SignedCatalogue) -> Self {
         let prompts = signed.catalogue.prompts;
+        let holdouts =
+            signed.catalogue.campaigns.iter().filter(|c| c.holdout > 0.0).map(|c| (c.id.clone(), c.holdout)).collect();
         let offers = signed
             .catalogue
             .offers
@@ -73,6 +77,13 @@ impl AppliedCatalogue {
                 Some(CompiledOffer { offer, category, conditions, needs })
             })
             .collect();
-        Self { version: signed.version, issued_at: signed.issued_at, expires_at: signed.expires_at, offers, prompts }
+        Self {
+            version: signed.version,
+            issued_at: signed.issued_at,
+            expires_at: signed.expires_at,
+            offers,
+            prompts,
+            holdouts,
+        }
     }
 }

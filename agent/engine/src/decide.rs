@@ -3,8 +3,9 @@
 
 use ledtrad_protocol::consent::ConsentState;
 use ledtrad_protocol::decision::{Candidate, FeatureUse, Rejection, ShownOffer, Verdict};
-use ledtrad_protocol::{DeviceKind, Moment, UnixTime};
+use ledtrad_protocol::{CampaignId, DeviceId, DeviceKind, Moment, UnixTime};
 
+use crate::answers::Answers;
 use crate::compiled::{AppliedCatalogue, CompiledOffer};
 use crate::features::FeatureStore;
 use crate::history::History;
@@ -21,6 +22,8 @@ pub(crate) struct Context<'a> {
     pub history: &'a History,
     pub camouflage_share: f64,
     pub draw: Draw,
+    pub answers: &'a Answers,
+    pub device: &'a DeviceId,
 }
 
 /// Randomness for one decision, drawn by the caller (the engine has no random source).
@@ -42,6 +45,7 @@ impl Draw {
 pub(crate) struct Outcome {
     pub shown: Option<(usize, ShownOffer)>,
     pub camouflage: bool,
+    pub would_have_shown: Option<usize>,
     pub candidates: Vec<Candidate>,
     pub features_used: Vec<FeatureUse>,
 }
@@ -49,6 +53,7 @@ pub(crate) struct Outcome {
 pub(crate) fn run(catalogue: &AppliedCatalogue, ctx: &Context<'_>) -> Outcome {
     let mut features_used = Vec::new();
     let mut scored: Vec<(usize, f64)> = Vec::new();
+    let mut held_out: Vec<(usize, f64)> = Vec::new();
     let mut candidates = Vec::with_capacity(catalogue.offers.len());
     for (i, offer) in catalogue.offers.iter().enumerate() {
         let verdict = match eligibility(catalogue, offer, ctx, &mut features_used) {
@@ -57,16 +62,31 @@ pub(crate) fn run(catalogue: &AppliedCatalogue, ctx: &Context<'_>) -> Outcome {
                 scored.push((i, score));
                 Verdict::Outscored { score }
             }
-            Err(reason) => Verdict::Rejected { reason },
+            Err(reason) => {
+                if matches!(reason, Rejection::Holdout { .. }) {
+                    held_out.push((i, score(offer, ctx)));
+                }
+                Verdict::Rejected { reason }
+            }
         };
         candidates.push(Candidate { offer: offer.offer.id.clone(), verdict });
     }
     // Highest score wins; ties go to the offer listed first, so the same input gives the same
     // decision.
-    let best = scored.iter().copied().fold(None::<(usize, f64)>, |best, (i, s)| match best {
-        Some((_, bs)) if bs >= s => best,
-        _ => Some((i, s)),
-    });
+    let top = |list: &[(usize, f64)]| {
+        list.iter().copied().fold(None::<(usize, f64)>, |best, (i, s)| match best {
+            Some((_, bs)) if bs >= s => best,
+            _ => Some((i, s)),
+        })
+    };
+    let best = top(&scored);
+    // Holdout: where an offer of a campaign this device is held out of would have won, the
+    // device records it and shows nothing, so the campaign's uplift can be measured.
+    if let Some((h, held_score)) = top(&held_out) {
+        if best.is_none_or(|(b, s)| held_score > s || (held_score == s && h < b)) {
+            return Outcome { shown: None, camouflage: false, would_have_shown: Some(h), candidates, features_used };
+        }
+    }
     // Camouflage: now and then show one of the broadly eligible offers (right device, moment,
     // time, consent and caps, whatever the feature conditions say) instead of the top score.
     // Only in place of an offer that would be shown anyway, so the share is a share of shown
@@ -82,7 +102,13 @@ pub(crate) fn run(catalogue: &AppliedCatalogue, ctx: &Context<'_>) -> Outcome {
             let mut shown = assemble(offer, ctx);
             shown.why = why::camouflage(ctx.kind);
             shown.personalised = false;
-            return Outcome { shown: Some((i, shown)), camouflage: true, candidates, features_used };
+            return Outcome {
+                shown: Some((i, shown)),
+                camouflage: true,
+                would_have_shown: None,
+                candidates,
+                features_used,
+            };
         }
     }
     let shown = best.map(|(i, score)| {
@@ -90,7 +116,7 @@ pub(crate) fn run(catalogue: &AppliedCatalogue, ctx: &Context<'_>) -> Outcome {
         let offer = &catalogue.offers[i];
         (i, assemble(offer, ctx))
     });
-    Outcome { shown, camouflage: false, candidates, features_used }
+    Outcome { shown, camouflage: false, would_have_shown: None, candidates, features_used }
 }
 
 /// Eligible on everything but the feature conditions.
@@ -101,6 +127,8 @@ fn broadly_eligible(catalogue: &AppliedCatalogue, offer: &CompiledOffer, ctx: &C
         && stage_validity(offer, ctx).is_ok()
         && stage_consent(offer, ctx).is_ok()
         && stage_daily_cap(offer, ctx).is_ok()
+        && stage_answers(offer, ctx).is_ok()
+        && stage_holdout(catalogue, offer, ctx).is_ok()
 }
 
 fn eligibility(
@@ -115,7 +143,49 @@ fn eligibility(
     stage_validity(offer, ctx)?;
     stage_consent(offer, ctx)?;
     stage_conditions(offer, ctx, used)?;
-    stage_daily_cap(offer, ctx)
+    stage_daily_cap(offer, ctx)?;
+    stage_answers(offer, ctx)?;
+    stage_holdout(catalogue, offer, ctx)
+}
+
+/// What people said: a recent dismissal, a "not for me" for the category, a conversion.
+fn stage_answers(offer: &CompiledOffer, ctx: &Context<'_>) -> Result<(), Rejection> {
+    let id = &offer.offer.id;
+    if ctx.answers.converted(id) {
+        return Err(Rejection::Converted);
+    }
+    if let Some(until) = ctx.answers.suppressed_until(offer.category.path(), ctx.now) {
+        return Err(Rejection::CategorySuppressed { category: offer.category.path().into(), until });
+    }
+    match ctx.answers.blocked_until(id, ctx.now) {
+        Some(until) => Err(Rejection::DismissedRecently { until }),
+        None => Ok(()),
+    }
+}
+
+/// The campaign's holdout arm: a deterministic hash of the device pseudonym and the campaign
+/// puts the device in or out, the same way every time.
+fn stage_holdout(catalogue: &AppliedCatalogue, offer: &CompiledOffer, ctx: &Context<'_>) -> Result<(), Rejection> {
+    let campaign = &offer.offer.campaign;
+    match catalogue.holdouts.get(campaign) {
+        Some(share) if in_holdout(ctx.device, campaign, *share) => {
+            Err(Rejection::Holdout { campaign: campaign.clone() })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Whether `device` falls in the first `share` of `campaign`'s devices (FNV-1a over both ids).
+pub fn in_holdout(device: &DeviceId, campaign: &CampaignId, share: f64) -> bool {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in device.as_str().bytes().chain([b'/']).chain(campaign.as_str().bytes()) {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    // The top 53 bits as a fraction in [0, 1).
+    #[allow(clippy::cast_precision_loss)]
+    let fraction = (hash >> 11) as f64 / (1u64 << 53) as f64;
+    fraction < share
 }
 
 /// An envelope past its expiry is not used, even if it arrived in time: a device cut off from

@@ -55,6 +55,8 @@ impl History {
         match kind {
             FeedbackKind::Accepted => p.accepts += 1,
             FeedbackKind::Dismissed | FeedbackKind::NotForMe => p.rejections += 1,
+            // A conversion follows an acceptance; it says nothing more about the offer's appeal.
+            FeedbackKind::Converted => {}
         }
     }
 

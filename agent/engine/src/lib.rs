@@ -10,6 +10,7 @@
 //!
 //! - [`trust`]: verifying signed catalogue envelopes against pinned keys.
 //! - [`compiled`]: a catalogue compiled once at load.
+//! - [`answers`]: what people's answers rule out (dismissal blocks, suppressions, conversions).
 //! - [`features`]: signal windows into features, with consent on entry and purge on revoke.
 //! - [`history`]: impressions per offer per day, and Beta posteriors from feedback.
 //! - `decide`: the pipeline stages, each rejection named.
@@ -17,6 +18,7 @@
 //! - [`why`]: the coarse, truthful "why".
 //! - [`Engine`]: the state of one device, tying these together.
 
+pub mod answers;
 pub mod compiled;
 mod decide;
 pub mod features;
@@ -31,10 +33,10 @@ use ledtrad_protocol::consent::ConsentState;
 use ledtrad_protocol::decision::{Decision, DecisionId, ShownPrompt, Verdict};
 use ledtrad_protocol::feedback::{Feedback, FeedbackKind};
 use ledtrad_protocol::signal::Signal;
-use ledtrad_protocol::{CampaignId, DeviceKind, FleetId, Moment, OfferId, Purpose, UnixTime};
+use ledtrad_protocol::{CampaignId, DeviceId, DeviceKind, FleetId, Moment, OfferId, Purpose, UnixTime};
 
 pub use compiled::AppliedCatalogue;
-pub use decide::Draw;
+pub use decide::{in_holdout, Draw};
 pub use features::{LocalTime, SignalOutcome};
 pub use trust::{Refusal, TrustedKeys};
 
@@ -44,6 +46,8 @@ pub const RECENT_DECISIONS: usize = 256;
 /// Who the engine decides for.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeviceProfile {
+    /// The device's pseudonym (for the holdout hash).
+    pub device: DeviceId,
     /// The device's kind.
     pub kind: DeviceKind,
     /// Its fleet.
@@ -83,6 +87,8 @@ pub struct FeedbackApplied {
     pub campaign: CampaignId,
     /// What the person did.
     pub kind: FeedbackKind,
+    /// The offer's category, if the offer is still in the catalogue.
+    pub category: Option<String>,
 }
 
 /// Feedback the engine cannot apply.
@@ -110,6 +116,7 @@ pub struct Engine {
     consent: ConsentState,
     version_floor: Option<u64>,
     prompts: prompts::PromptState,
+    answers: answers::Answers,
     next_decision: u64,
     recent: VecDeque<(Decision, bool)>,
 }
@@ -127,6 +134,7 @@ impl Engine {
             consent: ConsentState::NONE,
             version_floor: None,
             prompts: prompts::PromptState::default(),
+            answers: answers::Answers::default(),
             next_decision: 1,
             recent: VecDeque::with_capacity(RECENT_DECISIONS),
         }
@@ -185,6 +193,7 @@ impl Engine {
         let features = self.features.purge(ConsentState::NONE) + self.features.clear_context();
         let posteriors = self.history.purge_learning();
         self.history = history::History::default();
+        self.answers = answers::Answers::default();
         let decisions = self.recent.len();
         self.recent.clear();
         Purged { features, posteriors, decisions }
@@ -210,8 +219,8 @@ impl Engine {
         let day = self.profile.local.day(now);
         let id = DecisionId(self.next_decision);
         self.next_decision += 1;
-        let (shown, candidates, features_used, version, camouflage, prompt) = match &self.catalogue {
-            None => (None, Vec::new(), Vec::new(), None, false, None),
+        let (shown, candidates, features_used, version, camouflage, prompt, would_have_shown) = match &self.catalogue {
+            None => (None, Vec::new(), Vec::new(), None, false, None, None),
             Some(catalogue) => {
                 let ctx = decide::Context {
                     kind: self.profile.kind,
@@ -223,6 +232,8 @@ impl Engine {
                     history: &self.history,
                     camouflage_share: self.profile.camouflage_share,
                     draw,
+                    answers: &self.answers,
+                    device: &self.profile.device,
                 };
                 let mut outcome = decide::run(catalogue, &ctx);
                 // Asking is a moment too: a due prompt takes the place of a contextual offer (or
@@ -244,6 +255,11 @@ impl Engine {
                 if let Some((i, _)) = &outcome.shown {
                     self.history.record_impression(&catalogue.offers[*i].offer.id, day);
                 }
+                // A "would have shown" counts against the caps like a shown offer, so the two
+                // arms see the same number of moments.
+                if let Some(i) = outcome.would_have_shown {
+                    self.history.record_impression(&catalogue.offers[i].offer.id, day);
+                }
                 (
                     outcome.shown.map(|(_, s)| s),
                     outcome.candidates,
@@ -251,6 +267,7 @@ impl Engine {
                     Some(catalogue.version),
                     outcome.camouflage,
                     prompt,
+                    outcome.would_have_shown.map(|i| catalogue.offers[i].offer.id.clone()),
                 )
             }
         };
@@ -264,6 +281,7 @@ impl Engine {
             features_used,
             camouflage,
             prompt,
+            would_have_shown,
         };
         if self.recent.len() == RECENT_DECISIONS {
             self.recent.pop_front();
@@ -277,7 +295,8 @@ impl Engine {
         self.recent.iter().find(|(d, _)| d.id == id).map(|(d, _)| d)
     }
 
-    /// Checks feedback without applying it: what it is about, or why it cannot be taken.
+    /// Checks feedback without applying it: what it is about, or why it cannot be taken. Each
+    /// shown offer takes one answer, and a conversion may follow it once.
     /// The agent stores accepted feedback first and then calls [`Engine::handle_feedback`],
     /// so a storage failure leaves both sides unchanged.
     pub fn check_feedback(&self, feedback: Feedback) -> Result<FeedbackApplied, FeedbackError> {
@@ -285,23 +304,47 @@ impl Engine {
         let (decision, given) =
             self.recent.iter().find(|(d, _)| d.id == feedback.decision).ok_or(FeedbackError::UnknownDecision(id))?;
         let shown = decision.shown.as_ref().ok_or(FeedbackError::NothingShown(id))?;
-        if *given {
+        let converted = self.answers.converted(&shown.offer);
+        let allowed = if feedback.kind == FeedbackKind::Converted { !converted } else { !*given };
+        if !allowed {
             return Err(FeedbackError::AlreadyGiven(id));
         }
-        Ok(FeedbackApplied { offer: shown.offer.clone(), campaign: shown.campaign.clone(), kind: feedback.kind })
+        let category = self
+            .catalogue
+            .as_ref()
+            .and_then(|c| c.offers.iter().find(|o| o.offer.id == shown.offer).map(|o| o.category.path().to_string()));
+        Ok(FeedbackApplied {
+            offer: shown.offer.clone(),
+            campaign: shown.campaign.clone(),
+            kind: feedback.kind,
+            category,
+        })
     }
 
-    /// Applies feedback on a shown offer: marks it answered and, with `personalise`, learns
+    /// Applies feedback on a shown offer at `now`: marks it answered, sets what the answer
+    /// rules out (a dismissal, a "not for me", a conversion) and, with `personalise`, learns
     /// from it.
-    pub fn handle_feedback(&mut self, feedback: Feedback) -> Result<FeedbackApplied, FeedbackError> {
+    pub fn handle_feedback(&mut self, feedback: Feedback, now: UnixTime) -> Result<FeedbackApplied, FeedbackError> {
         let applied = self.check_feedback(feedback)?;
         if let Some((_, given)) = self.recent.iter_mut().find(|(d, _)| d.id == feedback.decision) {
             *given = true;
         }
+        self.answers.record(&applied.offer, applied.category.as_deref(), applied.kind, now);
         if self.consent.allows(Purpose::Personalise) {
             self.history.record_feedback(&applied.offer, applied.kind);
         }
         Ok(applied)
+    }
+
+    /// Hands back a stored answer on start, so blocks, suppressions and conversions survive
+    /// restarts.
+    pub fn restore_answer(&mut self, offer: &OfferId, category: Option<&str>, kind: FeedbackKind, at: UnixTime) {
+        self.answers.record(offer, category, kind, at);
+    }
+
+    /// The campaign of an offer in the catalogue in force.
+    pub fn offer_campaign(&self, offer: &OfferId) -> Option<CampaignId> {
+        self.catalogue.as_ref()?.offers.iter().find(|o| o.offer.id == *offer).map(|o| o.offer.campaign.clone())
     }
 
     /// Sets which purposes the people served could grant by answering a prompt.

@@ -92,6 +92,7 @@ fn build_engine(kind: DeviceKind) -> Engine {
     let mut keys = TrustedKeys::new();
     keys.insert(KeyId::try_new("op-1").unwrap(), build_key(1).verifying_key());
     let profile = DeviceProfile {
+        device: ledtrad_protocol::DeviceId::try_new("d-test").unwrap(),
         kind,
         fleet: FleetId::try_new("home").unwrap(),
         local: LocalTime::default(),
@@ -221,10 +222,10 @@ fn feedback_is_checked_and_moves_the_score() {
     engine.set_consent(personalise());
     let id = engine.decide(Moment::DoorOpened, NOW, Draw::NONE).id;
     let accepted = Feedback { decision: id, kind: FeedbackKind::Accepted };
-    assert_eq!(engine.handle_feedback(accepted).unwrap().offer.as_str(), "fridge-care");
-    assert_eq!(engine.handle_feedback(accepted), Err(FeedbackError::AlreadyGiven(id.0)));
+    assert_eq!(engine.handle_feedback(accepted, NOW).unwrap().offer.as_str(), "fridge-care");
+    assert_eq!(engine.handle_feedback(accepted, NOW), Err(FeedbackError::AlreadyGiven(id.0)));
     let unknown = Feedback { decision: DecisionId(999), kind: FeedbackKind::Dismissed };
-    assert_eq!(engine.handle_feedback(unknown), Err(FeedbackError::UnknownDecision(999)));
+    assert_eq!(engine.handle_feedback(unknown, NOW), Err(FeedbackError::UnknownDecision(999)));
     // fridge-care's cap is one a day, so look again tomorrow.
     let next = engine.decide(Moment::DoorOpened, NOW.plus_secs(86_400), Draw::NONE).clone();
     let score = next.candidates.iter().find_map(|c| match c.verdict {
@@ -236,7 +237,7 @@ fn feedback_is_checked_and_moves_the_score() {
     ereader.handle_catalogue(&good_envelope(1), NOW).unwrap();
     let nothing = ereader.decide(Moment::BookFinished, NOW, Draw::NONE).id;
     let fb = Feedback { decision: nothing, kind: FeedbackKind::Accepted };
-    assert_eq!(ereader.handle_feedback(fb), Err(FeedbackError::NothingShown(nothing.0)));
+    assert_eq!(ereader.handle_feedback(fb, NOW), Err(FeedbackError::NothingShown(nothing.0)));
 }
 
 #[test]
@@ -291,7 +292,7 @@ fn revoking_personalise_forgets_personal_decisions_but_keeps_contextual_ones() {
     assert!(engine.decision(personal).is_none());
     assert!(engine.decision(contextual).is_some());
     let fb = Feedback { decision: personal, kind: FeedbackKind::Accepted };
-    assert_eq!(engine.handle_feedback(fb), Err(FeedbackError::UnknownDecision(personal.0)));
+    assert_eq!(engine.handle_feedback(fb, NOW), Err(FeedbackError::UnknownDecision(personal.0)));
 }
 
 #[test]
@@ -301,7 +302,7 @@ fn erasing_forgets_features_learning_caps_and_decisions() {
     engine.set_consent(personalise());
     engine.handle_signal(butter(0.05), NOW);
     let id = engine.decide(Moment::DoorOpened, NOW, Draw::NONE).id;
-    engine.handle_feedback(Feedback { decision: id, kind: FeedbackKind::Accepted }).unwrap();
+    engine.handle_feedback(Feedback { decision: id, kind: FeedbackKind::Accepted }, NOW).unwrap();
     let purged = engine.erase();
     assert_eq!((purged.features, purged.posteriors, purged.decisions), (1, 1, 1));
     assert!(engine.features(NOW).is_empty());
@@ -324,7 +325,7 @@ fn checking_feedback_changes_nothing() {
     let fb = Feedback { decision: id, kind: FeedbackKind::Dismissed };
     assert!(engine.check_feedback(fb).is_ok());
     assert!(engine.check_feedback(fb).is_ok());
-    engine.handle_feedback(fb).unwrap();
+    engine.handle_feedback(fb, NOW).unwrap();
     assert_eq!(engine.check_feedback(fb), Err(FeedbackError::AlreadyGiven(id.0)));
 }
 
@@ -381,7 +382,7 @@ fn a_consent_prompt_takes_the_place_of_a_contextual_offer_once_a_day() {
     assert_eq!(second.shown.unwrap().offer.as_str(), "fridge-care");
     // Feedback is for offers; an answer is for prompts.
     let fb = Feedback { decision: first.id, kind: FeedbackKind::Accepted };
-    assert_eq!(engine.handle_feedback(fb), Err(FeedbackError::NothingShown(first.id.0)));
+    assert_eq!(engine.handle_feedback(fb, NOW), Err(FeedbackError::NothingShown(first.id.0)));
     assert_eq!(engine.check_prompt_answer(second.id), Err(FeedbackError::NothingShown(second.id.0)));
     // "No" quiets it for 30 days.
     engine.handle_prompt_answer(first.id, false, NOW).unwrap();
@@ -405,4 +406,107 @@ fn no_prompt_for_a_purpose_in_force_or_one_the_people_cannot_grant() {
     let mut reader = build_engine(DeviceKind::Ereader);
     reader.handle_catalogue(&prompt_envelope(1), NOW).unwrap();
     assert!(reader.decide(Moment::BookFinished, NOW, Draw::NONE).prompt.is_none());
+}
+
+fn build_engine_for(device: &str, catalogue: Catalogue) -> Engine {
+    let mut keys = TrustedKeys::new();
+    keys.insert(KeyId::try_new("op-1").unwrap(), build_key(1).verifying_key());
+    let profile = DeviceProfile {
+        device: ledtrad_protocol::DeviceId::try_new(device).unwrap(),
+        kind: DeviceKind::Fridge,
+        fleet: FleetId::try_new("home").unwrap(),
+        local: LocalTime::default(),
+        camouflage_share: DEFAULT_CAMOUFLAGE_SHARE,
+    };
+    let mut engine = Engine::new(profile, keys);
+    engine
+        .handle_catalogue(&sign(&build_key(1), "op-1", "home", 1, NOW.plus_secs(400 * 86_400), catalogue), NOW)
+        .unwrap();
+    engine
+}
+
+fn rejection_of(decision: &Decision, offer: &str) -> Option<Rejection> {
+    decision.candidates.iter().find(|c| c.offer.as_str() == offer).and_then(|c| match &c.verdict {
+        Verdict::Rejected { reason } => Some(reason.clone()),
+        _ => None,
+    })
+}
+
+#[test]
+fn a_dismissal_blocks_the_offer_for_48_hours() {
+    let mut engine = build_engine(DeviceKind::Fridge);
+    engine.handle_catalogue(&good_envelope(1), NOW).unwrap();
+    engine.set_consent(personalise());
+    engine.handle_signal(butter(0.05), NOW);
+    let id = engine.decide(Moment::DoorOpened, NOW, Draw::NONE).id;
+    engine.handle_feedback(Feedback { decision: id, kind: FeedbackKind::Dismissed }, NOW).unwrap();
+    let until = NOW.plus_secs(2 * 86_400);
+    for later in [86_400, 2 * 86_400 - 1] {
+        let t = NOW.plus_secs(later);
+        engine.handle_signal(butter(0.05), t);
+        let d = engine.decide(Moment::DoorOpened, t, Draw::NONE).clone();
+        assert_eq!(rejection_of(&d, "butter-refill"), Some(Rejection::DismissedRecently { until }));
+    }
+    engine.handle_signal(butter(0.05), until);
+    let d = engine.decide(Moment::DoorOpened, until, Draw::NONE).clone();
+    assert_eq!(d.shown.unwrap().offer.as_str(), "butter-refill");
+}
+
+#[test]
+fn not_for_me_suppresses_the_category_for_90_days_and_conversion_for_good() {
+    let mut engine = build_engine(DeviceKind::Fridge);
+    engine.handle_catalogue(&good_envelope(1), NOW).unwrap();
+    let id = engine.decide(Moment::DoorOpened, NOW, Draw::NONE).id; // fridge-care (home.kitchen)
+    engine.handle_feedback(Feedback { decision: id, kind: FeedbackKind::NotForMe }, NOW).unwrap();
+    let later = NOW.plus_secs(89 * 86_400);
+    engine
+        .handle_catalogue(
+            &sign(&build_key(1), "op-1", "home", 2, later.plus_secs(30 * 86_400), build_catalogue()),
+            later,
+        )
+        .unwrap();
+    let d = engine.decide(Moment::DoorOpened, later, Draw::NONE).clone();
+    let until = NOW.plus_secs(90 * 86_400);
+    assert_eq!(
+        rejection_of(&d, "fridge-care"),
+        Some(Rejection::CategorySuppressed { category: "home.kitchen".into(), until })
+    );
+    assert!(d.shown.is_none());
+    let d = engine.decide(Moment::DoorOpened, until, Draw::NONE).clone();
+    assert_eq!(d.shown.unwrap().offer.as_str(), "fridge-care");
+    // Accepted, then taken up: never shown again, and a conversion counts once.
+    engine.handle_feedback(Feedback { decision: d.id, kind: FeedbackKind::Accepted }, until).unwrap();
+    engine.handle_feedback(Feedback { decision: d.id, kind: FeedbackKind::Converted }, until).unwrap();
+    assert_eq!(
+        engine.handle_feedback(Feedback { decision: d.id, kind: FeedbackKind::Converted }, until),
+        Err(FeedbackError::AlreadyGiven(d.id.0))
+    );
+    let next = until.plus_secs(86_400);
+    let d = engine.decide(Moment::DoorOpened, next, Draw::NONE).clone();
+    assert_eq!(rejection_of(&d, "fridge-care"), Some(Rejection::Converted));
+}
+
+#[test]
+fn a_held_out_device_records_what_it_would_have_shown_and_shows_nothing() {
+    let mut catalogue = build_catalogue();
+    catalogue.campaigns =
+        vec![ledtrad_protocol::catalogue::Campaign { id: CampaignId::try_new("care").unwrap(), holdout: 0.5 }];
+    let care = CampaignId::try_new("care").unwrap();
+    let ids: Vec<String> = (0..200).map(|i| format!("device-{i}")).collect();
+    let held: Vec<&String> = ids
+        .iter()
+        .filter(|d| in_holdout(&ledtrad_protocol::DeviceId::try_new(d.as_str()).unwrap(), &care, 0.5))
+        .collect();
+    // About half, and the same ones every time.
+    assert!((70..=130).contains(&held.len()), "{} of 200 held out", held.len());
+    let out = ids.iter().find(|d| !held.contains(d)).unwrap();
+    let mut inside = build_engine_for(held[0], catalogue.clone());
+    let d = inside.decide(Moment::DoorOpened, NOW, Draw::NONE).clone();
+    assert!(d.shown.is_none());
+    assert_eq!(d.would_have_shown.as_ref().map(|o| o.as_str()), Some("fridge-care"));
+    assert_eq!(rejection_of(&d, "fridge-care"), Some(Rejection::Holdout { campaign: care.clone() }));
+    let mut outside = build_engine_for(out, catalogue);
+    let d = outside.decide(Moment::DoorOpened, NOW, Draw::NONE).clone();
+    assert_eq!(d.shown.unwrap().offer.as_str(), "fridge-care");
+    assert!(d.would_have_shown.is_none());
 }

@@ -23,8 +23,13 @@ fn build_engine(kind: DeviceKind) -> Engine {
     let mut keys = TrustedKeys::new();
     keys.insert(KeyId::try_new("op").unwrap(), key.verifying_key());
     let fleet = FleetId::try_new("home").unwrap();
-    let profile =
-        DeviceProfile { kind, fleet: fleet.clone(), local: LocalTime { utc_offset_secs: 3600 }, camouflage_share: 0.2 };
+    let profile = DeviceProfile {
+        device: ledtrad_protocol::DeviceId::try_new("d-prop").unwrap(),
+        kind,
+        fleet: fleet.clone(),
+        local: LocalTime { utc_offset_secs: 3600 },
+        camouflage_share: 0.2,
+    };
     let mut engine = Engine::new(profile, keys);
     let text = include_str!("../../../examples/catalogues/home.toml");
     let value: serde_json::Value = serde_json::to_value(text.parse::<toml_shim::Table>().unwrap()).unwrap();
@@ -111,7 +116,7 @@ proptest! {
                 }
                 Op::Feedback(kind) => {
                     if let Some(decision) = last {
-                        let _ = engine.handle_feedback(Feedback { decision, kind });
+                        let _ = engine.handle_feedback(Feedback { decision, kind }, now);
                     }
                 }
                 Op::Erase => {
