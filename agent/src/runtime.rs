@@ -12,7 +12,6 @@ use ledtrad_protocol::decision::Decision;
 use ledtrad_protocol::feedback::Feedback;
 use ledtrad_protocol::report::Arm;
 use ledtrad_protocol::status::{Connection, DeviceStatus};
-use ledtrad_protocol::time::DAY_SECS;
 use ledtrad_protocol::topic::Topic;
 use ledtrad_protocol::{codec, Moment, PersonId, Purpose, UnixTime};
 use rand::{Rng, SeedableRng};
@@ -127,8 +126,9 @@ pub async fn spawn(config: Config, clock: Arc<dyn Clock>) -> Result<RunningAgent
             Err(e) => warn!(version, "stored catalogue no longer applies: {e}"),
         }
     }
-    for row in store.impressions_since(UnixTime(now.secs().saturating_sub(2 * DAY_SECS)))? {
-        engine.restore_impression(&row.offer, row.at);
+    // Caps look back 30 days at most, besides all-time totals.
+    for row in store.impressions_since(UnixTime(0))? {
+        engine.restore_impression(&row.offer, &row.campaign, row.at);
     }
     for (offer, kind) in store.feedback()? {
         engine.restore_feedback(&offer, kind);

@@ -49,6 +49,9 @@ pub struct Catalogue {
     /// holdout.
     #[serde(rename = "campaign", default)]
     pub campaigns: Vec<Campaign>,
+    /// Device-wide frequency rules.
+    #[serde(default)]
+    pub policy: Policy,
 }
 
 /// The most devices a campaign may hold out.
@@ -64,6 +67,9 @@ pub struct Campaign {
     /// device pseudonym and the campaign, they record "would have shown" and show nothing.
     #[serde(default)]
     pub holdout: f64,
+    /// Caps over all of the campaign's offers.
+    #[serde(default)]
+    pub caps: CampaignCaps,
 }
 
 /// One offer.
@@ -161,24 +167,8 @@ impl Op {
     }
 }
 
-/// Frequency caps for an offer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Caps {
-    /// Impressions of this offer per device per local day (≥ 1; default 1).
-    #[serde(default = "default_per_day")]
-    pub per_day: u32,
-}
-
-fn default_per_day() -> u32 {
-    1
-}
-
-impl Default for Caps {
-    fn default() -> Self {
-        Self { per_day: default_per_day() }
-    }
-}
+pub use crate::caps::Caps;
+use crate::caps::{CampaignCaps, Policy};
 
 /// One problem in a catalogue, naming the offer (or prompt) and field.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -243,11 +233,18 @@ impl Catalogue {
                 Vec::new()
             }
         };
+        let policy = match top.remove("policy") {
+            None => Policy::default(),
+            Some(value) => serde_json::from_value(value).unwrap_or_else(|e| {
+                problems.push(problem(None, "policy", &e.to_string()));
+                Policy::default()
+            }),
+        };
         for key in top.keys() {
             problems.push(problem(
                 None,
                 key,
-                "unknown field; a catalogue has only 'name', 'offer', 'prompt' and 'campaign'",
+                "unknown field; a catalogue has only 'name', 'offer', 'prompt', 'campaign' and 'policy'",
             ));
         }
         let mut campaigns = Vec::with_capacity(raw_campaigns.len());
@@ -292,7 +289,7 @@ impl Catalogue {
                 }),
             }
         }
-        let catalogue = Self { name, offers, prompts, campaigns };
+        let catalogue = Self { name, offers, prompts, campaigns, policy };
         problems.extend(catalogue.problems());
         if problems.is_empty() {
             Ok(catalogue)
@@ -327,12 +324,18 @@ impl Catalogue {
             if self.campaigns[..i].iter().any(|d| d.id == c.id) {
                 push("id", "duplicate campaign; give each campaign one [[campaign]] entry".into());
             }
+            for (field, message) in crate::caps::zero_caps(&c.caps.limits(), "caps") {
+                push(&field, message);
+            }
             if !(0.0..=MAX_HOLDOUT).contains(&c.holdout) {
                 push("holdout", format!("{} is outside 0..={MAX_HOLDOUT}; hold out a share such as 0.1", c.holdout));
             }
             if !self.offers.iter().any(|o| o.campaign == c.id) {
                 push("id", "no offer belongs to this campaign; remove the entry or fix the name".into());
             }
+        }
+        for (field, message) in self.policy.problems() {
+            out.push(problem(None, &field, &message));
         }
         if self.prompts.len() > MAX_PROMPTS {
             out.push(problem(
@@ -518,8 +521,8 @@ impl Offer {
                 ),
             );
         }
-        if self.caps.per_day == 0 {
-            push("caps.per_day", "0 means the offer can never be shown; use 1 or more".into());
+        for (field, message) in crate::caps::zero_caps(&self.caps.limits(), "caps") {
+            push(&field, message);
         }
     }
 }

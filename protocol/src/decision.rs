@@ -6,6 +6,7 @@ use alloc::vec::Vec;
 
 use serde::{Deserialize, Serialize};
 
+use crate::caps::Window;
 use crate::catalogue::Op;
 use crate::consent::Purpose;
 use crate::device::{DeviceKind, Moment};
@@ -182,6 +183,41 @@ pub enum Rejection {
     Holdout {
         /// The campaign.
         campaign: CampaignId,
+    },
+    /// The offer's cap over a window other than the local day is reached.
+    OfferCap {
+        /// The window.
+        window: Window,
+        /// The cap.
+        limit: u32,
+    },
+    /// The campaign's cap over a window is reached.
+    CampaignCap {
+        /// The campaign.
+        campaign: CampaignId,
+        /// The window.
+        window: Window,
+        /// The cap.
+        limit: u32,
+    },
+    /// The device-wide cap over a window is reached.
+    DeviceCap {
+        /// The window.
+        window: Window,
+        /// The cap.
+        limit: u32,
+    },
+    /// Too soon after the last offer on this device.
+    MinGap {
+        /// When the next offer may be shown.
+        until: UnixTime,
+    },
+    /// Inside the device's quiet hours.
+    QuietHours {
+        /// First quiet hour.
+        from: u8,
+        /// First hour that is no longer quiet.
+        to: u8,
     },
 }
 

@@ -14,6 +14,7 @@
 //! - [`taxonomy`]: offer categories; sensitive branches can never be targeted.
 //! - [`feature`]: the features the engine knows, each with its purpose and coarse "why".
 //! - [`signal`]: sensor signals as they reach the agent.
+//! - [`caps`]: frequency caps, device-wide policy and quiet hours.
 //! - [`catalogue`]: offers, conditions, caps, and the checks operators and agents both run.
 //! - [`prompt`]: consent prompts, the questions that ask for a purpose at a moment.
 //! - [`envelope`]: the signed catalogue envelope pushed to fleets.
@@ -61,6 +62,8 @@ pub mod time;
 
 #[cfg(feature = "alloc")]
 pub mod broker;
+#[cfg(feature = "alloc")]
+pub mod caps;
 #[cfg(feature = "alloc")]
 pub mod catalogue;
 #[cfg(feature = "alloc")]

@@ -1,6 +1,7 @@
 //! A catalogue compiled once at load: categories and feature names resolved, and the consent
 //! each offer needs worked out, so deciding does no string lookups.
 
+use ledtrad_protocol::caps::{Policy, Window};
 use ledtrad_protocol::catalogue::{Offer, Op};
 use ledtrad_protocol::envelope::SignedCatalogue;
 use ledtrad_protocol::feature::FeatureName;
@@ -46,6 +47,10 @@ pub struct AppliedCatalogue {
     pub prompts: Vec<ledtrad_protocol::prompt::ConsentPrompt>,
     /// The holdout share of each campaign that has one.
     pub holdouts: std::collections::BTreeMap<ledtrad_protocol::CampaignId, f64>,
+    /// Each campaign's caps, where it has any.
+    pub campaign_caps: std::collections::BTreeMap<ledtrad_protocol::CampaignId, Vec<(Window, u32)>>,
+    /// Device-wide rules.
+    pub policy: Policy,
 }
 
 impl AppliedCatalogue {
@@ -53,6 +58,14 @@ impl AppliedCatalogue {
     /// catalogue has passed [`ledtrad_protocol::catalogue::Catalogue::problems`], so none do.
     pub fn compile(signed: SignedCatalogue) -> Self {
         let prompts = signed.catalogue.prompts;
+        let policy = signed.catalogue.policy;
+        let campaign_caps = signed
+            .catalogue
+            .campaigns
+            .iter()
+            .map(|c| (c.id.clone(), c.caps.limits()))
+            .filter(|(_, limits)| !limits.is_empty())
+            .collect();
         let holdouts =
             signed.catalogue.campaigns.iter().filter(|c| c.holdout > 0.0).map(|c| (c.id.clone(), c.holdout)).collect();
         let offers = signed
@@ -84,6 +97,8 @@ impl AppliedCatalogue {
             offers,
             prompts,
             holdouts,
+            campaign_caps,
+            policy,
         }
     }
 }

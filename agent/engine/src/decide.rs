@@ -1,6 +1,7 @@
 //! The decision pipeline (DESIGN §8 steps 5–9): match, eligibility, arbitration, assembly.
 //! Each eligibility rule is a named stage with its own [`Rejection`].
 
+use ledtrad_protocol::caps::Window;
 use ledtrad_protocol::consent::ConsentState;
 use ledtrad_protocol::decision::{Candidate, FeatureUse, Rejection, ShownOffer, Verdict};
 use ledtrad_protocol::{CampaignId, DeviceId, DeviceKind, Moment, UnixTime};
@@ -16,7 +17,8 @@ pub(crate) struct Context<'a> {
     pub kind: DeviceKind,
     pub moment: Moment,
     pub now: UnixTime,
-    pub day: u64,
+    pub day_start: UnixTime,
+    pub hour: u64,
     pub consent: ConsentState,
     pub features: &'a FeatureStore,
     pub history: &'a History,
@@ -126,7 +128,9 @@ fn broadly_eligible(catalogue: &AppliedCatalogue, offer: &CompiledOffer, ctx: &C
         && stage_moment(offer, ctx).is_ok()
         && stage_validity(offer, ctx).is_ok()
         && stage_consent(offer, ctx).is_ok()
-        && stage_daily_cap(offer, ctx).is_ok()
+        && stage_offer_caps(offer, ctx).is_ok()
+        && stage_campaign_caps(catalogue, offer, ctx).is_ok()
+        && stage_device_rules(catalogue, ctx).is_ok()
         && stage_answers(offer, ctx).is_ok()
         && stage_holdout(catalogue, offer, ctx).is_ok()
 }
@@ -143,7 +147,9 @@ fn eligibility(
     stage_validity(offer, ctx)?;
     stage_consent(offer, ctx)?;
     stage_conditions(offer, ctx, used)?;
-    stage_daily_cap(offer, ctx)?;
+    stage_offer_caps(offer, ctx)?;
+    stage_campaign_caps(catalogue, offer, ctx)?;
+    stage_device_rules(catalogue, ctx)?;
     stage_answers(offer, ctx)?;
     stage_holdout(catalogue, offer, ctx)
 }
@@ -253,13 +259,58 @@ fn stage_conditions(offer: &CompiledOffer, ctx: &Context<'_>, used: &mut Vec<Fea
     Ok(())
 }
 
-fn stage_daily_cap(offer: &CompiledOffer, ctx: &Context<'_>) -> Result<(), Rejection> {
-    let per_day = offer.offer.caps.per_day;
-    if ctx.history.impressions_on(&offer.offer.id, ctx.day) >= per_day {
-        Err(Rejection::DailyCap { per_day })
-    } else {
-        Ok(())
+/// The offer's own caps: per local day (its own reason, [`Rejection::DailyCap`]), per hour,
+/// week, month and in total.
+fn stage_offer_caps(offer: &CompiledOffer, ctx: &Context<'_>) -> Result<(), Rejection> {
+    let id = &offer.offer.id;
+    for (window, limit) in offer.offer.caps.limits() {
+        if ctx.history.offer_count(id, window, ctx.now, ctx.day_start) >= limit {
+            return Err(match window {
+                Window::Day => Rejection::DailyCap { per_day: limit },
+                window => Rejection::OfferCap { window, limit },
+            });
+        }
     }
+    Ok(())
+}
+
+/// The campaign's caps, over all its offers.
+fn stage_campaign_caps(
+    catalogue: &AppliedCatalogue,
+    offer: &CompiledOffer,
+    ctx: &Context<'_>,
+) -> Result<(), Rejection> {
+    let campaign = &offer.offer.campaign;
+    for &(window, limit) in catalogue.campaign_caps.get(campaign).map_or(&[][..], Vec::as_slice) {
+        if ctx.history.campaign_count(campaign, window, ctx.now, ctx.day_start) >= limit {
+            return Err(Rejection::CampaignCap { campaign: campaign.clone(), window, limit });
+        }
+    }
+    Ok(())
+}
+
+/// Rules for the whole device: quiet hours, the minimum gap, the device-wide caps.
+fn stage_device_rules(catalogue: &AppliedCatalogue, ctx: &Context<'_>) -> Result<(), Rejection> {
+    let policy = &catalogue.policy;
+    if let Some(quiet) = policy.quiet_hours {
+        if quiet.contains(ctx.hour) {
+            return Err(Rejection::QuietHours { from: quiet.from, to: quiet.to });
+        }
+    }
+    if let (Some(minutes), Some(last)) = (policy.min_gap_minutes, ctx.history.last_impression()) {
+        let until = last.plus_secs(u64::from(minutes) * 60);
+        if ctx.now < until {
+            return Err(Rejection::MinGap { until });
+        }
+    }
+    for (window, limit) in [(Window::Hour, policy.device_per_hour), (Window::Day, policy.device_per_day)] {
+        if let Some(limit) = limit {
+            if ctx.history.device_count(window, ctx.now, ctx.day_start) >= limit {
+                return Err(Rejection::DeviceCap { window, limit });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// value × priority × prior. The prior is the offer's local posterior mean where the person

@@ -32,6 +32,12 @@ impl LocalTime {
         self.local_secs(now) / DAY_SECS
     }
 
+    /// The instant the current local day began.
+    pub fn day_start(self, now: UnixTime) -> UnixTime {
+        let start = self.day(now) * DAY_SECS;
+        UnixTime(start.saturating_add_signed(-i64::from(self.utc_offset_secs)))
+    }
+
     /// The local hour, 0–23.
     pub fn hour(self, now: UnixTime) -> u64 {
         (self.local_secs(now) % DAY_SECS) / 3600

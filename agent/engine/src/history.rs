@@ -1,11 +1,14 @@
-//! What the device remembers about offers (DESIGN §8 step 2): impressions per offer per local
-//! day for caps, and per-offer Beta posteriors from local feedback. The agent persists the
+//! What the device remembers about offers (DESIGN §8 step 2): impression times per offer, per
+//! campaign and per device for caps (bounded: 30 days and at most [`MAX_KEPT`] each, plus
+//! all-time counts), and per-offer Beta posteriors from local feedback. The agent persists the
 //! events and hands them back in on start; the engine only holds the counts.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
+use ledtrad_protocol::caps::Window;
 use ledtrad_protocol::feedback::FeedbackKind;
-use ledtrad_protocol::OfferId;
+use ledtrad_protocol::time::DAY_SECS;
+use ledtrad_protocol::{CampaignId, OfferId, UnixTime};
 
 /// A Beta(1 + accepts, 1 + rejections) posterior over an offer's acceptance rate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -23,30 +26,91 @@ impl Posterior {
     }
 }
 
-/// Impression counts and posteriors.
+/// How far back impressions are kept for caps (the longest rolling window).
+pub const KEEP_SECS: u64 = 30 * DAY_SECS;
+
+/// The most impressions kept per offer, per campaign and per device, whatever the time span.
+pub const MAX_KEPT: usize = 10_000;
+
+/// Impression times of one key, oldest first, within [`KEEP_SECS`], plus an all-time count.
+#[derive(Debug, Clone, Default)]
+struct Times {
+    at: VecDeque<UnixTime>,
+    total: u32,
+}
+
+impl Times {
+    fn push(&mut self, at: UnixTime) {
+        // Stored events may come back out of order on start; keep the deque sorted.
+        let i = self.at.partition_point(|t| *t <= at);
+        self.at.insert(i, at);
+        if self.at.len() > MAX_KEPT {
+            self.at.pop_front();
+        }
+        self.total = self.total.saturating_add(1);
+    }
+
+    fn since(&self, from: UnixTime) -> u32 {
+        let i = self.at.partition_point(|t| *t < from);
+        u32::try_from(self.at.len() - i).unwrap_or(u32::MAX)
+    }
+
+    fn last(&self) -> Option<UnixTime> {
+        self.at.back().copied()
+    }
+
+    fn forget_before(&mut self, from: UnixTime) {
+        while self.at.front().is_some_and(|t| *t < from) {
+            self.at.pop_front();
+        }
+    }
+}
+
+/// Impressions (per offer, per campaign, per device) and posteriors.
 #[derive(Debug, Clone, Default)]
 pub struct History {
-    daily: BTreeMap<OfferId, (u64, u32)>,
+    offers: BTreeMap<OfferId, Times>,
+    campaigns: BTreeMap<CampaignId, Times>,
+    device: Times,
     posteriors: BTreeMap<OfferId, Posterior>,
 }
 
 impl History {
-    /// Counts an impression of `offer` on local day `day`.
-    pub fn record_impression(&mut self, offer: &OfferId, day: u64) {
-        let entry = self.daily.entry(offer.clone()).or_insert((day, 0));
-        if entry.0 == day {
-            entry.1 += 1;
-        } else if entry.0 < day {
-            *entry = (day, 1);
-        }
+    /// Counts an impression of `offer` (of `campaign`) at `at`.
+    pub fn record_impression(&mut self, offer: &OfferId, campaign: &CampaignId, at: UnixTime) {
+        self.offers.entry(offer.clone()).or_default().push(at);
+        self.campaigns.entry(campaign.clone()).or_default().push(at);
+        self.device.push(at);
     }
 
-    /// Impressions of `offer` on local day `day`.
-    pub fn impressions_on(&self, offer: &OfferId, day: u64) -> u32 {
-        match self.daily.get(offer) {
-            Some(&(d, n)) if d == day => n,
-            _ => 0,
+    /// Impressions of `offer` in `window` ending at `now`; `day_start` is the start of the
+    /// current local day.
+    pub fn offer_count(&self, offer: &OfferId, window: Window, now: UnixTime, day_start: UnixTime) -> u32 {
+        self.offers.get(offer).map_or(0, |t| count(t, window, now, day_start))
+    }
+
+    /// Impressions of `campaign`'s offers in `window`.
+    pub fn campaign_count(&self, campaign: &CampaignId, window: Window, now: UnixTime, day_start: UnixTime) -> u32 {
+        self.campaigns.get(campaign).map_or(0, |t| count(t, window, now, day_start))
+    }
+
+    /// Impressions on the device in `window`.
+    pub fn device_count(&self, window: Window, now: UnixTime, day_start: UnixTime) -> u32 {
+        count(&self.device, window, now, day_start)
+    }
+
+    /// The last impression on the device.
+    pub fn last_impression(&self) -> Option<UnixTime> {
+        self.device.last()
+    }
+
+    /// Drops impressions older than every window but the all-time count.
+    pub fn expire(&mut self, now: UnixTime) {
+        let from = UnixTime(now.secs().saturating_sub(KEEP_SECS));
+        for t in self.offers.values_mut().chain(self.campaigns.values_mut()) {
+            t.forget_before(from);
         }
+        self.device.forget_before(from);
     }
 
     /// Updates `offer`'s posterior with feedback.
@@ -73,23 +137,49 @@ impl History {
     }
 }
 
+fn count(times: &Times, window: Window, now: UnixTime, day_start: UnixTime) -> u32 {
+    let back = |secs: u64| UnixTime(now.secs().saturating_sub(secs));
+    match window {
+        Window::Hour => times.since(back(3600)),
+        Window::Day => times.since(day_start),
+        Window::Week => times.since(back(7 * DAY_SECS)),
+        Window::Month => times.since(back(KEEP_SECS)),
+        Window::Total => times.total,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn impressions_count_per_day() {
+    fn impressions_count_per_window() {
         let mut h = History::default();
         let offer = OfferId::try_new("milk").unwrap();
-        h.record_impression(&offer, 10);
-        h.record_impression(&offer, 10);
-        assert_eq!(h.impressions_on(&offer, 10), 2);
-        assert_eq!(h.impressions_on(&offer, 11), 0);
-        h.record_impression(&offer, 11);
-        assert_eq!(h.impressions_on(&offer, 11), 1);
-        // An impression restored out of order does not rewind today's count.
-        h.record_impression(&offer, 9);
-        assert_eq!(h.impressions_on(&offer, 11), 1);
+        let campaign = CampaignId::try_new("dairy").unwrap();
+        let day_start = UnixTime(100 * DAY_SECS);
+        for secs in [0, 1800, 4000, 3 * DAY_SECS] {
+            h.record_impression(&offer, &campaign, day_start.plus_secs(secs));
+        }
+        let now = day_start.plus_secs(3 * DAY_SECS + 60);
+        let today = day_start.plus_secs(3 * DAY_SECS);
+        assert_eq!(h.offer_count(&offer, Window::Hour, now, today), 1);
+        assert_eq!(h.offer_count(&offer, Window::Day, now, today), 1);
+        assert_eq!(h.offer_count(&offer, Window::Week, now, today), 4);
+        assert_eq!(h.campaign_count(&campaign, Window::Total, now, today), 4);
+        // Impressions later than `now` (the clock went back) still count: caps stay conservative.
+        assert_eq!(h.device_count(Window::Day, day_start.plus_secs(4001), day_start), 4);
+        // Restored out of order, the counts are the same.
+        let mut r = History::default();
+        for secs in [3 * DAY_SECS, 0, 4000, 1800] {
+            r.record_impression(&offer, &campaign, day_start.plus_secs(secs));
+        }
+        assert_eq!(r.offer_count(&offer, Window::Week, now, today), 4);
+        assert_eq!(r.last_impression(), Some(day_start.plus_secs(3 * DAY_SECS)));
+        // Expiry keeps the all-time count.
+        h.expire(day_start.plus_secs(40 * DAY_SECS));
+        assert_eq!(h.offer_count(&offer, Window::Month, day_start.plus_secs(40 * DAY_SECS), today), 0);
+        assert_eq!(h.offer_count(&offer, Window::Total, now, today), 4);
     }
 
     #[test]

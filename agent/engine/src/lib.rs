@@ -206,6 +206,7 @@ impl Engine {
 
     /// Drops feature values past their retention; call it now and then.
     pub fn handle_timeout(&mut self, now: UnixTime) -> usize {
+        self.history.expire(now);
         self.features.expire(now)
     }
 
@@ -226,7 +227,8 @@ impl Engine {
                     kind: self.profile.kind,
                     moment,
                     now,
-                    day,
+                    day_start: self.profile.local.day_start(now),
+                    hour: self.profile.local.hour(now),
                     consent: self.consent,
                     features: &self.features,
                     history: &self.history,
@@ -238,7 +240,8 @@ impl Engine {
                 let mut outcome = decide::run(catalogue, &ctx);
                 // Asking is a moment too: a due prompt takes the place of a contextual offer (or
                 // of nothing), never of a personalised one.
-                let prompt = if outcome.shown.as_ref().is_none_or(|(_, s)| !s.personalised) {
+                let quiet = catalogue.policy.quiet_hours.is_some_and(|q| q.contains(self.profile.local.hour(now)));
+                let prompt = if !quiet && outcome.shown.as_ref().is_none_or(|(_, s)| !s.personalised) {
                     self.prompts.due(&catalogue.prompts, self.profile.kind, moment, self.consent, now, day)
                 } else {
                     None
@@ -253,12 +256,14 @@ impl Engine {
                     outcome.camouflage = false;
                 }
                 if let Some((i, _)) = &outcome.shown {
-                    self.history.record_impression(&catalogue.offers[*i].offer.id, day);
+                    let o = &catalogue.offers[*i].offer;
+                    self.history.record_impression(&o.id, &o.campaign, now);
                 }
                 // A "would have shown" counts against the caps like a shown offer, so the two
                 // arms see the same number of moments.
                 if let Some(i) = outcome.would_have_shown {
-                    self.history.record_impression(&catalogue.offers[i].offer.id, day);
+                    let o = &catalogue.offers[i].offer;
+                    self.history.record_impression(&o.id, &o.campaign, now);
                 }
                 (
                     outcome.shown.map(|(_, s)| s),
@@ -388,8 +393,8 @@ impl Engine {
     }
 
     /// Hands back a stored impression on start, so caps survive restarts.
-    pub fn restore_impression(&mut self, offer: &OfferId, at: UnixTime) {
-        self.history.record_impression(offer, self.profile.local.day(at));
+    pub fn restore_impression(&mut self, offer: &OfferId, campaign: &CampaignId, at: UnixTime) {
+        self.history.record_impression(offer, campaign, at);
     }
 
     /// Hands back stored feedback on start (only used with `personalise`).

@@ -489,8 +489,11 @@ fn not_for_me_suppresses_the_category_for_90_days_and_conversion_for_good() {
 #[test]
 fn a_held_out_device_records_what_it_would_have_shown_and_shows_nothing() {
     let mut catalogue = build_catalogue();
-    catalogue.campaigns =
-        vec![ledtrad_protocol::catalogue::Campaign { id: CampaignId::try_new("care").unwrap(), holdout: 0.5 }];
+    catalogue.campaigns = vec![ledtrad_protocol::catalogue::Campaign {
+        id: CampaignId::try_new("care").unwrap(),
+        holdout: 0.5,
+        caps: Default::default(),
+    }];
     let care = CampaignId::try_new("care").unwrap();
     let ids: Vec<String> = (0..200).map(|i| format!("device-{i}")).collect();
     let held: Vec<&String> = ids

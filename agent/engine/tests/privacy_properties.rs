@@ -4,54 +4,19 @@
 // Test helpers unwrap: a panic is a failed test with its message.
 #![allow(clippy::unwrap_used)]
 
-use ed25519_dalek::{Signer, SigningKey};
-use ledtrad_engine::{DeviceProfile, Draw, Engine, LocalTime, TrustedKeys};
-use ledtrad_protocol::catalogue::Catalogue;
-use ledtrad_protocol::codec;
+mod common;
+
+use common::{example_catalogue, START};
+use ledtrad_engine::{Draw, Engine};
 use ledtrad_protocol::consent::ConsentState;
-use ledtrad_protocol::envelope::{Envelope, SignedCatalogue};
 use ledtrad_protocol::feature::{FeatureName, FEATURES};
 use ledtrad_protocol::feedback::{Feedback, FeedbackKind};
 use ledtrad_protocol::signal::Signal;
-use ledtrad_protocol::{DeviceKind, FleetId, KeyId, Moment, Purpose, UnixTime};
+use ledtrad_protocol::{DeviceKind, Moment, Purpose};
 use proptest::prelude::*;
 
-const START: UnixTime = UnixTime(1_795_428_000);
-
 fn build_engine(kind: DeviceKind) -> Engine {
-    let key = SigningKey::from_bytes(&[1; 32]);
-    let mut keys = TrustedKeys::new();
-    keys.insert(KeyId::try_new("op").unwrap(), key.verifying_key());
-    let fleet = FleetId::try_new("home").unwrap();
-    let profile = DeviceProfile {
-        device: ledtrad_protocol::DeviceId::try_new("d-prop").unwrap(),
-        kind,
-        fleet: fleet.clone(),
-        local: LocalTime { utc_offset_secs: 3600 },
-        camouflage_share: 0.2,
-    };
-    let mut engine = Engine::new(profile, keys);
-    let text = include_str!("../../../examples/catalogues/home.toml");
-    let value: serde_json::Value = serde_json::to_value(text.parse::<toml_shim::Table>().unwrap()).unwrap();
-    let catalogue = Catalogue::from_value(value).unwrap();
-    let signed = SignedCatalogue {
-        fleet,
-        version: 1,
-        issued_at: START,
-        expires_at: START.plus_secs(60 * 86_400),
-        key_id: KeyId::try_new("op").unwrap(),
-        catalogue,
-    };
-    let signed = codec::to_postcard(&signed);
-    let signature = key.sign(&Envelope::signing_input(&signed)).to_bytes().to_vec();
-    let envelope = codec::to_postcard(&Envelope { key_id: KeyId::try_new("op").unwrap(), signed, signature });
-    engine.handle_catalogue(&envelope, START).unwrap();
-    engine
-}
-
-/// The example catalogue is TOML; the engine has no TOML parser, so the tests borrow one.
-mod toml_shim {
-    pub use toml::Table;
+    common::build_engine(kind, 3600, 0.2, example_catalogue())
 }
 
 #[derive(Debug, Clone)]

@@ -1,0 +1,48 @@
+//! Fixtures shared by the engine's property tests: an engine with a signed catalogue.
+
+use ed25519_dalek::{Signer, SigningKey};
+use ledtrad_engine::{DeviceProfile, Engine, LocalTime, TrustedKeys};
+use ledtrad_protocol::catalogue::Catalogue;
+use ledtrad_protocol::codec;
+use ledtrad_protocol::envelope::{Envelope, SignedCatalogue};
+use ledtrad_protocol::{DeviceId, DeviceKind, FleetId, KeyId, UnixTime};
+
+/// When every property test starts: 2026-11-23T10:00:00Z.
+pub const START: UnixTime = UnixTime(1_795_428_000);
+
+/// An engine of `kind` at UTC`offset`, with `catalogue` signed and applied (valid 400 days).
+pub fn build_engine(kind: DeviceKind, offset_secs: i32, camouflage_share: f64, catalogue: Catalogue) -> Engine {
+    let key = SigningKey::from_bytes(&[1; 32]);
+    let mut keys = TrustedKeys::new();
+    keys.insert(KeyId::try_new("op").unwrap(), key.verifying_key());
+    let fleet = FleetId::try_new("home").unwrap();
+    let profile = DeviceProfile {
+        device: DeviceId::try_new("d-prop").unwrap(),
+        kind,
+        fleet: fleet.clone(),
+        local: LocalTime { utc_offset_secs: offset_secs },
+        camouflage_share,
+    };
+    let mut engine = Engine::new(profile, keys);
+    let signed = SignedCatalogue {
+        fleet,
+        version: 1,
+        issued_at: START,
+        expires_at: START.plus_secs(400 * 86_400),
+        key_id: KeyId::try_new("op").unwrap(),
+        catalogue,
+    };
+    let signed = codec::to_postcard(&signed);
+    let signature = key.sign(&Envelope::signing_input(&signed)).to_bytes().to_vec();
+    let envelope = codec::to_postcard(&Envelope { key_id: KeyId::try_new("op").unwrap(), signed, signature });
+    engine.handle_catalogue(&envelope, START).unwrap();
+    engine
+}
+
+/// The example catalogue shipped in `examples/catalogues/home.toml`.
+#[allow(dead_code)] // not every test file uses every fixture
+pub fn example_catalogue() -> Catalogue {
+    let text = include_str!("../../../../examples/catalogues/home.toml");
+    let value = serde_json::to_value(text.parse::<toml::Table>().unwrap()).unwrap();
+    Catalogue::from_value(value).unwrap()
+}
