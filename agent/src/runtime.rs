@@ -461,7 +461,11 @@ impl Runtime {
 
     fn offer(&mut self, moment: Moment) -> OfferOutcome {
         let now = self.clock.now();
-        let draw = Draw { camouflage: self.rng.random::<f64>(), pick: self.rng.random::<u64>() };
+        let draw = Draw {
+            camouflage: self.rng.random::<f64>(),
+            pick: self.rng.random::<u64>(),
+            explore: Some(self.rng.random::<u64>()),
+        };
         let started = Instant::now();
         let decision: &Decision = self.engine.decide(moment, now, draw);
         let decide_nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);

@@ -113,6 +113,9 @@ pub struct Offer {
     /// Whether the offer uses personal features and so needs `personalise` consent.
     #[serde(default)]
     pub personalised: bool,
+    /// A built-in propensity scorer (used when no fleet model is pushed).
+    #[serde(default)]
+    pub propensity: Option<crate::propensity::Logistic>,
 }
 
 fn default_priority() -> f64 {
@@ -523,6 +526,11 @@ impl Offer {
         }
         for (field, message) in crate::caps::zero_caps(&self.caps.limits(), "caps") {
             push(&field, message);
+        }
+        if let Some(scorer) = &self.propensity {
+            for (field, message) in scorer.problems(self.personalised) {
+                push(&field, message);
+            }
         }
     }
 }

@@ -44,6 +44,25 @@ pub struct Decision {
     /// The offer this device would have shown had it not been in its campaign's holdout arm
     /// (then nothing is shown, so uplift can be measured).
     pub would_have_shown: Option<OfferId>,
+    /// The score parts of the top eligible candidates, best first.
+    pub scores: Vec<ScoreParts>,
+}
+
+/// How a candidate's score was made: `value × priority × max(propensity − penalty, 0)`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScoreParts {
+    /// The offer.
+    pub offer: OfferId,
+    /// Estimated chance the person says yes (built-in scorer, then local feedback).
+    pub propensity: f64,
+    /// The offer's value.
+    pub value: f64,
+    /// The operator's priority lever.
+    pub priority: f64,
+    /// The intrusiveness penalty: more for every personal feature behind the offer.
+    pub penalty: f64,
+    /// The score.
+    pub score: f64,
 }
 
 /// A consent prompt as the device UI shows it.

@@ -16,6 +16,7 @@
 //! - [`signal`]: sensor signals as they reach the agent.
 //! - [`caps`]: frequency caps, device-wide policy and quiet hours.
 //! - [`catalogue`]: offers, conditions, caps, and the checks operators and agents both run.
+//! - [`propensity`]: the built-in logistic scorer an offer may carry.
 //! - [`prompt`]: consent prompts, the questions that ask for a purpose at a moment.
 //! - [`envelope`]: the signed catalogue envelope pushed to fleets.
 //! - [`decision`]: a decision with the reason for every candidate.
@@ -82,6 +83,8 @@ pub mod id;
 pub mod offers;
 #[cfg(feature = "alloc")]
 pub mod prompt;
+#[cfg(feature = "alloc")]
+pub mod propensity;
 #[cfg(feature = "alloc")]
 pub mod report;
 #[cfg(feature = "alloc")]

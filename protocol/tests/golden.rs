@@ -39,6 +39,7 @@ fn build_offer() -> Offer {
         valid_until: T,
         caps: Caps { per_day: 1, ..Caps::default() },
         personalised: true,
+        propensity: None,
     }
 }
 
@@ -72,6 +73,7 @@ fn build_decision() -> Decision {
         camouflage: false,
         prompt: None,
         would_have_shown: None,
+        scores: vec![],
     }
 }
 
@@ -113,8 +115,8 @@ fn golden_batch() {
 fn golden_offer() {
     golden(
         &build_offer(),
-        r#"{"id":"butter","campaign":"dairy","title":"Butter","question":"Butter?","body":"B","image":null,"category":"food.dairy","device_kinds":["fridge"],"moments":["door_opened"],"conditions":[{"feature":"fridge.butter.level","op":"lt","value":0.25}],"value":2.0,"priority":1.0,"valid_from":"1970-01-01T00:00:00Z","valid_until":"2026-11-23T18:00:00Z","caps":{"per_day":1,"per_hour":null,"per_week":null,"per_month":null,"total":null},"personalised":true}"#,
-        "0662757474657205646169727906427574746572074275747465723f0142000a666f6f642e64616972790100010001136672696467652e6275747465722e6c6576656c00000000000000d03f0000000000000040000000000000f03f00a0fe91d806010000000001",
+        r#"{"id":"butter","campaign":"dairy","title":"Butter","question":"Butter?","body":"B","image":null,"category":"food.dairy","device_kinds":["fridge"],"moments":["door_opened"],"conditions":[{"feature":"fridge.butter.level","op":"lt","value":0.25}],"value":2.0,"priority":1.0,"valid_from":"1970-01-01T00:00:00Z","valid_until":"2026-11-23T18:00:00Z","caps":{"per_day":1,"per_hour":null,"per_week":null,"per_month":null,"total":null},"personalised":true,"propensity":null}"#,
+        "0662757474657205646169727906427574746572074275747465723f0142000a666f6f642e64616972790100010001136672696467652e6275747465722e6c6576656c00000000000000d03f0000000000000040000000000000f03f00a0fe91d80601000000000100",
     );
 }
 
@@ -122,8 +124,8 @@ fn golden_offer() {
 fn golden_catalogue() {
     golden(
         &Catalogue { name: "n".into(), offers: vec![build_offer()], prompts: vec![], campaigns: vec![], policy: Default::default() },
-        r#"{"name":"n","offer":[{"id":"butter","campaign":"dairy","title":"Butter","question":"Butter?","body":"B","image":null,"category":"food.dairy","device_kinds":["fridge"],"moments":["door_opened"],"conditions":[{"feature":"fridge.butter.level","op":"lt","value":0.25}],"value":2.0,"priority":1.0,"valid_from":"1970-01-01T00:00:00Z","valid_until":"2026-11-23T18:00:00Z","caps":{"per_day":1,"per_hour":null,"per_week":null,"per_month":null,"total":null},"personalised":true}],"prompt":[],"campaign":[],"policy":{"device_per_hour":null,"device_per_day":null,"min_gap_minutes":null,"quiet_hours":null}}"#,
-        "016e010662757474657205646169727906427574746572074275747465723f0142000a666f6f642e64616972790100010001136672696467652e6275747465722e6c6576656c00000000000000d03f0000000000000040000000000000f03f00a0fe91d806010000000001000000000000",
+        r#"{"name":"n","offer":[{"id":"butter","campaign":"dairy","title":"Butter","question":"Butter?","body":"B","image":null,"category":"food.dairy","device_kinds":["fridge"],"moments":["door_opened"],"conditions":[{"feature":"fridge.butter.level","op":"lt","value":0.25}],"value":2.0,"priority":1.0,"valid_from":"1970-01-01T00:00:00Z","valid_until":"2026-11-23T18:00:00Z","caps":{"per_day":1,"per_hour":null,"per_week":null,"per_month":null,"total":null},"personalised":true,"propensity":null}],"prompt":[],"campaign":[],"policy":{"device_per_hour":null,"device_per_day":null,"min_gap_minutes":null,"quiet_hours":null}}"#,
+        "016e010662757474657205646169727906427574746572074275747465723f0142000a666f6f642e64616972790100010001136672696467652e6275747465722e6c6576656c00000000000000d03f0000000000000040000000000000f03f00a0fe91d80601000000000100000000000000",
     );
 }
 
@@ -162,8 +164,8 @@ fn golden_envelope() {
 fn golden_decision() {
     golden(
         &build_decision(),
-        r#"{"id":7,"moment":"door_opened","at":"2026-11-23T18:00:00Z","catalogue_version":3,"shown":{"offer":"butter","campaign":"dairy","title":"Butter","question":"Butter?","body":"B","image":null,"why":"Because.","personalised":true},"candidates":[{"offer":"butter","verdict":{"chosen":{"score":1.5}}},{"offer":"film","verdict":{"rejected":{"reason":{"needs_consent":{"purpose":"personalise"}}}}}],"features_used":[{"feature":"fridge.butter.level","allowed_by":"personalise"}],"camouflage":false,"prompt":null,"would_have_shown":null}"#,
-        "0700a0fe91d8060103010662757474657205646169727906427574746572074275747465723f01420008426563617573652e01020662757474657200000000000000f83f0466696c6d02040001136672696467652e6275747465722e6c6576656c0100000000",
+        r#"{"id":7,"moment":"door_opened","at":"2026-11-23T18:00:00Z","catalogue_version":3,"shown":{"offer":"butter","campaign":"dairy","title":"Butter","question":"Butter?","body":"B","image":null,"why":"Because.","personalised":true},"candidates":[{"offer":"butter","verdict":{"chosen":{"score":1.5}}},{"offer":"film","verdict":{"rejected":{"reason":{"needs_consent":{"purpose":"personalise"}}}}}],"features_used":[{"feature":"fridge.butter.level","allowed_by":"personalise"}],"camouflage":false,"prompt":null,"would_have_shown":null,"scores":[]}"#,
+        "0700a0fe91d8060103010662757474657205646169727906427574746572074275747465723f01420008426563617573652e01020662757474657200000000000000f83f0466696c6d02040001136672696467652e6275747465722e6c6576656c010000000000",
     );
 }
 

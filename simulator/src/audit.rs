@@ -190,6 +190,7 @@ mod tests {
             camouflage: false,
             prompt: None,
             would_have_shown: None,
+            scores: vec![],
         }
     }
 

@@ -30,6 +30,17 @@ pub struct CompiledOffer {
     pub conditions: Vec<CompiledCondition>,
     /// The consent it needs, if any.
     pub needs: Option<Purpose>,
+    /// Its built-in propensity scorer, with features resolved.
+    pub logistic: Option<CompiledLogistic>,
+}
+
+/// A built-in logistic scorer with its features resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompiledLogistic {
+    /// The intercept.
+    pub bias: f64,
+    /// Feature weights.
+    pub weights: Vec<(FeatureName, f64)>,
 }
 
 /// The catalogue in force.
@@ -87,7 +98,18 @@ impl AppliedCatalogue {
                     .collect::<Option<Vec<_>>>()?;
                 let personal = conditions.iter().any(|c| c.feature.spec().purpose.is_some());
                 let needs = (offer.personalised || personal).then_some(Purpose::Personalise);
-                Some(CompiledOffer { offer, category, conditions, needs })
+                let logistic = match &offer.propensity {
+                    None => None,
+                    Some(l) => Some(CompiledLogistic {
+                        bias: l.bias,
+                        weights: l
+                            .weights
+                            .iter()
+                            .map(|w| FeatureName::try_new(&w.feature).ok().map(|f| (f, w.weight)))
+                            .collect::<Option<Vec<_>>>()?,
+                    }),
+                };
+                Some(CompiledOffer { offer, category, conditions, needs, logistic })
             })
             .collect();
         Self {

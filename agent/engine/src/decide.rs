@@ -3,13 +3,14 @@
 
 use ledtrad_protocol::caps::Window;
 use ledtrad_protocol::consent::ConsentState;
-use ledtrad_protocol::decision::{Candidate, FeatureUse, Rejection, ShownOffer, Verdict};
+use ledtrad_protocol::decision::{Candidate, FeatureUse, Rejection, ScoreParts, ShownOffer, Verdict};
 use ledtrad_protocol::{CampaignId, DeviceId, DeviceKind, Moment, UnixTime};
 
 use crate::answers::Answers;
 use crate::compiled::{AppliedCatalogue, CompiledOffer};
 use crate::features::FeatureStore;
 use crate::history::History;
+use crate::scoring;
 use crate::why;
 
 /// Everything a decision reads, borrowed for its duration.
@@ -36,15 +37,18 @@ pub struct Draw {
     pub camouflage: f64,
     /// Picks which broadly eligible offer.
     pub pick: u64,
+    /// Seeds Thompson sampling of the offers' posteriors; `None` uses their means.
+    pub explore: Option<u64>,
 }
 
 impl Draw {
-    /// A draw that never camouflages (for callers without randomness, and tests).
-    pub const NONE: Self = Self { camouflage: 1.0, pick: 0 };
+    /// A draw that never camouflages nor explores (for callers without randomness, and tests).
+    pub const NONE: Self = Self { camouflage: 1.0, pick: 0, explore: None };
 }
 
 /// The outcome of running the pipeline over a catalogue.
 pub(crate) struct Outcome {
+    pub scores: Vec<ScoreParts>,
     pub shown: Option<(usize, ShownOffer)>,
     pub camouflage: bool,
     pub would_have_shown: Option<usize>,
@@ -55,18 +59,21 @@ pub(crate) struct Outcome {
 pub(crate) fn run(catalogue: &AppliedCatalogue, ctx: &Context<'_>) -> Outcome {
     let mut features_used = Vec::new();
     let mut scored: Vec<(usize, f64)> = Vec::new();
+    let mut parts: Vec<ScoreParts> = Vec::new();
     let mut held_out: Vec<(usize, f64)> = Vec::new();
     let mut candidates = Vec::with_capacity(catalogue.offers.len());
     for (i, offer) in catalogue.offers.iter().enumerate() {
         let verdict = match eligibility(catalogue, offer, ctx, &mut features_used) {
             Ok(()) => {
-                let score = score(offer, ctx);
+                let p = scoring::parts(offer, ctx, i);
+                let score = p.score;
                 scored.push((i, score));
+                parts.push(p);
                 Verdict::Outscored { score }
             }
             Err(reason) => {
                 if matches!(reason, Rejection::Holdout { .. }) {
-                    held_out.push((i, score(offer, ctx)));
+                    held_out.push((i, scoring::parts(offer, ctx, i).score));
                 }
                 Verdict::Rejected { reason }
             }
@@ -82,11 +89,21 @@ pub(crate) fn run(catalogue: &AppliedCatalogue, ctx: &Context<'_>) -> Outcome {
         })
     };
     let best = top(&scored);
+    // The trace keeps the parts of the best few candidates.
+    parts.sort_by(|a, b| b.score.total_cmp(&a.score));
+    parts.truncate(TRACE_SCORES);
     // Holdout: where an offer of a campaign this device is held out of would have won, the
     // device records it and shows nothing, so the campaign's uplift can be measured.
     if let Some((h, held_score)) = top(&held_out) {
         if best.is_none_or(|(b, s)| held_score > s || (held_score == s && h < b)) {
-            return Outcome { shown: None, camouflage: false, would_have_shown: Some(h), candidates, features_used };
+            return Outcome {
+                scores: parts,
+                shown: None,
+                camouflage: false,
+                would_have_shown: Some(h),
+                candidates,
+                features_used,
+            };
         }
     }
     // Camouflage: now and then show one of the broadly eligible offers (right device, moment,
@@ -100,11 +117,12 @@ pub(crate) fn run(catalogue: &AppliedCatalogue, ctx: &Context<'_>) -> Outcome {
             let len = u64::try_from(broad.len()).unwrap_or(u64::MAX);
             let i = broad[usize::try_from(ctx.draw.pick % len).unwrap_or(0)];
             let offer = &catalogue.offers[i];
-            candidates[i].verdict = Verdict::Chosen { score: score(offer, ctx) };
+            candidates[i].verdict = Verdict::Chosen { score: scoring::parts(offer, ctx, i).score };
             let mut shown = assemble(offer, ctx);
             shown.why = why::camouflage(ctx.kind);
             shown.personalised = false;
             return Outcome {
+                scores: parts,
                 shown: Some((i, shown)),
                 camouflage: true,
                 would_have_shown: None,
@@ -118,8 +136,11 @@ pub(crate) fn run(catalogue: &AppliedCatalogue, ctx: &Context<'_>) -> Outcome {
         let offer = &catalogue.offers[i];
         (i, assemble(offer, ctx))
     });
-    Outcome { shown, camouflage: false, would_have_shown: None, candidates, features_used }
+    Outcome { scores: parts, shown, camouflage: false, would_have_shown: None, candidates, features_used }
 }
+
+/// How many candidates' score parts a decision's trace keeps.
+pub const TRACE_SCORES: usize = 5;
 
 /// Eligible on everything but the feature conditions.
 fn broadly_eligible(catalogue: &AppliedCatalogue, offer: &CompiledOffer, ctx: &Context<'_>) -> bool {
@@ -311,17 +332,6 @@ fn stage_device_rules(catalogue: &AppliedCatalogue, ctx: &Context<'_>) -> Result
         }
     }
     Ok(())
-}
-
-/// value × priority × prior. The prior is the offer's local posterior mean where the person
-/// allowed personalisation (it is learned from their feedback), else the flat 0.5.
-fn score(offer: &CompiledOffer, ctx: &Context<'_>) -> f64 {
-    let prior = if ctx.consent.allows(ledtrad_protocol::Purpose::Personalise) {
-        ctx.history.posterior(&offer.offer.id).mean()
-    } else {
-        0.5
-    };
-    offer.offer.value * offer.offer.priority * prior
 }
 
 fn assemble(offer: &CompiledOffer, ctx: &Context<'_>) -> ShownOffer {

@@ -15,6 +15,8 @@
 //! - [`history`]: impressions per offer per day, and Beta posteriors from feedback.
 //! - `decide`: the pipeline stages, each rejection named.
 //! - [`prompts`]: when to ask for consent.
+//! - `scoring`: propensity (built-in logistic prior, Beta posterior, Thompson sampling), value,
+//!   priority and the intrusiveness penalty.
 //! - [`why`]: the coarse, truthful "why".
 //! - [`Engine`]: the state of one device, tying these together.
 
@@ -24,6 +26,7 @@ mod decide;
 pub mod features;
 pub mod history;
 pub mod prompts;
+mod scoring;
 pub mod trust;
 pub mod why;
 
@@ -36,8 +39,9 @@ use ledtrad_protocol::signal::Signal;
 use ledtrad_protocol::{CampaignId, DeviceId, DeviceKind, FleetId, Moment, OfferId, Purpose, UnixTime};
 
 pub use compiled::AppliedCatalogue;
-pub use decide::{in_holdout, Draw};
+pub use decide::{in_holdout, Draw, TRACE_SCORES};
 pub use features::{LocalTime, SignalOutcome};
+pub use scoring::{INTRUSIVENESS, PRIOR_WEIGHT};
 pub use trust::{Refusal, TrustedKeys};
 
 /// How many recent decisions the engine keeps for "why" lookups and feedback.
@@ -220,62 +224,64 @@ impl Engine {
         let day = self.profile.local.day(now);
         let id = DecisionId(self.next_decision);
         self.next_decision += 1;
-        let (shown, candidates, features_used, version, camouflage, prompt, would_have_shown) = match &self.catalogue {
-            None => (None, Vec::new(), Vec::new(), None, false, None, None),
-            Some(catalogue) => {
-                let ctx = decide::Context {
-                    kind: self.profile.kind,
-                    moment,
-                    now,
-                    day_start: self.profile.local.day_start(now),
-                    hour: self.profile.local.hour(now),
-                    consent: self.consent,
-                    features: &self.features,
-                    history: &self.history,
-                    camouflage_share: self.profile.camouflage_share,
-                    draw,
-                    answers: &self.answers,
-                    device: &self.profile.device,
-                };
-                let mut outcome = decide::run(catalogue, &ctx);
-                // Asking is a moment too: a due prompt takes the place of a contextual offer (or
-                // of nothing), never of a personalised one.
-                let quiet = catalogue.policy.quiet_hours.is_some_and(|q| q.contains(self.profile.local.hour(now)));
-                let prompt = if !quiet && outcome.shown.as_ref().is_none_or(|(_, s)| !s.personalised) {
-                    self.prompts.due(&catalogue.prompts, self.profile.kind, moment, self.consent, now, day)
-                } else {
-                    None
-                };
-                if prompt.is_some() {
-                    self.prompts.shown_on(day);
-                    if let Some((i, _)) = outcome.shown.take() {
-                        if let Verdict::Chosen { score } = outcome.candidates[i].verdict {
-                            outcome.candidates[i].verdict = Verdict::Outscored { score };
+        let (shown, candidates, features_used, version, camouflage, prompt, would_have_shown, scores) =
+            match &self.catalogue {
+                None => (None, Vec::new(), Vec::new(), None, false, None, None, Vec::new()),
+                Some(catalogue) => {
+                    let ctx = decide::Context {
+                        kind: self.profile.kind,
+                        moment,
+                        now,
+                        day_start: self.profile.local.day_start(now),
+                        hour: self.profile.local.hour(now),
+                        consent: self.consent,
+                        features: &self.features,
+                        history: &self.history,
+                        camouflage_share: self.profile.camouflage_share,
+                        draw,
+                        answers: &self.answers,
+                        device: &self.profile.device,
+                    };
+                    let mut outcome = decide::run(catalogue, &ctx);
+                    // Asking is a moment too: a due prompt takes the place of a contextual offer (or
+                    // of nothing), never of a personalised one.
+                    let quiet = catalogue.policy.quiet_hours.is_some_and(|q| q.contains(self.profile.local.hour(now)));
+                    let prompt = if !quiet && outcome.shown.as_ref().is_none_or(|(_, s)| !s.personalised) {
+                        self.prompts.due(&catalogue.prompts, self.profile.kind, moment, self.consent, now, day)
+                    } else {
+                        None
+                    };
+                    if prompt.is_some() {
+                        self.prompts.shown_on(day);
+                        if let Some((i, _)) = outcome.shown.take() {
+                            if let Verdict::Chosen { score } = outcome.candidates[i].verdict {
+                                outcome.candidates[i].verdict = Verdict::Outscored { score };
+                            }
                         }
+                        outcome.camouflage = false;
                     }
-                    outcome.camouflage = false;
+                    if let Some((i, _)) = &outcome.shown {
+                        let o = &catalogue.offers[*i].offer;
+                        self.history.record_impression(&o.id, &o.campaign, now);
+                    }
+                    // A "would have shown" counts against the caps like a shown offer, so the two
+                    // arms see the same number of moments.
+                    if let Some(i) = outcome.would_have_shown {
+                        let o = &catalogue.offers[i].offer;
+                        self.history.record_impression(&o.id, &o.campaign, now);
+                    }
+                    (
+                        outcome.shown.map(|(_, s)| s),
+                        outcome.candidates,
+                        outcome.features_used,
+                        Some(catalogue.version),
+                        outcome.camouflage,
+                        prompt,
+                        outcome.would_have_shown.map(|i| catalogue.offers[i].offer.id.clone()),
+                        outcome.scores,
+                    )
                 }
-                if let Some((i, _)) = &outcome.shown {
-                    let o = &catalogue.offers[*i].offer;
-                    self.history.record_impression(&o.id, &o.campaign, now);
-                }
-                // A "would have shown" counts against the caps like a shown offer, so the two
-                // arms see the same number of moments.
-                if let Some(i) = outcome.would_have_shown {
-                    let o = &catalogue.offers[i].offer;
-                    self.history.record_impression(&o.id, &o.campaign, now);
-                }
-                (
-                    outcome.shown.map(|(_, s)| s),
-                    outcome.candidates,
-                    outcome.features_used,
-                    Some(catalogue.version),
-                    outcome.camouflage,
-                    prompt,
-                    outcome.would_have_shown.map(|i| catalogue.offers[i].offer.id.clone()),
-                )
-            }
-        };
+            };
         let decision = Decision {
             id,
             moment,
@@ -287,6 +293,7 @@ impl Engine {
             camouflage,
             prompt,
             would_have_shown,
+            scores,
         };
         if self.recent.len() == RECENT_DECISIONS {
             self.recent.pop_front();

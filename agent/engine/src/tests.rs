@@ -232,7 +232,8 @@ fn feedback_is_checked_and_moves_the_score() {
         Verdict::Chosen { score } => Some(score),
         _ => None,
     });
-    assert_eq!(score, Some(0.5 * (2.0 / 3.0)));
+    // Beta(1 + 1 accept + 2 × 0.5, 1 + 0 + 2 × 0.5): mean 3/5, times value 0.5.
+    assert_eq!(score, Some(0.5 * (3.0 / 5.0)));
     let mut ereader = build_engine(DeviceKind::Ereader);
     ereader.handle_catalogue(&good_envelope(1), NOW).unwrap();
     let nothing = ereader.decide(Moment::BookFinished, NOW, Draw::NONE).id;
@@ -337,7 +338,7 @@ fn camouflage_draws_from_the_broadly_eligible_offers_and_says_so() {
     engine.handle_signal(butter(0.5), NOW);
     // butter-refill's condition does not hold, so the top score is fridge-care; a camouflage
     // draw may still show butter-refill (broadly eligible), with a "why" that claims nothing.
-    let draw = Draw { camouflage: 0.05, pick: 0 };
+    let draw = Draw { camouflage: 0.05, pick: 0, explore: None };
     let decision = engine.decide(Moment::DoorOpened, NOW, draw).clone();
     assert!(decision.camouflage);
     let shown = decision.shown.unwrap();
@@ -345,7 +346,7 @@ fn camouflage_draws_from_the_broadly_eligible_offers_and_says_so() {
     assert_eq!(shown.why, "From this week's offers for every fridge.");
     assert!(!shown.personalised);
     // Above the share, the top score is shown as usual.
-    let decision = engine.decide(Moment::DoorOpened, NOW, Draw { camouflage: 0.1, pick: 0 }).clone();
+    let decision = engine.decide(Moment::DoorOpened, NOW, Draw { camouflage: 0.1, pick: 0, explore: None }).clone();
     assert!(!decision.camouflage);
     assert_eq!(decision.shown.unwrap().offer.as_str(), "fridge-care");
 }
@@ -356,13 +357,15 @@ fn camouflage_never_reaches_past_consent_or_caps() {
     engine.handle_catalogue(&good_envelope(1), NOW).unwrap();
     // Without personalise, only fridge-care is broadly eligible, whatever the pick.
     for pick in 0..5 {
-        let decision =
-            engine.decide(Moment::DoorOpened, NOW.plus_secs(pick * 86_400), Draw { camouflage: 0.0, pick }).clone();
+        let decision = engine
+            .decide(Moment::DoorOpened, NOW.plus_secs(pick * 86_400), Draw { camouflage: 0.0, pick, explore: None })
+            .clone();
         assert_eq!(decision.shown.unwrap().offer.as_str(), "fridge-care");
     }
     // fridge-care's cap of one a day is spent: nothing is broadly eligible, nothing shown.
-    let decision =
-        engine.decide(Moment::DoorOpened, NOW.plus_secs(4 * 86_400), Draw { camouflage: 0.0, pick: 3 }).clone();
+    let decision = engine
+        .decide(Moment::DoorOpened, NOW.plus_secs(4 * 86_400), Draw { camouflage: 0.0, pick: 3, explore: None })
+        .clone();
     assert!(decision.shown.is_none() && !decision.camouflage);
 }
 
@@ -512,4 +515,50 @@ fn a_held_out_device_records_what_it_would_have_shown_and_shows_nothing() {
     let d = outside.decide(Moment::DoorOpened, NOW, Draw::NONE).clone();
     assert_eq!(d.shown.unwrap().offer.as_str(), "fridge-care");
     assert!(d.would_have_shown.is_none());
+}
+
+#[test]
+fn personal_features_cost_an_intrusiveness_penalty_and_the_trace_shows_the_parts() {
+    let mut engine = build_engine(DeviceKind::Fridge);
+    engine.handle_catalogue(&good_envelope(1), NOW).unwrap();
+    engine.set_consent(personalise());
+    engine.handle_signal(butter(0.05), NOW);
+    let d = engine.decide(Moment::DoorOpened, NOW, Draw::NONE).clone();
+    let refill = d.scores.iter().find(|p| p.offer.as_str() == "butter-refill").unwrap();
+    assert!((refill.penalty - INTRUSIVENESS).abs() < 1e-12, "one personal feature");
+    assert!((refill.score - refill.value * refill.priority * (refill.propensity - refill.penalty)).abs() < 1e-12);
+    let care = d.scores.iter().find(|p| p.offer.as_str() == "fridge-care").unwrap();
+    assert_eq!(care.penalty, 0.0);
+    assert!(d.scores.windows(2).all(|w| w[0].score >= w[1].score), "best first");
+    assert!(d.scores.len() <= TRACE_SCORES);
+}
+
+#[test]
+fn thompson_sampling_explores_by_the_callers_seed_and_repeats_with_it() {
+    let run = |seed: u64| {
+        let mut engine = build_engine(DeviceKind::Fridge);
+        engine.handle_catalogue(&good_envelope(1), NOW).unwrap();
+        engine.set_consent(personalise());
+        engine.handle_signal(butter(0.05), NOW);
+        let d = engine.decide(Moment::DoorOpened, NOW, Draw { camouflage: 1.0, pick: 0, explore: Some(seed) }).clone();
+        d.scores.iter().map(|p| p.propensity).collect::<Vec<_>>()
+    };
+    assert_eq!(run(7), run(7));
+    assert_ne!(run(7), run(8));
+    assert!(run(9).iter().all(|p| (0.0..=1.0).contains(p)));
+}
+
+#[test]
+fn a_built_in_logistic_scorer_sets_the_prior_from_allowed_features() {
+    let mut value = catalogue_json();
+    value["offer"][1]["propensity"] =
+        serde_json::json!({"bias": -1.0, "weights": [{"feature": "context.ambient_light", "weight": 4.0}]});
+    let catalogue = Catalogue::from_value(value).unwrap();
+    let mut engine = build_engine_for("d-logistic", catalogue);
+    let light = FeatureName::try_new("context.ambient_light").unwrap();
+    engine.handle_signal(Signal { feature: light, value: 0.5 }, NOW);
+    let d = engine.decide(Moment::DoorOpened, NOW, Draw::NONE).clone();
+    let care = d.scores.iter().find(|p| p.offer.as_str() == "fridge-care").unwrap();
+    let want = 1.0 / (1.0 + (-(-1.0f64 + 4.0 * 0.5)).exp());
+    assert!((care.propensity - want).abs() < 1e-12, "{} vs {want}", care.propensity);
 }

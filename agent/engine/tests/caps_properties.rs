@@ -35,6 +35,7 @@ fn offer(i: usize, campaign: usize, caps: Caps) -> Offer {
         valid_until: UnixTime(4_000_000_000),
         caps,
         personalised: false,
+        propensity: None,
     }
 }
 
@@ -131,7 +132,7 @@ proptest! {
         let mut latest = now;
         for (k, step) in steps.into_iter().enumerate() {
             now = UnixTime(now.secs().saturating_add_signed(step).max(START.secs()));
-            let draw = Draw { camouflage: (k % 7) as f64 / 7.0, pick: k as u64 };
+            let draw = Draw { camouflage: (k % 7) as f64 / 7.0, pick: k as u64, explore: Some(k as u64) };
             let decision = engine.decide(Moment::DoorOpened, now, draw).clone();
             let Some(s) = decision.shown else { continue };
             let i: usize = s.offer.as_str()[1..].parse().unwrap();

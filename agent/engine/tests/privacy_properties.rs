@@ -65,7 +65,7 @@ proptest! {
                 }
                 Op::Decide(m, camouflage, pick) => {
                     let consent = engine.consent();
-                    let decision = engine.decide(Moment::ALL[m], now, Draw { camouflage, pick }).clone();
+                    let decision = engine.decide(Moment::ALL[m], now, Draw { camouflage, pick, explore: Some(pick) }).clone();
                     for used in &decision.features_used {
                         if let Some(purpose) = used.allowed_by {
                             prop_assert!(consent.allows(purpose), "{} read without {purpose}", used.feature);
