@@ -45,7 +45,7 @@ impl EmbeddedBroker {
         }
         let connections = ConnectionSettings {
             connection_timeout_ms: 60_000,
-            max_payload_size: 1024 * 1024,
+            max_payload_size: 2 * 1024 * 1024,
             max_inflight_count: 500,
             auth: None,
             external_auth: None,

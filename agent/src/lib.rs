@@ -27,6 +27,9 @@ pub mod reports;
 pub mod runtime;
 pub mod store;
 
+/// The pure decision core the agent wraps, for embedders and benchmarks.
+pub use ledtrad_engine as engine;
+
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{Config, ConfigError, RawConfig, RawKey};
 pub use handle::{AgentError, AgentHandle, AgentStatus, ConsentChange, ConsentView, OfferOutcome, SignalsOutcome};

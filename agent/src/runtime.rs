@@ -32,8 +32,8 @@ use crate::household::{askable, effective, Sharing};
 use crate::reports::Tally;
 use crate::store::{Household, ImpressionRow, LedgerRow, Store, StoreError};
 
-/// The largest MQTT packet the agent sends or receives (catalogues are at most 256 KiB).
-pub const MAX_PACKET_BYTES: usize = 512 * 1024;
+/// The largest MQTT packet the agent sends or receives (catalogue envelopes are at most 1 MiB).
+pub const MAX_PACKET_BYTES: usize = 2 * 1024 * 1024;
 
 /// How often the runtime expires old feature values.
 const TICK: Duration = Duration::from_secs(60);

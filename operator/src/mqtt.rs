@@ -6,7 +6,7 @@ use ledtrad_protocol::broker::BrokerUrl;
 use rumqttc::{AsyncClient, EventLoop, MqttOptions};
 
 /// The largest packet the operator client sends or receives.
-pub const MAX_PACKET_BYTES: usize = 1024 * 1024;
+pub const MAX_PACKET_BYTES: usize = 2 * 1024 * 1024;
 
 /// A client for `broker` with TCP_NODELAY set and room for the largest catalogue.
 pub fn connect(broker: &BrokerUrl, client_id: &str) -> (AsyncClient, EventLoop) {

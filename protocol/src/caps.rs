@@ -69,14 +69,17 @@ impl Default for Caps {
 }
 
 impl Caps {
-    /// Every cap that is set, with its window.
-    pub fn limits(&self) -> Vec<(Window, u32)> {
-        let mut out = alloc::vec![(Window::Day, self.per_day)];
-        out.extend(self.per_hour.map(|n| (Window::Hour, n)));
-        out.extend(self.per_week.map(|n| (Window::Week, n)));
-        out.extend(self.per_month.map(|n| (Window::Month, n)));
-        out.extend(self.total.map(|n| (Window::Total, n)));
-        out
+    /// Every cap that is set, with its window (no allocation: checked for every candidate).
+    pub fn limits(&self) -> impl Iterator<Item = (Window, u32)> {
+        [
+            (Window::Day, Some(self.per_day)),
+            (Window::Hour, self.per_hour),
+            (Window::Week, self.per_week),
+            (Window::Month, self.per_month),
+            (Window::Total, self.total),
+        ]
+        .into_iter()
+        .filter_map(|(w, n)| n.map(|n| (w, n)))
     }
 }
 
@@ -215,7 +218,10 @@ mod tests {
     #[test]
     fn caps_list_what_is_set() {
         let caps = Caps { per_day: 2, per_hour: Some(1), total: Some(5), ..Caps::default() };
-        assert_eq!(caps.limits(), alloc::vec![(Window::Day, 2), (Window::Hour, 1), (Window::Total, 5)]);
+        assert_eq!(
+            caps.limits().collect::<Vec<_>>(),
+            alloc::vec![(Window::Day, 2), (Window::Hour, 1), (Window::Total, 5)]
+        );
         assert_eq!(
             zero_caps(&[(Window::Week, 0)], "caps"),
             alloc::vec![(

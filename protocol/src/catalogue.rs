@@ -20,7 +20,7 @@ use crate::taxonomy::Category;
 use crate::time::UnixTime;
 
 /// The most offers one catalogue may hold.
-pub const MAX_OFFERS: usize = 500;
+pub const MAX_OFFERS: usize = 2000;
 /// The most conditions one offer may hold.
 pub const MAX_CONDITIONS: usize = 8;
 /// The longest title, in characters.
@@ -524,7 +524,7 @@ impl Offer {
                 ),
             );
         }
-        for (field, message) in crate::caps::zero_caps(&self.caps.limits(), "caps") {
+        for (field, message) in crate::caps::zero_caps(&self.caps.limits().collect::<Vec<_>>(), "caps") {
             push(&field, message);
         }
         if let Some(scorer) = &self.propensity {

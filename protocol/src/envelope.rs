@@ -11,7 +11,7 @@ use crate::id::{FleetId, KeyId};
 use crate::time::UnixTime;
 
 /// The largest envelope an agent accepts, in bytes.
-pub const MAX_ENVELOPE_BYTES: usize = 256 * 1024;
+pub const MAX_ENVELOPE_BYTES: usize = 1024 * 1024;
 
 /// Prepended to the signed bytes so a catalogue signature can never be mistaken for another
 /// kind of signature made with the same key.

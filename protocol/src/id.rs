@@ -2,6 +2,7 @@
 //! stand in an MQTT topic level (no `/`, `+` or `#`) and in a file name.
 
 use alloc::string::String;
+use alloc::sync::Arc;
 use core::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize};
@@ -33,16 +34,18 @@ fn check(what: &'static str, value: &str) -> Result<(), InvalidId> {
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident, $what:literal) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-        #[serde(transparent)]
-        pub struct $name(String);
+        ///
+        /// Shared text: cloning one (as every decision trace does for every candidate) is a
+        /// reference count, not a copy.
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(Arc<str>);
 
         impl $name {
             /// Checks `value` and wraps it.
             pub fn try_new(value: impl Into<String>) -> Result<Self, InvalidId> {
                 let value = value.into();
                 check($what, &value)?;
-                Ok(Self(value))
+                Ok(Self(Arc::from(value)))
             }
 
             /// The identifier as text.
@@ -61,6 +64,12 @@ macro_rules! id_type {
             type Err = InvalidId;
             fn from_str(s: &str) -> Result<Self, InvalidId> {
                 Self::try_new(s)
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&self.0)
             }
         }
 

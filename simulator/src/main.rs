@@ -48,6 +48,28 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Benchmarks; figures as JSON lines with --json.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Decision latency of the engine with caps, consent and the built-in scorer.
+    Decide {
+        /// Offers in the generated catalogue.
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=20_000))]
+        offers: u64,
+        /// Decisions to time.
+        #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(100..=10_000_000))]
+        decisions: u64,
+        /// Seed for the catalogue and the inputs.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Print one line of JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn parse_time(s: &str) -> Result<UnixTime, String> {
@@ -61,7 +83,32 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let Command::Run { homes, days, seed, broker, consent, catalogue, start, json } = Cli::parse().command;
+    let (homes, days, seed, broker, consent, catalogue, start, json) = match Cli::parse().command {
+        Command::Run { homes, days, seed, broker, consent, catalogue, start, json } => {
+            (homes, days, seed, broker, consent, catalogue, start, json)
+        }
+        Command::Bench(BenchCommand::Decide { offers, decisions, seed, json }) => {
+            let (offers, decisions) =
+                (usize::try_from(offers).unwrap_or(usize::MAX), usize::try_from(decisions).unwrap_or(usize::MAX));
+            return match ledtrad_sim::bench::decide(offers, decisions, seed) {
+                Ok(f) if json => {
+                    println!("{}", serde_json::to_string(&f).unwrap_or_default());
+                    ExitCode::SUCCESS
+                }
+                Ok(f) => {
+                    println!(
+                        "decide ({} scorer, {} offers, {} decisions, {} shown): p50 {:.2} µs, p99 {:.2} µs, p99.9 {:.2} µs",
+                        f.scorer, f.offers, f.decisions, f.shown, f.p50_us, f.p99_us, f.p999_us
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::from(2)
+                }
+            };
+        }
+    };
     let catalogue = match &catalogue {
         Some(path) => load_catalogue(path, Some(start)),
         None => {

@@ -57,9 +57,9 @@ pub struct AppliedCatalogue {
     /// Its consent prompts.
     pub prompts: Vec<ledtrad_protocol::prompt::ConsentPrompt>,
     /// The holdout share of each campaign that has one.
-    pub holdouts: std::collections::BTreeMap<ledtrad_protocol::CampaignId, f64>,
+    pub holdouts: std::collections::HashMap<ledtrad_protocol::CampaignId, f64>,
     /// Each campaign's caps, where it has any.
-    pub campaign_caps: std::collections::BTreeMap<ledtrad_protocol::CampaignId, Vec<(Window, u32)>>,
+    pub campaign_caps: std::collections::HashMap<ledtrad_protocol::CampaignId, Vec<(Window, u32)>>,
     /// Device-wide rules.
     pub policy: Policy,
 }

@@ -9,7 +9,7 @@ use ledtrad_protocol::{CampaignId, DeviceId, DeviceKind, Moment, UnixTime};
 use crate::answers::Answers;
 use crate::compiled::{AppliedCatalogue, CompiledOffer};
 use crate::features::FeatureStore;
-use crate::history::History;
+use crate::history::{self, History};
 use crate::scoring;
 use crate::why;
 
@@ -27,6 +27,8 @@ pub(crate) struct Context<'a> {
     pub draw: Draw,
     pub answers: &'a Answers,
     pub device: &'a DeviceId,
+    /// The device-wide rules' verdict, worked out once per decision.
+    pub device_block: Option<Rejection>,
 }
 
 /// Randomness for one decision, drawn by the caller (the engine has no random source).
@@ -151,7 +153,7 @@ fn broadly_eligible(catalogue: &AppliedCatalogue, offer: &CompiledOffer, ctx: &C
         && stage_consent(offer, ctx).is_ok()
         && stage_offer_caps(offer, ctx).is_ok()
         && stage_campaign_caps(catalogue, offer, ctx).is_ok()
-        && stage_device_rules(catalogue, ctx).is_ok()
+        && stage_device(ctx).is_ok()
         && stage_answers(offer, ctx).is_ok()
         && stage_holdout(catalogue, offer, ctx).is_ok()
 }
@@ -170,7 +172,7 @@ fn eligibility(
     stage_conditions(offer, ctx, used)?;
     stage_offer_caps(offer, ctx)?;
     stage_campaign_caps(catalogue, offer, ctx)?;
-    stage_device_rules(catalogue, ctx)?;
+    stage_device(ctx)?;
     stage_answers(offer, ctx)?;
     stage_holdout(catalogue, offer, ctx)
 }
@@ -283,9 +285,9 @@ fn stage_conditions(offer: &CompiledOffer, ctx: &Context<'_>, used: &mut Vec<Fea
 /// The offer's own caps: per local day (its own reason, [`Rejection::DailyCap`]), per hour,
 /// week, month and in total.
 fn stage_offer_caps(offer: &CompiledOffer, ctx: &Context<'_>) -> Result<(), Rejection> {
-    let id = &offer.offer.id;
+    let Some(times) = ctx.history.offer_times(&offer.offer.id) else { return Ok(()) };
     for (window, limit) in offer.offer.caps.limits() {
-        if ctx.history.offer_count(id, window, ctx.now, ctx.day_start) >= limit {
+        if history::count(times, window, ctx.now, ctx.day_start) >= limit {
             return Err(match window {
                 Window::Day => Rejection::DailyCap { per_day: limit },
                 window => Rejection::OfferCap { window, limit },
@@ -302,16 +304,23 @@ fn stage_campaign_caps(
     ctx: &Context<'_>,
 ) -> Result<(), Rejection> {
     let campaign = &offer.offer.campaign;
-    for &(window, limit) in catalogue.campaign_caps.get(campaign).map_or(&[][..], Vec::as_slice) {
-        if ctx.history.campaign_count(campaign, window, ctx.now, ctx.day_start) >= limit {
+    let Some(limits) = catalogue.campaign_caps.get(campaign) else { return Ok(()) };
+    let Some(times) = ctx.history.campaign_times(campaign) else { return Ok(()) };
+    for &(window, limit) in limits {
+        if history::count(times, window, ctx.now, ctx.day_start) >= limit {
             return Err(Rejection::CampaignCap { campaign: campaign.clone(), window, limit });
         }
     }
     Ok(())
 }
 
+/// The device-wide rules, as worked out for this decision.
+fn stage_device(ctx: &Context<'_>) -> Result<(), Rejection> {
+    ctx.device_block.clone().map_or(Ok(()), Err)
+}
+
 /// Rules for the whole device: quiet hours, the minimum gap, the device-wide caps.
-fn stage_device_rules(catalogue: &AppliedCatalogue, ctx: &Context<'_>) -> Result<(), Rejection> {
+pub(crate) fn device_rules(catalogue: &AppliedCatalogue, ctx: &Context<'_>) -> Result<(), Rejection> {
     let policy = &catalogue.policy;
     if let Some(quiet) = policy.quiet_hours {
         if quiet.contains(ctx.hour) {

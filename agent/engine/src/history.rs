@@ -3,7 +3,7 @@
 //! all-time counts), and per-offer Beta posteriors from local feedback. The agent persists the
 //! events and hands them back in on start; the engine only holds the counts.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 
 use ledtrad_protocol::caps::Window;
 use ledtrad_protocol::feedback::FeedbackKind;
@@ -34,7 +34,7 @@ pub const MAX_KEPT: usize = 10_000;
 
 /// Impression times of one key, oldest first, within [`KEEP_SECS`], plus an all-time count.
 #[derive(Debug, Clone, Default)]
-struct Times {
+pub struct Times {
     at: VecDeque<UnixTime>,
     total: u32,
 }
@@ -69,10 +69,12 @@ impl Times {
 /// Impressions (per offer, per campaign, per device) and posteriors.
 #[derive(Debug, Clone, Default)]
 pub struct History {
-    offers: BTreeMap<OfferId, Times>,
-    campaigns: BTreeMap<CampaignId, Times>,
+    // Hash maps: looked up for every candidate of every decision, never iterated in an order
+    // that could reach a decision.
+    offers: HashMap<OfferId, Times>,
+    campaigns: HashMap<CampaignId, Times>,
     device: Times,
-    posteriors: BTreeMap<OfferId, Posterior>,
+    posteriors: HashMap<OfferId, Posterior>,
 }
 
 impl History {
@@ -81,6 +83,16 @@ impl History {
         self.offers.entry(offer.clone()).or_default().push(at);
         self.campaigns.entry(campaign.clone()).or_default().push(at);
         self.device.push(at);
+    }
+
+    /// The impression times of `offer`, to count several windows with one lookup.
+    pub fn offer_times(&self, offer: &OfferId) -> Option<&Times> {
+        self.offers.get(offer)
+    }
+
+    /// The impression times of `campaign`'s offers.
+    pub fn campaign_times(&self, campaign: &CampaignId) -> Option<&Times> {
+        self.campaigns.get(campaign)
     }
 
     /// Impressions of `offer` in `window` ending at `now`; `day_start` is the start of the
@@ -137,7 +149,8 @@ impl History {
     }
 }
 
-fn count(times: &Times, window: Window, now: UnixTime, day_start: UnixTime) -> u32 {
+/// Impressions in `times` within `window` ending at `now` (`day_start`: start of the local day).
+pub fn count(times: &Times, window: Window, now: UnixTime, day_start: UnixTime) -> u32 {
     let back = |secs: u64| UnixTime(now.secs().saturating_sub(secs));
     match window {
         Window::Hour => times.since(back(3600)),

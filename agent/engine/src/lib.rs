@@ -241,7 +241,9 @@ impl Engine {
                         draw,
                         answers: &self.answers,
                         device: &self.profile.device,
+                        device_block: None,
                     };
+                    let ctx = decide::Context { device_block: decide::device_rules(catalogue, &ctx).err(), ..ctx };
                     let mut outcome = decide::run(catalogue, &ctx);
                     // Asking is a moment too: a due prompt takes the place of a contextual offer (or
                     // of nothing), never of a personalised one.

@@ -1,0 +1,186 @@
+//! Benchmarks (not timed tests): figures printed as JSON so runs can be compared. These
+//! machines are shared and noisy; compare figures from one run, and quote medians.
+
+use std::time::Instant;
+
+use ledtrad_agent::engine::{DeviceProfile, Draw, Engine, LocalTime, TrustedKeys};
+use ledtrad_operator::{sign_catalogue, OperatorKey, SignOptions};
+use ledtrad_protocol::caps::{CampaignCaps, Caps, Policy};
+use ledtrad_protocol::catalogue::{Campaign, Catalogue, Condition, Offer, Op};
+use ledtrad_protocol::consent::ConsentState;
+use ledtrad_protocol::feature::{Aggregation, FeatureName, FEATURES};
+use ledtrad_protocol::propensity::{Logistic, Weight};
+use ledtrad_protocol::signal::Signal;
+use ledtrad_protocol::{CampaignId, DeviceId, DeviceKind, FleetId, KeyId, Moment, OfferId, UnixTime};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+
+/// One benchmark's figures.
+#[derive(Debug, Clone, Serialize)]
+pub struct DecideFigures {
+    /// "decide".
+    pub bench: &'static str,
+    /// The scorer: "builtin" (logistic prior, Beta posteriors, Thompson sampling).
+    pub scorer: &'static str,
+    /// Offers in the catalogue.
+    pub offers: usize,
+    /// Features the engine knows (every one is fed).
+    pub features: usize,
+    /// Decisions timed.
+    pub decisions: usize,
+    /// Offers shown among them.
+    pub shown: usize,
+    /// Median decision time, µs.
+    pub p50_us: f64,
+    /// 99th percentile, µs.
+    pub p99_us: f64,
+    /// 99.9th percentile, µs.
+    pub p999_us: f64,
+}
+
+/// A catalogue of `n` fridge offers over every fridge and context feature, with conditions,
+/// caps, campaign caps, a built-in scorer and a device policy.
+pub fn build_catalogue(n: usize, rng: &mut ChaCha8Rng) -> Catalogue {
+    let usable: Vec<&str> =
+        FEATURES.iter().filter(|f| f.kind.is_none_or(|k| k == DeviceKind::Fridge)).map(|f| f.name).collect();
+    let categories = ["food.dairy", "food.produce", "food.drinks", "food.meals", "home.kitchen", "home.cleaning"];
+    let offers = (0..n)
+        .map(|i| {
+            let feature = usable[i % usable.len()];
+            let threshold =
+                if feature == "context.hour" { rng.random_range(0.0..24.0) } else { rng.random_range(0.0..1.0) };
+            let op = if i % 2 == 0 { Op::Lt } else { Op::Ge };
+            Offer {
+                id: OfferId::try_new(format!("o{i}")).expect("id"),
+                campaign: CampaignId::try_new(format!("c{}", i % 20)).expect("id"),
+                title: "Offer".into(),
+                question: "Could this be something for you?".into(),
+                body: "Body.".into(),
+                image: None,
+                category: categories[i % categories.len()].into(),
+                device_kinds: vec![DeviceKind::Fridge],
+                moments: vec![Moment::DoorOpened, Moment::InventoryLow],
+                conditions: vec![Condition { feature: feature.into(), op, value: threshold }],
+                value: rng.random_range(0.5..5.0),
+                priority: 1.0,
+                valid_from: UnixTime(0),
+                valid_until: UnixTime(4_000_000_000),
+                caps: Caps { per_day: 2, per_hour: Some(1), per_week: Some(5), per_month: None, total: Some(20) },
+                personalised: true,
+                propensity: Some(Logistic {
+                    bias: -0.5,
+                    weights: usable
+                        .iter()
+                        .take(4)
+                        .map(|f| Weight { feature: (*f).into(), weight: rng.random_range(-1.0..1.0) })
+                        .collect(),
+                }),
+            }
+        })
+        .collect();
+    let campaigns = (0..20.min(n))
+        .map(|c| Campaign {
+            id: CampaignId::try_new(format!("c{c}")).expect("id"),
+            holdout: 0.0,
+            caps: CampaignCaps { per_day: Some(5), per_week: Some(20), ..CampaignCaps::default() },
+        })
+        .collect();
+    Catalogue {
+        name: "bench".into(),
+        offers,
+        prompts: vec![],
+        campaigns,
+        policy: Policy { device_per_hour: Some(6), device_per_day: Some(30), min_gap_minutes: None, quiet_hours: None },
+    }
+}
+
+/// Times `decisions` decisions over a catalogue of `offers` offers, with every purpose granted,
+/// signals flowing, time moving on and the answers feeding the posteriors.
+pub fn decide(offers: usize, decisions: usize, seed: u64) -> anyhow::Result<DecideFigures> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let catalogue = build_catalogue(offers, &mut rng);
+    let problems = catalogue.problems();
+    anyhow::ensure!(problems.is_empty(), "bench catalogue: {}", problems[0]);
+    let key = OperatorKey::from_secret(KeyId::try_new("bench")?, [9; 32]);
+    let start = UnixTime(1_795_428_000);
+    let fleet = FleetId::try_new("bench")?;
+    let options =
+        SignOptions { fleet: fleet.clone(), version: 1, issued_at: start, expires_at: start.plus_secs(400 * 86_400) };
+    let envelope = sign_catalogue(&catalogue, &key, &options)?;
+    let mut keys = TrustedKeys::new();
+    keys.insert(key.id.clone(), key.signing.verifying_key());
+    let profile = DeviceProfile {
+        device: DeviceId::try_new("bench-device")?,
+        kind: DeviceKind::Fridge,
+        fleet,
+        local: LocalTime { utc_offset_secs: 3600 },
+        camouflage_share: 0.1,
+    };
+    let mut engine = Engine::new(profile, keys);
+    engine.handle_catalogue(&envelope, start).map_err(|e| anyhow::anyhow!("{e}"))?;
+    engine.set_consent(ConsentState::all());
+    let signal_features: Vec<FeatureName> = FEATURES
+        .iter()
+        .filter(|f| f.aggregation != Aggregation::Clock)
+        .filter_map(|f| FeatureName::try_new(f.name).ok())
+        .collect();
+    let mut nanos = Vec::with_capacity(decisions);
+    let mut shown = 0;
+    let mut now = start;
+    for k in 0..decisions + decisions / 10 {
+        now = now.plus_secs(rng.random_range(30..900));
+        let feature = signal_features[k % signal_features.len()];
+        engine.handle_signal(Signal { feature, value: rng.random_range(0.0..1.0) }, now);
+        let draw = Draw { camouflage: rng.random(), pick: rng.random(), explore: Some(rng.random()) };
+        let started = Instant::now();
+        let decision = engine.decide(Moment::DoorOpened, now, draw);
+        let elapsed = started.elapsed();
+        let (id, was_shown) = (decision.id, decision.shown.is_some());
+        // The first tenth warms caches and history up and is not timed.
+        if k >= decisions / 10 {
+            nanos.push(u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX));
+            shown += usize::from(was_shown);
+        }
+        if was_shown {
+            let kind = if rng.random_bool(0.3) {
+                ledtrad_protocol::feedback::FeedbackKind::Accepted
+            } else {
+                ledtrad_protocol::feedback::FeedbackKind::Dismissed
+            };
+            let _ = engine.handle_feedback(ledtrad_protocol::feedback::Feedback { decision: id, kind }, now);
+        }
+        if k % 500 == 0 {
+            engine.handle_timeout(now);
+        }
+    }
+    nanos.sort_unstable();
+    let pct = |q: f64| {
+        let i = ((nanos.len() as f64 - 1.0) * q).round() as usize;
+        (nanos[i] as f64 / 10.0).round() / 100.0
+    };
+    Ok(DecideFigures {
+        bench: "decide",
+        scorer: "builtin",
+        offers,
+        features: FEATURES.len(),
+        decisions: nanos.len(),
+        shown,
+        p50_us: pct(0.5),
+        p99_us: pct(0.99),
+        p999_us: pct(0.999),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bench_catalogue_is_valid_and_the_bench_runs() {
+        let figures = decide(50, 200, 1).unwrap();
+        assert_eq!(figures.decisions, 200);
+        assert!(figures.shown > 0);
+        assert!(figures.p50_us > 0.0 && figures.p50_us <= figures.p99_us && figures.p99_us <= figures.p999_us);
+    }
+}
