@@ -8,6 +8,7 @@
 //! - [`clock`]: where time comes from (system, or manual for simulation and tests).
 //! - [`store`]: SQLite with migrations: consent ledger, catalogues, impressions, feedback.
 //! - [`egress`]: the one place messages leave the device, checking consent per purpose.
+//! - [`explain`]: a decision explained as text (`ledtrad-agent explain`).
 //! - [`reports`]: measurement counts, noised before they leave.
 //! - [`household`]: whose consent a personal or shared device works under.
 //! - [`handle`]: the cloneable command handle and its replies.
@@ -21,6 +22,7 @@ pub mod broker;
 pub mod clock;
 pub mod config;
 pub mod egress;
+pub mod explain;
 pub mod handle;
 pub mod household;
 pub mod reports;

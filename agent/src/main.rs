@@ -28,6 +28,15 @@ enum Command {
         #[arg(long)]
         embedded_broker: bool,
     },
+    /// Explain a recent decision of a running agent: what was shown and why, the score parts of
+    /// the best candidates, and why every other candidate was not shown.
+    Explain {
+        /// The decision's number (from GET /v1/offer, or the ledtrad-decision header).
+        decision: u64,
+        /// The agent's local API.
+        #[arg(long, default_value = "127.0.0.1:7878")]
+        api: std::net::SocketAddr,
+    },
     /// Check a config file and print what it configures.
     CheckConfig {
         /// The config file.
@@ -66,6 +75,25 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 c.api.map_or("off".to_string(), |a| a.to_string()),
                 c.keys.len()
             );
+            Ok(())
+        }
+        Command::Explain { decision, api } => {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let text = runtime.block_on(async {
+                let url = format!("http://{api}/v1/decisions/{decision}");
+                let response = reqwest::get(&url)
+                    .await
+                    .with_context(|| format!("no agent answered at {api}; is it running with `api` set?"))?;
+                let status = response.status();
+                let body: serde_json::Value = response.json().await.context("the agent's answer is not JSON")?;
+                if !status.is_success() {
+                    anyhow::bail!("{}", body["error"].as_str().unwrap_or("the agent refused"));
+                }
+                let decision: ledtrad_protocol::decision::Decision =
+                    serde_json::from_value(body).context("the agent's answer is not a decision")?;
+                anyhow::Ok(ledtrad_agent::explain::explain(&decision))
+            })?;
+            print!("{text}");
             Ok(())
         }
         Command::Run { config, embedded_broker } => {
