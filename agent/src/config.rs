@@ -36,9 +36,13 @@ pub struct RawConfig {
     /// The person who owns the device; `PUT /v1/consent/{purpose}` changes their consent.
     #[serde(default)]
     pub owner: Option<String>,
-    /// The device's offset from UTC in minutes (e.g. 60 for CET).
+    /// The device's offset from UTC in minutes (e.g. 60 for CET), when no `timezone` is given.
     #[serde(default)]
     pub utc_offset_minutes: i32,
+    /// The device's time zone, e.g. "Europe/Stockholm": local days and quiet hours then follow
+    /// daylight saving. Overrides `utc_offset_minutes`.
+    #[serde(default)]
+    pub timezone: Option<String>,
     /// The privacy parameter of the noise on each reported count (default 1; smaller is noisier).
     #[serde(default)]
     pub report_epsilon: Option<f64>,
@@ -217,7 +221,15 @@ impl Config {
             api,
             sharing: raw.sharing.unwrap_or_else(|| Sharing::default_for(kind)),
             owner,
-            local: LocalTime { utc_offset_secs: raw.utc_offset_minutes * 60 },
+            local: match &raw.timezone {
+                None => LocalTime::fixed(raw.utc_offset_minutes * 60),
+                Some(name) => LocalTime::zone(name.parse::<chrono_tz::Tz>().map_err(|_| {
+                    field(
+                        "timezone",
+                        format!("{name:?} is not a time zone name; use an IANA name such as \"Europe/Stockholm\""),
+                    )
+                })?),
+            },
             report_epsilon,
             camouflage_share,
             rng_seed: raw.rng_seed,
@@ -252,7 +264,9 @@ mod tests {
     fn a_good_config_checks() {
         let config = Config::from_toml(&build_config_text("utc_offset_minutes = 60"), "agent.toml").unwrap();
         assert_eq!(config.kind, DeviceKind::Fridge);
-        assert_eq!(config.local.utc_offset_secs, 3600);
+        assert_eq!(config.local, LocalTime::fixed(3600));
+        let zoned = Config::from_toml(&build_config_text("timezone = \"Europe/Stockholm\""), "agent.toml").unwrap();
+        assert_eq!(zoned.local, LocalTime::zone(chrono_tz::Europe::Stockholm));
         assert_eq!(config.keys.len(), 1);
         assert_eq!((config.sharing, config.owner.as_str()), (Sharing::Shared, "owner"));
         let reader = Config::from_toml(
@@ -277,6 +291,7 @@ mod tests {
             (build_config_text("colour = 1"), "unknown field `colour`"),
             (build_config_text("sharing = \"family\""), "unknown variant `family`"),
             (build_config_text("report_epsilon = 0"), "field 'report_epsilon': 0 is outside 0.05..=10"),
+            (build_config_text("timezone = \"Mars/Olympus\""), "field 'timezone': \"Mars/Olympus\" is not a time zone"),
             (build_config_text("camouflage_share = 0.9"), "field 'camouflage_share': 0.9 is outside 0..=0.5"),
             (build_config_text("owner = \"Anna B\""), "field 'owner': person id \"Anna B\""),
         ];

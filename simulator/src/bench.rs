@@ -114,7 +114,7 @@ pub fn decide(offers: usize, decisions: usize, seed: u64) -> anyhow::Result<Deci
         device: DeviceId::try_new("bench-device")?,
         kind: DeviceKind::Fridge,
         fleet,
-        local: LocalTime { utc_offset_secs: 3600 },
+        local: LocalTime::fixed(3600),
         camouflage_share: 0.1,
     };
     let mut engine = Engine::new(profile, keys);

@@ -243,6 +243,7 @@ impl TestAgent {
             rng_seed: Some(7),
             owner: None,
             utc_offset_minutes: 0,
+            timezone: None,
             operator_keys: vec![RawKey { id: key.id.to_string(), public_key: key.public_hex() }],
         };
         let config = Config::from_raw(raw, "test").expect("valid config");

@@ -15,16 +15,38 @@ pub const LEVEL_RETENTION_SECS: u64 = 2 * DAY_SECS;
 /// The largest increment one signal may add to a daily count.
 pub const MAX_COUNT_INCREMENT: f64 = 10_000.0;
 
-/// Local time arithmetic for one device: a fixed offset from UTC.
+/// Local time arithmetic for one device: a time zone with its daylight-saving rules, or a
+/// fixed offset from UTC.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct LocalTime {
-    /// Seconds east of UTC.
+    /// Seconds east of UTC, used when there is no time zone.
     pub utc_offset_secs: i32,
+    /// The device's time zone (e.g. Europe/Stockholm), if known.
+    pub zone: Option<chrono_tz::Tz>,
 }
 
 impl LocalTime {
+    /// A fixed offset from UTC.
+    pub const fn fixed(utc_offset_secs: i32) -> Self {
+        Self { utc_offset_secs, zone: None }
+    }
+
+    /// A time zone, with its daylight-saving changes.
+    pub const fn zone(zone: chrono_tz::Tz) -> Self {
+        Self { utc_offset_secs: 0, zone: Some(zone) }
+    }
+
+    /// The offset from UTC in force at `now`.
+    pub fn offset_at(self, now: UnixTime) -> i32 {
+        use chrono::{Offset, TimeZone};
+        match (self.zone, i64::try_from(now.secs()).ok().and_then(|s| chrono::DateTime::from_timestamp(s, 0))) {
+            (Some(zone), Some(utc)) => zone.offset_from_utc_datetime(&utc.naive_utc()).fix().local_minus_utc(),
+            _ => self.utc_offset_secs,
+        }
+    }
+
     fn local_secs(self, now: UnixTime) -> u64 {
-        now.secs().saturating_add_signed(i64::from(self.utc_offset_secs))
+        now.secs().saturating_add_signed(i64::from(self.offset_at(now)))
     }
 
     /// Days since the epoch in local time.
@@ -32,10 +54,12 @@ impl LocalTime {
         self.local_secs(now) / DAY_SECS
     }
 
-    /// The instant the current local day began.
+    /// The instant the current local day began (a change of offset during the day is taken
+    /// into account: the day began at local midnight under the offset in force then).
     pub fn day_start(self, now: UnixTime) -> UnixTime {
-        let start = self.day(now) * DAY_SECS;
-        UnixTime(start.saturating_add_signed(-i64::from(self.utc_offset_secs)))
+        let local_midnight = self.day(now) * DAY_SECS;
+        let guess = UnixTime(local_midnight.saturating_add_signed(-i64::from(self.offset_at(now))));
+        UnixTime(local_midnight.saturating_add_signed(-i64::from(self.offset_at(guess))))
     }
 
     /// The local hour, 0–23.
@@ -206,7 +230,7 @@ mod tests {
 
     #[test]
     fn daily_counts_restart_each_local_day() {
-        let local = LocalTime { utc_offset_secs: 3600 };
+        let local = LocalTime::fixed(3600);
         let mut store = FeatureStore::new(local);
         let opens = build_signal("fridge.door.opens", 1.0);
         // 22:30 UTC is 23:30 local; an hour later is the next local day.
@@ -263,8 +287,26 @@ mod tests {
     }
 
     #[test]
+    fn local_time_follows_daylight_saving() {
+        let stockholm = LocalTime::zone(chrono_tz::Europe::Stockholm);
+        // 2026-03-29: clocks go from 02:00 CET to 03:00 CEST (01:00 UTC).
+        let before = UnixTime::parse_rfc3339("2026-03-29T00:30:00Z").unwrap();
+        let after = UnixTime::parse_rfc3339("2026-03-29T01:30:00Z").unwrap();
+        assert_eq!((stockholm.hour(before), stockholm.hour(after)), (1, 3));
+        assert_eq!(stockholm.day(before), stockholm.day(after));
+        // The day began at local midnight, under winter time: 23:00 UTC the day before.
+        assert_eq!(stockholm.day_start(after), UnixTime::parse_rfc3339("2026-03-28T23:00:00Z").unwrap());
+        // Summer: 22:30 UTC is 00:30 the next local day.
+        let summer = UnixTime::parse_rfc3339("2026-07-01T22:30:00Z").unwrap();
+        assert_eq!(stockholm.hour(summer), 0);
+        assert_eq!(stockholm.day_start(summer), UnixTime::parse_rfc3339("2026-07-01T22:00:00Z").unwrap());
+        // A fixed offset knows nothing of that.
+        assert_eq!(LocalTime::fixed(3600).hour(after), 2);
+    }
+
+    #[test]
     fn the_clock_feature_is_the_local_hour() {
-        let store = FeatureStore::new(LocalTime { utc_offset_secs: -5 * 3600 });
+        let store = FeatureStore::new(LocalTime::fixed(-5 * 3600));
         let hour = FeatureName::try_new("context.hour").unwrap();
         assert_eq!(store.value(hour, UnixTime(20 * DAY_SECS + 3 * 3600)), Some(22.0));
         let mut store = store;

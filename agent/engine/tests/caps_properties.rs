@@ -1,6 +1,7 @@
 //! Property tests of frequency rules: over random caps, policies and schedules of moments —
-//! including the clock jumping forwards and backwards by hours — no shown offer breaks a cap,
-//! a quiet hour or the minimum gap, as counted independently from the list of what was shown.
+//! including the clock jumping forwards and backwards by hours, and a daylight-saving change in
+//! Stockholm — no shown offer breaks a cap, a quiet hour or the minimum gap, as counted
+//! independently (with chrono) from the list of what was shown.
 
 // Test helpers unwrap: a panic is a failed test with its message.
 #![allow(clippy::unwrap_used)]
@@ -8,7 +9,7 @@
 mod common;
 
 use common::START;
-use ledtrad_engine::Draw;
+use ledtrad_engine::{Draw, LocalTime};
 use ledtrad_protocol::caps::{CampaignCaps, Caps, Policy, QuietHours, Window};
 use ledtrad_protocol::catalogue::{Campaign, Catalogue, Offer};
 use ledtrad_protocol::time::DAY_SECS;
@@ -16,6 +17,40 @@ use ledtrad_protocol::{CampaignId, DeviceKind, Moment, OfferId, UnixTime};
 use proptest::prelude::*;
 
 const OFFSET: i32 = 3600;
+
+/// Where the device is: a fixed UTC+1, or Stockholm with its daylight-saving changes.
+#[derive(Debug, Clone, Copy)]
+enum Zone {
+    Fixed,
+    Stockholm,
+}
+
+impl Zone {
+    fn local_time(self) -> LocalTime {
+        match self {
+            Zone::Fixed => LocalTime::fixed(OFFSET),
+            Zone::Stockholm => LocalTime::zone(chrono_tz::Europe::Stockholm),
+        }
+    }
+
+    /// (local hour, instant the local day began), worked out with chrono directly.
+    fn local(self, t: UnixTime) -> (u64, u64) {
+        use chrono::{TimeZone, Timelike};
+        match self {
+            Zone::Fixed => {
+                let local = t.secs().saturating_add_signed(i64::from(OFFSET));
+                ((local % DAY_SECS) / 3600, (local / DAY_SECS) * DAY_SECS - OFFSET as u64)
+            }
+            Zone::Stockholm => {
+                let tz = chrono_tz::Europe::Stockholm;
+                let local = tz.timestamp_opt(t.secs() as i64, 0).unwrap();
+                let midnight = local.date_naive().and_hms_opt(0, 0, 0).unwrap();
+                let start = tz.from_local_datetime(&midnight).earliest().unwrap();
+                (u64::from(local.hour()), start.timestamp() as u64)
+            }
+        }
+    }
+}
 
 fn offer(i: usize, campaign: usize, caps: Caps) -> Offer {
     Offer {
@@ -74,17 +109,10 @@ fn step() -> impl Strategy<Value = i64> {
     prop_oneof![8 => 1i64..3 * 3600, 1 => 3600i64..3 * 86_400, 1 => -6 * 3600i64..-3600]
 }
 
-fn local_day(t: UnixTime) -> u64 {
-    t.secs().saturating_add_signed(i64::from(OFFSET)) / DAY_SECS
-}
-
-fn local_hour(t: UnixTime) -> u64 {
-    (t.secs().saturating_add_signed(i64::from(OFFSET)) % DAY_SECS) / 3600
-}
-
 /// Shown impressions in `window` as of `now`, counted from the list. As in the engine,
 /// impressions after `now` (the clock went back) count too.
 fn count(
+    zone: Zone,
     shown: &[(usize, usize, UnixTime)],
     keep: impl Fn(&(usize, usize, UnixTime)) -> bool,
     window: Window,
@@ -92,10 +120,7 @@ fn count(
 ) -> usize {
     let from = match window {
         Window::Hour => now.secs().saturating_sub(3600),
-        Window::Day => {
-            let day_start = local_day(now) * DAY_SECS;
-            day_start.saturating_add_signed(-i64::from(OFFSET))
-        }
+        Window::Day => zone.local(now).1,
         Window::Week => now.secs().saturating_sub(7 * DAY_SECS),
         Window::Month => now.secs().saturating_sub(30 * DAY_SECS),
         Window::Total => 0,
@@ -112,6 +137,8 @@ proptest! {
         campaign_caps in proptest::collection::vec((opt_cap(), opt_cap(), opt_cap()), 2),
         policy in policy(),
         steps in proptest::collection::vec(step(), 1..100),
+        zone in prop_oneof![Just(Zone::Fixed), Just(Zone::Stockholm)],
+        dst in proptest::bool::ANY,
     ) {
         let offers: Vec<Offer> = offer_caps.iter().cloned().enumerate().map(|(i, c)| offer(i, i % 2, c)).collect();
         let campaigns: Vec<Campaign> = campaign_caps
@@ -126,19 +153,22 @@ proptest! {
             .collect();
         let catalogue = Catalogue { name: String::new(), offers: offers.clone(), prompts: vec![], campaigns: campaigns.clone(), policy: policy.clone() };
         prop_assert!(catalogue.problems().is_empty(), "{:?}", catalogue.problems());
-        let mut engine = common::build_engine(DeviceKind::Fridge, OFFSET, 0.3, catalogue);
-        let mut now = START;
+        let mut engine = common::build_engine_at(DeviceKind::Fridge, zone.local_time(), 0.3, catalogue);
+        // Half the schedules start the day before the autumn change of clocks (2026-10-25).
+        let first = if dst { UnixTime::parse_rfc3339("2026-10-24T12:00:00Z").unwrap() } else { START };
+        let mut now = first;
         let mut shown: Vec<(usize, usize, UnixTime)> = Vec::new();
         let mut latest = now;
         for (k, step) in steps.into_iter().enumerate() {
-            now = UnixTime(now.secs().saturating_add_signed(step).max(START.secs()));
+            now = UnixTime(now.secs().saturating_add_signed(step).max(first.secs()));
             let draw = Draw { camouflage: (k % 7) as f64 / 7.0, pick: k as u64, explore: Some(k as u64) };
             let decision = engine.decide(Moment::DoorOpened, now, draw).clone();
             let Some(s) = decision.shown else { continue };
             let i: usize = s.offer.as_str()[1..].parse().unwrap();
             let c = i % 2;
             if let Some(q) = policy.quiet_hours {
-                prop_assert!(!q.contains(local_hour(now)), "shown in quiet hours {q:?} at local hour {}", local_hour(now));
+                let hour = zone.local(now).0;
+                prop_assert!(!q.contains(hour), "shown in quiet hours {q:?} at local hour {hour}");
             }
             if let Some(gap) = policy.min_gap_minutes {
                 if let Some(last) = shown.last() {
@@ -148,18 +178,18 @@ proptest! {
             }
             shown.push((i, c, now));
             for (window, limit) in offers[i].caps.limits() {
-                let n = count(&shown, |s| s.0 == i, window, now);
+                let n = count(zone, &shown, |s| s.0 == i, window, now);
                 prop_assert!(n <= limit as usize, "offer o{i}: {n} in a {window} over its cap of {limit}");
             }
             if let Some(campaign) = campaigns.iter().find(|x| x.id.as_str() == format!("c{c}")) {
                 for (window, limit) in campaign.caps.limits() {
-                    let n = count(&shown, |s| s.1 == c, window, now);
+                    let n = count(zone, &shown, |s| s.1 == c, window, now);
                     prop_assert!(n <= limit as usize, "campaign c{c}: {n} in a {window} over its cap of {limit}");
                 }
             }
             for (window, limit) in [(Window::Hour, policy.device_per_hour), (Window::Day, policy.device_per_day)] {
                 if let Some(limit) = limit {
-                    let n = count(&shown, |_| true, window, now);
+                    let n = count(zone, &shown, |_| true, window, now);
                     prop_assert!(n <= limit as usize, "device: {n} in a {window} over its cap of {limit}");
                 }
             }

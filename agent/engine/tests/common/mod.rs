@@ -11,7 +11,13 @@ use ledtrad_protocol::{DeviceId, DeviceKind, FleetId, KeyId, UnixTime};
 pub const START: UnixTime = UnixTime(1_795_428_000);
 
 /// An engine of `kind` at UTC`offset`, with `catalogue` signed and applied (valid 400 days).
+#[allow(dead_code)] // not every test file uses every fixture
 pub fn build_engine(kind: DeviceKind, offset_secs: i32, camouflage_share: f64, catalogue: Catalogue) -> Engine {
+    build_engine_at(kind, LocalTime::fixed(offset_secs), camouflage_share, catalogue)
+}
+
+/// An engine of `kind` in `local` time, with `catalogue` signed and applied (valid 400 days).
+pub fn build_engine_at(kind: DeviceKind, local: LocalTime, camouflage_share: f64, catalogue: Catalogue) -> Engine {
     let key = SigningKey::from_bytes(&[1; 32]);
     let mut keys = TrustedKeys::new();
     keys.insert(KeyId::try_new("op").unwrap(), key.verifying_key());
@@ -20,7 +26,7 @@ pub fn build_engine(kind: DeviceKind, offset_secs: i32, camouflage_share: f64, c
         device: DeviceId::try_new("d-prop").unwrap(),
         kind,
         fleet: fleet.clone(),
-        local: LocalTime { utc_offset_secs: offset_secs },
+        local,
         camouflage_share,
     };
     let mut engine = Engine::new(profile, keys);
