@@ -212,30 +212,9 @@ impl Catalogue {
                 String::new()
             }
         };
-        let raw_offers = match top.remove("offer") {
-            None => Vec::new(),
-            Some(serde_json::Value::Array(items)) => items,
-            Some(_) => {
-                problems.push(problem(None, "offer", "expected a list of offers ([[offer]] in TOML)"));
-                Vec::new()
-            }
-        };
-        let raw_prompts = match top.remove("prompt") {
-            None => Vec::new(),
-            Some(serde_json::Value::Array(items)) => items,
-            Some(_) => {
-                problems.push(problem(None, "prompt", "expected a list of prompts ([[prompt]] in TOML)"));
-                Vec::new()
-            }
-        };
-        let raw_campaigns = match top.remove("campaign") {
-            None => Vec::new(),
-            Some(serde_json::Value::Array(items)) => items,
-            Some(_) => {
-                problems.push(problem(None, "campaign", "expected a list of campaigns ([[campaign]] in TOML)"));
-                Vec::new()
-            }
-        };
+        let raw_offers = take_list(&mut top, "offer", &mut problems);
+        let raw_prompts = take_list(&mut top, "prompt", &mut problems);
+        let raw_campaigns = take_list(&mut top, "campaign", &mut problems);
         let policy = match top.remove("policy") {
             None => Policy::default(),
             Some(value) => serde_json::from_value(value).unwrap_or_else(|e| {
@@ -250,48 +229,9 @@ impl Catalogue {
                 "unknown field; a catalogue has only 'name', 'offer', 'prompt', 'campaign' and 'policy'",
             ));
         }
-        let mut campaigns = Vec::with_capacity(raw_campaigns.len());
-        for (i, raw) in raw_campaigns.into_iter().enumerate() {
-            let label =
-                raw.get("id").and_then(|v| v.as_str()).map_or_else(|| format!("#{}", i + 1), ToString::to_string);
-            match serde_json::from_value::<Campaign>(raw) {
-                Ok(c) => campaigns.push(c),
-                Err(e) => problems.push(Problem {
-                    kind: "campaign",
-                    offer: Some(label),
-                    field: field_of(&e.to_string()),
-                    message: e.to_string(),
-                }),
-            }
-        }
-        let mut prompts = Vec::with_capacity(raw_prompts.len());
-        for (i, raw) in raw_prompts.into_iter().enumerate() {
-            let label =
-                raw.get("id").and_then(|v| v.as_str()).map_or_else(|| format!("#{}", i + 1), ToString::to_string);
-            match serde_json::from_value::<ConsentPrompt>(raw) {
-                Ok(prompt) => prompts.push(prompt),
-                Err(e) => problems.push(Problem {
-                    kind: "prompt",
-                    offer: Some(label),
-                    field: field_of(&e.to_string()),
-                    message: e.to_string(),
-                }),
-            }
-        }
-        let mut offers = Vec::with_capacity(raw_offers.len());
-        for (i, raw) in raw_offers.into_iter().enumerate() {
-            let label =
-                raw.get("id").and_then(|v| v.as_str()).map_or_else(|| format!("#{}", i + 1), ToString::to_string);
-            match serde_json::from_value::<Offer>(raw) {
-                Ok(offer) => offers.push(offer),
-                Err(e) => problems.push(Problem {
-                    kind: "offer",
-                    offer: Some(label),
-                    field: field_of(&e.to_string()),
-                    message: e.to_string(),
-                }),
-            }
-        }
+        let campaigns: Vec<Campaign> = parse_items(raw_campaigns, "campaign", &mut problems);
+        let prompts: Vec<ConsentPrompt> = parse_items(raw_prompts, "prompt", &mut problems);
+        let offers: Vec<Offer> = parse_items(raw_offers, "offer", &mut problems);
         let catalogue = Self { name, offers, prompts, campaigns, policy };
         problems.extend(catalogue.problems());
         if problems.is_empty() {
@@ -401,6 +341,45 @@ pub(crate) fn check_kinds_and_moments(kinds: &[DeviceKind], moments: &[Moment], 
             );
         }
     }
+}
+
+/// Takes the list under `key` (`[[key]]` in TOML), or notes a problem if it is not a list.
+fn take_list(
+    top: &mut serde_json::Map<String, serde_json::Value>,
+    key: &str,
+    problems: &mut Vec<Problem>,
+) -> Vec<serde_json::Value> {
+    match top.remove(key) {
+        None => Vec::new(),
+        Some(serde_json::Value::Array(items)) => items,
+        Some(_) => {
+            problems.push(problem(None, key, &format!("expected a list ([[{key}]] in TOML)")));
+            Vec::new()
+        }
+    }
+}
+
+/// Parses each item on its own, so one broken item does not hide the problems of the others;
+/// an item that does not parse is named by its id, or by its position (`#3`).
+fn parse_items<T: serde::de::DeserializeOwned>(
+    raw: Vec<serde_json::Value>,
+    kind: &'static str,
+    problems: &mut Vec<Problem>,
+) -> Vec<T> {
+    let mut items = Vec::with_capacity(raw.len());
+    for (i, raw) in raw.into_iter().enumerate() {
+        let label = raw.get("id").and_then(|v| v.as_str()).map_or_else(|| format!("#{}", i + 1), ToString::to_string);
+        match serde_json::from_value::<T>(raw) {
+            Ok(item) => items.push(item),
+            Err(e) => problems.push(Problem {
+                kind,
+                offer: Some(label),
+                field: field_of(&e.to_string()),
+                message: e.to_string(),
+            }),
+        }
+    }
+    items
 }
 
 fn problem(offer: Option<&str>, field: &str, message: &str) -> Problem {
