@@ -92,9 +92,17 @@ impl Tally {
 
     /// Takes every count as a report noised at `epsilon`, leaving the tally empty.
     pub fn drain_noised(&mut self, epsilon: f64, rng: &mut impl Rng) -> Vec<Report> {
+        self.drain_noised_before(u32::MAX, epsilon, rng)
+    }
+
+    /// Takes the counts of days before `day` (completed days) as noised reports, keeping the
+    /// rest: each day is reported once, when it is over.
+    pub fn drain_noised_before(&mut self, day: u32, epsilon: f64, rng: &mut impl Rng) -> Vec<Report> {
         let mut uniform = || rng.random::<f64>();
-        std::mem::take(&mut self.counts)
-            .into_iter()
+        let (done, later): (BTreeMap<_, _>, BTreeMap<_, _>) =
+            std::mem::take(&mut self.counts).into_iter().partition(|((d, _, _), _)| *d < day);
+        self.counts = later;
+        done.into_iter()
             .map(|((day, campaign, arm), c)| Report {
                 campaign,
                 arm: arm.into(),
@@ -113,6 +121,18 @@ impl Tally {
 mod tests {
     use super::*;
     use rand::SeedableRng;
+
+    #[test]
+    fn only_completed_days_leave_when_asked_for_them() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(2);
+        let mut tally = Tally::default();
+        let campaign = CampaignId::try_new("dairy").unwrap();
+        tally.impression(3, &campaign, Arm::Treatment);
+        tally.impression(4, &campaign, Arm::Treatment);
+        let reports = tally.drain_noised_before(4, 1.0, &mut rng);
+        assert_eq!(reports.iter().map(|r| r.day).collect::<Vec<_>>(), vec![3]);
+        assert_eq!(tally.oldest_day(), Some(4));
+    }
 
     #[test]
     fn each_arm_is_reported_on_its_own() {

@@ -312,12 +312,12 @@ impl Runtime {
         if dropped > 0 {
             debug!(dropped, "feature values past their retention dropped");
         }
-        if self.tally.oldest_day().is_some_and(|day| day < self.local_day(now)) {
-            let queued = self.flush_reports();
+        let today = self.local_day(now);
+        if self.tally.oldest_day().is_some_and(|day| day < today) {
+            let queued = self.queue_reports(today);
             debug!(queued, "reports for completed days queued");
-        } else {
-            self.deliver();
         }
+        self.deliver();
     }
 
     fn version(&self) -> Option<u64> {
@@ -535,12 +535,21 @@ impl Runtime {
         let now = self.clock.now();
         let prompt = self.engine.check_prompt_answer(answer.decision)?;
         let yes = answer.answer == YesNo::Yes;
-        self.store.record_prompt_answer(prompt.prompt.as_str(), prompt.purpose, yes, now).map_err(storage)?;
         if yes {
-            let change =
-                ConsentChange { granted: true, source: ConsentSource::DeviceUi, text_version: prompt.text_version };
+            // On a shared device a "yes" is one person's: it must say whose.
+            if self.config.sharing == Sharing::Shared && answer.person.is_none() {
+                return Err(AgentError::BadRequest(
+                    "this device is shared: say who answered with \"person\", so the consent is theirs".into(),
+                ));
+            }
+            let change = ConsentChange {
+                granted: true,
+                source: ConsentSource::DeviceUi,
+                text_version: prompt.text_version.clone(),
+            };
             self.set_consent(answer.person, prompt.purpose, change)?;
         }
+        self.store.record_prompt_answer(prompt.prompt.as_str(), prompt.purpose, yes, now).map_err(storage)?;
         self.engine.handle_prompt_answer(answer.decision, yes, now)?;
         self.consent_view()
     }
@@ -733,23 +742,29 @@ impl Runtime {
         self.consent_view()
     }
 
-    /// Queues the day's counts as noised reports in the outbox (only with `measure`) and hands
-    /// what is queued to the broker if connected. Returns how many reports were queued.
+    /// Queues every count gathered so far as noised reports in the outbox (only with
+    /// `measure`) and hands what is queued to the broker if connected. Returns how many
+    /// reports were queued. (The agent itself reports each day once it is over, on its timer.)
     fn flush_reports(&mut self) -> usize {
-        let consent = self.engine.consent();
-        if !consent.allows(Purpose::Measure) {
+        let queued = self.queue_reports(u32::MAX);
+        self.deliver();
+        queued
+    }
+
+    /// Queues the counts of days before `before` as noised reports (only with `measure`).
+    fn queue_reports(&mut self, before: u32) -> usize {
+        if !self.engine.consent().allows(Purpose::Measure) {
             self.tally.clear();
             return 0;
         }
         let now = self.clock.now();
         let mut queued = 0;
-        for report in self.tally.drain_noised(self.config.report_epsilon, &mut self.rng) {
+        for report in self.tally.drain_noised_before(before, self.config.report_epsilon, &mut self.rng) {
             match self.egress.report(&self.store, &report, now) {
                 Ok(()) => queued += 1,
                 Err(e) => warn!(campaign = %report.campaign, "report: {e}"),
             }
         }
-        self.deliver();
         queued
     }
 

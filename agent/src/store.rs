@@ -109,6 +109,8 @@ impl Store {
         conn.pragma_update(None, "journal_mode", "WAL").map_err(|e| err(e.to_string()))?;
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(|e| err(e.to_string()))?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(|e| err(e.to_string()))?;
+        // Deleted personal data is overwritten, not left in free pages.
+        conn.pragma_update(None, "secure_delete", "ON").map_err(|e| err(e.to_string()))?;
         conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(|e| err(e.to_string()))?;
         migrations().to_latest(&mut conn).map_err(|e| err(format!("migration failed: {e}")))?;
         Ok(Self { conn, path: path.into() })
@@ -218,6 +220,7 @@ impl Store {
             if device_data {
                 tx.execute("DELETE FROM feedback", [])?;
                 tx.execute("DELETE FROM answers", [])?;
+                tx.execute("DELETE FROM prompt_answers", [])?;
                 tx.execute("DELETE FROM impressions", [])?;
                 tx.execute("DELETE FROM outbox", [])?;
             }
@@ -229,7 +232,17 @@ impl Store {
         if let Err(e) = self.conn.pragma_update(None, "synchronous", "NORMAL") {
             tracing::warn!("database '{}': could not return to synchronous=NORMAL: {e}", self.path.display());
         }
-        result.map_err(|e| self.err(e))
+        let result = result.map_err(|e| self.err(e))?;
+        self.checkpoint();
+        Ok(result)
+    }
+
+    /// Moves the write-ahead log into the database and truncates it, so deleted rows do not
+    /// linger in the log (with `secure_delete`, their pages are zeroed in the file).
+    pub fn checkpoint(&self) {
+        if let Err(e) = self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
+            tracing::warn!("database '{}': checkpoint after deleting personal data failed: {e}", self.path.display());
+        }
     }
 
     /// The erasures `person` asked for, oldest first: (when, where from).
@@ -263,11 +276,12 @@ impl Store {
         Ok(())
     }
 
-    /// Stored answers since `since` (offer, category, kind, when), oldest first.
+    /// Stored answers since `since`, and conversions of any age (offer, category, kind, when),
+    /// oldest first.
     pub fn answers_since(&self, since: UnixTime) -> Result<Vec<StoredAnswer>, StoreError> {
         let mut stmt = self
             .conn
-            .prepare("SELECT offer, category, kind, at FROM answers WHERE at >= ?1 ORDER BY id")
+            .prepare("SELECT offer, category, kind, at FROM answers WHERE at >= ?1 OR kind = 'converted' ORDER BY id")
             .map_err(|e| self.err(e))?;
         type Raw = (String, Option<String>, String, i64);
         let rows = stmt

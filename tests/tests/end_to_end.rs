@@ -775,12 +775,17 @@ async fn asking_is_a_moment_and_a_yes_is_a_consent_grant_with_the_prompts_text()
     assert!(!body["prompt"]["incentive"].as_str().unwrap().is_empty());
     let id = body["decision"].as_u64().unwrap();
     let api = agent.api();
-    let answer = |decision: u64, answer: &str| {
-        http.post(format!("{api}/v1/prompt-answer")).json(&json!({"decision": decision, "answer": answer})).send()
+    let answer = |decision: u64, answer: &str, person: Option<&str>| {
+        http.post(format!("{api}/v1/prompt-answer"))
+            .json(&json!({"decision": decision, "answer": answer, "person": person}))
+            .send()
     };
-    let r = answer(id, "maybe").await.unwrap();
+    let r = answer(id, "maybe", None).await.unwrap();
     assert_eq!(r.status(), 400);
-    let r = answer(id, "yes").await.unwrap();
+    // The fridge is shared: a "yes" must say whose consent it is.
+    let r = answer(id, "yes", None).await.unwrap();
+    assert_eq!(r.status(), 400);
+    let r = answer(id, "yes", Some("owner")).await.unwrap();
     assert_eq!(r.status(), 200);
     let view: Value = r.json().await.unwrap();
     assert_eq!(view["personalise"], true);
@@ -791,7 +796,7 @@ async fn asking_is_a_moment_and_a_yes_is_a_consent_grant_with_the_prompts_text()
         (ledtrad_protocol::Purpose::Personalise, true, "2026-11")
     );
     // One answer per prompt.
-    assert_eq!(answer(id, "no").await.unwrap().status(), 409);
+    assert_eq!(answer(id, "no", None).await.unwrap().status(), 409);
     // Granted: no more prompts for it, offers as usual.
     agent.clock.advance(86_400);
     let decision = agent.handle().offer(ledtrad_protocol::Moment::DoorOpened).await.unwrap().decision;

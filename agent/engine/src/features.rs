@@ -57,9 +57,15 @@ impl LocalTime {
     /// The instant the current local day began (a change of offset during the day is taken
     /// into account: the day began at local midnight under the offset in force then).
     pub fn day_start(self, now: UnixTime) -> UnixTime {
+        use chrono::TimeZone;
         let local_midnight = self.day(now) * DAY_SECS;
-        let guess = UnixTime(local_midnight.saturating_add_signed(-i64::from(self.offset_at(now))));
-        UnixTime(local_midnight.saturating_add_signed(-i64::from(self.offset_at(guess))))
+        if let Some(zone) = self.zone {
+            let midnight = i64::try_from(local_midnight).ok().and_then(|s| chrono::DateTime::from_timestamp(s, 0));
+            if let Some(start) = midnight.and_then(|m| zone.from_local_datetime(&m.naive_utc()).earliest()) {
+                return UnixTime(u64::try_from(start.timestamp()).unwrap_or(0));
+            }
+        }
+        UnixTime(local_midnight.saturating_add_signed(-i64::from(self.offset_at(now))))
     }
 
     /// The local hour, 0–23.

@@ -198,6 +198,7 @@ impl Engine {
         let posteriors = self.history.purge_learning();
         self.history = history::History::default();
         self.answers = answers::Answers::default();
+        self.prompts.forget();
         let decisions = self.recent.len();
         self.recent.clear();
         Purged { features, posteriors, decisions }
@@ -247,8 +248,10 @@ impl Engine {
                     let mut outcome = decide::run(catalogue, &ctx);
                     // Asking is a moment too: a due prompt takes the place of a contextual offer (or
                     // of nothing), never of a personalised one.
-                    let quiet = catalogue.policy.quiet_hours.is_some_and(|q| q.contains(self.profile.local.hour(now)));
-                    let prompt = if !quiet && outcome.shown.as_ref().is_none_or(|(_, s)| !s.personalised) {
+                    // A prompt follows the device-wide rules (quiet hours, gap, caps) and never
+                    // comes from an expired catalogue.
+                    let may_ask = ctx.device_block.is_none() && now < catalogue.expires_at;
+                    let prompt = if may_ask && outcome.shown.as_ref().is_none_or(|(_, s)| !s.personalised) {
                         self.prompts.due(&catalogue.prompts, self.profile.kind, moment, self.consent, now, day)
                     } else {
                         None

@@ -62,6 +62,12 @@ impl PromptState {
             })
     }
 
+    /// Forgets the answers and when the last prompt was shown (a person's erasure).
+    pub fn forget(&mut self) {
+        self.refusals.clear();
+        self.last_prompt_day = None;
+    }
+
     /// Notes that a prompt was shown on local day `day`.
     pub fn shown_on(&mut self, day: u64) {
         self.last_prompt_day = Some(day);
