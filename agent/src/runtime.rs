@@ -112,7 +112,8 @@ pub async fn spawn(config: Config, clock: Arc<dyn Clock>) -> Result<RunningAgent
     let mut engine = Engine::new(profile, config.keys.clone());
     let now = clock.now();
     if !store.household()?.contains_key(&config.owner) {
-        store.put_person(&config.owner, false, now)?;
+        let (sharing, owner) = (config.sharing, config.owner.clone());
+        store.put_person(&config.owner, false, now, &|h| effective(h, sharing, &owner, None))?;
     }
     let household = store.household()?;
     engine.set_consent(effective(&household, config.sharing, &config.owner, None));
@@ -497,14 +498,20 @@ impl Runtime {
     fn feedback(&mut self, feedback: Feedback) -> Result<(), AgentError> {
         let now = self.clock.now();
         let target = self.engine.check_feedback(feedback)?;
-        // The answer is stored first (it rules offers out across restarts), so a storage
-        // failure changes nothing. Learning data is kept only while `personalise` allows it.
+        // The answer (it rules offers out across restarts) and, only while `personalise`
+        // allows it, the learning row are stored in one transaction before the engine changes,
+        // so a storage failure changes nothing.
+        let learning = self.engine.consent().allows(Purpose::Personalise);
         self.store
-            .record_answer(feedback.decision, &target.offer, target.category.as_deref(), target.kind, now)
+            .record_feedback_event(
+                feedback.decision,
+                &target.offer,
+                target.category.as_deref(),
+                target.kind,
+                now,
+                learning,
+            )
             .map_err(storage)?;
-        if self.engine.consent().allows(Purpose::Personalise) {
-            self.store.record_feedback(feedback.decision, &target.offer, target.kind, now).map_err(storage)?;
-        }
         let applied = self.engine.handle_feedback(feedback, now)?;
         if self.engine.consent().allows(Purpose::Measure) {
             self.tally.feedback(self.local_day(now), &applied.campaign, applied.kind);
@@ -728,8 +735,11 @@ impl Runtime {
     }
 
     fn put_person(&mut self, person: PersonId, change: PersonChange) -> Result<ConsentView, AgentError> {
-        let household = self.store.put_person(&person, change.child, self.clock.now()).map_err(storage)?;
-        let state = self.effective(&household);
+        let (sharing, owner, present) = (self.config.sharing, self.config.owner.clone(), self.present.clone());
+        let (_, state) = self
+            .store
+            .put_person(&person, change.child, self.clock.now(), &|h| effective(h, sharing, &owner, present.as_ref()))
+            .map_err(storage)?;
         self.apply_consent(state, "household changed");
         self.consent_view()
     }

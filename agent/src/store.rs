@@ -148,13 +148,7 @@ impl Store {
             )?;
             let household = read_household(&tx)?;
             let after = effective(&household);
-            if before.allows(Purpose::Personalise) && !after.allows(Purpose::Personalise) {
-                // Feedback is learning data for personalisation: it goes with the consent.
-                tx.execute("DELETE FROM feedback", [])?;
-            }
-            for lost in Purpose::ALL.into_iter().filter(|p| before.allows(*p) && !after.allows(*p)) {
-                tx.execute("DELETE FROM outbox WHERE purpose = ?1", [lost.as_str()])?;
-            }
+            purge_lost(&tx, before, after)?;
             tx.commit()?;
             Ok((household, after))
         })();
@@ -165,11 +159,21 @@ impl Store {
         result.map_err(|e| self.err(e))
     }
 
-    /// Adds a person to the household, or changes whether they are a child. Making someone a
-    /// child revokes, in the same transaction, every purpose a child may not grant.
-    pub fn put_person(&mut self, person: &PersonId, child: bool, at: UnixTime) -> Result<Household, StoreError> {
-        let result = (|| -> rusqlite::Result<Household> {
+    /// Adds a person to the household, or changes whether they are a child, with
+    /// `synchronous=FULL`. Making someone a child revokes every purpose a child may not grant,
+    /// and what the device loses by the change (a new member who has not agreed, a child) is
+    /// purged, all in the same transaction. Returns the household and the effective state.
+    pub fn put_person(
+        &mut self,
+        person: &PersonId,
+        child: bool,
+        at: UnixTime,
+        effective: &dyn Fn(&Household) -> ConsentState,
+    ) -> Result<(Household, ConsentState), StoreError> {
+        self.conn.pragma_update(None, "synchronous", "FULL").map_err(|e| self.err(e))?;
+        let result = (|| -> rusqlite::Result<(Household, ConsentState)> {
             let tx = self.conn.transaction()?;
+            let before = effective(&read_household(&tx)?);
             tx.execute(
                 "INSERT INTO people (id, child, added_at) VALUES (?1, ?2, ?3) ON CONFLICT (id) DO UPDATE SET child = excluded.child",
                 params![person.as_str(), child, to_sql_time(at)],
@@ -184,9 +188,14 @@ impl Store {
                 }
             }
             let household = read_household(&tx)?;
+            let after = effective(&household);
+            purge_lost(&tx, before, after)?;
             tx.commit()?;
-            Ok(household)
+            Ok((household, after))
         })();
+        if let Err(e) = self.conn.pragma_update(None, "synchronous", "NORMAL") {
+            tracing::warn!("database '{}': could not return to synchronous=NORMAL: {e}", self.path.display());
+        }
         result.map_err(|e| self.err(e))
     }
 
@@ -255,6 +264,34 @@ impl Store {
             .query_map([person.as_str()], |r| Ok((from_sql_time(r.get(0)?), r.get::<_, String>(1)?)))
             .map_err(|e| self.err(e))?;
         rows.collect::<rusqlite::Result<Vec<_>>>().map_err(|e| self.err(e))
+    }
+
+    /// Records an answer and, when `learning` (with `personalise`), the learning row too, in
+    /// one transaction: both are stored or neither is.
+    pub fn record_feedback_event(
+        &mut self,
+        decision: DecisionId,
+        offer: &OfferId,
+        category: Option<&str>,
+        kind: FeedbackKind,
+        at: UnixTime,
+        learning: bool,
+    ) -> Result<(), StoreError> {
+        let result = (|| -> rusqlite::Result<()> {
+            let tx = self.conn.transaction()?;
+            tx.execute(
+                "INSERT INTO answers (decision_id, offer, category, kind, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![to_sql_id(decision), offer.as_str(), category, enum_text(&kind), to_sql_time(at)],
+            )?;
+            if learning {
+                tx.execute(
+                    "INSERT INTO feedback (decision_id, offer, kind, at) VALUES (?1, ?2, ?3, ?4)",
+                    params![to_sql_id(decision), offer.as_str(), enum_text(&kind), to_sql_time(at)],
+                )?;
+            }
+            tx.commit()
+        })();
+        result.map_err(|e| self.err(e))
     }
 
     /// Records what a person answered to a shown offer (kept whatever the consent for
@@ -548,6 +585,19 @@ impl Store {
     }
 }
 
+/// Deletes, inside the caller's transaction, what was stored for the purposes the device
+/// loses between `before` and `after`: learning feedback with `personalise`, queued messages
+/// of every purpose lost.
+fn purge_lost(conn: &Connection, before: ConsentState, after: ConsentState) -> rusqlite::Result<()> {
+    if before.allows(Purpose::Personalise) && !after.allows(Purpose::Personalise) {
+        conn.execute("DELETE FROM feedback", [])?;
+    }
+    for lost in Purpose::ALL.into_iter().filter(|p| before.allows(*p) && !after.allows(*p)) {
+        conn.execute("DELETE FROM outbox WHERE purpose = ?1", [lost.as_str()])?;
+    }
+    Ok(())
+}
+
 /// The household from the people table and the ledger: for each person and purpose, the
 /// latest row.
 fn read_household(conn: &Connection) -> rusqlite::Result<Household> {
@@ -627,7 +677,7 @@ mod tests {
     fn build_household_store(people: &[&str]) -> (tempfile::TempDir, Store) {
         let (dir, mut store) = build_store();
         for p in people {
-            store.put_person(&PersonId::try_new(*p).unwrap(), false, UnixTime(0)).unwrap();
+            store.put_person(&PersonId::try_new(*p).unwrap(), false, UnixTime(0), &strictest).unwrap();
         }
         (dir, store)
     }
@@ -672,7 +722,7 @@ mod tests {
             store.append_consent(&consent_row("kim", p, true, 1), &strictest).unwrap();
         }
         let kim = PersonId::try_new("kim").unwrap();
-        let household = store.put_person(&kim, true, UnixTime(5)).unwrap();
+        let (household, _) = store.put_person(&kim, true, UnixTime(5), &strictest).unwrap();
         assert!(household[&kim].child);
         assert_eq!(household[&kim].consent, ConsentState::NONE.with(Purpose::Measure, true));
         let ledger = store.ledger().unwrap();
