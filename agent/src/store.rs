@@ -120,21 +120,43 @@ impl Store {
         StoreError { path: self.path.clone(), detail: e.to_string() }
     }
 
-    /// Appends a consent change with `synchronous=FULL`. In the same transaction it works out
-    /// the device's effective consent with `effective` (which knows whether the device is
-    /// personal or shared, and who is present) and, if `personalise` is lost, deletes the
-    /// learning data derived for it. Returns the household and the effective state, read
-    /// inside the transaction: once this returns `Ok`, the change is on disk and the state is
-    /// the one to enforce; on `Err`, nothing was written.
-    pub fn append_consent(
+    /// Runs `change` as a consent-bearing write: in one transaction with `synchronous=FULL`,
+    /// working out the device's effective consent before and after with `effective` (which
+    /// knows whether the device is personal or shared, and who is present) and purging what
+    /// was stored for any purpose the device loses. Returns the household and the effective
+    /// state, read inside the transaction: once this returns `Ok`, the change is on disk and
+    /// the state is the one to enforce; on `Err`, nothing was written.
+    fn consent_write(
         &mut self,
-        row: &LedgerRow,
         effective: &dyn Fn(&Household) -> ConsentState,
+        change: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<()>,
     ) -> Result<(Household, ConsentState), StoreError> {
         self.conn.pragma_update(None, "synchronous", "FULL").map_err(|e| self.err(e))?;
         let result = (|| -> rusqlite::Result<(Household, ConsentState)> {
             let tx = self.conn.transaction()?;
             let before = effective(&read_household(&tx)?);
+            change(&tx)?;
+            let household = read_household(&tx)?;
+            let after = effective(&household);
+            purge_lost(&tx, before, after)?;
+            tx.commit()?;
+            Ok((household, after))
+        })();
+        if let Err(e) = self.conn.pragma_update(None, "synchronous", "NORMAL") {
+            // Only slower writes follow from this; the change itself stands.
+            tracing::warn!("database '{}': could not return to synchronous=NORMAL: {e}", self.path.display());
+        }
+        result.map_err(|e| self.err(e))
+    }
+
+    /// Appends a consent change to the ledger (see [`Store::consent_write`] for what happens
+    /// with it in the same transaction).
+    pub fn append_consent(
+        &mut self,
+        row: &LedgerRow,
+        effective: &dyn Fn(&Household) -> ConsentState,
+    ) -> Result<(Household, ConsentState), StoreError> {
+        self.consent_write(effective, |tx| {
             tx.execute(
                 "INSERT INTO consent_ledger (person, purpose, granted, at, source, text_version) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![
@@ -146,23 +168,13 @@ impl Store {
                     row.text_version
                 ],
             )?;
-            let household = read_household(&tx)?;
-            let after = effective(&household);
-            purge_lost(&tx, before, after)?;
-            tx.commit()?;
-            Ok((household, after))
-        })();
-        if let Err(e) = self.conn.pragma_update(None, "synchronous", "NORMAL") {
-            // Only slower writes follow from this; the consent change itself stands.
-            tracing::warn!("database '{}': could not return to synchronous=NORMAL: {e}", self.path.display());
-        }
-        result.map_err(|e| self.err(e))
+            Ok(())
+        })
     }
 
-    /// Adds a person to the household, or changes whether they are a child, with
-    /// `synchronous=FULL`. Making someone a child revokes every purpose a child may not grant,
-    /// and what the device loses by the change (a new member who has not agreed, a child) is
-    /// purged, all in the same transaction. Returns the household and the effective state.
+    /// Adds a person to the household, or changes whether they are a child. Making someone a
+    /// child revokes every purpose a child may not grant; what the device loses by the change
+    /// (a new member who has not agreed, a child) is purged in the same transaction.
     pub fn put_person(
         &mut self,
         person: &PersonId,
@@ -170,40 +182,22 @@ impl Store {
         at: UnixTime,
         effective: &dyn Fn(&Household) -> ConsentState,
     ) -> Result<(Household, ConsentState), StoreError> {
-        self.conn.pragma_update(None, "synchronous", "FULL").map_err(|e| self.err(e))?;
-        let result = (|| -> rusqlite::Result<(Household, ConsentState)> {
-            let tx = self.conn.transaction()?;
-            let before = effective(&read_household(&tx)?);
+        self.consent_write(effective, |tx| {
             tx.execute(
                 "INSERT INTO people (id, child, added_at) VALUES (?1, ?2, ?3) ON CONFLICT (id) DO UPDATE SET child = excluded.child",
                 params![person.as_str(), child, to_sql_time(at)],
             )?;
             if child {
-                let granted = read_household(&tx)?.get(person).map_or(ConsentState::NONE, |m| m.consent);
-                for purpose in Purpose::ALL.into_iter().filter(|p| !p.child_may_grant() && granted.allows(*p)) {
-                    tx.execute(
-                        "INSERT INTO consent_ledger (person, purpose, granted, at, source, text_version) VALUES (?1, ?2, 0, ?3, 'api', 'child-profile')",
-                        params![person.as_str(), purpose.as_str(), to_sql_time(at)],
-                    )?;
-                }
+                revoke_all(tx, person, at, "api", "child-profile", |p| !p.child_may_grant())?;
             }
-            let household = read_household(&tx)?;
-            let after = effective(&household);
-            purge_lost(&tx, before, after)?;
-            tx.commit()?;
-            Ok((household, after))
-        })();
-        if let Err(e) = self.conn.pragma_update(None, "synchronous", "NORMAL") {
-            tracing::warn!("database '{}': could not return to synchronous=NORMAL: {e}", self.path.display());
-        }
-        result.map_err(|e| self.err(e))
+            Ok(())
+        })
     }
 
-    /// Erases what the device holds about `person`, in one transaction with
-    /// `synchronous=FULL`: revokes every purpose they granted (ledger rows with text version
-    /// `erasure`), records the erasure, and, when the device's own data is about them
-    /// (`device_data`), deletes the stored impressions and feedback. Returns the household and
-    /// the effective state afterwards.
+    /// Erases what the device holds about `person`: revokes every purpose they granted (ledger
+    /// rows with text version `erasure`), records the erasure, and, when the device's own data
+    /// is about them (`device_data`), deletes the stored impressions, answers and queued
+    /// messages — all in one transaction — then checkpoints the log.
     pub fn erase(
         &mut self,
         person: &PersonId,
@@ -212,36 +206,20 @@ impl Store {
         source: ConsentSource,
         effective: &dyn Fn(&Household) -> ConsentState,
     ) -> Result<(Household, ConsentState), StoreError> {
-        self.conn.pragma_update(None, "synchronous", "FULL").map_err(|e| self.err(e))?;
-        let result = (|| -> rusqlite::Result<(Household, ConsentState)> {
-            let tx = self.conn.transaction()?;
-            let granted = read_household(&tx)?.get(person).map_or(ConsentState::NONE, |m| m.consent);
-            for purpose in Purpose::ALL.into_iter().filter(|p| granted.allows(*p)) {
-                tx.execute(
-                    "INSERT INTO consent_ledger (person, purpose, granted, at, source, text_version) VALUES (?1, ?2, 0, ?3, ?4, 'erasure')",
-                    params![person.as_str(), purpose.as_str(), to_sql_time(at), enum_text(&source)],
-                )?;
-            }
+        let source = enum_text(&source);
+        let result = self.consent_write(effective, |tx| {
+            revoke_all(tx, person, at, &source, "erasure", |_| true)?;
             tx.execute(
                 "INSERT INTO erasures (person, at, source) VALUES (?1, ?2, ?3)",
-                params![person.as_str(), to_sql_time(at), enum_text(&source)],
+                params![person.as_str(), to_sql_time(at), source],
             )?;
             if device_data {
-                tx.execute("DELETE FROM feedback", [])?;
-                tx.execute("DELETE FROM answers", [])?;
-                tx.execute("DELETE FROM prompt_answers", [])?;
-                tx.execute("DELETE FROM impressions", [])?;
-                tx.execute("DELETE FROM outbox", [])?;
+                for table in ["feedback", "answers", "prompt_answers", "impressions", "outbox"] {
+                    tx.execute(&format!("DELETE FROM {table}"), [])?;
+                }
             }
-            let household = read_household(&tx)?;
-            let state = effective(&household);
-            tx.commit()?;
-            Ok((household, state))
-        })();
-        if let Err(e) = self.conn.pragma_update(None, "synchronous", "NORMAL") {
-            tracing::warn!("database '{}': could not return to synchronous=NORMAL: {e}", self.path.display());
-        }
-        let result = result.map_err(|e| self.err(e))?;
+            Ok(())
+        })?;
         self.checkpoint();
         Ok(result)
     }
@@ -292,25 +270,6 @@ impl Store {
             tx.commit()
         })();
         result.map_err(|e| self.err(e))
-    }
-
-    /// Records what a person answered to a shown offer (kept whatever the consent for
-    /// learning: it is what rules offers out).
-    pub fn record_answer(
-        &self,
-        decision: DecisionId,
-        offer: &OfferId,
-        category: Option<&str>,
-        kind: FeedbackKind,
-        at: UnixTime,
-    ) -> Result<(), StoreError> {
-        self.conn
-            .execute(
-                "INSERT INTO answers (decision_id, offer, category, kind, at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![to_sql_id(decision), offer.as_str(), category, enum_text(&kind), to_sql_time(at)],
-            )
-            .map_err(|e| self.err(e))?;
-        Ok(())
     }
 
     /// Stored answers since `since`, and conversions of any age (offer, category, kind, when),
@@ -552,23 +511,6 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
-    /// Records feedback on a shown offer.
-    pub fn record_feedback(
-        &self,
-        decision: DecisionId,
-        offer: &OfferId,
-        kind: FeedbackKind,
-        at: UnixTime,
-    ) -> Result<(), StoreError> {
-        self.conn
-            .execute(
-                "INSERT INTO feedback (decision_id, offer, kind, at) VALUES (?1, ?2, ?3, ?4)",
-                params![to_sql_id(decision), offer.as_str(), enum_text(&kind), to_sql_time(at)],
-            )
-            .map_err(|e| self.err(e))?;
-        Ok(())
-    }
-
     /// All stored feedback: (offer, kind).
     pub fn feedback(&self) -> Result<Vec<(OfferId, FeedbackKind)>, StoreError> {
         let mut stmt =
@@ -583,6 +525,26 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+/// Appends a revocation, inside the caller's transaction, for every purpose `person` has
+/// granted that `which` selects.
+fn revoke_all(
+    conn: &Connection,
+    person: &PersonId,
+    at: UnixTime,
+    source: &str,
+    text_version: &str,
+    which: impl Fn(Purpose) -> bool,
+) -> rusqlite::Result<()> {
+    let granted = read_household(conn)?.get(person).map_or(ConsentState::NONE, |m| m.consent);
+    for purpose in Purpose::ALL.into_iter().filter(|p| which(*p) && granted.allows(*p)) {
+        conn.execute(
+            "INSERT INTO consent_ledger (person, purpose, granted, at, source, text_version) VALUES (?1, ?2, 0, ?3, ?4, ?5)",
+            params![person.as_str(), purpose.as_str(), to_sql_time(at), source, text_version],
+        )?;
+    }
+    Ok(())
 }
 
 /// Deletes, inside the caller's transaction, what was stored for the purposes the device
@@ -743,7 +705,7 @@ mod tests {
                 at: UnixTime(2),
             })
             .unwrap();
-        store.record_feedback(DecisionId(4), &offer, FeedbackKind::Accepted, UnixTime(3)).unwrap();
+        store.record_feedback_event(DecisionId(4), &offer, None, FeedbackKind::Accepted, UnixTime(3), true).unwrap();
         assert_eq!(store.feedback().unwrap().len(), 1);
         store.append_consent(&consent_row("anna", Purpose::Personalise, false, 4), &strictest).unwrap();
         assert!(store.feedback().unwrap().is_empty());
@@ -767,7 +729,7 @@ mod tests {
                 at: UnixTime(2),
             })
             .unwrap();
-        store.record_feedback(DecisionId(1), &offer, FeedbackKind::Accepted, UnixTime(3)).unwrap();
+        store.record_feedback_event(DecisionId(1), &offer, None, FeedbackKind::Accepted, UnixTime(3), true).unwrap();
         let (household, state) = store.erase(&anna, true, UnixTime(9), ConsentSource::DeviceUi, &strictest).unwrap();
         assert_eq!((household[&anna].consent, state), (ConsentState::NONE, ConsentState::NONE));
         assert!(store.feedback_rows().unwrap().is_empty());
