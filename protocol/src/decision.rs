@@ -46,6 +46,34 @@ pub struct Decision {
     pub would_have_shown: Option<OfferId>,
     /// The score parts of the top eligible candidates, best first.
     pub scores: Vec<ScoreParts>,
+    /// Which propensity scorer the scores came from.
+    #[serde(default)]
+    pub scorer: ScorerUsed,
+}
+
+/// Which propensity scorer a decision used.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScorerUsed {
+    /// The offers' built-in logistic scorers (0.5 for an offer without one).
+    #[default]
+    Builtin,
+    /// The fleet's model.
+    Model {
+        /// The model's name.
+        name: String,
+        /// Its version.
+        version: u64,
+        /// The runtime that ran it (`tract` or `tflite`).
+        runtime: String,
+    },
+    /// The fleet's model failed on this decision, so the built-in scorers were used.
+    ModelFailed {
+        /// The model's version.
+        version: u64,
+        /// What went wrong.
+        reason: String,
+    },
 }
 
 /// How a candidate's score was made: `value × priority × max(propensity − penalty, 0)`.

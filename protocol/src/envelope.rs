@@ -34,7 +34,8 @@ pub struct SignedCatalogue {
     pub catalogue: Catalogue,
 }
 
-/// The bytes published on a fleet's catalogue topic (postcard-encoded).
+/// The bytes published on a fleet's catalogue topic (postcard-encoded); models travel in the
+/// same shell on the model topic, signed in their own context.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Envelope {
     /// The key that signed `signed`.
@@ -46,10 +47,16 @@ pub struct Envelope {
 }
 
 impl Envelope {
-    /// The exact bytes the signature covers.
+    /// The exact bytes a catalogue signature covers.
     pub fn signing_input(signed: &[u8]) -> Vec<u8> {
-        let mut input = Vec::with_capacity(SIGNING_CONTEXT.len() + signed.len());
-        input.extend_from_slice(SIGNING_CONTEXT);
+        Self::signing_input_in(SIGNING_CONTEXT, signed)
+    }
+
+    /// The exact bytes a signature in `context` covers (e.g.
+    /// [`crate::model::MODEL_SIGNING_CONTEXT`] for models, which travel in the same shell).
+    pub fn signing_input_in(context: &[u8], signed: &[u8]) -> Vec<u8> {
+        let mut input = Vec::with_capacity(context.len() + signed.len());
+        input.extend_from_slice(context);
         input.extend_from_slice(signed);
         input
     }

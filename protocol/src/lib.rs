@@ -19,6 +19,7 @@
 //! - [`propensity`]: the built-in logistic scorer an offer may carry.
 //! - [`prompt`]: consent prompts, the questions that ask for a purpose at a moment.
 //! - [`envelope`]: the signed catalogue envelope pushed to fleets.
+//! - [`model`]: the fleet's signed scoring model and the manifest of its inputs.
 //! - [`decision`]: a decision with the reason for every candidate.
 //! - [`feedback`], [`status`], [`offers`], [`report`]: the other messages.
 //! - [`topic`]: the MQTT topic scheme, built and parsed only here.
@@ -79,6 +80,8 @@ pub mod feature;
 pub mod feedback;
 #[cfg(feature = "alloc")]
 pub mod id;
+#[cfg(feature = "alloc")]
+pub mod model;
 #[cfg(feature = "alloc")]
 pub mod offers;
 #[cfg(feature = "alloc")]

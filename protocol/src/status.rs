@@ -32,4 +32,10 @@ pub struct DeviceStatus {
     pub catalogue_version: Option<u64>,
     /// Why the last catalogue pushed was refused, if it was.
     pub last_refusal: Option<String>,
+    /// The scoring model version applied, if any.
+    #[serde(default)]
+    pub model_version: Option<u64>,
+    /// Why the last model pushed was refused, if it was.
+    #[serde(default)]
+    pub last_model_refusal: Option<String>,
 }

@@ -6,10 +6,13 @@
 
 use ledtrad_protocol::catalogue::{Caps, Catalogue, Condition, Offer, Op};
 use ledtrad_protocol::codec::{from_json, from_postcard, to_json, to_postcard};
-use ledtrad_protocol::decision::{Candidate, Decision, DecisionId, FeatureUse, Rejection, ShownOffer, Verdict};
+use ledtrad_protocol::decision::{
+    Candidate, Decision, DecisionId, FeatureUse, Rejection, ScorerUsed, ShownOffer, Verdict,
+};
 use ledtrad_protocol::envelope::{Envelope, SignedCatalogue};
 use ledtrad_protocol::feature::FeatureName;
 use ledtrad_protocol::feedback::{Feedback, FeedbackKind};
+use ledtrad_protocol::model::{ModelInput, ModelManifest, SignedModel};
 use ledtrad_protocol::offers::{OfferRequest, OfferResponse};
 use ledtrad_protocol::report::{Arm, Report};
 use ledtrad_protocol::signal::{Signal, SignalBatch};
@@ -74,6 +77,7 @@ fn build_decision() -> Decision {
         prompt: None,
         would_have_shown: None,
         scores: vec![],
+        scorer: ScorerUsed::Model { name: "m".into(), version: 2, runtime: "tract".into() },
     }
 }
 
@@ -152,6 +156,26 @@ fn golden_signed() {
 }
 
 #[test]
+fn golden_signed_model() {
+    golden(
+        &SignedModel {
+            fleet: FleetId::try_new("home").unwrap(),
+            version: 2,
+            issued_at: UnixTime(1),
+            expires_at: T,
+            key_id: KeyId::try_new("op").unwrap(),
+            manifest: ModelManifest {
+                name: "m".into(),
+                inputs: vec![ModelInput { name: "offer.value".into(), missing: 0.5 }],
+            },
+            tflite: vec![0x54, 0x46, 0x4c, 0x33],
+        },
+        r#"{"fleet":"home","version":2,"issued_at":"1970-01-01T00:00:01Z","expires_at":"2026-11-23T18:00:00Z","key_id":"op","manifest":{"name":"m","input":[{"name":"offer.value","missing":0.5}]},"tflite":[84,70,76,51]}"#,
+        "04686f6d650201a0fe91d806026f70016d010b6f666665722e76616c7565000000000000e03f0454464c33",
+    );
+}
+
+#[test]
 fn golden_envelope() {
     golden(
         &Envelope { key_id: KeyId::try_new("op").unwrap(), signed: vec![1, 2, 3], signature: vec![9; 4] },
@@ -164,8 +188,8 @@ fn golden_envelope() {
 fn golden_decision() {
     golden(
         &build_decision(),
-        r#"{"id":7,"moment":"door_opened","at":"2026-11-23T18:00:00Z","catalogue_version":3,"shown":{"offer":"butter","campaign":"dairy","title":"Butter","question":"Butter?","body":"B","image":null,"why":"Because.","personalised":true},"candidates":[{"offer":"butter","verdict":{"chosen":{"score":1.5}}},{"offer":"film","verdict":{"rejected":{"reason":{"needs_consent":{"purpose":"personalise"}}}}}],"features_used":[{"feature":"fridge.butter.level","allowed_by":"personalise"}],"camouflage":false,"prompt":null,"would_have_shown":null,"scores":[]}"#,
-        "0700a0fe91d8060103010662757474657205646169727906427574746572074275747465723f01420008426563617573652e01020662757474657200000000000000f83f0466696c6d02040001136672696467652e6275747465722e6c6576656c010000000000",
+        r#"{"id":7,"moment":"door_opened","at":"2026-11-23T18:00:00Z","catalogue_version":3,"shown":{"offer":"butter","campaign":"dairy","title":"Butter","question":"Butter?","body":"B","image":null,"why":"Because.","personalised":true},"candidates":[{"offer":"butter","verdict":{"chosen":{"score":1.5}}},{"offer":"film","verdict":{"rejected":{"reason":{"needs_consent":{"purpose":"personalise"}}}}}],"features_used":[{"feature":"fridge.butter.level","allowed_by":"personalise"}],"camouflage":false,"prompt":null,"would_have_shown":null,"scores":[],"scorer":{"model":{"name":"m","version":2,"runtime":"tract"}}}"#,
+        "0700a0fe91d8060103010662757474657205646169727906427574746572074275747465723f01420008426563617573652e01020662757474657200000000000000f83f0466696c6d02040001136672696467652e6275747465722e6c6576656c01000000000001016d02057472616374",
     );
 }
 
@@ -188,9 +212,11 @@ fn golden_status() {
             agent_version: "0.1.0".into(),
             catalogue_version: Some(3),
             last_refusal: None,
+            model_version: Some(2),
+            last_model_refusal: None,
         },
-        r#"{"device":"d1","fleet":"home","state":"online","agent_version":"0.1.0","catalogue_version":3,"last_refusal":null}"#,
-        "02643104686f6d650005302e312e30010300",
+        r#"{"device":"d1","fleet":"home","state":"online","agent_version":"0.1.0","catalogue_version":3,"last_refusal":null,"model_version":2,"last_model_refusal":null}"#,
+        "02643104686f6d650005302e312e30010300010200",
     );
 }
 

@@ -3,13 +3,14 @@
 
 use ledtrad_protocol::caps::Window;
 use ledtrad_protocol::consent::ConsentState;
-use ledtrad_protocol::decision::{Candidate, FeatureUse, Rejection, ScoreParts, ShownOffer, Verdict};
+use ledtrad_protocol::decision::{Candidate, FeatureUse, Rejection, ScoreParts, ScorerUsed, ShownOffer, Verdict};
 use ledtrad_protocol::{CampaignId, DeviceId, DeviceKind, Moment, UnixTime};
 
 use crate::answers::Answers;
 use crate::compiled::{AppliedCatalogue, CompiledOffer};
 use crate::features::FeatureStore;
 use crate::history::{self, History};
+use crate::model::FleetModel;
 use crate::scoring;
 use crate::why;
 
@@ -29,6 +30,8 @@ pub(crate) struct Context<'a> {
     pub device: &'a DeviceId,
     /// The device-wide rules' verdict, worked out once per decision.
     pub device_block: Option<Rejection>,
+    /// The fleet's scoring model, if one is applied.
+    pub model: Option<&'a FleetModel>,
 }
 
 /// Randomness for one decision, drawn by the caller (the engine has no random source).
@@ -56,31 +59,45 @@ pub(crate) struct Outcome {
     pub would_have_shown: Option<usize>,
     pub candidates: Vec<Candidate>,
     pub features_used: Vec<FeatureUse>,
+    pub scorer: ScorerUsed,
 }
 
 pub(crate) fn run(catalogue: &AppliedCatalogue, ctx: &Context<'_>) -> Outcome {
     let mut features_used = Vec::new();
-    let mut scored: Vec<(usize, f64)> = Vec::new();
-    let mut parts: Vec<ScoreParts> = Vec::new();
-    let mut held_out: Vec<(usize, f64)> = Vec::new();
     let mut candidates = Vec::with_capacity(catalogue.offers.len());
+    // Eligibility first; then the eligible and held-out candidates are scored in one batch.
+    let mut to_score: Vec<usize> = Vec::new();
+    let mut held: Vec<usize> = Vec::new();
     for (i, offer) in catalogue.offers.iter().enumerate() {
         let verdict = match eligibility(catalogue, offer, ctx, &mut features_used) {
             Ok(()) => {
-                let p = scoring::parts(offer, ctx, i);
-                let score = p.score;
-                scored.push((i, score));
-                parts.push(p);
-                Verdict::Outscored { score }
+                to_score.push(i);
+                Verdict::Outscored { score: 0.0 }
             }
             Err(reason) => {
                 if matches!(reason, Rejection::Holdout { .. }) {
-                    held_out.push((i, scoring::parts(offer, ctx, i).score));
+                    held.push(i);
                 }
                 Verdict::Rejected { reason }
             }
         };
         candidates.push(Candidate { offer: offer.offer.id.clone(), verdict });
+    }
+    let eligible = to_score.len();
+    to_score.extend(held);
+    let (priors, scorer) = scoring::priors(catalogue, &to_score, ctx, &mut features_used);
+    let mut scored: Vec<(usize, f64)> = Vec::with_capacity(eligible);
+    let mut parts: Vec<ScoreParts> = Vec::with_capacity(eligible);
+    let mut held_out: Vec<(usize, f64)> = Vec::new();
+    for (k, (&i, &prior)) in to_score.iter().zip(&priors).enumerate() {
+        let p = scoring::parts(&catalogue.offers[i], ctx, i, prior);
+        if k < eligible {
+            candidates[i].verdict = Verdict::Outscored { score: p.score };
+            scored.push((i, p.score));
+            parts.push(p);
+        } else {
+            held_out.push((i, p.score));
+        }
     }
     // Highest score wins; ties go to the offer listed first, so the same input gives the same
     // decision.
@@ -105,6 +122,7 @@ pub(crate) fn run(catalogue: &AppliedCatalogue, ctx: &Context<'_>) -> Outcome {
                 would_have_shown: Some(h),
                 candidates,
                 features_used,
+                scorer,
             };
         }
     }
@@ -119,7 +137,15 @@ pub(crate) fn run(catalogue: &AppliedCatalogue, ctx: &Context<'_>) -> Outcome {
             let len = u64::try_from(broad.len()).unwrap_or(u64::MAX);
             let i = broad[usize::try_from(ctx.draw.pick % len).unwrap_or(0)];
             let offer = &catalogue.offers[i];
-            candidates[i].verdict = Verdict::Chosen { score: scoring::parts(offer, ctx, i).score };
+            // Drawn whatever its conditions say, so it may not have been scored yet.
+            let score = match scored.iter().find(|(j, _)| *j == i) {
+                Some((_, score)) => *score,
+                None => {
+                    let (prior, _) = scoring::priors(catalogue, &[i], ctx, &mut features_used);
+                    scoring::parts(offer, ctx, i, prior.first().copied().unwrap_or(0.5)).score
+                }
+            };
+            candidates[i].verdict = Verdict::Chosen { score };
             let mut shown = assemble(offer, ctx);
             shown.why = why::camouflage(ctx.kind);
             shown.personalised = false;
@@ -130,6 +156,7 @@ pub(crate) fn run(catalogue: &AppliedCatalogue, ctx: &Context<'_>) -> Outcome {
                 would_have_shown: None,
                 candidates,
                 features_used,
+                scorer,
             };
         }
     }
@@ -138,7 +165,7 @@ pub(crate) fn run(catalogue: &AppliedCatalogue, ctx: &Context<'_>) -> Outcome {
         let offer = &catalogue.offers[i];
         (i, assemble(offer, ctx))
     });
-    Outcome { scores: parts, shown, camouflage: false, would_have_shown: None, candidates, features_used }
+    Outcome { scores: parts, shown, camouflage: false, would_have_shown: None, candidates, features_used, scorer }
 }
 
 /// How many candidates' score parts a decision's trace keeps.

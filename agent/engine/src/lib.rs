@@ -13,9 +13,12 @@
 //! - [`answers`]: what people's answers rule out (dismissal blocks, suppressions, conversions).
 //! - [`features`]: signal windows into features, with consent on entry and purge on revoke.
 //! - [`history`]: impressions per offer per day, and Beta posteriors from feedback.
+//! - [`model`]: the fleet's TensorFlow Lite scoring model behind one runtime interface (tract
+//!   by default, TensorFlow Lite's own with the `tflite` feature).
 //! - `decide`: the pipeline stages, each rejection named.
 //! - [`prompts`]: when to ask for consent.
-//! - `scoring`: propensity (built-in logistic prior, Beta posterior, Thompson sampling), value,
+//! - `scoring`: propensity (the fleet model's or the built-in logistic prior, run on all
+//!   candidates in one batch; Beta posterior; Thompson sampling), value,
 //!   priority and the intrusiveness penalty.
 //! - [`why`]: the coarse, truthful "why".
 //! - [`Engine`]: the state of one device, tying these together.
@@ -25,6 +28,7 @@ pub mod compiled;
 mod decide;
 pub mod features;
 pub mod history;
+pub mod model;
 pub mod prompts;
 mod scoring;
 pub mod trust;
@@ -33,7 +37,7 @@ pub mod why;
 use std::collections::VecDeque;
 
 use ledtrad_protocol::consent::ConsentState;
-use ledtrad_protocol::decision::{Decision, DecisionId, ShownPrompt, Verdict};
+use ledtrad_protocol::decision::{Decision, DecisionId, ScorerUsed, ShownPrompt, Verdict};
 use ledtrad_protocol::feedback::{Feedback, FeedbackKind};
 use ledtrad_protocol::signal::Signal;
 use ledtrad_protocol::{CampaignId, DeviceId, DeviceKind, FleetId, Moment, OfferId, Purpose, UnixTime};
@@ -41,6 +45,7 @@ use ledtrad_protocol::{CampaignId, DeviceId, DeviceKind, FleetId, Moment, OfferI
 pub use compiled::AppliedCatalogue;
 pub use decide::{in_holdout, Draw, TRACE_SCORES};
 pub use features::{LocalTime, SignalOutcome};
+pub use model::{FleetModel, ModelError, RuntimeKind};
 pub use scoring::{INTRUSIVENESS, PRIOR_WEIGHT};
 pub use trust::{Refusal, TrustedKeys};
 
@@ -60,6 +65,8 @@ pub struct DeviceProfile {
     pub local: LocalTime,
     /// The share of shown offers drawn from the broadly eligible ones (0 to 0.5; default 0.1).
     pub camouflage_share: f64,
+    /// The runtime that runs the fleet's scoring model.
+    pub model_runtime: model::RuntimeKind,
 }
 
 /// The default camouflage share: one shown offer in ten.
@@ -115,6 +122,8 @@ pub struct Engine {
     profile: DeviceProfile,
     keys: TrustedKeys,
     catalogue: Option<AppliedCatalogue>,
+    model: Option<FleetModel>,
+    model_floor: Option<u64>,
     features: features::FeatureStore,
     history: history::History,
     consent: ConsentState,
@@ -133,6 +142,8 @@ impl Engine {
             profile,
             keys,
             catalogue: None,
+            model: None,
+            model_floor: None,
             features,
             history: history::History::default(),
             consent: ConsentState::NONE,
@@ -154,6 +165,28 @@ impl Engine {
         let applied = self.catalogue.as_ref().map(|c| c.version).max(self.version_floor);
         let signed = trust::open_envelope(payload, &self.keys, &self.profile.fleet, applied, now)?;
         Ok(self.catalogue.insert(AppliedCatalogue::compile(signed)))
+    }
+
+    /// Verifies a model envelope, checks the model against its manifest and loads it into the
+    /// profile's runtime; on refusal the current model (or the built-in scorers) stays.
+    pub fn handle_model(&mut self, payload: &[u8], now: UnixTime) -> Result<&FleetModel, Refusal> {
+        let applied = self.model.as_ref().map(|m| m.version).max(self.model_floor);
+        let signed: ledtrad_protocol::model::SignedModel =
+            trust::open_signed(payload, &self.keys, &self.profile.fleet, applied, now)?;
+        let model = FleetModel::load(&signed, self.profile.model_runtime)
+            .map_err(|e| Refusal::InvalidModel { version: signed.version, reason: e.to_string() })?;
+        Ok(self.model.insert(model))
+    }
+
+    /// Refuses, from now on, model versions at or below `version` (as
+    /// [`Engine::set_version_floor`] does for catalogues).
+    pub fn set_model_floor(&mut self, version: u64) {
+        self.model_floor = self.model_floor.max(Some(version));
+    }
+
+    /// The fleet's model in force.
+    pub fn model(&self) -> Option<&FleetModel> {
+        self.model.as_ref()
     }
 
     /// Refuses, from now on, catalogue versions at or below `version` even when no catalogue
@@ -225,9 +258,9 @@ impl Engine {
         let day = self.profile.local.day(now);
         let id = DecisionId(self.next_decision);
         self.next_decision += 1;
-        let (shown, candidates, features_used, version, camouflage, prompt, would_have_shown, scores) =
+        let (shown, candidates, features_used, version, camouflage, prompt, would_have_shown, scores, scorer) =
             match &self.catalogue {
-                None => (None, Vec::new(), Vec::new(), None, false, None, None, Vec::new()),
+                None => (None, Vec::new(), Vec::new(), None, false, None, None, Vec::new(), ScorerUsed::Builtin),
                 Some(catalogue) => {
                     let ctx = decide::Context {
                         kind: self.profile.kind,
@@ -243,6 +276,7 @@ impl Engine {
                         answers: &self.answers,
                         device: &self.profile.device,
                         device_block: None,
+                        model: self.model.as_ref(),
                     };
                     let ctx = decide::Context { device_block: decide::device_rules(catalogue, &ctx).err(), ..ctx };
                     let mut outcome = decide::run(catalogue, &ctx);
@@ -284,6 +318,7 @@ impl Engine {
                         prompt,
                         outcome.would_have_shown.map(|i| catalogue.offers[i].offer.id.clone()),
                         outcome.scores,
+                        outcome.scorer,
                     )
                 }
             };
@@ -299,6 +334,7 @@ impl Engine {
             prompt,
             would_have_shown,
             scores,
+            scorer,
         };
         if self.recent.len() == RECENT_DECISIONS {
             self.recent.pop_front();

@@ -1,16 +1,18 @@
 //! Scoring and arbitration (DESIGN §8 steps 4 and 7): propensity × value × priority, less an
 //! intrusiveness penalty that grows with how personal the features behind a candidate are.
 //!
-//! Propensity starts from the offer's built-in logistic scorer (weights from the catalogue over
-//! the features consent allows) or 0.5, and, with `personalise`, is updated by the offer's
+//! Propensity starts from a prior: the fleet's model, run on all candidates in one batch, where
+//! one is applied; else the offer's built-in logistic scorer (weights from the catalogue over
+//! the features consent allows) or 0.5. With `personalise`, it is updated by the offer's
 //! Beta posterior from local feedback. Exploration is Thompson sampling: with a seed from the
 //! caller the posterior is sampled, without one its mean is used. The random numbers come from
 //! a small generator seeded by the caller, so the engine itself has no random source.
 
-use ledtrad_protocol::decision::ScoreParts;
+use ledtrad_protocol::decision::{FeatureUse, ScoreParts, ScorerUsed};
+use ledtrad_protocol::model::InputSource;
 use ledtrad_protocol::Purpose;
 
-use crate::compiled::CompiledOffer;
+use crate::compiled::{AppliedCatalogue, CompiledOffer};
 use crate::decide::Context;
 
 /// How much each personal feature behind a candidate takes off its propensity.
@@ -19,9 +21,10 @@ pub const INTRUSIVENESS: f64 = 0.05;
 /// Pseudo-observations the built-in prior is worth against local feedback.
 pub const PRIOR_WEIGHT: f64 = 2.0;
 
-/// The score parts of `offer` at this decision; `index` separates the offers' samples.
-pub(crate) fn parts(offer: &CompiledOffer, ctx: &Context<'_>, index: usize) -> ScoreParts {
-    let prior = offer.logistic.as_ref().map_or(0.5, |l| {
+/// The built-in prior of `offer`: its logistic scorer over the features consent allows, or
+/// 0.5 without one.
+pub(crate) fn builtin_prior(offer: &CompiledOffer, ctx: &Context<'_>) -> f64 {
+    offer.logistic.as_ref().map_or(0.5, |l| {
         let z = l.bias
             + l.weights
                 .iter()
@@ -29,7 +32,78 @@ pub(crate) fn parts(offer: &CompiledOffer, ctx: &Context<'_>, index: usize) -> S
                 .filter_map(|(f, w)| ctx.features.value(*f, ctx.now).map(|v| w * v))
                 .sum::<f64>();
         1.0 / (1.0 + (-z).exp())
-    });
+    })
+}
+
+/// The priors of `offers` (indices into the catalogue) from the fleet's model, run on one
+/// batch, or from the built-in scorers where there is no model or it fails. Every feature the
+/// model reads is recorded in `used` with the consent that allowed it; a feature consent does
+/// not allow is never read and the model gets the input's `missing` value instead.
+pub(crate) fn priors(
+    catalogue: &AppliedCatalogue,
+    offers: &[usize],
+    ctx: &Context<'_>,
+    used: &mut Vec<FeatureUse>,
+) -> (Vec<f64>, ScorerUsed) {
+    let builtin = |offers: &[usize]| offers.iter().map(|&i| builtin_prior(&catalogue.offers[i], ctx)).collect();
+    let Some(model) = ctx.model else { return (builtin(offers), ScorerUsed::Builtin) };
+    if offers.is_empty() {
+        return (Vec::new(), ScorerUsed::Builtin);
+    }
+    // The device-side inputs are the same for every row; read them once.
+    let device: Vec<Option<f32>> = model
+        .inputs
+        .iter()
+        .map(|(source, missing)| match source {
+            InputSource::Feature(f) => {
+                let purpose = f.spec().purpose;
+                if purpose.is_some_and(|p| !ctx.consent.allows(p)) {
+                    return Some(*missing as f32);
+                }
+                let use_ = FeatureUse { feature: *f, allowed_by: purpose };
+                if !used.contains(&use_) {
+                    used.push(use_);
+                }
+                Some(ctx.features.value(*f, ctx.now).unwrap_or(*missing) as f32)
+            }
+            InputSource::Moment(m) => Some(f32::from(u8::from(*m == ctx.moment))),
+            _ => None,
+        })
+        .collect();
+    let mut rows = Vec::with_capacity(offers.len() * device.len());
+    for &i in offers {
+        let offer = &catalogue.offers[i];
+        for ((source, _), known) in model.inputs.iter().zip(&device) {
+            rows.push(known.unwrap_or_else(|| match source {
+                InputSource::OfferValue => offer.offer.value as f32,
+                InputSource::OfferPriority => offer.offer.priority as f32,
+                InputSource::OfferPersonalised => f32::from(u8::from(offer.needs.is_some())),
+                InputSource::OfferCategory(branch) => f32::from(u8::from(
+                    offer.category.path().strip_prefix(branch).is_some_and(|r| r.is_empty() || r.starts_with('.')),
+                )),
+                InputSource::Feature(_) | InputSource::Moment(_) => 0.0,
+            }));
+        }
+    }
+    match model.run(&rows, offers.len()) {
+        Ok(out) if out.iter().all(|p| p.is_finite()) => (
+            out.iter().map(|&p| f64::from(p).clamp(0.0, 1.0)).collect(),
+            ScorerUsed::Model { name: model.name.clone(), version: model.version, runtime: model.runtime().into() },
+        ),
+        Ok(_) => (
+            builtin(offers),
+            ScorerUsed::ModelFailed {
+                version: model.version,
+                reason: "the model gave a value that is not a number".into(),
+            },
+        ),
+        Err(e) => (builtin(offers), ScorerUsed::ModelFailed { version: model.version, reason: e.to_string() }),
+    }
+}
+
+/// The score parts of `offer` at this decision from its `prior`; `index` separates the
+/// offers' samples.
+pub(crate) fn parts(offer: &CompiledOffer, ctx: &Context<'_>, index: usize, prior: f64) -> ScoreParts {
     let propensity = if ctx.consent.allows(Purpose::Personalise) {
         let posterior = ctx.history.posterior(&offer.offer.id);
         let a = 1.0 + f64::from(posterior.accepts) + PRIOR_WEIGHT * prior;
@@ -44,13 +118,25 @@ pub(crate) fn parts(offer: &CompiledOffer, ctx: &Context<'_>, index: usize) -> S
     } else {
         prior
     };
-    let personal = offer.conditions.iter().filter(|c| c.feature.spec().purpose.is_some()).count()
-        + offer.logistic.as_ref().map_or(0, |l| l.weights.iter().filter(|(f, _)| f.spec().purpose.is_some()).count());
-    #[allow(clippy::cast_precision_loss)]
-    let penalty = INTRUSIVENESS * personal as f64;
+    let penalty = INTRUSIVENESS * personal_features(offer, ctx) as f64;
     let (value, priority) = (offer.offer.value, offer.offer.priority);
     let score = value * priority * (propensity - penalty).max(0.0);
     ScoreParts { offer: offer.offer.id.clone(), propensity, value, priority, penalty, score }
+}
+
+/// How many personal features stand behind `offer`: its conditions' and its built-in scorer's,
+/// or, where the fleet's model scores and reads personal features, one for the model.
+fn personal_features(offer: &CompiledOffer, ctx: &Context<'_>) -> usize {
+    let conditions = offer.conditions.iter().filter(|c| c.feature.spec().purpose.is_some()).count();
+    let scorer = match ctx.model {
+        Some(model) => usize::from(model.inputs.iter().any(
+            |(s, _)| matches!(s, InputSource::Feature(f) if f.spec().purpose.is_some_and(|p| ctx.consent.allows(p))),
+        )),
+        None => {
+            offer.logistic.as_ref().map_or(0, |l| l.weights.iter().filter(|(f, _)| f.spec().purpose.is_some()).count())
+        }
+    };
+    conditions + scorer
 }
 
 /// SplitMix64: a tiny, well-known generator, seeded per decision by the caller.

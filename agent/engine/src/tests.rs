@@ -10,13 +10,13 @@ use ledtrad_protocol::KeyId;
 
 use super::*;
 
-const NOW: UnixTime = UnixTime(1_795_456_800); // 2026-11-23T18:00:00Z
+pub(crate) const NOW: UnixTime = UnixTime(1_795_456_800); // 2026-11-23T18:00:00Z
 
-fn build_key(seed: u8) -> SigningKey {
+pub(crate) fn build_key(seed: u8) -> SigningKey {
     SigningKey::from_bytes(&[seed; 32])
 }
 
-fn build_catalogue() -> Catalogue {
+pub(crate) fn build_catalogue() -> Catalogue {
     Catalogue::from_value(catalogue_json()).expect("test catalogue is valid")
 }
 
@@ -88,7 +88,7 @@ fn sign(
     codec::to_postcard(&Envelope { key_id: KeyId::try_new(key_id).unwrap(), signed, signature })
 }
 
-fn build_engine(kind: DeviceKind) -> Engine {
+pub(crate) fn build_engine(kind: DeviceKind) -> Engine {
     let mut keys = TrustedKeys::new();
     keys.insert(KeyId::try_new("op-1").unwrap(), build_key(1).verifying_key());
     let profile = DeviceProfile {
@@ -97,19 +97,20 @@ fn build_engine(kind: DeviceKind) -> Engine {
         fleet: FleetId::try_new("home").unwrap(),
         local: LocalTime::default(),
         camouflage_share: DEFAULT_CAMOUFLAGE_SHARE,
+        model_runtime: crate::RuntimeKind::Tract,
     };
     Engine::new(profile, keys)
 }
 
-fn good_envelope(version: u64) -> Vec<u8> {
+pub(crate) fn good_envelope(version: u64) -> Vec<u8> {
     build_envelope(&build_key(1), "op-1", "home", version, NOW.plus_secs(7 * 86_400))
 }
 
-fn butter(value: f64) -> Signal {
+pub(crate) fn butter(value: f64) -> Signal {
     Signal { feature: FeatureName::try_new("fridge.butter.level").unwrap(), value }
 }
 
-fn personalise() -> ConsentState {
+pub(crate) fn personalise() -> ConsentState {
     ConsentState::NONE.with(Purpose::Personalise, true)
 }
 
@@ -420,6 +421,7 @@ fn build_engine_for(device: &str, catalogue: Catalogue) -> Engine {
         fleet: FleetId::try_new("home").unwrap(),
         local: LocalTime::default(),
         camouflage_share: DEFAULT_CAMOUFLAGE_SHARE,
+        model_runtime: crate::RuntimeKind::Tract,
     };
     let mut engine = Engine::new(profile, keys);
     engine

@@ -28,6 +28,7 @@ pub fn build_engine_at(kind: DeviceKind, local: LocalTime, camouflage_share: f64
         fleet: fleet.clone(),
         local,
         camouflage_share,
+        model_runtime: ledtrad_engine::RuntimeKind::Tract,
     };
     let mut engine = Engine::new(profile, keys);
     let signed = SignedCatalogue {
