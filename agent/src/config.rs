@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use ed25519_dalek::VerifyingKey;
-use ledtrad_engine::{LocalTime, TrustedKeys};
+use ledtrad_engine::{LocalTime, ModelError, RuntimeKind, TrustedKeys};
 use ledtrad_protocol::broker::BrokerUrl;
 use ledtrad_protocol::{DeviceId, DeviceKind, FleetId, KeyId, PersonId};
 
@@ -50,6 +50,10 @@ pub struct RawConfig {
     /// (0 to 0.5; default 0.1).
     #[serde(default)]
     pub camouflage_share: Option<f64>,
+    /// The runtime for the fleet's scoring model: "tract" (default) or "tflite" (builds with the
+    /// `tflite` feature only).
+    #[serde(default)]
+    pub model_runtime: Option<String>,
     /// Seeds the agent's random draws (camouflage, report noise, reconnect jitter) so a run can
     /// be repeated exactly: for simulations and tests only. Omit it on real devices.
     #[serde(default)]
@@ -94,6 +98,8 @@ pub struct Config {
     pub report_epsilon: f64,
     /// The camouflage share.
     pub camouflage_share: f64,
+    /// The runtime for the fleet's scoring model.
+    pub model_runtime: RuntimeKind,
     /// A fixed seed for the agent's random draws, if any.
     pub rng_seed: Option<u64>,
     /// Pinned operator keys.
@@ -205,6 +211,16 @@ impl Config {
                 format!("{camouflage_share} is outside 0..=0.5; 0.1 (one shown offer in ten) is the default"),
             ));
         }
+        let model_runtime = match raw.model_runtime.as_deref() {
+            None => RuntimeKind::default(),
+            Some(name) => {
+                let kind = name.parse::<RuntimeKind>().map_err(|e| field("model_runtime", e.to_string()))?;
+                if !kind.available() {
+                    return Err(field("model_runtime", ModelError::RuntimeMissing(kind).to_string()));
+                }
+                kind
+            }
+        };
         let mut keys = TrustedKeys::new();
         for k in &raw.operator_keys {
             let id = KeyId::try_new(&k.id).map_err(|e| field("operator_keys.id", e.to_string()))?;
@@ -232,6 +248,7 @@ impl Config {
             },
             report_epsilon,
             camouflage_share,
+            model_runtime,
             rng_seed: raw.rng_seed,
             keys,
         })
@@ -293,6 +310,7 @@ mod tests {
             (build_config_text("report_epsilon = 0"), "field 'report_epsilon': 0 is outside 0.05..=10"),
             (build_config_text("timezone = \"Mars/Olympus\""), "field 'timezone': \"Mars/Olympus\" is not a time zone"),
             (build_config_text("camouflage_share = 0.9"), "field 'camouflage_share': 0.9 is outside 0..=0.5"),
+            (build_config_text("model_runtime = \"onnx\""), "field 'model_runtime': unknown model runtime \"onnx\""),
             (build_config_text("owner = \"Anna B\""), "field 'owner': person id \"Anna B\""),
         ];
         for (text, expected) in cases {

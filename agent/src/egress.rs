@@ -160,9 +160,12 @@ impl Egress {
 
     /// Subscribes to the fleet's catalogue topic (a subscription, not a message about anyone).
     pub(crate) fn subscribe_catalogue(&mut self) -> Result<(), EgressError> {
-        self.client
-            .try_subscribe(Topic::Catalogue(self.fleet.clone()).name(), QoS::AtLeastOnce)
-            .map_err(|e| EgressError::Client(e.to_string()))
+        for topic in [Topic::Catalogue(self.fleet.clone()), Topic::Model(self.fleet.clone())] {
+            self.client
+                .try_subscribe(topic.name(), QoS::AtLeastOnce)
+                .map_err(|e| EgressError::Client(e.to_string()))?;
+        }
+        Ok(())
     }
 
     /// Publishes the offline status and disconnects cleanly.
@@ -291,6 +294,8 @@ mod tests {
             agent_version: "test".into(),
             catalogue_version: None,
             last_refusal: None,
+            model_version: None,
+            last_model_refusal: None,
         }
     }
 

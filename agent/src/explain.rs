@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use ledtrad_protocol::decision::{Decision, Rejection, Verdict};
+use ledtrad_protocol::decision::{Decision, Rejection, ScorerUsed, Verdict};
 
 /// The decision as readable text.
 pub fn explain(d: &Decision) -> String {
@@ -39,6 +39,16 @@ pub fn explain(d: &Decision) -> String {
         }
     }
     if !d.scores.is_empty() {
+        let scorer = match &d.scorer {
+            ScorerUsed::Builtin => "the catalogue's built-in scorers".to_string(),
+            ScorerUsed::Model { name, version, runtime } => {
+                format!("the fleet's model '{name}' v{version} ({runtime})")
+            }
+            ScorerUsed::ModelFailed { version, reason } => {
+                format!("the built-in scorers, because model v{version} failed: {reason}")
+            }
+        };
+        let _ = writeln!(out, "propensities from {scorer}");
         let _ = writeln!(out, "best candidates (score = value × priority × max(propensity − penalty, 0)):");
         for p in &d.scores {
             let _ = writeln!(
@@ -149,9 +159,18 @@ mod tests {
             camouflage: false,
             prompt: None,
             would_have_shown: None,
-            scores: vec![],
+            scores: vec![ledtrad_protocol::decision::ScoreParts {
+                offer: offer("milk"),
+                propensity: 0.6,
+                value: 2.0,
+                priority: 1.0,
+                penalty: 0.05,
+                score: 1.1,
+            }],
+            scorer: ScorerUsed::Model { name: "propensity-mlp".into(), version: 3, runtime: "tract".into() },
         };
         let text = explain(&d);
+        assert!(text.contains("propensities from the fleet's model 'propensity-mlp' v3 (tract)"), "{text}");
         assert!(text.contains("shown: milk (dairy, personalised)"), "{text}");
         assert!(text.contains("why: Because dairy runs low often in this home."), "{text}");
         assert!(text.contains("not for a fridge: film, book"), "{text}");

@@ -312,6 +312,14 @@ pub struct AgentStatus {
     pub catalogues_malformed: u64,
     /// Why the last catalogue was refused.
     pub last_refusal: Option<String>,
+    /// The scoring model version applied; without one the catalogue's built-in scorers are used.
+    pub model_version: Option<u64>,
+    /// The scoring model in force, as "name vVERSION (runtime)".
+    pub model: Option<String>,
+    /// Scoring models refused since start.
+    pub models_refused: u64,
+    /// Why the last scoring model was refused.
+    pub last_model_refusal: Option<String>,
     /// Messages sent through the egress gate.
     pub egress_sent: u64,
     /// Messages the gate refused for lack of consent.

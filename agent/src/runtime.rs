@@ -6,7 +6,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ledtrad_engine::{DeviceProfile, Draw, Engine, Refusal, SignalOutcome};
+use ledtrad_engine::{DeviceProfile, Draw, Engine, SignalOutcome};
 use ledtrad_protocol::consent::{ConsentSource, ConsentState, PURPOSES_VERSION};
 use ledtrad_protocol::decision::Decision;
 use ledtrad_protocol::feedback::Feedback;
@@ -108,6 +108,7 @@ pub async fn spawn(config: Config, clock: Arc<dyn Clock>) -> Result<RunningAgent
         fleet: config.fleet.clone(),
         local: config.local,
         camouflage_share: config.camouflage_share,
+        model_runtime: config.model_runtime,
     };
     let mut engine = Engine::new(profile, config.keys.clone());
     let now = clock.now();
@@ -126,6 +127,22 @@ pub async fn spawn(config: Config, clock: Arc<dyn Clock>) -> Result<RunningAgent
             }
             Err(e) => warn!(version, "stored catalogue no longer applies: {e}"),
         }
+    }
+    let mut applied_model = Vec::new();
+    if let Some(highest) = store.highest_model_version()? {
+        engine.set_model_floor(highest.saturating_sub(1));
+    }
+    if let Some((version, envelope)) = store.latest_model()? {
+        match engine.handle_model(&envelope, now) {
+            Ok(model) => {
+                info!(version, runtime = model.runtime(), "restored scoring model");
+                applied_model = envelope;
+            }
+            Err(e) => warn!(version, "stored scoring model no longer applies, using the built-in scorers: {e}"),
+        }
+    }
+    if let Some(highest) = store.highest_model_version()? {
+        engine.set_model_floor(highest);
     }
     // Caps look back 30 days at most, besides all-time totals.
     for row in store.impressions_since(UnixTime(0))? {
@@ -178,6 +195,9 @@ pub async fn spawn(config: Config, clock: Arc<dyn Clock>) -> Result<RunningAgent
         store,
         clock,
         applied_envelope,
+        applied_model,
+        models_refused: 0,
+        last_model_refusal: None,
         connected: false,
         refused: 0,
         malformed: 0,
@@ -230,6 +250,8 @@ fn offline_status(config: &Config, version: Option<u64>, refusal: Option<String>
         agent_version: AGENT_VERSION.into(),
         catalogue_version: version,
         last_refusal: refusal,
+        model_version: None,
+        last_model_refusal: None,
     }
 }
 
@@ -273,6 +295,9 @@ struct Runtime {
     egress: Egress,
     clock: Arc<dyn Clock>,
     applied_envelope: Vec<u8>,
+    applied_model: Vec<u8>,
+    models_refused: u64,
+    last_model_refusal: Option<String>,
     connected: bool,
     refused: u64,
     malformed: u64,
@@ -328,6 +353,8 @@ impl Runtime {
     fn publish_status(&mut self) {
         let status = DeviceStatus {
             state: Connection::Online,
+            model_version: self.engine.model().map(|m| m.version),
+            last_model_refusal: self.last_model_refusal.clone(),
             ..offline_status(&self.config, self.version(), self.last_refusal.clone())
         };
         if let Err(e) = self.egress.status(&status) {
@@ -356,6 +383,7 @@ impl Runtime {
             }
             MqttEvent::Publish { topic, payload } => match Topic::parse(&topic) {
                 Ok(Topic::Catalogue(fleet)) if fleet == self.config.fleet => self.handle_catalogue(&payload),
+                Ok(Topic::Model(fleet)) if fleet == self.config.fleet => self.handle_model(&payload),
                 Ok(other) => debug!(topic = %other, "ignoring a message on a topic the agent does not handle"),
                 Err(e) => warn!("ignoring a message: {e}"),
             },
@@ -383,12 +411,37 @@ impl Runtime {
                 info!(version, offers, "catalogue applied");
             }
             Err(refusal) => {
-                if matches!(refusal, Refusal::Malformed(_) | Refusal::Oversize { .. }) {
+                if refusal.is_malformed() {
                     self.malformed += 1;
                 }
                 self.refused += 1;
                 warn!(kept = ?self.version(), "catalogue refused: {refusal}");
                 self.last_refusal = Some(refusal.to_string());
+            }
+        }
+        self.publish_status();
+    }
+
+    fn handle_model(&mut self, payload: &[u8]) {
+        if payload.is_empty() || payload == self.applied_model.as_slice() {
+            debug!("no new scoring model in the message; keeping the applied one");
+            return;
+        }
+        let now = self.clock.now();
+        match self.engine.handle_model(payload, now) {
+            Ok(model) => {
+                let (version, runtime) = (model.version, model.runtime());
+                if let Err(e) = self.store.save_model(version, self.config.fleet.as_str(), payload, now) {
+                    error!("scoring model version {version} applied but not stored, it will be refetched from the broker after a restart: {e}");
+                }
+                self.applied_model = payload.to_vec();
+                self.last_model_refusal = None;
+                info!(version, runtime, "scoring model applied");
+            }
+            Err(refusal) => {
+                self.models_refused += 1;
+                warn!(kept = ?self.engine.model().map(|m| m.version), "scoring model refused: {refusal}");
+                self.last_model_refusal = Some(refusal.to_string());
             }
         }
         self.publish_status();
@@ -796,6 +849,10 @@ impl Runtime {
             catalogues_refused: self.refused,
             catalogues_malformed: self.malformed,
             last_refusal: self.last_refusal.clone(),
+            model_version: self.engine.model().map(|m| m.version),
+            model: self.engine.model().map(|m| format!("{} v{} ({})", m.name, m.version, m.runtime())),
+            models_refused: self.models_refused,
+            last_model_refusal: self.last_model_refusal.clone(),
             egress_sent: self.egress.sent(),
             egress_blocked: self.egress.blocked(),
         }

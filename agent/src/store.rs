@@ -95,6 +95,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("../migrations/0004_outbox.sql")),
         M::up(include_str!("../migrations/0005_prompt_answers.sql")),
         M::up(include_str!("../migrations/0006_answers.sql")),
+        M::up(include_str!("../migrations/0007_models.sql")),
     ])
 }
 
@@ -433,36 +434,78 @@ impl Store {
         Ok(out)
     }
 
-    /// Stores a verified catalogue envelope.
+    /// Stores an applied catalogue envelope, keeping the last few versions.
     pub fn save_catalogue(&self, version: u64, fleet: &str, envelope: &[u8], at: UnixTime) -> Result<(), StoreError> {
+        self.save_envelope(Signed::Catalogues, version, fleet, envelope, at)
+    }
+
+    /// The highest catalogue version ever stored, whether or not it still applies.
+    pub fn highest_catalogue_version(&self) -> Result<Option<u64>, StoreError> {
+        self.highest_version(Signed::Catalogues)
+    }
+
+    /// The newest stored catalogue envelope.
+    pub fn latest_catalogue(&self) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
+        self.latest_envelope(Signed::Catalogues)
+    }
+
+    /// Stores an applied model envelope, keeping the last few versions.
+    pub fn save_model(&self, version: u64, fleet: &str, envelope: &[u8], at: UnixTime) -> Result<(), StoreError> {
+        self.save_envelope(Signed::Models, version, fleet, envelope, at)
+    }
+
+    /// The highest model version ever stored, whether or not it still applies.
+    pub fn highest_model_version(&self) -> Result<Option<u64>, StoreError> {
+        self.highest_version(Signed::Models)
+    }
+
+    /// The newest stored model envelope.
+    pub fn latest_model(&self) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
+        self.latest_envelope(Signed::Models)
+    }
+
+    fn save_envelope(
+        &self,
+        table: Signed,
+        version: u64,
+        fleet: &str,
+        envelope: &[u8],
+        at: UnixTime,
+    ) -> Result<(), StoreError> {
         let version = i64::try_from(version).map_err(|e| self.err(e))?;
+        let table = table.table();
         self.conn
             .execute(
-                "INSERT OR REPLACE INTO catalogues (version, fleet, envelope, applied_at) VALUES (?1, ?2, ?3, ?4)",
+                &format!(
+                    "INSERT OR REPLACE INTO {table} (version, fleet, envelope, applied_at) VALUES (?1, ?2, ?3, ?4)"
+                ),
                 params![version, fleet, envelope, to_sql_time(at)],
             )
             .map_err(|e| self.err(e))?;
         // Keep the last few versions only; the newest is what counts.
         self.conn
-            .execute("DELETE FROM catalogues WHERE version NOT IN (SELECT version FROM catalogues ORDER BY version DESC LIMIT 3)", [])
+            .execute(
+                &format!("DELETE FROM {table} WHERE version NOT IN (SELECT version FROM {table} ORDER BY version DESC LIMIT 3)"),
+                [],
+            )
             .map_err(|e| self.err(e))?;
         Ok(())
     }
 
-    /// The highest catalogue version ever stored, whether or not it still applies.
-    pub fn highest_catalogue_version(&self) -> Result<Option<u64>, StoreError> {
+    fn highest_version(&self, table: Signed) -> Result<Option<u64>, StoreError> {
         self.conn
-            .query_row("SELECT MAX(version) FROM catalogues", [], |r| r.get::<_, Option<i64>>(0))
+            .query_row(&format!("SELECT MAX(version) FROM {}", table.table()), [], |r| r.get::<_, Option<i64>>(0))
             .map(|v| v.and_then(|v| u64::try_from(v).ok()))
             .map_err(|e| self.err(e))
     }
 
-    /// The newest stored catalogue envelope.
-    pub fn latest_catalogue(&self) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
+    fn latest_envelope(&self, table: Signed) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
         self.conn
-            .query_row("SELECT version, envelope FROM catalogues ORDER BY version DESC LIMIT 1", [], |r| {
-                Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
-            })
+            .query_row(
+                &format!("SELECT version, envelope FROM {} ORDER BY version DESC LIMIT 1", table.table()),
+                [],
+                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)),
+            )
             .optional()
             .map_err(|e| self.err(e))
             .map(|o| o.map(|(v, e)| (u64::try_from(v).unwrap_or(0), e)))
@@ -764,5 +807,21 @@ mod tests {
         assert_eq!(store.latest_catalogue().unwrap(), Some((5, vec![5])));
         let count: i64 = store.conn.query_row("SELECT COUNT(*) FROM catalogues", [], |r| r.get(0)).unwrap();
         assert_eq!(count, 3);
+    }
+}
+
+/// The tables of signed envelopes, which share their shape.
+#[derive(Debug, Clone, Copy)]
+enum Signed {
+    Catalogues,
+    Models,
+}
+
+impl Signed {
+    fn table(self) -> &'static str {
+        match self {
+            Self::Catalogues => "catalogues",
+            Self::Models => "models",
+        }
     }
 }

@@ -1,4 +1,4 @@
-//! ledtrad-op's library: operator keys, catalogue checks, signing and pushing to fleets.
+//! ledtrad-op's library: operator keys, catalogue and model checks, signing and pushing to fleets.
 //! The `ledtrad-op` binary is a thin CLI over it, and the simulator uses it directly.
 //!
 //! # Layout
@@ -6,6 +6,7 @@
 //! - [`keys`]: generating, saving and loading Ed25519 operator keys.
 //! - [`load`]: reading catalogues from TOML or JSON and reporting every problem at once.
 //! - [`sign`]: the canonical encoding and the signed envelope.
+//! - [`model`]: checking a scoring model and its manifest the way devices will, and signing it.
 //! - [`mqtt`]: connection settings shared by the MQTT commands.
 //! - [`push`]: publishing an envelope retained, QoS 1, on a fleet's catalogue topic.
 //! - [`reports`]: summing devices' noised reports into totals with intervals; small groups suppressed.
@@ -13,6 +14,7 @@
 
 pub mod keys;
 pub mod load;
+pub mod model;
 pub mod mqtt;
 pub mod push;
 pub mod reports;

@@ -6,12 +6,15 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use ledtrad_engine::RuntimeKind;
 use ledtrad_operator::load::LoadError;
-use ledtrad_operator::{load_catalogue, push_envelope, sign_catalogue, OperatorKey, SignOptions};
+use ledtrad_operator::model::{default_manifest, load_model, sign_model, CheckedModel, ModelLoadError};
+use ledtrad_operator::{load_catalogue, publish_retained, push_envelope, sign_catalogue, OperatorKey, SignOptions};
 use ledtrad_protocol::broker::BrokerUrl;
+use ledtrad_protocol::topic::Topic;
 use ledtrad_protocol::{FleetId, KeyId, UnixTime};
 
-/// Write, check, sign and push ledtrad offer catalogues.
+/// Write, check, sign and push ledtrad offer catalogues and scoring models.
 #[derive(Parser)]
 #[command(name = "ledtrad-op", version, about, long_about = None)]
 struct Cli {
@@ -33,6 +36,44 @@ enum Command {
     /// Work with catalogues.
     #[command(subcommand)]
     Catalogue(CatalogueCommand),
+    /// Work with the fleet's scoring model (a TensorFlow Lite file and its manifest).
+    #[command(subcommand)]
+    Model(ModelCommand),
+}
+
+#[derive(Subcommand)]
+enum ModelCommand {
+    /// Check a model and its manifest the way devices will: prints a summary, or every problem and exits 1.
+    Check {
+        /// The .tflite file.
+        file: PathBuf,
+        /// The manifest naming the model's inputs (default: the file name with .toml).
+        #[arg(long)]
+        manifest: Option<PathBuf>,
+    },
+    /// Check, sign and publish a model retained (QoS 1) on the fleet's model topic.
+    Push {
+        /// The .tflite file.
+        file: PathBuf,
+        /// The manifest naming the model's inputs (default: the file name with .toml).
+        #[arg(long)]
+        manifest: Option<PathBuf>,
+        /// The fleet to push to.
+        #[arg(long)]
+        fleet: FleetId,
+        /// The secret key file written by `keygen`.
+        #[arg(long)]
+        key: PathBuf,
+        /// The model version; must be higher than the version devices have applied.
+        #[arg(long)]
+        version: u64,
+        /// The broker, as mqtt://HOST:PORT.
+        #[arg(long, default_value = "mqtt://127.0.0.1:1883")]
+        broker: BrokerUrl,
+        /// Days until devices stop accepting this envelope.
+        #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u64).range(1..=3650))]
+        expires_in_days: u64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -103,6 +144,49 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Err(err) => Err(err.into()),
         },
+        Command::Model(ModelCommand::Check { file, manifest }) => {
+            let manifest = manifest.unwrap_or_else(|| default_manifest(&file));
+            match load_model(&file, &manifest) {
+                Ok(model) => {
+                    println!("{}", model_summary(&file, &model));
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(err @ ModelLoadError::Problems { .. }) => {
+                    eprintln!("{err}");
+                    Ok(ExitCode::from(1))
+                }
+                Err(err) => Err(err.into()),
+            }
+        }
+        Command::Model(ModelCommand::Push { file, manifest, fleet, key, version, broker, expires_in_days }) => {
+            let manifest = manifest.unwrap_or_else(|| default_manifest(&file));
+            let model = load_model(&file, &manifest)?;
+            let key = OperatorKey::load(&key)?;
+            let issued_at = now();
+            let options = SignOptions {
+                fleet: fleet.clone(),
+                version,
+                issued_at,
+                expires_at: issued_at.plus_secs(expires_in_days * 86_400),
+            };
+            let envelope = sign_model(&model, &key, &options)?;
+            let size = envelope.len();
+            block_on(publish_retained(
+                &broker,
+                &Topic::Model(fleet.clone()),
+                envelope,
+                &format!("ledtrad-op-{}", std::process::id()),
+            ))??;
+            println!(
+                "pushed model '{}' ('{}', {} inputs) version {version} ({size} bytes, key '{}', expires {}) to fleet '{fleet}' on {broker}",
+                file.display(),
+                model.manifest.name,
+                model.manifest.inputs.len(),
+                key.id,
+                options.expires_at
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Catalogue(CatalogueCommand::Push { file, fleet, key, version, broker, expires_in_days }) => {
             let catalogue = load_catalogue(&file, Some(now()))?;
             let key = OperatorKey::load(&key)?;
@@ -115,16 +199,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             let envelope = sign_catalogue(&catalogue, &key, &options)?;
             let size = envelope.len();
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .context("starting the async runtime")?;
-            runtime.block_on(push_envelope(
-                &broker,
-                &fleet,
-                envelope,
-                &format!("ledtrad-op-{}", std::process::id()),
-            ))?;
+            block_on(push_envelope(&broker, &fleet, envelope, &format!("ledtrad-op-{}", std::process::id())))??;
             println!(
                 "pushed catalogue '{}' version {version} ({} offers, {size} bytes, key '{}', expires {}) to fleet '{fleet}' on {broker}",
                 file.display(),
@@ -135,6 +210,27 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Runs one MQTT operation to completion.
+fn block_on<T>(future: impl std::future::Future<Output = T>) -> anyhow::Result<T> {
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the async runtime")?;
+    Ok(runtime.block_on(future))
+}
+
+fn model_summary(file: &std::path::Path, model: &CheckedModel) -> String {
+    let runtimes = if RuntimeKind::Tflite.available() { "tract and tflite" } else { "tract" };
+    format!(
+        "ok: '{}' — model '{}', {} inputs ({}), ops {}, {} bytes; runs on {runtimes}; a row of missing values scores {:.4}",
+        file.display(),
+        model.manifest.name,
+        model.manifest.inputs.len(),
+        model.manifest.inputs.iter().map(|i| i.name.as_str()).collect::<Vec<_>>().join(", "),
+        model.shape.ops.join(", "),
+        model.tflite.len(),
+        model.baseline
+    )
 }
 
 fn summary(file: &std::path::Path, catalogue: &ledtrad_protocol::catalogue::Catalogue) -> String {

@@ -33,6 +33,15 @@ pub enum SignError {
         /// Expiry.
         expires_at: UnixTime,
     },
+    /// The model envelope would be over the size agents accept.
+    #[error(
+        "the signed model envelope is {size} bytes, over the {}-byte limit agents accept; push a smaller model",
+        ledtrad_protocol::model::MAX_MODEL_ENVELOPE_BYTES
+    )]
+    ModelOversize {
+        /// The envelope's size.
+        size: usize,
+    },
     /// The envelope would be over the size agents accept.
     #[error("the signed envelope is {size} bytes, over the {MAX_ENVELOPE_BYTES}-byte limit agents accept; split the catalogue")]
     Oversize {

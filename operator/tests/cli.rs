@@ -71,3 +71,25 @@ fn keygen_writes_a_secret_and_a_pinnable_public_key() {
     assert_eq!(code, 2);
     assert!(stderr.contains("already exists"), "{stderr}");
 }
+
+fn model(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/models").join(name).display().to_string()
+}
+
+#[test]
+fn model_check_summarises_the_shipped_model() {
+    let (code, stdout, stderr) = op(&["model", "check", &model("propensity.tflite")]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    assert!(stdout.starts_with("ok: ") && stdout.contains("'propensity-mlp', 20 inputs"), "{stdout}");
+    assert!(stdout.contains("FULLY_CONNECTED"), "{stdout}");
+}
+
+#[test]
+fn model_check_refuses_a_fully_int8_model_and_says_what_to_do() {
+    let manifest = model("propensity.toml");
+    let (code, stdout, stderr) = op(&["model", "check", &model("propensity-int8.tflite"), "--manifest", &manifest]);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(stderr.contains("fully int8-quantized"), "{stderr}");
+    assert!(stderr.contains("convert it with float32 inputs and outputs"), "{stderr}");
+}

@@ -191,6 +191,7 @@ mod tests {
             prompt: None,
             would_have_shown: None,
             scores: vec![],
+            scorer: Default::default(),
         }
     }
 

@@ -116,6 +116,7 @@ pub fn decide(offers: usize, decisions: usize, seed: u64) -> anyhow::Result<Deci
         fleet,
         local: LocalTime::fixed(3600),
         camouflage_share: 0.1,
+        model_runtime: ledtrad_agent::engine::RuntimeKind::Tract,
     };
     let mut engine = Engine::new(profile, keys);
     engine.handle_catalogue(&envelope, start).map_err(|e| anyhow::anyhow!("{e}"))?;

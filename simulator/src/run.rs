@@ -158,6 +158,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
                 sharing: None,
                 report_epsilon: None,
                 camouflage_share: None,
+                model_runtime: None,
                 rng_seed: Some(
                     options.seed
                         ^ ((h * DeviceKind::ALL.len() + kind_index(kind)) as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
@@ -457,6 +458,7 @@ mod tests {
                 sharing: None,
                 report_epsilon: None,
                 camouflage_share: None,
+                model_runtime: None,
                 rng_seed: None,
                 owner: None,
                 utc_offset_minutes: UTC_OFFSET_MINUTES,

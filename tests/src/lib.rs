@@ -240,6 +240,7 @@ impl TestAgent {
             report_epsilon: None,
             // Tests look at the top-scoring offer; camouflage has its own tests in the engine.
             camouflage_share: Some(0.0),
+            model_runtime: None,
             rng_seed: Some(7),
             owner: None,
             utc_offset_minutes: 0,

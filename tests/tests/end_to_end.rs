@@ -426,6 +426,8 @@ async fn regression_status_watch_sees_more_than_a_hundred_retained_statuses() {
             agent_version: "test".into(),
             catalogue_version: Some(9),
             last_refusal: None,
+            model_version: None,
+            last_model_refusal: None,
         })
     };
     let pump = async {
