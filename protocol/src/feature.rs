@@ -1,6 +1,6 @@
 //! The features the engine knows (DESIGN §8 step 3). Each declares the consent purpose that
-//! allows its use (or none, for contextual features that say nothing about a person) and the
-//! coarse, truthful phrase a "why" text may use for it.
+//! allows its use (or none, for contextual features that say nothing about a person), the
+//! coarse topic it speaks of, and the coarse, truthful phrase a "why" text may use for it.
 
 use alloc::string::String;
 
@@ -18,6 +18,43 @@ pub enum Aggregation {
     Clock,
 }
 
+/// The coarse topic a feature speaks of: what a "why" text may name, and nothing finer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Topic {
+    /// Butter, milk, cheese.
+    Dairy,
+    /// Vegetables and fruit.
+    Produce,
+    /// Drinks.
+    Drinks,
+    /// How the fridge is used (door openings).
+    FridgeUse,
+    /// Reading on an e-reader: time, finished books, genres.
+    Reading,
+    /// How a lock screen is used.
+    ScreenUse,
+    /// The time of day.
+    TimeOfDay,
+    /// The light around the device.
+    Surroundings,
+}
+
+impl Topic {
+    /// How a "why" text names it.
+    pub const fn label(self) -> &'static str {
+        match self {
+            Topic::Dairy => "dairy",
+            Topic::Produce => "fresh produce",
+            Topic::Drinks => "drinks",
+            Topic::FridgeUse => "use of the fridge",
+            Topic::Reading => "reading",
+            Topic::ScreenUse => "use of the screen",
+            Topic::TimeOfDay => "time of day",
+            Topic::Surroundings => "light around the device",
+        }
+    }
+}
+
 /// A feature's definition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct FeatureSpec {
@@ -29,46 +66,59 @@ pub struct FeatureSpec {
     pub purpose: Option<Purpose>,
     /// How its signals are aggregated.
     pub aggregation: Aggregation,
+    /// The coarse topic it speaks of.
+    pub topic: Topic,
     /// The coarse phrase for "why am I seeing this", completing "Because …".
     pub why: &'static str,
 }
 
-const fn personal(name: &'static str, kind: DeviceKind, aggregation: Aggregation, why: &'static str) -> FeatureSpec {
-    FeatureSpec { name, kind: Some(kind), purpose: Some(Purpose::Personalise), aggregation, why }
+impl FeatureSpec {
+    /// Whether signals carry its name (levels and daily counts); computed features are never
+    /// sent.
+    pub const fn is_source(&self) -> bool {
+        matches!(self.aggregation, Aggregation::Level | Aggregation::DailyCount)
+    }
 }
 
-use Aggregation::{DailyCount, Level};
+const fn personal(
+    name: &'static str,
+    kind: DeviceKind,
+    aggregation: Aggregation,
+    topic: Topic,
+    why: &'static str,
+) -> FeatureSpec {
+    FeatureSpec { name, kind: Some(kind), purpose: Some(Purpose::Personalise), aggregation, topic, why }
+}
+
+const fn context(name: &'static str, aggregation: Aggregation, topic: Topic, why: &'static str) -> FeatureSpec {
+    FeatureSpec { name, kind: None, purpose: None, aggregation, topic, why }
+}
+
+use Aggregation::{Clock, DailyCount, Level};
 use DeviceKind::{Ereader, Fridge, LockScreen};
 
-/// Every known feature.
-pub const FEATURES: &[FeatureSpec] = &[
-    personal("fridge.butter.level", Fridge, Level, "dairy runs low often in this home"),
-    personal("fridge.milk.level", Fridge, Level, "dairy runs low often in this home"),
-    personal("fridge.cheese.level", Fridge, Level, "dairy runs low often in this home"),
-    personal("fridge.vegetables.level", Fridge, Level, "fresh produce runs low in this home"),
-    personal("fridge.drinks.level", Fridge, Level, "drinks run low in this home"),
-    personal("fridge.door.opens", Fridge, DailyCount, "this fridge is opened often today"),
-    personal("ereader.books.finished", Ereader, DailyCount, "books get finished on this reader"),
-    personal("ereader.genre.crime", Ereader, Level, "crime stories are read on this reader"),
-    personal("ereader.genre.cooking", Ereader, Level, "cookbooks are read on this reader"),
-    personal("ereader.genre.travel", Ereader, Level, "travel books are read on this reader"),
-    personal("ereader.reading.minutes", Ereader, DailyCount, "this reader is used a lot"),
-    personal("lockscreen.unlocks", LockScreen, DailyCount, "this screen is used often today"),
-    FeatureSpec {
-        name: "context.hour",
-        kind: None,
-        purpose: None,
-        aggregation: Aggregation::Clock,
-        why: "of the time of day",
-    },
-    FeatureSpec {
-        name: "context.ambient_light",
-        kind: None,
-        purpose: None,
-        aggregation: Level,
-        why: "of the light around the device",
-    },
+/// Every known feature. A `static`, so every [`FeatureName`] points into the one table.
+pub static FEATURES: &[FeatureSpec] = &[
+    personal("fridge.butter.level", Fridge, Level, Topic::Dairy, "dairy runs low often in this home"),
+    personal("fridge.milk.level", Fridge, Level, Topic::Dairy, "dairy runs low often in this home"),
+    personal("fridge.cheese.level", Fridge, Level, Topic::Dairy, "dairy runs low often in this home"),
+    personal("fridge.vegetables.level", Fridge, Level, Topic::Produce, "fresh produce runs low in this home"),
+    personal("fridge.drinks.level", Fridge, Level, Topic::Drinks, "drinks run low in this home"),
+    personal("fridge.door.opens", Fridge, DailyCount, Topic::FridgeUse, "this fridge is opened often today"),
+    personal("ereader.books.finished", Ereader, DailyCount, Topic::Reading, "books get finished on this reader"),
+    personal("ereader.genre.crime", Ereader, Level, Topic::Reading, "crime stories are read on this reader"),
+    personal("ereader.genre.cooking", Ereader, Level, Topic::Reading, "cookbooks are read on this reader"),
+    personal("ereader.genre.travel", Ereader, Level, Topic::Reading, "travel books are read on this reader"),
+    personal("ereader.reading.minutes", Ereader, DailyCount, Topic::Reading, "this reader is used a lot"),
+    personal("lockscreen.unlocks", LockScreen, DailyCount, Topic::ScreenUse, "this screen is used often today"),
+    context("context.hour", Clock, Topic::TimeOfDay, "of the time of day"),
+    context("context.ambient_light", Level, Topic::Surroundings, "of the light around the device"),
 ];
+
+/// The features signals may carry (levels and daily counts), in [`FEATURES`] order.
+pub fn signal_features() -> impl Iterator<Item = FeatureName> {
+    FEATURES.iter().filter(|f| f.is_source()).map(FeatureName)
+}
 
 /// A feature name from [`FEATURES`]. Deserialising checks it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -119,9 +169,27 @@ mod tests {
     }
 
     #[test]
+    fn signals_carry_every_feature_but_the_clock() {
+        assert_eq!(signal_features().count(), FEATURES.len() - 1);
+        assert!(signal_features().all(|f| f.spec().is_source() && f.spec().aggregation != Clock));
+    }
+
+    #[test]
     fn every_device_feature_needs_personalise() {
         for f in FEATURES.iter().filter(|f| f.kind.is_some()) {
             assert_eq!(f.purpose, Some(Purpose::Personalise), "{}", f.name);
+        }
+        for f in FEATURES.iter().filter(|f| f.kind.is_none()) {
+            assert_eq!(f.purpose, None, "{}", f.name);
+            assert!(f.name.starts_with("context."), "{}", f.name);
+        }
+    }
+
+    #[test]
+    fn why_phrases_are_coarse() {
+        for f in FEATURES {
+            assert!(!f.why.is_empty() && !f.why.ends_with('.'), "{}", f.name);
+            assert!(!f.why.chars().any(|c| c.is_ascii_digit() || c == '%'), "{} gives a reading", f.name);
         }
     }
 
