@@ -25,7 +25,7 @@ pub struct DecideFigures {
     pub scorer: &'static str,
     /// Offers in the catalogue.
     pub offers: usize,
-    /// Features the engine knows (every source is fed).
+    /// Features the engine knows (every source is fed; derived ones follow from them).
     pub features: usize,
     /// Decisions timed.
     pub decisions: usize,
