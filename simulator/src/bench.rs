@@ -8,7 +8,7 @@ use ledtrad_operator::{sign_catalogue, OperatorKey, SignOptions};
 use ledtrad_protocol::caps::{CampaignCaps, Caps, Policy};
 use ledtrad_protocol::catalogue::{Campaign, Catalogue, Condition, Offer, Op};
 use ledtrad_protocol::consent::ConsentState;
-use ledtrad_protocol::feature::{Aggregation, FeatureName, FEATURES};
+use ledtrad_protocol::feature::{signal_features, FeatureName, FEATURES};
 use ledtrad_protocol::propensity::{Logistic, Weight};
 use ledtrad_protocol::signal::Signal;
 use ledtrad_protocol::{CampaignId, DeviceId, DeviceKind, FleetId, KeyId, Moment, OfferId, UnixTime};
@@ -25,7 +25,7 @@ pub struct DecideFigures {
     pub scorer: &'static str,
     /// Offers in the catalogue.
     pub offers: usize,
-    /// Features the engine knows (every one is fed).
+    /// Features the engine knows (every source is fed; derived ones follow from them).
     pub features: usize,
     /// Decisions timed.
     pub decisions: usize,
@@ -121,17 +121,14 @@ pub fn decide(offers: usize, decisions: usize, seed: u64) -> anyhow::Result<Deci
     let mut engine = Engine::new(profile, keys);
     engine.handle_catalogue(&envelope, start).map_err(|e| anyhow::anyhow!("{e}"))?;
     engine.set_consent(ConsentState::all());
-    let signal_features: Vec<FeatureName> = FEATURES
-        .iter()
-        .filter(|f| f.aggregation != Aggregation::Clock)
-        .filter_map(|f| FeatureName::try_new(f.name).ok())
-        .collect();
+    // Signals carry source features only; the engine derives the rest from them.
+    let sources: Vec<FeatureName> = signal_features().collect();
     let mut nanos = Vec::with_capacity(decisions);
     let mut shown = 0;
     let mut now = start;
     for k in 0..decisions + decisions / 10 {
         now = now.plus_secs(rng.random_range(30..900));
-        let feature = signal_features[k % signal_features.len()];
+        let feature = sources[k % sources.len()];
         engine.handle_signal(Signal { feature, value: rng.random_range(0.0..1.0) }, now);
         let draw = Draw { camouflage: rng.random(), pick: rng.random(), explore: Some(rng.random()) };
         let started = Instant::now();

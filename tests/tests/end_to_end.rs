@@ -630,7 +630,9 @@ async fn a_person_can_export_and_erase_what_the_device_holds_about_them() {
     let mine: Value = http.get(format!("{api}/v1/my-data")).send().await.unwrap().json().await.unwrap();
     assert_eq!((&mine["person"], &mine["device_data_about_person"]), (&json!("owner"), &json!(true)));
     assert_eq!(mine["consent_ledger"].as_array().unwrap().len(), 2);
-    assert_eq!(mine["features"].as_array().unwrap().len(), 2);
+    // The two sources and what is derived from them: unlocks in the last hour, per hour and
+    // minutes since the last one; the light's mean over the hour and today's brightest.
+    assert_eq!(mine["features"].as_array().unwrap().len(), 7);
     assert_eq!(mine["impressions"].as_array().unwrap().len(), 1);
     assert_eq!(mine["feedback"][0]["kind"], "dismissed");
     assert_eq!(mine["queued_reports"][0]["impressions"], 1);

@@ -1,11 +1,25 @@
 //! Signal windows into features (DESIGN §8 step 3). Raw signal values live only here, in
 //! memory, inside their window; the rest of the engine sees features.
 //!
-//! Memory is one slot per known feature, whatever the number of signals. Personal signals are
-//! dropped on arrival unless `personalise` is granted, and revoking it clears them.
+//! A signal feeds its source feature (a level or a daily count) and every feature derived from
+//! it (see [`ledtrad_protocol::feature`]): sliding sums and rates, per-day minimum, maximum and
+//! mean, trends, minutes since the last event. Derived features keep a fixed ring of buckets
+//! (`window`); the time since the last event keeps one instant.
+//!
+//! Memory is fixed when the store is built: one slot per known feature and one table of
+//! buckets for every window, whatever the number of signals ([`FeatureStore::memory_bytes`]).
+//! Personal signals are dropped on arrival unless `personalise` is granted, so they never
+//! enter any window, and revoking it clears the sources and every window derived from them.
+//!
+//! Time may go backwards. Sources keep their rules (a level read at an earlier time is still
+//! believed; a daily count for an earlier day starts afresh); windows never move back (see
+//! `window`); the time since the last event is zero when the event is later than `now`, and
+//! the event is forgotten once it is a whole window away either way.
+
+mod window;
 
 use ledtrad_protocol::consent::ConsentState;
-use ledtrad_protocol::feature::{Aggregation, FeatureName, FEATURES};
+use ledtrad_protocol::feature::{Aggregation, Derivation, FeatureName, Window, FEATURES};
 use ledtrad_protocol::signal::Signal;
 use ledtrad_protocol::time::{UnixTime, DAY_SECS};
 
@@ -74,21 +88,43 @@ impl LocalTime {
     }
 }
 
+/// What one feature's slot holds now.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Held {
+    /// Nothing yet, or cleared.
+    Nothing,
+    /// A level's latest reading.
+    Level { value: f64, updated: UnixTime },
+    /// A daily count's sum for a local day.
+    DailyCount { value: f64, day: u64 },
+    /// A derived window, whose buckets hold the figures; its newest step.
+    Window { newest: u64 },
+    /// The instant of the last event.
+    LastEvent { at: UnixTime },
+}
+
+/// One feature's slot: what it holds, and where its buckets are.
 #[derive(Debug, Clone, Copy)]
 struct Slot {
-    value: f64,
-    updated: UnixTime,
-    day: u64,
+    held: Held,
+    /// The index of the feature whose signals feed it (its own, for a source).
+    source: usize,
+    /// Its buckets: `first..first + len` in the store's table (none but for windows).
+    first: usize,
+    len: usize,
+    /// The values it may take ([`ledtrad_protocol::feature::FeatureSpec::range`]).
+    range: (f64, f64),
 }
 
 /// What happened to a signal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SignalOutcome {
-    /// Aggregated into its feature.
+    /// Aggregated into its feature and every feature derived from it.
     Aggregated,
     /// Dropped: the feature is personal and `personalise` is not granted.
     DroppedNoConsent,
-    /// Dropped: the feature is computed by the engine, not fed by signals.
+    /// Dropped: the feature is computed by the engine (from the clock, or derived from another
+    /// feature's signals), not fed by signals of its own.
     DroppedComputed,
     /// Dropped: the value is outside its feature's range (levels and shares 0–1, count
     /// increments 0–[`MAX_COUNT_INCREMENT`]) or not a number.
@@ -98,17 +134,45 @@ pub enum SignalOutcome {
 /// The current features of one device.
 #[derive(Debug, Clone)]
 pub struct FeatureStore {
-    slots: Vec<Option<Slot>>,
+    /// One per feature in [`FEATURES`], in its order; never grows.
+    slots: Box<[Slot]>,
+    /// Every window's buckets, side by side; never grows.
+    buckets: Box<[window::Bucket]>,
     local: LocalTime,
 }
 
 impl FeatureStore {
-    /// An empty store for a device in `local` time.
+    /// An empty store for a device in `local` time. This is the only allocation it makes.
     pub fn new(local: LocalTime) -> Self {
-        Self { slots: vec![None; FEATURES.len()], local }
+        let mut first = 0;
+        let slots: Box<[Slot]> = FEATURES
+            .iter()
+            .enumerate()
+            .map(|(i, spec)| {
+                let (source, len) = match spec.aggregation {
+                    Aggregation::Derived { derivation, .. } => {
+                        (spec.source().map_or(i, FeatureName::index), derivation.buckets())
+                    }
+                    _ => (i, 0),
+                };
+                let range = spec.range();
+                let slot = Slot { held: Held::Nothing, source, first, len, range: (*range.start(), *range.end()) };
+                first += len;
+                slot
+            })
+            .collect();
+        Self { slots, buckets: vec![window::Bucket::EMPTY; first].into_boxed_slice(), local }
     }
 
-    /// Aggregates one signal.
+    /// The bytes the store takes, its own and on the heap. Fixed at [`FeatureStore::new`]: no
+    /// number of signals changes it.
+    pub fn memory_bytes(&self) -> usize {
+        core::mem::size_of::<Self>()
+            + core::mem::size_of_val::<[Slot]>(&self.slots)
+            + core::mem::size_of_val::<[window::Bucket]>(&self.buckets)
+    }
+
+    /// Aggregates one signal into its feature and every feature derived from it.
     pub fn handle_signal(&mut self, signal: Signal, consent: ConsentState, now: UnixTime) -> SignalOutcome {
         let spec = signal.feature.spec();
         if let Some(purpose) = spec.purpose {
@@ -119,82 +183,142 @@ impl FeatureStore {
         let in_range = match spec.aggregation {
             Aggregation::Level => (0.0..=1.0).contains(&signal.value),
             Aggregation::DailyCount => (0.0..=MAX_COUNT_INCREMENT).contains(&signal.value),
-            Aggregation::Clock => true,
+            Aggregation::Clock | Aggregation::Derived { .. } => return SignalOutcome::DroppedComputed,
         };
         if !in_range {
             return SignalOutcome::DroppedOutOfRange;
         }
         let day = self.local.day(now);
-        let slot = &mut self.slots[signal.feature.index()];
-        match spec.aggregation {
-            Aggregation::Clock => return SignalOutcome::DroppedComputed,
-            Aggregation::Level => *slot = Some(Slot { value: signal.value, updated: now, day }),
-            Aggregation::DailyCount => {
-                let value = match slot {
-                    Some(s) if s.day == day => s.value + signal.value,
-                    _ => signal.value,
-                };
-                *slot = Some(Slot { value, updated: now, day });
+        let source = signal.feature.index();
+        let slot = &mut self.slots[source];
+        slot.held = match (spec.aggregation, slot.held) {
+            (Aggregation::DailyCount, Held::DailyCount { value, day: d }) if d == day => {
+                Held::DailyCount { value: value + signal.value, day }
+            }
+            (Aggregation::DailyCount, _) => Held::DailyCount { value: signal.value, day },
+            _ => Held::Level { value: signal.value, updated: now },
+        };
+        // Every feature derived from this one. The same purpose guards them (the protocol's
+        // tests hold derived features to their source's purpose), so consent was checked above.
+        for (i, slot) in self.slots.iter_mut().enumerate() {
+            let Aggregation::Derived { derivation, .. } = FEATURES[i].aggregation else { continue };
+            if slot.source != source {
+                continue;
+            }
+            match derivation.window() {
+                None if signal.value > 0.0 => slot.held = Held::LastEvent { at: now },
+                None => {}
+                Some(w) => {
+                    let newest = match slot.held {
+                        Held::Window { newest } => Some(newest),
+                        _ => None,
+                    };
+                    let ring = &mut self.buckets[slot.first..slot.first + slot.len];
+                    let step = step_at(w, now, || day);
+                    slot.held = Held::Window { newest: window::record(ring, newest, step, signal.value) };
+                }
             }
         }
         SignalOutcome::Aggregated
     }
 
-    /// The feature's current value, if it has one now.
+    /// The feature's current value, if it has one now. Cheap: at most one pass over the
+    /// feature's buckets, no allocation.
     pub fn value(&self, feature: FeatureName, now: UnixTime) -> Option<f64> {
-        let spec = feature.spec();
-        match spec.aggregation {
+        let slot = &self.slots[feature.index()];
+        match (feature.spec().aggregation, slot.held) {
             // Precision loss is impossible: an hour is 0–23.
             #[allow(clippy::cast_precision_loss)]
-            Aggregation::Clock => Some(self.local.hour(now) as f64),
-            Aggregation::Level => self.slots[feature.index()]
-                .filter(|s| now.secs().saturating_sub(s.updated.secs()) < LEVEL_RETENTION_SECS)
-                .map(|s| s.value),
-            Aggregation::DailyCount => {
-                let today = self.local.day(now);
+            (Aggregation::Clock, _) => Some(self.local.hour(now) as f64),
+            (Aggregation::Level, Held::Level { value, updated }) => {
+                (now.secs().saturating_sub(updated.secs()) < LEVEL_RETENTION_SECS).then_some(value)
+            }
+            (Aggregation::DailyCount, Held::DailyCount { value, day }) => {
                 // No signal today means a count of zero while yesterday's count is kept; after
                 // that the count has expired (the same rule as `expire`), whenever that runs.
-                self.slots[feature.index()].and_then(|s| match s.day {
-                    d if d == today => Some(s.value),
-                    d if d + 1 >= today => Some(0.0),
+                match (day, self.local.day(now)) {
+                    (d, today) if d == today => Some(value),
+                    (d, today) if d + 1 >= today => Some(0.0),
                     _ => None,
+                }
+            }
+            (
+                Aggregation::Derived { derivation: Derivation::MinutesSinceLast { within_secs }, .. },
+                Held::LastEvent { at },
+            ) => {
+                (now.secs().abs_diff(at.secs()) < u64::from(within_secs)).then(|| {
+                    // Precision loss is impossible: the gap is under `within_secs`, a u32.
+                    #[allow(clippy::cast_precision_loss)]
+                    let secs = now.secs().saturating_sub(at.secs()) as f64;
+                    secs / 60.0
                 })
             }
+            (Aggregation::Derived { derivation, .. }, Held::Window { newest }) => {
+                let w = derivation.window()?;
+                let at = window::as_of(slot.len, newest, step_at(w, now, || self.local.day(now)))?;
+                let (low, high) = slot.range;
+                window::evaluate(derivation, &self.buckets[slot.first..slot.first + slot.len], at, &(low..=high))
+            }
+            _ => None,
         }
     }
 
-    /// Drops every value whose window has passed (retention), returning how many.
+    /// Drops every value whose window has passed (retention), and the buckets that have left
+    /// their window; returns how many features lost their value.
     pub fn expire(&mut self, now: UnixTime) -> usize {
         let today = self.local.day(now);
         let mut dropped = 0;
         for (i, slot) in self.slots.iter_mut().enumerate() {
-            let stale = slot.is_some_and(|s| match FEATURES[i].aggregation {
-                Aggregation::Level => now.secs().saturating_sub(s.updated.secs()) >= LEVEL_RETENTION_SECS,
-                Aggregation::DailyCount => s.day + 1 < today,
-                Aggregation::Clock => true,
-            });
+            let ring = &mut self.buckets[slot.first..slot.first + slot.len];
+            let stale = match (FEATURES[i].aggregation, slot.held) {
+                (_, Held::Nothing) => false,
+                (_, Held::Level { updated, .. }) => now.secs().saturating_sub(updated.secs()) >= LEVEL_RETENTION_SECS,
+                (_, Held::DailyCount { day, .. }) => day + 1 < today,
+                (
+                    Aggregation::Derived { derivation: Derivation::MinutesSinceLast { within_secs }, .. },
+                    Held::LastEvent { at },
+                ) => now.secs().abs_diff(at.secs()) >= u64::from(within_secs),
+                (Aggregation::Derived { derivation, .. }, Held::Window { newest }) => {
+                    let step = derivation.window().map(|w| step_at(w, now, || today));
+                    match step.and_then(|step| window::as_of(ring.len(), newest, step)) {
+                        Some(at) => {
+                            window::forget_outside(ring, at);
+                            false
+                        }
+                        None => true,
+                    }
+                }
+                _ => true,
+            };
             if stale {
-                *slot = None;
+                clear(slot, ring);
                 dropped += 1;
             }
         }
         dropped
     }
 
-    /// Clears every feature `consent` no longer allows, returning how many held a value.
+    /// Clears every feature `consent` no longer allows, with its windows, returning how many
+    /// held something.
     pub fn purge(&mut self, consent: ConsentState) -> usize {
         let mut purged = 0;
         for (i, slot) in self.slots.iter_mut().enumerate() {
-            if FEATURES[i].purpose.is_some_and(|p| !consent.allows(p)) && slot.take().is_some() {
+            if FEATURES[i].purpose.is_some_and(|p| !consent.allows(p)) && slot.held != Held::Nothing {
+                clear(slot, &mut self.buckets[slot.first..slot.first + slot.len]);
                 purged += 1;
             }
         }
         purged
     }
 
-    /// Clears the non-personal feature values too, returning how many held a value.
+    /// Clears the non-personal feature values too, returning how many held something.
     pub fn clear_context(&mut self) -> usize {
-        self.slots.iter_mut().filter_map(Option::take).count()
+        let mut cleared = 0;
+        for slot in self.slots.iter_mut().filter(|s| s.held != Held::Nothing) {
+            clear(slot, &mut self.buckets[slot.first..slot.first + slot.len]);
+            cleared += 1;
+        }
+        cleared
     }
 
     /// Every feature with a value now, for export.
@@ -208,115 +332,20 @@ impl FeatureStore {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use ledtrad_protocol::Purpose;
-
-    fn build_signal(name: &str, value: f64) -> Signal {
-        Signal { feature: FeatureName::try_new(name).unwrap(), value }
-    }
-
-    fn personalised() -> ConsentState {
-        ConsentState::NONE.with(Purpose::Personalise, true)
-    }
-
-    #[test]
-    fn personal_signals_without_consent_are_never_stored() {
-        let mut store = FeatureStore::new(LocalTime::default());
-        let now = UnixTime(1_000_000);
-        let butter = build_signal("fridge.butter.level", 0.1);
-        assert_eq!(store.handle_signal(butter, ConsentState::NONE, now), SignalOutcome::DroppedNoConsent);
-        assert_eq!(store.value(butter.feature, now), None);
-        assert_eq!(store.handle_signal(butter, personalised(), now), SignalOutcome::Aggregated);
-        assert_eq!(store.value(butter.feature, now), Some(0.1));
-        assert_eq!(store.purge(ConsentState::NONE), 1);
-        assert_eq!(store.value(butter.feature, now), None);
-    }
-
-    #[test]
-    fn daily_counts_restart_each_local_day() {
-        let local = LocalTime::fixed(3600);
-        let mut store = FeatureStore::new(local);
-        let opens = build_signal("fridge.door.opens", 1.0);
-        // 22:30 UTC is 23:30 local; an hour later is the next local day.
-        let evening = UnixTime(20 * DAY_SECS + 22 * 3600 + 1800);
-        store.handle_signal(opens, personalised(), evening);
-        store.handle_signal(opens, personalised(), evening);
-        assert_eq!(store.value(opens.feature, evening), Some(2.0));
-        let next_day = evening.plus_secs(3600);
-        assert_eq!(store.value(opens.feature, next_day), Some(0.0));
-        store.handle_signal(opens, personalised(), next_day);
-        assert_eq!(store.value(opens.feature, next_day), Some(1.0));
-    }
-
-    #[test]
-    fn out_of_range_values_are_dropped() {
-        let mut store = FeatureStore::new(LocalTime::default());
-        let now = UnixTime(5 * DAY_SECS);
-        for (name, value) in [
-            ("fridge.butter.level", 1.5),
-            ("fridge.butter.level", -0.1),
-            ("fridge.butter.level", f64::NAN),
-            ("fridge.door.opens", -1.0),
-            ("fridge.door.opens", 1e9),
-            ("fridge.door.opens", f64::INFINITY),
-        ] {
-            let outcome = store.handle_signal(build_signal(name, value), personalised(), now);
-            assert_eq!(outcome, SignalOutcome::DroppedOutOfRange, "{name} = {value}");
-        }
-    }
-
-    #[test]
-    fn a_count_reads_the_same_before_and_after_expiry_runs() {
-        let mut store = FeatureStore::new(LocalTime::default());
-        let opens = build_signal("fridge.door.opens", 3.0);
-        let day = UnixTime(10 * DAY_SECS);
-        store.handle_signal(opens, personalised(), day);
-        assert_eq!(store.value(opens.feature, day.plus_secs(DAY_SECS)), Some(0.0));
-        let later = day.plus_secs(2 * DAY_SECS);
-        let before = store.value(opens.feature, later);
-        store.expire(later);
-        assert_eq!(before, store.value(opens.feature, later));
-        assert_eq!(before, None);
-    }
-
-    #[test]
-    fn levels_expire_after_their_retention() {
-        let mut store = FeatureStore::new(LocalTime::default());
-        let milk = build_signal("fridge.milk.level", 0.5);
-        let now = UnixTime(5 * DAY_SECS);
-        store.handle_signal(milk, personalised(), now);
-        let later = now.plus_secs(LEVEL_RETENTION_SECS);
-        assert_eq!(store.value(milk.feature, later), None);
-        assert_eq!(store.expire(later), 1);
-    }
-
-    #[test]
-    fn local_time_follows_daylight_saving() {
-        let stockholm = LocalTime::zone(chrono_tz::Europe::Stockholm);
-        // 2026-03-29: clocks go from 02:00 CET to 03:00 CEST (01:00 UTC).
-        let before = UnixTime::parse_rfc3339("2026-03-29T00:30:00Z").unwrap();
-        let after = UnixTime::parse_rfc3339("2026-03-29T01:30:00Z").unwrap();
-        assert_eq!((stockholm.hour(before), stockholm.hour(after)), (1, 3));
-        assert_eq!(stockholm.day(before), stockholm.day(after));
-        // The day began at local midnight, under winter time: 23:00 UTC the day before.
-        assert_eq!(stockholm.day_start(after), UnixTime::parse_rfc3339("2026-03-28T23:00:00Z").unwrap());
-        // Summer: 22:30 UTC is 00:30 the next local day.
-        let summer = UnixTime::parse_rfc3339("2026-07-01T22:30:00Z").unwrap();
-        assert_eq!(stockholm.hour(summer), 0);
-        assert_eq!(stockholm.day_start(summer), UnixTime::parse_rfc3339("2026-07-01T22:00:00Z").unwrap());
-        // A fixed offset knows nothing of that.
-        assert_eq!(LocalTime::fixed(3600).hour(after), 2);
-    }
-
-    #[test]
-    fn the_clock_feature_is_the_local_hour() {
-        let store = FeatureStore::new(LocalTime::fixed(-5 * 3600));
-        let hour = FeatureName::try_new("context.hour").unwrap();
-        assert_eq!(store.value(hour, UnixTime(20 * DAY_SECS + 3 * 3600)), Some(22.0));
-        let mut store = store;
-        let signal = Signal { feature: hour, value: 4.0 };
-        assert_eq!(store.handle_signal(signal, ConsentState::NONE, UnixTime(0)), SignalOutcome::DroppedComputed);
+/// The step of window `w` that `now` falls in; `day` gives the local day of `now`, asked
+/// only for windows of local days (a time-zone lookup is not free, and `value` is hot).
+fn step_at(w: Window, now: UnixTime, day: impl FnOnce() -> u64) -> u64 {
+    match w {
+        Window::Sliding { bucket_secs, .. } => window::step(now.secs(), bucket_secs),
+        Window::LocalDays { .. } => day(),
     }
 }
+
+/// Empties a slot and its buckets: nothing of what it held is left in memory.
+fn clear(slot: &mut Slot, ring: &mut [window::Bucket]) {
+    slot.held = Held::Nothing;
+    ring.fill(window::Bucket::EMPTY);
+}
+
+#[cfg(test)]
+mod tests;

@@ -11,7 +11,8 @@
 //! - [`trust`]: verifying signed catalogue envelopes against pinned keys.
 //! - [`compiled`]: a catalogue compiled once at load.
 //! - [`answers`]: what people's answers rule out (dismissal blocks, suppressions, conversions).
-//! - [`features`]: signal windows into features, with consent on entry and purge on revoke.
+//! - [`features`]: signal windows into features (sources and, in fixed memory, the windows
+//!   derived from them), with consent on entry and purge on revoke.
 //! - [`history`]: impressions per offer per day, and Beta posteriors from feedback.
 //! - [`model`]: the fleet's TensorFlow Lite scoring model behind one runtime interface (tract
 //!   by default, TensorFlow Lite's own with the `tflite` feature).

@@ -174,7 +174,8 @@ fn revoking_personalise_stops_personal_offers_on_the_next_decision() {
     engine.handle_signal(butter(0.05), NOW);
     assert!(engine.decide(Moment::DoorOpened, NOW, Draw::NONE).shown.as_ref().unwrap().personalised);
     let purged = engine.set_consent(ConsentState::NONE);
-    assert_eq!(purged.features, 1);
+    // The butter level and what is derived from it: its trend and the day's lowest level.
+    assert_eq!(purged.features, 3);
     let decision = engine.decide(Moment::DoorOpened, NOW.plus_secs(1), Draw::NONE).clone();
     let shown = decision.shown.unwrap();
     assert_eq!(shown.offer.as_str(), "fridge-care");
@@ -306,7 +307,8 @@ fn erasing_forgets_features_learning_caps_and_decisions() {
     let id = engine.decide(Moment::DoorOpened, NOW, Draw::NONE).id;
     engine.handle_feedback(Feedback { decision: id, kind: FeedbackKind::Accepted }, NOW).unwrap();
     let purged = engine.erase();
-    assert_eq!((purged.features, purged.posteriors, purged.decisions), (1, 1, 1));
+    // The butter level, its trend and the day's lowest level.
+    assert_eq!((purged.features, purged.posteriors, purged.decisions), (3, 1, 1));
     assert!(engine.features(NOW).is_empty());
     assert!(engine.decision(id).is_none());
     assert_eq!(engine.catalogue().map(|c| c.version), Some(1));
