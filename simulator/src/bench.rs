@@ -4,6 +4,10 @@
 use std::time::Instant;
 
 use ledtrad_agent::engine::{DeviceProfile, Draw, Engine, LocalTime, TrustedKeys};
+use std::path::Path;
+
+use ledtrad_agent::engine::RuntimeKind;
+use ledtrad_operator::model::{check_model, sign_model, CheckedModel};
 use ledtrad_operator::{sign_catalogue, OperatorKey, SignOptions};
 use ledtrad_protocol::caps::{CampaignCaps, Caps, Policy};
 use ledtrad_protocol::catalogue::{Campaign, Catalogue, Condition, Offer, Op};
@@ -21,7 +25,8 @@ use serde::Serialize;
 pub struct DecideFigures {
     /// "decide".
     pub bench: &'static str,
-    /// The scorer: "builtin" (logistic prior, Beta posteriors, Thompson sampling).
+    /// The scorer: "builtin" (the catalogue's logistic priors), "tract" or "tflite" (the shipped
+    /// propensity model in that runtime); Beta posteriors and Thompson sampling on top.
     pub scorer: &'static str,
     /// Offers in the catalogue.
     pub offers: usize,
@@ -97,7 +102,12 @@ pub fn build_catalogue(n: usize, rng: &mut ChaCha8Rng) -> Catalogue {
 
 /// Times `decisions` decisions over a catalogue of `offers` offers, with every purpose granted,
 /// signals flowing, time moving on and the answers feeding the posteriors.
-pub fn decide(offers: usize, decisions: usize, seed: u64) -> anyhow::Result<DecideFigures> {
+pub fn decide(
+    offers: usize,
+    decisions: usize,
+    seed: u64,
+    scorer: Option<RuntimeKind>,
+) -> anyhow::Result<DecideFigures> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let catalogue = build_catalogue(offers, &mut rng);
     let problems = catalogue.problems();
@@ -116,10 +126,15 @@ pub fn decide(offers: usize, decisions: usize, seed: u64) -> anyhow::Result<Deci
         fleet,
         local: LocalTime::fixed(3600),
         camouflage_share: 0.1,
-        model_runtime: ledtrad_agent::engine::RuntimeKind::Tract,
+        model_runtime: scorer.unwrap_or_default(),
     };
     let mut engine = Engine::new(profile, keys);
     engine.handle_catalogue(&envelope, start).map_err(|e| anyhow::anyhow!("{e}"))?;
+    if scorer.is_some() {
+        let model = shipped_model()?;
+        let model = sign_model(&model, &key, &options)?;
+        engine.handle_model(&model, start).map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
     engine.set_consent(ConsentState::all());
     // Signals carry source features only; the engine derives the rest from them.
     let sources: Vec<FeatureName> = signal_features().collect();
@@ -159,7 +174,7 @@ pub fn decide(offers: usize, decisions: usize, seed: u64) -> anyhow::Result<Deci
     };
     Ok(DecideFigures {
         bench: "decide",
-        scorer: "builtin",
+        scorer: scorer.map_or("builtin", RuntimeKind::as_str),
         offers,
         features: FEATURES.len(),
         decisions: nanos.len(),
@@ -170,15 +185,28 @@ pub fn decide(offers: usize, decisions: usize, seed: u64) -> anyhow::Result<Deci
     })
 }
 
+/// The propensity model shipped in `examples/models/`, checked.
+pub fn shipped_model() -> anyhow::Result<CheckedModel> {
+    Ok(check_model(
+        Path::new("examples/models/propensity.tflite"),
+        include_bytes!("../../examples/models/propensity.tflite").to_vec(),
+        Path::new("examples/models/propensity.toml"),
+        include_bytes!("../../examples/models/propensity.toml"),
+    )?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn the_bench_catalogue_is_valid_and_the_bench_runs() {
-        let figures = decide(50, 200, 1).unwrap();
-        assert_eq!(figures.decisions, 200);
-        assert!(figures.shown > 0);
-        assert!(figures.p50_us > 0.0 && figures.p50_us <= figures.p99_us && figures.p99_us <= figures.p999_us);
+        for scorer in [None, Some(RuntimeKind::Tract)] {
+            let figures = decide(50, 200, 1, scorer).unwrap();
+            assert_eq!(figures.decisions, 200);
+            assert!(figures.shown > 0);
+            assert!(figures.p50_us > 0.0 && figures.p50_us <= figures.p99_us && figures.p99_us <= figures.p999_us);
+            assert_eq!(figures.scorer, scorer.map_or("builtin", RuntimeKind::as_str));
+        }
     }
 }

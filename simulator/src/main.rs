@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use ledtrad_agent::engine::{ModelError, RuntimeKind};
 use ledtrad_operator::load::{load_catalogue, parse_catalogue};
 use ledtrad_protocol::broker::BrokerUrl;
 use ledtrad_protocol::UnixTime;
@@ -55,8 +56,12 @@ enum Command {
 
 #[derive(Subcommand)]
 enum BenchCommand {
-    /// Decision latency of the engine with caps, consent and the built-in scorer.
+    /// Decision latency of the engine with caps, consent and each scorer: the built-in one and
+    /// the shipped TFLite model in every runtime this build has (one line each).
     Decide {
+        /// Only this scorer: builtin, tract or tflite.
+        #[arg(long)]
+        scorer: Option<String>,
         /// Offers in the generated catalogue.
         #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=20_000))]
         offers: u64,
@@ -70,6 +75,26 @@ enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// The scorers to benchmark: the one named, or the built-in one and every model runtime in
+/// this build.
+fn bench_scorers(name: Option<&str>) -> Result<Vec<Option<RuntimeKind>>, String> {
+    let all = [RuntimeKind::Tract, RuntimeKind::Tflite].into_iter().filter(|k| k.available());
+    match name {
+        None => Ok(std::iter::once(None).chain(all.map(Some)).collect()),
+        Some("builtin") => Ok(vec![None]),
+        Some(other) => {
+            let kind = other
+                .parse::<RuntimeKind>()
+                .map_err(|_| format!("unknown scorer {other:?}; use \"builtin\", \"tract\" or \"tflite\""))?;
+            if kind.available() {
+                Ok(vec![Some(kind)])
+            } else {
+                Err(ModelError::RuntimeMissing(kind).to_string())
+            }
+        }
+    }
 }
 
 fn parse_time(s: &str) -> Result<UnixTime, String> {
@@ -87,26 +112,30 @@ fn main() -> ExitCode {
         Command::Run { homes, days, seed, broker, consent, catalogue, start, json } => {
             (homes, days, seed, broker, consent, catalogue, start, json)
         }
-        Command::Bench(BenchCommand::Decide { offers, decisions, seed, json }) => {
+        Command::Bench(BenchCommand::Decide { offers, decisions, seed, json, scorer }) => {
             let (offers, decisions) =
                 (usize::try_from(offers).unwrap_or(usize::MAX), usize::try_from(decisions).unwrap_or(usize::MAX));
-            return match ledtrad_sim::bench::decide(offers, decisions, seed) {
-                Ok(f) if json => {
-                    println!("{}", serde_json::to_string(&f).unwrap_or_default());
-                    ExitCode::SUCCESS
-                }
-                Ok(f) => {
-                    println!(
-                        "decide ({} scorer, {} offers, {} decisions, {} shown): p50 {:.2} µs, p99 {:.2} µs, p99.9 {:.2} µs",
-                        f.scorer, f.offers, f.decisions, f.shown, f.p50_us, f.p99_us, f.p999_us
-                    );
-                    ExitCode::SUCCESS
-                }
+            let scorers = match bench_scorers(scorer.as_deref()) {
+                Ok(s) => s,
                 Err(e) => {
-                    eprintln!("error: {e:#}");
-                    ExitCode::from(2)
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
                 }
             };
+            for scorer in scorers {
+                match ledtrad_sim::bench::decide(offers, decisions, seed, scorer) {
+                    Ok(f) if json => println!("{}", serde_json::to_string(&f).unwrap_or_default()),
+                    Ok(f) => println!(
+                        "decide ({} scorer, {} offers, {} features, {} decisions, {} shown): p50 {:.2} µs, p99 {:.2} µs, p99.9 {:.2} µs",
+                        f.scorer, f.offers, f.features, f.decisions, f.shown, f.p50_us, f.p99_us, f.p999_us
+                    ),
+                    Err(e) => {
+                        eprintln!("error: {e:#}");
+                        return ExitCode::from(2);
+                    }
+                }
+            }
+            return ExitCode::SUCCESS;
         }
     };
     let catalogue = match &catalogue {
