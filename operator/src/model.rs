@@ -59,9 +59,20 @@ pub fn load_model(model: &Path, manifest: &Path) -> Result<CheckedModel, ModelLo
     let read = |path: &Path| std::fs::read(path).map_err(|source| ModelLoadError::Io { path: path.into(), source });
     let tflite = read(model)?;
     let text = read(manifest)?;
+    check_model(model, tflite, manifest, &text)
+}
+
+/// Checks a model's bytes and its manifest's text as [`load_model`] does; the paths name them
+/// in problems.
+pub fn check_model(
+    model: &Path,
+    tflite: Vec<u8>,
+    manifest: &Path,
+    text: &[u8],
+) -> Result<CheckedModel, ModelLoadError> {
     let mut problems = Vec::new();
     let manifest_name = manifest.display();
-    let parsed: Option<ModelManifest> = match std::str::from_utf8(&text) {
+    let parsed: Option<ModelManifest> = match std::str::from_utf8(text) {
         Err(e) => {
             problems.push(format!("manifest '{manifest_name}': not UTF-8 text ({e})"));
             None

@@ -412,9 +412,18 @@ impl FeatureName {
         self.0.name
     }
 
-    /// Its index in [`FEATURES`], for dense per-feature tables.
+    /// Its index in [`FEATURES`], for dense per-feature tables: the offset of its entry in the
+    /// table (a `FeatureName` only ever points into [`FEATURES`]), so no search.
     pub fn index(self) -> usize {
-        FEATURES.iter().position(|f| core::ptr::eq(f, self.0)).unwrap_or(0)
+        let offset = (self.0 as *const FeatureSpec as usize).wrapping_sub(FEATURES.as_ptr() as usize);
+        let index = offset / core::mem::size_of::<FeatureSpec>();
+        debug_assert!(index < FEATURES.len() && core::ptr::eq(&FEATURES[index], self.0));
+        index.min(FEATURES.len() - 1)
+    }
+
+    /// Every feature, in the order of [`FEATURES`].
+    pub fn all() -> impl Iterator<Item = Self> {
+        FEATURES.iter().map(Self)
     }
 }
 

@@ -3,7 +3,7 @@
 //! excludes the offer for good. These respect explicit choices, so they hold whatever the
 //! consent for learning; an erasure forgets them with everything else.
 
-use std::collections::{HashMap, HashSet};
+use crate::{FastMap, FastSet};
 
 use ledtrad_protocol::feedback::FeedbackKind;
 use ledtrad_protocol::time::DAY_SECS;
@@ -18,9 +18,9 @@ pub const NOT_FOR_ME_SECS: u64 = 90 * DAY_SECS;
 /// The rules people's answers set on this device.
 #[derive(Debug, Clone, Default)]
 pub struct Answers {
-    blocked: HashMap<OfferId, UnixTime>,
-    suppressed: HashMap<String, UnixTime>,
-    converted: HashSet<OfferId>,
+    blocked: FastMap<OfferId, UnixTime>,
+    suppressed: FastMap<String, UnixTime>,
+    converted: FastSet<OfferId>,
 }
 
 impl Answers {

@@ -19,9 +19,35 @@ pub struct CompiledCondition {
     pub threshold: f64,
 }
 
+/// What the first eligibility stages read of an offer, kept small and first in
+/// [`CompiledOffer`] so a decision's pass over a large catalogue touches little memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HotOffer {
+    /// The device kinds that may show it, one bit each ([`kind_bit`]).
+    pub kinds: u8,
+    /// The moments it is for, one bit each ([`moment_bit`]).
+    pub moments: u8,
+    /// Not shown before this time.
+    pub valid_from: UnixTime,
+    /// Not shown from this time on.
+    pub valid_until: UnixTime,
+}
+
+/// A device kind's bit in [`HotOffer::kinds`].
+pub fn kind_bit(kind: ledtrad_protocol::DeviceKind) -> u8 {
+    1 << ledtrad_protocol::DeviceKind::ALL.iter().position(|k| *k == kind).unwrap_or(0)
+}
+
+/// A moment's bit in [`HotOffer::moments`].
+pub fn moment_bit(moment: ledtrad_protocol::Moment) -> u8 {
+    1 << ledtrad_protocol::Moment::ALL.iter().position(|m| *m == moment).unwrap_or(0)
+}
+
 /// An offer ready for deciding.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CompiledOffer {
+    /// What the first stages read.
+    pub hot: HotOffer,
     /// The offer as authored.
     pub offer: Offer,
     /// Its category.
@@ -32,6 +58,8 @@ pub struct CompiledOffer {
     pub needs: Option<Purpose>,
     /// Its built-in propensity scorer, with features resolved.
     pub logistic: Option<CompiledLogistic>,
+    /// Its campaign's index in [`AppliedCatalogue::campaign_ids`].
+    pub campaign: usize,
 }
 
 /// A built-in logistic scorer with its features resolved.
@@ -57,11 +85,14 @@ pub struct AppliedCatalogue {
     /// Its consent prompts.
     pub prompts: Vec<ledtrad_protocol::prompt::ConsentPrompt>,
     /// The holdout share of each campaign that has one.
-    pub holdouts: std::collections::HashMap<ledtrad_protocol::CampaignId, f64>,
+    pub holdouts: crate::FastMap<ledtrad_protocol::CampaignId, f64>,
     /// Each campaign's caps, where it has any.
-    pub campaign_caps: std::collections::HashMap<ledtrad_protocol::CampaignId, Vec<(Window, u32)>>,
+    pub campaign_caps: crate::FastMap<ledtrad_protocol::CampaignId, Vec<(Window, u32)>>,
     /// Device-wide rules.
     pub policy: Policy,
+    /// Every campaign with an offer, in order of first appearance; offers refer to them by index
+    /// so a decision works out each campaign's rules once.
+    pub campaign_ids: Vec<ledtrad_protocol::CampaignId>,
 }
 
 impl AppliedCatalogue {
@@ -79,7 +110,7 @@ impl AppliedCatalogue {
             .collect();
         let holdouts =
             signed.catalogue.campaigns.iter().filter(|c| c.holdout > 0.0).map(|c| (c.id.clone(), c.holdout)).collect();
-        let offers = signed
+        let mut offers = signed
             .catalogue
             .offers
             .into_iter()
@@ -109,9 +140,23 @@ impl AppliedCatalogue {
                             .collect::<Option<Vec<_>>>()?,
                     }),
                 };
-                Some(CompiledOffer { offer, category, conditions, needs, logistic })
+                let hot = HotOffer {
+                    kinds: offer.device_kinds.iter().fold(0, |bits, k| bits | kind_bit(*k)),
+                    moments: offer.moments.iter().fold(0, |bits, m| bits | moment_bit(*m)),
+                    valid_from: offer.valid_from,
+                    valid_until: offer.valid_until,
+                };
+                Some(CompiledOffer { hot, offer, category, conditions, needs, logistic, campaign: 0 })
             })
-            .collect();
+            .collect::<Vec<_>>();
+        let mut campaign_ids: Vec<ledtrad_protocol::CampaignId> = Vec::new();
+        let mut index = std::collections::HashMap::new();
+        for offer in &mut offers {
+            offer.campaign = *index.entry(offer.offer.campaign.clone()).or_insert_with(|| {
+                campaign_ids.push(offer.offer.campaign.clone());
+                campaign_ids.len() - 1
+            });
+        }
         Self {
             version: signed.version,
             issued_at: signed.issued_at,
@@ -121,6 +166,7 @@ impl AppliedCatalogue {
             holdouts,
             campaign_caps,
             policy,
+            campaign_ids,
         }
     }
 }

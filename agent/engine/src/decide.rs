@@ -4,11 +4,11 @@
 use ledtrad_protocol::caps::Window;
 use ledtrad_protocol::consent::ConsentState;
 use ledtrad_protocol::decision::{Candidate, FeatureUse, Rejection, ScoreParts, ScorerUsed, ShownOffer, Verdict};
+use ledtrad_protocol::feature::FeatureName;
 use ledtrad_protocol::{CampaignId, DeviceId, DeviceKind, Moment, UnixTime};
 
 use crate::answers::Answers;
-use crate::compiled::{AppliedCatalogue, CompiledOffer};
-use crate::features::FeatureStore;
+use crate::compiled::{kind_bit, moment_bit, AppliedCatalogue, CompiledOffer};
 use crate::history::{self, History};
 use crate::model::FleetModel;
 use crate::scoring;
@@ -22,7 +22,8 @@ pub(crate) struct Context<'a> {
     pub day_start: UnixTime,
     pub hour: u64,
     pub consent: ConsentState,
-    pub features: &'a FeatureStore,
+    /// Every feature's value at `now`, by [`FeatureName::index`], worked out once per decision.
+    pub values: &'a [Option<f64>],
     pub history: &'a History,
     pub camouflage_share: f64,
     pub draw: Draw,
@@ -30,8 +31,48 @@ pub(crate) struct Context<'a> {
     pub device: &'a DeviceId,
     /// The device-wide rules' verdict, worked out once per decision.
     pub device_block: Option<Rejection>,
+    /// Each campaign's verdict (by [`AppliedCatalogue::campaign_ids`] index), worked out once
+    /// per decision.
+    pub campaigns: &'a [CampaignVerdict],
     /// The fleet's scoring model, if one is applied.
     pub model: Option<&'a FleetModel>,
+}
+
+impl Context<'_> {
+    /// A feature's value at this decision.
+    pub fn value(&self, feature: FeatureName) -> Option<f64> {
+        self.values.get(feature.index()).copied().flatten()
+    }
+}
+
+/// What a campaign's own rules say at this decision.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct CampaignVerdict {
+    /// The first campaign cap reached, if any.
+    caps: Option<Rejection>,
+    /// Whether this device is in the campaign's holdout arm.
+    held_out: bool,
+}
+
+/// Works out every campaign's caps and holdout once for a decision.
+pub(crate) fn campaign_verdicts(catalogue: &AppliedCatalogue, ctx: &Context<'_>) -> Vec<CampaignVerdict> {
+    catalogue
+        .campaign_ids
+        .iter()
+        .map(|campaign| {
+            let caps =
+                catalogue.campaign_caps.get(campaign).and_then(|limits| {
+                    let times = ctx.history.campaign_times(campaign)?;
+                    limits.iter().find_map(|&(window, limit)| {
+                        (history::count(times, window, ctx.now, ctx.day_start) >= limit)
+                            .then(|| Rejection::CampaignCap { campaign: campaign.clone(), window, limit })
+                    })
+                });
+            let held_out =
+                catalogue.holdouts.get(campaign).is_some_and(|share| in_holdout(ctx.device, campaign, *share));
+            CampaignVerdict { caps, held_out }
+        })
+        .collect()
 }
 
 /// Randomness for one decision, drawn by the caller (the engine has no random source).
@@ -68,15 +109,27 @@ pub(crate) fn run(catalogue: &AppliedCatalogue, ctx: &Context<'_>) -> Outcome {
     // Eligibility first; then the eligible and held-out candidates are scored in one batch.
     let mut to_score: Vec<usize> = Vec::new();
     let mut held: Vec<usize> = Vec::new();
+    // Camouflage needs the broadly eligible offers: right device, moment, time, consent and
+    // caps, whatever the feature conditions say. They are collected in the same pass, only
+    // when camouflage is drawn.
+    let camouflage = ctx.draw.camouflage < ctx.camouflage_share;
+    let mut broad: Vec<usize> = Vec::new();
     for (i, offer) in catalogue.offers.iter().enumerate() {
         let verdict = match eligibility(catalogue, offer, ctx, &mut features_used) {
             Ok(()) => {
                 to_score.push(i);
+                if camouflage {
+                    broad.push(i);
+                }
                 Verdict::Outscored { score: 0.0 }
             }
             Err(reason) => {
                 if matches!(reason, Rejection::Holdout { .. }) {
                     held.push(i);
+                }
+                let failed_conditions = matches!(reason, Rejection::ConditionNotMet { .. } | Rejection::NoData { .. });
+                if camouflage && failed_conditions && after_conditions(offer, ctx).is_ok() {
+                    broad.push(i);
                 }
                 Verdict::Rejected { reason }
             }
@@ -87,14 +140,14 @@ pub(crate) fn run(catalogue: &AppliedCatalogue, ctx: &Context<'_>) -> Outcome {
     to_score.extend(held);
     let (priors, scorer) = scoring::priors(catalogue, &to_score, ctx, &mut features_used);
     let mut scored: Vec<(usize, f64)> = Vec::with_capacity(eligible);
-    let mut parts: Vec<ScoreParts> = Vec::with_capacity(eligible);
+    let mut parts: Vec<(usize, scoring::Parts)> = Vec::with_capacity(eligible);
     let mut held_out: Vec<(usize, f64)> = Vec::new();
     for (k, (&i, &prior)) in to_score.iter().zip(&priors).enumerate() {
         let p = scoring::parts(&catalogue.offers[i], ctx, i, prior);
         if k < eligible {
             candidates[i].verdict = Verdict::Outscored { score: p.score };
             scored.push((i, p.score));
-            parts.push(p);
+            parts.push((i, p));
         } else {
             held_out.push((i, p.score));
         }
@@ -108,9 +161,15 @@ pub(crate) fn run(catalogue: &AppliedCatalogue, ctx: &Context<'_>) -> Outcome {
         })
     };
     let best = top(&scored);
-    // The trace keeps the parts of the best few candidates.
-    parts.sort_by(|a, b| b.score.total_cmp(&a.score));
-    parts.truncate(TRACE_SCORES);
+    // The trace keeps the parts of the best few candidates, best first (ties in catalogue order).
+    let by_score =
+        |a: &(usize, scoring::Parts), b: &(usize, scoring::Parts)| b.1.score.total_cmp(&a.1.score).then(a.0.cmp(&b.0));
+    if parts.len() > TRACE_SCORES {
+        parts.select_nth_unstable_by(TRACE_SCORES - 1, by_score);
+        parts.truncate(TRACE_SCORES);
+    }
+    parts.sort_unstable_by(by_score);
+    let parts: Vec<ScoreParts> = parts.into_iter().map(|(i, p)| p.trace(&catalogue.offers[i])).collect();
     // Holdout: where an offer of a campaign this device is held out of would have won, the
     // device records it and shows nothing, so the campaign's uplift can be measured.
     if let Some((h, held_score)) = top(&held_out) {
@@ -130,35 +189,31 @@ pub(crate) fn run(catalogue: &AppliedCatalogue, ctx: &Context<'_>) -> Outcome {
     // time, consent and caps, whatever the feature conditions say) instead of the top score.
     // Only in place of an offer that would be shown anyway, so the share is a share of shown
     // offers and camouflage never adds an impression.
-    if best.is_some() && ctx.draw.camouflage < ctx.camouflage_share {
-        let broad: Vec<usize> =
-            (0..catalogue.offers.len()).filter(|&i| broadly_eligible(catalogue, &catalogue.offers[i], ctx)).collect();
-        if !broad.is_empty() {
-            let len = u64::try_from(broad.len()).unwrap_or(u64::MAX);
-            let i = broad[usize::try_from(ctx.draw.pick % len).unwrap_or(0)];
-            let offer = &catalogue.offers[i];
-            // Drawn whatever its conditions say, so it may not have been scored yet.
-            let score = match scored.iter().find(|(j, _)| *j == i) {
-                Some((_, score)) => *score,
-                None => {
-                    let (prior, _) = scoring::priors(catalogue, &[i], ctx, &mut features_used);
-                    scoring::parts(offer, ctx, i, prior.first().copied().unwrap_or(0.5)).score
-                }
-            };
-            candidates[i].verdict = Verdict::Chosen { score };
-            let mut shown = assemble(offer, ctx);
-            shown.why = why::camouflage(ctx.kind);
-            shown.personalised = false;
-            return Outcome {
-                scores: parts,
-                shown: Some((i, shown)),
-                camouflage: true,
-                would_have_shown: None,
-                candidates,
-                features_used,
-                scorer,
-            };
-        }
+    if best.is_some() && camouflage && !broad.is_empty() {
+        let len = u64::try_from(broad.len()).unwrap_or(u64::MAX);
+        let i = broad[usize::try_from(ctx.draw.pick % len).unwrap_or(0)];
+        let offer = &catalogue.offers[i];
+        // Drawn whatever its conditions say, so it may not have been scored yet.
+        let score = match scored.iter().find(|(j, _)| *j == i) {
+            Some((_, score)) => *score,
+            None => {
+                let (prior, _) = scoring::priors(catalogue, &[i], ctx, &mut features_used);
+                scoring::parts(offer, ctx, i, prior.first().copied().unwrap_or(0.5)).score
+            }
+        };
+        candidates[i].verdict = Verdict::Chosen { score };
+        let mut shown = assemble(offer, ctx);
+        shown.why = why::camouflage(ctx.kind);
+        shown.personalised = false;
+        return Outcome {
+            scores: parts,
+            shown: Some((i, shown)),
+            camouflage: true,
+            would_have_shown: None,
+            candidates,
+            features_used,
+            scorer,
+        };
     }
     let shown = best.map(|(i, score)| {
         candidates[i].verdict = Verdict::Chosen { score };
@@ -171,20 +226,8 @@ pub(crate) fn run(catalogue: &AppliedCatalogue, ctx: &Context<'_>) -> Outcome {
 /// How many candidates' score parts a decision's trace keeps.
 pub const TRACE_SCORES: usize = 5;
 
-/// Eligible on everything but the feature conditions.
-fn broadly_eligible(catalogue: &AppliedCatalogue, offer: &CompiledOffer, ctx: &Context<'_>) -> bool {
-    stage_catalogue_fresh(catalogue, ctx).is_ok()
-        && stage_device_kind(offer, ctx).is_ok()
-        && stage_moment(offer, ctx).is_ok()
-        && stage_validity(offer, ctx).is_ok()
-        && stage_consent(offer, ctx).is_ok()
-        && stage_offer_caps(offer, ctx).is_ok()
-        && stage_campaign_caps(catalogue, offer, ctx).is_ok()
-        && stage_device(ctx).is_ok()
-        && stage_answers(offer, ctx).is_ok()
-        && stage_holdout(catalogue, offer, ctx).is_ok()
-}
-
+/// The eligibility stages, cheapest and most general first. The trace names the first stage
+/// a candidate fails.
 fn eligibility(
     catalogue: &AppliedCatalogue,
     offer: &CompiledOffer,
@@ -195,13 +238,20 @@ fn eligibility(
     stage_device_kind(offer, ctx)?;
     stage_moment(offer, ctx)?;
     stage_validity(offer, ctx)?;
+    stage_device(ctx)?;
     stage_consent(offer, ctx)?;
     stage_conditions(offer, ctx, used)?;
+    after_conditions(offer, ctx)
+}
+
+/// The stages after the feature conditions: caps and what people's answers and the holdout
+/// rule out. An offer that fails only its conditions but passes these is broadly eligible
+/// (camouflage draws from those).
+fn after_conditions(offer: &CompiledOffer, ctx: &Context<'_>) -> Result<(), Rejection> {
     stage_offer_caps(offer, ctx)?;
-    stage_campaign_caps(catalogue, offer, ctx)?;
-    stage_device(ctx)?;
+    stage_campaign_caps(offer, ctx)?;
     stage_answers(offer, ctx)?;
-    stage_holdout(catalogue, offer, ctx)
+    stage_holdout(offer, ctx)
 }
 
 /// What people said: a recent dismissal, a "not for me" for the category, a conversion.
@@ -221,13 +271,11 @@ fn stage_answers(offer: &CompiledOffer, ctx: &Context<'_>) -> Result<(), Rejecti
 
 /// The campaign's holdout arm: a deterministic hash of the device pseudonym and the campaign
 /// puts the device in or out, the same way every time.
-fn stage_holdout(catalogue: &AppliedCatalogue, offer: &CompiledOffer, ctx: &Context<'_>) -> Result<(), Rejection> {
-    let campaign = &offer.offer.campaign;
-    match catalogue.holdouts.get(campaign) {
-        Some(share) if in_holdout(ctx.device, campaign, *share) => {
-            Err(Rejection::Holdout { campaign: campaign.clone() })
-        }
-        _ => Ok(()),
+fn stage_holdout(offer: &CompiledOffer, ctx: &Context<'_>) -> Result<(), Rejection> {
+    if ctx.campaigns.get(offer.campaign).is_some_and(|c| c.held_out) {
+        Err(Rejection::Holdout { campaign: offer.offer.campaign.clone() })
+    } else {
+        Ok(())
     }
 }
 
@@ -255,7 +303,7 @@ fn stage_catalogue_fresh(catalogue: &AppliedCatalogue, ctx: &Context<'_>) -> Res
 }
 
 fn stage_device_kind(offer: &CompiledOffer, ctx: &Context<'_>) -> Result<(), Rejection> {
-    if offer.offer.device_kinds.contains(&ctx.kind) {
+    if offer.hot.kinds & kind_bit(ctx.kind) != 0 {
         Ok(())
     } else {
         Err(Rejection::DeviceKind { kind: ctx.kind })
@@ -263,7 +311,7 @@ fn stage_device_kind(offer: &CompiledOffer, ctx: &Context<'_>) -> Result<(), Rej
 }
 
 fn stage_moment(offer: &CompiledOffer, ctx: &Context<'_>) -> Result<(), Rejection> {
-    if offer.offer.moments.contains(&ctx.moment) {
+    if offer.hot.moments & moment_bit(ctx.moment) != 0 {
         Ok(())
     } else {
         Err(Rejection::Moment { moment: ctx.moment })
@@ -271,10 +319,10 @@ fn stage_moment(offer: &CompiledOffer, ctx: &Context<'_>) -> Result<(), Rejectio
 }
 
 fn stage_validity(offer: &CompiledOffer, ctx: &Context<'_>) -> Result<(), Rejection> {
-    if ctx.now < offer.offer.valid_from {
-        Err(Rejection::NotYetValid { from: offer.offer.valid_from })
-    } else if ctx.now >= offer.offer.valid_until {
-        Err(Rejection::Expired { until: offer.offer.valid_until })
+    if ctx.now < offer.hot.valid_from {
+        Err(Rejection::NotYetValid { from: offer.hot.valid_from })
+    } else if ctx.now >= offer.hot.valid_until {
+        Err(Rejection::Expired { until: offer.hot.valid_until })
     } else {
         Ok(())
     }
@@ -301,7 +349,7 @@ fn stage_conditions(offer: &CompiledOffer, ctx: &Context<'_>, used: &mut Vec<Fea
         if !used.contains(&use_) {
             used.push(use_);
         }
-        let value = ctx.features.value(c.feature, ctx.now).ok_or(Rejection::NoData { feature: c.feature })?;
+        let value = ctx.value(c.feature).ok_or(Rejection::NoData { feature: c.feature })?;
         if !c.op.holds(value, c.threshold) {
             return Err(Rejection::ConditionNotMet { feature: c.feature, op: c.op, threshold: c.threshold });
         }
@@ -325,20 +373,11 @@ fn stage_offer_caps(offer: &CompiledOffer, ctx: &Context<'_>) -> Result<(), Reje
 }
 
 /// The campaign's caps, over all its offers.
-fn stage_campaign_caps(
-    catalogue: &AppliedCatalogue,
-    offer: &CompiledOffer,
-    ctx: &Context<'_>,
-) -> Result<(), Rejection> {
-    let campaign = &offer.offer.campaign;
-    let Some(limits) = catalogue.campaign_caps.get(campaign) else { return Ok(()) };
-    let Some(times) = ctx.history.campaign_times(campaign) else { return Ok(()) };
-    for &(window, limit) in limits {
-        if history::count(times, window, ctx.now, ctx.day_start) >= limit {
-            return Err(Rejection::CampaignCap { campaign: campaign.clone(), window, limit });
-        }
+fn stage_campaign_caps(offer: &CompiledOffer, ctx: &Context<'_>) -> Result<(), Rejection> {
+    match ctx.campaigns.get(offer.campaign).and_then(|c| c.caps.clone()) {
+        Some(rejection) => Err(rejection),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// The device-wide rules, as worked out for this decision.

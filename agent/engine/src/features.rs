@@ -53,9 +53,10 @@ impl LocalTime {
     /// The offset from UTC in force at `now`.
     pub fn offset_at(self, now: UnixTime) -> i32 {
         use chrono::{Offset, TimeZone};
-        match (self.zone, i64::try_from(now.secs()).ok().and_then(|s| chrono::DateTime::from_timestamp(s, 0))) {
-            (Some(zone), Some(utc)) => zone.offset_from_utc_datetime(&utc.naive_utc()).fix().local_minus_utc(),
-            _ => self.utc_offset_secs,
+        let Some(zone) = self.zone else { return self.utc_offset_secs };
+        match i64::try_from(now.secs()).ok().and_then(|s| chrono::DateTime::from_timestamp(s, 0)) {
+            Some(utc) => zone.offset_from_utc_datetime(&utc.naive_utc()).fix().local_minus_utc(),
+            None => self.utc_offset_secs,
         }
     }
 

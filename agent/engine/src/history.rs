@@ -3,7 +3,9 @@
 //! all-time counts), and per-offer Beta posteriors from local feedback. The agent persists the
 //! events and hands them back in on start; the engine only holds the counts.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use crate::FastMap;
 
 use ledtrad_protocol::caps::Window;
 use ledtrad_protocol::feedback::FeedbackKind;
@@ -71,10 +73,10 @@ impl Times {
 pub struct History {
     // Hash maps: looked up for every candidate of every decision, never iterated in an order
     // that could reach a decision.
-    offers: HashMap<OfferId, Times>,
-    campaigns: HashMap<CampaignId, Times>,
+    offers: FastMap<OfferId, Times>,
+    campaigns: FastMap<CampaignId, Times>,
     device: Times,
-    posteriors: HashMap<OfferId, Posterior>,
+    posteriors: FastMap<OfferId, Posterior>,
 }
 
 impl History {

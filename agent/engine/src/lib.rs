@@ -50,6 +50,13 @@ pub use model::{FleetModel, ModelError, RuntimeKind};
 pub use scoring::{INTRUSIVENESS, PRIOR_WEIGHT};
 pub use trust::{Refusal, TrustedKeys};
 
+/// Hash maps looked up while deciding: a fast hasher with a fixed seed (the engine draws no
+/// randomness; the keys come from signed catalogues, so there is nobody to collide them).
+pub type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::FixedState>;
+
+/// The set counterpart of [`FastMap`].
+pub type FastSet<K> = std::collections::HashSet<K, foldhash::fast::FixedState>;
+
 /// How many recent decisions the engine keeps for "why" lookups and feedback.
 pub const RECENT_DECISIONS: usize = 256;
 
@@ -263,6 +270,8 @@ impl Engine {
             match &self.catalogue {
                 None => (None, Vec::new(), Vec::new(), None, false, None, None, Vec::new(), ScorerUsed::Builtin),
                 Some(catalogue) => {
+                    let values: Vec<Option<f64>> =
+                        ledtrad_protocol::feature::FeatureName::all().map(|f| self.features.value(f, now)).collect();
                     let ctx = decide::Context {
                         kind: self.profile.kind,
                         moment,
@@ -270,16 +279,22 @@ impl Engine {
                         day_start: self.profile.local.day_start(now),
                         hour: self.profile.local.hour(now),
                         consent: self.consent,
-                        features: &self.features,
+                        values: &values,
                         history: &self.history,
                         camouflage_share: self.profile.camouflage_share,
                         draw,
                         answers: &self.answers,
                         device: &self.profile.device,
                         device_block: None,
+                        campaigns: &[],
                         model: self.model.as_ref(),
                     };
-                    let ctx = decide::Context { device_block: decide::device_rules(catalogue, &ctx).err(), ..ctx };
+                    let campaigns = decide::campaign_verdicts(catalogue, &ctx);
+                    let ctx = decide::Context {
+                        device_block: decide::device_rules(catalogue, &ctx).err(),
+                        campaigns: &campaigns,
+                        ..ctx
+                    };
                     let mut outcome = decide::run(catalogue, &ctx);
                     // Asking is a moment too: a due prompt takes the place of a contextual offer (or
                     // of nothing), never of a personalised one.

@@ -29,7 +29,7 @@ pub(crate) fn builtin_prior(offer: &CompiledOffer, ctx: &Context<'_>) -> f64 {
             + l.weights
                 .iter()
                 .filter(|(f, _)| f.spec().purpose.is_none_or(|p| ctx.consent.allows(p)))
-                .filter_map(|(f, w)| ctx.features.value(*f, ctx.now).map(|v| w * v))
+                .filter_map(|(f, w)| ctx.value(*f).map(|v| w * v))
                 .sum::<f64>();
         1.0 / (1.0 + (-z).exp())
     })
@@ -64,7 +64,7 @@ pub(crate) fn priors(
                 if !used.contains(&use_) {
                     used.push(use_);
                 }
-                Some(ctx.features.value(*f, ctx.now).unwrap_or(*missing) as f32)
+                Some(ctx.value(*f).unwrap_or(*missing) as f32)
             }
             InputSource::Moment(m) => Some(f32::from(u8::from(*m == ctx.moment))),
             _ => None,
@@ -101,9 +101,28 @@ pub(crate) fn priors(
     }
 }
 
+/// A candidate's score and its parts; [`Parts::trace`] names the offer for the decision's trace
+/// (only the best few are named, so scoring clones no ids).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Parts {
+    pub propensity: f64,
+    pub value: f64,
+    pub priority: f64,
+    pub penalty: f64,
+    pub score: f64,
+}
+
+impl Parts {
+    /// The parts as the trace shows them.
+    pub(crate) fn trace(self, offer: &CompiledOffer) -> ScoreParts {
+        let Self { propensity, value, priority, penalty, score } = self;
+        ScoreParts { offer: offer.offer.id.clone(), propensity, value, priority, penalty, score }
+    }
+}
+
 /// The score parts of `offer` at this decision from its `prior`; `index` separates the
 /// offers' samples.
-pub(crate) fn parts(offer: &CompiledOffer, ctx: &Context<'_>, index: usize, prior: f64) -> ScoreParts {
+pub(crate) fn parts(offer: &CompiledOffer, ctx: &Context<'_>, index: usize, prior: f64) -> Parts {
     let propensity = if ctx.consent.allows(Purpose::Personalise) {
         let posterior = ctx.history.posterior(&offer.offer.id);
         let a = 1.0 + f64::from(posterior.accepts) + PRIOR_WEIGHT * prior;
@@ -121,7 +140,7 @@ pub(crate) fn parts(offer: &CompiledOffer, ctx: &Context<'_>, index: usize, prio
     let penalty = INTRUSIVENESS * personal_features(offer, ctx) as f64;
     let (value, priority) = (offer.offer.value, offer.offer.priority);
     let score = value * priority * (propensity - penalty).max(0.0);
-    ScoreParts { offer: offer.offer.id.clone(), propensity, value, priority, penalty, score }
+    Parts { propensity, value, priority, penalty, score }
 }
 
 /// How many personal features stand behind `offer`: its conditions' and its built-in scorer's,

@@ -132,6 +132,8 @@ fn count(
 /// Schedules per run: 100,000 by default (about half a minute: the engine and the crates it
 /// leans on are optimised in test builds, see the workspace manifest); `LEDTRAD_SCHEDULES=N`
 /// runs N instead.
+// A test setting, not the engine's: the engine itself never reads the environment.
+#[allow(clippy::disallowed_methods)]
 fn schedules() -> u32 {
     match std::env::var("LEDTRAD_SCHEDULES") {
         Ok(n) => n.parse().unwrap_or_else(|_| panic!("LEDTRAD_SCHEDULES={n:?} is not a whole number")),
