@@ -252,7 +252,7 @@ async fn decision(State(handle): State<AgentHandle>, Path(id): Path<String>) -> 
         Some(decision) => Ok(Json(decision).into_response()),
         None => Err(ApiError(
             StatusCode::NOT_FOUND,
-            format!("decision {id} is unknown or older than the last {} decisions", ledtrad_engine::RECENT_DECISIONS),
+            format!("decision {id} is unknown or older than the last {} decisions, whose traces the agent keeps; ask right after the decision", ledtrad_engine::RECENT_TRACES),
         )),
     }
 }

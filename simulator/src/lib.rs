@@ -6,12 +6,14 @@
 //!
 //! - [`home`]: a household's devices, people, consent and answers, all from one seed.
 //! - [`bench`]: benchmarks that print their figures as JSON.
+//! - [`footprint`]: the agent's resident memory with a large catalogue and a month of history.
 //! - [`audit`]: an independent subscription counting what reaches the broker.
 //! - [`run`]: one run, end to end.
 //! - [`summary`]: the results as a table or JSON.
 
 pub mod audit;
 pub mod bench;
+pub mod footprint;
 pub mod home;
 pub mod run;
 pub mod summary;

@@ -56,6 +56,22 @@ enum Command {
 
 #[derive(Subcommand)]
 enum BenchCommand {
+    /// The agent's resident memory with a large catalogue, the shipped model and days of
+    /// history (a real agent with SQLite, deciding offline).
+    Footprint {
+        /// Offers in the generated catalogue.
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=2_000))]
+        offers: u64,
+        /// Simulated days of signals, decisions and answers (96 moments a day).
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=365))]
+        days: u64,
+        /// Seed for the catalogue and the inputs.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Print one line of JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Decision latency of the engine with caps, consent and each scorer: the built-in one and
     /// the shipped TFLite model in every runtime this build has (one line each).
     Decide {
@@ -97,6 +113,34 @@ fn bench_scorers(name: Option<&str>) -> Result<Vec<Option<RuntimeKind>>, String>
     }
 }
 
+fn print_footprint(offers: u64, days: u64, seed: u64, json: bool) -> ExitCode {
+    match ledtrad_sim::footprint::footprint(usize::try_from(offers).unwrap_or(usize::MAX), days, seed) {
+        Ok(f) if json => {
+            println!("{}", serde_json::to_string(&f).unwrap_or_default());
+            ExitCode::SUCCESS
+        }
+        Ok(f) => {
+            let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+            println!(
+                "footprint ({} offers, {} days, {} decisions, {} shown, model applied): agent {:.1} MiB resident (process {:.1} MiB, {:.1} MiB before the agent started; peak {:.1} MiB)",
+                f.offers,
+                f.days,
+                f.decisions,
+                f.shown,
+                mib(f.agent_rss_bytes),
+                mib(f.rss_bytes),
+                mib(f.baseline_rss_bytes),
+                mib(f.peak_rss_bytes)
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
 fn parse_time(s: &str) -> Result<UnixTime, String> {
     UnixTime::parse_rfc3339(s).map_err(|e| format!("{s:?}: {e}"))
 }
@@ -111,6 +155,9 @@ fn main() -> ExitCode {
     let (homes, days, seed, broker, consent, catalogue, start, json) = match Cli::parse().command {
         Command::Run { homes, days, seed, broker, consent, catalogue, start, json } => {
             (homes, days, seed, broker, consent, catalogue, start, json)
+        }
+        Command::Bench(BenchCommand::Footprint { offers, days, seed, json }) => {
+            return print_footprint(offers, days, seed, json);
         }
         Command::Bench(BenchCommand::Decide { offers, decisions, seed, json, scorer }) => {
             let (offers, decisions) =

@@ -57,7 +57,12 @@ pub type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::FixedSt
 /// The set counterpart of [`FastMap`].
 pub type FastSet<K> = std::collections::HashSet<K, foldhash::fast::FixedState>;
 
-/// How many recent decisions the engine keeps for "why" lookups and feedback.
+/// How many recent decisions keep their full trace (every candidate's verdict) for "why" and
+/// "why not" lookups; older ones keep only what feedback and purges need, so the memory of a
+/// large catalogue's traces stays bounded (a 1,000-offer trace is about 64 KB).
+pub const RECENT_TRACES: usize = 32;
+
+/// How many recent decisions the engine keeps for feedback.
 pub const RECENT_DECISIONS: usize = 256;
 
 /// Who the engine decides for.
@@ -355,13 +360,19 @@ impl Engine {
         if self.recent.len() == RECENT_DECISIONS {
             self.recent.pop_front();
         }
+        if let Some(i) = self.recent.len().checked_sub(RECENT_TRACES) {
+            // Past the traced window: keep the decision for feedback, drop its candidates.
+            self.recent[i].0.candidates = Vec::new();
+        }
         self.recent.push_back((decision, false));
         &self.recent.back().expect("just pushed").0
     }
 
-    /// A recent decision, for "why" and "why not".
+    /// A recent decision with its full trace, for "why" and "why not": one of the last
+    /// [`RECENT_TRACES`].
     pub fn decision(&self, id: DecisionId) -> Option<&Decision> {
-        self.recent.iter().find(|(d, _)| d.id == id).map(|(d, _)| d)
+        let traced = self.recent.len().saturating_sub(RECENT_TRACES);
+        self.recent.iter().skip(traced).find(|(d, _)| d.id == id).map(|(d, _)| d)
     }
 
     /// Checks feedback without applying it: what it is about, or why it cannot be taken. Each

@@ -566,3 +566,18 @@ fn a_built_in_logistic_scorer_sets_the_prior_from_allowed_features() {
     let want = 1.0 / (1.0 + (-(-1.0f64 + 4.0 * 0.5)).exp());
     assert!((care.propensity - want).abs() < 1e-12, "{} vs {want}", care.propensity);
 }
+
+#[test]
+fn only_the_last_decisions_keep_their_trace_but_older_ones_still_take_feedback() {
+    let mut engine = build_engine(DeviceKind::Fridge);
+    engine.handle_catalogue(&good_envelope(1), NOW).unwrap();
+    let first = engine.decide(Moment::DoorOpened, NOW, Draw::NONE).id;
+    assert!(engine.decision(first).is_some_and(|d| !d.candidates.is_empty()));
+    for k in 0..RECENT_TRACES as u64 {
+        engine.decide(Moment::DoorOpened, NOW.plus_secs(86_400 * (k + 1)), Draw::NONE);
+    }
+    assert!(engine.decision(first).is_none(), "the trace of a decision past the last {RECENT_TRACES} is dropped");
+    let kind = ledtrad_protocol::feedback::FeedbackKind::Dismissed;
+    let feedback = ledtrad_protocol::feedback::Feedback { decision: first, kind };
+    assert!(engine.check_feedback(feedback).is_ok(), "but feedback on it is still taken");
+}
