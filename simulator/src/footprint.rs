@@ -45,6 +45,10 @@ pub struct FootprintFigures {
     pub rss_bytes: u64,
     /// What the agent added: `rss_bytes - baseline_rss_bytes`.
     pub agent_rss_bytes: u64,
+    /// Of that, anonymous memory (heap and stacks: what the agent allocates).
+    pub agent_anon_bytes: u64,
+    /// Of that, file-backed pages (mostly the code the agent ran, shared and evictable).
+    pub agent_file_bytes: u64,
     /// The process's peak resident memory.
     pub peak_rss_bytes: u64,
 }
@@ -61,27 +65,31 @@ fn proc_status(field: &str) -> anyhow::Result<u64> {
     Ok(kib * 1024)
 }
 
-/// Runs a real agent with `offers` offers through `days` simulated days and measures it.
-pub fn footprint(offers: usize, days: u64, seed: u64) -> anyhow::Result<FootprintFigures> {
+/// Runs a real agent with `offers` offers (and the shipped model, if `model`) through `days`
+/// simulated days and measures it.
+pub fn footprint(offers: usize, days: u64, seed: u64, model: bool) -> anyhow::Result<FootprintFigures> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let baseline = proc_status("VmRSS")?;
-    let (decisions, shown) = runtime.block_on(drive(offers, days, seed))?;
-    let rss = proc_status("VmRSS")?;
+    let (anon_before, file_before) = (proc_status("RssAnon")?, proc_status("RssFile")?);
+    // Read while the agent still runs (inside `drive`, before it stops).
+    let (decisions, shown, [rss, anon, file]) = runtime.block_on(drive(offers, days, seed, model))?;
     Ok(FootprintFigures {
         bench: "footprint",
         offers,
         days,
         decisions,
         shown,
-        model: true,
+        model,
         baseline_rss_bytes: baseline,
         rss_bytes: rss,
         agent_rss_bytes: rss.saturating_sub(baseline),
+        agent_anon_bytes: anon.saturating_sub(anon_before),
+        agent_file_bytes: file.saturating_sub(file_before),
         peak_rss_bytes: proc_status("VmHWM")?,
     })
 }
 
-async fn drive(offers: usize, days: u64, seed: u64) -> anyhow::Result<(u64, u64)> {
+async fn drive(offers: usize, days: u64, seed: u64, model: bool) -> anyhow::Result<(u64, u64, [u64; 3])> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let catalogue = build_catalogue(offers, &mut rng);
     let key = OperatorKey::from_secret(KeyId::try_new("bench")?, [9; 32]);
@@ -95,7 +103,9 @@ async fn drive(offers: usize, days: u64, seed: u64) -> anyhow::Result<(u64, u64)
         // The agent verifies and applies what it finds stored, as after a restart.
         let store = Store::open(&database)?;
         store.save_catalogue(1, fleet.as_str(), &sign_catalogue(&catalogue, &key, &options)?, start)?;
-        store.save_model(1, fleet.as_str(), &sign_model(&shipped_model()?, &key, &options)?, start)?;
+        if model {
+            store.save_model(1, fleet.as_str(), &sign_model(&shipped_model()?, &key, &options)?, start)?;
+        }
     }
     let raw = RawConfig {
         device_id: "footprint".into(),
@@ -140,6 +150,7 @@ async fn drive(offers: usize, days: u64, seed: u64) -> anyhow::Result<(u64, u64)
             handle.tick().await?;
         }
     }
+    let memory = [proc_status("VmRSS")?, proc_status("RssAnon")?, proc_status("RssFile")?];
     agent.shutdown().await;
-    Ok((decisions, shown))
+    Ok((decisions, shown, memory))
 }

@@ -65,6 +65,9 @@ enum BenchCommand {
         /// Simulated days of signals, decisions and answers (96 moments a day).
         #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=365))]
         days: u64,
+        /// Without the fleet's scoring model (the catalogue's built-in scorers only).
+        #[arg(long)]
+        no_model: bool,
         /// Seed for the catalogue and the inputs.
         #[arg(long, default_value_t = 1)]
         seed: u64,
@@ -113,8 +116,8 @@ fn bench_scorers(name: Option<&str>) -> Result<Vec<Option<RuntimeKind>>, String>
     }
 }
 
-fn print_footprint(offers: u64, days: u64, seed: u64, json: bool) -> ExitCode {
-    match ledtrad_sim::footprint::footprint(usize::try_from(offers).unwrap_or(usize::MAX), days, seed) {
+fn print_footprint(offers: u64, days: u64, seed: u64, model: bool, json: bool) -> ExitCode {
+    match ledtrad_sim::footprint::footprint(usize::try_from(offers).unwrap_or(usize::MAX), days, seed, model) {
         Ok(f) if json => {
             println!("{}", serde_json::to_string(&f).unwrap_or_default());
             ExitCode::SUCCESS
@@ -122,12 +125,15 @@ fn print_footprint(offers: u64, days: u64, seed: u64, json: bool) -> ExitCode {
         Ok(f) => {
             let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
             println!(
-                "footprint ({} offers, {} days, {} decisions, {} shown, model applied): agent {:.1} MiB resident (process {:.1} MiB, {:.1} MiB before the agent started; peak {:.1} MiB)",
+                "footprint ({} offers, {} days, {} decisions, {} shown, model {}): agent {:.1} MiB resident ({:.1} MiB allocated, {:.1} MiB code and files); process {:.1} MiB, {:.1} MiB before the agent started, peak {:.1} MiB",
                 f.offers,
                 f.days,
                 f.decisions,
                 f.shown,
+                if f.model { "applied" } else { "none" },
                 mib(f.agent_rss_bytes),
+                mib(f.agent_anon_bytes),
+                mib(f.agent_file_bytes),
                 mib(f.rss_bytes),
                 mib(f.baseline_rss_bytes),
                 mib(f.peak_rss_bytes)
@@ -156,8 +162,8 @@ fn main() -> ExitCode {
         Command::Run { homes, days, seed, broker, consent, catalogue, start, json } => {
             (homes, days, seed, broker, consent, catalogue, start, json)
         }
-        Command::Bench(BenchCommand::Footprint { offers, days, seed, json }) => {
-            return print_footprint(offers, days, seed, json);
+        Command::Bench(BenchCommand::Footprint { offers, days, seed, json, no_model }) => {
+            return print_footprint(offers, days, seed, !no_model, json);
         }
         Command::Bench(BenchCommand::Decide { offers, decisions, seed, json, scorer }) => {
             let (offers, decisions) =
