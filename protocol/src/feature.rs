@@ -386,8 +386,22 @@ pub fn signal_features() -> impl Iterator<Item = FeatureName> {
 }
 
 /// A feature name from [`FEATURES`]. Deserialising checks it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, Eq)]
 pub struct FeatureName(&'static FeatureSpec);
+
+impl core::hash::Hash for FeatureName {
+    fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
+        self.0.name.hash(state);
+    }
+}
+
+impl PartialEq for FeatureName {
+    fn eq(&self, other: &Self) -> bool {
+        // Names are unique and every `FeatureName` points into [`FEATURES`], so the entry's
+        // address is the name.
+        core::ptr::eq(self.0, other.0)
+    }
+}
 
 /// A feature name that is not in [`FEATURES`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

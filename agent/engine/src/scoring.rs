@@ -129,7 +129,7 @@ pub(crate) fn parts(offer: &CompiledOffer, ctx: &Context<'_>, index: usize, prio
         let b = 1.0 + f64::from(posterior.rejections) + PRIOR_WEIGHT * (1.0 - prior);
         match ctx.draw.explore {
             Some(seed) => {
-                let mut rng = SplitMix(seed ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+                let mut rng = SplitMix::new(seed ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
                 sample_beta(&mut rng, a, b)
             }
             None => a / (a + b),
@@ -159,12 +159,20 @@ fn personal_features(offer: &CompiledOffer, ctx: &Context<'_>) -> usize {
 }
 
 /// SplitMix64: a tiny, well-known generator, seeded per decision by the caller.
-struct SplitMix(u64);
+struct SplitMix {
+    state: u64,
+    /// The second normal of the last polar pair, not yet used.
+    spare: Option<f64>,
+}
 
 impl SplitMix {
+    fn new(seed: u64) -> Self {
+        Self { state: seed, spare: None }
+    }
+
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
+        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.state;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^ (z >> 31)
@@ -176,13 +184,26 @@ impl SplitMix {
         ((self.next() >> 11) as f64 + 0.5) / (1u64 << 53) as f64
     }
 
+    /// A standard normal by Marsaglia's polar method: one logarithm and no trigonometry per
+    /// two normals.
     fn normal(&mut self) -> f64 {
-        let (u, v) = (self.uniform(), self.uniform());
-        (-2.0 * u.ln()).sqrt() * (2.0 * core::f64::consts::PI * v).cos()
+        if let Some(z) = self.spare.take() {
+            return z;
+        }
+        loop {
+            let (u, v) = (2.0 * self.uniform() - 1.0, 2.0 * self.uniform() - 1.0);
+            let s = u * u + v * v;
+            if s > 0.0 && s < 1.0 {
+                let factor = (-2.0 * s.ln() / s).sqrt();
+                self.spare = Some(v * factor);
+                return u * factor;
+            }
+        }
     }
 }
 
-/// Gamma(shape, 1) by Marsaglia and Tsang (shape < 1 boosted by a uniform power).
+/// Gamma(shape, 1) by Marsaglia and Tsang, with their squeeze so most draws need no logarithm
+/// (shape < 1 boosted by a uniform power).
 fn sample_gamma(rng: &mut SplitMix, shape: f64) -> f64 {
     if shape < 1.0 {
         return sample_gamma(rng, shape + 1.0) * rng.uniform().powf(1.0 / shape);
@@ -196,7 +217,8 @@ fn sample_gamma(rng: &mut SplitMix, shape: f64) -> f64 {
             continue;
         }
         let u = rng.uniform();
-        if u.ln() < 0.5 * x * x + d - d * v + d * v.ln() {
+        let x2 = x * x;
+        if u < 1.0 - 0.0331 * x2 * x2 || u.ln() < 0.5 * x2 + d - d * v + d * v.ln() {
             return d * v;
         }
     }
@@ -220,7 +242,7 @@ mod tests {
 
     #[test]
     fn beta_samples_have_the_right_mean_and_spread() {
-        let mut rng = SplitMix(42);
+        let mut rng = SplitMix::new(42);
         for (a, b) in [(1.0, 1.0), (3.0, 7.0), (20.0, 5.0), (0.5, 0.5)] {
             let n = 20_000;
             let samples: Vec<f64> = (0..n).map(|_| sample_beta(&mut rng, a, b)).collect();
