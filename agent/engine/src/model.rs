@@ -12,10 +12,16 @@ use std::sync::Arc;
 use ledtrad_protocol::model::{InputSource, SignedModel};
 use tract_tflite::tflite as fb;
 
+#[cfg(feature = "tflite")]
+mod tflite;
 mod tract;
 
 /// The most rows one model call takes (a catalogue holds at most this many offers).
 pub const MAX_BATCH: usize = ledtrad_protocol::catalogue::MAX_OFFERS;
+
+/// Batch sizes each runtime prepares with fixed shapes; a call pads its rows up to the next one,
+/// and a larger batch gets a plan of its own.
+const FIXED_BATCHES: [usize; 4] = [1, 8, 64, 256];
 
 /// A runtime that runs a loaded model.
 pub trait ModelRuntime: Send + Sync + fmt::Debug {
@@ -213,6 +219,9 @@ pub fn inspect(bytes: &[u8]) -> Result<ModelShape, ModelError> {
 pub fn load_runtime(kind: RuntimeKind, bytes: &[u8], inputs: usize) -> Result<Arc<dyn ModelRuntime>, ModelError> {
     match kind {
         RuntimeKind::Tract => Ok(Arc::new(tract::TractRuntime::load(bytes, inputs)?)),
+        #[cfg(feature = "tflite")]
+        RuntimeKind::Tflite => Ok(Arc::new(tflite::TfliteRuntime::load(bytes, inputs)?)),
+        #[cfg(not(feature = "tflite"))]
         RuntimeKind::Tflite => Err(ModelError::RuntimeMissing(kind)),
     }
 }

@@ -75,6 +75,43 @@ fn tensorflow_lite_runtime_matches_tensorflow_and_tract() {
     assert_close(&tflite.run(&rows, want.len()).unwrap(), &tract.run(&rows, want.len()).unwrap(), "tflite vs tract");
 }
 
+#[cfg(feature = "tflite")]
+#[test]
+fn the_tflite_runtime_refuses_what_it_cannot_run_without_panicking() {
+    for bytes in [&b""[..], b"not a model", &PROPENSITY[..PROPENSITY.len() / 2], &[0xff; 64], INT8] {
+        let err = load_runtime(RuntimeKind::Tflite, bytes, 20).unwrap_err();
+        assert!(matches!(err, ModelError::Load { runtime: "tflite", .. }), "{err:?}");
+    }
+    let err = load_runtime(RuntimeKind::Tflite, PROPENSITY, 19).unwrap_err();
+    assert!(err.to_string().contains("rows of 20 values, not 19"), "{err}");
+    let runtime = load_runtime(RuntimeKind::Tflite, PROPENSITY, 20).unwrap();
+    let err = runtime.run(&[0.5; 39], 2).unwrap_err();
+    assert!(matches!(err, ModelError::Run { runtime: "tflite", batch: 2, .. }), "{err:?}");
+    assert_eq!(runtime.run(&[], 0).unwrap(), Vec::<f32>::new());
+}
+
+#[cfg(feature = "tflite")]
+#[test]
+fn the_tflite_runtime_gives_the_same_scores_from_many_threads_and_batch_sizes() {
+    let tflite = load_runtime(RuntimeKind::Tflite, PROPENSITY, 20).unwrap();
+    let tract = load_runtime(RuntimeKind::Tract, PROPENSITY, 20).unwrap();
+    let (rows, _, width) = build_reference(PROPENSITY_REFERENCE);
+    // Sizes on either side of the fixed ones, and larger batches of changing size.
+    let sizes = [1, 2, 8, 9, 63, 64, 65, 256, 257, 300, 257];
+    let batches: Vec<Vec<f32>> =
+        sizes.iter().map(|&n| rows.iter().copied().cycle().take(n * width).collect()).collect();
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                for (batch, &n) in batches.iter().zip(&sizes) {
+                    let want = tract.run(batch, n).unwrap();
+                    assert_close(&tflite.run(batch, n).unwrap(), &want, &format!("a batch of {n}"));
+                }
+            });
+        }
+    });
+}
+
 #[test]
 fn a_fully_int8_model_is_refused_with_what_to_do_instead() {
     let err = inspect(INT8).unwrap_err();

@@ -7,12 +7,9 @@ use std::sync::Arc;
 use tract_tflite::internal::tract_core::ops::source::TypedSource;
 use tract_tflite::prelude::*;
 
-use super::{ModelError, ModelRuntime};
+use super::{ModelError, ModelRuntime, FIXED_BATCHES};
 
 const NAME: &str = "tract";
-
-/// Batch sizes planned with fixed shapes; larger batches use the symbolic plan.
-const FIXED_BATCHES: [usize; 4] = [1, 8, 64, 256];
 
 type Plan = Arc<TypedRunnableModel>;
 
