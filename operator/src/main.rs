@@ -58,22 +58,45 @@ enum ModelCommand {
         /// The manifest naming the model's inputs (default: the file name with .toml).
         #[arg(long)]
         manifest: Option<PathBuf>,
-        /// The fleet to push to.
-        #[arg(long)]
-        fleet: FleetId,
-        /// The secret key file written by `keygen`.
-        #[arg(long)]
-        key: PathBuf,
-        /// The model version; must be higher than the version devices have applied.
-        #[arg(long)]
-        version: u64,
-        /// The broker, as mqtt://HOST:PORT.
-        #[arg(long, default_value = "mqtt://127.0.0.1:1883")]
-        broker: BrokerUrl,
-        /// Days until devices stop accepting this envelope.
-        #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u64).range(1..=3650))]
-        expires_in_days: u64,
+        #[command(flatten)]
+        push: PushArgs,
     },
+}
+
+/// Where and how to push a signed envelope.
+#[derive(clap::Args)]
+struct PushArgs {
+    /// The fleet to push to.
+    #[arg(long)]
+    fleet: FleetId,
+    /// The secret key file written by `keygen`.
+    #[arg(long)]
+    key: PathBuf,
+    /// The version; must be higher than the version devices have applied.
+    #[arg(long)]
+    version: u64,
+    /// The broker, as mqtt://HOST:PORT.
+    #[arg(long, default_value = "mqtt://127.0.0.1:1883")]
+    broker: BrokerUrl,
+    /// Days until devices stop accepting this envelope (default: 30 for catalogues, 90 for models).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=3650))]
+    expires_in_days: Option<u64>,
+}
+
+impl PushArgs {
+    /// The key and the signing options, with `default_days` of validity unless given.
+    fn sign_with(&self, default_days: u64) -> anyhow::Result<(OperatorKey, SignOptions)> {
+        let key = OperatorKey::load(&self.key)?;
+        let issued_at = now();
+        let days = self.expires_in_days.unwrap_or(default_days);
+        let options = SignOptions {
+            fleet: self.fleet.clone(),
+            version: self.version,
+            issued_at,
+            expires_at: issued_at.plus_secs(days * 86_400),
+        };
+        Ok((key, options))
+    }
 }
 
 #[derive(Subcommand)]
@@ -87,21 +110,8 @@ enum CatalogueCommand {
     Push {
         /// The catalogue file.
         file: PathBuf,
-        /// The fleet to push to.
-        #[arg(long)]
-        fleet: FleetId,
-        /// The secret key file written by `keygen`.
-        #[arg(long)]
-        key: PathBuf,
-        /// The catalogue version; must be higher than the version devices have applied.
-        #[arg(long)]
-        version: u64,
-        /// The broker, as mqtt://HOST:PORT.
-        #[arg(long, default_value = "mqtt://127.0.0.1:1883")]
-        broker: BrokerUrl,
-        /// Days until devices stop accepting this envelope.
-        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3650))]
-        expires_in_days: u64,
+        #[command(flatten)]
+        push: PushArgs,
     },
 }
 
@@ -158,21 +168,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Err(err) => Err(err.into()),
             }
         }
-        Command::Model(ModelCommand::Push { file, manifest, fleet, key, version, broker, expires_in_days }) => {
+        Command::Model(ModelCommand::Push { file, manifest, push }) => {
             let manifest = manifest.unwrap_or_else(|| default_manifest(&file));
             let model = load_model(&file, &manifest)?;
-            let key = OperatorKey::load(&key)?;
-            let issued_at = now();
-            let options = SignOptions {
-                fleet: fleet.clone(),
-                version,
-                issued_at,
-                expires_at: issued_at.plus_secs(expires_in_days * 86_400),
-            };
+            let (key, options) = push.sign_with(90)?;
+            let (fleet, version, broker) = (&push.fleet, push.version, &push.broker);
             let envelope = sign_model(&model, &key, &options)?;
             let size = envelope.len();
             block_on(publish_retained(
-                &broker,
+                broker,
                 &Topic::Model(fleet.clone()),
                 envelope,
                 &format!("ledtrad-op-{}", std::process::id()),
@@ -187,19 +191,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Catalogue(CatalogueCommand::Push { file, fleet, key, version, broker, expires_in_days }) => {
+        Command::Catalogue(CatalogueCommand::Push { file, push }) => {
             let catalogue = load_catalogue(&file, Some(now()))?;
-            let key = OperatorKey::load(&key)?;
-            let issued_at = now();
-            let options = SignOptions {
-                fleet: fleet.clone(),
-                version,
-                issued_at,
-                expires_at: issued_at.plus_secs(expires_in_days * 86_400),
-            };
+            let (key, options) = push.sign_with(30)?;
+            let (fleet, version, broker) = (&push.fleet, push.version, &push.broker);
             let envelope = sign_catalogue(&catalogue, &key, &options)?;
             let size = envelope.len();
-            block_on(push_envelope(&broker, &fleet, envelope, &format!("ledtrad-op-{}", std::process::id())))??;
+            block_on(push_envelope(broker, fleet, envelope, &format!("ledtrad-op-{}", std::process::id())))??;
             println!(
                 "pushed catalogue '{}' version {version} ({} offers, {size} bytes, key '{}', expires {}) to fleet '{fleet}' on {broker}",
                 file.display(),

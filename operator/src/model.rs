@@ -3,14 +3,11 @@
 
 use std::path::{Path, PathBuf};
 
-use ed25519_dalek::Signer;
 use ledtrad_engine::model::{inspect, load_runtime, ModelShape, RuntimeKind};
-use ledtrad_protocol::codec;
-use ledtrad_protocol::envelope::Envelope;
 use ledtrad_protocol::model::{ModelManifest, SignedModel, MAX_MODEL_ENVELOPE_BYTES, MODEL_SIGNING_CONTEXT};
 
 use crate::keys::OperatorKey;
-use crate::sign::{SignError, SignOptions};
+use crate::sign::{sign_envelope, SignError, SignOptions};
 
 /// A model and its manifest, checked.
 #[derive(Debug, Clone)]
@@ -127,9 +124,6 @@ pub fn check_model(
 /// Signs a checked model: the canonical (postcard) encoding of a [`SignedModel`], with an
 /// Ed25519 signature in the model's own signing context.
 pub fn sign_model(model: &CheckedModel, key: &OperatorKey, options: &SignOptions) -> Result<Vec<u8>, SignError> {
-    if options.expires_at <= options.issued_at {
-        return Err(SignError::ExpiryNotAfterIssue { issued_at: options.issued_at, expires_at: options.expires_at });
-    }
     let signed = SignedModel {
         fleet: options.fleet.clone(),
         version: options.version,
@@ -139,9 +133,7 @@ pub fn sign_model(model: &CheckedModel, key: &OperatorKey, options: &SignOptions
         manifest: model.manifest.clone(),
         tflite: model.tflite.clone(),
     };
-    let signed = codec::to_postcard(&signed);
-    let signature = key.signing.sign(&Envelope::signing_input_in(MODEL_SIGNING_CONTEXT, &signed)).to_bytes().to_vec();
-    let envelope = codec::to_postcard(&Envelope { key_id: key.id.clone(), signed, signature });
+    let envelope = sign_envelope(&signed, MODEL_SIGNING_CONTEXT, key, options)?;
     if envelope.len() > MAX_MODEL_ENVELOPE_BYTES {
         return Err(SignError::ModelOversize { size: envelope.len() });
     }

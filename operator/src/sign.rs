@@ -4,7 +4,7 @@
 use ed25519_dalek::Signer;
 use ledtrad_protocol::catalogue::Catalogue;
 use ledtrad_protocol::codec;
-use ledtrad_protocol::envelope::{Envelope, SignedCatalogue, MAX_ENVELOPE_BYTES};
+use ledtrad_protocol::envelope::{Envelope, SignedCatalogue, MAX_ENVELOPE_BYTES, SIGNING_CONTEXT};
 use ledtrad_protocol::{FleetId, UnixTime};
 
 use crate::keys::OperatorKey;
@@ -52,9 +52,6 @@ pub enum SignError {
 
 /// Signs `catalogue` and returns the envelope bytes to publish.
 pub fn sign_catalogue(catalogue: &Catalogue, key: &OperatorKey, options: &SignOptions) -> Result<Vec<u8>, SignError> {
-    if options.expires_at <= options.issued_at {
-        return Err(SignError::ExpiryNotAfterIssue { issued_at: options.issued_at, expires_at: options.expires_at });
-    }
     let signed = SignedCatalogue {
         fleet: options.fleet.clone(),
         version: options.version,
@@ -63,13 +60,27 @@ pub fn sign_catalogue(catalogue: &Catalogue, key: &OperatorKey, options: &SignOp
         key_id: key.id.clone(),
         catalogue: catalogue.clone(),
     };
-    let signed = codec::to_postcard(&signed);
-    let signature = key.signing.sign(&Envelope::signing_input(&signed)).to_bytes().to_vec();
-    let envelope = codec::to_postcard(&Envelope { key_id: key.id.clone(), signed, signature });
+    let envelope = sign_envelope(&signed, SIGNING_CONTEXT, key, options)?;
     if envelope.len() > MAX_ENVELOPE_BYTES {
         return Err(SignError::Oversize { size: envelope.len() });
     }
     Ok(envelope)
+}
+
+/// The envelope of `signed`: its canonical (postcard) encoding and an Ed25519 signature over
+/// `context` followed by it. Checks the expiry comes after the signing time.
+pub(crate) fn sign_envelope<T: serde::Serialize>(
+    signed: &T,
+    context: &[u8],
+    key: &OperatorKey,
+    options: &SignOptions,
+) -> Result<Vec<u8>, SignError> {
+    if options.expires_at <= options.issued_at {
+        return Err(SignError::ExpiryNotAfterIssue { issued_at: options.issued_at, expires_at: options.expires_at });
+    }
+    let signed = codec::to_postcard(signed);
+    let signature = key.signing.sign(&Envelope::signing_input_in(context, &signed)).to_bytes().to_vec();
+    Ok(codec::to_postcard(&Envelope { key_id: key.id.clone(), signed, signature }))
 }
 
 #[cfg(test)]

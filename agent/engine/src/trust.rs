@@ -204,37 +204,29 @@ pub trait SignedContent: serde::de::DeserializeOwned {
     fn key_id(&self) -> &KeyId;
 }
 
-impl SignedContent for SignedCatalogue {
-    const WHAT: Artefact = Artefact::Catalogue;
-    fn fleet(&self) -> &FleetId {
-        &self.fleet
-    }
-    fn version(&self) -> u64 {
-        self.version
-    }
-    fn expires_at(&self) -> UnixTime {
-        self.expires_at
-    }
-    fn key_id(&self) -> &KeyId {
-        &self.key_id
-    }
+/// Both signed kinds carry the same signed fields under the same names.
+macro_rules! signed_content {
+    ($ty:ty, $what:expr) => {
+        impl SignedContent for $ty {
+            const WHAT: Artefact = $what;
+            fn fleet(&self) -> &FleetId {
+                &self.fleet
+            }
+            fn version(&self) -> u64 {
+                self.version
+            }
+            fn expires_at(&self) -> UnixTime {
+                self.expires_at
+            }
+            fn key_id(&self) -> &KeyId {
+                &self.key_id
+            }
+        }
+    };
 }
 
-impl SignedContent for SignedModel {
-    const WHAT: Artefact = Artefact::Model;
-    fn fleet(&self) -> &FleetId {
-        &self.fleet
-    }
-    fn version(&self) -> u64 {
-        self.version
-    }
-    fn expires_at(&self) -> UnixTime {
-        self.expires_at
-    }
-    fn key_id(&self) -> &KeyId {
-        &self.key_id
-    }
-}
+signed_content!(SignedCatalogue, Artefact::Catalogue);
+signed_content!(SignedModel, Artefact::Model);
 
 /// Opens an envelope: size, decoding, key, signature, fleet, version and expiry, in that order,
 /// so nothing unsigned is decoded beyond the envelope's outer shell.
