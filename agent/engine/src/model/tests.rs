@@ -96,8 +96,9 @@ fn the_tflite_runtime_gives_the_same_scores_from_many_threads_and_batch_sizes() 
     let tflite = load_runtime(RuntimeKind::Tflite, PROPENSITY, 20).unwrap();
     let tract = load_runtime(RuntimeKind::Tract, PROPENSITY, 20).unwrap();
     let (rows, _, width) = build_reference(PROPENSITY_REFERENCE);
-    // Sizes on either side of the fixed ones, and larger batches of changing size.
-    let sizes = [1, 2, 8, 9, 63, 64, 65, 256, 257, 300, 257];
+    // Sizes on either side of the fixed ones, larger batches of changing size, and one over
+    // what a catalogue holds.
+    let sizes = [1, 2, 8, 9, 63, 64, 65, 256, 257, 300, 600, 257, MAX_BATCH, MAX_BATCH + 300];
     let batches: Vec<Vec<f32>> =
         sizes.iter().map(|&n| rows.iter().copied().cycle().take(n * width).collect()).collect();
     std::thread::scope(|s| {
