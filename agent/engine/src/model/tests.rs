@@ -77,6 +77,13 @@ fn tensorflow_lite_runtime_matches_tensorflow_and_tract() {
 
 #[cfg(feature = "tflite")]
 #[test]
+fn the_tflite_runtime_runs_dynamic_range_quantized_models_too() {
+    let runtime = load_runtime(RuntimeKind::Tflite, DYNAMIC, 20).unwrap();
+    check_against_reference(runtime.as_ref(), PROPENSITY_REFERENCE);
+}
+
+#[cfg(feature = "tflite")]
+#[test]
 fn the_tflite_runtime_refuses_what_it_cannot_run_without_panicking() {
     for bytes in [&b""[..], b"not a model", &PROPENSITY[..PROPENSITY.len() / 2], &[0xff; 64], INT8] {
         let err = load_runtime(RuntimeKind::Tflite, bytes, 20).unwrap_err();
