@@ -77,6 +77,13 @@ fn tensorflow_lite_runtime_matches_tensorflow_and_tract() {
 
 #[cfg(feature = "tflite")]
 #[test]
+fn the_tflite_runtime_runs_dynamic_range_quantized_models_too() {
+    let runtime = load_runtime(RuntimeKind::Tflite, DYNAMIC, 20).unwrap();
+    check_against_reference(runtime.as_ref(), PROPENSITY_REFERENCE);
+}
+
+#[cfg(feature = "tflite")]
+#[test]
 fn the_tflite_runtime_refuses_what_it_cannot_run_without_panicking() {
     for bytes in [&b""[..], b"not a model", &PROPENSITY[..PROPENSITY.len() / 2], &[0xff; 64], INT8] {
         let err = load_runtime(RuntimeKind::Tflite, bytes, 20).unwrap_err();
@@ -96,8 +103,9 @@ fn the_tflite_runtime_gives_the_same_scores_from_many_threads_and_batch_sizes() 
     let tflite = load_runtime(RuntimeKind::Tflite, PROPENSITY, 20).unwrap();
     let tract = load_runtime(RuntimeKind::Tract, PROPENSITY, 20).unwrap();
     let (rows, _, width) = build_reference(PROPENSITY_REFERENCE);
-    // Sizes on either side of the fixed ones, and larger batches of changing size.
-    let sizes = [1, 2, 8, 9, 63, 64, 65, 256, 257, 300, 257];
+    // Sizes on either side of the fixed ones, larger batches of changing size, and one over
+    // what a catalogue holds.
+    let sizes = [1, 2, 8, 9, 63, 64, 65, 256, 257, 300, 600, 257, MAX_BATCH, MAX_BATCH + 300];
     let batches: Vec<Vec<f32>> =
         sizes.iter().map(|&n| rows.iter().copied().cycle().take(n * width).collect()).collect();
     std::thread::scope(|s| {

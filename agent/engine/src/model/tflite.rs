@@ -1,8 +1,9 @@
 //! The TensorFlow Lite runtime (the `tflite` feature): TensorFlow Lite's own C++ interpreter,
 //! built once per batch size. The vendored TensorFlow Lite 1.15 cannot resize an input tensor,
 //! so each interpreter is built from a copy of the file whose input states that batch: one for
-//! each fixed size (a call pads its rows up to the next), and one for the last larger batch seen
-//! (a device scores the same catalogue again and again, so that size repeats).
+//! each fixed size, built on load, and one for each multiple of the largest of them, built when
+//! a batch first needs it. A call pads its rows up to the next size, so the number of eligible
+//! offers can change from decision to decision without building an interpreter each time.
 
 use std::sync::{Mutex, MutexGuard};
 
@@ -11,22 +12,25 @@ use tflite::model::Model;
 use tflite::ops::builtin::BuiltinOpResolver;
 use tflite::{FlatBufferModel, Interpreter, InterpreterBuilder};
 
-use super::{ModelError, ModelRuntime, FIXED_BATCHES};
+use super::{ModelError, ModelRuntime, FIXED_BATCHES, MAX_BATCH};
 
 const NAME: &str = "tflite";
+
+/// Batches beyond the fixed sizes are padded up to a multiple of this, the largest fixed size.
+const STEP: usize = FIXED_BATCHES[FIXED_BATCHES.len() - 1];
 
 /// An interpreter that owns its model, built for one batch size.
 type Interp = Interpreter<'static, BuiltinOpResolver>;
 
 /// A model loaded into TensorFlow Lite.
 pub(super) struct TfliteRuntime {
-    /// The file, to build an interpreter for a batch larger than every fixed size.
+    /// The file, to build interpreters for batches larger than every fixed size.
     bytes: Vec<u8>,
     inputs: usize,
     /// An interpreter per fixed batch size; running one needs `&mut`, hence the locks.
     fixed: Vec<(usize, Mutex<Interp>)>,
-    /// The last batch size beyond the fixed ones, and its interpreter.
-    larger: Mutex<Option<(usize, Interp)>>,
+    /// Interpreters for multiples of [`STEP`] up to [`MAX_BATCH`], built as batches need them.
+    larger: Mutex<Vec<(usize, Interp)>>,
 }
 
 impl std::fmt::Debug for TfliteRuntime {
@@ -150,7 +154,7 @@ impl TfliteRuntime {
             .map(|&b| build(bytes, b, inputs).map(|i| (b, Mutex::new(i))))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|reason| ModelError::Load { runtime: NAME, reason })?;
-        Ok(Self { bytes: bytes.to_vec(), inputs, fixed, larger: Mutex::new(None) })
+        Ok(Self { bytes: bytes.to_vec(), inputs, fixed, larger: Mutex::new(Vec::new()) })
     }
 }
 
@@ -170,11 +174,17 @@ impl ModelRuntime for TfliteRuntime {
         if let Some((_, interp)) = self.fixed.iter().find(|(b, _)| *b >= batch) {
             return invoke(&mut *lock(interp).map_err(fail)?, rows, batch).map_err(fail);
         }
+        let size = batch.div_ceil(STEP) * STEP;
         let mut larger = lock(&self.larger).map_err(fail)?;
-        let interp = match &mut *larger {
-            Some((size, interp)) if *size == batch => interp,
-            slot => &mut slot.insert((batch, build(&self.bytes, batch, self.inputs).map_err(fail)?)).1,
-        };
-        invoke(interp, rows, batch).map_err(fail)
+        if let Some((_, interp)) = larger.iter_mut().find(|(s, _)| *s == size) {
+            return invoke(interp, rows, batch).map_err(fail);
+        }
+        let mut interp = build(&self.bytes, size, self.inputs).map_err(fail)?;
+        let outputs = invoke(&mut interp, rows, batch).map_err(fail)?;
+        // More rows than a catalogue holds: this call's interpreter is not kept.
+        if size < MAX_BATCH + STEP {
+            larger.push((size, interp));
+        }
+        Ok(outputs)
     }
 }
