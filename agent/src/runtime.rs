@@ -129,9 +129,6 @@ pub async fn spawn(config: Config, clock: Arc<dyn Clock>) -> Result<RunningAgent
         }
     }
     let mut applied_model = Vec::new();
-    if let Some(highest) = store.highest_model_version()? {
-        engine.set_model_floor(highest.saturating_sub(1));
-    }
     if let Some((version, envelope)) = store.latest_model()? {
         match engine.handle_model(&envelope, now) {
             Ok(model) => {

@@ -808,3 +808,54 @@ async fn asking_is_a_moment_and_a_yes_is_a_consent_grant_with_the_prompts_text()
     agent.stop().await;
     clear_catalogue(&fleet).await;
 }
+
+/// Signs `file` (in `examples/models/`, with the shipped manifest) and publishes it retained
+/// on `fleet`'s model topic, whether or not a device can run it; an empty `file` publishes an
+/// empty payload, which clears the retained model on the broker.
+async fn push_model(key: &ledtrad_operator::OperatorKey, fleet: &FleetId, version: u64, file: &str) {
+    use ledtrad_operator::model::{load_model, sign_model};
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/models");
+    let payload = if file.is_empty() {
+        Vec::new()
+    } else {
+        let mut model = load_model(&dir.join("propensity.tflite"), &dir.join("propensity.toml")).unwrap();
+        model.tflite = std::fs::read(dir.join(file)).unwrap();
+        let options = ledtrad_operator::SignOptions {
+            fleet: fleet.clone(),
+            version,
+            issued_at: ledtrad_tests::T0,
+            expires_at: ledtrad_tests::T0.plus_secs(30 * 86_400),
+        };
+        sign_model(&model, key, &options).unwrap()
+    };
+    let topic = ledtrad_protocol::topic::Topic::Model(fleet.clone());
+    ledtrad_operator::publish_retained(&broker(), &topic, payload, &unique("test-op")).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pushed_model_scores_decisions_a_bad_one_is_refused_and_a_restart_keeps_the_good_one() {
+    init_logs();
+    let (key, fleet) = (operator_key(1), fleet());
+    let agent = TestAgent::start(DeviceKind::Fridge, &fleet, &key).await;
+    push(&key, &fleet, 1).await;
+    agent.wait_for("catalogue version 1", |s| s.catalogue_version == Some(1)).await;
+    push_model(&key, &fleet, 1, "propensity.tflite").await;
+    let status = agent.wait_for("model version 1", |s| s.model_version == Some(1)).await;
+    assert_eq!(status.model.as_deref(), Some("propensity-mlp v1 (tract)"));
+    let handle = agent.handle();
+    let decision = handle.offer(ledtrad_protocol::Moment::DoorOpened).await.unwrap().decision;
+    assert!(matches!(decision.scorer, ledtrad_protocol::decision::ScorerUsed::Model { version: 1, .. }));
+    // A fully int8 model, properly signed, is refused with the reason; version 1 stays.
+    push_model(&key, &fleet, 2, "propensity-int8.tflite").await;
+    let status = agent.wait_for("a refusal", |s| s.models_refused == 1).await;
+    assert_eq!(status.model_version, Some(1));
+    assert!(status.last_model_refusal.as_deref().unwrap_or("").contains("fully int8-quantized"), "{status:?}");
+    // The broker forgets the model; the agent's database does not.
+    push_model(&key, &fleet, 0, "").await;
+    let agent = agent.restart().await;
+    let status = agent.handle().status().await.unwrap();
+    assert_eq!(status.model_version, Some(1));
+    let decision = agent.handle().offer(ledtrad_protocol::Moment::DoorOpened).await.unwrap().decision;
+    assert!(matches!(decision.scorer, ledtrad_protocol::decision::ScorerUsed::Model { version: 1, .. }));
+    agent.stop().await;
+}
