@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use ledtrad_protocol::decision::{Decision, Rejection, ScorerUsed, Verdict};
+use ledtrad_protocol::journey::{JourneyState, Trigger};
 
 /// The decision as readable text.
 pub fn explain(d: &Decision) -> String {
@@ -113,6 +114,31 @@ fn reason_text(r: &Rejection) -> String {
         Rejection::DeviceCap { window, limit } => format!("device cap of {limit} per {window} reached"),
         Rejection::MinGap { until } => format!("too soon after the last offer; next at {until}"),
         Rejection::QuietHours { from, to } => format!("quiet hours {from:02}:00–{to:02}:00"),
+        Rejection::Journey { campaign, step, state } => {
+            let at = format!("journey {campaign}, step '{step}'");
+            match state {
+                JourneyState::NotReached { after, when } => {
+                    format!("{at}: waits for '{after}' to be {}", when_text(*when))
+                }
+                JourneyState::Waiting { until } => format!("{at}: opens at {until}"),
+                JourneyState::Done => format!("{at}: already answered"),
+                JourneyState::OtherOffer { offer, group: Some(group) } => {
+                    format!("{at}: shows {offer} to group '{group}'")
+                }
+                JourneyState::OtherOffer { offer, group: None } => format!("{at}: shows {offer} on this device"),
+            }
+        }
+    }
+}
+
+/// A trigger as the end of "waits for 'intro' to be …".
+fn when_text(when: Trigger) -> &'static str {
+    match when {
+        Trigger::Shown => "shown",
+        Trigger::Accepted => "accepted",
+        Trigger::Dismissed => "dismissed",
+        Trigger::NotForMe => "answered 'not for me'",
+        Trigger::Converted => "taken up",
     }
 }
 

@@ -235,8 +235,9 @@ fn summary(file: &std::path::Path, catalogue: &ledtrad_protocol::catalogue::Cata
     let count = |kind| catalogue.offers.iter().filter(|o| o.device_kinds.contains(&kind)).count();
     let personalised = catalogue.offers.iter().filter(|o| o.personalised).count();
     let campaigns: std::collections::BTreeSet<_> = catalogue.offers.iter().map(|o| o.campaign.as_str()).collect();
+    let journeys = catalogue.campaigns.iter().filter(|c| !c.steps.is_empty()).count();
     format!(
-        "ok: '{}' — {} offers in {} campaigns (fridge {}, ereader {}, lock_screen {}; {} need personalise), {} consent prompts",
+        "ok: '{}' — {} offers in {} campaigns ({journeys} of them journeys; fridge {}, ereader {}, lock_screen {}; {} need personalise), {} consent prompts",
         file.display(),
         catalogue.offers.len(),
         campaigns.len(),

@@ -24,7 +24,8 @@ fn check_prints_a_one_line_summary_for_a_good_catalogue() {
     let (code, stdout, _) = op(&["catalogue", "check", &example()]);
     assert_eq!(code, 0);
     assert_eq!(stdout.lines().count(), 1, "{stdout}");
-    assert!(stdout.starts_with("ok: ") && stdout.contains("14 offers"), "{stdout}");
+    assert!(stdout.starts_with("ok: ") && stdout.contains("15 offers"), "{stdout}");
+    assert!(stdout.contains("1 of them journeys"), "{stdout}");
 }
 
 #[test]

@@ -70,6 +70,21 @@ pub struct Campaign {
     /// Caps over all of the campaign's offers.
     #[serde(default)]
     pub caps: CampaignCaps,
+    /// Groups of devices its journey steps may show other offers to, written
+    /// `[[campaign.group]]` in TOML.
+    #[serde(rename = "group", default)]
+    pub groups: Vec<crate::journey::Group>,
+    /// Its journey's steps, written `[[campaign.step]]` in TOML; without steps, its offers are
+    /// eligible on their own rules.
+    #[serde(rename = "step", default)]
+    pub steps: Vec<crate::journey::Step>,
+}
+
+impl Campaign {
+    /// A campaign with no holdout, no caps and no journey.
+    pub fn new(id: CampaignId) -> Self {
+        Self { id, holdout: 0.0, caps: CampaignCaps::default(), groups: Vec::new(), steps: Vec::new() }
+    }
 }
 
 /// One offer.
@@ -275,6 +290,9 @@ impl Catalogue {
             }
             if !self.offers.iter().any(|o| o.campaign == c.id) {
                 push("id", "no offer belongs to this campaign; remove the entry or fix the name".into());
+            }
+            for (field, message) in crate::journey::problems(&c.steps, &c.groups, &c.id, &self.offers) {
+                push(&field, message);
             }
         }
         for (field, message) in self.policy.problems() {

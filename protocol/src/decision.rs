@@ -266,6 +266,15 @@ pub enum Rejection {
         /// First hour that is no longer quiet.
         to: u8,
     },
+    /// The campaign's journey does not show this offer now.
+    Journey {
+        /// The campaign.
+        campaign: CampaignId,
+        /// The step that would show it.
+        step: crate::id::StepId,
+        /// Where the device stands at that step.
+        state: crate::journey::JourneyState,
+    },
 }
 
 /// A feature read during a decision.

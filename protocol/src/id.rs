@@ -117,6 +117,16 @@ id_type!(
     "campaign id"
 );
 id_type!(
+    /// A step of a campaign's journey.
+    StepId,
+    "step id"
+);
+id_type!(
+    /// A group of devices a journey step shows another offer to.
+    GroupId,
+    "group id"
+);
+id_type!(
     /// A consent prompt in a catalogue.
     PromptId,
     "prompt id"

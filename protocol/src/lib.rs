@@ -81,6 +81,8 @@ pub mod feedback;
 #[cfg(feature = "alloc")]
 pub mod id;
 #[cfg(feature = "alloc")]
+pub mod journey;
+#[cfg(feature = "alloc")]
 pub mod model;
 #[cfg(feature = "alloc")]
 pub mod offers;
@@ -104,4 +106,4 @@ pub use device::{DeviceKind, Moment};
 pub use time::UnixTime;
 
 #[cfg(feature = "alloc")]
-pub use id::{CampaignId, DeviceId, FleetId, KeyId, OfferId, PersonId};
+pub use id::{CampaignId, DeviceId, FleetId, GroupId, KeyId, OfferId, PersonId, StepId};

@@ -86,9 +86,8 @@ pub fn build_catalogue(n: usize, rng: &mut ChaCha8Rng) -> Catalogue {
         .collect();
     let campaigns = (0..20.min(n))
         .map(|c| Campaign {
-            id: CampaignId::try_new(format!("c{c}")).expect("id"),
-            holdout: 0.0,
             caps: CampaignCaps { per_day: Some(5), per_week: Some(20), ..CampaignCaps::default() },
+            ..Campaign::new(CampaignId::try_new(format!("c{c}")).expect("id"))
         })
         .collect();
     Catalogue {

@@ -57,7 +57,9 @@ pub fn operator_key(seed: u8) -> OperatorKey {
 pub fn example_catalogue() -> Catalogue {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/catalogues/home.toml");
     let mut catalogue = load_catalogue(&path, None).expect("example catalogue is valid");
-    catalogue.campaigns.clear();
+    for campaign in &mut catalogue.campaigns {
+        campaign.holdout = 0.0;
+    }
     catalogue
 }
 

@@ -63,7 +63,7 @@ async fn every_agent_applies_the_pushed_catalogue_and_says_so_on_its_status() {
     push(&key, &fleet, 1).await;
     for agent in &agents {
         let status = agent.wait_for("version 1", |s| s.catalogue_version == Some(1)).await;
-        assert_eq!(status.offers, 14);
+        assert_eq!(status.offers, 15);
     }
     // The operator's view, from the retained status topics on the broker.
     let devices: BTreeSet<_> = agents.iter().map(|a| a.config.device.clone()).collect();
@@ -134,7 +134,7 @@ async fn a_low_butter_signal_becomes_an_offer_with_a_coarse_why_and_why_not() {
     let decision: Value =
         http.get(format!("{}/v1/decisions/{id}", agent.api())).send().await.unwrap().json().await.unwrap();
     let candidates = decision["candidates"].as_array().unwrap();
-    assert_eq!(candidates.len(), 14);
+    assert_eq!(candidates.len(), 15);
     let film = candidates.iter().find(|c| c["offer"] == "evening-film").unwrap();
     assert_eq!(film["verdict"]["rejected"]["reason"]["device_kind"]["kind"], "fridge");
     let used = decision["features_used"].as_array().unwrap();

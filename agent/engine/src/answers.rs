@@ -1,7 +1,10 @@
 //! What people said, and what it rules out (DESIGN §2, "act on feedback"): a dismissal blocks
 //! the offer for 48 hours, "not for me" suppresses its category for 90 days, and a conversion
 //! excludes the offer for good. These respect explicit choices, so they hold whatever the
-//! consent for learning; an erasure forgets them with everything else.
+//! consent for learning; an erasure forgets them with everything else. The answers of the last
+//! 90 days are also kept in time order for journeys to read.
+
+use std::collections::VecDeque;
 
 use crate::{FastMap, FastSet};
 
@@ -21,11 +24,26 @@ pub struct Answers {
     blocked: FastMap<OfferId, UnixTime>,
     suppressed: FastMap<String, UnixTime>,
     converted: FastSet<OfferId>,
+    /// Each offer's answers within [`MEMORY_SECS`], oldest first, at most [`MAX_LOGGED`].
+    log: FastMap<OfferId, VecDeque<(UnixTime, FeedbackKind)>>,
 }
+
+/// How long answers are kept for journeys.
+pub use ledtrad_protocol::journey::MEMORY_SECS;
+
+/// The most answers kept per offer for journeys, however recent.
+pub const MAX_LOGGED: usize = 256;
 
 impl Answers {
     /// Records an answer given at `at` to `offer` (of `category`, if known).
     pub fn record(&mut self, offer: &OfferId, category: Option<&str>, kind: FeedbackKind, at: UnixTime) {
+        let log = self.log.entry(offer.clone()).or_default();
+        // Stored answers come back in the order they were given; keep the log sorted anyway.
+        let i = log.partition_point(|(t, _)| *t <= at);
+        log.insert(i, (at, kind));
+        if log.len() > MAX_LOGGED {
+            log.pop_front();
+        }
         let extend = |map_until: &mut UnixTime, until: UnixTime| *map_until = (*map_until).max(until);
         match kind {
             FeedbackKind::Accepted => {}
@@ -52,6 +70,30 @@ impl Answers {
     /// Until when `category` is suppressed, if it is at `now`.
     pub fn suppressed_until(&self, category: &str, now: UnixTime) -> Option<UnixTime> {
         self.suppressed.get(category).copied().filter(|until| now < *until)
+    }
+
+    /// The first answer to `offer` at or after `from`, and after `after` if given.
+    pub fn first_answer(
+        &self,
+        offer: &OfferId,
+        kind: Option<FeedbackKind>,
+        from: UnixTime,
+        after: Option<UnixTime>,
+    ) -> Option<(UnixTime, FeedbackKind)> {
+        let log = self.log.get(offer)?;
+        let start = log.partition_point(|(t, _)| *t < from || after.is_some_and(|a| *t <= a));
+        log.range(start..).find(|(_, k)| kind.is_none_or(|kind| *k == kind)).copied()
+    }
+
+    /// Forgets logged answers older than [`MEMORY_SECS`] at `now`.
+    pub fn expire(&mut self, now: UnixTime) {
+        let from = UnixTime(now.secs().saturating_sub(MEMORY_SECS));
+        self.log.retain(|_, log| {
+            while log.front().is_some_and(|(t, _)| *t < from) {
+                log.pop_front();
+            }
+            !log.is_empty()
+        });
     }
 
     /// Whether `offer` was taken up.

@@ -8,6 +8,8 @@ use ledtrad_protocol::feature::FeatureName;
 use ledtrad_protocol::taxonomy::Category;
 use ledtrad_protocol::{Purpose, UnixTime};
 
+use crate::journey::CompiledJourney;
+
 /// A condition with its feature resolved.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CompiledCondition {
@@ -17,6 +19,13 @@ pub struct CompiledCondition {
     pub op: Op,
     /// The threshold.
     pub threshold: f64,
+}
+
+impl CompiledCondition {
+    /// Resolves a condition's feature; `None` if there is no such feature.
+    pub fn compile(c: &ledtrad_protocol::catalogue::Condition) -> Option<Self> {
+        FeatureName::try_new(&c.feature).ok().map(|feature| Self { feature, op: c.op, threshold: c.value })
+    }
 }
 
 /// What the first eligibility stages read of an offer, kept small and first in
@@ -60,6 +69,8 @@ pub struct CompiledOffer {
     pub logistic: Option<CompiledLogistic>,
     /// Its campaign's index in [`AppliedCatalogue::campaign_ids`].
     pub campaign: usize,
+    /// Whether its campaign is a journey, which decides when it may be shown.
+    pub journey: bool,
 }
 
 /// A built-in logistic scorer with its features resolved.
@@ -93,6 +104,8 @@ pub struct AppliedCatalogue {
     /// Every campaign with an offer, in order of first appearance; offers refer to them by index
     /// so a decision works out each campaign's rules once.
     pub campaign_ids: Vec<ledtrad_protocol::CampaignId>,
+    /// The campaigns that are journeys.
+    pub journeys: Vec<CompiledJourney>,
 }
 
 impl AppliedCatalogue {
@@ -116,17 +129,7 @@ impl AppliedCatalogue {
             .into_iter()
             .filter_map(|offer| {
                 let category = Category::try_new(&offer.category).ok()?;
-                let conditions = offer
-                    .conditions
-                    .iter()
-                    .map(|c| {
-                        FeatureName::try_new(&c.feature).ok().map(|feature| CompiledCondition {
-                            feature,
-                            op: c.op,
-                            threshold: c.value,
-                        })
-                    })
-                    .collect::<Option<Vec<_>>>()?;
+                let conditions = offer.conditions.iter().map(CompiledCondition::compile).collect::<Option<Vec<_>>>()?;
                 let personal = conditions.iter().any(|c| c.feature.spec().purpose.is_some());
                 let needs = (offer.personalised || personal).then_some(Purpose::Personalise);
                 let logistic = match &offer.propensity {
@@ -146,7 +149,7 @@ impl AppliedCatalogue {
                     valid_from: offer.valid_from,
                     valid_until: offer.valid_until,
                 };
-                Some(CompiledOffer { hot, offer, category, conditions, needs, logistic, campaign: 0 })
+                Some(CompiledOffer { hot, offer, category, conditions, needs, logistic, campaign: 0, journey: false })
             })
             .collect::<Vec<_>>();
         let mut campaign_ids: Vec<ledtrad_protocol::CampaignId> = Vec::new();
@@ -156,6 +159,11 @@ impl AppliedCatalogue {
                 campaign_ids.push(offer.offer.campaign.clone());
                 campaign_ids.len() - 1
             });
+        }
+        let journeys: Vec<CompiledJourney> =
+            signed.catalogue.campaigns.iter().filter_map(|c| CompiledJourney::compile(c, &offers)).collect();
+        for offer in &mut offers {
+            offer.journey = journeys.iter().any(|j| j.campaign == offer.offer.campaign);
         }
         Self {
             version: signed.version,
@@ -167,6 +175,7 @@ impl AppliedCatalogue {
             campaign_caps,
             policy,
             campaign_ids,
+            journeys,
         }
     }
 }

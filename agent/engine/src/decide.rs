@@ -8,11 +8,12 @@ use ledtrad_protocol::feature::FeatureName;
 use ledtrad_protocol::{CampaignId, DeviceId, DeviceKind, Moment, UnixTime};
 
 use crate::answers::Answers;
-use crate::compiled::{kind_bit, moment_bit, AppliedCatalogue, CompiledOffer};
+use crate::compiled::{kind_bit, moment_bit, AppliedCatalogue, CompiledCondition, CompiledOffer};
 use crate::history::{self, History};
 use crate::model::FleetModel;
 use crate::scoring;
 use crate::why;
+use crate::FastMap;
 
 /// Everything a decision reads, borrowed for its duration.
 pub(crate) struct Context<'a> {
@@ -36,6 +37,8 @@ pub(crate) struct Context<'a> {
     pub campaigns: &'a [CampaignVerdict],
     /// The fleet's scoring model, if one is applied.
     pub model: Option<&'a FleetModel>,
+    /// What the campaigns' journeys rule out, by offer position, worked out once per decision.
+    pub journeys: &'a FastMap<usize, Rejection>,
 }
 
 impl Context<'_> {
@@ -115,7 +118,7 @@ pub(crate) fn run(catalogue: &AppliedCatalogue, ctx: &Context<'_>) -> Outcome {
     let camouflage = ctx.draw.camouflage < ctx.camouflage_share;
     let mut broad: Vec<usize> = Vec::new();
     for (i, offer) in catalogue.offers.iter().enumerate() {
-        let verdict = match eligibility(catalogue, offer, ctx, &mut features_used) {
+        let verdict = match eligibility(catalogue, i, offer, ctx, &mut features_used) {
             Ok(()) => {
                 to_score.push(i);
                 if camouflage {
@@ -128,7 +131,7 @@ pub(crate) fn run(catalogue: &AppliedCatalogue, ctx: &Context<'_>) -> Outcome {
                     held.push(i);
                 }
                 let failed_conditions = matches!(reason, Rejection::ConditionNotMet { .. } | Rejection::NoData { .. });
-                if camouflage && failed_conditions && after_conditions(offer, ctx).is_ok() {
+                if camouflage && failed_conditions && after_conditions(i, offer, ctx).is_ok() {
                     broad.push(i);
                 }
                 Verdict::Rejected { reason }
@@ -230,6 +233,7 @@ pub const TRACE_SCORES: usize = 5;
 /// a candidate fails.
 fn eligibility(
     catalogue: &AppliedCatalogue,
+    i: usize,
     offer: &CompiledOffer,
     ctx: &Context<'_>,
     used: &mut Vec<FeatureUse>,
@@ -241,17 +245,26 @@ fn eligibility(
     stage_device(ctx)?;
     stage_consent(offer, ctx)?;
     stage_conditions(offer, ctx, used)?;
-    after_conditions(offer, ctx)
+    after_conditions(i, offer, ctx)
 }
 
-/// The stages after the feature conditions: caps and what people's answers and the holdout
-/// rule out. An offer that fails only its conditions but passes these is broadly eligible
-/// (camouflage draws from those).
-fn after_conditions(offer: &CompiledOffer, ctx: &Context<'_>) -> Result<(), Rejection> {
+/// The stages after the feature conditions: caps and what people's answers, the campaign's
+/// journey and the holdout rule out. An offer that fails only its conditions but passes these
+/// is broadly eligible (camouflage draws from those). `i` is the offer's catalogue position.
+fn after_conditions(i: usize, offer: &CompiledOffer, ctx: &Context<'_>) -> Result<(), Rejection> {
     stage_offer_caps(offer, ctx)?;
     stage_campaign_caps(offer, ctx)?;
     stage_answers(offer, ctx)?;
+    stage_journey(i, offer, ctx)?;
     stage_holdout(offer, ctx)
+}
+
+/// The campaign's journey: only the offers of its open steps may be shown.
+fn stage_journey(i: usize, offer: &CompiledOffer, ctx: &Context<'_>) -> Result<(), Rejection> {
+    match offer.journey.then(|| ctx.journeys.get(&i)).flatten() {
+        Some(rejection) => Err(rejection.clone()),
+        None => Ok(()),
+    }
 }
 
 /// What people said: a recent dismissal, a "not for me" for the category, a conversion.
@@ -335,26 +348,34 @@ fn stage_consent(offer: &CompiledOffer, ctx: &Context<'_>) -> Result<(), Rejecti
     }
 }
 
-/// Reads each condition's feature, checking per feature the consent that allows it, and
-/// records every feature read in the decision's trace.
+/// Checks each condition in turn.
 fn stage_conditions(offer: &CompiledOffer, ctx: &Context<'_>, used: &mut Vec<FeatureUse>) -> Result<(), Rejection> {
-    for c in &offer.conditions {
-        let purpose = c.feature.spec().purpose;
-        if let Some(purpose) = purpose {
-            if !ctx.consent.allows(purpose) {
-                return Err(Rejection::NeedsConsent { purpose });
-            }
-        }
-        let use_ = FeatureUse { feature: c.feature, allowed_by: purpose };
-        if !used.contains(&use_) {
-            used.push(use_);
-        }
-        let value = ctx.value(c.feature).ok_or(Rejection::NoData { feature: c.feature })?;
-        if !c.op.holds(value, c.threshold) {
-            return Err(Rejection::ConditionNotMet { feature: c.feature, op: c.op, threshold: c.threshold });
+    offer.conditions.iter().try_for_each(|c| check_condition(c, ctx, used))
+}
+
+/// Checks a condition: reads its feature only if the consent allows it, and records the
+/// feature read in the decision's trace.
+pub(crate) fn check_condition(
+    c: &CompiledCondition,
+    ctx: &Context<'_>,
+    used: &mut Vec<FeatureUse>,
+) -> Result<(), Rejection> {
+    let purpose = c.feature.spec().purpose;
+    if let Some(purpose) = purpose {
+        if !ctx.consent.allows(purpose) {
+            return Err(Rejection::NeedsConsent { purpose });
         }
     }
-    Ok(())
+    let use_ = FeatureUse { feature: c.feature, allowed_by: purpose };
+    if !used.contains(&use_) {
+        used.push(use_);
+    }
+    let value = ctx.value(c.feature).ok_or(Rejection::NoData { feature: c.feature })?;
+    if c.op.holds(value, c.threshold) {
+        Ok(())
+    } else {
+        Err(Rejection::ConditionNotMet { feature: c.feature, op: c.op, threshold: c.threshold })
+    }
 }
 
 /// The offer's own caps: per local day (its own reason, [`Rejection::DailyCap`]), per hour,

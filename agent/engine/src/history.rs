@@ -57,6 +57,12 @@ impl Times {
         u32::try_from(self.at.len() - i).unwrap_or(u32::MAX)
     }
 
+    /// The first impression at or after `from`, and after `after` if given.
+    pub fn first_since(&self, from: UnixTime, after: Option<UnixTime>) -> Option<UnixTime> {
+        let i = self.at.partition_point(|t| *t < from || after.is_some_and(|a| *t <= a));
+        self.at.get(i).copied()
+    }
+
     fn last(&self) -> Option<UnixTime> {
         self.at.back().copied()
     }

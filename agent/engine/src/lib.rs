@@ -29,6 +29,7 @@ pub mod compiled;
 mod decide;
 pub mod features;
 pub mod history;
+pub mod journey;
 pub mod model;
 pub mod prompts;
 mod scoring;
@@ -258,6 +259,7 @@ impl Engine {
     /// Drops feature values past their retention; call it now and then.
     pub fn handle_timeout(&mut self, now: UnixTime) -> usize {
         self.history.expire(now);
+        self.answers.expire(now);
         self.features.expire(now)
     }
 
@@ -293,14 +295,24 @@ impl Engine {
                         device_block: None,
                         campaigns: &[],
                         model: self.model.as_ref(),
+                        journeys: &FastMap::default(),
                     };
                     let campaigns = decide::campaign_verdicts(catalogue, &ctx);
+                    let mut journey_features = Vec::new();
+                    let journeys =
+                        journey::verdicts(&catalogue.journeys, &catalogue.offers, &ctx, &mut journey_features);
                     let ctx = decide::Context {
                         device_block: decide::device_rules(catalogue, &ctx).err(),
                         campaigns: &campaigns,
+                        journeys: &journeys,
                         ..ctx
                     };
                     let mut outcome = decide::run(catalogue, &ctx);
+                    for used in journey_features {
+                        if !outcome.features_used.contains(&used) {
+                            outcome.features_used.push(used);
+                        }
+                    }
                     // Asking is a moment too: a due prompt takes the place of a contextual offer (or
                     // of nothing), never of a personalised one.
                     // A prompt follows the device-wide rules (quiet hours, gap, caps) and never

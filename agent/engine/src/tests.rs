@@ -67,7 +67,7 @@ fn prompt_envelope(version: u64) -> Vec<u8> {
     sign(&build_key(1), "op-1", "home", version, NOW.plus_secs(60 * 86_400), build_catalogue_with_prompt())
 }
 
-fn sign(
+pub(crate) fn sign(
     key: &SigningKey,
     key_id: &str,
     fleet: &str,
@@ -414,7 +414,7 @@ fn no_prompt_for_a_purpose_in_force_or_one_the_people_cannot_grant() {
     assert!(reader.decide(Moment::BookFinished, NOW, Draw::NONE).prompt.is_none());
 }
 
-fn build_engine_for(device: &str, catalogue: Catalogue) -> Engine {
+pub(crate) fn build_engine_for(device: &str, catalogue: Catalogue) -> Engine {
     let mut keys = TrustedKeys::new();
     keys.insert(KeyId::try_new("op-1").unwrap(), build_key(1).verifying_key());
     let profile = DeviceProfile {
@@ -432,7 +432,7 @@ fn build_engine_for(device: &str, catalogue: Catalogue) -> Engine {
     engine
 }
 
-fn rejection_of(decision: &Decision, offer: &str) -> Option<Rejection> {
+pub(crate) fn rejection_of(decision: &Decision, offer: &str) -> Option<Rejection> {
     decision.candidates.iter().find(|c| c.offer.as_str() == offer).and_then(|c| match &c.verdict {
         Verdict::Rejected { reason } => Some(reason.clone()),
         _ => None,
@@ -497,9 +497,8 @@ fn not_for_me_suppresses_the_category_for_90_days_and_conversion_for_good() {
 fn a_held_out_device_records_what_it_would_have_shown_and_shows_nothing() {
     let mut catalogue = build_catalogue();
     catalogue.campaigns = vec![ledtrad_protocol::catalogue::Campaign {
-        id: CampaignId::try_new("care").unwrap(),
         holdout: 0.5,
-        caps: Default::default(),
+        ..ledtrad_protocol::catalogue::Campaign::new(CampaignId::try_new("care").unwrap())
     }];
     let care = CampaignId::try_new("care").unwrap();
     let ids: Vec<String> = (0..200).map(|i| format!("device-{i}")).collect();

@@ -158,9 +158,8 @@ proptest! {
             .iter()
             .enumerate()
             .map(|(i, (per_hour, per_day, total))| Campaign {
-                id: CampaignId::try_new(format!("c{i}")).unwrap(),
-                holdout: 0.0,
                 caps: CampaignCaps { per_hour: *per_hour, per_day: *per_day, per_week: None, per_month: None, total: *total },
+                ..Campaign::new(CampaignId::try_new(format!("c{i}")).unwrap())
             })
             .filter(|c| offers.iter().any(|o| o.campaign == c.id))
             .collect();

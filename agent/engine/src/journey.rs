@@ -1,0 +1,222 @@
+//! Journeys (DESIGN §8 step 7): where this device stands in each campaign's steps, worked out
+//! once per decision from its own impressions and answers, and which of the journey's offers
+//! that rules out.
+//!
+//! A step opens when the earlier step it follows saw its trigger (plus the step's delay; a
+//! first step is open from the start) and closes at its first answer. An open step shows one
+//! offer: the first `instead` whose group this device is in, else its own. Answers older than
+//! [`MEMORY_SECS`] are forgotten, so a journey answered longer ago starts over.
+
+use ledtrad_protocol::catalogue::Campaign;
+use ledtrad_protocol::decision::{FeatureUse, Rejection};
+use ledtrad_protocol::feedback::FeedbackKind;
+use ledtrad_protocol::journey::{JourneyState, Trigger, MEMORY_SECS};
+use ledtrad_protocol::{CampaignId, GroupId, OfferId, StepId, UnixTime};
+
+use crate::compiled::{CompiledCondition, CompiledOffer};
+use crate::decide::Context;
+use crate::FastMap;
+
+/// A campaign's journey with offers and features resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompiledJourney {
+    /// The campaign.
+    pub campaign: CampaignId,
+    /// Its steps, each following only steps before it.
+    pub steps: Vec<CompiledStep>,
+    /// Its groups.
+    pub groups: Vec<CompiledGroup>,
+}
+
+/// A step with its offers resolved to catalogue positions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompiledStep {
+    /// The step.
+    pub id: StepId,
+    /// Its own offer first, then the offers shown instead, by catalogue position.
+    pub offers: Vec<usize>,
+    /// For each offer shown instead (`offers[1..]`), its group's index in
+    /// [`CompiledJourney::groups`].
+    pub instead: Vec<usize>,
+    /// The earlier step (by index) and what it waits for there.
+    pub after: Option<(usize, Trigger)>,
+    /// The wait after the trigger.
+    pub delay_secs: u64,
+}
+
+/// A group with its conditions resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompiledGroup {
+    /// The group.
+    pub id: GroupId,
+    /// All must hold.
+    pub conditions: Vec<CompiledCondition>,
+}
+
+impl CompiledJourney {
+    /// Resolves a checked campaign's journey against the compiled offers; `None` for a campaign
+    /// without steps, or one that names an offer, group, step or feature that is not there
+    /// (a verified catalogue has passed its checks, so none does).
+    pub fn compile(campaign: &Campaign, offers: &[CompiledOffer]) -> Option<Self> {
+        if campaign.steps.is_empty() {
+            return None;
+        }
+        let position = |id: &OfferId| offers.iter().position(|o| &o.offer.id == id);
+        let groups = campaign
+            .groups
+            .iter()
+            .map(|g| {
+                Some(CompiledGroup {
+                    id: g.id.clone(),
+                    conditions: g.conditions.iter().map(CompiledCondition::compile).collect::<Option<Vec<_>>>()?,
+                })
+            })
+            .collect::<Option<Vec<_>>>()?;
+        let mut steps: Vec<CompiledStep> = Vec::with_capacity(campaign.steps.len());
+        for step in &campaign.steps {
+            let after = match (&step.after, step.when) {
+                (None, _) => None,
+                (Some(after), Some(when)) => Some((steps.iter().position(|s| &s.id == after)?, when)),
+                (Some(_), None) => return None,
+            };
+            steps.push(CompiledStep {
+                id: step.id.clone(),
+                offers: step.offers().map(position).collect::<Option<Vec<_>>>()?,
+                instead: step
+                    .instead
+                    .iter()
+                    .map(|i| campaign.groups.iter().position(|g| g.id == i.group))
+                    .collect::<Option<Vec<_>>>()?,
+                after,
+                delay_secs: step.delay_secs(),
+            });
+        }
+        Some(Self { campaign: campaign.id.clone(), steps, groups })
+    }
+}
+
+/// Where a step stands at a decision.
+#[derive(Debug, Clone, Copy, Default)]
+struct StepState {
+    /// When its trigger happened (`None` for a first step) and when it opens.
+    opened: Option<(Option<UnixTime>, UnixTime)>,
+    /// Its first answer.
+    answered: Option<(UnixTime, FeedbackKind)>,
+}
+
+/// The journey's verdict on each of its offers it rules out at this decision, by catalogue
+/// position; offers of an open step are absent. Group conditions are read only for open steps,
+/// and every feature read is added to `used`.
+pub(crate) fn verdicts(
+    journeys: &[CompiledJourney],
+    offers: &[CompiledOffer],
+    ctx: &Context<'_>,
+    used: &mut Vec<FeatureUse>,
+) -> FastMap<usize, Rejection> {
+    let mut out = FastMap::default();
+    for journey in journeys {
+        rule_out(journey, offers, ctx, used, &mut out);
+    }
+    out
+}
+
+fn rule_out(
+    journey: &CompiledJourney,
+    offers: &[CompiledOffer],
+    ctx: &Context<'_>,
+    used: &mut Vec<FeatureUse>,
+    out: &mut FastMap<usize, Rejection>,
+) {
+    let memory_from = UnixTime(ctx.now.secs().saturating_sub(MEMORY_SECS));
+    let id = |i: usize| &offers[i].offer.id;
+    // The first answer (of `kind`, if given) to any of a step's offers within its window.
+    let first_answer = |step: &CompiledStep, kind, (trigger, open): (Option<UnixTime>, UnixTime)| {
+        step.offers
+            .iter()
+            .filter_map(|&o| ctx.answers.first_answer(id(o), kind, open.max(memory_from), trigger))
+            .min_by_key(|(t, _)| *t)
+    };
+    let mut states: Vec<StepState> = Vec::with_capacity(journey.steps.len());
+    for step in &journey.steps {
+        let opened = match step.after {
+            None => Some((None, memory_from)),
+            Some((p, when)) => {
+                let (earlier, state) = (&journey.steps[p], states[p]);
+                state
+                    .opened
+                    .and_then(|window| match when {
+                        Trigger::Shown => earlier
+                            .offers
+                            .iter()
+                            .filter_map(|&o| {
+                                ctx.history.offer_times(id(o))?.first_since(window.1.max(memory_from), window.0)
+                            })
+                            .min(),
+                        Trigger::Converted => first_answer(earlier, Some(FeedbackKind::Converted), window).map(|a| a.0),
+                        _ => state.answered.filter(|(_, kind)| Some(*kind) == when.answer()).map(|a| a.0),
+                    })
+                    .map(|at| (Some(at), at.plus_secs(step.delay_secs)))
+            }
+        };
+        let answered = opened.and_then(|window| first_answer(step, None, window));
+        states.push(StepState { opened, answered });
+    }
+    // Which offer each open step shows here, reading its groups' features only now.
+    let mut in_group: Vec<Option<bool>> = vec![None; journey.groups.len()];
+    let mut shows: Vec<Option<(usize, Option<usize>)>> = Vec::with_capacity(journey.steps.len());
+    for (step, state) in journey.steps.iter().zip(&states) {
+        let open = state.opened.is_some_and(|(_, at)| at <= ctx.now) && state.answered.is_none();
+        shows.push(open.then(|| {
+            let chosen = step
+                .instead
+                .iter()
+                .enumerate()
+                .find(|&(_, &g)| *in_group[g].get_or_insert_with(|| member(&journey.groups[g], ctx, used)));
+            match chosen {
+                Some((k, &g)) => (step.offers[k + 1], Some(g)),
+                None => (step.offers[0], None),
+            }
+        }));
+    }
+    let shown = |o: usize| shows.iter().flatten().any(|(s, _)| *s == o);
+    // Every other offer of the journey gets the most telling reason among its steps: waiting
+    // for a step to open, another offer shown at an open step, a step answered, a step not
+    // reached; between steps with the same reason, the later one.
+    let mut reasons: Vec<(usize, u8, &StepId, JourneyState)> = Vec::new();
+    for ((step, state), show) in journey.steps.iter().zip(&states).zip(&shows) {
+        for &o in step.offers.iter().filter(|&&o| !shown(o)) {
+            let (rank, why) = match (state.opened, show) {
+                (Some((_, until)), _) if until > ctx.now => (0, JourneyState::Waiting { until }),
+                (_, Some((other, group))) => (
+                    1,
+                    JourneyState::OtherOffer {
+                        offer: id(*other).clone(),
+                        group: group.map(|g| journey.groups[g].id.clone()),
+                    },
+                ),
+                (Some(_), None) => (2, JourneyState::Done),
+                (None, _) => {
+                    let (p, when) = step.after.expect("a first step is always opened");
+                    (3, JourneyState::NotReached { after: journey.steps[p].id.clone(), when })
+                }
+            };
+            match reasons.iter_mut().find(|r| r.0 == o) {
+                Some(r) if r.1 < rank => {}
+                Some(r) => *r = (o, rank, &step.id, why),
+                None => reasons.push((o, rank, &step.id, why)),
+            }
+        }
+    }
+    for (o, _, step, state) in reasons {
+        out.insert(o, Rejection::Journey { campaign: journey.campaign.clone(), step: step.clone(), state });
+    }
+}
+
+/// Whether this device is in `group`: every condition holds on a feature it has a value for
+/// and may read under its consent.
+fn member(group: &CompiledGroup, ctx: &Context<'_>, used: &mut Vec<FeatureUse>) -> bool {
+    group.conditions.iter().all(|c| crate::decide::check_condition(c, ctx, used).is_ok())
+}
+
+#[cfg(test)]
+mod tests;
