@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use ledtrad_protocol::decision::{Decision, Rejection, ScorerUsed, Verdict};
-use ledtrad_protocol::journey::{JourneyState, Trigger};
+use ledtrad_protocol::journey::{JourneyState, JourneyStop, Trigger};
 
 /// The decision as readable text.
 pub fn explain(d: &Decision) -> String {
@@ -114,7 +114,8 @@ fn reason_text(r: &Rejection) -> String {
         Rejection::DeviceCap { window, limit } => format!("device cap of {limit} per {window} reached"),
         Rejection::MinGap { until } => format!("too soon after the last offer; next at {until}"),
         Rejection::QuietHours { from, to } => format!("quiet hours {from:02}:00–{to:02}:00"),
-        Rejection::Journey { campaign, step, state } => {
+        Rejection::Journey(stop) => {
+            let JourneyStop { campaign, step, state } = stop.as_ref();
             let at = format!("journey {campaign}, step '{step}'");
             match state {
                 JourneyState::NotReached { after, when } => {

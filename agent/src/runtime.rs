@@ -465,7 +465,7 @@ impl Runtime {
                 let _ = reply.send(self.set_presence(present));
             }
             Command::Decision(id, reply) => {
-                let _ = reply.send(self.engine.decision(id).cloned());
+                let _ = reply.send(self.engine.decision(id));
             }
             Command::Signals(signals, reply) => {
                 let now = self.clock.now();

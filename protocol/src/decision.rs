@@ -32,7 +32,9 @@ pub struct Decision {
     pub catalogue_version: Option<u64>,
     /// The offer to show, if any.
     pub shown: Option<ShownOffer>,
-    /// Every candidate offer and what happened to it.
+    /// Every candidate offer and what happened to it. The engine records every verdict at the
+    /// decision and names the offers when the trace is asked for (`GET /v1/decisions/{id}`),
+    /// so the decision an offer request returns carries none.
     pub candidates: Vec<Candidate>,
     /// Every feature read while deciding, with the consent that allowed it.
     pub features_used: Vec<FeatureUse>,
@@ -266,15 +268,9 @@ pub enum Rejection {
         /// First hour that is no longer quiet.
         to: u8,
     },
-    /// The campaign's journey does not show this offer now.
-    Journey {
-        /// The campaign.
-        campaign: CampaignId,
-        /// The step that would show it.
-        step: crate::id::StepId,
-        /// Where the device stands at that step.
-        state: crate::journey::JourneyState,
-    },
+    /// The campaign's journey does not show this offer now (boxed: every candidate's verdict
+    /// is as large as the largest reason).
+    Journey(alloc::boxed::Box<crate::journey::JourneyStop>),
 }
 
 /// A feature read during a decision.

@@ -135,7 +135,18 @@ impl fmt::Display for Trigger {
     }
 }
 
-/// Why a journey does not show an offer at a decision (in [`crate::decision::Rejection::Journey`]).
+/// Where a journey that does not show an offer stands ([`crate::decision::Rejection::Journey`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JourneyStop {
+    /// The campaign.
+    pub campaign: crate::id::CampaignId,
+    /// The step that would show the offer.
+    pub step: StepId,
+    /// Where the device stands at that step.
+    pub state: JourneyState,
+}
+
+/// Why a journey does not show an offer at a decision.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum JourneyState {

@@ -312,3 +312,13 @@ pub async fn revoke(agent: &TestAgent, purpose: ledtrad_protocol::Purpose) -> le
     };
     agent.handle().set_consent(purpose, change).await.expect("revocation is stored")
 }
+
+/// Asks the agent behind `handle` for an offer at `moment` and returns the decision with its
+/// full trace (every candidate's verdict), as `GET /v1/decisions/{id}` serves it.
+pub async fn traced_offer(
+    handle: &ledtrad_agent::AgentHandle,
+    moment: ledtrad_protocol::Moment,
+) -> ledtrad_protocol::decision::Decision {
+    let decision = handle.offer(moment).await.expect("offer").decision;
+    handle.decision(decision.id).await.expect("decision").expect("the last decision is traced")
+}

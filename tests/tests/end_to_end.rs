@@ -12,7 +12,8 @@ use ledtrad_operator::status::watch_statuses;
 use ledtrad_protocol::status::Connection;
 use ledtrad_protocol::{DeviceKind, FleetId};
 use ledtrad_tests::{
-    broker, clear_catalogue, envelope, init_logs, now, operator_key, publish_catalogue, push, revoke, unique, TestAgent,
+    broker, clear_catalogue, envelope, init_logs, now, operator_key, publish_catalogue, push, revoke, traced_offer,
+    unique, TestAgent,
 };
 use serde_json::{json, Value};
 
@@ -172,10 +173,10 @@ async fn revoking_personalise_stops_personalised_offers_on_the_very_next_request
     let consent = grant(&http, &agent, "personalise", false).await;
     assert_eq!(consent["personalise"], false);
     // The very next request: no personalised offer, and the trace says why.
-    let outcome = agent.handle().offer(ledtrad_protocol::Moment::DoorOpened).await.unwrap();
-    assert!(outcome.decision.shown.as_ref().is_none_or(|s| !s.personalised));
-    assert!(outcome.decision.features_used.iter().all(|u| u.allowed_by.is_none()));
-    let milk = outcome.decision.candidates.iter().find(|c| c.offer.as_str() == "milk-subscription").unwrap();
+    let traced = traced_offer(&agent.handle(), ledtrad_protocol::Moment::DoorOpened).await;
+    assert!(traced.shown.as_ref().is_none_or(|s| !s.personalised));
+    assert!(traced.features_used.iter().all(|u| u.allowed_by.is_none()));
+    let milk = traced.candidates.iter().find(|c| c.offer.as_str() == "milk-subscription").unwrap();
     assert_eq!(
         milk.verdict,
         ledtrad_protocol::decision::Verdict::Rejected {
@@ -387,11 +388,11 @@ async fn an_agent_restarts_with_its_catalogue_consent_and_caps() {
         }])
         .await
         .unwrap();
-    let decision = handle.offer(ledtrad_protocol::Moment::DoorOpened).await.unwrap().decision;
+    let decision = traced_offer(&handle, ledtrad_protocol::Moment::DoorOpened).await;
     let refill = decision.candidates.iter().find(|c| c.offer.as_str() == "butter-refill").unwrap();
     assert!(format!("{:?}", refill.verdict).contains("DailyCap"), "{:?}", refill.verdict);
     signal(&http, &agent, "fridge.milk.level", 0.1).await;
-    let decision = handle.offer(ledtrad_protocol::Moment::DoorOpened).await.unwrap().decision;
+    let decision = traced_offer(&handle, ledtrad_protocol::Moment::DoorOpened).await;
     let milk = decision.candidates.iter().find(|c| c.offer.as_str() == "milk-subscription").unwrap();
     assert!(format!("{:?}", milk.verdict).contains("CategorySuppressed"), "{:?}", milk.verdict);
     agent.stop().await;
@@ -582,7 +583,7 @@ async fn a_shared_fridge_uses_the_strictest_consent_of_the_people_it_serves() {
     assert_eq!(view["personalise"], false);
     // Losing it purged the reading: granting again does not bring it back.
     put("/v1/presence", json!({"present": ["owner"]})).await;
-    let decision = agent.handle().offer(ledtrad_protocol::Moment::DoorOpened).await.unwrap().decision;
+    let decision = traced_offer(&agent.handle(), ledtrad_protocol::Moment::DoorOpened).await;
     let refill = decision.candidates.iter().find(|c| c.offer.as_str() == "butter-refill").unwrap();
     assert!(matches!(
         refill.verdict,

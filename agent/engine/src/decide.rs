@@ -3,7 +3,7 @@
 
 use ledtrad_protocol::caps::Window;
 use ledtrad_protocol::consent::ConsentState;
-use ledtrad_protocol::decision::{Candidate, FeatureUse, Rejection, ScoreParts, ScorerUsed, ShownOffer, Verdict};
+use ledtrad_protocol::decision::{FeatureUse, Rejection, ScoreParts, ScorerUsed, ShownOffer, Verdict};
 use ledtrad_protocol::feature::FeatureName;
 use ledtrad_protocol::{CampaignId, DeviceId, DeviceKind, Moment, UnixTime};
 
@@ -95,20 +95,43 @@ impl Draw {
     pub const NONE: Self = Self { camouflage: 1.0, pick: 0, explore: None };
 }
 
+/// The features a decision read, each listed once in the order first read, with the consent
+/// that allowed it; a bit per feature makes noting one a constant-time step.
+#[derive(Debug, Default)]
+pub(crate) struct FeaturesRead {
+    seen: u64,
+    list: Vec<FeatureUse>,
+}
+
+// One bit per feature.
+const _: () = assert!(ledtrad_protocol::feature::FEATURES.len() <= 64);
+
+impl FeaturesRead {
+    /// Notes that `feature` was read.
+    pub fn note(&mut self, feature: FeatureName) {
+        let bit = 1u64 << feature.index();
+        if self.seen & bit == 0 {
+            self.seen |= bit;
+            self.list.push(FeatureUse { feature, allowed_by: feature.spec().purpose });
+        }
+    }
+}
+
 /// The outcome of running the pipeline over a catalogue.
 pub(crate) struct Outcome {
     pub scores: Vec<ScoreParts>,
     pub shown: Option<(usize, ShownOffer)>,
     pub camouflage: bool,
     pub would_have_shown: Option<usize>,
-    pub candidates: Vec<Candidate>,
+    /// Each offer's verdict, by catalogue position.
+    pub verdicts: Vec<Verdict>,
     pub features_used: Vec<FeatureUse>,
     pub scorer: ScorerUsed,
 }
 
-pub(crate) fn run(catalogue: &AppliedCatalogue, ctx: &Context<'_>) -> Outcome {
-    let mut features_used = Vec::new();
-    let mut candidates = Vec::with_capacity(catalogue.offers.len());
+/// Runs the pipeline; `features_used` holds what was read before (by the journeys' groups).
+pub(crate) fn run(catalogue: &AppliedCatalogue, ctx: &Context<'_>, mut features_used: FeaturesRead) -> Outcome {
+    let mut verdicts = Vec::with_capacity(catalogue.offers.len());
     // Eligibility first; then the eligible and held-out candidates are scored in one batch.
     let mut to_score: Vec<usize> = Vec::new();
     let mut held: Vec<usize> = Vec::new();
@@ -137,7 +160,7 @@ pub(crate) fn run(catalogue: &AppliedCatalogue, ctx: &Context<'_>) -> Outcome {
                 Verdict::Rejected { reason }
             }
         };
-        candidates.push(Candidate { offer: offer.offer.id.clone(), verdict });
+        verdicts.push(verdict);
     }
     let eligible = to_score.len();
     to_score.extend(held);
@@ -148,7 +171,7 @@ pub(crate) fn run(catalogue: &AppliedCatalogue, ctx: &Context<'_>) -> Outcome {
     for (k, (&i, &prior)) in to_score.iter().zip(&priors).enumerate() {
         let p = scoring::parts(&catalogue.offers[i], ctx, i, prior);
         if k < eligible {
-            candidates[i].verdict = Verdict::Outscored { score: p.score };
+            verdicts[i] = Verdict::Outscored { score: p.score };
             scored.push((i, p.score));
             parts.push((i, p));
         } else {
@@ -182,8 +205,8 @@ pub(crate) fn run(catalogue: &AppliedCatalogue, ctx: &Context<'_>) -> Outcome {
                 shown: None,
                 camouflage: false,
                 would_have_shown: Some(h),
-                candidates,
-                features_used,
+                verdicts,
+                features_used: features_used.list,
                 scorer,
             };
         }
@@ -204,7 +227,7 @@ pub(crate) fn run(catalogue: &AppliedCatalogue, ctx: &Context<'_>) -> Outcome {
                 scoring::parts(offer, ctx, i, prior.first().copied().unwrap_or(0.5)).score
             }
         };
-        candidates[i].verdict = Verdict::Chosen { score };
+        verdicts[i] = Verdict::Chosen { score };
         let mut shown = assemble(offer, ctx);
         shown.why = why::camouflage(ctx.kind);
         shown.personalised = false;
@@ -213,17 +236,25 @@ pub(crate) fn run(catalogue: &AppliedCatalogue, ctx: &Context<'_>) -> Outcome {
             shown: Some((i, shown)),
             camouflage: true,
             would_have_shown: None,
-            candidates,
-            features_used,
+            verdicts,
+            features_used: features_used.list,
             scorer,
         };
     }
     let shown = best.map(|(i, score)| {
-        candidates[i].verdict = Verdict::Chosen { score };
+        verdicts[i] = Verdict::Chosen { score };
         let offer = &catalogue.offers[i];
         (i, assemble(offer, ctx))
     });
-    Outcome { scores: parts, shown, camouflage: false, would_have_shown: None, candidates, features_used, scorer }
+    Outcome {
+        scores: parts,
+        shown,
+        camouflage: false,
+        would_have_shown: None,
+        verdicts,
+        features_used: features_used.list,
+        scorer,
+    }
 }
 
 /// How many candidates' score parts a decision's trace keeps.
@@ -236,7 +267,7 @@ fn eligibility(
     i: usize,
     offer: &CompiledOffer,
     ctx: &Context<'_>,
-    used: &mut Vec<FeatureUse>,
+    used: &mut FeaturesRead,
 ) -> Result<(), Rejection> {
     stage_catalogue_fresh(catalogue, ctx)?;
     stage_device_kind(offer, ctx)?;
@@ -349,7 +380,7 @@ fn stage_consent(offer: &CompiledOffer, ctx: &Context<'_>) -> Result<(), Rejecti
 }
 
 /// Checks each condition in turn.
-fn stage_conditions(offer: &CompiledOffer, ctx: &Context<'_>, used: &mut Vec<FeatureUse>) -> Result<(), Rejection> {
+fn stage_conditions(offer: &CompiledOffer, ctx: &Context<'_>, used: &mut FeaturesRead) -> Result<(), Rejection> {
     offer.conditions.iter().try_for_each(|c| check_condition(c, ctx, used))
 }
 
@@ -358,7 +389,7 @@ fn stage_conditions(offer: &CompiledOffer, ctx: &Context<'_>, used: &mut Vec<Fea
 pub(crate) fn check_condition(
     c: &CompiledCondition,
     ctx: &Context<'_>,
-    used: &mut Vec<FeatureUse>,
+    used: &mut FeaturesRead,
 ) -> Result<(), Rejection> {
     let purpose = c.feature.spec().purpose;
     if let Some(purpose) = purpose {
@@ -366,10 +397,7 @@ pub(crate) fn check_condition(
             return Err(Rejection::NeedsConsent { purpose });
         }
     }
-    let use_ = FeatureUse { feature: c.feature, allowed_by: purpose };
-    if !used.contains(&use_) {
-        used.push(use_);
-    }
+    used.note(c.feature);
     let value = ctx.value(c.feature).ok_or(Rejection::NoData { feature: c.feature })?;
     if c.op.holds(value, c.threshold) {
         Ok(())

@@ -8,13 +8,13 @@
 //! [`MEMORY_SECS`] are forgotten, so a journey answered longer ago starts over.
 
 use ledtrad_protocol::catalogue::Campaign;
-use ledtrad_protocol::decision::{FeatureUse, Rejection};
+use ledtrad_protocol::decision::Rejection;
 use ledtrad_protocol::feedback::FeedbackKind;
-use ledtrad_protocol::journey::{JourneyState, Trigger, MEMORY_SECS};
+use ledtrad_protocol::journey::{JourneyState, JourneyStop, Trigger, MEMORY_SECS};
 use ledtrad_protocol::{CampaignId, GroupId, OfferId, StepId, UnixTime};
 
 use crate::compiled::{CompiledCondition, CompiledOffer};
-use crate::decide::Context;
+use crate::decide::{Context, FeaturesRead};
 use crate::FastMap;
 
 /// A campaign's journey with offers and features resolved.
@@ -111,7 +111,7 @@ pub(crate) fn verdicts(
     journeys: &[CompiledJourney],
     offers: &[CompiledOffer],
     ctx: &Context<'_>,
-    used: &mut Vec<FeatureUse>,
+    used: &mut FeaturesRead,
 ) -> FastMap<usize, Rejection> {
     let mut out = FastMap::default();
     for journey in journeys {
@@ -124,7 +124,7 @@ fn rule_out(
     journey: &CompiledJourney,
     offers: &[CompiledOffer],
     ctx: &Context<'_>,
-    used: &mut Vec<FeatureUse>,
+    used: &mut FeaturesRead,
     out: &mut FastMap<usize, Rejection>,
 ) {
     let memory_from = UnixTime(ctx.now.secs().saturating_sub(MEMORY_SECS));
@@ -208,13 +208,14 @@ fn rule_out(
         }
     }
     for (o, _, step, state) in reasons {
-        out.insert(o, Rejection::Journey { campaign: journey.campaign.clone(), step: step.clone(), state });
+        let stop = JourneyStop { campaign: journey.campaign.clone(), step: step.clone(), state };
+        out.insert(o, Rejection::Journey(Box::new(stop)));
     }
 }
 
 /// Whether this device is in `group`: every condition holds on a feature it has a value for
 /// and may read under its consent.
-fn member(group: &CompiledGroup, ctx: &Context<'_>, used: &mut Vec<FeatureUse>) -> bool {
+fn member(group: &CompiledGroup, ctx: &Context<'_>, used: &mut FeaturesRead) -> bool {
     group.conditions.iter().all(|c| crate::decide::check_condition(c, ctx, used).is_ok())
 }
 

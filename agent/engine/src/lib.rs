@@ -37,9 +37,10 @@ pub mod trust;
 pub mod why;
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use ledtrad_protocol::consent::ConsentState;
-use ledtrad_protocol::decision::{Decision, DecisionId, ScorerUsed, ShownPrompt, Verdict};
+use ledtrad_protocol::decision::{Candidate, Decision, DecisionId, ScorerUsed, ShownPrompt, Verdict};
 use ledtrad_protocol::feedback::{Feedback, FeedbackKind};
 use ledtrad_protocol::signal::Signal;
 use ledtrad_protocol::{CampaignId, DeviceId, DeviceKind, FleetId, Moment, OfferId, Purpose, UnixTime};
@@ -135,7 +136,8 @@ pub enum FeedbackError {
 pub struct Engine {
     profile: DeviceProfile,
     keys: TrustedKeys,
-    catalogue: Option<AppliedCatalogue>,
+    // Shared with the traces of recent decisions, which name its offers.
+    catalogue: Option<Arc<AppliedCatalogue>>,
     model: Option<FleetModel>,
     model_floor: Option<u64>,
     features: features::FeatureStore,
@@ -145,7 +147,20 @@ pub struct Engine {
     prompts: prompts::PromptState,
     answers: answers::Answers,
     next_decision: u64,
+    /// Recent decisions without their candidates, and whether they were answered.
     recent: VecDeque<(Decision, bool)>,
+    /// The last [`RECENT_TRACES`] decisions' verdicts, assembled into candidates on request.
+    traces: VecDeque<Trace>,
+}
+
+/// A decision's verdict on every offer of the catalogue it was made on, by position: recording
+/// it costs a decision no copy of the offers' ids; [`Engine::decision`] names them.
+#[derive(Debug, Clone)]
+struct Trace {
+    decision: DecisionId,
+    /// `None` for a decision made without a catalogue.
+    catalogue: Option<Arc<AppliedCatalogue>>,
+    verdicts: Vec<Verdict>,
 }
 
 impl Engine {
@@ -166,6 +181,7 @@ impl Engine {
             answers: answers::Answers::default(),
             next_decision: 1,
             recent: VecDeque::with_capacity(RECENT_DECISIONS),
+            traces: VecDeque::with_capacity(RECENT_TRACES),
         }
     }
 
@@ -178,7 +194,7 @@ impl Engine {
     pub fn handle_catalogue(&mut self, payload: &[u8], now: UnixTime) -> Result<&AppliedCatalogue, Refusal> {
         let applied = self.catalogue.as_ref().map(|c| c.version).max(self.version_floor);
         let signed = trust::open_envelope(payload, &self.keys, &self.profile.fleet, applied, now)?;
-        Ok(self.catalogue.insert(AppliedCatalogue::compile(signed)))
+        Ok(self.catalogue.insert(Arc::new(AppliedCatalogue::compile(signed))))
     }
 
     /// Verifies a model envelope, checks the model against its manifest and loads it into the
@@ -212,7 +228,7 @@ impl Engine {
 
     /// The catalogue in force.
     pub fn catalogue(&self) -> Option<&AppliedCatalogue> {
-        self.catalogue.as_ref()
+        self.catalogue.as_deref()
     }
 
     /// The consent in force.
@@ -232,6 +248,8 @@ impl Engine {
             // "why" texts say what the device knew.
             let before = self.recent.len();
             self.recent.retain(|(d, _)| !is_personal(d));
+            let recent = &self.recent;
+            self.traces.retain(|t| recent.iter().any(|(d, _)| d.id == t.decision));
             (self.history.purge_learning(), before - self.recent.len())
         };
         Purged { features, posteriors, decisions }
@@ -248,6 +266,7 @@ impl Engine {
         self.prompts.forget();
         let decisions = self.recent.len();
         self.recent.clear();
+        self.traces.clear();
         Purged { features, posteriors, decisions }
     }
 
@@ -273,7 +292,7 @@ impl Engine {
         let day = self.profile.local.day(now);
         let id = DecisionId(self.next_decision);
         self.next_decision += 1;
-        let (shown, candidates, features_used, version, camouflage, prompt, would_have_shown, scores, scorer) =
+        let (shown, verdicts, features_used, version, camouflage, prompt, would_have_shown, scores, scorer) =
             match &self.catalogue {
                 None => (None, Vec::new(), Vec::new(), None, false, None, None, Vec::new(), ScorerUsed::Builtin),
                 Some(catalogue) => {
@@ -298,21 +317,15 @@ impl Engine {
                         journeys: &FastMap::default(),
                     };
                     let campaigns = decide::campaign_verdicts(catalogue, &ctx);
-                    let mut journey_features = Vec::new();
-                    let journeys =
-                        journey::verdicts(&catalogue.journeys, &catalogue.offers, &ctx, &mut journey_features);
+                    let mut features_read = decide::FeaturesRead::default();
+                    let journeys = journey::verdicts(&catalogue.journeys, &catalogue.offers, &ctx, &mut features_read);
                     let ctx = decide::Context {
                         device_block: decide::device_rules(catalogue, &ctx).err(),
                         campaigns: &campaigns,
                         journeys: &journeys,
                         ..ctx
                     };
-                    let mut outcome = decide::run(catalogue, &ctx);
-                    for used in journey_features {
-                        if !outcome.features_used.contains(&used) {
-                            outcome.features_used.push(used);
-                        }
-                    }
+                    let mut outcome = decide::run(catalogue, &ctx, features_read);
                     // Asking is a moment too: a due prompt takes the place of a contextual offer (or
                     // of nothing), never of a personalised one.
                     // A prompt follows the device-wide rules (quiet hours, gap, caps) and never
@@ -326,8 +339,8 @@ impl Engine {
                     if prompt.is_some() {
                         self.prompts.shown_on(day);
                         if let Some((i, _)) = outcome.shown.take() {
-                            if let Verdict::Chosen { score } = outcome.candidates[i].verdict {
-                                outcome.candidates[i].verdict = Verdict::Outscored { score };
+                            if let Verdict::Chosen { score } = outcome.verdicts[i] {
+                                outcome.verdicts[i] = Verdict::Outscored { score };
                             }
                         }
                         outcome.camouflage = false;
@@ -344,7 +357,7 @@ impl Engine {
                     }
                     (
                         outcome.shown.map(|(_, s)| s),
-                        outcome.candidates,
+                        outcome.verdicts,
                         outcome.features_used,
                         Some(catalogue.version),
                         outcome.camouflage,
@@ -361,7 +374,7 @@ impl Engine {
             at: now,
             catalogue_version: version,
             shown,
-            candidates,
+            candidates: Vec::new(),
             features_used,
             camouflage,
             prompt,
@@ -372,19 +385,37 @@ impl Engine {
         if self.recent.len() == RECENT_DECISIONS {
             self.recent.pop_front();
         }
-        if let Some(i) = self.recent.len().checked_sub(RECENT_TRACES) {
-            // Past the traced window: keep the decision for feedback, drop its candidates.
-            self.recent[i].0.candidates = Vec::new();
+        // Past the traced window, a decision keeps only what feedback and purges need; the
+        // oldest trace's verdicts make room for this one's.
+        let trace = Trace { decision: id, catalogue: self.catalogue.clone(), verdicts };
+        if self.traces.len() == RECENT_TRACES {
+            self.traces.pop_front();
         }
+        self.traces.push_back(trace);
         self.recent.push_back((decision, false));
         &self.recent.back().expect("just pushed").0
     }
 
+    /// Decides, as [`Engine::decide`], and returns the decision with its full trace.
+    pub fn decide_traced(&mut self, moment: Moment, now: UnixTime, draw: Draw) -> Decision {
+        let id = self.decide(moment, now, draw).id;
+        self.decision(id).expect("the decision just made is traced")
+    }
+
     /// A recent decision with its full trace, for "why" and "why not": one of the last
-    /// [`RECENT_TRACES`].
-    pub fn decision(&self, id: DecisionId) -> Option<&Decision> {
-        let traced = self.recent.len().saturating_sub(RECENT_TRACES);
-        self.recent.iter().skip(traced).find(|(d, _)| d.id == id).map(|(d, _)| d)
+    /// [`RECENT_TRACES`]. The candidates are named from the verdicts recorded at the decision.
+    pub fn decision(&self, id: DecisionId) -> Option<Decision> {
+        let trace = self.traces.iter().rev().find(|t| t.decision == id)?;
+        let (decision, _) = self.recent.iter().rev().find(|(d, _)| d.id == id)?;
+        let candidates = trace.catalogue.as_ref().map_or_else(Vec::new, |catalogue| {
+            catalogue
+                .offers
+                .iter()
+                .zip(&trace.verdicts)
+                .map(|(o, verdict)| Candidate { offer: o.offer.id.clone(), verdict: verdict.clone() })
+                .collect()
+        });
+        Some(Decision { candidates, ..decision.clone() })
     }
 
     /// Checks feedback without applying it: what it is about, or why it cannot be taken. Each

@@ -8,12 +8,12 @@
 //! caller the posterior is sampled, without one its mean is used. The random numbers come from
 //! a small generator seeded by the caller, so the engine itself has no random source.
 
-use ledtrad_protocol::decision::{FeatureUse, ScoreParts, ScorerUsed};
+use ledtrad_protocol::decision::{ScoreParts, ScorerUsed};
 use ledtrad_protocol::model::InputSource;
 use ledtrad_protocol::Purpose;
 
 use crate::compiled::{AppliedCatalogue, CompiledOffer};
-use crate::decide::Context;
+use crate::decide::{Context, FeaturesRead};
 
 /// How much each personal feature behind a candidate takes off its propensity.
 pub const INTRUSIVENESS: f64 = 0.05;
@@ -43,7 +43,7 @@ pub(crate) fn priors(
     catalogue: &AppliedCatalogue,
     offers: &[usize],
     ctx: &Context<'_>,
-    used: &mut Vec<FeatureUse>,
+    used: &mut FeaturesRead,
 ) -> (Vec<f64>, ScorerUsed) {
     let builtin = |offers: &[usize]| offers.iter().map(|&i| builtin_prior(&catalogue.offers[i], ctx)).collect();
     let Some(model) = ctx.model else { return (builtin(offers), ScorerUsed::Builtin) };
@@ -60,10 +60,7 @@ pub(crate) fn priors(
                 if purpose.is_some_and(|p| !ctx.consent.allows(p)) {
                     return Some(*missing as f32);
                 }
-                let use_ = FeatureUse { feature: *f, allowed_by: purpose };
-                if !used.contains(&use_) {
-                    used.push(use_);
-                }
+                used.note(*f);
                 Some(ctx.value(*f).unwrap_or(*missing) as f32)
             }
             InputSource::Moment(m) => Some(f32::from(u8::from(*m == ctx.moment))),

@@ -153,7 +153,7 @@ fn personalised_offer_is_shown_with_a_coarse_why_only_with_consent() {
     engine.handle_catalogue(&good_envelope(1), NOW).unwrap();
     engine.set_consent(personalise());
     engine.handle_signal(butter(0.05), NOW);
-    let decision = engine.decide(Moment::DoorOpened, NOW, Draw::NONE).clone();
+    let decision = engine.decide_traced(Moment::DoorOpened, NOW, Draw::NONE).clone();
     let shown = decision.shown.expect("an offer");
     assert_eq!(shown.offer.as_str(), "butter-refill");
     assert_eq!(shown.why, "Because dairy runs low often in this home.");
@@ -172,11 +172,11 @@ fn revoking_personalise_stops_personal_offers_on_the_next_decision() {
     engine.handle_catalogue(&good_envelope(1), NOW).unwrap();
     engine.set_consent(personalise());
     engine.handle_signal(butter(0.05), NOW);
-    assert!(engine.decide(Moment::DoorOpened, NOW, Draw::NONE).shown.as_ref().unwrap().personalised);
+    assert!(engine.decide_traced(Moment::DoorOpened, NOW, Draw::NONE).shown.as_ref().unwrap().personalised);
     let purged = engine.set_consent(ConsentState::NONE);
     // The butter level and what is derived from it: its trend and the day's lowest level.
     assert_eq!(purged.features, 3);
-    let decision = engine.decide(Moment::DoorOpened, NOW.plus_secs(1), Draw::NONE).clone();
+    let decision = engine.decide_traced(Moment::DoorOpened, NOW.plus_secs(1), Draw::NONE).clone();
     let shown = decision.shown.unwrap();
     assert_eq!(shown.offer.as_str(), "fridge-care");
     assert!(!shown.personalised);
@@ -185,7 +185,7 @@ fn revoking_personalise_stops_personal_offers_on_the_next_decision() {
     assert_eq!(refill.verdict, Verdict::Rejected { reason: Rejection::NeedsConsent { purpose: Purpose::Personalise } });
     // Granting again does not bring back the purged reading.
     engine.set_consent(personalise());
-    let again = engine.decide(Moment::DoorOpened, NOW.plus_secs(2), Draw::NONE).clone();
+    let again = engine.decide_traced(Moment::DoorOpened, NOW.plus_secs(2), Draw::NONE).clone();
     let refill = again.candidates.iter().find(|c| c.offer.as_str() == "butter-refill").unwrap();
     assert!(matches!(refill.verdict, Verdict::Rejected { reason: Rejection::NoData { .. } }));
 }
@@ -197,7 +197,7 @@ fn the_daily_cap_holds_and_resets_the_next_day() {
     engine.set_consent(personalise());
     engine.handle_signal(butter(0.05), NOW);
     let shown = |e: &mut Engine, t: UnixTime| {
-        e.decide(Moment::DoorOpened, t, Draw::NONE).shown.as_ref().map(|s| s.offer.to_string())
+        e.decide_traced(Moment::DoorOpened, t, Draw::NONE).shown.as_ref().map(|s| s.offer.to_string())
     };
     assert_eq!(shown(&mut engine, NOW).as_deref(), Some("butter-refill"));
     assert_eq!(shown(&mut engine, NOW).as_deref(), Some("butter-refill"));
@@ -211,7 +211,7 @@ fn the_daily_cap_holds_and_resets_the_next_day() {
 fn nothing_matches_gives_no_offer_and_a_reason_for_each_candidate() {
     let mut engine = build_engine(DeviceKind::Ereader);
     engine.handle_catalogue(&good_envelope(1), NOW).unwrap();
-    let decision = engine.decide(Moment::BookFinished, NOW, Draw::NONE);
+    let decision = engine.decide_traced(Moment::BookFinished, NOW, Draw::NONE);
     assert!(decision.shown.is_none());
     assert_eq!(decision.candidates.len(), 3);
     assert!(decision.candidates.iter().all(|c| matches!(c.verdict, Verdict::Rejected { .. })));
@@ -222,14 +222,14 @@ fn feedback_is_checked_and_moves_the_score() {
     let mut engine = build_engine(DeviceKind::Fridge);
     engine.handle_catalogue(&good_envelope(1), NOW).unwrap();
     engine.set_consent(personalise());
-    let id = engine.decide(Moment::DoorOpened, NOW, Draw::NONE).id;
+    let id = engine.decide_traced(Moment::DoorOpened, NOW, Draw::NONE).id;
     let accepted = Feedback { decision: id, kind: FeedbackKind::Accepted };
     assert_eq!(engine.handle_feedback(accepted, NOW).unwrap().offer.as_str(), "fridge-care");
     assert_eq!(engine.handle_feedback(accepted, NOW), Err(FeedbackError::AlreadyGiven(id.0)));
     let unknown = Feedback { decision: DecisionId(999), kind: FeedbackKind::Dismissed };
     assert_eq!(engine.handle_feedback(unknown, NOW), Err(FeedbackError::UnknownDecision(999)));
     // fridge-care's cap is one a day, so look again tomorrow.
-    let next = engine.decide(Moment::DoorOpened, NOW.plus_secs(86_400), Draw::NONE).clone();
+    let next = engine.decide_traced(Moment::DoorOpened, NOW.plus_secs(86_400), Draw::NONE).clone();
     let score = next.candidates.iter().find_map(|c| match c.verdict {
         Verdict::Chosen { score } => Some(score),
         _ => None,
@@ -238,7 +238,7 @@ fn feedback_is_checked_and_moves_the_score() {
     assert_eq!(score, Some(0.5 * (3.0 / 5.0)));
     let mut ereader = build_engine(DeviceKind::Ereader);
     ereader.handle_catalogue(&good_envelope(1), NOW).unwrap();
-    let nothing = ereader.decide(Moment::BookFinished, NOW, Draw::NONE).id;
+    let nothing = ereader.decide_traced(Moment::BookFinished, NOW, Draw::NONE).id;
     let fb = Feedback { decision: nothing, kind: FeedbackKind::Accepted };
     assert_eq!(ereader.handle_feedback(fb, NOW), Err(FeedbackError::NothingShown(nothing.0)));
 }
@@ -252,7 +252,7 @@ fn the_same_inputs_give_the_same_decisions() {
         (0..20u64)
             .map(|i| {
                 engine.handle_signal(butter(0.01 * i as f64), NOW.plus_secs(i * 600));
-                engine.decide(Moment::DoorOpened, NOW.plus_secs(i * 600), Draw::NONE).clone()
+                engine.decide_traced(Moment::DoorOpened, NOW.plus_secs(i * 600), Draw::NONE).clone()
             })
             .collect::<Vec<_>>()
     };
@@ -264,7 +264,7 @@ fn an_expired_catalogue_is_not_used_even_if_it_arrived_in_time() {
     let mut engine = build_engine(DeviceKind::Fridge);
     engine.handle_catalogue(&good_envelope(1), NOW).unwrap();
     let after = NOW.plus_secs(7 * 86_400);
-    let decision = engine.decide(Moment::DoorOpened, after, Draw::NONE).clone();
+    let decision = engine.decide_traced(Moment::DoorOpened, after, Draw::NONE).clone();
     assert!(decision.shown.is_none());
     let expires = NOW.plus_secs(7 * 86_400);
     assert!(decision
@@ -288,8 +288,8 @@ fn revoking_personalise_forgets_personal_decisions_but_keeps_contextual_ones() {
     engine.handle_catalogue(&good_envelope(1), NOW).unwrap();
     engine.set_consent(personalise());
     engine.handle_signal(butter(0.05), NOW);
-    let personal = engine.decide(Moment::DoorOpened, NOW, Draw::NONE).id;
-    let contextual = engine.decide(Moment::BookFinished, NOW, Draw::NONE).id;
+    let personal = engine.decide_traced(Moment::DoorOpened, NOW, Draw::NONE).id;
+    let contextual = engine.decide_traced(Moment::BookFinished, NOW, Draw::NONE).id;
     let purged = engine.set_consent(ConsentState::NONE);
     assert_eq!(purged.decisions, 1);
     assert!(engine.decision(personal).is_none());
@@ -304,7 +304,7 @@ fn erasing_forgets_features_learning_caps_and_decisions() {
     engine.handle_catalogue(&good_envelope(1), NOW).unwrap();
     engine.set_consent(personalise());
     engine.handle_signal(butter(0.05), NOW);
-    let id = engine.decide(Moment::DoorOpened, NOW, Draw::NONE).id;
+    let id = engine.decide_traced(Moment::DoorOpened, NOW, Draw::NONE).id;
     engine.handle_feedback(Feedback { decision: id, kind: FeedbackKind::Accepted }, NOW).unwrap();
     let purged = engine.erase();
     // The butter level, its trend and the day's lowest level.
@@ -315,17 +315,17 @@ fn erasing_forgets_features_learning_caps_and_decisions() {
     // The caps start again: butter-refill (cap 2) can be shown twice more today.
     engine.handle_signal(butter(0.05), NOW);
     assert_eq!(
-        engine.decide(Moment::DoorOpened, NOW, Draw::NONE).shown.as_ref().unwrap().offer.as_str(),
+        engine.decide_traced(Moment::DoorOpened, NOW, Draw::NONE).shown.as_ref().unwrap().offer.as_str(),
         "butter-refill"
     );
-    assert!(engine.decide(Moment::DoorOpened, NOW, Draw::NONE).id.0 > id.0, "decision numbers do not repeat");
+    assert!(engine.decide_traced(Moment::DoorOpened, NOW, Draw::NONE).id.0 > id.0, "decision numbers do not repeat");
 }
 
 #[test]
 fn checking_feedback_changes_nothing() {
     let mut engine = build_engine(DeviceKind::Fridge);
     engine.handle_catalogue(&good_envelope(1), NOW).unwrap();
-    let id = engine.decide(Moment::DoorOpened, NOW, Draw::NONE).id;
+    let id = engine.decide_traced(Moment::DoorOpened, NOW, Draw::NONE).id;
     let fb = Feedback { decision: id, kind: FeedbackKind::Dismissed };
     assert!(engine.check_feedback(fb).is_ok());
     assert!(engine.check_feedback(fb).is_ok());
@@ -342,14 +342,15 @@ fn camouflage_draws_from_the_broadly_eligible_offers_and_says_so() {
     // butter-refill's condition does not hold, so the top score is fridge-care; a camouflage
     // draw may still show butter-refill (broadly eligible), with a "why" that claims nothing.
     let draw = Draw { camouflage: 0.05, pick: 0, explore: None };
-    let decision = engine.decide(Moment::DoorOpened, NOW, draw).clone();
+    let decision = engine.decide_traced(Moment::DoorOpened, NOW, draw).clone();
     assert!(decision.camouflage);
     let shown = decision.shown.unwrap();
     assert_eq!(shown.offer.as_str(), "butter-refill");
     assert_eq!(shown.why, "From this week's offers for every fridge.");
     assert!(!shown.personalised);
     // Above the share, the top score is shown as usual.
-    let decision = engine.decide(Moment::DoorOpened, NOW, Draw { camouflage: 0.1, pick: 0, explore: None }).clone();
+    let decision =
+        engine.decide_traced(Moment::DoorOpened, NOW, Draw { camouflage: 0.1, pick: 0, explore: None }).clone();
     assert!(!decision.camouflage);
     assert_eq!(decision.shown.unwrap().offer.as_str(), "fridge-care");
 }
@@ -361,13 +362,17 @@ fn camouflage_never_reaches_past_consent_or_caps() {
     // Without personalise, only fridge-care is broadly eligible, whatever the pick.
     for pick in 0..5 {
         let decision = engine
-            .decide(Moment::DoorOpened, NOW.plus_secs(pick * 86_400), Draw { camouflage: 0.0, pick, explore: None })
+            .decide_traced(
+                Moment::DoorOpened,
+                NOW.plus_secs(pick * 86_400),
+                Draw { camouflage: 0.0, pick, explore: None },
+            )
             .clone();
         assert_eq!(decision.shown.unwrap().offer.as_str(), "fridge-care");
     }
     // fridge-care's cap of one a day is spent: nothing is broadly eligible, nothing shown.
     let decision = engine
-        .decide(Moment::DoorOpened, NOW.plus_secs(4 * 86_400), Draw { camouflage: 0.0, pick: 3, explore: None })
+        .decide_traced(Moment::DoorOpened, NOW.plus_secs(4 * 86_400), Draw { camouflage: 0.0, pick: 3, explore: None })
         .clone();
     assert!(decision.shown.is_none() && !decision.camouflage);
 }
@@ -376,14 +381,14 @@ fn camouflage_never_reaches_past_consent_or_caps() {
 fn a_consent_prompt_takes_the_place_of_a_contextual_offer_once_a_day() {
     let mut engine = build_engine(DeviceKind::Fridge);
     engine.handle_catalogue(&prompt_envelope(1), NOW).unwrap();
-    let first = engine.decide(Moment::DoorOpened, NOW, Draw::NONE).clone();
+    let first = engine.decide_traced(Moment::DoorOpened, NOW, Draw::NONE).clone();
     let prompt = first.prompt.clone().expect("a prompt is due");
     assert_eq!((prompt.purpose, prompt.text_version.as_str()), (Purpose::Personalise, "2026-11"));
     assert!(first.shown.is_none(), "the prompt replaces the contextual offer");
     let care = first.candidates.iter().find(|c| c.offer.as_str() == "fridge-care").unwrap();
     assert!(matches!(care.verdict, Verdict::Outscored { .. }));
     // Not twice in a day; the contextual offer is back (its cap was not spent).
-    let second = engine.decide(Moment::DoorOpened, NOW.plus_secs(60), Draw::NONE).clone();
+    let second = engine.decide_traced(Moment::DoorOpened, NOW.plus_secs(60), Draw::NONE).clone();
     assert!(second.prompt.is_none());
     assert_eq!(second.shown.unwrap().offer.as_str(), "fridge-care");
     // Feedback is for offers; an answer is for prompts.
@@ -394,7 +399,7 @@ fn a_consent_prompt_takes_the_place_of_a_contextual_offer_once_a_day() {
     engine.handle_prompt_answer(first.id, false, NOW).unwrap();
     assert_eq!(engine.handle_prompt_answer(first.id, false, NOW), Err(FeedbackError::AlreadyGiven(first.id.0)));
     for day in 1..30 {
-        let d = engine.decide(Moment::DoorOpened, NOW.plus_secs(day * 86_400), Draw::NONE).clone();
+        let d = engine.decide_traced(Moment::DoorOpened, NOW.plus_secs(day * 86_400), Draw::NONE).clone();
         assert!(d.prompt.is_none(), "asked again on day {day}");
     }
 }
@@ -404,14 +409,17 @@ fn no_prompt_for_a_purpose_in_force_or_one_the_people_cannot_grant() {
     let mut engine = build_engine(DeviceKind::Fridge);
     engine.handle_catalogue(&prompt_envelope(1), NOW).unwrap();
     engine.set_askable(ConsentState::NONE.with(Purpose::Measure, true));
-    assert!(engine.decide(Moment::DoorOpened, NOW, Draw::NONE).prompt.is_none(), "a child cannot grant personalise");
+    assert!(
+        engine.decide_traced(Moment::DoorOpened, NOW, Draw::NONE).prompt.is_none(),
+        "a child cannot grant personalise"
+    );
     engine.set_askable(ConsentState::all());
     engine.set_consent(personalise());
-    assert!(engine.decide(Moment::DoorOpened, NOW, Draw::NONE).prompt.is_none(), "already granted");
+    assert!(engine.decide_traced(Moment::DoorOpened, NOW, Draw::NONE).prompt.is_none(), "already granted");
     // And never on another kind of device or moment.
     let mut reader = build_engine(DeviceKind::Ereader);
     reader.handle_catalogue(&prompt_envelope(1), NOW).unwrap();
-    assert!(reader.decide(Moment::BookFinished, NOW, Draw::NONE).prompt.is_none());
+    assert!(reader.decide_traced(Moment::BookFinished, NOW, Draw::NONE).prompt.is_none());
 }
 
 pub(crate) fn build_engine_for(device: &str, catalogue: Catalogue) -> Engine {
@@ -445,17 +453,17 @@ fn a_dismissal_blocks_the_offer_for_48_hours() {
     engine.handle_catalogue(&good_envelope(1), NOW).unwrap();
     engine.set_consent(personalise());
     engine.handle_signal(butter(0.05), NOW);
-    let id = engine.decide(Moment::DoorOpened, NOW, Draw::NONE).id;
+    let id = engine.decide_traced(Moment::DoorOpened, NOW, Draw::NONE).id;
     engine.handle_feedback(Feedback { decision: id, kind: FeedbackKind::Dismissed }, NOW).unwrap();
     let until = NOW.plus_secs(2 * 86_400);
     for later in [86_400, 2 * 86_400 - 1] {
         let t = NOW.plus_secs(later);
         engine.handle_signal(butter(0.05), t);
-        let d = engine.decide(Moment::DoorOpened, t, Draw::NONE).clone();
+        let d = engine.decide_traced(Moment::DoorOpened, t, Draw::NONE).clone();
         assert_eq!(rejection_of(&d, "butter-refill"), Some(Rejection::DismissedRecently { until }));
     }
     engine.handle_signal(butter(0.05), until);
-    let d = engine.decide(Moment::DoorOpened, until, Draw::NONE).clone();
+    let d = engine.decide_traced(Moment::DoorOpened, until, Draw::NONE).clone();
     assert_eq!(d.shown.unwrap().offer.as_str(), "butter-refill");
 }
 
@@ -463,7 +471,7 @@ fn a_dismissal_blocks_the_offer_for_48_hours() {
 fn not_for_me_suppresses_the_category_for_90_days_and_conversion_for_good() {
     let mut engine = build_engine(DeviceKind::Fridge);
     engine.handle_catalogue(&good_envelope(1), NOW).unwrap();
-    let id = engine.decide(Moment::DoorOpened, NOW, Draw::NONE).id; // fridge-care (home.kitchen)
+    let id = engine.decide_traced(Moment::DoorOpened, NOW, Draw::NONE).id; // fridge-care (home.kitchen)
     engine.handle_feedback(Feedback { decision: id, kind: FeedbackKind::NotForMe }, NOW).unwrap();
     let later = NOW.plus_secs(89 * 86_400);
     engine
@@ -472,14 +480,14 @@ fn not_for_me_suppresses_the_category_for_90_days_and_conversion_for_good() {
             later,
         )
         .unwrap();
-    let d = engine.decide(Moment::DoorOpened, later, Draw::NONE).clone();
+    let d = engine.decide_traced(Moment::DoorOpened, later, Draw::NONE).clone();
     let until = NOW.plus_secs(90 * 86_400);
     assert_eq!(
         rejection_of(&d, "fridge-care"),
         Some(Rejection::CategorySuppressed { category: "home.kitchen".into(), until })
     );
     assert!(d.shown.is_none());
-    let d = engine.decide(Moment::DoorOpened, until, Draw::NONE).clone();
+    let d = engine.decide_traced(Moment::DoorOpened, until, Draw::NONE).clone();
     assert_eq!(d.shown.unwrap().offer.as_str(), "fridge-care");
     // Accepted, then taken up: never shown again, and a conversion counts once.
     engine.handle_feedback(Feedback { decision: d.id, kind: FeedbackKind::Accepted }, until).unwrap();
@@ -489,7 +497,7 @@ fn not_for_me_suppresses_the_category_for_90_days_and_conversion_for_good() {
         Err(FeedbackError::AlreadyGiven(d.id.0))
     );
     let next = until.plus_secs(86_400);
-    let d = engine.decide(Moment::DoorOpened, next, Draw::NONE).clone();
+    let d = engine.decide_traced(Moment::DoorOpened, next, Draw::NONE).clone();
     assert_eq!(rejection_of(&d, "fridge-care"), Some(Rejection::Converted));
 }
 
@@ -510,12 +518,12 @@ fn a_held_out_device_records_what_it_would_have_shown_and_shows_nothing() {
     assert!((70..=130).contains(&held.len()), "{} of 200 held out", held.len());
     let out = ids.iter().find(|d| !held.contains(d)).unwrap();
     let mut inside = build_engine_for(held[0], catalogue.clone());
-    let d = inside.decide(Moment::DoorOpened, NOW, Draw::NONE).clone();
+    let d = inside.decide_traced(Moment::DoorOpened, NOW, Draw::NONE).clone();
     assert!(d.shown.is_none());
     assert_eq!(d.would_have_shown.as_ref().map(|o| o.as_str()), Some("fridge-care"));
     assert_eq!(rejection_of(&d, "fridge-care"), Some(Rejection::Holdout { campaign: care.clone() }));
     let mut outside = build_engine_for(out, catalogue);
-    let d = outside.decide(Moment::DoorOpened, NOW, Draw::NONE).clone();
+    let d = outside.decide_traced(Moment::DoorOpened, NOW, Draw::NONE).clone();
     assert_eq!(d.shown.unwrap().offer.as_str(), "fridge-care");
     assert!(d.would_have_shown.is_none());
 }
@@ -526,7 +534,7 @@ fn personal_features_cost_an_intrusiveness_penalty_and_the_trace_shows_the_parts
     engine.handle_catalogue(&good_envelope(1), NOW).unwrap();
     engine.set_consent(personalise());
     engine.handle_signal(butter(0.05), NOW);
-    let d = engine.decide(Moment::DoorOpened, NOW, Draw::NONE).clone();
+    let d = engine.decide_traced(Moment::DoorOpened, NOW, Draw::NONE).clone();
     let refill = d.scores.iter().find(|p| p.offer.as_str() == "butter-refill").unwrap();
     assert!((refill.penalty - INTRUSIVENESS).abs() < 1e-12, "one personal feature");
     assert!((refill.score - refill.value * refill.priority * (refill.propensity - refill.penalty)).abs() < 1e-12);
@@ -543,7 +551,9 @@ fn thompson_sampling_explores_by_the_callers_seed_and_repeats_with_it() {
         engine.handle_catalogue(&good_envelope(1), NOW).unwrap();
         engine.set_consent(personalise());
         engine.handle_signal(butter(0.05), NOW);
-        let d = engine.decide(Moment::DoorOpened, NOW, Draw { camouflage: 1.0, pick: 0, explore: Some(seed) }).clone();
+        let d = engine
+            .decide_traced(Moment::DoorOpened, NOW, Draw { camouflage: 1.0, pick: 0, explore: Some(seed) })
+            .clone();
         d.scores.iter().map(|p| p.propensity).collect::<Vec<_>>()
     };
     assert_eq!(run(7), run(7));
@@ -560,7 +570,7 @@ fn a_built_in_logistic_scorer_sets_the_prior_from_allowed_features() {
     let mut engine = build_engine_for("d-logistic", catalogue);
     let light = FeatureName::try_new("context.ambient_light").unwrap();
     engine.handle_signal(Signal { feature: light, value: 0.5 }, NOW);
-    let d = engine.decide(Moment::DoorOpened, NOW, Draw::NONE).clone();
+    let d = engine.decide_traced(Moment::DoorOpened, NOW, Draw::NONE).clone();
     let care = d.scores.iter().find(|p| p.offer.as_str() == "fridge-care").unwrap();
     let want = 1.0 / (1.0 + (-(-1.0f64 + 4.0 * 0.5)).exp());
     assert!((care.propensity - want).abs() < 1e-12, "{} vs {want}", care.propensity);
@@ -570,10 +580,10 @@ fn a_built_in_logistic_scorer_sets_the_prior_from_allowed_features() {
 fn only_the_last_decisions_keep_their_trace_but_older_ones_still_take_feedback() {
     let mut engine = build_engine(DeviceKind::Fridge);
     engine.handle_catalogue(&good_envelope(1), NOW).unwrap();
-    let first = engine.decide(Moment::DoorOpened, NOW, Draw::NONE).id;
+    let first = engine.decide_traced(Moment::DoorOpened, NOW, Draw::NONE).id;
     assert!(engine.decision(first).is_some_and(|d| !d.candidates.is_empty()));
     for k in 0..RECENT_TRACES as u64 {
-        engine.decide(Moment::DoorOpened, NOW.plus_secs(86_400 * (k + 1)), Draw::NONE);
+        engine.decide_traced(Moment::DoorOpened, NOW.plus_secs(86_400 * (k + 1)), Draw::NONE);
     }
     assert!(engine.decision(first).is_none(), "the trace of a decision past the last {RECENT_TRACES} is dropped");
     let kind = ledtrad_protocol::feedback::FeedbackKind::Dismissed;

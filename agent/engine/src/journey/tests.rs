@@ -4,7 +4,7 @@ use ledtrad_protocol::catalogue::Catalogue;
 use ledtrad_protocol::decision::{Decision, FeatureUse, Rejection};
 use ledtrad_protocol::feature::FeatureName;
 use ledtrad_protocol::feedback::{Feedback, FeedbackKind};
-use ledtrad_protocol::journey::{JourneyState, Trigger};
+use ledtrad_protocol::journey::{JourneyState, JourneyStop, Trigger};
 use ledtrad_protocol::signal::Signal;
 use ledtrad_protocol::time::DAY_SECS;
 use ledtrad_protocol::{CampaignId, GroupId, Moment, OfferId, Purpose, StepId, UnixTime};
@@ -62,7 +62,11 @@ fn step(id: &str) -> StepId {
 }
 
 fn breakfast(step_id: &str, state: JourneyState) -> Option<Rejection> {
-    Some(Rejection::Journey { campaign: CampaignId::try_new("breakfast").unwrap(), step: step(step_id), state })
+    Some(Rejection::Journey(Box::new(JourneyStop {
+        campaign: CampaignId::try_new("breakfast").unwrap(),
+        step: step(step_id),
+        state,
+    })))
 }
 
 fn shown(d: &Decision) -> Option<&str> {
@@ -71,7 +75,7 @@ fn shown(d: &Decision) -> Option<&str> {
 
 /// Decides at a door opening at `at`.
 fn decide(engine: &mut Engine, at: UnixTime) -> Decision {
-    engine.decide(Moment::DoorOpened, at, Draw::NONE).clone()
+    engine.decide_traced(Moment::DoorOpened, at, Draw::NONE)
 }
 
 fn answer(engine: &mut Engine, d: &Decision, kind: FeedbackKind, at: UnixTime) {
@@ -182,11 +186,11 @@ fn a_step_can_follow_an_impression_without_an_answer() {
     let care = CampaignId::try_new("care").unwrap();
     assert_eq!(
         rejection_of(&d, "tip-2"),
-        Some(Rejection::Journey {
+        Some(Rejection::Journey(Box::new(JourneyStop {
             campaign: care,
             step: step("second"),
             state: JourneyState::Waiting { until: NOW.plus_secs(2 * DAY_SECS) }
-        })
+        })))
     );
     let d = decide(&mut engine, NOW.plus_secs(2 * DAY_SECS));
     assert!(rejection_of(&d, "tip-2").is_none(), "{:?}", d.candidates);

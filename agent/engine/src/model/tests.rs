@@ -234,7 +234,7 @@ fn the_model_scores_the_candidates_and_reads_only_what_consent_allows() {
     engine.handle_catalogue(&good_envelope(1), NOW).unwrap();
     engine.handle_model(&good_model(1), NOW).unwrap();
     // Without consent: the model runs, fed the missing values of every personal input.
-    let decision = engine.decide(Moment::DoorOpened, NOW, Draw::NONE).clone();
+    let decision = engine.decide_traced(Moment::DoorOpened, NOW, Draw::NONE).clone();
     assert_eq!(
         decision.scorer,
         ScorerUsed::Model { name: "propensity-mlp".into(), version: 1, runtime: "tract".into() }
@@ -246,7 +246,7 @@ fn the_model_scores_the_candidates_and_reads_only_what_consent_allows() {
     // prior of the dairy offer.
     engine.set_consent(personalise());
     engine.handle_signal(butter(0.05), NOW);
-    let decision = engine.decide(Moment::DoorOpened, NOW.plus_secs(60), Draw::NONE).clone();
+    let decision = engine.decide_traced(Moment::DoorOpened, NOW.plus_secs(60), Draw::NONE).clone();
     assert!(decision
         .features_used
         .iter()
@@ -254,7 +254,7 @@ fn the_model_scores_the_candidates_and_reads_only_what_consent_allows() {
     assert!(decision.scores.iter().any(|s| s.offer.as_str() == "butter-refill"));
     // Revoking drops what the model read: the next decision reads nothing personal again.
     engine.set_consent(ConsentState::NONE);
-    let decision = engine.decide(Moment::DoorOpened, NOW.plus_secs(120), Draw::NONE);
+    let decision = engine.decide_traced(Moment::DoorOpened, NOW.plus_secs(120), Draw::NONE);
     assert!(decision.features_used.iter().all(|u| u.allowed_by.is_none()));
 }
 
@@ -269,7 +269,7 @@ fn the_model_changes_the_choice_against_the_built_in_scorer() {
         }
         engine.set_consent(personalise());
         engine.handle_signal(butter(0.05), NOW);
-        let d = engine.decide(Moment::DoorOpened, NOW, Draw::NONE);
+        let d = engine.decide_traced(Moment::DoorOpened, NOW, Draw::NONE);
         d.scores.iter().map(|s| (s.offer.to_string(), s.propensity)).collect::<Vec<_>>()
     };
     let (builtin, model) = (decide(false), decide(true));
