@@ -165,6 +165,7 @@ pub enum Op {
 
 impl Op {
     /// Whether `left op right` holds.
+    #[inline]
     pub fn holds(self, left: f64, right: f64) -> bool {
         match self {
             Self::Lt => left < right,

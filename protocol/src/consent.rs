@@ -85,6 +85,7 @@ impl ConsentState {
     }
 
     /// Whether `purpose` is granted.
+    #[inline]
     pub const fn allows(self, purpose: Purpose) -> bool {
         self.0 & purpose.bit() != 0
     }

@@ -417,6 +417,7 @@ impl FeatureName {
     }
 
     /// The feature's definition.
+    #[inline]
     pub fn spec(self) -> &'static FeatureSpec {
         self.0
     }
@@ -428,6 +429,7 @@ impl FeatureName {
 
     /// Its index in [`FEATURES`], for dense per-feature tables: the offset of its entry in the
     /// table (a `FeatureName` only ever points into [`FEATURES`]), so no search.
+    #[inline]
     pub fn index(self) -> usize {
         let offset = (self.0 as *const FeatureSpec as usize).wrapping_sub(FEATURES.as_ptr() as usize);
         let index = offset / core::mem::size_of::<FeatureSpec>();

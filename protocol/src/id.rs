@@ -41,6 +41,7 @@ macro_rules! id_type {
         pub struct $name(Arc<str>);
 
         impl core::hash::Hash for $name {
+            #[inline]
             fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
                 // The text, as equality compares it.
                 self.0.hash(state);
@@ -48,6 +49,7 @@ macro_rules! id_type {
         }
 
         impl PartialEq for $name {
+            #[inline]
             fn eq(&self, other: &Self) -> bool {
                 // Ids cloned from one another share their text: compare it only when they don't.
                 Arc::ptr_eq(&self.0, &other.0) || self.0 == other.0
@@ -63,6 +65,7 @@ macro_rules! id_type {
             }
 
             /// The identifier as text.
+            #[inline]
             pub fn as_str(&self) -> &str {
                 &self.0
             }

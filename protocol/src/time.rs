@@ -23,11 +23,13 @@ impl UnixTime {
     }
 
     /// Seconds since the epoch.
+    #[inline]
     pub const fn secs(self) -> u64 {
         self.0
     }
 
     /// This instant plus `secs` seconds, saturating.
+    #[inline]
     pub const fn plus_secs(self, secs: u64) -> Self {
         Self(self.0.saturating_add(secs))
     }

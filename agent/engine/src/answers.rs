@@ -6,7 +6,7 @@
 
 use std::collections::VecDeque;
 
-use crate::{FastMap, FastSet};
+use crate::FastMap;
 
 use ledtrad_protocol::feedback::FeedbackKind;
 use ledtrad_protocol::time::DAY_SECS;
@@ -21,11 +21,31 @@ pub const NOT_FOR_ME_SECS: u64 = 90 * DAY_SECS;
 /// The rules people's answers set on this device.
 #[derive(Debug, Clone, Default)]
 pub struct Answers {
-    blocked: FastMap<OfferId, UnixTime>,
+    offers: FastMap<OfferId, OfferAnswers>,
     suppressed: FastMap<String, UnixTime>,
-    converted: FastSet<OfferId>,
-    /// Each offer's answers within [`MEMORY_SECS`], oldest first, at most [`MAX_LOGGED`].
-    log: FastMap<OfferId, VecDeque<(UnixTime, FeedbackKind)>>,
+}
+
+/// What people answered to one offer, found with one lookup per candidate.
+#[derive(Debug, Clone, Default)]
+pub struct OfferAnswers {
+    /// Blocked by a dismissal until then.
+    blocked: UnixTime,
+    /// Taken up.
+    converted: bool,
+    /// Its answers within [`MEMORY_SECS`], oldest first, at most [`MAX_LOGGED`].
+    log: VecDeque<(UnixTime, FeedbackKind)>,
+}
+
+impl OfferAnswers {
+    /// Until when the offer is blocked by a dismissal, if it is at `now`.
+    pub fn blocked_until(&self, now: UnixTime) -> Option<UnixTime> {
+        Some(self.blocked).filter(|until| now < *until)
+    }
+
+    /// Whether the offer was taken up.
+    pub fn converted(&self) -> bool {
+        self.converted
+    }
 }
 
 /// How long answers are kept for journeys.
@@ -37,34 +57,40 @@ pub const MAX_LOGGED: usize = 256;
 impl Answers {
     /// Records an answer given at `at` to `offer` (of `category`, if known).
     pub fn record(&mut self, offer: &OfferId, category: Option<&str>, kind: FeedbackKind, at: UnixTime) {
-        let log = self.log.entry(offer.clone()).or_default();
+        let record = self.offers.entry(offer.clone()).or_default();
         // Stored answers come back in the order they were given; keep the log sorted anyway.
-        let i = log.partition_point(|(t, _)| *t <= at);
-        log.insert(i, (at, kind));
-        if log.len() > MAX_LOGGED {
-            log.pop_front();
+        let i = record.log.partition_point(|(t, _)| *t <= at);
+        record.log.insert(i, (at, kind));
+        if record.log.len() > MAX_LOGGED {
+            record.log.pop_front();
         }
         let extend = |map_until: &mut UnixTime, until: UnixTime| *map_until = (*map_until).max(until);
         match kind {
             FeedbackKind::Accepted => {}
-            FeedbackKind::Dismissed => {
-                extend(self.blocked.entry(offer.clone()).or_default(), at.plus_secs(DISMISSAL_BLOCK_SECS));
-            }
+            FeedbackKind::Dismissed => extend(&mut record.blocked, at.plus_secs(DISMISSAL_BLOCK_SECS)),
             FeedbackKind::NotForMe => {
-                extend(self.blocked.entry(offer.clone()).or_default(), at.plus_secs(DISMISSAL_BLOCK_SECS));
+                extend(&mut record.blocked, at.plus_secs(DISMISSAL_BLOCK_SECS));
                 if let Some(category) = category {
                     extend(self.suppressed.entry(category.to_string()).or_default(), at.plus_secs(NOT_FOR_ME_SECS));
                 }
             }
-            FeedbackKind::Converted => {
-                self.converted.insert(offer.clone());
-            }
+            FeedbackKind::Converted => record.converted = true,
         }
+    }
+
+    /// What was answered to `offer`, if anything.
+    pub fn offer(&self, offer: &OfferId) -> Option<&OfferAnswers> {
+        self.offers.get(offer)
     }
 
     /// Until when `offer` is blocked by a dismissal, if it is at `now`.
     pub fn blocked_until(&self, offer: &OfferId, now: UnixTime) -> Option<UnixTime> {
-        self.blocked.get(offer).copied().filter(|until| now < *until)
+        self.offers.get(offer)?.blocked_until(now)
+    }
+
+    /// Whether any category is suppressed (ended suppressions stay until the next expiry pass).
+    pub fn any_suppressed(&self) -> bool {
+        !self.suppressed.is_empty()
     }
 
     /// Until when `category` is suppressed, if it is at `now`.
@@ -80,25 +106,28 @@ impl Answers {
         from: UnixTime,
         after: Option<UnixTime>,
     ) -> Option<(UnixTime, FeedbackKind)> {
-        let log = self.log.get(offer)?;
+        let log = &self.offers.get(offer)?.log;
         let start = log.partition_point(|(t, _)| *t < from || after.is_some_and(|a| *t <= a));
         log.range(start..).find(|(_, k)| kind.is_none_or(|kind| *k == kind)).copied()
     }
 
-    /// Forgets logged answers older than [`MEMORY_SECS`] at `now`.
+    /// Forgets logged answers older than [`MEMORY_SECS`] at `now`, and blocks and suppressions
+    /// that have ended.
     pub fn expire(&mut self, now: UnixTime) {
         let from = UnixTime(now.secs().saturating_sub(MEMORY_SECS));
-        self.log.retain(|_, log| {
-            while log.front().is_some_and(|(t, _)| *t < from) {
-                log.pop_front();
+        self.offers.retain(|_, record| {
+            while record.log.front().is_some_and(|(t, _)| *t < from) {
+                record.log.pop_front();
             }
-            !log.is_empty()
+            // A record that rules nothing out any more and remembers nothing is dropped.
+            record.converted || record.blocked > now || !record.log.is_empty()
         });
+        self.suppressed.retain(|_, until| *until > now);
     }
 
     /// Whether `offer` was taken up.
     pub fn converted(&self, offer: &OfferId) -> bool {
-        self.converted.contains(offer)
+        self.offers.get(offer).is_some_and(|r| r.converted)
     }
 }
 

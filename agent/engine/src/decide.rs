@@ -3,13 +3,13 @@
 
 use ledtrad_protocol::caps::Window;
 use ledtrad_protocol::consent::ConsentState;
-use ledtrad_protocol::decision::{FeatureUse, Rejection, ScoreParts, ScorerUsed, ShownOffer, Verdict};
+use ledtrad_protocol::decision::{Candidate, FeatureUse, Rejection, ScoreParts, ScorerUsed, ShownOffer, Verdict};
 use ledtrad_protocol::feature::FeatureName;
 use ledtrad_protocol::{CampaignId, DeviceId, DeviceKind, Moment, UnixTime};
 
-use crate::answers::Answers;
+use crate::answers::{Answers, OfferAnswers};
 use crate::compiled::{kind_bit, moment_bit, AppliedCatalogue, CompiledCondition, CompiledOffer};
-use crate::history::{self, History};
+use crate::history::{self, History, OfferRecord, Posterior};
 use crate::model::FleetModel;
 use crate::scoring;
 use crate::why;
@@ -41,7 +41,65 @@ pub(crate) struct Context<'a> {
     pub journeys: &'a FastMap<usize, Rejection>,
 }
 
+/// What the first stages read of a decision: the device kind, the moment and the time.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Occasion {
+    pub kind: DeviceKind,
+    pub moment: Moment,
+    pub now: UnixTime,
+}
+
+/// Each offer's verdict at a decision, by catalogue position.
+#[derive(Debug, Clone)]
+pub(crate) enum Verdicts {
+    /// Worked out offer by offer.
+    Each(Vec<Verdict>),
+    /// The device-wide rules (quiet hours, gap, device caps) ruled every offer out: an offer's
+    /// verdict is the first stage before them it fails, else this reason. Worked out when the
+    /// trace is asked for, so such a decision costs no pass over the catalogue.
+    DeviceBlocked {
+        /// The device-wide rules' reason.
+        reason: Rejection,
+        /// The decision's occasion.
+        at: Occasion,
+    },
+}
+
+impl Verdicts {
+    /// Every candidate with its verdict, named from `catalogue`, the one the decision was made on.
+    pub fn named(&self, catalogue: &AppliedCatalogue) -> Vec<Candidate> {
+        let candidate = |o: &CompiledOffer, verdict| Candidate { offer: o.offer.id.clone(), verdict };
+        match self {
+            Self::Each(verdicts) => {
+                catalogue.offers.iter().zip(verdicts).map(|(o, verdict)| candidate(o, verdict.clone())).collect()
+            }
+            Self::DeviceBlocked { reason, at } => catalogue
+                .offers
+                .iter()
+                .map(|o| {
+                    let reason = before_device(catalogue, o, *at).err().unwrap_or_else(|| reason.clone());
+                    candidate(o, Verdict::Rejected { reason })
+                })
+                .collect(),
+        }
+    }
+
+    /// Turns the chosen offer at `i` into an outscored one (a prompt took its place).
+    pub fn unchoose(&mut self, i: usize) {
+        if let Self::Each(verdicts) = self {
+            if let Some(Verdict::Chosen { score }) = verdicts.get(i) {
+                verdicts[i] = Verdict::Outscored { score: *score };
+            }
+        }
+    }
+}
+
 impl Context<'_> {
+    /// The decision's occasion.
+    pub fn occasion(&self) -> Occasion {
+        Occasion { kind: self.kind, moment: self.moment, now: self.now }
+    }
+
     /// A feature's value at this decision.
     pub fn value(&self, feature: FeatureName) -> Option<f64> {
         self.values.get(feature.index()).copied().flatten()
@@ -123,17 +181,31 @@ pub(crate) struct Outcome {
     pub shown: Option<(usize, ShownOffer)>,
     pub camouflage: bool,
     pub would_have_shown: Option<usize>,
-    /// Each offer's verdict, by catalogue position.
-    pub verdicts: Vec<Verdict>,
+    /// Each offer's verdict.
+    pub verdicts: Verdicts,
     pub features_used: Vec<FeatureUse>,
     pub scorer: ScorerUsed,
 }
 
 /// Runs the pipeline; `features_used` holds what was read before (by the journeys' groups).
 pub(crate) fn run(catalogue: &AppliedCatalogue, ctx: &Context<'_>, mut features_used: FeaturesRead) -> Outcome {
+    if let Some(reason) = &ctx.device_block {
+        // Nothing can be shown; the trace works each offer's verdict out when asked for.
+        return Outcome {
+            scores: Vec::new(),
+            shown: None,
+            camouflage: false,
+            would_have_shown: None,
+            verdicts: Verdicts::DeviceBlocked { reason: reason.clone(), at: ctx.occasion() },
+            features_used: features_used.list,
+            scorer: ScorerUsed::Builtin,
+        };
+    }
     let mut verdicts = Vec::with_capacity(catalogue.offers.len());
     // Eligibility first; then the eligible and held-out candidates are scored in one batch.
     let mut to_score: Vec<usize> = Vec::new();
+    // Their posteriors, read with the caps (held-out ones are looked up when scored).
+    let mut posteriors: Vec<Posterior> = Vec::new();
     let mut held: Vec<usize> = Vec::new();
     // Camouflage needs the broadly eligible offers: right device, moment, time, consent and
     // caps, whatever the feature conditions say. They are collected in the same pass, only
@@ -142,8 +214,9 @@ pub(crate) fn run(catalogue: &AppliedCatalogue, ctx: &Context<'_>, mut features_
     let mut broad: Vec<usize> = Vec::new();
     for (i, offer) in catalogue.offers.iter().enumerate() {
         let verdict = match eligibility(catalogue, i, offer, ctx, &mut features_used) {
-            Ok(()) => {
+            Ok(posterior) => {
                 to_score.push(i);
+                posteriors.push(posterior);
                 if camouflage {
                     broad.push(i);
                 }
@@ -163,13 +236,14 @@ pub(crate) fn run(catalogue: &AppliedCatalogue, ctx: &Context<'_>, mut features_
         verdicts.push(verdict);
     }
     let eligible = to_score.len();
+    posteriors.extend(held.iter().map(|&i| ctx.history.posterior(&catalogue.offers[i].offer.id)));
     to_score.extend(held);
     let (priors, scorer) = scoring::priors(catalogue, &to_score, ctx, &mut features_used);
     let mut scored: Vec<(usize, f64)> = Vec::with_capacity(eligible);
     let mut parts: Vec<(usize, scoring::Parts)> = Vec::with_capacity(eligible);
     let mut held_out: Vec<(usize, f64)> = Vec::new();
-    for (k, (&i, &prior)) in to_score.iter().zip(&priors).enumerate() {
-        let p = scoring::parts(&catalogue.offers[i], ctx, i, prior);
+    for (k, ((&i, &prior), &posterior)) in to_score.iter().zip(&priors).zip(&posteriors).enumerate() {
+        let p = scoring::parts(&catalogue.offers[i], ctx, i, prior, posterior);
         if k < eligible {
             verdicts[i] = Verdict::Outscored { score: p.score };
             scored.push((i, p.score));
@@ -205,7 +279,7 @@ pub(crate) fn run(catalogue: &AppliedCatalogue, ctx: &Context<'_>, mut features_
                 shown: None,
                 camouflage: false,
                 would_have_shown: Some(h),
-                verdicts,
+                verdicts: Verdicts::Each(verdicts),
                 features_used: features_used.list,
                 scorer,
             };
@@ -224,7 +298,8 @@ pub(crate) fn run(catalogue: &AppliedCatalogue, ctx: &Context<'_>, mut features_
             Some((_, score)) => *score,
             None => {
                 let (prior, _) = scoring::priors(catalogue, &[i], ctx, &mut features_used);
-                scoring::parts(offer, ctx, i, prior.first().copied().unwrap_or(0.5)).score
+                let posterior = ctx.history.posterior(&offer.offer.id);
+                scoring::parts(offer, ctx, i, prior.first().copied().unwrap_or(0.5), posterior).score
             }
         };
         verdicts[i] = Verdict::Chosen { score };
@@ -236,7 +311,7 @@ pub(crate) fn run(catalogue: &AppliedCatalogue, ctx: &Context<'_>, mut features_
             shown: Some((i, shown)),
             camouflage: true,
             would_have_shown: None,
-            verdicts,
+            verdicts: Verdicts::Each(verdicts),
             features_used: features_used.list,
             scorer,
         };
@@ -251,7 +326,7 @@ pub(crate) fn run(catalogue: &AppliedCatalogue, ctx: &Context<'_>, mut features_
         shown,
         camouflage: false,
         would_have_shown: None,
-        verdicts,
+        verdicts: Verdicts::Each(verdicts),
         features_used: features_used.list,
         scorer,
     }
@@ -261,33 +336,41 @@ pub(crate) fn run(catalogue: &AppliedCatalogue, ctx: &Context<'_>, mut features_
 pub const TRACE_SCORES: usize = 5;
 
 /// The eligibility stages, cheapest and most general first. The trace names the first stage
-/// a candidate fails.
+/// a candidate fails; an eligible one comes with its posterior, read with its caps.
 fn eligibility(
     catalogue: &AppliedCatalogue,
     i: usize,
     offer: &CompiledOffer,
     ctx: &Context<'_>,
     used: &mut FeaturesRead,
-) -> Result<(), Rejection> {
-    stage_catalogue_fresh(catalogue, ctx)?;
-    stage_device_kind(offer, ctx)?;
-    stage_moment(offer, ctx)?;
-    stage_validity(offer, ctx)?;
+) -> Result<Posterior, Rejection> {
+    before_device(catalogue, offer, ctx.occasion())?;
     stage_device(ctx)?;
     stage_consent(offer, ctx)?;
     stage_conditions(offer, ctx, used)?;
     after_conditions(i, offer, ctx)
 }
 
+/// The stages before the device-wide rules, which read only the offer and the occasion.
+fn before_device(catalogue: &AppliedCatalogue, offer: &CompiledOffer, at: Occasion) -> Result<(), Rejection> {
+    stage_catalogue_fresh(catalogue, at)?;
+    stage_device_kind(offer, at)?;
+    stage_moment(offer, at)?;
+    stage_validity(offer, at)
+}
+
 /// The stages after the feature conditions: caps and what people's answers, the campaign's
 /// journey and the holdout rule out. An offer that fails only its conditions but passes these
 /// is broadly eligible (camouflage draws from those). `i` is the offer's catalogue position.
-fn after_conditions(i: usize, offer: &CompiledOffer, ctx: &Context<'_>) -> Result<(), Rejection> {
-    stage_offer_caps(offer, ctx)?;
+fn after_conditions(i: usize, offer: &CompiledOffer, ctx: &Context<'_>) -> Result<Posterior, Rejection> {
+    // One lookup for the offer's impressions and posterior, one for its answers.
+    let record = ctx.history.offer(&offer.offer.id);
+    stage_offer_caps(offer, record, ctx)?;
     stage_campaign_caps(offer, ctx)?;
     stage_answers(offer, ctx)?;
     stage_journey(i, offer, ctx)?;
-    stage_holdout(offer, ctx)
+    stage_holdout(offer, ctx)?;
+    Ok(record.map(|r| r.posterior).unwrap_or_default())
 }
 
 /// The campaign's journey: only the offers of its open steps may be shown.
@@ -300,14 +383,16 @@ fn stage_journey(i: usize, offer: &CompiledOffer, ctx: &Context<'_>) -> Result<(
 
 /// What people said: a recent dismissal, a "not for me" for the category, a conversion.
 fn stage_answers(offer: &CompiledOffer, ctx: &Context<'_>) -> Result<(), Rejection> {
-    let id = &offer.offer.id;
-    if ctx.answers.converted(id) {
+    let answers = ctx.answers.offer(&offer.offer.id);
+    if answers.is_some_and(OfferAnswers::converted) {
         return Err(Rejection::Converted);
     }
-    if let Some(until) = ctx.answers.suppressed_until(offer.category.path(), ctx.now) {
-        return Err(Rejection::CategorySuppressed { category: offer.category.path().into(), until });
+    if ctx.answers.any_suppressed() {
+        if let Some(until) = ctx.answers.suppressed_until(offer.category.path(), ctx.now) {
+            return Err(Rejection::CategorySuppressed { category: offer.category.path().into(), until });
+        }
     }
-    match ctx.answers.blocked_until(id, ctx.now) {
+    match answers.and_then(|a| a.blocked_until(ctx.now)) {
         Some(until) => Err(Rejection::DismissedRecently { until }),
         None => Ok(()),
     }
@@ -338,34 +423,34 @@ pub fn in_holdout(device: &DeviceId, campaign: &CampaignId, share: f64) -> bool 
 
 /// An envelope past its expiry is not used, even if it arrived in time: a device cut off from
 /// updates must not keep showing a frozen catalogue.
-fn stage_catalogue_fresh(catalogue: &AppliedCatalogue, ctx: &Context<'_>) -> Result<(), Rejection> {
-    if ctx.now >= catalogue.expires_at {
+fn stage_catalogue_fresh(catalogue: &AppliedCatalogue, at: Occasion) -> Result<(), Rejection> {
+    if at.now >= catalogue.expires_at {
         Err(Rejection::CatalogueExpired { at: catalogue.expires_at })
     } else {
         Ok(())
     }
 }
 
-fn stage_device_kind(offer: &CompiledOffer, ctx: &Context<'_>) -> Result<(), Rejection> {
-    if offer.hot.kinds & kind_bit(ctx.kind) != 0 {
+fn stage_device_kind(offer: &CompiledOffer, at: Occasion) -> Result<(), Rejection> {
+    if offer.hot.kinds & kind_bit(at.kind) != 0 {
         Ok(())
     } else {
-        Err(Rejection::DeviceKind { kind: ctx.kind })
+        Err(Rejection::DeviceKind { kind: at.kind })
     }
 }
 
-fn stage_moment(offer: &CompiledOffer, ctx: &Context<'_>) -> Result<(), Rejection> {
-    if offer.hot.moments & moment_bit(ctx.moment) != 0 {
+fn stage_moment(offer: &CompiledOffer, at: Occasion) -> Result<(), Rejection> {
+    if offer.hot.moments & moment_bit(at.moment) != 0 {
         Ok(())
     } else {
-        Err(Rejection::Moment { moment: ctx.moment })
+        Err(Rejection::Moment { moment: at.moment })
     }
 }
 
-fn stage_validity(offer: &CompiledOffer, ctx: &Context<'_>) -> Result<(), Rejection> {
-    if ctx.now < offer.hot.valid_from {
+fn stage_validity(offer: &CompiledOffer, at: Occasion) -> Result<(), Rejection> {
+    if at.now < offer.hot.valid_from {
         Err(Rejection::NotYetValid { from: offer.hot.valid_from })
-    } else if ctx.now >= offer.hot.valid_until {
+    } else if at.now >= offer.hot.valid_until {
         Err(Rejection::Expired { until: offer.hot.valid_until })
     } else {
         Ok(())
@@ -408,8 +493,8 @@ pub(crate) fn check_condition(
 
 /// The offer's own caps: per local day (its own reason, [`Rejection::DailyCap`]), per hour,
 /// week, month and in total.
-fn stage_offer_caps(offer: &CompiledOffer, ctx: &Context<'_>) -> Result<(), Rejection> {
-    let Some(times) = ctx.history.offer_times(&offer.offer.id) else { return Ok(()) };
+fn stage_offer_caps(offer: &CompiledOffer, record: Option<&OfferRecord>, ctx: &Context<'_>) -> Result<(), Rejection> {
+    let Some(times) = record.map(|r| &r.times) else { return Ok(()) };
     for (window, limit) in offer.offer.caps.limits() {
         if history::count(times, window, ctx.now, ctx.day_start) >= limit {
             return Err(match window {

@@ -74,28 +74,43 @@ impl Times {
     }
 }
 
+/// What the device remembers of one offer: its impressions and its posterior, found with one
+/// lookup per candidate.
+#[derive(Debug, Clone, Default)]
+pub struct OfferRecord {
+    /// Its impressions.
+    pub times: Times,
+    /// Its posterior from local feedback.
+    pub posterior: Posterior,
+}
+
 /// Impressions (per offer, per campaign, per device) and posteriors.
 #[derive(Debug, Clone, Default)]
 pub struct History {
     // Hash maps: looked up for every candidate of every decision, never iterated in an order
     // that could reach a decision.
-    offers: FastMap<OfferId, Times>,
+    offers: FastMap<OfferId, OfferRecord>,
     campaigns: FastMap<CampaignId, Times>,
     device: Times,
-    posteriors: FastMap<OfferId, Posterior>,
 }
 
 impl History {
     /// Counts an impression of `offer` (of `campaign`) at `at`.
     pub fn record_impression(&mut self, offer: &OfferId, campaign: &CampaignId, at: UnixTime) {
-        self.offers.entry(offer.clone()).or_default().push(at);
+        self.offers.entry(offer.clone()).or_default().times.push(at);
         self.campaigns.entry(campaign.clone()).or_default().push(at);
         self.device.push(at);
     }
 
-    /// The impression times of `offer`, to count several windows with one lookup.
-    pub fn offer_times(&self, offer: &OfferId) -> Option<&Times> {
+    /// What is remembered of `offer`, to count several windows and read its posterior with one
+    /// lookup.
+    pub fn offer(&self, offer: &OfferId) -> Option<&OfferRecord> {
         self.offers.get(offer)
+    }
+
+    /// The impression times of `offer`.
+    pub fn offer_times(&self, offer: &OfferId) -> Option<&Times> {
+        self.offers.get(offer).map(|r| &r.times)
     }
 
     /// The impression times of `campaign`'s offers.
@@ -106,7 +121,7 @@ impl History {
     /// Impressions of `offer` in `window` ending at `now`; `day_start` is the start of the
     /// current local day.
     pub fn offer_count(&self, offer: &OfferId, window: Window, now: UnixTime, day_start: UnixTime) -> u32 {
-        self.offers.get(offer).map_or(0, |t| count(t, window, now, day_start))
+        self.offers.get(offer).map_or(0, |r| count(&r.times, window, now, day_start))
     }
 
     /// Impressions of `campaign`'s offers in `window`.
@@ -127,7 +142,7 @@ impl History {
     /// Drops impressions older than every window but the all-time count.
     pub fn expire(&mut self, now: UnixTime) {
         let from = UnixTime(now.secs().saturating_sub(KEEP_SECS));
-        for t in self.offers.values_mut().chain(self.campaigns.values_mut()) {
+        for t in self.offers.values_mut().map(|r| &mut r.times).chain(self.campaigns.values_mut()) {
             t.forget_before(from);
         }
         self.device.forget_before(from);
@@ -135,7 +150,7 @@ impl History {
 
     /// Updates `offer`'s posterior with feedback.
     pub fn record_feedback(&mut self, offer: &OfferId, kind: FeedbackKind) {
-        let p = self.posteriors.entry(offer.clone()).or_default();
+        let p = &mut self.offers.entry(offer.clone()).or_default().posterior;
         match kind {
             FeedbackKind::Accepted => p.accepts += 1,
             FeedbackKind::Dismissed | FeedbackKind::NotForMe => p.rejections += 1,
@@ -146,13 +161,16 @@ impl History {
 
     /// `offer`'s posterior.
     pub fn posterior(&self, offer: &OfferId) -> Posterior {
-        self.posteriors.get(offer).copied().unwrap_or_default()
+        self.offers.get(offer).map(|r| r.posterior).unwrap_or_default()
     }
 
     /// Forgets every posterior (learning is derived for `personalise`), returning how many.
     pub fn purge_learning(&mut self) -> usize {
-        let n = self.posteriors.len();
-        self.posteriors.clear();
+        let mut n = 0;
+        for r in self.offers.values_mut().filter(|r| r.posterior != Posterior::default()) {
+            r.posterior = Posterior::default();
+            n += 1;
+        }
         n
     }
 }

@@ -40,7 +40,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use ledtrad_protocol::consent::ConsentState;
-use ledtrad_protocol::decision::{Candidate, Decision, DecisionId, ScorerUsed, ShownPrompt, Verdict};
+use ledtrad_protocol::decision::{Decision, DecisionId, ScorerUsed, ShownPrompt};
 use ledtrad_protocol::feedback::{Feedback, FeedbackKind};
 use ledtrad_protocol::signal::Signal;
 use ledtrad_protocol::{CampaignId, DeviceId, DeviceKind, FleetId, Moment, OfferId, Purpose, UnixTime};
@@ -160,7 +160,7 @@ struct Trace {
     decision: DecisionId,
     /// `None` for a decision made without a catalogue.
     catalogue: Option<Arc<AppliedCatalogue>>,
-    verdicts: Vec<Verdict>,
+    verdicts: decide::Verdicts,
 }
 
 impl Engine {
@@ -294,7 +294,17 @@ impl Engine {
         self.next_decision += 1;
         let (shown, verdicts, features_used, version, camouflage, prompt, would_have_shown, scores, scorer) =
             match &self.catalogue {
-                None => (None, Vec::new(), Vec::new(), None, false, None, None, Vec::new(), ScorerUsed::Builtin),
+                None => (
+                    None,
+                    decide::Verdicts::Each(Vec::new()),
+                    Vec::new(),
+                    None,
+                    false,
+                    None,
+                    None,
+                    Vec::new(),
+                    ScorerUsed::Builtin,
+                ),
                 Some(catalogue) => {
                     let values: Vec<Option<f64>> =
                         ledtrad_protocol::feature::FeatureName::all().map(|f| self.features.value(f, now)).collect();
@@ -339,9 +349,7 @@ impl Engine {
                     if prompt.is_some() {
                         self.prompts.shown_on(day);
                         if let Some((i, _)) = outcome.shown.take() {
-                            if let Verdict::Chosen { score } = outcome.verdicts[i] {
-                                outcome.verdicts[i] = Verdict::Outscored { score };
-                            }
+                            outcome.verdicts.unchoose(i);
                         }
                         outcome.camouflage = false;
                     }
@@ -407,14 +415,7 @@ impl Engine {
     pub fn decision(&self, id: DecisionId) -> Option<Decision> {
         let trace = self.traces.iter().rev().find(|t| t.decision == id)?;
         let (decision, _) = self.recent.iter().rev().find(|(d, _)| d.id == id)?;
-        let candidates = trace.catalogue.as_ref().map_or_else(Vec::new, |catalogue| {
-            catalogue
-                .offers
-                .iter()
-                .zip(&trace.verdicts)
-                .map(|(o, verdict)| Candidate { offer: o.offer.id.clone(), verdict: verdict.clone() })
-                .collect()
-        });
+        let candidates = trace.catalogue.as_ref().map_or_else(Vec::new, |catalogue| trace.verdicts.named(catalogue));
         Some(Decision { candidates, ..decision.clone() })
     }
 

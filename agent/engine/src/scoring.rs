@@ -14,6 +14,7 @@ use ledtrad_protocol::Purpose;
 
 use crate::compiled::{AppliedCatalogue, CompiledOffer};
 use crate::decide::{Context, FeaturesRead};
+use crate::history::Posterior;
 
 /// How much each personal feature behind a candidate takes off its propensity.
 pub const INTRUSIVENESS: f64 = 0.05;
@@ -117,11 +118,10 @@ impl Parts {
     }
 }
 
-/// The score parts of `offer` at this decision from its `prior`; `index` separates the
-/// offers' samples.
-pub(crate) fn parts(offer: &CompiledOffer, ctx: &Context<'_>, index: usize, prior: f64) -> Parts {
+/// The score parts of `offer` at this decision from its `prior` and local `posterior`; `index`
+/// separates the offers' samples.
+pub(crate) fn parts(offer: &CompiledOffer, ctx: &Context<'_>, index: usize, prior: f64, posterior: Posterior) -> Parts {
     let propensity = if ctx.consent.allows(Purpose::Personalise) {
-        let posterior = ctx.history.posterior(&offer.offer.id);
         let a = 1.0 + f64::from(posterior.accepts) + PRIOR_WEIGHT * prior;
         let b = 1.0 + f64::from(posterior.rejections) + PRIOR_WEIGHT * (1.0 - prior);
         match ctx.draw.explore {

@@ -590,3 +590,22 @@ fn only_the_last_decisions_keep_their_trace_but_older_ones_still_take_feedback()
     let feedback = ledtrad_protocol::feedback::Feedback { decision: first, kind };
     assert!(engine.check_feedback(feedback).is_ok(), "but feedback on it is still taken");
 }
+
+#[test]
+fn when_the_device_wide_rules_block_every_offer_gets_the_first_stage_it_fails() {
+    let mut catalogue = build_catalogue();
+    catalogue.policy.min_gap_minutes = Some(60);
+    let mut engine = build_engine_for("d-gap", catalogue);
+    let first = engine.decide_traced(Moment::DoorOpened, NOW, Draw::NONE);
+    assert_eq!(first.shown.unwrap().offer.as_str(), "fridge-care");
+    let d = engine.decide_traced(Moment::DoorOpened, NOW.plus_secs(600), Draw::NONE);
+    assert!(d.shown.is_none());
+    let gap = Some(Rejection::MinGap { until: NOW.plus_secs(3600) });
+    assert_eq!(rejection_of(&d, "fridge-care"), gap);
+    assert_eq!(rejection_of(&d, "butter-refill"), gap, "the device-wide rules come before consent");
+    assert_eq!(rejection_of(&d, "film"), Some(Rejection::DeviceKind { kind: DeviceKind::Fridge }));
+    assert_eq!(d.candidates.len(), 3);
+    // Past the gap, offers are weighed one by one again.
+    let d = engine.decide_traced(Moment::DoorOpened, NOW.plus_secs(3600), Draw::NONE);
+    assert_eq!(rejection_of(&d, "fridge-care"), Some(Rejection::DailyCap { per_day: 1 }));
+}
