@@ -19,8 +19,9 @@ mod tract;
 /// The most rows one model call takes (a catalogue holds at most this many offers).
 pub const MAX_BATCH: usize = ledtrad_protocol::catalogue::MAX_OFFERS;
 
-/// Batch sizes each runtime prepares with fixed shapes; a call pads its rows up to the next one,
-/// and a larger batch gets a plan of its own.
+/// Batch sizes each runtime prepares with fixed shapes; a call pads its rows up to the next one.
+/// A larger batch runs in chunks of the largest (tract), or padded to a multiple of it on an
+/// interpreter kept for that size (TensorFlow Lite, which cannot resize its inputs).
 const FIXED_BATCHES: [usize; 4] = [1, 8, 64, 256];
 
 /// A runtime that runs a loaded model.

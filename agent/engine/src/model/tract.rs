@@ -72,6 +72,21 @@ impl ModelRuntime for TractRuntime {
         if batch == 0 {
             return Ok(Vec::new());
         }
+        // Beyond the largest fixed plan, whole chunks of it and then the rest: fixed shapes run
+        // faster than the plan for any size.
+        let largest = FIXED_BATCHES[FIXED_BATCHES.len() - 1];
+        let mut out = Vec::with_capacity(batch);
+        for chunk in rows.chunks(largest * self.inputs) {
+            let n = chunk.len() / self.inputs;
+            out.extend(self.run_fixed(chunk, n).map_err(|e| fail(&e))?);
+        }
+        Ok(out)
+    }
+}
+
+impl TractRuntime {
+    /// Runs up to the largest fixed batch, padded up to the next fixed size.
+    fn run_fixed(&self, rows: &[f32], batch: usize) -> TractResult<Vec<f32>> {
         let (size, plan) = self.fixed.iter().find(|(b, _)| *b >= batch).map_or((batch, &self.any), |(b, p)| (*b, p));
         let mut padded;
         let data = if size == batch {
@@ -82,13 +97,13 @@ impl ModelRuntime for TractRuntime {
             padded.resize(size * self.inputs, 0.0);
             &padded
         };
-        let input = Tensor::from_shape(&[size, self.inputs], data).map_err(|e| fail(&e))?;
-        let outputs = plan.run(tvec!(input.into())).map_err(|e| fail(&e))?;
-        let output = outputs.first().ok_or_else(|| fail(&"no output"))?;
-        let view = output.try_as_plain_ram().map_err(|e| fail(&e))?;
-        let values = view.as_slice::<f32>().map_err(|e| fail(&e))?;
+        let input = Tensor::from_shape(&[size, self.inputs], data)?;
+        let outputs = plan.run(tvec!(input.into()))?;
+        let output = outputs.first().ok_or_else(|| TractError::msg("no output"))?;
+        let view = output.try_as_plain_ram()?;
+        let values = view.as_slice::<f32>()?;
         if values.len() < batch {
-            return Err(fail(&format!("{} outputs", values.len())));
+            return Err(TractError::msg(format!("{} outputs", values.len())));
         }
         Ok(values[..batch].to_vec())
     }
