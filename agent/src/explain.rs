@@ -203,4 +203,30 @@ mod tests {
         assert!(text.contains("not for a fridge: film, book"), "{text}");
         assert!(text.contains("needs 'measure' consent: veg"), "{text}");
     }
+
+    #[test]
+    fn a_journey_reason_says_which_step_and_where_the_device_stands() {
+        let step = |id: &str| ledtrad_protocol::StepId::try_new(id).unwrap();
+        let stop = |state| {
+            reason_text(&Rejection::Journey(Box::new(JourneyStop {
+                campaign: CampaignId::try_new("recipes").unwrap(),
+                step: step("box"),
+                state,
+            })))
+        };
+        assert_eq!(
+            stop(JourneyState::NotReached { after: step("first-recipe"), when: Trigger::Accepted }),
+            "journey recipes, step 'box': waits for 'first-recipe' to be accepted"
+        );
+        assert_eq!(
+            stop(JourneyState::Waiting { until: UnixTime(1_795_428_000) }),
+            format!("journey recipes, step 'box': opens at {}", UnixTime(1_795_428_000))
+        );
+        assert_eq!(stop(JourneyState::Done), "journey recipes, step 'box': already answered");
+        let other = JourneyState::OtherOffer {
+            offer: OfferId::try_new("big-box").unwrap(),
+            group: Some(ledtrad_protocol::GroupId::try_new("families").unwrap()),
+        };
+        assert_eq!(stop(other), "journey recipes, step 'box': shows big-box to group 'families'");
+    }
 }

@@ -609,3 +609,73 @@ fn when_the_device_wide_rules_block_every_offer_gets_the_first_stage_it_fails() 
     let d = engine.decide_traced(Moment::DoorOpened, NOW.plus_secs(3600), Draw::NONE);
     assert_eq!(rejection_of(&d, "fridge-care"), Some(Rejection::DailyCap { per_day: 1 }));
 }
+
+#[test]
+fn every_stage_names_its_own_reason_in_the_trace() {
+    use ledtrad_protocol::caps::{QuietHours, Window};
+    let care = |engine: &mut Engine, at: UnixTime, moment: Moment| {
+        let d = engine.decide_traced(moment, at, Draw::NONE);
+        rejection_of(&d, "fridge-care")
+    };
+    let day = 86_400;
+    // The moment, and the validity window.
+    let mut engine = build_engine_for("d-stages", build_catalogue());
+    assert_eq!(care(&mut engine, NOW, Moment::InventoryLow), Some(Rejection::Moment { moment: Moment::InventoryLow }));
+    let mut catalogue = build_catalogue();
+    catalogue.offers[1].valid_from = NOW.plus_secs(day);
+    let mut engine = build_engine_for("d-stages", catalogue);
+    assert_eq!(care(&mut engine, NOW, Moment::DoorOpened), Some(Rejection::NotYetValid { from: NOW.plus_secs(day) }));
+    let mut catalogue = build_catalogue();
+    catalogue.offers[1].valid_until = NOW.plus_secs(day);
+    let mut engine = build_engine_for("d-stages", catalogue);
+    let later = NOW.plus_secs(2 * day);
+    assert_eq!(care(&mut engine, later, Moment::DoorOpened), Some(Rejection::Expired { until: NOW.plus_secs(day) }));
+    // A condition that does not hold.
+    let mut engine = build_engine_for("d-stages", build_catalogue());
+    engine.set_consent(personalise());
+    engine.handle_signal(butter(0.5), NOW);
+    let d = engine.decide_traced(Moment::DoorOpened, NOW, Draw::NONE);
+    assert_eq!(
+        rejection_of(&d, "butter-refill"),
+        Some(Rejection::ConditionNotMet {
+            feature: FeatureName::try_new("fridge.butter.level").unwrap(),
+            op: ledtrad_protocol::catalogue::Op::Lt,
+            threshold: 0.2
+        })
+    );
+    // The offer's weekly cap, then the campaign's.
+    let mut catalogue = build_catalogue();
+    catalogue.offers[1].caps.per_week = Some(1);
+    let mut engine = build_engine_for("d-stages", catalogue);
+    assert_eq!(care(&mut engine, NOW, Moment::DoorOpened), None);
+    assert_eq!(
+        care(&mut engine, NOW.plus_secs(day), Moment::DoorOpened),
+        Some(Rejection::OfferCap { window: Window::Week, limit: 1 })
+    );
+    let mut catalogue = build_catalogue();
+    catalogue.campaigns = vec![ledtrad_protocol::catalogue::Campaign {
+        caps: ledtrad_protocol::caps::CampaignCaps { per_week: Some(1), ..Default::default() },
+        ..ledtrad_protocol::catalogue::Campaign::new(CampaignId::try_new("care").unwrap())
+    }];
+    let mut engine = build_engine_for("d-stages", catalogue);
+    assert_eq!(care(&mut engine, NOW, Moment::DoorOpened), None);
+    assert_eq!(
+        care(&mut engine, NOW.plus_secs(day), Moment::DoorOpened),
+        Some(Rejection::CampaignCap { campaign: CampaignId::try_new("care").unwrap(), window: Window::Week, limit: 1 })
+    );
+    // The device's daily cap, and its quiet hours (18:00 is inside 17 to 19).
+    let mut catalogue = build_catalogue();
+    catalogue.policy.device_per_day = Some(1);
+    catalogue.offers[1].caps.per_day = 5;
+    let mut engine = build_engine_for("d-stages", catalogue);
+    assert_eq!(care(&mut engine, NOW, Moment::DoorOpened), None);
+    assert_eq!(
+        care(&mut engine, NOW.plus_secs(60), Moment::DoorOpened),
+        Some(Rejection::DeviceCap { window: Window::Day, limit: 1 })
+    );
+    let mut catalogue = build_catalogue();
+    catalogue.policy.quiet_hours = Some(QuietHours { from: 17, to: 19 });
+    let mut engine = build_engine_for("d-stages", catalogue);
+    assert_eq!(care(&mut engine, NOW, Moment::DoorOpened), Some(Rejection::QuietHours { from: 17, to: 19 }));
+    assert_eq!(care(&mut engine, NOW.plus_secs(3600), Moment::DoorOpened), None, "19:00 is no longer quiet");
+}
