@@ -71,6 +71,10 @@ pub struct CompiledOffer {
     pub campaign: usize,
     /// Whether its campaign is a journey, which decides when it may be shown.
     pub journey: bool,
+    /// How many of its conditions read a personal feature (each costs an intrusiveness penalty).
+    pub personal_conditions: usize,
+    /// How many of its built-in scorer's weights do.
+    pub personal_weights: usize,
 }
 
 /// A built-in logistic scorer with its features resolved.
@@ -149,7 +153,22 @@ impl AppliedCatalogue {
                     valid_from: offer.valid_from,
                     valid_until: offer.valid_until,
                 };
-                Some(CompiledOffer { hot, offer, category, conditions, needs, logistic, campaign: 0, journey: false })
+                let personal_conditions = conditions.iter().filter(|c| c.feature.spec().purpose.is_some()).count();
+                let personal_weights = logistic
+                    .as_ref()
+                    .map_or(0, |l| l.weights.iter().filter(|(f, _)| f.spec().purpose.is_some()).count());
+                Some(CompiledOffer {
+                    hot,
+                    offer,
+                    category,
+                    conditions,
+                    needs,
+                    logistic,
+                    campaign: 0,
+                    journey: false,
+                    personal_conditions,
+                    personal_weights,
+                })
             })
             .collect::<Vec<_>>();
         let mut campaign_ids: Vec<ledtrad_protocol::CampaignId> = Vec::new();

@@ -39,6 +39,8 @@ pub(crate) struct Context<'a> {
     pub model: Option<&'a FleetModel>,
     /// What the campaigns' journeys rule out, by offer position, worked out once per decision.
     pub journeys: &'a FastMap<usize, Rejection>,
+    /// Whether the fleet's model reads a personal feature the consent allows.
+    pub model_reads_personal: bool,
 }
 
 /// What the first stages read of a decision: the device kind, the moment and the time.

@@ -53,6 +53,10 @@ impl Times {
     }
 
     fn since(&self, from: UnixTime) -> u32 {
+        // Most offers were last shown before most windows began: no search then.
+        if self.at.back().is_none_or(|last| *last < from) {
+            return 0;
+        }
         let i = self.at.partition_point(|t| *t < from);
         u32::try_from(self.at.len() - i).unwrap_or(u32::MAX)
     }

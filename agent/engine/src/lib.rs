@@ -325,6 +325,7 @@ impl Engine {
                         campaigns: &[],
                         model: self.model.as_ref(),
                         journeys: &FastMap::default(),
+                        model_reads_personal: scoring::model_reads_personal(self.model.as_ref(), self.consent),
                     };
                     let campaigns = decide::campaign_verdicts(catalogue, &ctx);
                     let mut features_read = decide::FeaturesRead::default();

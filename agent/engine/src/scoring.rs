@@ -143,16 +143,25 @@ pub(crate) fn parts(offer: &CompiledOffer, ctx: &Context<'_>, index: usize, prio
 /// How many personal features stand behind `offer`: its conditions' and its built-in scorer's,
 /// or, where the fleet's model scores and reads personal features, one for the model.
 fn personal_features(offer: &CompiledOffer, ctx: &Context<'_>) -> usize {
-    let conditions = offer.conditions.iter().filter(|c| c.feature.spec().purpose.is_some()).count();
     let scorer = match ctx.model {
-        Some(model) => usize::from(model.inputs.iter().any(
-            |(s, _)| matches!(s, InputSource::Feature(f) if f.spec().purpose.is_some_and(|p| ctx.consent.allows(p))),
-        )),
-        None => {
-            offer.logistic.as_ref().map_or(0, |l| l.weights.iter().filter(|(f, _)| f.spec().purpose.is_some()).count())
-        }
+        Some(_) => usize::from(ctx.model_reads_personal),
+        None => offer.personal_weights,
     };
-    conditions + scorer
+    offer.personal_conditions + scorer
+}
+
+/// Whether the fleet's model reads a personal feature the consent allows (worked out once per
+/// decision: it is the same for every candidate).
+pub(crate) fn model_reads_personal(
+    model: Option<&crate::model::FleetModel>,
+    consent: ledtrad_protocol::consent::ConsentState,
+) -> bool {
+    model.is_some_and(|model| {
+        model
+            .inputs
+            .iter()
+            .any(|(s, _)| matches!(s, InputSource::Feature(f) if f.spec().purpose.is_some_and(|p| consent.allows(p))))
+    })
 }
 
 /// SplitMix64: a tiny, well-known generator, seeded per decision by the caller.
