@@ -12,6 +12,7 @@
 //! - [`reports`]: summing devices' noised reports into totals with intervals; small groups suppressed.
 //! - [`status`]: reading devices' retained status topics (which version each device applied).
 
+pub mod diff;
 pub mod keys;
 pub mod load;
 pub mod model;

@@ -113,6 +113,18 @@ enum CatalogueCommand {
         #[command(flatten)]
         push: PushArgs,
     },
+    /// Show what changes for devices from OLD to NEW: offers, campaigns and prompts added,
+    /// removed or changed field by field, the policy, and the device kinds reached. Exits 0
+    /// when nothing changes, 1 when something does (as diff does).
+    Diff {
+        /// The catalogue devices have now.
+        old: PathBuf,
+        /// The catalogue to push.
+        new: PathBuf,
+        /// Print one line of JSON instead.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn now() -> UnixTime {
@@ -154,6 +166,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Err(err) => Err(err.into()),
         },
+        Command::Catalogue(CatalogueCommand::Diff { old, new, json }) => {
+            // Both are read as devices parse them; the old one may well have ended by now.
+            let (old, new) = (load_catalogue(&old, None)?, load_catalogue(&new, None)?);
+            let changes = ledtrad_operator::diff::diff(&old, &new);
+            if json {
+                println!("{}", serde_json::to_string(&changes)?);
+            } else {
+                print!("{changes}");
+            }
+            Ok(ExitCode::from(u8::from(!changes.is_empty())))
+        }
         Command::Model(ModelCommand::Check { file, manifest }) => {
             let manifest = manifest.unwrap_or_else(|| default_manifest(&file));
             match load_model(&file, &manifest) {

@@ -94,3 +94,26 @@ fn model_check_refuses_a_fully_int8_model_and_says_what_to_do() {
     assert!(stderr.contains("fully int8-quantized"), "{stderr}");
     assert!(stderr.contains("convert it with float32 inputs and outputs"), "{stderr}");
 }
+
+#[test]
+fn diff_says_what_changes_for_devices_and_exits_1_only_when_something_does() {
+    let (code, stdout, _) = op(&["catalogue", "diff", &example(), &example()]);
+    assert_eq!((code, stdout.as_str()), (0, "no changes for devices\n"));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("next.toml");
+    let text = std::fs::read_to_string(example()).unwrap().replacen("holdout = 0.1", "holdout = 0.2", 1);
+    std::fs::write(&path, text).unwrap();
+    let (code, stdout, _) = op(&["catalogue", "diff", &example(), path.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(stdout.contains("~ campaign dairy-winter\n    holdout: 0.1 -> 0.2"), "{stdout}");
+    assert!(stdout.contains("devices affected: fridge"), "{stdout}");
+    let (code, stdout, _) = op(&["catalogue", "diff", &example(), path.to_str().unwrap(), "--json"]);
+    assert_eq!(code, 1);
+    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(json["campaigns"]["changed"][0]["fields"][0]["new"], 0.2);
+    // A broken new catalogue is an error naming its problems, not a difference.
+    std::fs::write(&path, "[[offer]]\nid = \"x\"\n").unwrap();
+    let (code, _, stderr) = op(&["catalogue", "diff", &example(), path.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("next.toml"), "{stderr}");
+}
