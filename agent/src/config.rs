@@ -71,6 +71,9 @@ pub struct RawKey {
     pub id: String,
     /// The Ed25519 public key, 64 hex digits.
     pub public_key: String,
+    /// Refuse what this key signs (after a key rotation, or when it may have leaked).
+    #[serde(default)]
+    pub retired: bool,
 }
 
 /// A checked config.
@@ -226,7 +229,17 @@ impl Config {
             let id = KeyId::try_new(&k.id).map_err(|e| field("operator_keys.id", e.to_string()))?;
             let key = parse_public_key(&k.public_key)
                 .map_err(|why| field("operator_keys.public_key", format!("key '{id}': {why}")))?;
-            keys.insert(id, key);
+            if k.retired {
+                keys.retire(id);
+            } else {
+                keys.insert(id, key);
+            }
+        }
+        if keys.is_empty() {
+            return Err(field(
+                "operator_keys",
+                "every pinned key is retired, so every catalogue would be refused; pin the current key without 'retired = true'".into(),
+            ));
         }
         Ok(Self {
             device,
@@ -321,5 +334,16 @@ mod tests {
         let no_keys = build_config_text("").split("[[operator_keys]]").next().unwrap().to_string();
         let err = Config::from_toml(&no_keys, "agent.toml").unwrap_err().to_string();
         assert!(err.contains("ledtrad-op keygen"), "{err}");
+    }
+
+    #[test]
+    fn a_retired_key_is_refused_and_one_current_key_is_needed() {
+        let retired = format!("{}retired = true\n", build_config_text(""));
+        let err = Config::from_toml(&retired, "agent.toml").unwrap_err().to_string();
+        assert!(err.contains("every pinned key is retired"), "{err}");
+        let rotated = format!("{retired}[[operator_keys]]\nid = \"op-2\"\npublic_key = \"{KEY}\"\n");
+        let config = Config::from_toml(&rotated, "agent.toml").unwrap();
+        assert!(config.keys.is_retired(&KeyId::try_new("op").unwrap()));
+        assert!(!config.keys.is_retired(&KeyId::try_new("op-2").unwrap()));
     }
 }

@@ -123,6 +123,22 @@ impl OperatorKey {
         Ok((secret_path, public_path))
     }
 
+    /// Loads a public key file written by [`OperatorKey::save`] (`ID.pub`).
+    pub fn load_public(path: &Path) -> Result<PublicKeyEntry, KeyError> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct PublicFile {
+            operator_keys: Vec<PublicKeyEntry>,
+        }
+        let text = fs::read_to_string(path).map_err(|source| KeyError::Io { path: path.into(), source })?;
+        let format = |detail: String| KeyError::Format { path: path.into(), detail };
+        let file: PublicFile = toml::from_str(&text).map_err(|e| format(e.message().to_string()))?;
+        match <[PublicKeyEntry; 1]>::try_from(file.operator_keys) {
+            Ok([entry]) => Ok(entry),
+            Err(entries) => Err(format(format!("expected one [[operator_keys]] entry, found {}", entries.len()))),
+        }
+    }
+
     /// Loads a secret key file written by [`OperatorKey::save`].
     pub fn load(path: &Path) -> Result<Self, KeyError> {
         let text = fs::read_to_string(path).map_err(|source| KeyError::Io { path: path.into(), source })?;
@@ -132,6 +148,35 @@ impl OperatorKey {
         let secret: [u8; 32] = bytes.try_into().map_err(|_| format("secret_key must be 64 hex digits".into()))?;
         Ok(Self::from_secret(file.id, secret))
     }
+}
+
+/// The steps of rotating from `old` to `new`, with the agent config entries for each: pin both,
+/// sign with the new one, then retire the old one once every device has what it signs.
+pub fn rotation_steps(new: &PublicKeyEntry, new_secret: &Path, old: &PublicKeyEntry) -> String {
+    let entry = |e: &PublicKeyEntry, retired: bool| {
+        format!(
+            "[[operator_keys]]\nid = \"{}\"\npublic_key = \"{}\"\n{}",
+            e.id,
+            e.public_key,
+            if retired { "retired = true\n" } else { "" }
+        )
+    };
+    format!(
+        "Rotating from key '{old_id}' to key '{new_id}':\n\n\
+         1. Pin both keys in every agent config (agents accept both) and restart the agents:\n\n{both}{old_entry}\n\
+         2. Sign everything from now on with the new key: --key {secret}\n   \
+         (catalogue push and model push; the next version re-signs what devices have).\n\n\
+         3. Once every device has applied what the new key signed, retire the old key, so that a\n   \
+         leaked old key can sign nothing devices accept:\n\n{both}{retired}\n\
+         Keep step 3's entry rather than deleting it: a retired key is refused by name, an unknown\n\
+         one only for want of a pin.\n",
+        old_id = old.id,
+        new_id = new.id,
+        both = entry(new, false),
+        old_entry = entry(old, false),
+        secret = new_secret.display(),
+        retired = entry(old, true),
+    )
 }
 
 #[cfg(test)]

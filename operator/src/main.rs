@@ -33,12 +33,32 @@ enum Command {
         #[arg(long, default_value = "operator")]
         id: KeyId,
     },
+    /// Rotate operator keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Work with catalogues.
     #[command(subcommand)]
     Catalogue(CatalogueCommand),
     /// Work with the fleet's scoring model (a TensorFlow Lite file and its manifest).
     #[command(subcommand)]
     Model(ModelCommand),
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Generate a new key to take over from OLD and print the steps, with the agent config
+    /// entries for each: pin both, sign with the new one, retire the old one.
+    Rotate {
+        /// The old key's public file (ID.pub, as written by keygen).
+        #[arg(long)]
+        old: PathBuf,
+        /// Directory to write the new key files into (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+        /// The new key's id.
+        #[arg(long)]
+        id: KeyId,
+    },
 }
 
 #[derive(Subcommand)]
@@ -153,6 +173,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 key.id,
                 key.public_hex()
             );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Keys(KeysCommand::Rotate { old, out, id }) => {
+            let old = OperatorKey::load_public(&old)?;
+            anyhow::ensure!(old.id != id, "the new key needs an id of its own; '{id}' is the old key's");
+            let key = OperatorKey::generate(id);
+            let (secret, public) = key.save(&out)?;
+            println!("wrote {} (secret: keep it private) and {}\n", secret.display(), public.display());
+            print!("{}", ledtrad_operator::keys::rotation_steps(&key.public_entry(), &secret, &old));
             Ok(ExitCode::SUCCESS)
         }
         Command::Catalogue(CatalogueCommand::Check { file }) => match load_catalogue(&file, Some(now())) {

@@ -117,3 +117,27 @@ fn diff_says_what_changes_for_devices_and_exits_1_only_when_something_does() {
     assert_eq!(code, 2);
     assert!(stderr.contains("next.toml"), "{stderr}");
 }
+
+#[test]
+fn keys_rotate_writes_a_new_key_and_prints_the_steps_ending_in_a_retired_old_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    let (code, _, stderr) = op(&["keygen", "--out", out, "--id", "op-2025"]);
+    assert_eq!(code, 0, "{stderr}");
+    let old = dir.path().join("op-2025.pub");
+    let (code, stdout, stderr) =
+        op(&["keys", "rotate", "--old", old.to_str().unwrap(), "--out", out, "--id", "op-2026"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(dir.path().join("op-2026.key").exists() && dir.path().join("op-2026.pub").exists());
+    assert!(stdout.contains("Rotating from key 'op-2025' to key 'op-2026'"), "{stdout}");
+    assert!(stdout.contains("id = \"op-2025\"\npublic_key = "), "{stdout}");
+    assert!(stdout.contains("retired = true"), "{stdout}");
+    // The same id twice, or an old file that is not a public key, is refused with the reason.
+    let (code, _, stderr) = op(&["keys", "rotate", "--old", old.to_str().unwrap(), "--out", out, "--id", "op-2025"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("'op-2025' is the old key's"), "{stderr}");
+    let secret = dir.path().join("op-2025.key");
+    let (code, _, stderr) = op(&["keys", "rotate", "--old", secret.to_str().unwrap(), "--out", out, "--id", "op-x"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("op-2025.key: not an operator key file"), "{stderr}");
+}

@@ -123,7 +123,7 @@ async fn drive(offers: usize, days: u64, seed: u64, model: bool) -> anyhow::Resu
         owner: None,
         utc_offset_minutes: 60,
         timezone: None,
-        operator_keys: vec![RawKey { id: key.id.to_string(), public_key: key.public_hex() }],
+        operator_keys: vec![RawKey { id: key.id.to_string(), public_key: key.public_hex(), retired: false }],
     };
     let clock = ManualClock::new(start);
     let agent = ledtrad_agent::spawn(Config::from_raw(raw, "footprint bench")?, Arc::new(clock.clone())).await?;

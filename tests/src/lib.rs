@@ -247,7 +247,7 @@ impl TestAgent {
             owner: None,
             utc_offset_minutes: 0,
             timezone: None,
-            operator_keys: vec![RawKey { id: key.id.to_string(), public_key: key.public_hex() }],
+            operator_keys: vec![RawKey { id: key.id.to_string(), public_key: key.public_hex(), retired: false }],
         };
         let config = Config::from_raw(raw, "test").expect("valid config");
         let clock = ManualClock::new(T0);

@@ -148,6 +148,20 @@ fn every_bad_envelope_is_refused_and_the_last_good_one_stays() {
 }
 
 #[test]
+fn a_catalogue_signed_by_a_retired_key_is_refused_though_its_signature_holds() {
+    let mut keys = TrustedKeys::new();
+    keys.insert(KeyId::try_new("op-1").unwrap(), build_key(1).verifying_key());
+    keys.insert(KeyId::try_new("op-2").unwrap(), build_key(2).verifying_key());
+    keys.retire(KeyId::try_new("op-1").unwrap());
+    let mut engine = Engine::new(build_engine(DeviceKind::Fridge).profile().clone(), keys);
+    let err = engine.handle_catalogue(&good_envelope(1), NOW).unwrap_err();
+    assert_eq!(err.to_string(), "catalogue signed with retired key 'op-1'; sign it with a current operator key");
+    assert!(engine.catalogue().is_none());
+    let current = build_envelope(&build_key(2), "op-2", "home", 1, NOW.plus_secs(60));
+    assert_eq!(engine.handle_catalogue(&current, NOW).unwrap().version, 1);
+}
+
+#[test]
 fn personalised_offer_is_shown_with_a_coarse_why_only_with_consent() {
     let mut engine = build_engine(DeviceKind::Fridge);
     engine.handle_catalogue(&good_envelope(1), NOW).unwrap();

@@ -10,10 +10,11 @@ use ledtrad_protocol::envelope::{Envelope, SignedCatalogue, MAX_ENVELOPE_BYTES};
 use ledtrad_protocol::model::{SignedModel, MAX_MODEL_ENVELOPE_BYTES, MODEL_SIGNING_CONTEXT};
 use ledtrad_protocol::{FleetId, KeyId, UnixTime};
 
-/// The operator public keys an agent trusts, by key id.
+/// The operator public keys an agent trusts, by key id, and the retired ones it refuses.
 #[derive(Debug, Clone, Default)]
 pub struct TrustedKeys {
     keys: Vec<(KeyId, VerifyingKey)>,
+    retired: Vec<KeyId>,
 }
 
 impl TrustedKeys {
@@ -25,7 +26,22 @@ impl TrustedKeys {
     /// Pins `key` under `id`, replacing an earlier key with the same id.
     pub fn insert(&mut self, id: KeyId, key: VerifyingKey) {
         self.keys.retain(|(k, _)| *k != id);
+        self.retired.retain(|k| *k != id);
         self.keys.push((id, key));
+    }
+
+    /// Retires the key under `id`: what it signs is refused from now on, even where its
+    /// signature holds (after a key rotation, or when a key may have leaked).
+    pub fn retire(&mut self, id: KeyId) {
+        self.keys.retain(|(k, _)| *k != id);
+        if !self.retired.contains(&id) {
+            self.retired.push(id);
+        }
+    }
+
+    /// Whether the key under `id` is retired.
+    pub fn is_retired(&self, id: &KeyId) -> bool {
+        self.retired.contains(id)
     }
 
     /// The key pinned under `id`.
@@ -120,6 +136,14 @@ pub enum Refusal {
     /// The key id is not pinned in this agent's config.
     #[error("{what} signed with unknown key '{key}'; pin its public key in the agent config under [[operator_keys]]")]
     UnknownKey {
+        /// What the envelope carries.
+        what: Artefact,
+        /// The key id.
+        key: KeyId,
+    },
+    /// The key id is pinned as retired in this agent's config.
+    #[error("{what} signed with retired key '{key}'; sign it with a current operator key")]
+    RetiredKey {
         /// What the envelope carries.
         what: Artefact,
         /// The key id.
@@ -244,6 +268,9 @@ pub fn open_signed<T: SignedContent>(
     }
     let malformed = |e: codec::DecodeError| Refusal::Malformed { what, reason: e.to_string() };
     let envelope: Envelope = codec::from_postcard(payload, what.envelope_name()).map_err(malformed)?;
+    if keys.is_retired(&envelope.key_id) {
+        return Err(Refusal::RetiredKey { what, key: envelope.key_id.clone() });
+    }
     let key = keys.get(&envelope.key_id).ok_or_else(|| Refusal::UnknownKey { what, key: envelope.key_id.clone() })?;
     let bad_signature = || Refusal::BadSignature { what, key: envelope.key_id.clone() };
     let signature = Signature::from_slice(&envelope.signature).map_err(|_| bad_signature())?;
