@@ -693,3 +693,21 @@ fn every_stage_names_its_own_reason_in_the_trace() {
     assert_eq!(care(&mut engine, NOW, Moment::DoorOpened), Some(Rejection::QuietHours { from: 17, to: 19 }));
     assert_eq!(care(&mut engine, NOW.plus_secs(3600), Moment::DoorOpened), None, "19:00 is no longer quiet");
 }
+
+#[test]
+fn a_signed_catalogue_with_too_many_offers_is_refused_and_the_last_good_one_stays() {
+    let mut engine = build_engine(DeviceKind::Fridge);
+    engine.handle_catalogue(&good_envelope(1), NOW).unwrap();
+    let mut catalogue = build_catalogue();
+    let template = catalogue.offers[1].clone();
+    catalogue.offers = (0..=ledtrad_protocol::catalogue::MAX_OFFERS)
+        .map(|i| ledtrad_protocol::catalogue::Offer {
+            id: ledtrad_protocol::OfferId::try_new(format!("care-{i}")).unwrap(),
+            ..template.clone()
+        })
+        .collect();
+    let envelope = sign(&build_key(1), "op-1", "home", 2, NOW.plus_secs(86_400), catalogue);
+    let err = engine.handle_catalogue(&envelope, NOW).unwrap_err().to_string();
+    assert!(err.contains("2001 offers is over the limit of 2000"), "{err}");
+    assert_eq!(engine.catalogue().map(|c| c.version), Some(1));
+}
