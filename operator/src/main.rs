@@ -42,6 +42,26 @@ enum Command {
     /// Work with the fleet's scoring model (a TensorFlow Lite file and its manifest).
     #[command(subcommand)]
     Model(ModelCommand),
+    /// Read the fleet's devices' retained statuses and count them by catalogue and model
+    /// version, connection, and refusal reason.
+    Status {
+        /// The fleet.
+        #[arg(long)]
+        fleet: FleetId,
+        /// The broker, as mqtt://HOST:PORT.
+        #[arg(long, default_value = "mqtt://127.0.0.1:1883")]
+        broker: BrokerUrl,
+        /// Seconds to collect statuses for (retained ones arrive at once; the rest as devices
+        /// report).
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=3600))]
+        wait: u64,
+        /// Stop as soon as this many of the fleet's devices have reported.
+        #[arg(long)]
+        expect: Option<usize>,
+        /// Print one line of JSON instead.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -182,6 +202,30 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let (secret, public) = key.save(&out)?;
             println!("wrote {} (secret: keep it private) and {}\n", secret.display(), public.display());
             print!("{}", ledtrad_operator::keys::rotation_steps(&key.public_entry(), &secret, &old));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Status { fleet, broker, wait, expect, json } => {
+            let progress = indicatif::ProgressBar::new_spinner();
+            progress.enable_steady_tick(std::time::Duration::from_millis(120));
+            progress.set_message(format!("reading statuses of fleet '{fleet}' on {broker}"));
+            let client = format!("ledtrad-op-status-{}", std::process::id());
+            let statuses = block_on(ledtrad_operator::status::watch_statuses(
+                &broker,
+                &client,
+                std::time::Duration::from_secs(wait),
+                |seen| {
+                    let n = seen.values().filter(|s| s.fleet == fleet).count();
+                    progress.set_message(format!("{n} device(s) of fleet '{fleet}' reported"));
+                    expect.is_some_and(|e| n >= e)
+                },
+            ))??;
+            progress.finish_and_clear();
+            let summary = ledtrad_operator::status::summarise(&statuses, &fleet);
+            if json {
+                println!("{}", serde_json::to_string(&summary)?);
+            } else {
+                print!("{summary}");
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Catalogue(CatalogueCommand::Check { file }) => match load_catalogue(&file, Some(now())) {

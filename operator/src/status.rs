@@ -54,3 +54,110 @@ pub async fn watch_statuses(
     let _ = client.try_disconnect();
     Ok(statuses)
 }
+
+/// A fleet's devices counted by what they report: catalogue and model versions, connection,
+/// and refusals grouped by reason.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct FleetSummary {
+    /// Devices of the fleet that reported a status.
+    pub devices: usize,
+    /// Of them, online.
+    pub online: usize,
+    /// Of them, offline (their last will).
+    pub offline: usize,
+    /// Devices per applied catalogue version (`none` where none is applied).
+    pub catalogue_versions: BTreeMap<String, usize>,
+    /// Devices per applied model version (`none` for the built-in scorers).
+    pub model_versions: BTreeMap<String, usize>,
+    /// Devices per reason their last catalogue was refused.
+    pub catalogue_refusals: BTreeMap<String, usize>,
+    /// Devices per reason their last model was refused.
+    pub model_refusals: BTreeMap<String, usize>,
+}
+
+/// Counts the statuses of `fleet`'s devices (others are left out).
+pub fn summarise(statuses: &Statuses, fleet: &ledtrad_protocol::FleetId) -> FleetSummary {
+    let version = |v: Option<u64>| v.map_or_else(|| "none".to_string(), |v| v.to_string());
+    let mut s = FleetSummary::default();
+    for status in statuses.values().filter(|s| &s.fleet == fleet) {
+        s.devices += 1;
+        match status.state {
+            ledtrad_protocol::status::Connection::Online => s.online += 1,
+            ledtrad_protocol::status::Connection::Offline => s.offline += 1,
+        }
+        *s.catalogue_versions.entry(version(status.catalogue_version)).or_default() += 1;
+        *s.model_versions.entry(version(status.model_version)).or_default() += 1;
+        if let Some(reason) = &status.last_refusal {
+            *s.catalogue_refusals.entry(reason.clone()).or_default() += 1;
+        }
+        if let Some(reason) = &status.last_model_refusal {
+            *s.model_refusals.entry(reason.clone()).or_default() += 1;
+        }
+    }
+    s
+}
+
+impl std::fmt::Display for FleetSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "{} device(s): {} online, {} offline", self.devices, self.online, self.offline)?;
+        for (title, counts) in [
+            ("catalogue version", &self.catalogue_versions),
+            ("model version", &self.model_versions),
+            ("catalogue refused", &self.catalogue_refusals),
+            ("model refused", &self.model_refusals),
+        ] {
+            for (value, n) in counts {
+                writeln!(f, "  {title} {value}: {n}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ledtrad_protocol::status::Connection;
+    use ledtrad_protocol::FleetId;
+
+    fn build_status(device: &str, fleet: &str, version: Option<u64>, refusal: Option<&str>) -> DeviceStatus {
+        DeviceStatus {
+            device: DeviceId::try_new(device).unwrap(),
+            fleet: FleetId::try_new(fleet).unwrap(),
+            state: if device.ends_with('0') { Connection::Offline } else { Connection::Online },
+            agent_version: "0.1.0".into(),
+            catalogue_version: version,
+            last_refusal: refusal.map(Into::into),
+            model_version: None,
+            last_model_refusal: None,
+        }
+    }
+
+    #[test]
+    fn a_fleet_is_counted_by_version_connection_and_refusal() {
+        let statuses: Statuses = [
+            build_status("d0", "home", Some(3), None),
+            build_status("d1", "home", Some(3), None),
+            build_status(
+                "d2",
+                "home",
+                Some(2),
+                Some("catalogue signed with retired key 'op-1'; sign it with a current operator key"),
+            ),
+            build_status("d3", "home", None, None),
+            build_status("d4", "office", Some(9), None),
+        ]
+        .into_iter()
+        .map(|s| (s.device.clone(), s))
+        .collect();
+        let s = summarise(&statuses, &FleetId::try_new("home").unwrap());
+        assert_eq!((s.devices, s.online, s.offline), (4, 3, 1));
+        assert_eq!(s.catalogue_versions.get("3"), Some(&2));
+        assert_eq!(s.catalogue_versions.get("none"), Some(&1));
+        assert_eq!(s.catalogue_refusals.values().sum::<usize>(), 1);
+        let text = s.to_string();
+        assert!(text.starts_with("4 device(s): 3 online, 1 offline\n"), "{text}");
+        assert!(text.contains("  catalogue version 2: 1\n"), "{text}");
+        assert!(text.contains("  catalogue refused catalogue signed with retired key 'op-1'"), "{text}");
+    }
+}

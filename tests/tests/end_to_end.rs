@@ -77,6 +77,10 @@ async fn every_agent_applies_the_pushed_catalogue_and_says_so_on_its_status() {
         let status = &statuses[device];
         assert_eq!((status.state, status.catalogue_version), (Connection::Online, Some(1)), "{device}");
     }
+    // What `ledtrad-op status` prints: the fleet's devices by version (other fleets' left out).
+    let summary = ledtrad_operator::status::summarise(&statuses, &fleet);
+    assert_eq!((summary.devices, summary.online), (devices.len(), devices.len()));
+    assert_eq!(summary.catalogue_versions.get("1"), Some(&devices.len()));
     // A later version replaces it everywhere.
     push(&key, &fleet, 2).await;
     for agent in &agents {
