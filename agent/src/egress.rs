@@ -296,6 +296,7 @@ mod tests {
             last_refusal: None,
             model_version: None,
             last_model_refusal: None,
+            rollout_waiting: None,
         }
     }
 

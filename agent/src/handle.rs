@@ -312,6 +312,9 @@ pub struct AgentStatus {
     pub catalogues_malformed: u64,
     /// Why the last catalogue was refused.
     pub last_refusal: Option<String>,
+    /// A catalogue version rolling out to a share of the fleet that does not include this
+    /// device yet.
+    pub rollout_waiting: Option<u64>,
     /// The scoring model version applied; without one the catalogue's built-in scorers are used.
     pub model_version: Option<u64>,
     /// The scoring model in force, as "name vVERSION (runtime)".

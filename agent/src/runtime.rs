@@ -6,6 +6,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ledtrad_engine::trust::Refusal;
 use ledtrad_engine::{DeviceProfile, Draw, Engine, SignalOutcome};
 use ledtrad_protocol::consent::{ConsentSource, ConsentState, PURPOSES_VERSION};
 use ledtrad_protocol::decision::Decision;
@@ -199,6 +200,7 @@ pub async fn spawn(config: Config, clock: Arc<dyn Clock>) -> Result<RunningAgent
         refused: 0,
         malformed: 0,
         last_refusal: None,
+        rollout_waiting: None,
         tally: Tally::default(),
         rng,
         present: None,
@@ -249,6 +251,7 @@ fn offline_status(config: &Config, version: Option<u64>, refusal: Option<String>
         last_refusal: refusal,
         model_version: None,
         last_model_refusal: None,
+        rollout_waiting: None,
     }
 }
 
@@ -299,6 +302,8 @@ struct Runtime {
     refused: u64,
     malformed: u64,
     last_refusal: Option<String>,
+    /// A catalogue version rolling out that does not include this device yet.
+    rollout_waiting: Option<u64>,
     tally: Tally,
     rng: rand::rngs::StdRng,
     present: Option<BTreeSet<PersonId>>,
@@ -352,6 +357,7 @@ impl Runtime {
             state: Connection::Online,
             model_version: self.engine.model().map(|m| m.version),
             last_model_refusal: self.last_model_refusal.clone(),
+            rollout_waiting: self.rollout_waiting,
             ..offline_status(&self.config, self.version(), self.last_refusal.clone())
         };
         if let Err(e) = self.egress.status(&status) {
@@ -405,7 +411,16 @@ impl Runtime {
                 }
                 self.applied_envelope = payload.to_vec();
                 self.last_refusal = None;
+                self.rollout_waiting = None;
                 info!(version, offers, "catalogue applied");
+            }
+            Err(Refusal::AlreadyApplied { version }) => {
+                debug!(version, "the applied catalogue was republished (a staged rollout widened or completed)");
+                self.rollout_waiting = None;
+            }
+            Err(Refusal::NotInRollout { version, share }) => {
+                info!(version, share, kept = ?self.version(), "a staged rollout does not include this device yet");
+                self.rollout_waiting = Some(version);
             }
             Err(refusal) => {
                 if refusal.is_malformed() {
@@ -846,6 +861,7 @@ impl Runtime {
             catalogues_refused: self.refused,
             catalogues_malformed: self.malformed,
             last_refusal: self.last_refusal.clone(),
+            rollout_waiting: self.rollout_waiting,
             model_version: self.engine.model().map(|m| m.version),
             model: self.engine.model().map(|m| format!("{} v{} ({})", m.name, m.version, m.runtime())),
             models_refused: self.models_refused,

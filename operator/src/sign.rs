@@ -4,7 +4,7 @@
 use ed25519_dalek::Signer;
 use ledtrad_protocol::catalogue::Catalogue;
 use ledtrad_protocol::codec;
-use ledtrad_protocol::envelope::{Envelope, SignedCatalogue, MAX_ENVELOPE_BYTES, SIGNING_CONTEXT};
+use ledtrad_protocol::envelope::{Envelope, Rollout, SignedCatalogue, MAX_ENVELOPE_BYTES, SIGNING_CONTEXT};
 use ledtrad_protocol::{FleetId, UnixTime};
 
 use crate::keys::OperatorKey;
@@ -23,7 +23,7 @@ pub struct SignOptions {
 }
 
 /// A catalogue that cannot be signed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum SignError {
     /// The expiry is not after the signing time.
     #[error("expiry {expires_at} is not after the signing time {issued_at}; give a later expiry")]
@@ -42,6 +42,12 @@ pub enum SignError {
         /// The envelope's size.
         size: usize,
     },
+    /// A rollout share outside (0, 1].
+    #[error("a rollout share of {share} is not above 0% and at most 100%; give one such as 5%")]
+    BadShare {
+        /// The share.
+        share: f64,
+    },
     /// The envelope would be over the size agents accept.
     #[error("the signed envelope is {size} bytes, over the {MAX_ENVELOPE_BYTES}-byte limit agents accept; split the catalogue")]
     Oversize {
@@ -52,6 +58,19 @@ pub enum SignError {
 
 /// Signs `catalogue` and returns the envelope bytes to publish.
 pub fn sign_catalogue(catalogue: &Catalogue, key: &OperatorKey, options: &SignOptions) -> Result<Vec<u8>, SignError> {
+    sign_rollout(catalogue, key, options, None)
+}
+
+/// Signs `catalogue` for a staged rollout to a share of the fleet (`None`: all of it).
+pub fn sign_rollout(
+    catalogue: &Catalogue,
+    key: &OperatorKey,
+    options: &SignOptions,
+    rollout: Option<Rollout>,
+) -> Result<Vec<u8>, SignError> {
+    if let Some(rollout) = rollout.filter(|r| !r.is_valid()) {
+        return Err(SignError::BadShare { share: rollout.share });
+    }
     let signed = SignedCatalogue {
         fleet: options.fleet.clone(),
         version: options.version,
@@ -59,6 +78,7 @@ pub fn sign_catalogue(catalogue: &Catalogue, key: &OperatorKey, options: &SignOp
         expires_at: options.expires_at,
         key_id: key.id.clone(),
         catalogue: catalogue.clone(),
+        rollout,
     };
     let envelope = sign_envelope(&signed, SIGNING_CONTEXT, key, options)?;
     if envelope.len() > MAX_ENVELOPE_BYTES {

@@ -73,6 +73,8 @@ pub struct FleetSummary {
     pub catalogue_refusals: BTreeMap<String, usize>,
     /// Devices per reason their last model was refused.
     pub model_refusals: BTreeMap<String, usize>,
+    /// Devices per catalogue version rolling out that does not include them yet.
+    pub rollout_waiting: BTreeMap<String, usize>,
 }
 
 /// Counts the statuses of `fleet`'s devices (others are left out).
@@ -93,6 +95,9 @@ pub fn summarise(statuses: &Statuses, fleet: &ledtrad_protocol::FleetId) -> Flee
         if let Some(reason) = &status.last_model_refusal {
             *s.model_refusals.entry(reason.clone()).or_default() += 1;
         }
+        if let Some(v) = status.rollout_waiting {
+            *s.rollout_waiting.entry(v.to_string()).or_default() += 1;
+        }
     }
     s
 }
@@ -105,6 +110,7 @@ impl std::fmt::Display for FleetSummary {
             ("model version", &self.model_versions),
             ("catalogue refused", &self.catalogue_refusals),
             ("model refused", &self.model_refusals),
+            ("waiting for rollout of version", &self.rollout_waiting),
         ] {
             for (value, n) in counts {
                 writeln!(f, "  {title} {value}: {n}")?;
@@ -130,6 +136,7 @@ mod tests {
             last_refusal: refusal.map(Into::into),
             model_version: None,
             last_model_refusal: None,
+            rollout_waiting: None,
         }
     }
 

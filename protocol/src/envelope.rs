@@ -32,6 +32,40 @@ pub struct SignedCatalogue {
     pub key_id: KeyId,
     /// The offers.
     pub catalogue: Catalogue,
+    /// A staged rollout: only some devices apply this version yet.
+    pub rollout: Option<Rollout>,
+}
+
+/// A staged rollout (`ledtrad-op rollout`): only the devices whose pseudonym hashes below
+/// `share` apply the version; the others keep the one they have, until the operator widens the
+/// share or completes the rollout by publishing the same version again.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Rollout {
+    /// The share of the fleet's devices that apply it, above 0 and at most 1.
+    pub share: f64,
+}
+
+impl Rollout {
+    /// Whether `device` applies `version` of `fleet` at this share: a deterministic hash of the
+    /// three (FNV-1a), so widening the share keeps every device already in, and each version
+    /// draws its own canary devices.
+    pub fn includes(&self, device: &crate::id::DeviceId, fleet: &FleetId, version: u64) -> bool {
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        let bytes = device.as_str().bytes().chain([b'/']).chain(fleet.as_str().bytes()).chain(version.to_le_bytes());
+        for byte in bytes {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+        // The top 53 bits as a fraction in [0, 1).
+        #[allow(clippy::cast_precision_loss)]
+        let fraction = (hash >> 11) as f64 / (1u64 << 53) as f64;
+        fraction < self.share
+    }
+
+    /// Whether the share is one a rollout can have.
+    pub fn is_valid(&self) -> bool {
+        self.share > 0.0 && self.share <= 1.0
+    }
 }
 
 /// The bytes published on a fleet's catalogue topic (postcard-encoded); models travel in the

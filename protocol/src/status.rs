@@ -38,4 +38,8 @@ pub struct DeviceStatus {
     /// Why the last model pushed was refused, if it was.
     #[serde(default)]
     pub last_model_refusal: Option<String>,
+    /// A catalogue version rolling out to a share of the fleet that does not include this
+    /// device yet (it keeps `catalogue_version` meanwhile).
+    #[serde(default)]
+    pub rollout_waiting: Option<u64>,
 }

@@ -149,9 +149,10 @@ fn golden_signed() {
                 campaigns: vec![],
                 policy: Default::default(),
             },
+            rollout: Some(ledtrad_protocol::envelope::Rollout { share: 0.25 }),
         },
-        r#"{"fleet":"home","version":3,"issued_at":"1970-01-01T00:00:01Z","expires_at":"2026-11-23T18:00:00Z","key_id":"op","catalogue":{"name":"","offer":[],"prompt":[],"campaign":[],"policy":{"device_per_hour":null,"device_per_day":null,"min_gap_minutes":null,"quiet_hours":null}}}"#,
-        "04686f6d650301a0fe91d806026f700000000000000000",
+        r#"{"fleet":"home","version":3,"issued_at":"1970-01-01T00:00:01Z","expires_at":"2026-11-23T18:00:00Z","key_id":"op","catalogue":{"name":"","offer":[],"prompt":[],"campaign":[],"policy":{"device_per_hour":null,"device_per_day":null,"min_gap_minutes":null,"quiet_hours":null}},"rollout":{"share":0.25}}"#,
+        "04686f6d650301a0fe91d806026f70000000000000000001000000000000d03f",
     );
 }
 
@@ -214,9 +215,10 @@ fn golden_status() {
             last_refusal: None,
             model_version: Some(2),
             last_model_refusal: None,
+            rollout_waiting: Some(4),
         },
-        r#"{"device":"d1","fleet":"home","state":"online","agent_version":"0.1.0","catalogue_version":3,"last_refusal":null,"model_version":2,"last_model_refusal":null}"#,
-        "02643104686f6d650005302e312e30010300010200",
+        r#"{"device":"d1","fleet":"home","state":"online","agent_version":"0.1.0","catalogue_version":3,"last_refusal":null,"model_version":2,"last_model_refusal":null,"rollout_waiting":4}"#,
+        "02643104686f6d650005302e312e300103000102000104",
     );
 }
 

@@ -433,6 +433,7 @@ async fn regression_status_watch_sees_more_than_a_hundred_retained_statuses() {
             last_refusal: None,
             model_version: None,
             last_model_refusal: None,
+            rollout_waiting: None,
         })
     };
     let pump = async {

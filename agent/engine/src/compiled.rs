@@ -110,12 +110,23 @@ pub struct AppliedCatalogue {
     pub campaign_ids: Vec<ledtrad_protocol::CampaignId>,
     /// The campaigns that are journeys.
     pub journeys: Vec<CompiledJourney>,
+    /// A hash of the catalogue's content ([`content_hash`]), to tell the same version
+    /// republished (a staged rollout widened or completed) from different offers under a
+    /// version already used.
+    pub content: u64,
+}
+
+/// A hash of a catalogue's canonical encoding (not a security check: the signature is that).
+pub fn content_hash(catalogue: &ledtrad_protocol::catalogue::Catalogue) -> u64 {
+    use std::hash::BuildHasher;
+    foldhash::fast::FixedState::with_seed(0).hash_one(ledtrad_protocol::codec::to_postcard(catalogue))
 }
 
 impl AppliedCatalogue {
     /// Compiles a verified catalogue. Offers that fail to resolve are skipped; a verified
     /// catalogue has passed [`ledtrad_protocol::catalogue::Catalogue::problems`], so none do.
     pub fn compile(signed: SignedCatalogue) -> Self {
+        let content = content_hash(&signed.catalogue);
         let prompts = signed.catalogue.prompts;
         let policy = signed.catalogue.policy;
         let campaign_caps = signed
@@ -195,6 +206,7 @@ impl AppliedCatalogue {
             policy,
             campaign_ids,
             journeys,
+            content,
         }
     }
 }

@@ -191,9 +191,33 @@ impl Engine {
     }
 
     /// Verifies and applies a catalogue envelope; on refusal the current catalogue stays.
+    ///
+    /// In a staged rollout, a device outside the rollout's share keeps its catalogue
+    /// ([`Refusal::NotInRollout`]); the same version again with the same offers (the rollout
+    /// widened or completed) changes nothing ([`Refusal::AlreadyApplied`]).
     pub fn handle_catalogue(&mut self, payload: &[u8], now: UnixTime) -> Result<&AppliedCatalogue, Refusal> {
-        let applied = self.catalogue.as_ref().map(|c| c.version).max(self.version_floor);
-        let signed = trust::open_envelope(payload, &self.keys, &self.profile.fleet, applied, now)?;
+        let current = self.catalogue.as_ref().map(|c| (c.version, c.content));
+        let applied = current.map(|(v, _)| v).max(self.version_floor);
+        let signed = match trust::open_envelope(payload, &self.keys, &self.profile.fleet, applied, now) {
+            Err(Refusal::Rollback { what, applied, got }) if current.is_some_and(|(v, _)| v == got) => {
+                // Opened again without the version check only to compare the offers; every
+                // other check has passed already.
+                let again = trust::open_envelope(payload, &self.keys, &self.profile.fleet, None, now)?;
+                return Err(
+                    if current.is_some_and(|(_, content)| content == compiled::content_hash(&again.catalogue)) {
+                        Refusal::AlreadyApplied { version: got }
+                    } else {
+                        Refusal::Rollback { what, applied, got }
+                    },
+                );
+            }
+            other => other?,
+        };
+        if let Some(rollout) = signed.rollout {
+            if !rollout.includes(&self.profile.device, &self.profile.fleet, signed.version) {
+                return Err(Refusal::NotInRollout { version: signed.version, share: rollout.share });
+            }
+        }
         Ok(self.catalogue.insert(Arc::new(AppliedCatalogue::compile(signed))))
     }
 

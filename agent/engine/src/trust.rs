@@ -167,6 +167,22 @@ pub enum Refusal {
         /// The envelope's fleet.
         got: FleetId,
     },
+    /// The version is the one applied, with the same offers: a staged rollout widened or
+    /// completed. Nothing to do; not a refusal to report.
+    #[error("catalogue version {version} is already applied")]
+    AlreadyApplied {
+        /// The version.
+        version: u64,
+    },
+    /// A staged rollout of this version does not include this device yet: it keeps the
+    /// catalogue it has. Not a refusal to report; the status says it waits.
+    #[error("catalogue version {version} is rolling out to {:.0}% of the fleet, not yet to this device", share * 100.0)]
+    NotInRollout {
+        /// The version rolling out.
+        version: u64,
+        /// The share of the fleet that applies it.
+        share: f64,
+    },
     /// The version is not higher than the applied one.
     #[error("{what} version {got} is not newer than the applied version {applied}; push a higher --version")]
     Rollback {
@@ -208,6 +224,12 @@ pub enum Refusal {
 }
 
 impl Refusal {
+    /// Whether this is no refusal at all but a catalogue the device has, or is not due yet in a
+    /// staged rollout: nothing to count or report.
+    pub fn is_benign(&self) -> bool {
+        matches!(self, Self::AlreadyApplied { .. } | Self::NotInRollout { .. })
+    }
+
     /// Whether the payload was not a readable envelope at all (counted as malformed).
     pub fn is_malformed(&self) -> bool {
         matches!(self, Self::Malformed { .. } | Self::Oversize { .. })

@@ -38,6 +38,7 @@ pub fn build_engine_at(kind: DeviceKind, local: LocalTime, camouflage_share: f64
         expires_at: START.plus_secs(400 * 86_400),
         key_id: KeyId::try_new("op").unwrap(),
         catalogue,
+        rollout: None,
     };
     let signed = codec::to_postcard(&signed);
     let signature = key.sign(&Envelope::signing_input(&signed)).to_bytes().to_vec();
