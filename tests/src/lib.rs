@@ -236,6 +236,8 @@ impl TestAgent {
             kind: kind.as_str().into(),
             fleet: fleet.to_string(),
             broker: broker.to_string(),
+            mqtt_username: None,
+            mqtt_password_file: None,
             database: dir.path().join("agent.db"),
             api: Some("127.0.0.1:0".into()),
             sharing: None,
