@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use ed25519_dalek::VerifyingKey;
 use ledtrad_engine::{LocalTime, ModelError, RuntimeKind, TrustedKeys};
-use ledtrad_protocol::broker::BrokerUrl;
+use ledtrad_protocol::broker::{BrokerUrl, Credentials, InvalidCredentials};
 use ledtrad_protocol::{DeviceId, DeviceKind, FleetId, KeyId, PersonId};
 
 use crate::household::Sharing;
@@ -24,6 +24,14 @@ pub struct RawConfig {
     pub fleet: String,
     /// The MQTT broker, `mqtt://HOST:PORT`.
     pub broker: String,
+    /// The username to log in to the broker with. Defaults to `device_id` when
+    /// `mqtt_password_file` is given, which is what the shipped Mosquitto ACL expects.
+    #[serde(default)]
+    pub mqtt_username: Option<String>,
+    /// A file holding the broker password on one line; the password itself never goes in the
+    /// config. Without it the agent connects without a login.
+    #[serde(default)]
+    pub mqtt_password_file: Option<PathBuf>,
     /// The SQLite database file.
     pub database: PathBuf,
     /// The local HTTP API's address; must be a loopback address. Omit it to run without.
@@ -87,6 +95,8 @@ pub struct Config {
     pub fleet: FleetId,
     /// The broker.
     pub broker: BrokerUrl,
+    /// The broker login, if the broker asks for one.
+    pub mqtt_login: Option<Credentials>,
     /// The database file.
     pub database: PathBuf,
     /// The local API address (loopback), if any.
@@ -161,6 +171,7 @@ impl Config {
         let kind = raw.kind.parse::<DeviceKind>().map_err(|e| field("kind", format!("{:?}: {e}", raw.kind)))?;
         let fleet = FleetId::try_new(&raw.fleet).map_err(|e| field("fleet", e.to_string()))?;
         let broker = raw.broker.parse::<BrokerUrl>().map_err(|e| field("broker", e.to_string()))?;
+        let mqtt_login = mqtt_login(&raw, &device).map_err(|(f, message)| field(f, message))?;
         if raw.database.as_os_str().is_empty() {
             return Err(field(
                 "database",
@@ -246,6 +257,7 @@ impl Config {
             kind,
             fleet,
             broker,
+            mqtt_login,
             database: raw.database,
             api,
             sharing: raw.sharing.unwrap_or_else(|| Sharing::default_for(kind)),
@@ -266,6 +278,45 @@ impl Config {
             keys,
         })
     }
+}
+
+/// The broker login from `mqtt_username` and the file `mqtt_password_file` names, or the field
+/// at fault and what is wrong with it.
+fn mqtt_login(raw: &RawConfig, device: &DeviceId) -> Result<Option<Credentials>, (&'static str, String)> {
+    let path = match (&raw.mqtt_password_file, &raw.mqtt_username) {
+        (None, None) => return Ok(None),
+        (None, Some(username)) => {
+            return Err((
+                "mqtt_username",
+                format!(
+                    "{username:?} is set but mqtt_password_file is not; add mqtt_password_file = \"/etc/ledtrad/mqtt-password\" (a file holding the broker password), or remove mqtt_username to connect without a login"
+                ),
+            ))
+        }
+        (Some(path), _) => path,
+    };
+    if path.as_os_str().is_empty() {
+        return Err((
+            "mqtt_password_file",
+            "is empty; give the path of a file holding the broker password, e.g. \"/etc/ledtrad/mqtt-password\"".into(),
+        ));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        (
+            "mqtt_password_file",
+            format!(
+                "'{}': {e}; give a file the agent can read (and no one else: mode 0600) holding the broker password",
+                path.display()
+            ),
+        )
+    })?;
+    let username = raw.mqtt_username.as_deref().unwrap_or(device.as_str());
+    Credentials::try_new(username, &text).map(Some).map_err(|e| match e {
+        InvalidCredentials::EmptyUsername | InvalidCredentials::BadUsername(_) => ("mqtt_username", e.to_string()),
+        InvalidCredentials::EmptyPassword | InvalidCredentials::MultiLinePassword => {
+            ("mqtt_password_file", format!("'{}': {e}", path.display()))
+        }
+    })
 }
 
 /// Parses a hex Ed25519 public key.
@@ -345,5 +396,80 @@ mod tests {
         let config = Config::from_toml(&rotated, "agent.toml").unwrap();
         assert!(config.keys.is_retired(&KeyId::try_new("op").unwrap()));
         assert!(!config.keys.is_retired(&KeyId::try_new("op-2").unwrap()));
+    }
+
+    /// A password file in a fresh temporary directory, with its path as TOML would write it.
+    fn build_password_file(text: &str) -> (tempfile::TempDir, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mqtt-password");
+        std::fs::write(&path, text).unwrap();
+        let path = path.display().to_string();
+        (dir, path)
+    }
+
+    #[test]
+    fn without_a_password_file_the_agent_logs_in_as_no_one() {
+        let config = Config::from_toml(&build_config_text(""), "agent.toml").unwrap();
+        assert!(config.mqtt_login.is_none());
+    }
+
+    #[test]
+    fn the_broker_login_is_the_device_id_and_the_file_line_unless_a_username_is_given() {
+        let (_dir, path) = build_password_file("s3cret\n");
+        let text = build_config_text(&format!("mqtt_password_file = {path:?}"));
+        let login = Config::from_toml(&text, "agent.toml").unwrap().mqtt_login.unwrap();
+        assert_eq!((login.username(), login.password()), ("fridge-1", "s3cret"));
+        let text = build_config_text(&format!("mqtt_username = \"kitchen\"\nmqtt_password_file = {path:?}"));
+        let login = Config::from_toml(&text, "agent.toml").unwrap().mqtt_login.unwrap();
+        assert_eq!((login.username(), login.password()), ("kitchen", "s3cret"));
+        // The checked config can be printed without the password.
+        let shown = format!("{:?}", Config::from_toml(&text, "agent.toml").unwrap());
+        assert!(shown.contains("kitchen") && !shown.contains("s3cret"), "{shown}");
+    }
+
+    #[test]
+    fn bad_broker_logins_name_the_field_value_and_fix() {
+        let (dir, empty) = build_password_file("");
+        let two_lines = dir.path().join("two-lines");
+        std::fs::write(&two_lines, "s3cret\nother\n").unwrap();
+        let missing = dir.path().join("missing");
+        let (_good_dir, good) = build_password_file("s3cret");
+        let cases = [
+            (
+                "mqtt_username = \"kitchen\"".to_string(),
+                "field 'mqtt_username': \"kitchen\" is set but mqtt_password_file is not; add mqtt_password_file",
+            ),
+            (format!("mqtt_password_file = {empty:?}"), "the password file is empty"),
+            (format!("mqtt_password_file = {:?}", two_lines.display().to_string()), "has more than one line"),
+            (format!("mqtt_password_file = {:?}", missing.display().to_string()), "No such file"),
+            ("mqtt_password_file = \"\"".to_string(), "field 'mqtt_password_file': is empty; give the path"),
+            (
+                format!("mqtt_username = \"\"\nmqtt_password_file = {good:?}"),
+                "field 'mqtt_username': the broker username is empty",
+            ),
+            (
+                format!("mqtt_username = \"a/b\"\nmqtt_password_file = {good:?}"),
+                "field 'mqtt_username': broker username \"a/b\"",
+            ),
+            ("mqtt_password = \"s3cret\"".to_string(), "unknown field `mqtt_password`"),
+        ];
+        for (extra, expected) in cases {
+            let err = Config::from_toml(&build_config_text(&extra), "agent.toml").unwrap_err().to_string();
+            assert!(err.starts_with("config 'agent.toml': "), "{err}");
+            assert!(err.contains(expected), "{err} does not say {expected:?}");
+        }
+        // A file the agent cannot read is named, with the fix.
+        let err = Config::from_toml(
+            &build_config_text(&format!("mqtt_password_file = {:?}", missing.display().to_string())),
+            "agent.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains(&format!("field 'mqtt_password_file': '{}'", missing.display())), "{err}");
+        assert!(err.contains("give a file the agent can read"), "{err}");
+        let err = Config::from_toml(&build_config_text(&format!("mqtt_password_file = {empty:?}")), "agent.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(&format!("field 'mqtt_password_file': '{empty}'")), "{err}");
     }
 }

@@ -16,7 +16,9 @@ use ledtrad_protocol::status::{Connection, DeviceStatus};
 use ledtrad_protocol::topic::Topic;
 use ledtrad_protocol::{codec, Moment, PersonId, Purpose, UnixTime};
 use rand::{Rng, SeedableRng};
-use rumqttc::{AsyncClient, Event, EventLoop, LastWill, MqttOptions, Outgoing, Packet, QoS};
+use rumqttc::{
+    AsyncClient, ConnectReturnCode, ConnectionError, Event, EventLoop, LastWill, MqttOptions, Outgoing, Packet, QoS,
+};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tracing::{debug, error, info, warn};
@@ -47,7 +49,12 @@ pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");
 enum MqttEvent {
     Connected,
     Disconnected(String),
-    Publish { topic: String, payload: Vec<u8> },
+    /// The broker refused the login (the return code); the pump keeps retrying.
+    LoginRefused(String),
+    Publish {
+        topic: String,
+        payload: Vec<u8>,
+    },
 }
 
 /// A running agent.
@@ -197,6 +204,7 @@ pub async fn spawn(config: Config, clock: Arc<dyn Clock>) -> Result<RunningAgent
         models_refused: 0,
         last_model_refusal: None,
         connected: false,
+        login_refused: false,
         refused: 0,
         malformed: 0,
         last_refusal: None,
@@ -229,6 +237,9 @@ fn mqtt_client(config: &Config) -> (AsyncClient, EventLoop) {
     options.set_keep_alive(Duration::from_secs(30));
     options.set_max_packet_size(MAX_PACKET_BYTES, MAX_PACKET_BYTES);
     options.set_clean_session(true);
+    if let Some(login) = &config.mqtt_login {
+        options.set_credentials(login.username(), login.password());
+    }
     let offline = offline_status(config, None, None);
     options.set_last_will(LastWill::new(
         Topic::Status(config.device.clone()).name(),
@@ -271,7 +282,13 @@ async fn pump(mut eventloop: EventLoop, tx: mpsc::Sender<MqttEvent>) {
             Ok(Event::Outgoing(Outgoing::Disconnect)) => return,
             Ok(_) => None,
             Err(e) => {
-                if tx.send(MqttEvent::Disconnected(e.to_string())).await.is_err() {
+                let event = match &e {
+                    ConnectionError::ConnectionRefused(
+                        code @ (ConnectReturnCode::BadUserNamePassword | ConnectReturnCode::NotAuthorized),
+                    ) => MqttEvent::LoginRefused(format!("{code:?}")),
+                    _ => MqttEvent::Disconnected(e.to_string()),
+                };
+                if tx.send(event).await.is_err() {
                     return;
                 }
                 let jitter = rand::random_range(0..=backoff.as_millis() as u64 / 2);
@@ -299,6 +316,7 @@ struct Runtime {
     models_refused: u64,
     last_model_refusal: Option<String>,
     connected: bool,
+    login_refused: bool,
     refused: u64,
     malformed: u64,
     last_refusal: Option<String>,
@@ -370,6 +388,7 @@ impl Runtime {
             MqttEvent::Connected => {
                 info!(device = %self.config.device, broker = %self.config.broker, "connected");
                 self.connected = true;
+                self.login_refused = false;
                 self.egress.set_connected(true);
                 if let Err(e) = self.egress.subscribe_catalogue() {
                     warn!("subscribe: {e}");
@@ -381,6 +400,25 @@ impl Runtime {
                 if self.connected {
                     warn!(broker = %self.config.broker, "disconnected: {why}; reconnecting");
                 }
+                self.connected = false;
+                self.egress.set_connected(false);
+            }
+            MqttEvent::LoginRefused(code) => {
+                // Said once until the next connection: the pump retries with backoff.
+                if !self.login_refused {
+                    match &self.config.mqtt_login {
+                        Some(login) => warn!(
+                            broker = %self.config.broker,
+                            "the broker refused the login as '{}' ({code}); check mqtt_username and mqtt_password_file against the broker's password file; retrying",
+                            login.username()
+                        ),
+                        None => warn!(
+                            broker = %self.config.broker,
+                            "the broker refused to connect without a login ({code}); set mqtt_password_file (and mqtt_username if it is not the device_id); retrying"
+                        ),
+                    }
+                }
+                self.login_refused = true;
                 self.connected = false;
                 self.egress.set_connected(false);
             }

@@ -7,7 +7,7 @@
 //! - [`load`]: reading catalogues from TOML or JSON and reporting every problem at once.
 //! - [`sign`]: the canonical encoding and the signed envelope.
 //! - [`model`]: checking a scoring model and its manifest the way devices will, and signing it.
-//! - [`mqtt`]: connection settings shared by the MQTT commands.
+//! - [`mqtt`]: connection settings shared by the MQTT commands, and the broker login.
 //! - [`push`]: publishing an envelope retained, QoS 1, on a fleet's catalogue topic.
 //! - [`reports`]: summing devices' noised reports into totals with intervals; small groups suppressed.
 //! - [`status`]: reading devices' retained status topics (which version each device applied).
@@ -24,5 +24,5 @@ pub mod status;
 
 pub use keys::OperatorKey;
 pub use load::{load_catalogue, LoadError};
-pub use push::{publish_retained, push_envelope, PushError};
+pub use push::{publish_retained, publish_retained_as, push_envelope, PushError};
 pub use sign::{sign_catalogue, SignOptions};

@@ -9,8 +9,9 @@ use clap::{Parser, Subcommand};
 use ledtrad_engine::RuntimeKind;
 use ledtrad_operator::load::LoadError;
 use ledtrad_operator::model::{default_manifest, load_model, sign_model, CheckedModel, ModelLoadError};
-use ledtrad_operator::{load_catalogue, publish_retained, push_envelope, sign_catalogue, OperatorKey, SignOptions};
-use ledtrad_protocol::broker::BrokerUrl;
+use ledtrad_operator::mqtt::read_login;
+use ledtrad_operator::{load_catalogue, publish_retained_as, sign_catalogue, OperatorKey, SignOptions};
+use ledtrad_protocol::broker::{BrokerUrl, Credentials};
 use ledtrad_protocol::topic::Topic;
 use ledtrad_protocol::{FleetId, KeyId, UnixTime};
 
@@ -118,6 +119,12 @@ struct PushArgs {
     /// The broker, as mqtt://HOST:PORT.
     #[arg(long, default_value = "mqtt://127.0.0.1:1883")]
     broker: BrokerUrl,
+    /// The broker username (e.g. operator); needs --password-file. Without both, no login.
+    #[arg(long, requires = "password_file")]
+    username: Option<String>,
+    /// A file holding the broker password on one line (mode 0600); needs --username.
+    #[arg(long, requires = "username")]
+    password_file: Option<PathBuf>,
     /// Days until devices stop accepting this envelope (default: 30 for catalogues, 90 for models).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=3650))]
     expires_in_days: Option<u64>,
@@ -136,6 +143,14 @@ impl PushArgs {
             expires_at: issued_at.plus_secs(days * 86_400),
         };
         Ok((key, options))
+    }
+
+    /// The broker login, if --username and --password-file were given.
+    fn login(&self) -> anyhow::Result<Option<Credentials>> {
+        match (&self.username, &self.password_file) {
+            (Some(username), Some(file)) => Ok(Some(read_login(username, file)?)),
+            _ => Ok(None),
+        }
     }
 }
 
@@ -268,11 +283,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let manifest = manifest.unwrap_or_else(|| default_manifest(&file));
             let model = load_model(&file, &manifest)?;
             let (key, options) = push.sign_with(90)?;
+            let login = push.login()?;
             let (fleet, version, broker) = (&push.fleet, push.version, &push.broker);
             let envelope = sign_model(&model, &key, &options)?;
             let size = envelope.len();
-            block_on(publish_retained(
+            block_on(publish_retained_as(
                 broker,
+                login.as_ref(),
                 &Topic::Model(fleet.clone()),
                 envelope,
                 &format!("ledtrad-op-{}", std::process::id()),
@@ -290,10 +307,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Catalogue(CatalogueCommand::Push { file, push }) => {
             let catalogue = load_catalogue(&file, Some(now()))?;
             let (key, options) = push.sign_with(30)?;
+            let login = push.login()?;
             let (fleet, version, broker) = (&push.fleet, push.version, &push.broker);
             let envelope = sign_catalogue(&catalogue, &key, &options)?;
             let size = envelope.len();
-            block_on(push_envelope(broker, fleet, envelope, &format!("ledtrad-op-{}", std::process::id())))??;
+            block_on(publish_retained_as(
+                broker,
+                login.as_ref(),
+                &Topic::Catalogue(fleet.clone()),
+                envelope,
+                &format!("ledtrad-op-{}", std::process::id()),
+            ))??;
             println!(
                 "pushed catalogue '{}' version {version} ({} offers, {size} bytes, key '{}', expires {}) to fleet '{fleet}' on {broker}",
                 file.display(),

@@ -1,19 +1,80 @@
-//! The operator's MQTT connection settings, shared by push and status watching.
+//! The operator's MQTT connection settings, shared by push and status watching, and the broker
+//! login read from a password file.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use ledtrad_protocol::broker::BrokerUrl;
+use ledtrad_protocol::broker::{BrokerUrl, Credentials, InvalidCredentials};
 use rumqttc::{AsyncClient, EventLoop, MqttOptions};
 
 /// The largest packet the operator client sends or receives.
 pub const MAX_PACKET_BYTES: usize = 2 * 1024 * 1024;
 
-/// A client for `broker` with TCP_NODELAY set and room for the largest catalogue.
+/// A client for `broker` with TCP_NODELAY set and room for the largest catalogue, without a login.
 pub fn connect(broker: &BrokerUrl, client_id: &str) -> (AsyncClient, EventLoop) {
+    connect_as(broker, None, client_id)
+}
+
+/// Like [`connect`], logging in with `login` when given.
+pub fn connect_as(broker: &BrokerUrl, login: Option<&Credentials>, client_id: &str) -> (AsyncClient, EventLoop) {
     let mut options = MqttOptions::new(client_id, broker.host.clone(), broker.port);
     options.set_keep_alive(Duration::from_secs(30));
     options.set_max_packet_size(MAX_PACKET_BYTES, MAX_PACKET_BYTES);
+    if let Some(login) = login {
+        options.set_credentials(login.username(), login.password());
+    }
     let (client, mut eventloop) = AsyncClient::new(options, 64);
     eventloop.network_options.set_tcp_nodelay(true);
     (client, eventloop)
+}
+
+/// A broker login that could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    /// The password file could not be read.
+    #[error("password file '{path}': {error}; give a file you can read that holds the broker password")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The IO error.
+        error: std::io::Error,
+    },
+    /// The username or the file's content is not a usable login.
+    #[error("password file '{path}': {why}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        why: InvalidCredentials,
+    },
+}
+
+/// The login for `username` with the password on the one line of `password_file`.
+pub fn read_login(username: &str, password_file: &Path) -> Result<Credentials, LoginError> {
+    let text = std::fs::read_to_string(password_file)
+        .map_err(|error| LoginError::Read { path: password_file.into(), error })?;
+    Credentials::try_new(username, &text).map_err(|why| LoginError::Invalid { path: password_file.into(), why })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_login_is_read_from_its_file_and_a_bad_file_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("operator.password");
+        std::fs::write(&good, "s3cret\n").unwrap();
+        let login = read_login("operator", &good).unwrap();
+        assert_eq!((login.username(), login.password()), ("operator", "s3cret"));
+
+        let missing = dir.path().join("missing");
+        let err = read_login("operator", &missing).unwrap_err().to_string();
+        assert!(err.starts_with(&format!("password file '{}': ", missing.display())), "{err}");
+        assert!(err.contains("give a file you can read"), "{err}");
+        let empty = dir.path().join("empty");
+        std::fs::write(&empty, "\n").unwrap();
+        let err = read_login("operator", &empty).unwrap_err().to_string();
+        assert!(err.contains("the password file is empty"), "{err}");
+    }
 }

@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
-use ledtrad_protocol::broker::BrokerUrl;
+use ledtrad_protocol::broker::{BrokerUrl, Credentials};
 use ledtrad_protocol::topic::Topic;
 use ledtrad_protocol::FleetId;
-use rumqttc::{Event, Outgoing, Packet, QoS};
+use rumqttc::{ConnectReturnCode, ConnectionError, Event, Outgoing, Packet, QoS};
 
 /// A push that did not complete.
 #[derive(Debug, thiserror::Error)]
@@ -19,6 +19,16 @@ pub enum PushError {
         /// What happened.
         detail: String,
     },
+    /// The broker refused the login, or refused to connect without one.
+    #[error("broker {broker} refused {} ({code}); {}", refused_what(.username), refused_fix(.username))]
+    LoginRefused {
+        /// The broker.
+        broker: BrokerUrl,
+        /// The username tried, if any.
+        username: Option<String>,
+        /// The broker's return code.
+        code: String,
+    },
     /// The broker did not acknowledge in time.
     #[error("broker {broker} did not acknowledge the catalogue within {seconds} s")]
     Timeout {
@@ -27,6 +37,22 @@ pub enum PushError {
         /// The time waited.
         seconds: u64,
     },
+}
+
+fn refused_what(username: &Option<String>) -> String {
+    match username {
+        Some(name) => format!("the login as '{name}'"),
+        None => "to connect without a login".into(),
+    }
+}
+
+fn refused_fix(username: &Option<String>) -> &'static str {
+    match username {
+        Some(_) => {
+            "check the username and the password file (--username, --password-file) against the broker's password file"
+        }
+        None => "give a username and a password file (--username, --password-file)",
+    }
 }
 
 /// Publishes `envelope` retained with QoS 1 on `fleet`'s catalogue topic and waits for PUBACK.
@@ -47,15 +73,34 @@ pub async fn publish_retained(
     payload: Vec<u8>,
     client_id: &str,
 ) -> Result<(), PushError> {
+    publish_retained_as(broker, None, topic, payload, client_id).await
+}
+
+/// Like [`publish_retained`], logging in with `login` when given. A broker whose ACL does not
+/// let the user write `topic` still acknowledges over MQTT 3.1.1, and drops the message: devices'
+/// statuses show whether it arrived.
+pub async fn publish_retained_as(
+    broker: &BrokerUrl,
+    login: Option<&Credentials>,
+    topic: &Topic,
+    payload: Vec<u8>,
+    client_id: &str,
+) -> Result<(), PushError> {
     let timeout = Duration::from_secs(15);
-    tokio::time::timeout(timeout, publish(broker, topic.name(), payload, client_id))
+    tokio::time::timeout(timeout, publish(broker, login, topic.name(), payload, client_id))
         .await
         .map_err(|_| PushError::Timeout { broker: broker.clone(), seconds: timeout.as_secs() })?
 }
 
-async fn publish(broker: &BrokerUrl, topic: String, payload: Vec<u8>, client_id: &str) -> Result<(), PushError> {
+async fn publish(
+    broker: &BrokerUrl,
+    login: Option<&Credentials>,
+    topic: String,
+    payload: Vec<u8>,
+    client_id: &str,
+) -> Result<(), PushError> {
     let connection = |detail: String| PushError::Connection { broker: broker.clone(), detail };
-    let (client, mut eventloop) = crate::mqtt::connect(broker, client_id);
+    let (client, mut eventloop) = crate::mqtt::connect_as(broker, login, client_id);
     client.publish(topic, QoS::AtLeastOnce, true, payload).await.map_err(|e| connection(e.to_string()))?;
     let mut disconnecting = false;
     loop {
@@ -71,7 +116,22 @@ async fn publish(broker: &BrokerUrl, topic: String, payload: Vec<u8>, client_id:
                 let _ = e;
                 return Ok(());
             }
-            Err(e) => return Err(connection(e.to_string())),
+            Err(e) => return Err(connection_error(broker, login, e)),
         }
+    }
+}
+
+/// The push error for a failed connection: a refused login says so, anything else is a
+/// connection problem.
+pub(crate) fn connection_error(broker: &BrokerUrl, login: Option<&Credentials>, e: ConnectionError) -> PushError {
+    match e {
+        ConnectionError::ConnectionRefused(
+            code @ (ConnectReturnCode::BadUserNamePassword | ConnectReturnCode::NotAuthorized),
+        ) => PushError::LoginRefused {
+            broker: broker.clone(),
+            username: login.map(|l| l.username().to_string()),
+            code: format!("{code:?}"),
+        },
+        e => PushError::Connection { broker: broker.clone(), detail: e.to_string() },
     }
 }

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use ledtrad_protocol::broker::BrokerUrl;
+use ledtrad_protocol::broker::{BrokerUrl, Credentials};
 use ledtrad_protocol::codec;
 use ledtrad_protocol::status::DeviceStatus;
 use ledtrad_protocol::topic::{Topic, ALL_STATUS_FILTER};
@@ -22,9 +22,20 @@ pub async fn watch_statuses(
     broker: &BrokerUrl,
     client_id: &str,
     timeout: Duration,
+    done: impl FnMut(&Statuses) -> bool,
+) -> Result<Statuses, PushError> {
+    watch_statuses_as(broker, None, client_id, timeout, done).await
+}
+
+/// Like [`watch_statuses`], logging in with `login` when given.
+pub async fn watch_statuses_as(
+    broker: &BrokerUrl,
+    login: Option<&Credentials>,
+    client_id: &str,
+    timeout: Duration,
     mut done: impl FnMut(&Statuses) -> bool,
 ) -> Result<Statuses, PushError> {
-    let (client, mut eventloop) = crate::mqtt::connect(broker, client_id);
+    let (client, mut eventloop) = crate::mqtt::connect_as(broker, login, client_id);
     // QoS 0: rumqttd hands a new QoS 1 subscriber at most as many retained messages as it has
     // free in-flight slots (about 100), and drops the rest; at QoS 0 it sends them all.
     // Statuses are retained, so a lost one is read again on the next watch.
@@ -37,7 +48,7 @@ pub async fn watch_statuses(
     loop {
         let event = match tokio::time::timeout_at(deadline, eventloop.poll()).await {
             Err(_) => break,
-            Ok(Err(e)) => return Err(PushError::Connection { broker: broker.clone(), detail: e.to_string() }),
+            Ok(Err(e)) => return Err(crate::push::connection_error(broker, login, e)),
             Ok(Ok(event)) => event,
         };
         if let Event::Incoming(Packet::Publish(p)) = event {

@@ -1,4 +1,5 @@
-//! Broker addresses as users write them: `mqtt://HOST:PORT` (the port defaults to 1883).
+//! Broker addresses as users write them (`mqtt://HOST:PORT`, the port defaults to 1883), and the
+//! login a client presents to a broker that asks for one.
 
 use alloc::string::String;
 use core::fmt;
@@ -76,6 +77,71 @@ impl fmt::Display for BrokerUrl {
     }
 }
 
+/// A broker login: a username and the password read from a password file. The password is
+/// never printed, not even by `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    username: String,
+    password: String,
+}
+
+/// Why a broker login was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidCredentials {
+    /// The username is empty.
+    #[error("the broker username is empty; give the name the broker knows this client by (a device logs in with its device_id)")]
+    EmptyUsername,
+    /// The username holds a character a broker's ACL cannot substitute into a topic.
+    #[error(
+        "broker username {0:?} has a character that cannot stand in a topic ('/', '+', '#' or a control character); a device logs in with its device_id"
+    )]
+    BadUsername(String),
+    /// The password file holds nothing.
+    #[error("the password file is empty; write the broker password on its one line")]
+    EmptyPassword,
+    /// The password file holds more than one line.
+    #[error("the password file has more than one line; write only the broker password, on one line")]
+    MultiLinePassword,
+}
+
+impl Credentials {
+    /// A login for `username` with the content of its password file: the password is the file's
+    /// one line, without its line break.
+    pub fn try_new(username: &str, password_file_text: &str) -> Result<Self, InvalidCredentials> {
+        if username.is_empty() {
+            return Err(InvalidCredentials::EmptyUsername);
+        }
+        if username.chars().any(|c| matches!(c, '/' | '+' | '#') || c.is_control()) {
+            return Err(InvalidCredentials::BadUsername(username.into()));
+        }
+        let password = password_file_text.strip_suffix('\n').unwrap_or(password_file_text);
+        let password = password.strip_suffix('\r').unwrap_or(password);
+        if password.is_empty() {
+            return Err(InvalidCredentials::EmptyPassword);
+        }
+        if password.contains(['\n', '\r']) {
+            return Err(InvalidCredentials::MultiLinePassword);
+        }
+        Ok(Self { username: username.into(), password: password.into() })
+    }
+
+    /// The username.
+    pub fn username(&self) -> &str {
+        &self.username
+    }
+
+    /// The password, for the MQTT CONNECT packet only.
+    pub fn password(&self) -> &str {
+        &self.password
+    }
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials").field("username", &self.username).field("password", &"<hidden>").finish()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,5 +171,26 @@ mod tests {
             assert!(err.to_string().contains(why), "{err}");
             assert!(err.to_string().contains(bad));
         }
+    }
+
+    #[test]
+    fn a_login_takes_the_password_file_line_without_its_break() {
+        for text in ["s3cret", "s3cret\n", "s3cret\r\n"] {
+            let login = Credentials::try_new("kitchen-7f3a", text).unwrap();
+            assert_eq!((login.username(), login.password()), ("kitchen-7f3a", "s3cret"));
+        }
+        let shown = alloc::format!("{:?}", Credentials::try_new("op", "s3cret").unwrap());
+        assert!(!shown.contains("s3cret"), "{shown}");
+    }
+
+    #[test]
+    fn a_login_without_a_name_or_password_is_refused() {
+        use InvalidCredentials::*;
+        assert_eq!(Credentials::try_new("", "pw"), Err(EmptyUsername));
+        assert_eq!(Credentials::try_new("a/b", "pw"), Err(BadUsername("a/b".into())));
+        assert_eq!(Credentials::try_new("a+", "pw"), Err(BadUsername("a+".into())));
+        assert_eq!(Credentials::try_new("a", ""), Err(EmptyPassword));
+        assert_eq!(Credentials::try_new("a", "\n"), Err(EmptyPassword));
+        assert_eq!(Credentials::try_new("a", "pw\nmore\n"), Err(MultiLinePassword));
     }
 }

@@ -113,6 +113,8 @@ async fn drive(offers: usize, days: u64, seed: u64, model: bool) -> anyhow::Resu
         fleet: fleet.to_string(),
         // Nothing listens there: the agent decides offline and keeps its reports queued.
         broker: "mqtt://127.0.0.1:9".into(),
+        mqtt_username: None,
+        mqtt_password_file: None,
         database,
         api: None,
         sharing: None,

@@ -230,12 +230,26 @@ impl Drop for CutProxy {
 impl TestAgent {
     /// Like [`TestAgent::start`], connecting through `broker` instead of the broker under test.
     pub async fn start_via(kind: DeviceKind, fleet: &FleetId, key: &OperatorKey, broker: &BrokerUrl) -> Self {
+        Self::start_with(kind, fleet, key, broker, |_| {}).await
+    }
+
+    /// Like [`TestAgent::start_via`], with the raw config changed by `edit` first (a chosen
+    /// device id, a broker login, ...).
+    pub async fn start_with(
+        kind: DeviceKind,
+        fleet: &FleetId,
+        key: &OperatorKey,
+        broker: &BrokerUrl,
+        edit: impl FnOnce(&mut RawConfig),
+    ) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let raw = RawConfig {
+        let mut raw = RawConfig {
             device_id: unique(kind.as_str()).replace('_', "-"),
             kind: kind.as_str().into(),
             fleet: fleet.to_string(),
             broker: broker.to_string(),
+            mqtt_username: None,
+            mqtt_password_file: None,
             database: dir.path().join("agent.db"),
             api: Some("127.0.0.1:0".into()),
             sharing: None,
@@ -249,6 +263,7 @@ impl TestAgent {
             timezone: None,
             operator_keys: vec![RawKey { id: key.id.to_string(), public_key: key.public_hex(), retired: false }],
         };
+        edit(&mut raw);
         let config = Config::from_raw(raw, "test").expect("valid config");
         let clock = ManualClock::new(T0);
         let agent = ledtrad_agent::spawn(config.clone(), Arc::new(clock.clone())).await.expect("agent starts");
