@@ -10,8 +10,9 @@ use ledtrad_engine::RuntimeKind;
 use ledtrad_operator::load::LoadError;
 use ledtrad_operator::model::{default_manifest, load_model, sign_model, CheckedModel, ModelLoadError};
 use ledtrad_operator::mqtt::read_login;
-use ledtrad_operator::{load_catalogue, publish_retained_as, sign_catalogue, OperatorKey, SignOptions};
+use ledtrad_operator::{load_catalogue, publish_retained_as, OperatorKey, SignOptions};
 use ledtrad_protocol::broker::{BrokerUrl, Credentials};
+use ledtrad_protocol::envelope::Rollout;
 use ledtrad_protocol::topic::Topic;
 use ledtrad_protocol::{FleetId, KeyId, UnixTime};
 
@@ -43,6 +44,10 @@ enum Command {
     /// Work with the fleet's scoring model (a TensorFlow Lite file and its manifest).
     #[command(subcommand)]
     Model(ModelCommand),
+    /// Roll a catalogue out in stages: a canary share of the fleet first, wider, then all, or
+    /// back to the previous catalogue. Watch it with `ledtrad-op status`.
+    #[command(subcommand)]
+    Rollout(RolloutCommand),
     /// Read the fleet's devices' retained statuses and count them by catalogue and model
     /// version, connection, and refusal reason.
     Status {
@@ -62,6 +67,47 @@ enum Command {
         /// Print one line of JSON instead.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum RolloutCommand {
+    /// Sign FILE as --version for a canary share of the fleet and publish it: the devices whose
+    /// pseudonym hashes below the share apply it, the others keep their catalogue.
+    Start {
+        /// The catalogue file.
+        file: PathBuf,
+        /// The share of devices that apply it, e.g. 5% or 0.05.
+        #[arg(long, value_parser = parse_share)]
+        canary: f64,
+        #[command(flatten)]
+        push: PushArgs,
+    },
+    /// Widen the rollout: the same FILE and --version to a larger share (the devices already
+    /// in keep it).
+    Advance {
+        /// The catalogue file being rolled out.
+        file: PathBuf,
+        /// The new share, e.g. 50%.
+        #[arg(long, value_parser = parse_share)]
+        to: f64,
+        #[command(flatten)]
+        push: PushArgs,
+    },
+    /// Complete the rollout: the same FILE and --version to every device.
+    Complete {
+        /// The catalogue file being rolled out.
+        file: PathBuf,
+        #[command(flatten)]
+        push: PushArgs,
+    },
+    /// Abort the rollout: the PREVIOUS catalogue, signed with a --version above the rollout's,
+    /// to every device, so the canary returns to the previous offers.
+    Abort {
+        /// The catalogue devices had before the rollout.
+        previous: PathBuf,
+        #[command(flatten)]
+        push: PushArgs,
     },
 }
 
@@ -180,6 +226,48 @@ enum CatalogueCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// Signs the catalogue in `file` (for a share of the fleet in a staged rollout) and publishes
+/// it retained on the fleet's catalogue topic.
+fn push_catalogue(file: &std::path::Path, push: &PushArgs, rollout: Option<Rollout>) -> anyhow::Result<ExitCode> {
+    let catalogue = load_catalogue(file, Some(now()))?;
+    let (key, options) = push.sign_with(30)?;
+    let login = push.login()?;
+    let (fleet, version, broker) = (&push.fleet, push.version, &push.broker);
+    let envelope = ledtrad_operator::sign::sign_rollout(&catalogue, &key, &options, rollout)?;
+    let size = envelope.len();
+    block_on(publish_retained_as(
+        broker,
+        login.as_ref(),
+        &Topic::Catalogue(fleet.clone()),
+        envelope,
+        &format!("ledtrad-op-{}", std::process::id()),
+    ))??;
+    let reach =
+        rollout.map_or_else(|| "every device".to_string(), |r| format!("{:.0}% of the devices", r.share * 100.0));
+    println!(
+        "pushed catalogue '{}' version {version} ({} offers, {size} bytes, key '{}', expires {}) to {reach} of fleet '{fleet}' on {broker}",
+        file.display(),
+        catalogue.offers.len(),
+        key.id,
+        options.expires_at
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A share of the fleet, as `5%` or `0.05`.
+fn parse_share(text: &str) -> Result<f64, String> {
+    let share = match text.trim().strip_suffix('%') {
+        Some(percent) => percent.trim().parse::<f64>().map(|p| p / 100.0),
+        None => text.trim().parse::<f64>(),
+    }
+    .map_err(|_| format!("{text:?} is not a share; write it as 5% or 0.05"))?;
+    if share > 0.0 && share <= 1.0 {
+        Ok(share)
+    } else {
+        Err(format!("{text:?} is not above 0% and at most 100%"))
+    }
 }
 
 fn now() -> UnixTime {
@@ -304,28 +392,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Catalogue(CatalogueCommand::Push { file, push }) => {
-            let catalogue = load_catalogue(&file, Some(now()))?;
-            let (key, options) = push.sign_with(30)?;
-            let login = push.login()?;
-            let (fleet, version, broker) = (&push.fleet, push.version, &push.broker);
-            let envelope = sign_catalogue(&catalogue, &key, &options)?;
-            let size = envelope.len();
-            block_on(publish_retained_as(
-                broker,
-                login.as_ref(),
-                &Topic::Catalogue(fleet.clone()),
-                envelope,
-                &format!("ledtrad-op-{}", std::process::id()),
-            ))??;
-            println!(
-                "pushed catalogue '{}' version {version} ({} offers, {size} bytes, key '{}', expires {}) to fleet '{fleet}' on {broker}",
-                file.display(),
-                catalogue.offers.len(),
-                key.id,
-                options.expires_at
-            );
-            Ok(ExitCode::SUCCESS)
+        Command::Catalogue(CatalogueCommand::Push { file, push }) => push_catalogue(&file, &push, None),
+        Command::Rollout(RolloutCommand::Start { file, canary, push }) => {
+            push_catalogue(&file, &push, Some(Rollout { share: canary }))
+        }
+        Command::Rollout(RolloutCommand::Advance { file, to, push }) => {
+            push_catalogue(&file, &push, Some(Rollout { share: to }))
+        }
+        Command::Rollout(RolloutCommand::Complete { file, push } | RolloutCommand::Abort { previous: file, push }) => {
+            push_catalogue(&file, &push, None)
         }
     }
 }

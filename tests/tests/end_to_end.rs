@@ -9,6 +9,9 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use ledtrad_operator::status::watch_statuses;
+use ledtrad_operator::SignOptions;
+use ledtrad_protocol::catalogue::Catalogue;
+use ledtrad_protocol::envelope::Rollout;
 use ledtrad_protocol::status::Connection;
 use ledtrad_protocol::{DeviceKind, FleetId};
 use ledtrad_tests::{
@@ -864,4 +867,53 @@ async fn a_pushed_model_scores_decisions_a_bad_one_is_refused_and_a_restart_keep
     let decision = agent.handle().offer(ledtrad_protocol::Moment::DoorOpened).await.unwrap().decision;
     assert!(matches!(decision.scorer, ledtrad_protocol::decision::ScorerUsed::Model { version: 1, .. }));
     agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_staged_rollout_reaches_its_canary_then_everyone_and_an_abort_brings_the_previous_offers_back() {
+    init_logs();
+    let (key, fleet) = (operator_key(1), fleet());
+    let mut agents = Vec::new();
+    for _ in 0..8 {
+        agents.push(TestAgent::start(DeviceKind::Fridge, &fleet, &key).await);
+    }
+    push(&key, &fleet, 1).await;
+    for agent in &agents {
+        agent.wait_for("version 1", |s| s.catalogue_version == Some(1)).await;
+    }
+    // Version 2 (one offer fewer) to half of the fleet: who is in follows from the pseudonyms.
+    let mut next = ledtrad_tests::example_catalogue();
+    next.offers.retain(|o| o.id.as_str() != "fridge-care");
+    let rollout = Rollout { share: 0.5 };
+    let sign = |catalogue: &Catalogue, version: u64, rollout: Option<Rollout>| {
+        let options =
+            SignOptions { fleet: fleet.clone(), version, issued_at: now(), expires_at: now().plus_secs(86_400) };
+        ledtrad_operator::sign::sign_rollout(catalogue, &key, &options, rollout).unwrap()
+    };
+    publish_catalogue(&fleet, sign(&next, 2, Some(rollout))).await;
+    let canary: Vec<bool> = agents.iter().map(|a| rollout.includes(&a.config.device, &fleet, 2)).collect();
+    for (agent, &in_canary) in agents.iter().zip(&canary) {
+        let status = if in_canary {
+            agent.wait_for("version 2", |s| s.catalogue_version == Some(2)).await
+        } else {
+            agent.wait_for("waiting for version 2", |s| s.rollout_waiting == Some(2)).await
+        };
+        assert_eq!(status.catalogue_version, Some(if in_canary { 2 } else { 1 }));
+        assert_eq!(status.catalogues_refused, 0, "waiting is no refusal");
+    }
+    // Completed: the same version for all; the canary keeps it without a refusal.
+    publish_catalogue(&fleet, sign(&next, 2, None)).await;
+    for agent in &agents {
+        let status = agent.wait_for("version 2 everywhere", |s| s.catalogue_version == Some(2)).await;
+        assert_eq!((status.catalogues_refused, status.rollout_waiting), (0, None));
+    }
+    // Aborted: the previous offers as version 3, for everyone.
+    publish_catalogue(&fleet, sign(&ledtrad_tests::example_catalogue(), 3, None)).await;
+    for agent in &agents {
+        let status = agent.wait_for("version 3", |s| s.catalogue_version == Some(3)).await;
+        assert_eq!(status.offers, 15);
+    }
+    for agent in agents {
+        agent.stop().await;
+    }
 }
