@@ -191,6 +191,13 @@ impl PushArgs {
         Ok((key, options))
     }
 
+    /// Publishes `envelope` retained on `topic` with QoS 1, logged in where asked.
+    fn publish(&self, topic: Topic, envelope: Vec<u8>) -> anyhow::Result<()> {
+        let login = self.login()?;
+        let client = format!("ledtrad-op-{}", std::process::id());
+        Ok(block_on(publish_retained_as(&self.broker, login.as_ref(), &topic, envelope, &client))??)
+    }
+
     /// The broker login, if --username and --password-file were given.
     fn login(&self) -> anyhow::Result<Option<Credentials>> {
         match (&self.username, &self.password_file) {
@@ -233,17 +240,10 @@ enum CatalogueCommand {
 fn push_catalogue(file: &std::path::Path, push: &PushArgs, rollout: Option<Rollout>) -> anyhow::Result<ExitCode> {
     let catalogue = load_catalogue(file, Some(now()))?;
     let (key, options) = push.sign_with(30)?;
-    let login = push.login()?;
     let (fleet, version, broker) = (&push.fleet, push.version, &push.broker);
     let envelope = ledtrad_operator::sign::sign_rollout(&catalogue, &key, &options, rollout)?;
     let size = envelope.len();
-    block_on(publish_retained_as(
-        broker,
-        login.as_ref(),
-        &Topic::Catalogue(fleet.clone()),
-        envelope,
-        &format!("ledtrad-op-{}", std::process::id()),
-    ))??;
+    push.publish(Topic::Catalogue(fleet.clone()), envelope)?;
     let reach =
         rollout.map_or_else(|| "every device".to_string(), |r| format!("{:.0}% of the devices", r.share * 100.0));
     println!(
@@ -371,17 +371,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let manifest = manifest.unwrap_or_else(|| default_manifest(&file));
             let model = load_model(&file, &manifest)?;
             let (key, options) = push.sign_with(90)?;
-            let login = push.login()?;
             let (fleet, version, broker) = (&push.fleet, push.version, &push.broker);
             let envelope = sign_model(&model, &key, &options)?;
             let size = envelope.len();
-            block_on(publish_retained_as(
-                broker,
-                login.as_ref(),
-                &Topic::Model(fleet.clone()),
-                envelope,
-                &format!("ledtrad-op-{}", std::process::id()),
-            ))??;
+            push.publish(Topic::Model(fleet.clone()), envelope)?;
             println!(
                 "pushed model '{}' ('{}', {} inputs) version {version} ({size} bytes, key '{}', expires {}) to fleet '{fleet}' on {broker}",
                 file.display(),

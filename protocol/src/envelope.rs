@@ -50,16 +50,8 @@ impl Rollout {
     /// three (FNV-1a), so widening the share keeps every device already in, and each version
     /// draws its own canary devices.
     pub fn includes(&self, device: &crate::id::DeviceId, fleet: &FleetId, version: u64) -> bool {
-        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
         let bytes = device.as_str().bytes().chain([b'/']).chain(fleet.as_str().bytes()).chain(version.to_le_bytes());
-        for byte in bytes {
-            hash ^= u64::from(byte);
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
-        }
-        // The top 53 bits as a fraction in [0, 1).
-        #[allow(clippy::cast_precision_loss)]
-        let fraction = (hash >> 11) as f64 / (1u64 << 53) as f64;
-        fraction < self.share
+        crate::id::hash_fraction(bytes) < self.share
     }
 
     /// Whether the share is one a rollout can have.

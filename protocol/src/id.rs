@@ -31,6 +31,19 @@ fn check(what: &'static str, value: &str) -> Result<(), InvalidId> {
     }
 }
 
+/// A deterministic fraction in `[0, 1)` from `bytes` (FNV-1a, its top 53 bits), for choosing a
+/// share of devices by their ids the same way every time (holdout arms, staged rollouts).
+pub fn hash_fraction(bytes: impl IntoIterator<Item = u8>) -> f64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in bytes {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    #[allow(clippy::cast_precision_loss)]
+    let fraction = (hash >> 11) as f64 / (1u64 << 53) as f64;
+    fraction
+}
+
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident, $what:literal) => {
         $(#[$doc])*

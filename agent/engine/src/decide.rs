@@ -412,15 +412,8 @@ fn stage_holdout(offer: &CompiledOffer, ctx: &Context<'_>) -> Result<(), Rejecti
 
 /// Whether `device` falls in the first `share` of `campaign`'s devices (FNV-1a over both ids).
 pub fn in_holdout(device: &DeviceId, campaign: &CampaignId, share: f64) -> bool {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in device.as_str().bytes().chain([b'/']).chain(campaign.as_str().bytes()) {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    // The top 53 bits as a fraction in [0, 1).
-    #[allow(clippy::cast_precision_loss)]
-    let fraction = (hash >> 11) as f64 / (1u64 << 53) as f64;
-    fraction < share
+    let bytes = device.as_str().bytes().chain([b'/']).chain(campaign.as_str().bytes());
+    ledtrad_protocol::id::hash_fraction(bytes) < share
 }
 
 /// An envelope past its expiry is not used, even if it arrived in time: a device cut off from

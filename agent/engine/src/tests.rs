@@ -75,6 +75,19 @@ pub(crate) fn sign(
     expires_at: UnixTime,
     catalogue: Catalogue,
 ) -> Vec<u8> {
+    sign_rollout(key, key_id, fleet, version, expires_at, catalogue, None)
+}
+
+/// [`sign`], in a staged rollout to `rollout` of the fleet.
+fn sign_rollout(
+    key: &SigningKey,
+    key_id: &str,
+    fleet: &str,
+    version: u64,
+    expires_at: UnixTime,
+    catalogue: Catalogue,
+    rollout: Option<ledtrad_protocol::envelope::Rollout>,
+) -> Vec<u8> {
     let signed = SignedCatalogue {
         fleet: FleetId::try_new(fleet).unwrap(),
         version,
@@ -82,7 +95,7 @@ pub(crate) fn sign(
         expires_at,
         key_id: KeyId::try_new(key_id).unwrap(),
         catalogue,
-        rollout: None,
+        rollout,
     };
     let signed = codec::to_postcard(&signed);
     let signature = key.sign(&Envelope::signing_input(&signed)).to_bytes().to_vec();
@@ -723,18 +736,8 @@ fn a_signed_catalogue_with_too_many_offers_is_refused_and_the_last_good_one_stay
 
 /// `catalogue` signed as `version` for the test fleet, in a rollout to `share` (`None`: all).
 fn rollout_envelope(version: u64, share: Option<f64>, catalogue: Catalogue) -> Vec<u8> {
-    let signed = SignedCatalogue {
-        fleet: FleetId::try_new("home").unwrap(),
-        version,
-        issued_at: NOW,
-        expires_at: NOW.plus_secs(30 * 86_400),
-        key_id: KeyId::try_new("op-1").unwrap(),
-        catalogue,
-        rollout: share.map(|share| ledtrad_protocol::envelope::Rollout { share }),
-    };
-    let signed = codec::to_postcard(&signed);
-    let signature = build_key(1).sign(&Envelope::signing_input(&signed)).to_bytes().to_vec();
-    codec::to_postcard(&Envelope { key_id: KeyId::try_new("op-1").unwrap(), signed, signature })
+    let rollout = share.map(|share| ledtrad_protocol::envelope::Rollout { share });
+    sign_rollout(&build_key(1), "op-1", "home", version, NOW.plus_secs(30 * 86_400), catalogue, rollout)
 }
 
 #[test]
