@@ -129,14 +129,14 @@ impl AppliedCatalogue {
         let content = content_hash(&signed.catalogue);
         let prompts = signed.catalogue.prompts;
         let policy = signed.catalogue.policy;
-        let campaign_caps = signed
+        let campaign_caps: crate::FastMap<_, _> = signed
             .catalogue
             .campaigns
             .iter()
             .map(|c| (c.id.clone(), c.caps.limits()))
             .filter(|(_, limits)| !limits.is_empty())
             .collect();
-        let holdouts =
+        let holdouts: crate::FastMap<_, _> =
             signed.catalogue.campaigns.iter().filter(|c| c.holdout > 0.0).map(|c| (c.id.clone(), c.holdout)).collect();
         let mut offers = signed
             .catalogue
@@ -189,7 +189,13 @@ impl AppliedCatalogue {
                 campaign_ids.push(offer.offer.campaign.clone());
                 campaign_ids.len() - 1
             });
+            // One shared text per campaign, so the ids the history keys its counts by (taken
+            // from shown offers) compare by pointer with the ones decisions look up.
+            offer.offer.campaign = campaign_ids[offer.campaign].clone();
         }
+        let shared = |id: &ledtrad_protocol::CampaignId| campaign_ids.iter().find(|c| *c == id).unwrap_or(id).clone();
+        let campaign_caps = campaign_caps.into_iter().map(|(id, caps)| (shared(&id), caps)).collect();
+        let holdouts = holdouts.into_iter().map(|(id, share)| (shared(&id), share)).collect();
         let journeys: Vec<CompiledJourney> =
             signed.catalogue.campaigns.iter().filter_map(|c| CompiledJourney::compile(c, &offers)).collect();
         for offer in &mut offers {

@@ -41,6 +41,8 @@ pub(crate) struct Context<'a> {
     pub journeys: &'a FastMap<usize, Rejection>,
     /// Whether the fleet's model reads a personal feature the consent allows.
     pub model_reads_personal: bool,
+    /// Each offer's slot in the history, by catalogue position.
+    pub slots: &'a [Option<u32>],
 }
 
 /// What the first stages read of a decision: the device kind, the moment and the time.
@@ -366,7 +368,7 @@ fn before_device(catalogue: &AppliedCatalogue, offer: &CompiledOffer, at: Occasi
 /// is broadly eligible (camouflage draws from those). `i` is the offer's catalogue position.
 fn after_conditions(i: usize, offer: &CompiledOffer, ctx: &Context<'_>) -> Result<Posterior, Rejection> {
     // One lookup for the offer's impressions and posterior, one for its answers.
-    let record = ctx.history.offer(&offer.offer.id);
+    let record = ctx.slots.get(i).copied().flatten().and_then(|s| ctx.history.record_at(s));
     stage_offer_caps(offer, record, ctx)?;
     stage_campaign_caps(offer, ctx)?;
     stage_answers(offer, ctx)?;

@@ -91,30 +91,58 @@ pub struct OfferRecord {
 /// Impressions (per offer, per campaign, per device) and posteriors.
 #[derive(Debug, Clone, Default)]
 pub struct History {
-    // Hash maps: looked up for every candidate of every decision, never iterated in an order
-    // that could reach a decision.
-    offers: FastMap<OfferId, OfferRecord>,
+    // Hash maps: looked up by id, never iterated in an order that could reach a decision.
+    /// Each offer's slot in `records`: a decision reads records by slot, which the engine
+    /// keeps per catalogue position, with no hashing.
+    slots: FastMap<OfferId, u32>,
+    records: Vec<OfferRecord>,
     campaigns: FastMap<CampaignId, Times>,
     device: Times,
 }
 
 impl History {
-    /// Counts an impression of `offer` (of `campaign`) at `at`.
-    pub fn record_impression(&mut self, offer: &OfferId, campaign: &CampaignId, at: UnixTime) {
-        self.offers.entry(offer.clone()).or_default().times.push(at);
-        self.campaigns.entry(campaign.clone()).or_default().push(at);
-        self.device.push(at);
+    /// The slot of `offer`'s record, made if it has none.
+    fn slot_for(&mut self, offer: &OfferId) -> u32 {
+        let records = &mut self.records;
+        *self.slots.entry(offer.clone()).or_insert_with(|| {
+            records.push(OfferRecord::default());
+            u32::try_from(records.len() - 1).unwrap_or(u32::MAX)
+        })
     }
 
-    /// What is remembered of `offer`, to count several windows and read its posterior with one
-    /// lookup.
+    /// Counts an impression of `offer` (of `campaign`) at `at`; returns the slot of its record.
+    pub fn record_impression(&mut self, offer: &OfferId, campaign: &CampaignId, at: UnixTime) -> u32 {
+        let slot = self.slot_for(offer);
+        self.records[slot as usize].times.push(at);
+        self.campaigns.entry(campaign.clone()).or_default().push(at);
+        self.device.push(at);
+        slot
+    }
+
+    /// The slot of `offer`'s record, if it has one.
+    pub fn slot(&self, offer: &OfferId) -> Option<u32> {
+        self.slots.get(offer).copied()
+    }
+
+    /// How many offers have a record: a slot once given stays, so this changes only when a
+    /// new offer gets one.
+    pub fn slots(&self) -> usize {
+        self.records.len()
+    }
+
+    /// The record in `slot`.
+    pub fn record_at(&self, slot: u32) -> Option<&OfferRecord> {
+        self.records.get(slot as usize)
+    }
+
+    /// What is remembered of `offer`, to count several windows and read its posterior at once.
     pub fn offer(&self, offer: &OfferId) -> Option<&OfferRecord> {
-        self.offers.get(offer)
+        self.slot(offer).and_then(|s| self.record_at(s))
     }
 
     /// The impression times of `offer`.
     pub fn offer_times(&self, offer: &OfferId) -> Option<&Times> {
-        self.offers.get(offer).map(|r| &r.times)
+        self.offer(offer).map(|r| &r.times)
     }
 
     /// The impression times of `campaign`'s offers.
@@ -125,7 +153,7 @@ impl History {
     /// Impressions of `offer` in `window` ending at `now`; `day_start` is the start of the
     /// current local day.
     pub fn offer_count(&self, offer: &OfferId, window: Window, now: UnixTime, day_start: UnixTime) -> u32 {
-        self.offers.get(offer).map_or(0, |r| count(&r.times, window, now, day_start))
+        self.offer(offer).map_or(0, |r| count(&r.times, window, now, day_start))
     }
 
     /// Impressions of `campaign`'s offers in `window`.
@@ -146,7 +174,7 @@ impl History {
     /// Drops impressions older than every window but the all-time count.
     pub fn expire(&mut self, now: UnixTime) {
         let from = UnixTime(now.secs().saturating_sub(KEEP_SECS));
-        for t in self.offers.values_mut().map(|r| &mut r.times).chain(self.campaigns.values_mut()) {
+        for t in self.records.iter_mut().map(|r| &mut r.times).chain(self.campaigns.values_mut()) {
             t.forget_before(from);
         }
         self.device.forget_before(from);
@@ -154,7 +182,8 @@ impl History {
 
     /// Updates `offer`'s posterior with feedback.
     pub fn record_feedback(&mut self, offer: &OfferId, kind: FeedbackKind) {
-        let p = &mut self.offers.entry(offer.clone()).or_default().posterior;
+        let slot = self.slot_for(offer);
+        let p = &mut self.records[slot as usize].posterior;
         match kind {
             FeedbackKind::Accepted => p.accepts += 1,
             FeedbackKind::Dismissed | FeedbackKind::NotForMe => p.rejections += 1,
@@ -165,13 +194,13 @@ impl History {
 
     /// `offer`'s posterior.
     pub fn posterior(&self, offer: &OfferId) -> Posterior {
-        self.offers.get(offer).map(|r| r.posterior).unwrap_or_default()
+        self.offer(offer).map(|r| r.posterior).unwrap_or_default()
     }
 
     /// Forgets every posterior (learning is derived for `personalise`), returning how many.
     pub fn purge_learning(&mut self) -> usize {
         let mut n = 0;
-        for r in self.offers.values_mut().filter(|r| r.posterior != Posterior::default()) {
+        for r in self.records.iter_mut().filter(|r| r.posterior != Posterior::default()) {
             r.posterior = Posterior::default();
             n += 1;
         }

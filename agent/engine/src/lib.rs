@@ -151,6 +151,12 @@ pub struct Engine {
     recent: VecDeque<(Decision, bool)>,
     /// The last [`RECENT_TRACES`] decisions' verdicts, assembled into candidates on request.
     traces: VecDeque<Trace>,
+    /// Each offer of the catalogue in force's history slot, by position, so a decision reads
+    /// the records without hashing an id.
+    slots: Vec<Option<u32>>,
+    /// How many slots the history had when `slots` was worked out for the catalogue in force;
+    /// `None` once either is replaced.
+    slots_for: Option<usize>,
 }
 
 /// A decision's verdict on every offer of the catalogue it was made on, by position: recording
@@ -182,6 +188,8 @@ impl Engine {
             next_decision: 1,
             recent: VecDeque::with_capacity(RECENT_DECISIONS),
             traces: VecDeque::with_capacity(RECENT_TRACES),
+            slots: Vec::new(),
+            slots_for: None,
         }
     }
 
@@ -218,6 +226,9 @@ impl Engine {
                 return Err(Refusal::NotInRollout { version: signed.version, share: rollout.share });
             }
         }
+        // The slots are worked out afresh for the new catalogue (its address says nothing: a
+        // new one may take the place of one just dropped).
+        self.slots_for = None;
         Ok(self.catalogue.insert(Arc::new(AppliedCatalogue::compile(signed))))
     }
 
@@ -286,6 +297,7 @@ impl Engine {
         let features = self.features.purge(ConsentState::NONE) + self.features.clear_context();
         let posteriors = self.history.purge_learning();
         self.history = history::History::default();
+        self.slots_for = None;
         self.answers = answers::Answers::default();
         self.prompts.forget();
         let decisions = self.recent.len();
@@ -311,8 +323,35 @@ impl Engine {
         self.features.snapshot(now)
     }
 
+    /// Works out the history slot of each offer of the catalogue in force, unless the catalogue
+    /// and the history's slots are what they were.
+    fn refresh_slots(&mut self) {
+        let Some(catalogue) = &self.catalogue else { return };
+        let key = self.history.slots();
+        if self.slots_for != Some(key) {
+            self.slots = catalogue.offers.iter().map(|o| self.history.slot(&o.offer.id)).collect();
+            self.slots_for = Some(key);
+        }
+    }
+
+    /// Counts an impression of the offer at `position` of `catalogue` (the one in force), and
+    /// keeps the slots current when it gets its first record.
+    fn count_impression(&mut self, position: usize, now: UnixTime) {
+        let Some(catalogue) = &self.catalogue else { return };
+        let o = &catalogue.offers[position].offer;
+        let key = self.history.slots();
+        let slot = self.history.record_impression(&o.id, &o.campaign, now);
+        if self.slots_for == Some(key) {
+            if let Some(s) = self.slots.get_mut(position) {
+                *s = Some(slot);
+            }
+            self.slots_for = Some(self.history.slots());
+        }
+    }
+
     /// Decides what to show at `moment`, counting the impression if something is shown.
     pub fn decide(&mut self, moment: Moment, now: UnixTime, draw: Draw) -> &Decision {
+        self.refresh_slots();
         let day = self.profile.local.day(now);
         let id = DecisionId(self.next_decision);
         self.next_decision += 1;
@@ -349,6 +388,7 @@ impl Engine {
                         campaigns: &[],
                         model: self.model.as_ref(),
                         journeys: &FastMap::default(),
+                        slots: &self.slots,
                         model_reads_personal: scoring::model_reads_personal(self.model.as_ref(), self.consent),
                     };
                     let campaigns = decide::campaign_verdicts(catalogue, &ctx);
@@ -378,29 +418,29 @@ impl Engine {
                         }
                         outcome.camouflage = false;
                     }
-                    if let Some((i, _)) = &outcome.shown {
-                        let o = &catalogue.offers[*i].offer;
-                        self.history.record_impression(&o.id, &o.campaign, now);
-                    }
-                    // A "would have shown" counts against the caps like a shown offer, so the two
-                    // arms see the same number of moments.
-                    if let Some(i) = outcome.would_have_shown {
-                        let o = &catalogue.offers[i].offer;
-                        self.history.record_impression(&o.id, &o.campaign, now);
-                    }
                     (
-                        outcome.shown.map(|(_, s)| s),
+                        outcome.shown,
                         outcome.verdicts,
                         outcome.features_used,
                         Some(catalogue.version),
                         outcome.camouflage,
                         prompt,
-                        outcome.would_have_shown.map(|i| catalogue.offers[i].offer.id.clone()),
+                        outcome.would_have_shown,
                         outcome.scores,
                         outcome.scorer,
                     )
                 }
             };
+        if let Some((i, _)) = &shown {
+            self.count_impression(*i, now);
+        }
+        // A "would have shown" counts against the caps like a shown offer, so the two arms see
+        // the same number of moments.
+        if let Some(i) = would_have_shown {
+            self.count_impression(i, now);
+        }
+        let would_have_shown = would_have_shown.and_then(|i| Some(self.catalogue.as_ref()?.offers[i].offer.id.clone()));
+        let shown = shown.map(|(_, s)| s);
         let decision = Decision {
             id,
             moment,
