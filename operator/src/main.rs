@@ -51,23 +51,64 @@ enum Command {
     /// Read the fleet's devices' retained statuses and count them by catalogue and model
     /// version, connection, and refusal reason.
     Status {
-        /// The fleet.
-        #[arg(long)]
-        fleet: FleetId,
-        /// The broker, as mqtt://HOST:PORT.
-        #[arg(long, default_value = "mqtt://127.0.0.1:1883")]
-        broker: BrokerUrl,
-        /// Seconds to collect statuses for (retained ones arrive at once; the rest as devices
-        /// report).
-        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=3600))]
-        wait: u64,
-        /// Stop as soon as this many of the fleet's devices have reported.
-        #[arg(long)]
-        expect: Option<usize>,
+        #[command(flatten)]
+        watch: WatchArgs,
         /// Print one line of JSON instead.
         #[arg(long)]
         json: bool,
     },
+}
+
+/// Which fleet's statuses to read, where, and for how long.
+#[derive(clap::Args)]
+struct WatchArgs {
+    /// The fleet.
+    #[arg(long)]
+    fleet: FleetId,
+    /// The broker, as mqtt://HOST:PORT.
+    #[arg(long, default_value = "mqtt://127.0.0.1:1883")]
+    broker: BrokerUrl,
+    /// The broker username (e.g. operator); needs --password-file. Without both, no login.
+    #[arg(long, requires = "password_file")]
+    username: Option<String>,
+    /// A file holding the broker password on one line (mode 0600); needs --username.
+    #[arg(long, requires = "username")]
+    password_file: Option<PathBuf>,
+    /// Seconds to collect statuses for (retained ones arrive at once; the rest as devices
+    /// report).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    wait: u64,
+    /// Stop as soon as this many of the fleet's devices have reported.
+    #[arg(long)]
+    expect: Option<usize>,
+}
+
+impl WatchArgs {
+    /// Collects the statuses, with a progress bar (a spinner without --expect).
+    fn collect(&self) -> anyhow::Result<ledtrad_operator::status::Statuses> {
+        let login = login(self.username.as_deref(), self.password_file.as_deref())?;
+        let progress = match self.expect {
+            Some(n) => indicatif::ProgressBar::new(u64::try_from(n).unwrap_or(u64::MAX)),
+            None => indicatif::ProgressBar::new_spinner(),
+        };
+        progress.enable_steady_tick(std::time::Duration::from_millis(120));
+        progress.set_message(format!("reading statuses of fleet '{}' on {}", self.fleet, self.broker));
+        let client = format!("ledtrad-op-status-{}", std::process::id());
+        let statuses = block_on(ledtrad_operator::status::watch_statuses_as(
+            &self.broker,
+            login.as_ref(),
+            &client,
+            std::time::Duration::from_secs(self.wait),
+            |seen| {
+                let n = seen.values().filter(|s| s.fleet == self.fleet).count();
+                progress.set_position(u64::try_from(n).unwrap_or(u64::MAX));
+                progress.set_message(format!("{n} device(s) of fleet '{}' reported", self.fleet));
+                self.expect.is_some_and(|e| n >= e)
+            },
+        ))??;
+        progress.finish_and_clear();
+        Ok(statuses)
+    }
 }
 
 #[derive(Subcommand)]
@@ -100,6 +141,31 @@ enum RolloutCommand {
         file: PathBuf,
         #[command(flatten)]
         push: PushArgs,
+    },
+    /// How the rollout of --version stands: devices that applied it, wait for their share,
+    /// refused it, have not heard of it, or are offline. With --abort-if-refused, aborts when
+    /// more of the devices it reached refused it (exit code 1 after an abort).
+    Status {
+        #[command(flatten)]
+        watch: WatchArgs,
+        /// The version rolling out.
+        #[arg(long)]
+        version: u64,
+        /// Abort when more than this share of the devices reached refused it, e.g. 2%.
+        #[arg(long, value_parser = parse_share, requires_all = ["previous", "key", "abort_version"])]
+        abort_if_refused: Option<f64>,
+        /// The catalogue to go back to on an abort.
+        #[arg(long)]
+        previous: Option<PathBuf>,
+        /// The secret key to sign the abort with.
+        #[arg(long)]
+        key: Option<PathBuf>,
+        /// The version to sign the previous catalogue as on an abort (above --version).
+        #[arg(long)]
+        abort_version: Option<u64>,
+        /// Print one line of JSON instead.
+        #[arg(long)]
+        json: bool,
     },
     /// Abort the rollout: the PREVIOUS catalogue, signed with a --version above the rollout's,
     /// to every device, so the canary returns to the previous offers.
@@ -200,10 +266,15 @@ impl PushArgs {
 
     /// The broker login, if --username and --password-file were given.
     fn login(&self) -> anyhow::Result<Option<Credentials>> {
-        match (&self.username, &self.password_file) {
-            (Some(username), Some(file)) => Ok(Some(read_login(username, file)?)),
-            _ => Ok(None),
-        }
+        login(self.username.as_deref(), self.password_file.as_deref())
+    }
+}
+
+/// The broker login, if both a username and a password file were given.
+fn login(username: Option<&str>, password_file: Option<&std::path::Path>) -> anyhow::Result<Option<Credentials>> {
+    match (username, password_file) {
+        (Some(username), Some(file)) => Ok(Some(read_login(username, file)?)),
+        _ => Ok(None),
     }
 }
 
@@ -307,29 +378,54 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print!("{}", ledtrad_operator::keys::rotation_steps(&key.public_entry(), &secret, &old));
             Ok(ExitCode::SUCCESS)
         }
-        Command::Status { fleet, broker, wait, expect, json } => {
-            let progress = indicatif::ProgressBar::new_spinner();
-            progress.enable_steady_tick(std::time::Duration::from_millis(120));
-            progress.set_message(format!("reading statuses of fleet '{fleet}' on {broker}"));
-            let client = format!("ledtrad-op-status-{}", std::process::id());
-            let statuses = block_on(ledtrad_operator::status::watch_statuses(
-                &broker,
-                &client,
-                std::time::Duration::from_secs(wait),
-                |seen| {
-                    let n = seen.values().filter(|s| s.fleet == fleet).count();
-                    progress.set_message(format!("{n} device(s) of fleet '{fleet}' reported"));
-                    expect.is_some_and(|e| n >= e)
-                },
-            ))??;
-            progress.finish_and_clear();
-            let summary = ledtrad_operator::status::summarise(&statuses, &fleet);
+        Command::Status { watch, json } => {
+            let summary = ledtrad_operator::status::summarise(&watch.collect()?, &watch.fleet);
             if json {
                 println!("{}", serde_json::to_string(&summary)?);
             } else {
                 print!("{summary}");
             }
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Rollout(RolloutCommand::Status {
+            watch,
+            version,
+            abort_if_refused,
+            previous,
+            key,
+            abort_version,
+            json,
+        }) => {
+            let progress = ledtrad_operator::status::rollout_progress(&watch.collect()?, &watch.fleet, version);
+            if json {
+                println!("{}", serde_json::to_string(&progress)?);
+            } else {
+                print!("{progress}");
+            }
+            let Some(limit) = abort_if_refused else { return Ok(ExitCode::SUCCESS) };
+            if !progress.over_refusal_limit(limit) {
+                return Ok(ExitCode::SUCCESS);
+            }
+            // Over the limit: the previous catalogue goes back out to every device.
+            let (Some(previous), Some(key), Some(abort_version)) = (previous, key, abort_version) else {
+                anyhow::bail!("--abort-if-refused needs --previous, --key and --abort-version to abort");
+            };
+            eprintln!(
+                "{:.1}% of the devices reached refused version {version}, over the {:.1}% limit: aborting",
+                progress.refused_share * 100.0,
+                limit * 100.0
+            );
+            let push = PushArgs {
+                fleet: watch.fleet,
+                key,
+                version: abort_version,
+                broker: watch.broker,
+                username: watch.username,
+                password_file: watch.password_file,
+                expires_in_days: None,
+            };
+            push_catalogue(&previous, &push, None)?;
+            Ok(ExitCode::from(1))
         }
         Command::Catalogue(CatalogueCommand::Check { file }) => match load_catalogue(&file, Some(now())) {
             Ok(catalogue) => {

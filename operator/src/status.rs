@@ -179,3 +179,110 @@ mod tests {
         assert!(text.contains("  catalogue refused catalogue signed with retired key 'op-1'"), "{text}");
     }
 }
+
+/// How a rollout of one catalogue version stands across a fleet.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct RolloutProgress {
+    /// The version rolling out.
+    pub version: u64,
+    /// Devices that applied it (or a later one).
+    pub applied: usize,
+    /// Online devices the rollout's share does not include yet.
+    pub waiting: usize,
+    /// Online devices that refused it (on an earlier version, with a refusal on their status).
+    pub refused: usize,
+    /// Online devices on an earlier version with no word of it yet.
+    pub pending: usize,
+    /// Offline devices (their last will), whatever they had.
+    pub offline: usize,
+    /// Refused over applied and refused: the share of the devices the rollout reached that
+    /// refused it.
+    pub refused_share: f64,
+}
+
+/// Counts `fleet`'s devices by where they stand with `version`.
+pub fn rollout_progress(statuses: &Statuses, fleet: &ledtrad_protocol::FleetId, version: u64) -> RolloutProgress {
+    let mut p = RolloutProgress { version, ..RolloutProgress::default() };
+    for status in statuses.values().filter(|s| &s.fleet == fleet) {
+        if status.state == ledtrad_protocol::status::Connection::Offline {
+            p.offline += 1;
+        } else if status.catalogue_version.is_some_and(|v| v >= version) {
+            p.applied += 1;
+        } else if status.rollout_waiting == Some(version) {
+            p.waiting += 1;
+        } else if status.last_refusal.is_some() {
+            p.refused += 1;
+        } else {
+            p.pending += 1;
+        }
+    }
+    let reached = p.applied + p.refused;
+    #[allow(clippy::cast_precision_loss)]
+    let share = if reached == 0 { 0.0 } else { p.refused as f64 / reached as f64 };
+    p.refused_share = share;
+    p
+}
+
+impl RolloutProgress {
+    /// Whether more than `limit` of the devices the rollout reached refused it.
+    pub fn over_refusal_limit(&self, limit: f64) -> bool {
+        self.refused > 0 && self.refused_share > limit
+    }
+}
+
+impl std::fmt::Display for RolloutProgress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "version {}: {} applied, {} waiting for their share, {} refused ({:.1}% of those reached), {} not reached yet, {} offline",
+            self.version,
+            self.applied,
+            self.waiting,
+            self.refused,
+            self.refused_share * 100.0,
+            self.pending,
+            self.offline
+        )
+    }
+}
+
+#[cfg(test)]
+mod rollout_tests {
+    use super::*;
+    use ledtrad_protocol::status::Connection;
+    use ledtrad_protocol::FleetId;
+
+    #[test]
+    fn a_rollout_is_counted_by_where_each_device_stands() {
+        let status = |device: &str, state, version, waiting, refusal: Option<&str>| DeviceStatus {
+            device: DeviceId::try_new(device).unwrap(),
+            fleet: FleetId::try_new("home").unwrap(),
+            state,
+            agent_version: "0.1.0".into(),
+            catalogue_version: version,
+            last_refusal: refusal.map(Into::into),
+            model_version: None,
+            last_model_refusal: None,
+            rollout_waiting: waiting,
+        };
+        let statuses: Statuses = [
+            status("a", Connection::Online, Some(5), None, None),
+            status("b", Connection::Online, Some(5), None, None),
+            status("c", Connection::Online, Some(5), None, None),
+            status("d", Connection::Online, Some(4), None, Some("bad signature for key 'op'")),
+            status("e", Connection::Online, Some(4), Some(5), None),
+            status("f", Connection::Online, Some(4), None, None),
+            status("g", Connection::Offline, Some(5), None, None),
+        ]
+        .into_iter()
+        .map(|s| (s.device.clone(), s))
+        .collect();
+        let p = rollout_progress(&statuses, &FleetId::try_new("home").unwrap(), 5);
+        assert_eq!((p.applied, p.waiting, p.refused, p.pending, p.offline), (3, 1, 1, 1, 1));
+        assert!((p.refused_share - 0.25).abs() < 1e-12);
+        assert!(p.over_refusal_limit(0.02) && !p.over_refusal_limit(0.25));
+        assert!(p
+            .to_string()
+            .starts_with("version 5: 3 applied, 1 waiting for their share, 1 refused (25.0% of those reached)"));
+    }
+}

@@ -141,3 +141,18 @@ fn keys_rotate_writes_a_new_key_and_prints_the_steps_ending_in_a_retired_old_key
     assert_eq!(code, 2);
     assert!(stderr.contains("op-2025.key: not an operator key file"), "{stderr}");
 }
+
+#[test]
+fn rollout_commands_check_their_share_and_an_abort_needs_what_to_go_back_to() {
+    let (code, _, stderr) =
+        op(&["rollout", "start", &example(), "--canary", "0%", "--fleet", "home", "--key", "k", "--version", "2"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("\"0%\" is not above 0% and at most 100%"), "{stderr}");
+    let (code, _, stderr) =
+        op(&["rollout", "advance", &example(), "--to", "half", "--fleet", "home", "--key", "k", "--version", "2"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("write it as 5% or 0.05"), "{stderr}");
+    let (code, _, stderr) = op(&["rollout", "status", "--fleet", "home", "--version", "2", "--abort-if-refused", "2%"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("--previous") && stderr.contains("--abort-version"), "{stderr}");
+}

@@ -917,3 +917,39 @@ async fn a_staged_rollout_reaches_its_canary_then_everyone_and_an_abort_brings_t
         agent.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollout_its_devices_refuse_is_seen_over_the_limit_and_aborted_to_the_previous_offers() {
+    init_logs();
+    let (key, fleet) = (operator_key(1), fleet());
+    let mut agents = Vec::new();
+    for _ in 0..4 {
+        agents.push(TestAgent::start(DeviceKind::Fridge, &fleet, &key).await);
+    }
+    push(&key, &fleet, 1).await;
+    for agent in &agents {
+        agent.wait_for("version 1", |s| s.catalogue_version == Some(1)).await;
+    }
+    // Version 2 signed with a key no device pins: every device refuses it.
+    push(&operator_key(9), &fleet, 2).await;
+    for agent in &agents {
+        agent.wait_for("the refusal", |s| s.last_refusal.as_deref().is_some_and(|r| r.contains("unknown key"))).await;
+    }
+    let devices = agents.len();
+    let statuses = watch_statuses(&broker(), &unique("watch"), Duration::from_secs(10), |seen| {
+        seen.values().filter(|s| s.fleet == fleet && s.last_refusal.is_some()).count() == devices
+    })
+    .await
+    .unwrap();
+    let progress = ledtrad_operator::status::rollout_progress(&statuses, &fleet, 2);
+    assert_eq!((progress.applied, progress.refused), (0, devices));
+    assert!(progress.over_refusal_limit(0.02));
+    // The abort: the previous offers as version 3, signed with the pinned key.
+    push(&key, &fleet, 3).await;
+    for agent in &agents {
+        agent.wait_for("version 3", |s| s.catalogue_version == Some(3)).await;
+    }
+    for agent in agents {
+        agent.stop().await;
+    }
+}
