@@ -68,12 +68,8 @@ struct WatchArgs {
     /// The broker, as mqtt://HOST:PORT.
     #[arg(long, default_value = "mqtt://127.0.0.1:1883")]
     broker: BrokerUrl,
-    /// The broker username (e.g. operator); needs --password-file. Without both, no login.
-    #[arg(long, requires = "password_file")]
-    username: Option<String>,
-    /// A file holding the broker password on one line (mode 0600); needs --username.
-    #[arg(long, requires = "username")]
-    password_file: Option<PathBuf>,
+    #[command(flatten)]
+    login: LoginArgs,
     /// Seconds to collect statuses for (retained ones arrive at once; the rest as devices
     /// report).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=3600))]
@@ -86,7 +82,7 @@ struct WatchArgs {
 impl WatchArgs {
     /// Collects the statuses, with a progress bar (a spinner without --expect).
     fn collect(&self) -> anyhow::Result<ledtrad_operator::status::Statuses> {
-        let login = login(self.username.as_deref(), self.password_file.as_deref())?;
+        let login = self.login.credentials()?;
         let progress = match self.expect {
             Some(n) => indicatif::ProgressBar::new(u64::try_from(n).unwrap_or(u64::MAX)),
             None => indicatif::ProgressBar::new_spinner(),
@@ -231,12 +227,8 @@ struct PushArgs {
     /// The broker, as mqtt://HOST:PORT.
     #[arg(long, default_value = "mqtt://127.0.0.1:1883")]
     broker: BrokerUrl,
-    /// The broker username (e.g. operator); needs --password-file. Without both, no login.
-    #[arg(long, requires = "password_file")]
-    username: Option<String>,
-    /// A file holding the broker password on one line (mode 0600); needs --username.
-    #[arg(long, requires = "username")]
-    password_file: Option<PathBuf>,
+    #[command(flatten)]
+    login: LoginArgs,
     /// Days until devices stop accepting this envelope (default: 30 for catalogues, 90 for models).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=3650))]
     expires_in_days: Option<u64>,
@@ -259,22 +251,30 @@ impl PushArgs {
 
     /// Publishes `envelope` retained on `topic` with QoS 1, logged in where asked.
     fn publish(&self, topic: Topic, envelope: Vec<u8>) -> anyhow::Result<()> {
-        let login = self.login()?;
+        let login = self.login.credentials()?;
         let client = format!("ledtrad-op-{}", std::process::id());
         Ok(block_on(publish_retained_as(&self.broker, login.as_ref(), &topic, envelope, &client))??)
     }
-
-    /// The broker login, if --username and --password-file were given.
-    fn login(&self) -> anyhow::Result<Option<Credentials>> {
-        login(self.username.as_deref(), self.password_file.as_deref())
-    }
 }
 
-/// The broker login, if both a username and a password file were given.
-fn login(username: Option<&str>, password_file: Option<&std::path::Path>) -> anyhow::Result<Option<Credentials>> {
-    match (username, password_file) {
-        (Some(username), Some(file)) => Ok(Some(read_login(username, file)?)),
-        _ => Ok(None),
+/// How to log in to the broker.
+#[derive(clap::Args)]
+struct LoginArgs {
+    /// The broker username (e.g. operator); needs --password-file. Without both, no login.
+    #[arg(long, requires = "password_file")]
+    username: Option<String>,
+    /// A file holding the broker password on one line (mode 0600); needs --username.
+    #[arg(long, requires = "username")]
+    password_file: Option<PathBuf>,
+}
+
+impl LoginArgs {
+    /// The broker login, if --username and --password-file were given.
+    fn credentials(&self) -> anyhow::Result<Option<Credentials>> {
+        match (&self.username, &self.password_file) {
+            (Some(username), Some(file)) => Ok(Some(read_login(username, file)?)),
+            _ => Ok(None),
+        }
     }
 }
 
@@ -420,8 +420,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 key,
                 version: abort_version,
                 broker: watch.broker,
-                username: watch.username,
-                password_file: watch.password_file,
+                login: watch.login,
                 expires_in_days: None,
             };
             push_catalogue(&previous, &push, None)?;

@@ -869,18 +869,24 @@ async fn a_pushed_model_scores_decisions_a_bad_one_is_refused_and_a_restart_keep
     agent.stop().await;
 }
 
+/// `n` fridge agents of `fleet` that applied version 1 of the example catalogue.
+async fn fridges_on_version_1(n: usize, key: &ledtrad_operator::OperatorKey, fleet: &FleetId) -> Vec<TestAgent> {
+    let mut agents = Vec::new();
+    for _ in 0..n {
+        agents.push(TestAgent::start(DeviceKind::Fridge, fleet, key).await);
+    }
+    push(key, fleet, 1).await;
+    for agent in &agents {
+        agent.wait_for("version 1", |s| s.catalogue_version == Some(1)).await;
+    }
+    agents
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_staged_rollout_reaches_its_canary_then_everyone_and_an_abort_brings_the_previous_offers_back() {
     init_logs();
     let (key, fleet) = (operator_key(1), fleet());
-    let mut agents = Vec::new();
-    for _ in 0..8 {
-        agents.push(TestAgent::start(DeviceKind::Fridge, &fleet, &key).await);
-    }
-    push(&key, &fleet, 1).await;
-    for agent in &agents {
-        agent.wait_for("version 1", |s| s.catalogue_version == Some(1)).await;
-    }
+    let agents = fridges_on_version_1(8, &key, &fleet).await;
     // Version 2 (one offer fewer) to half of the fleet: who is in follows from the pseudonyms.
     let mut next = ledtrad_tests::example_catalogue();
     next.offers.retain(|o| o.id.as_str() != "fridge-care");
@@ -922,14 +928,7 @@ async fn a_staged_rollout_reaches_its_canary_then_everyone_and_an_abort_brings_t
 async fn a_rollout_its_devices_refuse_is_seen_over_the_limit_and_aborted_to_the_previous_offers() {
     init_logs();
     let (key, fleet) = (operator_key(1), fleet());
-    let mut agents = Vec::new();
-    for _ in 0..4 {
-        agents.push(TestAgent::start(DeviceKind::Fridge, &fleet, &key).await);
-    }
-    push(&key, &fleet, 1).await;
-    for agent in &agents {
-        agent.wait_for("version 1", |s| s.catalogue_version == Some(1)).await;
-    }
+    let agents = fridges_on_version_1(4, &key, &fleet).await;
     // Version 2 signed with a key no device pins: every device refuses it.
     push(&operator_key(9), &fleet, 2).await;
     for agent in &agents {
