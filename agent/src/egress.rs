@@ -204,6 +204,7 @@ mod tests {
             campaign: CampaignId::try_new("dairy").unwrap(),
             arm: Arm::Treatment,
             day: 1,
+            catalogue_version: 1,
             epsilon: 1.0,
             impressions: 1,
             accepts: 0,

@@ -278,6 +278,8 @@ pub struct QueuedReport {
     pub accepts: u32,
     /// Dismissals.
     pub dismissals: u32,
+    /// Conversions.
+    pub conversions: u32,
 }
 
 /// What happened to a batch of signals.

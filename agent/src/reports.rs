@@ -45,21 +45,55 @@ impl From<ArmKey> for Arm {
     }
 }
 
-/// Counts waiting to be reported, per day, campaign and arm.
+/// What a tally's counts are kept under: one report each.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Key {
+    day: u32,
+    campaign: CampaignId,
+    arm: ArmKey,
+    catalogue_version: u64,
+}
+
+/// Counts waiting to be reported, per day, campaign, arm and catalogue version.
 #[derive(Debug, Clone, Default)]
 pub struct Tally {
-    counts: BTreeMap<(u32, CampaignId, ArmKey), Counts>,
+    counts: BTreeMap<Key, Counts>,
+}
+
+/// The counts of one report before noise, for a person's data export.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pending {
+    /// Local day number.
+    pub day: u32,
+    /// The campaign.
+    pub campaign: CampaignId,
+    /// The arm.
+    pub arm: Arm,
+    /// Impressions (in the holdout arm, "would have shown").
+    pub impressions: u32,
+    /// Accepts.
+    pub accepts: u32,
+    /// Dismissals and "not for me".
+    pub dismissals: u32,
+    /// Conversions.
+    pub conversions: u32,
 }
 
 impl Tally {
-    /// Counts an impression, or in the holdout arm a "would have shown".
-    pub fn impression(&mut self, day: u32, campaign: &CampaignId, arm: Arm) {
-        self.counts.entry((day, campaign.clone(), ArmKey::from(arm))).or_default().impressions += 1;
+    fn counts(&mut self, day: u32, campaign: &CampaignId, arm: Arm, catalogue_version: u64) -> &mut Counts {
+        let key = Key { day, campaign: campaign.clone(), arm: ArmKey::from(arm), catalogue_version };
+        self.counts.entry(key).or_default()
     }
 
-    /// Counts feedback.
-    pub fn feedback(&mut self, day: u32, campaign: &CampaignId, kind: FeedbackKind) {
-        let c = self.counts.entry((day, campaign.clone(), ArmKey::Treatment)).or_default();
+    /// Counts an impression, or in the holdout arm a "would have shown", made under catalogue
+    /// `catalogue_version`.
+    pub fn impression(&mut self, day: u32, campaign: &CampaignId, arm: Arm, catalogue_version: u64) {
+        self.counts(day, campaign, arm, catalogue_version).impressions += 1;
+    }
+
+    /// Counts feedback; in the holdout arm only conversions come (after a "would have shown").
+    pub fn feedback(&mut self, day: u32, campaign: &CampaignId, arm: Arm, catalogue_version: u64, kind: FeedbackKind) {
+        let c = self.counts(day, campaign, arm, catalogue_version);
         match kind {
             FeedbackKind::Accepted => c.accepts += 1,
             FeedbackKind::Dismissed | FeedbackKind::NotForMe => c.dismissals += 1,
@@ -72,17 +106,25 @@ impl Tally {
         self.counts.clear();
     }
 
-    /// The counts waiting, before noise: (day, campaign, arm, impressions, accepts, dismissals).
-    pub fn pending(&self) -> Vec<(u32, CampaignId, Arm, u32, u32, u32)> {
+    /// The counts waiting, before noise.
+    pub fn pending(&self) -> Vec<Pending> {
         self.counts
             .iter()
-            .map(|((day, c, arm), n)| (*day, c.clone(), Arm::from(*arm), n.impressions, n.accepts, n.dismissals))
+            .map(|(k, n)| Pending {
+                day: k.day,
+                campaign: k.campaign.clone(),
+                arm: Arm::from(k.arm),
+                impressions: n.impressions,
+                accepts: n.accepts,
+                dismissals: n.dismissals,
+                conversions: n.conversions,
+            })
             .collect()
     }
 
     /// The earliest day with counts waiting.
     pub fn oldest_day(&self) -> Option<u32> {
-        self.counts.keys().map(|(day, _, _)| *day).min()
+        self.counts.keys().map(|k| k.day).min()
     }
 
     /// Whether nothing is waiting.
@@ -100,13 +142,14 @@ impl Tally {
     pub fn drain_noised_before(&mut self, day: u32, epsilon: f64, rng: &mut impl Rng) -> Vec<Report> {
         let mut uniform = || rng.random::<f64>();
         let (done, later): (BTreeMap<_, _>, BTreeMap<_, _>) =
-            std::mem::take(&mut self.counts).into_iter().partition(|((d, _, _), _)| *d < day);
+            std::mem::take(&mut self.counts).into_iter().partition(|(k, _)| k.day < day);
         self.counts = later;
         done.into_iter()
-            .map(|((day, campaign, arm), c)| Report {
-                campaign,
-                arm: arm.into(),
-                day,
+            .map(|(k, c)| Report {
+                campaign: k.campaign,
+                arm: k.arm.into(),
+                day: k.day,
+                catalogue_version: k.catalogue_version,
                 epsilon,
                 impressions: add_noise(c.impressions, epsilon, &mut uniform),
                 accepts: add_noise(c.accepts, epsilon, &mut uniform),
@@ -127,8 +170,8 @@ mod tests {
         let mut rng = rand::rngs::StdRng::seed_from_u64(2);
         let mut tally = Tally::default();
         let campaign = CampaignId::try_new("dairy").unwrap();
-        tally.impression(3, &campaign, Arm::Treatment);
-        tally.impression(4, &campaign, Arm::Treatment);
+        tally.impression(3, &campaign, Arm::Treatment, 1);
+        tally.impression(4, &campaign, Arm::Treatment, 1);
         let reports = tally.drain_noised_before(4, 1.0, &mut rng);
         assert_eq!(reports.iter().map(|r| r.day).collect::<Vec<_>>(), vec![3]);
         assert_eq!(tally.oldest_day(), Some(4));
@@ -139,14 +182,28 @@ mod tests {
         let mut rng = rand::rngs::StdRng::seed_from_u64(1);
         let mut tally = Tally::default();
         let campaign = CampaignId::try_new("dairy").unwrap();
-        tally.impression(3, &campaign, Arm::Treatment);
-        tally.impression(3, &campaign, Arm::Holdout);
-        tally.feedback(3, &campaign, FeedbackKind::Converted);
+        tally.impression(3, &campaign, Arm::Treatment, 1);
+        tally.impression(3, &campaign, Arm::Holdout, 1);
+        tally.feedback(3, &campaign, Arm::Holdout, 1, FeedbackKind::Converted);
         assert_eq!(tally.oldest_day(), Some(3));
         let reports = tally.drain_noised(50.0_f64.min(10.0), &mut rng);
         let arms: Vec<Arm> = reports.iter().map(|r| r.arm).collect();
         assert_eq!(arms, vec![Arm::Treatment, Arm::Holdout]);
         assert!(reports.iter().all(|r| r.epsilon == 10.0 && r.campaign == campaign));
+    }
+
+    #[test]
+    fn each_catalogue_version_is_reported_on_its_own() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        let mut tally = Tally::default();
+        let campaign = CampaignId::try_new("dairy").unwrap();
+        tally.impression(3, &campaign, Arm::Treatment, 4);
+        tally.feedback(3, &campaign, Arm::Treatment, 4, FeedbackKind::Dismissed);
+        tally.impression(3, &campaign, Arm::Treatment, 5);
+        assert_eq!(tally.pending().len(), 2);
+        assert_eq!((tally.pending()[0].dismissals, tally.pending()[1].dismissals), (1, 0));
+        let versions: Vec<u64> = tally.drain_noised(1.0, &mut rng).iter().map(|r| r.catalogue_version).collect();
+        assert_eq!(versions, vec![4, 5]);
     }
 
     #[test]
@@ -158,7 +215,7 @@ mod tests {
         let runs = 4_000;
         for _ in 0..runs {
             for _ in 0..10 {
-                tally.impression(3, &campaign, Arm::Treatment);
+                tally.impression(3, &campaign, Arm::Treatment, 1);
             }
             let reports = tally.drain_noised(DEFAULT_EPSILON, &mut rng);
             assert_eq!(reports.len(), 1);

@@ -585,14 +585,16 @@ impl Runtime {
                 error!("impression of '{}' not stored; caps after a restart may undercount: {e}", shown.offer);
             }
             if self.engine.consent().allows(Purpose::Measure) {
-                self.tally.impression(self.local_day(now), &shown.campaign, Arm::Treatment);
+                let version = decision.catalogue_version.unwrap_or(0);
+                self.tally.impression(self.local_day(now), &shown.campaign, Arm::Treatment, version);
             }
         }
         if let Some(offer) = &decision.would_have_shown {
             if let (true, Some(campaign)) =
                 (self.engine.consent().allows(Purpose::Measure), self.engine.offer_campaign(offer))
             {
-                self.tally.impression(self.local_day(now), &campaign, Arm::Holdout);
+                let version = decision.catalogue_version.unwrap_or(0);
+                self.tally.impression(self.local_day(now), &campaign, Arm::Holdout, version);
             }
         }
         OfferOutcome { decision, decide_nanos }
@@ -604,7 +606,7 @@ impl Runtime {
         // The answer (it rules offers out across restarts) and, only while `personalise`
         // allows it, the learning row are stored in one transaction before the engine changes,
         // so a storage failure changes nothing.
-        let learning = self.engine.consent().allows(Purpose::Personalise);
+        let learning = self.engine.consent().allows(Purpose::Personalise) && !target.held_out;
         self.store
             .record_feedback_event(
                 feedback.decision,
@@ -617,7 +619,9 @@ impl Runtime {
             .map_err(storage)?;
         let applied = self.engine.handle_feedback(feedback, now)?;
         if self.engine.consent().allows(Purpose::Measure) {
-            self.tally.feedback(self.local_day(now), &applied.campaign, applied.kind);
+            let arm = if applied.held_out { Arm::Holdout } else { Arm::Treatment };
+            let version = applied.catalogue_version.unwrap_or(0);
+            self.tally.feedback(self.local_day(now), &applied.campaign, arm, version, applied.kind);
         }
         Ok(())
     }
@@ -788,13 +792,14 @@ impl Runtime {
                 self.tally
                     .pending()
                     .into_iter()
-                    .map(|(day, campaign, arm, impressions, accepts, dismissals)| QueuedReport {
-                        day,
-                        campaign,
-                        arm,
-                        impressions,
-                        accepts,
-                        dismissals,
+                    .map(|p| QueuedReport {
+                        day: p.day,
+                        campaign: p.campaign,
+                        arm: p.arm,
+                        impressions: p.impressions,
+                        accepts: p.accepts,
+                        dismissals: p.dismissals,
+                        conversions: p.conversions,
                     })
                     .collect(),
             )

@@ -97,6 +97,7 @@ mod tests {
                 campaign: CampaignId::try_new("dairy").unwrap(),
                 arm: Arm::Treatment,
                 day: 7,
+                catalogue_version: 1,
                 epsilon,
                 impressions: add_noise(impressions_each, epsilon, &mut uniform),
                 accepts: add_noise(1, epsilon, &mut uniform),

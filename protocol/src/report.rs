@@ -67,6 +67,9 @@ pub struct Report {
     pub arm: Arm,
     /// Days since the epoch, device-local.
     pub day: u32,
+    /// The version of the catalogue the counts were made under, so a staged rollout's canary
+    /// can be compared with the devices that kept the version before (0: none applied).
+    pub catalogue_version: u64,
     /// The privacy parameter of the noise on each count (see [`add_noise`]).
     pub epsilon: f64,
     /// Offers shown, noised (may be negative).
@@ -75,7 +78,7 @@ pub struct Report {
     pub accepts: i32,
     /// Offers dismissed or refused, noised.
     pub dismissals: i32,
-    /// Conversions, noised.
+    /// Conversions, noised: in the holdout arm, conversions after a "would have shown".
     pub conversions: i32,
 }
 

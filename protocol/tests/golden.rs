@@ -248,13 +248,14 @@ fn golden_report() {
             campaign: CampaignId::try_new("dairy").unwrap(),
             arm: Arm::Holdout,
             day: 20415,
+            catalogue_version: 7,
             epsilon: 1.0,
             impressions: 3,
             accepts: 1,
             dismissals: -2,
             conversions: 0,
         },
-        r#"{"campaign":"dairy","arm":"holdout","day":20415,"epsilon":1.0,"impressions":3,"accepts":1,"dismissals":-2,"conversions":0}"#,
-        "05646169727901bf9f01000000000000f03f06020300",
+        r#"{"campaign":"dairy","arm":"holdout","day":20415,"catalogue_version":7,"epsilon":1.0,"impressions":3,"accepts":1,"dismissals":-2,"conversions":0}"#,
+        "05646169727901bf9f0107000000000000f03f06020300",
     );
 }

@@ -115,6 +115,11 @@ pub struct FeedbackApplied {
     pub kind: FeedbackKind,
     /// The offer's category, if the offer is still in the catalogue.
     pub category: Option<String>,
+    /// Whether the decision held the offer out (a conversion after a "would have shown"):
+    /// counted in the holdout arm, and nothing is learned from it.
+    pub held_out: bool,
+    /// The version of the catalogue the decision was made on.
+    pub catalogue_version: Option<u64>,
 }
 
 /// Feedback the engine cannot apply.
@@ -123,8 +128,8 @@ pub enum FeedbackError {
     /// The decision is not among the recent ones.
     #[error("decision {0} is unknown or older than the last {RECENT_DECISIONS} decisions; send feedback for a decision returned by GET /v1/offer")]
     UnknownDecision(u64),
-    /// The decision showed nothing.
-    #[error("decision {0} showed no offer, so there is nothing to give feedback on")]
+    /// The decision showed nothing (a held-out decision takes only a conversion).
+    #[error("decision {0} showed no offer, so there is nothing to give feedback on (a decision that held an offer out takes only 'converted')")]
     NothingShown(u64),
     /// Feedback was already given.
     #[error("decision {0} already has feedback; each shown offer takes one answer")]
@@ -492,21 +497,32 @@ impl Engine {
         let id = feedback.decision.0;
         let (decision, given) =
             self.recent.iter().find(|(d, _)| d.id == feedback.decision).ok_or(FeedbackError::UnknownDecision(id))?;
-        let shown = decision.shown.as_ref().ok_or(FeedbackError::NothingShown(id))?;
-        let converted = self.answers.converted(&shown.offer);
+        // A held-out decision showed nothing, but the person may still do what the offer was
+        // about: that conversion is the holdout arm's side of the uplift.
+        let (offer, held_out) = match (&decision.shown, &decision.would_have_shown) {
+            (Some(shown), _) => (&shown.offer, false),
+            (None, Some(offer)) if feedback.kind == FeedbackKind::Converted => (offer, true),
+            (None, _) => return Err(FeedbackError::NothingShown(id)),
+        };
+        let converted = self.answers.converted(offer);
         let allowed = if feedback.kind == FeedbackKind::Converted { !converted } else { !*given };
         if !allowed {
             return Err(FeedbackError::AlreadyGiven(id));
         }
-        let category = self
-            .catalogue
-            .as_ref()
-            .and_then(|c| c.offers.iter().find(|o| o.offer.id == shown.offer).map(|o| o.category.path().to_string()));
+        let in_force = self.catalogue.as_ref().and_then(|c| c.offers.iter().find(|o| &o.offer.id == offer));
+        let campaign = match (&decision.shown, in_force) {
+            (Some(shown), _) => shown.campaign.clone(),
+            (None, Some(o)) => o.offer.campaign.clone(),
+            // The held-out offer left the catalogue since: its campaign is not known any more.
+            (None, None) => return Err(FeedbackError::NothingShown(id)),
+        };
         Ok(FeedbackApplied {
-            offer: shown.offer.clone(),
-            campaign: shown.campaign.clone(),
+            offer: offer.clone(),
+            campaign,
             kind: feedback.kind,
-            category,
+            category: in_force.map(|o| o.category.path().to_string()),
+            held_out,
+            catalogue_version: decision.catalogue_version,
         })
     }
 
@@ -519,7 +535,7 @@ impl Engine {
             *given = true;
         }
         self.answers.record(&applied.offer, applied.category.as_deref(), applied.kind, now);
-        if self.consent.allows(Purpose::Personalise) {
+        if self.consent.allows(Purpose::Personalise) && !applied.held_out {
             self.history.record_feedback(&applied.offer, applied.kind);
         }
         Ok(applied)

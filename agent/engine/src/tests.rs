@@ -558,6 +558,14 @@ fn a_held_out_device_records_what_it_would_have_shown_and_shows_nothing() {
     assert!(d.shown.is_none());
     assert_eq!(d.would_have_shown.as_ref().map(|o| o.as_str()), Some("fridge-care"));
     assert_eq!(rejection_of(&d, "fridge-care"), Some(Rejection::Holdout { campaign: care.clone() }));
+    // The person may still do what the offer was about: a conversion counts for the holdout
+    // arm, once, and nothing else can be said about an offer that was not shown.
+    let answer = |kind| Feedback { decision: d.id, kind };
+    assert_eq!(inside.handle_feedback(answer(FeedbackKind::Accepted), NOW), Err(FeedbackError::NothingShown(d.id.0)));
+    let applied = inside.handle_feedback(answer(FeedbackKind::Converted), NOW).unwrap();
+    assert!(applied.held_out);
+    assert_eq!((applied.offer.as_str(), applied.campaign.clone()), ("fridge-care", care.clone()));
+    assert_eq!(inside.handle_feedback(answer(FeedbackKind::Converted), NOW), Err(FeedbackError::AlreadyGiven(d.id.0)));
     let mut outside = build_engine_for(out, catalogue);
     let d = outside.decide_traced(Moment::DoorOpened, NOW, Draw::NONE).clone();
     assert_eq!(d.shown.unwrap().offer.as_str(), "fridge-care");
