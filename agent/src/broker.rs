@@ -1,5 +1,5 @@
 //! The embedded MQTT broker (rumqttd) for demos, the simulator and tests, so a newcomer needs
-//! nothing installed. It keeps retained messages and sessions in memory only; real
+//! nothing installed. It speaks MQTT 5 only and keeps retained messages and sessions in memory only; real
 //! deployments use Mosquitto (see `deploy/`).
 
 use std::collections::HashMap;
@@ -51,8 +51,10 @@ impl EmbeddedBroker {
             external_auth: None,
             dynamic_filters: true,
         };
+        // MQTT 5 only: every part of ledtrad speaks it (offer requests need its response topic
+        // and correlation data), and rumqttd drops a v5 client on a v4 listener.
         let server =
-            ServerSettings { name: "ledtrad-v4".into(), listen, tls: None, next_connection_delay_ms: 0, connections };
+            ServerSettings { name: "ledtrad-v5".into(), listen, tls: None, next_connection_delay_ms: 0, connections };
         let config = Config {
             id: 0,
             router: RouterConfig {
@@ -66,7 +68,7 @@ impl EmbeddedBroker {
                 initialized_filters: None,
                 shared_subscriptions_strategy: Default::default(),
             },
-            v4: Some(HashMap::from([("1".to_string(), server)])),
+            v5: Some(HashMap::from([("1".to_string(), server)])),
             ..Config::default()
         };
         std::thread::Builder::new()

@@ -16,7 +16,8 @@ use ledtrad_protocol::status::DeviceStatus;
 use ledtrad_protocol::topic::Topic;
 use ledtrad_protocol::UnixTime;
 use ledtrad_protocol::{DeviceId, FleetId, Purpose};
-use rumqttc::{AsyncClient, QoS};
+use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::AsyncClient;
 
 use crate::store::Store;
 
@@ -180,7 +181,7 @@ mod tests {
     use super::*;
     use ledtrad_protocol::report::Arm;
     use ledtrad_protocol::{CampaignId, DeviceKind, Moment};
-    use rumqttc::Request;
+    use rumqttc::v5::Request;
 
     fn build_egress() -> (Egress, flume::Receiver<Request>) {
         let (tx, rx) = flume::bounded(10);
@@ -193,7 +194,7 @@ mod tests {
         let mut topics = Vec::new();
         while let Ok(request) = requests.try_recv() {
             if let Request::Publish(p) = request {
-                topics.push(p.topic.clone());
+                topics.push(String::from_utf8_lossy(&p.topic).into_owned());
             }
         }
         topics

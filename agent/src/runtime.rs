@@ -16,9 +16,10 @@ use ledtrad_protocol::status::{Connection, DeviceStatus};
 use ledtrad_protocol::topic::Topic;
 use ledtrad_protocol::{codec, Moment, PersonId, Purpose, UnixTime};
 use rand::{Rng, SeedableRng};
-use rumqttc::{
-    AsyncClient, ConnectReturnCode, ConnectionError, Event, EventLoop, LastWill, MqttOptions, Outgoing, Packet, QoS,
-};
+use rumqttc::v5::mqttbytes::v5::{ConnectReturnCode, LastWill, Packet};
+use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::{AsyncClient, ConnectionError, Event, EventLoop, MqttOptions};
+use rumqttc::{NetworkOptions, Outgoing};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tracing::{debug, error, info, warn};
@@ -235,8 +236,12 @@ fn mqtt_client(config: &Config) -> (AsyncClient, EventLoop) {
     let mut options =
         MqttOptions::new(format!("ledtrad-{}", config.device), config.broker.host.clone(), config.broker.port);
     options.set_keep_alive(Duration::from_secs(30));
-    options.set_max_packet_size(MAX_PACKET_BYTES, MAX_PACKET_BYTES);
-    options.set_clean_session(true);
+    options.set_max_packet_size(Some(MAX_PACKET_BYTES as u32));
+    options.set_clean_start(true);
+    // Without TCP_NODELAY a loopback request/response waits about 40 ms on delayed acks.
+    let mut network = NetworkOptions::new();
+    network.set_tcp_nodelay(true);
+    options.set_network_options(network);
     if let Some(login) = &config.mqtt_login {
         options.set_credentials(login.username(), login.password());
     }
@@ -246,10 +251,9 @@ fn mqtt_client(config: &Config) -> (AsyncClient, EventLoop) {
         codec::to_json(&offline),
         QoS::AtLeastOnce,
         true,
+        None,
     ));
-    let (client, mut eventloop) = AsyncClient::new(options, 64);
-    eventloop.network_options.set_tcp_nodelay(true);
-    (client, eventloop)
+    AsyncClient::new(options, 64)
 }
 
 fn offline_status(config: &Config, version: Option<u64>, refusal: Option<String>) -> DeviceStatus {
@@ -277,7 +281,8 @@ async fn pump(mut eventloop: EventLoop, tx: mpsc::Sender<MqttEvent>) {
                 Some(MqttEvent::Connected)
             }
             Ok(Event::Incoming(Packet::Publish(p))) => {
-                Some(MqttEvent::Publish { topic: p.topic.clone(), payload: p.payload.to_vec() })
+                let topic = String::from_utf8_lossy(&p.topic).into_owned();
+                Some(MqttEvent::Publish { topic, payload: p.payload.to_vec() })
             }
             Ok(Event::Outgoing(Outgoing::Disconnect)) => return,
             Ok(_) => None,

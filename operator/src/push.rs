@@ -6,7 +6,10 @@ use std::time::Duration;
 use ledtrad_protocol::broker::{BrokerUrl, Credentials};
 use ledtrad_protocol::topic::Topic;
 use ledtrad_protocol::FleetId;
-use rumqttc::{ConnectReturnCode, ConnectionError, Event, Outgoing, Packet, QoS};
+use rumqttc::v5::mqttbytes::v5::{ConnectReturnCode, Packet, PubAckReason};
+use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::{ConnectionError, Event};
+use rumqttc::Outgoing;
 
 /// A push that did not complete.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +31,16 @@ pub enum PushError {
         username: Option<String>,
         /// The broker's return code.
         code: String,
+    },
+    /// The broker took the message but would not publish it (MQTT 5 reason code).
+    #[error("broker {broker} refused to publish on '{topic}' ({reason}); is this login allowed to write that topic in the broker's ACL?")]
+    PublishRefused {
+        /// The broker.
+        broker: BrokerUrl,
+        /// The topic.
+        topic: String,
+        /// The broker's reason code.
+        reason: String,
     },
     /// The broker did not acknowledge in time.
     #[error("broker {broker} did not acknowledge the catalogue within {seconds} s")]
@@ -101,11 +114,20 @@ async fn publish(
 ) -> Result<(), PushError> {
     let connection = |detail: String| PushError::Connection { broker: broker.clone(), detail };
     let (client, mut eventloop) = crate::mqtt::connect_as(broker, login, client_id);
-    client.publish(topic, QoS::AtLeastOnce, true, payload).await.map_err(|e| connection(e.to_string()))?;
+    client.publish(topic.clone(), QoS::AtLeastOnce, true, payload).await.map_err(|e| connection(e.to_string()))?;
     let mut disconnecting = false;
     loop {
         match eventloop.poll().await {
-            Ok(Event::Incoming(Packet::PubAck(_))) if !disconnecting => {
+            Ok(Event::Incoming(Packet::PubAck(ack))) if !disconnecting => {
+                // Mosquitto acknowledges a publish its ACL denies with "not authorized".
+                if !matches!(ack.reason, PubAckReason::Success | PubAckReason::NoMatchingSubscribers) {
+                    let _ = client.disconnect().await;
+                    return Err(PushError::PublishRefused {
+                        broker: broker.clone(),
+                        topic,
+                        reason: format!("{:?}", ack.reason),
+                    });
+                }
                 disconnecting = true;
                 client.disconnect().await.map_err(|e| connection(e.to_string()))?;
             }

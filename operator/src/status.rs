@@ -9,7 +9,9 @@ use ledtrad_protocol::codec;
 use ledtrad_protocol::status::DeviceStatus;
 use ledtrad_protocol::topic::{Topic, ALL_STATUS_FILTER};
 use ledtrad_protocol::DeviceId;
-use rumqttc::{Event, Packet, QoS};
+use rumqttc::v5::mqttbytes::v5::Packet;
+use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::Event;
 
 use crate::push::PushError;
 
@@ -53,7 +55,7 @@ pub async fn watch_statuses_as(
         };
         if let Event::Incoming(Packet::Publish(p)) = event {
             if let (Ok(Topic::Status(device)), Ok(status)) =
-                (Topic::parse(&p.topic), codec::from_json::<DeviceStatus>(&p.payload, "device status"))
+                (Topic::parse(crate::mqtt::topic_of(&p)), codec::from_json::<DeviceStatus>(&p.payload, "device status"))
             {
                 statuses.insert(device, status);
                 if done(&statuses) {

@@ -11,7 +11,9 @@ use ledtrad_protocol::decision::Decision;
 use ledtrad_protocol::topic::Topic;
 use ledtrad_protocol::FleetId;
 use ledtrad_protocol::Purpose;
-use rumqttc::{Event, Packet, QoS};
+use rumqttc::v5::mqttbytes::v5::Packet;
+use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::Event;
 use tokio::task::JoinHandle;
 
 /// Whether a decision broke the consent the simulator knows the device works under: it read
@@ -130,7 +132,7 @@ impl Audit {
                 match eventloop.poll().await {
                     Ok(Event::Incoming(Packet::Publish(p))) if !p.retain => {
                         let ours_device = |d: &ledtrad_protocol::DeviceId| d.as_str().starts_with(&prefix);
-                        let class = match Topic::parse(&p.topic) {
+                        let class = match Topic::parse(ledtrad_operator::mqtt::topic_of(&p)) {
                             Ok(Topic::Status(d)) if ours_device(&d) => Some(&counts.status),
                             Ok(Topic::Reports(f)) if f == fleet => Some(&counts.measure),
                             Ok(Topic::OfferRequest) => Some(&counts.request),

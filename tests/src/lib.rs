@@ -281,7 +281,10 @@ impl ReportListener {
     /// Subscribes to `fleet`'s reports and returns once the broker acknowledged it.
     pub async fn start(fleet: &FleetId) -> Self {
         let (client, mut events) = ledtrad_operator::mqtt::connect(&broker(), &unique("reports"));
-        client.subscribe(Topic::Reports(fleet.clone()).name(), rumqttc::QoS::AtLeastOnce).await.expect("subscribe");
+        client
+            .subscribe(Topic::Reports(fleet.clone()).name(), rumqttc::v5::mqttbytes::QoS::AtLeastOnce)
+            .await
+            .expect("subscribe");
         let (subscribed_tx, subscribed) = tokio::sync::oneshot::channel();
         let (tx, reports) = tokio::sync::mpsc::unbounded_channel();
         let task = tokio::spawn(async move {
@@ -289,12 +292,12 @@ impl ReportListener {
             let mut subscribed_tx = Some(subscribed_tx);
             loop {
                 match events.poll().await {
-                    Ok(rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_))) => {
+                    Ok(rumqttc::v5::Event::Incoming(rumqttc::v5::mqttbytes::v5::Packet::SubAck(_))) => {
                         if let Some(tx) = subscribed_tx.take() {
                             let _ = tx.send(());
                         }
                     }
-                    Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p))) => {
+                    Ok(rumqttc::v5::Event::Incoming(rumqttc::v5::mqttbytes::v5::Packet::Publish(p))) => {
                         let _ = tx.send(p.payload.to_vec());
                     }
                     Ok(_) => {}

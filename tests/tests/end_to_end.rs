@@ -422,7 +422,10 @@ async fn regression_status_watch_sees_more_than_a_hundred_retained_statuses() {
         async move {
             for device in &devices {
                 let topic = ledtrad_protocol::topic::Topic::Status(device.clone()).name();
-                client.publish(topic, rumqttc::QoS::AtLeastOnce, true, payload(device, &fleet)).await.unwrap();
+                client
+                    .publish(topic, rumqttc::v5::mqttbytes::QoS::AtLeastOnce, true, payload(device, &fleet))
+                    .await
+                    .unwrap();
             }
         }
     };
@@ -442,7 +445,9 @@ async fn regression_status_watch_sees_more_than_a_hundred_retained_statuses() {
     let pump = async {
         let mut acks = 0;
         while acks < devices.len() {
-            if let Ok(rumqttc::Event::Incoming(rumqttc::Packet::PubAck(_))) = eventloop.poll().await {
+            if let Ok(rumqttc::v5::Event::Incoming(rumqttc::v5::mqttbytes::v5::Packet::PubAck(_))) =
+                eventloop.poll().await
+            {
                 acks += 1;
             }
         }
@@ -461,7 +466,9 @@ async fn regression_status_watch_sees_more_than_a_hundred_retained_statuses() {
     let pump = async {
         let mut acks = 0;
         while acks < devices.len() {
-            if let Ok(rumqttc::Event::Incoming(rumqttc::Packet::PubAck(_))) = eventloop.poll().await {
+            if let Ok(rumqttc::v5::Event::Incoming(rumqttc::v5::mqttbytes::v5::Packet::PubAck(_))) =
+                eventloop.poll().await
+            {
                 acks += 1;
             }
         }
