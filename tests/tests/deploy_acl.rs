@@ -258,7 +258,7 @@ impl Client {
             Some(message) => message,
             None => {
                 self.next_packet(wait, |p| match p {
-                    Packet::Publish(p) => Some((ledtrad_operator::mqtt::topic_of(&p).to_string(), p.payload.to_vec())),
+                    Packet::Publish(p) => Some((ledtrad_operator::mqtt::topic_of(p).to_string(), p.payload.to_vec())),
                     _ => None,
                 })
                 .await?
