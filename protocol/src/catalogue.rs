@@ -33,7 +33,7 @@ pub const MAX_BODY: usize = 500;
 pub const MAX_IMAGE_REF: usize = 256;
 
 /// A catalogue: a named list of offers.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Catalogue {
     /// A name for people (e.g. "Home, winter 2026").

@@ -136,6 +136,29 @@ pub enum FeedbackError {
     AlreadyGiven(u64),
 }
 
+/// The most candidates the engine takes from one offer-service answer.
+pub const MAX_REMOTE_OFFERS: usize = 32;
+
+/// What became of an offer service's candidates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RemoteOffers {
+    /// Candidates received.
+    pub received: usize,
+    /// Candidates that passed the catalogue checks and were new to the device.
+    pub kept: usize,
+}
+
+/// An offer-service answer the engine cannot decide on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RemoteError {
+    /// No catalogue is in force, so no device-wide rules to apply.
+    #[error("no catalogue is in force, so the offer service's offers have no rules to be shown under")]
+    NoCatalogue,
+    /// More candidates than the engine takes.
+    #[error("the offer service sent {0} offers, more than the {MAX_REMOTE_OFFERS} a device takes; send fewer")]
+    TooMany(usize),
+}
+
 /// The decision state of one device.
 #[derive(Debug, Clone)]
 pub struct Engine {
@@ -339,13 +362,19 @@ impl Engine {
         }
     }
 
-    /// Counts an impression of the offer at `position` of `catalogue` (the one in force), and
-    /// keeps the slots current when it gets its first record.
-    fn count_impression(&mut self, position: usize, now: UnixTime) {
-        let Some(catalogue) = &self.catalogue else { return };
+    /// Counts an impression of the offer at `position` of `catalogue` and, for the catalogue
+    /// in force (`in_force`), keeps the slots current when it gets its first record.
+    fn count_impression(&mut self, catalogue: &AppliedCatalogue, position: usize, now: UnixTime, in_force: bool) {
         let o = &catalogue.offers[position].offer;
         let key = self.history.slots();
         let slot = self.history.record_impression(&o.id, &o.campaign, now);
+        if !in_force {
+            // The catalogue in force's slots stay valid unless the history gained one.
+            if self.slots_for == Some(key) && self.history.slots() != key {
+                self.slots_for = None;
+            }
+            return;
+        }
         if self.slots_for == Some(key) {
             if let Some(s) = self.slots.get_mut(position) {
                 *s = Some(slot);
@@ -357,11 +386,115 @@ impl Engine {
     /// Decides what to show at `moment`, counting the impression if something is shown.
     pub fn decide(&mut self, moment: Moment, now: UnixTime, draw: Draw) -> &Decision {
         self.refresh_slots();
+        self.decide_on(None, moment, now, draw)
+    }
+
+    /// Whether asking the offer service is worth it after decision `id` (request mode): it
+    /// showed nothing, held nothing out and asked nothing, the device-wide rules (quiet hours,
+    /// gap, device caps) did not rule the moment out, a catalogue is in force (its rules apply
+    /// to the service's offers too) and unexpired, and `request` is granted.
+    pub fn request_worthwhile(&self, id: DecisionId, now: UnixTime) -> bool {
+        let Some((decision, _)) = self.recent.iter().rev().find(|(d, _)| d.id == id) else { return false };
+        let open = decision.shown.is_none() && decision.would_have_shown.is_none() && decision.prompt.is_none();
+        let blocked = self
+            .traces
+            .iter()
+            .rev()
+            .find(|t| t.decision == id)
+            .is_none_or(|t| matches!(t.verdicts, decide::Verdicts::DeviceBlocked { .. }));
+        open && !blocked
+            && self.consent.allows(Purpose::Request)
+            && self.catalogue.as_ref().is_some_and(|c| now < c.expires_at)
+    }
+
+    /// Up to [`ledtrad_protocol::offers::MAX_INTERESTS`] coarse interest categories for an
+    /// offer request: the categories of the offers taken up most here. They come from what
+    /// people answered, so only while `personalise` is granted; otherwise none.
+    pub fn interests(&self) -> Vec<ledtrad_protocol::taxonomy::Category> {
+        let Some(catalogue) = self.catalogue.as_ref().filter(|_| self.consent.allows(Purpose::Personalise)) else {
+            return Vec::new();
+        };
+        let mut ranked: Vec<(&ledtrad_protocol::taxonomy::Category, usize)> = Vec::new();
+        for o in &catalogue.offers {
+            let n = self.answers.taken_up(&o.offer.id);
+            match ranked.iter_mut().find(|(c, _)| **c == o.category) {
+                _ if n == 0 => {}
+                Some((_, count)) => *count += n,
+                None => ranked.push((&o.category, n)),
+            }
+        }
+        // Most taken up first; ties by name, so the same answers give the same request.
+        ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.path().cmp(b.0.path())));
+        ranked.into_iter().take(ledtrad_protocol::offers::MAX_INTERESTS).map(|(c, _)| c.clone()).collect()
+    }
+
+    /// Decides among the offer service's candidates at `moment` (request mode), after a local
+    /// decision found nothing: the offers pass the same checks as a catalogue's (those that
+    /// fail are dropped), and the same pipeline, under the rules of the catalogue in force
+    /// (device-wide rules, campaign holdouts and caps), with this device's consent, caps and
+    /// answers. Offers the local catalogue holds, and journey offers, are left to it.
+    pub fn decide_remote(
+        &mut self,
+        moment: Moment,
+        now: UnixTime,
+        draw: Draw,
+        offers: Vec<ledtrad_protocol::catalogue::Offer>,
+    ) -> Result<(&Decision, RemoteOffers), RemoteError> {
+        let local = self.catalogue.clone().ok_or(RemoteError::NoCatalogue)?;
+        let received = offers.len();
+        if received > MAX_REMOTE_OFFERS {
+            return Err(RemoteError::TooMany(received));
+        }
+        let mut kept = Vec::new();
+        for offer in offers {
+            let known = local.offers.iter().any(|o| o.offer.id == offer.id)
+                || kept.iter().any(|o: &ledtrad_protocol::catalogue::Offer| o.id == offer.id);
+            let journey = local.journeys.iter().any(|j| j.campaign == offer.campaign);
+            let alone = ledtrad_protocol::catalogue::Catalogue { offers: vec![offer], ..Default::default() };
+            if !known && !journey && alone.problems().is_empty() {
+                kept.extend(alone.offers);
+            }
+        }
+        let counted = RemoteOffers { received, kept: kept.len() };
+        let signed = ledtrad_protocol::envelope::SignedCatalogue {
+            fleet: self.profile.fleet.clone(),
+            version: local.version,
+            issued_at: local.issued_at,
+            expires_at: local.expires_at,
+            key_id: ledtrad_protocol::KeyId::try_new("offer-service").map_err(|_| RemoteError::NoCatalogue)?,
+            catalogue: ledtrad_protocol::catalogue::Catalogue { offers: kept, ..Default::default() },
+            rollout: None,
+        };
+        let mut remote = AppliedCatalogue::compile(signed);
+        remote.policy = local.policy.clone();
+        remote.holdouts = local.holdouts.clone();
+        remote.campaign_caps = local.campaign_caps.clone();
+        let decision = self.decide_on(Some(Arc::new(remote)), moment, now, draw);
+        Ok((decision, counted))
+    }
+
+    /// Decides on `remote` (the offer service's candidates) or, without it, on the catalogue
+    /// in force.
+    fn decide_on(
+        &mut self,
+        remote: Option<Arc<AppliedCatalogue>>,
+        moment: Moment,
+        now: UnixTime,
+        draw: Draw,
+    ) -> &Decision {
         let day = self.profile.local.day(now);
         let id = DecisionId(self.next_decision);
         self.next_decision += 1;
+        let local = remote.is_none();
+        let catalogue = remote.or_else(|| self.catalogue.clone());
+        // The catalogue in force keeps its slots; the service's few offers look theirs up.
+        let remote_slots: Option<Vec<Option<u32>>> = (!local).then(|| {
+            catalogue
+                .as_ref()
+                .map_or_else(Vec::new, |c| c.offers.iter().map(|o| self.history.slot(&o.offer.id)).collect())
+        });
         let (shown, verdicts, features_used, version, camouflage, prompt, would_have_shown, scores, scorer) =
-            match &self.catalogue {
+            match &catalogue {
                 None => (
                     None,
                     decide::Verdicts::Each(Vec::new()),
@@ -393,7 +526,7 @@ impl Engine {
                         campaigns: &[],
                         model: self.model.as_ref(),
                         journeys: &FastMap::default(),
-                        slots: &self.slots,
+                        slots: remote_slots.as_deref().unwrap_or(&self.slots),
                         model_reads_personal: scoring::model_reads_personal(self.model.as_ref(), self.consent),
                     };
                     let campaigns = decide::campaign_verdicts(catalogue, &ctx);
@@ -436,15 +569,15 @@ impl Engine {
                     )
                 }
             };
-        if let Some((i, _)) = &shown {
-            self.count_impression(*i, now);
+        if let (Some((i, _)), Some(c)) = (&shown, &catalogue) {
+            self.count_impression(c, *i, now, local);
         }
         // A "would have shown" counts against the caps like a shown offer, so the two arms see
         // the same number of moments.
-        if let Some(i) = would_have_shown {
-            self.count_impression(i, now);
+        if let (Some(i), Some(c)) = (would_have_shown, &catalogue) {
+            self.count_impression(c, i, now, local);
         }
-        let would_have_shown = would_have_shown.and_then(|i| Some(self.catalogue.as_ref()?.offers[i].offer.id.clone()));
+        let would_have_shown = would_have_shown.and_then(|i| Some(catalogue.as_ref()?.offers[i].offer.id.clone()));
         let shown = shown.map(|(_, s)| s);
         let decision = Decision {
             id,
@@ -465,7 +598,7 @@ impl Engine {
         }
         // Past the traced window, a decision keeps only what feedback and purges need; the
         // oldest trace's verdicts make room for this one's.
-        let trace = Trace { decision: id, catalogue: self.catalogue.clone(), verdicts };
+        let trace = Trace { decision: id, catalogue, verdicts };
         if self.traces.len() == RECENT_TRACES {
             self.traces.pop_front();
         }
@@ -509,7 +642,7 @@ impl Engine {
         if !allowed {
             return Err(FeedbackError::AlreadyGiven(id));
         }
-        let in_force = self.catalogue.as_ref().and_then(|c| c.offers.iter().find(|o| &o.offer.id == offer));
+        let in_force = self.known_offer(offer);
         let campaign = match (&decision.shown, in_force) {
             (Some(shown), _) => shown.campaign.clone(),
             (None, Some(o)) => o.offer.campaign.clone(),
@@ -549,7 +682,14 @@ impl Engine {
 
     /// The campaign of an offer in the catalogue in force.
     pub fn offer_campaign(&self, offer: &OfferId) -> Option<CampaignId> {
-        self.catalogue.as_ref()?.offers.iter().find(|o| o.offer.id == *offer).map(|o| o.offer.campaign.clone())
+        self.known_offer(offer).map(|o| o.offer.campaign.clone())
+    }
+
+    /// An offer of the catalogue in force or, failing that, of a recent decision's (the offer
+    /// service's candidates).
+    fn known_offer(&self, offer: &OfferId) -> Option<&compiled::CompiledOffer> {
+        let catalogues = self.catalogue.iter().chain(self.traces.iter().rev().filter_map(|t| t.catalogue.as_ref()));
+        catalogues.into_iter().find_map(|c| c.offers.iter().find(|o| o.offer.id == *offer))
     }
 
     /// Sets which purposes the people served could grant by answering a prompt.

@@ -808,3 +808,92 @@ fn an_aborted_rollout_brings_every_device_back_to_the_previous_offers_with_a_hig
         assert_eq!((applied.version, applied.offers[1].offer.value), (3, 0.5));
     }
 }
+
+/// An offer as the offer service would send it, for an e-reader at a finished book.
+fn service_offer(id: &str, edit: impl FnOnce(&mut serde_json::Value)) -> ledtrad_protocol::catalogue::Offer {
+    let mut value = serde_json::json!({
+        "id": id, "campaign": "reading", "title": "Next read",
+        "question": "Could a new crime novel be something for you?", "body": "New this week.",
+        "category": "books.crime", "device_kinds": ["ereader"], "moments": ["book_finished"],
+        "value": 1.0, "valid_from": "2026-01-01T00:00:00Z", "valid_until": "2030-01-01T00:00:00Z",
+        "caps": { "per_day": 1 }
+    });
+    edit(&mut value);
+    serde_json::from_value(value).unwrap()
+}
+
+#[test]
+fn the_offer_services_candidates_go_through_the_devices_own_checks_and_rules() {
+    let mut ereader = build_engine(DeviceKind::Ereader);
+    ereader.handle_catalogue(&good_envelope(1), NOW).unwrap();
+    ereader.set_consent(ConsentState::NONE.with(Purpose::Request, true));
+    // The catalogue has nothing for an e-reader: asking the service is worth it.
+    let local = ereader.decide(Moment::BookFinished, NOW, Draw::NONE).id;
+    assert!(ereader.request_worthwhile(local, NOW));
+    let offers = vec![
+        service_offer("statement", |o| o["question"] = "Buy this crime novel.".into()),
+        service_offer("sensitive", |o| o["category"] = "health.mental".into()),
+        service_offer("fridge-care", |_| {}),
+        service_offer("crime-novel", |_| {}),
+    ];
+    let (decision, counted) = ereader.decide_remote(Moment::BookFinished, NOW, Draw::NONE, offers.clone()).unwrap();
+    // A statement, a sensitive category and an id the catalogue already holds are dropped.
+    assert_eq!(counted, RemoteOffers { received: 4, kept: 1 });
+    let (id, shown) = (decision.id, decision.shown.clone().unwrap());
+    assert_eq!((shown.offer.as_str(), shown.campaign.as_str()), ("crime-novel", "reading"));
+    assert_eq!(decision.catalogue_version, Some(1));
+    // The trace names the service's offer, and feedback on it is taken like any other.
+    let traced = ereader.decision(id).unwrap();
+    assert_eq!(traced.candidates.len(), 1);
+    assert_eq!(ereader.offer_campaign(&OfferId::try_new("crime-novel").unwrap()).unwrap().as_str(), "reading");
+    let applied = ereader.handle_feedback(Feedback { decision: id, kind: FeedbackKind::Dismissed }, NOW).unwrap();
+    assert_eq!(applied.category.as_deref(), Some("books.crime"));
+    // Its caps hold on the device: the same offer again the same day is capped (and blocked).
+    let (again, _) = ereader.decide_remote(Moment::BookFinished, NOW.plus_secs(60), Draw::NONE, offers).unwrap();
+    assert!(again.shown.is_none());
+    let too_many = vec![service_offer("x", |_| {}); MAX_REMOTE_OFFERS + 1];
+    assert_eq!(
+        ereader.decide_remote(Moment::BookFinished, NOW, Draw::NONE, too_many).unwrap_err(),
+        RemoteError::TooMany(MAX_REMOTE_OFFERS + 1)
+    );
+}
+
+#[test]
+fn the_service_is_asked_only_with_request_consent_a_catalogue_and_an_open_moment() {
+    let mut ereader = build_engine(DeviceKind::Ereader);
+    let no_catalogue = ereader.decide(Moment::BookFinished, NOW, Draw::NONE).id;
+    ereader.set_consent(ConsentState::NONE.with(Purpose::Request, true));
+    assert!(!ereader.request_worthwhile(no_catalogue, NOW), "no catalogue: no rules to show under");
+    assert_eq!(
+        ereader.decide_remote(Moment::BookFinished, NOW, Draw::NONE, vec![]).unwrap_err(),
+        RemoteError::NoCatalogue
+    );
+    ereader.handle_catalogue(&good_envelope(1), NOW).unwrap();
+    ereader.set_consent(ConsentState::NONE);
+    let without = ereader.decide(Moment::BookFinished, NOW, Draw::NONE).id;
+    assert!(!ereader.request_worthwhile(without, NOW), "no request consent");
+    ereader.set_consent(ConsentState::NONE.with(Purpose::Request, true));
+    let open = ereader.decide(Moment::BookFinished, NOW, Draw::NONE).id;
+    assert!(ereader.request_worthwhile(open, NOW));
+    assert!(!ereader.request_worthwhile(open, NOW.plus_secs(8 * 86_400)), "the catalogue expired");
+    // A fridge whose catalogue has an offer for the moment shows it: nothing to ask.
+    let mut fridge = build_engine(DeviceKind::Fridge);
+    fridge.handle_catalogue(&good_envelope(1), NOW).unwrap();
+    fridge.set_consent(ConsentState::NONE.with(Purpose::Request, true));
+    let shown = fridge.decide(Moment::DoorOpened, NOW, Draw::NONE).id;
+    assert!(!fridge.request_worthwhile(shown, NOW));
+}
+
+#[test]
+fn interests_come_from_what_was_taken_up_and_only_with_personalise() {
+    let mut fridge = build_engine(DeviceKind::Fridge);
+    fridge.handle_catalogue(&good_envelope(1), NOW).unwrap();
+    fridge.set_consent(ConsentState::NONE.with(Purpose::Request, true));
+    let d = fridge.decide(Moment::DoorOpened, NOW, Draw::NONE).clone();
+    let offer = d.shown.unwrap().offer;
+    fridge.handle_feedback(Feedback { decision: d.id, kind: FeedbackKind::Accepted }, NOW).unwrap();
+    assert!(fridge.interests().is_empty(), "without personalise, answers say nothing in a request");
+    fridge.set_consent(ConsentState::all());
+    let category = fridge.catalogue().unwrap().offers.iter().find(|o| o.offer.id == offer).unwrap().category;
+    assert_eq!(fridge.interests(), vec![category]);
+}
