@@ -425,7 +425,7 @@ impl Engine {
         }
         // Most taken up first; ties by name, so the same answers give the same request.
         ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.path().cmp(b.0.path())));
-        ranked.into_iter().take(ledtrad_protocol::offers::MAX_INTERESTS).map(|(c, _)| c.clone()).collect()
+        ranked.into_iter().take(ledtrad_protocol::offers::MAX_INTERESTS).map(|(c, _)| *c).collect()
     }
 
     /// Decides among the offer service's candidates at `moment` (request mode), after a local
