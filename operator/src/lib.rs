@@ -3,6 +3,7 @@
 //!
 //! # Layout
 //!
+//! - [`collect`]: the store of the fleet's reports, as received (SQLite).
 //! - [`keys`]: generating, saving and loading Ed25519 operator keys.
 //! - [`load`]: reading catalogues from TOML or JSON and reporting every problem at once.
 //! - [`sign`]: the canonical encoding and the signed envelope.
@@ -12,6 +13,7 @@
 //! - [`reports`]: summing devices' noised reports into totals with intervals; small groups suppressed.
 //! - [`status`]: reading devices' retained status topics (which version each device applied).
 
+pub mod collect;
 pub mod diff;
 pub mod keys;
 pub mod load;
