@@ -11,6 +11,8 @@
 //! - [`mqtt`]: connection settings shared by the MQTT commands, and the broker login.
 //! - [`push`]: publishing an envelope retained, QoS 1, on a fleet's catalogue topic.
 //! - [`reports`]: summing devices' noised reports into totals with intervals; small groups suppressed.
+//! - [`uplift`]: a campaign's per-arm rates, uplift and daily series, with intervals for
+//!   sampling and noise.
 //! - [`status`]: reading devices' retained status topics (which version each device applied).
 
 pub mod collect;
@@ -23,6 +25,7 @@ pub mod push;
 pub mod reports;
 pub mod sign;
 pub mod status;
+pub mod uplift;
 
 pub use keys::OperatorKey;
 pub use load::{load_catalogue, LoadError};
