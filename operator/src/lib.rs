@@ -10,6 +10,7 @@
 //! - [`model`]: checking a scoring model and its manifest the way devices will, and signing it.
 //! - [`mqtt`]: connection settings shared by the MQTT commands, and the broker login.
 //! - [`push`]: publishing an envelope retained, QoS 1, on a fleet's catalogue topic.
+//! - [`report`]: `ledtrad-op report`, a campaign's summary from the report store as a table.
 //! - [`reports`]: summing devices' noised reports into totals with intervals; small groups suppressed.
 //! - [`uplift`]: a campaign's per-arm rates, uplift and daily series, with intervals for
 //!   sampling and noise.
@@ -22,6 +23,7 @@ pub mod load;
 pub mod model;
 pub mod mqtt;
 pub mod push;
+pub mod report;
 pub mod reports;
 pub mod sign;
 pub mod status;
