@@ -4,6 +4,7 @@
 //! # Layout
 //!
 //! - [`collect`]: the store of the fleet's reports, as received (SQLite).
+//! - [`html`]: the report page, one self-contained HTML file with a plot of the daily rates.
 //! - [`keys`]: generating, saving and loading Ed25519 operator keys.
 //! - [`load`]: reading catalogues from TOML or JSON and reporting every problem at once.
 //! - [`sign`]: the canonical encoding and the signed envelope.
@@ -18,6 +19,7 @@
 
 pub mod collect;
 pub mod diff;
+pub mod html;
 pub mod keys;
 pub mod load;
 pub mod model;

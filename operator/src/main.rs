@@ -86,6 +86,9 @@ struct ReportArgs {
     /// Print one JSON object instead of the table.
     #[arg(long)]
     json: bool,
+    /// Also write a self-contained HTML page: the table and a plot of the daily rates.
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
 }
 
 /// Which fleet's statuses to read, where, and for how long.
@@ -516,10 +519,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 args.fleet.as_ref(),
                 args.min_devices,
             )?;
+            if let Some(page) = &args.html {
+                ledtrad_operator::report::write_page(page, &summary)?;
+            }
             if args.json {
                 println!("{}", serde_json::to_string(&summary)?);
             } else {
                 print!("{summary}");
+            }
+            if let Some(page) = &args.html {
+                // On stderr, so that stdout stays one JSON object with --json.
+                eprintln!("wrote the report page '{}'", page.display());
             }
             Ok(ExitCode::SUCCESS)
         }

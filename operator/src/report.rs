@@ -1,5 +1,5 @@
 //! `ledtrad-op report`: a campaign's summary read from the report store, shown as a table (its
-//! `Display`) or as JSON (its `Serialize`).
+//! `Display`), as JSON (its `Serialize`), or as a self-contained HTML page ([`crate::html`]).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -37,6 +37,14 @@ pub enum ReportError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] CollectError),
+    /// The HTML page could not be written.
+    #[error("cannot write the report page '{}': {source}; check the path and its permissions", path.display())]
+    Page {
+        /// The page's file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
 fn from_fleet(fleet: Option<&FleetId>) -> String {
@@ -75,6 +83,11 @@ pub fn load_summary(
         });
     }
     Ok(summarise(campaign, fleet, &reports, min_devices))
+}
+
+/// Writes the summary's HTML page to `path`.
+pub fn write_page(path: &Path, summary: &CampaignSummary) -> Result<(), ReportError> {
+    std::fs::write(path, crate::html::page(summary)).map_err(|source| ReportError::Page { path: path.into(), source })
 }
 
 /// What the numbers mean, in one sentence for each page and table.

@@ -1,4 +1,5 @@
-//! `ledtrad-op report`: the table and the JSON from a report database, and its errors.
+//! `ledtrad-op report`: the table, the JSON and the HTML page from a report database, and its
+//! errors.
 
 // Test helpers unwrap: a panic is a failed test with its message.
 #![allow(clippy::unwrap_used)]
@@ -129,6 +130,22 @@ fn report_json_is_one_object_that_reads_back_as_the_summary() {
     assert_eq!(json["arms"][1]["figures"]["accept_rate"], serde_json::Value::Null);
     assert_eq!(json["arms"][0]["daily"][4]["date"], "2025-11-12");
     assert!(json["uplift"]["absolute"]["low"].as_f64().unwrap() < json["uplift"]["absolute"]["high"].as_f64().unwrap());
+}
+
+#[test]
+fn report_html_writes_a_page_with_the_table_and_a_plot() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = build_db(dir.path());
+    let page = dir.path().join("dairy.html");
+    let (code, stdout, stderr) =
+        op(&["report", "--db", db.to_str().unwrap(), "--campaign", "dairy-winter", "--html", page.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.starts_with("campaign 'dairy-winter'"), "the table is still printed: {stdout}");
+    assert!(stderr.contains("wrote the report page") && stderr.contains("dairy.html"), "{stderr}");
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.contains("<table>") && html.contains("<tr><td>treatment</td><td>120</td><td>600</td>"), "{html}");
+    assert!(html.contains("<svg") && html.contains("holdout: conversion rate</text>"), "{html}");
+    assert!(!html.contains("<script") && !html.contains("href="), "nothing is fetched or run");
 }
 
 #[test]
