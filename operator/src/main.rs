@@ -10,11 +10,12 @@ use ledtrad_engine::RuntimeKind;
 use ledtrad_operator::load::LoadError;
 use ledtrad_operator::model::{default_manifest, load_model, sign_model, CheckedModel, ModelLoadError};
 use ledtrad_operator::mqtt::read_login;
+use ledtrad_operator::reports::DEFAULT_MIN_DEVICES;
 use ledtrad_operator::{load_catalogue, publish_retained_as, OperatorKey, SignOptions};
 use ledtrad_protocol::broker::{BrokerUrl, Credentials};
 use ledtrad_protocol::envelope::Rollout;
 use ledtrad_protocol::topic::Topic;
-use ledtrad_protocol::{FleetId, KeyId, UnixTime};
+use ledtrad_protocol::{CampaignId, FleetId, KeyId, UnixTime};
 
 /// Write, check, sign and push ledtrad offer catalogues and scoring models.
 #[derive(Parser)]
@@ -57,6 +58,37 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Read what worked: a campaign's devices, accept and conversion rates per arm with 95%
+    /// intervals, and its uplift over the holdout, from the reports the fleet sent. Arms and
+    /// days with fewer than --min-devices devices are suppressed.
+    Report(ReportArgs),
+}
+
+/// Which campaign's reports to read, and how to show them.
+#[derive(clap::Args)]
+struct ReportArgs {
+    /// The report database, written by `ledtrad-op serve --reports FILE`.
+    #[arg(long, value_name = "FILE")]
+    db: PathBuf,
+    /// The campaign.
+    #[arg(long)]
+    campaign: CampaignId,
+    /// Only the reports of this fleet (default: every fleet's).
+    #[arg(long)]
+    fleet: Option<FleetId>,
+    /// The fewest devices an arm, or an arm's day, needs to be shown.
+    #[arg(
+        long,
+        default_value_t = DEFAULT_MIN_DEVICES,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
+    )]
+    min_devices: usize,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    json: bool,
+    /// Also write a self-contained HTML page: the table and a plot of the daily rates.
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
 }
 
 /// Which fleet's statuses to read, where, and for how long.
@@ -478,6 +510,27 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 key.id,
                 options.expires_at
             );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Report(args) => {
+            let summary = ledtrad_operator::report::load_summary(
+                &args.db,
+                &args.campaign,
+                args.fleet.as_ref(),
+                args.min_devices,
+            )?;
+            if let Some(page) = &args.html {
+                ledtrad_operator::report::write_page(page, &summary)?;
+            }
+            if args.json {
+                println!("{}", serde_json::to_string(&summary)?);
+            } else {
+                print!("{summary}");
+            }
+            if let Some(page) = &args.html {
+                // On stderr, so that stdout stays one JSON object with --json.
+                eprintln!("wrote the report page '{}'", page.display());
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Catalogue(CatalogueCommand::Push { file, push }) => push_catalogue(&file, &push, None),

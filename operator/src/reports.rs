@@ -49,36 +49,120 @@ pub struct Group {
     pub totals: Option<Totals>,
 }
 
-/// Sums reports per (campaign, arm, day), dropping the totals of groups with fewer than
-/// `min_devices` reports. Reports with a non-finite or non-positive epsilon are skipped.
-pub fn aggregate(reports: &[Report], min_devices: usize) -> Vec<Group> {
-    let mut groups: BTreeMap<(CampaignId, u8, u32), Vec<&Report>> = BTreeMap::new();
-    for r in reports.iter().filter(|r| r.epsilon.is_finite() && r.epsilon > 0.0) {
+/// The multiplier of a standard error that gives a 95% interval (normal approximation).
+pub const Z95: f64 = 1.96;
+
+/// Whether a group of `devices` is large enough to report at `min_devices` (at least one).
+pub fn meets_minimum(devices: usize, min_devices: usize) -> bool {
+    devices >= min_devices.max(1)
+}
+
+/// Whether a report can be summed: its epsilon is finite and positive, so its noise has a
+/// known variance.
+pub fn is_usable(report: &Report) -> bool {
+    report.epsilon.is_finite() && report.epsilon > 0.0
+}
+
+/// Sums of noised counts over some reports, before any suppression: what [`aggregate`] and
+/// the uplift summary build on. Each sum is an unbiased estimate of the true total (it may be
+/// negative).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Sums {
+    /// Reports summed.
+    pub reports: usize,
+    /// Impressions.
+    pub impressions: f64,
+    /// Accepts.
+    pub accepts: f64,
+    /// Dismissals.
+    pub dismissals: f64,
+    /// Conversions.
+    pub conversions: f64,
+    /// The variance of the noise in each of the four sums (every count of a report carries
+    /// noise of the same variance, set by its epsilon).
+    pub noise_variance: f64,
+}
+
+impl Sums {
+    /// Adds one report's counts and noise variance.
+    pub fn add(&mut self, r: &Report) {
+        self.reports += 1;
+        self.impressions += f64::from(r.impressions);
+        self.accepts += f64::from(r.accepts);
+        self.dismissals += f64::from(r.dismissals);
+        self.conversions += f64::from(r.conversions);
+        self.noise_variance += noise_variance(r.epsilon);
+    }
+
+    /// Adds the sums of other reports.
+    pub fn merge(&mut self, other: &Sums) {
+        self.reports += other.reports;
+        self.impressions += other.impressions;
+        self.accepts += other.accepts;
+        self.dismissals += other.dismissals;
+        self.conversions += other.conversions;
+        self.noise_variance += other.noise_variance;
+    }
+
+    /// The totals, each with the 95% interval the noise alone leaves around it.
+    pub fn totals(&self) -> Totals {
+        let estimate = |total| Estimate { total, ci95: Z95 * self.noise_variance.sqrt() };
+        Totals {
+            impressions: estimate(self.impressions),
+            accepts: estimate(self.accepts),
+            dismissals: estimate(self.dismissals),
+            conversions: estimate(self.conversions),
+        }
+    }
+}
+
+/// The unsuppressed sums of one campaign, arm and day.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DaySums {
+    /// The campaign.
+    pub campaign: CampaignId,
+    /// The arm.
+    pub arm: Arm,
+    /// The local day.
+    pub day: u32,
+    /// The sums of its reports.
+    pub sums: Sums,
+}
+
+/// Sums reports per (campaign, arm, day), in that order (treatment before holdout), skipping
+/// reports that are not [usable](is_usable). Nothing is suppressed: callers that show the sums
+/// must drop the groups that do not [meet the minimum](meets_minimum).
+pub fn sum_by_day(reports: &[Report]) -> Vec<DaySums> {
+    let mut groups: BTreeMap<(CampaignId, u8, u32), Sums> = BTreeMap::new();
+    for r in reports.iter().filter(|r| is_usable(r)) {
         let arm = match r.arm {
             Arm::Treatment => 0,
             Arm::Holdout => 1,
         };
-        groups.entry((r.campaign.clone(), arm, r.day)).or_default().push(r);
+        groups.entry((r.campaign.clone(), arm, r.day)).or_default().add(r);
     }
     groups
         .into_iter()
-        .map(|((campaign, arm, day), members)| {
-            let arm = if arm == 0 { Arm::Treatment } else { Arm::Holdout };
-            let devices = members.len();
-            let totals = (devices >= min_devices.max(1)).then(|| {
-                let variance: f64 = members.iter().map(|r| noise_variance(r.epsilon)).sum();
-                let estimate = |count: fn(&Report) -> i32| Estimate {
-                    total: members.iter().map(|r| f64::from(count(r))).sum(),
-                    ci95: 1.96 * variance.sqrt(),
-                };
-                Totals {
-                    impressions: estimate(|r| r.impressions),
-                    accepts: estimate(|r| r.accepts),
-                    dismissals: estimate(|r| r.dismissals),
-                    conversions: estimate(|r| r.conversions),
-                }
-            });
-            Group { campaign, arm, day, devices, totals }
+        .map(|((campaign, arm, day), sums)| DaySums {
+            campaign,
+            arm: if arm == 0 { Arm::Treatment } else { Arm::Holdout },
+            day,
+            sums,
+        })
+        .collect()
+}
+
+/// Sums reports per (campaign, arm, day), dropping the totals of groups with fewer than
+/// `min_devices` reports. Reports with a non-finite or non-positive epsilon are skipped.
+pub fn aggregate(reports: &[Report], min_devices: usize) -> Vec<Group> {
+    sum_by_day(reports)
+        .into_iter()
+        .map(|DaySums { campaign, arm, day, sums }| Group {
+            campaign,
+            arm,
+            day,
+            devices: sums.reports,
+            totals: meets_minimum(sums.reports, min_devices).then(|| sums.totals()),
         })
         .collect()
 }
