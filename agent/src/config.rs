@@ -66,6 +66,12 @@ pub struct RawConfig {
     /// be repeated exactly: for simulations and tests only. Omit it on real devices.
     #[serde(default)]
     pub rng_seed: Option<u64>,
+    /// Request mode: when the catalogue has no offer for a moment and `request` consent is
+    /// granted, ask the fleet's offer service (`ledtrad-op serve`) and wait this many
+    /// milliseconds (10 to 5000) for its answer before going on with nothing. Omit it to never
+    /// ask.
+    #[serde(default)]
+    pub offer_request_timeout_ms: Option<u64>,
     /// Pinned operator public keys.
     #[serde(default)]
     pub operator_keys: Vec<RawKey>,
@@ -115,6 +121,8 @@ pub struct Config {
     pub model_runtime: RuntimeKind,
     /// A fixed seed for the agent's random draws, if any.
     pub rng_seed: Option<u64>,
+    /// How long to wait for the offer service, if the agent asks it at all (request mode).
+    pub offer_request_timeout: Option<std::time::Duration>,
     /// Pinned operator keys.
     pub keys: TrustedKeys,
 }
@@ -235,6 +243,18 @@ impl Config {
                 kind
             }
         };
+        let offer_request_timeout = match raw.offer_request_timeout_ms {
+            None => None,
+            Some(ms @ 10..=5000) => Some(std::time::Duration::from_millis(ms)),
+            Some(ms) => {
+                return Err(field(
+                    "offer_request_timeout_ms",
+                    format!(
+                    "{ms} is outside 10..=5000; 300 suits a service on the same network, omit the field to never ask"
+                ),
+                ))
+            }
+        };
         let mut keys = TrustedKeys::new();
         for k in &raw.operator_keys {
             let id = KeyId::try_new(&k.id).map_err(|e| field("operator_keys.id", e.to_string()))?;
@@ -275,6 +295,7 @@ impl Config {
             camouflage_share,
             model_runtime,
             rng_seed: raw.rng_seed,
+            offer_request_timeout,
             keys,
         })
     }
@@ -376,6 +397,10 @@ mod tests {
             (build_config_text("camouflage_share = 0.9"), "field 'camouflage_share': 0.9 is outside 0..=0.5"),
             (build_config_text("model_runtime = \"onnx\""), "field 'model_runtime': unknown model runtime \"onnx\""),
             (build_config_text("owner = \"Anna B\""), "field 'owner': person id \"Anna B\""),
+            (
+                build_config_text("offer_request_timeout_ms = 60000"),
+                "field 'offer_request_timeout_ms': 60000 is outside 10..=5000",
+            ),
         ];
         for (text, expected) in cases {
             let err = Config::from_toml(&text, "agent.toml").unwrap_err().to_string();

@@ -16,6 +16,7 @@ use ledtrad_protocol::status::DeviceStatus;
 use ledtrad_protocol::topic::Topic;
 use ledtrad_protocol::UnixTime;
 use ledtrad_protocol::{DeviceId, FleetId, Purpose};
+use rumqttc::v5::mqttbytes::v5::PublishProperties;
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::AsyncClient;
 
@@ -147,8 +148,10 @@ impl Egress {
         Ok(handed)
     }
 
-    /// Sends an offer request with coarse context; needs `request`.
-    pub fn offer_request(&mut self, request: &OfferRequest) -> Result<(), EgressError> {
+    /// Sends an offer request with coarse context; needs `request`. The answer comes on the
+    /// device's own offers topic (the MQTT 5 response topic) with `correlation` as its
+    /// correlation data. Not queued: a request is useful only for the moment it was made.
+    pub fn offer_request(&mut self, request: &OfferRequest, correlation: &[u8]) -> Result<(), EgressError> {
         self.require(Purpose::Request)?;
         if request.interests.len() > MAX_INTERESTS {
             return Err(EgressError::Invalid(format!(
@@ -156,12 +159,29 @@ impl Egress {
                 request.interests.len()
             )));
         }
-        self.publish(Topic::OfferRequest, false, codec::to_json(request))
+        let properties = PublishProperties {
+            response_topic: Some(Topic::Offers(self.device.clone()).name()),
+            correlation_data: Some(correlation.to_vec().into()),
+            ..PublishProperties::default()
+        };
+        self.client
+            .try_publish_with_properties(
+                Topic::OfferRequest.name(),
+                QoS::AtLeastOnce,
+                false,
+                codec::to_json(request),
+                properties,
+            )
+            .map_err(|e| EgressError::Client(e.to_string()))?;
+        self.sent += 1;
+        Ok(())
     }
 
-    /// Subscribes to the fleet's catalogue topic (a subscription, not a message about anyone).
-    pub(crate) fn subscribe_catalogue(&mut self) -> Result<(), EgressError> {
-        for topic in [Topic::Catalogue(self.fleet.clone()), Topic::Model(self.fleet.clone())] {
+    /// Subscribes to the fleet's catalogue and model topics and the device's own offers topic
+    /// (subscriptions, not messages about anyone).
+    pub(crate) fn subscribe(&mut self) -> Result<(), EgressError> {
+        let own = Topic::Offers(self.device.clone());
+        for topic in [Topic::Catalogue(self.fleet.clone()), Topic::Model(self.fleet.clone()), own] {
             self.client
                 .try_subscribe(topic.name(), QoS::AtLeastOnce)
                 .map_err(|e| EgressError::Client(e.to_string()))?;
@@ -262,7 +282,7 @@ mod tests {
                         let allowed = consent.allows(Purpose::Request)
                             && connected
                             && interests <= ledtrad_protocol::offers::MAX_INTERESTS;
-                        proptest::prop_assert_eq!(egress.offer_request(&request).is_ok(), allowed);
+                        proptest::prop_assert_eq!(egress.offer_request(&request, b"c").is_ok(), allowed);
                         if allowed {
                             expected.push("ledtrad/v1/offers/request".to_string());
                         }
@@ -314,7 +334,7 @@ mod tests {
         };
         assert_eq!(egress.report(&store, &report(), UnixTime(1)), Err(EgressError::NoConsent(Purpose::Measure)));
         egress.set_consent(ConsentState::all().with(Purpose::Request, false));
-        assert_eq!(egress.offer_request(&request), Err(EgressError::NoConsent(Purpose::Request)));
+        assert_eq!(egress.offer_request(&request, b"c"), Err(EgressError::NoConsent(Purpose::Request)));
         assert_eq!(egress.blocked(), 2);
         assert!(queued(&eventloop).is_empty() && store.outbox().unwrap().is_empty());
         // With `measure` but offline, the report waits in the outbox, not in the client.

@@ -57,6 +57,21 @@ pub struct OfferOutcome {
     pub decision: Decision,
     /// The engine's decision time in nanoseconds (measured by the agent around the call).
     pub decide_nanos: u64,
+    /// Whether the offer service was asked (request mode), and what came of it.
+    pub request: Option<RequestOutcome>,
+}
+
+/// What came of asking the offer service at a moment the catalogue had nothing for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct RequestOutcome {
+    /// Whether the answer came in time; if not, the local decision (nothing) stands.
+    pub answered: bool,
+    /// Offers the service sent.
+    pub offers_received: usize,
+    /// Offers that passed the device's own checks.
+    pub offers_kept: usize,
+    /// From sending the request to deciding on the answer (or giving up), in microseconds.
+    pub round_trip_micros: u64,
 }
 
 /// A consent change as the device UI sends it.
@@ -329,6 +344,12 @@ pub struct AgentStatus {
     pub egress_sent: u64,
     /// Messages the gate refused for lack of consent.
     pub egress_blocked: u64,
+    /// Offer requests sent to the offer service.
+    pub requests_sent: u64,
+    /// Offer requests answered in time.
+    pub requests_answered: u64,
+    /// Offer requests that timed out (the local decision stood).
+    pub requests_timed_out: u64,
 }
 
 /// A command that could not be carried out.

@@ -11,6 +11,7 @@ use ledtrad_engine::{DeviceProfile, Draw, Engine, SignalOutcome};
 use ledtrad_protocol::consent::{ConsentSource, ConsentState, PURPOSES_VERSION};
 use ledtrad_protocol::decision::Decision;
 use ledtrad_protocol::feedback::Feedback;
+use ledtrad_protocol::offers::{OfferRequest, OfferResponse, TimeOfDay};
 use ledtrad_protocol::report::Arm;
 use ledtrad_protocol::status::{Connection, DeviceStatus};
 use ledtrad_protocol::topic::Topic;
@@ -30,7 +31,7 @@ use crate::egress::Egress;
 use crate::handle::{
     AgentError, AgentHandle, AgentStatus, Command, ConsentChange, ConsentView, ErasureRecord, FeatureValue,
     FeedbackRecord, MyData, OfferOutcome, PersonChange, PersonView, PromptAnswer, QueuedMessage, QueuedReport,
-    SignalsOutcome, YesNo,
+    RequestOutcome, SignalsOutcome, YesNo,
 };
 use crate::household::{askable, effective, Sharing};
 use crate::reports::Tally;
@@ -55,7 +56,29 @@ enum MqttEvent {
     Publish {
         topic: String,
         payload: Vec<u8>,
+        /// MQTT 5 correlation data, on answers from the offer service.
+        correlation: Option<Vec<u8>>,
     },
+}
+
+/// An offer request waiting for the offer service's answer; the caller of
+/// [`AgentHandle::offer`] waits with it.
+struct PendingRequest {
+    correlation: [u8; 16],
+    moment: Moment,
+    /// The local decision (nothing), which stands if no answer comes in time.
+    local: OfferOutcome,
+    reply: oneshot::Sender<OfferOutcome>,
+    sent: Instant,
+    deadline: tokio::time::Instant,
+}
+
+/// Offer requests so far.
+#[derive(Debug, Clone, Copy, Default)]
+struct RequestCounts {
+    sent: u64,
+    answered: u64,
+    timed_out: u64,
 }
 
 /// A running agent.
@@ -213,6 +236,8 @@ pub async fn spawn(config: Config, clock: Arc<dyn Clock>) -> Result<RunningAgent
         tally: Tally::default(),
         rng,
         present: None,
+        pending: None,
+        requests: RequestCounts::default(),
     };
     let task = tokio::spawn(async move {
         runtime
@@ -282,7 +307,8 @@ async fn pump(mut eventloop: EventLoop, tx: mpsc::Sender<MqttEvent>) {
             }
             Ok(Event::Incoming(Packet::Publish(p))) => {
                 let topic = String::from_utf8_lossy(&p.topic).into_owned();
-                Some(MqttEvent::Publish { topic, payload: p.payload.to_vec() })
+                let correlation = p.properties.and_then(|props| props.correlation_data).map(|c| c.to_vec());
+                Some(MqttEvent::Publish { topic, payload: p.payload.to_vec(), correlation })
             }
             Ok(Event::Outgoing(Outgoing::Disconnect)) => return,
             Ok(_) => None,
@@ -330,6 +356,9 @@ struct Runtime {
     tally: Tally,
     rng: rand::rngs::StdRng,
     present: Option<BTreeSet<PersonId>>,
+    /// The offer request waiting for an answer, if any (one at a time).
+    pending: Option<PendingRequest>,
+    requests: RequestCounts,
 }
 
 impl Runtime {
@@ -342,13 +371,20 @@ impl Runtime {
         tokio::pin!(shutdown);
         let mut tick = tokio::time::interval(TICK);
         loop {
+            let deadline = self.pending.as_ref().map(|p| p.deadline);
             tokio::select! {
                 () = &mut shutdown => break,
                 Some(event) = mqtt.recv() => self.handle_mqtt(event),
                 Some(command) = commands.recv() => self.handle_command(command),
                 _ = tick.tick() => self.handle_tick(),
+                () = tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)), if deadline.is_some() => {
+                    self.request_timed_out();
+                }
                 else => break,
             }
+        }
+        if self.pending.is_some() {
+            self.request_timed_out();
         }
         let offline = offline_status(&self.config, self.version(), self.last_refusal.clone());
         self.egress.close(&offline);
@@ -395,7 +431,7 @@ impl Runtime {
                 self.connected = true;
                 self.login_refused = false;
                 self.egress.set_connected(true);
-                if let Err(e) = self.egress.subscribe_catalogue() {
+                if let Err(e) = self.egress.subscribe() {
                     warn!("subscribe: {e}");
                 }
                 self.publish_status();
@@ -427,9 +463,12 @@ impl Runtime {
                 self.connected = false;
                 self.egress.set_connected(false);
             }
-            MqttEvent::Publish { topic, payload } => match Topic::parse(&topic) {
+            MqttEvent::Publish { topic, payload, correlation } => match Topic::parse(&topic) {
                 Ok(Topic::Catalogue(fleet)) if fleet == self.config.fleet => self.handle_catalogue(&payload),
                 Ok(Topic::Model(fleet)) if fleet == self.config.fleet => self.handle_model(&payload),
+                Ok(Topic::Offers(device)) if device == self.config.device => {
+                    self.handle_offers(&payload, correlation.as_deref());
+                }
                 Ok(other) => debug!(topic = %other, "ignoring a message on a topic the agent does not handle"),
                 Err(e) => warn!("ignoring a message: {e}"),
             },
@@ -505,7 +544,8 @@ impl Runtime {
     fn handle_command(&mut self, command: Command) {
         match command {
             Command::Offer(moment, reply) => {
-                let _ = reply.send(self.offer(moment));
+                let outcome = self.offer(moment);
+                self.request_offers(moment, outcome, reply);
             }
             Command::Feedback(feedback, reply) => {
                 let _ = reply.send(self.feedback(feedback));
@@ -579,6 +619,12 @@ impl Runtime {
         let decision: &Decision = self.engine.decide(moment, now, draw);
         let decide_nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
         let decision = decision.clone();
+        self.record_decision(&decision, now);
+        OfferOutcome { decision, decide_nanos, request: None }
+    }
+
+    /// Stores a decision's impression and counts it for the reports.
+    fn record_decision(&mut self, decision: &Decision, now: UnixTime) {
         if let Some(shown) = &decision.shown {
             let row = ImpressionRow {
                 decision: decision.id,
@@ -602,7 +648,90 @@ impl Runtime {
                 self.tally.impression(self.local_day(now), &campaign, Arm::Holdout, version);
             }
         }
-        OfferOutcome { decision, decide_nanos }
+    }
+
+    /// Request mode: asks the offer service when the local decision found nothing it could
+    /// show and asking is configured, consented and worthwhile: the caller's reply then waits
+    /// for the answer or the timeout. Otherwise the local decision is the reply.
+    fn request_offers(&mut self, moment: Moment, local: OfferOutcome, reply: oneshot::Sender<OfferOutcome>) {
+        let now = self.clock.now();
+        let ask = self.config.offer_request_timeout.filter(|_| {
+            self.pending.is_none() && self.egress.connected() && self.engine.request_worthwhile(local.decision.id, now)
+        });
+        let Some(timeout) = ask else {
+            let _ = reply.send(local);
+            return;
+        };
+        let request = OfferRequest {
+            device_kind: self.config.kind,
+            moment,
+            interests: self.engine.interests(),
+            time_of_day: TimeOfDay::from_hour(self.config.local.hour(now)),
+        };
+        let correlation: [u8; 16] = self.rng.random();
+        if let Err(e) = self.egress.offer_request(&request, &correlation) {
+            debug!("offer request not sent, deciding locally: {e}");
+            let _ = reply.send(local);
+            return;
+        }
+        self.requests.sent += 1;
+        let sent = Instant::now();
+        let deadline = tokio::time::Instant::now() + timeout;
+        self.pending = Some(PendingRequest { correlation, moment, local, reply, sent, deadline });
+    }
+
+    /// The offer service's answer: decided on if it answers the pending request, ignored
+    /// otherwise (late, or for a request this agent no longer waits for).
+    fn handle_offers(&mut self, payload: &[u8], correlation: Option<&[u8]>) {
+        let Some(pending) = self.pending.take_if(|p| correlation == Some(p.correlation.as_slice())) else {
+            debug!("an offer-service answer for no waiting request (late, or not ours); ignored");
+            return;
+        };
+        let response = match codec::from_json::<OfferResponse>(payload, "offer response") {
+            Ok(response) => response,
+            Err(e) => {
+                warn!("the offer service's answer is unreadable, deciding without it: {e}");
+                self.requests.timed_out += 1;
+                return finish(pending, false, 0, 0);
+            }
+        };
+        let now = self.clock.now();
+        let draw = Draw {
+            camouflage: self.rng.random::<f64>(),
+            pick: self.rng.random::<u64>(),
+            explore: Some(self.rng.random::<u64>()),
+        };
+        let started = Instant::now();
+        match self.engine.decide_remote(pending.moment, now, draw, response.offers) {
+            Ok((decision, counted)) => {
+                let decide_nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                let decision = decision.clone();
+                self.record_decision(&decision, now);
+                self.requests.answered += 1;
+                let round_trip_micros = u64::try_from(pending.sent.elapsed().as_micros()).unwrap_or(u64::MAX);
+                let request = RequestOutcome {
+                    answered: true,
+                    offers_received: counted.received,
+                    offers_kept: counted.kept,
+                    round_trip_micros,
+                };
+                let _ = pending.reply.send(OfferOutcome { decision, decide_nanos, request: Some(request) });
+            }
+            Err(e) => {
+                warn!("the offer service's answer cannot be used, deciding without it: {e}");
+                self.requests.timed_out += 1;
+                finish(pending, false, 0, 0);
+            }
+        }
+    }
+
+    /// No answer in time: the local decision stands.
+    fn request_timed_out(&mut self) {
+        if let Some(pending) = self.pending.take() {
+            self.requests.timed_out += 1;
+            debug!(moment = %pending.moment, "the offer service did not answer in time; nothing shown");
+            finish(pending, false, 0, 0);
+        }
     }
 
     fn feedback(&mut self, feedback: Feedback) -> Result<(), AgentError> {
@@ -916,8 +1045,18 @@ impl Runtime {
             last_model_refusal: self.last_model_refusal.clone(),
             egress_sent: self.egress.sent(),
             egress_blocked: self.egress.blocked(),
+            requests_sent: self.requests.sent,
+            requests_answered: self.requests.answered,
+            requests_timed_out: self.requests.timed_out,
         }
     }
+}
+
+/// Answers a pending request's caller with the local decision.
+fn finish(pending: PendingRequest, answered: bool, received: usize, kept: usize) {
+    let round_trip_micros = u64::try_from(pending.sent.elapsed().as_micros()).unwrap_or(u64::MAX);
+    let request = RequestOutcome { answered, offers_received: received, offers_kept: kept, round_trip_micros };
+    let _ = pending.reply.send(OfferOutcome { request: Some(request), ..pending.local });
 }
 
 fn storage(e: StoreError) -> AgentError {

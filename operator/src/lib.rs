@@ -29,6 +29,7 @@ pub mod mqtt;
 pub mod push;
 pub mod report;
 pub mod reports;
+pub mod serve;
 pub mod sign;
 pub mod status;
 pub mod uplift;

@@ -62,6 +62,35 @@ enum Command {
     /// intervals, and its uplift over the holdout, from the reports the fleet sent. Arms and
     /// days with fewer than --min-devices devices are suppressed.
     Report(ReportArgs),
+    /// Run the offer service: answer devices' offer requests (MQTT 5 request/response, shared
+    /// among instances as $share/ledtrad-offers/ledtrad/v1/offers/request) from a catalogue,
+    /// and/or collect the fleets' reports into SQLite for `ledtrad-op report`. Runs until
+    /// Ctrl-C, then prints what it did as JSON.
+    Serve(ServeArgs),
+}
+
+/// What the offer service answers with and where it stores reports.
+#[derive(clap::Args)]
+#[command(group(clap::ArgGroup::new("work").required(true).multiple(true).args(["catalogue", "reports"])))]
+struct ServeArgs {
+    /// The broker, as mqtt://HOST:PORT (MQTT 5).
+    #[arg(long, default_value = "mqtt://127.0.0.1:1883")]
+    broker: BrokerUrl,
+    #[command(flatten)]
+    login: LoginArgs,
+    /// Answer offer requests from this catalogue (TOML or JSON; checked as by `catalogue check`).
+    #[arg(long)]
+    catalogue: Option<PathBuf>,
+    /// The most candidates in one answer (devices take at most 32).
+    #[arg(long, default_value_t = ledtrad_operator::serve::DEFAULT_MAX_OFFERS)]
+    max_offers: usize,
+    /// Store the fleets' reports in this SQLite file (created if missing). Reports are not
+    /// shared among instances: run one collector per broker.
+    #[arg(long, value_name = "FILE")]
+    reports: Option<PathBuf>,
+    /// A name for this instance, unique among those on the broker (default: from the process id).
+    #[arg(long)]
+    instance: Option<String>,
 }
 
 /// Which campaign's reports to read, and how to show them.
@@ -512,6 +541,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Serve(args) => serve(args),
         Command::Report(args) => {
             let summary = ledtrad_operator::report::load_summary(
                 &args.db,
@@ -547,6 +577,66 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 /// Runs one MQTT operation to completion.
+fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    use ledtrad_operator::serve::{Counters, OfferService, ServeOptions};
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,rumqttc=warn".into()),
+        )
+        .init();
+    let service = match &args.catalogue {
+        None => None,
+        Some(file) => {
+            let catalogue = load_catalogue(file, Some(now()))?;
+            let service = OfferService::new(catalogue, args.max_offers)
+                .with_context(|| format!("catalogue '{}'", file.display()))?;
+            tracing::info!(offers = service.len(), catalogue = %file.display(), "answering offer requests");
+            Some(service)
+        }
+    };
+    let reports = match &args.reports {
+        None => None,
+        Some(file) => {
+            let store = ledtrad_operator::collect::ReportStore::open(file)?;
+            tracing::info!(stored = store.count()?, reports = %file.display(), "collecting reports");
+            Some(store)
+        }
+    };
+    let instance = args.instance.clone().unwrap_or_else(|| std::process::id().to_string());
+    let options = ServeOptions {
+        broker: args.broker.clone(),
+        login: args.login.credentials()?,
+        client_id: format!("ledtrad-op-serve-{instance}"),
+        service,
+        reports,
+    };
+    let counters = std::sync::Arc::new(Counters::default());
+    let (shown, serving) = (counters.clone(), counters.clone());
+    let broker = args.broker.clone();
+    block_on(async move {
+        let ready = move || tracing::info!(%broker, "subscribed; serving until Ctrl-C");
+        let shutdown = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        let report = async {
+            let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
+            every.tick().await;
+            loop {
+                every.tick().await;
+                let s = shown.snapshot();
+                tracing::info!(s.requests, s.answered, s.refused, s.reports, s.reports_refused, "so far");
+            }
+        };
+        tokio::select! {
+            done = ledtrad_operator::serve::serve(options, serving, ready, shutdown) => done,
+            () = report => Ok(()),
+        }
+    })??;
+    println!("{}", serde_json::to_string(&counters.snapshot())?);
+    Ok(ExitCode::SUCCESS)
+}
+
 fn block_on<T>(future: impl std::future::Future<Output = T>) -> anyhow::Result<T> {
     let runtime =
         tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the async runtime")?;

@@ -125,6 +125,7 @@ async fn drive(offers: usize, days: u64, seed: u64, model: bool) -> anyhow::Resu
         owner: None,
         utc_offset_minutes: 60,
         timezone: None,
+        offer_request_timeout_ms: None,
         operator_keys: vec![RawKey { id: key.id.to_string(), public_key: key.public_hex(), retired: false }],
     };
     let clock = ManualClock::new(start);

@@ -168,6 +168,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
                 owner: Some(Home::PEOPLE[Home::people_of(kind)[0]].into()),
                 utc_offset_minutes: UTC_OFFSET_MINUTES,
                 timezone: None,
+                offer_request_timeout_ms: None,
                 operator_keys: vec![RawKey { id: key.id.to_string(), public_key: key.public_hex(), retired: false }],
             };
             let config = Config::from_raw(raw, "simulator")?;
@@ -467,6 +468,7 @@ mod tests {
                 owner: None,
                 utc_offset_minutes: UTC_OFFSET_MINUTES,
                 timezone: None,
+                offer_request_timeout_ms: None,
                 operator_keys: vec![RawKey {
                     id: "k".into(),
                     public_key: "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a".into(),

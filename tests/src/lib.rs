@@ -261,6 +261,7 @@ impl TestAgent {
             owner: None,
             utc_offset_minutes: 0,
             timezone: None,
+            offer_request_timeout_ms: None,
             operator_keys: vec![RawKey { id: key.id.to_string(), public_key: key.public_hex(), retired: false }],
         };
         edit(&mut raw);

@@ -1,0 +1,390 @@
+//! The offer service (`ledtrad-op serve`, DESIGN §4, §5, §11): answers devices' offer requests
+//! from a catalogue, over MQTT 5 request/response. Instances subscribe to
+//! `$share/ledtrad-offers/ledtrad/v1/offers/request`, so the broker hands each request to one
+//! of them and several share the load on any MQTT 5 broker. A request carries only the coarse
+//! context of DESIGN §6 (device kind, moment, time of day, up to three interest categories);
+//! the answer goes to the request's response topic with its correlation data, and the device
+//! still applies its own checks, eligibility, caps and consent to every offer.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use ledtrad_protocol::broker::{BrokerUrl, Credentials};
+use ledtrad_protocol::catalogue::{Catalogue, Offer, Problem};
+use ledtrad_protocol::codec;
+use ledtrad_protocol::offers::{OfferRequest, OfferResponse};
+use ledtrad_protocol::topic::Topic;
+use ledtrad_protocol::UnixTime;
+use rumqttc::v5::mqttbytes::v5::{Packet, Publish, PublishProperties};
+use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::{AsyncClient, Event};
+use tracing::{debug, info, warn};
+
+use crate::collect::ReportStore;
+
+/// The shared-subscription group every offer-service instance joins.
+pub const SHARE_GROUP: &str = "ledtrad-offers";
+
+/// The default and the largest number of candidates in one answer.
+pub const DEFAULT_MAX_OFFERS: usize = 5;
+
+/// The filter offer-service instances subscribe with.
+pub fn request_filter() -> String {
+    format!("$share/{SHARE_GROUP}/{}", Topic::OfferRequest.name())
+}
+
+/// The filter a report collector subscribes with: every fleet's reports.
+pub const REPORTS_FILTER: &str = "ledtrad/v1/fleet/+/reports";
+
+/// A catalogue the service cannot answer from.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The catalogue has problems (the same checks as `ledtrad-op catalogue check`).
+    #[error("the catalogue has {} problem(s), first: {}; run `ledtrad-op catalogue check` on it", .0.len(), .0[0])]
+    Problems(Vec<Problem>),
+    /// `max_offers` is out of range.
+    #[error("--max-offers {0} is outside 1..={max}; devices take at most {max} candidates per answer", max = ledtrad_engine::MAX_REMOTE_OFFERS)]
+    MaxOffers(usize),
+}
+
+/// Chooses candidates for offer requests from a catalogue.
+#[derive(Debug, Clone)]
+pub struct OfferService {
+    offers: Vec<Offer>,
+    max_offers: usize,
+}
+
+impl OfferService {
+    /// A service answering from `catalogue`'s offers with up to `max_offers` candidates each.
+    pub fn new(catalogue: Catalogue, max_offers: usize) -> Result<Self, ServiceError> {
+        if !(1..=ledtrad_engine::MAX_REMOTE_OFFERS).contains(&max_offers) {
+            return Err(ServiceError::MaxOffers(max_offers));
+        }
+        let problems = catalogue.problems();
+        if !problems.is_empty() {
+            return Err(ServiceError::Problems(problems));
+        }
+        Ok(Self { offers: catalogue.offers, max_offers })
+    }
+
+    /// How many offers the service answers from.
+    pub fn len(&self) -> usize {
+        self.offers.len()
+    }
+
+    /// Whether it has none.
+    pub fn is_empty(&self) -> bool {
+        self.offers.is_empty()
+    }
+
+    /// The candidates for `request` at `now`: offers for the device's kind and moment that are
+    /// valid now, those in (or under) one of the request's interest categories first, then by
+    /// value times priority, ties by id; at most `max_offers`.
+    pub fn answer(&self, request: &OfferRequest, now: UnixTime) -> OfferResponse {
+        let interested = |o: &Offer| {
+            request.interests.iter().any(|i| {
+                let path = i.path();
+                o.category == path || o.category.strip_prefix(path).is_some_and(|rest| rest.starts_with('.'))
+            })
+        };
+        let mut candidates: Vec<(bool, f64, &Offer)> = self
+            .offers
+            .iter()
+            .filter(|o| o.device_kinds.contains(&request.device_kind) && o.moments.contains(&request.moment))
+            .filter(|o| o.valid_from <= now && now < o.valid_until)
+            .map(|o| (interested(o), o.value * o.priority, o))
+            .collect();
+        candidates.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.total_cmp(&a.1)).then_with(|| a.2.id.cmp(&b.2.id)));
+        OfferResponse { offers: candidates.into_iter().take(self.max_offers).map(|(_, _, o)| o.clone()).collect() }
+    }
+}
+
+/// What the service has done so far; read while it runs.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Offer requests received.
+    pub requests: AtomicU64,
+    /// Requests answered.
+    pub answered: AtomicU64,
+    /// Requests without a usable response topic or correlation data, or unreadable.
+    pub refused: AtomicU64,
+    /// Reports stored.
+    pub reports: AtomicU64,
+    /// Reports that could not be read or stored.
+    pub reports_refused: AtomicU64,
+}
+
+impl Counters {
+    fn add(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A copy of the counts.
+    pub fn snapshot(&self) -> ServeSummary {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        ServeSummary {
+            requests: get(&self.requests),
+            answered: get(&self.answered),
+            refused: get(&self.refused),
+            reports: get(&self.reports),
+            reports_refused: get(&self.reports_refused),
+        }
+    }
+}
+
+/// The counts, as printed when the service stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct ServeSummary {
+    /// Offer requests received.
+    pub requests: u64,
+    /// Requests answered.
+    pub answered: u64,
+    /// Requests refused.
+    pub refused: u64,
+    /// Reports stored.
+    pub reports: u64,
+    /// Reports refused.
+    pub reports_refused: u64,
+}
+
+/// Where and how to serve.
+pub struct ServeOptions {
+    /// The broker.
+    pub broker: BrokerUrl,
+    /// Its login, if it asks for one.
+    pub login: Option<Credentials>,
+    /// The MQTT client id (unique per instance).
+    pub client_id: String,
+    /// What to answer with; `None` to only collect reports.
+    pub service: Option<OfferService>,
+    /// Where to store the fleets' reports; `None` not to collect them.
+    pub reports: Option<ReportStore>,
+}
+
+/// Serves until `shutdown` completes or the broker refuses the login. Reconnects (and
+/// subscribes again) by itself when the connection drops. `ready` is called each time the
+/// subscriptions are in place.
+pub async fn serve(
+    options: ServeOptions,
+    counters: Arc<Counters>,
+    mut ready: impl FnMut(),
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), crate::push::PushError> {
+    let (client, mut eventloop) = crate::mqtt::connect_as(&options.broker, options.login.as_ref(), &options.client_id);
+    tokio::pin!(shutdown);
+    let mut acks_wanted = 0usize;
+    let mut backoff = std::time::Duration::from_millis(100);
+    loop {
+        let event = tokio::select! {
+            () = &mut shutdown => break,
+            event = eventloop.poll() => event,
+        };
+        match event {
+            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                backoff = std::time::Duration::from_millis(100);
+                acks_wanted = 0;
+                if options.service.is_some() {
+                    subscribe(&client, &options.broker, request_filter()).await?;
+                    acks_wanted += 1;
+                }
+                if options.reports.is_some() {
+                    subscribe(&client, &options.broker, REPORTS_FILTER.to_string()).await?;
+                    acks_wanted += 1;
+                }
+                info!(broker = %options.broker, "connected; subscribing");
+            }
+            Ok(Event::Incoming(Packet::SubAck(ack))) => {
+                if let Some(code) = ack
+                    .return_codes
+                    .iter()
+                    .find(|c| !matches!(c, rumqttc::v5::mqttbytes::v5::SubscribeReasonCode::Success(_)))
+                {
+                    warn!(broker = %options.broker, "the broker refused a subscription ({code:?}); is this login allowed to read the request and report topics in the broker's ACL?");
+                }
+                acks_wanted = acks_wanted.saturating_sub(1);
+                if acks_wanted == 0 {
+                    ready();
+                }
+            }
+            Ok(Event::Incoming(Packet::Publish(p))) => handle(&options, &client, &counters, &p),
+            Ok(_) => {}
+            Err(e) => {
+                let error = crate::push::connection_error(&options.broker, options.login.as_ref(), e);
+                if matches!(error, crate::push::PushError::LoginRefused { .. }) {
+                    return Err(error);
+                }
+                warn!("{error}; reconnecting in {} ms", backoff.as_millis());
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(std::time::Duration::from_secs(10));
+            }
+        }
+    }
+    let _ = client.try_disconnect();
+    Ok(())
+}
+
+async fn subscribe(client: &AsyncClient, broker: &BrokerUrl, filter: String) -> Result<(), crate::push::PushError> {
+    client
+        .subscribe(filter, QoS::AtLeastOnce)
+        .await
+        .map_err(|e| crate::push::PushError::Connection { broker: broker.clone(), detail: e.to_string() })
+}
+
+fn handle(options: &ServeOptions, client: &AsyncClient, counters: &Counters, p: &Publish) {
+    let now = UnixTime(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()));
+    match Topic::parse(crate::mqtt::topic_of(p)) {
+        Ok(Topic::OfferRequest) => {
+            let Some(service) = &options.service else { return };
+            Counters::add(&counters.requests);
+            match answer(service, p, now) {
+                Ok((topic, properties, response)) => {
+                    match client.try_publish_with_properties(topic, QoS::AtLeastOnce, false, response, properties) {
+                        Ok(()) => Counters::add(&counters.answered),
+                        Err(e) => warn!("an answer was not sent: {e}"),
+                    }
+                }
+                Err(why) => {
+                    Counters::add(&counters.refused);
+                    debug!("offer request refused: {why}");
+                }
+            }
+        }
+        Ok(Topic::Reports(fleet)) => {
+            let Some(store) = &options.reports else { return };
+            let stored = codec::from_json(&p.payload, "report")
+                .map_err(|e| e.to_string())
+                .and_then(|report| store.insert(&fleet, &report, now).map_err(|e| e.to_string()));
+            match stored {
+                Ok(()) => Counters::add(&counters.reports),
+                Err(why) => {
+                    Counters::add(&counters.reports_refused);
+                    warn!(fleet = %fleet, "report not stored: {why}");
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The answer to one request: where it goes, its properties and its payload, or why there is
+/// none.
+fn answer(service: &OfferService, p: &Publish, now: UnixTime) -> Result<(String, PublishProperties, Vec<u8>), String> {
+    let properties = p.properties.as_ref().ok_or("no MQTT 5 properties (response topic, correlation data)")?;
+    let topic = properties.response_topic.as_deref().ok_or("no response topic")?;
+    // Answers go only to a device's own offers topic, never to a topic of the sender's choice.
+    if !matches!(Topic::parse(topic), Ok(Topic::Offers(_))) {
+        return Err(format!("response topic '{topic}' is not a device's offers topic"));
+    }
+    let correlation = properties.correlation_data.clone().ok_or("no correlation data")?;
+    let request: OfferRequest = codec::from_json(&p.payload, "offer request").map_err(|e| e.to_string())?;
+    if request.interests.len() > ledtrad_protocol::offers::MAX_INTERESTS {
+        return Err(format!("{} interests, more than a request may carry", request.interests.len()));
+    }
+    let response = codec::to_json(&service.answer(&request, now));
+    let properties = PublishProperties { correlation_data: Some(correlation), ..PublishProperties::default() };
+    Ok((topic.to_string(), properties, response))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ledtrad_protocol::device::{DeviceKind, Moment};
+    use ledtrad_protocol::offers::TimeOfDay;
+    use ledtrad_protocol::taxonomy::Category;
+
+    fn offer(id: &str, category: &str, kinds: &str, value: f64) -> serde_json::Value {
+        serde_json::json!({
+            "id": id, "campaign": "c", "title": "T", "question": "Could this be something for you?",
+            "body": "B", "category": category, "device_kinds": [kinds], "moments": ["book_finished"],
+            "value": value, "valid_from": "2026-01-01T00:00:00Z", "valid_until": "2030-01-01T00:00:00Z"
+        })
+    }
+
+    fn build_service(max: usize) -> OfferService {
+        let catalogue = Catalogue::from_value(serde_json::json!({ "offer": [
+            offer("crime", "books.crime", "ereader", 1.0),
+            offer("cookbook", "books.cooking", "ereader", 3.0),
+            offer("film", "media.film", "ereader", 2.0),
+            offer("butter", "food.dairy", "fridge", 9.0),
+        ]}))
+        .unwrap();
+        OfferService::new(catalogue, max).unwrap()
+    }
+
+    fn request(interests: &[&str]) -> OfferRequest {
+        OfferRequest {
+            device_kind: DeviceKind::Ereader,
+            moment: Moment::BookFinished,
+            interests: interests.iter().map(|c| Category::try_new(c).unwrap()).collect(),
+            time_of_day: TimeOfDay::Evening,
+        }
+    }
+
+    fn ids(response: &OfferResponse) -> Vec<&str> {
+        response.offers.iter().map(|o| o.id.as_str()).collect()
+    }
+
+    #[test]
+    fn candidates_match_kind_and_moment_interests_first_then_value() {
+        let service = build_service(5);
+        let now = UnixTime(1_795_456_800);
+        assert_eq!(ids(&service.answer(&request(&[]), now)), vec!["cookbook", "film", "crime"]);
+        assert_eq!(ids(&service.answer(&request(&["books.crime"]), now)), vec!["crime", "cookbook", "film"]);
+        // An interest in a branch takes in the categories under it.
+        assert_eq!(ids(&build_service(2).answer(&request(&["media"]), now)), vec!["film", "cookbook"]);
+        // Out of validity: nothing.
+        assert!(service.answer(&request(&[]), UnixTime(1_000)).offers.is_empty());
+    }
+
+    #[test]
+    fn a_bad_catalogue_or_limit_is_named() {
+        let bad = Catalogue::from_value(serde_json::json!({ "offer": [offer("x", "food.dairy", "fridge", 1.0)] }))
+            .map(|mut c| {
+                c.offers[0].question = "Buy butter.".into();
+                c
+            })
+            .unwrap();
+        let err = OfferService::new(bad, 5).unwrap_err().to_string();
+        assert!(err.contains("1 problem(s)") && err.contains("catalogue check"), "{err}");
+        let err = build_service(5).clone();
+        assert_eq!(err.len(), 3 + 1);
+        let catalogue = Catalogue::from_value(serde_json::json!({ "offer": [] })).unwrap();
+        let err = OfferService::new(catalogue, 0).unwrap_err().to_string();
+        assert!(err.contains("--max-offers 0 is outside 1..=32"), "{err}");
+    }
+
+    #[test]
+    fn answers_go_only_to_a_devices_offers_topic_with_the_correlation_data() {
+        let service = build_service(5);
+        let payload = codec::to_json(&request(&[]));
+        let publish = |response_topic: Option<&str>, correlation: Option<&[u8]>| Publish {
+            dup: false,
+            qos: QoS::AtLeastOnce,
+            retain: false,
+            topic: Topic::OfferRequest.name().into_bytes().into(),
+            pkid: 1,
+            payload: payload.clone().into(),
+            properties: Some(PublishProperties {
+                response_topic: response_topic.map(str::to_string),
+                correlation_data: correlation.map(|c| c.to_vec().into()),
+                ..PublishProperties::default()
+            }),
+        };
+        let now = UnixTime(1_795_456_800);
+        let (topic, properties, body) =
+            answer(&service, &publish(Some("ledtrad/v1/device/reader-1/offers"), Some(b"abc")), now).unwrap();
+        assert_eq!(topic, "ledtrad/v1/device/reader-1/offers");
+        assert_eq!(properties.correlation_data.as_deref(), Some(&b"abc"[..]));
+        let response: OfferResponse = codec::from_json(&body, "answer").unwrap();
+        assert_eq!(response.offers.len(), 3);
+        for (topic, correlation, why) in [
+            (Some("ledtrad/v1/fleet/home/catalogue"), Some(&b"abc"[..]), "not a device's offers topic"),
+            (None, Some(&b"abc"[..]), "no response topic"),
+            (Some("ledtrad/v1/device/reader-1/offers"), None, "no correlation data"),
+        ] {
+            let err = answer(&service, &publish(topic, correlation), now).unwrap_err();
+            assert!(err.contains(why), "{err}");
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! Request mode end to end: an agent whose catalogue has nothing for a moment asks the offer
+//! service (`ledtrad-op serve`, here as a library) over the broker under test, with MQTT 5
+//! response topic and correlation data, only with `request` consent, and falls back to its
+//! local decision when no answer comes in time. The service also collects the fleet's reports.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ledtrad_agent::ConsentChange;
+use ledtrad_operator::collect::ReportStore;
+use ledtrad_operator::serve::{Counters, OfferService, ServeOptions};
+use ledtrad_operator::{sign_catalogue, SignOptions};
+use ledtrad_protocol::catalogue::Catalogue;
+use ledtrad_protocol::consent::ConsentSource;
+use ledtrad_protocol::{DeviceKind, FleetId, Moment, Purpose};
+use ledtrad_tests::{broker, init_logs, operator_key, publish_catalogue, unique, TestAgent, T0};
+
+fn offer(id: &str, kind: &str, moment: &str, category: &str) -> serde_json::Value {
+    serde_json::json!({
+        "id": id, "campaign": format!("{id}-campaign"), "title": "T",
+        "question": "Could this be something for you?", "body": "B", "category": category,
+        "device_kinds": [kind], "moments": [moment], "value": 1.0,
+        "valid_from": "2026-01-01T00:00:00Z", "valid_until": "2030-01-01T00:00:00Z"
+    })
+}
+
+/// The device's own catalogue: nothing for an e-reader.
+fn local_catalogue() -> Catalogue {
+    Catalogue::from_value(serde_json::json!({ "offer": [offer("butter", "fridge", "door_opened", "food.dairy")] }))
+        .expect("valid")
+}
+
+/// The offer service's catalogue: a book for a finished book.
+fn service_catalogue() -> Catalogue {
+    Catalogue::from_value(serde_json::json!({ "offer": [
+        offer("crime-novel", "ereader", "book_finished", "books.crime"),
+        offer("cookbook", "ereader", "book_finished", "books.cooking"),
+    ]}))
+    .expect("valid")
+}
+
+/// A running offer service and what it counted.
+struct Service {
+    counters: Arc<Counters>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Service {
+    async fn start(reports: Option<ReportStore>) -> Self {
+        let options = ServeOptions {
+            broker: broker(),
+            login: None,
+            client_id: unique("serve"),
+            service: Some(OfferService::new(service_catalogue(), 5).expect("service catalogue")),
+            reports,
+        };
+        let counters = Arc::new(Counters::default());
+        let (ready_tx, ready) = tokio::sync::oneshot::channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let mut ready_tx = Some(ready_tx);
+        let serving = counters.clone();
+        let task = tokio::spawn(async move {
+            let ready = move || {
+                if let Some(tx) = ready_tx.take() {
+                    let _ = tx.send(());
+                }
+            };
+            let shutdown = async {
+                let _ = stopped.await;
+            };
+            ledtrad_operator::serve::serve(options, serving, ready, shutdown).await.expect("serves");
+        });
+        tokio::time::timeout(Duration::from_secs(10), ready).await.expect("subscribed in time").expect("ready");
+        Self { counters, stop: Some(stop), task }
+    }
+
+    async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = (&mut self.task).await;
+    }
+}
+
+async fn grant(agent: &TestAgent, purpose: Purpose) {
+    let change = ConsentChange { granted: true, source: ConsentSource::DeviceUi, text_version: "2026-11".into() };
+    agent.handle().set_consent(purpose, change).await.expect("consent stored");
+}
+
+async fn reader(fleet: &FleetId, timeout_ms: u64) -> TestAgent {
+    let key = operator_key(1);
+    let agent = TestAgent::start_with(DeviceKind::Ereader, fleet, &key, &broker(), |raw| {
+        raw.offer_request_timeout_ms = Some(timeout_ms);
+    })
+    .await;
+    let options =
+        SignOptions { fleet: fleet.clone(), version: 1, issued_at: T0, expires_at: T0.plus_secs(30 * 86_400) };
+    publish_catalogue(fleet, sign_catalogue(&local_catalogue(), &key, &options).expect("signs")).await;
+    agent.wait_for("catalogue and connection", |s| s.connected && s.catalogue_version == Some(1)).await;
+    agent
+}
+
+/// One test, as every instance on a broker shares the requests: a second test's service
+/// would answer this one's requests (which is the point of the shared subscription).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_moment_the_catalogue_has_nothing_for_is_answered_by_the_offer_service_with_request_consent() {
+    init_logs();
+    let dir = tempfile::tempdir().expect("dir");
+    let db = dir.path().join("reports.db");
+    let service = Service::start(Some(ReportStore::open(&db).expect("store"))).await;
+    let fleet = FleetId::try_new(unique("request")).expect("fleet");
+    let agent = reader(&fleet, 3_000).await;
+
+    // Without `request` consent nothing is asked: the local decision (nothing) stands.
+    let outcome = agent.handle().offer(Moment::BookFinished).await.expect("offer");
+    assert!(outcome.decision.shown.is_none() && outcome.request.is_none());
+
+    grant(&agent, Purpose::Request).await;
+    grant(&agent, Purpose::Measure).await;
+    let outcome = agent.handle().offer(Moment::BookFinished).await.expect("offer");
+    let request = outcome.request.expect("the service was asked");
+    assert!(request.answered, "{request:?}");
+    assert_eq!((request.offers_received, request.offers_kept), (2, 2));
+    let shown = outcome.decision.shown.expect("the service's offer is shown");
+    assert!(["crime-novel", "cookbook"].contains(&shown.offer.as_str()), "{}", shown.offer);
+    // The decision is the device's own: traced, and feedback on it is taken.
+    let traced = agent.handle().decision(outcome.decision.id).await.expect("decision").expect("traced");
+    assert_eq!(traced.candidates.len(), 2);
+    let status = agent.handle().status().await.expect("status");
+    assert_eq!((status.requests_sent, status.requests_answered, status.requests_timed_out), (1, 1, 0));
+    let counted = service.counters.snapshot();
+    assert_eq!((counted.requests, counted.answered, counted.refused), (1, 1, 0));
+
+    // The impression's report reaches the service's report store.
+    assert!(agent.handle().flush_reports().await.expect("flush") >= 1);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while service.counters.snapshot().reports == 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Without a service the request times out and the local decision stands.
+    service.stop().await;
+    let outcome = agent.handle().offer(Moment::BookFinished).await.expect("offer");
+    let request = outcome.request.expect("asked");
+    assert!(!request.answered && outcome.decision.shown.is_none(), "{request:?}");
+    let status = agent.handle().status().await.expect("status");
+    assert_eq!(status.requests_timed_out, 1);
+    agent.shutdown().await;
+
+    let store = ReportStore::open(&db).expect("store");
+    let reports = store.campaign(Some(&fleet), &shown.campaign).expect("read");
+    assert_eq!(reports.len(), 1, "one report for the campaign of the service's offer");
+    assert_eq!(reports[0].catalogue_version, 1);
+}
