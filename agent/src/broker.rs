@@ -94,3 +94,104 @@ impl EmbeddedBroker {
         &self.url
     }
 }
+
+/// A Mosquitto broker of the caller's own, as a child process, started from a shipped config
+/// (`deploy/mosquitto/*.conf`) with the listener on a free loopback port, persistence in the
+/// caller's directory and any other lines replaced: for benchmarks and for tests of the
+/// deploy configs. Stopped when dropped.
+#[derive(Debug)]
+pub struct Mosquitto {
+    child: std::process::Child,
+    url: BrokerUrl,
+    log: std::path::PathBuf,
+}
+
+/// Where Mosquitto's programs are looked for besides `PATH` (Debian puts them in sbin).
+const SBIN: [&str; 3] = ["/usr/sbin", "/usr/local/sbin", "/sbin"];
+
+impl Mosquitto {
+    /// A Mosquitto program (`mosquitto`, `mosquitto_passwd`) on `PATH` or in sbin.
+    pub fn find_binary(name: &str) -> Option<std::path::PathBuf> {
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        std::env::split_paths(&path)
+            .chain(SBIN.map(std::path::PathBuf::from))
+            .map(|dir| dir.join(name))
+            .find(|candidate| candidate.is_file())
+    }
+
+    /// Starts `mosquitto` with `shipped` (a config's text), its `listener` on a free loopback
+    /// port, `persistence_location` in `dir` and each `(key, line)` of `replace` in place of
+    /// the line that starts with `key`; its log goes to `dir/mosquitto.log`. Waits until it
+    /// listens.
+    pub fn start(shipped: &str, replace: &[(&str, String)], dir: &std::path::Path) -> Result<Self, BrokerError> {
+        let fail = |why: String| BrokerError::Start(format!("mosquitto: {why}"));
+        let binary = Self::find_binary("mosquitto")
+            .ok_or_else(|| fail("not installed; install it with 'apt-get install -y mosquitto'".into()))?;
+        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .and_then(|l| l.local_addr())
+            .map_err(|e| fail(format!("no free loopback port: {e}")))?
+            .port();
+        let persistence = dir.join("persistence");
+        std::fs::create_dir_all(&persistence).map_err(|e| fail(format!("{}: {e}", persistence.display())))?;
+        let mut replace: Vec<(&str, String)> = replace.to_vec();
+        replace.push(("listener", format!("listener {port} 127.0.0.1")));
+        replace.push(("persistence_location", format!("persistence_location {}/", persistence.display())));
+        let mut config = String::new();
+        for line in shipped.lines() {
+            let key = line.split_whitespace().next().unwrap_or("");
+            let ours = replace.iter().find(|(k, _)| *k == key).map(|(_, l)| l.as_str());
+            config.push_str(ours.unwrap_or(line));
+            config.push('\n');
+        }
+        if let Some((key, _)) =
+            replace.iter().find(|(k, _)| !shipped.lines().any(|l| l.split_whitespace().next() == Some(k)))
+        {
+            return Err(fail(format!("the config has no '{key}' line to replace")));
+        }
+        // Run as whoever runs this: as root, Mosquitto would otherwise switch to the
+        // `mosquitto` user, who cannot read the caller's directory.
+        let log = dir.join("mosquitto.log");
+        config.push_str(&format!(
+            "user root\nlog_dest file {}\nlog_type error\nlog_type warning\nlog_type notice\nlog_type information\n",
+            log.display()
+        ));
+        let file = dir.join("mosquitto.conf");
+        std::fs::write(&file, config).map_err(|e| fail(format!("{}: {e}", file.display())))?;
+        let child = std::process::Command::new(binary)
+            .arg("-c")
+            .arg(&file)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| fail(format!("cannot start: {e}")))?;
+        let mut broker = Self { child, url: BrokerUrl { host: "127.0.0.1".into(), port }, log };
+        for _ in 0..250 {
+            if let Ok(Some(status)) = broker.child.try_wait() {
+                return Err(fail(format!("exited ({status}) before listening; its log:\n{}", broker.log_text())));
+            }
+            if std::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_ok() {
+                return Ok(broker);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Err(fail(format!("did not listen on port {port} within 5 s; its log:\n{}", broker.log_text())))
+    }
+
+    /// The broker's address.
+    pub fn url(&self) -> &BrokerUrl {
+        &self.url
+    }
+
+    /// What the broker logged so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

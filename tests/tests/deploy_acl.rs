@@ -11,12 +11,12 @@
 
 use std::collections::VecDeque;
 use std::io::Write as _;
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use ledtrad_agent::broker::Mosquitto;
 use ledtrad_operator::publish_retained_as;
 use ledtrad_operator::status::watch_statuses_as;
 use ledtrad_protocol::broker::{BrokerUrl, Credentials};
@@ -60,25 +60,17 @@ fn login(user: &str) -> Credentials {
 
 /// A Mosquitto running the deploy config in a temporary directory; killed on drop.
 struct FleetBroker {
-    child: Child,
+    /// Runs while the test holds it.
+    _mosquitto: Mosquitto,
     url: BrokerUrl,
-    log: PathBuf,
     dir: tempfile::TempDir,
-}
-
-/// Finds `name` on the PATH or in the sbin directories, where Debian puts `mosquitto`.
-fn find_binary(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/usr/local/sbin", "/sbin"].map(PathBuf::from))
-        .map(|dir| dir.join(name))
-        .find(|candidate| candidate.is_file())
 }
 
 impl FleetBroker {
     /// Starts the broker, or returns `None` after saying why `test` is skipped.
     fn start_or_skip(test: &str) -> Option<Self> {
-        let (Some(mosquitto), Some(passwd)) = (find_binary("mosquitto"), find_binary("mosquitto_passwd")) else {
+        let (Some(_), Some(passwd)) = (Mosquitto::find_binary("mosquitto"), Mosquitto::find_binary("mosquitto_passwd"))
+        else {
             let why = "mosquitto or mosquitto_passwd is not installed (scripts/mosquitto installs it)";
             if std::env::var_os(REQUIRE_ENV).is_some() {
                 panic!("{test}: {why}, and {REQUIRE_ENV} is set");
@@ -87,10 +79,10 @@ impl FleetBroker {
             let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
             return None;
         };
-        Some(Self::start(&mosquitto, &passwd))
+        Some(Self::start(&passwd))
     }
 
-    fn start(mosquitto: &Path, passwd: &Path) -> Self {
+    fn start(passwd: &Path) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let password_file = dir.path().join("ledtrad.passwd");
         for (i, (user, password)) in USERS.iter().enumerate() {
@@ -109,76 +101,18 @@ impl FleetBroker {
             use std::os::unix::fs::PermissionsExt as _;
             std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600)).unwrap();
         }
-        let persistence = dir.path().join("persistence");
-        std::fs::create_dir(&persistence).unwrap();
-        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap().port();
-        let log = dir.path().join("mosquitto.log");
-
         // fleet.conf as shipped, with this test's port and files in place of the system's.
         let shipped = std::fs::read_to_string(deploy.join("fleet.conf")).unwrap();
-        let mut replaced = Vec::new();
-        let mut config = String::new();
-        for line in shipped.lines() {
-            let key = line.split_whitespace().next().unwrap_or("");
-            let ours = match key {
-                "listener" => Some(format!("listener {port} 127.0.0.1")),
-                "password_file" => Some(format!("password_file {}", password_file.display())),
-                "acl_file" => Some(format!("acl_file {}", acl_file.display())),
-                "persistence_location" => Some(format!("persistence_location {}/", persistence.display())),
-                _ => None,
-            };
-            if ours.is_some() {
-                replaced.push(key);
-            }
-            config.push_str(ours.as_deref().unwrap_or(line));
-            config.push('\n');
-        }
-        for key in ["listener", "password_file", "acl_file", "persistence_location"] {
-            assert!(replaced.contains(&key), "fleet.conf has no '{key}' line");
-        }
         for line in ["allow_anonymous false", "persistence true"] {
             assert!(shipped.lines().any(|l| l.trim() == line), "fleet.conf has no '{line}' line");
         }
-        // Run as whoever runs the tests: as root, Mosquitto would otherwise switch to the
-        // `mosquitto` user, who cannot read this directory.
-        config.push_str(&format!(
-            "user root\nlog_dest file {}\nlog_type error\nlog_type warning\nlog_type notice\nlog_type information\n",
-            log.display()
-        ));
-        let config_file = dir.path().join("mosquitto.conf");
-        std::fs::write(&config_file, config).unwrap();
-
-        let child = Command::new(mosquitto)
-            .arg("-c")
-            .arg(&config_file)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut broker = Self { child, url: BrokerUrl { host: "127.0.0.1".into(), port }, log, dir };
-        let deadline = std::time::Instant::now() + WAIT;
-        loop {
-            if let Some(status) = broker.child.try_wait().unwrap() {
-                panic!("mosquitto exited ({status}) before listening; its log:\n{}", broker.log_text());
-            }
-            if TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_ok() {
-                return broker;
-            }
-            assert!(std::time::Instant::now() < deadline, "mosquitto did not listen on {port}:\n{}", broker.log_text());
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for FleetBroker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let replace = [
+            ("password_file", format!("password_file {}", password_file.display())),
+            ("acl_file", format!("acl_file {}", acl_file.display())),
+        ];
+        let mosquitto = Mosquitto::start(&shipped, &replace, dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        let url = mosquitto.url().clone();
+        Self { _mosquitto: mosquitto, url, dir }
     }
 }
 
