@@ -167,10 +167,7 @@ pub fn decide(
         }
     }
     nanos.sort_unstable();
-    let pct = |q: f64| {
-        let i = ((nanos.len() as f64 - 1.0) * q).round() as usize;
-        (nanos[i] as f64 / 10.0).round() / 100.0
-    };
+    let pct = |q: f64| crate::summary::percentile_us(&nanos, q);
     Ok(DecideFigures {
         bench: "decide",
         scorer: scorer.map_or("builtin", RuntimeKind::as_str),

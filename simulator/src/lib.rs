@@ -6,6 +6,7 @@
 //!
 //! - [`home`]: a household's devices, people, consent and answers, all from one seed.
 //! - [`bench`]: benchmarks that print their figures as JSON.
+//! - [`request`]: request-mode round trips through a broker (`bench request`).
 //! - [`footprint`]: the agent's resident memory with a large catalogue and a month of history.
 //! - [`audit`]: an independent subscription counting what reaches the broker.
 //! - [`run`]: one run, end to end.
@@ -15,6 +16,7 @@ pub mod audit;
 pub mod bench;
 pub mod footprint;
 pub mod home;
+pub mod request;
 pub mod run;
 pub mod summary;
 

@@ -75,6 +75,20 @@ enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Request-mode round trips: a real agent asks a real offer service through each broker,
+    /// one request at a time (one line each).
+    Request {
+        /// The brokers: embedded (rumqttd in this process), mosquitto (one of the bench's own,
+        /// from deploy/mosquitto/ledtrad.conf) or a running broker's mqtt://HOST:PORT.
+        #[arg(long, value_delimiter = ',', default_value = "embedded,mosquitto")]
+        brokers: Vec<ledtrad_sim::request::BenchBroker>,
+        /// Round trips to time per broker (after 50 to warm up).
+        #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(10..=1_000_000))]
+        requests: u64,
+        /// Print one line of JSON per broker.
+        #[arg(long)]
+        json: bool,
+    },
     /// Decision latency of the engine with caps, consent and each scorer: the built-in one and
     /// the shipped TFLite model in every runtime this build has (one line each).
     Decide {
@@ -147,6 +161,30 @@ fn print_footprint(offers: u64, days: u64, seed: u64, model: bool, json: bool) -
     }
 }
 
+fn print_requests(brokers: &[ledtrad_sim::request::BenchBroker], requests: usize, json: bool) -> ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: starting the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    for broker in brokers {
+        match runtime.block_on(ledtrad_sim::request::bench(broker, requests)) {
+            Ok(f) if json => println!("{}", serde_json::to_string(&f).unwrap_or_default()),
+            Ok(f) => println!(
+                "request ({} broker, {} round trips, {} answered): p50 {:.0} µs, p99 {:.0} µs, p99.9 {:.0} µs, {:.1} per second",
+                f.broker, f.requests, f.answered, f.p50_us, f.p99_us, f.p999_us, f.rps
+            ),
+            Err(e) => {
+                eprintln!("error: {broker:?}: {e:#}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    ExitCode::SUCCESS
+}
+
 fn parse_time(s: &str) -> Result<UnixTime, String> {
     UnixTime::parse_rfc3339(s).map_err(|e| format!("{s:?}: {e}"))
 }
@@ -161,6 +199,9 @@ fn main() -> ExitCode {
     let (homes, days, seed, broker, consent, catalogue, start, json) = match Cli::parse().command {
         Command::Run { homes, days, seed, broker, consent, catalogue, start, json } => {
             (homes, days, seed, broker, consent, catalogue, start, json)
+        }
+        Command::Bench(BenchCommand::Request { brokers, requests, json }) => {
+            return print_requests(&brokers, usize::try_from(requests).unwrap_or(usize::MAX), json);
         }
         Command::Bench(BenchCommand::Footprint { offers, days, seed, json, no_model }) => {
             return print_footprint(offers, days, seed, !no_model, json);

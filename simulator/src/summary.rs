@@ -19,15 +19,19 @@ impl Percentiles {
     /// Percentiles of `nanos`, in microseconds rounded to 0.01.
     pub fn of_nanos(mut nanos: Vec<u64>) -> Self {
         nanos.sort_unstable();
-        let at = |q: f64| {
-            if nanos.is_empty() {
-                return 0.0;
-            }
-            let i = ((nanos.len() as f64 - 1.0) * q).round() as usize;
-            (nanos[i] as f64 / 10.0).round() / 100.0
-        };
+        let at = |q: f64| percentile_us(&nanos, q);
         Self { p50: at(0.5), p99: at(0.99), max: at(1.0), samples: nanos.len() }
     }
+}
+
+/// The `q` quantile (nearest rank) of `sorted` nanoseconds, in microseconds rounded to 0.01;
+/// 0 when there are none.
+pub fn percentile_us(sorted: &[u64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * q).round() as usize;
+    (sorted[i] as f64 / 10.0).round() / 100.0
 }
 
 /// Messages and payload bytes.
