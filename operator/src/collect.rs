@@ -155,15 +155,24 @@ impl ReportStore {
     /// Every stored report of `campaign` (from `fleet` only, when given), by day, arm and the
     /// order they arrived in.
     pub fn campaign(&self, fleet: Option<&FleetId>, campaign: &CampaignId) -> Result<Vec<Report>, CollectError> {
+        self.select(fleet, Some(campaign))
+    }
+
+    /// Every stored report of `fleet`, whatever the campaign, by day, arm and arrival.
+    pub fn fleet(&self, fleet: &FleetId) -> Result<Vec<Report>, CollectError> {
+        self.select(Some(fleet), None)
+    }
+
+    fn select(&self, fleet: Option<&FleetId>, campaign: Option<&CampaignId>) -> Result<Vec<Report>, CollectError> {
         let mut stmt = self
             .conn
             .prepare(
                 "SELECT id, campaign, arm, day, catalogue_version, epsilon, impressions, accepts, dismissals, conversions \
-                 FROM reports WHERE campaign = ?1 AND (?2 IS NULL OR fleet = ?2) ORDER BY day, arm DESC, id",
+                 FROM reports WHERE (?1 IS NULL OR campaign = ?1) AND (?2 IS NULL OR fleet = ?2) ORDER BY day, arm DESC, id",
             )
             .map_err(|e| self.query_err(e))?;
         let rows = stmt
-            .query_map(params![campaign.as_str(), fleet.map(FleetId::as_str)], |row| {
+            .query_map(params![campaign.map(CampaignId::as_str), fleet.map(FleetId::as_str)], |row| {
                 Ok(RawRow {
                     id: row.get(0)?,
                     campaign: row.get(1)?,

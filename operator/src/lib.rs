@@ -3,6 +3,7 @@
 //!
 //! # Layout
 //!
+//! - [`canary`]: a staged rollout's canary against the rest of the fleet, by dismiss rate.
 //! - [`collect`]: the store of the fleet's reports, as received (SQLite).
 //! - [`html`]: the report page, one self-contained HTML file with a plot of the daily rates.
 //! - [`keys`]: generating, saving and loading Ed25519 operator keys.
@@ -19,6 +20,7 @@
 //!   sampling and noise.
 //! - [`status`]: reading devices' retained status topics (which version each device applied).
 
+pub mod canary;
 pub mod collect;
 pub mod diff;
 pub mod html;

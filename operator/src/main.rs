@@ -211,6 +211,17 @@ enum RolloutCommand {
         /// Abort when more than this share of the devices reached refused it, e.g. 2%.
         #[arg(long, value_parser = parse_share, requires_all = ["previous", "key", "abort_version"])]
         abort_if_refused: Option<f64>,
+        /// Abort when the devices on --version dismiss offers more than this many times as often
+        /// as the rest of the fleet, e.g. 1.5x (from the reports in --reports).
+        #[arg(long, value_parser = parse_ratio, requires_all = ["reports", "previous", "key", "abort_version"])]
+        abort_if_dismissals: Option<f64>,
+        /// The report database `ledtrad-op serve --reports FILE` writes, for --abort-if-dismissals.
+        #[arg(long, value_name = "FILE")]
+        reports: Option<PathBuf>,
+        /// The impressions each side (the version's devices, the rest) needs before
+        /// --abort-if-dismissals judges.
+        #[arg(long, default_value_t = ledtrad_operator::canary::DEFAULT_MIN_IMPRESSIONS)]
+        min_impressions: f64,
         /// The catalogue to go back to on an abort.
         #[arg(long)]
         previous: Option<PathBuf>,
@@ -402,6 +413,16 @@ fn parse_share(text: &str) -> Result<f64, String> {
     }
 }
 
+/// A ratio such as 1.5x or 1.5, above 1.
+fn parse_ratio(text: &str) -> Result<f64, String> {
+    let number = text.trim().strip_suffix(['x', '×']).unwrap_or(text.trim());
+    match number.trim().parse::<f64>() {
+        Ok(ratio) if ratio.is_finite() && ratio > 1.0 => Ok(ratio),
+        Ok(_) => Err(format!("{text:?} is not above 1; write how many times as often, e.g. 1.5x")),
+        Err(_) => Err(format!("{text:?} is not a ratio; write it as 1.5x or 1.5")),
+    }
+}
+
 fn now() -> UnixTime {
     UnixTime(SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()))
 }
@@ -452,30 +473,57 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             watch,
             version,
             abort_if_refused,
+            abort_if_dismissals,
+            reports,
+            min_impressions,
             previous,
             key,
             abort_version,
             json,
         }) => {
             let progress = ledtrad_operator::status::rollout_progress(&watch.collect()?, &watch.fleet, version);
+            let dismissals = match &reports {
+                None => None,
+                Some(file) => {
+                    let store = ledtrad_operator::report::open_existing(file)?;
+                    let fleet_reports = store.fleet(&watch.fleet)?;
+                    Some(ledtrad_operator::canary::compare_dismissals(&fleet_reports, version, min_impressions))
+                }
+            };
             if json {
-                println!("{}", serde_json::to_string(&progress)?);
+                let mut value = serde_json::to_value(&progress)?;
+                if let (Some(d), Some(object)) = (&dismissals, value.as_object_mut()) {
+                    object.insert("dismissals".into(), serde_json::to_value(d)?);
+                }
+                println!("{value}");
             } else {
                 print!("{progress}");
+                if let Some(d) = &dismissals {
+                    print!("{d}");
+                }
             }
-            let Some(limit) = abort_if_refused else { return Ok(ExitCode::SUCCESS) };
-            if !progress.over_refusal_limit(limit) {
-                return Ok(ExitCode::SUCCESS);
-            }
-            // Over the limit: the previous catalogue goes back out to every device.
+            let refused = abort_if_refused.filter(|limit| progress.over_refusal_limit(*limit)).map(|limit| {
+                format!(
+                    "{:.1}% of the devices reached refused version {version}, over the {:.1}% limit",
+                    progress.refused_share * 100.0,
+                    limit * 100.0
+                )
+            });
+            let dismissed = abort_if_dismissals
+                .zip(dismissals.as_ref())
+                .filter(|(limit, d)| d.over_dismiss_limit(*limit))
+                .map(|(limit, d)| {
+                    format!(
+                        "the devices on version {version} dismiss {:.2}× as often as the rest, over the {limit}× limit",
+                        d.ratio.unwrap_or_default()
+                    )
+                });
+            let Some(why) = refused.or(dismissed) else { return Ok(ExitCode::SUCCESS) };
+            // Over a limit: the previous catalogue goes back out to every device.
             let (Some(previous), Some(key), Some(abort_version)) = (previous, key, abort_version) else {
-                anyhow::bail!("--abort-if-refused needs --previous, --key and --abort-version to abort");
+                anyhow::bail!("an abort needs --previous, --key and --abort-version");
             };
-            eprintln!(
-                "{:.1}% of the devices reached refused version {version}, over the {:.1}% limit: aborting",
-                progress.refused_share * 100.0,
-                limit * 100.0
-            );
+            eprintln!("{why}: aborting");
             let push = PushArgs {
                 fleet: watch.fleet,
                 key,

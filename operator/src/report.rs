@@ -17,7 +17,7 @@ pub const WRITTEN_BY: &str = "`ledtrad-op serve --reports FILE`";
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
     /// The report database does not exist.
-    #[error("report database '{}' does not exist; it is written by {WRITTEN_BY}: point --db at that file", path.display())]
+    #[error("report database '{}' does not exist; it is written by {WRITTEN_BY}: point at that file", path.display())]
     NoDatabase {
         /// The missing file.
         path: PathBuf,
@@ -69,10 +69,7 @@ pub fn load_summary(
     fleet: Option<&FleetId>,
     min_devices: usize,
 ) -> Result<CampaignSummary, ReportError> {
-    if !db.is_file() {
-        return Err(ReportError::NoDatabase { path: db.into() });
-    }
-    let store = ReportStore::open(db)?;
+    let store = open_existing(db)?;
     let reports = store.campaign(fleet, campaign)?;
     if reports.is_empty() {
         return Err(ReportError::UnknownCampaign {
@@ -83,6 +80,15 @@ pub fn load_summary(
         });
     }
     Ok(summarise(campaign, fleet, &reports, min_devices))
+}
+
+/// Opens the report database at `db`, which must exist: a mistyped path is an error, not a
+/// new, empty database.
+pub fn open_existing(db: &Path) -> Result<ReportStore, ReportError> {
+    if !db.is_file() {
+        return Err(ReportError::NoDatabase { path: db.into() });
+    }
+    Ok(ReportStore::open(db)?)
 }
 
 /// Writes the summary's HTML page to `path`.

@@ -155,4 +155,13 @@ fn rollout_commands_check_their_share_and_an_abort_needs_what_to_go_back_to() {
     let (code, _, stderr) = op(&["rollout", "status", "--fleet", "home", "--version", "2", "--abort-if-refused", "2%"]);
     assert_eq!(code, 2);
     assert!(stderr.contains("--previous") && stderr.contains("--abort-version"), "{stderr}");
+    let status = ["rollout", "status", "--fleet", "home", "--version", "2", "--abort-if-dismissals"];
+    let (code, _, stderr) = op(&[&status[..], &["1.5x"]].concat());
+    assert_eq!(code, 2);
+    assert!(stderr.contains("--reports"), "{stderr}");
+    for (ratio, why) in [("0.5x", "\"0.5x\" is not above 1"), ("lots", "\"lots\" is not a ratio; write it as 1.5x")] {
+        let (code, _, stderr) = op(&[&status[..], &[ratio]].concat());
+        assert_eq!(code, 2);
+        assert!(stderr.contains(why), "{stderr}");
+    }
 }

@@ -12,6 +12,7 @@ use ledtrad_operator::status::watch_statuses;
 use ledtrad_operator::SignOptions;
 use ledtrad_protocol::catalogue::Catalogue;
 use ledtrad_protocol::envelope::Rollout;
+use ledtrad_protocol::feedback::{Feedback, FeedbackKind};
 use ledtrad_protocol::status::Connection;
 use ledtrad_protocol::{DeviceKind, FleetId};
 use ledtrad_tests::{
@@ -951,6 +952,80 @@ async fn a_rollout_its_devices_refuse_is_seen_over_the_limit_and_aborted_to_the_
     assert_eq!((progress.applied, progress.refused), (0, devices));
     assert!(progress.over_refusal_limit(0.02));
     // The abort: the previous offers as version 3, signed with the pinned key.
+    push(&key, &fleet, 3).await;
+    for agent in &agents {
+        agent.wait_for("version 3", |s| s.catalogue_version == Some(3)).await;
+    }
+    for agent in agents {
+        agent.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_canary_whose_offers_are_dismissed_more_than_the_rests_is_aborted_from_the_reports() {
+    init_logs();
+    let (key, fleet) = (operator_key(1), fleet());
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("reports.db");
+    let service =
+        ledtrad_tests::TestService::start(None, Some(ledtrad_operator::collect::ReportStore::open(&db).unwrap())).await;
+    // Eight fridges that measure, with little noise on their counts so a few impressions tell:
+    // four in the canary of the rollout below, four not (by their pseudonyms).
+    let rollout = Rollout { share: 0.5 };
+    let (mut inside, mut outside) = (Vec::new(), Vec::new());
+    while inside.len() < 4 || outside.len() < 4 {
+        let id = unique("fridge");
+        let side = if rollout.includes(&ledtrad_protocol::DeviceId::try_new(&id).unwrap(), &fleet, 2) {
+            &mut inside
+        } else {
+            &mut outside
+        };
+        if side.len() < 4 {
+            side.push(id);
+        }
+    }
+    let mut agents = Vec::new();
+    for id in inside.into_iter().chain(outside) {
+        let agent = TestAgent::start_with(DeviceKind::Fridge, &fleet, &key, &broker(), |raw| {
+            raw.device_id = id;
+            raw.report_epsilon = Some(10.0);
+        })
+        .await;
+        ledtrad_tests::grant(&agent, ledtrad_protocol::Purpose::Measure).await;
+        agents.push(agent);
+    }
+    push(&key, &fleet, 1).await;
+    for agent in &agents {
+        agent.wait_for("version 1", |s| s.catalogue_version == Some(1)).await;
+    }
+    // Version 2 to half of the fleet, whose people dismiss what it shows; the rest accept.
+    let options =
+        SignOptions { fleet: fleet.clone(), version: 2, issued_at: now(), expires_at: now().plus_secs(86_400) };
+    let signed =
+        ledtrad_operator::sign::sign_rollout(&ledtrad_tests::example_catalogue(), &key, &options, Some(rollout))
+            .unwrap();
+    publish_catalogue(&fleet, signed).await;
+    let mut sent = 0;
+    for agent in &agents {
+        let canary = rollout.includes(&agent.config.device, &fleet, 2);
+        let version = if canary { 2 } else { 1 };
+        agent.wait_for("its version", |s| s.catalogue_version == Some(version)).await;
+        for _ in 0..4 {
+            let decision = agent.handle().offer(ledtrad_protocol::Moment::DoorOpened).await.unwrap().decision;
+            if decision.shown.is_some() {
+                let kind = if canary { FeedbackKind::Dismissed } else { FeedbackKind::Accepted };
+                agent.handle().feedback(Feedback { decision: decision.id, kind }).await.unwrap();
+            }
+        }
+        sent += agent.handle().flush_reports().await.unwrap();
+    }
+    service.wait_for_reports(u64::try_from(sent).unwrap()).await;
+    service.stop().await;
+    let store = ledtrad_operator::report::open_existing(&db).unwrap();
+    let comparison = ledtrad_operator::canary::compare_dismissals(&store.fleet(&fleet).unwrap(), 2, 3.0);
+    assert!(comparison.canary.impressions >= 3.0 && comparison.rest.impressions >= 3.0, "{comparison:?}");
+    assert!(comparison.over_dismiss_limit(1.5), "{comparison}");
+    // The abort: the previous offers as version 3, for everyone.
     push(&key, &fleet, 3).await;
     for agent in &agents {
         agent.wait_for("version 3", |s| s.catalogue_version == Some(3)).await;

@@ -3,17 +3,11 @@
 //! response topic and correlation data, only with `request` consent, and falls back to its
 //! local decision when no answer comes in time. The service also collects the fleet's reports.
 
-use std::sync::Arc;
-use std::time::Duration;
-
-use ledtrad_agent::ConsentChange;
 use ledtrad_operator::collect::ReportStore;
-use ledtrad_operator::serve::{Counters, OfferService, ServeOptions};
 use ledtrad_operator::{sign_catalogue, SignOptions};
 use ledtrad_protocol::catalogue::Catalogue;
-use ledtrad_protocol::consent::ConsentSource;
 use ledtrad_protocol::{DeviceKind, FleetId, Moment, Purpose};
-use ledtrad_tests::{broker, init_logs, operator_key, publish_catalogue, unique, TestAgent, T0};
+use ledtrad_tests::{broker, grant, init_logs, operator_key, publish_catalogue, unique, TestAgent, TestService, T0};
 
 fn offer(id: &str, kind: &str, moment: &str, category: &str) -> serde_json::Value {
     serde_json::json!({
@@ -39,55 +33,6 @@ fn service_catalogue() -> Catalogue {
     .expect("valid")
 }
 
-/// A running offer service and what it counted.
-struct Service {
-    counters: Arc<Counters>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Service {
-    async fn start(reports: Option<ReportStore>) -> Self {
-        let options = ServeOptions {
-            broker: broker(),
-            login: None,
-            client_id: unique("serve"),
-            service: Some(OfferService::new(service_catalogue(), 5).expect("service catalogue")),
-            reports,
-        };
-        let counters = Arc::new(Counters::default());
-        let (ready_tx, ready) = tokio::sync::oneshot::channel();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let mut ready_tx = Some(ready_tx);
-        let serving = counters.clone();
-        let task = tokio::spawn(async move {
-            let ready = move || {
-                if let Some(tx) = ready_tx.take() {
-                    let _ = tx.send(());
-                }
-            };
-            let shutdown = async {
-                let _ = stopped.await;
-            };
-            ledtrad_operator::serve::serve(options, serving, ready, shutdown).await.expect("serves");
-        });
-        tokio::time::timeout(Duration::from_secs(10), ready).await.expect("subscribed in time").expect("ready");
-        Self { counters, stop: Some(stop), task }
-    }
-
-    async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        let _ = (&mut self.task).await;
-    }
-}
-
-async fn grant(agent: &TestAgent, purpose: Purpose) {
-    let change = ConsentChange { granted: true, source: ConsentSource::DeviceUi, text_version: "2026-11".into() };
-    agent.handle().set_consent(purpose, change).await.expect("consent stored");
-}
-
 async fn reader(fleet: &FleetId, timeout_ms: u64) -> TestAgent {
     let key = operator_key(1);
     let agent = TestAgent::start_with(DeviceKind::Ereader, fleet, &key, &broker(), |raw| {
@@ -108,7 +53,7 @@ async fn a_moment_the_catalogue_has_nothing_for_is_answered_by_the_offer_service
     init_logs();
     let dir = tempfile::tempdir().expect("dir");
     let db = dir.path().join("reports.db");
-    let service = Service::start(Some(ReportStore::open(&db).expect("store"))).await;
+    let service = TestService::start(Some(service_catalogue()), Some(ReportStore::open(&db).expect("store"))).await;
     let fleet = FleetId::try_new(unique("request")).expect("fleet");
     let agent = reader(&fleet, 3_000).await;
 
@@ -134,10 +79,7 @@ async fn a_moment_the_catalogue_has_nothing_for_is_answered_by_the_offer_service
 
     // The impression's report reaches the service's report store.
     assert!(agent.handle().flush_reports().await.expect("flush") >= 1);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while service.counters.snapshot().reports == 0 && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    service.wait_for_reports(1).await;
     // Without a service the request times out and the local decision stands.
     service.stop().await;
     let outcome = agent.handle().offer(Moment::BookFinished).await.expect("offer");
