@@ -231,6 +231,14 @@ impl Home {
         self.rng.random_bool(0.3)
     }
 
+    /// Whether the household does what an offer of `category` is about on its own, shown it or
+    /// not (buys the butter anyway): the base rate a holdout arm measures, so a campaign's
+    /// uplift is what its offers add to it.
+    pub fn converts_unprompted(&mut self, category: &str) -> bool {
+        let preference = self.preferences.iter().find(|(c, _)| *c == category).map_or(0.3, |(_, p)| *p);
+        self.rng.random_bool((0.02 + 0.06 * preference).clamp(0.0, 1.0))
+    }
+
     /// Whether someone answers a consent prompt with "no" (otherwise it is left unanswered).
     pub fn declines_prompt(&mut self) -> bool {
         self.rng.random_bool(0.6)

@@ -48,6 +48,10 @@ enum Command {
         /// Print one JSON object instead of the table.
         #[arg(long)]
         json: bool,
+        /// Store the fleet's reports in this SQLite file, as the operator's collector does, for
+        /// `ledtrad-op report --db FILE`.
+        #[arg(long, value_name = "FILE")]
+        reports: Option<PathBuf>,
     },
     /// Benchmarks; figures as JSON lines with --json.
     #[command(subcommand)]
@@ -196,9 +200,9 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let (homes, days, seed, broker, consent, catalogue, start, json) = match Cli::parse().command {
-        Command::Run { homes, days, seed, broker, consent, catalogue, start, json } => {
-            (homes, days, seed, broker, consent, catalogue, start, json)
+    let (homes, days, seed, broker, consent, catalogue, start, json, reports) = match Cli::parse().command {
+        Command::Run { homes, days, seed, broker, consent, catalogue, start, json, reports } => {
+            (homes, days, seed, broker, consent, catalogue, start, json, reports)
         }
         Command::Bench(BenchCommand::Request { brokers, requests, json }) => {
             return print_requests(&brokers, usize::try_from(requests).unwrap_or(usize::MAX), json);
@@ -254,6 +258,7 @@ fn main() -> ExitCode {
         catalogue,
         start,
         progress: std::io::stderr().is_terminal(),
+        reports,
     };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,

@@ -48,6 +48,9 @@ pub struct RunOptions {
     pub start: UnixTime,
     /// Whether to draw progress bars (on stderr).
     pub progress: bool,
+    /// Where to store the fleet's reports for `ledtrad-op report`, if anywhere: the run then
+    /// also runs the operator's report collector (`ledtrad-op serve --reports`).
+    pub reports: Option<std::path::PathBuf>,
 }
 
 struct Device {
@@ -135,6 +138,11 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
     let audit = Audit::start(&broker, &fleet, &format!("s{}-h", options.seed), &format!("ledtrad-sim-audit-{run_id}"))
         .await
         .with_context(|| format!("connecting to the broker at {broker}"))?;
+
+    let collector = match &options.reports {
+        None => None,
+        Some(path) => Some(Collector::start(&broker, path, &run_id).await?),
+    };
 
     // Agents, one per device, each on its own database.
     let dir = tempfile::tempdir().context("creating a directory for the agents' databases")?;
@@ -310,6 +318,12 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
                         {
                             campaigns_today.entry(index).or_default().insert((campaign.clone(), true));
                         }
+                        // Held out, the household may still do what the offer was about.
+                        if home.converts_unprompted(categories.get(offer).map_or("", String::as_str)) {
+                            counts.converted += 1;
+                            let converted = Feedback { decision: decision.id, kind: FeedbackKind::Converted };
+                            device.handle.feedback(converted).await?;
+                        }
                     }
                     let Some(shown) = decision.shown else { continue };
                     counts.shown += 1;
@@ -318,6 +332,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
                         campaigns_today.entry(index).or_default().insert((shown.campaign.clone(), false));
                     }
                     let category = categories.get(&shown.offer).map_or("", String::as_str);
+                    let mut converted = false;
                     match home.respond(&shown, category) {
                         None => counts.unanswered += 1,
                         Some(kind) => {
@@ -332,11 +347,15 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
                             }
                             device.handle.feedback(Feedback { decision: decision.id, kind }).await?;
                             if kind == FeedbackKind::Accepted && home.converts() {
-                                counts.converted += 1;
-                                let converted = Feedback { decision: decision.id, kind: FeedbackKind::Converted };
-                                device.handle.feedback(converted).await?;
+                                converted = true;
                             }
                         }
+                    }
+                    // Taken up through the offer, or as the household would have anyway.
+                    if converted || home.converts_unprompted(category) {
+                        counts.converted += 1;
+                        let converted = Feedback { decision: decision.id, kind: FeedbackKind::Converted };
+                        device.handle.feedback(converted).await?;
                     }
                 }
             }
@@ -367,6 +386,10 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
         unexpected: traffic(&seen.unexpected),
     };
     let reports_seen = egress.measure.messages;
+    let reports_stored = match collector {
+        None => None,
+        Some(collector) => Some(collector.stop(reports_seen).await),
+    };
     let any_request = devices.iter().any(|d| d.consent.allows(Purpose::Request));
     counts.violations += crate::audit::message_violations(
         reports_seen,
@@ -430,6 +453,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
         prompts_declined: counts.prompts_declined,
         reports_seen,
         reports_expected,
+        reports_stored,
         egress_bytes_by_purpose: EgressBytes {
             measure: egress.measure.bytes,
             request: egress.request.bytes,
@@ -485,5 +509,57 @@ mod tests {
             assert_eq!(local.hour(now), hour);
             assert_eq!(local.day(now), start.secs() / DAY_SECS, "every step of a simulated day is one local day");
         }
+    }
+}
+
+/// The operator's report collector (`ledtrad-op serve --reports`, as a library) for a run.
+struct Collector {
+    counters: std::sync::Arc<ledtrad_operator::serve::Counters>,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<(), ledtrad_operator::PushError>>,
+}
+
+impl Collector {
+    async fn start(broker: &BrokerUrl, path: &std::path::Path, run_id: &str) -> anyhow::Result<Self> {
+        let store = ledtrad_operator::collect::ReportStore::open(path)?;
+        let options = ledtrad_operator::serve::ServeOptions {
+            broker: broker.clone(),
+            login: None,
+            client_id: format!("ledtrad-sim-collector-{run_id}"),
+            service: None,
+            reports: Some(store),
+        };
+        let counters = std::sync::Arc::new(ledtrad_operator::serve::Counters::default());
+        let (ready_tx, ready) = tokio::sync::oneshot::channel();
+        let mut ready_tx = Some(ready_tx);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(ledtrad_operator::serve::serve(
+            options,
+            counters.clone(),
+            move || {
+                if let Some(tx) = ready_tx.take() {
+                    let _ = tx.send(());
+                }
+            },
+            async {
+                let _ = stopped.await;
+            },
+        ));
+        tokio::time::timeout(Duration::from_secs(10), ready)
+            .await
+            .with_context(|| format!("the report collector did not subscribe on {broker} within 10 s"))??;
+        Ok(Self { counters, stop, task })
+    }
+
+    /// Waits (up to 10 s) until it stored `expected` reports, stops it and returns how many it
+    /// stored.
+    async fn stop(self, expected: u64) -> u64 {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.counters.snapshot().reports < expected && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+        self.counters.snapshot().reports
     }
 }

@@ -116,7 +116,8 @@ pub struct Summary {
     pub prompts_shown: u64,
     /// Decisions where a campaign's holdout arm showed nothing ("would have shown").
     pub held_out: u64,
-    /// Accepted offers then taken up.
+    /// Conversions: offers taken up after an accept, and what households did unprompted
+    /// (after a shown offer, or a held-out one).
     pub converted: u64,
     /// Consent prompts answered "no".
     pub prompts_declined: u64,
@@ -124,6 +125,8 @@ pub struct Summary {
     pub reports_seen: u64,
     /// Reports the audit expected from devices with `measure`.
     pub reports_expected: u64,
+    /// Reports the run's collector stored (`--reports FILE`), if it ran one.
+    pub reports_stored: Option<u64>,
     /// Device egress the spy saw on the broker, by class.
     pub egress: Egress,
     /// Device egress payload bytes by consent purpose (status needs none and is in `egress`).
@@ -176,6 +179,7 @@ impl Summary {
             ("consent violations", self.consent_violations.to_string()),
             ("whys not matching their trace", self.why_inconsistent.to_string()),
             ("reports seen / expected", format!("{} / {}", self.reports_seen, self.reports_expected)),
+            ("reports stored", self.reports_stored.map_or_else(|| "-".into(), |n| n.to_string())),
             (
                 "egress seen on the broker",
                 format!(

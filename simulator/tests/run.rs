@@ -23,6 +23,7 @@ fn options(seed: u64, consent: ConsentMode) -> RunOptions {
         catalogue: parse_catalogue(Path::new("home.toml"), ledtrad_sim::EXAMPLE_CATALOGUE, Some(start)).unwrap(),
         start,
         progress: false,
+        reports: None,
     }
 }
 
@@ -37,13 +38,21 @@ fn outcome(s: &Summary) -> Vec<u64> {
         s.not_for_me,
         s.unanswered,
         s.signals,
+        s.converted,
+        s.held_out,
         s.reports_expected,
     ]
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mixed_consent_day_shows_offers_without_violations_and_repeats_exactly() {
-    let first = run(options(11, ConsentMode::Mixed)).await.unwrap();
+    // The first run also keeps the fleet's reports, as the operator's collector does.
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("reports.db");
+    let first = run(RunOptions { reports: Some(db.clone()), ..options(11, ConsentMode::Mixed) }).await.unwrap();
+    assert_eq!(first.reports_stored, Some(first.reports_seen));
+    let store = ledtrad_operator::collect::ReportStore::open(&db).unwrap();
+    assert_eq!(store.count().unwrap(), first.reports_seen);
     assert_eq!(first.devices, 12);
     assert_eq!(first.catalogue_version_applied, 12);
     assert!(first.shown > 0, "{first:?}");
