@@ -467,51 +467,6 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_simulated_hours_are_the_agents_local_hours() {
-        let start = UnixTime::parse_rfc3339("2026-11-23T00:00:00Z").unwrap();
-        let local = ledtrad_agent::config::Config::from_raw(
-            RawConfig {
-                device_id: "d".into(),
-                kind: "fridge".into(),
-                fleet: "f".into(),
-                broker: "mqtt://127.0.0.1:1883".into(),
-                mqtt_username: None,
-                mqtt_password_file: None,
-                database: "x.db".into(),
-                api: None,
-                sharing: None,
-                report_epsilon: None,
-                camouflage_share: None,
-                model_runtime: None,
-                rng_seed: None,
-                owner: None,
-                utc_offset_minutes: UTC_OFFSET_MINUTES,
-                timezone: None,
-                offer_request_timeout_ms: None,
-                operator_keys: vec![RawKey {
-                    id: "k".into(),
-                    public_key: "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a".into(),
-                    retired: false,
-                }],
-            },
-            "test",
-        )
-        .unwrap()
-        .local;
-        let midnight = local_midnight(start);
-        for hour in 0..24 {
-            let now = midnight.plus_secs(hour * 3600 + 59 * 60);
-            assert_eq!(local.hour(now), hour);
-            assert_eq!(local.day(now), start.secs() / DAY_SECS, "every step of a simulated day is one local day");
-        }
-    }
-}
-
 /// The operator's report collector (`ledtrad-op serve --reports`, as a library) for a run.
 struct Collector {
     counters: std::sync::Arc<ledtrad_operator::serve::Counters>,
@@ -561,5 +516,50 @@ impl Collector {
         let _ = self.stop.send(());
         let _ = self.task.await;
         self.counters.snapshot().reports
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_simulated_hours_are_the_agents_local_hours() {
+        let start = UnixTime::parse_rfc3339("2026-11-23T00:00:00Z").unwrap();
+        let local = ledtrad_agent::config::Config::from_raw(
+            RawConfig {
+                device_id: "d".into(),
+                kind: "fridge".into(),
+                fleet: "f".into(),
+                broker: "mqtt://127.0.0.1:1883".into(),
+                mqtt_username: None,
+                mqtt_password_file: None,
+                database: "x.db".into(),
+                api: None,
+                sharing: None,
+                report_epsilon: None,
+                camouflage_share: None,
+                model_runtime: None,
+                rng_seed: None,
+                owner: None,
+                utc_offset_minutes: UTC_OFFSET_MINUTES,
+                timezone: None,
+                offer_request_timeout_ms: None,
+                operator_keys: vec![RawKey {
+                    id: "k".into(),
+                    public_key: "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a".into(),
+                    retired: false,
+                }],
+            },
+            "test",
+        )
+        .unwrap()
+        .local;
+        let midnight = local_midnight(start);
+        for hour in 0..24 {
+            let now = midnight.plus_secs(hour * 3600 + 59 * 60);
+            assert_eq!(local.hour(now), hour);
+            assert_eq!(local.day(now), start.secs() / DAY_SECS, "every step of a simulated day is one local day");
+        }
     }
 }
