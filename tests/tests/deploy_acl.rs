@@ -17,13 +17,16 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use ledtrad_agent::broker::Mosquitto;
-use ledtrad_operator::publish_retained_as;
+use ledtrad_operator::collect::ReportStore;
+use ledtrad_operator::serve::{serve, Counters, OfferService, ServeOptions};
 use ledtrad_operator::status::watch_statuses_as;
+use ledtrad_operator::{publish_retained_as, sign_catalogue, SignOptions};
 use ledtrad_protocol::broker::{BrokerUrl, Credentials};
+use ledtrad_protocol::catalogue::Catalogue;
 use ledtrad_protocol::status::Connection;
 use ledtrad_protocol::topic::{Topic, ALL_STATUS_FILTER};
 use ledtrad_protocol::{DeviceId, DeviceKind, FleetId};
-use ledtrad_tests::{envelope, init_logs, operator_key, TestAgent, T0};
+use ledtrad_tests::{envelope, grant, init_logs, operator_key, TestAgent, T0};
 use rumqttc::v5::mqttbytes::v5::{ConnectReturnCode, Packet};
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, ConnectionError, Event, MqttOptions};
@@ -396,4 +399,86 @@ async fn an_agent_with_a_login_applies_the_operators_catalogue_and_reports_its_s
     assert!(!statuses.contains_key(&locked_out.config.device));
     agent.shutdown().await;
     locked_out.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_offer_service_answers_a_devices_request_and_collects_its_report_under_the_acl() {
+    init_logs();
+    let test = "the_offer_service_answers_a_devices_request_and_collects_its_report_under_the_acl";
+    let Some(broker) = FleetBroker::start_or_skip(test) else { return };
+    let (key, fleet) = (operator_key(1), fleet());
+    let offer = |id: &str, kind: &str, moment: &str, category: &str| {
+        serde_json::json!({
+            "id": id, "campaign": format!("{id}-campaign"), "title": "T",
+            "question": "Could this be something for you?", "body": "B", "category": category,
+            "device_kinds": [kind], "moments": [moment], "value": 1.0,
+            "valid_from": "2026-01-01T00:00:00Z", "valid_until": "2030-01-01T00:00:00Z"
+        })
+    };
+    // The device's catalogue has nothing for an e-reader; the service's has a book.
+    let local =
+        Catalogue::from_value(serde_json::json!({ "offer": [offer("butter", "fridge", "door_opened", "food.dairy")] }))
+            .unwrap();
+    let options = SignOptions { fleet: fleet.clone(), version: 1, issued_at: T0, expires_at: T0.plus_secs(86_400) };
+    let operator = login("operator");
+    let signed = sign_catalogue(&local, &key, &options).unwrap();
+    publish_retained_as(&broker.url, Some(&operator), &Topic::Catalogue(fleet.clone()), signed, "test-op")
+        .await
+        .unwrap();
+    let books = Catalogue::from_value(
+        serde_json::json!({ "offer": [offer("novel", "ereader", "book_finished", "books.crime")] }),
+    )
+    .unwrap();
+    let db = broker.dir.path().join("reports.db");
+    let counters = std::sync::Arc::new(Counters::default());
+    let serve_options = ServeOptions {
+        broker: broker.url.clone(),
+        login: Some(login("offer-service")),
+        client_id: "test-offer-service".into(),
+        service: Some(OfferService::new(books, 5).unwrap()),
+        reports: Some(ReportStore::open(&db).unwrap()),
+    };
+    let (ready_tx, ready) = tokio::sync::oneshot::channel();
+    let mut ready_tx = Some(ready_tx);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let service = tokio::spawn(serve(
+        serve_options,
+        counters.clone(),
+        move || {
+            if let Some(tx) = ready_tx.take() {
+                let _ = tx.send(());
+            }
+        },
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    tokio::time::timeout(WAIT, ready).await.unwrap().unwrap();
+
+    // A reader logging in as kitchen-1 (its device id), asking with `request` consent.
+    let file = broker.dir.path().join("kitchen-1.password");
+    std::fs::write(&file, "k1-pw-1\n").unwrap();
+    let agent = TestAgent::start_with(DeviceKind::Ereader, &fleet, &key, &broker.url, |raw| {
+        raw.device_id = "kitchen-1".into();
+        raw.mqtt_password_file = Some(file);
+        raw.offer_request_timeout_ms = Some(3_000);
+    })
+    .await;
+    agent.wait_for("version 1", |s| s.connected && s.catalogue_version == Some(1)).await;
+    grant(&agent, ledtrad_protocol::Purpose::Request).await;
+    grant(&agent, ledtrad_protocol::Purpose::Measure).await;
+    let outcome = agent.handle().offer(ledtrad_protocol::Moment::BookFinished).await.unwrap();
+    assert!(outcome.request.is_some_and(|r| r.answered), "{:?}", outcome.request);
+    assert_eq!(outcome.decision.shown.map(|s| s.offer.to_string()).as_deref(), Some("novel"));
+    // Its report reaches the service's store.
+    assert_eq!(agent.handle().flush_reports().await.unwrap(), 1);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while counters.snapshot().reports == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "no report stored: {:?}", counters.snapshot());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = stop.send(());
+    service.await.unwrap().unwrap();
+    agent.shutdown().await;
+    assert_eq!(ReportStore::open(&db).unwrap().count().unwrap(), 1);
 }
