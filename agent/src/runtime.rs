@@ -40,6 +40,9 @@ use crate::store::{Household, ImpressionRow, LedgerRow, Store, StoreError};
 /// The largest MQTT packet the agent sends or receives (catalogue envelopes are at most 1 MiB).
 pub const MAX_PACKET_BYTES: usize = 2 * 1024 * 1024;
 
+/// The most QoS 1 publishes the agent has in flight to the broker at once.
+const MAX_INFLIGHT: u16 = 100;
+
 /// How often the runtime expires old feature values.
 const TICK: Duration = Duration::from_secs(60);
 
@@ -263,6 +266,9 @@ fn mqtt_client(config: &Config) -> (AsyncClient, EventLoop) {
     options.set_keep_alive(Duration::from_secs(30));
     options.set_max_packet_size(Some(MAX_PACKET_BYTES as u32));
     options.set_clean_start(true);
+    // rumqttc's v5 client keeps a slot per packet id it may have in flight, u16::MAX of them
+    // unless told otherwise: about 10 MB a client. A hundred is plenty.
+    options.set_outgoing_inflight_upper_limit(MAX_INFLIGHT);
     // Without TCP_NODELAY a loopback request/response waits about 40 ms on delayed acks.
     let mut network = NetworkOptions::new();
     network.set_tcp_nodelay(true);

@@ -9,6 +9,9 @@ use rumqttc::v5::mqttbytes::v5::Publish;
 use rumqttc::v5::{AsyncClient, EventLoop, MqttOptions};
 use rumqttc::NetworkOptions;
 
+/// The most QoS 1 publishes an operator client has in flight at once.
+pub const MAX_INFLIGHT: u16 = 100;
+
 /// The largest packet the operator client sends or receives.
 pub const MAX_PACKET_BYTES: usize = 2 * 1024 * 1024;
 
@@ -34,6 +37,9 @@ pub fn options(broker: &BrokerUrl, client_id: &str) -> MqttOptions {
     let mut options = MqttOptions::new(client_id, broker.host.clone(), broker.port);
     options.set_keep_alive(Duration::from_secs(30));
     options.set_max_packet_size(Some(MAX_PACKET_BYTES as u32));
+    // rumqttc's v5 client keeps a slot per packet id it may have in flight, u16::MAX of them
+    // unless told otherwise: about 10 MB a client. A hundred is plenty.
+    options.set_outgoing_inflight_upper_limit(MAX_INFLIGHT);
     let mut network = NetworkOptions::new();
     network.set_tcp_nodelay(true);
     options.set_network_options(network);
