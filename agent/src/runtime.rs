@@ -614,13 +614,18 @@ impl Runtime {
         u32::try_from(self.config.local.day(now)).unwrap_or(u32::MAX)
     }
 
-    fn offer(&mut self, moment: Moment) -> OfferOutcome {
-        let now = self.clock.now();
-        let draw = Draw {
+    /// The random draws of one decision.
+    fn draw(&mut self) -> Draw {
+        Draw {
             camouflage: self.rng.random::<f64>(),
             pick: self.rng.random::<u64>(),
             explore: Some(self.rng.random::<u64>()),
-        };
+        }
+    }
+
+    fn offer(&mut self, moment: Moment) -> OfferOutcome {
+        let now = self.clock.now();
+        let draw = self.draw();
         let started = Instant::now();
         let decision: &Decision = self.engine.decide(moment, now, draw);
         let decide_nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
@@ -702,11 +707,7 @@ impl Runtime {
             }
         };
         let now = self.clock.now();
-        let draw = Draw {
-            camouflage: self.rng.random::<f64>(),
-            pick: self.rng.random::<u64>(),
-            explore: Some(self.rng.random::<u64>()),
-        };
+        let draw = self.draw();
         let started = Instant::now();
         match self.engine.decide_remote(pending.moment, now, draw, response.offers) {
             Ok((decision, counted)) => {

@@ -219,6 +219,97 @@ pub async fn serve(
     Ok(())
 }
 
+/// An offer service running on its own task ([`start`]).
+pub struct Running {
+    counters: Arc<Counters>,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<(), crate::push::PushError>>,
+}
+
+/// A service that did not come up.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// It could not connect, or the broker refused it.
+    #[error(transparent)]
+    Broker(#[from] crate::push::PushError),
+    /// Its subscriptions were not acknowledged in time.
+    #[error(
+        "the offer service did not subscribe on {broker} within {seconds} s; is an MQTT 5 broker listening there?"
+    )]
+    NotReady {
+        /// The broker.
+        broker: BrokerUrl,
+        /// The time waited.
+        seconds: u64,
+    },
+}
+
+/// Starts [`serve`] on its own task and returns once its subscriptions are in place (within
+/// `within`), for tools and tests that run the service beside other work.
+pub async fn start(options: ServeOptions, within: std::time::Duration) -> Result<Running, StartError> {
+    let broker = options.broker.clone();
+    let counters = Arc::new(Counters::default());
+    let (ready_tx, ready) = tokio::sync::oneshot::channel();
+    let mut ready_tx = Some(ready_tx);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let mut task = tokio::spawn(serve(
+        options,
+        counters.clone(),
+        move || {
+            if let Some(tx) = ready_tx.take() {
+                let _ = tx.send(());
+            }
+        },
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    let waited = tokio::time::timeout(within, async {
+        tokio::select! {
+            subscribed = ready => subscribed.map_err(|_| None),
+            ended = &mut task => Err(match ended {
+                Ok(Err(e)) => Some(e),
+                _ => None,
+            }),
+        }
+    })
+    .await;
+    match waited {
+        Ok(Ok(())) => Ok(Running { counters, stop, task }),
+        Ok(Err(Some(e))) => Err(StartError::Broker(e)),
+        _ => {
+            task.abort();
+            Err(StartError::NotReady { broker, seconds: within.as_secs() })
+        }
+    }
+}
+
+impl Running {
+    /// What it has done so far.
+    pub fn counts(&self) -> ServeSummary {
+        self.counters.snapshot()
+    }
+
+    /// Waits until it has stored `reports` reports in all, or `within` passed; returns how many
+    /// it stored.
+    pub async fn wait_for_reports(&self, reports: u64, within: std::time::Duration) -> u64 {
+        let deadline = tokio::time::Instant::now() + within;
+        while self.counts().reports < reports && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        self.counts().reports
+    }
+
+    /// Stops it, and returns what it did.
+    pub async fn stop(self) -> Result<ServeSummary, crate::push::PushError> {
+        let _ = self.stop.send(());
+        match self.task.await {
+            Ok(Err(e)) => Err(e),
+            _ => Ok(self.counters.snapshot()),
+        }
+    }
+}
+
 async fn subscribe(client: &AsyncClient, broker: &BrokerUrl, filter: String) -> Result<(), crate::push::PushError> {
     client
         .subscribe(filter, QoS::AtLeastOnce)

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use ledtrad_agent::{ConsentChange, ManualClock, RawConfig, RawKey};
-use ledtrad_operator::serve::{Counters, OfferService, ServeOptions};
+use ledtrad_operator::serve::{OfferService, ServeOptions};
 use ledtrad_operator::{push_envelope, sign_catalogue, OperatorKey, SignOptions};
 use ledtrad_protocol::broker::BrokerUrl;
 use ledtrad_protocol::catalogue::Catalogue;
@@ -83,7 +83,6 @@ pub async fn request(url: &BrokerUrl, name: &str, requests: usize) -> anyhow::Re
     let run = format!("{}-{}", std::process::id(), name);
     let fleet = FleetId::try_new(format!("bench-{run}"))?;
 
-    let counters = Arc::new(Counters::default());
     let options = ServeOptions {
         broker: url.clone(),
         login: None,
@@ -91,24 +90,7 @@ pub async fn request(url: &BrokerUrl, name: &str, requests: usize) -> anyhow::Re
         service: Some(OfferService::new(service_catalogue()?, 4)?),
         reports: None,
     };
-    let (ready_tx, ready) = tokio::sync::oneshot::channel();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let mut ready_tx = Some(ready_tx);
-    let service = tokio::spawn(ledtrad_operator::serve::serve(
-        options,
-        counters.clone(),
-        move || {
-            if let Some(tx) = ready_tx.take() {
-                let _ = tx.send(());
-            }
-        },
-        async {
-            let _ = stopped.await;
-        },
-    ));
-    tokio::time::timeout(Duration::from_secs(10), ready)
-        .await
-        .with_context(|| format!("the offer service did not subscribe on {url} within 10 s"))??;
+    let service = ledtrad_operator::serve::start(options, Duration::from_secs(10)).await?;
 
     let now = UnixTime(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs());
     let signed = sign_catalogue(
@@ -174,8 +156,7 @@ pub async fn request(url: &BrokerUrl, name: &str, requests: usize) -> anyhow::Re
         progress.inc(1);
     }
     progress.finish_and_clear();
-    let _ = stop.send(());
-    let _ = service.await;
+    service.stop().await?;
     agent.shutdown().await;
     nanos.sort_unstable();
     let total: u64 = nanos.iter().sum();

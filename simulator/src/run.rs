@@ -141,7 +141,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
 
     let collector = match &options.reports {
         None => None,
-        Some(path) => Some(Collector::start(&broker, path, &run_id).await?),
+        Some(path) => Some(start_collector(&broker, path, &run_id).await?),
     };
 
     // Agents, one per device, each on its own database.
@@ -388,7 +388,10 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
     let reports_seen = egress.measure.messages;
     let reports_stored = match collector {
         None => None,
-        Some(collector) => Some(collector.stop(reports_seen).await),
+        Some(collector) => {
+            collector.wait_for_reports(reports_seen, Duration::from_secs(10)).await;
+            Some(collector.stop().await?.reports)
+        }
     };
     let any_request = devices.iter().any(|d| d.consent.allows(Purpose::Request));
     counts.violations += crate::audit::message_violations(
@@ -467,56 +470,21 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
     })
 }
 
-/// The operator's report collector (`ledtrad-op serve --reports`, as a library) for a run.
-struct Collector {
-    counters: std::sync::Arc<ledtrad_operator::serve::Counters>,
-    stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<Result<(), ledtrad_operator::PushError>>,
-}
-
-impl Collector {
-    async fn start(broker: &BrokerUrl, path: &std::path::Path, run_id: &str) -> anyhow::Result<Self> {
-        let store = ledtrad_operator::collect::ReportStore::open(path)?;
-        let options = ledtrad_operator::serve::ServeOptions {
-            broker: broker.clone(),
-            login: None,
-            client_id: format!("ledtrad-sim-collector-{run_id}"),
-            service: None,
-            reports: Some(store),
-        };
-        let counters = std::sync::Arc::new(ledtrad_operator::serve::Counters::default());
-        let (ready_tx, ready) = tokio::sync::oneshot::channel();
-        let mut ready_tx = Some(ready_tx);
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(ledtrad_operator::serve::serve(
-            options,
-            counters.clone(),
-            move || {
-                if let Some(tx) = ready_tx.take() {
-                    let _ = tx.send(());
-                }
-            },
-            async {
-                let _ = stopped.await;
-            },
-        ));
-        tokio::time::timeout(Duration::from_secs(10), ready)
-            .await
-            .with_context(|| format!("the report collector did not subscribe on {broker} within 10 s"))??;
-        Ok(Self { counters, stop, task })
-    }
-
-    /// Waits (up to 10 s) until it stored `expected` reports, stops it and returns how many it
-    /// stored.
-    async fn stop(self, expected: u64) -> u64 {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while self.counters.snapshot().reports < expected && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        let _ = self.stop.send(());
-        let _ = self.task.await;
-        self.counters.snapshot().reports
-    }
+/// Starts the operator's report collector (`ledtrad-op serve --reports`, as a library) for a
+/// run, storing into `path`.
+async fn start_collector(
+    broker: &BrokerUrl,
+    path: &std::path::Path,
+    run_id: &str,
+) -> anyhow::Result<ledtrad_operator::serve::Running> {
+    let options = ledtrad_operator::serve::ServeOptions {
+        broker: broker.clone(),
+        login: None,
+        client_id: format!("ledtrad-sim-collector-{run_id}"),
+        service: None,
+        reports: Some(ledtrad_operator::collect::ReportStore::open(path)?),
+    };
+    Ok(ledtrad_operator::serve::start(options, Duration::from_secs(10)).await?)
 }
 
 #[cfg(test)]

@@ -332,62 +332,21 @@ pub async fn grant(agent: &TestAgent, purpose: ledtrad_protocol::Purpose) {
     agent.handle().set_consent(purpose, change).await.expect("consent stored");
 }
 
-/// An offer service (`ledtrad-op serve`, as a library) on the broker under test, answering
-/// from a catalogue and/or collecting reports, and what it counted.
-pub struct TestService {
-    /// What it has done so far.
-    pub counters: Arc<ledtrad_operator::serve::Counters>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl TestService {
-    /// Starts it and returns once its subscriptions are in place. Every instance with a
-    /// catalogue shares the requests on the broker, so one test at a time should run one.
-    pub async fn start(catalogue: Option<Catalogue>, reports: Option<ledtrad_operator::collect::ReportStore>) -> Self {
-        let options = ledtrad_operator::serve::ServeOptions {
-            broker: broker(),
-            login: None,
-            client_id: unique("serve"),
-            service: catalogue.map(|c| ledtrad_operator::serve::OfferService::new(c, 5).expect("service catalogue")),
-            reports,
-        };
-        let counters = Arc::new(ledtrad_operator::serve::Counters::default());
-        let (ready_tx, ready) = tokio::sync::oneshot::channel();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let mut ready_tx = Some(ready_tx);
-        let serving = counters.clone();
-        let task = tokio::spawn(async move {
-            let ready = move || {
-                if let Some(tx) = ready_tx.take() {
-                    let _ = tx.send(());
-                }
-            };
-            let shutdown = async {
-                let _ = stopped.await;
-            };
-            ledtrad_operator::serve::serve(options, serving, ready, shutdown).await.expect("serves");
-        });
-        tokio::time::timeout(Duration::from_secs(10), ready).await.expect("subscribed in time").expect("ready");
-        Self { counters, stop: Some(stop), task }
-    }
-
-    /// Waits up to 10 s until it has stored `n` reports in all.
-    pub async fn wait_for_reports(&self, n: u64) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        while self.counters.snapshot().reports < n {
-            assert!(tokio::time::Instant::now() < deadline, "only {:?} reports stored", self.counters.snapshot());
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    /// Stops it and waits until it has.
-    pub async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        let _ = (&mut self.task).await;
-    }
+/// Starts an offer service (`ledtrad-op serve`, as a library) on the broker under test,
+/// answering from `catalogue` and/or collecting reports into `reports`. Every instance with a
+/// catalogue shares the requests on the broker, so one test at a time should run one.
+pub async fn start_service(
+    catalogue: Option<Catalogue>,
+    reports: Option<ledtrad_operator::collect::ReportStore>,
+) -> ledtrad_operator::serve::Running {
+    let options = ledtrad_operator::serve::ServeOptions {
+        broker: broker(),
+        login: None,
+        client_id: unique("serve"),
+        service: catalogue.map(|c| ledtrad_operator::serve::OfferService::new(c, 5).expect("service catalogue")),
+        reports,
+    };
+    ledtrad_operator::serve::start(options, Duration::from_secs(10)).await.expect("the service starts")
 }
 
 /// Revokes `purpose` for the agent's owner from the device UI, returning the consent view.

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use ledtrad_agent::broker::Mosquitto;
 use ledtrad_operator::collect::ReportStore;
-use ledtrad_operator::serve::{serve, Counters, OfferService, ServeOptions};
+use ledtrad_operator::serve::{start, OfferService, ServeOptions};
 use ledtrad_operator::status::watch_statuses_as;
 use ledtrad_operator::{publish_retained_as, sign_catalogue, SignOptions};
 use ledtrad_protocol::broker::{BrokerUrl, Credentials};
@@ -430,7 +430,6 @@ async fn the_offer_service_answers_a_devices_request_and_collects_its_report_und
     )
     .unwrap();
     let db = broker.dir.path().join("reports.db");
-    let counters = std::sync::Arc::new(Counters::default());
     let serve_options = ServeOptions {
         broker: broker.url.clone(),
         login: Some(login("offer-service")),
@@ -438,22 +437,7 @@ async fn the_offer_service_answers_a_devices_request_and_collects_its_report_und
         service: Some(OfferService::new(books, 5).unwrap()),
         reports: Some(ReportStore::open(&db).unwrap()),
     };
-    let (ready_tx, ready) = tokio::sync::oneshot::channel();
-    let mut ready_tx = Some(ready_tx);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let service = tokio::spawn(serve(
-        serve_options,
-        counters.clone(),
-        move || {
-            if let Some(tx) = ready_tx.take() {
-                let _ = tx.send(());
-            }
-        },
-        async {
-            let _ = stopped.await;
-        },
-    ));
-    tokio::time::timeout(WAIT, ready).await.unwrap().unwrap();
+    let service = start(serve_options, WAIT).await.unwrap();
 
     // A reader logging in as kitchen-1 (its device id), asking with `request` consent.
     let file = broker.dir.path().join("kitchen-1.password");
@@ -472,13 +456,8 @@ async fn the_offer_service_answers_a_devices_request_and_collects_its_report_und
     assert_eq!(outcome.decision.shown.map(|s| s.offer.to_string()).as_deref(), Some("novel"));
     // Its report reaches the service's store.
     assert_eq!(agent.handle().flush_reports().await.unwrap(), 1);
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while counters.snapshot().reports == 0 {
-        assert!(tokio::time::Instant::now() < deadline, "no report stored: {:?}", counters.snapshot());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let _ = stop.send(());
-    service.await.unwrap().unwrap();
+    assert_eq!(service.wait_for_reports(1, WAIT).await, 1);
+    service.stop().await.unwrap();
     agent.shutdown().await;
     assert_eq!(ReportStore::open(&db).unwrap().count().unwrap(), 1);
 }

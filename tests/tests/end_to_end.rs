@@ -968,7 +968,7 @@ async fn a_canary_whose_offers_are_dismissed_more_than_the_rests_is_aborted_from
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("reports.db");
     let service =
-        ledtrad_tests::TestService::start(None, Some(ledtrad_operator::collect::ReportStore::open(&db).unwrap())).await;
+        ledtrad_tests::start_service(None, Some(ledtrad_operator::collect::ReportStore::open(&db).unwrap())).await;
     // Eight fridges that measure, with little noise on their counts so a few impressions tell:
     // four in the canary of the rollout below, four not (by their pseudonyms).
     let rollout = Rollout { share: 0.5 };
@@ -1019,8 +1019,9 @@ async fn a_canary_whose_offers_are_dismissed_more_than_the_rests_is_aborted_from
         }
         sent += agent.handle().flush_reports().await.unwrap();
     }
-    service.wait_for_reports(u64::try_from(sent).unwrap()).await;
-    service.stop().await;
+    let sent = u64::try_from(sent).unwrap();
+    assert_eq!(service.wait_for_reports(sent, Duration::from_secs(10)).await, sent);
+    service.stop().await.unwrap();
     let store = ledtrad_operator::report::open_existing(&db).unwrap();
     let comparison = ledtrad_operator::canary::compare_dismissals(&store.fleet(&fleet).unwrap(), 2, 3.0);
     assert!(comparison.canary.impressions >= 3.0 && comparison.rest.impressions >= 3.0, "{comparison:?}");

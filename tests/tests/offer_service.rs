@@ -7,7 +7,7 @@ use ledtrad_operator::collect::ReportStore;
 use ledtrad_operator::{sign_catalogue, SignOptions};
 use ledtrad_protocol::catalogue::Catalogue;
 use ledtrad_protocol::{DeviceKind, FleetId, Moment, Purpose};
-use ledtrad_tests::{broker, grant, init_logs, operator_key, publish_catalogue, unique, TestAgent, TestService, T0};
+use ledtrad_tests::{broker, grant, init_logs, operator_key, publish_catalogue, start_service, unique, TestAgent, T0};
 
 fn offer(id: &str, kind: &str, moment: &str, category: &str) -> serde_json::Value {
     serde_json::json!({
@@ -53,7 +53,7 @@ async fn a_moment_the_catalogue_has_nothing_for_is_answered_by_the_offer_service
     init_logs();
     let dir = tempfile::tempdir().expect("dir");
     let db = dir.path().join("reports.db");
-    let service = TestService::start(Some(service_catalogue()), Some(ReportStore::open(&db).expect("store"))).await;
+    let service = start_service(Some(service_catalogue()), Some(ReportStore::open(&db).expect("store"))).await;
     let fleet = FleetId::try_new(unique("request")).expect("fleet");
     let agent = reader(&fleet, 3_000).await;
 
@@ -74,14 +74,14 @@ async fn a_moment_the_catalogue_has_nothing_for_is_answered_by_the_offer_service
     assert_eq!(traced.candidates.len(), 2);
     let status = agent.handle().status().await.expect("status");
     assert_eq!((status.requests_sent, status.requests_answered, status.requests_timed_out), (1, 1, 0));
-    let counted = service.counters.snapshot();
+    let counted = service.counts();
     assert_eq!((counted.requests, counted.answered, counted.refused), (1, 1, 0));
 
     // The impression's report reaches the service's report store.
     assert!(agent.handle().flush_reports().await.expect("flush") >= 1);
-    service.wait_for_reports(1).await;
+    assert_eq!(service.wait_for_reports(1, std::time::Duration::from_secs(10)).await, 1);
     // Without a service the request times out and the local decision stands.
-    service.stop().await;
+    service.stop().await.expect("the service stops");
     let outcome = agent.handle().offer(Moment::BookFinished).await.expect("offer");
     let request = outcome.request.expect("asked");
     assert!(!request.answered && outcome.decision.shown.is_none(), "{request:?}");
