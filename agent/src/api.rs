@@ -141,6 +141,9 @@ async fn offer(
         offer: Option<ledtrad_protocol::decision::ShownOffer>,
         #[serde(skip_serializing_if = "Option::is_none")]
         prompt: Option<ledtrad_protocol::decision::ShownPrompt>,
+        /// Set when the offer came from the offer service (request mode).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        request: Option<crate::handle::RequestOutcome>,
     }
     let (offer, prompt) = (outcome.decision.shown, outcome.decision.prompt);
     if offer.is_none() && prompt.is_none() {
@@ -148,7 +151,7 @@ async fn offer(
         headers.insert(DECISION_HEADER, HeaderValue::from(id.0));
         return Ok((StatusCode::NO_CONTENT, headers).into_response());
     }
-    Ok(Json(Body { decision: id, offer, prompt }).into_response())
+    Ok(Json(Body { decision: id, offer, prompt, request: outcome.request }).into_response())
 }
 
 async fn feedback(State(handle): State<AgentHandle>, body: Bytes) -> Result<StatusCode, ApiError> {

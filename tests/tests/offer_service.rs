@@ -72,14 +72,20 @@ async fn a_moment_the_catalogue_has_nothing_for_is_answered_by_the_offer_service
     // The decision is the device's own: traced, and feedback on it is taken.
     let traced = agent.handle().decision(outcome.decision.id).await.expect("decision").expect("traced");
     assert_eq!(traced.candidates.len(), 2);
+    // The local API's answer says where the offer came from.
+    let url = format!("{}/v1/offer?moment=book_finished", agent.api());
+    let body: serde_json::Value = reqwest::get(&url).await.expect("GET").json().await.expect("JSON");
+    assert_eq!(body["request"]["answered"], true, "{body}");
+    assert!(body["offer"]["offer"].is_string(), "{body}");
     let status = agent.handle().status().await.expect("status");
-    assert_eq!((status.requests_sent, status.requests_answered, status.requests_timed_out), (1, 1, 0));
+    assert_eq!((status.requests_sent, status.requests_answered, status.requests_timed_out), (2, 2, 0));
     let counted = service.counts();
-    assert_eq!((counted.requests, counted.answered, counted.refused), (1, 1, 0));
+    assert_eq!((counted.requests, counted.answered, counted.refused), (2, 2, 0));
 
     // The impression's report reaches the service's report store.
-    assert!(agent.handle().flush_reports().await.expect("flush") >= 1);
-    assert_eq!(service.wait_for_reports(1, std::time::Duration::from_secs(10)).await, 1);
+    let flushed = u64::try_from(agent.handle().flush_reports().await.expect("flush")).expect("count");
+    assert!(flushed >= 1);
+    assert_eq!(service.wait_for_reports(flushed, std::time::Duration::from_secs(10)).await, flushed);
     // Without a service the request times out and the local decision stands.
     service.stop().await.expect("the service stops");
     let outcome = agent.handle().offer(Moment::BookFinished).await.expect("offer");
