@@ -87,8 +87,19 @@ impl Egress {
     }
 
     fn publish(&mut self, topic: Topic, retain: bool, payload: Vec<u8>) -> Result<(), EgressError> {
+        self.publish_with(topic, QoS::AtLeastOnce, retain, payload, PublishProperties::default())
+    }
+
+    fn publish_with(
+        &mut self,
+        topic: Topic,
+        qos: QoS,
+        retain: bool,
+        payload: Vec<u8>,
+        properties: PublishProperties,
+    ) -> Result<(), EgressError> {
         self.client
-            .try_publish(topic.name(), QoS::AtLeastOnce, retain, payload)
+            .try_publish_with_properties(topic.name(), qos, retain, payload, properties)
             .map_err(|e| EgressError::Client(e.to_string()))?;
         self.sent += 1;
         Ok(())
@@ -148,33 +159,37 @@ impl Egress {
         Ok(handed)
     }
 
-    /// Sends an offer request with coarse context; needs `request`. The answer comes on the
-    /// device's own offers topic (the MQTT 5 response topic) with `correlation` as its
-    /// correlation data. Not queued: a request is useful only for the moment it was made.
-    pub fn offer_request(&mut self, request: &OfferRequest, correlation: &[u8]) -> Result<(), EgressError> {
+    /// Sends an offer request with coarse context; needs `request`, and `personalise` too when
+    /// it carries interests. The answer comes on the device's own offers topic (the MQTT 5
+    /// response topic) with `correlation` as its correlation data. A request is useful only for
+    /// its moment: it is never queued, goes at QoS 0 (no redelivery after a reconnect), and
+    /// tells the broker to drop it after `useful_for`.
+    pub fn offer_request(
+        &mut self,
+        request: &OfferRequest,
+        correlation: &[u8],
+        useful_for: std::time::Duration,
+    ) -> Result<(), EgressError> {
         self.require(Purpose::Request)?;
+        // Interests come from what the device learned, which is `personalise`'s.
+        if !request.interests.is_empty() && !self.in_force.allows(Purpose::Personalise) {
+            self.blocked += 1;
+            return Err(EgressError::NoConsent(Purpose::Personalise));
+        }
         if request.interests.len() > MAX_INTERESTS {
             return Err(EgressError::Invalid(format!(
                 "an offer request carries at most {MAX_INTERESTS} interests, not {}",
                 request.interests.len()
             )));
         }
+        let expiry = u32::try_from(useful_for.as_millis().div_ceil(1000)).unwrap_or(u32::MAX).max(1);
         let properties = PublishProperties {
             response_topic: Some(Topic::Offers(self.device.clone()).name()),
             correlation_data: Some(correlation.to_vec().into()),
+            message_expiry_interval: Some(expiry),
             ..PublishProperties::default()
         };
-        self.client
-            .try_publish_with_properties(
-                Topic::OfferRequest.name(),
-                QoS::AtLeastOnce,
-                false,
-                codec::to_json(request),
-                properties,
-            )
-            .map_err(|e| EgressError::Client(e.to_string()))?;
-        self.sent += 1;
-        Ok(())
+        self.publish_with(Topic::OfferRequest, QoS::AtMostOnce, false, codec::to_json(request), properties)
     }
 
     /// Subscribes to the fleet's catalogue and model topics and the device's own offers topic
@@ -281,8 +296,9 @@ mod tests {
                     1 => {
                         let allowed = consent.allows(Purpose::Request)
                             && connected
-                            && interests <= ledtrad_protocol::offers::MAX_INTERESTS;
-                        proptest::prop_assert_eq!(egress.offer_request(&request, b"c").is_ok(), allowed);
+                            && interests <= ledtrad_protocol::offers::MAX_INTERESTS
+                            && (interests == 0 || consent.allows(Purpose::Personalise));
+                        proptest::prop_assert_eq!(egress.offer_request(&request, b"c", std::time::Duration::from_secs(1)).is_ok(), allowed);
                         if allowed {
                             expected.push("ledtrad/v1/offers/request".to_string());
                         }
@@ -334,7 +350,10 @@ mod tests {
         };
         assert_eq!(egress.report(&store, &report(), UnixTime(1)), Err(EgressError::NoConsent(Purpose::Measure)));
         egress.set_consent(ConsentState::all().with(Purpose::Request, false));
-        assert_eq!(egress.offer_request(&request, b"c"), Err(EgressError::NoConsent(Purpose::Request)));
+        assert_eq!(
+            egress.offer_request(&request, b"c", std::time::Duration::from_secs(1)),
+            Err(EgressError::NoConsent(Purpose::Request))
+        );
         assert_eq!(egress.blocked(), 2);
         assert!(queued(&eventloop).is_empty() && store.outbox().unwrap().is_empty());
         // With `measure` but offline, the report waits in the outbox, not in the client.

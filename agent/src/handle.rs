@@ -348,8 +348,9 @@ pub struct AgentStatus {
     pub requests_sent: u64,
     /// Offer requests answered in time.
     pub requests_answered: u64,
-    /// Offer requests that timed out (the local decision stood).
-    pub requests_timed_out: u64,
+    /// Offer requests whose answer was not used (the local decision stood): it came too late
+    /// or not at all, could not be used, or a consent was withdrawn while it was awaited.
+    pub requests_unanswered: u64,
 }
 
 /// A command that could not be carried out.

@@ -81,7 +81,8 @@ struct PendingRequest {
 struct RequestCounts {
     sent: u64,
     answered: u64,
-    timed_out: u64,
+    /// Timed out, unusable, or dropped by a consent change.
+    unanswered: u64,
 }
 
 /// A running agent.
@@ -651,9 +652,9 @@ impl Runtime {
                 self.tally.impression(self.local_day(now), &shown.campaign, Arm::Treatment, version);
             }
         }
-        if let Some(offer) = &decision.would_have_shown {
+        if decision.would_have_shown.is_some() {
             if let (true, Some(campaign)) =
-                (self.engine.consent().allows(Purpose::Measure), self.engine.offer_campaign(offer))
+                (self.engine.consent().allows(Purpose::Measure), self.engine.decision_campaign(decision.id))
             {
                 let version = decision.catalogue_version.unwrap_or(0);
                 self.tally.impression(self.local_day(now), &campaign, Arm::Holdout, version);
@@ -680,7 +681,7 @@ impl Runtime {
             time_of_day: TimeOfDay::from_hour(self.config.local.hour(now)),
         };
         let correlation: [u8; 16] = self.rng.random();
-        if let Err(e) = self.egress.offer_request(&request, &correlation) {
+        if let Err(e) = self.egress.offer_request(&request, &correlation, timeout) {
             debug!("offer request not sent, deciding locally: {e}");
             let _ = reply.send(local);
             return;
@@ -702,7 +703,7 @@ impl Runtime {
             Ok(response) => response,
             Err(e) => {
                 warn!("the offer service's answer is unreadable, deciding without it: {e}");
-                self.requests.timed_out += 1;
+                self.requests.unanswered += 1;
                 return finish(pending, false, 0, 0);
             }
         };
@@ -715,18 +716,12 @@ impl Runtime {
                 let decision = decision.clone();
                 self.record_decision(&decision, now);
                 self.requests.answered += 1;
-                let round_trip_micros = u64::try_from(pending.sent.elapsed().as_micros()).unwrap_or(u64::MAX);
-                let request = RequestOutcome {
-                    answered: true,
-                    offers_received: counted.received,
-                    offers_kept: counted.kept,
-                    round_trip_micros,
-                };
-                let _ = pending.reply.send(OfferOutcome { decision, decide_nanos, request: Some(request) });
+                let outcome = OfferOutcome { decision, decide_nanos, request: None };
+                finish(PendingRequest { local: outcome, ..pending }, true, counted.received, counted.kept);
             }
             Err(e) => {
                 warn!("the offer service's answer cannot be used, deciding without it: {e}");
-                self.requests.timed_out += 1;
+                self.requests.unanswered += 1;
                 finish(pending, false, 0, 0);
             }
         }
@@ -735,7 +730,7 @@ impl Runtime {
     /// No answer in time: the local decision stands.
     fn request_timed_out(&mut self) {
         if let Some(pending) = self.pending.take() {
-            self.requests.timed_out += 1;
+            self.requests.unanswered += 1;
             debug!(moment = %pending.moment, "the offer service did not answer in time; nothing shown");
             finish(pending, false, 0, 0);
         }
@@ -823,6 +818,14 @@ impl Runtime {
         let before = self.engine.consent();
         let purged = self.engine.set_consent(state);
         self.egress.set_consent(state);
+        // A request waiting for its answer was sent under the consent now withdrawn: its answer
+        // is not used, and the caller gets the local decision now.
+        if Purpose::ALL.into_iter().any(|p| before.allows(p) && !state.allows(p)) {
+            if let Some(pending) = self.pending.take() {
+                self.requests.unanswered += 1;
+                finish(pending, false, 0, 0);
+            }
+        }
         if !state.allows(Purpose::Measure) {
             self.tally.clear();
         }
@@ -1054,12 +1057,13 @@ impl Runtime {
             egress_blocked: self.egress.blocked(),
             requests_sent: self.requests.sent,
             requests_answered: self.requests.answered,
-            requests_timed_out: self.requests.timed_out,
+            requests_unanswered: self.requests.unanswered,
         }
     }
 }
 
-/// Answers a pending request's caller with the local decision.
+/// Answers a pending request's caller with its `local` decision (the one on the service's
+/// offers when `answered`), saying what came of the request.
 fn finish(pending: PendingRequest, answered: bool, received: usize, kept: usize) {
     let round_trip_micros = u64::try_from(pending.sent.elapsed().as_micros()).unwrap_or(u64::MAX);
     let request = RequestOutcome { answered, offers_received: received, offers_kept: kept, round_trip_micros };

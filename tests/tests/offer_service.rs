@@ -7,7 +7,9 @@ use ledtrad_operator::collect::ReportStore;
 use ledtrad_operator::{sign_catalogue, SignOptions};
 use ledtrad_protocol::catalogue::Catalogue;
 use ledtrad_protocol::{DeviceKind, FleetId, Moment, Purpose};
-use ledtrad_tests::{broker, grant, init_logs, operator_key, publish_catalogue, start_service, unique, TestAgent, T0};
+use ledtrad_tests::{
+    broker, grant, init_logs, operator_key, publish_catalogue, revoke, start_service, unique, TestAgent, T0,
+};
 
 fn offer(id: &str, kind: &str, moment: &str, category: &str) -> serde_json::Value {
     serde_json::json!({
@@ -78,7 +80,7 @@ async fn a_moment_the_catalogue_has_nothing_for_is_answered_by_the_offer_service
     assert_eq!(body["request"]["answered"], true, "{body}");
     assert!(body["offer"]["offer"].is_string(), "{body}");
     let status = agent.handle().status().await.expect("status");
-    assert_eq!((status.requests_sent, status.requests_answered, status.requests_timed_out), (2, 2, 0));
+    assert_eq!((status.requests_sent, status.requests_answered, status.requests_unanswered), (2, 2, 0));
     let counted = service.counts();
     assert_eq!((counted.requests, counted.answered, counted.refused), (2, 2, 0));
 
@@ -92,7 +94,17 @@ async fn a_moment_the_catalogue_has_nothing_for_is_answered_by_the_offer_service
     let request = outcome.request.expect("asked");
     assert!(!request.answered && outcome.decision.shown.is_none(), "{request:?}");
     let status = agent.handle().status().await.expect("status");
-    assert_eq!(status.requests_timed_out, 1);
+    assert_eq!(status.requests_unanswered, 1);
+    // Withdrawing `request` while an answer is awaited ends the wait at once: no answer is used.
+    let handle = agent.handle();
+    let waiting = tokio::spawn(async move { handle.offer(Moment::BookFinished).await });
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let started = std::time::Instant::now();
+    revoke(&agent, Purpose::Request).await;
+    let outcome = waiting.await.expect("joined").expect("offer");
+    assert!(started.elapsed() < std::time::Duration::from_secs(2), "ended by the revocation, not the timeout");
+    assert!(outcome.request.is_some_and(|r| !r.answered) && outcome.decision.shown.is_none());
+    assert_eq!(agent.handle().status().await.expect("status").requests_unanswered, 2);
     agent.shutdown().await;
 
     let store = ReportStore::open(&db).expect("store");

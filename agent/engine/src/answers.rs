@@ -129,13 +129,6 @@ impl Answers {
     pub fn converted(&self, offer: &OfferId) -> bool {
         self.offers.get(offer).is_some_and(|r| r.converted)
     }
-
-    /// How often `offer` was accepted or taken up within [`MEMORY_SECS`].
-    pub fn taken_up(&self, offer: &OfferId) -> usize {
-        self.offers.get(offer).map_or(0, |r| {
-            r.log.iter().filter(|(_, k)| matches!(k, FeedbackKind::Accepted | FeedbackKind::Converted)).count()
-        })
-    }
 }
 
 #[cfg(test)]

@@ -175,8 +175,9 @@ pub struct Engine {
     prompts: prompts::PromptState,
     answers: answers::Answers,
     next_decision: u64,
-    /// Recent decisions without their candidates, and whether they were answered.
-    recent: VecDeque<(Decision, bool)>,
+    /// Recent decisions without their candidates, whether they were answered, and what their
+    /// offer (shown or held out) is about.
+    recent: VecDeque<(Decision, bool, Option<Subject>)>,
     /// The last [`RECENT_TRACES`] decisions' verdicts, assembled into candidates on request.
     traces: VecDeque<Trace>,
     /// Each offer of the catalogue in force's history slot, by position, so a decision reads
@@ -185,6 +186,15 @@ pub struct Engine {
     /// How many slots the history had when `slots` was worked out for the catalogue in force;
     /// `None` once either is replaced.
     slots_for: Option<usize>,
+}
+
+/// What a decision's offer, shown or held out, is about: kept with the decision, so feedback
+/// on it works whichever catalogue (the one in force, an earlier one, the offer service's) it
+/// came from.
+#[derive(Debug, Clone)]
+struct Subject {
+    campaign: CampaignId,
+    category: String,
 }
 
 /// A decision's verdict on every offer of the catalogue it was made on, by position: recording
@@ -310,9 +320,9 @@ impl Engine {
             // Decisions made with personal features are derived data too: their traces and
             // "why" texts say what the device knew.
             let before = self.recent.len();
-            self.recent.retain(|(d, _)| !is_personal(d));
+            self.recent.retain(|(d, _, _)| !is_personal(d));
             let recent = &self.recent;
-            self.traces.retain(|t| recent.iter().any(|(d, _)| d.id == t.decision));
+            self.traces.retain(|t| recent.iter().any(|(d, _, _)| d.id == t.decision));
             (self.history.purge_learning(), before - self.recent.len())
         };
         Purged { features, posteriors, decisions }
@@ -394,7 +404,7 @@ impl Engine {
     /// gap, device caps) did not rule the moment out, a catalogue is in force (its rules apply
     /// to the service's offers too) and unexpired, and `request` is granted.
     pub fn request_worthwhile(&self, id: DecisionId, now: UnixTime) -> bool {
-        let Some((decision, _)) = self.recent.iter().rev().find(|(d, _)| d.id == id) else { return false };
+        let Some((decision, _, _)) = self.recent.iter().rev().find(|(d, _, _)| d.id == id) else { return false };
         let open = decision.shown.is_none() && decision.would_have_shown.is_none() && decision.prompt.is_none();
         let blocked = self
             .traces
@@ -408,15 +418,15 @@ impl Engine {
     }
 
     /// Up to [`ledtrad_protocol::offers::MAX_INTERESTS`] coarse interest categories for an
-    /// offer request: the categories of the offers taken up most here. They come from what
-    /// people answered, so only while `personalise` is granted; otherwise none.
+    /// offer request: the categories of the offers accepted most here, from the learning data
+    /// kept only under `personalise` (and purged when it is revoked), so none without it.
     pub fn interests(&self) -> Vec<ledtrad_protocol::taxonomy::Category> {
         let Some(catalogue) = self.catalogue.as_ref().filter(|_| self.consent.allows(Purpose::Personalise)) else {
             return Vec::new();
         };
         let mut ranked: Vec<(&ledtrad_protocol::taxonomy::Category, usize)> = Vec::new();
         for o in &catalogue.offers {
-            let n = self.answers.taken_up(&o.offer.id);
+            let n = self.history.posterior(&o.offer.id).accepts as usize;
             match ranked.iter_mut().find(|(c, _)| **c == o.category) {
                 _ if n == 0 => {}
                 Some((_, count)) => *count += n,
@@ -577,6 +587,10 @@ impl Engine {
         if let (Some(i), Some(c)) = (would_have_shown, &catalogue) {
             self.count_impression(c, i, now, local);
         }
+        let subject = shown.as_ref().map(|(i, _)| *i).or(would_have_shown).and_then(|i| {
+            let o = &catalogue.as_ref()?.offers[i];
+            Some(Subject { campaign: o.offer.campaign.clone(), category: o.category.path().to_string() })
+        });
         let would_have_shown = would_have_shown.and_then(|i| Some(catalogue.as_ref()?.offers[i].offer.id.clone()));
         let shown = shown.map(|(_, s)| s);
         let decision = Decision {
@@ -603,7 +617,7 @@ impl Engine {
             self.traces.pop_front();
         }
         self.traces.push_back(trace);
-        self.recent.push_back((decision, false));
+        self.recent.push_back((decision, false, subject));
         &self.recent.back().expect("just pushed").0
     }
 
@@ -617,7 +631,7 @@ impl Engine {
     /// [`RECENT_TRACES`]. The candidates are named from the verdicts recorded at the decision.
     pub fn decision(&self, id: DecisionId) -> Option<Decision> {
         let trace = self.traces.iter().rev().find(|t| t.decision == id)?;
-        let (decision, _) = self.recent.iter().rev().find(|(d, _)| d.id == id)?;
+        let (decision, _, _) = self.recent.iter().rev().find(|(d, _, _)| d.id == id)?;
         let candidates = trace.catalogue.as_ref().map_or_else(Vec::new, |catalogue| trace.verdicts.named(catalogue));
         Some(Decision { candidates, ..decision.clone() })
     }
@@ -628,8 +642,8 @@ impl Engine {
     /// so a storage failure leaves both sides unchanged.
     pub fn check_feedback(&self, feedback: Feedback) -> Result<FeedbackApplied, FeedbackError> {
         let id = feedback.decision.0;
-        let (decision, given) =
-            self.recent.iter().find(|(d, _)| d.id == feedback.decision).ok_or(FeedbackError::UnknownDecision(id))?;
+        let (decision, given, subject) =
+            self.recent.iter().find(|(d, _, _)| d.id == feedback.decision).ok_or(FeedbackError::UnknownDecision(id))?;
         // A held-out decision showed nothing, but the person may still do what the offer was
         // about: that conversion is the holdout arm's side of the uplift.
         let (offer, held_out) = match (&decision.shown, &decision.would_have_shown) {
@@ -637,23 +651,17 @@ impl Engine {
             (None, Some(offer)) if feedback.kind == FeedbackKind::Converted => (offer, true),
             (None, _) => return Err(FeedbackError::NothingShown(id)),
         };
+        let subject = subject.as_ref().ok_or(FeedbackError::NothingShown(id))?;
         let converted = self.answers.converted(offer);
         let allowed = if feedback.kind == FeedbackKind::Converted { !converted } else { !*given };
         if !allowed {
             return Err(FeedbackError::AlreadyGiven(id));
         }
-        let in_force = self.known_offer(offer);
-        let campaign = match (&decision.shown, in_force) {
-            (Some(shown), _) => shown.campaign.clone(),
-            (None, Some(o)) => o.offer.campaign.clone(),
-            // The held-out offer left the catalogue since: its campaign is not known any more.
-            (None, None) => return Err(FeedbackError::NothingShown(id)),
-        };
         Ok(FeedbackApplied {
             offer: offer.clone(),
-            campaign,
+            campaign: subject.campaign.clone(),
             kind: feedback.kind,
-            category: in_force.map(|o| o.category.path().to_string()),
+            category: Some(subject.category.clone()),
             held_out,
             catalogue_version: decision.catalogue_version,
         })
@@ -664,7 +672,7 @@ impl Engine {
     /// from it.
     pub fn handle_feedback(&mut self, feedback: Feedback, now: UnixTime) -> Result<FeedbackApplied, FeedbackError> {
         let applied = self.check_feedback(feedback)?;
-        if let Some((_, given)) = self.recent.iter_mut().find(|(d, _)| d.id == feedback.decision) {
+        if let Some((_, given, _)) = self.recent.iter_mut().find(|(d, _, _)| d.id == feedback.decision) {
             *given = true;
         }
         self.answers.record(&applied.offer, applied.category.as_deref(), applied.kind, now);
@@ -680,16 +688,11 @@ impl Engine {
         self.answers.record(offer, category, kind, at);
     }
 
-    /// The campaign of an offer in the catalogue in force.
-    pub fn offer_campaign(&self, offer: &OfferId) -> Option<CampaignId> {
-        self.known_offer(offer).map(|o| o.offer.campaign.clone())
-    }
-
-    /// An offer of the catalogue in force or, failing that, of a recent decision's (the offer
-    /// service's candidates).
-    fn known_offer(&self, offer: &OfferId) -> Option<&compiled::CompiledOffer> {
-        let catalogues = self.catalogue.iter().chain(self.traces.iter().rev().filter_map(|t| t.catalogue.as_ref()));
-        catalogues.into_iter().find_map(|c| c.offers.iter().find(|o| o.offer.id == *offer))
+    /// The campaign of a recent decision's offer, shown or held out, whichever catalogue it
+    /// came from.
+    pub fn decision_campaign(&self, id: DecisionId) -> Option<CampaignId> {
+        let (_, _, subject) = self.recent.iter().rev().find(|(d, _, _)| d.id == id)?;
+        subject.as_ref().map(|s| s.campaign.clone())
     }
 
     /// Sets which purposes the people served could grant by answering a prompt.
@@ -700,8 +703,8 @@ impl Engine {
     /// Checks an answer to a prompt without applying it: the prompt, or why it cannot be taken.
     pub fn check_prompt_answer(&self, decision: DecisionId) -> Result<ShownPrompt, FeedbackError> {
         let id = decision.0;
-        let (d, given) =
-            self.recent.iter().find(|(d, _)| d.id == decision).ok_or(FeedbackError::UnknownDecision(id))?;
+        let (d, given, _) =
+            self.recent.iter().find(|(d, _, _)| d.id == decision).ok_or(FeedbackError::UnknownDecision(id))?;
         let prompt = d.prompt.clone().ok_or(FeedbackError::NothingShown(id))?;
         if *given {
             return Err(FeedbackError::AlreadyGiven(id));
@@ -718,7 +721,7 @@ impl Engine {
         now: UnixTime,
     ) -> Result<ShownPrompt, FeedbackError> {
         let prompt = self.check_prompt_answer(decision)?;
-        if let Some((_, given)) = self.recent.iter_mut().find(|(d, _)| d.id == decision) {
+        if let Some((_, given, _)) = self.recent.iter_mut().find(|(d, _, _)| d.id == decision) {
             *given = true;
         }
         if !yes {

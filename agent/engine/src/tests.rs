@@ -845,7 +845,12 @@ fn the_offer_services_candidates_go_through_the_devices_own_checks_and_rules() {
     // The trace names the service's offer, and feedback on it is taken like any other.
     let traced = ereader.decision(id).unwrap();
     assert_eq!(traced.candidates.len(), 1);
-    assert_eq!(ereader.offer_campaign(&OfferId::try_new("crime-novel").unwrap()).unwrap().as_str(), "reading");
+    assert_eq!(ereader.decision_campaign(id).unwrap().as_str(), "reading");
+    // Feedback on it still knows its campaign and category once its trace is gone.
+    for _ in 0..RECENT_TRACES {
+        ereader.decide(Moment::BookFinished, NOW, Draw::NONE);
+    }
+    assert!(ereader.decision(id).is_none(), "the trace is gone");
     let applied = ereader.handle_feedback(Feedback { decision: id, kind: FeedbackKind::Dismissed }, NOW).unwrap();
     assert_eq!(applied.category.as_deref(), Some("books.crime"));
     // Its caps hold on the device: the same offer again the same day is capped (and blocked).
@@ -885,15 +890,29 @@ fn the_service_is_asked_only_with_request_consent_a_catalogue_and_an_open_moment
 }
 
 #[test]
-fn interests_come_from_what_was_taken_up_and_only_with_personalise() {
+fn interests_come_from_what_was_learned_under_personalise_only() {
     let mut fridge = build_engine(DeviceKind::Fridge);
     fridge.handle_catalogue(&good_envelope(1), NOW).unwrap();
+    let accept = |fridge: &mut Engine| {
+        let d = fridge.decide(Moment::DoorOpened, NOW, Draw::NONE).clone();
+        fridge.handle_feedback(Feedback { decision: d.id, kind: FeedbackKind::Accepted }, NOW).unwrap();
+        d.shown.unwrap().offer
+    };
+    // An accept given without personalise is not learned, so it never becomes an interest.
     fridge.set_consent(ConsentState::NONE.with(Purpose::Request, true));
-    let d = fridge.decide(Moment::DoorOpened, NOW, Draw::NONE).clone();
-    let offer = d.shown.unwrap().offer;
-    fridge.handle_feedback(Feedback { decision: d.id, kind: FeedbackKind::Accepted }, NOW).unwrap();
-    assert!(fridge.interests().is_empty(), "without personalise, answers say nothing in a request");
+    accept(&mut fridge);
+    assert!(fridge.interests().is_empty());
     fridge.set_consent(ConsentState::all());
+    assert!(fridge.interests().is_empty(), "what was answered before personalise stays out");
+    let butter =
+        ledtrad_protocol::signal::Signal { feature: FeatureName::try_new("fridge.butter.level").unwrap(), value: 0.1 };
+    fridge.handle_signal(butter, NOW);
+    let offer = accept(&mut fridge);
     let category = fridge.catalogue().unwrap().offers.iter().find(|o| o.offer.id == offer).unwrap().category;
     assert_eq!(fridge.interests(), vec![category]);
+    // Revoking purges it, and granting again does not bring it back.
+    fridge.set_consent(ConsentState::all().with(Purpose::Personalise, false));
+    assert!(fridge.interests().is_empty());
+    fridge.set_consent(ConsentState::all());
+    assert!(fridge.interests().is_empty());
 }
