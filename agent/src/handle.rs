@@ -287,6 +287,8 @@ pub struct QueuedReport {
     pub campaign: ledtrad_protocol::CampaignId,
     /// Treatment, or holdout ("would have shown").
     pub arm: ledtrad_protocol::report::Arm,
+    /// The catalogue version the counts were made under (sent with them).
+    pub catalogue_version: u64,
     /// Impressions.
     pub impressions: u32,
     /// Accepts.

@@ -20,37 +20,12 @@ struct Counts {
     conversions: u32,
 }
 
-/// An orderable stand-in for [`Arm`] in the tally's keys.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum ArmKey {
-    Treatment,
-    Holdout,
-}
-
-impl From<Arm> for ArmKey {
-    fn from(arm: Arm) -> Self {
-        match arm {
-            Arm::Treatment => Self::Treatment,
-            Arm::Holdout => Self::Holdout,
-        }
-    }
-}
-
-impl From<ArmKey> for Arm {
-    fn from(arm: ArmKey) -> Self {
-        match arm {
-            ArmKey::Treatment => Self::Treatment,
-            ArmKey::Holdout => Self::Holdout,
-        }
-    }
-}
-
 /// What a tally's counts are kept under: one report each.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 struct Key {
     day: u32,
     campaign: CampaignId,
-    arm: ArmKey,
+    arm: Arm,
     catalogue_version: u64,
 }
 
@@ -69,6 +44,8 @@ pub struct Pending {
     pub campaign: CampaignId,
     /// The arm.
     pub arm: Arm,
+    /// The catalogue version the counts were made under.
+    pub catalogue_version: u64,
     /// Impressions (in the holdout arm, "would have shown").
     pub impressions: u32,
     /// Accepts.
@@ -81,7 +58,7 @@ pub struct Pending {
 
 impl Tally {
     fn counts(&mut self, day: u32, campaign: &CampaignId, arm: Arm, catalogue_version: u64) -> &mut Counts {
-        let key = Key { day, campaign: campaign.clone(), arm: ArmKey::from(arm), catalogue_version };
+        let key = Key { day, campaign: campaign.clone(), arm, catalogue_version };
         self.counts.entry(key).or_default()
     }
 
@@ -113,7 +90,8 @@ impl Tally {
             .map(|(k, n)| Pending {
                 day: k.day,
                 campaign: k.campaign.clone(),
-                arm: Arm::from(k.arm),
+                arm: k.arm,
+                catalogue_version: k.catalogue_version,
                 impressions: n.impressions,
                 accepts: n.accepts,
                 dismissals: n.dismissals,
@@ -147,7 +125,7 @@ impl Tally {
         done.into_iter()
             .map(|(k, c)| Report {
                 campaign: k.campaign,
-                arm: k.arm.into(),
+                arm: k.arm,
                 day: k.day,
                 catalogue_version: k.catalogue_version,
                 epsilon,

@@ -940,6 +940,7 @@ impl Runtime {
                         day: p.day,
                         campaign: p.campaign,
                         arm: p.arm,
+                        catalogue_version: p.catalogue_version,
                         impressions: p.impressions,
                         accepts: p.accepts,
                         dismissals: p.dismissals,

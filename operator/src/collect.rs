@@ -38,6 +38,18 @@ pub enum CollectError {
         /// The rejected epsilon.
         epsilon: f64,
     },
+    /// A count no device can have sent.
+    #[error("report for campaign '{campaign}' has {field} {value}, beyond the {bound:.0} a device can reach in a day with its noise; it was not stored")]
+    Implausible {
+        /// The report's campaign.
+        campaign: CampaignId,
+        /// The count.
+        field: &'static str,
+        /// Its value.
+        value: i32,
+        /// The bound it broke.
+        bound: f64,
+    },
     /// A report's catalogue version is beyond what the store keeps (SQLite integers are signed).
     #[error("report for campaign '{campaign}' has catalogue version {version}, above {}; it was not stored", i64::MAX)]
     CatalogueVersion {
@@ -121,10 +133,22 @@ impl ReportStore {
     }
 
     /// Stores `report`, received from `fleet` at `received_at`. A report whose epsilon is not
-    /// finite or outside [`EPSILON_RANGE`] is refused, and nothing is stored.
+    /// finite or outside [`EPSILON_RANGE`], or with a count beyond
+    /// [`ledtrad_protocol::report::plausible_bound`], is refused, and nothing is stored: one
+    /// such report would outweigh a whole fleet's.
     pub fn insert(&self, fleet: &FleetId, report: &Report, received_at: UnixTime) -> Result<(), CollectError> {
         if !report.epsilon.is_finite() || !EPSILON_RANGE.contains(&report.epsilon) {
             return Err(CollectError::Epsilon { campaign: report.campaign.clone(), epsilon: report.epsilon });
+        }
+        let bound = ledtrad_protocol::report::plausible_bound(report.epsilon);
+        let counts = [
+            ("impressions", report.impressions),
+            ("accepts", report.accepts),
+            ("dismissals", report.dismissals),
+            ("conversions", report.conversions),
+        ];
+        if let Some((field, value)) = counts.into_iter().find(|(_, v)| f64::from(v.unsigned_abs()) > bound) {
+            return Err(CollectError::Implausible { campaign: report.campaign.clone(), field, value, bound });
         }
         let version = i64::try_from(report.catalogue_version).map_err(|_| CollectError::CatalogueVersion {
             campaign: report.campaign.clone(),
@@ -138,7 +162,7 @@ impl ReportStore {
                     i64::try_from(received_at.secs()).unwrap_or(i64::MAX),
                     fleet.as_str(),
                     report.campaign.as_str(),
-                    arm_text(report.arm),
+                    report.arm.as_str(),
                     report.day,
                     version,
                     report.epsilon,
@@ -264,13 +288,6 @@ impl RawRow {
     }
 }
 
-fn arm_text(arm: Arm) -> &'static str {
-    match arm {
-        Arm::Treatment => "treatment",
-        Arm::Holdout => "holdout",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -333,8 +350,17 @@ mod tests {
         let mut big = build_report("dairy", Arm::Treatment, 1, 1.0);
         big.catalogue_version = u64::MAX;
         assert!(matches!(store.insert(&fleet("home"), &big, UnixTime(0)), Err(CollectError::CatalogueVersion { .. })));
+        // One forged count would outweigh a fleet's; a noisy small one is fine.
+        let forged = Report { impressions: i32::MAX, ..build_report("dairy", Arm::Treatment, 1, 1.0) };
+        let text = store.insert(&fleet("home"), &forged, UnixTime(0)).unwrap_err().to_string();
+        assert!(text.contains("has impressions 2147483647, beyond the 1027 a device can reach"), "{text}");
+        let negative = Report { dismissals: -5_000, ..build_report("dairy", Arm::Treatment, 1, 1.0) };
+        assert!(matches!(store.insert(&fleet("home"), &negative, UnixTime(0)), Err(CollectError::Implausible { .. })));
         assert_eq!(store.count().unwrap(), 0);
         assert!(store.campaigns().unwrap().is_empty());
+        let noisy = Report { dismissals: -7, ..build_report("dairy", Arm::Treatment, 1, 1.0) };
+        store.insert(&fleet("home"), &noisy, UnixTime(0)).unwrap();
+        assert_eq!(store.count().unwrap(), 1);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::fmt::{self, Write as _};
 use ledtrad_protocol::report::Arm;
 
 use crate::report::{count, heading, rate_text, suppressed_text, thousands, uplift_text, NOTE_DEVICES};
-use crate::uplift::{arm_name, date, CampaignSummary, Interval};
+use crate::uplift::{date, CampaignSummary, Interval};
 
 /// The summary as an HTML page.
 pub fn page(summary: &CampaignSummary) -> String {
@@ -51,7 +51,7 @@ svg text {{ font-family: system-ui, sans-serif; font-size: 12px; fill: #333; }}
         write!(
             out,
             "<tr><td>{}</td><td>{}</td><td>{}</td>",
-            arm_name(arm.arm),
+            arm.arm.as_str(),
             count(arm.devices),
             count(arm.device_days)
         )?;

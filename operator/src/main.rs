@@ -624,7 +624,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Runs one MQTT operation to completion.
+/// `ledtrad-op serve`: the offer service and report collector, until Ctrl-C.
 fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     use ledtrad_operator::serve::{Counters, OfferService, ServeOptions};
     tracing_subscriber::fmt()
@@ -685,6 +685,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Runs one MQTT operation to completion.
 fn block_on<T>(future: impl std::future::Future<Output = T>) -> anyhow::Result<T> {
     let runtime =
         tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the async runtime")?;

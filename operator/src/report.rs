@@ -8,7 +8,7 @@ use ledtrad_protocol::report::Arm;
 use ledtrad_protocol::{CampaignId, FleetId};
 
 use crate::collect::{CollectError, ReportStore};
-use crate::uplift::{arm_name, date, summarise, CampaignSummary, Interval, NoUplift};
+use crate::uplift::{date, summarise, CampaignSummary, Interval, NoUplift};
 
 /// What writes the report database, for errors that have to say where it comes from.
 pub const WRITTEN_BY: &str = "`ledtrad-op serve --reports FILE`";
@@ -155,7 +155,7 @@ pub fn suppressed_text(summary: &CampaignSummary) -> String {
     // One entry per arm: the whole arm, or its days.
     let mut groups = Vec::new();
     for arm in [Arm::Treatment, Arm::Holdout] {
-        let name = arm_name(arm);
+        let name = arm.as_str();
         let of_arm: Vec<_> = summary.suppressed.iter().filter(|s| s.arm == arm).collect();
         if let Some(whole) = of_arm.iter().find(|s| s.day.is_none()) {
             groups.push(format!("the {name} arm and all its days ({} devices)", whole.devices));
@@ -220,7 +220,7 @@ impl fmt::Display for CampaignSummary {
                 Some(fig) => writeln!(
                     f,
                     "{:<10} {devices:>8} {device_days:>12} {:>12}  {:<22} {}",
-                    arm_name(arm.arm),
+                    arm.arm.as_str(),
                     thousands(fig.counts.impressions),
                     rate_text(fig.accept_rate.as_ref()),
                     rate_text(fig.conversion_rate.as_ref())
@@ -228,7 +228,7 @@ impl fmt::Display for CampaignSummary {
                 None => writeln!(
                     f,
                     "{:<10} {devices:>8} {device_days:>12} {:>12}  suppressed: fewer than {} devices",
-                    arm_name(arm.arm),
+                    arm.arm.as_str(),
                     "—",
                     self.min_devices
                 )?,

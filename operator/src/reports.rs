@@ -43,7 +43,8 @@ pub struct Group {
     pub arm: Arm,
     /// The local day.
     pub day: u32,
-    /// Reports (one per device) in the group.
+    /// The devices in the group: its reports, counting a device that changed catalogue
+    /// version that day (one report per version) once.
     pub devices: usize,
     /// The totals, or `None` when the group has fewer devices than the minimum.
     pub totals: Option<Totals>,
@@ -125,6 +126,9 @@ pub struct DaySums {
     pub arm: Arm,
     /// The local day.
     pub day: u32,
+    /// The devices behind it, as far as reports tell: the most reports under one catalogue
+    /// version (a device that changed version that day sends one report for each).
+    pub devices: usize,
     /// The sums of its reports.
     pub sums: Sums,
 }
@@ -133,20 +137,21 @@ pub struct DaySums {
 /// reports that are not [usable](is_usable). Nothing is suppressed: callers that show the sums
 /// must drop the groups that do not [meet the minimum](meets_minimum).
 pub fn sum_by_day(reports: &[Report]) -> Vec<DaySums> {
-    let mut groups: BTreeMap<(CampaignId, u8, u32), Sums> = BTreeMap::new();
+    // Per group: the sums, and the reports under each catalogue version.
+    type ByVersion = (Sums, BTreeMap<u64, usize>);
+    let mut groups: BTreeMap<(CampaignId, Arm, u32), ByVersion> = BTreeMap::new();
     for r in reports.iter().filter(|r| is_usable(r)) {
-        let arm = match r.arm {
-            Arm::Treatment => 0,
-            Arm::Holdout => 1,
-        };
-        groups.entry((r.campaign.clone(), arm, r.day)).or_default().add(r);
+        let (sums, versions) = groups.entry((r.campaign.clone(), r.arm, r.day)).or_default();
+        sums.add(r);
+        *versions.entry(r.catalogue_version).or_default() += 1;
     }
     groups
         .into_iter()
-        .map(|((campaign, arm, day), sums)| DaySums {
+        .map(|((campaign, arm, day), (sums, versions))| DaySums {
             campaign,
-            arm: if arm == 0 { Arm::Treatment } else { Arm::Holdout },
+            arm,
             day,
+            devices: versions.values().copied().max().unwrap_or(0),
             sums,
         })
         .collect()
@@ -157,12 +162,12 @@ pub fn sum_by_day(reports: &[Report]) -> Vec<DaySums> {
 pub fn aggregate(reports: &[Report], min_devices: usize) -> Vec<Group> {
     sum_by_day(reports)
         .into_iter()
-        .map(|DaySums { campaign, arm, day, sums }| Group {
+        .map(|DaySums { campaign, arm, day, devices, sums }| Group {
             campaign,
             arm,
             day,
-            devices: sums.reports,
-            totals: meets_minimum(sums.reports, min_devices).then(|| sums.totals()),
+            devices,
+            totals: meets_minimum(devices, min_devices).then(|| sums.totals()),
         })
         .collect()
 }
@@ -206,6 +211,15 @@ mod tests {
         }
         // A 95% interval should hold the truth about 95 times in 100.
         assert!((88..=100).contains(&covered), "covered {covered} of 100");
+    }
+
+    #[test]
+    fn a_device_that_changed_version_counts_once() {
+        // 30 devices each sent a report under version 1 and one under version 2 that day.
+        let mut reports = build_reports(30, 3, 1.0, 4);
+        reports.extend(build_reports(30, 3, 1.0, 5).into_iter().map(|r| Report { catalogue_version: 2, ..r }));
+        let groups = aggregate(&reports, 50);
+        assert_eq!((groups[0].devices, groups[0].totals.is_none()), (30, true));
     }
 
     #[test]

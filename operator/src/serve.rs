@@ -104,6 +104,8 @@ pub struct Counters {
     pub answered: AtomicU64,
     /// Requests without a usable response topic or correlation data, or unreadable.
     pub refused: AtomicU64,
+    /// Answers the MQTT client could not take (its queue full, or the connection closing).
+    pub unsent: AtomicU64,
     /// Reports stored.
     pub reports: AtomicU64,
     /// Reports that could not be read or stored.
@@ -122,6 +124,7 @@ impl Counters {
             requests: get(&self.requests),
             answered: get(&self.answered),
             refused: get(&self.refused),
+            unsent: get(&self.unsent),
             reports: get(&self.reports),
             reports_refused: get(&self.reports_refused),
         }
@@ -137,6 +140,8 @@ pub struct ServeSummary {
     pub answered: u64,
     /// Requests refused.
     pub refused: u64,
+    /// Answers that could not be sent.
+    pub unsent: u64,
     /// Reports stored.
     pub reports: u64,
     /// Reports refused.
@@ -180,11 +185,11 @@ pub async fn serve(
                 backoff = std::time::Duration::from_millis(100);
                 acks_wanted = 0;
                 if options.service.is_some() {
-                    subscribe(&client, &options.broker, request_filter()).await?;
+                    subscribe(&client, &options.broker, request_filter())?;
                     acks_wanted += 1;
                 }
                 if options.reports.is_some() {
-                    subscribe(&client, &options.broker, REPORTS_FILTER.to_string()).await?;
+                    subscribe(&client, &options.broker, REPORTS_FILTER.to_string())?;
                     acks_wanted += 1;
                 }
                 info!(broker = %options.broker, "connected; subscribing");
@@ -310,10 +315,11 @@ impl Running {
     }
 }
 
-async fn subscribe(client: &AsyncClient, broker: &BrokerUrl, filter: String) -> Result<(), crate::push::PushError> {
+/// Subscribes without waiting: this runs in the task that polls the event loop, which must not
+/// wait on the client's queue.
+fn subscribe(client: &AsyncClient, broker: &BrokerUrl, filter: String) -> Result<(), crate::push::PushError> {
     client
-        .subscribe(filter, QoS::AtLeastOnce)
-        .await
+        .try_subscribe(filter, QoS::AtLeastOnce)
         .map_err(|e| crate::push::PushError::Connection { broker: broker.clone(), detail: e.to_string() })
 }
 
@@ -327,7 +333,10 @@ fn handle(options: &ServeOptions, client: &AsyncClient, counters: &Counters, p: 
                 Ok((topic, properties, response)) => {
                     match client.try_publish_with_properties(topic, QoS::AtLeastOnce, false, response, properties) {
                         Ok(()) => Counters::add(&counters.answered),
-                        Err(e) => warn!("an answer was not sent: {e}"),
+                        Err(e) => {
+                            Counters::add(&counters.unsent);
+                            warn!("an answer was not sent: {e}");
+                        }
                     }
                 }
                 Err(why) => {

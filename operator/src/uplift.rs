@@ -162,10 +162,10 @@ impl std::fmt::Display for NoUplift {
                  give it a holdout share in the catalogue to measure uplift",
             ),
             NoUplift::Suppressed { arm } => {
-                write!(f, "the {} arm has too few devices to report", arm_name(*arm))
+                write!(f, "the {} arm has too few devices to report", arm.as_str())
             }
             NoUplift::NoImpressions { arm } => {
-                write!(f, "the {} arm's impressions come to nothing once de-noised", arm_name(*arm))
+                write!(f, "the {} arm's impressions come to nothing once de-noised", arm.as_str())
             }
         }
     }
@@ -227,7 +227,7 @@ pub fn summarise(
         }
         let mut total = Sums::default();
         arm_days.iter().for_each(|d| total.merge(&d.sums));
-        let devices = arm_days.iter().map(|d| d.sums.reports).max().unwrap_or(0);
+        let devices = arm_days.iter().map(|d| d.devices).max().unwrap_or(0);
         let shown = meets_minimum(devices, min_devices);
         if !shown {
             suppressed.push(Suppressed { arm, day: None, devices });
@@ -235,14 +235,14 @@ pub fn summarise(
         let daily = arm_days
             .iter()
             .map(|d| {
-                let day_shown = meets_minimum(d.sums.reports, min_devices);
+                let day_shown = meets_minimum(d.devices, min_devices);
                 if shown && !day_shown {
-                    suppressed.push(Suppressed { arm, day: Some(d.day), devices: d.sums.reports });
+                    suppressed.push(Suppressed { arm, day: Some(d.day), devices: d.devices });
                 }
                 DayPoint {
                     day: d.day,
                     date: date(d.day),
-                    devices: d.sums.reports,
+                    devices: d.devices,
                     rates: day_shown.then(|| day_rates(arm, &d.sums)),
                 }
             })
@@ -269,14 +269,6 @@ pub fn summarise(
     }
 }
 
-/// The arm's name in text.
-pub fn arm_name(arm: Arm) -> &'static str {
-    match arm {
-        Arm::Treatment => "treatment",
-        Arm::Holdout => "holdout",
-    }
-}
-
 /// A local day number as `YYYY-MM-DD`.
 pub fn date(day: u32) -> String {
     let (y, m, d, ..) = UnixTime(u64::from(day) * ledtrad_protocol::time::DAY_SECS).to_civil();
@@ -300,7 +292,9 @@ fn day_rates(arm: Arm, sums: &Sums) -> DayRates {
 /// `numerator` over the impressions of `sums`, within 0 to 1, with its 95% interval for
 /// binomial sampling and the noise of both sums (see the module's docs); none when the
 /// impressions come to nothing.
-fn rate(numerator: f64, sums: &Sums) -> Option<Interval> {
+/// `numerator` over the impressions of `sums` with its 95% interval, allowing for sampling and
+/// the devices' noise in both sums (delta method); `None` without at least one impression.
+pub fn rate(numerator: f64, sums: &Sums) -> Option<Interval> {
     let n = sums.impressions;
     if !n.is_finite() || n < 1.0 {
         return None;

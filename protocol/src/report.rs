@@ -4,14 +4,24 @@ use serde::{Deserialize, Serialize};
 
 use crate::id::CampaignId;
 
-/// The arm of a campaign a device is in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// The arm of a campaign a device is in (treatment orders first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Arm {
     /// Shown offers.
     Treatment,
     /// Held out: records "would have shown" and shows nothing.
     Holdout,
+}
+
+impl Arm {
+    /// Its name, as in JSON: `treatment` or `holdout`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Treatment => "treatment",
+            Self::Holdout => "holdout",
+        }
+    }
 }
 
 /// The noise mechanism devices apply to each count: two-sided geometric noise (the discrete
@@ -56,6 +66,16 @@ fn libm_exp(x: f64) -> f64 {
 
 /// The smallest and largest epsilon a device accepts for its reports.
 pub const EPSILON_RANGE: core::ops::RangeInclusive<f64> = 0.05..=10.0;
+
+/// The most a device counts of anything for one campaign on one day (an offer a few times an
+/// hour all day long stays far below it).
+pub const MAX_DAILY_COUNT: u32 = 1_000;
+
+/// The largest magnitude a count of `epsilon`'s noise can plausibly reach: [`MAX_DAILY_COUNT`]
+/// plus twenty standard deviations of the noise. A larger count is a broken or hostile sender.
+pub fn plausible_bound(epsilon: f64) -> f64 {
+    f64::from(MAX_DAILY_COUNT) + 20.0 * noise_variance(epsilon).sqrt()
+}
 
 /// Counts for one campaign and arm over one local day.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
