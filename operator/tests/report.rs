@@ -5,7 +5,6 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use ledtrad_operator::collect::ReportStore;
 use ledtrad_operator::report::load_summary;
@@ -15,14 +14,8 @@ use ledtrad_protocol::{CampaignId, FleetId, UnixTime};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-fn op(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_ledtrad-op")).args(args).output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+mod common;
+use common::op;
 
 /// A report database of fleet `home` with five days of campaign `dairy-winter`: 120 treatment
 /// devices a day (converting 12% of impressions) and 60 holdout devices (6%), noised as devices
