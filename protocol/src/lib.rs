@@ -14,6 +14,7 @@
 //! - [`taxonomy`]: offer categories; sensitive branches can never be targeted.
 //! - [`feature`]: the features the engine knows, each with its purpose and coarse "why".
 //! - [`signal`]: sensor signals as they reach the agent.
+//! - [`link`]: the sensor node's serial frames (postcard + CRC + COBS), without `alloc`.
 //! - [`caps`]: frequency caps, device-wide policy and quiet hours.
 //! - [`catalogue`]: offers, conditions, caps, and the checks operators and agents both run.
 //! - [`propensity`]: the built-in logistic scorer an offer may carry.
@@ -82,6 +83,7 @@ pub mod feedback;
 pub mod id;
 #[cfg(feature = "alloc")]
 pub mod journey;
+pub mod link;
 #[cfg(feature = "alloc")]
 pub mod model;
 #[cfg(feature = "alloc")]
