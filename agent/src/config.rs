@@ -72,6 +72,14 @@ pub struct RawConfig {
     /// ask.
     #[serde(default)]
     pub offer_request_timeout_ms: Option<u64>,
+    /// The sensor board's link: a serial device's path (e.g. "/dev/ttyACM0"; a pty works the
+    /// same) or, for a simulated board, "tcp://IP:PORT". Omit it when signals come only
+    /// through the local API.
+    #[serde(default)]
+    pub sensor_link: Option<String>,
+    /// The serial link's baud rate (default 115200).
+    #[serde(default)]
+    pub sensor_baud: Option<u32>,
     /// Pinned operator public keys.
     #[serde(default)]
     pub operator_keys: Vec<RawKey>,
@@ -123,6 +131,8 @@ pub struct Config {
     pub rng_seed: Option<u64>,
     /// How long to wait for the offer service, if the agent asks it at all (request mode).
     pub offer_request_timeout: Option<std::time::Duration>,
+    /// Where the sensor board's frames come from, if anywhere.
+    pub sensor_link: Option<crate::link::LinkSource>,
     /// Pinned operator keys.
     pub keys: TrustedKeys,
 }
@@ -255,6 +265,14 @@ impl Config {
                 ))
             }
         };
+        let baud = raw.sensor_baud.unwrap_or(115_200);
+        if !(300..=4_000_000).contains(&baud) {
+            return Err(field("sensor_baud", format!("{baud} is outside 300..=4000000; 115200 is the default")));
+        }
+        let sensor_link = match &raw.sensor_link {
+            None => None,
+            Some(text) => Some(crate::link::LinkSource::parse(text, baud).map_err(|why| field("sensor_link", why))?),
+        };
         let mut keys = TrustedKeys::new();
         for k in &raw.operator_keys {
             let id = KeyId::try_new(&k.id).map_err(|e| field("operator_keys.id", e.to_string()))?;
@@ -296,6 +314,7 @@ impl Config {
             model_runtime,
             rng_seed: raw.rng_seed,
             offer_request_timeout,
+            sensor_link,
             keys,
         })
     }
@@ -397,6 +416,8 @@ mod tests {
             (build_config_text("camouflage_share = 0.9"), "field 'camouflage_share': 0.9 is outside 0..=0.5"),
             (build_config_text("model_runtime = \"onnx\""), "field 'model_runtime': unknown model runtime \"onnx\""),
             (build_config_text("owner = \"Anna B\""), "field 'owner': person id \"Anna B\""),
+            (build_config_text("sensor_link = \"ttyS0\""), "field 'sensor_link': \"ttyS0\" is neither tcp://IP:PORT"),
+            (build_config_text("sensor_baud = 12"), "field 'sensor_baud': 12 is outside 300..=4000000"),
             (
                 build_config_text("offer_request_timeout_ms = 60000"),
                 "field 'offer_request_timeout_ms': 60000 is outside 10..=5000",

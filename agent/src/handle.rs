@@ -353,6 +353,9 @@ pub struct AgentStatus {
     /// Offer requests whose answer was not used (the local decision stood): it came too late
     /// or not at all, could not be used, or a consent was withdrawn while it was awaited.
     pub requests_unanswered: u64,
+    /// The sensor board's link, if the config names one: frames good, corrupt, cut off and
+    /// lost, and the signals they gave.
+    pub link: Option<crate::link::LinkStatus>,
 }
 
 /// A command that could not be carried out.

@@ -14,6 +14,7 @@
 //! - [`handle`]: the cloneable command handle and its replies.
 //! - [`runtime`]: the one `select!` loop that hands every decision to the engine.
 //! - [`api`]: the local HTTP API.
+//! - [`link`]: the sensor board's serial (or TCP) link: frames read, checked and counted.
 //! - [`broker`]: an embedded MQTT broker for demos, the simulator and tests.
 
 pub mod api;
@@ -25,6 +26,7 @@ pub mod egress;
 pub mod explain;
 pub mod handle;
 pub mod household;
+pub mod link;
 pub mod reports;
 pub mod runtime;
 pub mod store;

@@ -34,6 +34,7 @@ use crate::handle::{
     RequestOutcome, SignalsOutcome, YesNo,
 };
 use crate::household::{askable, effective, Sharing};
+use crate::link::{LinkEvent, LinkStatus};
 use crate::reports::Tally;
 use crate::store::{Household, ImpressionRow, LedgerRow, Store, StoreError};
 
@@ -124,6 +125,12 @@ pub enum StartError {
     /// The database could not be opened.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The sensor link's reader could not start.
+    #[error("the sensor link's reader thread could not start: {source}")]
+    Link {
+        /// The error.
+        source: std::io::Error,
+    },
     /// The local API could not listen.
     #[error("local API on {addr}: {source}; choose another `api` address in the config")]
     Api {
@@ -221,6 +228,16 @@ pub async fn spawn(config: Config, clock: Arc<dyn Clock>) -> Result<RunningAgent
     };
     let mut egress = Egress::new(client, config.device.clone(), config.fleet.clone());
     egress.set_consent(engine.consent());
+    let (link, link_rx) = match &config.sensor_link {
+        None => (None, None),
+        Some(source) => {
+            let (tx, rx) = mpsc::channel(256);
+            crate::link::spawn(source.clone(), tx).map_err(|source| StartError::Link { source })?;
+            info!(%source, "reading the sensor board's link");
+            let status = LinkStatus { source: source.to_string(), ..LinkStatus::default() };
+            (Some(LinkState { status, last_seq: None }), Some(rx))
+        }
+    };
     let runtime = Runtime {
         egress,
         config,
@@ -242,10 +259,11 @@ pub async fn spawn(config: Config, clock: Arc<dyn Clock>) -> Result<RunningAgent
         present: None,
         pending: None,
         requests: RequestCounts::default(),
+        link,
     };
     let task = tokio::spawn(async move {
         runtime
-            .run(mqtt_rx, cmd_rx, async {
+            .run(mqtt_rx, cmd_rx, link_rx, async {
                 let _ = shutdown_rx.await;
             })
             .await;
@@ -366,6 +384,23 @@ struct Runtime {
     /// The offer request waiting for an answer, if any (one at a time).
     pending: Option<PendingRequest>,
     requests: RequestCounts,
+    /// The sensor board's link, if the config names one.
+    link: Option<LinkState>,
+}
+
+/// The sensor board's link as the runtime follows it.
+struct LinkState {
+    status: LinkStatus,
+    /// The last good frame's number.
+    last_seq: Option<u8>,
+}
+
+/// The link's next event, or never when there is no link.
+async fn next_link_event(link: &mut Option<mpsc::Receiver<LinkEvent>>) -> Option<LinkEvent> {
+    match link {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 impl Runtime {
@@ -373,6 +408,7 @@ impl Runtime {
         mut self,
         mut mqtt: mpsc::Receiver<MqttEvent>,
         mut commands: mpsc::Receiver<Command>,
+        mut link: Option<mpsc::Receiver<LinkEvent>>,
         shutdown: impl Future<Output = ()>,
     ) {
         tokio::pin!(shutdown);
@@ -383,6 +419,7 @@ impl Runtime {
                 () = &mut shutdown => break,
                 Some(event) = mqtt.recv() => self.handle_mqtt(event),
                 Some(command) = commands.recv() => self.handle_command(command),
+                Some(event) = next_link_event(&mut link) => self.handle_link(event),
                 _ = tick.tick() => self.handle_tick(),
                 () = tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)), if deadline.is_some() => {
                     self.request_timed_out();
@@ -396,6 +433,49 @@ impl Runtime {
         let offline = offline_status(&self.config, self.version(), self.last_refusal.clone());
         self.egress.close(&offline);
         info!(device = %self.config.device, "agent stopped");
+    }
+
+    /// An event of the sensor board's link: frames counted, and good ones' readings handed to
+    /// the engine as signals (which it takes only under the consent their features need).
+    fn handle_link(&mut self, event: LinkEvent) {
+        let now = self.clock.now();
+        let Some(link) = &mut self.link else { return };
+        match event {
+            LinkEvent::Connected => {
+                info!(source = %link.status.source, "sensor board link open");
+                link.status.connected = true;
+            }
+            LinkEvent::Disconnected(why) => {
+                if link.status.connected {
+                    warn!(source = %link.status.source, "sensor board link lost: {why}; retrying");
+                } else {
+                    warn!(source = %link.status.source, "{why}; retrying");
+                }
+                link.status.connected = false;
+            }
+            LinkEvent::Corrupt(e) => {
+                link.status.corrupt += 1;
+                debug!(source = %link.status.source, "corrupt frame from the sensor board: {e}");
+            }
+            LinkEvent::Incomplete => {
+                link.status.incomplete += 1;
+                debug!(source = %link.status.source, "a frame from the sensor board was cut off");
+            }
+            LinkEvent::Frame(summary) => {
+                let fresh = link.status.count_frame(link.last_seq, summary.seq);
+                link.last_seq = Some(summary.seq);
+                if !fresh {
+                    return;
+                }
+                let (signals, skipped) = crate::link::signals(&summary);
+                link.status.readings_skipped += skipped;
+                for signal in signals {
+                    if self.engine.handle_signal(signal, now) == SignalOutcome::Aggregated {
+                        link.status.signals += 1;
+                    }
+                }
+            }
+        }
     }
 
     /// Now and then: expire old feature values, report completed days (at most once a day
@@ -1059,6 +1139,7 @@ impl Runtime {
             requests_sent: self.requests.sent,
             requests_answered: self.requests.answered,
             requests_unanswered: self.requests.unanswered,
+            link: self.link.as_ref().map(|l| l.status.clone()),
         }
     }
 }

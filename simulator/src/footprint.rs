@@ -126,6 +126,8 @@ async fn drive(offers: usize, days: u64, seed: u64, model: bool) -> anyhow::Resu
         utc_offset_minutes: 60,
         timezone: None,
         offer_request_timeout_ms: None,
+        sensor_link: None,
+        sensor_baud: None,
         operator_keys: vec![RawKey { id: key.id.to_string(), public_key: key.public_hex(), retired: false }],
     };
     let clock = ManualClock::new(start);

@@ -117,6 +117,8 @@ pub async fn request(url: &BrokerUrl, name: &str, requests: usize) -> anyhow::Re
         model_runtime: None,
         rng_seed: Some(1),
         offer_request_timeout_ms: Some(2_000),
+        sensor_link: None,
+        sensor_baud: None,
         operator_keys: vec![RawKey { id: key.id.to_string(), public_key: key.public_hex(), retired: false }],
     };
     let config = ledtrad_agent::Config::from_raw(raw, "bench")?;

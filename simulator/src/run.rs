@@ -177,6 +177,8 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
                 utc_offset_minutes: UTC_OFFSET_MINUTES,
                 timezone: None,
                 offer_request_timeout_ms: None,
+                sensor_link: None,
+                sensor_baud: None,
                 operator_keys: vec![RawKey { id: key.id.to_string(), public_key: key.public_hex(), retired: false }],
             };
             let config = Config::from_raw(raw, "simulator")?;
@@ -513,6 +515,8 @@ mod tests {
                 utc_offset_minutes: UTC_OFFSET_MINUTES,
                 timezone: None,
                 offer_request_timeout_ms: None,
+                sensor_link: None,
+                sensor_baud: None,
                 operator_keys: vec![RawKey {
                     id: "k".into(),
                     public_key: "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a".into(),

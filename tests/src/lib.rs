@@ -262,6 +262,8 @@ impl TestAgent {
             utc_offset_minutes: 0,
             timezone: None,
             offer_request_timeout_ms: None,
+            sensor_link: None,
+            sensor_baud: None,
             operator_keys: vec![RawKey { id: key.id.to_string(), public_key: key.public_hex(), retired: false }],
         };
         edit(&mut raw);
