@@ -9,6 +9,13 @@
 //! # Layout
 //!
 //! - [`channel`]: the sensor channels a board reports, mapped to the agent's features.
+//! - [`drivers`]: the sensors, generic over embedded-hal 1.0 traits:
+//!   - [`drivers::load_cell`]: an HX711-style load-cell amplifier (shelf weight in grams);
+//!   - [`drivers::door`]: the door switch, debounced on the caller's clock;
+//!   - [`drivers::thermometer`]: the fridge's TMP102 (°C), through the `tmp1x2` driver;
+//!   - [`drivers::light`]: the lock screen's VEML7700 (lux, and a 0–1 level);
+//!   - [`drivers::motion`]: a PIR output, rising edges counted with a hold-off.
 #![no_std]
 
 pub mod channel;
+pub mod drivers;
