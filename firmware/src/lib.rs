@@ -15,7 +15,10 @@
 //!   - [`drivers::thermometer`]: the fridge's TMP102 (°C), through the `tmp1x2` driver;
 //!   - [`drivers::light`]: the lock screen's VEML7700 (lux, and a 0–1 level);
 //!   - [`drivers::motion`]: a PIR output, rising edges counted with a hold-off.
+//! - [`sampler`]: readings into per-window figures (min, max, mean, last, events) and a
+//!   link summary; shelf slots mapped to items and sent as fill levels.
 #![no_std]
 
 pub mod channel;
 pub mod drivers;
+pub mod sampler;
