@@ -5,6 +5,7 @@
 //! # Layout
 //!
 //! - [`home`]: a household's devices, people, consent and answers, all from one seed.
+//! - [`board`]: virtual sensors (embedded-hal) and the firmware running against them.
 //! - [`bench`]: benchmarks that print their figures as JSON.
 //! - [`request`]: request-mode round trips through a broker (`bench request`).
 //! - [`footprint`]: the agent's resident memory with a large catalogue and a month of history.
@@ -14,6 +15,7 @@
 
 pub mod audit;
 pub mod bench;
+pub mod board;
 pub mod footprint;
 pub mod home;
 pub mod request;
