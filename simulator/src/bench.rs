@@ -206,3 +206,71 @@ mod tests {
         }
     }
 }
+
+/// The firmware's sizes: what an 8-reading summary takes on the wire and what a node's state
+/// takes in a board's RAM.
+#[derive(Debug, Clone, Serialize)]
+pub struct FirmwareFigures {
+    /// "firmware".
+    pub bench: &'static str,
+    /// Readings in the summary measured.
+    pub readings: usize,
+    /// The largest frame such a summary gives on the wire (delimiter included), over every
+    /// sequence number and reading value.
+    pub frame_bytes_max: usize,
+    /// The frame size for a typical fridge summary (levels, door, temperature).
+    pub frame_bytes_typical: usize,
+    /// `size_of::<Node>()`: the node's state, its unsent queue included.
+    pub node_bytes: usize,
+    /// `size_of::<FrameDecoder>()`: the agent's per-link decoder state.
+    pub decoder_bytes: usize,
+}
+
+/// Measures the firmware's sizes.
+pub fn firmware() -> FirmwareFigures {
+    use ledtrad_protocol::link::{encode, Quantity, Reading, Readings, Summary, LINK_VERSION, MAX_FRAME, MAX_READINGS};
+    let frame_len = |seq: u8, value: u8| {
+        let mut readings = Readings::new();
+        for q in Quantity::ALL.iter().take(MAX_READINGS) {
+            readings.push(Reading { quantity: *q, value });
+        }
+        let mut out = [0u8; MAX_FRAME];
+        encode(&Summary { version: LINK_VERSION, seq, readings }, &mut out).map_or(usize::MAX, <[u8]>::len)
+    };
+    let frame_bytes_max =
+        (0..=255u8).flat_map(|seq| (0..=255u8).map(move |v| (seq, v))).map(|(s, v)| frame_len(s, v)).max().unwrap_or(0);
+    let mut typical = Readings::new();
+    for (q, v) in [
+        (Quantity::ButterLevel, 0.4),
+        (Quantity::MilkLevel, 0.7),
+        (Quantity::CheeseLevel, 0.2),
+        (Quantity::VegetablesLevel, 0.9),
+        (Quantity::DrinksLevel, 0.5),
+        (Quantity::DoorOpenings, 2.0),
+        (Quantity::Temperature, 4.5),
+    ] {
+        typical.push(Reading::new(q, v));
+    }
+    let mut out = [0u8; MAX_FRAME];
+    let frame_bytes_typical = encode(&Summary { version: LINK_VERSION, seq: 42, readings: typical }, &mut out)
+        .map_or(usize::MAX, <[u8]>::len);
+    FirmwareFigures {
+        bench: "firmware",
+        readings: MAX_READINGS,
+        frame_bytes_max,
+        frame_bytes_typical,
+        node_bytes: crate::board::Board::node_bytes(),
+        decoder_bytes: core::mem::size_of::<ledtrad_protocol::link::FrameDecoder>(),
+    }
+}
+
+#[cfg(test)]
+mod firmware_tests {
+    #[test]
+    fn an_eight_reading_frame_and_the_node_fit_their_budgets() {
+        let f = super::firmware();
+        assert!(f.frame_bytes_max <= 24, "{f:?}");
+        assert!(f.frame_bytes_typical <= f.frame_bytes_max);
+        assert!(f.node_bytes <= 4096, "{f:?}");
+    }
+}

@@ -36,6 +36,19 @@ pub const SHELF: [&str; 5] = [
     "fridge.drinks.level",
 ];
 
+/// How the simulated devices' sensor signals reach their agents.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SensorPath {
+    /// Straight into the agent's input, as a device's own software would hand them over.
+    #[default]
+    Direct,
+    /// Through the firmware: virtual sensors, the firmware's drivers, sampler and node, and
+    /// its frames over a socket to the agent's sensor link (fridges and lock screens; the
+    /// e-reader has no sensor board).
+    Firmware,
+}
+
 /// What one device does in one simulated step.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeviceEvent {
@@ -120,6 +133,11 @@ impl Home {
                 .into_iter()
                 .fold(ConsentState::NONE, |s, p| s.with(p, self.people[0].allows(p) && self.people[1].allows(p))),
         }
+    }
+
+    /// The fridge's shelf levels now, in [`SHELF`] order.
+    pub fn shelf_levels(&self) -> [f64; SHELF.len()] {
+        self.levels
     }
 
     /// What happens in the home in the 10 minutes starting at local `hour`:`minute` of `day`.

@@ -52,6 +52,13 @@ enum Command {
         /// `ledtrad-op report --db FILE`.
         #[arg(long, value_name = "FILE")]
         reports: Option<PathBuf>,
+        /// How sensor signals reach the agents: direct, or through the firmware (virtual
+        /// sensors, the firmware's drivers and node, frames over a socket to each agent).
+        #[arg(long, value_enum, default_value_t = ledtrad_sim::home::SensorPath::Direct)]
+        sensors: ledtrad_sim::home::SensorPath,
+        /// On the firmware path, the share of frames the link damages with a flipped bit, e.g. 0.01.
+        #[arg(long, default_value_t = 0.0, value_parser = parse_flips)]
+        link_flips: f64,
     },
     /// Benchmarks; figures as JSON lines with --json.
     #[command(subcommand)]
@@ -75,6 +82,13 @@ enum BenchCommand {
         /// Seed for the catalogue and the inputs.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Print one line of JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The firmware's sizes: an 8-reading summary's frame on the wire and the node's state in
+    /// RAM (one line).
+    Firmware {
         /// Print one line of JSON.
         #[arg(long)]
         json: bool,
@@ -189,6 +203,13 @@ fn print_requests(brokers: &[ledtrad_sim::request::BenchBroker], requests: usize
     ExitCode::SUCCESS
 }
 
+fn parse_flips(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(share) if (0.0..=1.0).contains(&share) => Ok(share),
+        _ => Err(format!("{s:?} is not a share from 0 to 1 (0.01 damages one frame in a hundred)")),
+    }
+}
+
 fn parse_time(s: &str) -> Result<UnixTime, String> {
     UnixTime::parse_rfc3339(s).map_err(|e| format!("{s:?}: {e}"))
 }
@@ -200,9 +221,23 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let (homes, days, seed, broker, consent, catalogue, start, json, reports) = match Cli::parse().command {
-        Command::Run { homes, days, seed, broker, consent, catalogue, start, json, reports } => {
-            (homes, days, seed, broker, consent, catalogue, start, json, reports)
+    let (homes, days, seed, broker, consent, catalogue, start, json, reports, sensors, link_flips) = match Cli::parse()
+        .command
+    {
+        Command::Run { homes, days, seed, broker, consent, catalogue, start, json, reports, sensors, link_flips } => {
+            (homes, days, seed, broker, consent, catalogue, start, json, reports, sensors, link_flips)
+        }
+        Command::Bench(BenchCommand::Firmware { json }) => {
+            let f = ledtrad_sim::bench::firmware();
+            if json {
+                println!("{}", serde_json::to_string(&f).unwrap_or_default());
+            } else {
+                println!(
+                    "firmware: an {}-reading summary is at most {} bytes framed ({} for a typical fridge's); the node's state is {} bytes, the agent's link decoder {}",
+                    f.readings, f.frame_bytes_max, f.frame_bytes_typical, f.node_bytes, f.decoder_bytes
+                );
+            }
+            return ExitCode::SUCCESS;
         }
         Command::Bench(BenchCommand::Request { brokers, requests, json }) => {
             return print_requests(&brokers, usize::try_from(requests).unwrap_or(usize::MAX), json);
@@ -259,6 +294,8 @@ fn main() -> ExitCode {
         start,
         progress: std::io::stderr().is_terminal(),
         reports,
+        sensors,
+        link_flips,
     };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,

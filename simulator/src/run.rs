@@ -18,9 +18,11 @@ use ledtrad_protocol::consent::{ConsentSource, ConsentState};
 use ledtrad_protocol::feedback::{Feedback, FeedbackKind};
 use ledtrad_protocol::time::DAY_SECS;
 use ledtrad_protocol::{CampaignId, DeviceId, DeviceKind, FleetId, KeyId, PersonId, Purpose, UnixTime};
+use rand::{Rng as _, SeedableRng as _};
+use tokio::io::AsyncWriteExt as _;
 
 use crate::audit::Audit;
-use crate::home::{ConsentMode, Home};
+use crate::home::{ConsentMode, Home, SensorPath, SHELF};
 use crate::summary::{Egress, EgressBytes, Percentiles, Summary, Traffic};
 
 /// The local time offset of the simulated homes (Central European Time).
@@ -51,6 +53,32 @@ pub struct RunOptions {
     /// Where to store the fleet's reports for `ledtrad-op report`, if anywhere: the run then
     /// also runs the operator's report collector (`ledtrad-op serve --reports`).
     pub reports: Option<std::path::PathBuf>,
+    /// How sensor signals reach the agents.
+    pub sensors: SensorPath,
+    /// On the firmware path, the share of frames the link damages (one bit flipped each).
+    pub link_flips: f64,
+}
+
+/// A device's sensor board on the firmware path, and its end of the link.
+struct BoardLink {
+    board: crate::board::Board,
+    stream: tokio::net::TcpStream,
+}
+
+impl BoardLink {
+    /// Listens for the agent's link on a free loopback port: the address to put in its config.
+    async fn listen() -> anyhow::Result<tokio::net::TcpListener> {
+        Ok(tokio::net::TcpListener::bind("127.0.0.1:0").await?)
+    }
+
+    /// Takes the agent's connection within 10 s.
+    async fn accept(listener: tokio::net::TcpListener, board: crate::board::Board) -> anyhow::Result<Self> {
+        let (stream, _) = tokio::time::timeout(Duration::from_secs(10), listener.accept())
+            .await
+            .context("the agent did not connect to its sensor board within 10 s")??;
+        stream.set_nodelay(true)?;
+        Ok(Self { board, stream })
+    }
 }
 
 struct Device {
@@ -150,12 +178,28 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
     let mut homes = Vec::with_capacity(options.homes);
     let mut devices = Vec::with_capacity(devices_total);
     let mut running: Vec<RunningAgent> = Vec::with_capacity(devices_total);
+    let mut boards: Vec<Option<BoardLink>> = Vec::with_capacity(devices_total);
+    let mut flips = rand_chacha::ChaCha8Rng::seed_from_u64(options.seed ^ 0x11_4e_f1_1b);
     for h in 0..options.homes {
         let home = Home::new(options.seed, h, options.consent);
         for kind in DeviceKind::ALL {
             // Pseudonyms follow from the seed, so holdout arms (a hash of pseudonym and campaign)
             // are the same in every run with it. Runs sharing a broker need different seeds.
             let id = DeviceId::try_new(format!("s{}-h{h}-{}", options.seed, kind.as_str().replace('_', "-")))?;
+            let window_ms = u32::try_from(STEP_MINUTES * 60_000).unwrap_or(u32::MAX);
+            let board = match (options.sensors, kind) {
+                (SensorPath::Firmware, DeviceKind::Fridge) => Some(crate::board::Board::fridge(window_ms)?),
+                (SensorPath::Firmware, DeviceKind::LockScreen) => Some(crate::board::Board::lock_screen(window_ms)?),
+                _ => None,
+            };
+            let listener = match board {
+                Some(_) => Some(BoardLink::listen().await?),
+                None => None,
+            };
+            let sensor_link = match &listener {
+                Some(l) => Some(format!("tcp://{}", l.local_addr()?)),
+                None => None,
+            };
             let raw = RawConfig {
                 device_id: id.to_string(),
                 kind: kind.as_str().into(),
@@ -177,12 +221,16 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
                 utc_offset_minutes: UTC_OFFSET_MINUTES,
                 timezone: None,
                 offer_request_timeout_ms: None,
-                sensor_link: None,
+                sensor_link,
                 sensor_baud: None,
                 operator_keys: vec![RawKey { id: key.id.to_string(), public_key: key.public_hex(), retired: false }],
             };
             let config = Config::from_raw(raw, "simulator")?;
             let agent = ledtrad_agent::spawn(config, Arc::new(clock.clone())).await?;
+            boards.push(match (listener, board) {
+                (Some(listener), Some(board)) => Some(BoardLink::accept(listener, board).await?),
+                _ => None,
+            });
             devices.push(Device { home: h, kind, id, handle: agent.handle(), consent: home.consent(kind) });
             running.push(agent);
             starting.inc(1);
@@ -284,10 +332,50 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
                 }
             }
             for (h, home) in homes.iter_mut().enumerate() {
-                for event in home.step(day, hour, minute) {
+                let events = home.step(day, hour, minute);
+                if options.sensors == SensorPath::Firmware {
+                    let at_ms = (now.secs() - local_midnight.secs()) * 1_000;
+                    for kind in [DeviceKind::Fridge, DeviceKind::LockScreen] {
+                        let index = h * DeviceKind::ALL.len() + kind_index(kind);
+                        let Some(link) = boards[index].as_mut() else { continue };
+                        let event = events.iter().find(|e| e.kind == kind);
+                        let scene = match kind {
+                            DeviceKind::Fridge => crate::board::Scene::Fridge {
+                                levels: home.shelf_levels().map(|l| l as f32),
+                                door_opened: event.is_some(),
+                                celsius: 4.0,
+                            },
+                            _ => crate::board::Scene::LockScreen {
+                                light: event
+                                    .and_then(|e| {
+                                        e.signals.iter().find(|s| s.feature.as_str() == "context.ambient_light")
+                                    })
+                                    .map_or(0.0, |s| s.value as f32),
+                                moved: event.is_some(),
+                            },
+                        };
+                        let sent_before = link.board.frames_sent;
+                        for mut frame in link.board.step(at_ms, scene)? {
+                            if flips.random_bool(options.link_flips) {
+                                crate::board::flip_a_bit(&mut frame, &mut flips);
+                                link.board.frames_flipped += 1;
+                            }
+                            link.stream.write_all(&frame).await?;
+                        }
+                        if link.board.frames_sent > sent_before {
+                            wait_for_frames(&devices[index].handle, link.board.frames_sent).await?;
+                        }
+                    }
+                }
+                for mut event in events {
                     let index =
                         h * DeviceKind::ALL.len() + DeviceKind::ALL.iter().position(|k| *k == event.kind).unwrap_or(0);
                     let device = &devices[index];
+                    if boards[index].is_some() {
+                        // The board carries its sensors' readings; the rest (a lock screen's
+                        // unlocks) still come from the device's own software.
+                        event.signals.retain(|s| !board_feature(s.feature.as_str()));
+                    }
                     counts.signals += event.signals.len() as u64;
                     device.handle.signals(event.signals).await?;
                     let Some(moment) = event.moment else { continue };
@@ -414,6 +502,28 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
     let applied =
         ids.iter().filter(|id| statuses.get(*id).is_some_and(|s| s.catalogue_version == Some(version))).count();
 
+    // The boards' links, as the boards and the agents count them.
+    let sensor_link = if options.sensors == SensorPath::Firmware {
+        let mut link = crate::summary::SensorLink::default();
+        for (device, board) in devices.iter().zip(&boards) {
+            let Some(board) = board else { continue };
+            link.boards += 1;
+            link.frames_sent += board.board.frames_sent;
+            link.frames_flipped += board.board.frames_flipped;
+            if let Some(l) = device.handle.status().await?.link {
+                link.frames_read += l.frames;
+                link.corrupt += l.corrupt;
+                link.incomplete += l.incomplete;
+                link.dropped += l.dropped;
+                link.repeated += l.repeated;
+                link.signals += l.signals;
+            }
+        }
+        Some(link)
+    } else {
+        None
+    };
+
     let stopping = bar(options.progress, running.len() as u64, "stopping agents");
     for agent in running {
         agent.shutdown().await;
@@ -459,6 +569,8 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
         reports_seen,
         reports_expected,
         reports_stored,
+        sensors: options.sensors,
+        sensor_link,
         egress_bytes_by_purpose: EgressBytes {
             measure: egress.measure.bytes,
             request: egress.request.bytes,
@@ -470,6 +582,28 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
         offer_call_latency_us: Percentiles::of_nanos(counts.call_nanos),
         wall_seconds: (wall.elapsed().as_secs_f64() * 10.0).round() / 10.0,
     })
+}
+
+/// Whether a sensor board carries `feature` on the firmware path.
+fn board_feature(feature: &str) -> bool {
+    SHELF.contains(&feature) || matches!(feature, "fridge.door.opens" | "context.ambient_light")
+}
+
+/// Waits (up to 10 s) until the agent behind `handle` has read `sent` frames, good or not,
+/// from its board, so a moment is decided on what the board reported.
+async fn wait_for_frames(handle: &AgentHandle, sent: u64) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let status = handle.status().await?;
+        let read = status.link.as_ref().map_or(0, |l| l.frames + l.corrupt + l.incomplete);
+        if read >= sent {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            anyhow::bail!("the agent read {read} of {sent} frames from its board within 10 s");
+        }
+        tokio::time::sleep(Duration::from_micros(200)).await;
+    }
 }
 
 /// Starts the operator's report collector (`ledtrad-op serve --reports`, as a library) for a

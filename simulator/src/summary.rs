@@ -34,6 +34,29 @@ pub fn percentile_us(sorted: &[u64], q: f64) -> f64 {
     (sorted[i] as f64 / 10.0).round() / 100.0
 }
 
+/// The sensor boards' links over a run on the firmware path.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct SensorLink {
+    /// Boards (fridges and lock screens).
+    pub boards: u64,
+    /// Frames the boards' firmware sent.
+    pub frames_sent: u64,
+    /// Of those, frames the link damaged (a bit flipped).
+    pub frames_flipped: u64,
+    /// Good frames the agents read.
+    pub frames_read: u64,
+    /// Frames the agents found corrupt.
+    pub corrupt: u64,
+    /// Frames cut off.
+    pub incomplete: u64,
+    /// Frames the agents missed by sequence number.
+    pub dropped: u64,
+    /// Frames read twice.
+    pub repeated: u64,
+    /// Readings the agents' engines took as signals.
+    pub signals: u64,
+}
+
 /// Messages and payload bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Traffic {
@@ -127,6 +150,10 @@ pub struct Summary {
     pub reports_expected: u64,
     /// Reports the run's collector stored (`--reports FILE`), if it ran one.
     pub reports_stored: Option<u64>,
+    /// How sensor signals reached the agents.
+    pub sensors: crate::home::SensorPath,
+    /// On the firmware path: the boards' frames, as sent and as the agents read them.
+    pub sensor_link: Option<SensorLink>,
     /// Device egress the spy saw on the broker, by class.
     pub egress: Egress,
     /// Device egress payload bytes by consent purpose (status needs none and is in `egress`).
@@ -180,6 +207,13 @@ impl Summary {
             ("whys not matching their trace", self.why_inconsistent.to_string()),
             ("reports seen / expected", format!("{} / {}", self.reports_seen, self.reports_expected)),
             ("reports stored", self.reports_stored.map_or_else(|| "-".into(), |n| n.to_string())),
+            (
+                "sensor frames sent / read / corrupt / dropped",
+                self.sensor_link.map_or_else(
+                    || "- (direct signals)".into(),
+                    |l| format!("{} / {} / {} / {}", l.frames_sent, l.frames_read, l.corrupt, l.dropped),
+                ),
+            ),
             (
                 "egress seen on the broker",
                 format!(

@@ -24,6 +24,8 @@ fn options(seed: u64, consent: ConsentMode) -> RunOptions {
         start,
         progress: false,
         reports: None,
+        sensors: ledtrad_sim::home::SensorPath::Direct,
+        link_flips: 0.0,
     }
 }
 
@@ -83,4 +85,29 @@ async fn without_consent_only_contextual_offers_are_shown_and_nothing_is_reporte
     );
     assert_eq!(summary.egress_bytes_by_purpose.measure + summary.egress_bytes_by_purpose.request, 0);
     assert_eq!(summary.consent_violations, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_the_firmware_a_clean_link_loses_nothing_and_a_noisy_one_is_counted() {
+    let firmware = |flips| RunOptions {
+        sensors: ledtrad_sim::home::SensorPath::Firmware,
+        link_flips: flips,
+        ..options(21, ConsentMode::All)
+    };
+    let clean = run(firmware(0.0)).await.unwrap();
+    let link = clean.sensor_link.expect("the firmware path reports its links");
+    assert_eq!(link.boards, 8, "a fridge and a lock screen per home");
+    // A frame per board for each 10-minute window closed: 143 in a day of 144 steps.
+    assert_eq!(link.frames_sent, 8 * 143);
+    assert_eq!((link.frames_read, link.corrupt, link.dropped, link.incomplete), (link.frames_sent, 0, 0, 0));
+    assert!(link.signals > 0 && clean.shown > 0 && clean.consent_violations == 0, "{clean:?}");
+
+    let noisy = run(firmware(0.05)).await.unwrap();
+    let link = noisy.sensor_link.expect("links");
+    assert!(link.frames_flipped > 0);
+    // Every damaged frame is caught (a flipped byte that became a delimiter splits one in two),
+    // and none is read as good.
+    assert_eq!(link.frames_read, link.frames_sent - link.frames_flipped);
+    assert!(link.corrupt >= link.frames_flipped && link.corrupt <= 2 * link.frames_flipped, "{link:?}");
+    assert!(link.dropped <= link.frames_flipped, "{link:?}");
 }
