@@ -54,7 +54,7 @@ pub struct FootprintFigures {
 }
 
 /// A field of `/proc/self/status` in bytes (e.g. `VmRSS`).
-fn proc_status(field: &str) -> anyhow::Result<u64> {
+pub(crate) fn proc_status(field: &str) -> anyhow::Result<u64> {
     let status = std::fs::read_to_string("/proc/self/status")
         .context("reading /proc/self/status (the footprint bench measures resident memory on Linux)")?;
     let line = status

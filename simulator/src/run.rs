@@ -296,6 +296,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
     let mut reports_expected = 0u64;
     let steps_per_day = 24 * 60 / STEP_MINUTES;
     let simulating = bar(options.progress, options.days * steps_per_day, "simulating");
+    let simulated_from = Instant::now();
     for day in 0..options.days {
         // Per device: the (campaign, held out?) pairs it has counts for today, if it measures.
         let mut campaigns_today: BTreeMap<usize, BTreeSet<(CampaignId, bool)>> = BTreeMap::new();
@@ -450,6 +451,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
                 }
             }
             simulating.inc(1);
+            simulating.set_message(format!("day {} {hour:02}:{minute:02}, {} agents", day + 1, devices.len()));
         }
         // End of day: agents send their reports where `measure` allows it.
         for device in &devices {
@@ -462,6 +464,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
         }
     }
     simulating.finish_and_clear();
+    let simulated_wall = simulated_from.elapsed().as_secs_f64();
     // Let any late message arrive before judging.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let seen = &audit.seen;
@@ -476,6 +479,14 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
         unexpected: traffic(&seen.unexpected),
     };
     let reports_seen = egress.measure.messages;
+    let catalogue = traffic(&seen.catalogue);
+    let broker_messages = egress.status.messages
+        + egress.measure.messages
+        + egress.request.messages
+        + egress.unexpected.messages
+        + catalogue.messages;
+    let broker_bytes =
+        egress.status.bytes + egress.measure.bytes + egress.request.bytes + egress.unexpected.bytes + catalogue.bytes;
     let reports_stored = match collector {
         None => None,
         Some(collector) => {
@@ -581,6 +592,21 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
         decision_latency_us: Percentiles::of_nanos(counts.decide_nanos),
         offer_call_latency_us: Percentiles::of_nanos(counts.call_nanos),
         wall_seconds: (wall.elapsed().as_secs_f64() * 10.0).round() / 10.0,
+        sim_ratio: ((options.days * DAY_SECS) as f64 / simulated_wall.max(1e-3)).round(),
+        broker_messages,
+        broker_bytes,
+        peak_rss_bytes: crate::footprint::proc_status("VmHWM").unwrap_or(0),
+        uplink_bytes_per_device_day: {
+            let per = |bytes: u64| {
+                let device_days = (devices_total as u64 * options.days).max(1);
+                (bytes as f64 / device_days as f64 * 10.0).round() / 10.0
+            };
+            crate::summary::UplinkPerDeviceDay {
+                status: per(egress.status.bytes),
+                measure: per(egress.measure.bytes),
+                request: per(egress.request.bytes),
+            }
+        },
     })
 }
 

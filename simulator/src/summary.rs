@@ -164,6 +164,28 @@ pub struct Summary {
     pub offer_call_latency_us: Percentiles,
     /// Wall-clock seconds for the whole run.
     pub wall_seconds: f64,
+    /// Simulated seconds per wall-clock second over the simulated days (set-up excluded).
+    pub sim_ratio: f64,
+    /// Messages on this run's topics, as a subscriber to every topic saw them (devices'
+    /// status, reports and requests, and the operator's catalogue).
+    pub broker_messages: u64,
+    /// Their payload bytes.
+    pub broker_bytes: u64,
+    /// The simulator process's peak resident memory (agents, broker and all), bytes.
+    pub peak_rss_bytes: u64,
+    /// Payload bytes each device sent per simulated day, by purpose.
+    pub uplink_bytes_per_device_day: UplinkPerDeviceDay,
+}
+
+/// Payload bytes a device sends per day, by purpose (status needs none).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct UplinkPerDeviceDay {
+    /// Status.
+    pub status: f64,
+    /// Reports (`measure`).
+    pub measure: f64,
+    /// Offer requests (`request`).
+    pub request: f64,
 }
 
 impl Summary {
@@ -235,7 +257,17 @@ impl Summary {
                 "offer call latency (agent)",
                 format!("p50 {:.2} µs, p99 {:.2} µs", self.offer_call_latency_us.p50, self.offer_call_latency_us.p99),
             ),
-            ("wall time", format!("{:.1} s", self.wall_seconds)),
+            ("wall time", format!("{:.1} s ({:.0}× simulated time)", self.wall_seconds, self.sim_ratio)),
+            ("peak memory", format!("{:.0} MiB", self.peak_rss_bytes as f64 / (1024.0 * 1024.0))),
+            (
+                "uplink per device per day",
+                format!(
+                    "{:.0} B status, {:.0} B measure, {:.0} B request",
+                    self.uplink_bytes_per_device_day.status,
+                    self.uplink_bytes_per_device_day.measure,
+                    self.uplink_bytes_per_device_day.request
+                ),
+            ),
         ];
         let width = rows.iter().map(|(k, _)| k.chars().count()).max().unwrap_or(0);
         let mut out = String::from("ledtrad simulation\n");

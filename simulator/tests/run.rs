@@ -65,6 +65,14 @@ async fn a_mixed_consent_day_shows_offers_without_violations_and_repeats_exactly
     assert!(first.egress_bytes_by_purpose.measure > 0);
     assert_eq!(first.egress.unexpected.messages, 0);
     assert!(first.decision_latency_us.samples as u64 == first.decisions);
+    // The scale figures: simulated time against wall time, the broker's traffic, memory, and
+    // each device's uplink per day, which for reports is what the spy saw over device-days.
+    assert!(first.sim_ratio > 1.0, "{}", first.sim_ratio);
+    let device_traffic = first.egress.status.messages + first.egress.measure.messages;
+    assert!(first.broker_messages > device_traffic, "the operator's catalogue is counted too");
+    assert!(first.peak_rss_bytes > 0);
+    let per_device_day = first.egress.measure.bytes as f64 / (first.devices as f64 * first.days as f64);
+    assert!((first.uplink_bytes_per_device_day.measure - per_device_day).abs() < 0.1);
     let second = run(options(11, ConsentMode::Mixed)).await.unwrap();
     assert_eq!(outcome(&first), outcome(&second));
     let other = run(options(12, ConsentMode::Mixed)).await.unwrap();
