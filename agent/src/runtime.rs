@@ -70,6 +70,8 @@ enum MqttEvent {
 struct PendingRequest {
     correlation: [u8; 16],
     moment: Moment,
+    /// Whether the request carried interest categories (the "why" then says so).
+    interests_sent: bool,
     /// The local decision (nothing), which stands if no answer comes in time.
     local: OfferOutcome,
     reply: oneshot::Sender<OfferOutcome>,
@@ -769,7 +771,8 @@ impl Runtime {
         self.requests.sent += 1;
         let sent = Instant::now();
         let deadline = tokio::time::Instant::now() + timeout;
-        self.pending = Some(PendingRequest { correlation, moment, local, reply, sent, deadline });
+        let interests_sent = !request.interests.is_empty();
+        self.pending = Some(PendingRequest { correlation, moment, interests_sent, local, reply, sent, deadline });
     }
 
     /// The offer service's answer: decided on if it answers the pending request, ignored
@@ -790,7 +793,7 @@ impl Runtime {
         let now = self.clock.now();
         let draw = self.draw();
         let started = Instant::now();
-        match self.engine.decide_remote(pending.moment, now, draw, response.offers) {
+        match self.engine.decide_remote(pending.moment, now, draw, response.offers, pending.interests_sent) {
             Ok((decision, counted)) => {
                 let decide_nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
                 let decision = decision.clone();

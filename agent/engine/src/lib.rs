@@ -442,13 +442,16 @@ impl Engine {
     /// decision found nothing: the offers pass the same checks as a catalogue's (those that
     /// fail are dropped), and the same pipeline, under the rules of the catalogue in force
     /// (device-wide rules, campaign holdouts and caps), with this device's consent, caps and
-    /// answers. Offers the local catalogue holds, and journey offers, are left to it.
+    /// answers. Offers the local catalogue holds, and journey offers, are left to it. When the
+    /// request carried interests (`interests_sent`), a shown offer's "why" says it was suggested
+    /// for them.
     pub fn decide_remote(
         &mut self,
         moment: Moment,
         now: UnixTime,
         draw: Draw,
         offers: Vec<ledtrad_protocol::catalogue::Offer>,
+        interests_sent: bool,
     ) -> Result<(&Decision, RemoteOffers), RemoteError> {
         let local = self.catalogue.clone().ok_or(RemoteError::NoCatalogue)?;
         let received = offers.len();
@@ -479,8 +482,14 @@ impl Engine {
         remote.policy = local.policy.clone();
         remote.holdouts = local.holdouts.clone();
         remote.campaign_caps = local.campaign_caps.clone();
-        let decision = self.decide_on(Some(Arc::new(remote)), moment, now, draw);
-        Ok((decision, counted))
+        let kind = self.profile.kind;
+        self.decide_on(Some(Arc::new(remote)), moment, now, draw);
+        let (decision, _, _) = self.recent.back_mut().expect("just decided");
+        // The service chose its candidates from the interests sent: the "why" says so.
+        if let (true, Some(shown)) = (interests_sent, decision.shown.as_mut()) {
+            shown.why = why::suggested_for_interests(kind);
+        }
+        Ok((&*decision, counted))
     }
 
     /// Decides on `remote` (the offer service's candidates) or, without it, on the catalogue

@@ -836,11 +836,13 @@ fn the_offer_services_candidates_go_through_the_devices_own_checks_and_rules() {
         service_offer("fridge-care", |_| {}),
         service_offer("crime-novel", |_| {}),
     ];
-    let (decision, counted) = ereader.decide_remote(Moment::BookFinished, NOW, Draw::NONE, offers.clone()).unwrap();
+    let (decision, counted) =
+        ereader.decide_remote(Moment::BookFinished, NOW, Draw::NONE, offers.clone(), false).unwrap();
     // A statement, a sensitive category and an id the catalogue already holds are dropped.
     assert_eq!(counted, RemoteOffers { received: 4, kept: 1 });
     let (id, shown) = (decision.id, decision.shown.clone().unwrap());
     assert_eq!((shown.offer.as_str(), shown.campaign.as_str()), ("crime-novel", "reading"));
+    assert_eq!(shown.why, "From this week's offers for every e-reader.", "no interests were sent");
     assert_eq!(decision.catalogue_version, Some(1));
     // The trace names the service's offer, and feedback on it is taken like any other.
     let traced = ereader.decision(id).unwrap();
@@ -854,11 +856,16 @@ fn the_offer_services_candidates_go_through_the_devices_own_checks_and_rules() {
     let applied = ereader.handle_feedback(Feedback { decision: id, kind: FeedbackKind::Dismissed }, NOW).unwrap();
     assert_eq!(applied.category.as_deref(), Some("books.crime"));
     // Its caps hold on the device: the same offer again the same day is capped (and blocked).
-    let (again, _) = ereader.decide_remote(Moment::BookFinished, NOW.plus_secs(60), Draw::NONE, offers).unwrap();
+    let (again, _) = ereader.decide_remote(Moment::BookFinished, NOW.plus_secs(60), Draw::NONE, offers, false).unwrap();
     assert!(again.shown.is_none());
+    // Offers chosen for the interests a request carried say so.
+    let other = vec![service_offer("cookbook", |o| o["category"] = "books.cooking".into())];
+    let (suggested, _) =
+        ereader.decide_remote(Moment::BookFinished, NOW.plus_secs(120), Draw::NONE, other, true).unwrap();
+    assert_eq!(suggested.shown.as_ref().unwrap().why, "Suggested for the kinds of offers taken up on this e-reader.");
     let too_many = vec![service_offer("x", |_| {}); MAX_REMOTE_OFFERS + 1];
     assert_eq!(
-        ereader.decide_remote(Moment::BookFinished, NOW, Draw::NONE, too_many).unwrap_err(),
+        ereader.decide_remote(Moment::BookFinished, NOW, Draw::NONE, too_many, false).unwrap_err(),
         RemoteError::TooMany(MAX_REMOTE_OFFERS + 1)
     );
 }
@@ -870,7 +877,7 @@ fn the_service_is_asked_only_with_request_consent_a_catalogue_and_an_open_moment
     ereader.set_consent(ConsentState::NONE.with(Purpose::Request, true));
     assert!(!ereader.request_worthwhile(no_catalogue, NOW), "no catalogue: no rules to show under");
     assert_eq!(
-        ereader.decide_remote(Moment::BookFinished, NOW, Draw::NONE, vec![]).unwrap_err(),
+        ereader.decide_remote(Moment::BookFinished, NOW, Draw::NONE, vec![], false).unwrap_err(),
         RemoteError::NoCatalogue
     );
     ereader.handle_catalogue(&good_envelope(1), NOW).unwrap();

@@ -27,3 +27,9 @@ pub fn explain(offer: &CompiledOffer, kind: DeviceKind) -> String {
         (None, None) => format!("From this week's offers for every {}.", kind.label()),
     }
 }
+
+/// The "why" for an offer the fleet's offer service suggested from the interest categories the
+/// device sent with its request (those of the offers taken up here).
+pub fn suggested_for_interests(kind: DeviceKind) -> String {
+    format!("Suggested for the kinds of offers taken up on this {}.", kind.label())
+}
