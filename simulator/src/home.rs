@@ -25,6 +25,8 @@ pub enum ConsentMode {
     None,
     /// Each person decides per purpose (personalise 60%, measure 50%, request 30%, improve 20%).
     Mixed,
+    /// Each person's age and consent drawn from published survey figures ([`crate::survey`]).
+    Survey,
 }
 
 /// The shelf items a fridge weighs, with the feature each feeds.
@@ -82,6 +84,7 @@ fn draw_person(rng: &mut ChaCha8Rng, mode: ConsentMode) -> ConsentState {
     match mode {
         ConsentMode::All => ConsentState::all(),
         ConsentMode::None => ConsentState::NONE,
+        ConsentMode::Survey => crate::survey::Survey::default().draw(rng).1,
         ConsentMode::Mixed => {
             [(Purpose::Personalise, 0.6), (Purpose::Measure, 0.5), (Purpose::Request, 0.3), (Purpose::Improve, 0.2)]
                 .into_iter()

@@ -11,6 +11,7 @@
 //! - [`footprint`]: the agent's resident memory with a large catalogue and a month of history.
 //! - [`audit`]: an independent subscription counting what reaches the broker.
 //! - [`run`]: one run, end to end.
+//! - [`survey`]: people's privacy attitudes from survey figures, and the consent they give.
 //! - [`summary`]: the results as a table or JSON.
 
 pub mod audit;
@@ -21,6 +22,7 @@ pub mod home;
 pub mod request;
 pub mod run;
 pub mod summary;
+pub mod survey;
 
 /// The example catalogue shipped with ledtrad, used when no `--catalogue` is given.
 pub const EXAMPLE_CATALOGUE: &str = include_str!("../../examples/catalogues/home.toml");
