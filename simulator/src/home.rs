@@ -16,7 +16,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 /// How consent is drawn for the people of the simulated homes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ConsentMode {
     /// Everyone grants every purpose.
@@ -39,7 +39,7 @@ pub const SHELF: [&str; 5] = [
 ];
 
 /// How the simulated devices' sensor signals reach their agents.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SensorPath {
     /// Straight into the agent's input, as a device's own software would hand them over.
@@ -80,11 +80,11 @@ fn feature(name: &str) -> FeatureName {
     FeatureName::try_new(name).unwrap_or_else(|e| panic!("simulator feature list: {e}"))
 }
 
-fn draw_person(rng: &mut ChaCha8Rng, mode: ConsentMode) -> ConsentState {
+fn draw_person(rng: &mut ChaCha8Rng, mode: ConsentMode, survey: &crate::survey::Survey) -> ConsentState {
     match mode {
         ConsentMode::All => ConsentState::all(),
         ConsentMode::None => ConsentState::NONE,
-        ConsentMode::Survey => crate::survey::Survey::default().draw(rng).1,
+        ConsentMode::Survey => survey.draw(rng).1,
         ConsentMode::Mixed => {
             [(Purpose::Personalise, 0.6), (Purpose::Measure, 0.5), (Purpose::Request, 0.3), (Purpose::Improve, 0.2)]
                 .into_iter()
@@ -96,13 +96,18 @@ fn draw_person(rng: &mut ChaCha8Rng, mode: ConsentMode) -> ConsentState {
 impl Home {
     /// Home number `index` of a run seeded with `seed`.
     pub fn new(seed: u64, index: usize, mode: ConsentMode) -> Self {
+        Self::with_survey(seed, index, mode, &crate::survey::Survey::default())
+    }
+
+    /// Like [`Home::new`], drawing consent from `survey` in [`ConsentMode::Survey`].
+    pub fn with_survey(seed: u64, index: usize, mode: ConsentMode, survey: &crate::survey::Survey) -> Self {
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
         let levels = std::array::from_fn(|_| rng.random_range(0.2..1.0));
         let mut genres: [f64; 3] = std::array::from_fn(|_| rng.random_range(0.0..1.0f64).powi(2));
         let total: f64 = genres.iter().sum::<f64>().max(1e-9);
         genres.iter_mut().for_each(|g| *g /= total);
         let preferences = CATEGORIES.iter().map(|c| (c.path, rng.random_range(0.0..1.0))).collect();
-        let people = [draw_person(&mut rng, mode), draw_person(&mut rng, mode)];
+        let people = [draw_person(&mut rng, mode, survey), draw_person(&mut rng, mode, survey)];
         let shopping_phase = rng.random_range(0..4);
         Self { index, rng, levels, genres, unlocks_today: 0, shopping_phase, preferences, people }
     }

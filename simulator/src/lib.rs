@@ -10,6 +10,7 @@
 //! - [`request`]: request-mode round trips through a broker (`bench request`).
 //! - [`footprint`]: the agent's resident memory with a large catalogue and a month of history.
 //! - [`audit`]: an independent subscription counting what reaches the broker.
+//! - [`scenario`]: scenario files: what a run simulates, written down.
 //! - [`run`]: one run, end to end.
 //! - [`survey`]: people's privacy attitudes from survey figures, and the consent they give.
 //! - [`summary`]: the results as a table or JSON.
@@ -21,6 +22,7 @@ pub mod footprint;
 pub mod home;
 pub mod request;
 pub mod run;
+pub mod scenario;
 pub mod summary;
 pub mod survey;
 

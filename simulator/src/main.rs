@@ -59,6 +59,10 @@ enum Command {
         /// On the firmware path, the share of frames the link damages with a flipped bit, e.g. 0.01.
         #[arg(long, default_value_t = 0.0, value_parser = parse_flips)]
         link_flips: f64,
+        /// Take homes, days, seed, start, consent, catalogue, sensors and the survey figures
+        /// from this scenario file (see examples/scenarios/) instead of their flags.
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["homes", "days", "seed", "consent", "catalogue", "start", "sensors"])]
+        scenario: Option<PathBuf>,
     },
     /// Benchmarks; figures as JSON lines with --json.
     #[command(subcommand)]
@@ -221,42 +225,52 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let (homes, days, seed, broker, consent, catalogue, start, json, reports, sensors, link_flips) = match Cli::parse()
-        .command
-    {
-        Command::Run { homes, days, seed, broker, consent, catalogue, start, json, reports, sensors, link_flips } => {
-            (homes, days, seed, broker, consent, catalogue, start, json, reports, sensors, link_flips)
-        }
-        Command::Bench(BenchCommand::Firmware { json }) => {
-            let f = ledtrad_sim::bench::firmware();
-            if json {
-                println!("{}", serde_json::to_string(&f).unwrap_or_default());
-            } else {
-                println!(
+    let (homes, days, seed, broker, consent, catalogue, start, json, reports, sensors, link_flips, scenario) =
+        match Cli::parse().command {
+            Command::Run {
+                homes,
+                days,
+                seed,
+                broker,
+                consent,
+                catalogue,
+                start,
+                json,
+                reports,
+                sensors,
+                link_flips,
+                scenario,
+            } => (homes, days, seed, broker, consent, catalogue, start, json, reports, sensors, link_flips, scenario),
+            Command::Bench(BenchCommand::Firmware { json }) => {
+                let f = ledtrad_sim::bench::firmware();
+                if json {
+                    println!("{}", serde_json::to_string(&f).unwrap_or_default());
+                } else {
+                    println!(
                     "firmware: an {}-reading summary is at most {} bytes framed ({} for a typical fridge's); the node's state is {} bytes, the agent's link decoder {}",
                     f.readings, f.frame_bytes_max, f.frame_bytes_typical, f.node_bytes, f.decoder_bytes
                 );
-            }
-            return ExitCode::SUCCESS;
-        }
-        Command::Bench(BenchCommand::Request { brokers, requests, json }) => {
-            return print_requests(&brokers, usize::try_from(requests).unwrap_or(usize::MAX), json);
-        }
-        Command::Bench(BenchCommand::Footprint { offers, days, seed, json, no_model }) => {
-            return print_footprint(offers, days, seed, !no_model, json);
-        }
-        Command::Bench(BenchCommand::Decide { offers, decisions, seed, json, scorer }) => {
-            let (offers, decisions) =
-                (usize::try_from(offers).unwrap_or(usize::MAX), usize::try_from(decisions).unwrap_or(usize::MAX));
-            let scorers = match bench_scorers(scorer.as_deref()) {
-                Ok(s) => s,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::from(2);
                 }
-            };
-            for scorer in scorers {
-                match ledtrad_sim::bench::decide(offers, decisions, seed, scorer) {
+                return ExitCode::SUCCESS;
+            }
+            Command::Bench(BenchCommand::Request { brokers, requests, json }) => {
+                return print_requests(&brokers, usize::try_from(requests).unwrap_or(usize::MAX), json);
+            }
+            Command::Bench(BenchCommand::Footprint { offers, days, seed, json, no_model }) => {
+                return print_footprint(offers, days, seed, !no_model, json);
+            }
+            Command::Bench(BenchCommand::Decide { offers, decisions, seed, json, scorer }) => {
+                let (offers, decisions) =
+                    (usize::try_from(offers).unwrap_or(usize::MAX), usize::try_from(decisions).unwrap_or(usize::MAX));
+                let scorers = match bench_scorers(scorer.as_deref()) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return ExitCode::from(2);
+                    }
+                };
+                for scorer in scorers {
+                    match ledtrad_sim::bench::decide(offers, decisions, seed, scorer) {
                     Ok(f) if json => println!("{}", serde_json::to_string(&f).unwrap_or_default()),
                     Ok(f) => println!(
                         "decide ({} scorer, {} offers, {} features, {} decisions, {} shown): p50 {:.2} µs, p99 {:.2} µs, p99.9 {:.2} µs",
@@ -267,9 +281,28 @@ fn main() -> ExitCode {
                         return ExitCode::from(2);
                     }
                 }
+                }
+                return ExitCode::SUCCESS;
             }
-            return ExitCode::SUCCESS;
-        }
+        };
+    let (homes, days, seed, consent, catalogue, start, sensors, survey) = match &scenario {
+        None => (homes, days, seed, consent, catalogue, start, sensors, ledtrad_sim::survey::Survey::default()),
+        Some(path) => match ledtrad_sim::scenario::Scenario::load(path) {
+            Ok(s) => (
+                s.homes,
+                s.days,
+                s.seed,
+                s.consent.unwrap_or(ConsentMode::Survey),
+                s.catalogue,
+                s.start.as_deref().map_or(Ok(start), parse_time).unwrap_or(start),
+                s.sensors.unwrap_or_default(),
+                s.survey,
+            ),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        },
     };
     let catalogue = match &catalogue {
         Some(path) => load_catalogue(path, Some(start)),
@@ -296,6 +329,7 @@ fn main() -> ExitCode {
         reports,
         sensors,
         link_flips,
+        survey,
     };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,

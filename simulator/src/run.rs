@@ -57,6 +57,8 @@ pub struct RunOptions {
     pub sensors: SensorPath,
     /// On the firmware path, the share of frames the link damages (one bit flipped each).
     pub link_flips: f64,
+    /// The survey figures people's consent is drawn from in [`ConsentMode::Survey`].
+    pub survey: crate::survey::Survey,
 }
 
 /// A device's sensor board on the firmware path, and its end of the link.
@@ -181,7 +183,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
     let mut boards: Vec<Option<BoardLink>> = Vec::with_capacity(devices_total);
     let mut flips = rand_chacha::ChaCha8Rng::seed_from_u64(options.seed ^ 0x11_4e_f1_1b);
     for h in 0..options.homes {
-        let home = Home::new(options.seed, h, options.consent);
+        let home = Home::with_survey(options.seed, h, options.consent, &options.survey);
         for kind in DeviceKind::ALL {
             // Pseudonyms follow from the seed, so holdout arms (a hash of pseudonym and campaign)
             // are the same in every run with it. Runs sharing a broker need different seeds.

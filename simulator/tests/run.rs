@@ -26,6 +26,7 @@ fn options(seed: u64, consent: ConsentMode) -> RunOptions {
         reports: None,
         sensors: ledtrad_sim::home::SensorPath::Direct,
         link_flips: 0.0,
+        survey: ledtrad_sim::survey::Survey::default(),
     }
 }
 
