@@ -20,50 +20,54 @@ struct Cli {
     command: Command,
 }
 
+/// What `ledtrad-sim run` simulates and prints.
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Number of homes.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=5000))]
+    homes: u64,
+    /// Simulated days.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=365))]
+    days: u64,
+    /// Seed: the same seed gives the same homes, people, signals and answers.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Use this broker (mqtt://HOST:PORT) instead of starting an embedded one.
+    #[arg(long)]
+    broker: Option<BrokerUrl>,
+    /// How the simulated people consent.
+    #[arg(long, value_enum, default_value_t = ConsentMode::Mixed)]
+    consent: ConsentMode,
+    /// The catalogue to push (default: the shipped examples/catalogues/home.toml).
+    #[arg(long)]
+    catalogue: Option<PathBuf>,
+    /// The first simulated day: the homes (at UTC+1) start at its local midnight.
+    #[arg(long, default_value = "2026-11-23T00:00:00Z", value_parser = parse_time)]
+    start: UnixTime,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    json: bool,
+    /// Store the fleet's reports in this SQLite file, as the operator's collector does, for
+    /// `ledtrad-op report --db FILE`.
+    #[arg(long, value_name = "FILE")]
+    reports: Option<PathBuf>,
+    /// How sensor signals reach the agents: direct, or through the firmware (virtual
+    /// sensors, the firmware's drivers and node, frames over a socket to each agent).
+    #[arg(long, value_enum, default_value_t = ledtrad_sim::home::SensorPath::Direct)]
+    sensors: ledtrad_sim::home::SensorPath,
+    /// On the firmware path, the share of frames the link damages with a flipped bit, e.g. 0.01.
+    #[arg(long, default_value_t = 0.0, value_parser = parse_flips)]
+    link_flips: f64,
+    /// Take homes, days, seed, start, consent, catalogue, sensors and the survey figures
+    /// from this scenario file (see examples/scenarios/) instead of their flags.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["homes", "days", "seed", "consent", "catalogue", "start", "sensors"])]
+    scenario: Option<PathBuf>,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run homes (a fridge, an e-reader and a lock screen each) through simulated days.
-    Run {
-        /// Number of homes.
-        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=5000))]
-        homes: u64,
-        /// Simulated days.
-        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=365))]
-        days: u64,
-        /// Seed: the same seed gives the same homes, people, signals and answers.
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        /// Use this broker (mqtt://HOST:PORT) instead of starting an embedded one.
-        #[arg(long)]
-        broker: Option<BrokerUrl>,
-        /// How the simulated people consent.
-        #[arg(long, value_enum, default_value_t = ConsentMode::Mixed)]
-        consent: ConsentMode,
-        /// The catalogue to push (default: the shipped examples/catalogues/home.toml).
-        #[arg(long)]
-        catalogue: Option<PathBuf>,
-        /// The first simulated day: the homes (at UTC+1) start at its local midnight.
-        #[arg(long, default_value = "2026-11-23T00:00:00Z", value_parser = parse_time)]
-        start: UnixTime,
-        /// Print one JSON object instead of the table.
-        #[arg(long)]
-        json: bool,
-        /// Store the fleet's reports in this SQLite file, as the operator's collector does, for
-        /// `ledtrad-op report --db FILE`.
-        #[arg(long, value_name = "FILE")]
-        reports: Option<PathBuf>,
-        /// How sensor signals reach the agents: direct, or through the firmware (virtual
-        /// sensors, the firmware's drivers and node, frames over a socket to each agent).
-        #[arg(long, value_enum, default_value_t = ledtrad_sim::home::SensorPath::Direct)]
-        sensors: ledtrad_sim::home::SensorPath,
-        /// On the firmware path, the share of frames the link damages with a flipped bit, e.g. 0.01.
-        #[arg(long, default_value_t = 0.0, value_parser = parse_flips)]
-        link_flips: f64,
-        /// Take homes, days, seed, start, consent, catalogue, sensors and the survey figures
-        /// from this scenario file (see examples/scenarios/) instead of their flags.
-        #[arg(long, value_name = "FILE", conflicts_with_all = ["homes", "days", "seed", "consent", "catalogue", "start", "sensors"])]
-        scenario: Option<PathBuf>,
-    },
+    Run(RunArgs),
     /// Benchmarks; figures as JSON lines with --json.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -184,13 +188,7 @@ fn print_footprint(offers: u64, days: u64, seed: u64, model: bool, json: bool) -
 }
 
 fn print_requests(brokers: &[ledtrad_sim::request::BenchBroker], requests: usize, json: bool) -> ExitCode {
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: starting the async runtime: {e}");
-            return ExitCode::from(2);
-        }
-    };
+    let Some(runtime) = async_runtime() else { return ExitCode::from(2) };
     for broker in brokers {
         match runtime.block_on(ledtrad_sim::request::bench(broker, requests)) {
             Ok(f) if json => println!("{}", serde_json::to_string(&f).unwrap_or_default()),
@@ -225,52 +223,38 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let (homes, days, seed, broker, consent, catalogue, start, json, reports, sensors, link_flips, scenario) =
-        match Cli::parse().command {
-            Command::Run {
-                homes,
-                days,
-                seed,
-                broker,
-                consent,
-                catalogue,
-                start,
-                json,
-                reports,
-                sensors,
-                link_flips,
-                scenario,
-            } => (homes, days, seed, broker, consent, catalogue, start, json, reports, sensors, link_flips, scenario),
-            Command::Bench(BenchCommand::Firmware { json }) => {
-                let f = ledtrad_sim::bench::firmware();
-                if json {
-                    println!("{}", serde_json::to_string(&f).unwrap_or_default());
-                } else {
-                    println!(
+    match Cli::parse().command {
+        Command::Run(args) => run_command(args),
+        Command::Bench(BenchCommand::Firmware { json }) => {
+            let f = ledtrad_sim::bench::firmware();
+            if json {
+                println!("{}", serde_json::to_string(&f).unwrap_or_default());
+            } else {
+                println!(
                     "firmware: an {}-reading summary is at most {} bytes framed ({} for a typical fridge's); the node's state is {} bytes, the agent's link decoder {}",
                     f.readings, f.frame_bytes_max, f.frame_bytes_typical, f.node_bytes, f.decoder_bytes
                 );
+            }
+            ExitCode::SUCCESS
+        }
+        Command::Bench(BenchCommand::Request { brokers, requests, json }) => {
+            print_requests(&brokers, usize::try_from(requests).unwrap_or(usize::MAX), json)
+        }
+        Command::Bench(BenchCommand::Footprint { offers, days, seed, json, no_model }) => {
+            print_footprint(offers, days, seed, !no_model, json)
+        }
+        Command::Bench(BenchCommand::Decide { offers, decisions, seed, json, scorer }) => {
+            let (offers, decisions) =
+                (usize::try_from(offers).unwrap_or(usize::MAX), usize::try_from(decisions).unwrap_or(usize::MAX));
+            let scorers = match bench_scorers(scorer.as_deref()) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
                 }
-                return ExitCode::SUCCESS;
-            }
-            Command::Bench(BenchCommand::Request { brokers, requests, json }) => {
-                return print_requests(&brokers, usize::try_from(requests).unwrap_or(usize::MAX), json);
-            }
-            Command::Bench(BenchCommand::Footprint { offers, days, seed, json, no_model }) => {
-                return print_footprint(offers, days, seed, !no_model, json);
-            }
-            Command::Bench(BenchCommand::Decide { offers, decisions, seed, json, scorer }) => {
-                let (offers, decisions) =
-                    (usize::try_from(offers).unwrap_or(usize::MAX), usize::try_from(decisions).unwrap_or(usize::MAX));
-                let scorers = match bench_scorers(scorer.as_deref()) {
-                    Ok(s) => s,
-                    Err(e) => {
-                        eprintln!("error: {e}");
-                        return ExitCode::from(2);
-                    }
-                };
-                for scorer in scorers {
-                    match ledtrad_sim::bench::decide(offers, decisions, seed, scorer) {
+            };
+            for scorer in scorers {
+                match ledtrad_sim::bench::decide(offers, decisions, seed, scorer) {
                     Ok(f) if json => println!("{}", serde_json::to_string(&f).unwrap_or_default()),
                     Ok(f) => println!(
                         "decide ({} scorer, {} offers, {} features, {} decisions, {} shown): p50 {:.2} µs, p99 {:.2} µs, p99.9 {:.2} µs",
@@ -281,10 +265,16 @@ fn main() -> ExitCode {
                         return ExitCode::from(2);
                     }
                 }
-                }
-                return ExitCode::SUCCESS;
             }
-        };
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+/// `ledtrad-sim run`: the scenario or the flags, the catalogue, the run, and its summary.
+fn run_command(args: RunArgs) -> ExitCode {
+    let RunArgs { homes, days, seed, broker, consent, catalogue, start, json, reports, sensors, link_flips, scenario } =
+        args;
     let (homes, days, seed, consent, catalogue, start, sensors, survey) = match &scenario {
         None => (homes, days, seed, consent, catalogue, start, sensors, ledtrad_sim::survey::Survey::default()),
         Some(path) => match ledtrad_sim::scenario::Scenario::load(path) {
@@ -331,13 +321,7 @@ fn main() -> ExitCode {
         link_flips,
         survey,
     };
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: starting the async runtime: {e}");
-            return ExitCode::from(2);
-        }
-    };
+    let Some(runtime) = async_runtime() else { return ExitCode::from(2) };
     match runtime.block_on(run(options)) {
         Ok(summary) => {
             if json {
@@ -356,4 +340,9 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// The async runtime for a command, or `None` after saying why it could not start.
+fn async_runtime() -> Option<tokio::runtime::Runtime> {
+    tokio::runtime::Runtime::new().map_err(|e| eprintln!("error: starting the async runtime: {e}")).ok()
 }
