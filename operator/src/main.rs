@@ -481,7 +481,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             abort_version,
             json,
         }) => {
-            let progress = ledtrad_operator::status::rollout_progress(&watch.collect()?, &watch.fleet, version);
+            // The report database first: a wrong path fails before waiting on the broker.
             let dismissals = match &reports {
                 None => None,
                 Some(file) => {
@@ -490,6 +490,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     Some(ledtrad_operator::canary::compare_dismissals(&fleet_reports, version, min_impressions))
                 }
             };
+            let progress = ledtrad_operator::status::rollout_progress(&watch.collect()?, &watch.fleet, version);
             if json {
                 let mut value = serde_json::to_value(&progress)?;
                 if let (Some(d), Some(object)) = (&dismissals, value.as_object_mut()) {

@@ -158,3 +158,43 @@ fn rollout_commands_check_their_share_and_an_abort_needs_what_to_go_back_to() {
         assert!(stderr.contains(why), "{stderr}");
     }
 }
+
+#[test]
+fn serve_needs_work_and_a_good_catalogue_and_a_rollout_needs_an_existing_report_database() {
+    let (code, _, stderr) = op(&["serve"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("--catalogue <CATALOGUE>|--reports <FILE>"), "{stderr}");
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[[offer]]\nid = \"x\"\n").unwrap();
+    let (code, _, stderr) = op(&["serve", "--catalogue", bad.to_str().unwrap(), "--broker", "mqtt://127.0.0.1:9"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("bad.toml"), "{stderr}");
+    let missing = dir.path().join("reports.db");
+    let (code, _, stderr) = op(&[
+        "rollout",
+        "status",
+        "--fleet",
+        "home",
+        "--version",
+        "2",
+        "--broker",
+        "mqtt://127.0.0.1:9",
+        "--abort-if-dismissals",
+        "1.5x",
+        "--reports",
+        missing.to_str().unwrap(),
+        "--previous",
+        "p.toml",
+        "--key",
+        "k.key",
+        "--abort-version",
+        "3",
+    ]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("reports.db' does not exist; it is written by `ledtrad-op serve --reports FILE`"),
+        "{stderr}"
+    );
+    assert!(!missing.exists());
+}
