@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use ed25519_dalek::VerifyingKey;
-use ledtrad_engine::{LocalTime, ModelError, RuntimeKind, TrustedKeys};
+use ledtrad_engine::{LocalTime, ModelError, Policy, RuntimeKind, TrustedKeys};
 use ledtrad_protocol::broker::{BrokerUrl, Credentials, InvalidCredentials};
 use ledtrad_protocol::{DeviceId, DeviceKind, FleetId, KeyId, PersonId};
 
@@ -127,6 +127,9 @@ pub struct Config {
     pub camouflage_share: f64,
     /// The runtime for the fleet's scoring model.
     pub model_runtime: RuntimeKind,
+    /// How offers are put and chosen. Always [`Policy::Clues`] from a configuration file; the
+    /// simulator sets [`Policy::Blunt`] to measure ledtrad against it.
+    pub policy: Policy,
     /// A fixed seed for the agent's random draws, if any.
     pub rng_seed: Option<u64>,
     /// How long to wait for the offer service, if the agent asks it at all (request mode).
@@ -312,6 +315,7 @@ impl Config {
             report_epsilon,
             camouflage_share,
             model_runtime,
+            policy: Policy::Clues,
             rng_seed: raw.rng_seed,
             offer_request_timeout,
             sensor_link,

@@ -154,6 +154,7 @@ pub async fn spawn(config: Config, clock: Arc<dyn Clock>) -> Result<RunningAgent
         local: config.local,
         camouflage_share: config.camouflage_share,
         model_runtime: config.model_runtime,
+        policy: config.policy,
     };
     let mut engine = Engine::new(profile, config.keys.clone());
     let now = clock.now();

@@ -27,6 +27,7 @@ pub(crate) struct Context<'a> {
     pub values: &'a [Option<f64>],
     pub history: &'a History,
     pub camouflage_share: f64,
+    pub policy: crate::Policy,
     pub draw: Draw,
     pub answers: &'a Answers,
     pub device: &'a DeviceId,
@@ -214,7 +215,7 @@ pub(crate) fn run(catalogue: &AppliedCatalogue, ctx: &Context<'_>, mut features_
     // Camouflage needs the broadly eligible offers: right device, moment, time, consent and
     // caps, whatever the feature conditions say. They are collected in the same pass, only
     // when camouflage is drawn.
-    let camouflage = ctx.draw.camouflage < ctx.camouflage_share;
+    let camouflage = ctx.policy.is_clues() && ctx.draw.camouflage < ctx.camouflage_share;
     let mut broad: Vec<usize> = Vec::new();
     for (i, offer) in catalogue.offers.iter().enumerate() {
         let verdict = match eligibility(catalogue, i, offer, ctx, &mut features_used) {
@@ -546,10 +547,14 @@ fn assemble(offer: &CompiledOffer, ctx: &Context<'_>) -> ShownOffer {
         offer: o.id.clone(),
         campaign: o.campaign.clone(),
         title: o.title.clone(),
-        question: o.question.clone(),
+        question: if ctx.policy.is_clues() { o.question.clone() } else { format!("{}.", o.title) },
         body: o.body.clone(),
         image: o.image.clone(),
-        why: why::explain(offer, ctx.kind),
+        why: if ctx.policy.is_clues() {
+            why::explain(offer, ctx.kind)
+        } else {
+            why::precise(offer, ctx.values, ctx.kind)
+        },
         personalised: offer.needs.is_some(),
     }
 }

@@ -82,6 +82,54 @@ pub struct DeviceProfile {
     pub camouflage_share: f64,
     /// The runtime that runs the fleet's scoring model.
     pub model_runtime: model::RuntimeKind,
+    /// How offers are put and chosen: ledtrad's way unless a laboratory says otherwise.
+    pub policy: Policy,
+}
+
+/// How offers are put, explained and chosen.
+///
+/// [`Policy::Clues`] is ledtrad: the offer as a question, a coarse "why", camouflage and an
+/// intrusiveness penalty. [`Policy::Blunt`] is what ledtrad sets out not to be, kept so the
+/// simulator can measure one against the other on the same households (`ledtrad-sim compare`);
+/// the agent's configuration file has no way to choose it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Policy {
+    /// Questions, coarse whys, camouflage, and a penalty on every personal feature behind an offer.
+    #[default]
+    Clues,
+    /// Statements (the offer's title), precise whys (the reading itself), no camouflage and no
+    /// intrusiveness penalty.
+    Blunt,
+}
+
+impl Policy {
+    /// Both policies, ledtrad's first.
+    pub const ALL: [Self; 2] = [Self::Clues, Self::Blunt];
+
+    /// Its name: `clues` or `blunt`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Clues => "clues",
+            Self::Blunt => "blunt",
+        }
+    }
+
+    /// Whether the intrusiveness penalty and camouflage apply.
+    pub const fn is_clues(self) -> bool {
+        matches!(self, Self::Clues)
+    }
+}
+
+impl std::str::FromStr for Policy {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|p| p.as_str() == s)
+            .ok_or_else(|| format!("unknown policy {s:?}; use \"clues\" (ledtrad's) or \"blunt\""))
+    }
 }
 
 /// The default camouflage share: one shown offer in ten.
@@ -538,6 +586,7 @@ impl Engine {
                         values: &values,
                         history: &self.history,
                         camouflage_share: self.profile.camouflage_share,
+                        policy: self.profile.policy,
                         draw,
                         answers: &self.answers,
                         device: &self.profile.device,

@@ -134,7 +134,7 @@ pub(crate) fn parts(offer: &CompiledOffer, ctx: &Context<'_>, index: usize, prio
     } else {
         prior
     };
-    let penalty = INTRUSIVENESS * personal_features(offer, ctx) as f64;
+    let penalty = if ctx.policy.is_clues() { INTRUSIVENESS * personal_features(offer, ctx) as f64 } else { 0.0 };
     let (value, priority) = (offer.offer.value, offer.offer.priority);
     let score = value * priority * (propensity - penalty).max(0.0);
     Parts { propensity, value, priority, penalty, score }

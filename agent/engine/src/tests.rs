@@ -103,6 +103,10 @@ fn sign_rollout(
 }
 
 pub(crate) fn build_engine(kind: DeviceKind) -> Engine {
+    build_engine_with_policy(kind, crate::Policy::Clues)
+}
+
+fn build_engine_with_policy(kind: DeviceKind, policy: crate::Policy) -> Engine {
     let mut keys = TrustedKeys::new();
     keys.insert(KeyId::try_new("op-1").unwrap(), build_key(1).verifying_key());
     let profile = DeviceProfile {
@@ -112,6 +116,7 @@ pub(crate) fn build_engine(kind: DeviceKind) -> Engine {
         local: LocalTime::default(),
         camouflage_share: DEFAULT_CAMOUFLAGE_SHARE,
         model_runtime: crate::RuntimeKind::Tract,
+        policy,
     };
     Engine::new(profile, keys)
 }
@@ -392,6 +397,33 @@ fn camouflage_draws_from_the_broadly_eligible_offers_and_says_so() {
 }
 
 #[test]
+fn the_blunt_policy_states_the_offer_gives_the_reading_and_neither_penalises_nor_camouflages() {
+    let mut engine = build_engine_with_policy(DeviceKind::Fridge, crate::Policy::Blunt);
+    engine.handle_catalogue(&good_envelope(1), NOW).unwrap();
+    engine.set_consent(personalise());
+    engine.handle_signal(butter(0.05), NOW);
+    // A camouflage draw well inside the share changes nothing under this policy.
+    let draw = Draw { camouflage: 0.0, pick: 1, explore: None };
+    let decision = engine.decide_traced(Moment::DoorOpened, NOW, draw).clone();
+    assert!(!decision.camouflage);
+    let shown = decision.shown.expect("an offer");
+    assert_eq!(shown.offer.as_str(), "butter-refill");
+    assert_eq!(shown.why, "Because fridge.butter.level is at 5%.");
+    assert!(!shown.question.ends_with('?'), "a statement: {:?}", shown.question);
+    assert!(decision.scores.iter().all(|p| p.penalty == 0.0));
+    // "clues" on the same inputs: a question, the coarse why.
+    let mut clues = build_engine(DeviceKind::Fridge);
+    clues.handle_catalogue(&good_envelope(1), NOW).unwrap();
+    clues.set_consent(personalise());
+    clues.handle_signal(butter(0.05), NOW);
+    let shown = clues.decide_traced(Moment::DoorOpened, NOW, Draw::NONE).clone().shown.unwrap();
+    assert!(shown.question.ends_with('?'));
+    assert_eq!(shown.why, "Because dairy runs low often in this home.");
+    assert_eq!("blunt".parse::<crate::Policy>(), Ok(crate::Policy::Blunt));
+    assert!("rude".parse::<crate::Policy>().unwrap_err().contains("\"rude\""));
+}
+
+#[test]
 fn camouflage_never_reaches_past_consent_or_caps() {
     let mut engine = build_engine(DeviceKind::Fridge);
     engine.handle_catalogue(&good_envelope(1), NOW).unwrap();
@@ -468,6 +500,7 @@ pub(crate) fn build_engine_for(device: &str, catalogue: Catalogue) -> Engine {
         local: LocalTime::default(),
         camouflage_share: DEFAULT_CAMOUFLAGE_SHARE,
         model_runtime: crate::RuntimeKind::Tract,
+        policy: crate::Policy::Clues,
     };
     let mut engine = Engine::new(profile, keys);
     engine

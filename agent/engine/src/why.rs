@@ -2,6 +2,7 @@
 //! that was noticed, never a reading ("because dairy runs low often in this home", never
 //! "because your butter is at 3%").
 
+use ledtrad_protocol::feature::Aggregation;
 use ledtrad_protocol::DeviceKind;
 
 use crate::compiled::CompiledOffer;
@@ -25,6 +26,22 @@ pub fn explain(offer: &CompiledOffer, kind: DeviceKind) -> String {
             format!("Picked on this {} from this week's offers for {}.", kind.label(), offer.category.label())
         }
         (None, None) => format!("From this week's offers for every {}.", kind.label()),
+    }
+}
+
+/// The "why" under [`crate::Policy::Blunt`]: the reading itself ("Because fridge.butter.level
+/// is at 3%."), the personal one where there is one. ledtrad never says this; the simulator
+/// measures what saying it does.
+pub fn precise(offer: &CompiledOffer, values: &[Option<f64>], kind: DeviceKind) -> String {
+    let personal = offer.conditions.iter().find(|c| c.feature.spec().purpose.is_some());
+    let Some(c) = personal.or_else(|| offer.conditions.first()) else { return explain(offer, kind) };
+    let spec = c.feature.spec();
+    match values.get(c.feature.index()).copied().flatten() {
+        Some(v) if matches!(spec.aggregation, Aggregation::Level) => {
+            format!("Because {} is at {:.0}%.", spec.name, v * 100.0)
+        }
+        Some(v) => format!("Because {} is {v:.2}.", spec.name),
+        None => format!("Because of {}.", spec.name),
     }
 }
 

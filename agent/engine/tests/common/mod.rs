@@ -29,6 +29,7 @@ pub fn build_engine_at(kind: DeviceKind, local: LocalTime, camouflage_share: f64
         local,
         camouflage_share,
         model_runtime: ledtrad_engine::RuntimeKind::Tract,
+        policy: ledtrad_engine::Policy::Clues,
     };
     let mut engine = Engine::new(profile, keys);
     let signed = SignedCatalogue {
