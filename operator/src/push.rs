@@ -100,9 +100,51 @@ pub async fn publish_retained_as(
     client_id: &str,
 ) -> Result<(), PushError> {
     let timeout = Duration::from_secs(15);
-    tokio::time::timeout(timeout, publish(broker, login, topic.name(), payload, client_id))
+    let attempts = async {
+        let mut attempts = Attempts::new();
+        loop {
+            let result = publish(broker, login, topic.name(), payload.clone(), client_id).await;
+            if !attempts.again(broker, &result).await {
+                return result;
+            }
+        }
+    };
+    tokio::time::timeout(timeout, attempts)
         .await
         .map_err(|_| PushError::Timeout { broker: broker.clone(), seconds: timeout.as_secs() })?
+}
+
+/// How many times a one-shot operator client tries when the broker drops its connection.
+pub(crate) const ATTEMPTS: u32 = 4;
+
+/// The tries of an operation that may be repeated (a retained publish, or reading retained
+/// messages) when the broker drops the connection: at most [`ATTEMPTS`], waiting 200 ms, 400 ms,
+/// 800 ms in between, each plus up to half again so that clients cut off together do not come
+/// back together. Brokers drop connections when they restart, and rumqttd also, now and then,
+/// closes a new connection in place of one that has just left.
+pub(crate) struct Attempts {
+    tried: u32,
+    wait: Duration,
+}
+
+impl Attempts {
+    pub(crate) fn new() -> Self {
+        Attempts { tried: 1, wait: Duration::from_millis(200) }
+    }
+
+    /// Whether to try again after `result`; waits first when so.
+    pub(crate) async fn again<T>(&mut self, broker: &BrokerUrl, result: &Result<T, PushError>) -> bool {
+        let Err(PushError::Connection { detail, .. }) = result else { return false };
+        if self.tried >= ATTEMPTS {
+            return false;
+        }
+        tracing::warn!(%broker, %detail, attempt = self.tried, "connection dropped; trying again");
+        let jitter = rand::random_range(0..=self.wait.as_millis() as u64 / 2);
+        tokio::time::sleep(self.wait + Duration::from_millis(jitter)).await;
+        self.wait *= 2;
+        self.tried += 1;
+        true
+    }
 }
 
 async fn publish(

@@ -37,6 +37,27 @@ pub async fn watch_statuses_as(
     timeout: Duration,
     mut done: impl FnMut(&Statuses) -> bool,
 ) -> Result<Statuses, PushError> {
+    let mut statuses = Statuses::new();
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut attempts = crate::push::Attempts::new();
+    loop {
+        let result = watch_once(broker, login, client_id, deadline, &mut statuses, &mut done).await;
+        if !attempts.again(broker, &result).await {
+            return result.map(|()| statuses);
+        }
+    }
+}
+
+/// One connection's worth of [`watch_statuses_as`]: adds what it reads to `statuses`, so a
+/// watch the broker cut short goes on from there.
+async fn watch_once(
+    broker: &BrokerUrl,
+    login: Option<&Credentials>,
+    client_id: &str,
+    deadline: tokio::time::Instant,
+    statuses: &mut Statuses,
+    done: &mut impl FnMut(&Statuses) -> bool,
+) -> Result<(), PushError> {
     let (client, mut eventloop) = crate::mqtt::connect_as(broker, login, client_id);
     // QoS 0: rumqttd hands a new QoS 1 subscriber at most as many retained messages as it has
     // free in-flight slots (about 100), and drops the rest; at QoS 0 it sends them all.
@@ -45,8 +66,6 @@ pub async fn watch_statuses_as(
         .subscribe(ALL_STATUS_FILTER, QoS::AtMostOnce)
         .await
         .map_err(|e| PushError::Connection { broker: broker.clone(), detail: e.to_string() })?;
-    let mut statuses = Statuses::new();
-    let deadline = tokio::time::Instant::now() + timeout;
     loop {
         let event = match tokio::time::timeout_at(deadline, eventloop.poll()).await {
             Err(_) => break,
@@ -58,14 +77,14 @@ pub async fn watch_statuses_as(
                 (Topic::parse(crate::mqtt::topic_of(&p)), codec::from_json::<DeviceStatus>(&p.payload, "device status"))
             {
                 statuses.insert(device, status);
-                if done(&statuses) {
+                if done(statuses) {
                     break;
                 }
             }
         }
     }
     let _ = client.try_disconnect();
-    Ok(statuses)
+    Ok(())
 }
 
 /// A fleet's devices counted by what they report: catalogue and model versions, connection,

@@ -281,26 +281,27 @@ pub struct ReportListener {
 }
 
 impl ReportListener {
-    /// Subscribes to `fleet`'s reports and returns once the broker acknowledged it.
+    /// Subscribes to `fleet`'s reports and returns once the broker acknowledged it. Subscribes
+    /// again after each reconnect: the session is clean, and brokers drop connections.
     pub async fn start(fleet: &FleetId) -> Self {
+        use rumqttc::v5::mqttbytes::v5::Packet;
         let (client, mut events) = ledtrad_operator::mqtt::connect(&broker(), &unique("reports"));
-        client
-            .subscribe(Topic::Reports(fleet.clone()).name(), rumqttc::v5::mqttbytes::QoS::AtLeastOnce)
-            .await
-            .expect("subscribe");
+        let topic = Topic::Reports(fleet.clone()).name();
         let (subscribed_tx, subscribed) = tokio::sync::oneshot::channel();
         let (tx, reports) = tokio::sync::mpsc::unbounded_channel();
         let task = tokio::spawn(async move {
-            let _client = client;
             let mut subscribed_tx = Some(subscribed_tx);
             loop {
                 match events.poll().await {
-                    Ok(rumqttc::v5::Event::Incoming(rumqttc::v5::mqttbytes::v5::Packet::SubAck(_))) => {
+                    Ok(rumqttc::v5::Event::Incoming(Packet::ConnAck(_))) => {
+                        client.try_subscribe(&topic, rumqttc::v5::mqttbytes::QoS::AtLeastOnce).expect("subscribe");
+                    }
+                    Ok(rumqttc::v5::Event::Incoming(Packet::SubAck(_))) => {
                         if let Some(tx) = subscribed_tx.take() {
                             let _ = tx.send(());
                         }
                     }
-                    Ok(rumqttc::v5::Event::Incoming(rumqttc::v5::mqttbytes::v5::Packet::Publish(p))) => {
+                    Ok(rumqttc::v5::Event::Incoming(Packet::Publish(p))) => {
                         let _ = tx.send(p.payload.to_vec());
                     }
                     Ok(_) => {}
