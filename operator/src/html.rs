@@ -313,8 +313,9 @@ fn capitalised(text: &str) -> String {
     chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
 }
 
-/// `text` with the characters HTML gives a meaning escaped.
-fn escape(text: &str) -> String {
+/// `text` with the characters HTML gives a meaning escaped, safe in element content and in
+/// quoted attribute values (the simulator's laboratory report uses it too).
+pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

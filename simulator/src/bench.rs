@@ -126,6 +126,7 @@ pub fn decide(
         local: LocalTime::fixed(3600),
         camouflage_share: 0.1,
         model_runtime: scorer.unwrap_or_default(),
+        policy: ledtrad_agent::engine::Policy::Clues,
     };
     let mut engine = Engine::new(profile, keys);
     engine.handle_catalogue(&envelope, start).map_err(|e| anyhow::anyhow!("{e}"))?;

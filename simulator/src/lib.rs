@@ -4,7 +4,8 @@
 //!
 //! # Layout
 //!
-//! - [`home`]: a household's devices, people, consent and answers, all from one seed.
+//! - [`home`]: a household's people and devices, all from one seed.
+//! - [`people`]: how people answer offers: relevance and intrusiveness.
 //! - [`board`]: virtual sensors (embedded-hal) and the firmware running against them.
 //! - [`bench`]: benchmarks that print their figures as JSON.
 //! - [`request`]: request-mode round trips through a broker (`bench request`).
@@ -12,19 +13,26 @@
 //! - [`audit`]: an independent subscription counting what reaches the broker.
 //! - [`scenario`]: scenario files: what a run simulates, written down.
 //! - [`run`]: one run, end to end.
+//! - [`shard`]: a slice of a run's homes and their agents, stepped on a virtual clock.
+//! - [`worker`]: worker processes that each run a shard for a larger run.
 //! - [`survey`]: people's privacy attitudes from survey figures, and the consent they give.
 //! - [`summary`]: the results as a table or JSON.
+//! - [`lab_report`]: the laboratory report, one HTML page of a run's or a comparison's figures and plots.
 
 pub mod audit;
 pub mod bench;
 pub mod board;
 pub mod footprint;
 pub mod home;
+pub mod lab_report;
+pub mod people;
 pub mod request;
 pub mod run;
 pub mod scenario;
+pub mod shard;
 pub mod summary;
 pub mod survey;
+pub mod worker;
 
 /// The example catalogue shipped with ledtrad, used when no `--catalogue` is given.
 pub const EXAMPLE_CATALOGUE: &str = include_str!("../../examples/catalogues/home.toml");

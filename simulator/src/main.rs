@@ -5,11 +5,13 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use ledtrad_agent::engine::Policy;
 use ledtrad_agent::engine::{ModelError, RuntimeKind};
 use ledtrad_operator::load::{load_catalogue, parse_catalogue};
 use ledtrad_protocol::broker::BrokerUrl;
 use ledtrad_protocol::UnixTime;
-use ledtrad_sim::home::ConsentMode;
+use ledtrad_sim::home::{ConsentMode, Population};
+use ledtrad_sim::lab_report::{LabReport, Parameter};
 use ledtrad_sim::run::{run, RunOptions};
 
 /// Simulate ledtrad homes: real agents, a real broker, a signed catalogue, simulated people.
@@ -62,12 +64,41 @@ struct RunArgs {
     /// from this scenario file (see examples/scenarios/) instead of their flags.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["homes", "days", "seed", "consent", "catalogue", "start", "sensors"])]
     scenario: Option<PathBuf>,
+    /// Homes per process: more homes than this run in worker processes, a slice each (every
+    /// agent holds a few files open, and a process may hold only so many).
+    #[arg(long, default_value_t = ledtrad_sim::run::HOMES_PER_PROCESS as u64, value_parser = clap::value_parser!(u64).range(1..=5000))]
+    homes_per_process: u64,
+    /// Also write the laboratory report, one self-contained HTML page with the scenario, the
+    /// model's assumptions, the figures and their plots.
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run homes (a fridge, an e-reader and a lock screen each) through simulated days.
-    Run(RunArgs),
+    /// Run homes (a fridge each, lock screens and e-readers by their people) through
+    /// simulated days.
+    Run {
+        #[command(flatten)]
+        args: RunArgs,
+        /// How offers are put: clues (ledtrad's: questions, coarse whys, camouflage, an
+        /// intrusiveness penalty) or blunt (statements, precise whys, neither).
+        #[arg(long, default_value = "clues")]
+        policy: Policy,
+    },
+    /// Run the same households under each policy and put the results side by side.
+    Compare {
+        #[command(flatten)]
+        args: RunArgs,
+        /// The policies, in order (clues is ledtrad's; blunt states offers, gives the reading
+        /// as the why, and has neither camouflage nor an intrusiveness penalty).
+        #[arg(long, value_delimiter = ',', default_value = "clues,blunt")]
+        policies: Vec<Policy>,
+    },
+    /// Run one slice of a larger run's homes, driven over standard input and output (started
+    /// by `run` and `compare`, not by hand).
+    #[command(hide = true)]
+    Worker,
     /// Benchmarks; figures as JSON lines with --json.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -224,7 +255,18 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
-        Command::Run(args) => run_command(args),
+        Command::Run { args, policy } => run_command(args, &[policy], false),
+        Command::Compare { args, policies } => run_command(args, &policies, true),
+        Command::Worker => {
+            let Some(runtime) = async_runtime() else { return ExitCode::from(2) };
+            match runtime.block_on(ledtrad_sim::worker::serve()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: worker: {e:#}");
+                    ExitCode::from(2)
+                }
+            }
+        }
         Command::Bench(BenchCommand::Firmware { json }) => {
             let f = ledtrad_sim::bench::firmware();
             if json {
@@ -271,29 +313,104 @@ fn main() -> ExitCode {
     }
 }
 
-/// `ledtrad-sim run`: the scenario or the flags, the catalogue, the run, and its summary.
-fn run_command(args: RunArgs) -> ExitCode {
-    let RunArgs { homes, days, seed, broker, consent, catalogue, start, json, reports, sensors, link_flips, scenario } =
-        args;
-    let (homes, days, seed, consent, catalogue, start, sensors, survey) = match &scenario {
-        None => (homes, days, seed, consent, catalogue, start, sensors, ledtrad_sim::survey::Survey::default()),
+/// What a run was, for its report: each parameter with its source where it has one.
+fn scenario_parameters(name: &str, options: &RunOptions) -> Vec<Parameter> {
+    let p = |name: &str, value: String, source: Option<&str>| Parameter {
+        name: name.into(),
+        value,
+        source: source.map(str::to_string),
+    };
+    let pop = &options.population;
+    let survey = "Insight Intelligence, Delade meningar (2015), 1,000 Swedes";
+    let pct = |v: f64| format!("{:.0}%", v * 100.0);
+    let h = &pop.households;
+    vec![
+        p("scenario", name.into(), None),
+        p("homes", options.homes.to_string(), None),
+        p("days", options.days.to_string(), None),
+        p("seed", options.seed.to_string(), None),
+        p("start", options.start.to_string(), None),
+        p("consent", format!("{:?}", pop.consent).to_lowercase(), None),
+        p("sensors", format!("{:?}", options.sensors).to_lowercase(), None),
+        p(
+            "people per home (1 to 5)",
+            h.sizes.iter().map(|s| pct(*s)).collect::<Vec<_>>().join(", "),
+            Some("roughly Statistics Sweden's households by size"),
+        ),
+        p(
+            "children",
+            format!("past the first two people; second of two with {}", pct(h.single_parent)),
+            Some("assumed"),
+        ),
+        p("lock screens", format!("{} of people aged 13 or more", pct(h.lock_screen)), Some("assumed")),
+        p("e-readers", format!("{} of people aged 16 or more", pct(h.ereader)), Some("assumed")),
+        p("share data for something back", pct(pop.survey.share_for_benefit), Some(survey)),
+        p("share as little as possible", pct(pop.survey.as_little_as_possible), Some(survey)),
+        p(
+            "share interests, 16–28 / 65–70",
+            format!("{} / {}", pct(pop.survey.interests_young), pct(pop.survey.interests_old)),
+            Some(survey),
+        ),
+        p(
+            "comfortable sharing interests / opinions and feelings",
+            format!("{} / {}", pct(pop.survey.comfortable_interests), pct(pop.survey.comfortable_opinions)),
+            Some(survey),
+        ),
+        p("accept sharing with third parties", pct(pop.survey.third_parties), Some(survey)),
+    ]
+}
+
+/// `ledtrad-sim run` and `compare`: the scenario or the flags, the catalogue, a run per
+/// policy, and the summary, the comparison and the report.
+fn run_command(args: RunArgs, policies: &[Policy], compare: bool) -> ExitCode {
+    let RunArgs {
+        homes,
+        days,
+        seed,
+        broker,
+        consent,
+        catalogue,
+        start,
+        json,
+        reports,
+        sensors,
+        link_flips,
+        scenario,
+        homes_per_process,
+        html,
+    } = args;
+    let mut population = Population { consent, ..Population::default() };
+    let mut name = "from the command line".to_string();
+    let (homes, days, seed, catalogue, start, sensors) = match &scenario {
+        None => (homes, days, seed, catalogue, start, sensors),
         Some(path) => match ledtrad_sim::scenario::Scenario::load(path) {
-            Ok(s) => (
-                s.homes,
-                s.days,
-                s.seed,
-                s.consent.unwrap_or(ConsentMode::Survey),
-                s.catalogue,
-                s.start.as_deref().map_or(Ok(start), parse_time).unwrap_or(start),
-                s.sensors.unwrap_or_default(),
-                s.survey,
-            ),
+            Ok(s) => {
+                population = Population {
+                    consent: s.consent.unwrap_or(ConsentMode::Survey),
+                    survey: s.survey,
+                    households: s.households,
+                    responses: s.responses,
+                };
+                name = format!("{} ({})", s.name, path.display());
+                (
+                    s.homes,
+                    s.days,
+                    s.seed,
+                    s.catalogue,
+                    s.start.as_deref().map_or(Ok(start), parse_time).unwrap_or(start),
+                    s.sensors.unwrap_or_default(),
+                )
+            }
             Err(e) => {
                 eprintln!("error: {e}");
                 return ExitCode::from(2);
             }
         },
     };
+    if reports.is_some() && policies.len() > 1 {
+        eprintln!("error: --reports keeps one run's reports; use it with 'run', not 'compare'");
+        return ExitCode::from(2);
+    }
     let catalogue = match &catalogue {
         Some(path) => load_catalogue(path, Some(start)),
         None => {
@@ -307,39 +424,67 @@ fn run_command(args: RunArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let options = RunOptions {
-        homes: usize::try_from(homes).unwrap_or(usize::MAX),
-        days,
-        seed,
-        broker,
-        consent,
-        catalogue,
-        start,
-        progress: std::io::stderr().is_terminal(),
-        reports,
-        sensors,
-        link_flips,
-        survey,
-    };
+    let mut options = RunOptions::new(usize::try_from(homes).unwrap_or(usize::MAX), days, seed, catalogue, start);
+    options.broker = broker;
+    options.population = population;
+    options.progress = std::io::stderr().is_terminal();
+    options.reports = reports;
+    options.sensors = sensors;
+    options.link_flips = link_flips;
+    options.homes_per_process = usize::try_from(homes_per_process).unwrap_or(usize::MAX);
+    options.worker_exe = std::env::current_exe().ok();
     let Some(runtime) = async_runtime() else { return ExitCode::from(2) };
-    match runtime.block_on(run(options)) {
-        Ok(summary) => {
-            if json {
-                println!("{}", serde_json::to_string_pretty(&summary).unwrap_or_default());
-            } else {
-                print!("{}", summary.table());
-            }
-            if summary.consent_violations > 0 {
-                eprintln!("error: {} consent violation(s) found", summary.consent_violations);
-                return ExitCode::from(1);
-            }
-            ExitCode::SUCCESS
+    let mut summaries = Vec::with_capacity(policies.len());
+    for policy in policies {
+        if options.progress && policies.len() > 1 {
+            eprintln!("policy {}:", policy.as_str());
         }
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(2)
+        match runtime.block_on(run(RunOptions { policy: *policy, ..options.clone() })) {
+            Ok(summary) => summaries.push(summary),
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                return ExitCode::from(2);
+            }
         }
     }
+    if json && compare {
+        println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "policies": summaries })).unwrap_or_default());
+    } else if json {
+        println!("{}", serde_json::to_string_pretty(&summaries[0]).unwrap_or_default());
+    } else if compare {
+        print!("{}", ledtrad_sim::summary::comparison(&summaries));
+    } else {
+        print!("{}", summaries[0].table());
+    }
+    if let Some(path) = html {
+        let title = if compare {
+            format!(
+                "{}: {} homes, {} days",
+                policies.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(" vs "),
+                options.homes,
+                options.days
+            )
+        } else {
+            format!("{} homes, {} days, policy {}", options.homes, options.days, policies[0].as_str())
+        };
+        let report = LabReport {
+            title,
+            scenario: scenario_parameters(&name, &options),
+            assumptions: options.population.responses.assumptions(),
+            policies: summaries.iter().map(|s| s.policy_run()).collect(),
+        };
+        if let Err(e) = std::fs::write(&path, ledtrad_sim::lab_report::page(&report)) {
+            eprintln!("error: writing the report to '{}': {e}", path.display());
+            return ExitCode::from(2);
+        }
+        eprintln!("report written to {}", path.display());
+    }
+    let violations: u64 = summaries.iter().map(|s| s.consent_violations).sum();
+    if violations > 0 {
+        eprintln!("error: {violations} consent violation(s) found");
+        return ExitCode::from(1);
+    }
+    ExitCode::SUCCESS
 }
 
 /// The async runtime for a command, or `None` after saying why it could not start.

@@ -1,29 +1,26 @@
 //! One simulation run: broker, operator key, signed catalogue push, real agents per device on
-//! a shared virtual clock, simulated days, the audit, and the summary.
+//! a shared virtual clock (in this process or in worker processes), simulated days, the
+//! audit, and the summary.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 use indicatif::{ProgressBar, ProgressStyle};
-use ledtrad_agent::handle::{PersonChange, PromptAnswer, YesNo};
-use ledtrad_agent::{AgentHandle, Config, ConsentChange, ManualClock, RawConfig, RawKey, RunningAgent};
+use ledtrad_agent::engine::Policy;
 use ledtrad_operator::status::watch_statuses;
 use ledtrad_operator::{push_envelope, sign_catalogue, OperatorKey, SignOptions};
 use ledtrad_protocol::broker::BrokerUrl;
 use ledtrad_protocol::catalogue::Catalogue;
-use ledtrad_protocol::consent::{ConsentSource, ConsentState};
-use ledtrad_protocol::feedback::{Feedback, FeedbackKind};
 use ledtrad_protocol::time::DAY_SECS;
-use ledtrad_protocol::{CampaignId, DeviceId, DeviceKind, FleetId, KeyId, PersonId, Purpose, UnixTime};
-use rand::{Rng as _, SeedableRng as _};
-use tokio::io::AsyncWriteExt as _;
+use ledtrad_protocol::{FleetId, KeyId, UnixTime};
 
 use crate::audit::Audit;
-use crate::home::{ConsentMode, Home, SensorPath, SHELF};
-use crate::summary::{Egress, EgressBytes, Percentiles, Summary, Traffic};
+use crate::home::{Home, Population, SensorPath};
+use crate::shard::{Counts, Finished, Shard, ShardSpec};
+use crate::summary::{Egress, EgressBytes, Percentiles, SensorLink, Summary, Traffic};
+use crate::worker::{Command, Reply, Worker};
 
 /// The local time offset of the simulated homes (Central European Time).
 pub const UTC_OFFSET_MINUTES: i32 = 60;
@@ -31,10 +28,15 @@ pub const UTC_OFFSET_MINUTES: i32 = 60;
 /// Minutes per simulation step.
 pub const STEP_MINUTES: u64 = 10;
 
+/// Homes one process runs by default: each agent keeps about four files open (its database,
+/// write-ahead log and shared memory, and its broker connection), and a process may have
+/// 20,000 open on the machines this was built on (`ulimit -n`).
+pub const HOMES_PER_PROCESS: usize = 1_000;
+
 /// What to simulate.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
-    /// Number of homes (three devices each).
+    /// Number of homes.
     pub homes: usize,
     /// Simulated days.
     pub days: u64,
@@ -42,8 +44,10 @@ pub struct RunOptions {
     pub seed: u64,
     /// An external broker, or `None` for the embedded one.
     pub broker: Option<BrokerUrl>,
-    /// How consent is drawn.
-    pub consent: ConsentMode,
+    /// Who lives in the homes: consent, survey figures, household make-up, answers.
+    pub population: Population,
+    /// How offers are put (ledtrad's `clues`, or `blunt` to measure against).
+    pub policy: Policy,
     /// The catalogue to push.
     pub catalogue: Catalogue,
     /// The first simulated day: the run starts at this date's local midnight (UTC+1).
@@ -57,60 +61,34 @@ pub struct RunOptions {
     pub sensors: SensorPath,
     /// On the firmware path, the share of frames the link damages (one bit flipped each).
     pub link_flips: f64,
-    /// The survey figures people's consent is drawn from in [`ConsentMode::Survey`].
-    pub survey: crate::survey::Survey,
+    /// Homes per process: with more homes than this, worker processes run them in slices.
+    pub homes_per_process: usize,
+    /// The `ledtrad-sim` executable to start workers from; without one, every home runs in
+    /// this process.
+    pub worker_exe: Option<std::path::PathBuf>,
 }
 
-/// A device's sensor board on the firmware path, and its end of the link.
-struct BoardLink {
-    board: crate::board::Board,
-    stream: tokio::net::TcpStream,
-}
-
-impl BoardLink {
-    /// Listens for the agent's link on a free loopback port: the address to put in its config.
-    async fn listen() -> anyhow::Result<tokio::net::TcpListener> {
-        Ok(tokio::net::TcpListener::bind("127.0.0.1:0").await?)
+impl RunOptions {
+    /// Options for `homes` homes over `days` days with every other choice at its default:
+    /// mixed consent, ledtrad's policy, the shipped catalogue, the embedded broker.
+    pub fn new(homes: usize, days: u64, seed: u64, catalogue: Catalogue, start: UnixTime) -> Self {
+        Self {
+            homes,
+            days,
+            seed,
+            broker: None,
+            population: Population::default(),
+            policy: Policy::Clues,
+            catalogue,
+            start,
+            progress: false,
+            reports: None,
+            sensors: SensorPath::Direct,
+            link_flips: 0.0,
+            homes_per_process: HOMES_PER_PROCESS,
+            worker_exe: None,
+        }
     }
-
-    /// Takes the agent's connection within 10 s.
-    async fn accept(listener: tokio::net::TcpListener, board: crate::board::Board) -> anyhow::Result<Self> {
-        let (stream, _) = tokio::time::timeout(Duration::from_secs(10), listener.accept())
-            .await
-            .context("the agent did not connect to its sensor board within 10 s")??;
-        stream.set_nodelay(true)?;
-        Ok(Self { board, stream })
-    }
-}
-
-struct Device {
-    home: usize,
-    kind: DeviceKind,
-    id: DeviceId,
-    handle: AgentHandle,
-    consent: ConsentState,
-}
-
-#[derive(Default)]
-struct Counts {
-    decisions: u64,
-    shown: u64,
-    shown_personalised: u64,
-    accepted: u64,
-    dismissed: u64,
-    not_for_me: u64,
-    unanswered: u64,
-    signals: u64,
-    violations: u64,
-    why_inconsistent: u64,
-    camouflaged: u64,
-    revocations: u64,
-    prompts: u64,
-    prompts_declined: u64,
-    held_out: u64,
-    converted: u64,
-    decide_nanos: Vec<u64>,
-    call_nanos: Vec<u64>,
 }
 
 fn bar(progress: bool, len: u64, message: &str) -> ProgressBar {
@@ -119,15 +97,11 @@ fn bar(progress: bool, len: u64, message: &str) -> ProgressBar {
     }
     let bar = ProgressBar::new(len);
     bar.set_style(
-        ProgressStyle::with_template("{msg:>24} [{bar:40}] {pos}/{len} {elapsed}")
+        ProgressStyle::with_template("{msg:>36} [{bar:40}] {pos}/{len} {elapsed}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     bar.set_message(message.to_string());
     bar
-}
-
-fn kind_index(kind: DeviceKind) -> usize {
-    DeviceKind::ALL.iter().position(|k| *k == kind).unwrap_or(0)
 }
 
 /// An id for this run, unique on a shared broker: process, run number in the process, and time.
@@ -143,13 +117,133 @@ pub fn local_midnight(start: UnixTime) -> UnixTime {
     UnixTime(start.secs().saturating_add_signed(-i64::from(UTC_OFFSET_MINUTES) * 60))
 }
 
+/// The homes, in this process or in worker processes.
+enum Shards {
+    Local(Box<Shard>),
+    Remote(Vec<Worker>),
+}
+
+impl Shards {
+    /// Sends `command` to every worker, then reads every reply.
+    async fn all(workers: &mut [Worker], command: &Command) -> anyhow::Result<Vec<Reply>> {
+        for w in workers.iter_mut() {
+            w.send(command).await?;
+        }
+        let mut replies = Vec::with_capacity(workers.len());
+        for w in workers.iter_mut() {
+            replies.push(w.reply().await?);
+        }
+        Ok(replies)
+    }
+
+    async fn wait_applied(&mut self, version: u64, within: Duration, bar: &ProgressBar) -> anyhow::Result<()> {
+        match self {
+            Self::Local(shard) => shard.wait_applied(version, within, || bar.inc(1)).await,
+            Self::Remote(workers) => {
+                Self::all(workers, &Command::WaitApplied { version, within_secs: within.as_secs() }).await?;
+                bar.set_position(bar.length().unwrap_or(0));
+                Ok(())
+            }
+        }
+    }
+
+    async fn begin_day(&mut self, day: u64, steps_per_day: u64) -> anyhow::Result<()> {
+        match self {
+            Self::Local(shard) => shard.begin_day(day, steps_per_day),
+            Self::Remote(workers) => {
+                Self::all(workers, &Command::BeginDay { day, steps_per_day }).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// One step everywhere; the agents online, when asked.
+    async fn step(&mut self, day: u64, step: u64, count_online: bool) -> anyhow::Result<Option<usize>> {
+        match self {
+            Self::Local(shard) => {
+                shard.step(day, step).await?;
+                Ok(if count_online { Some(shard.online().await?) } else { None })
+            }
+            Self::Remote(workers) => {
+                let replies = Self::all(workers, &Command::Step { day, step, count_online }).await?;
+                let online = replies.iter().map(|r| if let Reply::Stepped { online } = r { *online } else { None });
+                Ok(online.sum())
+            }
+        }
+    }
+
+    async fn end_day(&mut self) -> anyhow::Result<u64> {
+        match self {
+            Self::Local(shard) => shard.end_day().await,
+            Self::Remote(workers) => {
+                let replies = Self::all(workers, &Command::EndDay).await?;
+                Ok(replies
+                    .iter()
+                    .map(|r| if let Reply::DayEnded { reports_expected } = r { *reports_expected } else { 0 })
+                    .sum())
+            }
+        }
+    }
+
+    async fn finish(self, bar: &ProgressBar) -> anyhow::Result<Vec<Finished>> {
+        match self {
+            Self::Local(shard) => Ok(vec![shard.finish(|| bar.inc(1)).await?]),
+            Self::Remote(mut workers) => {
+                let replies = Self::all(&mut workers, &Command::Finish).await?;
+                for mut w in workers {
+                    let _ = w.wait().await;
+                }
+                bar.set_position(bar.length().unwrap_or(0));
+                Ok(replies
+                    .into_iter()
+                    .filter_map(|r| if let Reply::Finished(f) = r { Some(*f) } else { None })
+                    .collect())
+            }
+        }
+    }
+}
+
+/// Starts the homes: in this process, or split over worker processes when there are more
+/// than `homes_per_process`.
+async fn start_shards(options: &RunOptions, spec: ShardSpec, bar: &ProgressBar) -> anyhow::Result<Shards> {
+    let per = options.homes_per_process.max(1);
+    if options.homes <= per {
+        return Ok(Shards::Local(Box::new(Shard::start(spec, || bar.inc(1)).await?)));
+    }
+    let Some(exe) = &options.worker_exe else {
+        bail!(
+            "{} homes need worker processes ({per} per process fit the open-file limit); run them through the ledtrad-sim executable",
+            options.homes
+        );
+    };
+    let slices = options.homes.div_ceil(per);
+    let mut workers = Vec::with_capacity(slices);
+    for n in 0..slices {
+        let mut worker = Worker::spawn(exe, n + 1)?;
+        let homes = (n * options.homes / slices, (n + 1) * options.homes / slices);
+        let dir = spec.dir.with_file_name(format!("shard-{}", n + 1));
+        worker.send(&Command::Start(Box::new(ShardSpec { homes, dir, ..spec.clone() }))).await?;
+        workers.push(worker);
+    }
+    for worker in &mut workers {
+        if let Reply::Started { devices } = worker.reply().await? {
+            bar.inc(devices as u64);
+        }
+    }
+    Ok(Shards::Remote(workers))
+}
+
 /// Runs a simulation and returns its summary.
 pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
     let wall = Instant::now();
     if options.homes == 0 {
         bail!("--homes must be at least 1");
     }
-    let devices_total = options.homes * DeviceKind::ALL.len();
+    // The homes' make-up follows from the seed alone; the run sizes itself by it.
+    let (devices_total, people_total) = (0..options.homes).fold((0, 0), |(d, p), h| {
+        let home = Home::new(options.seed, h, &options.population);
+        (d + home.devices.len(), p + home.people.len())
+    });
     let (broker, broker_label) = match &options.broker {
         Some(url) => (url.clone(), url.to_string()),
         None => {
@@ -164,7 +258,6 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
     let fleet = FleetId::try_new(format!("sim-{run_id}"))?;
     let key = OperatorKey::generate(KeyId::try_new("sim-operator")?);
     let local_midnight = local_midnight(options.start);
-    let clock = ManualClock::new(local_midnight);
     let audit = Audit::start(&broker, &fleet, &format!("s{}-h", options.seed), &format!("ledtrad-sim-audit-{run_id}"))
         .await
         .with_context(|| format!("connecting to the broker at {broker}"))?;
@@ -174,92 +267,37 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
         Some(path) => Some(start_collector(&broker, path, &run_id).await?),
     };
 
-    // Agents, one per device, each on its own database.
+    // Agents, one per device, each on its own database, all under one directory that goes with
+    // the run, however it ends.
     let dir = tempfile::tempdir().context("creating a directory for the agents' databases")?;
-    let starting = bar(options.progress, devices_total as u64, "starting agents");
-    let mut homes = Vec::with_capacity(options.homes);
-    let mut devices = Vec::with_capacity(devices_total);
-    let mut running: Vec<RunningAgent> = Vec::with_capacity(devices_total);
-    let mut boards: Vec<Option<BoardLink>> = Vec::with_capacity(devices_total);
-    let mut flips = rand_chacha::ChaCha8Rng::seed_from_u64(options.seed ^ 0x11_4e_f1_1b);
-    for h in 0..options.homes {
-        let home = Home::with_survey(options.seed, h, options.consent, &options.survey);
-        for kind in DeviceKind::ALL {
-            // Pseudonyms follow from the seed, so holdout arms (a hash of pseudonym and campaign)
-            // are the same in every run with it. Runs sharing a broker need different seeds.
-            let id = DeviceId::try_new(format!("s{}-h{h}-{}", options.seed, kind.as_str().replace('_', "-")))?;
-            let window_ms = u32::try_from(STEP_MINUTES * 60_000).unwrap_or(u32::MAX);
-            let board = match (options.sensors, kind) {
-                (SensorPath::Firmware, DeviceKind::Fridge) => Some(crate::board::Board::fridge(window_ms)?),
-                (SensorPath::Firmware, DeviceKind::LockScreen) => Some(crate::board::Board::lock_screen(window_ms)?),
-                _ => None,
-            };
-            let listener = match board {
-                Some(_) => Some(BoardLink::listen().await?),
-                None => None,
-            };
-            let sensor_link = match &listener {
-                Some(l) => Some(format!("tcp://{}", l.local_addr()?)),
-                None => None,
-            };
-            let raw = RawConfig {
-                device_id: id.to_string(),
-                kind: kind.as_str().into(),
-                fleet: fleet.to_string(),
-                broker: broker.to_string(),
-                mqtt_username: None,
-                mqtt_password_file: None,
-                database: dir.path().join(format!("{id}.db")),
-                api: None,
-                sharing: None,
-                report_epsilon: None,
-                camouflage_share: None,
-                model_runtime: None,
-                rng_seed: Some(
-                    options.seed
-                        ^ ((h * DeviceKind::ALL.len() + kind_index(kind)) as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
-                ),
-                owner: Some(Home::PEOPLE[Home::people_of(kind)[0]].into()),
-                utc_offset_minutes: UTC_OFFSET_MINUTES,
-                timezone: None,
-                offer_request_timeout_ms: None,
-                sensor_link,
-                sensor_baud: None,
-                operator_keys: vec![RawKey { id: key.id.to_string(), public_key: key.public_hex(), retired: false }],
-            };
-            let config = Config::from_raw(raw, "simulator")?;
-            let agent = ledtrad_agent::spawn(config, Arc::new(clock.clone())).await?;
-            boards.push(match (listener, board) {
-                (Some(listener), Some(board)) => Some(BoardLink::accept(listener, board).await?),
-                _ => None,
-            });
-            devices.push(Device { home: h, kind, id, handle: agent.handle(), consent: home.consent(kind) });
-            running.push(agent);
-            starting.inc(1);
-        }
-        homes.push(home);
-    }
-    starting.finish_and_clear();
-
-    // The household on each device, and each person's consent as they gave it at setup. The
-    // agents work out what a shared fridge may do; the audit checks it independently.
-    for device in &devices {
-        let home = &homes[device.home];
-        for &i in Home::people_of(device.kind) {
-            let person = PersonId::try_new(Home::PEOPLE[i])?;
-            device.handle.put_person(person.clone(), PersonChange { child: false }).await?;
-            for purpose in Purpose::ALL.into_iter().filter(|p| home.person_consent(i).allows(*p)) {
-                let change = ConsentChange {
-                    granted: true,
-                    source: ConsentSource::SetupWizard,
-                    text_version: "sim-2026-11".into(),
-                };
-                device.handle.set_person_consent(Some(person.clone()), purpose, change).await?;
-            }
-        }
-    }
-
-    // The operator signs and pushes the catalogue; wait until every agent applied it.
+    let spec = ShardSpec {
+        seed: options.seed,
+        homes: (0, options.homes),
+        population: options.population,
+        policy: options.policy,
+        broker: broker.to_string(),
+        fleet: fleet.to_string(),
+        key: (key.id.to_string(), key.public_hex()),
+        local_midnight,
+        sensors: options.sensors,
+        link_flips: options.link_flips,
+        offers: options
+            .catalogue
+            .offers
+            .iter()
+            .map(|o| (o.id.clone(), o.campaign.clone(), o.category.clone()))
+            .collect(),
+        measured_campaigns: options
+            .catalogue
+            .campaigns
+            .iter()
+            .filter(|c| c.holdout > 0.0)
+            .map(|c| c.id.clone())
+            .collect(),
+        dir: dir.path().join("shard-1"),
+    };
+    // The operator signs and pushes the catalogue, retained, before the agents start: each gets
+    // it as it subscribes, as a device joining a fleet does, rather than all at once.
     let version = 1;
     let sign = SignOptions {
         fleet: fleet.clone(),
@@ -269,198 +307,44 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
     };
     let envelope = sign_catalogue(&options.catalogue, &key, &sign)?;
     push_envelope(&broker, &fleet, envelope, &format!("ledtrad-sim-op-{run_id}")).await?;
+    let starting = bar(options.progress, devices_total as u64, "starting agents");
+    let mut shards = start_shards(&options, spec, &starting).await?;
+    starting.finish_and_clear();
+
+    // Wait until every agent applied it.
     let applying = bar(options.progress, devices_total as u64, "applying catalogue");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    for device in &devices {
-        loop {
-            let status = device.handle.status().await?;
-            if status.catalogue_version == Some(version) {
-                break;
-            }
-            if Instant::now() > deadline {
-                bail!(
-                    "device {} did not apply catalogue version {version} within 120 s (status: {status:?})",
-                    device.id
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        applying.inc(1);
-    }
+    shards.wait_applied(version, Duration::from_secs(120), &applying).await?;
     applying.finish_and_clear();
 
-    // The simulated days.
-    let campaigns: BTreeMap<_, _> =
-        options.catalogue.offers.iter().map(|o| (o.id.clone(), o.campaign.clone())).collect();
-    let categories: BTreeMap<_, _> =
-        options.catalogue.offers.iter().map(|o| (o.id.clone(), o.category.clone())).collect();
-    let mut counts = Counts::default();
+    // The simulated days, every shard in step.
     let mut reports_expected = 0u64;
     let steps_per_day = 24 * 60 / STEP_MINUTES;
     let simulating = bar(options.progress, options.days * steps_per_day, "simulating");
     let simulated_from = Instant::now();
+    let mut online = devices_total;
     for day in 0..options.days {
-        // Per device: the (campaign, held out?) pairs it has counts for today, if it measures.
-        let mut campaigns_today: BTreeMap<usize, BTreeSet<(CampaignId, bool)>> = BTreeMap::new();
-        let plans: Vec<Vec<(u64, usize, Purpose)>> =
-            homes.iter_mut().map(|home| home.plan_revocations(steps_per_day)).collect();
+        shards.begin_day(day, steps_per_day).await?;
         for step in 0..steps_per_day {
+            // Who is online, four times a simulated day (it asks every agent).
+            let count_online = options.progress && step % (steps_per_day / 4) == 0;
+            if let Some(now_online) = shards.step(day, step, count_online).await? {
+                online = now_online;
+            }
             let minutes = step * STEP_MINUTES;
-            let now = local_midnight.plus_secs(day * DAY_SECS + minutes * 60);
-            clock.set(now);
-            let (hour, minute) = (minutes / 60, minutes % 60);
-            // People who change their minds now: the revocation goes to every device that
-            // serves them, and the audit's expectations follow.
-            for (h, plan) in plans.iter().enumerate() {
-                for &(_, person, purpose) in plan.iter().filter(|(at, _, _)| *at == step) {
-                    homes[h].revoke(person, purpose);
-                    counts.revocations += 1;
-                    for (k, kind) in DeviceKind::ALL.into_iter().enumerate() {
-                        if !Home::people_of(kind).contains(&person) {
-                            continue;
-                        }
-                        let index = h * DeviceKind::ALL.len() + k;
-                        let change = ConsentChange {
-                            granted: false,
-                            source: ConsentSource::DeviceUi,
-                            text_version: "sim-2026-11".into(),
-                        };
-                        let id = PersonId::try_new(Home::PEOPLE[person])?;
-                        devices[index].handle.set_person_consent(Some(id), purpose, change).await?;
-                        devices[index].consent = homes[h].consent(kind);
-                        if !devices[index].consent.allows(Purpose::Measure) {
-                            campaigns_today.remove(&index);
-                        }
-                    }
-                }
-            }
-            for (h, home) in homes.iter_mut().enumerate() {
-                let events = home.step(day, hour, minute);
-                if options.sensors == SensorPath::Firmware {
-                    let at_ms = (now.secs() - local_midnight.secs()) * 1_000;
-                    for kind in [DeviceKind::Fridge, DeviceKind::LockScreen] {
-                        let index = h * DeviceKind::ALL.len() + kind_index(kind);
-                        let Some(link) = boards[index].as_mut() else { continue };
-                        let event = events.iter().find(|e| e.kind == kind);
-                        let scene = match kind {
-                            DeviceKind::Fridge => crate::board::Scene::Fridge {
-                                levels: home.shelf_levels().map(|l| l as f32),
-                                door_opened: event.is_some(),
-                                celsius: 4.0,
-                            },
-                            _ => crate::board::Scene::LockScreen {
-                                light: event
-                                    .and_then(|e| {
-                                        e.signals.iter().find(|s| s.feature.as_str() == "context.ambient_light")
-                                    })
-                                    .map_or(0.0, |s| s.value as f32),
-                                moved: event.is_some(),
-                            },
-                        };
-                        let sent_before = link.board.frames_sent;
-                        for mut frame in link.board.step(at_ms, scene)? {
-                            if flips.random_bool(options.link_flips) {
-                                crate::board::flip_a_bit(&mut frame, &mut flips);
-                                link.board.frames_flipped += 1;
-                            }
-                            link.stream.write_all(&frame).await?;
-                        }
-                        if link.board.frames_sent > sent_before {
-                            wait_for_frames(&devices[index].handle, link.board.frames_sent).await?;
-                        }
-                    }
-                }
-                for mut event in events {
-                    let index =
-                        h * DeviceKind::ALL.len() + DeviceKind::ALL.iter().position(|k| *k == event.kind).unwrap_or(0);
-                    let device = &devices[index];
-                    if boards[index].is_some() {
-                        // The board carries its sensors' readings; the rest (a lock screen's
-                        // unlocks) still come from the device's own software.
-                        event.signals.retain(|s| !board_feature(s.feature.as_str()));
-                    }
-                    counts.signals += event.signals.len() as u64;
-                    device.handle.signals(event.signals).await?;
-                    let Some(moment) = event.moment else { continue };
-                    let started = Instant::now();
-                    let outcome = device.handle.offer(moment).await?;
-                    counts.call_nanos.push(u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX));
-                    counts.decide_nanos.push(outcome.decide_nanos);
-                    counts.decisions += 1;
-                    let decision = outcome.decision;
-                    if crate::audit::decision_violates(device.consent, &decision) {
-                        counts.violations += 1;
-                    }
-                    if !crate::audit::why_consistent(device.kind, &decision) {
-                        counts.why_inconsistent += 1;
-                    }
-                    counts.camouflaged += u64::from(decision.camouflage);
-                    if decision.prompt.is_some() {
-                        counts.prompts += 1;
-                        // The people decline (a "yes" would change one device's ledger, which
-                        // this household model keeps per person); "yes" is tested end to end.
-                        if home.declines_prompt() {
-                            counts.prompts_declined += 1;
-                            let answer = PromptAnswer { decision: decision.id, answer: YesNo::No, person: None };
-                            device.handle.prompt_answer(answer).await?;
-                        }
-                    }
-                    if let Some(offer) = &decision.would_have_shown {
-                        counts.held_out += 1;
-                        if let (true, Some(campaign)) = (device.consent.allows(Purpose::Measure), campaigns.get(offer))
-                        {
-                            campaigns_today.entry(index).or_default().insert((campaign.clone(), true));
-                        }
-                        // Held out, the household may still do what the offer was about.
-                        if home.converts_unprompted(categories.get(offer).map_or("", String::as_str)) {
-                            counts.converted += 1;
-                            let converted = Feedback { decision: decision.id, kind: FeedbackKind::Converted };
-                            device.handle.feedback(converted).await?;
-                        }
-                    }
-                    let Some(shown) = decision.shown else { continue };
-                    counts.shown += 1;
-                    counts.shown_personalised += u64::from(shown.personalised);
-                    if device.consent.allows(Purpose::Measure) {
-                        campaigns_today.entry(index).or_default().insert((shown.campaign.clone(), false));
-                    }
-                    let category = categories.get(&shown.offer).map_or("", String::as_str);
-                    let mut converted = false;
-                    match home.respond(&shown, category) {
-                        None => counts.unanswered += 1,
-                        Some(kind) => {
-                            match kind {
-                                FeedbackKind::Accepted => counts.accepted += 1,
-                                FeedbackKind::Dismissed => counts.dismissed += 1,
-                                FeedbackKind::NotForMe => {
-                                    counts.dismissed += 1;
-                                    counts.not_for_me += 1;
-                                }
-                                FeedbackKind::Converted => counts.converted += 1,
-                            }
-                            device.handle.feedback(Feedback { decision: decision.id, kind }).await?;
-                            if kind == FeedbackKind::Accepted && home.converts() {
-                                converted = true;
-                            }
-                        }
-                    }
-                    // Taken up through the offer, or as the household would have anyway.
-                    if converted || home.converts_unprompted(category) {
-                        counts.converted += 1;
-                        let converted = Feedback { decision: decision.id, kind: FeedbackKind::Converted };
-                        device.handle.feedback(converted).await?;
-                    }
-                }
-            }
             simulating.inc(1);
-            simulating.set_message(format!("day {} {hour:02}:{minute:02}, {} agents", day + 1, devices.len()));
+            simulating.set_message(format!(
+                "day {} {:02}:{:02}, {online} of {devices_total} online",
+                day + 1,
+                minutes / 60,
+                minutes % 60
+            ));
         }
         // End of day: agents send their reports where `measure` allows it.
-        for device in &devices {
-            device.handle.flush_reports().await?;
-        }
-        reports_expected += campaigns_today.values().map(|c| c.len() as u64).sum::<u64>();
-        let wait_until = Instant::now() + Duration::from_secs(10);
+        reports_expected += shards.end_day().await?;
+        // Thousands of agents report at once; the last day's reports get longer, as nothing
+        // after them would count them.
+        let wait = if day + 1 == options.days { 60 } else { 10 } + devices_total as u64 / 1_000;
+        let wait_until = Instant::now() + Duration::from_secs(wait);
         while audit.reports() < reports_expected && Instant::now() < wait_until {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -496,18 +380,32 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
             Some(collector.stop().await?.reports)
         }
     };
-    let any_request = devices.iter().any(|d| d.consent.allows(Purpose::Request));
+
+    let stopping = bar(options.progress, devices_total as u64, "stopping agents");
+    let finished = shards.finish(&stopping).await?;
+    stopping.finish_and_clear();
+    let mut counts = Counts::default();
+    let mut ids = BTreeSet::new();
+    let mut sensor_link: Option<SensorLink> = None;
+    let mut workers_peak_rss = 0;
+    for f in finished {
+        counts.add(f.counts);
+        ids.extend(f.devices);
+        workers_peak_rss += f.peak_rss_bytes;
+        if let Some(l) = f.sensor_link {
+            sensor_link = Some(sensor_link.unwrap_or_default().plus(l));
+        }
+    }
     counts.violations += crate::audit::message_violations(
         reports_seen,
         reports_expected,
         egress.request.messages,
-        any_request,
+        counts.any_request,
         egress.unexpected.messages,
     );
     audit.stop();
 
     // The operator's view: which version each device reports on its retained status.
-    let ids: BTreeSet<DeviceId> = devices.iter().map(|d| d.id.clone()).collect();
     let statuses = watch_statuses(&broker, &format!("ledtrad-sim-watch-{run_id}"), Duration::from_secs(30), |seen| {
         ids.iter().all(|id| seen.get(id).is_some_and(|s| s.catalogue_version == Some(version)))
     })
@@ -515,34 +413,6 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
     let applied =
         ids.iter().filter(|id| statuses.get(*id).is_some_and(|s| s.catalogue_version == Some(version))).count();
 
-    // The boards' links, as the boards and the agents count them.
-    let sensor_link = if options.sensors == SensorPath::Firmware {
-        let mut link = crate::summary::SensorLink::default();
-        for (device, board) in devices.iter().zip(&boards) {
-            let Some(board) = board else { continue };
-            link.boards += 1;
-            link.frames_sent += board.board.frames_sent;
-            link.frames_flipped += board.board.frames_flipped;
-            if let Some(l) = device.handle.status().await?.link {
-                link.frames_read += l.frames;
-                link.corrupt += l.corrupt;
-                link.incomplete += l.incomplete;
-                link.dropped += l.dropped;
-                link.repeated += l.repeated;
-                link.signals += l.signals;
-            }
-        }
-        Some(link)
-    } else {
-        None
-    };
-
-    let stopping = bar(options.progress, running.len() as u64, "stopping agents");
-    for agent in running {
-        agent.shutdown().await;
-        stopping.inc(1);
-    }
-    stopping.finish_and_clear();
     if options.broker.is_some() {
         // Leave nothing retained behind on a shared broker.
         let cleaner = format!("ledtrad-sim-clean-{run_id}");
@@ -552,14 +422,18 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
             ledtrad_operator::publish_retained(&broker, &topic, Vec::new(), &cleaner).await?;
         }
     }
-    drop(dir);
 
+    drop(dir);
+    let device_days = (devices_total as u64 * options.days).max(1);
+    let per_device_day = |bytes: u64| (bytes as f64 / device_days as f64 * 10.0).round() / 10.0;
     Ok(Summary {
         homes: options.homes,
         devices: devices_total,
+        people: people_total,
         days: options.days,
         seed: options.seed,
-        consent: options.consent,
+        consent: options.population.consent,
+        policy: options.policy,
         broker: broker_label,
         catalogue_version: version,
         catalogue_version_applied: applied,
@@ -578,6 +452,12 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
         prompts_shown: counts.prompts,
         held_out: counts.held_out,
         converted: counts.converted,
+        uplift: crate::summary::Uplift::of(
+            counts.converted_shown,
+            counts.shown_measured,
+            counts.converted_held_out,
+            counts.held_out,
+        ),
         prompts_declined: counts.prompts_declined,
         reports_seen,
         reports_expected,
@@ -591,47 +471,26 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
             improve: 0,
         },
         egress,
-        decision_latency_us: Percentiles::of_nanos(counts.decide_nanos),
+        decision_latency_us: Percentiles::of_nanos(counts.decide_nanos.clone()),
         offer_call_latency_us: Percentiles::of_nanos(counts.call_nanos),
+        latency_histogram: crate::lab_report::latency_histogram(&counts.decide_nanos),
         wall_seconds: (wall.elapsed().as_secs_f64() * 10.0).round() / 10.0,
         sim_ratio: ((options.days * DAY_SECS) as f64 / simulated_wall.max(1e-3)).round(),
         broker_messages,
         broker_bytes,
-        peak_rss_bytes: crate::footprint::proc_status("VmHWM").unwrap_or(0),
-        uplink_bytes_per_device_day: {
-            let per = |bytes: u64| {
-                let device_days = (devices_total as u64 * options.days).max(1);
-                (bytes as f64 / device_days as f64 * 10.0).round() / 10.0
-            };
-            crate::summary::UplinkPerDeviceDay {
-                status: per(egress.status.bytes),
-                measure: per(egress.measure.bytes),
-                request: per(egress.request.bytes),
-            }
+        processes: if options.homes > options.homes_per_process.max(1) {
+            options.homes.div_ceil(options.homes_per_process.max(1)) + 1
+        } else {
+            1
         },
+        peak_rss_bytes: crate::footprint::proc_status("VmHWM").unwrap_or(0) + workers_peak_rss,
+        uplink_bytes_per_device_day: crate::summary::UplinkPerDeviceDay {
+            status: per_device_day(egress.status.bytes),
+            measure: per_device_day(egress.measure.bytes),
+            request: per_device_day(egress.request.bytes),
+        },
+        daily: counts.daily,
     })
-}
-
-/// Whether a sensor board carries `feature` on the firmware path.
-fn board_feature(feature: &str) -> bool {
-    SHELF.contains(&feature) || matches!(feature, "fridge.door.opens" | "context.ambient_light")
-}
-
-/// Waits (up to 10 s) until the agent behind `handle` has read `sent` frames, good or not,
-/// from its board, so a moment is decided on what the board reported.
-async fn wait_for_frames(handle: &AgentHandle, sent: u64) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let status = handle.status().await?;
-        let read = status.link.as_ref().map_or(0, |l| l.frames + l.corrupt + l.incomplete);
-        if read >= sent {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            anyhow::bail!("the agent read {read} of {sent} frames from its board within 10 s");
-        }
-        tokio::time::sleep(Duration::from_micros(200)).await;
-    }
 }
 
 /// Starts the operator's report collector (`ledtrad-op serve --reports`, as a library) for a
@@ -654,6 +513,7 @@ async fn start_collector(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ledtrad_agent::{RawConfig, RawKey};
 
     #[test]
     fn the_simulated_hours_are_the_agents_local_hours() {

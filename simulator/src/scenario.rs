@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use ledtrad_protocol::UnixTime;
 use serde::Deserialize;
 
-use crate::home::{ConsentMode, SensorPath};
+use crate::home::{ConsentMode, Households, SensorPath};
+use crate::people::Responses;
 use crate::survey::Survey;
 
 /// A scenario as written.
@@ -15,7 +16,7 @@ use crate::survey::Survey;
 pub struct Scenario {
     /// What it is, for people.
     pub name: String,
-    /// Homes (a fridge, an e-reader and a lock screen each).
+    /// Homes.
     pub homes: u64,
     /// Simulated days.
     pub days: u64,
@@ -36,6 +37,12 @@ pub struct Scenario {
     /// The survey figures people's consent is drawn from.
     #[serde(default)]
     pub survey: Survey,
+    /// How homes are made up: people per home, children, devices.
+    #[serde(default)]
+    pub households: Households,
+    /// How people answer offers (the response model in `simulator/src/people.rs`).
+    #[serde(default)]
+    pub responses: Responses,
 }
 
 /// A scenario that cannot be used, naming the file and what to fix.
@@ -70,6 +77,8 @@ impl Scenario {
             return Err(invalid("homes and days must be at least 1".into()));
         }
         scenario.survey.check().map_err(|e| invalid(e.to_string()))?;
+        scenario.households.check().map_err(invalid)?;
+        scenario.responses.check().map_err(|e| invalid(e.to_string()))?;
         if let Some(start) = &scenario.start {
             UnixTime::parse_rfc3339(start).map_err(|e| invalid(format!("start {start:?}: {e}")))?;
         }
@@ -95,6 +104,10 @@ mod tests {
             loaded += 1;
         }
         assert!(loaded >= 1);
+        // The shipped week writes out every default, so what it says is what the code does.
+        let week = Scenario::load(&dir.join("stockholm-week.toml")).unwrap();
+        assert_eq!(week.responses, Responses::default());
+        assert_eq!(week.households, Households::default());
     }
 
     #[test]
@@ -107,5 +120,11 @@ mod tests {
         std::fs::write(&path, "name = \"x\"\nhomes = 3\ndays = 1\nseed = 1\ncolour = 2\n").unwrap();
         let err = Scenario::load(&path).unwrap_err().to_string();
         assert!(err.contains("unknown field `colour`"), "{err}");
+        std::fs::write(&path, "name = \"x\"\nhomes = 3\ndays = 1\nseed = 1\n[responses]\nrevoke_base = 3\n").unwrap();
+        let err = Scenario::load(&path).unwrap_err().to_string();
+        assert!(err.contains("'revoke_base' is 3; a chance must be from 0 to 1"), "{err}");
+        std::fs::write(&path, "name = \"x\"\nhomes = 3\ndays = 1\nseed = 1\n[households]\nlock_screen = -1\n").unwrap();
+        let err = Scenario::load(&path).unwrap_err().to_string();
+        assert!(err.contains("households.lock_screen is -1"), "{err}");
     }
 }

@@ -35,7 +35,7 @@ pub fn percentile_us(sorted: &[u64], q: f64) -> f64 {
 }
 
 /// The sensor boards' links over a run on the firmware path.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct SensorLink {
     /// Boards (fridges and lock screens).
     pub boards: u64,
@@ -55,6 +55,47 @@ pub struct SensorLink {
     pub repeated: u64,
     /// Readings the agents' engines took as signals.
     pub signals: u64,
+}
+
+impl SensorLink {
+    /// Both links' counts added.
+    pub fn plus(self, other: SensorLink) -> SensorLink {
+        SensorLink {
+            boards: self.boards + other.boards,
+            frames_sent: self.frames_sent + other.frames_sent,
+            frames_flipped: self.frames_flipped + other.frames_flipped,
+            frames_read: self.frames_read + other.frames_read,
+            corrupt: self.corrupt + other.corrupt,
+            incomplete: self.incomplete + other.incomplete,
+            dropped: self.dropped + other.dropped,
+            repeated: self.repeated + other.repeated,
+            signals: self.signals + other.signals,
+        }
+    }
+}
+
+/// The uplift in conversion rate, shown over held out, from the simulator's own counts (every
+/// decision, no noise): what the offers added to what households did anyway.
+pub use crate::lab_report::UpliftFigure as Uplift;
+
+impl Uplift {
+    /// From conversions among shown offers and among held-out decisions; `None` without both.
+    pub fn of(converted_shown: u64, shown: u64, converted_held: u64, held: u64) -> Option<Self> {
+        if shown == 0 || held == 0 {
+            return None;
+        }
+        let (t, h) = (converted_shown as f64 / shown as f64, converted_held as f64 / held as f64);
+        let se = (t * (1.0 - t) / shown as f64 + h * (1.0 - h) / held as f64).sqrt();
+        let round = |v: f64| (v * 1_000.0).round() / 1_000.0;
+        let points = (t - h) * 100.0;
+        Some(Self {
+            treatment_rate: round(t),
+            holdout_rate: round(h),
+            points: round(points),
+            low: round(points - 196.0 * se),
+            high: round(points + 196.0 * se),
+        })
+    }
 }
 
 /// Messages and payload bytes.
@@ -99,12 +140,16 @@ pub struct Summary {
     pub homes: usize,
     /// Devices (agents) run.
     pub devices: usize,
+    /// People in the homes.
+    pub people: usize,
     /// Simulated days.
     pub days: u64,
     /// The seed.
     pub seed: u64,
     /// How consent was drawn.
     pub consent: crate::home::ConsentMode,
+    /// How offers were put.
+    pub policy: ledtrad_agent::engine::Policy,
     /// The broker used.
     pub broker: String,
     /// The catalogue version pushed.
@@ -142,6 +187,8 @@ pub struct Summary {
     /// Conversions: offers taken up after an accept, and what households did unprompted
     /// (after a shown offer, or a held-out one).
     pub converted: u64,
+    /// Conversions per shown offer against per held-out decision, if both happened.
+    pub uplift: Option<Uplift>,
     /// Consent prompts answered "no".
     pub prompts_declined: u64,
     /// Reports the audit saw on the broker.
@@ -171,10 +218,16 @@ pub struct Summary {
     pub broker_messages: u64,
     /// Their payload bytes.
     pub broker_bytes: u64,
-    /// The simulator process's peak resident memory (agents, broker and all), bytes.
+    /// Processes the run took: one, or the run's and its workers'.
+    pub processes: usize,
+    /// Peak resident memory of the run's processes added up (agents, broker and all), bytes.
     pub peak_rss_bytes: u64,
     /// Payload bytes each device sent per simulated day, by purpose.
     pub uplink_bytes_per_device_day: UplinkPerDeviceDay,
+    /// The engine's decision times as a histogram.
+    pub latency_histogram: Vec<crate::lab_report::LatencyBucket>,
+    /// Each simulated day's figures.
+    pub daily: Vec<crate::shard::DayCounts>,
 }
 
 /// Payload bytes a device sends per day, by purpose (status needs none).
@@ -194,7 +247,9 @@ impl Summary {
         let pct = |n: u64| if self.shown == 0 { 0.0 } else { 100.0 * n as f64 / self.shown as f64 };
         let rows: Vec<(&str, String)> = vec![
             ("homes", self.homes.to_string()),
-            ("devices", self.devices.to_string()),
+            ("devices", format!("{} ({} processes)", self.devices, self.processes)),
+            ("people", self.people.to_string()),
+            ("policy", self.policy.as_str().to_string()),
             ("simulated days", self.days.to_string()),
             ("seed", self.seed.to_string()),
             ("consent", format!("{:?}", self.consent).to_lowercase()),
@@ -222,6 +277,13 @@ impl Summary {
             ("unanswered", self.unanswered.to_string()),
             ("converted", self.converted.to_string()),
             ("held out (would have shown)", self.held_out.to_string()),
+            (
+                "uplift in conversion rate",
+                self.uplift.map_or_else(
+                    || "- (needs shown and held-out decisions)".into(),
+                    |u| format!("{:+.2} points (95% CI {:+.2} to {:+.2})", u.points, u.low, u.high),
+                ),
+            ),
             ("consent revocations", self.revocations.to_string()),
             ("consent prompts", format!("{} shown, {} declined", self.prompts_shown, self.prompts_declined)),
             ("signals", self.signals.to_string()),
@@ -278,6 +340,91 @@ impl Summary {
     }
 }
 
+impl Summary {
+    /// The run's figures for the laboratory report.
+    pub fn policy_run(&self) -> crate::lab_report::PolicyRun {
+        use crate::lab_report::PolicyRun;
+        PolicyRun {
+            policy: self.policy.as_str().into(),
+            devices: self.devices as u64,
+            people: self.people as u64,
+            decisions: self.decisions,
+            shown: self.shown,
+            accepted: self.accepted,
+            dismissed: self.dismissed,
+            not_for_me: self.not_for_me,
+            converted: self.converted,
+            revocations: self.revocations,
+            held_out: self.held_out,
+            consent_violations: self.consent_violations,
+            uplift: self.uplift,
+            days: self.daily.clone(),
+            latency_us: self.latency_histogram.clone(),
+            uplink_bytes_per_device_day: vec![
+                ("status".into(), self.uplink_bytes_per_device_day.status),
+                ("measure".into(), self.uplink_bytes_per_device_day.measure),
+                ("request".into(), self.uplink_bytes_per_device_day.request),
+            ],
+        }
+    }
+}
+
+/// A row of the comparison: one cell per run.
+type Column<'a> = Box<dyn Fn(&Summary) -> String + 'a>;
+
+/// Runs of the same households under different policies, side by side.
+pub fn comparison(runs: &[Summary]) -> String {
+    let Some(first) = runs.first() else { return String::new() };
+    let rate =
+        |n: u64, of: u64| if of == 0 { "-".to_string() } else { format!("{:.1}%", 100.0 * n as f64 / of as f64) };
+    let consent_end = |s: &Summary| s.daily.last().map_or_else(|| "-".to_string(), |d| rate(d.personalise, d.people));
+    let rows: Vec<(&str, Column<'_>)> = vec![
+        ("decisions", Box::new(|s: &Summary| s.decisions.to_string())),
+        ("offers shown", Box::new(|s: &Summary| s.shown.to_string())),
+        ("personalised", Box::new(|s: &Summary| rate(s.shown_personalised, s.shown))),
+        ("acceptance (of shown)", Box::new(|s: &Summary| rate(s.accepted, s.shown))),
+        ("dismissals (of shown)", Box::new(|s: &Summary| rate(s.dismissed, s.shown))),
+        ("not for me (of shown)", Box::new(|s: &Summary| rate(s.not_for_me, s.shown))),
+        ("conversions", Box::new(|s: &Summary| s.converted.to_string())),
+        ("revocations", Box::new(|s: &Summary| s.revocations.to_string())),
+        ("personalise at the end", Box::new(consent_end)),
+        (
+            "uplift, conversion (95% CI)",
+            Box::new(|s: &Summary| {
+                s.uplift
+                    .map_or_else(|| "-".into(), |u| format!("{:+.2} pts ({:+.2} to {:+.2})", u.points, u.low, u.high))
+            }),
+        ),
+        ("consent violations", Box::new(|s: &Summary| s.consent_violations.to_string())),
+    ];
+    let mut out = format!(
+        "ledtrad simulation: the same {} homes ({} devices, {} people) over {} days, seed {}, under each policy\n",
+        first.homes, first.devices, first.people, first.days, first.seed
+    );
+    let label = rows.iter().map(|(k, _)| k.chars().count()).max().unwrap_or(0);
+    let cells: Vec<Vec<String>> = rows.iter().map(|(_, f)| runs.iter().map(f).collect()).collect();
+    let width = cells
+        .iter()
+        .flatten()
+        .map(|c| c.chars().count())
+        .chain(runs.iter().map(|s| s.policy.as_str().len()))
+        .max()
+        .unwrap_or(0);
+    out.push_str(&format!("  {:<label$}", ""));
+    for s in runs {
+        out.push_str(&format!("  {:>width$}", s.policy.as_str()));
+    }
+    out.push('\n');
+    for ((name, _), row) in rows.iter().zip(cells) {
+        out.push_str(&format!("  {name:<label$}"));
+        for cell in row {
+            out.push_str(&format!("  {cell:>width$}"));
+        }
+        out.push('\n');
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -287,5 +434,14 @@ mod tests {
         let p = Percentiles::of_nanos((1..=100).map(|i| i * 1000).collect());
         assert_eq!((p.p50, p.p99, p.max, p.samples), (51.0, 99.0, 100.0, 100));
         assert_eq!(Percentiles::of_nanos(vec![]).p50, 0.0);
+    }
+
+    #[test]
+    fn uplift_is_the_difference_of_two_rates_with_its_interval() {
+        let u = Uplift::of(150, 1_000, 50, 1_000).unwrap();
+        assert_eq!((u.treatment_rate, u.holdout_rate, u.points), (0.15, 0.05, 10.0));
+        // sqrt(0.15*0.85/1000 + 0.05*0.95/1000) = 0.01323: ±2.59 points.
+        assert!((u.low - 7.407).abs() < 0.01 && (u.high - 12.593).abs() < 0.01, "{u:?}");
+        assert_eq!(Uplift::of(1, 10, 0, 0), None);
     }
 }

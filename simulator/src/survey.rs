@@ -104,6 +104,13 @@ impl Survey {
 
     /// Draws a person: their age and the consent they give at set-up.
     pub fn draw(&self, rng: &mut impl Rng) -> (u32, ConsentState) {
+        let drawn = self.draw_attitude(rng);
+        (drawn.age, drawn.consent)
+    }
+
+    /// Draws a person: their age, whether they share as little as possible, and the consent
+    /// they give at set-up.
+    pub fn draw_attitude(&self, rng: &mut impl Rng) -> Attitude {
         let age = rng.random_range(16..=70);
         let scale = self.comfortable_interests / self.interests_mean().max(1e-9);
         let interests = (self.interests_at(age) * scale).clamp(0.0, 1.0);
@@ -118,8 +125,19 @@ impl Survey {
                 .with(Purpose::Request, benefit && rng.random_bool(interests))
                 .with(Purpose::Improve, benefit && rng.random_bool(self.comfortable_opinions.clamp(0.0, 1.0)))
         };
-        (age, consent)
+        Attitude { age, minimal, consent }
     }
+}
+
+/// One drawn person.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attitude {
+    /// Age, 16 to 70.
+    pub age: u32,
+    /// Shares as little as possible.
+    pub minimal: bool,
+    /// What they grant at set-up.
+    pub consent: ConsentState,
 }
 
 #[cfg(test)]

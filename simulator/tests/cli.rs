@@ -23,3 +23,89 @@ fn a_scenario_and_its_flags_do_not_mix_and_a_bad_one_is_named() {
     assert_eq!(code, 2);
     assert!(stderr.contains("\"2\" is not a share from 0 to 1"), "{stderr}");
 }
+
+fn sim_json(args: &[&str]) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_ledtrad-sim")).args(args).output().expect("ledtrad-sim runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("one JSON object")
+}
+
+/// The parts of a run that follow from the seed alone.
+fn outcome(v: &serde_json::Value) -> Vec<serde_json::Value> {
+    [
+        "devices",
+        "people",
+        "decisions",
+        "shown",
+        "accepted",
+        "dismissed",
+        "not_for_me",
+        "converted",
+        "held_out",
+        "revocations",
+        "reports_expected",
+        "daily",
+    ]
+    .iter()
+    .map(|k| v[k].clone())
+    .collect()
+}
+
+#[test]
+fn homes_split_over_worker_processes_give_the_same_run_as_one_process() {
+    let one = sim_json(&["run", "--homes", "5", "--seed", "8", "--json"]);
+    let split = sim_json(&["run", "--homes", "5", "--seed", "8", "--homes-per-process", "2", "--json"]);
+    assert_eq!(one["processes"], 1);
+    assert_eq!(split["processes"], 4, "three workers of two, two and one homes, and the run's own");
+    assert_eq!(outcome(&one), outcome(&split));
+    assert_eq!(split["catalogue_version_applied"], split["devices"]);
+    assert_eq!(split["reports_seen"], split["reports_expected"]);
+    assert_eq!(split["consent_violations"], 0);
+    assert!(split["peak_rss_bytes"].as_u64().expect("a number") > one["peak_rss_bytes"].as_u64().expect("a number"));
+    // Through the firmware, with a noisy link: each board damages its own frames.
+    let firmware = ["run", "--homes", "3", "--seed", "9", "--sensors", "firmware", "--link-flips", "0.05", "--json"];
+    let one = sim_json(&firmware);
+    let split = sim_json(&[&firmware[..], &["--homes-per-process", "1"]].concat());
+    assert_eq!(split["processes"], 4);
+    assert_eq!(outcome(&one), outcome(&split));
+    assert_eq!(one["sensor_link"], split["sensor_link"]);
+    assert!(one["sensor_link"]["frames_flipped"].as_u64() > Some(0));
+}
+
+#[test]
+fn compare_runs_the_same_homes_under_each_policy_and_writes_the_report() {
+    let dir = tempfile::tempdir().expect("dir");
+    let html = dir.path().join("report.html");
+    let v = sim_json(&[
+        "compare",
+        "--homes",
+        "4",
+        "--days",
+        "2",
+        "--seed",
+        "3",
+        "--consent",
+        "all",
+        "--json",
+        "--html",
+        html.to_str().expect("utf-8"),
+    ]);
+    let runs = v["policies"].as_array().expect("one summary per policy");
+    assert_eq!(runs.len(), 2);
+    assert_eq!((runs[0]["policy"].as_str(), runs[1]["policy"].as_str()), (Some("clues"), Some("blunt")));
+    assert_eq!(runs[0]["devices"], runs[1]["devices"], "the same homes");
+    assert_eq!(runs[0]["people"], runs[1]["people"]);
+    assert!(runs[0]["shown_camouflaged"].as_u64() > Some(0));
+    assert_eq!(runs[1]["shown_camouflaged"], 0, "blunt has no camouflage");
+    for run in runs {
+        assert_eq!(run["consent_violations"], 0);
+        assert_eq!(run["daily"].as_array().map(Vec::len), Some(2));
+    }
+    let page = std::fs::read_to_string(&html).expect("the report");
+    assert!(page.contains("clues") && page.contains("blunt") && page.matches("<svg").count() >= 5);
+    assert!(page.contains("Delade meningar"), "the scenario's sources");
+    // Bad policy names are named.
+    let (code, stderr) = sim(&["compare", "--policies", "clues,rude"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("unknown policy \"rude\""), "{stderr}");
+}

@@ -8,26 +8,21 @@ use std::path::Path;
 
 use ledtrad_operator::load::parse_catalogue;
 use ledtrad_protocol::UnixTime;
-use ledtrad_sim::home::ConsentMode;
+use ledtrad_sim::home::{ConsentMode, Home};
 use ledtrad_sim::run::{run, RunOptions};
 use ledtrad_sim::summary::Summary;
 
 fn options(seed: u64, consent: ConsentMode) -> RunOptions {
     let start = UnixTime::parse_rfc3339("2026-11-23T00:00:00Z").unwrap();
-    RunOptions {
-        homes: 4,
-        days: 1,
-        seed,
-        broker: std::env::var("LEDTRAD_TEST_BROKER").ok().map(|u| u.parse().unwrap()),
-        consent,
-        catalogue: parse_catalogue(Path::new("home.toml"), ledtrad_sim::EXAMPLE_CATALOGUE, Some(start)).unwrap(),
-        start,
-        progress: false,
-        reports: None,
-        sensors: ledtrad_sim::home::SensorPath::Direct,
-        link_flips: 0.0,
-        survey: ledtrad_sim::survey::Survey::default(),
-    }
+    let catalogue = parse_catalogue(Path::new("home.toml"), ledtrad_sim::EXAMPLE_CATALOGUE, Some(start)).unwrap();
+    let mut options = RunOptions::new(4, 1, seed, catalogue, start);
+    options.broker = std::env::var("LEDTRAD_TEST_BROKER").ok().map(|u| u.parse().unwrap());
+    options.population.consent = consent;
+    options
+}
+
+fn first_population() -> ledtrad_sim::home::Population {
+    ledtrad_sim::home::Population { consent: ConsentMode::Mixed, ..Default::default() }
 }
 
 /// The parts of a summary that depend only on the seed (not on timing).
@@ -56,8 +51,9 @@ async fn a_mixed_consent_day_shows_offers_without_violations_and_repeats_exactly
     assert_eq!(first.reports_stored, Some(first.reports_seen));
     let store = ledtrad_operator::collect::ReportStore::open(&db).unwrap();
     assert_eq!(store.count().unwrap(), first.reports_seen);
-    assert_eq!(first.devices, 12);
-    assert_eq!(first.catalogue_version_applied, 12);
+    let devices: usize = (0..4).map(|h| Home::new(11, h, &first_population()).devices.len()).sum();
+    assert_eq!(first.devices, devices);
+    assert_eq!(first.catalogue_version_applied, devices);
     assert!(first.shown > 0, "{first:?}");
     assert_eq!(first.consent_violations, 0);
     assert_eq!(first.why_inconsistent, 0);
@@ -105,9 +101,14 @@ async fn through_the_firmware_a_clean_link_loses_nothing_and_a_noisy_one_is_coun
     };
     let clean = run(firmware(0.0)).await.unwrap();
     let link = clean.sensor_link.expect("the firmware path reports its links");
-    assert_eq!(link.boards, 8, "a fridge and a lock screen per home");
+    let population = ledtrad_sim::home::Population { consent: ConsentMode::All, ..Default::default() };
+    let boards: u64 = (0..4)
+        .flat_map(|h| Home::new(21, h, &population).devices)
+        .filter(|d| d.kind != ledtrad_protocol::DeviceKind::Ereader)
+        .count() as u64;
+    assert_eq!(link.boards, boards, "fridges and lock screens have boards");
     // A frame per board for each 10-minute window closed: 143 in a day of 144 steps.
-    assert_eq!(link.frames_sent, 8 * 143);
+    assert_eq!(link.frames_sent, boards * 143);
     assert_eq!((link.frames_read, link.corrupt, link.dropped, link.incomplete), (link.frames_sent, 0, 0, 0));
     assert!(link.signals > 0 && clean.shown > 0 && clean.consent_violations == 0, "{clean:?}");
 
