@@ -104,6 +104,17 @@ pub struct Mosquitto {
     child: std::process::Child,
     url: BrokerUrl,
     log: std::path::PathBuf,
+    binary: std::path::PathBuf,
+    config: std::path::PathBuf,
+}
+
+/// How a [`Mosquitto`] is stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// SIGTERM: it closes its connections and saves its persistence file first.
+    Graceful,
+    /// SIGKILL: gone at once, with what it had not saved yet.
+    Kill,
 }
 
 /// Where Mosquitto's programs are looked for besides `PATH` (Debian puts them in sbin).
@@ -157,25 +168,62 @@ impl Mosquitto {
         ));
         let file = dir.join("mosquitto.conf");
         std::fs::write(&file, config).map_err(|e| fail(format!("{}: {e}", file.display())))?;
-        let child = std::process::Command::new(binary)
+        let child = Self::spawn(&binary, &file)?;
+        let mut broker = Self { child, url: BrokerUrl { host: "127.0.0.1".into(), port }, log, binary, config: file };
+        broker.wait_listening()?;
+        Ok(broker)
+    }
+
+    fn spawn(binary: &std::path::Path, config: &std::path::Path) -> Result<std::process::Child, BrokerError> {
+        std::process::Command::new(binary)
             .arg("-c")
-            .arg(&file)
+            .arg(config)
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
-            .map_err(|e| fail(format!("cannot start: {e}")))?;
-        let mut broker = Self { child, url: BrokerUrl { host: "127.0.0.1".into(), port }, log };
+            .map_err(|e| BrokerError::Start(format!("mosquitto: cannot start: {e}")))
+    }
+
+    fn wait_listening(&mut self) -> Result<(), BrokerError> {
+        let fail = |why: String| BrokerError::Start(format!("mosquitto: {why}"));
+        let port = self.url.port;
         for _ in 0..250 {
-            if let Ok(Some(status)) = broker.child.try_wait() {
-                return Err(fail(format!("exited ({status}) before listening; its log:\n{}", broker.log_text())));
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(fail(format!("exited ({status}) before listening; its log:\n{}", self.log_text())));
             }
             if std::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_ok() {
-                return Ok(broker);
+                return Ok(());
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        Err(fail(format!("did not listen on port {port} within 5 s; its log:\n{}", broker.log_text())))
+        Err(fail(format!("did not listen on port {port} within 5 s; its log:\n{}", self.log_text())))
+    }
+
+    /// Stops the broker (`how`) and waits until it has exited.
+    pub fn stop(&mut self, how: Stop) -> Result<(), BrokerError> {
+        let fail = |why: String| BrokerError::Start(format!("mosquitto: {why}"));
+        match how {
+            Stop::Kill => self.child.kill().map_err(|e| fail(format!("cannot kill: {e}")))?,
+            Stop::Graceful => {
+                let status = std::process::Command::new("kill")
+                    .args(["-TERM", &self.child.id().to_string()])
+                    .status()
+                    .map_err(|e| fail(format!("cannot signal: {e}")))?;
+                if !status.success() {
+                    return Err(fail(format!("kill -TERM failed ({status})")));
+                }
+            }
+        }
+        self.child.wait().map_err(|e| fail(e.to_string()))?;
+        Ok(())
+    }
+
+    /// Starts the broker again, after [`Mosquitto::stop`], on the same port, config and
+    /// persistence file; waits until it listens.
+    pub fn restart(&mut self) -> Result<(), BrokerError> {
+        self.child = Self::spawn(&self.binary, &self.config)?;
+        self.wait_listening()
     }
 
     /// The broker's address.

@@ -118,21 +118,29 @@ impl Tally {
     /// Takes the counts of days before `day` (completed days) as noised reports, keeping the
     /// rest: each day is reported once, when it is over.
     pub fn drain_noised_before(&mut self, day: u32, epsilon: f64, rng: &mut impl Rng) -> Vec<Report> {
-        let mut uniform = || rng.random::<f64>();
         let (done, later): (BTreeMap<_, _>, BTreeMap<_, _>) =
             std::mem::take(&mut self.counts).into_iter().partition(|(k, _)| k.day < day);
         self.counts = later;
         done.into_iter()
-            .map(|(k, c)| Report {
-                campaign: k.campaign,
-                arm: k.arm,
-                day: k.day,
-                catalogue_version: k.catalogue_version,
-                epsilon,
-                impressions: add_noise(c.impressions, epsilon, &mut uniform),
-                accepts: add_noise(c.accepts, epsilon, &mut uniform),
-                dismissals: add_noise(c.dismissals, epsilon, &mut uniform),
-                conversions: add_noise(c.conversions, epsilon, &mut uniform),
+            .map(|(k, c)| {
+                let mut uniform = || rng.random::<f64>();
+                let impressions = add_noise(c.impressions, epsilon, &mut uniform);
+                let accepts = add_noise(c.accepts, epsilon, &mut uniform);
+                let dismissals = add_noise(c.dismissals, epsilon, &mut uniform);
+                let conversions = add_noise(c.conversions, epsilon, &mut uniform);
+                Report {
+                    campaign: k.campaign,
+                    arm: k.arm,
+                    day: k.day,
+                    catalogue_version: k.catalogue_version,
+                    epsilon,
+                    impressions,
+                    accepts,
+                    dismissals,
+                    conversions,
+                    // Drawn by the egress gate when it queues the report (see `Egress::report`).
+                    id: None,
+                }
             })
             .collect()
     }

@@ -17,7 +17,7 @@ use ledtrad_protocol::status::{Connection, DeviceStatus};
 use ledtrad_protocol::topic::Topic;
 use ledtrad_protocol::{codec, Moment, PersonId, Purpose, UnixTime};
 use rand::{Rng, SeedableRng};
-use rumqttc::v5::mqttbytes::v5::{ConnectReturnCode, LastWill, Packet};
+use rumqttc::v5::mqttbytes::v5::{ConnectReturnCode, LastWill, LastWillProperties, Packet, PubAckReason};
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, ConnectionError, Event, EventLoop, MqttOptions};
 use rumqttc::{NetworkOptions, Outgoing};
@@ -53,10 +53,22 @@ pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// What the MQTT pump forwards to the runtime.
 #[derive(Debug)]
 enum MqttEvent {
-    Connected,
-    Disconnected(String),
-    /// The broker refused the login (the return code); the pump keeps retrying.
-    LoginRefused(String),
+    /// Connected; whether the broker kept this device's session (its subscriptions).
+    Connected { session_present: bool },
+    /// The connection dropped; the MQTT client discarded the `unsent` oldest publishes it had
+    /// not sent yet (the outbox hands its rows over again).
+    Disconnected { why: String, unsent: usize },
+    /// The MQTT client numbered its oldest publish not numbered yet (0 for QoS 0).
+    Numbered(u16),
+    /// The MQTT client holds its oldest publish not numbered yet until this packet id is free.
+    Held(u16),
+    /// The broker acknowledged a publish; `accepted` unless its reason code says it refused.
+    Acked { pkid: u16, accepted: bool },
+    /// The broker acknowledged the subscriptions.
+    Subscribed,
+    /// The broker refused the login (the return code, and as for `Disconnected`, the publishes
+    /// discarded); the pump keeps retrying.
+    LoginRefused(String, usize),
     Publish {
         topic: String,
         payload: Vec<u8>,
@@ -252,6 +264,7 @@ pub async fn spawn(config: Config, clock: Arc<dyn Clock>) -> Result<RunningAgent
         models_refused: 0,
         last_model_refusal: None,
         connected: false,
+        subscribed: false,
         login_refused: false,
         refused: 0,
         malformed: 0,
@@ -282,12 +295,23 @@ pub async fn spawn(config: Config, clock: Arc<dyn Clock>) -> Result<RunningAgent
     Ok(RunningAgent { handle, shutdown: Some(shutdown_tx), task, api })
 }
 
+/// How long the broker waits after a connection is lost before it says the device is offline
+/// (its last will): a device back within it (a Wi-Fi blip, a broker restart) never shows as
+/// offline.
+pub const WILL_DELAY_SECS: u32 = 10;
+
+/// How long the broker keeps a device's session while it is away: a day.
+pub const SESSION_EXPIRY_SECS: u32 = 86_400;
+
 fn mqtt_client(config: &Config) -> (AsyncClient, EventLoop) {
     let mut options =
         MqttOptions::new(format!("ledtrad-{}", config.device), config.broker.host.clone(), config.broker.port);
     options.set_keep_alive(Duration::from_secs(30));
     options.set_max_packet_size(Some(MAX_PACKET_BYTES as u32));
-    options.set_clean_start(true);
+    // A persistent session: a broker that keeps it keeps the subscriptions, and what arrives
+    // for them meanwhile, across a dropped connection (see `MqttEvent::Connected`).
+    options.set_clean_start(false);
+    options.set_session_expiry_interval(Some(SESSION_EXPIRY_SECS));
     // rumqttc's v5 client keeps a slot per packet id it may have in flight, u16::MAX of them
     // unless told otherwise: about 10 MB a client. A hundred is plenty.
     options.set_outgoing_inflight_upper_limit(MAX_INFLIGHT);
@@ -304,7 +328,15 @@ fn mqtt_client(config: &Config) -> (AsyncClient, EventLoop) {
         codec::to_json(&offline),
         QoS::AtLeastOnce,
         true,
-        None,
+        Some(LastWillProperties {
+            delay_interval: Some(WILL_DELAY_SECS),
+            payload_format_indicator: None,
+            message_expiry_interval: None,
+            content_type: None,
+            response_topic: None,
+            correlation_data: None,
+            user_properties: Vec::new(),
+        }),
     ));
     AsyncClient::new(options, 64)
 }
@@ -325,27 +357,53 @@ fn offline_status(config: &Config, version: Option<u64>, refusal: Option<String>
 
 /// Polls the MQTT event loop and forwards what the runtime needs. rumqttc reconnects on the
 /// next poll after an error; the pump waits with exponential backoff and jitter in between.
+/// After an error it empties the client's queue of publishes from the lost connection: the
+/// outbox hands its rows over again itself, and would otherwise lose count of which publish is
+/// which.
 async fn pump(mut eventloop: EventLoop, tx: mpsc::Sender<MqttEvent>) {
     let mut backoff = Duration::from_millis(100);
     loop {
         let event = match eventloop.poll().await {
-            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+            Ok(Event::Incoming(Packet::ConnAck(ack))) => {
                 backoff = Duration::from_millis(100);
-                Some(MqttEvent::Connected)
+                Some(MqttEvent::Connected { session_present: ack.session_present })
             }
             Ok(Event::Incoming(Packet::Publish(p))) => {
                 let topic = String::from_utf8_lossy(&p.topic).into_owned();
                 let correlation = p.properties.and_then(|props| props.correlation_data).map(|c| c.to_vec());
                 Some(MqttEvent::Publish { topic, payload: p.payload.to_vec(), correlation })
             }
+            Ok(Event::Incoming(Packet::PubAck(ack))) => Some(MqttEvent::Acked {
+                pkid: ack.pkid,
+                accepted: matches!(ack.reason, PubAckReason::Success | PubAckReason::NoMatchingSubscribers),
+            }),
+            Ok(Event::Incoming(Packet::SubAck(_))) => Some(MqttEvent::Subscribed),
+            Ok(Event::Outgoing(Outgoing::Publish(pkid))) => Some(MqttEvent::Numbered(pkid)),
+            Ok(Event::Outgoing(Outgoing::AwaitAck(pkid))) => Some(MqttEvent::Held(pkid)),
             Ok(Event::Outgoing(Outgoing::Disconnect)) => return,
             Ok(_) => None,
             Err(e) => {
+                // Every publish the runtime has not seen numbered is discarded: those whose
+                // numbering event is still buffered (the write failed after it), then those
+                // still queued (packet id 0). Those numbered already were counted as they were.
+                let mut unsent = 0;
+                eventloop.state.events.retain(|event| {
+                    let numbered = matches!(event, Event::Outgoing(Outgoing::Publish(_) | Outgoing::AwaitAck(_)));
+                    unsent += usize::from(numbered);
+                    !numbered
+                });
+                unsent += eventloop
+                    .pending
+                    .iter()
+                    .filter(|r| matches!(r, rumqttc::v5::Request::Publish(p) if p.pkid == 0))
+                    .count();
+                eventloop.pending.clear();
+                eventloop.state.collision = None;
                 let event = match &e {
                     ConnectionError::ConnectionRefused(
                         code @ (ConnectReturnCode::BadUserNamePassword | ConnectReturnCode::NotAuthorized),
-                    ) => MqttEvent::LoginRefused(format!("{code:?}")),
-                    _ => MqttEvent::Disconnected(e.to_string()),
+                    ) => MqttEvent::LoginRefused(format!("{code:?}"), unsent),
+                    _ => MqttEvent::Disconnected { why: e.to_string(), unsent },
                 };
                 if tx.send(event).await.is_err() {
                     return;
@@ -375,6 +433,8 @@ struct Runtime {
     models_refused: u64,
     last_model_refusal: Option<String>,
     connected: bool,
+    /// Whether the broker acknowledged the subscriptions of the session it keeps.
+    subscribed: bool,
     login_refused: bool,
     refused: u64,
     malformed: u64,
@@ -494,6 +554,9 @@ impl Runtime {
             let queued = self.queue_reports(today);
             debug!(queued, "reports for completed days queued");
         }
+        if let Err(e) = self.egress.forget_delivered(&self.store, std::time::Instant::now()) {
+            warn!("outbox: {e}");
+        }
         self.deliver();
     }
 
@@ -516,25 +579,46 @@ impl Runtime {
 
     fn handle_mqtt(&mut self, event: MqttEvent) {
         match event {
-            MqttEvent::Connected => {
-                info!(device = %self.config.device, broker = %self.config.broker, "connected");
+            MqttEvent::Connected { session_present } => {
+                info!(device = %self.config.device, broker = %self.config.broker, session_present, "connected");
                 self.connected = true;
                 self.login_refused = false;
                 self.egress.set_connected(true);
-                if let Err(e) = self.egress.subscribe() {
-                    warn!("subscribe: {e}");
+                // A broker that kept the session keeps the subscriptions; one that did not (a
+                // first connection, an expired session, a broker that lost its state) needs
+                // them again, and sends the retained catalogue and model with them.
+                if !session_present || !self.subscribed {
+                    self.subscribed = false;
+                    if let Err(e) = self.egress.subscribe() {
+                        warn!("subscribe: {e}");
+                    }
                 }
+                // The last will may have said "offline" meanwhile.
                 self.publish_status();
                 self.deliver();
             }
-            MqttEvent::Disconnected(why) => {
+            MqttEvent::Subscribed => self.subscribed = true,
+            MqttEvent::Numbered(pkid) => self.egress.on_numbered(pkid),
+            MqttEvent::Held(pkid) => self.egress.on_held(pkid),
+            MqttEvent::Acked { pkid, accepted } => {
+                if !accepted {
+                    warn!(pkid, "the broker refused a queued message; it is dropped");
+                }
+                if let Err(e) = self.egress.on_acked(&self.store, pkid, accepted, std::time::Instant::now()) {
+                    warn!("outbox: {e}");
+                }
+                self.deliver();
+            }
+            MqttEvent::Disconnected { why, unsent } => {
                 if self.connected {
-                    warn!(broker = %self.config.broker, "disconnected: {why}; reconnecting");
+                    warn!(device = %self.config.device, broker = %self.config.broker, "disconnected: {why}; reconnecting");
+                } else {
+                    debug!(device = %self.config.device, broker = %self.config.broker, "still offline: {why}");
                 }
                 self.connected = false;
-                self.egress.set_connected(false);
+                self.egress.on_disconnected(unsent);
             }
-            MqttEvent::LoginRefused(code) => {
+            MqttEvent::LoginRefused(code, unsent) => {
                 // Said once until the next connection: the pump retries with backoff.
                 if !self.login_refused {
                     match &self.config.mqtt_login {
@@ -551,7 +635,7 @@ impl Runtime {
                 }
                 self.login_refused = true;
                 self.connected = false;
-                self.egress.set_connected(false);
+                self.egress.on_disconnected(unsent);
             }
             MqttEvent::Publish { topic, payload, correlation } => match Topic::parse(&topic) {
                 Ok(Topic::Catalogue(fleet)) if fleet == self.config.fleet => self.handle_catalogue(&payload),
@@ -992,11 +1076,13 @@ impl Runtime {
             .into_iter()
             .map(|(at, source)| ErasureRecord { at, source })
             .collect();
+        // Rows the broker acknowledged wait out `egress::LINGER` in the outbox, sent.
         let queued_messages = if about {
             self.store
                 .outbox()
                 .map_err(storage)?
                 .into_iter()
+                .filter(|row| !self.egress.is_delivered(row.id))
                 .map(|row| QueuedMessage {
                     purpose: row.purpose,
                     topic: row.topic,

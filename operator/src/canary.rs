@@ -138,6 +138,7 @@ mod tests {
             accepts: 0,
             dismissals,
             conversions: 0,
+            id: None,
         }
     }
 

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use ledtrad_protocol::report::{Arm, Report, EPSILON_RANGE};
+use ledtrad_protocol::report::{Arm, InvalidReportId, Report, EPSILON_RANGE};
 use ledtrad_protocol::{CampaignId, FleetId, UnixTime};
 use rusqlite::{params, Connection, ErrorCode};
 use rusqlite_migration::{Migrations, M};
@@ -58,6 +58,9 @@ pub enum CollectError {
         /// The rejected version.
         version: u64,
     },
+    /// A report's payload is not a report.
+    #[error("{0}")]
+    Unreadable(String),
     /// A query failed.
     #[error("report database '{}': {detail}", path.display())]
     Query {
@@ -79,7 +82,19 @@ pub enum CollectError {
 }
 
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(include_str!("../migrations/0001_reports.sql"))])
+    Migrations::new(vec![
+        M::up(include_str!("../migrations/0001_reports.sql")),
+        M::up(include_str!("../migrations/0002_report_ids.sql")),
+    ])
+}
+
+/// What became of a report the store took.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stored {
+    /// It was new, and is stored.
+    New,
+    /// A report with its id is stored already (the device sent it again): nothing changed.
+    Duplicate,
 }
 
 /// The fleet's received reports, in one SQLite file.
@@ -135,8 +150,9 @@ impl ReportStore {
     /// Stores `report`, received from `fleet` at `received_at`. A report whose epsilon is not
     /// finite or outside [`EPSILON_RANGE`], or with a count beyond
     /// [`ledtrad_protocol::report::plausible_bound`], is refused, and nothing is stored: one
-    /// such report would outweigh a whole fleet's.
-    pub fn insert(&self, fleet: &FleetId, report: &Report, received_at: UnixTime) -> Result<(), CollectError> {
+    /// such report would outweigh a whole fleet's. A report whose id is stored already is a
+    /// device sending it again, and is not stored twice.
+    pub fn insert(&self, fleet: &FleetId, report: &Report, received_at: UnixTime) -> Result<Stored, CollectError> {
         if !report.epsilon.is_finite() || !EPSILON_RANGE.contains(&report.epsilon) {
             return Err(CollectError::Epsilon { campaign: report.campaign.clone(), epsilon: report.epsilon });
         }
@@ -154,10 +170,12 @@ impl ReportStore {
             campaign: report.campaign.clone(),
             version: report.catalogue_version,
         })?;
-        self.conn
+        let inserted = self
+            .conn
             .execute(
                 "INSERT INTO reports (received_at, fleet, campaign, arm, day, catalogue_version, epsilon, \
-                 impressions, accepts, dismissals, conversions) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                 impressions, accepts, dismissals, conversions, report_id) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) ON CONFLICT (report_id) DO NOTHING",
                 params![
                     i64::try_from(received_at.secs()).unwrap_or(i64::MAX),
                     fleet.as_str(),
@@ -169,11 +187,12 @@ impl ReportStore {
                     report.impressions,
                     report.accepts,
                     report.dismissals,
-                    report.conversions
+                    report.conversions,
+                    report.id.map(|id| id.to_string())
                 ],
             )
             .map_err(|e| self.query_err(e))?;
-        Ok(())
+        Ok(if inserted == 0 { Stored::Duplicate } else { Stored::New })
     }
 
     /// Every stored report of `campaign` (from `fleet` only, when given), by day, arm and the
@@ -191,7 +210,8 @@ impl ReportStore {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT id, campaign, arm, day, catalogue_version, epsilon, impressions, accepts, dismissals, conversions \
+                "SELECT id, campaign, arm, day, catalogue_version, epsilon, impressions, accepts, dismissals, conversions, \
+                 report_id \
                  FROM reports WHERE (?1 IS NULL OR campaign = ?1) AND (?2 IS NULL OR fleet = ?2) ORDER BY day, arm DESC, id",
             )
             .map_err(|e| self.query_err(e))?;
@@ -205,6 +225,7 @@ impl ReportStore {
                     catalogue_version: row.get(4)?,
                     epsilon: row.get(5)?,
                     counts: [row.get(6)?, row.get(7)?, row.get(8)?, row.get(9)?],
+                    report_id: row.get(10)?,
                 })
             })
             .map_err(|e| self.query_err(e))?;
@@ -259,6 +280,7 @@ struct RawRow {
     catalogue_version: i64,
     epsilon: f64,
     counts: [i32; 4],
+    report_id: Option<String>,
 }
 
 impl RawRow {
@@ -274,6 +296,7 @@ impl RawRow {
         let catalogue_version =
             u64::try_from(self.catalogue_version).map_err(|_| (id, "negative catalogue version".to_string()))?;
         let [impressions, accepts, dismissals, conversions] = self.counts;
+        let report_id = self.report_id.map(|text| text.parse().map_err(|e: InvalidReportId| (id, e.to_string())));
         Ok(Report {
             campaign,
             arm,
@@ -284,6 +307,7 @@ impl RawRow {
             accepts,
             dismissals,
             conversions,
+            id: report_id.transpose()?,
         })
     }
 }
@@ -291,6 +315,7 @@ impl RawRow {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ledtrad_protocol::report::ReportId;
 
     fn build_report(campaign: &str, arm: Arm, day: u32, epsilon: f64) -> Report {
         Report {
@@ -303,6 +328,7 @@ mod tests {
             accepts: -1,
             dismissals: 0,
             conversions: 2,
+            id: None,
         }
     }
 
@@ -335,6 +361,54 @@ mod tests {
         assert_eq!(store.count().unwrap(), 5);
         let mode: String = store.conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
         assert_eq!(mode, "wal");
+    }
+
+    #[test]
+    fn a_report_sent_twice_is_stored_once_and_reports_without_ids_as_they_come() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.db");
+        let store = ReportStore::open(&path).unwrap();
+        let home = fleet("home");
+        let with_id = |id: u128| Report { id: Some(ReportId(id)), ..build_report("dairy", Arm::Treatment, 1, 1.0) };
+        assert_eq!(store.insert(&home, &with_id(1), UnixTime(0)).unwrap(), Stored::New);
+        assert_eq!(store.insert(&home, &with_id(2), UnixTime(0)).unwrap(), Stored::New);
+        assert_eq!(store.insert(&home, &with_id(1), UnixTime(5)).unwrap(), Stored::Duplicate);
+        // Even from another fleet, or changed on the way: the id is what a report is.
+        let changed = Report { impressions: 7, ..with_id(2) };
+        assert_eq!(store.insert(&fleet("office"), &changed, UnixTime(5)).unwrap(), Stored::Duplicate);
+        let old = build_report("dairy", Arm::Treatment, 1, 1.0);
+        assert_eq!(store.insert(&home, &old, UnixTime(0)).unwrap(), Stored::New);
+        assert_eq!(store.insert(&home, &old, UnixTime(0)).unwrap(), Stored::New);
+        assert_eq!(store.count().unwrap(), 4);
+        let ids: Vec<_> = store.fleet(&home).unwrap().into_iter().map(|r| r.id).collect();
+        assert_eq!(ids, [Some(ReportId(1)), Some(ReportId(2)), None, None]);
+        // A stored id changed to something that is not one is named with its row.
+        store.conn.execute("UPDATE reports SET report_id = 'zz' WHERE id = 1", []).unwrap();
+        let error = store.fleet(&home).unwrap_err().to_string();
+        assert!(
+            error.contains("row 1 is not a valid report (report id \"zz\" is not 32 lowercase hex digits)"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_report_database_from_before_report_ids_is_migrated_and_keeps_its_reports() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        let mut conn = Connection::open(&path).unwrap();
+        Migrations::new(vec![M::up(include_str!("../migrations/0001_reports.sql"))]).to_latest(&mut conn).unwrap();
+        conn.execute(
+            "INSERT INTO reports (received_at, fleet, campaign, arm, day, catalogue_version, epsilon, impressions, \
+             accepts, dismissals, conversions) VALUES (0, 'home', 'dairy', 'holdout', 3, 1, 1.0, 4, 1, 0, 0)",
+            [],
+        )
+        .unwrap();
+        drop(conn);
+        let store = ReportStore::open(&path).unwrap();
+        let reports = store.fleet(&fleet("home")).unwrap();
+        assert_eq!((reports.len(), reports[0].impressions, reports[0].id), (1, 4, None));
+        let with_id = Report { id: Some(ReportId(9)), ..reports[0].clone() };
+        assert_eq!(store.insert(&fleet("home"), &with_id, UnixTime(0)).unwrap(), Stored::New);
     }
 
     #[test]

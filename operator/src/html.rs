@@ -349,6 +349,7 @@ mod tests {
                 accepts: i32::from(arm == Arm::Treatment),
                 dismissals: 1,
                 conversions,
+                id: None,
             })
             .collect()
     }

@@ -88,7 +88,9 @@ struct ServeArgs {
     /// shared among instances: run one collector per broker.
     #[arg(long, value_name = "FILE")]
     reports: Option<PathBuf>,
-    /// A name for this instance, unique among those on the broker (default: from the process id).
+    /// A name for this instance, unique among those on the broker (default: `collector` with
+    /// --reports, whose broker session keeps the reports sent while it is stopped and so must
+    /// keep its name from run to run; otherwise from the process id).
     #[arg(long)]
     instance: Option<String>,
 }
@@ -652,7 +654,10 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             Some(store)
         }
     };
-    let instance = args.instance.clone().unwrap_or_else(|| std::process::id().to_string());
+    let instance = args.instance.clone().unwrap_or_else(|| match args.reports {
+        Some(_) => "collector".to_string(),
+        None => std::process::id().to_string(),
+    });
     let options = ServeOptions {
         broker: args.broker.clone(),
         login: args.login.credentials()?,

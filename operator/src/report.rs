@@ -261,6 +261,7 @@ mod tests {
             accepts,
             dismissals: 0,
             conversions,
+            id: None,
         }
     }
 

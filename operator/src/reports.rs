@@ -192,6 +192,7 @@ mod tests {
                 accepts: add_noise(1, epsilon, &mut uniform),
                 dismissals: add_noise(0, epsilon, &mut uniform),
                 conversions: add_noise(0, epsilon, &mut uniform),
+                id: None,
             })
             .collect()
     }

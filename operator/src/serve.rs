@@ -21,7 +21,7 @@ use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, Event};
 use tracing::{debug, info, warn};
 
-use crate::collect::ReportStore;
+use crate::collect::{CollectError, ReportStore, Stored};
 
 /// The shared-subscription group every offer-service instance joins.
 pub const SHARE_GROUP: &str = "ledtrad-offers";
@@ -110,6 +110,9 @@ pub struct Counters {
     pub reports: AtomicU64,
     /// Reports that could not be read or stored.
     pub reports_refused: AtomicU64,
+    /// Reports received again that were stored already (a device sends a report again when the
+    /// broker's acknowledgement of it was lost).
+    pub reports_duplicate: AtomicU64,
 }
 
 impl Counters {
@@ -127,6 +130,7 @@ impl Counters {
             unsent: get(&self.unsent),
             reports: get(&self.reports),
             reports_refused: get(&self.reports_refused),
+            reports_duplicate: get(&self.reports_duplicate),
         }
     }
 }
@@ -146,6 +150,8 @@ pub struct ServeSummary {
     pub reports: u64,
     /// Reports refused.
     pub reports_refused: u64,
+    /// Reports received again and not stored twice.
+    pub reports_duplicate: u64,
 }
 
 /// Where and how to serve.
@@ -154,7 +160,8 @@ pub struct ServeOptions {
     pub broker: BrokerUrl,
     /// Its login, if it asks for one.
     pub login: Option<Credentials>,
-    /// The MQTT client id (unique per instance).
+    /// The MQTT client id (unique per instance; the same from run to run for a collector, whose
+    /// broker session keeps the reports that arrive while it is away).
     pub client_id: String,
     /// What to answer with; `None` to only collect reports.
     pub service: Option<OfferService>,
@@ -162,16 +169,35 @@ pub struct ServeOptions {
     pub reports: Option<ReportStore>,
 }
 
+/// How long the broker keeps a collector's session, and the reports that arrive for it, while
+/// the collector is away: a week.
+pub const COLLECTOR_SESSION_SECS: u32 = 7 * 86_400;
+
 /// Serves until `shutdown` completes or the broker refuses the login. Reconnects (and
 /// subscribes again) by itself when the connection drops. `ready` is called each time the
 /// subscriptions are in place.
+///
+/// A collector (with `reports`) keeps a persistent session on the broker for
+/// [`COLLECTOR_SESSION_SECS`], and acknowledges each report only once it is stored (or refused
+/// for good): a report the broker took while the collector was away, or that was on its way
+/// when the collector stopped, comes again when it is back. A report that could not be written
+/// (the disk full, say) is not acknowledged, and comes again after the next reconnect.
 pub async fn serve(
     options: ServeOptions,
     counters: Arc<Counters>,
     mut ready: impl FnMut(),
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), crate::push::PushError> {
-    let (client, mut eventloop) = crate::mqtt::connect_as(&options.broker, options.login.as_ref(), &options.client_id);
+    let mut mqtt = crate::mqtt::options(&options.broker, &options.client_id);
+    if let Some(login) = &options.login {
+        mqtt.set_credentials(login.username(), login.password());
+    }
+    if options.reports.is_some() {
+        mqtt.set_clean_start(false);
+        mqtt.set_session_expiry_interval(Some(COLLECTOR_SESSION_SECS));
+        mqtt.set_manual_acks(true);
+    }
+    let (client, mut eventloop) = AsyncClient::new(mqtt, 64);
     tokio::pin!(shutdown);
     let mut acks_wanted = 0usize;
     let mut backoff = std::time::Duration::from_millis(100);
@@ -324,10 +350,18 @@ fn subscribe(client: &AsyncClient, broker: &BrokerUrl, filter: String) -> Result
 }
 
 fn handle(options: &ServeOptions, client: &AsyncClient, counters: &Counters, p: &Publish) {
+    // A collector acknowledges by hand (see [`serve`]); an offer service's client does so itself.
+    if take(options, client, counters, p) && options.reports.is_some() {
+        let _ = client.try_ack(p);
+    }
+}
+
+/// Acts on one message; `false` when it should come again (a report that could not be written).
+fn take(options: &ServeOptions, client: &AsyncClient, counters: &Counters, p: &Publish) -> bool {
     let now = UnixTime(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()));
     match Topic::parse(crate::mqtt::topic_of(p)) {
         Ok(Topic::OfferRequest) => {
-            let Some(service) = &options.service else { return };
+            let Some(service) = &options.service else { return true };
             Counters::add(&counters.requests);
             match answer(service, p, now) {
                 Ok((topic, properties, response)) => {
@@ -346,12 +380,19 @@ fn handle(options: &ServeOptions, client: &AsyncClient, counters: &Counters, p: 
             }
         }
         Ok(Topic::Reports(fleet)) => {
-            let Some(store) = &options.reports else { return };
+            let Some(store) = &options.reports else { return true };
             let stored = codec::from_json(&p.payload, "report")
-                .map_err(|e| e.to_string())
-                .and_then(|report| store.insert(&fleet, &report, now).map_err(|e| e.to_string()));
+                .map_err(|e| CollectError::Unreadable(e.to_string()))
+                .and_then(|report| store.insert(&fleet, &report, now));
             match stored {
-                Ok(()) => Counters::add(&counters.reports),
+                Ok(Stored::New) => Counters::add(&counters.reports),
+                Ok(Stored::Duplicate) => Counters::add(&counters.reports_duplicate),
+                Err(why @ CollectError::Query { .. }) => {
+                    // Not acknowledged: the broker sends it again after the next reconnect.
+                    Counters::add(&counters.reports_refused);
+                    warn!(fleet = %fleet, "report not stored, and kept on the broker for later: {why}");
+                    return false;
+                }
                 Err(why) => {
                     Counters::add(&counters.reports_refused);
                     warn!(fleet = %fleet, "report not stored: {why}");
@@ -360,6 +401,7 @@ fn handle(options: &ServeOptions, client: &AsyncClient, counters: &Counters, p: 
         }
         _ => {}
     }
+    true
 }
 
 /// The answer to one request: where it goes, its properties and its payload, or why there is

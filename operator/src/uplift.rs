@@ -380,6 +380,7 @@ mod tests {
                         accepts: noised(accepts, epsilon, &mut rng),
                         dismissals: noised(dismissals, epsilon, &mut rng),
                         conversions: noised(conversions, epsilon, &mut rng),
+                        id: None,
                     });
                 }
             }

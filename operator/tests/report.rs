@@ -47,6 +47,7 @@ fn build_db(dir: &Path) -> PathBuf {
                     accepts: noised(accepts, &mut rng),
                     dismissals: noised(dismissals, &mut rng),
                     conversions: noised(conversions, &mut rng),
+                    id: None,
                 };
                 store.insert(&home, &report, UnixTime(1_762_600_000)).unwrap();
             }
@@ -62,6 +63,7 @@ fn build_db(dir: &Path) -> PathBuf {
         accepts: 0,
         dismissals: 1,
         conversions: 0,
+        id: None,
     };
     store.insert(&office, &bread, UnixTime(1_762_600_000)).unwrap();
     bread.day += 1;

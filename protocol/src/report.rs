@@ -1,6 +1,9 @@
 //! Aggregated, noised measurement counts (DESIGN §12). No device id in the payload.
 
-use serde::{Deserialize, Serialize};
+use alloc::string::String;
+use core::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::id::CampaignId;
 
@@ -77,6 +80,50 @@ pub fn plausible_bound(epsilon: f64) -> f64 {
     f64::from(MAX_DAILY_COUNT) + 20.0 * noise_variance(epsilon).sqrt()
 }
 
+/// A report's own identity: 128 random bits the device draws when it queues the report, sent
+/// again unchanged when the report is sent again (after a lost acknowledgement), so the operator
+/// stores each report once. Random rather than a per-device sequence: a sequence would need a
+/// device's identity beside it, and reports carry none; nor can two of one device's reports be
+/// linked by their ids. In JSON, 32 lowercase hex digits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ReportId(pub u128);
+
+impl fmt::Display for ReportId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:032x}", self.0)
+    }
+}
+
+/// Why a text is not a report id.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("report id {0:?} is not 32 lowercase hex digits")]
+pub struct InvalidReportId(pub String);
+
+impl core::str::FromStr for ReportId {
+    type Err = InvalidReportId;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let hex = s.len() == 32 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        match u128::from_str_radix(s, 16) {
+            Ok(id) if hex => Ok(ReportId(id)),
+            _ => Err(InvalidReportId(s.into())),
+        }
+    }
+}
+
+impl Serialize for ReportId {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for ReportId {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// Counts for one campaign and arm over one local day.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -100,11 +147,41 @@ pub struct Report {
     pub dismissals: i32,
     /// Conversions, noised: in the holdout arm, conversions after a "would have shown".
     pub conversions: i32,
+    /// The report's identity, so a report sent twice is stored once (absent from agents that
+    /// predate it: such reports are stored as they come).
+    #[serde(default)]
+    pub id: Option<ReportId>,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn report_ids_read_back_and_bad_ones_are_named() {
+        let id = ReportId(0x0123_4567_89ab_cdef_0011_2233_4455_6677);
+        assert_eq!(id.to_string(), "0123456789abcdef0011223344556677");
+        assert_eq!(id.to_string().parse::<ReportId>(), Ok(id));
+        for bad in [
+            "",
+            "0123",
+            "0123456789ABCDEF0011223344556677",
+            "+123456789abcdef0011223344556677",
+            "0123456789abcdef00112233445566778",
+        ] {
+            assert_eq!(bad.parse::<ReportId>(), Err(InvalidReportId(bad.into())), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_report_from_an_agent_without_report_ids_still_reads() {
+        let json = r#"{"campaign":"dairy","arm":"treatment","day":1,"catalogue_version":1,"epsilon":1.0,"impressions":1,"accepts":0,"dismissals":0,"conversions":0}"#;
+        let report: Report = crate::codec::from_json(json.as_bytes(), "report").unwrap();
+        assert_eq!(report.id, None);
+        let bad = json.replace("\"conversions\":0", "\"conversions\":0,\"id\":\"XYZ\"");
+        let error = crate::codec::from_json::<Report>(bad.as_bytes(), "report").unwrap_err().to_string();
+        assert!(error.contains("report id \"XYZ\" is not 32 lowercase hex digits"), "{error}");
+    }
 
     #[test]
     fn exp_is_accurate_where_it_is_used() {

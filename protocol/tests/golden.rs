@@ -14,7 +14,7 @@ use ledtrad_protocol::feature::FeatureName;
 use ledtrad_protocol::feedback::{Feedback, FeedbackKind};
 use ledtrad_protocol::model::{ModelInput, ModelManifest, SignedModel};
 use ledtrad_protocol::offers::{OfferRequest, OfferResponse};
-use ledtrad_protocol::report::{Arm, Report};
+use ledtrad_protocol::report::{Arm, Report, ReportId};
 use ledtrad_protocol::signal::{Signal, SignalBatch};
 use ledtrad_protocol::status::{Connection, DeviceStatus};
 use ledtrad_protocol::taxonomy::Category;
@@ -254,8 +254,9 @@ fn golden_report() {
             accepts: 1,
             dismissals: -2,
             conversions: 0,
+            id: Some(ReportId(0x0123_4567_89ab_cdef_0011_2233_4455_6677)),
         },
-        r#"{"campaign":"dairy","arm":"holdout","day":20415,"catalogue_version":7,"epsilon":1.0,"impressions":3,"accepts":1,"dismissals":-2,"conversions":0}"#,
-        "05646169727901bf9f0107000000000000f03f06020300",
+        r#"{"campaign":"dairy","arm":"holdout","day":20415,"catalogue_version":7,"epsilon":1.0,"impressions":3,"accepts":1,"dismissals":-2,"conversions":0,"id":"0123456789abcdef0011223344556677"}"#,
+        "05646169727901bf9f0107000000000000f03f0602030001203031323334353637383961626364656630303131323233333434353536363737",
     );
 }

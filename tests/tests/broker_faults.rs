@@ -1,0 +1,182 @@
+//! Broker faults: a Mosquitto of the test's own (free loopback port, persistence in a temporary
+//! directory) is killed and started again while agents send reports and the operator collects
+//! them. Every report an agent queued must end up stored exactly once, and every agent must end
+//! on the latest catalogue.
+//!
+//! The counts are small by default so the suite stays quick; set `LEDTRAD_FAULT_AGENTS` and
+//! `LEDTRAD_FAULT_RESTARTS` for a longer run (the README quotes one with 50 agents and 100
+//! restarts). Without a `mosquitto` binary the test says so and skips, unless
+//! `LEDTRAD_REQUIRE_MOSQUITTO` is set (CI sets it).
+
+// Test helpers unwrap: a panic is a failed test with its message.
+#![allow(clippy::unwrap_used)]
+
+use std::time::{Duration, Instant};
+
+use ledtrad_agent::broker::{Mosquitto, Stop};
+use ledtrad_operator::collect::ReportStore;
+use ledtrad_operator::serve::{Running, ServeOptions};
+use ledtrad_protocol::broker::BrokerUrl;
+use ledtrad_protocol::{DeviceKind, FleetId, Moment, Purpose};
+use ledtrad_tests::{envelope, grant, init_logs, operator_key, unique, TestAgent, T0};
+
+/// The development config shipped for Mosquitto, saving its persistence file after every change
+/// (the shipped 30 s would lose, on a SIGKILL, what arrived since the last save) and queueing
+/// enough for the collector while it reconnects.
+const CONF: &str = include_str!("../../deploy/mosquitto/ledtrad.conf");
+
+fn count(var: &str, default: usize) -> usize {
+    std::env::var(var).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// A small deterministic generator (xorshift), so a failing run can be repeated.
+struct Draw(u64);
+
+impl Draw {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+async fn push(url: &BrokerUrl, fleet: &FleetId, version: u64) {
+    let key = operator_key(1);
+    let signed = envelope(&key, fleet, version, T0, T0.plus_secs(60 * 86_400));
+    ledtrad_operator::push_envelope(url, fleet, signed, &unique("op")).await.expect("the push is acknowledged");
+}
+
+/// The operator's collector, with the stable client id a persistent session needs.
+async fn collector(url: &BrokerUrl, reports: &std::path::Path) -> Running {
+    let options = ServeOptions {
+        broker: url.clone(),
+        login: None,
+        client_id: "ledtrad-op-serve-faults".into(),
+        service: None,
+        reports: Some(ReportStore::open(reports).unwrap()),
+    };
+    ledtrad_operator::serve::start(options, Duration::from_secs(10)).await.expect("the collector starts")
+}
+
+/// Waits until `done` holds, checking every 50 ms, or panics naming `what` after `within`.
+async fn wait_until<F: std::future::Future<Output = bool>>(what: &str, within: Duration, mut done: impl FnMut() -> F) {
+    let deadline = Instant::now() + within;
+    while !done().await {
+        assert!(Instant::now() < deadline, "timed out after {within:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reports_sent_through_broker_restarts_are_stored_exactly_once() {
+    init_logs();
+    if Mosquitto::find_binary("mosquitto").is_none() {
+        assert!(std::env::var_os("LEDTRAD_REQUIRE_MOSQUITTO").is_none(), "mosquitto is not installed");
+        eprintln!("skipped: mosquitto is not installed (apt-get install -y mosquitto)");
+        return;
+    }
+    let (agents_wanted, restarts) = (count("LEDTRAD_FAULT_AGENTS", 10), count("LEDTRAD_FAULT_RESTARTS", 12));
+    let dir = tempfile::tempdir().unwrap();
+    let replace = [
+        ("autosave_interval", "autosave_interval 1\nautosave_on_changes true".to_string()),
+        ("max_queued_messages", "max_queued_messages 100000".to_string()),
+    ];
+    let mut broker = Mosquitto::start(CONF, &replace, dir.path()).unwrap();
+    let url = broker.url().clone();
+    let reports_db = dir.path().join("reports.db");
+    let collecting = collector(&url, &reports_db).await;
+    let fleet = FleetId::try_new(unique("faults")).unwrap();
+    let key = operator_key(1);
+    let mut version = 1;
+    push(&url, &fleet, version).await;
+    let mut agents = Vec::new();
+    for _ in 0..agents_wanted {
+        let agent = TestAgent::start_via(DeviceKind::Fridge, &fleet, &key, &url).await;
+        grant(&agent, Purpose::Measure).await;
+        agents.push(agent);
+    }
+    for agent in &agents {
+        agent.wait_for("version 1", |s| s.catalogue_version == Some(1)).await;
+    }
+
+    let mut draw = Draw(0x9e37_79b9_7f4a_7c15);
+    let (mut queued, mut kills, mut graceful) = (0usize, 0usize, 0usize);
+    let started = Instant::now();
+    for round in 0..restarts {
+        // Each agent shows an offer (from its own catalogue: it decides offline too) and queues
+        // the report, while the broker goes down at a random point and comes back.
+        let traffic = async {
+            let mut queued = 0;
+            for agent in &agents {
+                agent.clock.advance(6 * 3600);
+                agent.handle().offer(Moment::DoorOpened).await.unwrap();
+                queued += agent.handle().flush_reports().await.unwrap();
+            }
+            queued
+        };
+        let how = match std::env::var("LEDTRAD_FAULT_STOP").as_deref() {
+            Ok("kill") => Stop::Kill,
+            Ok("term") => Stop::Graceful,
+            _ if draw.below(2) == 0 => Stop::Kill,
+            _ => Stop::Graceful,
+        };
+        let (down_after, back_after) = (draw.below(150), draw.below(400));
+        let fault = async {
+            tokio::time::sleep(Duration::from_millis(down_after)).await;
+            tokio::task::block_in_place(|| broker.stop(how)).unwrap();
+            tokio::time::sleep(Duration::from_millis(back_after)).await;
+            tokio::task::block_in_place(|| broker.restart()).unwrap();
+        };
+        let (sent, ()) = tokio::join!(traffic, fault);
+        queued += sent;
+        match how {
+            Stop::Kill => kills += 1,
+            Stop::Graceful => graceful += 1,
+        }
+        if round % 5 == 4 {
+            version += 1;
+            push(&url, &fleet, version).await;
+        }
+    }
+    version += 1;
+    push(&url, &fleet, version).await;
+
+    // Every agent ends on the latest catalogue with its outbox empty: everything acknowledged.
+    // An agent that met the broker down several times in a row waits up to its longest
+    // reconnect backoff (30 s) before it tries again.
+    for agent in &agents {
+        wait_until("the latest catalogue and an empty outbox", Duration::from_secs(90), || async {
+            let status = agent.handle().status().await.unwrap();
+            status.catalogue_version == Some(version)
+                && agent.handle().my_data(None).await.unwrap().queued_messages.is_empty()
+        })
+        .await;
+    }
+    let store = ReportStore::open(&reports_db).unwrap();
+    // Wait for the collector; a surplus (a duplicate stored) or a loss fails below.
+    let _ = tokio::time::timeout(Duration::from_secs(30), async {
+        while store.fleet(&fleet).unwrap().len() < queued {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    let reports = store.fleet(&fleet).unwrap();
+    let counts = collecting.counts();
+    println!(
+        "{{\"agents\": {agents_wanted}, \"restarts\": {restarts}, \"sigkill\": {kills}, \"sigterm\": {graceful}, \
+         \"reports_queued\": {queued}, \"reports_stored\": {}, \"duplicates_dropped\": {}, \"latest_version\": {version}, \
+         \"seconds\": {:.1}}}",
+        reports.len(),
+        counts.reports_duplicate,
+        started.elapsed().as_secs_f64()
+    );
+    assert!(queued >= agents_wanted, "the agents queued reports ({queued})");
+    assert_eq!(reports.len(), queued, "every queued report stored exactly once");
+    let ids: std::collections::BTreeSet<_> = reports.iter().map(|r| r.id.expect("an id")).collect();
+    assert_eq!(ids.len(), queued);
+    for agent in agents {
+        agent.shutdown().await;
+    }
+    collecting.stop().await.unwrap();
+}
