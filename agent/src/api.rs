@@ -114,7 +114,15 @@ async fn guard(request: axum::extract::Request, next: axum::middleware::Next) ->
             "send the body as JSON with the header 'content-type: application/json'".into(),
         ));
     }
-    Ok(next.run(request).await)
+    let response = next.run(request).await;
+    // The body limit's own answer is plain text; say it the way every other error is said.
+    if response.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        return Err(ApiError(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the body is over the {MAX_BODY_BYTES} bytes the local API takes; send fewer signals at once"),
+        ));
+    }
+    Ok(response)
 }
 
 async fn not_found() -> ApiError {

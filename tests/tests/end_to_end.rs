@@ -341,6 +341,49 @@ async fn bad_api_input_gets_a_clear_error_and_changes_nothing() {
         ),
         (http.get(format!("{api}/v1/decisions/abc")), 400, "not a number"),
         (http.get(format!("{api}/v2/anything")), 404, "no such endpoint"),
+        // Hostile bodies: each is refused whole, with what is wrong, and nothing applied.
+        (
+            http.put(format!("{api}/v1/consent/personalise"))
+                .header("content-type", "application/json")
+                .body("{\"granted\": false, \"granted\": true, \"text_version\": \"1\"}"),
+            400,
+            "duplicate field `granted`",
+        ),
+        (
+            http.post(format!("{api}/v1/signals"))
+                .header("content-type", "application/json")
+                .body(format!("{}1{}", "[".repeat(10_000), "]".repeat(10_000))),
+            400,
+            "signals body",
+        ),
+        (
+            http.post(format!("{api}/v1/feedback"))
+                .header("content-type", "application/json")
+                .body("{\"decision\": 1e400, \"kind\": \"accepted\"}"),
+            400,
+            "feedback body",
+        ),
+        (
+            http.post(format!("{api}/v1/feedback"))
+                .header("content-type", "application/json")
+                .body("{\"decision\": 99999999999999999999999, \"kind\": \"accepted\"}"),
+            400,
+            "feedback body",
+        ),
+        (
+            http.put(format!("{api}/v1/consent/personalise"))
+                .header("content-type", "application/json")
+                .body(b"{\"granted\": true, \"text_version\": \"\xff\xfe\"}".to_vec()),
+            400,
+            "consent body",
+        ),
+        (
+            http.post(format!("{api}/v1/signals"))
+                .header("content-type", "application/json")
+                .body(format!("{{\"signals\": [{}]}}", "{\"feature\": \"ereader.session_minutes\", \"value\": 1},".repeat(100_000))),
+            413,
+            "over the 65536 bytes the local API takes",
+        ),
     ];
     for (request, status, words) in cases {
         let response = request.send().await.unwrap();
