@@ -176,25 +176,34 @@ pub struct CutProxy {
 impl CutProxy {
     /// Starts a proxy to the broker under test.
     pub async fn start() -> Self {
+        Self::start_to(&broker(), Duration::ZERO).await
+    }
+
+    /// Starts a proxy to `upstream` that holds every chunk of bytes, each way, for `latency`
+    /// before passing it on (in order).
+    pub async fn start_to(upstream: &BrokerUrl, latency: Duration) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
         let port = listener.local_addr().expect("proxy address").port();
-        let upstream = broker();
+        let upstream = format!("{}:{}", upstream.host, upstream.port);
         let (cut, cuts) = tokio::sync::watch::channel(0u64);
         let paused = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let refusing = paused.clone();
         let task = tokio::spawn(async move {
-            while let Ok((mut down, _)) = listener.accept().await {
+            while let Ok((down, _)) = listener.accept().await {
                 if refusing.load(std::sync::atomic::Ordering::SeqCst) {
                     drop(down);
                     continue;
                 }
                 let mut cuts = cuts.clone();
                 cuts.mark_unchanged();
-                let upstream = format!("{}:{}", upstream.host, upstream.port);
+                let upstream = upstream.clone();
                 tokio::spawn(async move {
-                    let Ok(mut up) = tokio::net::TcpStream::connect(upstream).await else { return };
+                    let Ok(up) = tokio::net::TcpStream::connect(upstream).await else { return };
+                    let (down_read, down_write) = down.into_split();
+                    let (up_read, up_write) = up.into_split();
                     tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut down, &mut up) => {}
+                        () = relay(down_read, up_write, latency) => {}
+                        () = relay(up_read, down_write, latency) => {}
                         _ = cuts.changed() => {}
                     }
                 });
@@ -219,6 +228,30 @@ impl CutProxy {
     pub fn cut(&self) {
         self.cut.send_modify(|n| *n += 1);
     }
+}
+
+/// Copies `from` to `to`, each chunk `latency` after it was read, until either side closes.
+async fn relay(mut from: tokio::net::tcp::OwnedReadHalf, mut to: tokio::net::tcp::OwnedWriteHalf, latency: Duration) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(tokio::time::Instant, Vec<u8>)>();
+    let reading = async move {
+        let mut buf = vec![0u8; 16 * 1024];
+        while let Ok(n @ 1..) = from.read(&mut buf).await {
+            if tx.send((tokio::time::Instant::now() + latency, buf[..n].to_vec())).is_err() {
+                break;
+            }
+        }
+    };
+    let writing = async move {
+        while let Some((due, chunk)) = rx.recv().await {
+            tokio::time::sleep_until(due).await;
+            if to.write_all(&chunk).await.is_err() {
+                break;
+            }
+        }
+    };
+    // What was read before the sender closed still goes.
+    tokio::join!(reading, writing);
 }
 
 impl Drop for CutProxy {

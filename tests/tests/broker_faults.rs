@@ -1,7 +1,9 @@
-//! Broker faults: a Mosquitto of the test's own (free loopback port, persistence in a temporary
-//! directory) is killed and started again while agents send reports and the operator collects
-//! them. Every report an agent queued must end up stored exactly once, and every agent must end
-//! on the latest catalogue.
+//! Broker and network faults, against a Mosquitto of the test's own (free loopback port,
+//! persistence in a temporary directory): while agents send reports and the operator collects
+//! them, the broker is killed and started again, or the network between agents and broker (a
+//! proxy of the test's own adding 20 ms each way) drops every connection or goes away for a
+//! while. Every report an agent queued must end up stored exactly once, and every agent must
+//! end on the latest catalogue.
 //!
 //! The counts are small by default so the suite stays quick; set `LEDTRAD_FAULT_AGENTS` and
 //! `LEDTRAD_FAULT_RESTARTS` for a longer run (the README quotes one with 50 agents and 100
@@ -68,8 +70,34 @@ async fn wait_until<F: std::future::Future<Output = bool>>(what: &str, within: D
     }
 }
 
+/// What goes wrong each round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    /// The broker is killed (SIGKILL or SIGTERM) and started again.
+    BrokerRestart,
+    /// The network between the agents and the broker (a proxy adding 20 ms each way) drops
+    /// every connection, or goes away for a while and comes back.
+    Flapping,
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reports_sent_through_broker_restarts_are_stored_exactly_once() {
+    faults(Fault::BrokerRestart).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reports_sent_over_a_slow_flapping_network_are_stored_exactly_once() {
+    faults(Fault::Flapping).await;
+}
+
+/// The resident memory of this process (the agents run in it), from /proc.
+fn rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kb = status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.split_whitespace().next());
+    kb.and_then(|v| v.parse::<u64>().ok()).unwrap_or(0) * 1024
+}
+
+async fn faults(fault: Fault) {
     init_logs();
     if Mosquitto::find_binary("mosquitto").is_none() {
         assert!(std::env::var_os("LEDTRAD_REQUIRE_MOSQUITTO").is_none(), "mosquitto is not installed");
@@ -90,9 +118,14 @@ async fn reports_sent_through_broker_restarts_are_stored_exactly_once() {
     let key = operator_key(1);
     let mut version = 1;
     push(&url, &fleet, version).await;
+    let proxy = ledtrad_tests::CutProxy::start_to(&url, Duration::from_millis(20)).await;
+    let agents_url = match fault {
+        Fault::BrokerRestart => url.clone(),
+        Fault::Flapping => proxy.url.clone(),
+    };
     let mut agents = Vec::new();
     for _ in 0..agents_wanted {
-        let agent = TestAgent::start_via(DeviceKind::Fridge, &fleet, &key, &url).await;
+        let agent = TestAgent::start_via(DeviceKind::Fridge, &fleet, &key, &agents_url).await;
         grant(&agent, Purpose::Measure).await;
         agents.push(agent);
     }
@@ -101,8 +134,9 @@ async fn reports_sent_through_broker_restarts_are_stored_exactly_once() {
     }
 
     let mut draw = Draw(0x9e37_79b9_7f4a_7c15);
-    let (mut queued, mut kills, mut graceful) = (0usize, 0usize, 0usize);
+    let (mut queued, mut kills, mut graceful, mut cuts, mut outages) = (0usize, 0usize, 0usize, 0usize, 0usize);
     let started = Instant::now();
+    let rss_before = rss_bytes();
     for round in 0..restarts {
         // Each agent shows an offer (from its own catalogue: it decides offline too) and queues
         // the report, while the broker goes down at a random point and comes back.
@@ -122,17 +156,30 @@ async fn reports_sent_through_broker_restarts_are_stored_exactly_once() {
             _ => Stop::Graceful,
         };
         let (down_after, back_after) = (draw.below(150), draw.below(400));
-        let fault = async {
+        let outage = draw.below(2) == 0;
+        let going_wrong = async {
             tokio::time::sleep(Duration::from_millis(down_after)).await;
-            tokio::task::block_in_place(|| broker.stop(how)).unwrap();
-            tokio::time::sleep(Duration::from_millis(back_after)).await;
-            tokio::task::block_in_place(|| broker.restart()).unwrap();
+            match fault {
+                Fault::BrokerRestart => {
+                    tokio::task::block_in_place(|| broker.stop(how)).unwrap();
+                    tokio::time::sleep(Duration::from_millis(back_after)).await;
+                    tokio::task::block_in_place(|| broker.restart()).unwrap();
+                }
+                Fault::Flapping if outage => {
+                    proxy.pause();
+                    tokio::time::sleep(Duration::from_millis(back_after)).await;
+                    proxy.resume();
+                }
+                Fault::Flapping => proxy.cut(),
+            }
         };
-        let (sent, ()) = tokio::join!(traffic, fault);
+        let (sent, ()) = tokio::join!(traffic, going_wrong);
         queued += sent;
-        match how {
-            Stop::Kill => kills += 1,
-            Stop::Graceful => graceful += 1,
+        match (fault, how, outage) {
+            (Fault::BrokerRestart, Stop::Kill, _) => kills += 1,
+            (Fault::BrokerRestart, Stop::Graceful, _) => graceful += 1,
+            (Fault::Flapping, _, true) => outages += 1,
+            (Fault::Flapping, _, false) => cuts += 1,
         }
         if round % 5 == 4 {
             version += 1;
@@ -164,11 +211,13 @@ async fn reports_sent_through_broker_restarts_are_stored_exactly_once() {
     let reports = store.fleet(&fleet).unwrap();
     let counts = collecting.counts();
     println!(
-        "{{\"agents\": {agents_wanted}, \"restarts\": {restarts}, \"sigkill\": {kills}, \"sigterm\": {graceful}, \
-         \"reports_queued\": {queued}, \"reports_stored\": {}, \"duplicates_dropped\": {}, \"latest_version\": {version}, \
-         \"seconds\": {:.1}}}",
+        "{{\"fault\": \"{fault:?}\", \"agents\": {agents_wanted}, \"rounds\": {restarts}, \"sigkill\": {kills}, \
+         \"sigterm\": {graceful}, \"cuts\": {cuts}, \"outages\": {outages}, \"reports_queued\": {queued}, \
+         \"reports_stored\": {}, \"duplicates_dropped\": {}, \"latest_version\": {version}, \"rss_before\": {rss_before}, \
+         \"rss_after\": {}, \"seconds\": {:.1}}}",
         reports.len(),
         counts.reports_duplicate,
+        rss_bytes(),
         started.elapsed().as_secs_f64()
     );
     assert!(queued >= agents_wanted, "the agents queued reports ({queued})");

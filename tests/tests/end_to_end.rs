@@ -350,9 +350,11 @@ async fn bad_api_input_gets_a_clear_error_and_changes_nothing() {
             "duplicate field `granted`",
         ),
         (
-            http.post(format!("{api}/v1/signals"))
-                .header("content-type", "application/json")
-                .body(format!("{}1{}", "[".repeat(10_000), "]".repeat(10_000))),
+            http.post(format!("{api}/v1/signals")).header("content-type", "application/json").body(format!(
+                "{}1{}",
+                "[".repeat(10_000),
+                "]".repeat(10_000)
+            )),
             400,
             "signals body",
         ),
@@ -378,9 +380,10 @@ async fn bad_api_input_gets_a_clear_error_and_changes_nothing() {
             "consent body",
         ),
         (
-            http.post(format!("{api}/v1/signals"))
-                .header("content-type", "application/json")
-                .body(format!("{{\"signals\": [{}]}}", "{\"feature\": \"ereader.session_minutes\", \"value\": 1},".repeat(100_000))),
+            http.post(format!("{api}/v1/signals")).header("content-type", "application/json").body(format!(
+                "{{\"signals\": [{}]}}",
+                "{\"feature\": \"ereader.session_minutes\", \"value\": 1},".repeat(100_000)
+            )),
             413,
             "over the 65536 bytes the local API takes",
         ),

@@ -1,0 +1,258 @@
+//! Power cuts: the agent process (`ledtrad-agent run`) is killed with SIGKILL at random points
+//! while consent changes, catalogue applies, signals, offers and feedback go on, and started
+//! again on the same database. Every time: `PRAGMA integrity_check` is ok; each purpose is as
+//! the last consent call that returned left it (or as the one in flight when it died); a
+//! revoked `measure` leaves no report in the outbox; and no personalised offer is shown after
+//! a revocation of `personalise` whose call returned.
+//!
+//! 40 kills by default; `LEDTRAD_CRASH_KILLS=1000` is the long run. Uses a Mosquitto of its own;
+//! without one the test says so and skips, unless `LEDTRAD_REQUIRE_MOSQUITTO` is set.
+
+// Test helpers unwrap: a panic is a failed test with its message.
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ledtrad_agent::broker::Mosquitto;
+use ledtrad_protocol::broker::BrokerUrl;
+use ledtrad_protocol::FleetId;
+use ledtrad_tests::{envelope, init_logs, operator_key, unique, T0};
+use serde_json::{json, Value};
+
+const CONF: &str = include_str!("../../deploy/mosquitto/ledtrad.conf");
+
+/// The agent's program, built if it is not (as `cargo test --workspace` does anyway).
+fn agent_program() -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo).args(["build", "-q", "-p", "ledtrad-agent", "--bin", "ledtrad-agent"]).status();
+    assert!(status.is_ok_and(|s| s.success()), "cargo build -p ledtrad-agent failed");
+    let deps = std::env::current_exe().unwrap();
+    deps.parent().and_then(Path::parent).unwrap().join("ledtrad-agent")
+}
+
+/// A small deterministic generator (xorshift), so a failing run can be repeated.
+struct Draw(u64);
+
+impl Draw {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+struct Agent {
+    program: PathBuf,
+    config: PathBuf,
+    log: PathBuf,
+    api: String,
+    child: Option<Child>,
+}
+
+impl Agent {
+    /// Starts the process and waits until its API answers.
+    async fn start(&mut self, http: &reqwest::Client) {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
+        let child = Command::new(&self.program)
+            .args(["run", "--config"])
+            .arg(&self.config)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(r) = http.get(format!("{}/v1/status", self.api)).send().await {
+                if r.status().is_success() {
+                    return;
+                }
+            }
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("the agent exited ({status}); its log:\n{}", std::fs::read_to_string(&self.log).unwrap());
+            }
+            assert!(Instant::now() < deadline, "the agent's API did not answer within 20 s");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+}
+
+/// What the test knows of one purpose: the value the last call that returned set, and the
+/// value of a call that was in flight when the agent died (it may or may not have landed).
+#[derive(Clone, Copy, Debug)]
+struct Known {
+    acked: bool,
+    in_flight: Option<bool>,
+}
+
+impl Known {
+    fn allows(self, value: bool) -> bool {
+        value == self.acked || self.in_flight == Some(value)
+    }
+}
+
+async fn set(http: &reqwest::Client, api: &str, purpose: &str, granted: bool) -> bool {
+    let body = json!({"granted": granted, "text_version": "2026-11"});
+    let response = http.put(format!("{api}/v1/consent/{purpose}")).json(&body).send().await;
+    matches!(response, Ok(r) if r.status().is_success())
+}
+
+async fn push(url: &BrokerUrl, fleet: &FleetId, version: u64) {
+    let signed = envelope(&operator_key(1), fleet, version, T0, T0.plus_secs(60 * 86_400));
+    ledtrad_operator::push_envelope(url, fleet, signed, &unique("op")).await.expect("the push is acknowledged");
+}
+
+fn check_database(path: &Path, measure: Known) {
+    let db = rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    let integrity: String = db.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+    assert_eq!(integrity, "ok");
+    if !measure.acked && measure.in_flight != Some(true) {
+        let waiting: i64 =
+            db.query_row("SELECT COUNT(*) FROM outbox WHERE purpose = 'measure'", [], |r| r.get(0)).unwrap();
+        assert_eq!(waiting, 0, "reports wait in the outbox after `measure` was revoked");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_at_any_point_the_agent_keeps_its_database_and_its_consent() {
+    init_logs();
+    if Mosquitto::find_binary("mosquitto").is_none() {
+        assert!(std::env::var_os("LEDTRAD_REQUIRE_MOSQUITTO").is_none(), "mosquitto is not installed");
+        eprintln!("skipped: mosquitto is not installed (apt-get install -y mosquitto)");
+        return;
+    }
+    let kills: usize = std::env::var("LEDTRAD_CRASH_KILLS").ok().and_then(|v| v.parse().ok()).unwrap_or(40);
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Mosquitto::start(CONF, &[], dir.path()).unwrap();
+    let url = broker.url().clone();
+    let fleet = FleetId::try_new(unique("crash")).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let database = dir.path().join("agent.db");
+    let key = operator_key(1);
+    let config = dir.path().join("agent.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "device_id = \"crash-fridge\"\nkind = \"fridge\"\nfleet = \"{fleet}\"\nbroker = \"{url}\"\n\
+             database = \"{}\"\napi = \"127.0.0.1:{port}\"\ncamouflage_share = 0.0\n\n\
+             [[operator_keys]]\nid = \"{}\"\npublic_key = \"{}\"\n",
+            database.display(),
+            key.id,
+            key.public_hex()
+        ),
+    )
+    .unwrap();
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
+    let mut agent = Agent {
+        program: agent_program(),
+        config,
+        log: dir.path().join("agent.log"),
+        api: format!("http://127.0.0.1:{port}"),
+        child: None,
+    };
+    let mut version = 1;
+    push(&url, &fleet, version).await;
+    agent.start(&http).await;
+
+    let mut draw = Draw(0x2545_f491_4f6c_dd1d);
+    let mut personalise = Known { acked: false, in_flight: None };
+    let mut measure = Known { acked: false, in_flight: None };
+    let (mut shown, mut personalised, mut personalised_after_revocation) = (0u64, 0u64, 0u64);
+    let mut started = Instant::now();
+    for kill in 0..kills {
+        if kill % 5 == 4 {
+            version += 1;
+            push(&url, &fleet, version).await;
+        }
+        let api = agent.api.clone();
+        let mut steps = Draw(draw.below(u64::MAX));
+        // The work between two power cuts: every call's outcome is recorded as it returns.
+        let work = async {
+            loop {
+                match steps.below(6) {
+                    0 => {
+                        let value = steps.below(2) == 0;
+                        personalise.in_flight = Some(value);
+                        if set(&http, &api, "personalise", value).await {
+                            personalise = Known { acked: value, in_flight: None };
+                        }
+                    }
+                    1 => {
+                        let value = steps.below(2) == 0;
+                        measure.in_flight = Some(value);
+                        if set(&http, &api, "measure", value).await {
+                            measure = Known { acked: value, in_flight: None };
+                        }
+                    }
+                    2 => {
+                        let body = json!({"signals": [{"feature": "fridge.butter.level", "value": 0.05}]});
+                        let _ = http.post(format!("{api}/v1/signals")).json(&body).send().await;
+                    }
+                    3 => {
+                        let _ = http.get(format!("{api}/v1/my-data")).send().await;
+                    }
+                    _ => {
+                        let Ok(r) = http.get(format!("{api}/v1/offer?moment=door_opened")).send().await else {
+                            continue;
+                        };
+                        if r.status().as_u16() != 200 {
+                            continue;
+                        }
+                        let Ok(offer) = r.json::<Value>().await else { continue };
+                        shown += 1;
+                        personalised += u64::from(offer["offer"]["personalised"] == true);
+                        let revoked = !personalise.acked && personalise.in_flight.is_none();
+                        if revoked && offer["offer"]["personalised"] == true {
+                            personalised_after_revocation += 1;
+                        }
+                        let kind = if steps.below(2) == 0 { "accepted" } else { "dismissed" };
+                        let feedback = json!({"decision": offer["decision"], "kind": kind});
+                        let _ = http.post(format!("{api}/v1/feedback")).json(&feedback).send().await;
+                    }
+                }
+            }
+        };
+        let cut = tokio::time::sleep(Duration::from_millis(draw.below(300)));
+        tokio::select! {
+            () = work => {}
+            () = cut => {}
+        }
+        agent.kill();
+        check_database(&database, measure);
+        agent.start(&http).await;
+        let consent: Value = http.get(format!("{}/v1/consent", agent.api)).send().await.unwrap().json().await.unwrap();
+        for (purpose, known) in [("personalise", &mut personalise), ("measure", &mut measure)] {
+            let value = consent[purpose].as_bool().unwrap();
+            assert!(known.allows(value), "after kill {kill}, {purpose} is {value}; the test knew {known:?}");
+            *known = Known { acked: value, in_flight: None };
+        }
+        if kill == 0 {
+            started = Instant::now();
+        }
+    }
+    let status: Value = http.get(format!("{}/v1/status", agent.api)).send().await.unwrap().json().await.unwrap();
+    println!(
+        "{{\"kills\": {kills}, \"offers_shown\": {shown}, \"personalised\": {personalised}, \
+         \"personalised_after_revocation\": {personalised_after_revocation}, \
+         \"catalogue_version\": {}, \"seconds\": {:.1}}}",
+        status["catalogue_version"],
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(personalised_after_revocation, 0, "a personalised offer was shown after `personalise` was revoked");
+    assert!(shown > 0, "offers were shown between the kills");
+    agent.kill();
+    check_database(&database, measure);
+    drop(broker);
+}
