@@ -30,6 +30,7 @@ pub mod request;
 pub mod run;
 pub mod scenario;
 pub mod shard;
+pub mod soak;
 pub mod summary;
 pub mod survey;
 pub mod worker;

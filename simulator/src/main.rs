@@ -102,6 +102,29 @@ enum Command {
     /// Benchmarks; figures as JSON lines with --json.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Fridges through simulated hours with the broker (a Mosquitto of the soak's own) killed
+    /// or stopped every 15 simulated minutes: reports queued, acknowledged and stored, memory
+    /// drift and decision time at the start and the end.
+    Soak {
+        /// Simulated hours.
+        #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u64).range(1..=24 * 365))]
+        hours: u64,
+        /// Agents (fridges, each a real agent with its own database).
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=5000))]
+        devices: u64,
+        /// Simulated minutes between broker restarts (a multiple of 5).
+        #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(5..=1440))]
+        restart_minutes: u64,
+        /// Seed for who does what when.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// The catalogue to push (default: the shipped examples/catalogues/home.toml).
+        #[arg(long, value_name = "FILE")]
+        catalogue: Option<PathBuf>,
+        /// Print the figures as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -266,6 +289,9 @@ fn main() -> ExitCode {
                     ExitCode::from(2)
                 }
             }
+        }
+        Command::Soak { hours, devices, restart_minutes, seed, catalogue, json } => {
+            soak_command(hours, devices, restart_minutes, seed, catalogue.as_deref(), json)
         }
         Command::Bench(BenchCommand::Firmware { json }) => {
             let f = ledtrad_sim::bench::firmware();
@@ -488,6 +514,74 @@ fn run_command(args: RunArgs, policies: &[Policy], compare: bool) -> ExitCode {
 }
 
 /// The async runtime for a command, or `None` after saying why it could not start.
+/// `ledtrad-sim soak`.
+fn soak_command(
+    hours: u64,
+    devices: u64,
+    restart_minutes: u64,
+    seed: u64,
+    catalogue: Option<&Path>,
+    json: bool,
+) -> ExitCode {
+    let start = UnixTime(1_795_392_000); // 2026-11-23T00:00:00Z, as `run` starts
+    let catalogue = match catalogue {
+        Some(path) => load_catalogue(path, Some(start)),
+        None => {
+            parse_catalogue(Path::new("examples/catalogues/home.toml"), ledtrad_sim::EXAMPLE_CATALOGUE, Some(start))
+        }
+    };
+    let catalogue = match catalogue {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let options = ledtrad_sim::soak::SoakOptions {
+        hours,
+        devices: usize::try_from(devices).unwrap_or(usize::MAX),
+        restart_minutes,
+        seed,
+        catalogue,
+        start,
+        progress: !json,
+    };
+    let Some(runtime) = async_runtime() else { return ExitCode::from(2) };
+    match runtime.block_on(ledtrad_sim::soak::soak(options)) {
+        Ok(f) if json => {
+            println!("{}", serde_json::to_string(&f).unwrap_or_default());
+            ExitCode::SUCCESS
+        }
+        Ok(f) => {
+            println!(
+                "ledtrad soak: {} fridges over {} simulated hours, the broker restarted {} times ({} SIGKILL, {} SIGTERM)\n  \
+                 decisions {}; reports queued {}, acknowledged {}, stored {} ({} duplicates dropped)\n  \
+                 memory {:.1} MB after the first hour, {:.1} MB at the end; decision p99 {:.1} µs in the first hour, {:.1} µs in the last; {:.0} s",
+                f.devices,
+                f.hours,
+                f.broker_restarts,
+                f.sigkill,
+                f.sigterm,
+                f.decisions,
+                f.reports_queued,
+                f.reports_acknowledged,
+                f.reports_stored,
+                f.duplicates_dropped,
+                f.rss_after_first_hour_bytes as f64 / 1e6,
+                f.rss_end_bytes as f64 / 1e6,
+                f.decide_p99_first_hour_us,
+                f.decide_p99_last_hour_us,
+                f.wall_seconds
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: soak: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
 fn async_runtime() -> Option<tokio::runtime::Runtime> {
     tokio::runtime::Runtime::new().map_err(|e| eprintln!("error: starting the async runtime: {e}")).ok()
 }

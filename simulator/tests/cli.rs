@@ -109,3 +109,24 @@ fn compare_runs_the_same_homes_under_each_policy_and_writes_the_report() {
     assert_eq!(code, 2);
     assert!(stderr.contains("unknown policy \"rude\""), "{stderr}");
 }
+
+#[test]
+fn a_soak_loses_and_doubles_no_report_through_broker_restarts() {
+    let (code, stderr) = sim(&["soak", "--restart-minutes", "7"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("--restart-minutes 7 must be a whole number of 5-minute steps"), "{stderr}");
+    if ledtrad_agent::broker::Mosquitto::find_binary("mosquitto").is_none() {
+        assert!(std::env::var_os("LEDTRAD_REQUIRE_MOSQUITTO").is_none(), "mosquitto is not installed");
+        eprintln!("skipped: mosquitto is not installed (apt-get install -y mosquitto)");
+        return;
+    }
+    let f = sim_json(&["soak", "--hours", "2", "--devices", "30", "--json"]);
+    assert_eq!(f["broker_restarts"], 8, "{f}");
+    assert_eq!((f["sigkill"].as_u64(), f["sigterm"].as_u64()), (Some(4), Some(4)), "{f}");
+    let queued = f["reports_queued"].as_u64().unwrap_or(0);
+    assert!(queued > 0, "{f}");
+    assert_eq!(f["reports_acknowledged"].as_u64(), Some(queued), "{f}");
+    assert_eq!(f["reports_stored"].as_u64(), Some(queued), "{f}");
+    assert!(f["decide_p99_first_hour_us"].as_f64().unwrap_or(0.0) > 0.0, "{f}");
+    assert!(f["decide_p99_last_hour_us"].as_f64().unwrap_or(0.0) > 0.0, "{f}");
+}

@@ -1,0 +1,300 @@
+//! `ledtrad-sim soak`: many agents through simulated hours with the broker restarted every
+//! 15 simulated minutes (SIGKILL and SIGTERM in turn), measuring what a long run would show:
+//! reports lost or doubled, memory that grows, decisions that slow down.
+//!
+//! The broker is a Mosquitto of the soak's own (free loopback port, persistence in a temporary
+//! directory): the embedded broker cannot be stopped and started again inside a process.
+//! Agents decide, take answers and queue reports on a virtual clock while the broker comes and
+//! goes; the operator's collector stores the reports. At the end every agent must have its
+//! outbox empty (all acknowledged), and the collector must hold each report once.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use indicatif::{ProgressBar, ProgressStyle};
+use ledtrad_agent::broker::{Mosquitto, Stop};
+use ledtrad_agent::{ConsentChange, ManualClock, RawConfig, RawKey};
+use ledtrad_operator::collect::ReportStore;
+use ledtrad_operator::serve::ServeOptions;
+use ledtrad_operator::{push_envelope, sign_catalogue, OperatorKey, SignOptions};
+use ledtrad_protocol::catalogue::Catalogue;
+use ledtrad_protocol::consent::ConsentSource;
+use ledtrad_protocol::feature::FeatureName;
+use ledtrad_protocol::feedback::{Feedback, FeedbackKind};
+use ledtrad_protocol::signal::Signal;
+use ledtrad_protocol::time::DAY_SECS;
+use ledtrad_protocol::{DeviceKind, FleetId, KeyId, Moment, Purpose, UnixTime};
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+
+/// Simulated minutes per step.
+const STEP_MINUTES: u64 = 5;
+
+/// The development config shipped for Mosquitto, saving on every change and queueing enough for
+/// the collector while it reconnects.
+const MOSQUITTO_CONF: &str = include_str!("../../deploy/mosquitto/ledtrad.conf");
+
+/// What to soak.
+#[derive(Debug, Clone)]
+pub struct SoakOptions {
+    /// Simulated hours.
+    pub hours: u64,
+    /// Agents (fridges).
+    pub devices: usize,
+    /// Simulated minutes between broker restarts.
+    pub restart_minutes: u64,
+    /// Seed for who does what when.
+    pub seed: u64,
+    /// The catalogue pushed to the fleet.
+    pub catalogue: Catalogue,
+    /// When the simulated time starts.
+    pub start: UnixTime,
+    /// Draw a progress bar.
+    pub progress: bool,
+}
+
+/// What a soak measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct SoakFigures {
+    /// Simulated hours.
+    pub hours: u64,
+    /// Agents.
+    pub devices: usize,
+    /// Broker restarts, and of them, kills (SIGKILL) and graceful stops (SIGTERM).
+    pub broker_restarts: u64,
+    /// Of the restarts, by SIGKILL.
+    pub sigkill: u64,
+    /// Of the restarts, by SIGTERM.
+    pub sigterm: u64,
+    /// Decisions taken.
+    pub decisions: u64,
+    /// Reports the agents queued.
+    pub reports_queued: u64,
+    /// Reports the broker acknowledged to the agents (queued, and out of their outboxes).
+    pub reports_acknowledged: u64,
+    /// Reports the operator's collector stored.
+    pub reports_stored: u64,
+    /// Reports the collector received again and did not store twice.
+    pub duplicates_dropped: u64,
+    /// Resident memory of this process (the agents, the collector) after the first simulated
+    /// hour, and at the end.
+    pub rss_after_first_hour_bytes: u64,
+    /// At the end.
+    pub rss_end_bytes: u64,
+    /// End minus first hour.
+    pub rss_drift_bytes: i64,
+    /// The engine's decision time, 99th percentile, over the first simulated hour (µs).
+    pub decide_p99_first_hour_us: f64,
+    /// Over the last simulated hour (µs).
+    pub decide_p99_last_hour_us: f64,
+    /// Real seconds taken.
+    pub wall_seconds: f64,
+}
+
+fn rss() -> u64 {
+    crate::footprint::proc_status("VmRSS").unwrap_or(0)
+}
+
+fn p99_us(mut nanos: Vec<u64>) -> f64 {
+    nanos.sort_unstable();
+    crate::summary::percentile_us(&nanos, 0.99)
+}
+
+/// Runs the soak.
+pub async fn soak(options: SoakOptions) -> anyhow::Result<SoakFigures> {
+    if options.hours == 0 || options.devices == 0 {
+        bail!("--hours and --devices must be at least 1");
+    }
+    if options.restart_minutes == 0 || options.restart_minutes % STEP_MINUTES != 0 {
+        bail!("--restart-minutes {} must be a whole number of {STEP_MINUTES}-minute steps", options.restart_minutes);
+    }
+    let wall = Instant::now();
+    let dir = tempfile::tempdir().context("creating a directory for the broker and the agents")?;
+    let replace = [
+        ("autosave_interval", "autosave_interval 1\nautosave_on_changes true".to_string()),
+        ("max_queued_messages", "max_queued_messages 1000000".to_string()),
+    ];
+    let mut broker = Mosquitto::start(MOSQUITTO_CONF, &replace, dir.path())
+        .context("the soak restarts its own Mosquitto (the embedded broker cannot be restarted in-process)")?;
+    let url = broker.url().clone();
+    let reports_db = dir.path().join("reports.db");
+    let collector = ledtrad_operator::serve::start(
+        ServeOptions {
+            broker: url.clone(),
+            login: None,
+            client_id: "ledtrad-sim-soak-collector".into(),
+            service: None,
+            reports: Some(ReportStore::open(&reports_db)?),
+        },
+        Duration::from_secs(10),
+    )
+    .await?;
+
+    let fleet = FleetId::try_new("soak")?;
+    let key = OperatorKey::generate(KeyId::try_new("soak-operator")?);
+    let sign = SignOptions {
+        fleet: fleet.clone(),
+        version: 1,
+        issued_at: options.start,
+        expires_at: options.start.plus_secs((options.hours / 24 + 7) * DAY_SECS),
+    };
+    push_envelope(&url, &fleet, sign_catalogue(&options.catalogue, &key, &sign)?, "ledtrad-sim-soak-op").await?;
+
+    let bar = |len: u64, message: &str| {
+        let bar = if options.progress { ProgressBar::new(len) } else { ProgressBar::hidden() };
+        bar.set_style(ProgressStyle::with_template("{msg:30} [{bar:40}] {pos}/{len} {elapsed}").expect("template"));
+        bar.set_message(message.to_string());
+        bar
+    };
+    let clock = ManualClock::new(options.start);
+    let starting = bar(options.devices as u64, "starting agents");
+    let mut agents = Vec::with_capacity(options.devices);
+    for d in 0..options.devices {
+        let raw = RawConfig {
+            device_id: format!("soak-{d}"),
+            kind: DeviceKind::Fridge.as_str().into(),
+            fleet: fleet.to_string(),
+            broker: url.to_string(),
+            mqtt_username: None,
+            mqtt_password_file: None,
+            database: dir.path().join(format!("soak-{d}.db")),
+            api: None,
+            sharing: None,
+            report_epsilon: None,
+            camouflage_share: None,
+            model_runtime: None,
+            rng_seed: Some(options.seed ^ (d as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+            owner: None,
+            utc_offset_minutes: crate::run::UTC_OFFSET_MINUTES,
+            timezone: None,
+            offer_request_timeout_ms: None,
+            sensor_link: None,
+            sensor_baud: None,
+            operator_keys: vec![RawKey { id: key.id.to_string(), public_key: key.public_hex(), retired: false }],
+        };
+        let config = ledtrad_agent::Config::from_raw(raw, "soak")?;
+        let agent = ledtrad_agent::spawn(config, Arc::new(clock.clone())).await?;
+        let handle = agent.handle();
+        let grant = |purpose| {
+            let change = ConsentChange { granted: true, source: ConsentSource::DeviceUi, text_version: "soak".into() };
+            handle.set_consent(purpose, change)
+        };
+        grant(Purpose::Measure).await?;
+        if d % 2 == 0 {
+            grant(Purpose::Personalise).await?;
+        }
+        agents.push(agent);
+        starting.inc(1);
+    }
+    starting.finish_and_clear();
+
+    let steps = options.hours * 60 / STEP_MINUTES;
+    let steps_per_hour = 60 / STEP_MINUTES;
+    let restart_every = options.restart_minutes / STEP_MINUTES;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(options.seed);
+    let (mut decisions, mut queued, mut sigkill, mut sigterm) = (0u64, 0u64, 0u64, 0u64);
+    let (mut first_hour, mut last_hour) = (Vec::new(), Vec::new());
+    let mut rss_first_hour = 0;
+    let simulating = bar(steps, "soaking");
+    for step in 0..steps {
+        clock.advance(STEP_MINUTES * 60);
+        // A tenth of the fridges open their door each step, some with the butter running low.
+        for agent in &agents {
+            if !rng.random_bool(0.1) {
+                continue;
+            }
+            let handle = agent.handle();
+            let level = rng.random_range(0.0..1.0);
+            let signal = Signal { feature: FeatureName::try_new("fridge.butter.level")?, value: level };
+            handle.signals(vec![signal]).await?;
+            let outcome = handle.offer(Moment::DoorOpened).await?;
+            decisions += 1;
+            if step < steps_per_hour {
+                first_hour.push(outcome.decide_nanos);
+            }
+            if step >= steps.saturating_sub(steps_per_hour) {
+                last_hour.push(outcome.decide_nanos);
+            }
+            if outcome.decision.shown.is_some() {
+                let kind = if rng.random_bool(0.3) { FeedbackKind::Accepted } else { FeedbackKind::Dismissed };
+                handle.feedback(Feedback { decision: outcome.decision.id, kind }).await?;
+            }
+        }
+        // Each simulated hour, every agent reports what it counted.
+        if (step + 1) % steps_per_hour == 0 {
+            for agent in &agents {
+                queued += agent.handle().flush_reports().await? as u64;
+            }
+        }
+        if (step + 1) % restart_every == 0 {
+            let how = if (sigkill + sigterm) % 2 == 0 { Stop::Kill } else { Stop::Graceful };
+            tokio::task::block_in_place(|| broker.stop(how))?;
+            tokio::task::block_in_place(|| broker.restart())?;
+            match how {
+                Stop::Kill => sigkill += 1,
+                Stop::Graceful => sigterm += 1,
+            }
+        }
+        if step + 1 == steps_per_hour {
+            rss_first_hour = rss();
+        }
+        simulating.inc(1);
+        simulating.set_message(format!(
+            "hour {} of {}, {} restarts",
+            step / steps_per_hour + 1,
+            options.hours,
+            sigkill + sigterm
+        ));
+    }
+    simulating.finish_and_clear();
+
+    // Everything queued must leave the outboxes (an agent that met the broker down several
+    // times in a row waits up to its longest backoff, 30 s) and reach the store, once.
+    let draining = bar(options.devices as u64, "waiting for the outboxes");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut unacknowledged = 0u64;
+    for agent in &agents {
+        loop {
+            let waiting = agent.handle().my_data(None).await?.queued_messages.len() as u64;
+            if waiting == 0 || Instant::now() > deadline {
+                unacknowledged += waiting;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        draining.inc(1);
+    }
+    draining.finish_and_clear();
+    let store = ReportStore::open(&reports_db)?;
+    let acknowledged = queued - unacknowledged;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while store.count()? < acknowledged && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let rss_end = rss();
+    let stored = store.count()?;
+    let duplicates = collector.counts().reports_duplicate;
+    for agent in agents {
+        agent.shutdown().await;
+    }
+    collector.stop().await?;
+    Ok(SoakFigures {
+        hours: options.hours,
+        devices: options.devices,
+        broker_restarts: sigkill + sigterm,
+        sigkill,
+        sigterm,
+        decisions,
+        reports_queued: queued,
+        reports_acknowledged: acknowledged,
+        reports_stored: stored,
+        duplicates_dropped: duplicates,
+        rss_after_first_hour_bytes: rss_first_hour,
+        rss_end_bytes: rss_end,
+        rss_drift_bytes: rss_end as i64 - rss_first_hour as i64,
+        decide_p99_first_hour_us: p99_us(first_hour),
+        decide_p99_last_hour_us: p99_us(last_hour),
+        wall_seconds: (wall.elapsed().as_secs_f64() * 10.0).round() / 10.0,
+    })
+}
