@@ -356,6 +356,10 @@ pub struct AgentStatus {
     /// The sensor board's link, if the config names one: frames good, corrupt, cut off and
     /// lost, and the signals they gave.
     pub link: Option<crate::link::LinkStatus>,
+    /// Set while the database cannot be written (the storage full, or read-only): the last
+    /// failure. Offers go on from memory; what must be kept (consent, answers) is refused
+    /// until writes work again, which needs nothing but the space back.
+    pub storage_error: Option<String>,
 }
 
 /// A command that could not be carried out.

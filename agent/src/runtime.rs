@@ -265,6 +265,7 @@ pub async fn spawn(config: Config, clock: Arc<dyn Clock>) -> Result<RunningAgent
         last_model_refusal: None,
         connected: false,
         subscribed: false,
+        storage_failing: None,
         login_refused: false,
         refused: 0,
         malformed: 0,
@@ -435,6 +436,8 @@ struct Runtime {
     connected: bool,
     /// Whether the broker acknowledged the subscriptions of the session it keeps.
     subscribed: bool,
+    /// The last write that failed, while the database cannot be written (full, read-only).
+    storage_failing: Option<String>,
     login_refused: bool,
     refused: u64,
     malformed: u64,
@@ -560,6 +563,25 @@ impl Runtime {
         self.deliver();
     }
 
+    /// Notes whether a write worked: the first failure is logged as an error and shown in the
+    /// status until a write works again, which is logged too. Nothing else changes: decisions
+    /// go on from memory, and what had to be kept was refused whole.
+    fn track<T>(&mut self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        match (&result, self.storage_failing.is_some()) {
+            (Err(e), false) => {
+                error!("storage: {e}");
+                self.storage_failing = Some(e.to_string());
+            }
+            (Err(e), true) => self.storage_failing = Some(e.to_string()),
+            (Ok(_), true) => {
+                info!(database = %self.config.database.display(), "storage: writes work again");
+                self.storage_failing = None;
+            }
+            (Ok(_), false) => {}
+        }
+        result
+    }
+
     fn version(&self) -> Option<u64> {
         self.engine.catalogue().map(|c| c.version)
     }
@@ -662,7 +684,8 @@ impl Runtime {
         match self.engine.handle_catalogue(payload, now) {
             Ok(applied) => {
                 let (version, offers) = (applied.version, applied.offers.len());
-                if let Err(e) = self.store.save_catalogue(version, self.config.fleet.as_str(), payload, now) {
+                let stored = self.store.save_catalogue(version, self.config.fleet.as_str(), payload, now);
+                if let Err(e) = self.track(stored) {
                     error!("catalogue version {version} applied but not stored, it will be refetched from the broker after a restart: {e}");
                 }
                 self.applied_envelope = payload.to_vec();
@@ -699,7 +722,8 @@ impl Runtime {
         match self.engine.handle_model(payload, now) {
             Ok(model) => {
                 let (version, runtime) = (model.version, model.runtime());
-                if let Err(e) = self.store.save_model(version, self.config.fleet.as_str(), payload, now) {
+                let stored = self.store.save_model(version, self.config.fleet.as_str(), payload, now);
+                if let Err(e) = self.track(stored) {
                     error!("scoring model version {version} applied but not stored, it will be refetched from the broker after a restart: {e}");
                 }
                 self.applied_model = payload.to_vec();
@@ -811,8 +835,9 @@ impl Runtime {
                 campaign: shown.campaign.clone(),
                 at: now,
             };
-            if let Err(e) = self.store.record_impression(&row) {
-                error!("impression of '{}' not stored; caps after a restart may undercount: {e}", shown.offer);
+            let stored = self.store.record_impression(&row);
+            if let Err(e) = self.track(stored) {
+                debug!("impression of '{}' not stored; caps after a restart may undercount: {e}", shown.offer);
             }
             if self.engine.consent().allows(Purpose::Measure) {
                 let version = decision.catalogue_version.unwrap_or(0);
@@ -911,16 +936,15 @@ impl Runtime {
         // allows it, the learning row are stored in one transaction before the engine changes,
         // so a storage failure changes nothing.
         let learning = self.engine.consent().allows(Purpose::Personalise) && !target.held_out;
-        self.store
-            .record_feedback_event(
-                feedback.decision,
-                &target.offer,
-                target.category.as_deref(),
-                target.kind,
-                now,
-                learning,
-            )
-            .map_err(storage)?;
+        let stored = self.store.record_feedback_event(
+            feedback.decision,
+            &target.offer,
+            target.category.as_deref(),
+            target.kind,
+            now,
+            learning,
+        );
+        self.track(stored).map_err(storage)?;
         let applied = self.engine.handle_feedback(feedback, now)?;
         if self.engine.consent().allows(Purpose::Measure) {
             let arm = if applied.held_out { Arm::Holdout } else { Arm::Treatment };
@@ -967,7 +991,8 @@ impl Runtime {
             };
             self.set_consent(answer.person, prompt.purpose, change)?;
         }
-        self.store.record_prompt_answer(prompt.prompt.as_str(), prompt.purpose, yes, now).map_err(storage)?;
+        let stored = self.store.record_prompt_answer(prompt.prompt.as_str(), prompt.purpose, yes, now);
+        self.track(stored).map_err(storage)?;
         self.engine.handle_prompt_answer(answer.decision, yes, now)?;
         self.consent_view()
     }
@@ -1046,8 +1071,8 @@ impl Runtime {
         };
         // The ledger is written first: if that fails, nothing changes.
         let (sharing, owner, present) = (self.config.sharing, self.config.owner.clone(), self.present.clone());
-        let (_, state) =
-            self.store.append_consent(&row, &|h| effective(h, sharing, &owner, present.as_ref())).map_err(storage)?;
+        let stored = self.store.append_consent(&row, &|h| effective(h, sharing, &owner, present.as_ref()));
+        let (_, state) = self.track(stored).map_err(storage)?;
         self.apply_consent(state, "consent ledger");
         self.consent_view()
     }
@@ -1230,6 +1255,7 @@ impl Runtime {
             requests_answered: self.requests.answered,
             requests_unanswered: self.requests.unanswered,
             link: self.link.as_ref().map(|l| l.status.clone()),
+            storage_error: self.storage_failing.clone(),
         }
     }
 }

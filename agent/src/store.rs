@@ -21,6 +21,21 @@ pub struct StoreError {
     pub detail: String,
 }
 
+impl StoreError {
+    /// The error for `path`, with what to do about a full or read-only storage (SQLite's own
+    /// words for both are fixed).
+    fn new(path: &Path, detail: String) -> Self {
+        let what_to_do = if detail.contains("database or disk is full") {
+            "; the device's storage is full: free some space, and the agent carries on by itself"
+        } else if detail.contains("readonly database") || detail.contains("read-only") {
+            "; the database cannot be written (a read-only file system, or the file's permissions): make it writable, and the agent carries on by itself"
+        } else {
+            ""
+        };
+        StoreError { path: path.into(), detail: format!("{detail}{what_to_do}") }
+    }
+}
+
 /// One consent ledger row.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LedgerRow {
@@ -102,23 +117,31 @@ fn migrations() -> Migrations<'static> {
 impl Store {
     /// Opens (creating and migrating) the database at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let err = |detail: String| StoreError { path: path.into(), detail };
+        let err = |detail: String| StoreError::new(path, detail);
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| err(format!("cannot create its directory: {e}")))?;
         }
-        let mut conn = Connection::open(path).map_err(|e| err(e.to_string()))?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(|e| err(e.to_string()))?;
-        conn.pragma_update(None, "synchronous", "NORMAL").map_err(|e| err(e.to_string()))?;
-        conn.pragma_update(None, "foreign_keys", "ON").map_err(|e| err(e.to_string()))?;
+        let sqlite = |e: rusqlite::Error| {
+            match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::CannotOpen | rusqlite::ErrorCode::ReadOnly) => err(format!(
+                "{e}: it cannot be opened for writing (a read-only file system, or the permissions of the file or its directory); make it writable, then start the agent again"
+            )),
+            _ => err(e.to_string()),
+        }
+        };
+        let mut conn = Connection::open(path).map_err(sqlite)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(sqlite)?;
+        conn.pragma_update(None, "synchronous", "NORMAL").map_err(sqlite)?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(sqlite)?;
         // Deleted personal data is overwritten, not left in free pages.
-        conn.pragma_update(None, "secure_delete", "ON").map_err(|e| err(e.to_string()))?;
-        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(|e| err(e.to_string()))?;
+        conn.pragma_update(None, "secure_delete", "ON").map_err(sqlite)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(sqlite)?;
         migrations().to_latest(&mut conn).map_err(|e| err(format!("migration failed: {e}")))?;
         Ok(Self { conn, path: path.into() })
     }
 
     fn err(&self, e: impl std::fmt::Display) -> StoreError {
-        StoreError { path: self.path.clone(), detail: e.to_string() }
+        StoreError::new(&self.path, e.to_string())
     }
 
     /// Runs `change` as a consent-bearing write: in one transaction with `synchronous=FULL`,
