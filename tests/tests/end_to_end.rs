@@ -379,10 +379,12 @@ async fn bad_api_input_gets_a_clear_error_and_changes_nothing() {
             400,
             "consent body",
         ),
+        // Just over the limit: the agent answers from the length alone, and a far larger body
+        // would still be on its way, so the client would see a broken pipe instead.
         (
             http.post(format!("{api}/v1/signals")).header("content-type", "application/json").body(format!(
                 "{{\"signals\": [{}]}}",
-                "{\"feature\": \"ereader.session_minutes\", \"value\": 1},".repeat(100_000)
+                "{\"feature\": \"ereader.session_minutes\", \"value\": 1},".repeat(1_400)
             )),
             413,
             "over the 65536 bytes the local API takes",
