@@ -51,13 +51,29 @@ pub enum EgressError {
 
 /// How long a row the broker acknowledged stays in the outbox, to be sent again if the
 /// connection drops meanwhile: a broker that crashes loses what it had not saved (Mosquitto
-/// saves every 30 s as shipped) or passed on yet, even when it had acknowledged it.
-pub const LINGER: std::time::Duration = std::time::Duration::from_secs(60);
+/// saves every 30 s as shipped) or passed on yet, even when it had acknowledged it, and a
+/// broker whose host died is noticed only after up to two keep-alives (60 s).
+pub const LINGER: std::time::Duration = std::time::Duration::from_secs(180);
 
 /// The most outbox rows handed to the MQTT client and not acknowledged at once: a long offline
 /// spell's backlog goes in steps (each acknowledgement lets the next one go), so the client's
-/// queue never overflows and its packet ids never wrap onto one still in use.
+/// queue never overflows.
 pub const MAX_UNACKNOWLEDGED: usize = 32;
+
+/// How long a report the broker had no subscriber for waits before it is sent again (the
+/// collector's session is gone: not started yet, expired, or lost with the broker's state).
+pub const NO_SUBSCRIBER_RETRY: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// What the broker's acknowledgement said.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ack {
+    /// Taken.
+    Accepted,
+    /// Taken, and dropped: no one subscribes to the topic (MQTT 5 reason 0x10).
+    NoSubscribers,
+    /// Refused (an ACL that does not allow the topic, say).
+    Refused,
+}
 
 /// The egress gate.
 pub struct Egress {
@@ -90,6 +106,8 @@ struct Deliveries {
     delivered: VecDeque<(std::time::Instant, i64)>,
     /// Rows handed over on this connection (in one of the above), not to be handed twice.
     handed: HashSet<i64>,
+    /// Rows the broker had no subscriber for, and when they may go again.
+    parked: HashMap<i64, std::time::Instant>,
     /// Rows the broker acknowledged.
     acknowledged: u64,
     /// Rows the broker refused (an ACL that does not allow the topic, say): dropped.
@@ -134,25 +152,35 @@ impl Egress {
     }
 
     /// The broker acknowledged `pkid` at `now`: a row it carried leaves the outbox [`LINGER`]
-    /// later ([`Egress::forget_delivered`]), or at once when the broker refused it (`accepted`
-    /// false): sending it again would not help.
+    /// later ([`Egress::forget_delivered`]); goes again after [`NO_SUBSCRIBER_RETRY`] when the
+    /// broker had no subscriber for it (it dropped it); or leaves at once when the broker
+    /// refused it: sending it again would not help.
     pub(crate) fn on_acked(
         &mut self,
         store: &Store,
         pkid: u16,
-        accepted: bool,
+        ack: Ack,
         now: std::time::Instant,
     ) -> Result<(), EgressError> {
         let d = &mut self.deliveries;
         let Some(row) = d.in_flight.remove(&pkid) else { return Ok(()) };
-        if accepted {
-            d.acknowledged += 1;
-            d.delivered.push_back((now, row));
-            return Ok(());
+        match ack {
+            Ack::Accepted => {
+                d.acknowledged += 1;
+                d.delivered.push_back((now, row));
+                Ok(())
+            }
+            Ack::NoSubscribers => {
+                d.handed.remove(&row);
+                d.parked.insert(row, now + NO_SUBSCRIBER_RETRY);
+                Ok(())
+            }
+            Ack::Refused => {
+                d.refused += 1;
+                d.handed.remove(&row);
+                store.outbox_remove(row).map_err(|e| EgressError::Storage(e.to_string()))
+            }
         }
-        d.refused += 1;
-        d.handed.remove(&row);
-        store.outbox_remove(row).map_err(|e| EgressError::Storage(e.to_string()))
     }
 
     /// Deletes the rows acknowledged [`LINGER`] or longer before `now`.
@@ -185,6 +213,8 @@ impl Egress {
         d.in_flight.clear();
         d.held = None;
         d.delivered.clear();
+        // A collector may be back with the broker: parked rows go with the next connection.
+        d.parked.clear();
         d.handed = d.unnumbered.iter().flatten().copied().collect();
     }
 
@@ -300,6 +330,9 @@ impl Egress {
             if self.deliveries.handed.contains(&row.id) {
                 continue;
             }
+            if self.deliveries.parked.get(&row.id).is_some_and(|due| std::time::Instant::now() < *due) {
+                continue;
+            }
             if !self.in_force.allows(row.purpose) {
                 self.blocked += 1;
                 store.outbox_remove(row.id).map_err(storage)?;
@@ -307,6 +340,7 @@ impl Egress {
             }
             let topic = Topic::parse(&row.topic).map_err(|e| EgressError::Invalid(e.to_string()))?;
             self.publish(topic, false, row.payload, Some(row.id))?;
+            self.deliveries.parked.remove(&row.id);
             handed += 1;
         }
         Ok(handed)
@@ -501,7 +535,7 @@ mod tests {
     /// The broker acknowledges `pkid`, and [`LINGER`] passes.
     fn ack(egress: &mut Egress, store: &Store, pkid: u16, accepted: bool) {
         let now = std::time::Instant::now();
-        egress.on_acked(store, pkid, accepted, now).unwrap();
+        egress.on_acked(store, pkid, if accepted { Ack::Accepted } else { Ack::Refused }, now).unwrap();
         egress.forget_delivered(store, now + LINGER).unwrap();
     }
 
@@ -513,8 +547,8 @@ mod tests {
         egress.on_numbered(2);
         let t = std::time::Instant::now();
         let ids: Vec<i64> = store.outbox().unwrap().iter().map(|r| r.id).collect();
-        egress.on_acked(&store, 1, true, t).unwrap();
-        egress.on_acked(&store, 2, true, t + LINGER / 2).unwrap();
+        egress.on_acked(&store, 1, Ack::Accepted, t).unwrap();
+        egress.on_acked(&store, 2, Ack::Accepted, t + LINGER / 2).unwrap();
         assert_eq!(
             (egress.unacknowledged(), egress.is_delivered(ids[0]), egress.is_delivered(ids[1])),
             (0, true, true)
@@ -621,6 +655,24 @@ mod tests {
         ack(&mut egress, &store, 5, true);
         assert!(store.outbox().unwrap().is_empty());
         assert_eq!(egress.acknowledged(), (1, 1));
+    }
+
+    #[test]
+    fn a_report_no_one_subscribed_to_goes_again_later() {
+        let (mut egress, requests, _dir, store) = with_reports(1);
+        assert_eq!(egress.deliver(&store).unwrap(), 1);
+        egress.on_numbered(1);
+        egress.on_acked(&store, 1, Ack::NoSubscribers, std::time::Instant::now()).unwrap();
+        assert_eq!(store.outbox().unwrap().len(), 1, "the broker dropped it: it stays");
+        assert_eq!(egress.deliver(&store).unwrap(), 0, "not at once");
+        // After a reconnect (the collector may be back) it goes.
+        egress.on_disconnected(0);
+        egress.set_connected(true);
+        assert_eq!(egress.deliver(&store).unwrap(), 1);
+        assert_eq!(queued(&requests).len(), 2);
+        egress.on_numbered(2);
+        ack(&mut egress, &store, 2, true);
+        assert!(store.outbox().unwrap().is_empty());
     }
 
     #[test]

@@ -27,7 +27,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::egress::Egress;
+use crate::egress::{Ack, Egress};
 use crate::handle::{
     AgentError, AgentHandle, AgentStatus, Command, ConsentChange, ConsentView, ErasureRecord, FeatureValue,
     FeedbackRecord, MyData, OfferOutcome, PersonChange, PersonView, PromptAnswer, QueuedMessage, QueuedReport,
@@ -62,8 +62,8 @@ enum MqttEvent {
     Numbered(u16),
     /// The MQTT client holds its oldest publish not numbered yet until this packet id is free.
     Held(u16),
-    /// The broker acknowledged a publish; `accepted` unless its reason code says it refused.
-    Acked { pkid: u16, accepted: bool },
+    /// The broker acknowledged a publish, with what its reason code says.
+    Acked { pkid: u16, ack: Ack },
     /// The broker acknowledged the subscriptions.
     Subscribed,
     /// The broker refused the login (the return code, and as for `Disconnected`, the publishes
@@ -376,7 +376,11 @@ async fn pump(mut eventloop: EventLoop, tx: mpsc::Sender<MqttEvent>) {
             }
             Ok(Event::Incoming(Packet::PubAck(ack))) => Some(MqttEvent::Acked {
                 pkid: ack.pkid,
-                accepted: matches!(ack.reason, PubAckReason::Success | PubAckReason::NoMatchingSubscribers),
+                ack: match ack.reason {
+                    PubAckReason::Success => Ack::Accepted,
+                    PubAckReason::NoMatchingSubscribers => Ack::NoSubscribers,
+                    _ => Ack::Refused,
+                },
             }),
             Ok(Event::Incoming(Packet::SubAck(_))) => Some(MqttEvent::Subscribed),
             Ok(Event::Outgoing(Outgoing::Publish(pkid))) => Some(MqttEvent::Numbered(pkid)),
@@ -384,6 +388,10 @@ async fn pump(mut eventloop: EventLoop, tx: mpsc::Sender<MqttEvent>) {
             Ok(Event::Outgoing(Outgoing::Disconnect)) => return,
             Ok(_) => None,
             Err(e) => {
+                // rumqttc drains its request queue into `pending` only when a connection
+                // breaks, not when one fails to open: drain it always, so that nothing handed
+                // over before this error (a report, say, before a revocation) goes out later.
+                eventloop.clean();
                 // Every publish the runtime has not seen numbered is discarded: those whose
                 // numbering event is still buffered (the write failed after it), then those
                 // still queued (packet id 0). Those numbered already were counted as they were.
@@ -622,11 +630,11 @@ impl Runtime {
             MqttEvent::Subscribed => self.subscribed = true,
             MqttEvent::Numbered(pkid) => self.egress.on_numbered(pkid),
             MqttEvent::Held(pkid) => self.egress.on_held(pkid),
-            MqttEvent::Acked { pkid, accepted } => {
-                if !accepted {
+            MqttEvent::Acked { pkid, ack } => {
+                if ack == Ack::Refused {
                     warn!(pkid, "the broker refused a queued message; it is dropped");
                 }
-                if let Err(e) = self.egress.on_acked(&self.store, pkid, accepted, std::time::Instant::now()) {
+                if let Err(e) = self.egress.on_acked(&self.store, pkid, ack, std::time::Instant::now()) {
                     warn!("outbox: {e}");
                 }
                 self.deliver();

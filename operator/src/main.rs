@@ -664,6 +664,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         client_id: format!("ledtrad-op-serve-{instance}"),
         service,
         reports,
+        session_secs: ledtrad_operator::serve::COLLECTOR_SESSION_SECS,
     };
     let counters = std::sync::Arc::new(Counters::default());
     let (shown, serving) = (counters.clone(), counters.clone());

@@ -6,6 +6,7 @@
 //! the answer goes to the request's response topic with its correlation data, and the device
 //! still applies its own checks, eligibility, caps and consent to every offer.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -167,6 +168,10 @@ pub struct ServeOptions {
     pub service: Option<OfferService>,
     /// Where to store the fleets' reports; `None` not to collect them.
     pub reports: Option<ReportStore>,
+    /// How long the broker keeps a collector's session while it is away, in seconds
+    /// ([`COLLECTOR_SESSION_SECS`] for a collector that runs for good; short for a run that
+    /// ends, which would otherwise leave a session collecting reports for no one).
+    pub session_secs: u32,
 }
 
 /// How long the broker keeps a collector's session, and the reports that arrive for it, while
@@ -181,8 +186,76 @@ pub const COLLECTOR_SESSION_SECS: u32 = 7 * 86_400;
 /// [`COLLECTOR_SESSION_SECS`], and acknowledges each report only once it is stored (or refused
 /// for good): a report the broker took while the collector was away, or that was on its way
 /// when the collector stopped, comes again when it is back. A report that could not be written
-/// (the disk full, say) is not acknowledged, and comes again after the next reconnect.
+/// (the disk full, say) is not acknowledged, and is tried again every second: the broker holds
+/// the rest meanwhile.
+///
+/// An instance that both answers requests and collects reports keeps two sessions: requests
+/// on a clean one (`CLIENT_ID-offers`), so that the broker never hands requests to a shared
+/// subscription left behind by an instance that is gone, and reports on the persistent one.
 pub async fn serve(
+    options: ServeOptions,
+    counters: Arc<Counters>,
+    mut ready: impl FnMut(),
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), crate::push::PushError> {
+    if options.service.is_none() || options.reports.is_none() {
+        return serve_one(options, counters, ready, shutdown).await;
+    }
+    let ServeOptions { broker, login, client_id, service, reports, session_secs } = options;
+    let offers = ServeOptions {
+        broker: broker.clone(),
+        login: login.clone(),
+        client_id: format!("{client_id}-offers"),
+        service,
+        reports: None,
+        session_secs,
+    };
+    let collecting = ServeOptions { broker, login, client_id, service: None, reports, session_secs };
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::unbounded_channel::<usize>();
+    let offers_ready = {
+        let tx = ready_tx.clone();
+        move || {
+            let _ = tx.send(0);
+        }
+    };
+    let collector_ready = move || {
+        let _ = ready_tx.send(1);
+    };
+    let both = async {
+        tokio::try_join!(
+            serve_one(offers, counters.clone(), offers_ready, stopped(stop_rx.clone())),
+            serve_one(collecting, counters, collector_ready, stopped(stop_rx)),
+        )
+        .map(|_| ())
+    };
+    // Ready once both have their subscriptions, and each time one has them again after that.
+    let readiness = async {
+        let mut seen = [false; 2];
+        while let Some(which) = ready_rx.recv().await {
+            seen[which] = true;
+            if seen == [true, true] {
+                ready();
+            }
+        }
+        std::future::pending::<()>().await;
+    };
+    let stop = async {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+        std::future::pending::<()>().await;
+    };
+    tokio::select! {
+        result = both => result,
+        () = readiness => Ok(()),
+        () = stop => Ok(()),
+    }
+}
+
+async fn serve_one(
     options: ServeOptions,
     counters: Arc<Counters>,
     mut ready: impl FnMut(),
@@ -194,16 +267,35 @@ pub async fn serve(
     }
     if options.reports.is_some() {
         mqtt.set_clean_start(false);
-        mqtt.set_session_expiry_interval(Some(COLLECTOR_SESSION_SECS));
+        mqtt.set_session_expiry_interval(Some(options.session_secs));
         mqtt.set_manual_acks(true);
     }
     let (client, mut eventloop) = AsyncClient::new(mqtt, 64);
     tokio::pin!(shutdown);
     let mut acks_wanted = 0usize;
     let mut backoff = std::time::Duration::from_millis(100);
+    // A collector's reports stored and not acknowledged yet (the client's queue was full), and
+    // reports it could not store yet, oldest first.
+    let (mut to_ack, mut unstored) = (VecDeque::<Publish>::new(), VecDeque::<Publish>::new());
+    let mut retry = tokio::time::interval(std::time::Duration::from_secs(1));
     loop {
+        while let Some(p) = to_ack.front() {
+            if client.try_ack(p).is_err() {
+                break;
+            }
+            to_ack.pop_front();
+        }
         let event = tokio::select! {
             () = &mut shutdown => break,
+            _ = retry.tick(), if !unstored.is_empty() => {
+                while let Some(p) = unstored.front() {
+                    if take(&options, &client, &counters, p, true) == Taken::Again {
+                        break;
+                    }
+                    to_ack.extend(unstored.pop_front());
+                }
+                continue;
+            }
             event = eventloop.poll() => event,
         };
         match event {
@@ -233,7 +325,19 @@ pub async fn serve(
                     ready();
                 }
             }
-            Ok(Event::Incoming(Packet::Publish(p))) => handle(&options, &client, &counters, &p),
+            Ok(Event::Incoming(Packet::Publish(p))) => {
+                // A collector acknowledges by hand (see [`serve`]), in order, and not past a
+                // report it could not store; an offer service's client does so itself.
+                let taken = match unstored.is_empty() {
+                    true => take(&options, &client, &counters, &p, false),
+                    false => Taken::Again,
+                };
+                match (options.reports.is_some(), taken) {
+                    (false, _) => {}
+                    (true, Taken::Done) => to_ack.push_back(p),
+                    (true, Taken::Again) => unstored.push_back(p),
+                }
+            }
             Ok(_) => {}
             Err(e) => {
                 let error = crate::push::connection_error(&options.broker, options.login.as_ref(), e);
@@ -349,19 +453,21 @@ fn subscribe(client: &AsyncClient, broker: &BrokerUrl, filter: String) -> Result
         .map_err(|e| crate::push::PushError::Connection { broker: broker.clone(), detail: e.to_string() })
 }
 
-fn handle(options: &ServeOptions, client: &AsyncClient, counters: &Counters, p: &Publish) {
-    // A collector acknowledges by hand (see [`serve`]); an offer service's client does so itself.
-    if take(options, client, counters, p) && options.reports.is_some() {
-        let _ = client.try_ack(p);
-    }
+/// What became of a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Taken {
+    /// Acted on, or refused for good.
+    Done,
+    /// A report that could not be written yet.
+    Again,
 }
 
-/// Acts on one message; `false` when it should come again (a report that could not be written).
-fn take(options: &ServeOptions, client: &AsyncClient, counters: &Counters, p: &Publish) -> bool {
+/// Acts on one message (`again`: a report tried before, whose failure was counted then).
+fn take(options: &ServeOptions, client: &AsyncClient, counters: &Counters, p: &Publish, again: bool) -> Taken {
     let now = UnixTime(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()));
     match Topic::parse(crate::mqtt::topic_of(p)) {
         Ok(Topic::OfferRequest) => {
-            let Some(service) = &options.service else { return true };
+            let Some(service) = &options.service else { return Taken::Done };
             Counters::add(&counters.requests);
             match answer(service, p, now) {
                 Ok((topic, properties, response)) => {
@@ -380,7 +486,7 @@ fn take(options: &ServeOptions, client: &AsyncClient, counters: &Counters, p: &P
             }
         }
         Ok(Topic::Reports(fleet)) => {
-            let Some(store) = &options.reports else { return true };
+            let Some(store) = &options.reports else { return Taken::Done };
             let stored = codec::from_json(&p.payload, "report")
                 .map_err(|e| CollectError::Unreadable(e.to_string()))
                 .and_then(|report| store.insert(&fleet, &report, now));
@@ -388,10 +494,12 @@ fn take(options: &ServeOptions, client: &AsyncClient, counters: &Counters, p: &P
                 Ok(Stored::New) => Counters::add(&counters.reports),
                 Ok(Stored::Duplicate) => Counters::add(&counters.reports_duplicate),
                 Err(why @ CollectError::Query { .. }) => {
-                    // Not acknowledged: the broker sends it again after the next reconnect.
-                    Counters::add(&counters.reports_refused);
-                    warn!(fleet = %fleet, "report not stored, and kept on the broker for later: {why}");
-                    return false;
+                    // Not acknowledged: tried again every second, the broker holding the rest.
+                    if !again {
+                        Counters::add(&counters.reports_refused);
+                        warn!(fleet = %fleet, "report not stored yet; trying again every second: {why}");
+                    }
+                    return Taken::Again;
                 }
                 Err(why) => {
                     Counters::add(&counters.reports_refused);
@@ -401,7 +509,7 @@ fn take(options: &ServeOptions, client: &AsyncClient, counters: &Counters, p: &P
         }
         _ => {}
     }
-    true
+    Taken::Done
 }
 
 /// The answer to one request: where it goes, its properties and its payload, or why there is

@@ -437,19 +437,7 @@ fn run_command(args: RunArgs, policies: &[Policy], compare: bool) -> ExitCode {
         eprintln!("error: --reports keeps one run's reports; use it with 'run', not 'compare'");
         return ExitCode::from(2);
     }
-    let catalogue = match &catalogue {
-        Some(path) => load_catalogue(path, Some(start)),
-        None => {
-            parse_catalogue(Path::new("examples/catalogues/home.toml"), ledtrad_sim::EXAMPLE_CATALOGUE, Some(start))
-        }
-    };
-    let catalogue = match catalogue {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
+    let Some(catalogue) = catalogue_or_shipped(catalogue.as_deref(), start) else { return ExitCode::from(2) };
     let mut options = RunOptions::new(usize::try_from(homes).unwrap_or(usize::MAX), days, seed, catalogue, start);
     options.broker = broker;
     options.population = population;
@@ -514,6 +502,18 @@ fn run_command(args: RunArgs, policies: &[Policy], compare: bool) -> ExitCode {
 }
 
 /// The async runtime for a command, or `None` after saying why it could not start.
+/// The catalogue at `path`, or the shipped example, checked as of `start`; `None` (with the
+/// error printed) when it does not load.
+fn catalogue_or_shipped(path: Option<&Path>, start: UnixTime) -> Option<ledtrad_protocol::catalogue::Catalogue> {
+    let loaded = match path {
+        Some(path) => load_catalogue(path, Some(start)),
+        None => {
+            parse_catalogue(Path::new("examples/catalogues/home.toml"), ledtrad_sim::EXAMPLE_CATALOGUE, Some(start))
+        }
+    };
+    loaded.map_err(|e| eprintln!("error: {e}")).ok()
+}
+
 /// `ledtrad-sim soak`.
 fn soak_command(
     hours: u64,
@@ -524,19 +524,7 @@ fn soak_command(
     json: bool,
 ) -> ExitCode {
     let start = UnixTime(1_795_392_000); // 2026-11-23T00:00:00Z, as `run` starts
-    let catalogue = match catalogue {
-        Some(path) => load_catalogue(path, Some(start)),
-        None => {
-            parse_catalogue(Path::new("examples/catalogues/home.toml"), ledtrad_sim::EXAMPLE_CATALOGUE, Some(start))
-        }
-    };
-    let catalogue = match catalogue {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
+    let Some(catalogue) = catalogue_or_shipped(catalogue, start) else { return ExitCode::from(2) };
     let options = ledtrad_sim::soak::SoakOptions {
         hours,
         devices: usize::try_from(devices).unwrap_or(usize::MAX),

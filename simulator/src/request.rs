@@ -89,6 +89,7 @@ pub async fn request(url: &BrokerUrl, name: &str, requests: usize) -> anyhow::Re
         client_id: format!("ledtrad-bench-serve-{run}"),
         service: Some(OfferService::new(service_catalogue()?, 4)?),
         reports: None,
+        session_secs: 60,
     };
     let service = ledtrad_operator::serve::start(options, Duration::from_secs(10)).await?;
 

@@ -506,6 +506,7 @@ async fn start_collector(
         client_id: format!("ledtrad-sim-collector-{run_id}"),
         service: None,
         reports: Some(ledtrad_operator::collect::ReportStore::open(path)?),
+        session_secs: 60,
     };
     Ok(ledtrad_operator::serve::start(options, Duration::from_secs(10)).await?)
 }

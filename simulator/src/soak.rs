@@ -126,6 +126,7 @@ pub async fn soak(options: SoakOptions) -> anyhow::Result<SoakFigures> {
             client_id: "ledtrad-sim-soak-collector".into(),
             service: None,
             reports: Some(ReportStore::open(&reports_db)?),
+            session_secs: 600,
         },
         Duration::from_secs(10),
     )

@@ -31,6 +31,20 @@ pub fn broker() -> BrokerUrl {
     EMBEDDED.get_or_init(|| EmbeddedBroker::start(256).expect("embedded broker starts")).url().clone()
 }
 
+/// A small deterministic generator (xorshift) for the fault tests' random points, so a failing
+/// run can be repeated.
+pub struct Draw(pub u64);
+
+impl Draw {
+    /// A number below `n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
 /// A name unique to this process and call, so tests on a shared broker never see each other.
 pub fn unique(prefix: &str) -> String {
     let n = COUNTER.fetch_add(1, Ordering::SeqCst);
@@ -381,6 +395,7 @@ pub async fn start_service(
         client_id: unique("serve"),
         service: catalogue.map(|c| ledtrad_operator::serve::OfferService::new(c, 5).expect("service catalogue")),
         reports,
+        session_secs: 60,
     };
     ledtrad_operator::serve::start(options, Duration::from_secs(10)).await.expect("the service starts")
 }

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use ledtrad_agent::broker::Mosquitto;
 use ledtrad_protocol::broker::BrokerUrl;
 use ledtrad_protocol::FleetId;
-use ledtrad_tests::{envelope, init_logs, operator_key, unique, T0};
+use ledtrad_tests::{envelope, init_logs, operator_key, unique, Draw, T0};
 use serde_json::{json, Value};
 
 const CONF: &str = include_str!("../../deploy/mosquitto/ledtrad.conf");
@@ -30,18 +30,6 @@ fn agent_program() -> PathBuf {
     assert!(status.is_ok_and(|s| s.success()), "cargo build -p ledtrad-agent failed");
     let deps = std::env::current_exe().unwrap();
     deps.parent().and_then(Path::parent).unwrap().join("ledtrad-agent")
-}
-
-/// A small deterministic generator (xorshift), so a failing run can be repeated.
-struct Draw(u64);
-
-impl Draw {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
 }
 
 struct Agent {

@@ -1,5 +1,5 @@
 //! Broker and network faults, against a Mosquitto of the test's own (free loopback port,
-//! persistence in a temporary directory): while agents send reports and the operator collects
+//! persistence in a temporary directory, saved every 30 s as shipped): while agents send reports and the operator collects
 //! them, the broker is killed and started again, or the network between agents and broker (a
 //! proxy of the test's own adding 20 ms each way) drops every connection or goes away for a
 //! while. Every report an agent queued must end up stored exactly once, and every agent must
@@ -20,27 +20,14 @@ use ledtrad_operator::collect::ReportStore;
 use ledtrad_operator::serve::{Running, ServeOptions};
 use ledtrad_protocol::broker::BrokerUrl;
 use ledtrad_protocol::{DeviceKind, FleetId, Moment, Purpose};
-use ledtrad_tests::{envelope, grant, init_logs, operator_key, unique, TestAgent, T0};
+use ledtrad_tests::{envelope, grant, init_logs, operator_key, unique, Draw, TestAgent, T0};
 
-/// The development config shipped for Mosquitto, saving its persistence file after every change
-/// (the shipped 30 s would lose, on a SIGKILL, what arrived since the last save) and queueing
-/// enough for the collector while it reconnects.
+/// The development config shipped for Mosquitto (saving every 30 s), queueing enough for the
+/// collector while it reconnects.
 const CONF: &str = include_str!("../../deploy/mosquitto/ledtrad.conf");
 
 fn count(var: &str, default: usize) -> usize {
     std::env::var(var).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-/// A small deterministic generator (xorshift), so a failing run can be repeated.
-struct Draw(u64);
-
-impl Draw {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
 }
 
 async fn push(url: &BrokerUrl, fleet: &FleetId, version: u64) {
@@ -57,6 +44,7 @@ async fn collector(url: &BrokerUrl, reports: &std::path::Path) -> Running {
         client_id: "ledtrad-op-serve-faults".into(),
         service: None,
         reports: Some(ReportStore::open(reports).unwrap()),
+        session_secs: 600,
     };
     ledtrad_operator::serve::start(options, Duration::from_secs(10)).await.expect("the collector starts")
 }
@@ -106,10 +94,9 @@ async fn faults(fault: Fault) {
     }
     let (agents_wanted, restarts) = (count("LEDTRAD_FAULT_AGENTS", 10), count("LEDTRAD_FAULT_RESTARTS", 12));
     let dir = tempfile::tempdir().unwrap();
-    let replace = [
-        ("autosave_interval", "autosave_interval 1\nautosave_on_changes true".to_string()),
-        ("max_queued_messages", "max_queued_messages 100000".to_string()),
-    ];
+    // The shipped save every 30 s: a SIGKILL loses what the broker acknowledged since, which
+    // the agents send again (they keep what was acknowledged for `LINGER`).
+    let replace = [("max_queued_messages", "max_queued_messages 100000".to_string())];
     let mut broker = Mosquitto::start(CONF, &replace, dir.path()).unwrap();
     let url = broker.url().clone();
     let reports_db = dir.path().join("reports.db");

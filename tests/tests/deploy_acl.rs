@@ -436,6 +436,7 @@ async fn the_offer_service_answers_a_devices_request_and_collects_its_report_und
         client_id: "test-offer-service".into(),
         service: Some(OfferService::new(books, 5).unwrap()),
         reports: Some(ReportStore::open(&db).unwrap()),
+        session_secs: 60,
     };
     let service = start(serve_options, WAIT).await.unwrap();
 
