@@ -1096,3 +1096,54 @@ async fn a_canary_whose_offers_are_dismissed_more_than_the_rests_is_aborted_from
         agent.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_the_collector_cannot_write_is_kept_on_the_broker_and_stored_once_writing_works() {
+    use rumqttc::v5::mqttbytes::{v5::Packet, QoS};
+    init_logs();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("reports.db");
+    let collector =
+        ledtrad_tests::start_service(None, Some(ledtrad_operator::collect::ReportStore::open(&path).unwrap())).await;
+    // The store stops taking writes (its table gone from under it, as a failing disk would).
+    let side = rusqlite::Connection::open(&path).unwrap();
+    side.execute("ALTER TABLE reports RENAME TO reports_away", []).unwrap();
+    let fleet = fleet();
+    let id = "00000000000000000000000000c0ffee";
+    let report = json!({"campaign": "dairy-winter", "arm": "treatment", "day": 20415, "catalogue_version": 1,
+        "epsilon": 1.0, "impressions": 3, "accepts": 1, "dismissals": 0, "conversions": 0, "id": id});
+    let (client, mut events) = ledtrad_operator::mqtt::connect(&ledtrad_tests::broker(), &unique("device"));
+    let topic = ledtrad_protocol::topic::Topic::Reports(fleet.clone()).name();
+    client.publish(topic, QoS::AtLeastOnce, false, report.to_string()).await.unwrap();
+    let acked = tokio::time::timeout(Duration::from_secs(10), async {
+        while !matches!(events.poll().await, Ok(rumqttc::v5::Event::Incoming(Packet::PubAck(_)))) {}
+    });
+    acked.await.expect("the broker takes the report");
+    let refused = tokio::time::timeout(Duration::from_secs(10), async {
+        while collector.counts().reports_refused == 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    refused.await.expect("the collector tried and could not write it");
+    // Other tests' reports come to this collector too: look at this fleet's only.
+    let ours = |table: &str| -> i64 {
+        let sql = format!("SELECT COUNT(*) FROM {table} WHERE fleet = ?1");
+        side.query_row(&sql, [fleet.as_str()], |r| r.get(0)).unwrap()
+    };
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(ours("reports_away"), 0, "tried again, and still not written");
+    // Writing works again: the report held back is stored, once, without being sent again.
+    side.execute("ALTER TABLE reports_away RENAME TO reports", []).unwrap();
+    let stored = tokio::time::timeout(Duration::from_secs(10), async {
+        while ours("reports") == 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    stored.await.expect("the report is stored once writing works");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let stored = ledtrad_operator::collect::ReportStore::open(&path).unwrap().fleet(&fleet).unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].id.map(|i| i.to_string()).as_deref(), Some(id));
+    let _ = client.try_disconnect();
+    collector.stop().await.unwrap();
+}
