@@ -38,7 +38,9 @@ impl EmbeddedBroker {
     /// Starts a broker on loopback `port` and waits until it accepts connections.
     pub fn start_on(port: u16, max_connections: usize) -> Result<Self, BrokerError> {
         let listen = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-        if TcpListener::bind(listen).is_err() {
+        // Something answering there is in use; a port whose last broker has just stopped
+        // (connections of its own still closing) is not: rumqttd binds with SO_REUSEADDR.
+        if std::net::TcpStream::connect_timeout(&listen, Duration::from_millis(500)).is_ok() {
             return Err(BrokerError::Start(format!(
                 "{listen} is in use; stop what listens there or use another port in the broker address"
             )));

@@ -9,19 +9,21 @@
 //! acknowledged when the connection drops, or acknowledged only just before, is handed over
 //! again after the reconnect (a broker that crashes may lose what it acknowledged and had not
 //! yet saved or passed on). So the broker may see a report twice, and the operator stores it
-//! once by its id. Status (online, versions) is the only egress without consent, and it carries
-//! nothing personal.
+//! once by its id. Reports are handed over only while a report collector announces itself on
+//! its retained presence topic: a broker that lost its sessions (rumqttd keeps them in memory
+//! only) acknowledges a report nobody subscribes to and drops it. Status (online, versions) is
+//! the only egress without consent, and it carries nothing personal.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 
 use ledtrad_protocol::codec;
 use ledtrad_protocol::consent::ConsentState;
 use ledtrad_protocol::offers::{OfferRequest, MAX_INTERESTS};
 use ledtrad_protocol::report::{Report, ReportId};
 use ledtrad_protocol::status::DeviceStatus;
-use ledtrad_protocol::topic::Topic;
+use ledtrad_protocol::topic::{Topic, ALL_COLLECTORS_FILTER, COLLECTOR_ONLINE};
 use ledtrad_protocol::UnixTime;
-use ledtrad_protocol::{DeviceId, FleetId, Purpose};
+use ledtrad_protocol::{DeviceId, FleetId, InstanceId, Purpose};
 use rumqttc::v5::mqttbytes::v5::{Filter, PublishProperties};
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::AsyncClient;
@@ -85,6 +87,10 @@ pub struct Egress {
     sent: u64,
     blocked: u64,
     deliveries: Deliveries,
+    /// The report collectors present, as their retained presence topics said. Kept across a
+    /// reconnect to a broker that kept the session (changes meanwhile come with it), forgotten
+    /// when the broker kept none (it may have lost them with its state).
+    collectors: BTreeSet<InstanceId>,
 }
 
 /// Which outbox row each publish handed to the MQTT client carries, until the broker
@@ -125,6 +131,7 @@ impl Egress {
             sent: 0,
             blocked: 0,
             deliveries: Deliveries::default(),
+            collectors: BTreeSet::new(),
         }
     }
 
@@ -216,6 +223,38 @@ impl Egress {
         // A collector may be back with the broker: parked rows go with the next connection.
         d.parked.clear();
         d.handed = d.unnumbered.iter().flatten().copied().collect();
+    }
+
+    /// A message on collector `instance`'s presence topic: [`COLLECTOR_ONLINE`] while it
+    /// collects, empty once it has stopped. Returns whether reports may go now and could not
+    /// before (the first collector came), so that the caller hands them over.
+    pub(crate) fn on_collector(&mut self, instance: InstanceId, payload: &[u8]) -> bool {
+        let before = self.collectors.is_empty();
+        match payload {
+            COLLECTOR_ONLINE => {
+                self.collectors.insert(instance);
+            }
+            [] => {
+                self.collectors.remove(&instance);
+            }
+            other => tracing::warn!(
+                %instance,
+                payload = %String::from_utf8_lossy(&other[..other.len().min(64)]),
+                "ignoring a collector presence that is neither 'online' nor empty"
+            ),
+        }
+        before && !self.collectors.is_empty()
+    }
+
+    /// The broker kept no session for the device: what it said of collectors may be gone with
+    /// its state, and comes again, retained, with the new subscriptions.
+    pub(crate) fn on_session_lost(&mut self) {
+        self.collectors.clear();
+    }
+
+    /// Whether a report collector is present, so that reports go to the broker.
+    pub fn collector_present(&self) -> bool {
+        !self.collectors.is_empty()
     }
 
     /// Outbox rows the broker acknowledged, and rows it refused, so far.
@@ -316,7 +355,8 @@ impl Egress {
     /// Hands queued messages to the broker while connected, checking each against the consent
     /// in force once more (a message whose purpose is gone is dropped, not sent). A message
     /// already handed over on this connection is not handed over again; it stays queued until
-    /// the broker acknowledges it. Returns how many were handed over.
+    /// the broker acknowledges it. Reports wait while no collector is present. Returns how many
+    /// were handed over.
     pub fn deliver(&mut self, store: &Store) -> Result<usize, EgressError> {
         if !self.connected {
             return Ok(0);
@@ -339,6 +379,9 @@ impl Egress {
                 continue;
             }
             let topic = Topic::parse(&row.topic).map_err(|e| EgressError::Invalid(e.to_string()))?;
+            if matches!(topic, Topic::Reports(_)) && self.collectors.is_empty() {
+                continue;
+            }
             self.publish(topic, false, row.payload, Some(row.id))?;
             self.deliveries.parked.remove(&row.id);
             handed += 1;
@@ -379,15 +422,15 @@ impl Egress {
         self.publish_with(Topic::OfferRequest, QoS::AtMostOnce, false, codec::to_json(request), properties, None)
     }
 
-    /// Subscribes to the fleet's catalogue and model topics and the device's own offers topic
-    /// (subscriptions, not messages about anyone).
+    /// Subscribes to the fleet's catalogue and model topics, the device's own offers topic and
+    /// the collectors' presence topics (subscriptions, not messages about anyone).
     pub(crate) fn subscribe(&mut self) -> Result<(), EgressError> {
         let own = Topic::Offers(self.device.clone());
+        let presence = Filter::new(ALL_COLLECTORS_FILTER, QoS::AtLeastOnce);
         let topics = [Topic::Catalogue(self.fleet.clone()), Topic::Model(self.fleet.clone()), own];
+        let filters = topics.map(|t| Filter::new(t.name(), QoS::AtLeastOnce)).into_iter().chain([presence]);
         // One SUBSCRIBE, so one SUBACK says they are all in place.
-        self.client
-            .try_subscribe_many(topics.map(|t| Filter::new(t.name(), QoS::AtLeastOnce)))
-            .map_err(|e| EgressError::Client(e.to_string()))
+        self.client.try_subscribe_many(filters).map_err(|e| EgressError::Client(e.to_string()))
     }
 
     /// Publishes the offline status and disconnects cleanly.
@@ -409,6 +452,17 @@ mod tests {
         let client = AsyncClient::from_senders(tx);
         let egress = Egress::new(client, DeviceId::try_new("d1").unwrap(), FleetId::try_new("home").unwrap());
         (egress, rx)
+    }
+
+    fn collector() -> InstanceId {
+        InstanceId::try_new("collector").unwrap()
+    }
+
+    /// Connected, with a collector present (its retained presence arrives with the
+    /// subscription).
+    fn connect(egress: &mut Egress) {
+        egress.set_connected(true);
+        egress.on_collector(collector(), COLLECTOR_ONLINE);
     }
 
     fn queued(requests: &flume::Receiver<Request>) -> Vec<String> {
@@ -455,6 +509,7 @@ mod tests {
         ) {
             let (mut egress, requests) = build_egress();
             let (_dir, store) = build_store();
+            egress.on_collector(collector(), COLLECTOR_ONLINE);
             let mut waiting = 0usize;
             for (bits, connected, kind, interests) in steps {
                 let consent = Purpose::ALL
@@ -560,10 +615,50 @@ mod tests {
         // The broker crashes: what it acknowledged last may be lost with it, so it goes again.
         assert_eq!(queued(&requests).len(), 2);
         egress.on_disconnected(0);
-        egress.set_connected(true);
+        connect(&mut egress);
         assert!(!egress.is_delivered(ids[1]));
         assert_eq!(egress.deliver(&store).unwrap(), 1);
         assert_eq!(queued(&requests), ["ledtrad/v1/fleet/home/reports"]);
+    }
+
+    /// Reports wait in the outbox while no collector is present: on a broker that lost its
+    /// sessions, the collector's subscription is gone until it is back, and the broker would
+    /// acknowledge and drop them. Presence is forgotten when the broker kept no session.
+    #[test]
+    fn reports_wait_for_a_collector_and_its_presence_is_forgotten_with_the_session() {
+        let (mut egress, requests) = build_egress();
+        let (_dir, store) = build_store();
+        egress.set_consent(ConsentState::NONE.with(Purpose::Measure, true));
+        egress.set_connected(true);
+        egress.report(&store, &report(), UnixTime(1)).unwrap();
+        egress.status(&status()).unwrap();
+        assert_eq!(egress.deliver(&store).unwrap(), 0, "no collector yet");
+        assert_eq!(queued(&requests), ["ledtrad/v1/device/d1/status"], "status needs none");
+        assert!(!egress.on_collector(collector(), b"maybe"), "an unknown presence is ignored");
+        assert!(egress.on_collector(collector(), COLLECTOR_ONLINE), "the first collector lets reports go");
+        let other = InstanceId::try_new("collector-2").unwrap();
+        assert!(!egress.on_collector(other.clone(), COLLECTOR_ONLINE), "a second changes nothing");
+        assert!(!egress.on_collector(collector(), b""));
+        assert!(egress.collector_present(), "one is still there");
+        assert_eq!(egress.deliver(&store).unwrap(), 1);
+        assert_eq!(queued(&requests), ["ledtrad/v1/fleet/home/reports"]);
+        egress.on_numbered(0);
+        egress.on_numbered(1);
+        // The connection drops and comes back to a broker that kept the session: the
+        // collector is still known (what changed meanwhile comes with the session).
+        egress.on_disconnected(0);
+        egress.set_connected(true);
+        assert!(egress.collector_present());
+        // The broker restarted and lost its state: not acknowledged, so it goes again, but
+        // only once a collector says it is back.
+        egress.on_disconnected(0);
+        egress.set_connected(true);
+        egress.on_session_lost();
+        assert!(!egress.collector_present());
+        assert_eq!(egress.deliver(&store).unwrap(), 0);
+        assert!(egress.on_collector(other, COLLECTOR_ONLINE));
+        assert_eq!(egress.deliver(&store).unwrap(), 1);
+        assert_eq!(store.outbox().unwrap().len(), 1);
     }
 
     /// An egress with `measure` granted, connected, and `reports` reports queued.
@@ -571,7 +666,7 @@ mod tests {
         let (mut egress, requests) = build_egress();
         let (dir, store) = build_store();
         egress.set_consent(ConsentState::NONE.with(Purpose::Measure, true));
-        egress.set_connected(true);
+        connect(&mut egress);
         for _ in 0..reports {
             egress.report(&store, &report(), UnixTime(1)).unwrap();
         }
@@ -611,7 +706,7 @@ mod tests {
         egress.on_disconnected(1);
         assert_eq!(egress.deliver(&store).unwrap(), 0, "nothing is handed over while offline");
         assert_eq!(store.outbox().unwrap().len(), 2);
-        egress.set_connected(true);
+        connect(&mut egress);
         assert_eq!(egress.deliver(&store).unwrap(), 2);
         assert_eq!(queued(&requests).len(), 2);
         // A stale acknowledgement from the old connection does not delete anything.
@@ -634,7 +729,7 @@ mod tests {
         assert_eq!(egress.deliver(&store).unwrap(), 1);
         assert_eq!(queued(&requests).len(), 2);
         egress.on_disconnected(1);
-        egress.set_connected(true);
+        connect(&mut egress);
         // Only the discarded one is handed over again; the other is numbered when it goes.
         assert_eq!(egress.deliver(&store).unwrap(), 1);
         egress.on_numbered(1);
@@ -667,7 +762,7 @@ mod tests {
         assert_eq!(egress.deliver(&store).unwrap(), 0, "not at once");
         // After a reconnect (the collector may be back) it goes.
         egress.on_disconnected(0);
-        egress.set_connected(true);
+        connect(&mut egress);
         assert_eq!(egress.deliver(&store).unwrap(), 1);
         assert_eq!(queued(&requests).len(), 2);
         egress.on_numbered(2);
@@ -724,7 +819,7 @@ mod tests {
         assert_eq!(egress.deliver(&store).unwrap(), 0);
         assert!(queued(&eventloop).is_empty(), "nothing consent-bearing waits in the client while offline");
         assert_eq!(store.outbox().unwrap().len(), 1);
-        egress.set_connected(true);
+        connect(&mut egress);
         assert_eq!(egress.deliver(&store).unwrap(), 1);
         assert_eq!(queued(&eventloop), vec!["ledtrad/v1/fleet/home/reports".to_string()]);
         assert_eq!(store.outbox().unwrap().len(), 1, "it stays until the broker acknowledges it");

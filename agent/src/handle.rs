@@ -360,6 +360,9 @@ pub struct AgentStatus {
     /// failure. Offers go on from memory; what must be kept (consent, answers) is refused
     /// until writes work again, which needs nothing but the space back.
     pub storage_error: Option<String>,
+    /// Whether a report collector announces itself on the broker. Reports wait in the outbox
+    /// while none does (see `my_data`'s queued messages).
+    pub collector_present: bool,
 }
 
 /// A command that could not be carried out.

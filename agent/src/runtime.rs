@@ -616,7 +616,11 @@ impl Runtime {
                 self.egress.set_connected(true);
                 // A broker that kept the session keeps the subscriptions; one that did not (a
                 // first connection, an expired session, a broker that lost its state) needs
-                // them again, and sends the retained catalogue and model with them.
+                // them again, and sends the retained catalogue, model and collectors' presence
+                // with them.
+                if !session_present {
+                    self.egress.on_session_lost();
+                }
                 if !session_present || !self.subscribed {
                     self.subscribed = false;
                     if let Err(e) = self.egress.subscribe() {
@@ -672,6 +676,12 @@ impl Runtime {
                 Ok(Topic::Model(fleet)) if fleet == self.config.fleet => self.handle_model(&payload),
                 Ok(Topic::Offers(device)) if device == self.config.device => {
                     self.handle_offers(&payload, correlation.as_deref());
+                }
+                Ok(Topic::Collector(instance)) => {
+                    if self.egress.on_collector(instance, &payload) {
+                        debug!("a report collector is present; handing over queued reports");
+                        self.deliver();
+                    }
                 }
                 Ok(other) => debug!(topic = %other, "ignoring a message on a topic the agent does not handle"),
                 Err(e) => warn!("ignoring a message: {e}"),
@@ -1264,6 +1274,7 @@ impl Runtime {
             requests_unanswered: self.requests.unanswered,
             link: self.link.as_ref().map(|l| l.status.clone()),
             storage_error: self.storage_failing.clone(),
+            collector_present: self.egress.collector_present(),
         }
     }
 }

@@ -38,5 +38,5 @@ pub mod uplift;
 
 pub use keys::OperatorKey;
 pub use load::{load_catalogue, LoadError};
-pub use push::{publish_retained, publish_retained_as, push_envelope, PushError};
+pub use push::{keep_retained, publish_retained, publish_retained_as, push_envelope, KeepEnd, Kept, PushError};
 pub use sign::{sign_catalogue, SignOptions};

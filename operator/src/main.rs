@@ -11,7 +11,7 @@ use ledtrad_operator::load::LoadError;
 use ledtrad_operator::model::{default_manifest, load_model, sign_model, CheckedModel, ModelLoadError};
 use ledtrad_operator::mqtt::read_login;
 use ledtrad_operator::reports::DEFAULT_MIN_DEVICES;
-use ledtrad_operator::{load_catalogue, publish_retained_as, OperatorKey, SignOptions};
+use ledtrad_operator::{load_catalogue, publish_retained_as, KeepEnd, OperatorKey, SignOptions};
 use ledtrad_protocol::broker::{BrokerUrl, Credentials};
 use ledtrad_protocol::envelope::Rollout;
 use ledtrad_protocol::topic::Topic;
@@ -91,8 +91,10 @@ struct ServeArgs {
     /// A name for this instance, unique among those on the broker (default: `collector` with
     /// --reports, whose broker session keeps the reports sent while it is stopped and so must
     /// keep its name from run to run; otherwise from the process id).
+    /// Reports flow only while a collector is present: it announces itself, retained, on
+    /// ledtrad/v1/collector/NAME, and devices keep their reports while none does.
     #[arg(long)]
-    instance: Option<String>,
+    instance: Option<ledtrad_protocol::InstanceId>,
 }
 
 /// Which campaign's reports to read, and how to show them.
@@ -306,6 +308,12 @@ struct PushArgs {
     /// Days until devices stop accepting this envelope (default: 30 for catalogues, 90 for models).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=3650))]
     expires_in_days: Option<u64>,
+    /// After the push, stay connected and publish the envelope again whenever the broker comes
+    /// back without it (the embedded broker keeps retained messages in memory only, and loses
+    /// them when it restarts), until Ctrl-C, or until another envelope is pushed in its place
+    /// or the retained one is cleared.
+    #[arg(long)]
+    keep: bool,
 }
 
 impl PushArgs {
@@ -324,10 +332,42 @@ impl PushArgs {
     }
 
     /// Publishes `envelope` retained on `topic` with QoS 1, logged in where asked.
-    fn publish(&self, topic: Topic, envelope: Vec<u8>) -> anyhow::Result<()> {
+    fn publish(&self, topic: &Topic, envelope: Vec<u8>) -> anyhow::Result<()> {
         let login = self.login.credentials()?;
         let client = format!("ledtrad-op-{}", std::process::id());
-        Ok(block_on(publish_retained_as(&self.broker, login.as_ref(), &topic, envelope, &client))??)
+        Ok(block_on(publish_retained_as(&self.broker, login.as_ref(), topic, envelope, &client))??)
+    }
+
+    /// With --keep, keeps `envelope` (`what`, pushed already) retained on `topic` until Ctrl-C
+    /// or until it is replaced or cleared, and says how that went.
+    fn keep_if_asked(&self, topic: &Topic, envelope: Vec<u8>, what: &str) -> anyhow::Result<()> {
+        if !self.keep {
+            return Ok(());
+        }
+        let login = self.login.credentials()?;
+        let client = format!("ledtrad-op-keep-{}", std::process::id());
+        let broker = &self.broker;
+        eprintln!("keeping {what} retained on {broker} until Ctrl-C");
+        let again = |n: u64| eprintln!("the broker came back without {what}; pushed it again ({n} so far)");
+        let shutdown = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        let kept = block_on(ledtrad_operator::keep_retained(
+            broker,
+            login.as_ref(),
+            topic,
+            envelope,
+            &client,
+            again,
+            shutdown,
+        ))??;
+        let why = match kept.ended {
+            KeepEnd::Stopped => "stopped".to_string(),
+            KeepEnd::Replaced => format!("another envelope was pushed to '{topic}' in its place"),
+            KeepEnd::Cleared => format!("the retained message on '{topic}' was cleared"),
+        };
+        println!("kept {what} retained on {broker}; pushed it again {} time(s); {why}", kept.republished);
+        Ok(())
     }
 }
 
@@ -388,7 +428,8 @@ fn push_catalogue(file: &std::path::Path, push: &PushArgs, rollout: Option<Rollo
     let (fleet, version, broker) = (&push.fleet, push.version, &push.broker);
     let envelope = ledtrad_operator::sign::sign_rollout(&catalogue, &key, &options, rollout)?;
     let size = envelope.len();
-    push.publish(Topic::Catalogue(fleet.clone()), envelope)?;
+    let topic = Topic::Catalogue(fleet.clone());
+    push.publish(&topic, envelope.clone())?;
     let reach =
         rollout.map_or_else(|| "every device".to_string(), |r| format!("{:.0}% of the devices", r.share * 100.0));
     println!(
@@ -398,6 +439,7 @@ fn push_catalogue(file: &std::path::Path, push: &PushArgs, rollout: Option<Rollo
         key.id,
         options.expires_at
     );
+    push.keep_if_asked(&topic, envelope, &format!("catalogue version {version}"))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -534,6 +576,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 broker: watch.broker,
                 login: watch.login,
                 expires_in_days: None,
+                keep: false,
             };
             push_catalogue(&previous, &push, None)?;
             Ok(ExitCode::from(1))
@@ -581,7 +624,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let (fleet, version, broker) = (&push.fleet, push.version, &push.broker);
             let envelope = sign_model(&model, &key, &options)?;
             let size = envelope.len();
-            push.publish(Topic::Model(fleet.clone()), envelope)?;
+            let topic = Topic::Model(fleet.clone());
+            push.publish(&topic, envelope.clone())?;
             println!(
                 "pushed model '{}' ('{}', {} inputs) version {version} ({size} bytes, key '{}', expires {}) to fleet '{fleet}' on {broker}",
                 file.display(),
@@ -590,6 +634,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 key.id,
                 options.expires_at
             );
+            push.keep_if_asked(&topic, envelope, &format!("model version {version}"))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Serve(args) => serve(args),
@@ -654,14 +699,15 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             Some(store)
         }
     };
-    let instance = args.instance.clone().unwrap_or_else(|| match args.reports {
-        Some(_) => "collector".to_string(),
-        None => std::process::id().to_string(),
-    });
+    let instance = match (&args.instance, &args.reports) {
+        (Some(instance), _) => instance.clone(),
+        (None, Some(_)) => "collector".parse()?,
+        (None, None) => std::process::id().to_string().parse()?,
+    };
     let options = ServeOptions {
         broker: args.broker.clone(),
         login: args.login.credentials()?,
-        client_id: format!("ledtrad-op-serve-{instance}"),
+        instance,
         service,
         reports,
         session_secs: ledtrad_operator::serve::COLLECTOR_SESSION_SECS,

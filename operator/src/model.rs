@@ -169,6 +169,7 @@ mod tests {
         keys.insert(key.id.clone(), key.signing.verifying_key());
         let signed: SignedModel = open_signed(&envelope, &keys, &options.fleet, Some(3), UnixTime(500)).unwrap();
         assert_eq!((signed.version, signed.tflite), (4, model.tflite));
+        assert_eq!(ledtrad_protocol::envelope::Envelope::claimed_version(&envelope), Some(4));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use ledtrad_protocol::broker::{BrokerUrl, Credentials};
+use ledtrad_protocol::envelope::Envelope;
 use ledtrad_protocol::topic::Topic;
 use ledtrad_protocol::FleetId;
 use rumqttc::v5::mqttbytes::v5::{ConnectReturnCode, Packet, PubAckReason};
@@ -198,4 +199,129 @@ pub(crate) fn connection_error(broker: &BrokerUrl, login: Option<&Credentials>, 
         },
         e => PushError::Connection { broker: broker.clone(), detail: e.to_string() },
     }
+}
+
+/// How [`keep_retained`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeepEnd {
+    /// Asked to stop.
+    Stopped,
+    /// Another envelope of the same or a higher version was retained on the topic in its place
+    /// (a newer push, or the next step of a staged rollout): that one is its pusher's to keep.
+    Replaced,
+    /// The retained message was cleared on the broker.
+    Cleared,
+}
+
+/// What [`keep_retained`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Kept {
+    /// Times the payload was published again because the broker had come back without it.
+    pub republished: u64,
+    /// How it ended.
+    pub ended: KeepEnd,
+}
+
+/// How long after its subscription is acknowledged the keeper waits for the broker's retained
+/// message before it takes it as gone.
+const RETAINED_SETTLE: Duration = Duration::from_secs(1);
+
+/// Keeps the signed envelope `payload` (published already, as by [`publish_retained_as`])
+/// retained on `topic`: stays connected, reconnecting with backoff, and subscribes to `topic`
+/// on each connection. When the broker then sends no retained message on it within a second (a
+/// broker that keeps retained messages in memory only, such as the embedded one, has
+/// restarted), or holds an envelope of a lower version (an older keeper's late push), it
+/// publishes the payload again. Ends when `shutdown` completes, when another envelope of the
+/// same or a higher version is retained in its place ([`KeepEnd::Replaced`]), or when the
+/// retained message is cleared ([`KeepEnd::Cleared`]). `republished` is called each time it
+/// published again.
+pub async fn keep_retained(
+    broker: &BrokerUrl,
+    login: Option<&Credentials>,
+    topic: &Topic,
+    payload: Vec<u8>,
+    client_id: &str,
+    mut republished: impl FnMut(u64),
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<Kept, PushError> {
+    let (client, mut eventloop) = crate::mqtt::connect_as(broker, login, client_id);
+    let name = topic.name();
+    let ours = Envelope::claimed_version(&payload);
+    let connection = |detail: String| PushError::Connection { broker: broker.clone(), detail };
+    let mut kept = Kept { republished: 0, ended: KeepEnd::Stopped };
+    let mut backoff = Duration::from_millis(100);
+    // Set from the subscription's acknowledgement until the retained message came (or was
+    // published again): when to take it as gone. And whether it came on this connection.
+    let mut settle: Option<tokio::time::Instant> = None;
+    let mut seen = false;
+    tokio::pin!(shutdown);
+    loop {
+        let wait = settle.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+        let event = tokio::select! {
+            () = &mut shutdown => break,
+            () = tokio::time::sleep_until(wait), if settle.is_some() => {
+                settle = None;
+                client
+                    .try_publish(name.clone(), QoS::AtLeastOnce, true, payload.clone())
+                    .map_err(|e| connection(e.to_string()))?;
+                kept.republished += 1;
+                republished(kept.republished);
+                continue;
+            }
+            event = eventloop.poll() => event,
+        };
+        match event {
+            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                backoff = Duration::from_millis(100);
+                (settle, seen) = (None, false);
+                client.try_subscribe(name.clone(), QoS::AtLeastOnce).map_err(|e| connection(e.to_string()))?;
+            }
+            Ok(Event::Incoming(Packet::SubAck(_))) if !seen => {
+                tracing::debug!(%broker, "keeper subscribed to '{name}'");
+                settle = Some(tokio::time::Instant::now() + RETAINED_SETTLE);
+            }
+            Ok(Event::Incoming(Packet::PubAck(ack)))
+                if !matches!(ack.reason, PubAckReason::Success | PubAckReason::NoMatchingSubscribers) =>
+            {
+                return Err(PushError::PublishRefused {
+                    broker: broker.clone(),
+                    topic: name,
+                    reason: format!("{:?}", ack.reason),
+                });
+            }
+            Ok(Event::Incoming(Packet::Publish(p))) if p.topic == name.as_bytes() => {
+                tracing::debug!(%broker, retain = p.retain, same = (p.payload == payload), "keeper saw '{name}'");
+                (settle, seen) = (None, true);
+                if p.payload.is_empty() {
+                    kept.ended = KeepEnd::Cleared;
+                    break;
+                }
+                if p.payload != payload {
+                    if Envelope::claimed_version(&p.payload) >= ours {
+                        kept.ended = KeepEnd::Replaced;
+                        break;
+                    }
+                    // Older: due again now.
+                    settle = Some(tokio::time::Instant::now());
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                let error = connection_error(broker, login, e);
+                if matches!(error, PushError::LoginRefused { .. }) {
+                    return Err(error);
+                }
+                settle = None;
+                tracing::debug!(%broker, "{error}; keeping '{name}' again in {} ms", backoff.as_millis());
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+    let _ = client.try_disconnect();
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        while !matches!(eventloop.poll().await, Ok(Event::Outgoing(Outgoing::Disconnect)) | Err(_)) {}
+    })
+    .await;
+    Ok(kept)
 }

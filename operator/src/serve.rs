@@ -15,9 +15,9 @@ use ledtrad_protocol::broker::{BrokerUrl, Credentials};
 use ledtrad_protocol::catalogue::{Catalogue, Offer, Problem};
 use ledtrad_protocol::codec;
 use ledtrad_protocol::offers::{OfferRequest, OfferResponse};
-use ledtrad_protocol::topic::Topic;
-use ledtrad_protocol::UnixTime;
-use rumqttc::v5::mqttbytes::v5::{Packet, Publish, PublishProperties};
+use ledtrad_protocol::topic::{Topic, COLLECTOR_ONLINE};
+use ledtrad_protocol::{InstanceId, UnixTime};
+use rumqttc::v5::mqttbytes::v5::{LastWill, LastWillProperties, Packet, Publish, PublishProperties};
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, Event};
 use tracing::{debug, info, warn};
@@ -161,9 +161,11 @@ pub struct ServeOptions {
     pub broker: BrokerUrl,
     /// Its login, if it asks for one.
     pub login: Option<Credentials>,
-    /// The MQTT client id (unique per instance; the same from run to run for a collector, whose
-    /// broker session keeps the reports that arrive while it is away).
-    pub client_id: String,
+    /// The instance's name, unique among those on the broker: its MQTT client id is
+    /// `ledtrad-op-serve-INSTANCE` and, as a collector, it announces itself on
+    /// `ledtrad/v1/collector/INSTANCE`. A collector keeps its name from run to run: its broker
+    /// session keeps the reports that arrive while it is away.
+    pub instance: InstanceId,
     /// What to answer with; `None` to only collect reports.
     pub service: Option<OfferService>,
     /// Where to store the fleets' reports; `None` not to collect them.
@@ -189,8 +191,14 @@ pub const COLLECTOR_SESSION_SECS: u32 = 7 * 86_400;
 /// (the disk full, say) is not acknowledged, and is tried again every second: the broker holds
 /// the rest meanwhile.
 ///
+/// A collector announces itself, retained, on its presence topic (`ledtrad/v1/collector/NAME`)
+/// each time its subscription is in place, and clears it when it stops; its last will clears
+/// it too, 10 s after the connection is lost. Devices hand reports to the broker only while a
+/// collector is present: a broker that lost its sessions in a restart (rumqttd keeps them in
+/// memory only) would acknowledge them and drop them until the collector is subscribed again.
+///
 /// An instance that both answers requests and collects reports keeps two sessions: requests
-/// on a clean one (`CLIENT_ID-offers`), so that the broker never hands requests to a shared
+/// on a clean one (`ledtrad-op-serve-NAME-offers`), so that the broker never hands requests to a shared
 /// subscription left behind by an instance that is gone, and reports on the persistent one.
 pub async fn serve(
     options: ServeOptions,
@@ -198,19 +206,20 @@ pub async fn serve(
     mut ready: impl FnMut(),
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), crate::push::PushError> {
+    let client_id = format!("ledtrad-op-serve-{}", options.instance);
     if options.service.is_none() || options.reports.is_none() {
-        return serve_one(options, counters, ready, shutdown).await;
+        return serve_one(options, client_id, counters, ready, shutdown).await;
     }
-    let ServeOptions { broker, login, client_id, service, reports, session_secs } = options;
+    let ServeOptions { broker, login, instance, service, reports, session_secs } = options;
     let offers = ServeOptions {
         broker: broker.clone(),
         login: login.clone(),
-        client_id: format!("{client_id}-offers"),
+        instance: instance.clone(),
         service,
         reports: None,
         session_secs,
     };
-    let collecting = ServeOptions { broker, login, client_id, service: None, reports, session_secs };
+    let collecting = ServeOptions { broker, login, instance, service: None, reports, session_secs };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
@@ -227,8 +236,8 @@ pub async fn serve(
     };
     let both = async {
         tokio::try_join!(
-            serve_one(offers, counters.clone(), offers_ready, stopped(stop_rx.clone())),
-            serve_one(collecting, counters, collector_ready, stopped(stop_rx)),
+            serve_one(offers, format!("{client_id}-offers"), counters.clone(), offers_ready, stopped(stop_rx.clone())),
+            serve_one(collecting, client_id, counters, collector_ready, stopped(stop_rx)),
         )
         .map(|_| ())
     };
@@ -255,20 +264,39 @@ pub async fn serve(
     }
 }
 
+/// How long after a collector's connection is lost the broker clears its presence (its last
+/// will): a collector back within it (a broker restart, a network blip) never shows as gone.
+pub const PRESENCE_WILL_DELAY_SECS: u32 = 10;
+
+/// How long a stopping collector waits for the broker to take its farewell.
+const FAREWELL: std::time::Duration = std::time::Duration::from_secs(2);
+
 async fn serve_one(
     options: ServeOptions,
+    client_id: String,
     counters: Arc<Counters>,
     mut ready: impl FnMut(),
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), crate::push::PushError> {
-    let mut mqtt = crate::mqtt::options(&options.broker, &options.client_id);
+    let mut mqtt = crate::mqtt::options(&options.broker, &client_id);
     if let Some(login) = &options.login {
         mqtt.set_credentials(login.username(), login.password());
     }
+    let presence = Topic::Collector(options.instance.clone()).name();
     if options.reports.is_some() {
         mqtt.set_clean_start(false);
         mqtt.set_session_expiry_interval(Some(options.session_secs));
         mqtt.set_manual_acks(true);
+        let delayed = LastWillProperties {
+            delay_interval: Some(PRESENCE_WILL_DELAY_SECS),
+            payload_format_indicator: None,
+            message_expiry_interval: None,
+            content_type: None,
+            response_topic: None,
+            correlation_data: None,
+            user_properties: Vec::new(),
+        };
+        mqtt.set_last_will(LastWill::new(presence.clone(), Vec::new(), QoS::AtLeastOnce, true, Some(delayed)));
     }
     let (client, mut eventloop) = AsyncClient::new(mqtt, 64);
     tokio::pin!(shutdown);
@@ -276,11 +304,14 @@ async fn serve_one(
     let mut backoff = std::time::Duration::from_millis(100);
     // A collector's reports stored and not acknowledged yet (the client's queue was full), and
     // reports it could not store yet, oldest first.
-    let (mut to_ack, mut unstored) = (VecDeque::<Publish>::new(), VecDeque::<Publish>::new());
+    // Each with the broker session it came in: an acknowledgement is for that session only (a
+    // broker that kept no session takes one for a message it never sent as a protocol error).
+    let (mut to_ack, mut unstored) = (VecDeque::<(u64, Publish)>::new(), VecDeque::<(u64, Publish)>::new());
+    let mut session = 0u64;
     let mut retry = tokio::time::interval(std::time::Duration::from_secs(1));
     loop {
-        while let Some(p) = to_ack.front() {
-            if client.try_ack(p).is_err() {
+        while let Some((came_in, p)) = to_ack.front() {
+            if *came_in == session && client.try_ack(p).is_err() {
                 break;
             }
             to_ack.pop_front();
@@ -288,7 +319,7 @@ async fn serve_one(
         let event = tokio::select! {
             () = &mut shutdown => break,
             _ = retry.tick(), if !unstored.is_empty() => {
-                while let Some(p) = unstored.front() {
+                while let Some((_, p)) = unstored.front() {
                     if take(&options, &client, &counters, p, true) == Taken::Again {
                         break;
                     }
@@ -299,8 +330,9 @@ async fn serve_one(
             event = eventloop.poll() => event,
         };
         match event {
-            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+            Ok(Event::Incoming(Packet::ConnAck(ack))) => {
                 backoff = std::time::Duration::from_millis(100);
+                session += u64::from(!ack.session_present);
                 acks_wanted = 0;
                 if options.service.is_some() {
                     subscribe(&client, &options.broker, request_filter())?;
@@ -322,6 +354,15 @@ async fn serve_one(
                 }
                 acks_wanted = acks_wanted.saturating_sub(1);
                 if acks_wanted == 0 {
+                    // Present only now that the reports have somewhere to go.
+                    if options.reports.is_some() {
+                        client.try_publish(presence.clone(), QoS::AtLeastOnce, true, COLLECTOR_ONLINE).map_err(
+                            |e| crate::push::PushError::Connection {
+                                broker: options.broker.clone(),
+                                detail: e.to_string(),
+                            },
+                        )?;
+                    }
                     ready();
                 }
             }
@@ -334,8 +375,8 @@ async fn serve_one(
                 };
                 match (options.reports.is_some(), taken) {
                     (false, _) => {}
-                    (true, Taken::Done) => to_ack.push_back(p),
-                    (true, Taken::Again) => unstored.push_back(p),
+                    (true, Taken::Done) => to_ack.push_back((session, p)),
+                    (true, Taken::Again) => unstored.push_back((session, p)),
                 }
             }
             Ok(_) => {}
@@ -350,7 +391,18 @@ async fn serve_one(
             }
         }
     }
-    let _ = client.try_disconnect();
+    if options.reports.is_some() {
+        // Clear the presence (devices then keep their reports) and disconnect cleanly, so that
+        // the broker keeps the session for the reports still to come.
+        let _ = client.try_publish(presence, QoS::AtLeastOnce, true, Vec::new());
+        let _ = client.try_disconnect();
+        let _ = tokio::time::timeout(FAREWELL, async {
+            while !matches!(eventloop.poll().await, Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) | Err(_)) {}
+        })
+        .await;
+    } else {
+        let _ = client.try_disconnect();
+    }
     Ok(())
 }
 

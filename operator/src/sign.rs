@@ -132,6 +132,10 @@ mod tests {
         let signed: SignedCatalogue = codec::from_postcard(&envelope.signed, "signed").unwrap();
         assert_eq!(signed.version, 7);
         assert_eq!(signed.catalogue, catalogue);
+        // The version can be read back unverified, to order envelopes; anything else has none.
+        assert_eq!(Envelope::claimed_version(&bytes), Some(7));
+        assert_eq!(Envelope::claimed_version(&bytes[..bytes.len() / 2]), None);
+        assert_eq!(Envelope::claimed_version(b"online"), None);
         let bad = SignOptions { expires_at: UnixTime(100), ..options };
         assert!(sign_catalogue(&catalogue, &key, &bad).unwrap_err().to_string().contains("not after"));
     }

@@ -72,7 +72,23 @@ pub struct Envelope {
     pub signature: Vec<u8>,
 }
 
+/// What every signed content (catalogue, model) starts with, in its canonical encoding.
+#[derive(Deserialize)]
+struct Head {
+    #[allow(dead_code)]
+    fleet: FleetId,
+    version: u64,
+}
+
 impl Envelope {
+    /// The version `payload` (an envelope's bytes, as published) claims, read without checking
+    /// its signature: for operator tools that order envelopes they published, never for
+    /// trusting one. `None` when it is not an envelope.
+    pub fn claimed_version(payload: &[u8]) -> Option<u64> {
+        let envelope: Envelope = crate::codec::from_postcard(payload, "envelope").ok()?;
+        postcard::take_from_bytes::<Head>(&envelope.signed).ok().map(|(head, _)| head.version)
+    }
+
     /// The exact bytes a catalogue signature covers.
     pub fn signing_input(signed: &[u8]) -> Vec<u8> {
         Self::signing_input_in(SIGNING_CONTEXT, signed)

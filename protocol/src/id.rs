@@ -148,6 +148,12 @@ id_type!(
     "prompt id"
 );
 id_type!(
+    /// A running `ledtrad-op serve` instance (its `--instance` name), as it announces itself
+    /// on its collector topic and names its broker session.
+    InstanceId,
+    "instance name"
+);
+id_type!(
     /// A person in a household, as the device maker's UI names them (e.g. "anna" or "p1").
     PersonId,
     "person id"

@@ -7,7 +7,7 @@ use alloc::format;
 use alloc::string::String;
 use core::fmt;
 
-use crate::id::{DeviceId, FleetId, InvalidId};
+use crate::id::{DeviceId, FleetId, InstanceId, InvalidId};
 
 /// The prefix of every ledtrad topic.
 pub const PREFIX: &str = "ledtrad/v1";
@@ -20,6 +20,13 @@ pub const ALL_STATUS_FILTER: &str = "ledtrad/v1/device/+/status";
 
 /// The filter that matches every fleet's report topic.
 pub const ALL_REPORTS_FILTER: &str = "ledtrad/v1/fleet/+/reports";
+
+/// The filter that matches every collector's presence topic.
+pub const ALL_COLLECTORS_FILTER: &str = "ledtrad/v1/collector/+";
+
+/// The retained payload of a collector's presence topic while it collects. The topic is
+/// cleared (an empty retained payload) when the collector stops, or by its last will.
+pub const COLLECTOR_ONLINE: &[u8] = b"online";
 
 /// A ledtrad topic.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -38,6 +45,11 @@ pub enum Topic {
     Reports(FleetId),
     /// Commands to one device, operator → device.
     Commands(DeviceId),
+    /// A report collector's presence, operator → devices, retained: [`COLLECTOR_ONLINE`]
+    /// while it has its subscription in place, cleared when it stops or its will fires.
+    /// Devices hand reports to the broker only while a collector is present, since a broker
+    /// without a queue for it (one that lost its sessions in a restart) drops them.
+    Collector(InstanceId),
 }
 
 /// A topic that is not in the scheme.
@@ -83,6 +95,7 @@ impl Topic {
                 }
             }
             ["offers", "request"] => Ok(Self::OfferRequest),
+            ["collector", instance] => Ok(Self::Collector(InstanceId::try_new(*instance).map_err(bad)?)),
             _ => Err(unknown()),
         }
     }
@@ -97,6 +110,7 @@ impl Topic {
             Self::Offers(d) => format!("{PREFIX}/device/{d}/offers"),
             Self::Commands(d) => format!("{PREFIX}/device/{d}/commands"),
             Self::OfferRequest => format!("{PREFIX}/offers/request"),
+            Self::Collector(i) => format!("{PREFIX}/collector/{i}"),
         }
     }
 }
@@ -129,6 +143,7 @@ mod tests {
             (Topic::Offers(device()), "ledtrad/v1/device/d-7f3a/offers"),
             (Topic::Commands(device()), "ledtrad/v1/device/d-7f3a/commands"),
             (Topic::OfferRequest, "ledtrad/v1/offers/request"),
+            (Topic::Collector(InstanceId::try_new("collector").unwrap()), "ledtrad/v1/collector/collector"),
         ];
         for (topic, name) in cases {
             assert_eq!(topic.name(), name);

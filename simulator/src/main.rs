@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use ledtrad_agent::broker::EmbeddedBroker;
 use ledtrad_agent::engine::Policy;
 use ledtrad_agent::engine::{ModelError, RuntimeKind};
 use ledtrad_operator::load::{load_catalogue, parse_catalogue};
@@ -102,6 +103,18 @@ enum Command {
     /// Benchmarks; figures as JSON lines with --json.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Run the embedded MQTT 5 broker (rumqttd) alone on loopback, for agents, `ledtrad-op` and
+    /// tools in other processes, until Ctrl-C. It keeps retained messages and sessions in
+    /// memory only: after a restart, push catalogues again (`ledtrad-op catalogue push --keep`
+    /// does so by itself), and devices keep their reports until a collector is back.
+    Broker {
+        /// The loopback port (0: a free one, printed on start).
+        #[arg(long, default_value_t = 1883)]
+        port: u16,
+        /// The most clients at once.
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+        max_connections: u64,
+    },
     /// Fridges through simulated hours with the broker (a Mosquitto of the soak's own) killed
     /// or stopped every 15 simulated minutes: reports queued, acknowledged and stored, memory
     /// drift and decision time at the start and the end.
@@ -290,6 +303,7 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Broker { port, max_connections } => broker_command(port, max_connections),
         Command::Soak { hours, devices, restart_minutes, seed, catalogue, json } => {
             soak_command(hours, devices, restart_minutes, seed, catalogue.as_deref(), json)
         }
@@ -335,6 +349,32 @@ fn main() -> ExitCode {
                 }
             }
             ExitCode::SUCCESS
+        }
+    }
+}
+
+/// Runs the embedded broker until Ctrl-C; says where it listens on standard output.
+fn broker_command(port: u16, max_connections: u64) -> ExitCode {
+    let max_connections = usize::try_from(max_connections).unwrap_or(usize::MAX);
+    let started = match port {
+        0 => EmbeddedBroker::start(max_connections),
+        port => EmbeddedBroker::start_on(port, max_connections),
+    };
+    let broker = match started {
+        Ok(broker) => broker,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    println!("embedded broker listening on {}; Ctrl-C to stop", broker.url());
+    let _ = std::io::Write::flush(&mut std::io::stdout());
+    let Some(runtime) = async_runtime() else { return ExitCode::from(2) };
+    match runtime.block_on(tokio::signal::ctrl_c()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: cannot wait for Ctrl-C: {e}");
+            ExitCode::from(2)
         }
     }
 }

@@ -86,7 +86,7 @@ pub async fn request(url: &BrokerUrl, name: &str, requests: usize) -> anyhow::Re
     let options = ServeOptions {
         broker: url.clone(),
         login: None,
-        client_id: format!("ledtrad-bench-serve-{run}"),
+        instance: ledtrad_protocol::InstanceId::try_new(format!("bench-{run}"))?,
         service: Some(OfferService::new(service_catalogue()?, 4)?),
         reports: None,
         session_secs: 60,

@@ -503,7 +503,7 @@ async fn start_collector(
     let options = ledtrad_operator::serve::ServeOptions {
         broker: broker.clone(),
         login: None,
-        client_id: format!("ledtrad-sim-collector-{run_id}"),
+        instance: ledtrad_protocol::InstanceId::try_new(format!("sim-collector-{run_id}"))?,
         service: None,
         reports: Some(ledtrad_operator::collect::ReportStore::open(path)?),
         session_secs: 60,

@@ -123,7 +123,7 @@ pub async fn soak(options: SoakOptions) -> anyhow::Result<SoakFigures> {
         ServeOptions {
             broker: url.clone(),
             login: None,
-            client_id: "ledtrad-sim-soak-collector".into(),
+            instance: ledtrad_protocol::InstanceId::try_new("sim-soak-collector")?,
             service: None,
             reports: Some(ReportStore::open(&reports_db)?),
             session_secs: 600,

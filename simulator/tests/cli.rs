@@ -130,3 +130,14 @@ fn a_soak_loses_and_doubles_no_report_through_broker_restarts() {
     assert!(f["decide_p99_first_hour_us"].as_f64().unwrap_or(0.0) > 0.0, "{f}");
     assert!(f["decide_p99_last_hour_us"].as_f64().unwrap_or(0.0) > 0.0, "{f}");
 }
+
+/// `ledtrad-sim broker` on a port something else listens on says so and what to do, instead
+/// of starting a broker that cannot listen.
+#[test]
+fn the_broker_on_a_port_in_use_says_so() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let port = taken.local_addr().expect("its address").port().to_string();
+    let (code, stderr) = sim(&["broker", "--port", &port]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains(&format!("127.0.0.1:{port} is in use; stop what listens there")), "{stderr}");
+}

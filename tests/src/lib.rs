@@ -52,6 +52,17 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}-{n}-{}", std::process::id(), nanos % 100_000)
 }
 
+/// The path of the workspace program `bin` of `package`, built first if it is not (as
+/// `cargo test --workspace` does anyway), for tests that run it as a process of its own.
+pub fn program(package: &str, bin: &str) -> std::path::PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = std::process::Command::new(cargo).args(["build", "-q", "-p", package, "--bin", bin]).status();
+    assert!(status.is_ok_and(|s| s.success()), "cargo build -p {package} --bin {bin} failed");
+    // Tests run from target/<profile>/deps; programs are built into target/<profile>.
+    let deps = std::env::current_exe().expect("the test's own path");
+    deps.parent().and_then(std::path::Path::parent).expect("target/<profile>").join(bin)
+}
+
 /// Logs to the test output when `RUST_LOG` is set.
 pub fn init_logs() {
     let _ = tracing_subscriber::fmt()
@@ -329,10 +340,17 @@ pub struct ReportListener {
 
 impl ReportListener {
     /// Subscribes to `fleet`'s reports and returns once the broker acknowledged it. Subscribes
-    /// again after each reconnect: the session is clean, and brokers drop connections.
+    /// again after each reconnect: the session is clean, and brokers drop connections. Like a
+    /// collector, it announces itself on a presence topic of its own once subscribed (devices
+    /// send reports only while a collector is present); its last will clears that.
     pub async fn start(fleet: &FleetId) -> Self {
-        use rumqttc::v5::mqttbytes::v5::Packet;
-        let (client, mut events) = ledtrad_operator::mqtt::connect(&broker(), &unique("reports"));
+        use rumqttc::v5::mqttbytes::v5::{LastWill, Packet};
+        use rumqttc::v5::mqttbytes::QoS;
+        let presence =
+            Topic::Collector(ledtrad_protocol::InstanceId::try_new(unique("listener")).expect("a valid name")).name();
+        let mut options = ledtrad_operator::mqtt::options(&broker(), &unique("reports"));
+        options.set_last_will(LastWill::new(presence.clone(), Vec::new(), QoS::AtLeastOnce, true, None));
+        let (client, mut events) = rumqttc::v5::AsyncClient::new(options, 64);
         let topic = Topic::Reports(fleet.clone()).name();
         let (subscribed_tx, subscribed) = tokio::sync::oneshot::channel();
         let (tx, reports) = tokio::sync::mpsc::unbounded_channel();
@@ -341,9 +359,11 @@ impl ReportListener {
             loop {
                 match events.poll().await {
                     Ok(rumqttc::v5::Event::Incoming(Packet::ConnAck(_))) => {
-                        client.try_subscribe(&topic, rumqttc::v5::mqttbytes::QoS::AtLeastOnce).expect("subscribe");
+                        client.try_subscribe(&topic, QoS::AtLeastOnce).expect("subscribe");
                     }
                     Ok(rumqttc::v5::Event::Incoming(Packet::SubAck(_))) => {
+                        let online = ledtrad_protocol::topic::COLLECTOR_ONLINE;
+                        client.try_publish(&presence, QoS::AtLeastOnce, true, online).expect("announce");
                         if let Some(tx) = subscribed_tx.take() {
                             let _ = tx.send(());
                         }
@@ -392,7 +412,7 @@ pub async fn start_service(
     let options = ledtrad_operator::serve::ServeOptions {
         broker: broker(),
         login: None,
-        client_id: unique("serve"),
+        instance: ledtrad_protocol::InstanceId::try_new(unique("serve")).expect("a valid name"),
         service: catalogue.map(|c| ledtrad_operator::serve::OfferService::new(c, 5).expect("service catalogue")),
         reports,
         session_secs: 60,

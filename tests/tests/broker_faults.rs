@@ -5,6 +5,12 @@
 //! while. Every report an agent queued must end up stored exactly once, and every agent must
 //! end on the latest catalogue.
 //!
+//! The same with the embedded broker (`ledtrad-sim broker`, a process of its own), which comes
+//! back from each kill with no sessions and no retained messages: the operator keeps the
+//! catalogue retained (`ledtrad-op catalogue push --keep`, as a library) and pushes it again,
+//! and the collector announces itself again once it has subscribed, before which the agents
+//! keep their reports.
+//!
 //! The counts are small by default so the suite stays quick; set `LEDTRAD_FAULT_AGENTS` and
 //! `LEDTRAD_FAULT_RESTARTS` for a longer run (the README quotes one with 50 agents and 100
 //! restarts). Without a `mosquitto` binary the test says so and skips, unless
@@ -13,12 +19,15 @@
 // Test helpers unwrap: a panic is a failed test with its message.
 #![allow(clippy::unwrap_used)]
 
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ledtrad_agent::broker::{Mosquitto, Stop};
 use ledtrad_operator::collect::ReportStore;
 use ledtrad_operator::serve::{Running, ServeOptions};
+use ledtrad_operator::{KeepEnd, Kept, PushError};
 use ledtrad_protocol::broker::BrokerUrl;
+use ledtrad_protocol::topic::Topic;
 use ledtrad_protocol::{DeviceKind, FleetId, Moment, Purpose};
 use ledtrad_tests::{envelope, grant, init_logs, operator_key, unique, Draw, TestAgent, T0};
 
@@ -30,10 +39,131 @@ fn count(var: &str, default: usize) -> usize {
     std::env::var(var).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
-async fn push(url: &BrokerUrl, fleet: &FleetId, version: u64) {
+/// Pushes the fleet's catalogue `version`; returns the envelope.
+async fn push(url: &BrokerUrl, fleet: &FleetId, version: u64) -> Vec<u8> {
     let key = operator_key(1);
     let signed = envelope(&key, fleet, version, T0, T0.plus_secs(60 * 86_400));
-    ledtrad_operator::push_envelope(url, fleet, signed, &unique("op")).await.expect("the push is acknowledged");
+    ledtrad_operator::push_envelope(url, fleet, signed.clone(), &unique("op")).await.expect("the push is acknowledged");
+    signed
+}
+
+/// The operator keeping a pushed catalogue retained ([`ledtrad_operator::keep_retained`]).
+struct Keeper {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<Kept, PushError>>,
+}
+
+impl Keeper {
+    fn start(url: &BrokerUrl, fleet: &FleetId, envelope: Vec<u8>) -> Self {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (url, topic) = (url.clone(), Topic::Catalogue(fleet.clone()));
+        let task = tokio::spawn(async move {
+            let stopped = async {
+                let _ = stopped.await;
+            };
+            ledtrad_operator::keep_retained(&url, None, &topic, envelope, &unique("keep"), |_| {}, stopped).await
+        });
+        Keeper { stop, task }
+    }
+
+    /// Stops it and says how it ended.
+    async fn stop(self) -> Kept {
+        let _ = self.stop.send(());
+        Self::ended(self.task).await
+    }
+
+    /// Waits until it ends by itself, and says how.
+    async fn ended(task: tokio::task::JoinHandle<Result<Kept, PushError>>) -> Kept {
+        tokio::time::timeout(Duration::from_secs(60), task).await.expect("the keeper ends").unwrap().unwrap()
+    }
+}
+
+/// The embedded broker in a process of its own (`ledtrad-sim broker`), on a fixed loopback
+/// port across restarts.
+struct EmbeddedProcess {
+    program: std::path::PathBuf,
+    url: BrokerUrl,
+    child: Child,
+}
+
+impl EmbeddedProcess {
+    fn start() -> Self {
+        let program = ledtrad_tests::program("ledtrad-sim", "ledtrad-sim");
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let url = BrokerUrl { host: "127.0.0.1".into(), port };
+        let child = Self::spawn(&program, port);
+        let mut broker = EmbeddedProcess { program, url, child };
+        broker.wait_listening();
+        broker
+    }
+
+    fn spawn(program: &std::path::Path, port: u16) -> Child {
+        Command::new(program)
+            .args(["broker", "--port", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("ledtrad-sim broker starts")
+    }
+
+    fn wait_listening(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.url.port)).is_err() {
+            assert!(self.child.try_wait().unwrap().is_none(), "ledtrad-sim broker exited");
+            assert!(Instant::now() < deadline, "ledtrad-sim broker did not listen within 10 s");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL, or Ctrl-C (SIGINT) for a graceful stop; either way its state is gone.
+    fn stop(&mut self, how: Stop) {
+        let signal = if how == Stop::Kill { "-KILL" } else { "-INT" };
+        let status = Command::new("kill").args([signal, &self.child.id().to_string()]).status().unwrap();
+        assert!(status.success(), "kill {signal}");
+        self.child.wait().unwrap();
+    }
+
+    fn restart(&mut self) {
+        self.child = Self::spawn(&self.program, self.url.port);
+        self.wait_listening();
+    }
+}
+
+impl Drop for EmbeddedProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The broker under test.
+enum Broker {
+    Mosquitto(Mosquitto),
+    Embedded(EmbeddedProcess),
+}
+
+impl Broker {
+    fn url(&self) -> BrokerUrl {
+        match self {
+            Broker::Mosquitto(m) => m.url().clone(),
+            Broker::Embedded(e) => e.url.clone(),
+        }
+    }
+
+    fn stop(&mut self, how: Stop) {
+        match self {
+            Broker::Mosquitto(m) => m.stop(how).unwrap(),
+            Broker::Embedded(e) => e.stop(how),
+        }
+    }
+
+    fn restart(&mut self) {
+        match self {
+            Broker::Mosquitto(m) => m.restart().unwrap(),
+            Broker::Embedded(e) => e.restart(),
+        }
+    }
 }
 
 /// The operator's collector, with the stable client id a persistent session needs.
@@ -41,7 +171,7 @@ async fn collector(url: &BrokerUrl, reports: &std::path::Path) -> Running {
     let options = ServeOptions {
         broker: url.clone(),
         login: None,
-        client_id: "ledtrad-op-serve-faults".into(),
+        instance: "faults".parse().unwrap(),
         service: None,
         reports: Some(ReportStore::open(reports).unwrap()),
         session_secs: 600,
@@ -66,6 +196,9 @@ enum Fault {
     /// The network between the agents and the broker (a proxy adding 20 ms each way) drops
     /// every connection, or goes away for a while and comes back.
     Flapping,
+    /// The embedded broker (a process of its own) is killed (SIGKILL or Ctrl-C) and started
+    /// again, with no sessions and no retained messages.
+    EmbeddedRestart,
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -78,6 +211,11 @@ async fn reports_sent_over_a_slow_flapping_network_are_stored_exactly_once() {
     faults(Fault::Flapping).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reports_sent_through_embedded_broker_restarts_are_stored_exactly_once() {
+    faults(Fault::EmbeddedRestart).await;
+}
+
 /// The resident memory of this process (the agents run in it), from /proc.
 fn rss_bytes() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -87,7 +225,7 @@ fn rss_bytes() -> u64 {
 
 async fn faults(fault: Fault) {
     init_logs();
-    if Mosquitto::find_binary("mosquitto").is_none() {
+    if fault != Fault::EmbeddedRestart && Mosquitto::find_binary("mosquitto").is_none() {
         assert!(std::env::var_os("LEDTRAD_REQUIRE_MOSQUITTO").is_none(), "mosquitto is not installed");
         eprintln!("skipped: mosquitto is not installed (apt-get install -y mosquitto)");
         return;
@@ -97,17 +235,26 @@ async fn faults(fault: Fault) {
     // The shipped save every 30 s: a SIGKILL loses what the broker acknowledged since, which
     // the agents send again (they keep what was acknowledged for `LINGER`).
     let replace = [("max_queued_messages", "max_queued_messages 100000".to_string())];
-    let mut broker = Mosquitto::start(CONF, &replace, dir.path()).unwrap();
-    let url = broker.url().clone();
+    let mut broker = match fault {
+        Fault::EmbeddedRestart => Broker::Embedded(EmbeddedProcess::start()),
+        _ => Broker::Mosquitto(Mosquitto::start(CONF, &replace, dir.path()).unwrap()),
+    };
+    let url = broker.url();
     let reports_db = dir.path().join("reports.db");
-    let collecting = collector(&url, &reports_db).await;
+    let mut collecting = collector(&url, &reports_db).await;
+    let mut duplicates_before = 0;
     let fleet = FleetId::try_new(unique("faults")).unwrap();
     let key = operator_key(1);
     let mut version = 1;
-    push(&url, &fleet, version).await;
+    let signed = push(&url, &fleet, version).await;
+    // The embedded broker forgets retained messages when it restarts: the operator keeps the
+    // catalogue there, each push's keeper ending when the next push replaces its envelope.
+    let keeps = fault == Fault::EmbeddedRestart;
+    let mut keeper = keeps.then(|| Keeper::start(&url, &fleet, signed));
+    let mut republished = 0;
     let proxy = ledtrad_tests::CutProxy::start_to(&url, Duration::from_millis(20)).await;
     let agents_url = match fault {
-        Fault::BrokerRestart => url.clone(),
+        Fault::BrokerRestart | Fault::EmbeddedRestart => url.clone(),
         Fault::Flapping => proxy.url.clone(),
     };
     let mut agents = Vec::new();
@@ -147,10 +294,10 @@ async fn faults(fault: Fault) {
         let going_wrong = async {
             tokio::time::sleep(Duration::from_millis(down_after)).await;
             match fault {
-                Fault::BrokerRestart => {
-                    tokio::task::block_in_place(|| broker.stop(how)).unwrap();
+                Fault::BrokerRestart | Fault::EmbeddedRestart => {
+                    tokio::task::block_in_place(|| broker.stop(how));
                     tokio::time::sleep(Duration::from_millis(back_after)).await;
-                    tokio::task::block_in_place(|| broker.restart()).unwrap();
+                    tokio::task::block_in_place(|| broker.restart());
                 }
                 Fault::Flapping if outage => {
                     proxy.pause();
@@ -163,18 +310,41 @@ async fn faults(fault: Fault) {
         let (sent, ()) = tokio::join!(traffic, going_wrong);
         queued += sent;
         match (fault, how, outage) {
-            (Fault::BrokerRestart, Stop::Kill, _) => kills += 1,
-            (Fault::BrokerRestart, Stop::Graceful, _) => graceful += 1,
+            (Fault::BrokerRestart | Fault::EmbeddedRestart, Stop::Kill, _) => kills += 1,
+            (Fault::BrokerRestart | Fault::EmbeddedRestart, Stop::Graceful, _) => graceful += 1,
             (Fault::Flapping, _, true) => outages += 1,
             (Fault::Flapping, _, false) => cuts += 1,
         }
         if round % 5 == 4 {
             version += 1;
-            push(&url, &fleet, version).await;
+            let signed = push(&url, &fleet, version).await;
+            republished += replace_keeper(&mut keeper, &url, &fleet, signed).await;
         }
     }
     version += 1;
-    push(&url, &fleet, version).await;
+    let signed = push(&url, &fleet, version).await;
+    republished += replace_keeper(&mut keeper, &url, &fleet, signed).await;
+    if keeps {
+        // Once more, with the latest catalogue retained and the collector away: the broker
+        // comes back without either. A device that subscribes only then gets the catalogue from
+        // the keeper, and the devices keep the reports they would send again until the
+        // collector is back (the broker would acknowledge them and drop them).
+        duplicates_before = collecting.stop().await.unwrap().reports_duplicate;
+        tokio::task::block_in_place(|| broker.stop(Stop::Kill));
+        kills += 1;
+        tokio::task::block_in_place(|| broker.restart());
+        let late = TestAgent::start_via(DeviceKind::Fridge, &fleet, &key, &agents_url).await;
+        late.wait_for("the latest catalogue, pushed again", |s| s.catalogue_version == Some(version)).await;
+        agents.push(late);
+        for agent in &agents {
+            wait_until("the agent back on the broker", Duration::from_secs(60), || async {
+                agent.handle().status().await.unwrap().connected
+            })
+            .await;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        collecting = collector(&url, &reports_db).await;
+    }
 
     // Every agent ends on the latest catalogue with its outbox empty: everything acknowledged.
     // An agent that met the broker down several times in a row waits up to its longest
@@ -195,15 +365,20 @@ async fn faults(fault: Fault) {
         }
     })
     .await;
+    if let Some(keeper) = keeper {
+        let kept = keeper.stop().await;
+        assert_eq!(kept.ended, KeepEnd::Stopped);
+        republished += kept.republished;
+    }
     let reports = store.fleet(&fleet).unwrap();
-    let counts = collecting.counts();
+    let duplicates = duplicates_before + collecting.counts().reports_duplicate;
     println!(
         "{{\"fault\": \"{fault:?}\", \"agents\": {agents_wanted}, \"rounds\": {restarts}, \"sigkill\": {kills}, \
          \"sigterm\": {graceful}, \"cuts\": {cuts}, \"outages\": {outages}, \"reports_queued\": {queued}, \
-         \"reports_stored\": {}, \"duplicates_dropped\": {}, \"latest_version\": {version}, \"rss_before\": {rss_before}, \
-         \"rss_after\": {}, \"seconds\": {:.1}}}",
+         \"reports_stored\": {}, \"duplicates_dropped\": {}, \"latest_version\": {version}, \
+         \"catalogue_pushed_again\": {republished}, \"rss_before\": {rss_before}, \"rss_after\": {}, \"seconds\": {:.1}}}",
         reports.len(),
-        counts.reports_duplicate,
+        duplicates,
         rss_bytes(),
         started.elapsed().as_secs_f64()
     );
@@ -211,8 +386,98 @@ async fn faults(fault: Fault) {
     assert_eq!(reports.len(), queued, "every queued report stored exactly once");
     let ids: std::collections::BTreeSet<_> = reports.iter().map(|r| r.id.expect("an id")).collect();
     assert_eq!(ids.len(), queued);
+    if keeps {
+        assert!(republished > 0, "the restarted broker had lost the catalogue, and the keeper pushed it again");
+    }
     for agent in agents {
         agent.shutdown().await;
     }
     collecting.stop().await.unwrap();
+}
+
+/// After a push, the previous keeper (if any) ends, its envelope replaced, and one for the new
+/// envelope takes over; returns how many times the previous one pushed its envelope again.
+async fn replace_keeper(keeper: &mut Option<Keeper>, url: &BrokerUrl, fleet: &FleetId, signed: Vec<u8>) -> u64 {
+    let Some(previous) = keeper.replace(Keeper::start(url, fleet, signed)) else { return 0 };
+    // Its stop stays unsent (dropping it would stop it) until it has ended by itself.
+    let Keeper { stop, task } = previous;
+    let kept = Keeper::ended(task).await;
+    drop(stop);
+    assert_eq!(kept.ended, KeepEnd::Replaced, "the next push replaced its envelope");
+    kept.republished
+}
+
+/// The operator's programs as a user runs them: `ledtrad-sim broker`, and `ledtrad-op catalogue
+/// push --keep`, which pushes the catalogue again when the broker comes back without it and
+/// says how often when stopped with Ctrl-C.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_keep_pushes_the_catalogue_again_after_the_embedded_broker_restarts() {
+    init_logs();
+    let dir = tempfile::tempdir().unwrap();
+    let op = ledtrad_tests::program("ledtrad-operator", "ledtrad-op");
+    let keys = dir.path().join("keys");
+    let keygen = Command::new(&op).args(["keygen", "--id", "op", "--out"]).arg(&keys).output().unwrap();
+    assert!(keygen.status.success(), "{}", String::from_utf8_lossy(&keygen.stderr));
+    let mut broker = EmbeddedProcess::start();
+    let fleet = unique("keep");
+    let catalogue = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/catalogues/home.toml");
+    let mut keeper = Command::new(&op)
+        .args(["catalogue", "push", catalogue, "--version", "3", "--keep", "--fleet", &fleet])
+        .args(["--broker", &broker.url.to_string(), "--key"])
+        .arg(keys.join("op.key"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let topic = Topic::Catalogue(FleetId::try_new(fleet.as_str()).unwrap());
+    let url = broker.url.clone();
+    wait_until("the pushed catalogue", Duration::from_secs(30), || has_retained(&url, &topic)).await;
+    tokio::task::block_in_place(|| broker.stop(Stop::Kill));
+    tokio::task::block_in_place(|| broker.restart());
+    assert!(!has_retained(&url, &topic).await, "the embedded broker forgets retained messages");
+    wait_until("the catalogue pushed again", Duration::from_secs(30), || has_retained(&url, &topic)).await;
+    let interrupt = Command::new("kill").args(["-INT", &keeper.id().to_string()]).status().unwrap();
+    assert!(interrupt.success());
+    let output = tokio::task::block_in_place(|| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while keeper.try_wait().unwrap().is_none() {
+            assert!(Instant::now() < deadline, "ledtrad-op did not stop on Ctrl-C");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        keeper.wait_with_output().unwrap()
+    });
+    let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "{stdout}{stderr}");
+    assert!(stdout.contains(&format!("pushed catalogue '{catalogue}' version 3")), "{stdout}");
+    assert!(stderr.contains("keeping catalogue version 3 retained"), "{stderr}");
+    assert!(stderr.contains("the broker came back without catalogue version 3; pushed it again"), "{stderr}");
+    assert!(stdout.contains("pushed it again 1 time(s); stopped"), "{stdout}");
+}
+
+/// Whether the broker holds a retained message on `topic` (one comes within 300 ms of the
+/// subscription's acknowledgement).
+async fn has_retained(url: &BrokerUrl, topic: &Topic) -> bool {
+    use rumqttc::v5::mqttbytes::v5::Packet;
+    use rumqttc::v5::Event;
+    let (client, mut events) = ledtrad_operator::mqtt::connect(url, &unique("look"));
+    let look = async {
+        let mut acknowledged = None;
+        loop {
+            let wait = acknowledged
+                .map_or(Duration::from_secs(5), |at: Instant| Duration::from_millis(300).saturating_sub(at.elapsed()));
+            match tokio::time::timeout(wait, events.poll()).await {
+                Err(_) => return false,
+                Ok(Ok(Event::Incoming(Packet::ConnAck(_)))) => {
+                    client.try_subscribe(topic.name(), rumqttc::v5::mqttbytes::QoS::AtLeastOnce).unwrap();
+                }
+                Ok(Ok(Event::Incoming(Packet::SubAck(_)))) => acknowledged = Some(Instant::now()),
+                Ok(Ok(Event::Incoming(Packet::Publish(p)))) => return p.retain && !p.payload.is_empty(),
+                Ok(Ok(_)) => {}
+                Ok(Err(_)) => return false,
+            }
+        }
+    };
+    let found = look.await;
+    let _ = client.try_disconnect();
+    found
 }

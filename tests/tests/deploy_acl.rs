@@ -262,14 +262,18 @@ async fn a_device_cannot_publish_a_catalogue_or_another_devices_status() {
         return;
     };
     let catalogue = Topic::Catalogue(fleet()).name();
+    // A forged collector presence would have devices hand over reports no one collects.
+    let presence = Topic::Collector("collector".parse().unwrap()).name();
     let mut b = Client::connect_as(&broker, "fridge-b").await;
     b.subscribe(&catalogue).await;
+    b.subscribe(&presence).await;
     let mut operator = Client::connect_as(&broker, "operator").await;
     operator.subscribe(ALL_STATUS_FILTER).await;
 
     let mut a = Client::connect_as(&broker, "fridge-a").await;
     a.publish(&catalogue, "forged catalogue", true).await;
     a.publish(&status("fridge-b"), "forged status", true).await;
+    a.publish(&presence, "online", true).await;
     let mut publisher = Client::connect_as(&broker, "operator").await;
     publisher.publish(&catalogue, "signed catalogue", true).await;
     b.publish(&status("fridge-b"), "b's status", true).await;
@@ -282,10 +286,12 @@ async fn a_device_cannot_publish_a_catalogue_or_another_devices_status() {
         operator.messages_until((&status("fridge-b"), "b's status")).await,
         [(status("fridge-b"), "b's status".into())]
     );
-    // Nor did the forged catalogue stay retained for devices that subscribe later.
+    // Nor did the forged catalogue or presence stay retained for devices that subscribe later.
     let mut later = Client::connect_as(&broker, "fridge-a").await;
     later.subscribe(&catalogue).await;
+    later.subscribe(&presence).await;
     assert_eq!(later.message(WAIT).await, Some((catalogue, "signed catalogue".into())));
+    assert_eq!(later.message(Duration::from_millis(500)).await, None);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -433,7 +439,7 @@ async fn the_offer_service_answers_a_devices_request_and_collects_its_report_und
     let serve_options = ServeOptions {
         broker: broker.url.clone(),
         login: Some(login("offer-service")),
-        client_id: "test-offer-service".into(),
+        instance: "test-offer-service".parse().unwrap(),
         service: Some(OfferService::new(books, 5).unwrap()),
         reports: Some(ReportStore::open(&db).unwrap()),
         session_secs: 60,

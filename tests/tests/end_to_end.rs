@@ -1147,3 +1147,51 @@ async fn a_report_the_collector_cannot_write_is_kept_on_the_broker_and_stored_on
     let _ = client.try_disconnect();
     collector.stop().await.unwrap();
 }
+
+/// `push --keep`: the keeper pushes its catalogue again over an older one retained in its
+/// place, gives way to a newer push, and ends when the retained catalogue is cleared.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_catalogue_outlasts_an_older_push_gives_way_to_a_newer_one_and_ends_when_cleared() {
+    use ledtrad_operator::{keep_retained, KeepEnd};
+    use ledtrad_protocol::topic::Topic;
+    init_logs();
+    let (key, fleet) = (operator_key(1), fleet());
+    let signed = |version| envelope(&key, &fleet, version, ledtrad_tests::T0, ledtrad_tests::T0.plus_secs(86_400));
+    let keep = |payload: Vec<u8>| {
+        let (again_tx, again) = tokio::sync::mpsc::unbounded_channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let topic = Topic::Catalogue(fleet.clone());
+        let task = tokio::spawn(async move {
+            let stopped = async {
+                let _ = stopped.await;
+            };
+            let again = move |n| {
+                let _ = again_tx.send(n);
+            };
+            keep_retained(&broker(), None, &topic, payload, &unique("keep"), again, stopped).await
+        });
+        (task, again, stop)
+    };
+    publish_catalogue(&fleet, signed(2)).await;
+    let (task, mut again, stop) = keep(signed(2));
+    // An older envelope retained in its place (a stale keeper's late push): pushed again.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    publish_catalogue(&fleet, signed(1)).await;
+    let republished = tokio::time::timeout(Duration::from_secs(10), again.recv()).await;
+    assert_eq!(republished.unwrap(), Some(1), "the keeper pushed version 2 again over version 1");
+    let agent = TestAgent::start(DeviceKind::Fridge, &fleet, &key).await;
+    agent.wait_for("version 2, retained again", |s| s.catalogue_version == Some(2)).await;
+    // A newer push: the keeper gives way to it.
+    publish_catalogue(&fleet, signed(3)).await;
+    let kept = tokio::time::timeout(Duration::from_secs(10), task).await.unwrap().unwrap().unwrap();
+    assert_eq!((kept.ended, kept.republished), (KeepEnd::Replaced, 1));
+    drop(stop);
+    // A keeper of version 3 ends when the retained catalogue is cleared.
+    let (task, _again, _stop) = keep(signed(3));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    clear_catalogue(&fleet).await;
+    let kept = tokio::time::timeout(Duration::from_secs(10), task).await.unwrap().unwrap().unwrap();
+    assert_eq!((kept.ended, kept.republished), (KeepEnd::Cleared, 0));
+    agent.wait_for("version 3", |s| s.catalogue_version == Some(3)).await;
+    agent.stop().await;
+}
