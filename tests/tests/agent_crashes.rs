@@ -5,6 +5,13 @@
 //! revoked `measure` leaves no report in the outbox; and no personalised offer is shown after
 //! a revocation of `personalise` whose call returned.
 //!
+//! The agent runs on the real clock, so its catalogue lets personalised offers come often (no
+//! caps to speak of, no quiet hours; answers are acceptances, since a dismissal blocks an offer
+//! for two days), and reports, which it queues only when a day has ended, are queued by the
+//! test between kills while `measure` is granted, as an earlier day's end would have (no
+//! collector runs, so they stay): the checks above then have personalised offers and reports
+//! to find.
+//!
 //! 40 kills by default; `LEDTRAD_CRASH_KILLS=1000` is the long run. Uses a Mosquitto of its own;
 //! without one the test says so and skips, unless `LEDTRAD_REQUIRE_MOSQUITTO` is set.
 
@@ -17,19 +24,17 @@ use std::time::{Duration, Instant};
 
 use ledtrad_agent::broker::Mosquitto;
 use ledtrad_protocol::broker::BrokerUrl;
+use ledtrad_protocol::caps::{CampaignCaps, Caps, Policy};
+use ledtrad_protocol::topic::Topic;
 use ledtrad_protocol::FleetId;
-use ledtrad_tests::{envelope, init_logs, operator_key, unique, Draw, T0};
+use ledtrad_tests::{example_catalogue, init_logs, operator_key, unique, Draw, T0};
 use serde_json::{json, Value};
 
 const CONF: &str = include_str!("../../deploy/mosquitto/ledtrad.conf");
 
 /// The agent's program, built if it is not (as `cargo test --workspace` does anyway).
 fn agent_program() -> PathBuf {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo).args(["build", "-q", "-p", "ledtrad-agent", "--bin", "ledtrad-agent"]).status();
-    assert!(status.is_ok_and(|s| s.success()), "cargo build -p ledtrad-agent failed");
-    let deps = std::env::current_exe().unwrap();
-    deps.parent().and_then(Path::parent).unwrap().join("ledtrad-agent")
+    ledtrad_tests::program("ledtrad-agent", "ledtrad-agent")
 }
 
 struct Agent {
@@ -97,20 +102,52 @@ async fn set(http: &reqwest::Client, api: &str, purpose: &str, granted: bool) ->
     matches!(response, Ok(r) if r.status().is_success())
 }
 
+/// Pushes the example catalogue with its caps lifted: on the real clock, its daily caps would
+/// allow a personalised offer now and then only.
 async fn push(url: &BrokerUrl, fleet: &FleetId, version: u64) {
-    let signed = envelope(&operator_key(1), fleet, version, T0, T0.plus_secs(60 * 86_400));
+    let mut catalogue = example_catalogue();
+    for offer in &mut catalogue.offers {
+        offer.caps = Caps { per_day: 100_000, ..Caps::default() };
+    }
+    for campaign in &mut catalogue.campaigns {
+        campaign.caps = CampaignCaps::default();
+    }
+    catalogue.policy = Policy::default();
+    let expires_at = ledtrad_tests::now().plus_secs(60 * 86_400);
+    let options = ledtrad_operator::SignOptions { fleet: fleet.clone(), version, issued_at: T0, expires_at };
+    let signed = ledtrad_operator::sign_catalogue(&catalogue, &operator_key(1), &options).unwrap();
     ledtrad_operator::push_envelope(url, fleet, signed, &unique("op")).await.expect("the push is acknowledged");
 }
 
-fn check_database(path: &Path, measure: Known) {
+/// Queues `n` reports in the outbox of the (stopped) agent's database, as the end of an
+/// earlier day would have.
+fn queue_reports(database: &Path, fleet: &FleetId, n: usize) {
+    let store = ledtrad_agent::store::Store::open(database).unwrap();
+    let topic = Topic::Reports(fleet.clone()).name();
+    for i in 0..n {
+        let report = json!({"campaign": "dairy-winter", "arm": "treatment", "day": 20_000 + i, "catalogue_version": 1,
+            "epsilon": 1.0, "impressions": 1, "accepts": 1, "dismissals": 0, "conversions": 0});
+        store.enqueue(ledtrad_protocol::Purpose::Measure, &topic, report.to_string().as_bytes(), T0).unwrap();
+    }
+}
+
+/// The reports waiting in the outbox.
+fn reports_waiting(database: &Path) -> i64 {
+    let db = rusqlite::Connection::open_with_flags(database, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    db.query_row("SELECT COUNT(*) FROM outbox WHERE purpose = 'measure'", [], |r| r.get(0)).unwrap()
+}
+
+/// Checks the database after a kill; returns whether `measure` stands revoked (and so no
+/// report waits).
+fn check_database(path: &Path, measure: Known) -> bool {
     let db = rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
     let integrity: String = db.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
     assert_eq!(integrity, "ok");
-    if !measure.acked && measure.in_flight != Some(true) {
-        let waiting: i64 =
-            db.query_row("SELECT COUNT(*) FROM outbox WHERE purpose = 'measure'", [], |r| r.get(0)).unwrap();
-        assert_eq!(waiting, 0, "reports wait in the outbox after `measure` was revoked");
+    let revoked = !measure.acked && measure.in_flight != Some(true);
+    if revoked {
+        assert_eq!(reports_waiting(path), 0, "reports wait in the outbox after `measure` was revoked");
     }
+    revoked
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -158,6 +195,8 @@ async fn killed_at_any_point_the_agent_keeps_its_database_and_its_consent() {
     let mut personalise = Known { acked: false, in_flight: None };
     let mut measure = Known { acked: false, in_flight: None };
     let (mut shown, mut personalised, mut personalised_after_revocation) = (0u64, 0u64, 0u64);
+    // Reports queued while `measure` was granted, and those a revocation then deleted.
+    let (mut reports_queued, mut reports_revoked) = (0i64, 0i64);
     let mut started = Instant::now();
     for kill in 0..kills {
         if kill % 5 == 4 {
@@ -185,7 +224,9 @@ async fn killed_at_any_point_the_agent_keeps_its_database_and_its_consent() {
                         }
                     }
                     2 => {
-                        let body = json!({"signals": [{"feature": "fridge.butter.level", "value": 0.05}]});
+                        let low = ["butter", "milk", "vegetables", "drinks"]
+                            .map(|item| json!({"feature": format!("fridge.{item}.level"), "value": 0.05}));
+                        let body = json!({"signals": low});
                         let _ = http.post(format!("{api}/v1/signals")).json(&body).send().await;
                     }
                     3 => {
@@ -205,8 +246,7 @@ async fn killed_at_any_point_the_agent_keeps_its_database_and_its_consent() {
                         if revoked && offer["offer"]["personalised"] == true {
                             personalised_after_revocation += 1;
                         }
-                        let kind = if steps.below(2) == 0 { "accepted" } else { "dismissed" };
-                        let feedback = json!({"decision": offer["decision"], "kind": kind});
+                        let feedback = json!({"decision": offer["decision"], "kind": "accepted"});
                         let _ = http.post(format!("{api}/v1/feedback")).json(&feedback).send().await;
                     }
                 }
@@ -218,7 +258,15 @@ async fn killed_at_any_point_the_agent_keeps_its_database_and_its_consent() {
             () = cut => {}
         }
         agent.kill();
-        check_database(&database, measure);
+        let waiting_before = reports_waiting(&database);
+        if check_database(&database, measure) {
+            // Waiting before the revocation (no collector runs, so nothing took them), gone now.
+            reports_revoked += reports_queued;
+            reports_queued = 0;
+        } else if measure.acked && measure.in_flight.is_none() && waiting_before < 20 {
+            queue_reports(&database, &fleet, 3);
+            reports_queued = waiting_before + 3;
+        }
         agent.start(&http).await;
         let consent: Value = http.get(format!("{}/v1/consent", agent.api)).send().await.unwrap().json().await.unwrap();
         for (purpose, known) in [("personalise", &mut personalise), ("measure", &mut measure)] {
@@ -234,12 +282,14 @@ async fn killed_at_any_point_the_agent_keeps_its_database_and_its_consent() {
     println!(
         "{{\"kills\": {kills}, \"offers_shown\": {shown}, \"personalised\": {personalised}, \
          \"personalised_after_revocation\": {personalised_after_revocation}, \
-         \"catalogue_version\": {}, \"seconds\": {:.1}}}",
+         \"reports_deleted_by_revocation\": {reports_revoked}, \"catalogue_version\": {}, \"seconds\": {:.1}}}",
         status["catalogue_version"],
         started.elapsed().as_secs_f64()
     );
     assert_eq!(personalised_after_revocation, 0, "a personalised offer was shown after `personalise` was revoked");
     assert!(shown > 0, "offers were shown between the kills");
+    assert!(personalised > 0, "personalised offers were shown, so their absence after a revocation means something");
+    assert!(reports_revoked > 0, "revocations found reports waiting, so their absence after one means something");
     agent.kill();
     check_database(&database, measure);
     drop(broker);
