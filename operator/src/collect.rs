@@ -129,7 +129,9 @@ impl ReportStore {
         let mut conn = Connection::open(path).map_err(sqlite_err)?;
         conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(sqlite_err)?;
         conn.pragma_update(None, "journal_mode", "WAL").map_err(sqlite_err)?;
-        conn.pragma_update(None, "synchronous", "NORMAL").map_err(sqlite_err)?;
+        // FULL: a report is on disk when its insert returns. The collector then acknowledges it
+        // and the broker forgets it, so a commit lost with the power would be a report lost.
+        conn.pragma_update(None, "synchronous", "FULL").map_err(sqlite_err)?;
         migrations().to_latest(&mut conn).map_err(|e| match e {
             rusqlite_migration::Error::MigrationDefinition(
                 rusqlite_migration::MigrationDefinitionError::DatabaseTooFarAhead,
@@ -361,6 +363,9 @@ mod tests {
         assert_eq!(store.count().unwrap(), 5);
         let mode: String = store.conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
         assert_eq!(mode, "wal");
+        // Synced on every commit: a report acknowledged to the broker survives a power cut.
+        let synchronous: i64 = store.conn.query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap();
+        assert_eq!(synchronous, 2, "FULL");
     }
 
     #[test]
