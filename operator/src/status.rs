@@ -42,7 +42,9 @@ pub async fn watch_statuses_as(
     let mut attempts = crate::push::Attempts::new();
     loop {
         let result = watch_once(broker, login, client_id, deadline, &mut statuses, &mut done).await;
-        if !attempts.again(broker, &result).await {
+        // The wait before another try ends with the watch: it never runs past its timeout.
+        let again = tokio::time::timeout_at(deadline, attempts.again(broker, &result)).await.unwrap_or(false);
+        if !again {
             return result.map(|()| statuses);
         }
     }
