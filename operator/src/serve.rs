@@ -308,8 +308,23 @@ async fn serve_one(
     // broker that kept no session takes one for a message it never sent as a protocol error).
     let (mut to_ack, mut unstored) = (VecDeque::<(u64, Publish)>::new(), VecDeque::<(u64, Publish)>::new());
     let mut session = 0u64;
+    // Subscriptions and the presence announcement the client's queue could not take yet (it
+    // fills with acknowledgements when reports flood in after a reconnect): sent first.
+    let mut owed = VecDeque::<Owed>::new();
     let mut retry = tokio::time::interval(std::time::Duration::from_secs(1));
     loop {
+        while let Some(request) = owed.front() {
+            let sent = match request {
+                Owed::Subscribe(filter) => client.try_subscribe(filter.clone(), QoS::AtLeastOnce).is_ok(),
+                Owed::Announce => {
+                    client.try_publish(presence.clone(), QoS::AtLeastOnce, true, COLLECTOR_ONLINE).is_ok()
+                }
+            };
+            if !sent {
+                break;
+            }
+            owed.pop_front();
+        }
         while let Some((came_in, p)) = to_ack.front() {
             if *came_in == session && client.try_ack(p).is_err() {
                 break;
@@ -333,15 +348,14 @@ async fn serve_one(
             Ok(Event::Incoming(Packet::ConnAck(ack))) => {
                 backoff = std::time::Duration::from_millis(100);
                 session += u64::from(!ack.session_present);
-                acks_wanted = 0;
+                owed.clear();
                 if options.service.is_some() {
-                    subscribe(&client, &options.broker, request_filter())?;
-                    acks_wanted += 1;
+                    owed.push_back(Owed::Subscribe(request_filter()));
                 }
                 if options.reports.is_some() {
-                    subscribe(&client, &options.broker, REPORTS_FILTER.to_string())?;
-                    acks_wanted += 1;
+                    owed.push_back(Owed::Subscribe(REPORTS_FILTER.to_string()));
                 }
+                acks_wanted = owed.len();
                 info!(broker = %options.broker, "connected; subscribing");
             }
             Ok(Event::Incoming(Packet::SubAck(ack))) => {
@@ -356,12 +370,7 @@ async fn serve_one(
                 if acks_wanted == 0 {
                     // Present only now that the reports have somewhere to go.
                     if options.reports.is_some() {
-                        client.try_publish(presence.clone(), QoS::AtLeastOnce, true, COLLECTOR_ONLINE).map_err(
-                            |e| crate::push::PushError::Connection {
-                                broker: options.broker.clone(),
-                                detail: e.to_string(),
-                            },
-                        )?;
+                        owed.push_back(Owed::Announce);
                     }
                     ready();
                 }
@@ -497,12 +506,13 @@ impl Running {
     }
 }
 
-/// Subscribes without waiting: this runs in the task that polls the event loop, which must not
-/// wait on the client's queue.
-fn subscribe(client: &AsyncClient, broker: &BrokerUrl, filter: String) -> Result<(), crate::push::PushError> {
-    client
-        .try_subscribe(filter, QoS::AtLeastOnce)
-        .map_err(|e| crate::push::PushError::Connection { broker: broker.clone(), detail: e.to_string() })
+/// A request the serving task owes the broker, sent without waiting (the task polls the event
+/// loop, so it must not wait on the client's queue) as soon as the queue takes it.
+enum Owed {
+    /// Subscribe to a filter.
+    Subscribe(String),
+    /// Say, retained, that the collector is present.
+    Announce,
 }
 
 /// What became of a message.

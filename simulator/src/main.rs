@@ -584,7 +584,7 @@ fn soak_command(
             println!(
                 "ledtrad soak: {} fridges over {} simulated hours, the broker restarted {} times ({} SIGKILL, {} SIGTERM)\n  \
                  decisions {}; reports queued {}, acknowledged {}, stored {} ({} duplicates dropped)\n  \
-                 memory {:.1} MB after the first hour, {:.1} MB at the end; decision p99 {:.1} µs in the first hour, {:.1} µs in the last; {:.0} s",
+                 memory {:.1} MB after the first hour, {:.1} MB at the end (databases {:.1} MB, then {:.1} MB); decision p99 {:.1} µs in the first hour, {:.1} µs in the last; {:.0} s",
                 f.devices,
                 f.hours,
                 f.broker_restarts,
@@ -597,6 +597,8 @@ fn soak_command(
                 f.duplicates_dropped,
                 f.rss_after_first_hour_bytes as f64 / 1e6,
                 f.rss_end_bytes as f64 / 1e6,
+                f.databases_after_first_hour_bytes as f64 / 1e6,
+                f.databases_end_bytes as f64 / 1e6,
                 f.decide_p99_first_hour_us,
                 f.decide_p99_last_hour_us,
                 f.wall_seconds

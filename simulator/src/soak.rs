@@ -84,12 +84,28 @@ pub struct SoakFigures {
     pub rss_end_bytes: u64,
     /// End minus first hour.
     pub rss_drift_bytes: i64,
+    /// The agents' databases on disk (with their write-ahead logs), added up, after the first
+    /// simulated hour: what SQLite's page caches (up to 2 MiB a connection) fill up from.
+    pub databases_after_first_hour_bytes: u64,
+    /// At the end.
+    pub databases_end_bytes: u64,
     /// The engine's decision time, 99th percentile, over the first simulated hour (µs).
     pub decide_p99_first_hour_us: f64,
     /// Over the last simulated hour (µs).
     pub decide_p99_last_hour_us: f64,
     /// Real seconds taken.
     pub wall_seconds: f64,
+}
+
+/// The agents' database files in `dir`, with their write-ahead logs and shared memory, added up.
+fn directory_bytes(dir: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("soak-"))
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| m.len())
+        .sum()
 }
 
 fn rss() -> u64 {
@@ -196,7 +212,7 @@ pub async fn soak(options: SoakOptions) -> anyhow::Result<SoakFigures> {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(options.seed);
     let (mut decisions, mut queued, mut sigkill, mut sigterm) = (0u64, 0u64, 0u64, 0u64);
     let (mut first_hour, mut last_hour) = (Vec::new(), Vec::new());
-    let mut rss_first_hour = 0;
+    let (mut rss_first_hour, mut databases_first_hour) = (0, 0);
     let simulating = bar(steps, "soaking");
     for step in 0..steps {
         clock.advance(STEP_MINUTES * 60);
@@ -239,6 +255,7 @@ pub async fn soak(options: SoakOptions) -> anyhow::Result<SoakFigures> {
         }
         if step + 1 == steps_per_hour {
             rss_first_hour = rss();
+            databases_first_hour = directory_bytes(dir.path());
         }
         simulating.inc(1);
         simulating.set_message(format!(
@@ -274,6 +291,7 @@ pub async fn soak(options: SoakOptions) -> anyhow::Result<SoakFigures> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let rss_end = rss();
+    let databases_end = directory_bytes(dir.path());
     let stored = store.count()?;
     let duplicates = collector.counts().reports_duplicate;
     for agent in agents {
@@ -294,6 +312,8 @@ pub async fn soak(options: SoakOptions) -> anyhow::Result<SoakFigures> {
         rss_after_first_hour_bytes: rss_first_hour,
         rss_end_bytes: rss_end,
         rss_drift_bytes: rss_end as i64 - rss_first_hour as i64,
+        databases_after_first_hour_bytes: databases_first_hour,
+        databases_end_bytes: databases_end,
         decide_p99_first_hour_us: p99_us(first_hour),
         decide_p99_last_hour_us: p99_us(last_hour),
         wall_seconds: (wall.elapsed().as_secs_f64() * 10.0).round() / 10.0,

@@ -129,6 +129,10 @@ fn a_soak_loses_and_doubles_no_report_through_broker_restarts() {
     assert_eq!(f["reports_stored"].as_u64(), Some(queued), "{f}");
     assert!(f["decide_p99_first_hour_us"].as_f64().unwrap_or(0.0) > 0.0, "{f}");
     assert!(f["decide_p99_last_hour_us"].as_f64().unwrap_or(0.0) > 0.0, "{f}");
+    // The agents' databases are measured, and they grew over the hours.
+    let databases = |key: &str| f[key].as_u64().unwrap_or(0);
+    assert!(databases("databases_after_first_hour_bytes") > 0, "{f}");
+    assert!(databases("databases_end_bytes") > databases("databases_after_first_hour_bytes"), "{f}");
 }
 
 /// `ledtrad-sim broker` on a port something else listens on says so and what to do, instead
