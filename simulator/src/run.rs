@@ -262,10 +262,11 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
         .await
         .with_context(|| format!("connecting to the broker at {broker}"))?;
 
-    let collector = match &options.reports {
-        None => None,
-        Some(path) => Some(start_collector(&broker, path, &run_id).await?),
-    };
+    // A collector always runs (devices send reports only while one is present); without
+    // --reports it stores into a file that goes with the run.
+    let collector_dir = tempfile::tempdir().context("creating a directory for the run's report store")?;
+    let store = options.reports.clone().unwrap_or_else(|| collector_dir.path().join("reports.db"));
+    let collector = start_collector(&broker, &store, &run_id).await?;
 
     // Agents, one per device, each on its own database, all under one directory that goes with
     // the run, however it ends.
@@ -373,13 +374,9 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
         + catalogue.messages;
     let broker_bytes =
         egress.status.bytes + egress.measure.bytes + egress.request.bytes + egress.unexpected.bytes + catalogue.bytes;
-    let reports_stored = match collector {
-        None => None,
-        Some(collector) => {
-            collector.wait_for_reports(reports_seen, Duration::from_secs(10)).await;
-            Some(collector.stop().await?.reports)
-        }
-    };
+    collector.wait_for_reports(reports_seen, Duration::from_secs(10)).await;
+    let stored = collector.stop().await?.reports;
+    let reports_stored = options.reports.is_some().then_some(stored);
 
     let stopping = bar(options.progress, devices_total as u64, "stopping agents");
     let finished = shards.finish(&stopping).await?;

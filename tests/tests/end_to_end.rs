@@ -795,7 +795,10 @@ async fn reports_wait_in_the_outbox_while_offline_and_a_revocation_deletes_them(
     let proxy = ledtrad_tests::CutProxy::start().await;
     let agent = TestAgent::start_via(DeviceKind::Fridge, &fleet, &key, &proxy.url).await;
     push(&key, &fleet, 1).await;
-    agent.wait_for("version 1", |s| s.catalogue_version == Some(1) && s.connected).await;
+    // The listener says it collects; the agent's status shows it knows.
+    agent
+        .wait_for("version 1, a collector", |s| s.catalogue_version == Some(1) && s.connected && s.collector_present)
+        .await;
     grant(&http, &agent, "personalise", true).await;
     grant(&http, &agent, "measure", true).await;
 
