@@ -17,7 +17,9 @@ use ledtrad_protocol::status::{Connection, DeviceStatus};
 use ledtrad_protocol::topic::Topic;
 use ledtrad_protocol::{codec, Moment, PersonId, Purpose, UnixTime};
 use rand::{Rng, SeedableRng};
-use rumqttc::v5::mqttbytes::v5::{ConnectReturnCode, LastWill, LastWillProperties, Packet, PubAckReason};
+use rumqttc::v5::mqttbytes::v5::{
+    ConnectReturnCode, LastWill, LastWillProperties, Packet, PubAckReason, SubscribeReasonCode,
+};
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, ConnectionError, Event, EventLoop, MqttOptions};
 use rumqttc::{NetworkOptions, Outgoing};
@@ -310,8 +312,13 @@ fn mqtt_client(config: &Config) -> (AsyncClient, EventLoop) {
     options.set_keep_alive(Duration::from_secs(30));
     options.set_max_packet_size(Some(MAX_PACKET_BYTES as u32));
     // A persistent session: a broker that keeps it keeps the subscriptions, and what arrives
-    // for them meanwhile, across a dropped connection (see `MqttEvent::Connected`).
-    options.set_clean_start(false);
+    // for them meanwhile, across a dropped connection (see `MqttEvent::Connected`). But it
+    // starts clean, and starts clean again until its subscriptions are acknowledged (the pump
+    // sees to that): a broker sends retained messages (the catalogue, the model, the
+    // collectors' presence) only for a subscription new to the session, and rumqttd not even
+    // when it is made again, so an agent that does not know them yet (just started, or cut
+    // off before the SUBACK) must not find its old subscriptions kept.
+    options.set_clean_start(true);
     options.set_session_expiry_interval(Some(SESSION_EXPIRY_SECS));
     // rumqttc's v5 client keeps a slot per packet id it may have in flight, u16::MAX of them
     // unless told otherwise: about 10 MB a client. A hundred is plenty.
@@ -367,6 +374,9 @@ async fn pump(mut eventloop: EventLoop, tx: mpsc::Sender<MqttEvent>) {
         let event = match eventloop.poll().await {
             Ok(Event::Incoming(Packet::ConnAck(ack))) => {
                 backoff = Duration::from_millis(100);
+                if !ack.session_present {
+                    eventloop.options.set_clean_start(true);
+                }
                 Some(MqttEvent::Connected { session_present: ack.session_present })
             }
             Ok(Event::Incoming(Packet::Publish(p))) => {
@@ -382,7 +392,16 @@ async fn pump(mut eventloop: EventLoop, tx: mpsc::Sender<MqttEvent>) {
                     _ => Ack::Refused,
                 },
             }),
-            Ok(Event::Incoming(Packet::SubAck(_))) => Some(MqttEvent::Subscribed),
+            Ok(Event::Incoming(Packet::SubAck(ack))) => {
+                if let Some(code) = ack.return_codes.iter().find(|c| !matches!(c, SubscribeReasonCode::Success(_))) {
+                    warn!(
+                        "the broker refused a subscription ({code:?}); is this device allowed to read its fleet's catalogue and model, its offers and ledtrad/v1/collector/+ in the broker's ACL?"
+                    );
+                }
+                // The subscriptions are in place: from now on the session is worth keeping.
+                eventloop.options.set_clean_start(false);
+                Some(MqttEvent::Subscribed)
+            }
             Ok(Event::Outgoing(Outgoing::Publish(pkid))) => Some(MqttEvent::Numbered(pkid)),
             Ok(Event::Outgoing(Outgoing::AwaitAck(pkid))) => Some(MqttEvent::Held(pkid)),
             Ok(Event::Outgoing(Outgoing::Disconnect)) => return,

@@ -311,9 +311,12 @@ async fn serve_one(
     // Subscriptions and the presence announcement the client's queue could not take yet (it
     // fills with acknowledgements when reports flood in after a reconnect): sent first.
     let mut owed = VecDeque::<Owed>::new();
+    // Between a lost connection and the next CONNACK nothing is queued: the CONNACK says
+    // whether the acknowledgements waiting still belong to the broker's session.
+    let mut connected = false;
     let mut retry = tokio::time::interval(std::time::Duration::from_secs(1));
     loop {
-        while let Some(request) = owed.front() {
+        while let Some(request) = owed.front().filter(|_| connected) {
             let sent = match request {
                 Owed::Subscribe(filter) => client.try_subscribe(filter.clone(), QoS::AtLeastOnce).is_ok(),
                 Owed::Announce => {
@@ -325,7 +328,7 @@ async fn serve_one(
             }
             owed.pop_front();
         }
-        while let Some((came_in, p)) = to_ack.front() {
+        while let Some((came_in, p)) = to_ack.front().filter(|_| connected) {
             if *came_in == session && client.try_ack(p).is_err() {
                 break;
             }
@@ -348,6 +351,7 @@ async fn serve_one(
             Ok(Event::Incoming(Packet::ConnAck(ack))) => {
                 backoff = std::time::Duration::from_millis(100);
                 session += u64::from(!ack.session_present);
+                connected = true;
                 owed.clear();
                 if options.service.is_some() {
                     owed.push_back(Owed::Subscribe(request_filter()));
@@ -390,6 +394,7 @@ async fn serve_one(
             }
             Ok(_) => {}
             Err(e) => {
+                connected = false;
                 let error = crate::push::connection_error(&options.broker, options.login.as_ref(), e);
                 if matches!(error, crate::push::PushError::LoginRefused { .. }) {
                     return Err(error);

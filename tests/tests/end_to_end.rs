@@ -1198,3 +1198,25 @@ async fn a_kept_catalogue_outlasts_an_older_push_gives_way_to_a_newer_one_and_en
     agent.wait_for("version 3", |s| s.catalogue_version == Some(3)).await;
     agent.stop().await;
 }
+
+/// An agent started again on a broker that kept its session learns afresh that a collector is
+/// there (the embedded broker sends retained messages only for a subscription it did not
+/// have), and its reports go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_started_again_on_a_kept_session_learns_the_collector_and_reports() {
+    init_logs();
+    let (key, fleet, http) = (operator_key(1), fleet(), reqwest::Client::new());
+    let mut reports = ledtrad_tests::ReportListener::start(&fleet).await;
+    let agent = TestAgent::start(DeviceKind::Fridge, &fleet, &key).await;
+    push(&key, &fleet, 1).await;
+    agent.wait_for("version 1, a collector", |s| s.catalogue_version == Some(1) && s.collector_present).await;
+    grant(&http, &agent, "personalise", true).await;
+    grant(&http, &agent, "measure", true).await;
+    let agent = agent.restart().await;
+    agent.wait_for("a collector, after the restart", |s| s.connected && s.collector_present).await;
+    assert!(agent.handle().offer(ledtrad_protocol::Moment::DoorOpened).await.unwrap().decision.shown.is_some());
+    assert_eq!(agent.handle().flush_reports().await.unwrap(), 1);
+    assert!(reports.next(Duration::from_secs(10)).await.is_some(), "the report reached the collector");
+    agent.stop().await;
+    clear_catalogue(&fleet).await;
+}
