@@ -312,12 +312,11 @@ fn mqtt_client(config: &Config) -> (AsyncClient, EventLoop) {
     options.set_keep_alive(Duration::from_secs(30));
     options.set_max_packet_size(Some(MAX_PACKET_BYTES as u32));
     // A persistent session: a broker that keeps it keeps the subscriptions, and what arrives
-    // for them meanwhile, across a dropped connection (see `MqttEvent::Connected`). But it
-    // starts clean, and starts clean again until its subscriptions are acknowledged (the pump
-    // sees to that): a broker sends retained messages (the catalogue, the model, the
-    // collectors' presence) only for a subscription new to the session, and rumqttd not even
-    // when it is made again, so an agent that does not know them yet (just started, or cut
-    // off before the SUBACK) must not find its old subscriptions kept.
+    // for them meanwhile, across a dropped connection (see `MqttEvent::Connected`). But a new
+    // process starts clean (the pump keeps the session from its first CONNACK on): a broker
+    // sends retained messages (the catalogue, the model, the collectors' presence) only for a
+    // subscription new to the session, and rumqttd not even when it is made again, so an
+    // agent that knows none of them yet must not find its old subscriptions kept.
     options.set_clean_start(true);
     options.set_session_expiry_interval(Some(SESSION_EXPIRY_SECS));
     // rumqttc's v5 client keeps a slot per packet id it may have in flight, u16::MAX of them
@@ -374,9 +373,8 @@ async fn pump(mut eventloop: EventLoop, tx: mpsc::Sender<MqttEvent>) {
         let event = match eventloop.poll().await {
             Ok(Event::Incoming(Packet::ConnAck(ack))) => {
                 backoff = Duration::from_millis(100);
-                if !ack.session_present {
-                    eventloop.options.set_clean_start(true);
-                }
+                // Clean once, on this process's first connection (see `mqtt_client`).
+                eventloop.options.set_clean_start(false);
                 Some(MqttEvent::Connected { session_present: ack.session_present })
             }
             Ok(Event::Incoming(Packet::Publish(p))) => {
@@ -398,8 +396,6 @@ async fn pump(mut eventloop: EventLoop, tx: mpsc::Sender<MqttEvent>) {
                         "the broker refused a subscription ({code:?}); is this device allowed to read its fleet's catalogue and model, its offers and ledtrad/v1/collector/+ in the broker's ACL?"
                     );
                 }
-                // The subscriptions are in place: from now on the session is worth keeping.
-                eventloop.options.set_clean_start(false);
                 Some(MqttEvent::Subscribed)
             }
             Ok(Event::Outgoing(Outgoing::Publish(pkid))) => Some(MqttEvent::Numbered(pkid)),
