@@ -24,7 +24,7 @@ use ledtrad_protocol::status::DeviceStatus;
 use ledtrad_protocol::topic::{Topic, ALL_COLLECTORS_FILTER, COLLECTOR_ONLINE};
 use ledtrad_protocol::UnixTime;
 use ledtrad_protocol::{DeviceId, FleetId, InstanceId, Purpose};
-use rumqttc::v5::mqttbytes::v5::{Filter, PublishProperties};
+use rumqttc::v5::mqttbytes::v5::{Filter, PublishProperties, RetainForwardRule};
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::AsyncClient;
 
@@ -91,6 +91,8 @@ pub struct Egress {
     /// reconnect to a broker that kept the session (changes meanwhile come with it), forgotten
     /// when the broker kept none (it may have lost them with its state).
     collectors: BTreeSet<InstanceId>,
+    /// Reports the last [`Egress::deliver`] kept back for want of a collector.
+    reports_waiting: usize,
 }
 
 /// Which outbox row each publish handed to the MQTT client carries, until the broker
@@ -132,6 +134,7 @@ impl Egress {
             blocked: 0,
             deliveries: Deliveries::default(),
             collectors: BTreeSet::new(),
+            reports_waiting: 0,
         }
     }
 
@@ -363,6 +366,7 @@ impl Egress {
         }
         let storage = |e: crate::store::StoreError| EgressError::Storage(e.to_string());
         let mut handed = 0;
+        self.reports_waiting = 0;
         for row in store.outbox().map_err(storage)? {
             if self.unacknowledged() >= MAX_UNACKNOWLEDGED {
                 break;
@@ -380,6 +384,7 @@ impl Egress {
             }
             let topic = Topic::parse(&row.topic).map_err(|e| EgressError::Invalid(e.to_string()))?;
             if matches!(topic, Topic::Reports(_)) && self.collectors.is_empty() {
+                self.reports_waiting += 1;
                 continue;
             }
             self.publish(topic, false, row.payload, Some(row.id))?;
@@ -423,14 +428,42 @@ impl Egress {
     }
 
     /// Subscribes to the fleet's catalogue and model topics, the device's own offers topic and
-    /// the collectors' presence topics (subscriptions, not messages about anyone).
-    pub(crate) fn subscribe(&mut self) -> Result<(), EgressError> {
+    /// the collectors' presence topics (subscriptions, not messages about anyone), on every
+    /// connection. A broker that says it kept the session may still have lost subscriptions made
+    /// since its last save (Mosquitto restored after a crash): on such a session the broker is
+    /// asked for retained messages only where a subscription is new to it, so that a lost one
+    /// brings the catalogue again and a kept one does not. The collectors' presence is asked for
+    /// every time while none is known: an "online" queued for the device may have been lost
+    /// with the broker's state, and reports would wait for it for good.
+    pub(crate) fn subscribe(&mut self, session_kept: bool) -> Result<(), EgressError> {
+        let rule = |always: bool| match always {
+            true => RetainForwardRule::OnEverySubscribe,
+            false => RetainForwardRule::OnNewSubscribe,
+        };
         let own = Topic::Offers(self.device.clone());
-        let presence = Filter::new(ALL_COLLECTORS_FILTER, QoS::AtLeastOnce);
         let topics = [Topic::Catalogue(self.fleet.clone()), Topic::Model(self.fleet.clone()), own];
-        let filters = topics.map(|t| Filter::new(t.name(), QoS::AtLeastOnce)).into_iter().chain([presence]);
+        let filters = topics
+            .map(|t| Filter { retain_forward_rule: rule(!session_kept), ..Filter::new(t.name(), QoS::AtLeastOnce) })
+            .into_iter()
+            .chain([self.presence_filter(rule(!session_kept || self.collectors.is_empty()))]);
         // One SUBSCRIBE, so one SUBACK says they are all in place.
         self.client.try_subscribe_many(filters).map_err(|e| EgressError::Client(e.to_string()))
+    }
+
+    /// While reports wait for a collector and none is known, asks the broker again for the
+    /// collectors' retained presence (called now and then): what said "online" may have been
+    /// lost. Returns whether it asked.
+    pub(crate) fn ask_for_collectors(&mut self) -> Result<bool, EgressError> {
+        if !self.connected || !self.collectors.is_empty() || self.reports_waiting == 0 {
+            return Ok(false);
+        }
+        let filter = self.presence_filter(RetainForwardRule::OnEverySubscribe);
+        self.client.try_subscribe_many([filter]).map_err(|e| EgressError::Client(e.to_string()))?;
+        Ok(true)
+    }
+
+    fn presence_filter(&self, retain_forward_rule: RetainForwardRule) -> Filter {
+        Filter { retain_forward_rule, ..Filter::new(ALL_COLLECTORS_FILTER, QoS::AtLeastOnce) }
     }
 
     /// Publishes the offline status and disconnects cleanly.
@@ -659,6 +692,70 @@ mod tests {
         assert!(egress.on_collector(other, COLLECTOR_ONLINE));
         assert_eq!(egress.deliver(&store).unwrap(), 1);
         assert_eq!(store.outbox().unwrap().len(), 1);
+    }
+
+    /// The retain rule of each filter in the SUBSCRIBE requests queued, by filter.
+    fn subscriptions(requests: &flume::Receiver<Request>) -> Vec<Vec<(String, RetainForwardRule)>> {
+        let mut subscribes = Vec::new();
+        while let Ok(request) = requests.try_recv() {
+            if let Request::Subscribe(s) = request {
+                subscribes.push(s.filters.into_iter().map(|f| (f.path, f.retain_forward_rule)).collect());
+            }
+        }
+        subscribes
+    }
+
+    /// Subscriptions are made on every connection: on a session the broker kept, retained
+    /// messages come only where a subscription was lost, except the collectors' presence while
+    /// none is known; and while reports wait without a collector, the presence is asked for
+    /// again now and then (an "online" queued for the device may have been lost with the
+    /// broker's state).
+    #[test]
+    fn subscriptions_are_made_again_and_a_missing_collector_is_asked_for() {
+        use RetainForwardRule::{OnEverySubscribe as Every, OnNewSubscribe as New};
+        let (mut egress, requests) = build_egress();
+        let (_dir, store) = build_store();
+        let rules = |subscribes: Vec<Vec<(String, RetainForwardRule)>>| -> Vec<Vec<RetainForwardRule>> {
+            subscribes.into_iter().map(|filters| filters.into_iter().map(|(_, rule)| rule).collect()).collect()
+        };
+        egress.subscribe(false).unwrap();
+        let first = subscriptions(&requests);
+        let paths: Vec<&str> = first[0].iter().map(|(path, _)| path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "ledtrad/v1/fleet/home/catalogue",
+                "ledtrad/v1/fleet/home/model",
+                "ledtrad/v1/device/d1/offers",
+                ALL_COLLECTORS_FILTER
+            ]
+        );
+        assert_eq!(rules(first), [[Every, Every, Every, Every]], "a new session: everything retained");
+        egress.subscribe(true).unwrap();
+        assert_eq!(rules(subscriptions(&requests)), [[New, New, New, Every]], "no collector known yet");
+        egress.on_collector(collector(), COLLECTOR_ONLINE);
+        egress.subscribe(true).unwrap();
+        assert_eq!(rules(subscriptions(&requests)), [[New, New, New, New]], "a collector known: only what was lost");
+
+        // Asked for only while connected, with reports waiting, and no collector known.
+        egress.set_consent(ConsentState::NONE.with(Purpose::Measure, true));
+        egress.set_connected(true);
+        egress.report(&store, &report(), UnixTime(1)).unwrap();
+        egress.on_collector(collector(), b"");
+        assert!(!egress.ask_for_collectors().unwrap(), "nothing kept back yet");
+        assert_eq!(egress.deliver(&store).unwrap(), 0);
+        assert!(egress.ask_for_collectors().unwrap());
+        assert_eq!(rules(subscriptions(&requests)), [[Every]]);
+        egress.on_disconnected(0);
+        assert!(!egress.ask_for_collectors().unwrap(), "offline");
+        egress.set_connected(true);
+        egress.on_collector(collector(), COLLECTOR_ONLINE);
+        assert!(!egress.ask_for_collectors().unwrap(), "a collector is known");
+        assert_eq!(egress.deliver(&store).unwrap(), 1);
+        egress.on_collector(collector(), b"");
+        assert_eq!(egress.deliver(&store).unwrap(), 0, "handed over already");
+        assert!(!egress.ask_for_collectors().unwrap(), "none waits any more");
+        assert!(subscriptions(&requests).is_empty());
     }
 
     /// An egress with `measure` granted, connected, and `reports` reports queued.

@@ -66,8 +66,6 @@ enum MqttEvent {
     Held(u16),
     /// The broker acknowledged a publish, with what its reason code says.
     Acked { pkid: u16, ack: Ack },
-    /// The broker acknowledged the subscriptions.
-    Subscribed,
     /// The broker refused the login (the return code, and as for `Disconnected`, the publishes
     /// discarded); the pump keeps retrying.
     LoginRefused(String, usize),
@@ -266,7 +264,6 @@ pub async fn spawn(config: Config, clock: Arc<dyn Clock>) -> Result<RunningAgent
         models_refused: 0,
         last_model_refusal: None,
         connected: false,
-        subscribed: false,
         storage_failing: None,
         login_refused: false,
         refused: 0,
@@ -396,7 +393,7 @@ async fn pump(mut eventloop: EventLoop, tx: mpsc::Sender<MqttEvent>) {
                         "the broker refused a subscription ({code:?}); is this device allowed to read its fleet's catalogue and model, its offers and ledtrad/v1/collector/+ in the broker's ACL?"
                     );
                 }
-                Some(MqttEvent::Subscribed)
+                None
             }
             Ok(Event::Outgoing(Outgoing::Publish(pkid))) => Some(MqttEvent::Numbered(pkid)),
             Ok(Event::Outgoing(Outgoing::AwaitAck(pkid))) => Some(MqttEvent::Held(pkid)),
@@ -457,8 +454,6 @@ struct Runtime {
     models_refused: u64,
     last_model_refusal: Option<String>,
     connected: bool,
-    /// Whether the broker acknowledged the subscriptions of the session it keeps.
-    subscribed: bool,
     /// The last write that failed, while the database cannot be written (full, read-only).
     storage_failing: Option<String>,
     login_refused: bool,
@@ -584,6 +579,11 @@ impl Runtime {
             warn!("outbox: {e}");
         }
         self.deliver();
+        match self.egress.ask_for_collectors() {
+            Ok(true) => debug!("reports wait and no collector is known; asked the broker for their presence again"),
+            Ok(false) => {}
+            Err(e) => warn!("subscribe: {e}"),
+        }
     }
 
     /// Notes whether a write worked: the first failure is logged as an error and shown in the
@@ -629,24 +629,21 @@ impl Runtime {
                 self.connected = true;
                 self.login_refused = false;
                 self.egress.set_connected(true);
-                // A broker that kept the session keeps the subscriptions; one that did not (a
-                // first connection, an expired session, a broker that lost its state) needs
-                // them again, and sends the retained catalogue, model and collectors' presence
-                // with them.
+                // A broker that kept no session (a first connection, an expired session, a
+                // broker that lost its state) sends the retained catalogue, model and
+                // collectors' presence with the new subscriptions; one that kept it may have
+                // kept it from before its last save, so the subscriptions are made again all
+                // the same (see `Egress::subscribe`).
                 if !session_present {
                     self.egress.on_session_lost();
                 }
-                if !session_present || !self.subscribed {
-                    self.subscribed = false;
-                    if let Err(e) = self.egress.subscribe() {
-                        warn!("subscribe: {e}");
-                    }
+                if let Err(e) = self.egress.subscribe(session_present) {
+                    warn!("subscribe: {e}");
                 }
                 // The last will may have said "offline" meanwhile.
                 self.publish_status();
                 self.deliver();
             }
-            MqttEvent::Subscribed => self.subscribed = true,
             MqttEvent::Numbered(pkid) => self.egress.on_numbered(pkid),
             MqttEvent::Held(pkid) => self.egress.on_held(pkid),
             MqttEvent::Acked { pkid, ack } => {

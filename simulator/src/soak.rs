@@ -276,6 +276,17 @@ pub async fn soak(options: SoakOptions) -> anyhow::Result<SoakFigures> {
         loop {
             let waiting = agent.handle().my_data(None).await?.queued_messages.len() as u64;
             if waiting == 0 || Instant::now() > deadline {
+                if waiting > 0 {
+                    // What to look at first: a device that is connected but knows no collector
+                    // keeps its reports until it hears of one.
+                    let status = agent.handle().status().await?;
+                    draining.suspend(|| {
+                        eprintln!(
+                            "{}: {waiting} message(s) still queued after the wait (connected: {}, a collector known: {})",
+                            status.device, status.connected, status.collector_present
+                        );
+                    });
+                }
                 unacknowledged += waiting;
                 break;
             }
