@@ -63,6 +63,21 @@ pub fn program(package: &str, bin: &str) -> std::path::PathBuf {
     deps.parent().and_then(std::path::Path::parent).expect("target/<profile>").join(bin)
 }
 
+/// Whether a `mosquitto` binary is installed, for a test that runs a Mosquitto of its own.
+/// Without one the test skips, saying so, unless `LEDTRAD_REQUIRE_MOSQUITTO` is set (CI sets
+/// it): then it fails.
+pub fn mosquitto_installed() -> bool {
+    if ledtrad_agent::broker::Mosquitto::find_binary("mosquitto").is_some() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("LEDTRAD_REQUIRE_MOSQUITTO").is_none(),
+        "mosquitto is not installed, and LEDTRAD_REQUIRE_MOSQUITTO is set (scripts/mosquitto installs it)"
+    );
+    eprintln!("skipped: mosquitto is not installed (scripts/mosquitto installs it)");
+    false
+}
+
 /// Logs to the test output when `RUST_LOG` is set.
 pub fn init_logs() {
     let _ = tracing_subscriber::fmt()

@@ -153,9 +153,7 @@ fn check_database(path: &Path, measure: Known) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_at_any_point_the_agent_keeps_its_database_and_its_consent() {
     init_logs();
-    if Mosquitto::find_binary("mosquitto").is_none() {
-        assert!(std::env::var_os("LEDTRAD_REQUIRE_MOSQUITTO").is_none(), "mosquitto is not installed");
-        eprintln!("skipped: mosquitto is not installed (apt-get install -y mosquitto)");
+    if !ledtrad_tests::mosquitto_installed() {
         return;
     }
     let kills: usize = std::env::var("LEDTRAD_CRASH_KILLS").ok().and_then(|v| v.parse().ok()).unwrap_or(40);

@@ -225,9 +225,7 @@ fn rss_bytes() -> u64 {
 
 async fn faults(fault: Fault) {
     init_logs();
-    if fault != Fault::EmbeddedRestart && Mosquitto::find_binary("mosquitto").is_none() {
-        assert!(std::env::var_os("LEDTRAD_REQUIRE_MOSQUITTO").is_none(), "mosquitto is not installed");
-        eprintln!("skipped: mosquitto is not installed (apt-get install -y mosquitto)");
+    if fault != Fault::EmbeddedRestart && !ledtrad_tests::mosquitto_installed() {
         return;
     }
     let (agents_wanted, restarts) = (count("LEDTRAD_FAULT_AGENTS", 10), count("LEDTRAD_FAULT_RESTARTS", 12));
@@ -499,9 +497,7 @@ async fn has_retained(url: &BrokerUrl, topic: &Topic) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_whose_kept_session_lost_its_subscriptions_subscribes_again() {
     init_logs();
-    if Mosquitto::find_binary("mosquitto").is_none() {
-        assert!(std::env::var_os("LEDTRAD_REQUIRE_MOSQUITTO").is_none(), "mosquitto is not installed");
-        eprintln!("skipped: mosquitto is not installed (apt-get install -y mosquitto)");
+    if !ledtrad_tests::mosquitto_installed() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
