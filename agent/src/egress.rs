@@ -88,10 +88,12 @@ pub struct Egress {
     blocked: u64,
     deliveries: Deliveries,
     /// The report collectors present, as their retained presence topics said. Kept across a
-    /// reconnect to a broker that kept the session (changes meanwhile come with it), forgotten
-    /// when the broker kept none (it may have lost them with its state).
+    /// reconnect to a broker that kept the session (changes meanwhile come with it, unless a
+    /// restored broker lost them: see [`Egress::subscribe`]), forgotten when the broker kept
+    /// none (it may have lost them with its state).
     collectors: BTreeSet<InstanceId>,
-    /// Reports the last [`Egress::deliver`] kept back for want of a collector.
+    /// Reports the last [`Egress::deliver`] kept back for want of a collector (not those it
+    /// did not reach: enough to ask again for a collector at one tick or the next).
     reports_waiting: usize,
 }
 
@@ -452,7 +454,9 @@ impl Egress {
 
     /// While reports wait for a collector and none is known, asks the broker again for the
     /// collectors' retained presence (called now and then): what said "online" may have been
-    /// lost. Returns whether it asked.
+    /// lost. Mosquitto answers with the retained messages; rumqttd sends them only for a
+    /// subscription new to the session, but it loses sessions and "online" together, and a
+    /// new session gets them. Returns whether it asked.
     pub(crate) fn ask_for_collectors(&mut self) -> Result<bool, EgressError> {
         if !self.connected || !self.collectors.is_empty() || self.reports_waiting == 0 {
             return Ok(false);

@@ -46,7 +46,8 @@ pub const MAX_PACKET_BYTES: usize = 2 * 1024 * 1024;
 /// The most QoS 1 publishes the agent has in flight to the broker at once.
 const MAX_INFLIGHT: u16 = 100;
 
-/// How often the runtime expires old feature values.
+/// How often the runtime expires old feature values, retries the outbox and what the broker
+/// did not take (subscriptions), and asks again for a missing collector.
 const TICK: Duration = Duration::from_secs(60);
 
 /// The agent's version, published in its status.
@@ -55,7 +56,8 @@ pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// What the MQTT pump forwards to the runtime.
 #[derive(Debug)]
 enum MqttEvent {
-    /// Connected; whether the broker kept this device's session (its subscriptions).
+    /// Connected; whether the broker says it kept this device's session (which may lack
+    /// subscriptions made since its last save).
     Connected { session_present: bool },
     /// The connection dropped; the MQTT client discarded the `unsent` oldest publishes it had
     /// not sent yet (the outbox hands its rows over again).
@@ -264,6 +266,7 @@ pub async fn spawn(config: Config, clock: Arc<dyn Clock>) -> Result<RunningAgent
         models_refused: 0,
         last_model_refusal: None,
         connected: false,
+        subscriptions_owed: None,
         storage_failing: None,
         login_refused: false,
         refused: 0,
@@ -308,12 +311,13 @@ fn mqtt_client(config: &Config) -> (AsyncClient, EventLoop) {
         MqttOptions::new(format!("ledtrad-{}", config.device), config.broker.host.clone(), config.broker.port);
     options.set_keep_alive(Duration::from_secs(30));
     options.set_max_packet_size(Some(MAX_PACKET_BYTES as u32));
-    // A persistent session: a broker that keeps it keeps the subscriptions, and what arrives
-    // for them meanwhile, across a dropped connection (see `MqttEvent::Connected`). But a new
-    // process starts clean (the pump keeps the session from its first CONNACK on): a broker
-    // sends retained messages (the catalogue, the model, the collectors' presence) only for a
-    // subscription new to the session, and rumqttd not even when it is made again, so an
-    // agent that knows none of them yet must not find its old subscriptions kept.
+    // A persistent session: a broker that keeps it keeps what arrives for the subscriptions
+    // across a dropped connection; the subscriptions are made again on every connection all
+    // the same (see `Egress::subscribe`). But a new process starts clean (the pump keeps the
+    // session from its first CONNACK on): rumqttd sends retained messages (the catalogue, the
+    // model, the collectors' presence) only for a subscription new to the session, whatever
+    // the retain handling asks, so an agent that knows none of them yet must not find its old
+    // subscriptions kept.
     options.set_clean_start(true);
     options.set_session_expiry_interval(Some(SESSION_EXPIRY_SECS));
     // rumqttc's v5 client keeps a slot per packet id it may have in flight, u16::MAX of them
@@ -454,6 +458,9 @@ struct Runtime {
     models_refused: u64,
     last_model_refusal: Option<String>,
     connected: bool,
+    /// Subscriptions not made yet on this connection (the client's queue was full), with
+    /// whether the broker said it kept the session.
+    subscriptions_owed: Option<bool>,
     /// The last write that failed, while the database cannot be written (full, read-only).
     storage_failing: Option<String>,
     login_refused: bool,
@@ -563,7 +570,8 @@ impl Runtime {
     }
 
     /// Now and then: expire old feature values, report completed days (at most once a day
-    /// per campaign: a day's counts are reported once it is over), retry the outbox.
+    /// per campaign: a day's counts are reported once it is over), retry the outbox and
+    /// subscriptions the client's queue did not take, and ask again for a missing collector.
     fn handle_tick(&mut self) {
         let now = self.clock.now();
         let dropped = self.engine.handle_timeout(now);
@@ -579,6 +587,7 @@ impl Runtime {
             warn!("outbox: {e}");
         }
         self.deliver();
+        self.subscribe();
         match self.egress.ask_for_collectors() {
             Ok(true) => debug!("reports wait and no collector is known; asked the broker for their presence again"),
             Ok(false) => {}
@@ -637,9 +646,8 @@ impl Runtime {
                 if !session_present {
                     self.egress.on_session_lost();
                 }
-                if let Err(e) = self.egress.subscribe(session_present) {
-                    warn!("subscribe: {e}");
-                }
+                self.subscriptions_owed = Some(session_present);
+                self.subscribe();
                 // The last will may have said "offline" meanwhile.
                 self.publish_status();
                 self.deliver();
@@ -1254,6 +1262,16 @@ impl Runtime {
             }
         }
         queued
+    }
+
+    /// Makes the subscriptions owed since the last connection (on a session the broker said it
+    /// kept, or not), if the client's queue takes them; else the next tick tries again.
+    fn subscribe(&mut self) {
+        let Some(session_kept) = self.subscriptions_owed.filter(|_| self.connected) else { return };
+        match self.egress.subscribe(session_kept) {
+            Ok(()) => self.subscriptions_owed = None,
+            Err(e) => warn!("subscribe: {e}; trying again within a minute"),
+        }
     }
 
     /// Hands queued messages to the broker, if connected.

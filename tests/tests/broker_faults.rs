@@ -489,11 +489,12 @@ async fn has_retained(url: &BrokerUrl, topic: &Topic) -> bool {
 }
 
 /// A broker restored from its last save can say it kept a device's session and still have lost
-/// subscriptions made since, and the "online" a collector published meanwhile. Here the
-/// session's subscriptions are taken away by hand (a client with the agent's id takes the
-/// session over and unsubscribes) while the collector is away: the agent, back on that session,
-/// must subscribe again and so get the newer catalogue and the collector's presence, and its
-/// reports must reach the collector.
+/// subscriptions made since, and the "online" a collector published meanwhile. Here, while the
+/// agent cannot reach the broker (a proxy between them refuses it), a client with the agent's
+/// id takes its session and unsubscribes all of it; then the collector comes back and a newer
+/// catalogue is pushed, so that nothing waits in the session for the agent. Back on that
+/// session, the agent must subscribe again and get both as retained messages, and its report
+/// must reach the collector.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_whose_kept_session_lost_its_subscriptions_subscribes_again() {
     init_logs();
@@ -503,20 +504,24 @@ async fn an_agent_whose_kept_session_lost_its_subscriptions_subscribes_again() {
     let dir = tempfile::tempdir().unwrap();
     let broker = Mosquitto::start(CONF, &[], dir.path()).unwrap();
     let url = broker.url().clone();
+    let proxy = ledtrad_tests::CutProxy::start_to(&url, Duration::ZERO).await;
     let reports_db = dir.path().join("reports.db");
     let fleet = FleetId::try_new(unique("lost-subscriptions")).unwrap();
     push(&url, &fleet, 1).await;
     let collecting = collector(&url, &reports_db).await;
-    let agent = TestAgent::start_via(DeviceKind::Fridge, &fleet, &operator_key(1), &url).await;
+    let agent = TestAgent::start_via(DeviceKind::Fridge, &fleet, &operator_key(1), &proxy.url).await;
     grant(&agent, Purpose::Measure).await;
     grant(&agent, Purpose::Personalise).await;
     agent.wait_for("version 1, a collector", |s| s.catalogue_version == Some(1) && s.collector_present).await;
     collecting.stop().await.unwrap();
     agent.wait_for("the collector gone", |s| !s.collector_present).await;
 
-    take_away_subscriptions(&url, &format!("ledtrad-{}", agent.config.device), &fleet).await;
+    proxy.pause();
+    agent.wait_for("the agent cut off", |s| !s.connected).await;
+    take_away_subscriptions(&url, &agent.config.device, &fleet).await;
     let collecting = collector(&url, &reports_db).await;
     push(&url, &fleet, 2).await;
+    proxy.resume();
     agent
         .wait_for("version 2 and the collector, subscribed again", |s| {
             s.connected && s.catalogue_version == Some(2) && s.collector_present
@@ -532,49 +537,36 @@ async fn an_agent_whose_kept_session_lost_its_subscriptions_subscribes_again() {
     collecting.stop().await.unwrap();
 }
 
-/// Takes over the MQTT session of `client_id` (the broker drops that client's connection),
-/// unsubscribes all that an agent of `fleet` subscribes to, and leaves the session to the
-/// broker. Tries again if the agent takes its session back first.
-async fn take_away_subscriptions(url: &BrokerUrl, client_id: &str, fleet: &FleetId) {
+/// Takes the MQTT session the broker keeps for `device`'s agent, unsubscribes all that an
+/// agent of `fleet` subscribes to, and leaves the session to the broker.
+async fn take_away_subscriptions(url: &BrokerUrl, device: &ledtrad_protocol::DeviceId, fleet: &FleetId) {
     use rumqttc::v5::mqttbytes::v5::Packet;
     use rumqttc::v5::Event;
-    let device = client_id.trim_start_matches("ledtrad-");
     let filters = [
         Topic::Catalogue(fleet.clone()).name(),
         Topic::Model(fleet.clone()).name(),
-        Topic::Offers(ledtrad_protocol::DeviceId::try_new(device).unwrap()).name(),
+        Topic::Offers(device.clone()).name(),
         ledtrad_protocol::topic::ALL_COLLECTORS_FILTER.to_string(),
     ];
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        assert!(Instant::now() < deadline, "could not take over the session of {client_id}");
-        let mut options = ledtrad_operator::mqtt::options(url, client_id);
-        options.set_clean_start(false);
-        options.set_session_expiry_interval(Some(ledtrad_agent::runtime::SESSION_EXPIRY_SECS));
-        let (client, mut events) = rumqttc::v5::AsyncClient::new(options, 16);
-        let mut unsubscribed = 0;
-        let done = loop {
-            match tokio::time::timeout(Duration::from_secs(5), events.poll()).await {
-                Ok(Ok(Event::Incoming(Packet::ConnAck(ack)))) => {
-                    assert!(ack.session_present, "the broker keeps the agent's session");
-                    for filter in &filters {
-                        client.try_unsubscribe(filter.clone()).unwrap();
-                    }
+    let mut options = ledtrad_operator::mqtt::options(url, &format!("ledtrad-{device}"));
+    options.set_clean_start(false);
+    options.set_session_expiry_interval(Some(ledtrad_agent::runtime::SESSION_EXPIRY_SECS));
+    let (client, mut events) = rumqttc::v5::AsyncClient::new(options, 16);
+    let mut unsubscribed = 0;
+    while unsubscribed < filters.len() {
+        match tokio::time::timeout(Duration::from_secs(10), events.poll()).await {
+            Ok(Ok(Event::Incoming(Packet::ConnAck(ack)))) => {
+                assert!(ack.session_present, "the broker keeps the agent's session");
+                for filter in &filters {
+                    client.try_unsubscribe(filter.clone()).unwrap();
                 }
-                Ok(Ok(Event::Incoming(Packet::UnsubAck(_)))) => {
-                    unsubscribed += 1;
-                    if unsubscribed == filters.len() {
-                        break true;
-                    }
-                }
-                Ok(Ok(_)) => {}
-                Ok(Err(_)) | Err(_) => break false,
             }
-        };
-        if done {
-            client.try_disconnect().unwrap();
-            while !matches!(events.poll().await, Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) | Err(_)) {}
-            return;
+            Ok(Ok(Event::Incoming(Packet::UnsubAck(_)))) => unsubscribed += 1,
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => panic!("taking the agent's session: {e}"),
+            Err(_) => panic!("taking the agent's session: no answer from the broker in 10 s"),
         }
     }
+    client.try_disconnect().unwrap();
+    while !matches!(events.poll().await, Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) | Err(_)) {}
 }
