@@ -1,4 +1,4 @@
-//! The ledtrad agent: the IO shell around [`ledtrad_engine`]. It keeps the device's state in
+//! The ledtrad agent: a synchronous core and a thin tokio shell around [`ledtrad_engine`]. It keeps the device's state in
 //! SQLite, follows its fleet's signed catalogue over MQTT, sends only what consent allows
 //! through one egress gate, and answers the device UI on a loopback HTTP API.
 //!
@@ -12,7 +12,11 @@
 //! - [`reports`]: measurement counts, noised before they leave.
 //! - [`household`]: whose consent a personal or shared device works under.
 //! - [`handle`]: the cloneable command handle and its replies.
-//! - [`runtime`]: the one `select!` loop that hands every decision to the engine.
+//! - [`core`]: the agent's synchronous core: takes events with the time, puts consent
+//!   transitions, delivery, offer requests, report tallies and status in force.
+//! - [`purge`]: what the device loses with a consent change, computed once per transition.
+//! - [`runtime`]: the tokio shell: the one `select!` loop that feeds the core and carries its
+//!   answers out.
 //! - [`api`]: the local HTTP API.
 //! - [`link`]: the sensor board's serial (or TCP) link: frames read, checked and counted.
 //! - [`broker`]: an embedded MQTT broker for demos, the simulator and tests.
@@ -22,11 +26,13 @@ pub mod api;
 pub mod broker;
 pub mod clock;
 pub mod config;
+pub mod core;
 pub mod egress;
 pub mod explain;
 pub mod handle;
 pub mod household;
 pub mod link;
+pub mod purge;
 pub mod reports;
 pub mod runtime;
 pub mod store;

@@ -11,6 +11,10 @@ use rusqlite::{params, Connection, OptionalExtension};
 use rusqlite_migration::{Migrations, M};
 use serde::Serialize;
 
+use crate::purge::Purge;
+
+mod consent;
+
 /// A storage failure, naming the database file.
 #[derive(Debug, thiserror::Error)]
 #[error("database '{path}': {detail}")]
@@ -142,130 +146,6 @@ impl Store {
 
     fn err(&self, e: impl std::fmt::Display) -> StoreError {
         StoreError::new(&self.path, e.to_string())
-    }
-
-    /// Runs `change` as a consent-bearing write: in one transaction with `synchronous=FULL`,
-    /// working out the device's effective consent before and after with `effective` (which
-    /// knows whether the device is personal or shared, and who is present) and purging what
-    /// was stored for any purpose the device loses. Returns the household and the effective
-    /// state, read inside the transaction: once this returns `Ok`, the change is on disk and
-    /// the state is the one to enforce; on `Err`, nothing was written.
-    fn consent_write(
-        &mut self,
-        effective: &dyn Fn(&Household) -> ConsentState,
-        change: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<()>,
-    ) -> Result<(Household, ConsentState), StoreError> {
-        self.conn.pragma_update(None, "synchronous", "FULL").map_err(|e| self.err(e))?;
-        let result = (|| -> rusqlite::Result<(Household, ConsentState)> {
-            let tx = self.conn.transaction()?;
-            let before = effective(&read_household(&tx)?);
-            change(&tx)?;
-            let household = read_household(&tx)?;
-            let after = effective(&household);
-            purge_lost(&tx, before, after)?;
-            tx.commit()?;
-            Ok((household, after))
-        })();
-        if let Err(e) = self.conn.pragma_update(None, "synchronous", "NORMAL") {
-            // Only slower writes follow from this; the change itself stands.
-            tracing::warn!("database '{}': could not return to synchronous=NORMAL: {e}", self.path.display());
-        }
-        result.map_err(|e| self.err(e))
-    }
-
-    /// Appends a consent change to the ledger (see [`Store::consent_write`] for what happens
-    /// with it in the same transaction).
-    pub fn append_consent(
-        &mut self,
-        row: &LedgerRow,
-        effective: &dyn Fn(&Household) -> ConsentState,
-    ) -> Result<(Household, ConsentState), StoreError> {
-        self.consent_write(effective, |tx| {
-            tx.execute(
-                "INSERT INTO consent_ledger (person, purpose, granted, at, source, text_version) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![
-                    row.person.as_str(),
-                    row.purpose.as_str(),
-                    row.granted,
-                    to_sql_time(row.at),
-                    enum_text(&row.source),
-                    row.text_version
-                ],
-            )?;
-            Ok(())
-        })
-    }
-
-    /// Adds a person to the household, or changes whether they are a child. Making someone a
-    /// child revokes every purpose a child may not grant; what the device loses by the change
-    /// (a new member who has not agreed, a child) is purged in the same transaction.
-    pub fn put_person(
-        &mut self,
-        person: &PersonId,
-        child: bool,
-        at: UnixTime,
-        effective: &dyn Fn(&Household) -> ConsentState,
-    ) -> Result<(Household, ConsentState), StoreError> {
-        self.consent_write(effective, |tx| {
-            tx.execute(
-                "INSERT INTO people (id, child, added_at) VALUES (?1, ?2, ?3) ON CONFLICT (id) DO UPDATE SET child = excluded.child",
-                params![person.as_str(), child, to_sql_time(at)],
-            )?;
-            if child {
-                revoke_all(tx, person, at, "api", "child-profile", |p| !p.child_may_grant())?;
-            }
-            Ok(())
-        })
-    }
-
-    /// Erases what the device holds about `person`: revokes every purpose they granted (ledger
-    /// rows with text version `erasure`), records the erasure, and, when the device's own data
-    /// is about them (`device_data`), deletes the stored impressions, answers and queued
-    /// messages — all in one transaction — then checkpoints the log.
-    pub fn erase(
-        &mut self,
-        person: &PersonId,
-        device_data: bool,
-        at: UnixTime,
-        source: ConsentSource,
-        effective: &dyn Fn(&Household) -> ConsentState,
-    ) -> Result<(Household, ConsentState), StoreError> {
-        let source = enum_text(&source);
-        let result = self.consent_write(effective, |tx| {
-            revoke_all(tx, person, at, &source, "erasure", |_| true)?;
-            tx.execute(
-                "INSERT INTO erasures (person, at, source) VALUES (?1, ?2, ?3)",
-                params![person.as_str(), to_sql_time(at), source],
-            )?;
-            if device_data {
-                for table in ["feedback", "answers", "prompt_answers", "impressions", "outbox"] {
-                    tx.execute(&format!("DELETE FROM {table}"), [])?;
-                }
-            }
-            Ok(())
-        })?;
-        self.checkpoint();
-        Ok(result)
-    }
-
-    /// Moves the write-ahead log into the database and truncates it, so deleted rows do not
-    /// linger in the log (with `secure_delete`, their pages are zeroed in the file).
-    pub fn checkpoint(&self) {
-        if let Err(e) = self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
-            tracing::warn!("database '{}': checkpoint after deleting personal data failed: {e}", self.path.display());
-        }
-    }
-
-    /// The erasures `person` asked for, oldest first: (when, where from).
-    pub fn erasures(&self, person: &PersonId) -> Result<Vec<(UnixTime, String)>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT at, source FROM erasures WHERE person = ?1 ORDER BY id")
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map([person.as_str()], |r| Ok((from_sql_time(r.get(0)?), r.get::<_, String>(1)?)))
-            .map_err(|e| self.err(e))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(|e| self.err(e))
     }
 
     /// Records an answer and, when `learning` (with `personalise`), the learning row too, in
@@ -414,49 +294,6 @@ impl Store {
         Ok(out)
     }
 
-    /// Removes every queued message for `purpose`, returning how many.
-    pub fn purge_outbox(&self, purpose: Purpose) -> Result<usize, StoreError> {
-        self.conn.execute("DELETE FROM outbox WHERE purpose = ?1", [purpose.as_str()]).map_err(|e| self.err(e))
-    }
-
-    /// The household: every person and the consent their latest ledger rows give.
-    pub fn household(&self) -> Result<Household, StoreError> {
-        read_household(&self.conn).map_err(|e| self.err(e))
-    }
-
-    /// Deletes the learning data derived for `personalise` (stored feedback), returning how
-    /// many rows went.
-    pub fn purge_personalise(&self) -> Result<usize, StoreError> {
-        self.conn.execute("DELETE FROM feedback", []).map_err(|e| self.err(e))
-    }
-
-    /// The whole ledger, oldest first.
-    pub fn ledger(&self) -> Result<Vec<LedgerRow>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT person, purpose, granted, at, source, text_version FROM consent_ledger ORDER BY id")
-            .map_err(|e| self.err(e))?;
-        type Raw = (String, String, bool, i64, String, String);
-        let rows = stmt
-            .query_map([], |r| -> rusqlite::Result<Raw> {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
-            })
-            .map_err(|e| self.err(e))?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (person, purpose, granted, at, source, text_version) = row.map_err(|e| self.err(e))?;
-            out.push(LedgerRow {
-                person: PersonId::try_new(person).map_err(|e| self.err(e))?,
-                purpose: purpose.parse::<Purpose>().map_err(|e| self.err(e))?,
-                granted,
-                at: from_sql_time(at),
-                source: serde_json::from_value(serde_json::Value::String(source)).map_err(|e| self.err(e))?,
-                text_version,
-            });
-        }
-        Ok(out)
-    }
-
     /// Stores an applied catalogue envelope, keeping the last few versions.
     pub fn save_catalogue(&self, version: u64, fleet: &str, envelope: &[u8], at: UnixTime) -> Result<(), StoreError> {
         self.save_envelope(Signed::Catalogues, version, fleet, envelope, at)
@@ -593,67 +430,6 @@ impl Store {
     }
 }
 
-/// Appends a revocation, inside the caller's transaction, for every purpose `person` has
-/// granted that `which` selects.
-fn revoke_all(
-    conn: &Connection,
-    person: &PersonId,
-    at: UnixTime,
-    source: &str,
-    text_version: &str,
-    which: impl Fn(Purpose) -> bool,
-) -> rusqlite::Result<()> {
-    let granted = read_household(conn)?.get(person).map_or(ConsentState::NONE, |m| m.consent);
-    for purpose in Purpose::ALL.into_iter().filter(|p| which(*p) && granted.allows(*p)) {
-        conn.execute(
-            "INSERT INTO consent_ledger (person, purpose, granted, at, source, text_version) VALUES (?1, ?2, 0, ?3, ?4, ?5)",
-            params![person.as_str(), purpose.as_str(), to_sql_time(at), source, text_version],
-        )?;
-    }
-    Ok(())
-}
-
-/// Deletes, inside the caller's transaction, what was stored for the purposes the device
-/// loses between `before` and `after`: learning feedback with `personalise`, queued messages
-/// of every purpose lost.
-fn purge_lost(conn: &Connection, before: ConsentState, after: ConsentState) -> rusqlite::Result<()> {
-    if before.allows(Purpose::Personalise) && !after.allows(Purpose::Personalise) {
-        conn.execute("DELETE FROM feedback", [])?;
-    }
-    for lost in Purpose::ALL.into_iter().filter(|p| before.allows(*p) && !after.allows(*p)) {
-        conn.execute("DELETE FROM outbox WHERE purpose = ?1", [lost.as_str()])?;
-    }
-    Ok(())
-}
-
-/// The household from the people table and the ledger: for each person and purpose, the
-/// latest row.
-fn read_household(conn: &Connection) -> rusqlite::Result<Household> {
-    let mut household = Household::new();
-    let mut stmt = conn.prepare("SELECT id, child FROM people ORDER BY id")?;
-    for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, bool>(1)?)))? {
-        let (id, child) = row?;
-        // Ids were checked when the person was added.
-        if let Ok(id) = PersonId::try_new(id) {
-            household.insert(id, Member { child, consent: ConsentState::NONE });
-        }
-    }
-    let mut stmt = conn.prepare(
-        "SELECT person, purpose, granted FROM consent_ledger \
-         WHERE id IN (SELECT MAX(id) FROM consent_ledger GROUP BY person, purpose)",
-    )?;
-    for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, bool>(2)?)))? {
-        let (person, purpose, granted) = row?;
-        // The table's CHECK constraint admits only the known purposes.
-        if let (Ok(person), Ok(purpose)) = (PersonId::try_new(person), purpose.parse::<Purpose>()) {
-            if let Some(member) = household.get_mut(&person) {
-                member.consent = member.consent.with(purpose, granted);
-            }
-        }
-    }
-    Ok(household)
-}
-
 fn enum_text<T: Serialize>(value: &T) -> String {
     match serde_json::to_value(value) {
         Ok(serde_json::Value::String(s)) => s,
@@ -673,166 +449,6 @@ fn to_sql_id(id: DecisionId) -> i64 {
     i64::try_from(id.0).unwrap_or(i64::MAX)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn build_store() -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("agent.db")).unwrap();
-        (dir, store)
-    }
-
-    fn consent_row(person: &str, purpose: Purpose, granted: bool, at: u64) -> LedgerRow {
-        LedgerRow {
-            person: PersonId::try_new(person).unwrap(),
-            purpose,
-            granted,
-            at: UnixTime(at),
-            source: ConsentSource::DeviceUi,
-            text_version: "v1".into(),
-        }
-    }
-
-    /// A shared device's rule, for the tests: the strictest consent of everyone.
-    fn strictest(h: &Household) -> ConsentState {
-        if h.is_empty() {
-            return ConsentState::NONE;
-        }
-        h.values().fold(ConsentState::all(), |s, m| s.and(m.consent))
-    }
-
-    fn build_household_store(people: &[&str]) -> (tempfile::TempDir, Store) {
-        let (dir, mut store) = build_store();
-        for p in people {
-            store.put_person(&PersonId::try_new(*p).unwrap(), false, UnixTime(0), &strictest).unwrap();
-        }
-        (dir, store)
-    }
-
-    #[test]
-    fn migrations_are_valid() {
-        migrations().validate().unwrap();
-    }
-
-    #[test]
-    fn consent_state_is_derived_from_the_append_only_ledger() {
-        let (_dir, mut store) = build_household_store(&["anna"]);
-        let anna = PersonId::try_new("anna").unwrap();
-        assert_eq!(store.household().unwrap()[&anna].consent, ConsentState::NONE);
-        store.append_consent(&consent_row("anna", Purpose::Personalise, true, 1), &strictest).unwrap();
-        store.append_consent(&consent_row("anna", Purpose::Measure, true, 2), &strictest).unwrap();
-        let (household, state) =
-            store.append_consent(&consent_row("anna", Purpose::Personalise, false, 3), &strictest).unwrap();
-        assert!(!state.allows(Purpose::Personalise));
-        assert!(state.allows(Purpose::Measure));
-        assert_eq!(household[&anna].consent, state);
-        assert_eq!(store.ledger().unwrap().len(), 3);
-        let update = store.conn.execute("UPDATE consent_ledger SET granted = 1", []);
-        assert!(update.unwrap_err().to_string().contains("append-only"));
-    }
-
-    #[test]
-    fn consent_is_kept_per_person() {
-        let (_dir, mut store) = build_household_store(&["anna", "bo"]);
-        store.append_consent(&consent_row("anna", Purpose::Personalise, true, 1), &strictest).unwrap();
-        let (household, state) =
-            store.append_consent(&consent_row("bo", Purpose::Measure, true, 2), &strictest).unwrap();
-        assert!(household[&PersonId::try_new("anna").unwrap()].consent.allows(Purpose::Personalise));
-        assert!(!household[&PersonId::try_new("bo").unwrap()].consent.allows(Purpose::Personalise));
-        assert_eq!(state, ConsentState::NONE, "nothing is granted by both");
-    }
-
-    #[test]
-    fn making_someone_a_child_revokes_what_children_cannot_grant() {
-        let (_dir, mut store) = build_household_store(&["kim"]);
-        for p in Purpose::ALL {
-            store.append_consent(&consent_row("kim", p, true, 1), &strictest).unwrap();
-        }
-        let kim = PersonId::try_new("kim").unwrap();
-        let (household, _) = store.put_person(&kim, true, UnixTime(5), &strictest).unwrap();
-        assert!(household[&kim].child);
-        assert_eq!(household[&kim].consent, ConsentState::NONE.with(Purpose::Measure, true));
-        let ledger = store.ledger().unwrap();
-        assert_eq!(ledger.iter().filter(|r| r.text_version == "child-profile" && !r.granted).count(), 3);
-    }
-
-    #[test]
-    fn losing_personalise_deletes_learning_data_in_the_same_transaction() {
-        let (_dir, mut store) = build_household_store(&["anna"]);
-        store.append_consent(&consent_row("anna", Purpose::Personalise, true, 1), &strictest).unwrap();
-        let offer = OfferId::try_new("milk").unwrap();
-        let campaign = CampaignId::try_new("dairy").unwrap();
-        store
-            .record_impression(&ImpressionRow {
-                decision: DecisionId(4),
-                offer: offer.clone(),
-                campaign,
-                at: UnixTime(2),
-            })
-            .unwrap();
-        store.record_feedback_event(DecisionId(4), &offer, None, FeedbackKind::Accepted, UnixTime(3), true).unwrap();
-        assert_eq!(store.feedback().unwrap().len(), 1);
-        store.append_consent(&consent_row("anna", Purpose::Personalise, false, 4), &strictest).unwrap();
-        assert!(store.feedback().unwrap().is_empty());
-        assert_eq!(store.last_decision_id().unwrap(), 4);
-        assert_eq!(store.impressions_since(UnixTime(0)).unwrap().len(), 1);
-    }
-
-    #[test]
-    fn erasing_revokes_records_and_deletes_device_data_at_once() {
-        let (_dir, mut store) = build_household_store(&["anna"]);
-        let anna = PersonId::try_new("anna").unwrap();
-        store.append_consent(&consent_row("anna", Purpose::Personalise, true, 1), &strictest).unwrap();
-        store.append_consent(&consent_row("anna", Purpose::Measure, true, 1), &strictest).unwrap();
-        let offer = OfferId::try_new("milk").unwrap();
-        let campaign = CampaignId::try_new("dairy").unwrap();
-        store
-            .record_impression(&ImpressionRow {
-                decision: DecisionId(1),
-                offer: offer.clone(),
-                campaign,
-                at: UnixTime(2),
-            })
-            .unwrap();
-        store.record_feedback_event(DecisionId(1), &offer, None, FeedbackKind::Accepted, UnixTime(3), true).unwrap();
-        let (household, state) = store.erase(&anna, true, UnixTime(9), ConsentSource::DeviceUi, &strictest).unwrap();
-        assert_eq!((household[&anna].consent, state), (ConsentState::NONE, ConsentState::NONE));
-        assert!(store.feedback_rows().unwrap().is_empty());
-        assert!(store.impressions_since(UnixTime(0)).unwrap().is_empty());
-        assert_eq!(store.erasures(&anna).unwrap(), vec![(UnixTime(9), "device_ui".to_string())]);
-        assert_eq!(store.ledger().unwrap().iter().filter(|r| r.text_version == "erasure").count(), 2);
-        // The records themselves cannot be rewritten or removed.
-        assert!(store.conn.execute("DELETE FROM erasures", []).unwrap_err().to_string().contains("append-only"));
-        assert!(store.conn.execute("DELETE FROM consent_ledger", []).unwrap_err().to_string().contains("append-only"));
-    }
-
-    #[test]
-    fn losing_a_purpose_deletes_its_queued_messages_in_the_same_transaction() {
-        let (_dir, mut store) = build_household_store(&["anna"]);
-        store.append_consent(&consent_row("anna", Purpose::Measure, true, 1), &strictest).unwrap();
-        store.append_consent(&consent_row("anna", Purpose::Request, true, 1), &strictest).unwrap();
-        store.enqueue(Purpose::Measure, "ledtrad/v1/fleet/home/reports", b"{}", UnixTime(2)).unwrap();
-        store.enqueue(Purpose::Request, "ledtrad/v1/offers/request", b"{}", UnixTime(2)).unwrap();
-        store.append_consent(&consent_row("anna", Purpose::Measure, false, 3), &strictest).unwrap();
-        let left = store.outbox().unwrap();
-        assert_eq!(left.iter().map(|r| r.purpose).collect::<Vec<_>>(), vec![Purpose::Request]);
-        store.outbox_remove(left[0].id).unwrap();
-        assert!(store.outbox().unwrap().is_empty());
-    }
-
-    #[test]
-    fn catalogues_keep_the_newest() {
-        let (_dir, store) = build_store();
-        for v in 1..=5 {
-            store.save_catalogue(v, "home", &[v as u8], UnixTime(v)).unwrap();
-        }
-        assert_eq!(store.latest_catalogue().unwrap(), Some((5, vec![5])));
-        let count: i64 = store.conn.query_row("SELECT COUNT(*) FROM catalogues", [], |r| r.get(0)).unwrap();
-        assert_eq!(count, 3);
-    }
-}
-
 /// The tables of signed envelopes, which share their shape.
 #[derive(Debug, Clone, Copy)]
 enum Signed {
@@ -848,3 +464,6 @@ impl Signed {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

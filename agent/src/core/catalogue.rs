@@ -1,0 +1,128 @@
+//! Signed artefacts from the fleet's retained topics: the catalogue and the scoring model,
+//! applied through the engine's checks, stored, and said in the status.
+
+use ledtrad_engine::trust::Refusal;
+use ledtrad_engine::Engine;
+use ledtrad_protocol::UnixTime;
+use tracing::{debug, error, info, warn};
+
+use super::AgentCore;
+use crate::clock::Now;
+use crate::store::{Store, StoreError};
+
+/// What the core knows of the signed artefacts it was sent.
+#[derive(Debug, Default)]
+pub(super) struct Inbound {
+    applied_envelope: Vec<u8>,
+    applied_model: Vec<u8>,
+    pub(super) models_refused: u64,
+    pub(super) last_model_refusal: Option<String>,
+    pub(super) refused: u64,
+    pub(super) malformed: u64,
+    pub(super) last_refusal: Option<String>,
+    /// A catalogue version rolling out that does not include this device yet.
+    pub(super) rollout_waiting: Option<u64>,
+}
+
+/// Applies the stored catalogue and model again after a restart, and the version floors that
+/// keep an older one from being applied later.
+pub(super) fn restore_signed(engine: &mut Engine, store: &Store, now: UnixTime) -> Result<Inbound, StoreError> {
+    let mut inbound = Inbound::default();
+    if let Some((version, envelope)) = store.latest_catalogue()? {
+        match engine.handle_catalogue(&envelope, now) {
+            Ok(_) => {
+                info!(version, "restored catalogue");
+                inbound.applied_envelope = envelope;
+            }
+            Err(e) => warn!(version, "stored catalogue no longer applies: {e}"),
+        }
+    }
+    if let Some((version, envelope)) = store.latest_model()? {
+        match engine.handle_model(&envelope, now) {
+            Ok(model) => {
+                info!(version, runtime = model.runtime(), "restored scoring model");
+                inbound.applied_model = envelope;
+            }
+            Err(e) => warn!(version, "stored scoring model no longer applies, using the built-in scorers: {e}"),
+        }
+    }
+    if let Some(highest) = store.highest_model_version()? {
+        engine.set_model_floor(highest);
+    }
+    if let Some(highest) = store.highest_catalogue_version()? {
+        engine.set_version_floor(highest);
+    }
+    Ok(inbound)
+}
+
+impl AgentCore {
+    pub(super) fn handle_catalogue(&mut self, payload: &[u8], now: Now) {
+        if payload.is_empty() {
+            info!(version = ?self.version(), "the retained catalogue was cleared on the broker; keeping the applied one");
+            return;
+        }
+        if payload == self.inbound.applied_envelope.as_slice() {
+            debug!("the applied catalogue was delivered again");
+            return;
+        }
+        match self.engine.handle_catalogue(payload, now.wall) {
+            Ok(applied) => {
+                let (version, offers) = (applied.version, applied.offers.len());
+                let stored = self.store.save_catalogue(version, self.config.fleet.as_str(), payload, now.wall);
+                if let Err(e) = self.track(stored) {
+                    error!("catalogue version {version} applied but not stored, it will be refetched from the broker after a restart: {e}");
+                }
+                self.inbound.applied_envelope = payload.to_vec();
+                self.inbound.last_refusal = None;
+                self.inbound.rollout_waiting = None;
+                info!(version, offers, "catalogue applied");
+            }
+            Err(Refusal::AlreadyApplied { version }) => {
+                debug!(version, "the applied catalogue was republished (a staged rollout widened or completed)");
+                self.inbound.rollout_waiting = None;
+            }
+            Err(Refusal::NotInRollout { version, share }) => {
+                info!(version, share, kept = ?self.version(), "a staged rollout does not include this device yet");
+                self.inbound.rollout_waiting = Some(version);
+            }
+            Err(refusal) => {
+                if refusal.is_malformed() {
+                    self.inbound.malformed += 1;
+                }
+                self.inbound.refused += 1;
+                warn!(kept = ?self.version(), "catalogue refused: {refusal}");
+                self.inbound.last_refusal = Some(refusal.to_string());
+            }
+        }
+        self.publish_status();
+    }
+
+    pub(super) fn handle_model(&mut self, payload: &[u8], now: Now) {
+        if payload.is_empty() || payload == self.inbound.applied_model.as_slice() {
+            debug!("no new scoring model in the message; keeping the applied one");
+            return;
+        }
+        match self.engine.handle_model(payload, now.wall) {
+            Ok(model) => {
+                let (version, runtime) = (model.version, model.runtime());
+                let stored = self.store.save_model(version, self.config.fleet.as_str(), payload, now.wall);
+                if let Err(e) = self.track(stored) {
+                    error!("scoring model version {version} applied but not stored, it will be refetched from the broker after a restart: {e}");
+                }
+                self.inbound.applied_model = payload.to_vec();
+                self.inbound.last_model_refusal = None;
+                info!(version, runtime, "scoring model applied");
+            }
+            Err(refusal) => {
+                self.inbound.models_refused += 1;
+                warn!(kept = ?self.engine.model().map(|m| m.version), "scoring model refused: {refusal}");
+                self.inbound.last_model_refusal = Some(refusal.to_string());
+            }
+        }
+        self.publish_status();
+    }
+
+    pub(super) fn version(&self) -> Option<u64> {
+        self.engine.catalogue().map(|c| c.version)
+    }
+}

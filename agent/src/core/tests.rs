@@ -1,0 +1,185 @@
+//! The core's unit tests: plain values in, plain values out, without tokio, a broker or a
+//! file. The store is an in-memory SQLite database; the MQTT client is a channel whose
+//! requests the tests read; time is what each test hands in.
+
+use std::path::Path;
+use std::time::Duration;
+
+use ed25519_dalek::{Signer, SigningKey};
+use ledtrad_protocol::catalogue::Catalogue;
+use ledtrad_protocol::consent::ConsentSource;
+use ledtrad_protocol::decision::DecisionId;
+use ledtrad_protocol::envelope::{Envelope, SignedCatalogue};
+use ledtrad_protocol::feedback::FeedbackKind;
+use ledtrad_protocol::offers::OfferResponse;
+use ledtrad_protocol::{codec, KeyId, Moment, OfferId, PersonId, Purpose, UnixTime};
+use rand::SeedableRng;
+use rumqttc::v5::Request;
+
+use super::*;
+use crate::handle::ConsentChange;
+
+/// 2026-11-23T10:00:00Z.
+const T0: UnixTime = UnixTime(1_795_428_000);
+
+fn at(secs: u64, mono_millis: u64) -> Now {
+    Now::at(T0.plus_secs(secs), Duration::from_millis(mono_millis))
+}
+
+fn signing_key() -> SigningKey {
+    SigningKey::from_bytes(&[1; 32])
+}
+
+fn build_config(extra: &str) -> Config {
+    let key = hex::encode(signing_key().verifying_key().to_bytes());
+    let text = format!(
+        "device_id = \"fridge-1\"\nkind = \"fridge\"\nfleet = \"home\"\nbroker = \"mqtt://127.0.0.1:1883\"\ndatabase = \"agent.db\"\nrng_seed = 7\n{extra}\n[[operator_keys]]\nid = \"op\"\npublic_key = \"{key}\"\n"
+    );
+    Config::from_toml(&text, "agent.toml").expect("a valid config")
+}
+
+/// A core on an in-memory database, and the requests its MQTT client was handed.
+fn build_core(extra: &str) -> (AgentCore, flume::Receiver<Request>) {
+    let (tx, rx) = flume::bounded(1_000);
+    let store = Store::open(Path::new(":memory:")).expect("an in-memory database");
+    let rng = rand::rngs::StdRng::seed_from_u64(7);
+    let core = AgentCore::restore(build_config(extra), store, AsyncClient::from_senders(tx), rng, None, at(0, 0))
+        .expect("the core restores");
+    (core, rx)
+}
+
+fn grant(core: &mut AgentCore, person: Option<&str>, purpose: Purpose, granted: bool) {
+    let change = ConsentChange { granted, source: ConsentSource::Api, text_version: "2026-11".into() };
+    let person = person.map(|p| PersonId::try_new(p).unwrap());
+    core.set_consent(person, purpose, change, at(1, 1)).expect("consent stored");
+}
+
+fn example_envelope() -> Vec<u8> {
+    let text = include_str!("../../../examples/catalogues/home.toml");
+    let value = serde_json::to_value(text.parse::<toml::Table>().unwrap()).unwrap();
+    let signed = SignedCatalogue {
+        fleet: ledtrad_protocol::FleetId::try_new("home").unwrap(),
+        version: 1,
+        issued_at: T0,
+        expires_at: T0.plus_secs(400 * 86_400),
+        key_id: KeyId::try_new("op").unwrap(),
+        catalogue: Catalogue::from_value(value).unwrap(),
+        rollout: None,
+    };
+    let signed = codec::to_postcard(&signed);
+    let signature = signing_key().sign(&Envelope::signing_input(&signed)).to_bytes().to_vec();
+    codec::to_postcard(&Envelope { key_id: KeyId::try_new("op").unwrap(), signed, signature })
+}
+
+fn publish(topic: Topic, payload: Vec<u8>, correlation: Option<Vec<u8>>) -> MqttEvent {
+    MqttEvent::Publish { topic: topic.name(), payload, correlation }
+}
+
+/// The correlation data of the offer requests the client was handed.
+fn requests_sent(rx: &flume::Receiver<Request>) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    while let Ok(request) = rx.try_recv() {
+        if let Request::Publish(p) = request {
+            if let Some(c) = p.properties.and_then(|props| props.correlation_data) {
+                out.push(c.to_vec());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn a_revocation_purges_what_its_purpose_kept_before_it_returns() {
+    let (mut core, _rx) = build_core("sharing = \"personal\"");
+    grant(&mut core, None, Purpose::Personalise, true);
+    grant(&mut core, None, Purpose::Measure, true);
+    core.store.enqueue(Purpose::Measure, "ledtrad/v1/fleet/home/reports", b"{}", T0).unwrap();
+    let offer = OfferId::try_new("milk").unwrap();
+    let campaign = ledtrad_protocol::CampaignId::try_new("dairy").unwrap();
+    let shown = crate::store::ImpressionRow { decision: DecisionId(1), offer: offer.clone(), campaign, at: T0 };
+    core.store.record_impression(&shown).unwrap();
+    core.store.record_feedback_event(DecisionId(1), &offer, None, FeedbackKind::Accepted, T0, true).unwrap();
+
+    grant(&mut core, None, Purpose::Measure, false);
+    assert!(core.store.outbox().unwrap().is_empty(), "the queued report went with measure");
+    assert!(!core.engine.consent().allows(Purpose::Measure));
+    assert_eq!(core.store.feedback().unwrap().len(), 1, "personalise still holds its learning data");
+
+    grant(&mut core, None, Purpose::Personalise, false);
+    assert!(core.store.feedback().unwrap().is_empty(), "learning data went with personalise");
+    assert!(!core.consent_view().unwrap().allows(Purpose::Personalise));
+}
+
+#[test]
+fn who_is_present_decides_and_a_purpose_lost_with_presence_is_purged() {
+    let (mut core, _rx) = build_core("");
+    for person in ["anna", "bo"] {
+        core.put_person(PersonId::try_new(person).unwrap(), crate::handle::PersonChange { child: false }, at(1, 1))
+            .unwrap();
+    }
+    for person in [None, Some("anna")] {
+        grant(&mut core, person, Purpose::Personalise, true);
+    }
+    let anna = PersonId::try_new("anna").unwrap();
+    let bo = PersonId::try_new("bo").unwrap();
+    core.set_presence(Some(vec![anna])).unwrap();
+    assert!(core.engine.consent().allows(Purpose::Personalise), "anna alone has granted it");
+    let offer = OfferId::try_new("milk").unwrap();
+    let campaign = ledtrad_protocol::CampaignId::try_new("dairy").unwrap();
+    let shown = crate::store::ImpressionRow { decision: DecisionId(1), offer: offer.clone(), campaign, at: T0 };
+    core.store.record_impression(&shown).unwrap();
+    core.store.record_feedback_event(DecisionId(1), &offer, None, FeedbackKind::Accepted, T0, true).unwrap();
+
+    core.set_presence(Some(vec![bo])).unwrap();
+    assert!(!core.engine.consent().allows(Purpose::Personalise), "bo has not");
+    assert!(core.store.feedback().unwrap().is_empty(), "the learning data went in the presence change");
+}
+
+#[test]
+fn an_offer_request_waits_on_the_monotonic_clock_and_times_out_with_the_local_decision() {
+    let (mut core, rx) = build_core("offer_request_timeout_ms = 500");
+    core.handle_mqtt(MqttEvent::Connected { session_present: false }, at(0, 0));
+    core.handle_mqtt(publish(Topic::Catalogue(core.config.fleet.clone()), example_envelope(), None), at(0, 0));
+    assert_eq!(core.status().catalogue_version, Some(1));
+    grant(&mut core, None, Purpose::Request, true);
+
+    let step = core.offer(Moment::BookFinished, at(10, 10_000));
+    let OfferStep::Waiting(token) = step else { panic!("the service should be asked, got {step:?}") };
+    assert_eq!(core.poll_timeout(), Some(Duration::from_millis(10_500)));
+    assert_eq!(requests_sent(&rx).len(), 1);
+
+    core.handle_timeout(at(10, 10_499));
+    assert!(core.poll_answer().is_none(), "not yet due");
+    core.handle_timeout(at(10, 10_500));
+    let (answered_token, outcome) = core.poll_answer().expect("the caller gets the local decision");
+    assert_eq!(answered_token, token);
+    assert!(outcome.decision.shown.is_none());
+    assert_eq!(outcome.request.map(|r| r.answered), Some(false));
+    assert_eq!(core.poll_timeout(), None);
+    assert_eq!((core.status().requests_sent, core.status().requests_unanswered), (1, 1));
+}
+
+#[test]
+fn an_answer_with_the_requests_correlation_is_decided_on_and_a_revocation_drops_a_waiting_one() {
+    let (mut core, rx) = build_core("offer_request_timeout_ms = 500");
+    core.handle_mqtt(MqttEvent::Connected { session_present: false }, at(0, 0));
+    core.handle_mqtt(publish(Topic::Catalogue(core.config.fleet.clone()), example_envelope(), None), at(0, 0));
+    grant(&mut core, None, Purpose::Request, true);
+    let _ = requests_sent(&rx);
+
+    let OfferStep::Waiting(first) = core.offer(Moment::BookFinished, at(10, 10_000)) else { panic!("not asked") };
+    let correlation = requests_sent(&rx).pop().expect("a request with correlation data");
+    let answer = codec::to_json(&OfferResponse { offers: Vec::new() });
+    let offers = Topic::Offers(core.config.device.clone());
+    core.handle_mqtt(publish(offers.clone(), answer.clone(), Some(b"someone else's".to_vec())), at(10, 10_100));
+    assert!(core.poll_answer().is_none(), "an answer to another request is ignored");
+    core.handle_mqtt(publish(offers, answer, Some(correlation)), at(10, 10_100));
+    let (token, outcome) = core.poll_answer().expect("answered");
+    assert_eq!((token, outcome.request.map(|r| r.answered)), (first, Some(true)));
+
+    let OfferStep::Waiting(second) = core.offer(Moment::BookFinished, at(20, 20_000)) else { panic!("not asked") };
+    grant(&mut core, None, Purpose::Request, false);
+    let (token, outcome) = core.poll_answer().expect("the revocation answers the caller at once");
+    assert_eq!((token, outcome.request.map(|r| r.answered)), (second, Some(false)));
+    assert_eq!(core.poll_timeout(), None);
+}
