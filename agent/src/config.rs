@@ -185,114 +185,28 @@ impl Config {
         Self::from_raw(raw, origin)
     }
 
-    /// Checks a raw config.
+    /// Checks a raw config: each field, then the whole.
     pub fn from_raw(raw: RawConfig, origin: &str) -> Result<Self, ConfigError> {
-        let field = |field: &'static str, message: String| ConfigError::Field { origin: origin.into(), field, message };
-        let device = DeviceId::try_new(&raw.device_id).map_err(|e| field("device_id", e.to_string()))?;
-        let kind = raw.kind.parse::<DeviceKind>().map_err(|e| field("kind", format!("{:?}: {e}", raw.kind)))?;
-        let fleet = FleetId::try_new(&raw.fleet).map_err(|e| field("fleet", e.to_string()))?;
-        let broker = raw.broker.parse::<BrokerUrl>().map_err(|e| field("broker", e.to_string()))?;
-        let mqtt_login = mqtt_login(&raw, &device).map_err(|(f, message)| field(f, message))?;
+        let field =
+            |(field, message): (&'static str, String)| ConfigError::Field { origin: origin.into(), field, message };
+        let device = DeviceId::try_new(&raw.device_id).map_err(|e| field(("device_id", e.to_string())))?;
+        let kind = raw.kind.parse::<DeviceKind>().map_err(|e| field(("kind", format!("{:?}: {e}", raw.kind))))?;
+        let fleet = FleetId::try_new(&raw.fleet).map_err(|e| field(("fleet", e.to_string())))?;
+        let broker = raw.broker.parse::<BrokerUrl>().map_err(|e| field(("broker", e.to_string())))?;
+        let mqtt_login = mqtt_login(&raw, &device).map_err(field)?;
         if raw.database.as_os_str().is_empty() {
-            return Err(field(
+            return Err(field((
                 "database",
                 "is empty; give the path of the SQLite file, e.g. \"/var/lib/ledtrad/agent.db\"".into(),
-            ));
+            )));
         }
-        let api = match &raw.api {
-            None => None,
-            Some(text) => {
-                let addr: SocketAddr = text
-                    .parse()
-                    .map_err(|_| field("api", format!("{text:?} is not an address; write it as \"127.0.0.1:7878\"")))?;
-                if !addr.ip().is_loopback() {
-                    return Err(field(
-                        "api",
-                        format!("{text:?} is not a loopback address; the local API only listens on 127.0.0.1 or ::1"),
-                    ));
-                }
-                Some(addr)
-            }
-        };
-        if !(-14 * 60..=14 * 60).contains(&raw.utc_offset_minutes) {
-            return Err(field(
-                "utc_offset_minutes",
-                format!("{} is outside -840..=840 (UTC-14 to UTC+14)", raw.utc_offset_minutes),
-            ));
-        }
-        if raw.operator_keys.is_empty() {
-            return Err(field(
-                "operator_keys",
-                "no key is pinned, so every catalogue would be refused; add the [[operator_keys]] entry printed by `ledtrad-op keygen`".into(),
-            ));
-        }
+        let api = api_address(&raw).map_err(field)?;
         let owner =
-            PersonId::try_new(raw.owner.as_deref().unwrap_or("owner")).map_err(|e| field("owner", e.to_string()))?;
-        let report_epsilon = raw.report_epsilon.unwrap_or(crate::reports::DEFAULT_EPSILON);
-        if !ledtrad_protocol::report::EPSILON_RANGE.contains(&report_epsilon) {
-            return Err(field(
-                "report_epsilon",
-                format!(
-                    "{report_epsilon} is outside {}..={}; 1 is the default, smaller adds more noise",
-                    ledtrad_protocol::report::EPSILON_RANGE.start(),
-                    ledtrad_protocol::report::EPSILON_RANGE.end()
-                ),
-            ));
-        }
-        let camouflage_share = raw.camouflage_share.unwrap_or(ledtrad_engine::DEFAULT_CAMOUFLAGE_SHARE);
-        if !(0.0..=0.5).contains(&camouflage_share) {
-            return Err(field(
-                "camouflage_share",
-                format!("{camouflage_share} is outside 0..=0.5; 0.1 (one shown offer in ten) is the default"),
-            ));
-        }
-        let model_runtime = match raw.model_runtime.as_deref() {
-            None => RuntimeKind::default(),
-            Some(name) => {
-                let kind = name.parse::<RuntimeKind>().map_err(|e| field("model_runtime", e.to_string()))?;
-                if !kind.available() {
-                    return Err(field("model_runtime", ModelError::RuntimeMissing(kind).to_string()));
-                }
-                kind
-            }
-        };
-        let offer_request_timeout = match raw.offer_request_timeout_ms {
-            None => None,
-            Some(ms @ 10..=5000) => Some(std::time::Duration::from_millis(ms)),
-            Some(ms) => {
-                return Err(field(
-                    "offer_request_timeout_ms",
-                    format!(
-                    "{ms} is outside 10..=5000; 300 suits a service on the same network, omit the field to never ask"
-                ),
-                ))
-            }
-        };
-        let baud = raw.sensor_baud.unwrap_or(115_200);
-        if !(300..=4_000_000).contains(&baud) {
-            return Err(field("sensor_baud", format!("{baud} is outside 300..=4000000; 115200 is the default")));
-        }
-        let sensor_link = match &raw.sensor_link {
-            None => None,
-            Some(text) => Some(crate::link::LinkSource::parse(text, baud).map_err(|why| field("sensor_link", why))?),
-        };
-        let mut keys = TrustedKeys::new();
-        for k in &raw.operator_keys {
-            let id = KeyId::try_new(&k.id).map_err(|e| field("operator_keys.id", e.to_string()))?;
-            let key = parse_public_key(&k.public_key)
-                .map_err(|why| field("operator_keys.public_key", format!("key '{id}': {why}")))?;
-            if k.retired {
-                keys.retire(id);
-            } else {
-                keys.insert(id, key);
-            }
-        }
-        if keys.is_empty() {
-            return Err(field(
-                "operator_keys",
-                "every pinned key is retired, so every catalogue would be refused; pin the current key without 'retired = true'".into(),
-            ));
-        }
+            PersonId::try_new(raw.owner.as_deref().unwrap_or("owner")).map_err(|e| field(("owner", e.to_string())))?;
+        let tuning = Tuning::check(&raw).map_err(field)?;
+        let sensor_link = sensor_link(&raw).map_err(field)?;
+        let keys = trusted_keys(&raw).map_err(field)?;
+        let local = local_time(&raw).map_err(field)?;
         Ok(Self {
             device,
             kind,
@@ -303,30 +217,148 @@ impl Config {
             api,
             sharing: raw.sharing.unwrap_or_else(|| Sharing::default_for(kind)),
             owner,
-            local: match &raw.timezone {
-                None => LocalTime::fixed(raw.utc_offset_minutes * 60),
-                Some(name) => LocalTime::zone(name.parse::<chrono_tz::Tz>().map_err(|_| {
-                    field(
-                        "timezone",
-                        format!("{name:?} is not a time zone name; use an IANA name such as \"Europe/Stockholm\""),
-                    )
-                })?),
-            },
-            report_epsilon,
-            camouflage_share,
-            model_runtime,
+            local,
+            report_epsilon: tuning.report_epsilon,
+            camouflage_share: tuning.camouflage_share,
+            model_runtime: tuning.model_runtime,
             policy: Policy::Clues,
             rng_seed: raw.rng_seed,
-            offer_request_timeout,
+            offer_request_timeout: tuning.offer_request_timeout,
             sensor_link,
             keys,
         })
     }
 }
 
+/// A field at fault and what is wrong with it.
+type FieldError = (&'static str, String);
+
+/// The local API's address: loopback only.
+fn api_address(raw: &RawConfig) -> Result<Option<SocketAddr>, FieldError> {
+    let Some(text) = &raw.api else { return Ok(None) };
+    let addr: SocketAddr =
+        text.parse().map_err(|_| ("api", format!("{text:?} is not an address; write it as \"127.0.0.1:7878\"")))?;
+    if !addr.ip().is_loopback() {
+        return Err((
+            "api",
+            format!("{text:?} is not a loopback address; the local API only listens on 127.0.0.1 or ::1"),
+        ));
+    }
+    Ok(Some(addr))
+}
+
+/// The device's local time: a time zone by name, or a fixed offset.
+fn local_time(raw: &RawConfig) -> Result<LocalTime, FieldError> {
+    if !(-14 * 60..=14 * 60).contains(&raw.utc_offset_minutes) {
+        return Err((
+            "utc_offset_minutes",
+            format!("{} is outside -840..=840 (UTC-14 to UTC+14)", raw.utc_offset_minutes),
+        ));
+    }
+    match &raw.timezone {
+        None => Ok(LocalTime::fixed(raw.utc_offset_minutes * 60)),
+        Some(name) => name.parse::<chrono_tz::Tz>().map(LocalTime::zone).map_err(|_| {
+            ("timezone", format!("{name:?} is not a time zone name; use an IANA name such as \"Europe/Stockholm\""))
+        }),
+    }
+}
+
+/// The settings that tune decisions, reports and requests, each within its range.
+struct Tuning {
+    report_epsilon: f64,
+    camouflage_share: f64,
+    model_runtime: RuntimeKind,
+    offer_request_timeout: Option<std::time::Duration>,
+}
+
+impl Tuning {
+    fn check(raw: &RawConfig) -> Result<Self, FieldError> {
+        let report_epsilon = raw.report_epsilon.unwrap_or(crate::reports::DEFAULT_EPSILON);
+        let range = ledtrad_protocol::report::EPSILON_RANGE;
+        if !range.contains(&report_epsilon) {
+            return Err((
+                "report_epsilon",
+                format!(
+                    "{report_epsilon} is outside {}..={}; 1 is the default, smaller adds more noise",
+                    range.start(),
+                    range.end()
+                ),
+            ));
+        }
+        let camouflage_share = raw.camouflage_share.unwrap_or(ledtrad_engine::DEFAULT_CAMOUFLAGE_SHARE);
+        if !(0.0..=0.5).contains(&camouflage_share) {
+            return Err((
+                "camouflage_share",
+                format!("{camouflage_share} is outside 0..=0.5; 0.1 (one shown offer in ten) is the default"),
+            ));
+        }
+        let model_runtime = match raw.model_runtime.as_deref() {
+            None => RuntimeKind::default(),
+            Some(name) => {
+                let kind = name.parse::<RuntimeKind>().map_err(|e| ("model_runtime", e.to_string()))?;
+                if !kind.available() {
+                    return Err(("model_runtime", ModelError::RuntimeMissing(kind).to_string()));
+                }
+                kind
+            }
+        };
+        let offer_request_timeout = match raw.offer_request_timeout_ms {
+            None => None,
+            Some(ms @ 10..=5000) => Some(std::time::Duration::from_millis(ms)),
+            Some(ms) => return Err((
+                "offer_request_timeout_ms",
+                format!(
+                    "{ms} is outside 10..=5000; 300 suits a service on the same network, omit the field to never ask"
+                ),
+            )),
+        };
+        Ok(Self { report_epsilon, camouflage_share, model_runtime, offer_request_timeout })
+    }
+}
+
+/// The sensor board's link, if the config names one.
+fn sensor_link(raw: &RawConfig) -> Result<Option<crate::link::LinkSource>, FieldError> {
+    let baud = raw.sensor_baud.unwrap_or(115_200);
+    if !(300..=4_000_000).contains(&baud) {
+        return Err(("sensor_baud", format!("{baud} is outside 300..=4000000; 115200 is the default")));
+    }
+    match &raw.sensor_link {
+        None => Ok(None),
+        Some(text) => crate::link::LinkSource::parse(text, baud).map(Some).map_err(|why| ("sensor_link", why)),
+    }
+}
+
+/// The pinned operator keys, retired ones included as such; at least one in force.
+fn trusted_keys(raw: &RawConfig) -> Result<TrustedKeys, FieldError> {
+    if raw.operator_keys.is_empty() {
+        return Err((
+            "operator_keys",
+            "no key is pinned, so every catalogue would be refused; add the [[operator_keys]] entry printed by `ledtrad-op keygen`".into(),
+        ));
+    }
+    let mut keys = TrustedKeys::new();
+    for k in &raw.operator_keys {
+        let id = KeyId::try_new(&k.id).map_err(|e| ("operator_keys.id", e.to_string()))?;
+        let key = parse_public_key(&k.public_key)
+            .map_err(|why| ("operator_keys.public_key", format!("key '{id}': {why}")))?;
+        if k.retired {
+            keys.retire(id);
+        } else {
+            keys.insert(id, key);
+        }
+    }
+    if keys.is_empty() {
+        return Err((
+            "operator_keys",
+            "every pinned key is retired, so every catalogue would be refused; pin the current key without 'retired = true'".into(),
+        ));
+    }
+    Ok(keys)
+}
+
 /// The broker login from `mqtt_username` and the file `mqtt_password_file` names, or the field
 /// at fault and what is wrong with it.
-fn mqtt_login(raw: &RawConfig, device: &DeviceId) -> Result<Option<Credentials>, (&'static str, String)> {
+fn mqtt_login(raw: &RawConfig, device: &DeviceId) -> Result<Option<Credentials>, FieldError> {
     let path = match (&raw.mqtt_password_file, &raw.mqtt_username) {
         (None, None) => return Ok(None),
         (None, Some(username)) => {
