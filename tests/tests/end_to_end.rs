@@ -17,7 +17,7 @@ use ledtrad_protocol::status::Connection;
 use ledtrad_protocol::{DeviceKind, FleetId};
 use ledtrad_tests::{
     broker, clear_catalogue, envelope, init_logs, now, operator_key, publish_catalogue, push, revoke, traced_offer,
-    unique, TestAgent,
+    unique, wait_until, TestAgent,
 };
 use serde_json::{json, Value};
 
@@ -738,16 +738,22 @@ async fn a_revocation_holds_against_decisions_and_reports_in_flight() {
     grant(&http, &agent, "personalise", true).await;
     grant(&http, &agent, "measure", true).await;
     let revoked = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Every caller has made its first round before the revocation.
+    let under_way = std::sync::Arc::new(tokio::sync::Barrier::new(5));
     // Several callers decide and flush reports as fast as they can while consent is revoked.
     let mut callers = Vec::new();
     for caller in 0..4u64 {
         let (handle, revoked, clock) = (agent.handle(), revoked.clone(), agent.clock.clone());
+        let under_way = under_way.clone();
         callers.push(tokio::spawn(async move {
             let mut after = 0;
             // Until enough calls were made after the revocation (bounded, so it always ends).
             for i in 0..100_000u64 {
                 if after >= 20 {
                     break;
+                }
+                if i == 1 {
+                    under_way.wait().await;
                 }
                 let sent_after_revocation = revoked.load(std::sync::atomic::Ordering::SeqCst);
                 if i % 7 == caller {
@@ -771,7 +777,7 @@ async fn a_revocation_holds_against_decisions_and_reports_in_flight() {
             after
         }));
     }
-    tokio::time::sleep(Duration::from_millis(30)).await;
+    tokio::time::timeout(Duration::from_secs(10), under_way.wait()).await.expect("every caller under way");
     assert!(!revoke(&agent, ledtrad_protocol::Purpose::Personalise)
         .await
         .allows(ledtrad_protocol::Purpose::Personalise));
@@ -813,13 +819,10 @@ async fn reports_wait_in_the_outbox_while_offline_and_a_revocation_deletes_them(
     // Back online: it leaves.
     proxy.resume();
     agent.wait_for("online", |s| s.connected).await;
-    assert!(reports.next(Duration::from_secs(10)).await.is_some());
+    let first: Value = serde_json::from_slice(&reports.next(Duration::from_secs(10)).await.unwrap()).unwrap();
     // It leaves the outbox once the broker acknowledged it, which may come just after.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !agent.handle().my_data(None).await.unwrap().queued_messages.is_empty() {
-        assert!(tokio::time::Instant::now() < deadline, "the report stays queued after it was delivered");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let queued = || async { agent.handle().my_data(None).await.unwrap().queued_messages.len() };
+    wait_until("the delivered report to leave the outbox", Duration::from_secs(10), queued, |n| *n == 0).await;
 
     // Offline again, a report queued, then `measure` revoked: it never leaves.
     proxy.pause();
@@ -831,7 +834,15 @@ async fn reports_wait_in_the_outbox_while_offline_and_a_revocation_deletes_them(
     assert!(agent.handle().my_data(None).await.unwrap().queued_messages.is_empty());
     proxy.resume();
     agent.wait_for("online", |s| s.connected).await;
-    assert!(reports.next(Duration::from_millis(800)).await.is_none(), "no report after revocation");
+    // `measure` granted again and a day later, a fresh report goes: the first to come is that
+    // one, so the revoked one (queued before it, in the same outbox) never left.
+    grant(&http, &agent, "measure", true).await;
+    agent.clock.advance(86_400);
+    assert!(agent.handle().offer(ledtrad_protocol::Moment::DoorOpened).await.unwrap().decision.shown.is_some());
+    assert_eq!(agent.handle().flush_reports().await.unwrap(), 1);
+    let next: Value = serde_json::from_slice(&reports.next(Duration::from_secs(10)).await.unwrap()).unwrap();
+    let day = |report: &Value| report["day"].as_u64().unwrap();
+    assert_eq!(day(&next), day(&first) + 2, "the fresh report, not the revoked one: {next}");
     agent.stop().await;
     clear_catalogue(&fleet).await;
 }
@@ -1077,15 +1088,8 @@ async fn a_canary_whose_offers_are_dismissed_more_than_the_rests_is_aborted_from
     }
     // The collector takes every fleet's reports, and other tests send theirs: count this fleet's.
     let store = ledtrad_operator::report::open_existing(&db).unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while store.fleet(&fleet).unwrap().len() < sent {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "only {} of {sent} reports stored",
-            store.fleet(&fleet).unwrap().len()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let stored = || std::future::ready(store.fleet(&fleet).unwrap().len());
+    wait_until(&format!("all {sent} reports stored"), Duration::from_secs(10), stored, |n| *n >= sent).await;
     service.stop().await.unwrap();
     let comparison = ledtrad_operator::canary::compare_dismissals(&store.fleet(&fleet).unwrap(), 2, 3.0);
     assert!(comparison.canary.impressions >= 3.0 && comparison.rest.impressions >= 3.0, "{comparison:?}");
@@ -1122,31 +1126,37 @@ async fn a_report_the_collector_cannot_write_is_kept_on_the_broker_and_stored_on
         while !matches!(events.poll().await, Ok(rumqttc::v5::Event::Incoming(Packet::PubAck(_)))) {}
     });
     acked.await.expect("the broker takes the report");
-    let refused = tokio::time::timeout(Duration::from_secs(10), async {
-        while collector.counts().reports_refused == 0 {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    });
-    refused.await.expect("the collector tried and could not write it");
+    let refused = || std::future::ready(collector.counts().reports_refused);
+    wait_until("the collector to try and fail to write it", Duration::from_secs(10), refused, |n| *n > 0).await;
     // Other tests' reports come to this collector too: look at this fleet's only.
     let ours = |table: &str| -> i64 {
         let sql = format!("SELECT COUNT(*) FROM {table} WHERE fleet = ?1");
         side.query_row(&sql, [fleet.as_str()], |r| r.get(0)).unwrap()
     };
+    // Not a wait: the store stays broken for a while (the collector tries again each second),
+    // which is the fault.
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     assert_eq!(ours("reports_away"), 0, "tried again, and still not written");
     // Writing works again: the report held back is stored, once, without being sent again.
     side.execute("ALTER TABLE reports_away RENAME TO reports", []).unwrap();
-    let stored = tokio::time::timeout(Duration::from_secs(10), async {
-        while ours("reports") == 0 {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+    let stored = || std::future::ready(ours("reports"));
+    wait_until("the report stored once writing works", Duration::from_secs(10), stored, |n| *n > 0).await;
+    // A second report, sent after: once it is stored, the first would have been stored again
+    // (the collector takes a connection's reports in order) if it were going to be.
+    let marker = "00000000000000000000000000000bee";
+    let mut later = report.clone();
+    later["id"] = json!(marker);
+    let topic = ledtrad_protocol::topic::Topic::Reports(fleet.clone()).name();
+    client.publish(topic, QoS::AtLeastOnce, false, later.to_string()).await.unwrap();
+    let acked = tokio::time::timeout(Duration::from_secs(10), async {
+        while !matches!(events.poll().await, Ok(rumqttc::v5::Event::Incoming(Packet::PubAck(_)))) {}
     });
-    stored.await.expect("the report is stored once writing works");
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    acked.await.expect("the broker takes the later report");
+    wait_until("the later report stored", Duration::from_secs(10), stored, |n| *n > 1).await;
     let stored = ledtrad_operator::collect::ReportStore::open(&path).unwrap().fleet(&fleet).unwrap();
-    assert_eq!(stored.len(), 1);
-    assert_eq!(stored[0].id.map(|i| i.to_string()).as_deref(), Some(id));
+    let ids: BTreeSet<_> = stored.iter().map(|r| r.id.map(|i| i.to_string())).collect();
+    assert_eq!(ids, BTreeSet::from([Some(id.to_string()), Some(marker.to_string())]), "each stored once");
+    assert_eq!(stored.len(), 2, "each stored once");
     let _ = client.try_disconnect();
     collector.stop().await.unwrap();
 }
@@ -1177,8 +1187,8 @@ async fn a_kept_catalogue_outlasts_an_older_push_gives_way_to_a_newer_one_and_en
     };
     publish_catalogue(&fleet, signed(2)).await;
     let (task, mut again, stop) = keep(signed(2));
-    // An older envelope retained in its place (a stale keeper's late push): pushed again.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // An older envelope retained in its place (a stale keeper's late push): pushed again,
+    // whether the keeper sees it retained when it subscribes or as it comes.
     publish_catalogue(&fleet, signed(1)).await;
     let republished = tokio::time::timeout(Duration::from_secs(10), again.recv()).await;
     assert_eq!(republished.unwrap(), Some(1), "the keeper pushed version 2 again over version 1");
@@ -1189,12 +1199,16 @@ async fn a_kept_catalogue_outlasts_an_older_push_gives_way_to_a_newer_one_and_en
     let kept = tokio::time::timeout(Duration::from_secs(10), task).await.unwrap().unwrap().unwrap();
     assert_eq!((kept.ended, kept.republished), (KeepEnd::Replaced, 1));
     drop(stop);
-    // A keeper of version 3 ends when the retained catalogue is cleared.
-    let (task, _again, _stop) = keep(signed(3));
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // A keeper of version 3 ends when the retained catalogue is cleared. It starts over an
+    // older envelope, which it pushes again once it has subscribed: only then is the clearing
+    // sure to reach it (cleared before, it would take the catalogue as lost and push it again).
+    publish_catalogue(&fleet, signed(2)).await;
+    let (task, mut again, _stop) = keep(signed(3));
+    let republished = tokio::time::timeout(Duration::from_secs(10), again.recv()).await;
+    assert_eq!(republished.unwrap(), Some(1), "the keeper pushed version 3 again over version 2");
     clear_catalogue(&fleet).await;
     let kept = tokio::time::timeout(Duration::from_secs(10), task).await.unwrap().unwrap().unwrap();
-    assert_eq!((kept.ended, kept.republished), (KeepEnd::Cleared, 0));
+    assert_eq!((kept.ended, kept.republished), (KeepEnd::Cleared, 1));
     agent.wait_for("version 3", |s| s.catalogue_version == Some(3)).await;
     agent.stop().await;
 }
