@@ -25,9 +25,7 @@ fn a_broker_is_named_or_its_address_given() {
 /// where `mosquitto` is not installed, unless `LEDTRAD_REQUIRE_MOSQUITTO` is set (as in CI).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_round_trip_is_answered_through_a_mosquitto_of_the_benchs_own() {
-    if ledtrad_agent::broker::Mosquitto::find_binary("mosquitto").is_none() {
-        assert!(std::env::var_os("LEDTRAD_REQUIRE_MOSQUITTO").is_none(), "mosquitto is not installed");
-        eprintln!("SKIPPED: mosquitto is not installed (scripts/mosquitto installs it)");
+    if !ledtrad_tests::mosquitto_installed() {
         return;
     }
     let figures = bench(&BenchBroker::Mosquitto, 20).await.expect("bench runs");

@@ -115,9 +115,7 @@ fn a_soak_loses_and_doubles_no_report_through_broker_restarts() {
     let (code, stderr) = sim(&["soak", "--restart-minutes", "7"]);
     assert_eq!(code, 2);
     assert!(stderr.contains("--restart-minutes 7 must be a whole number of 5-minute steps"), "{stderr}");
-    if ledtrad_agent::broker::Mosquitto::find_binary("mosquitto").is_none() {
-        assert!(std::env::var_os("LEDTRAD_REQUIRE_MOSQUITTO").is_none(), "mosquitto is not installed");
-        eprintln!("skipped: mosquitto is not installed (apt-get install -y mosquitto)");
+    if !ledtrad_tests::mosquitto_installed() {
         return;
     }
     let f = sim_json(&["soak", "--hours", "2", "--devices", "30", "--json"]);

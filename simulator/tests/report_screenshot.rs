@@ -96,6 +96,17 @@ fn png_size(png: &[u8]) -> (u32, u32) {
     (word(16), word(20))
 }
 
+/// Whether headless Chromium is there; without it a test skips, saying so, or fails where
+/// `LEDTRAD_REQUIRE_CHROMIUM` is set. Past this check every failure to screenshot fails the test.
+fn chromium_installed() -> bool {
+    ledtrad_tests::present_or_skip(
+        chromium().is_some(),
+        "chromium is not installed",
+        ledtrad_tests::require::REQUIRE_CHROMIUM,
+        INSTALL_HINT,
+    )
+}
+
 fn shoot(html: &str, dir: &Path, name: &str) -> Vec<u8> {
     let (page_path, png_path) = (dir.join(format!("{name}.html")), dir.join(format!("{name}.png")));
     std::fs::write(&page_path, html).expect("the page is written");
@@ -105,9 +116,7 @@ fn shoot(html: &str, dir: &Path, name: &str) -> Vec<u8> {
 
 #[test]
 fn the_report_page_renders_in_chromium_at_the_size_asked_for() {
-    if chromium().is_none() {
-        assert!(std::env::var_os("LEDTRAD_REQUIRE_CHROMIUM").is_none(), "chromium is not installed; {INSTALL_HINT}");
-        eprintln!("SKIPPED: chromium is not installed (scripts/chromium installs it)");
+    if !chromium_installed() {
         return;
     }
     let dir = tempfile::tempdir().expect("a temporary directory");
@@ -134,7 +143,7 @@ fn the_report_page_renders_in_chromium_at_the_size_asked_for() {
 
 #[test]
 fn a_page_that_is_not_there_is_named() {
-    if chromium().is_none() {
+    if !chromium_installed() {
         return;
     }
     let dir = tempfile::tempdir().expect("a temporary directory");

@@ -3,7 +3,18 @@
 //!
 //! # Layout
 //!
-//! Everything is in this file; the tests are in `tests/`.
+//! - [`wait`]: waiting until something holds, or failing with what was awaited and the last
+//!   value seen (for states with no event to await).
+//! - [`require`]: what a test needs from the machine (Mosquitto, Chromium, a mount), and the
+//!   `LEDTRAD_REQUIRE_*` rule for when it is missing.
+//! - This file: brokers, agents, keys, catalogues, pushes, a proxy that cuts connections, and
+//!   a report listener. The tests are in `tests/`.
+
+pub mod require;
+pub mod wait;
+
+pub use require::{mosquitto_installed, present_or_skip};
+pub use wait::{wait_until, wait_until_blocking};
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -61,21 +72,6 @@ pub fn program(package: &str, bin: &str) -> std::path::PathBuf {
     // Tests run from target/<profile>/deps; programs are built into target/<profile>.
     let deps = std::env::current_exe().expect("the test's own path");
     deps.parent().and_then(std::path::Path::parent).expect("target/<profile>").join(bin)
-}
-
-/// Whether a `mosquitto` binary is installed, for a test that runs a Mosquitto of its own.
-/// Without one the test skips, saying so, unless `LEDTRAD_REQUIRE_MOSQUITTO` is set (CI sets
-/// it): then it fails.
-pub fn mosquitto_installed() -> bool {
-    if ledtrad_agent::broker::Mosquitto::find_binary("mosquitto").is_some() {
-        return true;
-    }
-    assert!(
-        std::env::var_os("LEDTRAD_REQUIRE_MOSQUITTO").is_none(),
-        "mosquitto is not installed, and LEDTRAD_REQUIRE_MOSQUITTO is set (scripts/mosquitto installs it)"
-    );
-    eprintln!("skipped: mosquitto is not installed (scripts/mosquitto installs it)");
-    false
 }
 
 /// Logs to the test output when `RUST_LOG` is set.
@@ -161,18 +157,13 @@ impl TestAgent {
         format!("http://{}", self.agent.api_addr().expect("API runs"))
     }
 
-    /// Waits until the agent's status satisfies `pred`, panicking with the last status after 15 s.
+    /// Waits until the agent's status satisfies `pred`, panicking with `what` and the last
+    /// status after 15 s.
     pub async fn wait_for(&self, what: &str, pred: impl Fn(&AgentStatus) -> bool) -> AgentStatus {
-        let mut last = None;
-        for _ in 0..300 {
-            let status = self.handle().status().await.expect("agent runs");
-            if pred(&status) {
-                return status;
-            }
-            last = Some(status);
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("timed out waiting for {what}; last status: {last:?}");
+        let handle = self.handle();
+        wait_until(what, Duration::from_secs(15), || handle.status(), |status| status.as_ref().map_or(true, &pred))
+            .await
+            .expect("agent runs")
     }
 
     /// Stops the agent and starts it again on the same database.
@@ -284,6 +275,7 @@ async fn relay(mut from: tokio::net::tcp::OwnedReadHalf, mut to: tokio::net::tcp
     };
     let writing = async move {
         while let Some((due, chunk)) = rx.recv().await {
+            // Not a wait: the latency is the fault the proxy adds.
             tokio::time::sleep_until(due).await;
             if to.write_all(&chunk).await.is_err() {
                 break;
@@ -387,6 +379,7 @@ impl ReportListener {
                         let _ = tx.send(p.payload.to_vec());
                     }
                     Ok(_) => {}
+                    // Not a wait: a pause before the client reconnects, as any client's backoff.
                     Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
                 }
             }

@@ -27,7 +27,7 @@ use ledtrad_protocol::broker::BrokerUrl;
 use ledtrad_protocol::caps::{CampaignCaps, Caps, Policy};
 use ledtrad_protocol::topic::Topic;
 use ledtrad_protocol::FleetId;
-use ledtrad_tests::{example_catalogue, init_logs, operator_key, unique, Draw, T0};
+use ledtrad_tests::{example_catalogue, init_logs, operator_key, unique, wait_until, Draw, T0};
 use serde_json::{json, Value};
 
 const CONF: &str = include_str!("../../deploy/mosquitto/ledtrad.conf");
@@ -59,19 +59,16 @@ impl Agent {
             .spawn()
             .unwrap();
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Ok(r) = http.get(format!("{}/v1/status", self.api)).send().await {
-                if r.status().is_success() {
-                    return;
-                }
+        let child = std::cell::RefCell::new(self.child.as_mut().unwrap());
+        let (api, child, log) = (&self.api, &child, &self.log);
+        let look = || async move {
+            if let Some(status) = child.borrow_mut().try_wait().unwrap() {
+                panic!("the agent exited ({status}); its log:\n{}", std::fs::read_to_string(log).unwrap());
             }
-            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("the agent exited ({status}); its log:\n{}", std::fs::read_to_string(&self.log).unwrap());
-            }
-            assert!(Instant::now() < deadline, "the agent's API did not answer within 20 s");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+            http.get(format!("{api}/v1/status")).send().await.map(|r| r.status())
+        };
+        let answers = |r: &reqwest::Result<reqwest::StatusCode>| r.as_ref().is_ok_and(|s| s.is_success());
+        let _answered = wait_until("the agent's API to answer", Duration::from_secs(20), look, answers).await;
     }
 
     fn kill(&mut self) {
@@ -250,6 +247,7 @@ async fn killed_at_any_point_the_agent_keeps_its_database_and_its_consent() {
                 }
             }
         };
+        // Not a wait: the kill point, drawn at random, is the fault.
         let cut = tokio::time::sleep(Duration::from_millis(draw.below(300)));
         tokio::select! {
             () = work => {}

@@ -29,7 +29,9 @@ use ledtrad_operator::{KeepEnd, Kept, PushError};
 use ledtrad_protocol::broker::BrokerUrl;
 use ledtrad_protocol::topic::Topic;
 use ledtrad_protocol::{DeviceKind, FleetId, Moment, Purpose};
-use ledtrad_tests::{envelope, grant, init_logs, operator_key, unique, Draw, TestAgent, T0};
+use ledtrad_tests::{
+    envelope, grant, init_logs, operator_key, unique, wait_until, wait_until_blocking, Draw, TestAgent, T0,
+};
 
 /// The development config shipped for Mosquitto (saving every 30 s), queueing enough for the
 /// collector while it reconnects.
@@ -108,12 +110,13 @@ impl EmbeddedProcess {
     }
 
     fn wait_listening(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", self.url.port)).is_err() {
-            assert!(self.child.try_wait().unwrap().is_none(), "ledtrad-sim broker exited");
-            assert!(Instant::now() < deadline, "ledtrad-sim broker did not listen within 10 s");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let (child, port) = (&mut self.child, self.url.port);
+        let look = || {
+            assert!(child.try_wait().unwrap().is_none(), "ledtrad-sim broker exited");
+            std::net::TcpStream::connect(("127.0.0.1", port)).map(drop)
+        };
+        let _listening =
+            wait_until_blocking("ledtrad-sim broker to listen", Duration::from_secs(10), look, Result::is_ok);
     }
 
     /// SIGKILL, or Ctrl-C (SIGINT) for a graceful stop; either way its state is gone.
@@ -177,15 +180,6 @@ async fn collector(url: &BrokerUrl, reports: &std::path::Path) -> Running {
         session_secs: 600,
     };
     ledtrad_operator::serve::start(options, Duration::from_secs(10)).await.expect("the collector starts")
-}
-
-/// Waits until `done` holds, checking every 50 ms, or panics naming `what` after `within`.
-async fn wait_until<F: std::future::Future<Output = bool>>(what: &str, within: Duration, mut done: impl FnMut() -> F) {
-    let deadline = Instant::now() + within;
-    while !done().await {
-        assert!(Instant::now() < deadline, "timed out after {within:?} waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// What goes wrong each round.
@@ -289,6 +283,8 @@ async fn faults(fault: Fault) {
         };
         let (down_after, back_after) = (draw.below(150), draw.below(400));
         let outage = draw.below(2) == 0;
+        // Not waits: how long after the traffic starts the fault comes, and how long it lasts,
+        // drawn at random, are the fault.
         let going_wrong = async {
             tokio::time::sleep(Duration::from_millis(down_after)).await;
             match fault {
@@ -335,16 +331,17 @@ async fn faults(fault: Fault) {
         late.wait_for("the latest catalogue, pushed again", |s| s.catalogue_version == Some(version)).await;
         agents.push(late);
         for agent in &agents {
-            wait_until("the agent back on the broker", Duration::from_secs(60), || async {
-                agent.handle().status().await.unwrap().connected
-            })
-            .await;
+            let status = || async { agent.handle().status().await.unwrap() };
+            wait_until("the agent back on the broker", Duration::from_secs(60), status, |s| s.connected).await;
             // Fresh reports too, which no collector has seen yet.
             agent.clock.advance(6 * 3600);
             agent.handle().offer(Moment::DoorOpened).await.unwrap();
             queued += agent.handle().flush_reports().await.unwrap();
         }
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        // They hold those reports: no collector is known to them.
+        for agent in &agents {
+            agent.wait_for("no collector known", |s| !s.collector_present).await;
+        }
         collecting = collector(&url, &reports_db).await;
     }
 
@@ -352,21 +349,17 @@ async fn faults(fault: Fault) {
     // An agent that met the broker down several times in a row waits up to its longest
     // reconnect backoff (30 s) before it tries again.
     for agent in &agents {
-        wait_until("the latest catalogue and an empty outbox", Duration::from_secs(90), || async {
-            let status = agent.handle().status().await.unwrap();
-            status.catalogue_version == Some(version)
-                && agent.handle().my_data(None).await.unwrap().queued_messages.is_empty()
-        })
-        .await;
+        let look = || async {
+            let version = agent.handle().status().await.unwrap().catalogue_version;
+            (version, agent.handle().my_data(None).await.unwrap().queued_messages.len())
+        };
+        let what = "the latest catalogue and an empty outbox (version, messages queued)";
+        wait_until(what, Duration::from_secs(90), look, |seen| *seen == (Some(version), 0)).await;
     }
     let store = ReportStore::open(&reports_db).unwrap();
-    // Wait for the collector; a surplus (a duplicate stored) or a loss fails below.
-    let _ = tokio::time::timeout(Duration::from_secs(30), async {
-        while store.fleet(&fleet).unwrap().len() < queued {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    })
-    .await;
+    // Wait for the collector; a surplus (a duplicate stored) fails below.
+    let stored = || std::future::ready(store.fleet(&fleet).unwrap().len());
+    wait_until("every queued report stored", Duration::from_secs(30), stored, |n| *n >= queued).await;
     if let Some(keeper) = keeper {
         let kept = keeper.stop().await;
         assert_eq!(kept.ended, KeepEnd::Stopped);
@@ -437,19 +430,17 @@ async fn push_keep_pushes_the_catalogue_again_after_the_embedded_broker_restarts
         .unwrap();
     let topic = Topic::Catalogue(FleetId::try_new(fleet.as_str()).unwrap());
     let url = broker.url.clone();
-    wait_until("the pushed catalogue", Duration::from_secs(30), || has_retained(&url, &topic)).await;
+    let held = |held: &bool| *held;
+    wait_until("the pushed catalogue", Duration::from_secs(30), || has_retained(&url, &topic), held).await;
     tokio::task::block_in_place(|| broker.stop(Stop::Kill));
     tokio::task::block_in_place(|| broker.restart());
     assert!(!has_retained(&url, &topic).await, "the embedded broker forgets retained messages");
-    wait_until("the catalogue pushed again", Duration::from_secs(30), || has_retained(&url, &topic)).await;
+    wait_until("the catalogue pushed again", Duration::from_secs(30), || has_retained(&url, &topic), held).await;
     let interrupt = Command::new("kill").args(["-INT", &keeper.id().to_string()]).status().unwrap();
     assert!(interrupt.success());
     let output = tokio::task::block_in_place(|| {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while keeper.try_wait().unwrap().is_none() {
-            assert!(Instant::now() < deadline, "ledtrad-op did not stop on Ctrl-C");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let exited = || keeper.try_wait().unwrap();
+        wait_until_blocking("ledtrad-op to stop on Ctrl-C", Duration::from_secs(10), exited, Option::is_some);
         keeper.wait_with_output().unwrap()
     });
     let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));

@@ -98,7 +98,7 @@ async fn a_moment_the_catalogue_has_nothing_for_is_answered_by_the_offer_service
     // Withdrawing `request` while an answer is awaited ends the wait at once: no answer is used.
     let handle = agent.handle();
     let waiting = tokio::spawn(async move { handle.offer(Moment::BookFinished).await });
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    agent.wait_for("the request sent, its answer awaited", |s| s.requests_sent == 4).await;
     let started = std::time::Instant::now();
     revoke(&agent, Purpose::Request).await;
     let outcome = waiting.await.expect("joined").expect("offer");

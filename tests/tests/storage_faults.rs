@@ -65,11 +65,12 @@ async fn shows_an_offer(http: &reqwest::Client, agent: &TestAgent) -> bool {
 async fn a_full_then_read_only_storage_stops_only_what_must_be_kept_and_recovers_by_itself() {
     init_logs();
     let dir = tempfile::tempdir().unwrap();
-    let Some(mount) = Mount::tmpfs(&dir.path().join("flash"), "4m") else {
-        assert!(std::env::var_os("LEDTRAD_REQUIRE_MOUNT").is_none(), "cannot mount a tmpfs (needs root)");
-        eprintln!("skipped: cannot mount a tmpfs here (needs root)");
+    let mount = Mount::tmpfs(&dir.path().join("flash"), "4m");
+    let why = "cannot mount a tmpfs here";
+    if !ledtrad_tests::present_or_skip(mount.is_some(), why, ledtrad_tests::require::REQUIRE_MOUNT, "run as root") {
         return;
-    };
+    }
+    let mount = mount.expect("mounted");
     let (key, fleet, http) = (operator_key(1), FleetId::try_new(unique("fleet")).unwrap(), reqwest::Client::new());
     let database = mount.0.join("agent.db");
     let db = database.clone();
