@@ -6,7 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use ledtrad_engine::RuntimeKind;
+use ledtrad_model::RuntimeKind;
 use ledtrad_operator::load::LoadError;
 use ledtrad_operator::model::{default_manifest, load_model, sign_model, CheckedModel, ModelLoadError};
 use ledtrad_operator::mqtt::read_login;

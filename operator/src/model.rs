@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use ledtrad_engine::model::{inspect, load_runtime, ModelShape, RuntimeKind};
+use ledtrad_model::{inspect, ModelShape, RuntimeKind, ScoringModel};
 use ledtrad_protocol::model::{ModelManifest, SignedModel, MAX_MODEL_ENVELOPE_BYTES, MODEL_SIGNING_CONTEXT};
 
 use crate::keys::OperatorKey;
@@ -106,8 +106,8 @@ pub fn check_model(
         return Err(ModelLoadError::Problems { path: model.into(), problems });
     };
     let row: Vec<f32> = manifest.inputs.iter().map(|i| i.missing as f32).collect();
-    let baseline = load_runtime(RuntimeKind::Tract, &tflite, row.len())
-        .and_then(|runtime| runtime.run(&row, 1))
+    let baseline = ScoringModel::load(RuntimeKind::Tract, &tflite)
+        .and_then(|model| model.score(&row, 1))
         .map_err(|e| ModelLoadError::Problems { path: model.into(), problems: vec![format!("model file: {e}")] })?;
     let baseline = baseline.first().copied().unwrap_or(f32::NAN);
     if !(0.0..=1.0).contains(&baseline) {

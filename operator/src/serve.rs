@@ -45,7 +45,7 @@ pub enum ServiceError {
     #[error("the catalogue has {} problem(s), first: {}; run `ledtrad-op catalogue check` on it", .0.len(), .0[0])]
     Problems(Vec<Problem>),
     /// `max_offers` is out of range.
-    #[error("--max-offers {0} is outside 1..={max}; devices take at most {max} candidates per answer", max = ledtrad_engine::MAX_REMOTE_OFFERS)]
+    #[error("--max-offers {0} is outside 1..={max}; devices take at most {max} candidates per answer", max = ledtrad_protocol::offers::MAX_REMOTE_OFFERS)]
     MaxOffers(usize),
 }
 
@@ -59,7 +59,7 @@ pub struct OfferService {
 impl OfferService {
     /// A service answering from `catalogue`'s offers with up to `max_offers` candidates each.
     pub fn new(catalogue: Catalogue, max_offers: usize) -> Result<Self, ServiceError> {
-        if !(1..=ledtrad_engine::MAX_REMOTE_OFFERS).contains(&max_offers) {
+        if !(1..=ledtrad_protocol::offers::MAX_REMOTE_OFFERS).contains(&max_offers) {
             return Err(ServiceError::MaxOffers(max_offers));
         }
         let problems = catalogue.problems();

@@ -11,6 +11,10 @@ use crate::taxonomy::Category;
 /// The most interest categories a request may carry.
 pub const MAX_INTERESTS: usize = 3;
 
+/// The most offers a device takes from one offer-service answer (the service sends at most
+/// this many; a device refuses an answer with more).
+pub const MAX_REMOTE_OFFERS: usize = 32;
+
 /// Coarse, consented context sent with `request` consent. Nothing else leaves the device.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

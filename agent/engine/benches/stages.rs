@@ -13,7 +13,7 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use ledtrad_engine::features::FeatureStore;
-use ledtrad_engine::model::{load_runtime, RuntimeKind};
+use ledtrad_engine::model::{RuntimeKind, ScoringModel};
 use ledtrad_engine::{Draw, LocalTime};
 use ledtrad_protocol::consent::ConsentState;
 use ledtrad_protocol::feature::{signal_features, FeatureName};
@@ -56,10 +56,10 @@ fn windows(c: &mut Criterion) {
 }
 
 fn model(c: &mut Criterion) {
-    let runtime = load_runtime(RuntimeKind::Tract, MODEL, 20).unwrap();
+    let model = ScoringModel::load(RuntimeKind::Tract, MODEL).unwrap();
     for batch in [1usize, 64, 256] {
         let rows = vec![0.5f32; batch * 20];
-        c.bench_function(&format!("model/tract batch of {batch}"), |b| b.iter(|| runtime.run(black_box(&rows), batch)));
+        c.bench_function(&format!("model/tract batch of {batch}"), |b| b.iter(|| model.score(black_box(&rows), batch)));
     }
 }
 

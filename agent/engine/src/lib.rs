@@ -185,7 +185,7 @@ pub enum FeedbackError {
 }
 
 /// The most candidates the engine takes from one offer-service answer.
-pub const MAX_REMOTE_OFFERS: usize = 32;
+pub use ledtrad_protocol::offers::MAX_REMOTE_OFFERS;
 
 /// What became of an offer service's candidates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use tract_tflite::internal::tract_core::ops::source::TypedSource;
 use tract_tflite::prelude::*;
 
-use super::{ModelError, ModelRuntime, FIXED_BATCHES};
+use super::{Runtime, FIXED_BATCHES};
+use crate::ModelError;
 
 const NAME: &str = "tract";
 
@@ -59,7 +60,7 @@ impl TractRuntime {
     }
 }
 
-impl ModelRuntime for TractRuntime {
+impl Runtime for TractRuntime {
     fn name(&self) -> &'static str {
         NAME
     }

@@ -12,7 +12,8 @@ use tflite::model::Model;
 use tflite::ops::builtin::BuiltinOpResolver;
 use tflite::{FlatBufferModel, Interpreter, InterpreterBuilder};
 
-use super::{ModelError, ModelRuntime, FIXED_BATCHES, MAX_BATCH};
+use super::{Runtime, FIXED_BATCHES};
+use crate::{ModelError, MAX_BATCH};
 
 const NAME: &str = "tflite";
 
@@ -158,7 +159,7 @@ impl TfliteRuntime {
     }
 }
 
-impl ModelRuntime for TfliteRuntime {
+impl Runtime for TfliteRuntime {
     fn name(&self) -> &'static str {
         NAME
     }

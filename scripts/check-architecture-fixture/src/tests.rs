@@ -1,0 +1,2 @@
+use crate::a::A;
+use crate::d::Thing;

@@ -1,0 +1,2 @@
+use crate::y::Y;
+pub struct X;

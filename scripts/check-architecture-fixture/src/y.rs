@@ -1,0 +1,2 @@
+use crate::x::X as Other;
+pub struct Y;
