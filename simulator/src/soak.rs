@@ -183,7 +183,7 @@ pub async fn soak(options: SoakOptions) -> anyhow::Result<SoakFigures> {
             model_runtime: None,
             rng_seed: Some(options.seed ^ (d as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)),
             owner: None,
-            utc_offset_minutes: crate::run::UTC_OFFSET_MINUTES,
+            utc_offset_minutes: crate::clock::UTC_OFFSET_MINUTES,
             timezone: None,
             offer_request_timeout_ms: None,
             sensor_link: None,

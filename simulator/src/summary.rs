@@ -227,7 +227,7 @@ pub struct Summary {
     /// The engine's decision times as a histogram.
     pub latency_histogram: Vec<crate::lab_report::LatencyBucket>,
     /// Each simulated day's figures.
-    pub daily: Vec<crate::shard::DayCounts>,
+    pub daily: Vec<crate::lab_report::DayFigures>,
 }
 
 /// Payload bytes a device sends per day, by purpose (status needs none).
