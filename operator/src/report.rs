@@ -140,6 +140,9 @@ pub fn uplift_text(summary: &CampaignSummary) -> String {
                 }
                 None => line += "; no relative uplift: the holdout's conversion rate is 0",
             }
+            if u.clamped {
+                line += " (intervals clamped to what a rate difference can be: -100 to +100 points, relative no lower than -100%)";
+            }
             line
         }
         (None, Some(why)) => format!("none: {why}"),

@@ -78,7 +78,10 @@ pub struct PolicyRun {
 }
 
 /// Conversion rate per shown/held-out decision, treatment over holdout. Rates are shares
-/// (0..=1); points and its interval are percentage points.
+/// (0..=1); points and its interval are percentage points, within −100 to +100. Below
+/// [`needed`](UpliftFigure::needed) decisions in an arm the figures are kept but not shown:
+/// there are too few to tell (the rule is the operator's,
+/// [`needed_per_arm`](ledtrad_operator::uplift::needed_per_arm)).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct UpliftFigure {
     /// Conversions per shown decision in the treatment arm, a share.
@@ -91,6 +94,52 @@ pub struct UpliftFigure {
     pub low: f64,
     /// The high end of its 95% confidence interval, in percentage points.
     pub high: f64,
+    /// Decisions held out (the holdout arm).
+    pub held_out: u64,
+    /// Offers shown of campaigns with a holdout arm (the treatment arm).
+    pub treated: u64,
+    /// The decisions each arm needs before the uplift can be told, at the two arms' pooled
+    /// conversion rate; none when nothing converted (or everything did).
+    pub needed: Option<u64>,
+    /// Whether enough decisions were held out to tell ([`needed`](Self::needed) or more).
+    pub enough_held_out: bool,
+    /// Whether the interval reached past ±100 points and was clamped to them.
+    pub clamped: bool,
+}
+
+impl UpliftFigure {
+    /// Whether both arms have the decisions needed to tell an uplift.
+    pub fn enough(&self) -> bool {
+        self.enough_held_out && self.needed.is_some_and(|n| self.treated >= n)
+    }
+
+    /// Why the uplift cannot be told yet, with the counts, e.g. "too few held out to tell (1
+    /// decision held out, 212 treated; needs at least 50)"; none when it can.
+    pub fn too_few(&self) -> Option<String> {
+        if self.enough() {
+            return None;
+        }
+        let what = if self.enough_held_out { "treated" } else { "held out" };
+        let plural = if self.held_out == 1 { "" } else { "s" };
+        let counts = format!("{} decision{plural} held out, {} treated", self.held_out, self.treated);
+        Some(match self.needed {
+            Some(n) => format!("too few {what} to tell ({counts}; needs at least {n})"),
+            None => format!("too few held out to tell ({counts}; no conversion yet to measure by)"),
+        })
+    }
+
+    /// The figure with its interval, "+2.4 points (95% CI -1.0 to +5.8)", with `decimals`
+    /// decimals, saying when the interval was clamped; or why it cannot be told yet.
+    pub fn text(&self, decimals: usize) -> String {
+        if let Some(too_few) = self.too_few() {
+            return too_few;
+        }
+        let clamped = if self.clamped { ", clamped to ±100" } else { "" };
+        format!(
+            "{:+.decimals$} points (95% CI {:+.decimals$} to {:+.decimals$}{clamped})",
+            self.points, self.low, self.high
+        )
+    }
 }
 
 /// One simulated day of one policy.
@@ -324,12 +373,15 @@ fn rate(part: u64, whole: u64) -> String {
     format!("{:.1}%", 100.0 * part as f64 / whole as f64)
 }
 
-/// The uplift and its interval in one line; a dash without one, or with a figure that is not
-/// a number.
+/// The uplift and its interval in one line, saying when it was clamped to ±100 points, or
+/// that too few were held out to tell; a dash without one, or with a figure that is not a
+/// number.
 fn uplift_text(uplift: Option<&UpliftFigure>) -> String {
     match uplift {
+        Some(u) if u.too_few().is_some() => u.too_few().unwrap_or_default(),
         Some(u) if [u.points, u.low, u.high].iter().all(|v| v.is_finite()) => {
-            format!("{:+.1} pp ({:+.1} to {:+.1})", u.points, u.low, u.high)
+            let clamped = if u.clamped { ", clamped to ±100" } else { "" };
+            format!("{:+.1} pp ({:+.1} to {:+.1}{clamped})", u.points, u.low, u.high)
         }
         _ => "—".to_string(),
     }
@@ -353,7 +405,18 @@ mod tests {
             revocations: 12,
             held_out: 1_200,
             consent_violations: 0,
-            uplift: Some(UpliftFigure { treatment_rate: 0.06, holdout_rate: 0.04, points: 2.0, low: 0.5, high: 3.5 }),
+            uplift: Some(UpliftFigure {
+                treatment_rate: 0.06,
+                holdout_rate: 0.04,
+                points: 2.0,
+                low: 0.5,
+                high: 3.5,
+                held_out: 1_200,
+                treated: 12_000,
+                needed: Some(100),
+                enough_held_out: true,
+                clamped: false,
+            }),
             days: (1..=days)
                 .map(|day| DayFigures {
                     day,
@@ -441,6 +504,11 @@ mod tests {
             points: f64::NAN,
             low: f64::NEG_INFINITY,
             high: f64::INFINITY,
+            held_out: 1_200,
+            treated: 12_000,
+            needed: Some(100),
+            enough_held_out: true,
+            clamped: false,
         });
         odd.days[1] = DayFigures {
             day: 2,
@@ -505,6 +573,54 @@ mod tests {
         assert!(html.contains("<tr><td>dismissal rate</td><td>33.3%</td>"), "{html}");
         assert!(html.contains(r#"<td><span class="bad">2</span></td>"#), "{html}");
         assert!(html.contains("<td>+2.0 pp (+0.5 to +3.5)</td><td>—</td>"), "{html}");
+    }
+
+    /// The demo once printed "uplift in conversion rate −84.61 points (95% CI −104.23 to
+    /// −65.00)" from one held-out decision.
+    #[test]
+    fn one_held_out_decision_is_too_few_to_tell_and_draws_no_interval() {
+        let mut tiny = build_policy("clues", 3);
+        tiny.uplift = Some(UpliftFigure {
+            treatment_rate: 0.154,
+            holdout_rate: 1.0,
+            points: -84.61,
+            low: -100.0,
+            high: -65.0,
+            held_out: 1,
+            treated: 212,
+            needed: Some(50),
+            enough_held_out: false,
+            clamped: true,
+        });
+        assert_eq!(
+            uplift_text(tiny.uplift.as_ref()),
+            "too few held out to tell (1 decision held out, 212 treated; needs at least 50)"
+        );
+        let html = page(&build_report(vec![tiny]));
+        assert!(
+            html.contains("<td>too few held out to tell (1 decision held out, 212 treated; needs at least 50)</td>")
+        );
+        assert!(!html.contains("84.6") && !html.contains("-100") && !html.contains("−100"), "{html}");
+        let plot = &html[html.find(r#"id="plot-uplift""#).unwrap()..];
+        assert!(plot[..plot.find("</svg>").unwrap()].contains(">no uplift</text>"));
+    }
+
+    #[test]
+    fn an_interval_clamped_to_100_points_says_so() {
+        let mut sure = build_policy("clues", 3);
+        sure.uplift = Some(UpliftFigure {
+            treatment_rate: 1.0,
+            holdout_rate: 0.017,
+            points: 98.333,
+            low: 95.095,
+            high: 100.0,
+            held_out: 60,
+            treated: 60,
+            needed: Some(30),
+            enough_held_out: true,
+            clamped: true,
+        });
+        assert_eq!(uplift_text(sure.uplift.as_ref()), "+98.3 pp (+95.1 to +100.0, clamped to ±100)");
     }
 
     #[test]
