@@ -1,23 +1,29 @@
 //! The report page: one self-contained HTML file (inline style and SVG, no scripts, nothing
 //! fetched) with a campaign's table, uplift, a plot of its daily rates per arm, and what the
-//! noise and the suppression mean.
+//! noise and the suppression mean; and writing it to a file.
 
 use std::fmt::{self, Write as _};
+use std::path::Path;
 
 use ledtrad_protocol::report::Arm;
 
-use crate::report::{count, heading, rate_text, suppressed_text, thousands, uplift_text, NOTE_DEVICES};
+use crate::report::{count, heading, rate_text, suppressed_text, thousands, uplift_text, ReportError, NOTE_DEVICES};
 use crate::uplift::{date, CampaignSummary, Interval};
+
+/// Writes the summary's HTML page to `path`.
+pub fn write_page(path: &Path, summary: &CampaignSummary) -> Result<(), ReportError> {
+    std::fs::write(path, page(summary)).map_err(|source| ReportError::Page { path: path.into(), source })
+}
 
 /// The summary as an HTML page.
 pub fn page(summary: &CampaignSummary) -> String {
     let mut out = String::new();
     // Writing to a String cannot fail.
-    let _ = write_page(&mut out, summary);
+    let _ = write_html(&mut out, summary);
     out
 }
 
-fn write_page(out: &mut String, s: &CampaignSummary) -> fmt::Result {
+fn write_html(out: &mut String, s: &CampaignSummary) -> fmt::Result {
     let campaign = escape(s.campaign.as_str());
     write!(
         out,
@@ -171,32 +177,78 @@ fn axis_top(max: f64) -> (f64, u32) {
     TOPS.into_iter().find(|&(top, _)| top >= max).unwrap_or((1.0, 5))
 }
 
+/// Where the plot's days and rates fall: days across, rates up from 0 to a round top.
+struct Frame {
+    first: u32,
+    last: u32,
+    top: f64,
+    steps: u32,
+    plot_w: f64,
+    plot_h: f64,
+}
+
+impl Frame {
+    fn of(lines: &[Series]) -> Self {
+        let days: Vec<u32> = lines.iter().flat_map(|l| l.points.iter().map(|p| p.0)).collect();
+        let (first, last) = (days.iter().copied().min().unwrap_or(0), days.iter().copied().max().unwrap_or(0));
+        let max = lines.iter().flat_map(|l| l.points.iter().filter_map(|p| p.1.map(|r| r.high))).fold(0.0, f64::max);
+        let (top, steps) = axis_top(max);
+        Self { first, last, top, steps, plot_w: WIDTH - LEFT - RIGHT, plot_h: HEIGHT - TOP - BOTTOM }
+    }
+
+    /// Days sit a little inside the plot, so the first and last points clear its edges.
+    fn x(&self, day: u32) -> f64 {
+        if self.last == self.first {
+            LEFT + self.plot_w / 2.0
+        } else {
+            LEFT + INSET + (self.plot_w - 2.0 * INSET) * f64::from(day - self.first) / f64::from(self.last - self.first)
+        }
+    }
+
+    fn y(&self, rate: f64) -> f64 {
+        TOP + self.plot_h * (1.0 - rate.clamp(0.0, self.top) / self.top)
+    }
+}
+
 fn write_plot(out: &mut String, s: &CampaignSummary) -> fmt::Result {
     let lines = series(s);
-    let days: Vec<u32> = lines.iter().flat_map(|l| l.points.iter().map(|p| p.0)).collect();
-    let (first, last) = (days.iter().copied().min().unwrap_or(0), days.iter().copied().max().unwrap_or(0));
-    let max = lines.iter().flat_map(|l| l.points.iter().filter_map(|p| p.1.map(|r| r.high))).fold(0.0, f64::max);
-    let (top, steps) = axis_top(max);
-    let (plot_w, plot_h) = (WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM);
-    // Days sit a little inside the plot, so the first and last points clear its edges.
-    let x = |day: u32| {
-        if last == first {
-            LEFT + plot_w / 2.0
-        } else {
-            LEFT + INSET + (plot_w - 2.0 * INSET) * f64::from(day - first) / f64::from(last - first)
-        }
-    };
-    let y = |rate: f64| TOP + plot_h * (1.0 - rate.clamp(0.0, top) / top);
+    let frame = Frame::of(&lines);
+    let (plot_w, plot_h) = (frame.plot_w, frame.plot_h);
     writeln!(
         out,
         r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-labelledby="plot-title">"#
     )?;
     writeln!(out, r#"<title id="plot-title">Daily accept and conversion rates per arm</title>"#)?;
     writeln!(out, r##"<rect x="{LEFT}" y="{TOP}" width="{plot_w}" height="{plot_h}" fill="#fafafa"/>"##)?;
-    // The rate axis: round steps from 0 to the top, with grid lines.
+    write_rate_axis(out, &frame)?;
+    if !lines.is_empty() {
+        write_day_axis(out, &frame)?;
+    }
+    write_axis_labels(out, &frame)?;
+    if lines.iter().all(|l| l.points.iter().all(|p| p.1.is_none())) {
+        writeln!(
+            out,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">no day has {} devices or more to plot</text>"#,
+            LEFT + plot_w / 2.0,
+            TOP + plot_h / 2.0,
+            s.min_devices
+        )?;
+    }
+    for (i, line) in lines.iter().enumerate() {
+        // The lines' points on one day are drawn apart, so their intervals do not hide one another.
+        let dodge = DODGE * (i as f64 - (lines.len() as f64 - 1.0) / 2.0);
+        write_series(out, &frame, line, dodge)?;
+    }
+    write_legend(out, &frame, &lines)?;
+    writeln!(out, "</svg>")
+}
+
+/// The rate axis: round steps from 0 to the top, with grid lines.
+fn write_rate_axis(out: &mut String, frame: &Frame) -> fmt::Result {
+    let (top, steps) = (frame.top, frame.steps);
     for step in 0..=steps {
         let rate = top * f64::from(step) / f64::from(steps);
-        let yy = y(rate);
+        let yy = frame.y(rate);
         let label = if top / f64::from(steps) < 0.01 {
             format!("{:.1}%", rate * 100.0)
         } else {
@@ -205,27 +257,36 @@ fn write_plot(out: &mut String, s: &CampaignSummary) -> fmt::Result {
         writeln!(
             out,
             r##"<line x1="{LEFT}" y1="{yy:.1}" x2="{:.1}" y2="{yy:.1}" stroke="#e2e2e2"/><text x="{:.1}" y="{:.1}" text-anchor="end">{label}</text>"##,
-            LEFT + plot_w,
+            LEFT + frame.plot_w,
             LEFT - 6.0,
             yy + 4.0
         )?;
     }
-    // The day axis: at most seven dates.
-    let span = last - first;
-    let every = (span / 6).max(1);
-    let mut day = first;
-    while day <= last && !lines.is_empty() {
-        let xx = x(day);
+    Ok(())
+}
+
+/// The day axis: at most seven dates.
+fn write_day_axis(out: &mut String, frame: &Frame) -> fmt::Result {
+    let every = ((frame.last - frame.first) / 6).max(1);
+    let mut day = frame.first;
+    while day <= frame.last {
+        let xx = frame.x(day);
         writeln!(
             out,
             r##"<line x1="{xx:.1}" y1="{:.1}" x2="{xx:.1}" y2="{:.1}" stroke="#333"/><text x="{xx:.1}" y="{:.1}" text-anchor="middle">{}</text>"##,
-            TOP + plot_h,
-            TOP + plot_h + 5.0,
-            TOP + plot_h + 19.0,
+            TOP + frame.plot_h,
+            TOP + frame.plot_h + 5.0,
+            TOP + frame.plot_h + 19.0,
             date(day)
         )?;
         day += every;
     }
+    Ok(())
+}
+
+/// The axes' lines and their names.
+fn write_axis_labels(out: &mut String, frame: &Frame) -> fmt::Result {
+    let (plot_w, plot_h) = (frame.plot_w, frame.plot_h);
     writeln!(
         out,
         r##"<path d="M{LEFT} {TOP} V{:.1} H{:.1}" fill="none" stroke="#333"/>"##,
@@ -242,56 +303,48 @@ fn write_plot(out: &mut String, s: &CampaignSummary) -> fmt::Result {
         out,
         r#"<text transform="translate(16 {:.1}) rotate(-90)" text-anchor="middle">share of impressions</text>"#,
         TOP + plot_h / 2.0
-    )?;
-    if lines.iter().all(|l| l.points.iter().all(|p| p.1.is_none())) {
-        writeln!(
-            out,
-            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">no day has {} devices or more to plot</text>"#,
-            LEFT + plot_w / 2.0,
-            TOP + plot_h / 2.0,
-            s.min_devices
-        )?;
-    }
-    for (i, line) in lines.iter().enumerate() {
-        let dash = if line.dashed { r#" stroke-dasharray="6 4""# } else { "" };
-        let x = |day: u32| x(day) + DODGE * (i as f64 - (lines.len() as f64 - 1.0) / 2.0);
-        // The line breaks at suppressed days.
-        let mut path = String::new();
-        let mut pen_down = false;
-        for (day, rate) in &line.points {
-            match rate {
-                Some(r) => {
-                    write!(path, "{}{:.1} {:.1} ", if pen_down { "L" } else { "M" }, x(*day), y(r.estimate))?;
-                    pen_down = true;
-                }
-                None => pen_down = false,
+    )
+}
+
+/// One series: its line, broken at suppressed days, and each day's point with its interval,
+/// drawn `dodge` across from the day.
+fn write_series(out: &mut String, frame: &Frame, line: &Series, dodge: f64) -> fmt::Result {
+    let dash = if line.dashed { r#" stroke-dasharray="6 4""# } else { "" };
+    let x = |day: u32| frame.x(day) + dodge;
+    let mut path = String::new();
+    let mut pen_down = false;
+    for (day, rate) in &line.points {
+        match rate {
+            Some(r) => {
+                write!(path, "{}{:.1} {:.1} ", if pen_down { "L" } else { "M" }, x(*day), frame.y(r.estimate))?;
+                pen_down = true;
             }
-        }
-        writeln!(
-            out,
-            r#"<path d="{}" fill="none" stroke="{}" stroke-width="2"{dash}/>"#,
-            path.trim_end(),
-            line.colour
-        )?;
-        for (day, rate) in &line.points {
-            let Some(r) = rate else { continue };
-            let xx = x(*day);
-            writeln!(
-                out,
-                r#"<line x1="{xx:.1}" y1="{:.1}" x2="{xx:.1}" y2="{:.1}" stroke="{}" stroke-opacity="0.45"/><circle cx="{xx:.1}" cy="{:.1}" r="3" fill="{}"><title>{}, {}: {}</title></circle>"#,
-                y(r.low),
-                y(r.high),
-                line.colour,
-                y(r.estimate),
-                line.colour,
-                line.label,
-                date(*day),
-                escape(&rate_text(Some(r)))
-            )?;
+            None => pen_down = false,
         }
     }
-    // The legend, right of the plot.
-    let lx = LEFT + plot_w + 16.0;
+    writeln!(out, r#"<path d="{}" fill="none" stroke="{}" stroke-width="2"{dash}/>"#, path.trim_end(), line.colour)?;
+    for (day, rate) in &line.points {
+        let Some(r) = rate else { continue };
+        let xx = x(*day);
+        writeln!(
+            out,
+            r#"<line x1="{xx:.1}" y1="{:.1}" x2="{xx:.1}" y2="{:.1}" stroke="{}" stroke-opacity="0.45"/><circle cx="{xx:.1}" cy="{:.1}" r="3" fill="{}"><title>{}, {}: {}</title></circle>"#,
+            frame.y(r.low),
+            frame.y(r.high),
+            line.colour,
+            frame.y(r.estimate),
+            line.colour,
+            line.label,
+            date(*day),
+            escape(&rate_text(Some(r)))
+        )?;
+    }
+    Ok(())
+}
+
+/// The legend, right of the plot.
+fn write_legend(out: &mut String, frame: &Frame, lines: &[Series]) -> fmt::Result {
+    let lx = LEFT + frame.plot_w + 16.0;
     for (i, line) in lines.iter().enumerate() {
         let ly = TOP + 12.0 + 22.0 * i as f64;
         let dash = if line.dashed { r#" stroke-dasharray="6 4""# } else { "" };
@@ -305,7 +358,7 @@ fn write_plot(out: &mut String, s: &CampaignSummary) -> fmt::Result {
             line.label
         )?;
     }
-    writeln!(out, "</svg>")
+    Ok(())
 }
 
 fn capitalised(text: &str) -> String {

@@ -646,7 +646,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 args.min_devices,
             )?;
             if let Some(page) = &args.html {
-                ledtrad_operator::report::write_page(page, &summary)?;
+                ledtrad_operator::html::write_page(page, &summary)?;
             }
             if args.json {
                 println!("{}", serde_json::to_string(&summary)?);

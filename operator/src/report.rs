@@ -1,5 +1,6 @@
 //! `ledtrad-op report`: a campaign's summary read from the report store, shown as a table (its
-//! `Display`), as JSON (its `Serialize`), or as a self-contained HTML page ([`crate::html`]).
+//! `Display`) or as JSON (its `Serialize`), and the text both the table and the HTML page
+//! (`html`, which builds on this module) use.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -91,11 +92,6 @@ pub fn open_existing(db: &Path) -> Result<ReportStore, ReportError> {
     Ok(ReportStore::open(db)?)
 }
 
-/// Writes the summary's HTML page to `path`.
-pub fn write_page(path: &Path, summary: &CampaignSummary) -> Result<(), ReportError> {
-    std::fs::write(path, crate::html::page(summary)).map_err(|source| ReportError::Page { path: path.into(), source })
-}
-
 /// What the numbers mean, in one sentence for each page and table.
 pub const NOTE_DEVICES: &str =
     "devices: the most reports on any one day (reports carry no device id, so devices cannot be counted directly); \
@@ -139,6 +135,9 @@ pub fn uplift_text(summary: &CampaignSummary) -> String {
                     )
                 }
                 None => line += "; no relative uplift: the holdout's conversion rate is 0",
+            }
+            if u.clamped {
+                line += " (intervals clamped to what a rate difference can be: -100 to +100 points, relative no lower than -100%)";
             }
             line
         }
@@ -249,6 +248,29 @@ mod tests {
     use super::*;
     use ledtrad_protocol::report::Report;
     use ledtrad_protocol::UnixTime;
+
+    #[test]
+    fn an_uplift_clamped_to_what_a_rate_difference_can_be_says_so() {
+        let interval = |estimate, low, high| Interval { estimate, low, high, std_error: 0.28 };
+        let uplift = crate::uplift::Uplift {
+            absolute: interval(0.9, 0.346, 1.0),
+            relative: Some(interval(18.0, -1.0, 167.0)),
+            clamped: true,
+        };
+        let summary = CampaignSummary {
+            campaign: CampaignId::try_new("dairy").unwrap(),
+            fleet: None,
+            min_devices: 1,
+            arms: Vec::new(),
+            uplift: Some(uplift),
+            no_uplift: None,
+            suppressed: Vec::new(),
+        };
+        let text = uplift_text(&summary);
+        assert!(text.starts_with("+90.0 points (95% CI +34.6 to +100.0)"), "{text}");
+        assert!(text.contains("relative +1800% (95% CI -100% to +16700%)"), "{text}");
+        assert!(text.ends_with("(intervals clamped to what a rate difference can be: -100 to +100 points, relative no lower than -100%)"), "{text}");
+    }
 
     fn build_report(arm: Arm, day: u32, impressions: i32, accepts: i32, conversions: i32) -> Report {
         Report {

@@ -15,32 +15,26 @@
 //! estimated by `X`. Arms are independent, so the uplift's variance is the sum of the two
 //! rates' variances. The interval assumes every device converts at its arm's rate; devices
 //! that differ widely would make the true spread wider.
+//!
+//! That interval rests on the normal approximation to the binomial, which holds when an arm
+//! expects at least 5 conversions and 5 without (`n·p ≥ 5` and `n·(1−p) ≥ 5`, the textbook
+//! rule). So an arm needs at least `max(30, ⌈5 / min(p, 1−p)⌉)` impressions, `p` being the
+//! conversion rate of both arms pooled ([`needed_per_arm`]): 50 at 10%, 100 at 5%, and never
+//! fewer than 30. With fewer there is no uplift to show, only "too few held out to tell".
+//! A difference of two rates lies between −1 and +1 (−100 and +100 points), and a relative
+//! uplift is never below −100%: an interval reaching past those bounds is clamped to them,
+//! and says so ([`Uplift::clamped`]).
+
+mod interval;
 
 use ledtrad_protocol::report::{Arm, Report};
 use ledtrad_protocol::{CampaignId, FleetId, UnixTime};
 use serde::{Deserialize, Serialize};
 
-use crate::reports::{meets_minimum, sum_by_day, Sums, Z95};
+use interval::normal;
+pub use interval::{clamp, needed_per_arm, rate, Interval, MIN_PER_ARM};
 
-/// An estimate with its 95% interval. Rates are kept within 0 to 1, and so are their bounds.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Interval {
-    /// The estimate.
-    pub estimate: f64,
-    /// The lower bound of the 95% interval.
-    pub low: f64,
-    /// The upper bound of the 95% interval.
-    pub high: f64,
-    /// The estimate's standard error.
-    pub std_error: f64,
-}
-
-impl Interval {
-    /// Whether `value` lies within the interval.
-    pub fn contains(&self, value: f64) -> bool {
-        self.low <= value && value <= self.high
-    }
-}
+use crate::reports::{meets_minimum, sum_by_day, Sums};
 
 /// An arm's de-noised totals: the sums of the noised counts, shown as 0 where the noise took
 /// a sum below 0.
@@ -122,10 +116,15 @@ pub struct ArmSummary {
 /// The treatment arm's conversion rate against the holdout arm's.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Uplift {
-    /// Treatment rate minus holdout rate (a difference of rates: 0.01 is one percentage point).
+    /// Treatment rate minus holdout rate (a difference of rates: 0.01 is one percentage point),
+    /// within −1 to +1.
     pub absolute: Interval,
-    /// The absolute uplift over the holdout rate; none when the holdout rate is 0.
+    /// The absolute uplift over the holdout rate, no lower than −1; none when the holdout rate
+    /// is 0.
     pub relative: Option<Interval>,
+    /// Whether an interval reached past what it can be (a rate difference beyond ±1, a
+    /// relative uplift below −1) and was clamped to it.
+    pub clamped: bool,
 }
 
 /// Why a campaign's uplift cannot be given.
@@ -148,6 +147,19 @@ pub enum NoUplift {
         /// The arm.
         arm: Arm,
     },
+    /// An arm has too few impressions for the interval's normal approximation to hold (see
+    /// the module's docs): the uplift cannot be told yet.
+    TooFew {
+        /// The arm with too few.
+        arm: Arm,
+        /// Its de-noised impressions.
+        impressions: u64,
+        /// The other arm's.
+        other: u64,
+        /// The impressions each arm needs at the pooled conversion rate, or none when no
+        /// impression converted (or every one did), so that no number would do.
+        needed: Option<u64>,
+    },
 }
 
 impl std::fmt::Display for NoUplift {
@@ -166,6 +178,21 @@ impl std::fmt::Display for NoUplift {
             }
             NoUplift::NoImpressions { arm } => {
                 write!(f, "the {} arm's impressions come to nothing once de-noised", arm.as_str())
+            }
+            NoUplift::TooFew { arm, impressions, other, needed } => {
+                let (held, treated) = match arm {
+                    Arm::Holdout => (impressions, other),
+                    Arm::Treatment => (other, impressions),
+                };
+                let what = match arm {
+                    Arm::Holdout => "held out",
+                    Arm::Treatment => "treated",
+                };
+                write!(f, "too few {what} to tell ({held} held out, {treated} treated; ")?;
+                match needed {
+                    Some(n) => write!(f, "needs at least {n} in each arm)"),
+                    None => f.write_str("no conversion in either arm yet to measure by)"),
+                }
             }
         }
     }
@@ -289,27 +316,6 @@ fn day_rates(arm: Arm, sums: &Sums) -> DayRates {
     }
 }
 
-/// `numerator` over the impressions of `sums`, within 0 to 1, with its 95% interval for
-/// binomial sampling and the noise of both sums (see the module's docs); none when the
-/// impressions come to nothing.
-/// `numerator` over the impressions of `sums` with its 95% interval, allowing for sampling and
-/// the devices' noise in both sums (delta method); `None` without at least one impression.
-pub fn rate(numerator: f64, sums: &Sums) -> Option<Interval> {
-    let n = sums.impressions;
-    if !n.is_finite() || n < 1.0 {
-        return None;
-    }
-    let p = (numerator / n).clamp(0.0, 1.0);
-    let variance = (n * p * (1.0 - p) + sums.noise_variance * (1.0 + p * p)) / (n * n);
-    let std_error = variance.sqrt();
-    Some(Interval { estimate: p, low: (p - Z95 * std_error).max(0.0), high: (p + Z95 * std_error).min(1.0), std_error })
-}
-
-/// An estimate with a symmetric 95% interval.
-fn normal(estimate: f64, std_error: f64) -> Interval {
-    Interval { estimate, low: estimate - Z95 * std_error, high: estimate + Z95 * std_error, std_error }
-}
-
 fn uplift(arms: &[ArmSummary]) -> Result<Uplift, NoUplift> {
     if arms.is_empty() {
         return Err(NoUplift::NoReports);
@@ -321,12 +327,32 @@ fn uplift(arms: &[ArmSummary]) -> Result<Uplift, NoUplift> {
     };
     let treatment = conversion(Arm::Treatment, NoUplift::NoTreatment)?;
     let holdout = conversion(Arm::Holdout, NoUplift::NoHoldout)?;
+    enough_per_arm(arms)?;
     let (t, h) = (treatment.estimate, holdout.estimate);
     let (vt, vh) = (treatment.std_error.powi(2), holdout.std_error.powi(2));
-    let absolute = normal(t - h, (vt + vh).sqrt());
+    let (absolute, absolute_clamped) = clamp(normal(t - h, (vt + vh).sqrt()), -1.0, 1.0);
     // t/h − 1 by the delta method: ∂/∂t = 1/h, ∂/∂h = −t/h².
-    let relative = (h > 0.0).then(|| normal(t / h - 1.0, (vt / (h * h) + t * t * vh / h.powi(4)).sqrt()));
-    Ok(Uplift { absolute, relative })
+    let relative =
+        (h > 0.0).then(|| clamp(normal(t / h - 1.0, (vt / (h * h) + t * t * vh / h.powi(4)).sqrt()), -1.0, f64::MAX));
+    let relative_clamped = relative.is_some_and(|(_, c)| c);
+    Ok(Uplift { absolute, relative: relative.map(|(r, _)| r), clamped: absolute_clamped || relative_clamped })
+}
+
+/// Whether both arms have the impressions [`needed_per_arm`] asks at their pooled conversion
+/// rate; the holdout arm is judged first, as the smaller one.
+fn enough_per_arm(arms: &[ArmSummary]) -> Result<(), NoUplift> {
+    let counts = |arm: Arm| arms.iter().find(|a| a.arm == arm).and_then(|a| a.figures.as_ref()).map(|f| f.counts);
+    let (Some(t), Some(h)) = (counts(Arm::Treatment), counts(Arm::Holdout)) else { return Ok(()) };
+    let pooled = (t.conversions + h.conversions) / (t.impressions + h.impressions);
+    let needed = needed_per_arm(pooled);
+    let whole = |n: f64| n.round() as u64;
+    for (arm, mine, other) in [(Arm::Holdout, h, t), (Arm::Treatment, t, h)] {
+        if needed.is_none_or(|n| whole(mine.impressions) < n) {
+            let (impressions, other) = (whole(mine.impressions), whole(other.impressions));
+            return Err(NoUplift::TooFew { arm, impressions, other, needed });
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -462,7 +488,13 @@ mod tests {
         assert_eq!((s.uplift, s.no_uplift), (None, Some(NoUplift::Suppressed { arm: Arm::Holdout })));
         // A lower minimum shows them all.
         let s = summarise(&dairy(), None, &reports, 30);
-        assert!(s.suppressed.is_empty() && s.uplift.is_some());
+        assert!(s.suppressed.is_empty() && s.arms.iter().all(|a| a.figures.is_some()));
+        // Though not enough to tell an uplift by: once de-noised, about one conversion is
+        // left among 400 impressions, and each arm would need thousands.
+        assert!(
+            matches!(s.no_uplift, Some(NoUplift::TooFew { arm: Arm::Holdout, needed: Some(2_000..), .. })),
+            "{s:?}"
+        );
     }
 
     #[test]
@@ -501,6 +533,55 @@ mod tests {
         for rate in [f.accept_rate, f.conversion_rate].into_iter().flatten() {
             assert!(rate.low >= 0.0 && rate.estimate >= 0.0 && rate.high <= 1.0, "{rate:?}");
         }
+    }
+
+    #[test]
+    fn a_holdout_arm_with_too_few_impressions_is_too_few_to_tell() {
+        // Three held-out devices on one day: a handful of impressions, whatever the noise.
+        let reports = build_reports(&[treatment(300), holdout(3)], 1, 1.0, 5);
+        let s = summarise(&dairy(), None, &reports, 1);
+        assert_eq!(s.uplift, None);
+        let Some(why @ NoUplift::TooFew { arm: Arm::Holdout, impressions, other, needed: Some(needed) }) = s.no_uplift
+        else {
+            panic!("{:?}", s.no_uplift)
+        };
+        assert!(impressions < needed && other >= needed, "{why:?}");
+        let text = why.to_string();
+        assert!(text.starts_with("too few held out to tell ("), "{text}");
+        assert!(text.ends_with(&format!("treated; needs at least {needed} in each arm)")), "{text}");
+    }
+
+    #[test]
+    fn each_arm_needs_five_conversions_and_five_without_and_at_least_30() {
+        assert_eq!(needed_per_arm(0.1), Some(50));
+        assert_eq!(needed_per_arm(0.05), Some(100));
+        assert_eq!(needed_per_arm(0.95), Some(100));
+        assert_eq!(needed_per_arm(0.5), Some(30));
+        assert_eq!(needed_per_arm(0.0), None);
+        assert_eq!(needed_per_arm(1.0), None);
+        assert_eq!(needed_per_arm(f64::NAN), None);
+    }
+
+    fn build_arm(arm: Arm, conversions: f64, estimate: f64, std_error: f64) -> ArmSummary {
+        let counts = Counts { impressions: 100.0, accepts: 0.0, dismissals: 0.0, conversions };
+        let conversion_rate = Some(Interval { estimate, low: 0.0, high: 1.0, std_error });
+        let figures = Some(ArmFigures { counts, accept_rate: None, conversion_rate });
+        ArmSummary { arm, devices: 100, device_days: 100, figures, daily: Vec::new() }
+    }
+
+    #[test]
+    fn an_uplift_interval_that_would_cross_100_points_is_clamped_and_says_so() {
+        // Noisy arms far apart: 90 points ± 55 would reach 145 points, and the relative
+        // uplift's interval would reach far below −100%.
+        let arms = [build_arm(Arm::Treatment, 95.0, 0.95, 0.2), build_arm(Arm::Holdout, 5.0, 0.05, 0.2)];
+        let u = uplift(&arms).unwrap();
+        assert!(u.clamped);
+        assert!((u.absolute.estimate - 0.9).abs() < 1e-9 && u.absolute.low > 0.3 && u.absolute.high == 1.0, "{u:?}");
+        let relative = u.relative.unwrap();
+        assert!(relative.low == -1.0 && relative.high > 100.0, "{relative:?}");
+        // Close arms need no clamping.
+        let close = [build_arm(Arm::Treatment, 12.0, 0.12, 0.03), build_arm(Arm::Holdout, 8.0, 0.08, 0.03)];
+        assert!(!uplift(&close).unwrap().clamped);
     }
 
     #[test]

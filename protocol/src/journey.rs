@@ -182,126 +182,166 @@ pub(crate) fn problems(
     offers: &[Offer],
 ) -> Vec<(String, String)> {
     let mut out = Vec::new();
-    let mut push = |field: String, message: String| out.push((field, message));
     if steps.len() > MAX_STEPS {
-        push("step".into(), format!("{} steps is over the limit of {MAX_STEPS}; split the journey", steps.len()));
+        out.push(("step".into(), format!("{} steps is over the limit of {MAX_STEPS}; split the journey", steps.len())));
     }
     if groups.len() > MAX_GROUPS {
-        push("group".into(), format!("{} groups is over the limit of {MAX_GROUPS}", groups.len()));
+        out.push(("group".into(), format!("{} groups is over the limit of {MAX_GROUPS}", groups.len())));
     }
-    // Groups that read a personal feature: offers shown for them must be personalised.
+    let personal_groups = group_problems(groups, &mut out);
+    for (s, step) in steps.iter().enumerate() {
+        let at = |field: &str| format!("step[{s}].{field}");
+        if steps[..s].iter().any(|t| t.id == step.id) {
+            out.push((at("id"), format!("duplicate step '{}'; give each step its own id", step.id)));
+        }
+        if let Some(message) = offer_problem(&step.offer, campaign, offers) {
+            out.push((at("offer"), message));
+        }
+        instead_problems(s, step, groups, &personal_groups, campaign, offers, &mut out);
+        order_problems(s, step, &steps[..s], &mut out);
+    }
+    coverage_problems(steps, groups, campaign, offers, &mut out);
+    out
+}
+
+/// The problems with each group; returns the groups that read a personal feature (offers
+/// shown for them must be personalised).
+fn group_problems<'g>(groups: &'g [Group], out: &mut Vec<(String, String)>) -> Vec<&'g GroupId> {
     let mut personal_groups: Vec<&GroupId> = Vec::new();
     for (g, group) in groups.iter().enumerate() {
         let at = |field: &str| format!("group[{g}].{field}");
         if groups[..g].iter().any(|h| h.id == group.id) {
-            push(at("id"), format!("duplicate group '{}'; give each group its own id", group.id));
+            out.push((at("id"), format!("duplicate group '{}'; give each group its own id", group.id)));
         }
         if group.conditions.is_empty() {
-            push(at("conditions"), "a group needs at least one condition; without one every device is in it".into());
+            out.push((
+                at("conditions"),
+                "a group needs at least one condition; without one every device is in it".into(),
+            ));
         }
         if group.conditions.len() > MAX_CONDITIONS {
-            push(
+            out.push((
                 at("conditions"),
                 format!("{} conditions is over the limit of {MAX_CONDITIONS}", group.conditions.len()),
-            );
+            ));
         }
         for (i, c) in group.conditions.iter().enumerate() {
             match FeatureName::try_new(&c.feature) {
-                Err(e) => push(at(&format!("conditions[{i}].feature")), e.to_string()),
+                Err(e) => out.push((at(&format!("conditions[{i}].feature")), e.to_string())),
                 Ok(f) if f.spec().purpose == Some(Purpose::Personalise) => personal_groups.push(&group.id),
                 Ok(_) => {}
             }
             if !c.value.is_finite() {
-                push(at(&format!("conditions[{i}].value")), format!("{} is not a finite number", c.value));
+                out.push((at(&format!("conditions[{i}].value")), format!("{} is not a finite number", c.value)));
             }
         }
     }
-    let offer = |id: &OfferId| offers.iter().find(|o| &o.id == id);
-    for (s, step) in steps.iter().enumerate() {
-        let at = |field: &str| format!("step[{s}].{field}");
-        if steps[..s].iter().any(|t| t.id == step.id) {
-            push(at("id"), format!("duplicate step '{}'; give each step its own id", step.id));
+    personal_groups
+}
+
+/// What is wrong with a step naming offer `id`, if anything: it must be one of the campaign's.
+fn offer_problem(id: &OfferId, campaign: &crate::id::CampaignId, offers: &[Offer]) -> Option<String> {
+    match offers.iter().find(|o| &o.id == id) {
+        None => Some(format!("no offer '{id}' in the catalogue; name one of the campaign's offers")),
+        Some(o) if &o.campaign != campaign => Some(format!(
+            "offer '{id}' belongs to campaign '{}'; a journey shows only its own campaign's offers",
+            o.campaign
+        )),
+        Some(_) => None,
+    }
+}
+
+/// The problems with step `s`'s offers shown instead for groups.
+fn instead_problems(
+    s: usize,
+    step: &Step,
+    groups: &[Group],
+    personal_groups: &[&GroupId],
+    campaign: &crate::id::CampaignId,
+    offers: &[Offer],
+    out: &mut Vec<(String, String)>,
+) {
+    let at = |field: &str| format!("step[{s}].{field}");
+    for (i, instead) in step.instead.iter().enumerate() {
+        if let Some(message) = offer_problem(&instead.offer, campaign, offers) {
+            out.push((at(&format!("instead[{i}].offer")), message));
         }
-        let offer_problem = |id: &OfferId| match offer(id) {
-            None => Some(format!("no offer '{id}' in the catalogue; name one of the campaign's offers")),
-            Some(o) if &o.campaign != campaign => Some(format!(
-                "offer '{id}' belongs to campaign '{}'; a journey shows only its own campaign's offers",
-                o.campaign
-            )),
-            Some(_) => None,
-        };
-        if let Some(message) = offer_problem(&step.offer) {
-            push(at("offer"), message);
-        }
-        for (i, instead) in step.instead.iter().enumerate() {
-            if let Some(message) = offer_problem(&instead.offer) {
-                push(at(&format!("instead[{i}].offer")), message);
-            }
-            if !groups.iter().any(|g| g.id == instead.group) {
-                push(
-                    at(&format!("instead[{i}].group")),
-                    format!("no group '{}' in this campaign; define it with [[campaign.group]]", instead.group),
-                );
-            } else if personal_groups.contains(&&instead.group)
-                && offer(&instead.offer).is_some_and(|o| !o.personalised)
-            {
-                push(
-                    at(&format!("instead[{i}].offer")),
-                    format!(
-                        "group '{}' reads a personal feature, so offer '{}' shown for it is personal; set personalised = true on the offer",
-                        instead.group, instead.offer
-                    ),
-                );
-            }
-        }
-        match (&step.after, step.when) {
-            (None, None) => {}
-            (Some(after), Some(_)) => {
-                if !steps[..s].iter().any(|t| &t.id == after) {
-                    push(
-                        at("after"),
-                        format!(
-                            "'{after}' is not an earlier step of this journey; a step follows one listed before it"
-                        ),
-                    );
-                }
-            }
-            (Some(_), None) => push(
-                at("when"),
-                "say what has to happen at the earlier step: shown, accepted, dismissed, not_for_me or converted"
-                    .into(),
-            ),
-            (None, Some(_)) => push(at("after"), "'when' needs 'after', the step it waits on".into()),
-        }
-        if step.after.is_none() && step.delay_secs() > 0 {
-            push(at("delay_days"), "a first step has nothing to wait after; drop the delay or add 'after'".into());
-        }
-        if step.delay_days > MAX_DELAY_DAYS || step.delay_secs() > u64::from(MAX_DELAY_DAYS) * DAY_SECS {
-            push(
-                at("delay_days"),
+        if !groups.iter().any(|g| g.id == instead.group) {
+            out.push((
+                at(&format!("instead[{i}].group")),
+                format!("no group '{}' in this campaign; define it with [[campaign.group]]", instead.group),
+            ));
+        } else if personal_groups.contains(&&instead.group)
+            && offers.iter().find(|o| o.id == instead.offer).is_some_and(|o| !o.personalised)
+        {
+            out.push((
+                at(&format!("instead[{i}].offer")),
                 format!(
-                    "a wait of {} days and {} hours is over {MAX_DELAY_DAYS} days; wait at most {MAX_DELAY_DAYS} days",
-                    step.delay_days, step.delay_hours
+                    "group '{}' reads a personal feature, so offer '{}' shown for it is personal; set personalised = true on the offer",
+                    instead.group, instead.offer
                 ),
-            );
+            ));
         }
     }
+}
+
+/// The problems with step `s`'s place in the journey: what it follows (one of the `earlier`
+/// steps), on what, and after how long.
+fn order_problems(s: usize, step: &Step, earlier: &[Step], out: &mut Vec<(String, String)>) {
+    let at = |field: &str| format!("step[{s}].{field}");
+    match (&step.after, step.when) {
+        (None, None) => {}
+        (Some(after), Some(_)) => {
+            if !earlier.iter().any(|t| &t.id == after) {
+                out.push((
+                    at("after"),
+                    format!("'{after}' is not an earlier step of this journey; a step follows one listed before it"),
+                ));
+            }
+        }
+        (Some(_), None) => out.push((
+            at("when"),
+            "say what has to happen at the earlier step: shown, accepted, dismissed, not_for_me or converted".into(),
+        )),
+        (None, Some(_)) => out.push((at("after"), "'when' needs 'after', the step it waits on".into())),
+    }
+    if step.after.is_none() && step.delay_secs() > 0 {
+        out.push((at("delay_days"), "a first step has nothing to wait after; drop the delay or add 'after'".into()));
+    }
+    if step.delay_days > MAX_DELAY_DAYS || step.delay_secs() > u64::from(MAX_DELAY_DAYS) * DAY_SECS {
+        out.push((
+            at("delay_days"),
+            format!(
+                "a wait of {} days and {} hours is over {MAX_DELAY_DAYS} days; wait at most {MAX_DELAY_DAYS} days",
+                step.delay_days, step.delay_hours
+            ),
+        ));
+    }
+}
+
+/// Every offer of a journey's campaign must be in a step, and groups need steps to choose for.
+fn coverage_problems(
+    steps: &[Step],
+    groups: &[Group],
+    campaign: &crate::id::CampaignId,
+    offers: &[Offer],
+    out: &mut Vec<(String, String)>,
+) {
     if !steps.is_empty() {
         for o in offers.iter().filter(|o| &o.campaign == campaign) {
             if !steps.iter().any(|s| s.offers().any(|id| id == &o.id)) {
-                push(
+                out.push((
                     "step".into(),
                     format!("offer '{}' of this journey is in no step, so it could never be shown; add a step for it or move it to another campaign", o.id),
-                );
+                ));
             }
         }
     } else if !groups.is_empty() {
-        push(
+        out.push((
             "group".into(),
             "groups choose offers for journey steps, and this campaign has no [[campaign.step]]".into(),
-        );
+        ));
     }
-    out
 }
 
 #[cfg(test)]

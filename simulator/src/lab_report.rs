@@ -3,146 +3,20 @@
 //! model assumes, each policy's figures side by side and five plots of them; and a screenshot
 //! of it with headless Chromium, to look at it as a reader would.
 
+mod figures;
 mod plots;
 mod screenshot;
 mod svg;
 
+pub use figures::{
+    latency_histogram, DayFigures, LabReport, LatencyBucket, Parameter, PolicyRun, UpliftFigure, LATENCY_EDGES_US,
+};
 pub use screenshot::{chromium, screenshot, INSTALL_HINT};
 
 use std::fmt::{self, Write as _};
 
 use ledtrad_operator::html::escape;
 use ledtrad_operator::report::count;
-use serde::{Deserialize, Serialize};
-
-/// What a run, or a comparison of policies, simulated and what came of it: all a page shows.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LabReport {
-    /// The page's heading, such as "clues vs blunt, 1,000 homes, 14 days".
-    pub title: String,
-    /// What was run: the scenario's parameters, each with where its value comes from.
-    pub scenario: Vec<Parameter>,
-    /// The people model's assumptions, one sentence each.
-    pub assumptions: Vec<String>,
-    /// One policy for `run`, two or more for `compare`: the summary table's columns, in order.
-    pub policies: Vec<PolicyRun>,
-}
-
-/// One parameter of the scenario.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Parameter {
-    /// Its name, such as "homes".
-    pub name: String,
-    /// Its value as it should be read, such as "1,000".
-    pub value: String,
-    /// Where the value comes from (a survey, a study), when it is not simply chosen.
-    pub source: Option<String>,
-}
-
-/// One policy's run: its totals, its days, its decision latency and its devices' uplink.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PolicyRun {
-    /// The policy's name, such as "clues" or "blunt".
-    pub policy: String,
-    /// Devices (agents) run.
-    pub devices: u64,
-    /// People in the homes.
-    pub people: u64,
-    /// Decisions the devices' engines took.
-    pub decisions: u64,
-    /// Offers shown.
-    pub shown: u64,
-    /// Offers accepted.
-    pub accepted: u64,
-    /// Offers dismissed, "not for me" included.
-    pub dismissed: u64,
-    /// Of the dismissals, "not for me".
-    pub not_for_me: u64,
-    /// Conversions: offers taken up after an accept, and what households did unprompted.
-    pub converted: u64,
-    /// Consent revocations the simulated people made.
-    pub revocations: u64,
-    /// Decisions where a campaign's holdout arm showed nothing.
-    pub held_out: u64,
-    /// Consent violations the independent audit found (anything above 0 is a bug).
-    pub consent_violations: u64,
-    /// The uplift in conversion rate, treatment over holdout; none without a holdout.
-    pub uplift: Option<UpliftFigure>,
-    /// Each simulated day's figures.
-    pub days: Vec<DayFigures>,
-    /// The engine's decision-latency histogram, as [`latency_histogram`] makes it.
-    pub latency_us: Vec<LatencyBucket>,
-    /// Uplink payload bytes per device per simulated day, by purpose: `("status", 12.3)`,
-    /// `("measure", ..)`, `("request", ..)`.
-    pub uplink_bytes_per_device_day: Vec<(String, f64)>,
-}
-
-/// Conversion rate per shown/held-out decision, treatment over holdout. Rates are shares
-/// (0..=1); points and its interval are percentage points.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct UpliftFigure {
-    /// Conversions per shown decision in the treatment arm, a share.
-    pub treatment_rate: f64,
-    /// Conversions per held-out decision in the holdout arm, a share.
-    pub holdout_rate: f64,
-    /// The difference, treatment minus holdout, in percentage points.
-    pub points: f64,
-    /// The low end of its 95% confidence interval, in percentage points.
-    pub low: f64,
-    /// The high end of its 95% confidence interval, in percentage points.
-    pub high: f64,
-}
-
-/// One simulated day of one policy.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DayFigures {
-    /// The day, counted from 1.
-    pub day: u32,
-    /// Offers shown that day.
-    pub shown: u64,
-    /// Offers accepted that day.
-    pub accepted: u64,
-    /// Offers dismissed that day, "not for me" included.
-    pub dismissed: u64,
-    /// Consents revoked that day.
-    pub revocations: u64,
-    /// People in the homes at the day's end.
-    pub people: u64,
-    /// People granting `personalise` at the day's end.
-    pub personalise: u64,
-    /// People granting `measure` at the day's end.
-    pub measure: u64,
-    /// People granting `request` at the day's end.
-    pub request: u64,
-}
-
-/// One bucket of a decision-latency histogram.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LatencyBucket {
-    /// The bucket's inclusive upper edge in microseconds; `None` for the last, open bucket
-    /// (above the largest edge). Not `f64::INFINITY`, which JSON cannot carry: serde_json
-    /// writes it as `null` and then cannot read it back as a number.
-    pub upper_us: Option<f64>,
-    /// Decisions in the bucket.
-    pub count: u64,
-}
-
-/// The histogram's upper edges in microseconds; one open bucket follows the last.
-pub const LATENCY_EDGES_US: [u64; 12] = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1_000, 2_000, 5_000];
-
-/// Decision times in nanoseconds as a histogram over [`LATENCY_EDGES_US`] and one open
-/// bucket above them: always all 13 buckets, in order, so policies line up bucket by bucket.
-/// A time exactly on an edge counts in the bucket the edge closes (1,000 ns is "≤1 µs").
-pub fn latency_histogram(nanos: &[u64]) -> Vec<LatencyBucket> {
-    let mut counts = [0u64; LATENCY_EDGES_US.len() + 1];
-    for &n in nanos {
-        let bucket = LATENCY_EDGES_US.iter().position(|&edge| n <= edge * 1_000).unwrap_or(LATENCY_EDGES_US.len());
-        counts[bucket] += 1;
-    }
-    let uppers = LATENCY_EDGES_US.iter().map(|&edge| Some(edge as f64)).chain([None]);
-    uppers.zip(counts).map(|(upper_us, count)| LatencyBucket { upper_us, count }).collect()
-}
-
 /// The report as an HTML page.
 pub fn page(report: &LabReport) -> String {
     let mut out = String::new();
@@ -324,12 +198,15 @@ fn rate(part: u64, whole: u64) -> String {
     format!("{:.1}%", 100.0 * part as f64 / whole as f64)
 }
 
-/// The uplift and its interval in one line; a dash without one, or with a figure that is not
-/// a number.
+/// The uplift and its interval in one line, saying when it was clamped to ±100 points, or
+/// that too few were held out to tell; a dash without one, or with a figure that is not a
+/// number.
 fn uplift_text(uplift: Option<&UpliftFigure>) -> String {
     match uplift {
+        Some(u) if u.too_few().is_some() => u.too_few().unwrap_or_default(),
         Some(u) if [u.points, u.low, u.high].iter().all(|v| v.is_finite()) => {
-            format!("{:+.1} pp ({:+.1} to {:+.1})", u.points, u.low, u.high)
+            let clamped = if u.clamped { ", clamped to ±100" } else { "" };
+            format!("{:+.1} pp ({:+.1} to {:+.1}{clamped})", u.points, u.low, u.high)
         }
         _ => "—".to_string(),
     }
@@ -353,7 +230,18 @@ mod tests {
             revocations: 12,
             held_out: 1_200,
             consent_violations: 0,
-            uplift: Some(UpliftFigure { treatment_rate: 0.06, holdout_rate: 0.04, points: 2.0, low: 0.5, high: 3.5 }),
+            uplift: Some(UpliftFigure {
+                treatment_rate: 0.06,
+                holdout_rate: 0.04,
+                points: 2.0,
+                low: 0.5,
+                high: 3.5,
+                held_out: 1_200,
+                treated: 12_000,
+                needed: Some(100),
+                enough_held_out: true,
+                clamped: false,
+            }),
             days: (1..=days)
                 .map(|day| DayFigures {
                     day,
@@ -441,6 +329,11 @@ mod tests {
             points: f64::NAN,
             low: f64::NEG_INFINITY,
             high: f64::INFINITY,
+            held_out: 1_200,
+            treated: 12_000,
+            needed: Some(100),
+            enough_held_out: true,
+            clamped: false,
         });
         odd.days[1] = DayFigures {
             day: 2,
@@ -505,6 +398,54 @@ mod tests {
         assert!(html.contains("<tr><td>dismissal rate</td><td>33.3%</td>"), "{html}");
         assert!(html.contains(r#"<td><span class="bad">2</span></td>"#), "{html}");
         assert!(html.contains("<td>+2.0 pp (+0.5 to +3.5)</td><td>—</td>"), "{html}");
+    }
+
+    /// The demo once printed "uplift in conversion rate −84.61 points (95% CI −104.23 to
+    /// −65.00)" from one held-out decision.
+    #[test]
+    fn one_held_out_decision_is_too_few_to_tell_and_draws_no_interval() {
+        let mut tiny = build_policy("clues", 3);
+        tiny.uplift = Some(UpliftFigure {
+            treatment_rate: 0.154,
+            holdout_rate: 1.0,
+            points: -84.61,
+            low: -100.0,
+            high: -65.0,
+            held_out: 1,
+            treated: 212,
+            needed: Some(50),
+            enough_held_out: false,
+            clamped: true,
+        });
+        assert_eq!(
+            uplift_text(tiny.uplift.as_ref()),
+            "too few held out to tell (1 decision held out, 212 treated; needs at least 50)"
+        );
+        let html = page(&build_report(vec![tiny]));
+        assert!(
+            html.contains("<td>too few held out to tell (1 decision held out, 212 treated; needs at least 50)</td>")
+        );
+        assert!(!html.contains("84.6") && !html.contains("-100") && !html.contains("−100"), "{html}");
+        let plot = &html[html.find(r#"id="plot-uplift""#).unwrap()..];
+        assert!(plot[..plot.find("</svg>").unwrap()].contains(">no uplift</text>"));
+    }
+
+    #[test]
+    fn an_interval_clamped_to_100_points_says_so() {
+        let mut sure = build_policy("clues", 3);
+        sure.uplift = Some(UpliftFigure {
+            treatment_rate: 1.0,
+            holdout_rate: 0.017,
+            points: 98.333,
+            low: 95.095,
+            high: 100.0,
+            held_out: 60,
+            treated: 60,
+            needed: Some(30),
+            enough_held_out: true,
+            clamped: true,
+        });
+        assert_eq!(uplift_text(sure.uplift.as_ref()), "+98.3 pp (+95.1 to +100.0, clamped to ±100)");
     }
 
     #[test]

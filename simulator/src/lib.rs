@@ -11,6 +11,7 @@
 //! - [`request`]: request-mode round trips through a broker (`bench request`).
 //! - [`footprint`]: the agent's resident memory with a large catalogue and a month of history.
 //! - [`audit`]: an independent subscription counting what reaches the broker.
+//! - [`clock`]: the homes' local time, the simulation step, and local midnight.
 //! - [`scenario`]: scenario files: what a run simulates, written down.
 //! - [`run`]: one run, end to end.
 //! - [`shard`]: a slice of a run's homes and their agents, stepped on a virtual clock.
@@ -22,6 +23,7 @@
 pub mod audit;
 pub mod bench;
 pub mod board;
+pub mod clock;
 pub mod footprint;
 pub mod home;
 pub mod lab_report;

@@ -1,6 +1,7 @@
 //! `ledtrad-sim`: run a fleet of virtual homes against a real broker.
 
-use std::io::IsTerminal;
+mod cli_run;
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -9,11 +10,9 @@ use ledtrad_agent::broker::EmbeddedBroker;
 use ledtrad_agent::engine::Policy;
 use ledtrad_agent::engine::{ModelError, RuntimeKind};
 use ledtrad_operator::load::{load_catalogue, parse_catalogue};
-use ledtrad_protocol::broker::BrokerUrl;
 use ledtrad_protocol::UnixTime;
-use ledtrad_sim::home::{ConsentMode, Population};
-use ledtrad_sim::lab_report::{LabReport, Parameter};
-use ledtrad_sim::run::{run, RunOptions};
+
+use cli_run::{run_command, RunArgs};
 
 /// Simulate ledtrad homes: real agents, a real broker, a signed catalogue, simulated people.
 #[derive(Parser)]
@@ -21,58 +20,6 @@ use ledtrad_sim::run::{run, RunOptions};
 struct Cli {
     #[command(subcommand)]
     command: Command,
-}
-
-/// What `ledtrad-sim run` simulates and prints.
-#[derive(clap::Args)]
-struct RunArgs {
-    /// Number of homes.
-    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=5000))]
-    homes: u64,
-    /// Simulated days.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=365))]
-    days: u64,
-    /// Seed: the same seed gives the same homes, people, signals and answers.
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
-    /// Use this broker (mqtt://HOST:PORT) instead of starting an embedded one.
-    #[arg(long)]
-    broker: Option<BrokerUrl>,
-    /// How the simulated people consent.
-    #[arg(long, value_enum, default_value_t = ConsentMode::Mixed)]
-    consent: ConsentMode,
-    /// The catalogue to push (default: the shipped examples/catalogues/home.toml).
-    #[arg(long)]
-    catalogue: Option<PathBuf>,
-    /// The first simulated day: the homes (at UTC+1) start at its local midnight.
-    #[arg(long, default_value = "2026-11-23T00:00:00Z", value_parser = parse_time)]
-    start: UnixTime,
-    /// Print one JSON object instead of the table.
-    #[arg(long)]
-    json: bool,
-    /// Store the fleet's reports in this SQLite file, as the operator's collector does, for
-    /// `ledtrad-op report --db FILE`.
-    #[arg(long, value_name = "FILE")]
-    reports: Option<PathBuf>,
-    /// How sensor signals reach the agents: direct, or through the firmware (virtual
-    /// sensors, the firmware's drivers and node, frames over a socket to each agent).
-    #[arg(long, value_enum, default_value_t = ledtrad_sim::home::SensorPath::Direct)]
-    sensors: ledtrad_sim::home::SensorPath,
-    /// On the firmware path, the share of frames the link damages with a flipped bit, e.g. 0.01.
-    #[arg(long, default_value_t = 0.0, value_parser = parse_flips)]
-    link_flips: f64,
-    /// Take homes, days, seed, start, consent, catalogue, sensors and the survey figures
-    /// from this scenario file (see examples/scenarios/) instead of their flags.
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["homes", "days", "seed", "consent", "catalogue", "start", "sensors"])]
-    scenario: Option<PathBuf>,
-    /// Homes per process: more homes than this run in worker processes, a slice each (every
-    /// agent holds a few files open, and a process may hold only so many).
-    #[arg(long, default_value_t = ledtrad_sim::run::HOMES_PER_PROCESS as u64, value_parser = clap::value_parser!(u64).range(1..=5000))]
-    homes_per_process: u64,
-    /// Also write the laboratory report, one self-contained HTML page with the scenario, the
-    /// model's assumptions, the figures and their plots.
-    #[arg(long, value_name = "FILE")]
-    html: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -272,17 +219,6 @@ fn print_requests(brokers: &[ledtrad_sim::request::BenchBroker], requests: usize
     ExitCode::SUCCESS
 }
 
-fn parse_flips(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(share) if (0.0..=1.0).contains(&share) => Ok(share),
-        _ => Err(format!("{s:?} is not a share from 0 to 1 (0.01 damages one frame in a hundred)")),
-    }
-}
-
-fn parse_time(s: &str) -> Result<UnixTime, String> {
-    UnixTime::parse_rfc3339(s).map_err(|e| format!("{s:?}: {e}"))
-}
-
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -379,172 +315,12 @@ fn broker_command(port: u16, max_connections: u64) -> ExitCode {
     }
 }
 
-/// What a run was, for its report: each parameter with its source where it has one.
-fn scenario_parameters(name: &str, options: &RunOptions) -> Vec<Parameter> {
-    let p = |name: &str, value: String, source: Option<&str>| Parameter {
-        name: name.into(),
-        value,
-        source: source.map(str::to_string),
-    };
-    let pop = &options.population;
-    let survey = "Insight Intelligence, Delade meningar (2015), 1,000 Swedes";
-    let pct = |v: f64| format!("{:.0}%", v * 100.0);
-    let h = &pop.households;
-    vec![
-        p("scenario", name.into(), None),
-        p("homes", options.homes.to_string(), None),
-        p("days", options.days.to_string(), None),
-        p("seed", options.seed.to_string(), None),
-        p("start", options.start.to_string(), None),
-        p("consent", format!("{:?}", pop.consent).to_lowercase(), None),
-        p("sensors", format!("{:?}", options.sensors).to_lowercase(), None),
-        p(
-            "people per home (1 to 5)",
-            h.sizes.iter().map(|s| pct(*s)).collect::<Vec<_>>().join(", "),
-            Some("roughly Statistics Sweden's households by size"),
-        ),
-        p(
-            "children",
-            format!("past the first two people; second of two with {}", pct(h.single_parent)),
-            Some("assumed"),
-        ),
-        p("lock screens", format!("{} of people aged 13 or more", pct(h.lock_screen)), Some("assumed")),
-        p("e-readers", format!("{} of people aged 16 or more", pct(h.ereader)), Some("assumed")),
-        p("share data for something back", pct(pop.survey.share_for_benefit), Some(survey)),
-        p("share as little as possible", pct(pop.survey.as_little_as_possible), Some(survey)),
-        p(
-            "share interests, 16–28 / 65–70",
-            format!("{} / {}", pct(pop.survey.interests_young), pct(pop.survey.interests_old)),
-            Some(survey),
-        ),
-        p(
-            "comfortable sharing interests / opinions and feelings",
-            format!("{} / {}", pct(pop.survey.comfortable_interests), pct(pop.survey.comfortable_opinions)),
-            Some(survey),
-        ),
-        p("accept sharing with third parties", pct(pop.survey.third_parties), Some(survey)),
-    ]
-}
-
-/// `ledtrad-sim run` and `compare`: the scenario or the flags, the catalogue, a run per
-/// policy, and the summary, the comparison and the report.
-fn run_command(args: RunArgs, policies: &[Policy], compare: bool) -> ExitCode {
-    let RunArgs {
-        homes,
-        days,
-        seed,
-        broker,
-        consent,
-        catalogue,
-        start,
-        json,
-        reports,
-        sensors,
-        link_flips,
-        scenario,
-        homes_per_process,
-        html,
-    } = args;
-    let mut population = Population { consent, ..Population::default() };
-    let mut name = "from the command line".to_string();
-    let (homes, days, seed, catalogue, start, sensors) = match &scenario {
-        None => (homes, days, seed, catalogue, start, sensors),
-        Some(path) => match ledtrad_sim::scenario::Scenario::load(path) {
-            Ok(s) => {
-                population = Population {
-                    consent: s.consent.unwrap_or(ConsentMode::Survey),
-                    survey: s.survey,
-                    households: s.households,
-                    responses: s.responses,
-                };
-                name = format!("{} ({})", s.name, path.display());
-                (
-                    s.homes,
-                    s.days,
-                    s.seed,
-                    s.catalogue,
-                    s.start.as_deref().map_or(Ok(start), parse_time).unwrap_or(start),
-                    s.sensors.unwrap_or_default(),
-                )
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::from(2);
-            }
-        },
-    };
-    if reports.is_some() && policies.len() > 1 {
-        eprintln!("error: --reports keeps one run's reports; use it with 'run', not 'compare'");
-        return ExitCode::from(2);
-    }
-    let Some(catalogue) = catalogue_or_shipped(catalogue.as_deref(), start) else { return ExitCode::from(2) };
-    let mut options = RunOptions::new(usize::try_from(homes).unwrap_or(usize::MAX), days, seed, catalogue, start);
-    options.broker = broker;
-    options.population = population;
-    options.progress = std::io::stderr().is_terminal();
-    options.reports = reports;
-    options.sensors = sensors;
-    options.link_flips = link_flips;
-    options.homes_per_process = usize::try_from(homes_per_process).unwrap_or(usize::MAX);
-    options.worker_exe = std::env::current_exe().ok();
-    let Some(runtime) = async_runtime() else { return ExitCode::from(2) };
-    let mut summaries = Vec::with_capacity(policies.len());
-    for policy in policies {
-        if options.progress && policies.len() > 1 {
-            eprintln!("policy {}:", policy.as_str());
-        }
-        match runtime.block_on(run(RunOptions { policy: *policy, ..options.clone() })) {
-            Ok(summary) => summaries.push(summary),
-            Err(e) => {
-                eprintln!("error: {e:#}");
-                return ExitCode::from(2);
-            }
-        }
-    }
-    if json && compare {
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "policies": summaries })).unwrap_or_default());
-    } else if json {
-        println!("{}", serde_json::to_string_pretty(&summaries[0]).unwrap_or_default());
-    } else if compare {
-        print!("{}", ledtrad_sim::summary::comparison(&summaries));
-    } else {
-        print!("{}", summaries[0].table());
-    }
-    if let Some(path) = html {
-        let title = if compare {
-            format!(
-                "{}: {} homes, {} days",
-                policies.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(" vs "),
-                options.homes,
-                options.days
-            )
-        } else {
-            format!("{} homes, {} days, policy {}", options.homes, options.days, policies[0].as_str())
-        };
-        let report = LabReport {
-            title,
-            scenario: scenario_parameters(&name, &options),
-            assumptions: options.population.responses.assumptions(),
-            policies: summaries.iter().map(|s| s.policy_run()).collect(),
-        };
-        if let Err(e) = std::fs::write(&path, ledtrad_sim::lab_report::page(&report)) {
-            eprintln!("error: writing the report to '{}': {e}", path.display());
-            return ExitCode::from(2);
-        }
-        eprintln!("report written to {}", path.display());
-    }
-    let violations: u64 = summaries.iter().map(|s| s.consent_violations).sum();
-    if violations > 0 {
-        eprintln!("error: {violations} consent violation(s) found");
-        return ExitCode::from(1);
-    }
-    ExitCode::SUCCESS
-}
-
-/// The async runtime for a command, or `None` after saying why it could not start.
 /// The catalogue at `path`, or the shipped example, checked as of `start`; `None` (with the
 /// error printed) when it does not load.
-fn catalogue_or_shipped(path: Option<&Path>, start: UnixTime) -> Option<ledtrad_protocol::catalogue::Catalogue> {
+pub(crate) fn catalogue_or_shipped(
+    path: Option<&Path>,
+    start: UnixTime,
+) -> Option<ledtrad_protocol::catalogue::Catalogue> {
     let loaded = match path {
         Some(path) => load_catalogue(path, Some(start)),
         None => {
@@ -612,6 +388,7 @@ fn soak_command(
     }
 }
 
-fn async_runtime() -> Option<tokio::runtime::Runtime> {
+/// The async runtime for a command, or `None` after saying why it could not start.
+pub(crate) fn async_runtime() -> Option<tokio::runtime::Runtime> {
     tokio::runtime::Runtime::new().map_err(|e| eprintln!("error: starting the async runtime: {e}")).ok()
 }

@@ -2,25 +2,33 @@
 //! stepped on the shard's virtual clock. A run drives its shards in lockstep, in its own
 //! process or, for more homes than one process may hold files for, in worker processes
 //! ([`crate::worker`]); the shard is the same either way.
+//!
+//! [`device`] starts one device's agent (and its board on the firmware path); [`counts`]
+//! holds what the shard counts and hands back.
+
+mod counts;
+mod device;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 use ledtrad_agent::engine::Policy;
-use ledtrad_agent::handle::{PersonChange, PromptAnswer, YesNo};
-use ledtrad_agent::{AgentHandle, Config, ConsentChange, ManualClock, RawConfig, RawKey, RunningAgent};
-use ledtrad_protocol::consent::{ConsentSource, ConsentState};
+use ledtrad_agent::handle::{PromptAnswer, YesNo};
+use ledtrad_agent::{ManualClock, RunningAgent};
+use ledtrad_protocol::consent::ConsentSource;
 use ledtrad_protocol::feedback::{Feedback, FeedbackKind};
 use ledtrad_protocol::time::DAY_SECS;
-use ledtrad_protocol::{CampaignId, DeviceId, DeviceKind, OfferId, PersonId, Purpose, UnixTime};
-use rand::{Rng as _, SeedableRng as _};
+use ledtrad_protocol::{CampaignId, DeviceKind, OfferId, PersonId, Purpose, UnixTime};
+use rand::Rng as _;
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt as _;
 
-use crate::home::{Home, Population, SensorPath, SHELF};
-use crate::run::{STEP_MINUTES, UTC_OFFSET_MINUTES};
+pub use counts::{Counts, DayCounts, Finished};
+use device::{board_feature, consent_change, wait_for_frames, Device};
+
+use crate::clock::STEP_MINUTES;
+use crate::home::{Home, Population, SensorPath};
 use crate::summary::SensorLink;
 
 /// What a shard runs: everything it needs, sent to a worker process as JSON.
@@ -56,191 +64,6 @@ pub struct ShardSpec {
     pub dir: std::path::PathBuf,
 }
 
-/// A shard's counts; a run adds its shards'.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Counts {
-    /// Moments that asked for a decision.
-    pub decisions: u64,
-    /// Offers shown.
-    pub shown: u64,
-    /// Of those, chosen with personal features.
-    pub shown_personalised: u64,
-    /// Answers.
-    pub accepted: u64,
-    /// Dismissals, "not for me" included.
-    pub dismissed: u64,
-    /// "Not for me".
-    pub not_for_me: u64,
-    /// Shown offers nobody answered.
-    pub unanswered: u64,
-    /// Signals fed.
-    pub signals: u64,
-    /// Decisions the audit found reading or showing what consent did not allow.
-    pub violations: u64,
-    /// Shown offers whose "why" does not match their trace (checked under `clues` only).
-    pub why_inconsistent: u64,
-    /// Camouflage draws.
-    pub camouflaged: u64,
-    /// Consents revoked.
-    pub revocations: u64,
-    /// Consent prompts shown.
-    pub prompts: u64,
-    /// Consent prompts declined.
-    pub prompts_declined: u64,
-    /// Decisions that held an offer out.
-    pub held_out: u64,
-    /// Conversions, all.
-    pub converted: u64,
-    /// Shown offers of campaigns with a holdout arm.
-    pub shown_measured: u64,
-    /// Of those, followed by a conversion (through the offer or unprompted).
-    pub converted_shown: u64,
-    /// Held-out decisions followed by a conversion (unprompted).
-    pub converted_held_out: u64,
-    /// Reports the devices with `measure` could send.
-    pub reports_expected: u64,
-    /// Whether any device works under `request`.
-    pub any_request: bool,
-    /// The engine's decision times, nanoseconds.
-    pub decide_nanos: Vec<u64>,
-    /// Whole offer calls, nanoseconds.
-    pub call_nanos: Vec<u64>,
-    /// Per simulated day.
-    pub daily: Vec<DayCounts>,
-}
-
-impl Counts {
-    /// Adds `other`'s counts to these.
-    pub fn add(&mut self, other: Counts) {
-        let Counts {
-            decisions,
-            shown,
-            shown_personalised,
-            accepted,
-            dismissed,
-            not_for_me,
-            unanswered,
-            signals,
-            violations,
-            why_inconsistent,
-            camouflaged,
-            revocations,
-            prompts,
-            prompts_declined,
-            held_out,
-            converted,
-            shown_measured,
-            converted_shown,
-            converted_held_out,
-            reports_expected,
-            any_request,
-            decide_nanos,
-            call_nanos,
-            daily,
-        } = other;
-        for (mine, theirs) in [
-            (&mut self.decisions, decisions),
-            (&mut self.shown, shown),
-            (&mut self.shown_personalised, shown_personalised),
-            (&mut self.accepted, accepted),
-            (&mut self.dismissed, dismissed),
-            (&mut self.not_for_me, not_for_me),
-            (&mut self.unanswered, unanswered),
-            (&mut self.signals, signals),
-            (&mut self.violations, violations),
-            (&mut self.why_inconsistent, why_inconsistent),
-            (&mut self.camouflaged, camouflaged),
-            (&mut self.revocations, revocations),
-            (&mut self.prompts, prompts),
-            (&mut self.prompts_declined, prompts_declined),
-            (&mut self.held_out, held_out),
-            (&mut self.converted, converted),
-            (&mut self.shown_measured, shown_measured),
-            (&mut self.converted_shown, converted_shown),
-            (&mut self.converted_held_out, converted_held_out),
-            (&mut self.reports_expected, reports_expected),
-        ] {
-            *mine += theirs;
-        }
-        self.any_request |= any_request;
-        self.decide_nanos.extend(decide_nanos);
-        self.call_nanos.extend(call_nanos);
-        for day in daily {
-            match self.daily.iter_mut().find(|d| d.day == day.day) {
-                Some(mine) => mine.add(&day),
-                None => self.daily.push(day),
-            }
-        }
-        self.daily.sort_by_key(|d| d.day);
-    }
-}
-
-/// One simulated day's figures, as the report plots them.
-pub use crate::lab_report::DayFigures as DayCounts;
-
-impl DayCounts {
-    fn add(&mut self, other: &DayCounts) {
-        // Destructured, so a new field cannot be left out.
-        let DayCounts { day: _, shown, accepted, dismissed, revocations, people, personalise, measure, request } =
-            *other;
-        self.shown += shown;
-        self.accepted += accepted;
-        self.dismissed += dismissed;
-        self.revocations += revocations;
-        self.people += people;
-        self.personalise += personalise;
-        self.measure += measure;
-        self.request += request;
-    }
-}
-
-/// What a shard hands back when it finishes.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Finished {
-    /// Its counts.
-    pub counts: Counts,
-    /// Its devices' ids.
-    pub devices: Vec<DeviceId>,
-    /// Its people.
-    pub people: u64,
-    /// On the firmware path, its boards' links.
-    pub sensor_link: Option<SensorLink>,
-    /// The shard process's peak resident memory, bytes (0 when it runs in the run's process).
-    pub peak_rss_bytes: u64,
-}
-
-/// A device's sensor board on the firmware path, and its end of the link.
-struct BoardLink {
-    board: crate::board::Board,
-    stream: tokio::net::TcpStream,
-    /// Which frames the link damages: the board's own draws, so they do not depend on how a
-    /// run splits its homes.
-    flips: rand_chacha::ChaCha8Rng,
-}
-
-impl BoardLink {
-    /// Takes the agent's connection within 10 s.
-    async fn accept(
-        listener: tokio::net::TcpListener,
-        board: crate::board::Board,
-        flips: rand_chacha::ChaCha8Rng,
-    ) -> anyhow::Result<Self> {
-        let (stream, _) = tokio::time::timeout(Duration::from_secs(10), listener.accept())
-            .await
-            .context("the agent did not connect to its sensor board within 10 s")??;
-        stream.set_nodelay(true)?;
-        Ok(Self { board, stream, flips })
-    }
-}
-
-struct Device {
-    kind: DeviceKind,
-    id: DeviceId,
-    handle: AgentHandle,
-    consent: ConsentState,
-    board: Option<BoardLink>,
-}
-
 /// A slice of a run's homes and their agents.
 pub struct Shard {
     spec: ShardSpec,
@@ -262,13 +85,6 @@ pub struct Shard {
     measured: BTreeSet<CampaignId>,
 }
 
-/// The simulator's consent text version.
-const TEXT_VERSION: &str = "sim-2026-11";
-
-fn consent_change(granted: bool, source: ConsentSource) -> ConsentChange {
-    ConsentChange { granted, source, text_version: TEXT_VERSION.into() }
-}
-
 impl Shard {
     /// Starts every agent of the shard's homes and gives each its household and consent.
     pub async fn start(spec: ShardSpec, mut started: impl FnMut()) -> anyhow::Result<Self> {
@@ -284,79 +100,9 @@ impl Shard {
         for h in from..to {
             let home = Home::new(spec.seed, h, &spec.population);
             first_device.push(devices.len());
-            for (slot, d) in home.devices.iter().enumerate() {
-                // Pseudonyms follow from the seed, so holdout arms (a hash of pseudonym and
-                // campaign) are the same in every run with it. Runs sharing a broker need
-                // different seeds.
-                let id = DeviceId::try_new(format!("s{}-h{h}-{}", spec.seed, d.name))?;
-                let window_ms = u32::try_from(STEP_MINUTES * 60_000).unwrap_or(u32::MAX);
-                let board = match (spec.sensors, d.kind) {
-                    (SensorPath::Firmware, DeviceKind::Fridge) => Some(crate::board::Board::fridge(window_ms)?),
-                    (SensorPath::Firmware, DeviceKind::LockScreen) => {
-                        Some(crate::board::Board::lock_screen(window_ms)?)
-                    }
-                    _ => None,
-                };
-                let listener = match board {
-                    Some(_) => Some(tokio::net::TcpListener::bind("127.0.0.1:0").await?),
-                    None => None,
-                };
-                let sensor_link = match &listener {
-                    Some(l) => Some(format!("tcp://{}", l.local_addr()?)),
-                    None => None,
-                };
-                let raw = RawConfig {
-                    device_id: id.to_string(),
-                    kind: d.kind.as_str().into(),
-                    fleet: spec.fleet.clone(),
-                    broker: spec.broker.clone(),
-                    mqtt_username: None,
-                    mqtt_password_file: None,
-                    database: dir.join(format!("{id}.db")),
-                    api: None,
-                    sharing: None,
-                    report_epsilon: None,
-                    camouflage_share: None,
-                    model_runtime: None,
-                    rng_seed: Some(spec.seed ^ ((h * 16 + slot) as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)),
-                    owner: Some(home.people[d.people[0]].id.clone()),
-                    utc_offset_minutes: UTC_OFFSET_MINUTES,
-                    timezone: None,
-                    offer_request_timeout_ms: None,
-                    sensor_link,
-                    sensor_baud: None,
-                    operator_keys: vec![RawKey {
-                        id: spec.key.0.clone(),
-                        public_key: spec.key.1.clone(),
-                        retired: false,
-                    }],
-                };
-                let mut config = Config::from_raw(raw, "simulator")?;
-                config.policy = spec.policy;
-                let agent = ledtrad_agent::spawn(config, Arc::new(clock.clone())).await?;
-                let board = match (listener, board) {
-                    (Some(listener), Some(board)) => {
-                        let flips = rand_chacha::ChaCha8Rng::seed_from_u64(
-                            spec.seed ^ 0x11_4e_f1_1b ^ ((h * 16 + slot) as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
-                        );
-                        Some(BoardLink::accept(listener, board, flips).await?)
-                    }
-                    _ => None,
-                };
-                let handle = agent.handle();
-                // The people the device serves, and each one's consent as given at set-up.
-                // The agent works out what a shared fridge may do; the audit checks it
-                // independently.
-                for &i in &d.people {
-                    let person = &home.people[i];
-                    let pid = PersonId::try_new(&person.id)?;
-                    handle.put_person(pid.clone(), PersonChange { child: person.child }).await?;
-                    for purpose in Purpose::ALL.into_iter().filter(|p| person.consent.allows(*p)) {
-                        let change = consent_change(true, ConsentSource::SetupWizard);
-                        handle.set_person_consent(Some(pid.clone()), purpose, change).await?;
-                    }
-                }
-                devices.push(Device { kind: d.kind, id, handle, consent: home.consent(slot), board });
+            for slot in 0..home.devices.len() {
+                let (device, agent) = Device::start(&spec, &clock, h, &home, slot).await?;
+                devices.push(device);
                 running.push(agent);
                 started();
             }
@@ -669,27 +415,5 @@ impl Shard {
             stopped();
         }
         Ok(Finished { counts: self.counts, devices, people, sensor_link, peak_rss_bytes: 0 })
-    }
-}
-
-/// Whether a sensor board carries `feature` on the firmware path.
-fn board_feature(feature: &str) -> bool {
-    SHELF.contains(&feature) || matches!(feature, "fridge.door.opens" | "context.ambient_light")
-}
-
-/// Waits (up to 10 s) until the agent behind `handle` has read `sent` frames, good or not,
-/// from its board, so a moment is decided on what the board reported.
-async fn wait_for_frames(handle: &AgentHandle, sent: u64) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let status = handle.status().await?;
-        let read = status.link.as_ref().map_or(0, |l| l.frames + l.corrupt + l.incomplete);
-        if read >= sent {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            bail!("the agent read {read} of {sent} frames from its board within 10 s");
-        }
-        tokio::time::sleep(Duration::from_micros(200)).await;
     }
 }

@@ -8,16 +8,18 @@
 //! goes; the operator's collector stores the reports. At the end every agent must have its
 //! outbox empty (all acknowledged), and the collector must hold each report once.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 use indicatif::{ProgressBar, ProgressStyle};
 use ledtrad_agent::broker::{Mosquitto, Stop};
-use ledtrad_agent::{ConsentChange, ManualClock, RawConfig, RawKey};
+use ledtrad_agent::{ConsentChange, ManualClock, RawConfig, RawKey, RunningAgent};
 use ledtrad_operator::collect::ReportStore;
 use ledtrad_operator::serve::ServeOptions;
 use ledtrad_operator::{push_envelope, sign_catalogue, OperatorKey, SignOptions};
+use ledtrad_protocol::broker::BrokerUrl;
 use ledtrad_protocol::catalogue::Catalogue;
 use ledtrad_protocol::consent::ConsentSource;
 use ledtrad_protocol::feature::FeatureName;
@@ -127,27 +129,90 @@ pub async fn soak(options: SoakOptions) -> anyhow::Result<SoakFigures> {
     }
     let wall = Instant::now();
     let dir = tempfile::tempdir().context("creating a directory for the broker and the agents")?;
+    let mut broker = start_broker(dir.path())?;
+    let url = broker.url().clone();
+    let reports_db = dir.path().join("reports.db");
+    let collector = start_collector(&url, &reports_db).await?;
+    let (fleet, key) = push_catalogue(&options, &url).await?;
+    let clock = ManualClock::new(options.start);
+    let agents = start_agents(&options, &fleet, &key, &url, dir.path(), &clock).await?;
+    let soaked = soak_hours(&options, &agents, &mut broker, &clock, dir.path()).await?;
+    let unacknowledged = drain_outboxes(&options, &agents).await?;
+    let store = ReportStore::open(&reports_db)?;
+    let acknowledged = soaked.queued - unacknowledged;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while store.count()? < acknowledged && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let rss_end = rss();
+    let databases_end = directory_bytes(dir.path());
+    let stored = store.count()?;
+    let duplicates = collector.counts().reports_duplicate;
+    for agent in agents {
+        agent.shutdown().await;
+    }
+    collector.stop().await?;
+    Ok(SoakFigures {
+        hours: options.hours,
+        devices: options.devices,
+        broker_restarts: soaked.sigkill + soaked.sigterm,
+        sigkill: soaked.sigkill,
+        sigterm: soaked.sigterm,
+        decisions: soaked.decisions,
+        reports_queued: soaked.queued,
+        reports_acknowledged: acknowledged,
+        reports_stored: stored,
+        duplicates_dropped: duplicates,
+        rss_after_first_hour_bytes: soaked.rss_first_hour,
+        rss_end_bytes: rss_end,
+        rss_drift_bytes: rss_end as i64 - soaked.rss_first_hour as i64,
+        databases_after_first_hour_bytes: soaked.databases_first_hour,
+        databases_end_bytes: databases_end,
+        decide_p99_first_hour_us: p99_us(soaked.first_hour),
+        decide_p99_last_hour_us: p99_us(soaked.last_hour),
+        wall_seconds: (wall.elapsed().as_secs_f64() * 10.0).round() / 10.0,
+    })
+}
+
+/// A progress bar, drawn only when `progress` is on.
+fn bar(progress: bool, len: u64, message: &str) -> ProgressBar {
+    let bar = if progress { ProgressBar::new(len) } else { ProgressBar::hidden() };
+    bar.set_style(ProgressStyle::with_template("{msg:30} [{bar:40}] {pos}/{len} {elapsed}").expect("template"));
+    bar.set_message(message.to_string());
+    bar
+}
+
+/// The soak's own Mosquitto, keeping its state in `dir`: saving on every change and queueing
+/// enough for the collector while it reconnects.
+fn start_broker(dir: &Path) -> anyhow::Result<Mosquitto> {
     let replace = [
         ("autosave_interval", "autosave_interval 1\nautosave_on_changes true".to_string()),
         ("max_queued_messages", "max_queued_messages 1000000".to_string()),
     ];
-    let mut broker = Mosquitto::start(MOSQUITTO_CONF, &replace, dir.path())
-        .context("the soak restarts its own Mosquitto (the embedded broker cannot be restarted in-process)")?;
-    let url = broker.url().clone();
-    let reports_db = dir.path().join("reports.db");
+    Mosquitto::start(MOSQUITTO_CONF, &replace, dir)
+        .context("the soak restarts its own Mosquitto (the embedded broker cannot be restarted in-process)")
+}
+
+/// The operator's report collector, storing into `reports_db`.
+async fn start_collector(url: &BrokerUrl, reports_db: &Path) -> anyhow::Result<ledtrad_operator::serve::Running> {
     let collector = ledtrad_operator::serve::start(
         ServeOptions {
             broker: url.clone(),
             login: None,
             instance: ledtrad_protocol::InstanceId::try_new("sim-soak-collector")?,
             service: None,
-            reports: Some(ReportStore::open(&reports_db)?),
+            reports: Some(ReportStore::open(reports_db)?),
             session_secs: 600,
         },
         Duration::from_secs(10),
     )
     .await?;
+    Ok(collector)
+}
 
+/// Signs the catalogue for the soak's fleet and pushes it, retained; returns the fleet and the
+/// operator key the agents are to trust.
+async fn push_catalogue(options: &SoakOptions, url: &BrokerUrl) -> anyhow::Result<(FleetId, OperatorKey)> {
     let fleet = FleetId::try_new("soak")?;
     let key = OperatorKey::generate(KeyId::try_new("soak-operator")?);
     let sign = SignOptions {
@@ -156,16 +221,21 @@ pub async fn soak(options: SoakOptions) -> anyhow::Result<SoakFigures> {
         issued_at: options.start,
         expires_at: options.start.plus_secs((options.hours / 24 + 7) * DAY_SECS),
     };
-    push_envelope(&url, &fleet, sign_catalogue(&options.catalogue, &key, &sign)?, "ledtrad-sim-soak-op").await?;
+    push_envelope(url, &fleet, sign_catalogue(&options.catalogue, &key, &sign)?, "ledtrad-sim-soak-op").await?;
+    Ok((fleet, key))
+}
 
-    let bar = |len: u64, message: &str| {
-        let bar = if options.progress { ProgressBar::new(len) } else { ProgressBar::hidden() };
-        bar.set_style(ProgressStyle::with_template("{msg:30} [{bar:40}] {pos}/{len} {elapsed}").expect("template"));
-        bar.set_message(message.to_string());
-        bar
-    };
-    let clock = ManualClock::new(options.start);
-    let starting = bar(options.devices as u64, "starting agents");
+/// Starts the fridges' agents, each on its own database in `dir`: every one allows
+/// measurement, every other one personalisation too.
+async fn start_agents(
+    options: &SoakOptions,
+    fleet: &FleetId,
+    key: &OperatorKey,
+    url: &BrokerUrl,
+    dir: &Path,
+    clock: &ManualClock,
+) -> anyhow::Result<Vec<RunningAgent>> {
+    let starting = bar(options.progress, options.devices as u64, "starting agents");
     let mut agents = Vec::with_capacity(options.devices);
     for d in 0..options.devices {
         let raw = RawConfig {
@@ -175,7 +245,7 @@ pub async fn soak(options: SoakOptions) -> anyhow::Result<SoakFigures> {
             broker: url.to_string(),
             mqtt_username: None,
             mqtt_password_file: None,
-            database: dir.path().join(format!("soak-{d}.db")),
+            database: dir.join(format!("soak-{d}.db")),
             api: None,
             sharing: None,
             report_epsilon: None,
@@ -183,7 +253,7 @@ pub async fn soak(options: SoakOptions) -> anyhow::Result<SoakFigures> {
             model_runtime: None,
             rng_seed: Some(options.seed ^ (d as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)),
             owner: None,
-            utc_offset_minutes: crate::run::UTC_OFFSET_MINUTES,
+            utc_offset_minutes: crate::clock::UTC_OFFSET_MINUTES,
             timezone: None,
             offer_request_timeout_ms: None,
             sensor_link: None,
@@ -205,74 +275,116 @@ pub async fn soak(options: SoakOptions) -> anyhow::Result<SoakFigures> {
         starting.inc(1);
     }
     starting.finish_and_clear();
+    Ok(agents)
+}
 
+/// What the simulated hours brought.
+#[derive(Debug, Default)]
+struct Soaked {
+    decisions: u64,
+    /// Reports the agents queued.
+    queued: u64,
+    sigkill: u64,
+    sigterm: u64,
+    /// Decision times over the first and the last simulated hour, nanoseconds.
+    first_hour: Vec<u64>,
+    last_hour: Vec<u64>,
+    rss_first_hour: u64,
+    databases_first_hour: u64,
+}
+
+/// The simulated hours: fridges opened, reports flushed every hour, and the broker restarted
+/// every `restart_minutes`.
+async fn soak_hours(
+    options: &SoakOptions,
+    agents: &[RunningAgent],
+    broker: &mut Mosquitto,
+    clock: &ManualClock,
+    dir: &Path,
+) -> anyhow::Result<Soaked> {
     let steps = options.hours * 60 / STEP_MINUTES;
     let steps_per_hour = 60 / STEP_MINUTES;
     let restart_every = options.restart_minutes / STEP_MINUTES;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(options.seed);
-    let (mut decisions, mut queued, mut sigkill, mut sigterm) = (0u64, 0u64, 0u64, 0u64);
-    let (mut first_hour, mut last_hour) = (Vec::new(), Vec::new());
-    let (mut rss_first_hour, mut databases_first_hour) = (0, 0);
-    let simulating = bar(steps, "soaking");
+    let mut soaked = Soaked::default();
+    let simulating = bar(options.progress, steps, "soaking");
     for step in 0..steps {
         clock.advance(STEP_MINUTES * 60);
-        // A tenth of the fridges open their door each step, some with the butter running low.
-        for agent in &agents {
-            if !rng.random_bool(0.1) {
-                continue;
-            }
-            let handle = agent.handle();
-            let level = rng.random_range(0.0..1.0);
-            let signal = Signal { feature: FeatureName::try_new("fridge.butter.level")?, value: level };
-            handle.signals(vec![signal]).await?;
-            let outcome = handle.offer(Moment::DoorOpened).await?;
-            decisions += 1;
-            if step < steps_per_hour {
-                first_hour.push(outcome.decide_nanos);
-            }
-            if step >= steps.saturating_sub(steps_per_hour) {
-                last_hour.push(outcome.decide_nanos);
-            }
-            if outcome.decision.shown.is_some() {
-                let kind = if rng.random_bool(0.3) { FeedbackKind::Accepted } else { FeedbackKind::Dismissed };
-                handle.feedback(Feedback { decision: outcome.decision.id, kind }).await?;
-            }
-        }
+        let (first_hour, last_hour) = (step < steps_per_hour, step >= steps.saturating_sub(steps_per_hour));
+        open_doors(agents, &mut rng, &mut soaked, first_hour, last_hour).await?;
         // Each simulated hour, every agent reports what it counted.
         if (step + 1) % steps_per_hour == 0 {
-            for agent in &agents {
-                queued += agent.handle().flush_reports().await? as u64;
+            for agent in agents {
+                soaked.queued += agent.handle().flush_reports().await? as u64;
             }
         }
         if (step + 1) % restart_every == 0 {
-            let how = if (sigkill + sigterm) % 2 == 0 { Stop::Kill } else { Stop::Graceful };
+            let how = if (soaked.sigkill + soaked.sigterm) % 2 == 0 { Stop::Kill } else { Stop::Graceful };
             tokio::task::block_in_place(|| broker.stop(how))?;
             tokio::task::block_in_place(|| broker.restart())?;
             match how {
-                Stop::Kill => sigkill += 1,
-                Stop::Graceful => sigterm += 1,
+                Stop::Kill => soaked.sigkill += 1,
+                Stop::Graceful => soaked.sigterm += 1,
             }
         }
         if step + 1 == steps_per_hour {
-            rss_first_hour = rss();
-            databases_first_hour = directory_bytes(dir.path());
+            soaked.rss_first_hour = rss();
+            soaked.databases_first_hour = directory_bytes(dir);
         }
         simulating.inc(1);
         simulating.set_message(format!(
             "hour {} of {}, {} restarts",
             step / steps_per_hour + 1,
             options.hours,
-            sigkill + sigterm
+            soaked.sigkill + soaked.sigterm
         ));
     }
     simulating.finish_and_clear();
+    Ok(soaked)
+}
 
-    // Everything queued must leave the outboxes (an agent that met the broker down several
-    // times in a row waits up to its longest backoff, 30 s) and reach the store, once.
-    let draining = bar(options.devices as u64, "waiting for the outboxes");
+/// One step's moments: a tenth of the fridges open their door, some with the butter running
+/// low, and the people answer what is shown. Decision times count towards the first or the
+/// last hour as the step falls.
+async fn open_doors(
+    agents: &[RunningAgent],
+    rng: &mut rand_chacha::ChaCha8Rng,
+    soaked: &mut Soaked,
+    first_hour: bool,
+    last_hour: bool,
+) -> anyhow::Result<()> {
+    for agent in agents {
+        if !rng.random_bool(0.1) {
+            continue;
+        }
+        let handle = agent.handle();
+        let level = rng.random_range(0.0..1.0);
+        let signal = Signal { feature: FeatureName::try_new("fridge.butter.level")?, value: level };
+        handle.signals(vec![signal]).await?;
+        let outcome = handle.offer(Moment::DoorOpened).await?;
+        soaked.decisions += 1;
+        if first_hour {
+            soaked.first_hour.push(outcome.decide_nanos);
+        }
+        if last_hour {
+            soaked.last_hour.push(outcome.decide_nanos);
+        }
+        if outcome.decision.shown.is_some() {
+            let kind = if rng.random_bool(0.3) { FeedbackKind::Accepted } else { FeedbackKind::Dismissed };
+            handle.feedback(Feedback { decision: outcome.decision.id, kind }).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Everything queued must leave the outboxes (an agent that met the broker down several times
+/// in a row waits up to its longest backoff, 30 s). Returns the messages still queued after
+/// two minutes, saying which devices hold them.
+async fn drain_outboxes(options: &SoakOptions, agents: &[RunningAgent]) -> anyhow::Result<u64> {
+    let draining = bar(options.progress, options.devices as u64, "waiting for the outboxes");
     let deadline = Instant::now() + Duration::from_secs(120);
     let mut unacknowledged = 0u64;
-    for agent in &agents {
+    for agent in agents {
         loop {
             let waiting = agent.handle().my_data(None).await?.queued_messages.len() as u64;
             if waiting == 0 || Instant::now() > deadline {
@@ -295,38 +407,5 @@ pub async fn soak(options: SoakOptions) -> anyhow::Result<SoakFigures> {
         draining.inc(1);
     }
     draining.finish_and_clear();
-    let store = ReportStore::open(&reports_db)?;
-    let acknowledged = queued - unacknowledged;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while store.count()? < acknowledged && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let rss_end = rss();
-    let databases_end = directory_bytes(dir.path());
-    let stored = store.count()?;
-    let duplicates = collector.counts().reports_duplicate;
-    for agent in agents {
-        agent.shutdown().await;
-    }
-    collector.stop().await?;
-    Ok(SoakFigures {
-        hours: options.hours,
-        devices: options.devices,
-        broker_restarts: sigkill + sigterm,
-        sigkill,
-        sigterm,
-        decisions,
-        reports_queued: queued,
-        reports_acknowledged: acknowledged,
-        reports_stored: stored,
-        duplicates_dropped: duplicates,
-        rss_after_first_hour_bytes: rss_first_hour,
-        rss_end_bytes: rss_end,
-        rss_drift_bytes: rss_end as i64 - rss_first_hour as i64,
-        databases_after_first_hour_bytes: databases_first_hour,
-        databases_end_bytes: databases_end,
-        decide_p99_first_hour_us: p99_us(first_hour),
-        decide_p99_last_hour_us: p99_us(last_hour),
-        wall_seconds: (wall.elapsed().as_secs_f64() * 10.0).round() / 10.0,
-    })
+    Ok(unacknowledged)
 }

@@ -80,6 +80,9 @@ pub use crate::lab_report::UpliftFigure as Uplift;
 
 impl Uplift {
     /// From conversions among shown offers and among held-out decisions; `None` without both.
+    /// The interval is clamped to ±100 points (a difference of two rates is never more), and
+    /// whether each arm has the decisions needed to tell is judged by the operator's rule
+    /// ([`needed_per_arm`](ledtrad_operator::uplift::needed_per_arm)).
     pub fn of(converted_shown: u64, shown: u64, converted_held: u64, held: u64) -> Option<Self> {
         if shown == 0 || held == 0 {
             return None;
@@ -88,12 +91,21 @@ impl Uplift {
         let se = (t * (1.0 - t) / shown as f64 + h * (1.0 - h) / held as f64).sqrt();
         let round = |v: f64| (v * 1_000.0).round() / 1_000.0;
         let points = (t - h) * 100.0;
+        let (low, high) = (points - 196.0 * se, points + 196.0 * se);
+        let within = |v: f64| v.clamp(-100.0, 100.0);
+        let pooled = (converted_shown + converted_held) as f64 / (shown + held) as f64;
+        let needed = ledtrad_operator::uplift::needed_per_arm(pooled);
         Some(Self {
             treatment_rate: round(t),
             holdout_rate: round(h),
-            points: round(points),
-            low: round(points - 196.0 * se),
-            high: round(points + 196.0 * se),
+            points: round(within(points)),
+            low: round(within(low)),
+            high: round(within(high)),
+            held_out: held,
+            treated: shown,
+            needed,
+            enough_held_out: needed.is_some_and(|n| held >= n),
+            clamped: within(low) != low || within(high) != high,
         })
     }
 }
@@ -227,7 +239,7 @@ pub struct Summary {
     /// The engine's decision times as a histogram.
     pub latency_histogram: Vec<crate::lab_report::LatencyBucket>,
     /// Each simulated day's figures.
-    pub daily: Vec<crate::shard::DayCounts>,
+    pub daily: Vec<crate::lab_report::DayFigures>,
 }
 
 /// Payload bytes a device sends per day, by purpose (status needs none).
@@ -279,10 +291,7 @@ impl Summary {
             ("held out (would have shown)", self.held_out.to_string()),
             (
                 "uplift in conversion rate",
-                self.uplift.map_or_else(
-                    || "- (needs shown and held-out decisions)".into(),
-                    |u| format!("{:+.2} points (95% CI {:+.2} to {:+.2})", u.points, u.low, u.high),
-                ),
+                self.uplift.map_or_else(|| "- (needs shown and held-out decisions)".into(), |u| u.text(2)),
             ),
             ("consent revocations", self.revocations.to_string()),
             ("consent prompts", format!("{} shown, {} declined", self.prompts_shown, self.prompts_declined)),
@@ -391,8 +400,16 @@ pub fn comparison(runs: &[Summary]) -> String {
         (
             "uplift, conversion (95% CI)",
             Box::new(|s: &Summary| {
-                s.uplift
-                    .map_or_else(|| "-".into(), |u| format!("{:+.2} pts ({:+.2} to {:+.2})", u.points, u.low, u.high))
+                s.uplift.map_or_else(
+                    || "-".into(),
+                    |u| match u.too_few() {
+                        Some(_) => format!("too few to tell ({} held out)", u.held_out),
+                        None => {
+                            let clamped = if u.clamped { ", clamped" } else { "" };
+                            format!("{:+.2} pts ({:+.2} to {:+.2}{clamped})", u.points, u.low, u.high)
+                        }
+                    },
+                )
             }),
         ),
         ("consent violations", Box::new(|s: &Summary| s.consent_violations.to_string())),
@@ -443,5 +460,40 @@ mod tests {
         // sqrt(0.15*0.85/1000 + 0.05*0.95/1000) = 0.01323: ±2.59 points.
         assert!((u.low - 7.407).abs() < 0.01 && (u.high - 12.593).abs() < 0.01, "{u:?}");
         assert_eq!(Uplift::of(1, 10, 0, 0), None);
+        // 10% pooled: 5 conversions expected in 50 decisions; both arms have 1,000.
+        assert_eq!((u.needed, u.enough_held_out, u.enough(), u.clamped), (Some(50), true, true, false));
+        assert_eq!(u.text(2), "+10.00 points (95% CI +7.41 to +12.59)");
+    }
+
+    /// The demo's first screen once said "uplift in conversion rate −84.61 points (95% CI
+    /// −104.23 to −65.00)" from one held-out decision.
+    #[test]
+    fn one_held_out_decision_is_too_few_to_tell() {
+        let u = Uplift::of(33, 212, 1, 1).unwrap();
+        assert!(!u.enough_held_out && !u.enough());
+        // Pooled 34 of 213 (16%): 5 / 0.16 = 32 decisions, and never fewer than 30.
+        assert_eq!(u.needed, Some(32));
+        assert_eq!(u.text(2), "too few held out to tell (1 decision held out, 212 treated; needs at least 32)");
+        assert!(u.low >= -100.0 && u.high <= 100.0, "{u:?}");
+        // Nothing converted anywhere: no number of decisions would do.
+        let none = Uplift::of(0, 500, 0, 400).unwrap();
+        assert_eq!(none.needed, None);
+        assert_eq!(
+            none.text(2),
+            "too few held out to tell (400 decisions held out, 500 treated; no conversion yet to measure by)"
+        );
+    }
+
+    #[test]
+    fn an_interval_that_would_cross_100_points_is_clamped_and_says_so() {
+        // Every treated decision converts, 1 in 60 held out: 98.3 ± 3.2 points.
+        let u = Uplift::of(60, 60, 1, 60).unwrap();
+        assert!(u.enough());
+        assert_eq!((u.points, u.high, u.clamped), (98.333, 100.0, true));
+        assert!((u.low - 95.095).abs() < 0.01, "{u:?}");
+        assert_eq!(u.text(1), "+98.3 points (95% CI +95.1 to +100.0, clamped to ±100)");
+        // And at the other end.
+        let d = Uplift::of(1, 60, 60, 60).unwrap();
+        assert_eq!((d.points, d.low, d.clamped), (-98.333, -100.0, true));
     }
 }

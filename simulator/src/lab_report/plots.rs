@@ -160,7 +160,8 @@ pub(super) fn latency(out: &mut String, policies: &[PolicyRun]) -> fmt::Result {
 
 /// The uplift in conversion rate per policy: a point with its 95% interval, and zero.
 pub(super) fn uplift(out: &mut String, policies: &[PolicyRun]) -> fmt::Result {
-    let finite = |u: &&UpliftFigure| [u.points, u.low, u.high].iter().all(|v| v.is_finite());
+    // Only figures that can be told: numbers, from enough held-out decisions.
+    let finite = |u: &&UpliftFigure| u.enough() && [u.points, u.low, u.high].iter().all(|v| v.is_finite());
     let figures: Vec<Option<&UpliftFigure>> = policies.iter().map(|p| p.uplift.as_ref().filter(finite)).collect();
     let axis = Axis::covering(figures.iter().flatten().flat_map(|u| [u.points, u.low, u.high]));
     let keys: Vec<Key> = policies

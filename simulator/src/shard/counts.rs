@@ -1,0 +1,160 @@
+//! A shard's counts: what its devices decided, showed and heard back, per run and per
+//! simulated day, added up across shards; and what a shard hands back when it finishes.
+
+use ledtrad_protocol::DeviceId;
+use serde::{Deserialize, Serialize};
+
+use crate::summary::SensorLink;
+
+/// A shard's counts; a run adds its shards'.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Counts {
+    /// Moments that asked for a decision.
+    pub decisions: u64,
+    /// Offers shown.
+    pub shown: u64,
+    /// Of those, chosen with personal features.
+    pub shown_personalised: u64,
+    /// Answers.
+    pub accepted: u64,
+    /// Dismissals, "not for me" included.
+    pub dismissed: u64,
+    /// "Not for me".
+    pub not_for_me: u64,
+    /// Shown offers nobody answered.
+    pub unanswered: u64,
+    /// Signals fed.
+    pub signals: u64,
+    /// Decisions the audit found reading or showing what consent did not allow.
+    pub violations: u64,
+    /// Shown offers whose "why" does not match their trace (checked under `clues` only).
+    pub why_inconsistent: u64,
+    /// Camouflage draws.
+    pub camouflaged: u64,
+    /// Consents revoked.
+    pub revocations: u64,
+    /// Consent prompts shown.
+    pub prompts: u64,
+    /// Consent prompts declined.
+    pub prompts_declined: u64,
+    /// Decisions that held an offer out.
+    pub held_out: u64,
+    /// Conversions, all.
+    pub converted: u64,
+    /// Shown offers of campaigns with a holdout arm.
+    pub shown_measured: u64,
+    /// Of those, followed by a conversion (through the offer or unprompted).
+    pub converted_shown: u64,
+    /// Held-out decisions followed by a conversion (unprompted).
+    pub converted_held_out: u64,
+    /// Reports the devices with `measure` could send.
+    pub reports_expected: u64,
+    /// Whether any device works under `request`.
+    pub any_request: bool,
+    /// The engine's decision times, nanoseconds.
+    pub decide_nanos: Vec<u64>,
+    /// Whole offer calls, nanoseconds.
+    pub call_nanos: Vec<u64>,
+    /// Per simulated day.
+    pub daily: Vec<DayCounts>,
+}
+
+impl Counts {
+    /// Adds `other`'s counts to these.
+    pub fn add(&mut self, other: Counts) {
+        let Counts {
+            decisions,
+            shown,
+            shown_personalised,
+            accepted,
+            dismissed,
+            not_for_me,
+            unanswered,
+            signals,
+            violations,
+            why_inconsistent,
+            camouflaged,
+            revocations,
+            prompts,
+            prompts_declined,
+            held_out,
+            converted,
+            shown_measured,
+            converted_shown,
+            converted_held_out,
+            reports_expected,
+            any_request,
+            decide_nanos,
+            call_nanos,
+            daily,
+        } = other;
+        for (mine, theirs) in [
+            (&mut self.decisions, decisions),
+            (&mut self.shown, shown),
+            (&mut self.shown_personalised, shown_personalised),
+            (&mut self.accepted, accepted),
+            (&mut self.dismissed, dismissed),
+            (&mut self.not_for_me, not_for_me),
+            (&mut self.unanswered, unanswered),
+            (&mut self.signals, signals),
+            (&mut self.violations, violations),
+            (&mut self.why_inconsistent, why_inconsistent),
+            (&mut self.camouflaged, camouflaged),
+            (&mut self.revocations, revocations),
+            (&mut self.prompts, prompts),
+            (&mut self.prompts_declined, prompts_declined),
+            (&mut self.held_out, held_out),
+            (&mut self.converted, converted),
+            (&mut self.shown_measured, shown_measured),
+            (&mut self.converted_shown, converted_shown),
+            (&mut self.converted_held_out, converted_held_out),
+            (&mut self.reports_expected, reports_expected),
+        ] {
+            *mine += theirs;
+        }
+        self.any_request |= any_request;
+        self.decide_nanos.extend(decide_nanos);
+        self.call_nanos.extend(call_nanos);
+        for day in daily {
+            match self.daily.iter_mut().find(|d| d.day == day.day) {
+                Some(mine) => mine.add(&day),
+                None => self.daily.push(day),
+            }
+        }
+        self.daily.sort_by_key(|d| d.day);
+    }
+}
+
+/// One simulated day's figures, as the report plots them.
+pub use crate::lab_report::DayFigures as DayCounts;
+
+impl DayCounts {
+    fn add(&mut self, other: &DayCounts) {
+        // Destructured, so a new field cannot be left out.
+        let DayCounts { day: _, shown, accepted, dismissed, revocations, people, personalise, measure, request } =
+            *other;
+        self.shown += shown;
+        self.accepted += accepted;
+        self.dismissed += dismissed;
+        self.revocations += revocations;
+        self.people += people;
+        self.personalise += personalise;
+        self.measure += measure;
+        self.request += request;
+    }
+}
+
+/// What a shard hands back when it finishes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Finished {
+    /// Its counts.
+    pub counts: Counts,
+    /// Its devices' ids.
+    pub devices: Vec<DeviceId>,
+    /// Its people.
+    pub people: u64,
+    /// On the firmware path, its boards' links.
+    pub sensor_link: Option<SensorLink>,
+    /// The shard process's peak resident memory, bytes (0 when it runs in the run's process).
+    pub peak_rss_bytes: u64,
+}

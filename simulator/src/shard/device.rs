@@ -1,0 +1,180 @@
+//! One simulated device: its agent, started with the household's people and their consent,
+//! and on the firmware path its sensor board and the link between them.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use ledtrad_agent::handle::PersonChange;
+use ledtrad_agent::{AgentHandle, Config, ConsentChange, ManualClock, RawConfig, RawKey, RunningAgent};
+use ledtrad_protocol::consent::{ConsentSource, ConsentState};
+use ledtrad_protocol::{DeviceId, DeviceKind, PersonId, Purpose};
+use rand::SeedableRng as _;
+
+use super::ShardSpec;
+use crate::board::Board;
+use crate::clock::{STEP_MINUTES, UTC_OFFSET_MINUTES};
+use crate::home::{Home, SensorPath, SHELF};
+
+/// A device's sensor board on the firmware path, and its end of the link.
+pub(super) struct BoardLink {
+    pub(super) board: Board,
+    pub(super) stream: tokio::net::TcpStream,
+    /// Which frames the link damages: the board's own draws, so they do not depend on how a
+    /// run splits its homes.
+    pub(super) flips: rand_chacha::ChaCha8Rng,
+}
+
+impl BoardLink {
+    /// Takes the agent's connection within 10 s.
+    async fn accept(
+        listener: tokio::net::TcpListener,
+        board: Board,
+        flips: rand_chacha::ChaCha8Rng,
+    ) -> anyhow::Result<Self> {
+        let (stream, _) = tokio::time::timeout(Duration::from_secs(10), listener.accept())
+            .await
+            .context("the agent did not connect to its sensor board within 10 s")??;
+        stream.set_nodelay(true)?;
+        Ok(Self { board, stream, flips })
+    }
+}
+
+/// A running device as its shard drives it.
+pub(super) struct Device {
+    pub(super) kind: DeviceKind,
+    pub(super) id: DeviceId,
+    pub(super) handle: AgentHandle,
+    pub(super) consent: ConsentState,
+    pub(super) board: Option<BoardLink>,
+}
+
+/// A number for device `slot` of home `h`, mixed into its seeds so every device draws its own.
+fn device_salt(h: usize, slot: usize) -> u64 {
+    ((h * 16 + slot) as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+impl Device {
+    /// Starts the agent of device `slot` of home `h` (and, on the firmware path, its board),
+    /// and gives it the people it serves with their consent.
+    pub(super) async fn start(
+        spec: &ShardSpec,
+        clock: &ManualClock,
+        h: usize,
+        home: &Home,
+        slot: usize,
+    ) -> anyhow::Result<(Self, RunningAgent)> {
+        let d = &home.devices[slot];
+        // Pseudonyms follow from the seed, so holdout arms (a hash of pseudonym and
+        // campaign) are the same in every run with it. Runs sharing a broker need
+        // different seeds.
+        let id = DeviceId::try_new(format!("s{}-h{h}-{}", spec.seed, d.name))?;
+        let window_ms = u32::try_from(STEP_MINUTES * 60_000).unwrap_or(u32::MAX);
+        let board = match (spec.sensors, d.kind) {
+            (SensorPath::Firmware, DeviceKind::Fridge) => Some(Board::fridge(window_ms)?),
+            (SensorPath::Firmware, DeviceKind::LockScreen) => Some(Board::lock_screen(window_ms)?),
+            _ => None,
+        };
+        let listener = match board {
+            Some(_) => Some(tokio::net::TcpListener::bind("127.0.0.1:0").await?),
+            None => None,
+        };
+        let sensor_link = match &listener {
+            Some(l) => Some(format!("tcp://{}", l.local_addr()?)),
+            None => None,
+        };
+        let raw = agent_config(spec, &id, home, h, slot, sensor_link);
+        let mut config = Config::from_raw(raw, "simulator")?;
+        config.policy = spec.policy;
+        let agent = ledtrad_agent::spawn(config, Arc::new(clock.clone())).await?;
+        let board = match (listener, board) {
+            (Some(listener), Some(board)) => {
+                let flips = rand_chacha::ChaCha8Rng::seed_from_u64(spec.seed ^ 0x11_4e_f1_1b ^ device_salt(h, slot));
+                Some(BoardLink::accept(listener, board, flips).await?)
+            }
+            _ => None,
+        };
+        let handle = agent.handle();
+        introduce_people(&handle, home, slot).await?;
+        Ok((Self { kind: d.kind, id, handle, consent: home.consent(slot), board }, agent))
+    }
+}
+
+/// The agent configuration of device `slot` of home `h`.
+fn agent_config(
+    spec: &ShardSpec,
+    id: &DeviceId,
+    home: &Home,
+    h: usize,
+    slot: usize,
+    sensor_link: Option<String>,
+) -> RawConfig {
+    let d = &home.devices[slot];
+    RawConfig {
+        device_id: id.to_string(),
+        kind: d.kind.as_str().into(),
+        fleet: spec.fleet.clone(),
+        broker: spec.broker.clone(),
+        mqtt_username: None,
+        mqtt_password_file: None,
+        database: spec.dir.join(format!("{id}.db")),
+        api: None,
+        sharing: None,
+        report_epsilon: None,
+        camouflage_share: None,
+        model_runtime: None,
+        rng_seed: Some(spec.seed ^ device_salt(h, slot)),
+        owner: Some(home.people[d.people[0]].id.clone()),
+        utc_offset_minutes: UTC_OFFSET_MINUTES,
+        timezone: None,
+        offer_request_timeout_ms: None,
+        sensor_link,
+        sensor_baud: None,
+        operator_keys: vec![RawKey { id: spec.key.0.clone(), public_key: spec.key.1.clone(), retired: false }],
+    }
+}
+
+/// The people device `slot` serves, and each one's consent as given at set-up. The agent
+/// works out what a shared fridge may do; the audit checks it independently.
+async fn introduce_people(handle: &AgentHandle, home: &Home, slot: usize) -> anyhow::Result<()> {
+    for &i in &home.devices[slot].people {
+        let person = &home.people[i];
+        let pid = PersonId::try_new(&person.id)?;
+        handle.put_person(pid.clone(), PersonChange { child: person.child }).await?;
+        for purpose in Purpose::ALL.into_iter().filter(|p| person.consent.allows(*p)) {
+            let change = consent_change(true, ConsentSource::SetupWizard);
+            handle.set_person_consent(Some(pid.clone()), purpose, change).await?;
+        }
+    }
+    Ok(())
+}
+
+/// The simulator's consent text version.
+const TEXT_VERSION: &str = "sim-2026-11";
+
+/// A consent change as the simulated people make it.
+pub(super) fn consent_change(granted: bool, source: ConsentSource) -> ConsentChange {
+    ConsentChange { granted, source, text_version: TEXT_VERSION.into() }
+}
+
+/// Whether a sensor board carries `feature` on the firmware path.
+pub(super) fn board_feature(feature: &str) -> bool {
+    SHELF.contains(&feature) || matches!(feature, "fridge.door.opens" | "context.ambient_light")
+}
+
+/// Waits (up to 10 s) until the agent behind `handle` has read `sent` frames, good or not,
+/// from its board, so a moment is decided on what the board reported.
+pub(super) async fn wait_for_frames(handle: &AgentHandle, sent: u64) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let status = handle.status().await?;
+        let read = status.link.as_ref().map_or(0, |l| l.frames + l.corrupt + l.incomplete);
+        if read >= sent {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("the agent read {read} of {sent} frames from its board within 10 s");
+        }
+        tokio::time::sleep(Duration::from_micros(200)).await;
+    }
+}
