@@ -4,6 +4,9 @@
 //! each naming the offer and the field, so an operator can fix a catalogue in one pass. The
 //! agent runs the same checks after verifying a signature, and compiles the result once.
 
+pub mod journey;
+pub mod prompt;
+
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -15,9 +18,9 @@ use crate::consent::Purpose;
 use crate::device::{DeviceKind, Moment};
 use crate::feature::FeatureName;
 use crate::id::{CampaignId, OfferId};
-use crate::prompt::{ConsentPrompt, MAX_PROMPTS};
 use crate::taxonomy::Category;
 use crate::time::UnixTime;
+use prompt::{ConsentPrompt, MAX_PROMPTS};
 
 /// The most offers one catalogue may hold.
 pub const MAX_OFFERS: usize = 2000;
@@ -73,11 +76,11 @@ pub struct Campaign {
     /// Groups of devices its journey steps may show other offers to, written
     /// `[[campaign.group]]` in TOML.
     #[serde(rename = "group", default)]
-    pub groups: Vec<crate::journey::Group>,
+    pub groups: Vec<journey::Group>,
     /// Its journey's steps, written `[[campaign.step]]` in TOML; without steps, its offers are
     /// eligible on their own rules.
     #[serde(rename = "step", default)]
-    pub steps: Vec<crate::journey::Step>,
+    pub steps: Vec<journey::Step>,
 }
 
 impl Campaign {
@@ -292,7 +295,7 @@ impl Catalogue {
             if !self.offers.iter().any(|o| o.campaign == c.id) {
                 push("id", "no offer belongs to this campaign; remove the entry or fix the name".into());
             }
-            for (field, message) in crate::journey::problems(&c.steps, &c.groups, &c.id, &self.offers) {
+            for (field, message) in journey::problems(&c.steps, &c.groups, &c.id, &self.offers) {
                 push(&field, message);
             }
         }

@@ -14,10 +14,7 @@ use crate::feature::FeatureName;
 use crate::id::{CampaignId, OfferId, PromptId};
 use crate::time::UnixTime;
 
-/// A decision's number on its device, increasing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct DecisionId(pub u64);
+pub use crate::id::DecisionId;
 
 /// The outcome of one decision.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -270,7 +267,7 @@ pub enum Rejection {
     },
     /// The campaign's journey does not show this offer now (boxed: every candidate's verdict
     /// is as large as the largest reason).
-    Journey(alloc::boxed::Box<crate::journey::JourneyStop>),
+    Journey(alloc::boxed::Box<crate::catalogue::journey::JourneyStop>),
 }
 
 /// A feature read during a decision.

@@ -184,3 +184,8 @@ mod tests {
         assert!(err.to_string().contains("offer id \"Oat Milk\""), "{err}");
     }
 }
+
+/// A decision's number on its device, increasing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct DecisionId(pub u64);

@@ -82,14 +82,14 @@ pub mod feedback;
 #[cfg(feature = "alloc")]
 pub mod id;
 #[cfg(feature = "alloc")]
-pub mod journey;
+pub use catalogue::journey;
 pub mod link;
 #[cfg(feature = "alloc")]
 pub mod model;
 #[cfg(feature = "alloc")]
 pub mod offers;
 #[cfg(feature = "alloc")]
-pub mod prompt;
+pub use catalogue::prompt;
 #[cfg(feature = "alloc")]
 pub mod propensity;
 #[cfg(feature = "alloc")]
