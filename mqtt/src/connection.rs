@@ -39,6 +39,9 @@ pub fn discard_unsent(eventloop: &mut EventLoop) -> usize {
 
 /// What one [`Connection::poll`] gave.
 #[derive(Debug)]
+// As large as rumqttc's own `Result<Event, _>`, which it stands in for: boxing would cost an
+// allocation per packet.
+#[allow(clippy::large_enum_variant)]
 pub enum Polled {
     /// An event of the connection.
     Event(Event),
