@@ -305,12 +305,14 @@ impl Tuning {
         let offer_request_timeout = match raw.offer_request_timeout_ms {
             None => None,
             Some(ms @ 10..=5000) => Some(std::time::Duration::from_millis(ms)),
-            Some(ms) => return Err((
-                "offer_request_timeout_ms",
-                format!(
+            Some(ms) => {
+                return Err((
+                    "offer_request_timeout_ms",
+                    format!(
                     "{ms} is outside 10..=5000; 300 suits a service on the same network, omit the field to never ask"
                 ),
-            )),
+                ))
+            }
         };
         Ok(Self { report_epsilon, camouflage_share, model_runtime, offer_request_timeout })
     }

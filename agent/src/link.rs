@@ -9,11 +9,15 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use ledtrad_mqtt::Backoff;
 use ledtrad_protocol::feature::FeatureName;
 use ledtrad_protocol::link::{FrameDecoder, LinkError, Scale, Summary};
 use ledtrad_protocol::signal::Signal;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
+
+/// The longest the link waits before it tries to open its source again.
+pub const RETRY_CAP: Duration = Duration::from_secs(5);
 
 /// How long the link may stay quiet inside a frame before the bytes so far count as cut off.
 pub const QUIET: Duration = Duration::from_secs(1);
@@ -140,12 +144,13 @@ pub fn spawn(source: LinkSource, events: mpsc::Sender<LinkEvent>) -> std::io::Re
 }
 
 fn read_forever(source: &LinkSource, events: &mpsc::Sender<LinkEvent>) {
-    let mut backoff = Duration::from_millis(100);
+    // The transport's backoff (jittered, capped), as for the broker connection.
+    let mut backoff = Backoff::new(Duration::from_millis(100), RETRY_CAP);
     let mut said_down = false;
     loop {
         match open(source) {
             Ok(mut stream) => {
-                backoff = Duration::from_millis(100);
+                backoff.reset();
                 said_down = false;
                 if events.blocking_send(LinkEvent::Connected).is_err() {
                     return;
@@ -169,8 +174,7 @@ fn read_forever(source: &LinkSource, events: &mpsc::Sender<LinkEvent>) {
         if events.is_closed() {
             return;
         }
-        std::thread::sleep(backoff);
-        backoff = (backoff * 2).min(Duration::from_secs(5));
+        std::thread::sleep(backoff.next_delay());
     }
 }
 

@@ -28,6 +28,7 @@ pub mod keys;
 pub mod load;
 pub mod model;
 pub mod mqtt;
+pub mod offers;
 pub mod push;
 pub mod report;
 pub mod reports;

@@ -1,13 +1,12 @@
-//! The operator's MQTT connection settings, shared by push and status watching, and the broker
-//! login read from a password file.
+//! The operator's MQTT connection settings (on the one transport, `ledtrad-mqtt`), shared by
+//! push, status watching and the offer service, and the broker login read from a password file.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
+use ledtrad_mqtt::ClientOptions;
 use ledtrad_protocol::broker::{BrokerUrl, Credentials, InvalidCredentials};
 use rumqttc::v5::mqttbytes::v5::Publish;
 use rumqttc::v5::{AsyncClient, EventLoop, MqttOptions};
-use rumqttc::NetworkOptions;
 
 /// The most QoS 1 publishes an operator client has in flight at once.
 pub const MAX_INFLIGHT: u16 = 100;
@@ -15,35 +14,31 @@ pub const MAX_INFLIGHT: u16 = 100;
 /// The largest packet the operator client sends or receives.
 pub const MAX_PACKET_BYTES: usize = 2 * 1024 * 1024;
 
-/// An MQTT 5 client for `broker` with TCP_NODELAY set and room for the largest catalogue,
-/// without a login. Every part of ledtrad speaks MQTT 5 (offer requests need its response
-/// topic and correlation data).
+/// An MQTT 5 client for `broker` with the transport's shared settings (TCP_NODELAY, room for
+/// the largest catalogue), without a login. Every part of ledtrad speaks MQTT 5 (offer
+/// requests need its response topic and correlation data).
 pub fn connect(broker: &BrokerUrl, client_id: &str) -> (AsyncClient, EventLoop) {
     connect_as(broker, None, client_id)
 }
 
 /// Like [`connect`], logging in with `login` when given.
 pub fn connect_as(broker: &BrokerUrl, login: Option<&Credentials>, client_id: &str) -> (AsyncClient, EventLoop) {
-    let mut options = options(broker, client_id);
-    if let Some(login) = login {
-        options.set_credentials(login.username(), login.password());
-    }
-    AsyncClient::new(options, 64)
+    client_options(broker, login, client_id).connect()
 }
 
-/// MQTT 5 options for `broker`: keep-alive 30 s, room for the largest catalogue both ways, and
-/// TCP_NODELAY (without it a loopback round trip waits about 40 ms on delayed acks).
+/// The operator's client options for `broker`: the transport's defaults (keep-alive 30 s, a
+/// clean start, TCP_NODELAY), room for the largest catalogue both ways, and `login` if given.
+pub fn client_options(broker: &BrokerUrl, login: Option<&Credentials>, client_id: &str) -> ClientOptions {
+    ClientOptions::new(broker, client_id)
+        .max_packet_bytes(MAX_PACKET_BYTES as u32)
+        .max_inflight(MAX_INFLIGHT)
+        .login(login)
+}
+
+/// The rumqttc options of [`client_options`] without a login, for callers that set up a
+/// client of their own (tests).
 pub fn options(broker: &BrokerUrl, client_id: &str) -> MqttOptions {
-    let mut options = MqttOptions::new(client_id, broker.host.clone(), broker.port);
-    options.set_keep_alive(Duration::from_secs(30));
-    options.set_max_packet_size(Some(MAX_PACKET_BYTES as u32));
-    // rumqttc's v5 client keeps a slot per packet id it may have in flight, u16::MAX of them
-    // unless told otherwise: about 10 MB a client. A hundred is plenty.
-    options.set_outgoing_inflight_upper_limit(MAX_INFLIGHT);
-    let mut network = NetworkOptions::new();
-    network.set_tcp_nodelay(true);
-    options.set_network_options(network);
-    options
+    client_options(broker, None, client_id).mqtt_options()
 }
 
 /// A publish's topic as text (`""` when it is not UTF-8, which no ledtrad topic parses as).

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use ledtrad_mqtt::{Backoff, Connection, Polled};
 use ledtrad_protocol::broker::{BrokerUrl, Credentials};
 use ledtrad_protocol::envelope::Envelope;
 use ledtrad_protocol::topic::Topic;
@@ -119,18 +120,19 @@ pub async fn publish_retained_as(
 pub(crate) const ATTEMPTS: u32 = 4;
 
 /// The tries of an operation that may be repeated (a retained publish, or reading retained
-/// messages) when the broker drops the connection: at most [`ATTEMPTS`], waiting 200 ms, 400 ms,
-/// 800 ms in between, each plus up to half again so that clients cut off together do not come
-/// back together. Brokers drop connections when they restart, and rumqttd also, now and then,
-/// closes a new connection in place of one that has just left.
+/// messages) when the broker drops the connection: at most [`ATTEMPTS`], waiting the
+/// transport's backoff in between (about 200–400 ms, then 400–800 ms, then 800–1600 ms: the
+/// jitter keeps clients cut off together from coming back together). Brokers drop connections
+/// when they restart, and rumqttd also, now and then, closes a new connection in place of one
+/// that has just left.
 pub(crate) struct Attempts {
     tried: u32,
-    wait: Duration,
+    backoff: Backoff,
 }
 
 impl Attempts {
     pub(crate) fn new() -> Self {
-        Attempts { tried: 1, wait: Duration::from_millis(200) }
+        Attempts { tried: 1, backoff: Backoff::new(Duration::from_millis(400), Duration::from_millis(1600)) }
     }
 
     /// Whether to try again after `result`; waits first when so.
@@ -140,9 +142,7 @@ impl Attempts {
             return false;
         }
         tracing::warn!(%broker, %detail, attempt = self.tried, "connection dropped; trying again");
-        let jitter = rand::random_range(0..=self.wait.as_millis() as u64 / 2);
-        tokio::time::sleep(self.wait + Duration::from_millis(jitter)).await;
-        self.wait *= 2;
+        tokio::time::sleep(self.backoff.next_delay()).await;
         self.tried += 1;
         true
     }
@@ -222,6 +222,9 @@ pub struct Kept {
     pub ended: KeepEnd,
 }
 
+/// The longest a keeper waits between two connection attempts.
+pub const KEEP_RETRY_CAP: Duration = Duration::from_secs(5);
+
 /// How long after its subscription is acknowledged the keeper waits for the broker's retained
 /// message before it takes it as gone.
 const RETAINED_SETTLE: Duration = Duration::from_secs(1);
@@ -244,12 +247,12 @@ pub async fn keep_retained(
     mut republished: impl FnMut(u64),
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<Kept, PushError> {
-    let (client, mut eventloop) = crate::mqtt::connect_as(broker, login, client_id);
+    let (client, eventloop) = crate::mqtt::connect_as(broker, login, client_id);
+    let mut link = Connection::new(eventloop, Backoff::new(Duration::from_millis(100), KEEP_RETRY_CAP));
     let name = topic.name();
     let ours = Envelope::claimed_version(&payload);
     let connection = |detail: String| PushError::Connection { broker: broker.clone(), detail };
     let mut kept = Kept { republished: 0, ended: KeepEnd::Stopped };
-    let mut backoff = Duration::from_millis(100);
     // Set from the subscription's acknowledgement until the retained message came (or was
     // published again): when to take it as gone. And whether it came on this connection.
     let mut settle: Option<tokio::time::Instant> = None;
@@ -268,19 +271,30 @@ pub async fn keep_retained(
                 republished(kept.republished);
                 continue;
             }
-            event = eventloop.poll() => event,
+            polled = link.poll() => polled,
+        };
+        let event = match event {
+            Polled::Event(event) => event,
+            Polled::Lost { error, retry_in, .. } => {
+                let error = connection_error(broker, login, error);
+                if matches!(error, PushError::LoginRefused { .. }) {
+                    return Err(error);
+                }
+                settle = None;
+                tracing::debug!(%broker, "{error}; keeping '{name}' again in {} ms", retry_in.as_millis());
+                continue;
+            }
         };
         match event {
-            Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                backoff = Duration::from_millis(100);
+            Event::Incoming(Packet::ConnAck(_)) => {
                 (settle, seen) = (None, false);
                 client.try_subscribe(name.clone(), QoS::AtLeastOnce).map_err(|e| connection(e.to_string()))?;
             }
-            Ok(Event::Incoming(Packet::SubAck(_))) if !seen => {
+            Event::Incoming(Packet::SubAck(_)) if !seen => {
                 tracing::debug!(%broker, "keeper subscribed to '{name}'");
                 settle = Some(tokio::time::Instant::now() + RETAINED_SETTLE);
             }
-            Ok(Event::Incoming(Packet::PubAck(ack)))
+            Event::Incoming(Packet::PubAck(ack))
                 if !matches!(ack.reason, PubAckReason::Success | PubAckReason::NoMatchingSubscribers) =>
             {
                 return Err(PushError::PublishRefused {
@@ -289,7 +303,7 @@ pub async fn keep_retained(
                     reason: format!("{:?}", ack.reason),
                 });
             }
-            Ok(Event::Incoming(Packet::Publish(p))) if p.topic == name.as_bytes() => {
+            Event::Incoming(Packet::Publish(p)) if p.topic == name.as_bytes() => {
                 tracing::debug!(%broker, retain = p.retain, same = (p.payload == payload), "keeper saw '{name}'");
                 (settle, seen) = (None, true);
                 if p.payload.is_empty() {
@@ -305,23 +319,10 @@ pub async fn keep_retained(
                     settle = Some(tokio::time::Instant::now());
                 }
             }
-            Ok(_) => {}
-            Err(e) => {
-                let error = connection_error(broker, login, e);
-                if matches!(error, PushError::LoginRefused { .. }) {
-                    return Err(error);
-                }
-                settle = None;
-                tracing::debug!(%broker, "{error}; keeping '{name}' again in {} ms", backoff.as_millis());
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-            }
+            _ => {}
         }
     }
     let _ = client.try_disconnect();
-    let _ = tokio::time::timeout(Duration::from_secs(2), async {
-        while !matches!(eventloop.poll().await, Ok(Event::Outgoing(Outgoing::Disconnect)) | Err(_)) {}
-    })
-    .await;
+    link.finish(Duration::from_secs(2)).await;
     Ok(kept)
 }

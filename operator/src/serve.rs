@@ -11,90 +11,19 @@ use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use ledtrad_mqtt::{Backoff, Connection, LastWill, Polled};
 use ledtrad_protocol::broker::{BrokerUrl, Credentials};
-use ledtrad_protocol::catalogue::{Catalogue, Offer, Problem};
 use ledtrad_protocol::codec;
-use ledtrad_protocol::offers::{OfferRequest, OfferResponse};
-use ledtrad_protocol::topic::{Topic, COLLECTOR_ONLINE};
+use ledtrad_protocol::topic::{Topic, ALL_REPORTS_FILTER, COLLECTOR_ONLINE, OFFER_REQUEST_SHARED};
 use ledtrad_protocol::{InstanceId, UnixTime};
-use rumqttc::v5::mqttbytes::v5::{LastWill, LastWillProperties, Packet, Publish, PublishProperties};
+use rumqttc::v5::mqttbytes::v5::{Packet, Publish, SubAck, SubscribeReasonCode};
 use rumqttc::v5::mqttbytes::QoS;
-use rumqttc::v5::{AsyncClient, Event};
+use rumqttc::v5::{AsyncClient, ConnectionError, Event};
 use tracing::{debug, info, warn};
 
 use crate::collect::{CollectError, ReportStore, Stored};
-
-/// The shared-subscription group every offer-service instance joins.
-pub const SHARE_GROUP: &str = "ledtrad-offers";
-
-/// The default and the largest number of candidates in one answer.
-pub const DEFAULT_MAX_OFFERS: usize = 5;
-
-/// The filter offer-service instances subscribe with.
-pub fn request_filter() -> String {
-    format!("$share/{SHARE_GROUP}/{}", Topic::OfferRequest.name())
-}
-
-/// The filter a report collector subscribes with: every fleet's reports.
-pub const REPORTS_FILTER: &str = "ledtrad/v1/fleet/+/reports";
-
-/// A catalogue the service cannot answer from.
-#[derive(Debug, thiserror::Error)]
-pub enum ServiceError {
-    /// The catalogue has problems (the same checks as `ledtrad-op catalogue check`).
-    #[error("the catalogue has {} problem(s), first: {}; run `ledtrad-op catalogue check` on it", .0.len(), .0[0])]
-    Problems(Vec<Problem>),
-    /// `max_offers` is out of range.
-    #[error("--max-offers {0} is outside 1..={max}; devices take at most {max} candidates per answer", max = ledtrad_protocol::offers::MAX_REMOTE_OFFERS)]
-    MaxOffers(usize),
-}
-
-/// Chooses candidates for offer requests from a catalogue.
-#[derive(Debug, Clone)]
-pub struct OfferService {
-    offers: Vec<Offer>,
-    max_offers: usize,
-}
-
-impl OfferService {
-    /// A service answering from `catalogue`'s offers with up to `max_offers` candidates each.
-    pub fn new(catalogue: Catalogue, max_offers: usize) -> Result<Self, ServiceError> {
-        if !(1..=ledtrad_protocol::offers::MAX_REMOTE_OFFERS).contains(&max_offers) {
-            return Err(ServiceError::MaxOffers(max_offers));
-        }
-        let problems = catalogue.problems();
-        if !problems.is_empty() {
-            return Err(ServiceError::Problems(problems));
-        }
-        Ok(Self { offers: catalogue.offers, max_offers })
-    }
-
-    /// How many offers the service answers from.
-    pub fn len(&self) -> usize {
-        self.offers.len()
-    }
-
-    /// Whether it has none.
-    pub fn is_empty(&self) -> bool {
-        self.offers.is_empty()
-    }
-
-    /// The candidates for `request` at `now`: offers for the device's kind and moment that are
-    /// valid now, those in one of the request's interest categories first, then by
-    /// value times priority, ties by id; at most `max_offers`.
-    pub fn answer(&self, request: &OfferRequest, now: UnixTime) -> OfferResponse {
-        let interested = |o: &Offer| request.interests.iter().any(|i| o.category == i.path());
-        let mut candidates: Vec<(bool, f64, &Offer)> = self
-            .offers
-            .iter()
-            .filter(|o| o.device_kinds.contains(&request.device_kind) && o.moments.contains(&request.moment))
-            .filter(|o| o.valid_from <= now && now < o.valid_until)
-            .map(|o| (interested(o), o.value * o.priority, o))
-            .collect();
-        candidates.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.total_cmp(&a.1)).then_with(|| a.2.id.cmp(&b.2.id)));
-        OfferResponse { offers: candidates.into_iter().take(self.max_offers).map(|(_, _, o)| o.clone()).collect() }
-    }
-}
+use crate::offers::answer;
+pub use crate::offers::{OfferService, ServiceError, DEFAULT_MAX_OFFERS};
 
 /// What the service has done so far; read while it runs.
 #[derive(Debug, Default)]
@@ -271,6 +200,11 @@ pub const PRESENCE_WILL_DELAY_SECS: u32 = 10;
 /// How long a stopping collector waits for the broker to take its farewell.
 const FAREWELL: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// The longest an offer service or collector waits between two connection attempts.
+pub const RETRY_CAP: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// One MQTT session of [`serve`]: the offer service's (requests) or the collector's (reports),
+/// until `shutdown` completes or the broker refuses the login.
 async fn serve_one(
     options: ServeOptions,
     client_id: String,
@@ -278,146 +212,195 @@ async fn serve_one(
     mut ready: impl FnMut(),
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), crate::push::PushError> {
-    let mut mqtt = crate::mqtt::options(&options.broker, &client_id);
-    if let Some(login) = &options.login {
-        mqtt.set_credentials(login.username(), login.password());
-    }
-    let presence = Topic::Collector(options.instance.clone()).name();
-    if options.reports.is_some() {
-        mqtt.set_clean_start(false);
-        mqtt.set_session_expiry_interval(Some(options.session_secs));
-        mqtt.set_manual_acks(true);
-        let delayed = LastWillProperties {
-            delay_interval: Some(PRESENCE_WILL_DELAY_SECS),
-            payload_format_indicator: None,
-            message_expiry_interval: None,
-            content_type: None,
-            response_topic: None,
-            correlation_data: None,
-            user_properties: Vec::new(),
-        };
-        mqtt.set_last_will(LastWill::new(presence.clone(), Vec::new(), QoS::AtLeastOnce, true, Some(delayed)));
-    }
-    let (client, mut eventloop) = AsyncClient::new(mqtt, 64);
-    tokio::pin!(shutdown);
-    let mut acks_wanted = 0usize;
-    let mut backoff = std::time::Duration::from_millis(100);
-    // A collector's reports stored and not acknowledged yet (the client's queue was full), and
-    // reports it could not store yet, oldest first.
-    // Each with the broker session it came in: an acknowledgement is for that session only (a
-    // broker that kept no session takes one for a message it never sent as a protocol error).
-    let (mut to_ack, mut unstored) = (VecDeque::<(u64, Publish)>::new(), VecDeque::<(u64, Publish)>::new());
-    let mut session = 0u64;
-    // Subscriptions and the presence announcement the client's queue could not take yet (it
-    // fills with acknowledgements when reports flood in after a reconnect): sent first.
-    let mut owed = VecDeque::<Owed>::new();
-    // Between a lost connection and the next CONNACK nothing is queued: the CONNACK says
-    // whether the acknowledgements waiting still belong to the broker's session.
-    let mut connected = false;
+    let mut session = Session::open(options, &client_id, counters);
     let mut retry = tokio::time::interval(std::time::Duration::from_secs(1));
+    tokio::pin!(shutdown);
     loop {
-        while let Some(request) = owed.front().filter(|_| connected) {
+        session.send_owed();
+        let polled = tokio::select! {
+            () = &mut shutdown => break,
+            _ = retry.tick(), if !session.unstored.is_empty() => {
+                session.store_again();
+                continue;
+            }
+            polled = session.connection.poll() => polled,
+        };
+        match polled {
+            Polled::Event(Event::Incoming(Packet::ConnAck(ack))) => session.on_connected(ack.session_present),
+            Polled::Event(Event::Incoming(Packet::SubAck(ack))) => {
+                if session.on_subscribed(&ack) {
+                    ready();
+                }
+            }
+            Polled::Event(Event::Incoming(Packet::Publish(p))) => session.on_publish(p),
+            Polled::Event(_) => {}
+            Polled::Lost { error, retry_in, .. } => session.on_lost(error, retry_in)?,
+        }
+    }
+    session.farewell().await;
+    Ok(())
+}
+
+/// The state of one [`serve_one`] session across its connections.
+struct Session {
+    options: ServeOptions,
+    client: AsyncClient,
+    connection: Connection,
+    counters: Arc<Counters>,
+    /// The collector's presence topic.
+    presence: String,
+    /// Subscriptions still to be acknowledged on this connection.
+    acks_wanted: usize,
+    /// A collector's reports stored and not acknowledged yet (the client's queue was full),
+    /// each with the broker session it came in: an acknowledgement is for that session only (a
+    /// broker that kept no session takes one for a message it never sent as a protocol error).
+    to_ack: VecDeque<(u64, Publish)>,
+    /// Reports it could not store yet, oldest first, with their session.
+    unstored: VecDeque<(u64, Publish)>,
+    /// Counts the broker sessions: a CONNACK without a session present starts a new one.
+    session: u64,
+    /// Subscriptions and the presence announcement the client's queue could not take yet (it
+    /// fills with acknowledgements when reports flood in after a reconnect): sent first.
+    owed: VecDeque<Owed>,
+    /// Between a lost connection and the next CONNACK nothing is queued: the CONNACK says
+    /// whether the acknowledgements waiting still belong to the broker's session.
+    connected: bool,
+}
+
+impl Session {
+    /// The client for `options`: a collector keeps a persistent session, acknowledges by hand
+    /// and leaves a delayed last will that clears its presence.
+    fn open(options: ServeOptions, client_id: &str, counters: Arc<Counters>) -> Self {
+        let presence = Topic::Collector(options.instance.clone()).name();
+        let mut mqtt = crate::mqtt::client_options(&options.broker, options.login.as_ref(), client_id);
+        if options.reports.is_some() {
+            let secs = std::time::Duration::from_secs(u64::from(options.session_secs));
+            let will = LastWill {
+                topic: presence.clone(),
+                payload: Vec::new(),
+                retain: true,
+                delay: Some(std::time::Duration::from_secs(u64::from(PRESENCE_WILL_DELAY_SECS))),
+            };
+            mqtt = mqtt.session(Some(secs), false).manual_acks(true).last_will(will);
+        }
+        let (client, eventloop) = mqtt.connect();
+        let backoff = Backoff::new(std::time::Duration::from_millis(100), RETRY_CAP);
+        Self {
+            options,
+            client,
+            connection: Connection::new(eventloop, backoff),
+            counters,
+            presence,
+            acks_wanted: 0,
+            to_ack: VecDeque::new(),
+            unstored: VecDeque::new(),
+            session: 0,
+            owed: VecDeque::new(),
+            connected: false,
+        }
+    }
+
+    /// Hands the client what is owed, and the acknowledgements of stored reports, as far as
+    /// its queue takes them (it must not wait on the queue: this task polls the event loop).
+    fn send_owed(&mut self) {
+        while let Some(request) = self.owed.front().filter(|_| self.connected) {
             let sent = match request {
-                Owed::Subscribe(filter) => client.try_subscribe(filter.clone(), QoS::AtLeastOnce).is_ok(),
+                Owed::Subscribe(filter) => self.client.try_subscribe(*filter, QoS::AtLeastOnce).is_ok(),
                 Owed::Announce => {
-                    client.try_publish(presence.clone(), QoS::AtLeastOnce, true, COLLECTOR_ONLINE).is_ok()
+                    self.client.try_publish(self.presence.clone(), QoS::AtLeastOnce, true, COLLECTOR_ONLINE).is_ok()
                 }
             };
             if !sent {
                 break;
             }
-            owed.pop_front();
+            self.owed.pop_front();
         }
-        while let Some((came_in, p)) = to_ack.front().filter(|_| connected) {
-            if *came_in == session && client.try_ack(p).is_err() {
+        while let Some((came_in, p)) = self.to_ack.front().filter(|_| self.connected) {
+            if *came_in == self.session && self.client.try_ack(p).is_err() {
                 break;
             }
-            to_ack.pop_front();
+            self.to_ack.pop_front();
         }
-        let event = tokio::select! {
-            () = &mut shutdown => break,
-            _ = retry.tick(), if !unstored.is_empty() => {
-                while let Some((_, p)) = unstored.front() {
-                    if take(&options, &client, &counters, p, true) == Taken::Again {
-                        break;
-                    }
-                    to_ack.extend(unstored.pop_front());
-                }
-                continue;
+    }
+
+    /// Tries again to store the reports that could not be stored, oldest first.
+    fn store_again(&mut self) {
+        while let Some((_, p)) = self.unstored.front() {
+            if take(&self.options, &self.client, &self.counters, p, true) == Taken::Again {
+                break;
             }
-            event = eventloop.poll() => event,
+            self.to_ack.extend(self.unstored.pop_front());
+        }
+    }
+
+    /// A CONNACK: subscribes (again) to what this session serves.
+    fn on_connected(&mut self, session_present: bool) {
+        self.session += u64::from(!session_present);
+        self.connected = true;
+        self.owed.clear();
+        if self.options.service.is_some() {
+            self.owed.push_back(Owed::Subscribe(OFFER_REQUEST_SHARED));
+        }
+        if self.options.reports.is_some() {
+            self.owed.push_back(Owed::Subscribe(ALL_REPORTS_FILTER));
+        }
+        self.acks_wanted = self.owed.len();
+        info!(broker = %self.options.broker, "connected; subscribing");
+    }
+
+    /// A SUBACK; whether the subscriptions are all in place now.
+    fn on_subscribed(&mut self, ack: &SubAck) -> bool {
+        if let Some(code) = ack.return_codes.iter().find(|c| !matches!(c, SubscribeReasonCode::Success(_))) {
+            warn!(broker = %self.options.broker, "the broker refused a subscription ({code:?}); is this login allowed to read the request and report topics in the broker's ACL?");
+        }
+        self.acks_wanted = self.acks_wanted.saturating_sub(1);
+        if self.acks_wanted > 0 {
+            return false;
+        }
+        // Present only now that the reports have somewhere to go.
+        if self.options.reports.is_some() {
+            self.owed.push_back(Owed::Announce);
+        }
+        true
+    }
+
+    /// A request or a report.
+    fn on_publish(&mut self, p: Publish) {
+        // A collector acknowledges by hand (see [`serve`]), in order, and not past a report it
+        // could not store; an offer service's client does so itself.
+        let taken = match self.unstored.is_empty() {
+            true => take(&self.options, &self.client, &self.counters, &p, false),
+            false => Taken::Again,
         };
-        match event {
-            Ok(Event::Incoming(Packet::ConnAck(ack))) => {
-                backoff = std::time::Duration::from_millis(100);
-                session += u64::from(!ack.session_present);
-                connected = true;
-                owed.clear();
-                if options.service.is_some() {
-                    owed.push_back(Owed::Subscribe(request_filter()));
-                }
-                if options.reports.is_some() {
-                    owed.push_back(Owed::Subscribe(REPORTS_FILTER.to_string()));
-                }
-                acks_wanted = owed.len();
-                info!(broker = %options.broker, "connected; subscribing");
-            }
-            Ok(Event::Incoming(Packet::SubAck(ack))) => {
-                if let Some(code) = ack
-                    .return_codes
-                    .iter()
-                    .find(|c| !matches!(c, rumqttc::v5::mqttbytes::v5::SubscribeReasonCode::Success(_)))
-                {
-                    warn!(broker = %options.broker, "the broker refused a subscription ({code:?}); is this login allowed to read the request and report topics in the broker's ACL?");
-                }
-                acks_wanted = acks_wanted.saturating_sub(1);
-                if acks_wanted == 0 {
-                    // Present only now that the reports have somewhere to go.
-                    if options.reports.is_some() {
-                        owed.push_back(Owed::Announce);
-                    }
-                    ready();
-                }
-            }
-            Ok(Event::Incoming(Packet::Publish(p))) => {
-                // A collector acknowledges by hand (see [`serve`]), in order, and not past a
-                // report it could not store; an offer service's client does so itself.
-                let taken = match unstored.is_empty() {
-                    true => take(&options, &client, &counters, &p, false),
-                    false => Taken::Again,
-                };
-                match (options.reports.is_some(), taken) {
-                    (false, _) => {}
-                    (true, Taken::Done) => to_ack.push_back((session, p)),
-                    (true, Taken::Again) => unstored.push_back((session, p)),
-                }
-            }
-            Ok(_) => {}
-            Err(e) => {
-                connected = false;
-                let error = crate::push::connection_error(&options.broker, options.login.as_ref(), e);
-                if matches!(error, crate::push::PushError::LoginRefused { .. }) {
-                    return Err(error);
-                }
-                warn!("{error}; reconnecting in {} ms", backoff.as_millis());
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(std::time::Duration::from_secs(10));
-            }
+        match (self.options.reports.is_some(), taken) {
+            (false, _) => {}
+            (true, Taken::Done) => self.to_ack.push_back((self.session, p)),
+            (true, Taken::Again) => self.unstored.push_back((self.session, p)),
         }
     }
-    if options.reports.is_some() {
-        // Clear the presence (devices then keep their reports) and disconnect cleanly, so that
-        // the broker keeps the session for the reports still to come.
-        let _ = client.try_publish(presence, QoS::AtLeastOnce, true, Vec::new());
-        let _ = client.try_disconnect();
-        let _ = tokio::time::timeout(FAREWELL, async {
-            while !matches!(eventloop.poll().await, Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) | Err(_)) {}
-        })
-        .await;
-    } else {
-        let _ = client.try_disconnect();
+
+    /// The connection was lost: a refused login ends the session, anything else is retried.
+    fn on_lost(&mut self, error: ConnectionError, retry_in: std::time::Duration) -> Result<(), crate::push::PushError> {
+        self.connected = false;
+        let error = crate::push::connection_error(&self.options.broker, self.options.login.as_ref(), error);
+        if matches!(error, crate::push::PushError::LoginRefused { .. }) {
+            return Err(error);
+        }
+        warn!("{error}; reconnecting in {} ms", retry_in.as_millis());
+        Ok(())
     }
-    Ok(())
+
+    /// A collector clears its presence (devices then keep their reports) and disconnects
+    /// cleanly, so that the broker keeps the session for the reports still to come.
+    async fn farewell(mut self) {
+        if self.options.reports.is_some() {
+            let _ = self.client.try_publish(self.presence.clone(), QoS::AtLeastOnce, true, Vec::new());
+            let _ = self.client.try_disconnect();
+            self.connection.finish(FAREWELL).await;
+        } else {
+            let _ = self.client.try_disconnect();
+        }
+    }
 }
 
 /// An offer service running on its own task ([`start`]).
@@ -515,7 +498,7 @@ impl Running {
 /// loop, so it must not wait on the client's queue) as soon as the queue takes it.
 enum Owed {
     /// Subscribe to a filter.
-    Subscribe(String),
+    Subscribe(&'static str),
     /// Say, retained, that the collector is present.
     Announce,
 }
@@ -577,127 +560,4 @@ fn take(options: &ServeOptions, client: &AsyncClient, counters: &Counters, p: &P
         _ => {}
     }
     Taken::Done
-}
-
-/// The answer to one request: where it goes, its properties and its payload, or why there is
-/// none.
-fn answer(service: &OfferService, p: &Publish, now: UnixTime) -> Result<(String, PublishProperties, Vec<u8>), String> {
-    let properties = p.properties.as_ref().ok_or("no MQTT 5 properties (response topic, correlation data)")?;
-    let topic = properties.response_topic.as_deref().ok_or("no response topic")?;
-    // Answers go only to a device's own offers topic, never to a topic of the sender's choice.
-    if !matches!(Topic::parse(topic), Ok(Topic::Offers(_))) {
-        return Err(format!("response topic '{topic}' is not a device's offers topic"));
-    }
-    let correlation = properties.correlation_data.clone().ok_or("no correlation data")?;
-    let request: OfferRequest = codec::from_json(&p.payload, "offer request").map_err(|e| e.to_string())?;
-    if request.interests.len() > ledtrad_protocol::offers::MAX_INTERESTS {
-        return Err(format!("{} interests, more than a request may carry", request.interests.len()));
-    }
-    let response = codec::to_json(&service.answer(&request, now));
-    let properties = PublishProperties { correlation_data: Some(correlation), ..PublishProperties::default() };
-    Ok((topic.to_string(), properties, response))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use ledtrad_protocol::device::{DeviceKind, Moment};
-    use ledtrad_protocol::offers::TimeOfDay;
-    use ledtrad_protocol::taxonomy::Category;
-
-    fn offer(id: &str, category: &str, kinds: &str, value: f64) -> serde_json::Value {
-        let moment = if kinds == "fridge" { "door_opened" } else { "book_finished" };
-        serde_json::json!({
-            "id": id, "campaign": "c", "title": "T", "question": "Could this be something for you?",
-            "body": "B", "category": category, "device_kinds": [kinds], "moments": [moment],
-            "value": value, "valid_from": "2026-01-01T00:00:00Z", "valid_until": "2030-01-01T00:00:00Z"
-        })
-    }
-
-    fn build_service(max: usize) -> OfferService {
-        let catalogue = Catalogue::from_value(serde_json::json!({ "offer": [
-            offer("crime", "books.crime", "ereader", 1.0),
-            offer("cookbook", "books.cooking", "ereader", 3.0),
-            offer("film", "media.film", "ereader", 2.0),
-            offer("butter", "food.dairy", "fridge", 9.0),
-        ]}))
-        .unwrap();
-        OfferService::new(catalogue, max).unwrap()
-    }
-
-    fn request(interests: &[&str]) -> OfferRequest {
-        OfferRequest {
-            device_kind: DeviceKind::Ereader,
-            moment: Moment::BookFinished,
-            interests: interests.iter().map(|c| Category::try_new(c).unwrap()).collect(),
-            time_of_day: TimeOfDay::Evening,
-        }
-    }
-
-    fn ids(response: &OfferResponse) -> Vec<&str> {
-        response.offers.iter().map(|o| o.id.as_str()).collect()
-    }
-
-    #[test]
-    fn candidates_match_kind_and_moment_interests_first_then_value() {
-        let service = build_service(5);
-        let now = UnixTime(1_795_456_800);
-        assert_eq!(ids(&service.answer(&request(&[]), now)), vec!["cookbook", "film", "crime"]);
-        assert_eq!(ids(&service.answer(&request(&["books.crime"]), now)), vec!["crime", "cookbook", "film"]);
-        // At most max_offers.
-        assert_eq!(ids(&build_service(2).answer(&request(&["media.film"]), now)), vec!["film", "cookbook"]);
-        // Out of validity: nothing.
-        assert!(service.answer(&request(&[]), UnixTime(1_000)).offers.is_empty());
-    }
-
-    #[test]
-    fn a_bad_catalogue_or_limit_is_named() {
-        let bad = Catalogue::from_value(serde_json::json!({ "offer": [offer("x", "food.dairy", "fridge", 1.0)] }))
-            .map(|mut c| {
-                c.offers[0].question = "Buy butter.".into();
-                c
-            })
-            .unwrap();
-        let err = OfferService::new(bad, 5).unwrap_err().to_string();
-        assert!(err.contains("1 problem(s)") && err.contains("catalogue check"), "{err}");
-        assert_eq!(build_service(5).len(), 4);
-        let catalogue =
-            Catalogue::from_value(serde_json::json!({ "offer": [offer("x", "food.dairy", "fridge", 1.0)] })).unwrap();
-        let err = OfferService::new(catalogue, 0).unwrap_err().to_string();
-        assert!(err.contains("--max-offers 0 is outside 1..=32"), "{err}");
-    }
-
-    #[test]
-    fn answers_go_only_to_a_devices_offers_topic_with_the_correlation_data() {
-        let service = build_service(5);
-        let payload = codec::to_json(&request(&[]));
-        let publish = |response_topic: Option<&str>, correlation: Option<&[u8]>| Publish {
-            dup: false,
-            qos: QoS::AtLeastOnce,
-            retain: false,
-            topic: Topic::OfferRequest.name().into_bytes().into(),
-            pkid: 1,
-            payload: payload.clone().into(),
-            properties: Some(PublishProperties {
-                response_topic: response_topic.map(str::to_string),
-                correlation_data: correlation.map(|c| c.to_vec().into()),
-                ..PublishProperties::default()
-            }),
-        };
-        let now = UnixTime(1_795_456_800);
-        let (topic, properties, body) =
-            answer(&service, &publish(Some("ledtrad/v1/device/reader-1/offers"), Some(b"abc")), now).unwrap();
-        assert_eq!(topic, "ledtrad/v1/device/reader-1/offers");
-        assert_eq!(properties.correlation_data.as_deref(), Some(&b"abc"[..]));
-        let response: OfferResponse = codec::from_json(&body, "answer").unwrap();
-        assert_eq!(response.offers.len(), 3);
-        for (topic, correlation, why) in [
-            (Some("ledtrad/v1/fleet/home/catalogue"), Some(&b"abc"[..]), "not a device's offers topic"),
-            (None, Some(&b"abc"[..]), "no response topic"),
-            (Some("ledtrad/v1/device/reader-1/offers"), None, "no correlation data"),
-        ] {
-            let err = answer(&service, &publish(topic, correlation), now).unwrap_err();
-            assert!(err.contains(why), "{err}");
-        }
-    }
 }

@@ -12,7 +12,11 @@ use crate::id::{DeviceId, FleetId, InstanceId, InvalidId};
 /// The prefix of every ledtrad topic.
 pub const PREFIX: &str = "ledtrad/v1";
 
-/// The shared subscription offer-service instances use, so several share the load.
+/// The shared-subscription group every offer-service instance joins.
+pub const OFFER_SHARE_GROUP: &str = "ledtrad-offers";
+
+/// The shared subscription offer-service instances use, so several share the load: the
+/// request topic in the [`OFFER_SHARE_GROUP`] group.
 pub const OFFER_REQUEST_SHARED: &str = "$share/ledtrad-offers/ledtrad/v1/offers/request";
 
 /// The filter that matches every device's status topic.

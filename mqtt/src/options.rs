@@ -1,0 +1,280 @@
+//! The one builder of MQTT client options: every ledtrad client (agent, operator, simulator)
+//! connects through [`ClientOptions`], so keep-alive, last will, session, limits, TCP_NODELAY
+//! and the login are set up in one place.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ledtrad_protocol::broker::{BrokerUrl, Credentials};
+use rumqttc::v5::mqttbytes::v5::{LastWill as RawWill, LastWillProperties};
+use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::{AsyncClient, EventLoop, MqttOptions};
+use rumqttc::NetworkOptions;
+
+/// Keep-alive unless a client asks otherwise.
+pub const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(30);
+
+/// The largest packet a client sends or receives unless it asks otherwise: room for the
+/// largest catalogue or model.
+pub const DEFAULT_MAX_PACKET_BYTES: u32 = 2 * 1024 * 1024;
+
+/// The most QoS 1 publishes a client has in flight unless it asks otherwise. rumqttc keeps a
+/// slot per packet id it may have in flight, `u16::MAX` of them unless told: about 10 MB a
+/// client.
+pub const DEFAULT_MAX_INFLIGHT: u16 = 100;
+
+/// How many requests (publishes, subscriptions, acks) the client's queue holds.
+pub const DEFAULT_QUEUE: usize = 64;
+
+/// How a client reaches its broker.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Transport {
+    /// Plain TCP, for loopback and trusted networks.
+    #[default]
+    Tcp,
+    /// TLS, with these files. Not supported yet: [`ClientOptions::transport`] refuses it.
+    Tls(TlsConfig),
+}
+
+/// Where a TLS client finds its trust anchor and, for mutual TLS, its own certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsConfig {
+    /// The CA certificate (PEM) that signed the broker's certificate.
+    pub ca: PathBuf,
+    /// The client's certificate and private key (PEM), for mutual TLS.
+    pub client: Option<(PathBuf, PathBuf)>,
+}
+
+/// A client's last will: published by the broker, QoS 1, when the connection is lost without
+/// a DISCONNECT, `delay` after (a client back within it never triggers it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LastWill {
+    /// The topic (from `ledtrad_protocol::topic`).
+    pub topic: String,
+    /// The payload (an empty retained payload clears the topic).
+    pub payload: Vec<u8>,
+    /// Whether the broker keeps it as the topic's retained message.
+    pub retain: bool,
+    /// How long the broker waits before publishing it.
+    pub delay: Option<Duration>,
+}
+
+/// Options that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransportError {
+    /// TLS was asked for; only plain TCP is implemented.
+    #[error(
+        "broker {broker}: TLS (CA '{ca}') is not supported yet; use a plain mqtt:// broker on loopback or a trusted network"
+    )]
+    TlsNotSupported {
+        /// The broker.
+        broker: BrokerUrl,
+        /// The CA file given.
+        ca: String,
+    },
+}
+
+/// Everything a ledtrad MQTT 5 client is configured with. [`ClientOptions::new`] gives the
+/// defaults every client shares (keep-alive 30 s, 2 MiB packets, 100 in flight, a clean start,
+/// no session kept, TCP_NODELAY); the other methods change one setting each.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    broker: BrokerUrl,
+    client_id: String,
+    keep_alive: Duration,
+    will: Option<LastWill>,
+    session_expiry: Option<Duration>,
+    clean_start: bool,
+    max_packet_bytes: u32,
+    max_inflight: u16,
+    login: Option<Credentials>,
+    manual_acks: bool,
+    queue: usize,
+}
+
+impl ClientOptions {
+    /// The shared defaults for `client_id` on `broker`.
+    pub fn new(broker: &BrokerUrl, client_id: impl Into<String>) -> Self {
+        Self {
+            broker: broker.clone(),
+            client_id: client_id.into(),
+            keep_alive: DEFAULT_KEEP_ALIVE,
+            will: None,
+            session_expiry: None,
+            clean_start: true,
+            max_packet_bytes: DEFAULT_MAX_PACKET_BYTES,
+            max_inflight: DEFAULT_MAX_INFLIGHT,
+            login: None,
+            manual_acks: false,
+            queue: DEFAULT_QUEUE,
+        }
+    }
+
+    /// The interval of keep-alive pings.
+    pub fn keep_alive(mut self, every: Duration) -> Self {
+        self.keep_alive = every;
+        self
+    }
+
+    /// The last will the broker publishes if this client vanishes.
+    pub fn last_will(mut self, will: LastWill) -> Self {
+        self.will = Some(will);
+        self
+    }
+
+    /// How long the broker keeps the session after the connection is lost (none: it ends with
+    /// the connection), and whether the first connection starts a new one.
+    pub fn session(mut self, expiry: Option<Duration>, clean_start: bool) -> Self {
+        self.session_expiry = expiry;
+        self.clean_start = clean_start;
+        self
+    }
+
+    /// The largest packet sent or received.
+    pub fn max_packet_bytes(mut self, bytes: u32) -> Self {
+        self.max_packet_bytes = bytes;
+        self
+    }
+
+    /// The most QoS 1 publishes in flight at once.
+    pub fn max_inflight(mut self, publishes: u16) -> Self {
+        self.max_inflight = publishes.max(1);
+        self
+    }
+
+    /// The login presented to a broker that asks for one.
+    pub fn login(mut self, login: Option<&Credentials>) -> Self {
+        self.login = login.cloned();
+        self
+    }
+
+    /// Whether received QoS 1 publishes are acknowledged by the caller (`AsyncClient::ack`)
+    /// instead of at once.
+    pub fn manual_acks(mut self, manual: bool) -> Self {
+        self.manual_acks = manual;
+        self
+    }
+
+    /// How many requests the client's queue holds before `try_*` calls are refused.
+    pub fn queue(mut self, requests: usize) -> Self {
+        self.queue = requests.max(1);
+        self
+    }
+
+    /// How the client reaches the broker. Only [`Transport::Tcp`] is implemented; TLS is
+    /// refused here, before anything connects.
+    pub fn transport(self, transport: Transport) -> Result<Self, TransportError> {
+        match transport {
+            Transport::Tcp => Ok(self),
+            Transport::Tls(tls) => {
+                Err(TransportError::TlsNotSupported { broker: self.broker, ca: tls.ca.display().to_string() })
+            }
+        }
+    }
+
+    /// The broker.
+    pub fn broker(&self) -> &BrokerUrl {
+        &self.broker
+    }
+
+    /// The login, if any.
+    pub fn login_given(&self) -> Option<&Credentials> {
+        self.login.as_ref()
+    }
+
+    /// The rumqttc options these stand for, with TCP_NODELAY always on (without it a loopback
+    /// round trip waits about 40 ms on delayed acks).
+    pub fn mqtt_options(&self) -> MqttOptions {
+        let mut options = MqttOptions::new(self.client_id.clone(), self.broker.host.clone(), self.broker.port);
+        options.set_keep_alive(self.keep_alive);
+        options.set_max_packet_size(Some(self.max_packet_bytes));
+        options.set_outgoing_inflight_upper_limit(self.max_inflight);
+        options.set_clean_start(self.clean_start);
+        options.set_session_expiry_interval(self.session_expiry.map(secs));
+        options.set_manual_acks(self.manual_acks);
+        let mut network = NetworkOptions::new();
+        network.set_tcp_nodelay(true);
+        options.set_network_options(network);
+        if let Some(login) = &self.login {
+            options.set_credentials(login.username(), login.password());
+        }
+        if let Some(will) = &self.will {
+            options.set_last_will(raw_will(will));
+        }
+        options
+    }
+
+    /// A client and its event loop (nothing connects until the loop is polled).
+    pub fn connect(&self) -> (AsyncClient, EventLoop) {
+        AsyncClient::new(self.mqtt_options(), self.queue)
+    }
+}
+
+fn secs(d: Duration) -> u32 {
+    u32::try_from(d.as_secs()).unwrap_or(u32::MAX)
+}
+
+fn raw_will(will: &LastWill) -> RawWill {
+    let properties = will.delay.map(|delay| LastWillProperties {
+        delay_interval: Some(secs(delay)),
+        payload_format_indicator: None,
+        message_expiry_interval: None,
+        content_type: None,
+        response_topic: None,
+        correlation_data: None,
+        user_properties: Vec::new(),
+    });
+    RawWill::new(will.topic.clone(), will.payload.clone(), QoS::AtLeastOnce, will.retain, properties)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn broker() -> BrokerUrl {
+        "mqtt://127.0.0.1:1883".parse().unwrap()
+    }
+
+    #[test]
+    fn defaults_and_each_setting_reach_the_rumqttc_options() {
+        let login = Credentials::try_new("device", "s3cret").unwrap();
+        let will = LastWill {
+            topic: "ledtrad/v1/device/d-1/status".into(),
+            payload: b"offline".to_vec(),
+            retain: true,
+            delay: Some(Duration::from_secs(10)),
+        };
+        let options = ClientOptions::new(&broker(), "ledtrad-d-1")
+            .keep_alive(Duration::from_secs(20))
+            .session(Some(Duration::from_secs(86_400)), true)
+            .max_inflight(50)
+            .login(Some(&login))
+            .last_will(will)
+            .mqtt_options();
+        assert_eq!(options.client_id(), "ledtrad-d-1");
+        assert_eq!(options.broker_address(), ("127.0.0.1".to_string(), 1883));
+        assert_eq!(options.keep_alive(), Duration::from_secs(20));
+        assert_eq!(options.session_expiry_interval(), Some(86_400));
+        assert!(options.clean_start());
+        assert_eq!(options.max_packet_size(), Some(DEFAULT_MAX_PACKET_BYTES));
+        let login = options.credentials().unwrap();
+        assert_eq!((&login.username[..], &login.password[..]), ("device", "s3cret"));
+        let raw = options.last_will().unwrap();
+        assert_eq!(
+            (&raw.topic[..], &raw.message[..], raw.retain),
+            (&b"ledtrad/v1/device/d-1/status"[..], &b"offline"[..], true)
+        );
+        assert_eq!(raw.properties.and_then(|p| p.delay_interval), Some(10));
+    }
+
+    #[test]
+    fn tls_is_refused_with_the_broker_and_the_fix() {
+        let tls = TlsConfig { ca: "/etc/ledtrad/ca.pem".into(), client: None };
+        let err = ClientOptions::new(&broker(), "c").transport(Transport::Tls(tls)).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "broker mqtt://127.0.0.1:1883: TLS (CA '/etc/ledtrad/ca.pem') is not supported yet; use a plain mqtt:// broker on loopback or a trusted network"
+        );
+        assert!(ClientOptions::new(&broker(), "c").transport(Transport::Tcp).is_ok());
+    }
+}
