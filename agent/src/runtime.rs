@@ -7,16 +7,14 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use ledtrad_mqtt::{Backoff, ClientOptions, Connection, LastWill, Polled, DEFAULT_RETRY_CAP, DEFAULT_RETRY_FIRST};
 use ledtrad_protocol::codec;
 use ledtrad_protocol::topic::Topic;
 use rand::SeedableRng;
-use rumqttc::v5::mqttbytes::v5::{
-    ConnectReturnCode, LastWill, LastWillProperties, Packet, PubAckReason, SubscribeReasonCode,
-};
-use rumqttc::v5::mqttbytes::QoS;
-use rumqttc::v5::{AsyncClient, ConnectionError, Event, EventLoop, MqttOptions};
-use rumqttc::{NetworkOptions, Outgoing};
-use tokio::sync::{mpsc, oneshot};
+use rumqttc::v5::mqttbytes::v5::{ConnectReturnCode, Packet, PubAckReason, SubscribeReasonCode};
+use rumqttc::v5::{AsyncClient, ConnectionError, Event, EventLoop};
+use rumqttc::Outgoing;
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
@@ -116,7 +114,8 @@ pub async fn spawn(config: Config, clock: Arc<dyn Clock>) -> Result<RunningAgent
     let core = AgentCore::restore(config.clone(), store, client, rng, link, clock.reading())?;
 
     let (mqtt_tx, mqtt_rx) = mpsc::channel(64);
-    let pump = tokio::spawn(pump(eventloop, mqtt_tx));
+    let (closing_tx, closing_rx) = watch::channel(false);
+    let pump = tokio::spawn(pump(eventloop, mqtt_tx, closing_rx));
     let (cmd_tx, cmd_rx) = mpsc::channel(256);
     let handle = AgentHandle::from_sender(cmd_tx);
     let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
@@ -140,6 +139,7 @@ pub async fn spawn(config: Config, clock: Arc<dyn Clock>) -> Result<RunningAgent
         if let Some(api) = api_task {
             api.abort();
         }
+        let _ = closing_tx.send(true);
         let mut pump = pump;
         if tokio::time::timeout(Duration::from_secs(2), &mut pump).await.is_err() {
             // A pump still reconnecting would keep using this device's client id.
@@ -158,10 +158,6 @@ pub const WILL_DELAY_SECS: u32 = 10;
 pub const SESSION_EXPIRY_SECS: u32 = 86_400;
 
 fn mqtt_client(config: &Config) -> (AsyncClient, EventLoop) {
-    let mut options =
-        MqttOptions::new(format!("ledtrad-{}", config.device), config.broker.host.clone(), config.broker.port);
-    options.set_keep_alive(Duration::from_secs(30));
-    options.set_max_packet_size(Some(MAX_PACKET_BYTES as u32));
     // A persistent session: a broker that keeps it keeps what arrives for the subscriptions
     // across a dropped connection; the subscriptions are made again on every connection all
     // the same (see `Egress::subscribe`). But a new process starts clean (the pump keeps the
@@ -169,118 +165,94 @@ fn mqtt_client(config: &Config) -> (AsyncClient, EventLoop) {
     // model, the collectors' presence) only for a subscription new to the session, whatever
     // the retain handling asks, so an agent that knows none of them yet must not find its old
     // subscriptions kept.
-    options.set_clean_start(true);
-    options.set_session_expiry_interval(Some(SESSION_EXPIRY_SECS));
-    // rumqttc's v5 client keeps a slot per packet id it may have in flight, u16::MAX of them
-    // unless told otherwise: about 10 MB a client. A hundred is plenty.
-    options.set_outgoing_inflight_upper_limit(MAX_INFLIGHT);
-    // Without TCP_NODELAY a loopback request/response waits about 40 ms on delayed acks.
-    let mut network = NetworkOptions::new();
-    network.set_tcp_nodelay(true);
-    options.set_network_options(network);
-    if let Some(login) = &config.mqtt_login {
-        options.set_credentials(login.username(), login.password());
-    }
-    let offline = offline_status(config, None, None);
-    options.set_last_will(LastWill::new(
-        Topic::Status(config.device.clone()).name(),
-        codec::to_json(&offline),
-        QoS::AtLeastOnce,
-        true,
-        Some(LastWillProperties {
-            delay_interval: Some(WILL_DELAY_SECS),
-            payload_format_indicator: None,
-            message_expiry_interval: None,
-            content_type: None,
-            response_topic: None,
-            correlation_data: None,
-            user_properties: Vec::new(),
-        }),
-    ));
-    AsyncClient::new(options, 64)
+    let will = LastWill {
+        topic: Topic::Status(config.device.clone()).name(),
+        payload: codec::to_json(&offline_status(config, None, None)),
+        retain: true,
+        delay: Some(Duration::from_secs(WILL_DELAY_SECS.into())),
+    };
+    ClientOptions::new(&config.broker, format!("ledtrad-{}", config.device))
+        .keep_alive(Duration::from_secs(30))
+        .max_packet_bytes(MAX_PACKET_BYTES as u32)
+        // rumqttc's v5 client keeps a slot per packet id it may have in flight, u16::MAX of
+        // them unless told otherwise: about 10 MB a client. A hundred is plenty.
+        .max_inflight(MAX_INFLIGHT)
+        .session(Some(Duration::from_secs(SESSION_EXPIRY_SECS.into())), true)
+        .login(config.mqtt_login.as_ref())
+        .last_will(will)
+        .queue(64)
+        .connect()
 }
 
-/// Polls the MQTT event loop and forwards what the runtime needs. rumqttc reconnects on the
-/// next poll after an error; the pump waits with exponential backoff and jitter in between.
-/// After an error it empties the client's queue of publishes from the lost connection: the
-/// outbox hands its rows over again itself, and would otherwise lose count of which publish is
-/// which.
-async fn pump(mut eventloop: EventLoop, tx: mpsc::Sender<MqttEvent>) {
-    let mut backoff = Duration::from_millis(100);
+/// Polls the MQTT connection and forwards what the core needs. The connection reconnects with
+/// backoff and jitter, keeps the session from its first CONNACK on, and after an error
+/// discards the publishes of the lost connection still queued: the outbox hands its rows over
+/// again itself, and would otherwise lose count of which publish is which. Once `closing`
+/// says the agent stops, a wait before the next attempt is cut short, so the last status and
+/// the DISCONNECT go out at once if the broker can be reached.
+async fn pump(eventloop: EventLoop, tx: mpsc::Sender<MqttEvent>, mut closing: watch::Receiver<bool>) {
+    let mut connection = Connection::new(eventloop, Backoff::new(DEFAULT_RETRY_FIRST, DEFAULT_RETRY_CAP))
+        .keeping_session_after_first()
+        .discarding_unsent();
     loop {
-        let event = match eventloop.poll().await {
-            Ok(Event::Incoming(Packet::ConnAck(ack))) => {
-                backoff = Duration::from_millis(100);
-                // Clean once, on this process's first connection (see `mqtt_client`).
-                eventloop.options.set_clean_start(false);
-                Some(MqttEvent::Connected { session_present: ack.session_present })
+        if connection.is_waiting() && *closing.borrow() {
+            connection.skip_wait();
+        }
+        let polled = if connection.is_waiting() {
+            tokio::select! {
+                polled = connection.poll() => polled,
+                // Only the wait is cut short: a poll under way is never dropped.
+                _ = closing.changed() => continue,
             }
-            Ok(Event::Incoming(Packet::Publish(p))) => {
-                let topic = String::from_utf8_lossy(&p.topic).into_owned();
-                let correlation = p.properties.and_then(|props| props.correlation_data).map(|c| c.to_vec());
-                Some(MqttEvent::Publish { topic, payload: p.payload.to_vec(), correlation })
-            }
-            Ok(Event::Incoming(Packet::PubAck(ack))) => Some(MqttEvent::Acked {
-                pkid: ack.pkid,
-                ack: match ack.reason {
-                    PubAckReason::Success => Ack::Accepted,
-                    PubAckReason::NoMatchingSubscribers => Ack::NoSubscribers,
-                    _ => Ack::Refused,
-                },
+        } else {
+            connection.poll().await
+        };
+        let event = match polled {
+            Polled::Event(Event::Outgoing(Outgoing::Disconnect)) => return,
+            Polled::Event(event) => mqtt_event(event),
+            Polled::Lost { error, unsent, .. } => Some(match &error {
+                ConnectionError::ConnectionRefused(
+                    code @ (ConnectReturnCode::BadUserNamePassword | ConnectReturnCode::NotAuthorized),
+                ) => MqttEvent::LoginRefused(format!("{code:?}"), unsent),
+                _ => MqttEvent::Disconnected { why: error.to_string(), unsent },
             }),
-            Ok(Event::Incoming(Packet::SubAck(ack))) => {
-                if let Some(code) = ack.return_codes.iter().find(|c| !matches!(c, SubscribeReasonCode::Success(_))) {
-                    warn!(
-                        "the broker refused a subscription ({code:?}); is this device allowed to read its fleet's catalogue and model, its offers and ledtrad/v1/collector/+ in the broker's ACL?"
-                    );
-                }
-                None
-            }
-            Ok(Event::Outgoing(Outgoing::Publish(pkid))) => Some(MqttEvent::Numbered(pkid)),
-            Ok(Event::Outgoing(Outgoing::AwaitAck(pkid))) => Some(MqttEvent::Held(pkid)),
-            Ok(Event::Outgoing(Outgoing::Disconnect)) => return,
-            Ok(_) => None,
-            Err(e) => {
-                // rumqttc drains its request queue into `pending` only when a connection
-                // breaks, not when one fails to open: drain it always, so that nothing handed
-                // over before this error (a report, say, before a revocation) goes out later.
-                eventloop.clean();
-                // Every publish the runtime has not seen numbered is discarded: those whose
-                // numbering event is still buffered (the write failed after it), then those
-                // still queued (packet id 0). Those numbered already were counted as they were.
-                let mut unsent = 0;
-                eventloop.state.events.retain(|event| {
-                    let numbered = matches!(event, Event::Outgoing(Outgoing::Publish(_) | Outgoing::AwaitAck(_)));
-                    unsent += usize::from(numbered);
-                    !numbered
-                });
-                unsent += eventloop
-                    .pending
-                    .iter()
-                    .filter(|r| matches!(r, rumqttc::v5::Request::Publish(p) if p.pkid == 0))
-                    .count();
-                eventloop.pending.clear();
-                eventloop.state.collision = None;
-                let event = match &e {
-                    ConnectionError::ConnectionRefused(
-                        code @ (ConnectReturnCode::BadUserNamePassword | ConnectReturnCode::NotAuthorized),
-                    ) => MqttEvent::LoginRefused(format!("{code:?}"), unsent),
-                    _ => MqttEvent::Disconnected { why: e.to_string(), unsent },
-                };
-                if tx.send(event).await.is_err() {
-                    return;
-                }
-                let jitter = rand::random_range(0..=backoff.as_millis() as u64 / 2);
-                tokio::time::sleep(backoff + Duration::from_millis(jitter)).await;
-                backoff = (backoff * 2).min(Duration::from_secs(30));
-                None
-            }
         };
         if let Some(event) = event {
             if tx.send(event).await.is_err() {
                 return;
             }
         }
+    }
+}
+
+/// What the core needs of an MQTT event, if anything.
+fn mqtt_event(event: Event) -> Option<MqttEvent> {
+    match event {
+        Event::Incoming(Packet::ConnAck(ack)) => Some(MqttEvent::Connected { session_present: ack.session_present }),
+        Event::Incoming(Packet::Publish(p)) => {
+            let topic = String::from_utf8_lossy(&p.topic).into_owned();
+            let correlation = p.properties.and_then(|props| props.correlation_data).map(|c| c.to_vec());
+            Some(MqttEvent::Publish { topic, payload: p.payload.to_vec(), correlation })
+        }
+        Event::Incoming(Packet::PubAck(ack)) => Some(MqttEvent::Acked {
+            pkid: ack.pkid,
+            ack: match ack.reason {
+                PubAckReason::Success => Ack::Accepted,
+                PubAckReason::NoMatchingSubscribers => Ack::NoSubscribers,
+                _ => Ack::Refused,
+            },
+        }),
+        Event::Incoming(Packet::SubAck(ack)) => {
+            if let Some(code) = ack.return_codes.iter().find(|c| !matches!(c, SubscribeReasonCode::Success(_))) {
+                warn!(
+                    "the broker refused a subscription ({code:?}); is this device allowed to read its fleet's catalogue and model, its offers and ledtrad/v1/collector/+ in the broker's ACL?"
+                );
+            }
+            None
+        }
+        Event::Outgoing(Outgoing::Publish(pkid)) => Some(MqttEvent::Numbered(pkid)),
+        Event::Outgoing(Outgoing::AwaitAck(pkid)) => Some(MqttEvent::Held(pkid)),
+        _ => None,
     }
 }
 

@@ -125,6 +125,17 @@ impl Connection {
         .await;
     }
 
+    /// Whether the next poll first waits out the backoff (the last one lost the connection).
+    pub fn is_waiting(&self) -> bool {
+        self.retry.is_some()
+    }
+
+    /// Drops the wait before the next attempt: a client stopping tries at once to say goodbye
+    /// (its last status, its DISCONNECT) rather than after the backoff.
+    pub fn skip_wait(&mut self) {
+        self.retry = None;
+    }
+
     /// The event loop, for what this type does not cover.
     pub fn eventloop_mut(&mut self) -> &mut EventLoop {
         &mut self.eventloop
