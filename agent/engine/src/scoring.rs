@@ -64,6 +64,14 @@ pub(crate) fn builtin_prior(offer: &CompiledOffer, ctx: &Context<'_>) -> f64 {
     })
 }
 
+/// The priors of a batch of candidates, and what worked them out.
+pub(crate) struct Priors {
+    /// One per candidate, in the batch's order.
+    pub priors: Vec<f64>,
+    /// The fleet's model, the built-in scorers, or the model's failure.
+    pub scorer: ScorerUsed,
+}
+
 /// The priors of `offers` (indices into the catalogue) from the fleet's model, run on one
 /// batch, or from the built-in scorers where there is no model or it fails. Every feature the
 /// model reads is recorded in `used` with the consent that allowed it; a feature consent does
@@ -74,11 +82,11 @@ pub(crate) fn priors(
     ctx: &Context<'_>,
     propensity: Propensity<'_>,
     used: &mut FeaturesRead,
-) -> (Vec<f64>, ScorerUsed) {
+) -> Priors {
     let builtin = |offers: &[usize]| offers.iter().map(|&i| builtin_prior(&catalogue.offers[i], ctx)).collect();
-    let Some(model) = propensity.model else { return (builtin(offers), ScorerUsed::Builtin) };
+    let Some(model) = propensity.model else { return Priors { priors: builtin(offers), scorer: ScorerUsed::Builtin } };
     if offers.is_empty() {
-        return (Vec::new(), ScorerUsed::Builtin);
+        return Priors { priors: Vec::new(), scorer: ScorerUsed::Builtin };
     }
     // The device-side inputs are the same for every row; read them once.
     let device: Vec<Option<f32>> = model
@@ -113,18 +121,25 @@ pub(crate) fn priors(
         }
     }
     match model.run(&rows, offers.len()) {
-        Ok(out) if out.iter().all(|p| p.is_finite()) => (
-            out.iter().map(|&p| f64::from(p).clamp(0.0, 1.0)).collect(),
-            ScorerUsed::Model { name: model.name.clone(), version: model.version, runtime: model.runtime().into() },
-        ),
-        Ok(_) => (
-            builtin(offers),
-            ScorerUsed::ModelFailed {
+        Ok(out) if out.iter().all(|p| p.is_finite()) => Priors {
+            priors: out.iter().map(|&p| f64::from(p).clamp(0.0, 1.0)).collect(),
+            scorer: ScorerUsed::Model {
+                name: model.name.clone(),
+                version: model.version,
+                runtime: model.runtime().into(),
+            },
+        },
+        Ok(_) => Priors {
+            priors: builtin(offers),
+            scorer: ScorerUsed::ModelFailed {
                 version: model.version,
                 reason: "the model gave a value that is not a number".into(),
             },
-        ),
-        Err(e) => (builtin(offers), ScorerUsed::ModelFailed { version: model.version, reason: e.to_string() }),
+        },
+        Err(e) => Priors {
+            priors: builtin(offers),
+            scorer: ScorerUsed::ModelFailed { version: model.version, reason: e.to_string() },
+        },
     }
 }
 

@@ -195,7 +195,7 @@ fn score(
     posteriors: &[Posterior],
     used: &mut FeaturesRead,
 ) -> Scored {
-    let (priors, scorer) = scoring::priors(catalogue, to_score, ctx, propensity, used);
+    let scoring::Priors { priors, scorer } = scoring::priors(catalogue, to_score, ctx, propensity, used);
     let mut scored: Vec<(usize, f64)> = Vec::with_capacity(eligible);
     let mut parts: Vec<(usize, scoring::Parts)> = Vec::with_capacity(eligible);
     let mut held_out: Vec<(usize, f64)> = Vec::new();
@@ -231,9 +231,9 @@ fn score_one(
     used: &mut FeaturesRead,
 ) -> f64 {
     let offer = &catalogue.offers[i];
-    let (prior, _) = scoring::priors(catalogue, &[i], ctx, propensity, used);
+    let prior = scoring::priors(catalogue, &[i], ctx, propensity, used).priors.first().copied().unwrap_or(0.5);
     let posterior = standing.past.history.posterior(&offer.offer.id);
-    scoring::parts(offer, ctx, propensity, i, prior.first().copied().unwrap_or(0.5), posterior).score
+    scoring::parts(offer, ctx, propensity, i, prior, posterior).score
 }
 
 /// Step 7, last: asking is a moment too. A due consent prompt takes the place of a contextual

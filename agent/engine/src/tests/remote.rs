@@ -116,3 +116,39 @@ fn interests_come_from_what_was_learned_under_personalise_only() {
     fridge.set_consent(ConsentState::all());
     assert!(fridge.interests().is_empty());
 }
+
+#[test]
+fn the_service_candidates_are_compiled_under_the_rules_of_the_catalogue_in_force() {
+    let mut catalogue = build_catalogue();
+    catalogue.policy.min_gap_minutes = Some(30);
+    let mut dairy = ledtrad_protocol::catalogue::Campaign::new(CampaignId::try_new("dairy").unwrap());
+    dairy.holdout = 0.2;
+    catalogue.campaigns.push(dairy);
+    let mut engine = build_engine(DeviceKind::Ereader);
+    engine.handle_catalogue(&sign(&build_key(1), "op-1", "home", 4, NOW.plus_secs(86_400), catalogue), NOW).unwrap();
+    let in_force = engine.catalogue().unwrap();
+    let offers = vec![
+        service_offer("crime-novel", |_| {}),
+        service_offer("crime-novel", |o| o["title"] = "Again".into()),
+        service_offer("butter-refill", |_| {}),
+        service_offer("statement", |o| o["question"] = "Buy this.".into()),
+        service_offer("dairy-read", |o| o["campaign"] = "dairy".into()),
+    ];
+    let candidates = crate::remote::ServiceCandidates::from_answer(in_force, offers).unwrap();
+    // A second copy, an offer the catalogue holds and a statement are dropped.
+    assert_eq!(candidates.counted, RemoteOffers { received: 5, kept: 2 });
+    let remote = &candidates.catalogue;
+    let ids: Vec<&str> = remote.offers.iter().map(|o| o.offer.id.as_str()).collect();
+    assert_eq!(ids, ["crime-novel", "dairy-read"]);
+    // The catalogue in force's version, expiry, device-wide rules and campaign holdouts apply.
+    assert_eq!((remote.version, remote.expires_at), (4, NOW.plus_secs(86_400)));
+    assert_eq!(remote.policy.min_gap_minutes, Some(30));
+    assert_eq!(remote.holdouts.get(&CampaignId::try_new("dairy").unwrap()), Some(&0.2));
+    // The service brings no prompts and no journeys of its own.
+    assert!(remote.prompts.is_empty() && remote.journeys.is_empty());
+    let too_many = vec![service_offer("x", |_| {}); MAX_REMOTE_OFFERS + 1];
+    assert_eq!(
+        crate::remote::ServiceCandidates::from_answer(in_force, too_many).unwrap_err(),
+        RemoteError::TooMany(MAX_REMOTE_OFFERS + 1)
+    );
+}
