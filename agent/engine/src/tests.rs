@@ -18,10 +18,15 @@ use ledtrad_protocol::feedback::{Feedback, FeedbackKind};
 use ledtrad_protocol::signal::Signal;
 use ledtrad_protocol::{CampaignId, DeviceKind, FleetId, KeyId, Moment, Purpose, UnixTime};
 
-use crate::{
-    in_holdout, DeviceProfile, Draw, Engine, FeedbackError, LocalTime, Refusal, RemoteError, RemoteOffers, TrustedKeys,
-    DEFAULT_CAMOUFLAGE_SHARE, INTRUSIVENESS, MAX_REMOTE_OFFERS, RECENT_TRACES, TRACE_SCORES,
-};
+use crate::context::{Draw, Policy};
+use crate::eligibility::in_holdout;
+use crate::engine::{Engine, FeedbackError, RECENT_TRACES};
+use crate::features::LocalTime;
+use crate::model::RuntimeKind;
+use crate::profile::{DeviceProfile, DEFAULT_CAMOUFLAGE_SHARE};
+use crate::remote::{RemoteError, RemoteOffers, MAX_REMOTE_OFFERS};
+use crate::scoring::{INTRUSIVENESS, TRACE_SCORES};
+use crate::trust::{Refusal, TrustedKeys};
 
 pub(crate) const NOW: UnixTime = UnixTime(1_795_456_800); // 2026-11-23T18:00:00Z
 
@@ -116,10 +121,10 @@ fn sign_rollout(
 }
 
 pub(crate) fn build_engine(kind: DeviceKind) -> Engine {
-    build_engine_with_policy(kind, crate::Policy::Clues)
+    build_engine_with_policy(kind, Policy::Clues)
 }
 
-fn build_engine_with_policy(kind: DeviceKind, policy: crate::Policy) -> Engine {
+fn build_engine_with_policy(kind: DeviceKind, policy: Policy) -> Engine {
     let mut keys = TrustedKeys::new();
     keys.insert(KeyId::try_new("op-1").unwrap(), build_key(1).verifying_key());
     let profile = DeviceProfile {
@@ -128,7 +133,7 @@ fn build_engine_with_policy(kind: DeviceKind, policy: crate::Policy) -> Engine {
         fleet: FleetId::try_new("home").unwrap(),
         local: LocalTime::default(),
         camouflage_share: DEFAULT_CAMOUFLAGE_SHARE,
-        model_runtime: crate::RuntimeKind::Tract,
+        model_runtime: RuntimeKind::Tract,
         policy,
     };
     Engine::new(profile, keys)
@@ -155,8 +160,8 @@ pub(crate) fn build_engine_for(device: &str, catalogue: Catalogue) -> Engine {
         fleet: FleetId::try_new("home").unwrap(),
         local: LocalTime::default(),
         camouflage_share: DEFAULT_CAMOUFLAGE_SHARE,
-        model_runtime: crate::RuntimeKind::Tract,
-        policy: crate::Policy::Clues,
+        model_runtime: RuntimeKind::Tract,
+        policy: Policy::Clues,
     };
     let mut engine = Engine::new(profile, keys);
     engine

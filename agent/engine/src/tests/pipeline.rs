@@ -88,7 +88,7 @@ fn camouflage_draws_from_the_broadly_eligible_offers_and_says_so() {
 
 #[test]
 fn the_blunt_policy_states_the_offer_gives_the_reading_and_neither_penalises_nor_camouflages() {
-    let mut engine = build_engine_with_policy(DeviceKind::Fridge, crate::Policy::Blunt);
+    let mut engine = build_engine_with_policy(DeviceKind::Fridge, Policy::Blunt);
     engine.handle_catalogue(&good_envelope(1), NOW).unwrap();
     engine.set_consent(personalise());
     engine.handle_signal(butter(0.05), NOW);
@@ -109,8 +109,8 @@ fn the_blunt_policy_states_the_offer_gives_the_reading_and_neither_penalises_nor
     let shown = clues.decide_traced(Moment::DoorOpened, NOW, Draw::NONE).clone().shown.unwrap();
     assert!(shown.question.ends_with('?'));
     assert_eq!(shown.why, "Because dairy runs low often in this home.");
-    assert_eq!("blunt".parse::<crate::Policy>(), Ok(crate::Policy::Blunt));
-    assert!("rude".parse::<crate::Policy>().unwrap_err().contains("\"rude\""));
+    assert_eq!("blunt".parse::<Policy>(), Ok(Policy::Blunt));
+    assert!("rude".parse::<Policy>().unwrap_err().contains("\"rude\""));
 }
 
 #[test]
