@@ -6,7 +6,7 @@
 
 use std::collections::VecDeque;
 
-use crate::FastMap;
+use crate::maps::FastMap;
 
 use ledtrad_protocol::feedback::FeedbackKind;
 use ledtrad_protocol::time::DAY_SECS;

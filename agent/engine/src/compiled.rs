@@ -1,14 +1,18 @@
-//! A catalogue compiled once at load: categories and feature names resolved, and the consent
-//! each offer needs worked out, so deciding does no string lookups.
+//! A catalogue compiled once at load: categories, feature names and journeys resolved, and the
+//! consent each offer needs worked out, so deciding does no string lookups. The offer service's
+//! candidates are compiled the same way, under the rules of the catalogue in force.
 
 use ledtrad_protocol::caps::{Policy, Window};
-use ledtrad_protocol::catalogue::{Offer, Op};
+use ledtrad_protocol::catalogue::{Campaign, Catalogue, Offer, Op};
+use ledtrad_protocol::decision::Rejection;
 use ledtrad_protocol::envelope::SignedCatalogue;
 use ledtrad_protocol::feature::FeatureName;
+use ledtrad_protocol::journey::Trigger;
 use ledtrad_protocol::taxonomy::Category;
-use ledtrad_protocol::{Purpose, UnixTime};
+use ledtrad_protocol::{CampaignId, GroupId, OfferId, Purpose, StepId, UnixTime};
 
-use crate::journey::CompiledJourney;
+use crate::context::{Context, FeaturesRead};
+use crate::maps::FastMap;
 
 /// A condition with its feature resolved.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -25,6 +29,24 @@ impl CompiledCondition {
     /// Resolves a condition's feature; `None` if there is no such feature.
     pub fn compile(c: &ledtrad_protocol::catalogue::Condition) -> Option<Self> {
         FeatureName::try_new(&c.feature).ok().map(|feature| Self { feature, op: c.op, threshold: c.value })
+    }
+
+    /// Checks the condition at a decision: reads its feature only if the consent allows it, and
+    /// records the feature read in the decision's trace.
+    pub(crate) fn check(&self, ctx: &Context<'_>, used: &mut FeaturesRead) -> Result<(), Rejection> {
+        let purpose = self.feature.spec().purpose;
+        if let Some(purpose) = purpose {
+            if !ctx.consent.allows(purpose) {
+                return Err(Rejection::NeedsConsent { purpose });
+            }
+        }
+        used.note(self.feature);
+        let value = ctx.value(self.feature).ok_or(Rejection::NoData { feature: self.feature })?;
+        if self.op.holds(value, self.threshold) {
+            Ok(())
+        } else {
+            Err(Rejection::ConditionNotMet { feature: self.feature, op: self.op, threshold: self.threshold })
+        }
     }
 }
 
@@ -100,14 +122,14 @@ pub struct AppliedCatalogue {
     /// Its consent prompts.
     pub prompts: Vec<ledtrad_protocol::prompt::ConsentPrompt>,
     /// The holdout share of each campaign that has one.
-    pub holdouts: crate::FastMap<ledtrad_protocol::CampaignId, f64>,
+    pub holdouts: FastMap<CampaignId, f64>,
     /// Each campaign's caps, where it has any.
-    pub campaign_caps: crate::FastMap<ledtrad_protocol::CampaignId, Vec<(Window, u32)>>,
+    pub campaign_caps: FastMap<CampaignId, Vec<(Window, u32)>>,
     /// Device-wide rules.
     pub policy: Policy,
     /// Every campaign with an offer, in order of first appearance; offers refer to them by index
     /// so a decision works out each campaign's rules once.
-    pub campaign_ids: Vec<ledtrad_protocol::CampaignId>,
+    pub campaign_ids: Vec<CampaignId>,
     /// The campaigns that are journeys.
     pub journeys: Vec<CompiledJourney>,
     /// A hash of the catalogue's content ([`content_hash`]), to tell the same version
@@ -126,63 +148,35 @@ impl AppliedCatalogue {
     /// Compiles a verified catalogue. Offers that fail to resolve are skipped; a verified
     /// catalogue has passed [`ledtrad_protocol::catalogue::Catalogue::problems`], so none do.
     pub fn compile(signed: SignedCatalogue) -> Self {
-        let content = content_hash(&signed.catalogue);
-        let prompts = signed.catalogue.prompts;
-        let policy = signed.catalogue.policy;
-        let campaign_caps: crate::FastMap<_, _> = signed
-            .catalogue
+        Self::build(signed.version, signed.issued_at, signed.expires_at, signed.catalogue)
+    }
+
+    /// The offer service's candidates (each already through the catalogue checks), compiled
+    /// to be decided on under the rules of `in_force`: its version and expiry, its device-wide
+    /// rules and its campaigns' holdouts and caps. They bring no prompts and no journeys.
+    pub fn from_offer_service(in_force: &Self, offers: Vec<Offer>) -> Self {
+        let catalogue = Catalogue { offers, ..Catalogue::default() };
+        let mut remote = Self::build(in_force.version, in_force.issued_at, in_force.expires_at, catalogue);
+        remote.policy = in_force.policy.clone();
+        remote.holdouts = in_force.holdouts.clone();
+        remote.campaign_caps = in_force.campaign_caps.clone();
+        remote
+    }
+
+    fn build(version: u64, issued_at: UnixTime, expires_at: UnixTime, catalogue: Catalogue) -> Self {
+        let content = content_hash(&catalogue);
+        let prompts = catalogue.prompts;
+        let policy = catalogue.policy;
+        let campaign_caps: FastMap<_, _> = catalogue
             .campaigns
             .iter()
             .map(|c| (c.id.clone(), c.caps.limits()))
             .filter(|(_, limits)| !limits.is_empty())
             .collect();
-        let holdouts: crate::FastMap<_, _> =
-            signed.catalogue.campaigns.iter().filter(|c| c.holdout > 0.0).map(|c| (c.id.clone(), c.holdout)).collect();
-        let mut offers = signed
-            .catalogue
-            .offers
-            .into_iter()
-            .filter_map(|offer| {
-                let category = Category::try_new(&offer.category).ok()?;
-                let conditions = offer.conditions.iter().map(CompiledCondition::compile).collect::<Option<Vec<_>>>()?;
-                let personal = conditions.iter().any(|c| c.feature.spec().purpose.is_some());
-                let needs = (offer.personalised || personal).then_some(Purpose::Personalise);
-                let logistic = match &offer.propensity {
-                    None => None,
-                    Some(l) => Some(CompiledLogistic {
-                        bias: l.bias,
-                        weights: l
-                            .weights
-                            .iter()
-                            .map(|w| FeatureName::try_new(&w.feature).ok().map(|f| (f, w.weight)))
-                            .collect::<Option<Vec<_>>>()?,
-                    }),
-                };
-                let hot = HotOffer {
-                    kinds: offer.device_kinds.iter().fold(0, |bits, k| bits | kind_bit(*k)),
-                    moments: offer.moments.iter().fold(0, |bits, m| bits | moment_bit(*m)),
-                    valid_from: offer.valid_from,
-                    valid_until: offer.valid_until,
-                };
-                let personal_conditions = conditions.iter().filter(|c| c.feature.spec().purpose.is_some()).count();
-                let personal_weights = logistic
-                    .as_ref()
-                    .map_or(0, |l| l.weights.iter().filter(|(f, _)| f.spec().purpose.is_some()).count());
-                Some(CompiledOffer {
-                    hot,
-                    offer,
-                    category,
-                    conditions,
-                    needs,
-                    logistic,
-                    campaign: 0,
-                    journey: false,
-                    personal_conditions,
-                    personal_weights,
-                })
-            })
-            .collect::<Vec<_>>();
-        let mut campaign_ids: Vec<ledtrad_protocol::CampaignId> = Vec::new();
+        let holdouts: FastMap<_, _> =
+            catalogue.campaigns.iter().filter(|c| c.holdout > 0.0).map(|c| (c.id.clone(), c.holdout)).collect();
+        let mut offers = catalogue.offers.into_iter().filter_map(CompiledOffer::compile).collect::<Vec<_>>();
+        let mut campaign_ids: Vec<CampaignId> = Vec::new();
         let mut index = std::collections::HashMap::new();
         for offer in &mut offers {
             offer.campaign = *index.entry(offer.offer.campaign.clone()).or_insert_with(|| {
@@ -193,18 +187,18 @@ impl AppliedCatalogue {
             // from shown offers) compare by pointer with the ones decisions look up.
             offer.offer.campaign = campaign_ids[offer.campaign].clone();
         }
-        let shared = |id: &ledtrad_protocol::CampaignId| campaign_ids.iter().find(|c| *c == id).unwrap_or(id).clone();
+        let shared = |id: &CampaignId| campaign_ids.iter().find(|c| *c == id).unwrap_or(id).clone();
         let campaign_caps = campaign_caps.into_iter().map(|(id, caps)| (shared(&id), caps)).collect();
         let holdouts = holdouts.into_iter().map(|(id, share)| (shared(&id), share)).collect();
         let journeys: Vec<CompiledJourney> =
-            signed.catalogue.campaigns.iter().filter_map(|c| CompiledJourney::compile(c, &offers)).collect();
+            catalogue.campaigns.iter().filter_map(|c| CompiledJourney::compile(c, &offers)).collect();
         for offer in &mut offers {
             offer.journey = journeys.iter().any(|j| j.campaign == offer.offer.campaign);
         }
         Self {
-            version: signed.version,
-            issued_at: signed.issued_at,
-            expires_at: signed.expires_at,
+            version,
+            issued_at,
+            expires_at,
             offers,
             prompts,
             holdouts,
@@ -214,5 +208,126 @@ impl AppliedCatalogue {
             journeys,
             content,
         }
+    }
+}
+
+impl CompiledOffer {
+    /// Resolves an offer's category, conditions and built-in scorer; `None` if one does not
+    /// resolve. Its campaign index and journey flag are set by the catalogue.
+    fn compile(offer: Offer) -> Option<Self> {
+        let category = Category::try_new(&offer.category).ok()?;
+        let conditions = offer.conditions.iter().map(CompiledCondition::compile).collect::<Option<Vec<_>>>()?;
+        let personal = conditions.iter().any(|c| c.feature.spec().purpose.is_some());
+        let needs = (offer.personalised || personal).then_some(Purpose::Personalise);
+        let logistic = match &offer.propensity {
+            None => None,
+            Some(l) => Some(CompiledLogistic {
+                bias: l.bias,
+                weights: l
+                    .weights
+                    .iter()
+                    .map(|w| FeatureName::try_new(&w.feature).ok().map(|f| (f, w.weight)))
+                    .collect::<Option<Vec<_>>>()?,
+            }),
+        };
+        let hot = HotOffer {
+            kinds: offer.device_kinds.iter().fold(0, |bits, k| bits | kind_bit(*k)),
+            moments: offer.moments.iter().fold(0, |bits, m| bits | moment_bit(*m)),
+            valid_from: offer.valid_from,
+            valid_until: offer.valid_until,
+        };
+        let personal_conditions = conditions.iter().filter(|c| c.feature.spec().purpose.is_some()).count();
+        let personal_weights =
+            logistic.as_ref().map_or(0, |l| l.weights.iter().filter(|(f, _)| f.spec().purpose.is_some()).count());
+        Some(Self {
+            hot,
+            offer,
+            category,
+            conditions,
+            needs,
+            logistic,
+            campaign: 0,
+            journey: false,
+            personal_conditions,
+            personal_weights,
+        })
+    }
+}
+
+/// A campaign's journey with offers and features resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompiledJourney {
+    /// The campaign.
+    pub campaign: CampaignId,
+    /// Its steps, each following only steps before it.
+    pub steps: Vec<CompiledStep>,
+    /// Its groups.
+    pub groups: Vec<CompiledGroup>,
+}
+
+/// A step with its offers resolved to catalogue positions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompiledStep {
+    /// The step.
+    pub id: StepId,
+    /// Its own offer first, then the offers shown instead, by catalogue position.
+    pub offers: Vec<usize>,
+    /// For each offer shown instead (`offers[1..]`), its group's index in
+    /// [`CompiledJourney::groups`].
+    pub instead: Vec<usize>,
+    /// The earlier step (by index) and what it waits for there.
+    pub after: Option<(usize, Trigger)>,
+    /// The wait after the trigger.
+    pub delay_secs: u64,
+}
+
+/// A group with its conditions resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompiledGroup {
+    /// The group.
+    pub id: GroupId,
+    /// All must hold.
+    pub conditions: Vec<CompiledCondition>,
+}
+
+impl CompiledJourney {
+    /// Resolves a checked campaign's journey against the compiled offers; `None` for a campaign
+    /// without steps, or one that names an offer, group, step or feature that is not there
+    /// (a verified catalogue has passed its checks, so none does).
+    pub fn compile(campaign: &Campaign, offers: &[CompiledOffer]) -> Option<Self> {
+        if campaign.steps.is_empty() {
+            return None;
+        }
+        let position = |id: &OfferId| offers.iter().position(|o| &o.offer.id == id);
+        let groups = campaign
+            .groups
+            .iter()
+            .map(|g| {
+                Some(CompiledGroup {
+                    id: g.id.clone(),
+                    conditions: g.conditions.iter().map(CompiledCondition::compile).collect::<Option<Vec<_>>>()?,
+                })
+            })
+            .collect::<Option<Vec<_>>>()?;
+        let mut steps: Vec<CompiledStep> = Vec::with_capacity(campaign.steps.len());
+        for step in &campaign.steps {
+            let after = match (&step.after, step.when) {
+                (None, _) => None,
+                (Some(after), Some(when)) => Some((steps.iter().position(|s| &s.id == after)?, when)),
+                (Some(_), None) => return None,
+            };
+            steps.push(CompiledStep {
+                id: step.id.clone(),
+                offers: step.offers().map(position).collect::<Option<Vec<_>>>()?,
+                instead: step
+                    .instead
+                    .iter()
+                    .map(|i| campaign.groups.iter().position(|g| g.id == i.group))
+                    .collect::<Option<Vec<_>>>()?,
+                after,
+                delay_secs: step.delay_secs(),
+            });
+        }
+        Some(Self { campaign: campaign.id.clone(), steps, groups })
     }
 }

@@ -5,12 +5,29 @@
 
 use std::collections::VecDeque;
 
-use crate::FastMap;
+use crate::answers::Answers;
+use crate::maps::FastMap;
 
 use ledtrad_protocol::caps::Window;
 use ledtrad_protocol::feedback::FeedbackKind;
 use ledtrad_protocol::time::DAY_SECS;
 use ledtrad_protocol::{CampaignId, OfferId, UnixTime};
+
+/// What the device remembers at a decision, borrowed for it: impressions and posteriors, the
+/// people's answers, and each offer's history slot by position in the offers decided on.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Past<'a> {
+    pub history: &'a History,
+    pub answers: &'a Answers,
+    pub slots: &'a [Option<u32>],
+}
+
+impl<'a> Past<'a> {
+    /// The record of the offer at `position`, found by its slot without hashing its id.
+    pub fn record(&self, position: usize) -> Option<&'a OfferRecord> {
+        self.slots.get(position).copied().flatten().and_then(|s| self.history.record_at(s))
+    }
+}
 
 /// A Beta(1 + accepts, 1 + rejections) posterior over an offer's acceptance rate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

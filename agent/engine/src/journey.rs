@@ -1,4 +1,4 @@
-//! Journeys (DESIGN §8 step 7): where this device stands in each campaign's steps, worked out
+//! Journeys (DESIGN §8 step 7, worked out before the offers are matched): where this device stands in each campaign's steps, worked out
 //! once per decision from its own impressions and answers, and which of the journey's offers
 //! that rules out.
 //!
@@ -7,93 +7,16 @@
 //! offer: the first `instead` whose group this device is in, else its own. Answers older than
 //! [`MEMORY_SECS`] are forgotten, so a journey answered longer ago starts over.
 
-use ledtrad_protocol::catalogue::Campaign;
 use ledtrad_protocol::decision::Rejection;
 use ledtrad_protocol::feedback::FeedbackKind;
 use ledtrad_protocol::journey::{JourneyState, JourneyStop, Trigger, MEMORY_SECS};
-use ledtrad_protocol::{CampaignId, GroupId, OfferId, StepId, UnixTime};
+use ledtrad_protocol::{StepId, UnixTime};
 
-use crate::compiled::{CompiledCondition, CompiledOffer};
-use crate::decide::{Context, FeaturesRead};
-use crate::FastMap;
-
-/// A campaign's journey with offers and features resolved.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CompiledJourney {
-    /// The campaign.
-    pub campaign: CampaignId,
-    /// Its steps, each following only steps before it.
-    pub steps: Vec<CompiledStep>,
-    /// Its groups.
-    pub groups: Vec<CompiledGroup>,
-}
-
-/// A step with its offers resolved to catalogue positions.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CompiledStep {
-    /// The step.
-    pub id: StepId,
-    /// Its own offer first, then the offers shown instead, by catalogue position.
-    pub offers: Vec<usize>,
-    /// For each offer shown instead (`offers[1..]`), its group's index in
-    /// [`CompiledJourney::groups`].
-    pub instead: Vec<usize>,
-    /// The earlier step (by index) and what it waits for there.
-    pub after: Option<(usize, Trigger)>,
-    /// The wait after the trigger.
-    pub delay_secs: u64,
-}
-
-/// A group with its conditions resolved.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CompiledGroup {
-    /// The group.
-    pub id: GroupId,
-    /// All must hold.
-    pub conditions: Vec<CompiledCondition>,
-}
-
-impl CompiledJourney {
-    /// Resolves a checked campaign's journey against the compiled offers; `None` for a campaign
-    /// without steps, or one that names an offer, group, step or feature that is not there
-    /// (a verified catalogue has passed its checks, so none does).
-    pub fn compile(campaign: &Campaign, offers: &[CompiledOffer]) -> Option<Self> {
-        if campaign.steps.is_empty() {
-            return None;
-        }
-        let position = |id: &OfferId| offers.iter().position(|o| &o.offer.id == id);
-        let groups = campaign
-            .groups
-            .iter()
-            .map(|g| {
-                Some(CompiledGroup {
-                    id: g.id.clone(),
-                    conditions: g.conditions.iter().map(CompiledCondition::compile).collect::<Option<Vec<_>>>()?,
-                })
-            })
-            .collect::<Option<Vec<_>>>()?;
-        let mut steps: Vec<CompiledStep> = Vec::with_capacity(campaign.steps.len());
-        for step in &campaign.steps {
-            let after = match (&step.after, step.when) {
-                (None, _) => None,
-                (Some(after), Some(when)) => Some((steps.iter().position(|s| &s.id == after)?, when)),
-                (Some(_), None) => return None,
-            };
-            steps.push(CompiledStep {
-                id: step.id.clone(),
-                offers: step.offers().map(position).collect::<Option<Vec<_>>>()?,
-                instead: step
-                    .instead
-                    .iter()
-                    .map(|i| campaign.groups.iter().position(|g| g.id == i.group))
-                    .collect::<Option<Vec<_>>>()?,
-                after,
-                delay_secs: step.delay_secs(),
-            });
-        }
-        Some(Self { campaign: campaign.id.clone(), steps, groups })
-    }
-}
+use crate::compiled::CompiledOffer;
+pub use crate::compiled::{CompiledGroup, CompiledJourney, CompiledStep};
+use crate::context::{Context, FeaturesRead};
+use crate::history::Past;
+use crate::maps::FastMap;
 
 /// Where a step stands at a decision.
 #[derive(Debug, Clone, Copy, Default)]
@@ -111,11 +34,12 @@ pub(crate) fn verdicts(
     journeys: &[CompiledJourney],
     offers: &[CompiledOffer],
     ctx: &Context<'_>,
+    past: Past<'_>,
     used: &mut FeaturesRead,
 ) -> FastMap<usize, Rejection> {
     let mut out = FastMap::default();
     for journey in journeys {
-        rule_out(journey, offers, ctx, used, &mut out);
+        rule_out(journey, offers, ctx, past, used, &mut out);
     }
     out
 }
@@ -124,6 +48,7 @@ fn rule_out(
     journey: &CompiledJourney,
     offers: &[CompiledOffer],
     ctx: &Context<'_>,
+    past: Past<'_>,
     used: &mut FeaturesRead,
     out: &mut FastMap<usize, Rejection>,
 ) {
@@ -133,7 +58,7 @@ fn rule_out(
     let first_answer = |step: &CompiledStep, kind, (trigger, open): (Option<UnixTime>, UnixTime)| {
         step.offers
             .iter()
-            .filter_map(|&o| ctx.answers.first_answer(id(o), kind, open.max(memory_from), trigger))
+            .filter_map(|&o| past.answers.first_answer(id(o), kind, open.max(memory_from), trigger))
             .min_by_key(|(t, _)| *t)
     };
     let mut states: Vec<StepState> = Vec::with_capacity(journey.steps.len());
@@ -149,7 +74,7 @@ fn rule_out(
                             .offers
                             .iter()
                             .filter_map(|&o| {
-                                ctx.history.offer_times(id(o))?.first_since(window.1.max(memory_from), window.0)
+                                past.history.offer_times(id(o))?.first_since(window.1.max(memory_from), window.0)
                             })
                             .min(),
                         Trigger::Converted => first_answer(earlier, Some(FeedbackKind::Converted), window).map(|a| a.0),
@@ -216,7 +141,7 @@ fn rule_out(
 /// Whether this device is in `group`: every condition holds on a feature it has a value for
 /// and may read under its consent.
 fn member(group: &CompiledGroup, ctx: &Context<'_>, used: &mut FeaturesRead) -> bool {
-    group.conditions.iter().all(|c| crate::decide::check_condition(c, ctx, used).is_ok())
+    group.conditions.iter().all(|c| c.check(ctx, used).is_ok())
 }
 
 #[cfg(test)]

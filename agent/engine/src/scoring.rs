@@ -8,19 +8,47 @@
 //! caller the posterior is sampled, without one its mean is used. The random numbers come from
 //! a small generator seeded by the caller, so the engine itself has no random source.
 
+use ledtrad_protocol::consent::ConsentState;
 use ledtrad_protocol::decision::{ScoreParts, ScorerUsed};
 use ledtrad_protocol::model::InputSource;
 use ledtrad_protocol::Purpose;
 
 use crate::compiled::{AppliedCatalogue, CompiledOffer};
-use crate::decide::{Context, FeaturesRead};
+use crate::context::{Context, FeaturesRead};
 use crate::history::Posterior;
+use crate::model::FleetModel;
 
 /// How much each personal feature behind a candidate takes off its propensity.
 pub const INTRUSIVENESS: f64 = 0.05;
 
 /// Pseudo-observations the built-in prior is worth against local feedback.
 pub const PRIOR_WEIGHT: f64 = 2.0;
+
+/// How many candidates' score parts a decision's trace keeps.
+pub const TRACE_SCORES: usize = 5;
+
+/// How propensity is worked out at a decision: by the fleet's model where one is applied, else
+/// by each offer's built-in scorer.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Propensity<'a> {
+    /// The fleet's scoring model, if one is applied.
+    pub model: Option<&'a FleetModel>,
+    /// Whether the fleet's model reads a personal feature the consent allows (the same for
+    /// every candidate, so worked out once).
+    pub model_reads_personal: bool,
+}
+
+impl<'a> Propensity<'a> {
+    /// The propensity of a decision under `consent`, with the fleet's `model` if one is applied.
+    pub fn new(model: Option<&'a FleetModel>, consent: ConsentState) -> Self {
+        let model_reads_personal = model.is_some_and(|model| {
+            model.inputs.iter().any(
+                |(s, _)| matches!(s, InputSource::Feature(f) if f.spec().purpose.is_some_and(|p| consent.allows(p))),
+            )
+        });
+        Self { model, model_reads_personal }
+    }
+}
 
 /// The built-in prior of `offer`: its logistic scorer over the features consent allows, or
 /// 0.5 without one.
@@ -36,6 +64,14 @@ pub(crate) fn builtin_prior(offer: &CompiledOffer, ctx: &Context<'_>) -> f64 {
     })
 }
 
+/// The priors of a batch of candidates, and what worked them out.
+pub(crate) struct Priors {
+    /// One per candidate, in the batch's order.
+    pub priors: Vec<f64>,
+    /// The fleet's model, the built-in scorers, or the model's failure.
+    pub scorer: ScorerUsed,
+}
+
 /// The priors of `offers` (indices into the catalogue) from the fleet's model, run on one
 /// batch, or from the built-in scorers where there is no model or it fails. Every feature the
 /// model reads is recorded in `used` with the consent that allowed it; a feature consent does
@@ -44,12 +80,13 @@ pub(crate) fn priors(
     catalogue: &AppliedCatalogue,
     offers: &[usize],
     ctx: &Context<'_>,
+    propensity: Propensity<'_>,
     used: &mut FeaturesRead,
-) -> (Vec<f64>, ScorerUsed) {
+) -> Priors {
     let builtin = |offers: &[usize]| offers.iter().map(|&i| builtin_prior(&catalogue.offers[i], ctx)).collect();
-    let Some(model) = ctx.model else { return (builtin(offers), ScorerUsed::Builtin) };
+    let Some(model) = propensity.model else { return Priors { priors: builtin(offers), scorer: ScorerUsed::Builtin } };
     if offers.is_empty() {
-        return (Vec::new(), ScorerUsed::Builtin);
+        return Priors { priors: Vec::new(), scorer: ScorerUsed::Builtin };
     }
     // The device-side inputs are the same for every row; read them once.
     let device: Vec<Option<f32>> = model
@@ -84,18 +121,25 @@ pub(crate) fn priors(
         }
     }
     match model.run(&rows, offers.len()) {
-        Ok(out) if out.iter().all(|p| p.is_finite()) => (
-            out.iter().map(|&p| f64::from(p).clamp(0.0, 1.0)).collect(),
-            ScorerUsed::Model { name: model.name.clone(), version: model.version, runtime: model.runtime().into() },
-        ),
-        Ok(_) => (
-            builtin(offers),
-            ScorerUsed::ModelFailed {
+        Ok(out) if out.iter().all(|p| p.is_finite()) => Priors {
+            priors: out.iter().map(|&p| f64::from(p).clamp(0.0, 1.0)).collect(),
+            scorer: ScorerUsed::Model {
+                name: model.name.clone(),
+                version: model.version,
+                runtime: model.runtime().into(),
+            },
+        },
+        Ok(_) => Priors {
+            priors: builtin(offers),
+            scorer: ScorerUsed::ModelFailed {
                 version: model.version,
                 reason: "the model gave a value that is not a number".into(),
             },
-        ),
-        Err(e) => (builtin(offers), ScorerUsed::ModelFailed { version: model.version, reason: e.to_string() }),
+        },
+        Err(e) => Priors {
+            priors: builtin(offers),
+            scorer: ScorerUsed::ModelFailed { version: model.version, reason: e.to_string() },
+        },
     }
 }
 
@@ -118,9 +162,16 @@ impl Parts {
     }
 }
 
-/// The score parts of `offer` at this decision from its `prior` and local `posterior`; `index`
-/// separates the offers' samples.
-pub(crate) fn parts(offer: &CompiledOffer, ctx: &Context<'_>, index: usize, prior: f64, posterior: Posterior) -> Parts {
+/// The score parts of `offer` at this decision from its `prior` (by `scorer`) and local
+/// `posterior`; `index` separates the offers' samples.
+pub(crate) fn parts(
+    offer: &CompiledOffer,
+    ctx: &Context<'_>,
+    scorer: Propensity<'_>,
+    index: usize,
+    prior: f64,
+    posterior: Posterior,
+) -> Parts {
     let propensity = if ctx.consent.allows(Purpose::Personalise) {
         let a = 1.0 + f64::from(posterior.accepts) + PRIOR_WEIGHT * prior;
         let b = 1.0 + f64::from(posterior.rejections) + PRIOR_WEIGHT * (1.0 - prior);
@@ -134,7 +185,7 @@ pub(crate) fn parts(offer: &CompiledOffer, ctx: &Context<'_>, index: usize, prio
     } else {
         prior
     };
-    let penalty = if ctx.policy.is_clues() { INTRUSIVENESS * personal_features(offer, ctx) as f64 } else { 0.0 };
+    let penalty = if ctx.policy.is_clues() { INTRUSIVENESS * personal_features(offer, scorer) as f64 } else { 0.0 };
     let (value, priority) = (offer.offer.value, offer.offer.priority);
     let score = value * priority * (propensity - penalty).max(0.0);
     Parts { propensity, value, priority, penalty, score }
@@ -142,26 +193,12 @@ pub(crate) fn parts(offer: &CompiledOffer, ctx: &Context<'_>, index: usize, prio
 
 /// How many personal features stand behind `offer`: its conditions' and its built-in scorer's,
 /// or, where the fleet's model scores and reads personal features, one for the model.
-fn personal_features(offer: &CompiledOffer, ctx: &Context<'_>) -> usize {
-    let scorer = match ctx.model {
-        Some(_) => usize::from(ctx.model_reads_personal),
+fn personal_features(offer: &CompiledOffer, scorer: Propensity<'_>) -> usize {
+    let model = match scorer.model {
+        Some(_) => usize::from(scorer.model_reads_personal),
         None => offer.personal_weights,
     };
-    offer.personal_conditions + scorer
-}
-
-/// Whether the fleet's model reads a personal feature the consent allows (worked out once per
-/// decision: it is the same for every candidate).
-pub(crate) fn model_reads_personal(
-    model: Option<&crate::model::FleetModel>,
-    consent: ledtrad_protocol::consent::ConsentState,
-) -> bool {
-    model.is_some_and(|model| {
-        model
-            .inputs
-            .iter()
-            .any(|(s, _)| matches!(s, InputSource::Feature(f) if f.spec().purpose.is_some_and(|p| consent.allows(p))))
-    })
+    offer.personal_conditions + model
 }
 
 /// SplitMix64: a tiny, well-known generator, seeded per decision by the caller.

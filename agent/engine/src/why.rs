@@ -29,7 +29,7 @@ pub fn explain(offer: &CompiledOffer, kind: DeviceKind) -> String {
     }
 }
 
-/// The "why" under [`crate::Policy::Blunt`]: the reading itself ("Because fridge.butter.level
+/// The "why" under the blunt policy: the reading itself ("Because fridge.butter.level
 /// is at 3%."), the personal one where there is one. ledtrad never says this; the simulator
 /// measures what saying it does.
 pub fn precise(offer: &CompiledOffer, values: &[Option<f64>], kind: DeviceKind) -> String {

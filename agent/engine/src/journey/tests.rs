@@ -9,8 +9,9 @@ use ledtrad_protocol::signal::Signal;
 use ledtrad_protocol::time::DAY_SECS;
 use ledtrad_protocol::{CampaignId, GroupId, Moment, OfferId, Purpose, StepId, UnixTime};
 
+use crate::context::Draw;
+use crate::engine::Engine;
 use crate::tests::{build_engine_for, personalise, rejection_of, NOW};
-use crate::{Draw, Engine};
 
 const HOUR: u64 = 3600;
 

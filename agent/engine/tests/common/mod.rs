@@ -1,7 +1,7 @@
 //! Fixtures shared by the engine's property tests: an engine with a signed catalogue.
 
 use ed25519_dalek::{Signer, SigningKey};
-use ledtrad_engine::{DeviceProfile, Engine, LocalTime, TrustedKeys};
+use ledtrad_engine::{DeviceProfile, Engine, LocalTime, Policy, TrustedKeys};
 use ledtrad_protocol::catalogue::Catalogue;
 use ledtrad_protocol::codec;
 use ledtrad_protocol::envelope::{Envelope, SignedCatalogue};
@@ -17,19 +17,32 @@ pub fn build_engine(kind: DeviceKind, offset_secs: i32, camouflage_share: f64, c
 }
 
 /// An engine of `kind` in `local` time, with `catalogue` signed and applied (valid 400 days).
+#[allow(dead_code)] // not every test file uses every fixture
 pub fn build_engine_at(kind: DeviceKind, local: LocalTime, camouflage_share: f64, catalogue: Catalogue) -> Engine {
+    build_device_engine("d-prop", kind, local, camouflage_share, Policy::Clues, catalogue)
+}
+
+/// [`build_engine_at`] for the device pseudonym `device`.
+pub fn build_device_engine(
+    device: &str,
+    kind: DeviceKind,
+    local: LocalTime,
+    camouflage_share: f64,
+    policy: Policy,
+    catalogue: Catalogue,
+) -> Engine {
     let key = SigningKey::from_bytes(&[1; 32]);
     let mut keys = TrustedKeys::new();
     keys.insert(KeyId::try_new("op").unwrap(), key.verifying_key());
     let fleet = FleetId::try_new("home").unwrap();
     let profile = DeviceProfile {
-        device: DeviceId::try_new("d-prop").unwrap(),
+        device: DeviceId::try_new(device).unwrap(),
         kind,
         fleet: fleet.clone(),
         local,
         camouflage_share,
         model_runtime: ledtrad_engine::RuntimeKind::Tract,
-        policy: ledtrad_engine::Policy::Clues,
+        policy,
     };
     let mut engine = Engine::new(profile, keys);
     let signed = SignedCatalogue {

@@ -1,0 +1,315 @@
+//! Eligibility (DESIGN §8 step 7, checked while offers are matched in step 6): each rule a named
+//! stage with its own [`Rejection`], cheapest and most general first, so the trace names the
+//! first stage a candidate fails. The rules that are the same for every offer (the device-wide
+//! ones, each campaign's caps and holdout) are worked out once per decision into a [`Standing`].
+
+use ledtrad_protocol::caps::Window;
+use ledtrad_protocol::decision::{Candidate, Rejection, Verdict};
+use ledtrad_protocol::{CampaignId, DeviceId};
+
+use crate::answers::OfferAnswers;
+use crate::compiled::{kind_bit, moment_bit, AppliedCatalogue, CompiledOffer};
+use crate::context::{Context, FeaturesRead, Identity, Occasion};
+use crate::history::{self, OfferRecord, Past, Posterior};
+use crate::maps::FastMap;
+
+/// Where the device stands before any offer is looked at (DESIGN §8 step 2): what it remembers,
+/// what the device-wide rules say, and each campaign's caps and holdout.
+#[derive(Debug)]
+pub(crate) struct Standing<'a> {
+    /// Impressions, posteriors and answers.
+    pub past: Past<'a>,
+    /// The device-wide rules' verdict (quiet hours, gap, device caps), if they rule out all.
+    pub device_block: Option<Rejection>,
+    /// Each campaign's verdict, by [`AppliedCatalogue::campaign_ids`] index.
+    pub campaigns: Vec<CampaignVerdict>,
+}
+
+impl<'a> Standing<'a> {
+    /// Works out the rules that are the same for every offer of `catalogue` at `now`.
+    pub fn new(
+        catalogue: &AppliedCatalogue,
+        past: Past<'a>,
+        who: &Identity<'_>,
+        now: ledtrad_protocol::UnixTime,
+    ) -> Self {
+        let campaigns = campaign_verdicts(catalogue, past, who, now);
+        let device_block = device_rules(catalogue, past, who, now).err();
+        Self { past, device_block, campaigns }
+    }
+}
+
+/// Each offer's verdict at a decision, by catalogue position.
+#[derive(Debug, Clone)]
+pub(crate) enum Verdicts {
+    /// Worked out offer by offer.
+    Each(Vec<Verdict>),
+    /// The device-wide rules (quiet hours, gap, device caps) ruled every offer out: an offer's
+    /// verdict is the first stage before them it fails, else this reason. Worked out when the
+    /// trace is asked for, so such a decision costs no pass over the catalogue.
+    DeviceBlocked {
+        /// The device-wide rules' reason.
+        reason: Rejection,
+        /// The decision's occasion.
+        at: Occasion,
+    },
+}
+
+impl Verdicts {
+    /// Every candidate with its verdict, named from `catalogue`, the one the decision was made on.
+    pub fn named(&self, catalogue: &AppliedCatalogue) -> Vec<Candidate> {
+        let candidate = |o: &CompiledOffer, verdict| Candidate { offer: o.offer.id.clone(), verdict };
+        match self {
+            Self::Each(verdicts) => {
+                catalogue.offers.iter().zip(verdicts).map(|(o, verdict)| candidate(o, verdict.clone())).collect()
+            }
+            Self::DeviceBlocked { reason, at } => catalogue
+                .offers
+                .iter()
+                .map(|o| {
+                    let reason = before_device(catalogue, o, *at).err().unwrap_or_else(|| reason.clone());
+                    candidate(o, Verdict::Rejected { reason })
+                })
+                .collect(),
+        }
+    }
+
+    /// Turns the chosen offer at `i` into an outscored one (a prompt took its place).
+    pub fn unchoose(&mut self, i: usize) {
+        if let Self::Each(verdicts) = self {
+            if let Some(Verdict::Chosen { score }) = verdicts.get(i) {
+                verdicts[i] = Verdict::Outscored { score: *score };
+            }
+        }
+    }
+}
+
+/// What a campaign's own rules say at this decision.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct CampaignVerdict {
+    /// The first campaign cap reached, if any.
+    caps: Option<Rejection>,
+    /// Whether this device is in the campaign's holdout arm.
+    held_out: bool,
+}
+
+/// Works out every campaign's caps and holdout once for a decision.
+fn campaign_verdicts(
+    catalogue: &AppliedCatalogue,
+    past: Past<'_>,
+    who: &Identity<'_>,
+    now: ledtrad_protocol::UnixTime,
+) -> Vec<CampaignVerdict> {
+    catalogue
+        .campaign_ids
+        .iter()
+        .map(|campaign| {
+            let caps = catalogue.campaign_caps.get(campaign).and_then(|limits| {
+                let times = past.history.campaign_times(campaign)?;
+                limits.iter().find_map(|&(window, limit)| {
+                    (history::count(times, window, now, who.day_start) >= limit).then(|| Rejection::CampaignCap {
+                        campaign: campaign.clone(),
+                        window,
+                        limit,
+                    })
+                })
+            });
+            let held_out =
+                catalogue.holdouts.get(campaign).is_some_and(|share| in_holdout(who.device, campaign, *share));
+            CampaignVerdict { caps, held_out }
+        })
+        .collect()
+}
+
+/// The eligibility stages, cheapest and most general first. The trace names the first stage
+/// a candidate fails; an eligible one comes with its posterior, read with its caps. `journeys`
+/// holds what the campaigns' journeys rule out, by offer position.
+pub(crate) fn eligibility(
+    catalogue: &AppliedCatalogue,
+    i: usize,
+    ctx: &Context<'_>,
+    standing: &Standing<'_>,
+    journeys: &FastMap<usize, Rejection>,
+    used: &mut FeaturesRead,
+) -> Result<Posterior, Rejection> {
+    let offer = &catalogue.offers[i];
+    before_device(catalogue, offer, ctx.occasion())?;
+    stage_device(standing)?;
+    stage_consent(offer, ctx)?;
+    stage_conditions(offer, ctx, used)?;
+    after_conditions(i, offer, ctx, standing, journeys)
+}
+
+/// The stages before the device-wide rules, which read only the offer and the occasion.
+fn before_device(catalogue: &AppliedCatalogue, offer: &CompiledOffer, at: Occasion) -> Result<(), Rejection> {
+    stage_catalogue_fresh(catalogue, at)?;
+    stage_device_kind(offer, at)?;
+    stage_moment(offer, at)?;
+    stage_validity(offer, at)
+}
+
+/// The stages after the feature conditions: caps and what people's answers, the campaign's
+/// journey and the holdout rule out. An offer that fails only its conditions but passes these
+/// is broadly eligible (camouflage draws from those). `i` is the offer's catalogue position.
+pub(crate) fn after_conditions(
+    i: usize,
+    offer: &CompiledOffer,
+    ctx: &Context<'_>,
+    standing: &Standing<'_>,
+    journeys: &FastMap<usize, Rejection>,
+) -> Result<Posterior, Rejection> {
+    // One lookup for the offer's impressions and posterior, one for its answers.
+    let record = standing.past.record(i);
+    stage_offer_caps(offer, record, ctx)?;
+    stage_campaign_caps(offer, standing)?;
+    stage_answers(offer, ctx, standing.past)?;
+    stage_journey(i, offer, journeys)?;
+    stage_holdout(offer, standing)?;
+    Ok(record.map(|r| r.posterior).unwrap_or_default())
+}
+
+/// The campaign's journey: only the offers of its open steps may be shown.
+fn stage_journey(i: usize, offer: &CompiledOffer, journeys: &FastMap<usize, Rejection>) -> Result<(), Rejection> {
+    match offer.journey.then(|| journeys.get(&i)).flatten() {
+        Some(rejection) => Err(rejection.clone()),
+        None => Ok(()),
+    }
+}
+
+/// What people said: a recent dismissal, a "not for me" for the category, a conversion.
+fn stage_answers(offer: &CompiledOffer, ctx: &Context<'_>, past: Past<'_>) -> Result<(), Rejection> {
+    let answers = past.answers.offer(&offer.offer.id);
+    if answers.is_some_and(OfferAnswers::converted) {
+        return Err(Rejection::Converted);
+    }
+    if past.answers.any_suppressed() {
+        if let Some(until) = past.answers.suppressed_until(offer.category.path(), ctx.now) {
+            return Err(Rejection::CategorySuppressed { category: offer.category.path().into(), until });
+        }
+    }
+    match answers.and_then(|a| a.blocked_until(ctx.now)) {
+        Some(until) => Err(Rejection::DismissedRecently { until }),
+        None => Ok(()),
+    }
+}
+
+/// The campaign's holdout arm: a deterministic hash of the device pseudonym and the campaign
+/// puts the device in or out, the same way every time.
+fn stage_holdout(offer: &CompiledOffer, standing: &Standing<'_>) -> Result<(), Rejection> {
+    if standing.campaigns.get(offer.campaign).is_some_and(|c| c.held_out) {
+        Err(Rejection::Holdout { campaign: offer.offer.campaign.clone() })
+    } else {
+        Ok(())
+    }
+}
+
+/// Whether `device` falls in the first `share` of `campaign`'s devices (FNV-1a over both ids).
+pub fn in_holdout(device: &DeviceId, campaign: &CampaignId, share: f64) -> bool {
+    let bytes = device.as_str().bytes().chain([b'/']).chain(campaign.as_str().bytes());
+    ledtrad_protocol::id::hash_fraction(bytes) < share
+}
+
+/// An envelope past its expiry is not used, even if it arrived in time: a device cut off from
+/// updates must not keep showing a frozen catalogue.
+fn stage_catalogue_fresh(catalogue: &AppliedCatalogue, at: Occasion) -> Result<(), Rejection> {
+    if at.now >= catalogue.expires_at {
+        Err(Rejection::CatalogueExpired { at: catalogue.expires_at })
+    } else {
+        Ok(())
+    }
+}
+
+fn stage_device_kind(offer: &CompiledOffer, at: Occasion) -> Result<(), Rejection> {
+    if offer.hot.kinds & kind_bit(at.kind) != 0 {
+        Ok(())
+    } else {
+        Err(Rejection::DeviceKind { kind: at.kind })
+    }
+}
+
+fn stage_moment(offer: &CompiledOffer, at: Occasion) -> Result<(), Rejection> {
+    if offer.hot.moments & moment_bit(at.moment) != 0 {
+        Ok(())
+    } else {
+        Err(Rejection::Moment { moment: at.moment })
+    }
+}
+
+fn stage_validity(offer: &CompiledOffer, at: Occasion) -> Result<(), Rejection> {
+    if at.now < offer.hot.valid_from {
+        Err(Rejection::NotYetValid { from: offer.hot.valid_from })
+    } else if at.now >= offer.hot.valid_until {
+        Err(Rejection::Expired { until: offer.hot.valid_until })
+    } else {
+        Ok(())
+    }
+}
+
+fn stage_consent(offer: &CompiledOffer, ctx: &Context<'_>) -> Result<(), Rejection> {
+    match offer.needs {
+        Some(purpose) if !ctx.consent.allows(purpose) => Err(Rejection::NeedsConsent { purpose }),
+        _ => Ok(()),
+    }
+}
+
+/// Checks each condition in turn.
+fn stage_conditions(offer: &CompiledOffer, ctx: &Context<'_>, used: &mut FeaturesRead) -> Result<(), Rejection> {
+    offer.conditions.iter().try_for_each(|c| c.check(ctx, used))
+}
+
+/// The offer's own caps: per local day (its own reason, [`Rejection::DailyCap`]), per hour,
+/// week, month and in total.
+fn stage_offer_caps(offer: &CompiledOffer, record: Option<&OfferRecord>, ctx: &Context<'_>) -> Result<(), Rejection> {
+    let Some(times) = record.map(|r| &r.times) else { return Ok(()) };
+    for (window, limit) in offer.offer.caps.limits() {
+        if history::count(times, window, ctx.now, ctx.day_start) >= limit {
+            return Err(match window {
+                Window::Day => Rejection::DailyCap { per_day: limit },
+                window => Rejection::OfferCap { window, limit },
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The campaign's caps, over all its offers.
+fn stage_campaign_caps(offer: &CompiledOffer, standing: &Standing<'_>) -> Result<(), Rejection> {
+    match standing.campaigns.get(offer.campaign).and_then(|c| c.caps.clone()) {
+        Some(rejection) => Err(rejection),
+        None => Ok(()),
+    }
+}
+
+/// The device-wide rules, as worked out for this decision.
+fn stage_device(standing: &Standing<'_>) -> Result<(), Rejection> {
+    standing.device_block.clone().map_or(Ok(()), Err)
+}
+
+/// Rules for the whole device: quiet hours, the minimum gap, the device-wide caps.
+fn device_rules(
+    catalogue: &AppliedCatalogue,
+    past: Past<'_>,
+    who: &Identity<'_>,
+    now: ledtrad_protocol::UnixTime,
+) -> Result<(), Rejection> {
+    let policy = &catalogue.policy;
+    if let Some(quiet) = policy.quiet_hours {
+        if quiet.contains(who.hour) {
+            return Err(Rejection::QuietHours { from: quiet.from, to: quiet.to });
+        }
+    }
+    if let (Some(minutes), Some(last)) = (policy.min_gap_minutes, past.history.last_impression()) {
+        let until = last.plus_secs(u64::from(minutes) * 60);
+        if now < until {
+            return Err(Rejection::MinGap { until });
+        }
+    }
+    for (window, limit) in [(Window::Hour, policy.device_per_hour), (Window::Day, policy.device_per_day)] {
+        if let Some(limit) = limit {
+            if past.history.device_count(window, now, who.day_start) >= limit {
+                return Err(Rejection::DeviceCap { window, limit });
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,272 @@
+//! The decision state of one device: the catalogue and model in force, consent, features,
+//! history, answers and recent decisions, and the calls that change them. Deciding is in
+//! [`decisions`] (it runs the [`crate::pipeline`]); feedback and prompt answers in [`feedback`].
+
+mod decisions;
+mod feedback;
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use ledtrad_protocol::consent::ConsentState;
+use ledtrad_protocol::decision::{Decision, DecisionId};
+use ledtrad_protocol::feedback::FeedbackKind;
+use ledtrad_protocol::signal::Signal;
+use ledtrad_protocol::{CampaignId, OfferId, Purpose, UnixTime};
+
+use crate::answers::Answers;
+use crate::compiled::{self, AppliedCatalogue};
+use crate::eligibility::Verdicts;
+use crate::features::{FeatureStore, SignalOutcome};
+use crate::history::History;
+use crate::model::FleetModel;
+use crate::pipeline::Subject;
+use crate::profile::DeviceProfile;
+use crate::prompts::PromptState;
+use crate::trust::{self, Refusal, TrustedKeys};
+
+pub use feedback::{FeedbackApplied, FeedbackError};
+
+/// How many recent decisions keep their full trace (every candidate's verdict) for "why" and
+/// "why not" lookups; older ones keep only what feedback and purges need, so the memory of a
+/// large catalogue's traces stays bounded (a 1,000-offer trace is about 64 KB).
+pub const RECENT_TRACES: usize = 32;
+
+/// How many recent decisions the engine keeps for feedback.
+pub const RECENT_DECISIONS: usize = 256;
+
+/// What a consent change purged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Purged {
+    /// Feature values cleared.
+    pub features: usize,
+    /// Offer posteriors forgotten.
+    pub posteriors: usize,
+    /// Recent decisions made with personal features, forgotten.
+    pub decisions: usize,
+}
+
+/// Whether a decision used anything personal.
+fn is_personal(decision: &Decision) -> bool {
+    decision.shown.as_ref().is_some_and(|s| s.personalised)
+        || decision.features_used.iter().any(|u| u.allowed_by.is_some())
+}
+
+/// The decision state of one device.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    profile: DeviceProfile,
+    keys: TrustedKeys,
+    // Shared with the traces of recent decisions, which name its offers.
+    catalogue: Option<Arc<AppliedCatalogue>>,
+    model: Option<FleetModel>,
+    model_floor: Option<u64>,
+    features: FeatureStore,
+    history: History,
+    consent: ConsentState,
+    version_floor: Option<u64>,
+    prompts: PromptState,
+    answers: Answers,
+    next_decision: u64,
+    /// Recent decisions, for feedback.
+    recent: VecDeque<Recent>,
+    /// The last [`RECENT_TRACES`] decisions' verdicts, assembled into candidates on request.
+    traces: VecDeque<Trace>,
+    /// Each offer of the catalogue in force's history slot, by position, so a decision reads
+    /// the records without hashing an id.
+    slots: Vec<Option<u32>>,
+    /// How many slots the history had when `slots` was worked out for the catalogue in force;
+    /// `None` once either is replaced.
+    slots_for: Option<usize>,
+}
+
+/// A recent decision without its candidates, whether it was answered, and what its offer
+/// (shown or held out) is about.
+#[derive(Debug, Clone)]
+struct Recent {
+    decision: Decision,
+    answered: bool,
+    subject: Option<Subject>,
+}
+
+/// A decision's verdict on every offer of the catalogue it was made on, by position: recording
+/// it costs a decision no copy of the offers' ids; [`Engine::decision`] names them.
+#[derive(Debug, Clone)]
+struct Trace {
+    decision: DecisionId,
+    /// `None` for a decision made without a catalogue.
+    catalogue: Option<Arc<AppliedCatalogue>>,
+    verdicts: Verdicts,
+}
+
+impl Engine {
+    /// An engine with no catalogue and no consent.
+    pub fn new(profile: DeviceProfile, keys: TrustedKeys) -> Self {
+        let features = FeatureStore::new(profile.local);
+        Self {
+            profile,
+            keys,
+            catalogue: None,
+            model: None,
+            model_floor: None,
+            features,
+            history: History::default(),
+            consent: ConsentState::NONE,
+            version_floor: None,
+            prompts: PromptState::default(),
+            answers: Answers::default(),
+            next_decision: 1,
+            recent: VecDeque::with_capacity(RECENT_DECISIONS),
+            traces: VecDeque::with_capacity(RECENT_TRACES),
+            slots: Vec::new(),
+            slots_for: None,
+        }
+    }
+
+    /// The device profile.
+    pub fn profile(&self) -> &DeviceProfile {
+        &self.profile
+    }
+
+    /// Verifies and applies a catalogue envelope; on refusal the current catalogue stays.
+    ///
+    /// In a staged rollout, a device outside the rollout's share keeps its catalogue
+    /// ([`Refusal::NotInRollout`]); the same version again with the same offers (the rollout
+    /// widened or completed) changes nothing ([`Refusal::AlreadyApplied`]).
+    pub fn handle_catalogue(&mut self, payload: &[u8], now: UnixTime) -> Result<&AppliedCatalogue, Refusal> {
+        let current = self.catalogue.as_ref().map(|c| (c.version, c.content));
+        let applied = current.map(|(v, _)| v).max(self.version_floor);
+        let signed = match trust::open_envelope(payload, &self.keys, &self.profile.fleet, applied, now) {
+            Err(Refusal::Rollback { what, applied, got }) if current.is_some_and(|(v, _)| v == got) => {
+                // Opened again without the version check only to compare the offers; every
+                // other check has passed already.
+                let again = trust::open_envelope(payload, &self.keys, &self.profile.fleet, None, now)?;
+                return Err(
+                    if current.is_some_and(|(_, content)| content == compiled::content_hash(&again.catalogue)) {
+                        Refusal::AlreadyApplied { version: got }
+                    } else {
+                        Refusal::Rollback { what, applied, got }
+                    },
+                );
+            }
+            other => other?,
+        };
+        if let Some(rollout) = signed.rollout {
+            if !rollout.includes(&self.profile.device, &self.profile.fleet, signed.version) {
+                return Err(Refusal::NotInRollout { version: signed.version, share: rollout.share });
+            }
+        }
+        // The slots are worked out afresh for the new catalogue (its address says nothing: a
+        // new one may take the place of one just dropped).
+        self.slots_for = None;
+        Ok(self.catalogue.insert(Arc::new(AppliedCatalogue::compile(signed))))
+    }
+
+    /// Verifies a model envelope, checks the model against its manifest and loads it into the
+    /// profile's runtime; on refusal the current model (or the built-in scorers) stays.
+    pub fn handle_model(&mut self, payload: &[u8], now: UnixTime) -> Result<&FleetModel, Refusal> {
+        let applied = self.model.as_ref().map(|m| m.version).max(self.model_floor);
+        let signed: ledtrad_protocol::model::SignedModel =
+            trust::open_signed(payload, &self.keys, &self.profile.fleet, applied, now)?;
+        let model = FleetModel::load(&signed, self.profile.model_runtime)
+            .map_err(|e| Refusal::InvalidModel { version: signed.version, reason: e.to_string() })?;
+        Ok(self.model.insert(model))
+    }
+
+    /// Refuses, from now on, model versions at or below `version` (as
+    /// [`Engine::set_version_floor`] does for catalogues).
+    pub fn set_model_floor(&mut self, version: u64) {
+        self.model_floor = self.model_floor.max(Some(version));
+    }
+
+    /// The fleet's model in force.
+    pub fn model(&self) -> Option<&FleetModel> {
+        self.model.as_ref()
+    }
+
+    /// Refuses, from now on, catalogue versions at or below `version` even when no catalogue
+    /// is in force: the agent hands in the highest version it ever stored, so a restart whose
+    /// stored catalogue no longer applies cannot be rolled back to an older one.
+    pub fn set_version_floor(&mut self, version: u64) {
+        self.version_floor = self.version_floor.max(Some(version));
+    }
+
+    /// The catalogue in force.
+    pub fn catalogue(&self) -> Option<&AppliedCatalogue> {
+        self.catalogue.as_deref()
+    }
+
+    /// The consent in force.
+    pub fn consent(&self) -> ConsentState {
+        self.consent
+    }
+
+    /// Sets the consent in force. Revoking purges what was derived for the purpose before
+    /// this returns, so the next decision cannot use it.
+    pub fn set_consent(&mut self, consent: ConsentState) -> Purged {
+        self.consent = consent;
+        let features = self.features.purge(consent);
+        let (posteriors, decisions) = if consent.allows(Purpose::Personalise) {
+            (0, 0)
+        } else {
+            // Decisions made with personal features are derived data too: their traces and
+            // "why" texts say what the device knew.
+            let before = self.recent.len();
+            self.recent.retain(|r| !is_personal(&r.decision));
+            let recent = &self.recent;
+            self.traces.retain(|t| recent.iter().any(|r| r.decision.id == t.decision));
+            (self.history.purge_learning(), before - self.recent.len())
+        };
+        Purged { features, posteriors, decisions }
+    }
+
+    /// Forgets everything the engine learned about the people it serves: feature values,
+    /// posteriors, impression counts and recent decisions (a person's erasure). The catalogue,
+    /// the consent and the decision numbering stay.
+    pub fn erase(&mut self) -> Purged {
+        let features = self.features.purge(ConsentState::NONE) + self.features.clear_context();
+        let posteriors = self.history.purge_learning();
+        self.history = History::default();
+        self.slots_for = None;
+        self.answers = Answers::default();
+        self.prompts.forget();
+        let decisions = self.recent.len();
+        self.recent.clear();
+        self.traces.clear();
+        Purged { features, posteriors, decisions }
+    }
+
+    /// Aggregates a signal into its feature.
+    pub fn handle_signal(&mut self, signal: Signal, now: UnixTime) -> SignalOutcome {
+        self.features.handle_signal(signal, self.consent, now)
+    }
+
+    /// Drops feature values past their retention; call it now and then.
+    pub fn handle_timeout(&mut self, now: UnixTime) -> usize {
+        self.history.expire(now);
+        self.answers.expire(now);
+        self.features.expire(now)
+    }
+
+    /// Current feature values, for a person's data export.
+    pub fn features(&self, now: UnixTime) -> Vec<(ledtrad_protocol::feature::FeatureName, f64)> {
+        self.features.snapshot(now)
+    }
+
+    /// Hands back a stored impression on start, so caps survive restarts.
+    pub fn restore_impression(&mut self, offer: &OfferId, campaign: &CampaignId, at: UnixTime) {
+        self.history.record_impression(offer, campaign, at);
+    }
+
+    /// Hands back stored feedback on start (only used with `personalise`).
+    pub fn restore_feedback(&mut self, offer: &OfferId, kind: FeedbackKind) {
+        if self.consent.allows(Purpose::Personalise) {
+            self.history.record_feedback(offer, kind);
+        }
+    }
+
+    /// Continues decision numbering after a restart.
+    pub fn resume_decision_ids(&mut self, next: u64) {
+        self.next_decision = self.next_decision.max(next);
+    }
+}

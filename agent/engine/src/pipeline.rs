@@ -1,0 +1,264 @@
+//! The decision pipeline of DESIGN §8, one function per step, each returning a named value,
+//! called in order by [`run`], which reads top to bottom like the design. The pipeline only
+//! reads the device's state: what a decision changes (an impression to count, a prompt put, the
+//! decision to keep for feedback) comes back in its [`CallToAction`] for the engine to apply.
+
+mod choose;
+
+use ledtrad_protocol::consent::ConsentState;
+use ledtrad_protocol::decision::{Decision, DecisionId, ScorerUsed, ShownOffer, ShownPrompt};
+use ledtrad_protocol::feature::FeatureName;
+use ledtrad_protocol::{CampaignId, DeviceKind, Moment, OfferId, UnixTime};
+
+use crate::answers::Answers;
+use crate::compiled::{AppliedCatalogue, CompiledOffer};
+use crate::context::{Context, Draw, Identity, Occasion};
+use crate::eligibility::{Standing, Verdicts};
+use crate::features::FeatureStore;
+use crate::history::{History, Past};
+use crate::model::FleetModel;
+use crate::profile::DeviceProfile;
+use crate::prompts::PromptState;
+use crate::scoring::Propensity;
+use crate::why;
+
+pub(crate) use choose::Choice;
+
+/// The state of the device a decision reads, borrowed from the engine for its duration.
+pub(crate) struct Device<'a> {
+    pub profile: &'a DeviceProfile,
+    pub consent: ConsentState,
+    pub features: &'a FeatureStore,
+    pub history: &'a History,
+    pub answers: &'a Answers,
+    pub model: Option<&'a FleetModel>,
+    pub prompts: &'a PromptState,
+}
+
+/// Where the offers decided on come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Source {
+    /// The catalogue in force.
+    Catalogue,
+    /// The offer service's answer; `interests_sent` when the request carried interests.
+    Service { interests_sent: bool },
+}
+
+/// The offers a decision is made on, with each one's history slot by position.
+pub(crate) struct Offers<'a> {
+    pub catalogue: &'a AppliedCatalogue,
+    pub slots: &'a [Option<u32>],
+    pub source: Source,
+}
+
+/// Runs DESIGN §8's ten steps for decision `id` at `moment`.
+pub(crate) fn run(
+    device: &Device<'_>,
+    offers: &Offers<'_>,
+    id: DecisionId,
+    moment: Moment,
+    now: UnixTime,
+    draw: Draw,
+) -> CallToAction {
+    let catalogue = offers.catalogue;
+    // 1. Identify: the device pseudonym, its local time and the household's consent.
+    let who = identify(device.profile, device.consent, now);
+    // 2. Know the history: impressions, answers and caps, and the rules the same for every offer.
+    let standing = history(catalogue, device, offers.slots, &who, now);
+    // 3. Needs and potential: every feature's value from the signal windows.
+    let needs = needs(device.features, now);
+    // 4. Propensity: the fleet's model where one is applied, else the built-in scorers.
+    let propensity = propensity(device.model, device.consent);
+    // 5. Reason for the visit: the moment that triggered the decision.
+    let occasion = reason(who.kind, moment, now);
+    let ctx = Context::new(&who, occasion, &needs.values, draw);
+    // 6. Match: the offers whose kinds, moments and conditions hold (eligibility in the same pass).
+    let matched = choose::match_offers(catalogue, &ctx, &standing);
+    // 7. Decide: arbitration with holdout and camouflage; then whether a prompt takes its place.
+    let mut choice = choose::decide(catalogue, &ctx, &standing, propensity, matched);
+    let prompt = choose::ask(catalogue, &standing, &who, occasion, device.prompts, &mut choice);
+    // 8. Content and 9. assemble: the creative, put as a question with its "why".
+    let shown = choice.shown.map(|i| {
+        let offer = &catalogue.offers[i];
+        assemble(content(offer), offer, &ctx, choice.camouflage, offers.source)
+    });
+    // 10. Call to action: what the UI shows, and what the engine keeps for feedback.
+    call_to_action(id, occasion, catalogue, choice, shown, prompt, who.day)
+}
+
+/// Step 1: who the decision is for.
+fn identify(profile: &DeviceProfile, consent: ConsentState, now: UnixTime) -> Identity<'_> {
+    Identity {
+        device: &profile.device,
+        kind: profile.kind,
+        consent,
+        policy: profile.policy,
+        camouflage_share: profile.camouflage_share,
+        day: profile.local.day(now),
+        day_start: profile.local.day_start(now),
+        hour: profile.local.hour(now),
+    }
+}
+
+/// Step 2: what the device remembers, and the device-wide and campaign rules it implies.
+fn history<'a>(
+    catalogue: &AppliedCatalogue,
+    device: &Device<'a>,
+    slots: &'a [Option<u32>],
+    who: &Identity<'_>,
+    now: UnixTime,
+) -> Standing<'a> {
+    let past = Past { history: device.history, answers: device.answers, slots };
+    Standing::new(catalogue, past, who, now)
+}
+
+/// What step 3 found: every feature's value at the decision.
+pub(crate) struct Needs {
+    /// By [`FeatureName::index`]; `None` where the feature has no value.
+    pub values: Vec<Option<f64>>,
+}
+
+/// Step 3: the features' values from the signal windows, worked out once per decision.
+fn needs(features: &FeatureStore, now: UnixTime) -> Needs {
+    Needs { values: FeatureName::all().map(|f| features.value(f, now)).collect() }
+}
+
+/// Step 4: how propensity is worked out (the candidates are scored in one batch at step 7).
+fn propensity(model: Option<&FleetModel>, consent: ConsentState) -> Propensity<'_> {
+    Propensity::new(model, consent)
+}
+
+/// Step 5: the reason for the visit.
+fn reason(kind: DeviceKind, moment: Moment, now: UnixTime) -> Occasion {
+    Occasion { kind, moment, now }
+}
+
+/// What step 8 takes from the chosen offer: its creative as authored.
+pub(crate) struct Creative {
+    pub offer: OfferId,
+    pub campaign: CampaignId,
+    pub title: String,
+    pub body: String,
+    pub image: Option<String>,
+}
+
+/// Step 8: the offer's creative.
+fn content(offer: &CompiledOffer) -> Creative {
+    let o = &offer.offer;
+    Creative {
+        offer: o.id.clone(),
+        campaign: o.campaign.clone(),
+        title: o.title.clone(),
+        body: o.body.clone(),
+        image: o.image.clone(),
+    }
+}
+
+/// Step 9: the creative put as a question (a statement under [`crate::context::Policy::Blunt`])
+/// with a truthful "why": the offer service's interests where it chose from them, "from this
+/// week's offers" for a camouflage draw, else the coarse reason (the reading under `Blunt`).
+fn assemble(
+    creative: Creative,
+    offer: &CompiledOffer,
+    ctx: &Context<'_>,
+    camouflage: bool,
+    source: Source,
+) -> ShownOffer {
+    let clues = ctx.policy.is_clues();
+    let question = if clues { offer.offer.question.clone() } else { format!("{}.", creative.title) };
+    let why = match source {
+        Source::Service { interests_sent: true } => why::suggested_for_interests(ctx.kind),
+        _ if camouflage => why::camouflage(ctx.kind),
+        _ if clues => why::explain(offer, ctx.kind),
+        _ => why::precise(offer, ctx.values, ctx.kind),
+    };
+    let Creative { offer: id, campaign, title, body, image } = creative;
+    ShownOffer {
+        offer: id,
+        campaign,
+        title,
+        question,
+        body,
+        image,
+        why,
+        personalised: offer.needs.is_some() && !camouflage,
+    }
+}
+
+/// What a decision's offer, shown or held out, is about: kept with the decision, so feedback
+/// on it works whichever catalogue (the one in force, an earlier one, the offer service's) it
+/// came from.
+#[derive(Debug, Clone)]
+pub(crate) struct Subject {
+    pub campaign: CampaignId,
+    pub category: String,
+}
+
+/// Step 10: the decision for the UI, and what the engine must apply and keep.
+#[derive(Debug)]
+pub(crate) struct CallToAction {
+    /// The decision, without its candidates (the trace names them on request).
+    pub decision: Decision,
+    /// Each offer's verdict, for the trace.
+    pub verdicts: Verdicts,
+    /// The offer (by position) whose impression counts against the caps: the one shown, or
+    /// the one held out (so the two arms see the same number of moments).
+    pub impression: Option<usize>,
+    /// What that offer is about.
+    pub subject: Option<Subject>,
+    /// The local day a consent prompt was put on, if one was.
+    pub prompted_on: Option<u64>,
+}
+
+impl CallToAction {
+    /// Decision `id` at `moment` without a catalogue: nothing to show.
+    pub fn nothing(id: DecisionId, moment: Moment, now: UnixTime) -> Self {
+        let decision = Decision {
+            id,
+            moment,
+            at: now,
+            catalogue_version: None,
+            shown: None,
+            candidates: Vec::new(),
+            features_used: Vec::new(),
+            camouflage: false,
+            prompt: None,
+            would_have_shown: None,
+            scores: Vec::new(),
+            scorer: ScorerUsed::Builtin,
+        };
+        Self { decision, verdicts: Verdicts::Each(Vec::new()), impression: None, subject: None, prompted_on: None }
+    }
+}
+
+fn call_to_action(
+    id: DecisionId,
+    occasion: Occasion,
+    catalogue: &AppliedCatalogue,
+    choice: Choice,
+    shown: Option<ShownOffer>,
+    prompt: Option<ShownPrompt>,
+    day: u64,
+) -> CallToAction {
+    let impression = choice.shown.or(choice.would_have_shown);
+    let subject = impression.map(|i| {
+        let o = &catalogue.offers[i];
+        Subject { campaign: o.offer.campaign.clone(), category: o.category.path().to_string() }
+    });
+    let prompted_on = prompt.is_some().then_some(day);
+    let decision = Decision {
+        id,
+        moment: occasion.moment,
+        at: occasion.now,
+        catalogue_version: Some(catalogue.version),
+        shown,
+        candidates: Vec::new(),
+        features_used: choice.features_used,
+        camouflage: choice.camouflage,
+        prompt,
+        would_have_shown: choice.would_have_shown.map(|i| catalogue.offers[i].offer.id.clone()),
+        scores: choice.scores,
+        scorer: choice.scorer,
+    };
+    CallToAction { decision, verdicts: choice.verdicts, impression, subject, prompted_on }
+}
