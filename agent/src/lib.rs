@@ -23,7 +23,7 @@
 
 pub mod api;
 #[cfg(feature = "embedded-broker")]
-pub mod broker;
+pub use ledtrad_mqtt::broker;
 pub mod clock;
 pub mod config;
 pub mod core;

@@ -4,8 +4,13 @@
 //! This crate alone touches rumqttc's internals (see [`discard_unsent`]); `tests/contract.rs`
 //! pins each rumqttc behaviour the rest of ledtrad relies on, against a real broker, which is
 //! why rumqttc is pinned to one exact version in the workspace.
+//!
+//! With the `embedded-broker` feature, [`broker`] starts the brokers the demo, the simulator
+//! and the tests use: the embedded rumqttd, and Mosquitto as a process of a test's own.
 
 mod backoff;
+#[cfg(feature = "embedded-broker")]
+pub mod broker;
 mod connection;
 mod options;
 

@@ -3,8 +3,7 @@
 
 #![allow(dead_code, missing_docs, clippy::unwrap_used)]
 
-use std::collections::HashMap;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -37,52 +36,12 @@ pub fn brokers() -> Vec<(Kind, BrokerUrl)> {
 
 static EMBEDDED: OnceLock<BrokerUrl> = OnceLock::new();
 
-/// One rumqttd per test process, with an MQTT 5 listener on a free loopback port (set up as
-/// the agent's embedded broker is).
+/// One embedded broker per test process, the one the agent's demo and the simulator start.
 fn embedded() -> BrokerUrl {
     EMBEDDED
         .get_or_init(|| {
-            let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap().port();
-            let listen = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-            let connections = rumqttd::ConnectionSettings {
-                connection_timeout_ms: 60_000,
-                max_payload_size: 2 * 1024 * 1024,
-                max_inflight_count: 500,
-                auth: None,
-                external_auth: None,
-                dynamic_filters: true,
-            };
-            let server = rumqttd::ServerSettings {
-                name: "contract-v5".into(),
-                listen,
-                tls: None,
-                next_connection_delay_ms: 0,
-                connections,
-            };
-            let config = rumqttd::Config {
-                id: 0,
-                router: rumqttd::RouterConfig {
-                    max_connections: 64,
-                    max_outgoing_packet_count: 1000,
-                    max_segment_size: 16 * 1024 * 1024,
-                    max_segment_count: 10,
-                    custom_segment: None,
-                    initialized_filters: None,
-                    shared_subscriptions_strategy: Default::default(),
-                },
-                v5: Some(HashMap::from([("1".to_string(), server)])),
-                ..rumqttd::Config::default()
-            };
-            std::thread::spawn(move || {
-                let _ = rumqttd::Broker::new(config).start();
-            });
-            // Started once per process: wait until it accepts connections.
-            let deadline = std::time::Instant::now() + Duration::from_secs(5);
-            while std::net::TcpStream::connect(listen).is_err() {
-                assert!(std::time::Instant::now() < deadline, "the embedded broker did not listen on {listen}");
-                std::thread::yield_now();
-            }
-            BrokerUrl { host: "127.0.0.1".into(), port }
+            let broker = ledtrad_mqtt::broker::EmbeddedBroker::start(64).expect("the embedded broker starts");
+            broker.url().clone()
         })
         .clone()
 }
