@@ -17,9 +17,9 @@
 //!   - [`drivers::motion`]: a PIR output, rising edges counted with a hold-off.
 //! - [`sampler`]: readings into per-window figures (min, max, mean, last, events) and a
 //!   link summary; shelf slots mapped to items and sent as fill levels.
-//! - [`node`]: the node's sans-IO state machine: when to sample, when to send, retries with
-//!   backoff and a bounded queue of unsent summaries; frames encoded with
-//!   `ledtrad_protocol::link`.
+//! - [`node`]: the node's sans-IO state machine: when to sample, when to send a summary, a
+//!   door edge sent at once, retries with backoff and a bounded queue of unsent frames;
+//!   frames encoded with `ledtrad_protocol::link`.
 #![no_std]
 
 pub mod channel;

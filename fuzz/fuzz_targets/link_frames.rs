@@ -1,5 +1,6 @@
 //! The sensor board's serial link: any byte stream through the frame decoder the agent reads
-//! the board with, and any bytes as one frame. A frame that decodes encodes back to itself.
+//! the board with, and any bytes as one frame. A frame of either kind (summary or event) that
+//! decodes encodes back to itself.
 #![no_main]
 
 use ledtrad_protocol::link::{decode, encode, FrameDecoder, MAX_FRAME};
@@ -9,13 +10,13 @@ fuzz_target!(|data: &[u8]| {
     let _ = decode(data);
     let mut decoder = FrameDecoder::new();
     for &byte in data {
-        if let Some(Ok(summary)) = decoder.push(byte) {
+        if let Some(Ok(frame)) = decoder.push(byte) {
             let mut out = [0u8; MAX_FRAME + 2];
-            let frame = encode(&summary, &mut out).expect("a decoded summary encodes");
+            let bytes = encode(frame, &mut out).expect("a decoded frame encodes");
             let mut again = FrameDecoder::new();
-            let decoded: Vec<_> = frame.iter().filter_map(|&b| again.push(b)).collect();
+            let decoded: Vec<_> = bytes.iter().filter_map(|&b| again.push(b)).collect();
             assert_eq!(decoded.len(), 1, "one frame back");
-            assert_eq!(decoded[0].as_ref().ok(), Some(&summary), "a summary survives the round trip");
+            assert_eq!(decoded[0].as_ref().ok(), Some(&frame), "a frame survives the round trip");
         }
     }
     let _ = decoder.take_incomplete();

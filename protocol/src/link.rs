@@ -1,31 +1,37 @@
 //! The serial link between a sensor node (the `firmware` crate) and the agent (DESIGN §10).
 //!
-//! A frame is a [`Summary`] encoded with postcard, followed by a CRC-16 of those bytes
-//! (CRC-16/IBM-SDLC, little-endian), the whole COBS-encoded and ended by a `0x00` delimiter:
+//! A [`Frame`] is either a window's [`Summary`] or an [`Event`] (the door opened or closed
+//! just now). Its payload is the link version, the frame's kind, its sequence number and the
+//! kind's body, encoded with postcard; a CRC-16 of those bytes follows (CRC-16/IBM-SDLC,
+//! little-endian), the whole COBS-encoded and ended by a `0x00` delimiter:
 //!
 //! ```text
-//! COBS( postcard(Summary) ‖ crc16_le ) ‖ 0x00
+//! COBS( version ‖ kind ‖ seq ‖ postcard(body) ‖ crc16_le ) ‖ 0x00
+//! kind 0, a summary: body = count ‖ (quantity ‖ value) × count
+//! kind 1, an event:   body = edge (0 door opened, 1 door closed)
 //! ```
 //!
-//! Everything here works in caller-provided buffers, with no heap, so the firmware encodes with
-//! the same code the agent decodes with. An 8-channel summary is at most [`MAX_FRAME`] bytes on
-//! the wire. [`FrameDecoder`] takes any byte stream and tells good frames from corrupt ones
-//! (bad COBS, bad CRC, unknown version, unreadable, too long); bytes cut off by the end of the
-//! stream are [incomplete](FrameDecoder::take_incomplete).
+//! Both kinds share one sequence, so a lost frame of either kind shows as a gap. Everything
+//! here works in caller-provided buffers, with no heap, so the firmware encodes with the same
+//! code the agent decodes with. An 8-channel summary is at most [`MAX_FRAME`] bytes on the
+//! wire, an event 8. [`FrameDecoder`] takes any byte stream and tells good frames from corrupt
+//! ones (bad COBS, bad CRC, unknown version or kind, unreadable, too long); bytes cut off by
+//! the end of the stream are [incomplete](FrameDecoder::take_incomplete).
 
 use serde::de::{SeqAccess, Visitor};
 use serde::ser::SerializeTuple;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// The link's version, first in every summary; a node and an agent of different versions
-/// count each other's frames as corrupt.
-pub const LINK_VERSION: u8 = 1;
+/// The link's version, first in every frame; a node and an agent of different versions
+/// count each other's frames as corrupt. Version 1 carried summaries only, without a kind
+/// byte; version 2 added the kind byte and event frames.
+pub const LINK_VERSION: u8 = 2;
 
 /// The most readings one summary carries.
 pub const MAX_READINGS: usize = 8;
 
-/// The largest encoded summary before framing: version, sequence, count and 8 readings.
-pub const MAX_PAYLOAD: usize = 3 + 2 * MAX_READINGS;
+/// The largest payload before framing: version, kind, sequence, count and 8 readings.
+pub const MAX_PAYLOAD: usize = 4 + 2 * MAX_READINGS;
 
 /// The largest frame on the wire: the payload and its CRC, COBS's overhead byte, the delimiter.
 pub const MAX_FRAME: usize = MAX_PAYLOAD + 2 + 1 + 1;
@@ -33,7 +39,13 @@ pub const MAX_FRAME: usize = MAX_PAYLOAD + 2 + 1 + 1;
 /// The frame delimiter.
 pub const DELIMITER: u8 = 0;
 
-/// The CRC over each summary's bytes.
+/// The kind byte of a [`Summary`].
+const KIND_SUMMARY: u8 = 0;
+
+/// The kind byte of an [`Event`].
+const KIND_EVENT: u8 = 1;
+
+/// The CRC over each payload's bytes.
 const CRC: crc::Crc<u16> = crc::Crc::<u16>::new(&crc::CRC_16_IBM_SDLC);
 
 /// What a reading is of: the node maps its sensors (a load cell under shelf slot 2, say) to
@@ -259,6 +271,100 @@ pub struct Summary {
     pub readings: Readings,
 }
 
+/// A change a node reports the moment it happens rather than at its window's end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[repr(u8)]
+pub enum Edge {
+    /// The door opened.
+    DoorOpened,
+    /// The door closed.
+    DoorClosed,
+}
+
+/// What a node sends at once on an [`Edge`], numbered in the same sequence as its summaries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Event {
+    /// [`LINK_VERSION`].
+    pub version: u8,
+    /// Counts up by one per frame sent (summaries and events alike), wrapping at 255.
+    pub seq: u8,
+    /// What happened.
+    pub edge: Edge,
+}
+
+/// One frame of either kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Frame {
+    /// A window's readings.
+    Summary(Summary),
+    /// A door edge, sent at once.
+    Event(Event),
+}
+
+impl Frame {
+    /// The frame's sequence number.
+    pub const fn seq(&self) -> u8 {
+        match self {
+            Self::Summary(s) => s.seq,
+            Self::Event(e) => e.seq,
+        }
+    }
+
+    /// The link version it claims.
+    pub const fn version(&self) -> u8 {
+        match self {
+            Self::Summary(s) => s.version,
+            Self::Event(e) => e.version,
+        }
+    }
+
+    /// The summary, if it is one.
+    pub const fn summary(&self) -> Option<&Summary> {
+        match self {
+            Self::Summary(s) => Some(s),
+            Self::Event(_) => None,
+        }
+    }
+
+    /// The event, if it is one.
+    pub const fn event(&self) -> Option<&Event> {
+        match self {
+            Self::Summary(_) => None,
+            Self::Event(e) => Some(e),
+        }
+    }
+}
+
+impl From<Summary> for Frame {
+    fn from(summary: Summary) -> Self {
+        Self::Summary(summary)
+    }
+}
+
+impl From<&Summary> for Frame {
+    fn from(summary: &Summary) -> Self {
+        Self::Summary(*summary)
+    }
+}
+
+impl From<Event> for Frame {
+    fn from(event: Event) -> Self {
+        Self::Event(event)
+    }
+}
+
+impl From<&Event> for Frame {
+    fn from(event: &Event) -> Self {
+        Self::Event(*event)
+    }
+}
+
+impl From<&Frame> for Frame {
+    fn from(frame: &Frame) -> Self {
+        *frame
+    }
+}
+
 /// A frame that could not be made or read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum LinkError {
@@ -271,24 +377,37 @@ pub enum LinkError {
     /// The bytes are not valid COBS.
     #[error("not valid COBS")]
     BadCobs,
-    /// Too short to hold a summary and its CRC.
-    #[error("too short for a summary and its CRC")]
+    /// Too short to hold a payload and its CRC.
+    #[error("too short for a payload and its CRC")]
     TooShort,
     /// The CRC does not match.
     #[error("CRC mismatch")]
     BadCrc,
-    /// The CRC matches but the summary cannot be read.
-    #[error("the summary cannot be read")]
+    /// The CRC matches but the frame's body cannot be read.
+    #[error("the frame's body cannot be read")]
     Unreadable,
-    /// A summary of another link version.
-    #[error("link version {0}, this side speaks {LINK_VERSION}")]
+    /// A frame of another link version.
+    #[error(
+        "link version {0}, this side speaks {LINK_VERSION}: update the board's firmware or the agent so both speak one version"
+    )]
     UnknownVersion(u8),
+    /// A frame of a kind this side does not know (a newer node's, say).
+    #[error("frame kind {0}, this side reads summaries ({KIND_SUMMARY}) and events ({KIND_EVENT}): update the agent")]
+    UnknownKind(u8),
 }
 
-/// Encodes `summary` as a frame into `out` and returns the frame's bytes (delimiter included).
-pub fn encode<'a>(summary: &Summary, out: &'a mut [u8]) -> Result<&'a [u8], LinkError> {
+/// Encodes `frame` (a [`Summary`], an [`Event`] or a [`Frame`]) into `out` and returns the
+/// frame's bytes, delimiter included.
+pub fn encode(frame: impl Into<Frame>, out: &mut [u8]) -> Result<&[u8], LinkError> {
+    let frame = frame.into();
     let mut payload = [0u8; MAX_PAYLOAD + 2];
-    let used = postcard::to_slice(summary, &mut payload[..MAX_PAYLOAD]).map_err(|_| LinkError::BufferTooSmall)?.len();
+    let written = match &frame {
+        Frame::Summary(s) => {
+            postcard::to_slice(&(s.version, KIND_SUMMARY, s.seq, s.readings), &mut payload[..MAX_PAYLOAD])
+        }
+        Frame::Event(e) => postcard::to_slice(&(e.version, KIND_EVENT, e.seq, e.edge), &mut payload[..MAX_PAYLOAD]),
+    };
+    let used = written.map_err(|_| LinkError::BufferTooSmall)?.len();
     let crc = CRC.checksum(&payload[..used]).to_le_bytes();
     payload[used..used + 2].copy_from_slice(&crc);
     let n = cobs::try_encode(&payload[..used + 2], out).map_err(|_| LinkError::BufferTooSmall)?;
@@ -297,8 +416,8 @@ pub fn encode<'a>(summary: &Summary, out: &'a mut [u8]) -> Result<&'a [u8], Link
     Ok(&out[..=n])
 }
 
-/// Reads one frame's bytes (without its delimiter), checking COBS, CRC and version.
-pub fn decode(frame: &[u8]) -> Result<Summary, LinkError> {
+/// Reads one frame's bytes (without its delimiter), checking COBS, CRC, version and kind.
+pub fn decode(frame: &[u8]) -> Result<Frame, LinkError> {
     let mut buf = [0u8; MAX_FRAME];
     let src = buf.get_mut(..frame.len()).ok_or(LinkError::TooLong)?;
     src.copy_from_slice(frame);
@@ -311,12 +430,21 @@ pub fn decode(frame: &[u8]) -> Result<Summary, LinkError> {
     if CRC.checksum(payload).to_le_bytes() != [crc[0], crc[1]] {
         return Err(LinkError::BadCrc);
     }
-    if payload[0] != LINK_VERSION {
-        return Err(LinkError::UnknownVersion(payload[0]));
+    let version = payload[0];
+    if version != LINK_VERSION {
+        return Err(LinkError::UnknownVersion(version));
     }
-    match postcard::take_from_bytes::<Summary>(payload) {
-        Ok((summary, [])) => Ok(summary),
-        _ => Err(LinkError::Unreadable),
+    let (kind, body) = payload[1..].split_first().ok_or(LinkError::Unreadable)?;
+    match *kind {
+        KIND_SUMMARY => match postcard::take_from_bytes::<(u8, Readings)>(body) {
+            Ok(((seq, readings), [])) => Ok(Frame::Summary(Summary { version, seq, readings })),
+            _ => Err(LinkError::Unreadable),
+        },
+        KIND_EVENT => match postcard::take_from_bytes::<(u8, Edge)>(body) {
+            Ok(((seq, edge), [])) => Ok(Frame::Event(Event { version, seq, edge })),
+            _ => Err(LinkError::Unreadable),
+        },
+        other => Err(LinkError::UnknownKind(other)),
     }
 }
 
@@ -343,7 +471,7 @@ impl FrameDecoder {
 
     /// Takes one byte; at a delimiter, returns the frame it ends (an empty frame, two
     /// delimiters in a row, is skipped).
-    pub fn push(&mut self, byte: u8) -> Option<Result<Summary, LinkError>> {
+    pub fn push(&mut self, byte: u8) -> Option<Result<Frame, LinkError>> {
         if byte != DELIMITER {
             match self.buf.get_mut(self.len) {
                 Some(slot) => {
@@ -375,100 +503,4 @@ impl FrameDecoder {
 }
 
 #[cfg(test)]
-mod tests {
-    extern crate std;
-    use super::*;
-    use std::vec::Vec;
-
-    fn eight() -> Summary {
-        let mut readings = Readings::new();
-        for (q, v) in [
-            (Quantity::ButterLevel, 0.12),
-            (Quantity::MilkLevel, 0.5),
-            (Quantity::CheeseLevel, 1.0),
-            (Quantity::VegetablesLevel, 0.0),
-            (Quantity::DrinksLevel, 0.75),
-            (Quantity::DoorOpenings, 3.0),
-            (Quantity::Temperature, 4.5),
-            (Quantity::Motion, 300.0),
-        ] {
-            assert!(readings.push(Reading::new(q, v)));
-        }
-        assert!(!readings.push(Reading::new(Quantity::AmbientLight, 0.3)), "a ninth does not fit");
-        Summary { version: LINK_VERSION, seq: 200, readings }
-    }
-
-    fn hex(bytes: &[u8]) -> std::string::String {
-        bytes.iter().map(|b| std::format!("{b:02x}")).collect()
-    }
-
-    #[test]
-    fn an_eight_reading_summary_is_a_small_frame_that_reads_back() {
-        let summary = eight();
-        let mut out = [0u8; MAX_FRAME];
-        let frame = encode(&summary, &mut out).unwrap();
-        assert!(frame.len() <= 24, "{} bytes", frame.len());
-        assert_eq!(frame.last(), Some(&DELIMITER));
-        assert!(!frame[..frame.len() - 1].contains(&DELIMITER));
-        assert_eq!(decode(&frame[..frame.len() - 1]), Ok(summary));
-        let values: Vec<_> = summary.readings.iter().map(|r| r.decoded()).collect();
-        assert_eq!(values[0], Some(0.12));
-        assert_eq!(values[6], Some(4.5));
-        assert_eq!(values[7], Some(255.0), "counts saturate");
-    }
-
-    /// The bytes on the wire are part of the contract between firmware and agent.
-    #[test]
-    fn golden_frame() {
-        let mut readings = Readings::new();
-        readings.push(Reading::new(Quantity::ButterLevel, 0.25));
-        readings.push(Reading::new(Quantity::DoorOpenings, 2.0));
-        let summary = Summary { version: LINK_VERSION, seq: 7, readings };
-        let mut out = [0u8; MAX_FRAME];
-        let frame = encode(&summary, &mut out).unwrap();
-        assert_eq!(hex(frame), GOLDEN);
-    }
-
-    const GOLDEN: &str = "0401070206320502407700";
-
-    #[test]
-    fn each_kind_of_damage_is_told_apart() {
-        let mut out = [0u8; MAX_FRAME];
-        let good = encode(&eight(), &mut out).unwrap().to_vec();
-        let body = &good[..good.len() - 1];
-        let mut flipped = body.to_vec();
-        flipped[4] ^= 0x10;
-        assert!(matches!(decode(&flipped), Err(LinkError::BadCrc | LinkError::BadCobs)));
-        assert_eq!(decode(&[0x05, 0x01]), Err(LinkError::BadCobs));
-        assert_eq!(decode(&[0x02, 0x01]), Err(LinkError::TooShort));
-        let other = Summary { version: 2, ..eight() };
-        let mut out2 = [0u8; MAX_FRAME];
-        let frame = encode(&other, &mut out2).unwrap();
-        assert_eq!(decode(&frame[..frame.len() - 1]), Err(LinkError::UnknownVersion(2)));
-        assert_eq!(decode(&[0xff; MAX_FRAME + 1]), Err(LinkError::TooLong));
-        let mut tiny = [0u8; 4];
-        assert_eq!(encode(&eight(), &mut tiny), Err(LinkError::BufferTooSmall));
-    }
-
-    #[test]
-    fn the_decoder_splits_a_stream_and_counts_what_is_cut_off() {
-        let mut out = [0u8; MAX_FRAME];
-        let frame = encode(&eight(), &mut out).unwrap().to_vec();
-        let mut stream = Vec::new();
-        stream.extend_from_slice(&frame);
-        stream.push(DELIMITER);
-        stream.extend_from_slice(&frame[..5]);
-        stream.extend_from_slice(&frame);
-        stream.extend_from_slice(&[0x33; 40]);
-        stream.push(DELIMITER);
-        stream.extend_from_slice(&frame[..3]);
-        let mut decoder = FrameDecoder::new();
-        let results: Vec<_> = stream.iter().filter_map(|b| decoder.push(*b)).collect();
-        assert_eq!(results.len(), 3);
-        assert_eq!(results[0], Ok(eight()));
-        assert!(results[1].is_err(), "a cut frame runs into the next and fails its checks");
-        assert_eq!(results[2], Err(LinkError::TooLong));
-        assert!(decoder.take_incomplete());
-        assert!(!decoder.take_incomplete());
-    }
-}
+mod tests;

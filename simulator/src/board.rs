@@ -1,270 +1,12 @@
-//! Virtual sensors for the firmware path (`ledtrad-sim run --sensors firmware`): each
-//! implements the embedded-hal 1.0 traits the real chips are driven through, so the firmware's
-//! own drivers, sampler and node run unchanged against a simulated home. Their state (a shelf's
-//! weight, the door, the temperature, the light, motion) is set by the simulation; the drivers
-//! read it through the same pin wiggling and register reads as on a board.
+//! A sensor board for the firmware path (`ledtrad-sim run --sensors firmware`): the firmware's
+//! own drivers, sampler and node run unchanged against virtual chips (the `chips` module)
+//! whose state (a shelf's weight, the door, the temperature, the light, motion) the simulation
+//! sets. The board hands back the frames its node sends: a summary per window, and a door edge
+//! at once ([`Board::door_opened`]).
 
-use std::sync::{Arc, Mutex, PoisonError};
+mod chips;
 
-use embedded_hal::delay::DelayNs;
-use embedded_hal::digital::{ErrorType as PinErrorType, InputPin, OutputPin};
-use embedded_hal::i2c::{ErrorType as I2cErrorType, I2c, Operation, SevenBitAddress};
-
-/// Pins and buses of virtual chips never fail.
-pub type Never = core::convert::Infallible;
-
-/// Locks shared chip state; a poisoned lock (a panic elsewhere) still holds usable state.
-fn lock<T>(state: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    state.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// A delay that takes no time: the simulation's clock is virtual.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct NoDelay;
-
-impl DelayNs for NoDelay {
-    fn delay_ns(&mut self, _ns: u32) {}
-}
-
-/// A digital input whose level the simulation sets (a door switch, a motion sensor).
-#[derive(Debug, Clone, Default)]
-pub struct VirtualInput(Arc<Mutex<bool>>);
-
-impl VirtualInput {
-    /// Sets the level the pin reads.
-    pub fn set(&self, high: bool) {
-        *lock(&self.0) = high;
-    }
-}
-
-impl PinErrorType for VirtualInput {
-    type Error = Never;
-}
-
-impl InputPin for VirtualInput {
-    fn is_high(&mut self) -> Result<bool, Never> {
-        Ok(*lock(&self.0))
-    }
-
-    fn is_low(&mut self) -> Result<bool, Never> {
-        Ok(!*lock(&self.0))
-    }
-}
-
-/// An HX711 load-cell amplifier under a shelf slot: `grams` on the cell give
-/// `offset + grams × counts_per_gram`, shifted out MSB first on the clock's rising edges, with
-/// the data line low whenever a conversion is ready.
-#[derive(Debug, Clone)]
-pub struct VirtualHx711 {
-    state: Arc<Mutex<Hx711State>>,
-}
-
-#[derive(Debug)]
-struct Hx711State {
-    grams: f32,
-    offset: i32,
-    counts_per_gram: f32,
-    /// The conversion being shifted out and how many bits have gone.
-    shifting: Option<(u32, u8)>,
-    clock_high: bool,
-}
-
-impl VirtualHx711 {
-    /// A cell reading `offset` counts when empty and `counts_per_gram` more per gram.
-    pub fn new(offset: i32, counts_per_gram: f32) -> Self {
-        let state = Hx711State { grams: 0.0, offset, counts_per_gram, shifting: None, clock_high: false };
-        Self { state: Arc::new(Mutex::new(state)) }
-    }
-
-    /// Puts `grams` on the cell.
-    pub fn set_grams(&self, grams: f32) {
-        lock(&self.state).grams = grams;
-    }
-
-    /// The clock pin the firmware drives.
-    pub fn clock(&self) -> Hx711Clock {
-        Hx711Clock(self.state.clone())
-    }
-
-    /// The data pin the firmware reads.
-    pub fn data(&self) -> Hx711Data {
-        Hx711Data(self.state.clone())
-    }
-}
-
-impl Hx711State {
-    fn raw(&self) -> u32 {
-        let counts = f64::from(self.offset) + f64::from(self.grams) * f64::from(self.counts_per_gram);
-        let clamped = counts.round().clamp(-8_388_608.0, 8_388_607.0) as i32;
-        (clamped as u32) & 0x00ff_ffff
-    }
-
-    fn data_high(&self) -> bool {
-        match self.shifting {
-            // Ready: low. Bit n of the conversion shows after the n-th rising edge.
-            None => false,
-            Some((_, 0)) => false,
-            Some((raw, n)) if n <= 24 => (raw >> (24 - n)) & 1 == 1,
-            // After the 24th bit the line goes high until the 25th pulse ends the read.
-            Some(_) => true,
-        }
-    }
-}
-
-/// The HX711's clock input.
-#[derive(Debug, Clone)]
-pub struct Hx711Clock(Arc<Mutex<Hx711State>>);
-
-/// The HX711's data output.
-#[derive(Debug, Clone)]
-pub struct Hx711Data(Arc<Mutex<Hx711State>>);
-
-impl PinErrorType for Hx711Clock {
-    type Error = Never;
-}
-
-impl OutputPin for Hx711Clock {
-    fn set_high(&mut self) -> Result<(), Never> {
-        let mut s = lock(&self.0);
-        if !s.clock_high {
-            s.clock_high = true;
-            let raw = s.raw();
-            s.shifting = match s.shifting {
-                None => Some((raw, 1)),
-                Some((raw, n)) => Some((raw, n.saturating_add(1))),
-            };
-        }
-        Ok(())
-    }
-
-    fn set_low(&mut self) -> Result<(), Never> {
-        let mut s = lock(&self.0);
-        s.clock_high = false;
-        // The 25th pulse selects channel A, gain 128, and starts the next conversion, which
-        // the simulation has ready at once.
-        if matches!(s.shifting, Some((_, n)) if n >= 25) {
-            s.shifting = None;
-        }
-        Ok(())
-    }
-}
-
-impl PinErrorType for Hx711Data {
-    type Error = Never;
-}
-
-impl InputPin for Hx711Data {
-    fn is_high(&mut self) -> Result<bool, Never> {
-        Ok(lock(&self.0).data_high())
-    }
-
-    fn is_low(&mut self) -> Result<bool, Never> {
-        Ok(!lock(&self.0).data_high())
-    }
-}
-
-/// An I2C bus with virtual chips on it, each answering register writes and reads at its address.
-#[derive(Debug, Clone, Default)]
-pub struct VirtualI2c {
-    chips: Arc<Mutex<Vec<(u8, Chip)>>>,
-}
-
-/// A chip on the bus: its register pointer and how it reads.
-#[derive(Debug)]
-enum Chip {
-    /// A TMP102-style thermometer: register 0 holds the temperature, 12 bits of 1/16 °C,
-    /// left-aligned, big-endian.
-    Thermometer { celsius: f32, pointer: u8 },
-    /// A VEML7700-style light sensor: register 4 holds the light count, little-endian, at
-    /// `lux_per_count`.
-    Light { lux: f32, lux_per_count: f32, pointer: u8 },
-}
-
-/// A bus error: nothing answers at the address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct NoAcknowledge;
-
-impl embedded_hal::i2c::Error for NoAcknowledge {
-    fn kind(&self) -> embedded_hal::i2c::ErrorKind {
-        embedded_hal::i2c::ErrorKind::NoAcknowledge(embedded_hal::i2c::NoAcknowledgeSource::Address)
-    }
-}
-
-impl VirtualI2c {
-    /// Puts a thermometer at `address`.
-    pub fn add_thermometer(&self, address: u8) {
-        lock(&self.chips).push((address, Chip::Thermometer { celsius: 4.0, pointer: 0 }));
-    }
-
-    /// Puts a light sensor at `address`.
-    pub fn add_light(&self, address: u8, lux_per_count: f32) {
-        lock(&self.chips).push((address, Chip::Light { lux: 0.0, lux_per_count, pointer: 0 }));
-    }
-
-    /// Sets what the thermometer at `address` measures.
-    pub fn set_celsius(&self, address: u8, value: f32) {
-        for (a, chip) in lock(&self.chips).iter_mut() {
-            if let (true, Chip::Thermometer { celsius, .. }) = (*a == address, chip) {
-                *celsius = value;
-            }
-        }
-    }
-
-    /// Sets what the light sensor at `address` measures.
-    pub fn set_lux(&self, address: u8, value: f32) {
-        for (a, chip) in lock(&self.chips).iter_mut() {
-            if let (true, Chip::Light { lux, .. }) = (*a == address, chip) {
-                *lux = value;
-            }
-        }
-    }
-}
-
-impl Chip {
-    fn write(&mut self, bytes: &[u8]) {
-        // The first byte sets the register pointer; the rest (a configuration) is taken.
-        if let Some(first) = bytes.first() {
-            match self {
-                Self::Thermometer { pointer, .. } | Self::Light { pointer, .. } => *pointer = *first,
-            }
-        }
-    }
-
-    fn read(&self, out: &mut [u8]) {
-        let bytes: [u8; 2] = match *self {
-            Self::Thermometer { celsius, pointer: 0 } => {
-                let counts = (celsius * 16.0).round().clamp(-2048.0, 2047.0) as i16;
-                (counts << 4).to_be_bytes()
-            }
-            Self::Light { lux, lux_per_count, pointer: 4 } => {
-                let counts = (lux / lux_per_count).round().clamp(0.0, 65_535.0) as u16;
-                counts.to_le_bytes()
-            }
-            _ => [0, 0],
-        };
-        for (o, b) in out.iter_mut().zip(bytes) {
-            *o = b;
-        }
-    }
-}
-
-impl I2cErrorType for VirtualI2c {
-    type Error = NoAcknowledge;
-}
-
-impl I2c<SevenBitAddress> for VirtualI2c {
-    fn transaction(&mut self, address: u8, operations: &mut [Operation<'_>]) -> Result<(), NoAcknowledge> {
-        let mut chips = lock(&self.chips);
-        let (_, chip) = chips.iter_mut().find(|(a, _)| *a == address).ok_or(NoAcknowledge)?;
-        for op in operations {
-            match op {
-                Operation::Write(bytes) => chip.write(bytes),
-                Operation::Read(out) => chip.read(out),
-            }
-        }
-        Ok(())
-    }
-}
+pub use chips::{Hx711Clock, Hx711Data, Never, NoAcknowledge, NoDelay, VirtualHx711, VirtualI2c, VirtualInput};
 
 /// The shelf slots of a simulated fridge's board: what each holds and its full weight.
 pub const SHELF_SLOTS: [(Quantity, f32); 5] = [
@@ -281,11 +23,16 @@ const THERMOMETER: u8 = 0x48;
 /// Samples per load-cell reading (the HX711 driver averages them).
 const CELL_SAMPLES: u8 = 2;
 
+/// How long the door switch's level must hold before it counts, ms.
+const DOOR_DEBOUNCE_MS: u32 = 50;
+
 /// A sensor board running the firmware against virtual sensors: a fridge's (load cells under
 /// the shelf slots, a door switch, a thermometer) or a lock screen's (a light sensor, a
 /// motion sensor).
 pub struct Board {
     node: Node,
+    /// The latest time the node was stepped at: its clock never goes back.
+    node_ms: u64,
     sensors: Sensors,
     /// Frames the node asked to send, and of those, how many the link damaged.
     pub frames_sent: u64,
@@ -366,10 +113,15 @@ impl Board {
         bus.add_thermometer(THERMOMETER);
         let thermometer = Thermometer::new(bus.clone(), SlaveAddr::default());
         let door_pin = VirtualInput::default();
-        let door = DoorSwitch::new(door_pin.clone(), OpenLevel::High, 50);
+        let mut door = DoorSwitch::new(door_pin.clone(), OpenLevel::High, DOOR_DEBOUNCE_MS);
+        // The door starts closed, settled, so its first opening is an edge.
+        for t in [0, u64::from(DOOR_DEBOUNCE_MS)] {
+            door.poll(t).map_err(driver("door switch"))?;
+        }
         let config = NodeConfig::try_new(window_ms, window_ms, 5_000, 300_000).map_err(driver("node timing"))?;
         Ok(Self {
             node: Node::new(config, sampler),
+            node_ms: 0,
             sensors: Sensors::Fridge { cells, door_pin, door, bus, thermometer },
             frames_sent: 0,
             frames_flipped: 0,
@@ -390,6 +142,7 @@ impl Board {
         let config = NodeConfig::try_new(window_ms, window_ms, 5_000, 300_000).map_err(driver("node timing"))?;
         Ok(Self {
             node: Node::new(config, sampler),
+            node_ms: 0,
             sensors: Sensors::LockScreen { bus, light, motion_pin, motion },
             frames_sent: 0,
             frames_flipped: 0,
@@ -434,7 +187,44 @@ impl Board {
             }
             _ => return Err(BoardError::Driver("the scene is not of this board's device".into())),
         }
-        let at = now_ms + 5_000;
+        self.run_node(now_ms + 5_000, inputs)
+    }
+
+    /// Opens the fridge's door at `now_ms`: the switch is held open past its debounce, polled
+    /// through its driver, and the node sends the edge at once, without waiting for its window.
+    /// Returns the frames to write to the link, in order (the event, and anything else the
+    /// node had due by then); each is reported sent.
+    pub fn door_opened(&mut self, now_ms: u64) -> Result<Vec<Vec<u8>>, BoardError> {
+        self.door_edge(now_ms, true)
+    }
+
+    /// Closes the fridge's door at `now_ms`, as [`Board::door_opened`] opens it.
+    pub fn door_closed(&mut self, now_ms: u64) -> Result<Vec<Vec<u8>>, BoardError> {
+        self.door_edge(now_ms, false)
+    }
+
+    fn door_edge(&mut self, now_ms: u64, open: bool) -> Result<Vec<Vec<u8>>, BoardError> {
+        let Sensors::Fridge { door_pin, door, .. } = &mut self.sensors else {
+            return Err(BoardError::Driver(
+                "a door edge on a lock screen's board: only a fridge's board has a door switch".into(),
+            ));
+        };
+        door_pin.set(open);
+        let held = now_ms + u64::from(DOOR_DEBOUNCE_MS);
+        let mut inputs = Vec::new();
+        for t in [now_ms, held] {
+            if let Some(event) = door.poll(t).map_err(driver("door switch"))? {
+                inputs.push(Input::Sample(Sample::Door(event)));
+            }
+        }
+        self.run_node(held, inputs)
+    }
+
+    /// Steps the node at `at_ms` (or its latest time, if later) with `inputs`, then until it
+    /// has nothing more to do; returns the frames it sent.
+    fn run_node(&mut self, at_ms: u64, inputs: Vec<Input>) -> Result<Vec<Vec<u8>>, BoardError> {
+        self.node_ms = self.node_ms.max(at_ms);
+        let at = self.node_ms;
         let mut frames = Vec::new();
         let mut pending: std::collections::VecDeque<Input> = inputs.into();
         pending.push_back(Input::Tick);
@@ -515,17 +305,29 @@ use ledtrad_protocol::link::Quantity;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ledtrad_protocol::link::{decode, Quantity};
+    use ledtrad_protocol::link::{decode, Edge, Frame, Quantity, Summary};
+
+    fn read(frame: &[u8]) -> Frame {
+        decode(&frame[..frame.len() - 1]).unwrap()
+    }
+
+    fn summary(frame: &[u8]) -> Summary {
+        *read(frame).summary().expect("a summary")
+    }
 
     #[test]
     fn a_fridge_board_reports_its_shelves_door_and_temperature_through_the_firmware() {
         let mut board = Board::fridge(600_000).unwrap();
         let levels = [0.1, 0.5, 1.0, 0.0, 0.75];
-        // The first step samples; the window closes ten minutes on.
-        assert!(board.step(0, Scene::Fridge { levels, door_opened: true, celsius: 4.5 }).unwrap().is_empty());
+        // The first step samples and sends the door's edges at once; the window closes ten
+        // minutes on.
+        let frames = board.step(0, Scene::Fridge { levels, door_opened: true, celsius: 4.5 }).unwrap();
+        let edges: Vec<_> = frames.iter().map(|f| read(f).event().map(|e| (e.seq, e.edge))).collect();
+        assert_eq!(edges, [Some((0, Edge::DoorOpened)), Some((1, Edge::DoorClosed))], "each edge at once");
         let frames = board.step(600_000, Scene::Fridge { levels, door_opened: false, celsius: 4.5 }).unwrap();
         assert_eq!(frames.len(), 1);
-        let summary = decode(&frames[0][..frames[0].len() - 1]).unwrap();
+        let summary = summary(&frames[0]);
+        assert_eq!(summary.seq, 2, "one sequence for events and summaries");
         let value = |q| summary.readings.iter().find(|r| r.quantity == q).and_then(|r| r.decoded());
         assert_eq!(value(Quantity::ButterLevel), Some(0.1));
         assert_eq!(value(Quantity::CheeseLevel), Some(1.0));
@@ -540,10 +342,39 @@ mod tests {
         let mut board = Board::lock_screen(600_000).unwrap();
         board.step(0, Scene::LockScreen { light: 0.6, moved: true }).unwrap();
         let frames = board.step(600_000, Scene::LockScreen { light: 0.6, moved: false }).unwrap();
-        let summary = decode(&frames[0][..frames[0].len() - 1]).unwrap();
+        let summary = summary(&frames[0]);
         let value = |q| summary.readings.iter().find(|r| r.quantity == q).and_then(|r| r.decoded());
         assert!((value(Quantity::AmbientLight).unwrap() - 0.6).abs() < 0.01);
         assert_eq!(value(Quantity::Motion), Some(1.0));
+    }
+
+    /// The door's edges go out the moment they happen, mid-window, and the window's summary
+    /// still counts the opening.
+    #[test]
+    fn a_door_edge_is_sent_at_once_and_counted_in_the_window() {
+        let mut board = Board::fridge(600_000).unwrap();
+        let levels = [0.5; 5];
+        assert!(board.step(0, Scene::Fridge { levels, door_opened: false, celsius: 4.0 }).unwrap().is_empty());
+        // Before the step's time: the node's clock does not go back, and the edge still goes.
+        let opened = board.door_opened(1_000).unwrap();
+        assert_eq!(opened.len(), 1);
+        assert_eq!(read(&opened[0]).event().map(|e| (e.seq, e.edge)), Some((0, Edge::DoorOpened)));
+        assert!(opened[0].len() <= 24);
+        assert!(board.door_opened(2_000).unwrap().is_empty(), "already open: no edge");
+        let closed = board.door_closed(300_000).unwrap();
+        assert_eq!(read(&closed[0]).event().map(|e| (e.seq, e.edge)), Some((1, Edge::DoorClosed)));
+        let frames = board.step(600_000, Scene::Fridge { levels, door_opened: false, celsius: 4.0 }).unwrap();
+        let summary = summary(&frames[0]);
+        let opens = summary.readings.iter().find(|r| r.quantity == Quantity::DoorOpenings).and_then(|r| r.decoded());
+        assert_eq!((summary.seq, opens), (2, Some(1.0)));
+        assert_eq!(board.frames_sent, 3);
+    }
+
+    #[test]
+    fn a_lock_screen_has_no_door_to_open() {
+        let mut board = Board::lock_screen(600_000).unwrap();
+        let err = board.door_opened(0).unwrap_err().to_string();
+        assert!(err.contains("only a fridge's board has a door switch"), "{err}");
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! The fridge door's switch: debounced over the caller's clock (a level has to hold for the
-//! debounce time before it counts), giving opened and closed events. It reads no clock: the
-//! time of each poll comes in as `now_ms`.
+//! debounce time before it counts), giving opened and closed events, each of which the node
+//! sends the agent at once as a link [`Edge`]. It reads no clock: the time of each poll comes
+//! in as `now_ms`.
 
 use core::fmt;
 use embedded_hal::digital::InputPin;
+use ledtrad_protocol::link::Edge;
 
 /// A door switch's failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,6 +29,16 @@ pub enum DoorEvent {
     Opened,
     /// The door closed.
     Closed,
+}
+
+impl DoorEvent {
+    /// The link's edge for it, which the node sends the agent at once.
+    pub const fn edge(self) -> Edge {
+        match self {
+            Self::Opened => Edge::DoorOpened,
+            Self::Closed => Edge::DoorClosed,
+        }
+    }
 }
 
 /// Which pin level means the door is open (depends on the switch and its pull resistor).
@@ -138,5 +150,11 @@ mod tests {
         assert_eq!(door.poll(10).unwrap(), None);
         assert_eq!(door.is_open(), Some(true));
         door.destroy().done();
+    }
+
+    #[test]
+    fn each_event_is_its_edge_on_the_link() {
+        assert_eq!(DoorEvent::Opened.edge(), Edge::DoorOpened);
+        assert_eq!(DoorEvent::Closed.edge(), Edge::DoorClosed);
     }
 }
