@@ -1,7 +1,6 @@
 //! The agent's TOML config: plain data ([`RawConfig`]) read from a reader or a path, then
 //! checked into [`Config`], where every value is valid.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use ed25519_dalek::VerifyingKey;
@@ -9,11 +8,12 @@ use ledtrad_engine::{LocalTime, ModelError, Policy, RuntimeKind, TrustedKeys};
 use ledtrad_protocol::broker::{BrokerUrl, Credentials, InvalidCredentials};
 use ledtrad_protocol::{DeviceId, DeviceKind, FleetId, KeyId, PersonId};
 
+use crate::api::listen::ApiAddress;
 use crate::household::Sharing;
 use serde::{Deserialize, Serialize};
 
 /// The config as written.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
     /// The device's pseudonymous id (not a serial number).
@@ -34,9 +34,16 @@ pub struct RawConfig {
     pub mqtt_password_file: Option<PathBuf>,
     /// The SQLite database file.
     pub database: PathBuf,
-    /// The local HTTP API's address; must be a loopback address. Omit it to run without.
+    /// The local HTTP API's address: a loopback address ("127.0.0.1:7878") or a Unix socket
+    /// ("unix:/run/ledtrad/api.sock"). Omit it to run without.
     #[serde(default)]
     pub api: Option<String>,
+    /// The Unix socket's mode, octal (default "0600"; "0660" lets its group connect).
+    #[serde(default)]
+    pub api_socket_mode: Option<String>,
+    /// The group given the Unix socket, e.g. the UI's ("ledtrad-ui").
+    #[serde(default)]
+    pub api_socket_group: Option<String>,
     /// `personal` (its owner's consent applies) or `shared` (the strictest consent of the people
     /// it serves). Defaults: fridges are shared, e-readers and lock screens personal.
     #[serde(default)]
@@ -80,6 +87,24 @@ pub struct RawConfig {
     /// The serial link's baud rate (default 115200).
     #[serde(default)]
     pub sensor_baud: Option<u32>,
+    /// Serve the reference device UI at `/ui/` on the local API (default false).
+    #[serde(default)]
+    pub ui: bool,
+    /// Raise moments from signals (a level running low, a door opened, a book finished, the
+    /// reader put to sleep, the screen woken) and decide at each, sending what to show on
+    /// `/v1/events` (default true). Off, only callers of `GET /v1/offer` choose moments.
+    #[serde(default)]
+    pub raise_moments: Option<bool>,
+    /// The level (0 to 1, default 0.2) below which a shelf item counts as running low: the
+    /// `inventory_low` moment, at most once per item a day, and again only after the level
+    /// rose 0.1 above it.
+    #[serde(default)]
+    pub inventory_low_below: Option<f64>,
+    /// The most the database (with its write-ahead log) may take on disk, in bytes (default
+    /// 4194304, 4 MiB; at least 262144). Past it, the agent prunes the oldest data it may
+    /// (never the consent ledger, never an unacknowledged report).
+    #[serde(default)]
+    pub database_budget_bytes: Option<u64>,
     /// Pinned operator public keys.
     #[serde(default)]
     pub operator_keys: Vec<RawKey>,
@@ -113,8 +138,10 @@ pub struct Config {
     pub mqtt_login: Option<Credentials>,
     /// The database file.
     pub database: PathBuf,
+    /// The most the database may take on disk, in bytes.
+    pub database_budget: u64,
     /// The local API address (loopback), if any.
-    pub api: Option<SocketAddr>,
+    pub api: Option<ApiAddress>,
     /// Whether the device is personal or shared.
     pub sharing: Sharing,
     /// The device's owner.
@@ -138,6 +165,10 @@ pub struct Config {
     pub sensor_link: Option<crate::link::LinkSource>,
     /// Pinned operator keys.
     pub keys: TrustedKeys,
+    /// Whether the local API serves the reference device UI at `/ui/`.
+    pub ui: bool,
+    /// Moments raised from signals, if the agent raises them.
+    pub moments: Option<MomentRules>,
 }
 
 /// A config that cannot be used, naming the field, the value and the fix.
@@ -200,6 +231,7 @@ impl Config {
                 "is empty; give the path of the SQLite file, e.g. \"/var/lib/ledtrad/agent.db\"".into(),
             )));
         }
+        let database_budget = database_budget(&raw).map_err(field)?;
         let api = api_address(&raw).map_err(field)?;
         let owner =
             PersonId::try_new(raw.owner.as_deref().unwrap_or("owner")).map_err(|e| field(("owner", e.to_string())))?;
@@ -207,6 +239,7 @@ impl Config {
         let sensor_link = sensor_link(&raw).map_err(field)?;
         let keys = trusted_keys(&raw).map_err(field)?;
         let local = local_time(&raw).map_err(field)?;
+        let moments = moment_rules(&raw).map_err(field)?;
         Ok(Self {
             device,
             kind,
@@ -214,6 +247,7 @@ impl Config {
             broker,
             mqtt_login,
             database: raw.database,
+            database_budget,
             api,
             sharing: raw.sharing.unwrap_or_else(|| Sharing::default_for(kind)),
             owner,
@@ -226,25 +260,71 @@ impl Config {
             offer_request_timeout: tuning.offer_request_timeout,
             sensor_link,
             keys,
+            ui: raw.ui,
+            moments,
         })
     }
+}
+
+/// How the agent raises moments from signals (`raise_moments`, `inventory_low_below`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MomentRules {
+    /// The level below which a shelf item runs low.
+    pub low_below: f64,
+}
+
+impl MomentRules {
+    /// The default level below which a shelf item runs low.
+    pub const DEFAULT_LOW: f64 = 0.2;
+    /// How far above `low_below` a level must rise before it can run low again.
+    pub const REARM: f64 = 0.1;
 }
 
 /// A field at fault and what is wrong with it.
 type FieldError = (&'static str, String);
 
-/// The local API's address: loopback only.
-fn api_address(raw: &RawConfig) -> Result<Option<SocketAddr>, FieldError> {
-    let Some(text) = &raw.api else { return Ok(None) };
-    let addr: SocketAddr =
-        text.parse().map_err(|_| ("api", format!("{text:?} is not an address; write it as \"127.0.0.1:7878\"")))?;
-    if !addr.ip().is_loopback() {
-        return Err((
+/// The database budget: at least what an empty database and a consent ledger need.
+fn database_budget(raw: &RawConfig) -> Result<u64, FieldError> {
+    use crate::store::retention::{DEFAULT_BUDGET_BYTES, MIN_BUDGET_BYTES};
+    match raw.database_budget_bytes {
+        None => Ok(DEFAULT_BUDGET_BYTES),
+        Some(bytes) if bytes >= MIN_BUDGET_BYTES => Ok(bytes),
+        Some(bytes) => Err((
+            "database_budget_bytes",
+            format!(
+                "{bytes} is below {MIN_BUDGET_BYTES}, too small to hold the database's tables and the consent ledger, which is kept whole; give at least {MIN_BUDGET_BYTES} (256 KiB), or omit the field for the default {DEFAULT_BUDGET_BYTES} (4 MiB)"
+            ),
+        )),
+    }
+}
+
+/// The local API's address: loopback TCP or a Unix socket.
+fn api_address(raw: &RawConfig) -> Result<Option<ApiAddress>, FieldError> {
+    match &raw.api {
+        Some(text) => {
+            ApiAddress::parse(text, raw.api_socket_mode.as_deref(), raw.api_socket_group.as_deref()).map(Some)
+        }
+        None if raw.api_socket_mode.is_some() || raw.api_socket_group.is_some() => Err((
             "api",
-            format!("{text:?} is not a loopback address; the local API only listens on 127.0.0.1 or ::1"),
+            "is not set, but api_socket_mode or api_socket_group is; set api = \"unix:/run/ledtrad/api.sock\"".into(),
+        )),
+        None => Ok(None),
+    }
+}
+
+/// How the agent raises moments from signals, if it does.
+fn moment_rules(raw: &RawConfig) -> Result<Option<MomentRules>, FieldError> {
+    if raw.raise_moments == Some(false) {
+        return Ok(None);
+    }
+    let below = raw.inventory_low_below.unwrap_or(MomentRules::DEFAULT_LOW);
+    if !(below > 0.0 && below < 0.9) {
+        return Err((
+            "inventory_low_below",
+            format!("{below} is outside 0 to 0.9 (exclusive); a shelf level is a share of a full slot, e.g. 0.2"),
         ));
     }
-    Ok(Some(addr))
+    Ok(Some(MomentRules { low_below: below }))
 }
 
 /// The device's local time: a time zone by name, or a fixed offset.
@@ -408,152 +488,4 @@ pub fn parse_public_key(text: &str) -> Result<VerifyingKey, String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const KEY: &str = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a";
-
-    fn build_config_text(extra: &str) -> String {
-        format!(
-            "device_id = \"fridge-1\"\nkind = \"fridge\"\nfleet = \"home\"\nbroker = \"mqtt://127.0.0.1:1883\"\ndatabase = \"agent.db\"\napi = \"127.0.0.1:7878\"\n{extra}\n[[operator_keys]]\nid = \"op\"\npublic_key = \"{KEY}\"\n"
-        )
-    }
-
-    #[test]
-    fn a_good_config_checks() {
-        let config = Config::from_toml(&build_config_text("utc_offset_minutes = 60"), "agent.toml").unwrap();
-        assert_eq!(config.kind, DeviceKind::Fridge);
-        assert_eq!(config.local, LocalTime::fixed(3600));
-        let zoned = Config::from_toml(&build_config_text("timezone = \"Europe/Stockholm\""), "agent.toml").unwrap();
-        assert_eq!(zoned.local, LocalTime::zone(chrono_tz::Europe::Stockholm));
-        assert_eq!(config.keys.len(), 1);
-        assert_eq!((config.sharing, config.owner.as_str()), (Sharing::Shared, "owner"));
-        let reader = Config::from_toml(
-            &build_config_text("owner = \"anna\"").replace("\"fridge\"", "\"ereader\""),
-            "agent.toml",
-        )
-        .unwrap();
-        assert_eq!((reader.sharing, reader.owner.as_str()), (Sharing::Personal, "anna"));
-    }
-
-    #[test]
-    fn bad_values_name_the_field_value_and_fix() {
-        let cases = [
-            (
-                build_config_text("").replace("\"fridge\"", "\"toaster\""),
-                "field 'kind': \"toaster\": unknown device kind",
-            ),
-            (build_config_text("").replace("127.0.0.1:7878", "0.0.0.0:7878"), "not a loopback address"),
-            (build_config_text("").replace("mqtt://127.0.0.1:1883", "127.0.0.1"), "field 'broker'"),
-            (build_config_text("").replace(KEY, "abcd"), "key 'op': has 2 bytes"),
-            (build_config_text("utc_offset_minutes = 9999"), "9999 is outside"),
-            (build_config_text("colour = 1"), "unknown field `colour`"),
-            (build_config_text("sharing = \"family\""), "unknown variant `family`"),
-            (build_config_text("report_epsilon = 0"), "field 'report_epsilon': 0 is outside 0.05..=10"),
-            (build_config_text("timezone = \"Mars/Olympus\""), "field 'timezone': \"Mars/Olympus\" is not a time zone"),
-            (build_config_text("camouflage_share = 0.9"), "field 'camouflage_share': 0.9 is outside 0..=0.5"),
-            (build_config_text("model_runtime = \"onnx\""), "field 'model_runtime': unknown model runtime \"onnx\""),
-            (build_config_text("owner = \"Anna B\""), "field 'owner': person id \"Anna B\""),
-            (build_config_text("sensor_link = \"ttyS0\""), "field 'sensor_link': \"ttyS0\" is neither tcp://IP:PORT"),
-            (build_config_text("sensor_baud = 12"), "field 'sensor_baud': 12 is outside 300..=4000000"),
-            (
-                build_config_text("offer_request_timeout_ms = 60000"),
-                "field 'offer_request_timeout_ms': 60000 is outside 10..=5000",
-            ),
-        ];
-        for (text, expected) in cases {
-            let err = Config::from_toml(&text, "agent.toml").unwrap_err().to_string();
-            assert!(err.starts_with("config 'agent.toml': "), "{err}");
-            assert!(err.contains(expected), "{err} does not say {expected:?}");
-        }
-        let no_keys = build_config_text("").split("[[operator_keys]]").next().unwrap().to_string();
-        let err = Config::from_toml(&no_keys, "agent.toml").unwrap_err().to_string();
-        assert!(err.contains("ledtrad-op keygen"), "{err}");
-    }
-
-    #[test]
-    fn a_retired_key_is_refused_and_one_current_key_is_needed() {
-        let retired = format!("{}retired = true\n", build_config_text(""));
-        let err = Config::from_toml(&retired, "agent.toml").unwrap_err().to_string();
-        assert!(err.contains("every pinned key is retired"), "{err}");
-        let rotated = format!("{retired}[[operator_keys]]\nid = \"op-2\"\npublic_key = \"{KEY}\"\n");
-        let config = Config::from_toml(&rotated, "agent.toml").unwrap();
-        assert!(config.keys.is_retired(&KeyId::try_new("op").unwrap()));
-        assert!(!config.keys.is_retired(&KeyId::try_new("op-2").unwrap()));
-    }
-
-    /// A password file in a fresh temporary directory, with its path as TOML would write it.
-    fn build_password_file(text: &str) -> (tempfile::TempDir, String) {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("mqtt-password");
-        std::fs::write(&path, text).unwrap();
-        let path = path.display().to_string();
-        (dir, path)
-    }
-
-    #[test]
-    fn without_a_password_file_the_agent_logs_in_as_no_one() {
-        let config = Config::from_toml(&build_config_text(""), "agent.toml").unwrap();
-        assert!(config.mqtt_login.is_none());
-    }
-
-    #[test]
-    fn the_broker_login_is_the_device_id_and_the_file_line_unless_a_username_is_given() {
-        let (_dir, path) = build_password_file("s3cret\n");
-        let text = build_config_text(&format!("mqtt_password_file = {path:?}"));
-        let login = Config::from_toml(&text, "agent.toml").unwrap().mqtt_login.unwrap();
-        assert_eq!((login.username(), login.password()), ("fridge-1", "s3cret"));
-        let text = build_config_text(&format!("mqtt_username = \"kitchen\"\nmqtt_password_file = {path:?}"));
-        let login = Config::from_toml(&text, "agent.toml").unwrap().mqtt_login.unwrap();
-        assert_eq!((login.username(), login.password()), ("kitchen", "s3cret"));
-        // The checked config can be printed without the password.
-        let shown = format!("{:?}", Config::from_toml(&text, "agent.toml").unwrap());
-        assert!(shown.contains("kitchen") && !shown.contains("s3cret"), "{shown}");
-    }
-
-    #[test]
-    fn bad_broker_logins_name_the_field_value_and_fix() {
-        let (dir, empty) = build_password_file("");
-        let two_lines = dir.path().join("two-lines");
-        std::fs::write(&two_lines, "s3cret\nother\n").unwrap();
-        let missing = dir.path().join("missing");
-        let (_good_dir, good) = build_password_file("s3cret");
-        let cases = [
-            (
-                "mqtt_username = \"kitchen\"".to_string(),
-                "field 'mqtt_username': \"kitchen\" is set but mqtt_password_file is not; add mqtt_password_file",
-            ),
-            (format!("mqtt_password_file = {empty:?}"), "the password file is empty"),
-            (format!("mqtt_password_file = {:?}", two_lines.display().to_string()), "has more than one line"),
-            (format!("mqtt_password_file = {:?}", missing.display().to_string()), "No such file"),
-            ("mqtt_password_file = \"\"".to_string(), "field 'mqtt_password_file': is empty; give the path"),
-            (
-                format!("mqtt_username = \"\"\nmqtt_password_file = {good:?}"),
-                "field 'mqtt_username': the broker username is empty",
-            ),
-            (
-                format!("mqtt_username = \"a/b\"\nmqtt_password_file = {good:?}"),
-                "field 'mqtt_username': broker username \"a/b\"",
-            ),
-            ("mqtt_password = \"s3cret\"".to_string(), "unknown field `mqtt_password`"),
-        ];
-        for (extra, expected) in cases {
-            let err = Config::from_toml(&build_config_text(&extra), "agent.toml").unwrap_err().to_string();
-            assert!(err.starts_with("config 'agent.toml': "), "{err}");
-            assert!(err.contains(expected), "{err} does not say {expected:?}");
-        }
-        // A file the agent cannot read is named, with the fix.
-        let err = Config::from_toml(
-            &build_config_text(&format!("mqtt_password_file = {:?}", missing.display().to_string())),
-            "agent.toml",
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(err.contains(&format!("field 'mqtt_password_file': '{}'", missing.display())), "{err}");
-        assert!(err.contains("give a file the agent can read"), "{err}");
-        let err = Config::from_toml(&build_config_text(&format!("mqtt_password_file = {empty:?}")), "agent.toml")
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains(&format!("field 'mqtt_password_file': '{empty}'")), "{err}");
-    }
-}
+mod tests;

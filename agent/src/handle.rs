@@ -32,6 +32,8 @@ pub enum Command {
     SetPresence(Option<Vec<PersonId>>, oneshot::Sender<Result<ConsentView, AgentError>>),
     /// Look up a recent decision.
     Decision(DecisionId, oneshot::Sender<Option<Decision>>),
+    /// The answers given to a decision.
+    Answers(DecisionId, oneshot::Sender<Result<Vec<DecisionAnswer>, AgentError>>),
     /// Feed signals.
     Signals(Vec<Signal>, oneshot::Sender<SignalsOutcome>),
     /// Read the agent's status.
@@ -62,7 +64,7 @@ pub struct OfferOutcome {
 }
 
 /// What came of asking the offer service at a moment the catalogue had nothing for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct RequestOutcome {
     /// Whether the answer came in time; if not, the local decision (nothing) stands.
     pub answered: bool,
@@ -74,8 +76,17 @@ pub struct RequestOutcome {
     pub round_trip_micros: u64,
 }
 
+/// An answer given to a decision (feedback), as its trace shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct DecisionAnswer {
+    /// What the person answered.
+    pub kind: ledtrad_protocol::feedback::FeedbackKind,
+    /// When.
+    pub at: ledtrad_protocol::UnixTime,
+}
+
 /// A consent change as the device UI sends it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConsentChange {
     /// Grant (`true`) or revoke (`false`).
@@ -92,7 +103,7 @@ fn default_source() -> ConsentSource {
 }
 
 /// An answer to a consent prompt, as the device UI sends it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PromptAnswer {
     /// The decision that showed the prompt.
@@ -105,7 +116,7 @@ pub struct PromptAnswer {
 }
 
 /// A yes or a no.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum YesNo {
     /// Yes.
@@ -115,7 +126,7 @@ pub enum YesNo {
 }
 
 /// A person as the device UI adds them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PersonChange {
     /// A child profile: can never grant `personalise`, `request` or `improve`.
@@ -124,7 +135,7 @@ pub struct PersonChange {
 }
 
 /// Who is present at a shared device, as the device maker reports it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Presence {
     /// The people present, or `null` when unknown.
@@ -132,7 +143,7 @@ pub struct Presence {
 }
 
 /// Per-purpose grants.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Grants {
     /// Use on-device signals to choose offers.
     pub personalise: bool,
@@ -156,7 +167,7 @@ impl From<ConsentState> for Grants {
 }
 
 /// One person's consent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PersonView {
     /// A child profile.
     pub child: bool,
@@ -166,7 +177,7 @@ pub struct PersonView {
 }
 
 /// The consent in force on this device, and the household behind it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ConsentView {
     /// The version of the purpose set.
     pub purposes_version: u32,
@@ -196,7 +207,7 @@ impl ConsentView {
 }
 
 /// Everything the device holds about one person (`GET /v1/my-data`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct MyData {
     /// The person.
     pub person: PersonId,
@@ -217,6 +228,12 @@ pub struct MyData {
     pub impressions: Vec<crate::store::ImpressionRow>,
     /// Answers given to offers.
     pub feedback: Vec<FeedbackRecord>,
+    /// Impressions older than a month, pruned from `impressions` and kept only as lifetime
+    /// counts (all-time caps count them).
+    pub impression_totals: Vec<ImpressionTotal>,
+    /// Learning answers pruned from storage and kept only as counts per offer (with
+    /// `personalise`, and purged with it).
+    pub learning_totals: Vec<LearningTotal>,
     /// Measurement counts waiting to be sent (before noise).
     pub queued_reports: Vec<QueuedReport>,
     /// Messages waiting in the outbox for the broker (after noise).
@@ -224,7 +241,7 @@ pub struct MyData {
 }
 
 /// A message waiting in the outbox.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct QueuedMessage {
     /// The purpose that allows it.
     pub purpose: Purpose,
@@ -242,13 +259,15 @@ impl MyData {
         self.features.is_empty()
             && self.impressions.is_empty()
             && self.feedback.is_empty()
+            && self.impression_totals.is_empty()
+            && self.learning_totals.is_empty()
             && self.queued_reports.is_empty()
             && self.queued_messages.is_empty()
     }
 }
 
 /// An erasure a person asked for.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ErasureRecord {
     /// When.
     pub at: ledtrad_protocol::UnixTime,
@@ -257,7 +276,7 @@ pub struct ErasureRecord {
 }
 
 /// A feature value.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct FeatureValue {
     /// The feature.
     pub feature: ledtrad_protocol::feature::FeatureName,
@@ -266,7 +285,7 @@ pub struct FeatureValue {
 }
 
 /// Stored feedback.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct FeedbackRecord {
     /// The decision that showed the offer.
     pub decision: DecisionId,
@@ -278,8 +297,30 @@ pub struct FeedbackRecord {
     pub at: ledtrad_protocol::UnixTime,
 }
 
+/// Impressions of one offer kept only as a count once their rows were pruned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct ImpressionTotal {
+    /// The offer.
+    pub offer: ledtrad_protocol::OfferId,
+    /// Its campaign.
+    pub campaign: ledtrad_protocol::CampaignId,
+    /// How many impressions were pruned.
+    pub count: u32,
+}
+
+/// Learning answers to one offer kept only as counts once their rows were pruned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct LearningTotal {
+    /// The offer.
+    pub offer: ledtrad_protocol::OfferId,
+    /// Acceptances.
+    pub accepts: u32,
+    /// Dismissals and "not for me".
+    pub rejections: u32,
+}
+
 /// Counts waiting to be reported.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct QueuedReport {
     /// Local day number.
     pub day: u32,
@@ -300,7 +341,7 @@ pub struct QueuedReport {
 }
 
 /// What happened to a batch of signals.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SignalsOutcome {
     /// Aggregated into features.
     pub aggregated: usize,
@@ -308,10 +349,14 @@ pub struct SignalsOutcome {
     pub dropped_no_consent: usize,
     /// Dropped: not a signal input (computed features) or not a finite number.
     pub dropped_invalid: usize,
+    /// The moment the batch raised, if any (its decision's offer goes to `/v1/events`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub raised: Option<Moment>,
 }
 
 /// The agent's state, for the local API and the simulator.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AgentStatus {
     /// The device's pseudonym.
     pub device: DeviceId,
@@ -363,6 +408,24 @@ pub struct AgentStatus {
     /// Whether a report collector announces itself on the broker. Reports wait in the outbox
     /// while none does (see `my_data`'s queued messages).
     pub collector_present: bool,
+    /// The database's size against its budget, and the rows pruned to keep it bounded.
+    pub storage: StorageStatus,
+}
+
+/// The database's size against its budget, and what pruning took to keep it there.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct StorageStatus {
+    /// The database file and its write-ahead log on disk, in bytes.
+    pub database_bytes: u64,
+    /// The budget (`database_budget_bytes` in the config).
+    pub budget_bytes: u64,
+    /// Rows pruned since start because they were past the window the engine reads
+    /// (impressions after a month, answers after 90 days, ...).
+    pub pruned_by_retention: u64,
+    /// Rows pruned since start, oldest first, to get the database back under its budget.
+    pub pruned_by_budget: u64,
+    /// When the agent last pruned, if it has since start.
+    pub last_prune: Option<ledtrad_protocol::UnixTime>,
 }
 
 /// A command that could not be carried out.
@@ -453,6 +516,11 @@ impl AgentHandle {
     /// A recent decision with the reason for every candidate.
     pub async fn decision(&self, id: DecisionId) -> Result<Option<Decision>, AgentError> {
         self.call(|r| Command::Decision(id, r)).await
+    }
+
+    /// The answers given to decision `id`, oldest first.
+    pub async fn answers(&self, id: DecisionId) -> Result<Vec<DecisionAnswer>, AgentError> {
+        self.call(|r| Command::Answers(id, r)).await?
     }
 
     /// Feeds signals into the feature windows.

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::store::{Household, Member};
 
 /// Whether a device serves one person or the household.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Sharing {
     /// One person's device: their consent applies.

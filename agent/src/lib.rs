@@ -28,6 +28,7 @@ pub mod clock;
 pub mod config;
 pub mod core;
 pub mod egress;
+pub mod events;
 pub mod explain;
 pub mod handle;
 pub mod household;
@@ -42,5 +43,7 @@ pub use ledtrad_engine as engine;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{Config, ConfigError, RawConfig, RawKey};
-pub use handle::{AgentError, AgentHandle, AgentStatus, ConsentChange, ConsentView, OfferOutcome, SignalsOutcome};
+pub use handle::{
+    AgentError, AgentHandle, AgentStatus, ConsentChange, ConsentView, OfferOutcome, SignalsOutcome, StorageStatus,
+};
 pub use runtime::{spawn, RunningAgent, StartError};

@@ -1,8 +1,9 @@
 //! The sensor board's link (DESIGN §10): frames from the board's microcontroller, read from a
 //! serial port (a pty works the same) or, for simulation, a TCP socket, on a thread of its own.
 //! Each frame is checked and decoded here ([`ledtrad_protocol::link::FrameDecoder`]); the
-//! runtime counts good, corrupt, cut-off and lost frames and turns summaries into signals. A
-//! broken frame is a counted, logged event, never a crash, and a lost connection is retried.
+//! runtime counts good, corrupt, cut-off and lost frames, turns summaries into signals and
+//! hands door edges on the moment they arrive. A broken frame is a counted, logged event,
+//! never a crash, and a lost connection is retried.
 
 use std::io::Read;
 use std::net::{SocketAddr, TcpStream};
@@ -11,7 +12,7 @@ use std::time::Duration;
 
 use ledtrad_mqtt::Backoff;
 use ledtrad_protocol::feature::FeatureName;
-use ledtrad_protocol::link::{FrameDecoder, LinkError, Scale, Summary};
+use ledtrad_protocol::link::{Event, Frame, FrameDecoder, LinkError, Scale, Summary};
 use ledtrad_protocol::signal::Signal;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
@@ -66,8 +67,10 @@ pub enum LinkEvent {
     Connected,
     /// The source could not be opened or was lost; the reader retries.
     Disconnected(String),
-    /// A good frame.
-    Frame(Summary),
+    /// A good summary frame.
+    Summary(Summary),
+    /// A good event frame: a door edge, just now.
+    Edge(Event),
     /// A frame that failed its checks.
     Corrupt(LinkError),
     /// Bytes of a frame cut off (by the link going quiet or closing).
@@ -75,15 +78,17 @@ pub enum LinkEvent {
 }
 
 /// Frame counts, as the agent's status shows them.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct LinkStatus {
     /// Where frames come from.
     pub source: String,
     /// Whether it is open.
     pub connected: bool,
-    /// Good frames.
+    /// Good frames, summaries and events alike.
     pub frames: u64,
+    /// Good event frames (door edges), counted in `frames` too.
+    pub events: u64,
     /// Frames that failed their checks (COBS, CRC, version, content).
     pub corrupt: u64,
     /// Frames cut off.
@@ -214,7 +219,8 @@ fn read_frames(stream: &mut dyn Read, events: &mpsc::Sender<LinkEvent>) -> Optio
                 for byte in &buf[..n] {
                     let event = match decoder.push(*byte) {
                         None => continue,
-                        Some(Ok(summary)) => LinkEvent::Frame(summary),
+                        Some(Ok(Frame::Summary(summary))) => LinkEvent::Summary(summary),
+                        Some(Ok(Frame::Event(event))) => LinkEvent::Edge(event),
                         Some(Err(e)) => LinkEvent::Corrupt(e),
                     };
                     events.blocking_send(event).ok()?;
@@ -242,7 +248,7 @@ fn read_frames(stream: &mut dyn Read, events: &mpsc::Sender<LinkEvent>) -> Optio
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ledtrad_protocol::link::{encode, Quantity, Reading, Readings, LINK_VERSION, MAX_FRAME};
+    use ledtrad_protocol::link::{encode, Edge, Quantity, Reading, Readings, LINK_VERSION, MAX_FRAME};
     use serialport::SerialPort as _;
 
     fn summary(seq: u8, readings: &[(Quantity, f32)]) -> Summary {
@@ -251,6 +257,10 @@ mod tests {
             r.push(Reading::new(*q, *v));
         }
         Summary { version: LINK_VERSION, seq, readings: r }
+    }
+
+    fn opened(seq: u8) -> Event {
+        Event { version: LINK_VERSION, seq, edge: Edge::DoorOpened }
     }
 
     #[test]
@@ -298,8 +308,8 @@ mod tests {
         assert_eq!((status.frames, status.dropped, status.repeated), (4, 6, 1));
     }
 
-    /// A board on a TCP socket: good frames, a bit flip, a cut-off frame, and the reconnect
-    /// after the board goes away.
+    /// A board on a TCP socket: good frames of both kinds, a bit flip, a cut-off frame, and
+    /// the reconnect after the board goes away.
     #[test]
     fn frames_from_a_socket_are_read_checked_and_counted() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -309,23 +319,25 @@ mod tests {
         let (mut board, _) = listener.accept().unwrap();
         let mut out = [0u8; MAX_FRAME];
         let mut stream = Vec::new();
-        stream.extend_from_slice(encode(&summary(1, &[(Quantity::MilkLevel, 0.5)]), &mut out).unwrap());
-        let mut flipped = encode(&summary(2, &[(Quantity::MilkLevel, 0.4)]), &mut out).unwrap().to_vec();
+        stream.extend_from_slice(encode(summary(1, &[(Quantity::MilkLevel, 0.5)]), &mut out).unwrap());
+        let mut flipped = encode(summary(2, &[(Quantity::MilkLevel, 0.4)]), &mut out).unwrap().to_vec();
         flipped[3] ^= 0x04;
         stream.extend_from_slice(&flipped);
-        stream.extend_from_slice(encode(&summary(3, &[(Quantity::MilkLevel, 0.3)]), &mut out).unwrap());
-        let cut = encode(&summary(4, &[(Quantity::MilkLevel, 0.2)]), &mut out).unwrap().to_vec();
+        stream.extend_from_slice(encode(summary(3, &[(Quantity::MilkLevel, 0.3)]), &mut out).unwrap());
+        stream.extend_from_slice(encode(opened(4), &mut out).unwrap());
+        let cut = encode(summary(5, &[(Quantity::MilkLevel, 0.2)]), &mut out).unwrap().to_vec();
         stream.extend_from_slice(&cut[..cut.len() / 2]);
         std::io::Write::write_all(&mut board, &stream).unwrap();
         let mut seen = Vec::new();
-        while seen.len() < 5 {
+        while seen.len() < 6 {
             seen.push(rx.blocking_recv().unwrap());
         }
         assert_eq!(seen[0], LinkEvent::Connected);
-        assert!(matches!(&seen[1], LinkEvent::Frame(s) if s.seq == 1));
+        assert!(matches!(&seen[1], LinkEvent::Summary(s) if s.seq == 1));
         assert!(matches!(seen[2], LinkEvent::Corrupt(_)));
-        assert!(matches!(&seen[3], LinkEvent::Frame(s) if s.seq == 3));
-        assert_eq!(seen[4], LinkEvent::Incomplete, "the half frame, once the link went quiet");
+        assert!(matches!(&seen[3], LinkEvent::Summary(s) if s.seq == 3));
+        assert_eq!(seen[4], LinkEvent::Edge(opened(4)));
+        assert_eq!(seen[5], LinkEvent::Incomplete, "the half frame, once the link went quiet");
         drop(board);
         assert!(matches!(rx.blocking_recv(), Some(LinkEvent::Disconnected(_))));
         let (_again, _) = listener.accept().unwrap();
@@ -341,9 +353,9 @@ mod tests {
         let _reader = spawn(LinkSource::Serial { path: path.into(), baud: 115_200 }, tx).unwrap();
         assert_eq!(rx.blocking_recv(), Some(LinkEvent::Connected));
         let mut out = [0u8; MAX_FRAME];
-        let frame = encode(&summary(9, &[(Quantity::DoorOpenings, 2.0)]), &mut out).unwrap();
+        let frame = encode(summary(9, &[(Quantity::DoorOpenings, 2.0)]), &mut out).unwrap();
         std::io::Write::write_all(&mut board, frame).unwrap();
-        assert!(matches!(rx.blocking_recv(), Some(LinkEvent::Frame(s)) if s.seq == 9));
+        assert!(matches!(rx.blocking_recv(), Some(LinkEvent::Summary(s)) if s.seq == 9));
         drop(agent_side);
     }
 }

@@ -18,10 +18,12 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
+use crate::api::listen::ApiAddress;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::core::{offline_status, AgentCore, LinkState, MqttEvent, OfferStep, RequestToken};
 use crate::egress::Ack;
+use crate::events::EventHub;
 use crate::handle::{AgentHandle, Command, OfferOutcome};
 use crate::link::LinkEvent;
 use crate::store::{Store, StoreError};
@@ -44,6 +46,7 @@ pub struct RunningAgent {
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
     api: Option<std::net::SocketAddr>,
+    events: Arc<EventHub>,
 }
 
 impl RunningAgent {
@@ -55,6 +58,11 @@ impl RunningAgent {
     /// The local API's bound address, if it runs.
     pub fn api_addr(&self) -> Option<std::net::SocketAddr> {
         self.api
+    }
+
+    /// The events a connected UI follows (`GET /v1/events`), to follow them in-process.
+    pub fn events(&self) -> Arc<EventHub> {
+        self.events.clone()
     }
 
     /// Stops the agent: publishes its offline status, disconnects, and waits for it to end.
@@ -83,6 +91,9 @@ pub enum StartError {
         /// The error.
         source: std::io::Error,
     },
+    /// The local API's Unix socket could not be set up.
+    #[error("local API socket: {0}")]
+    Socket(#[from] crate::api::listen::SocketError),
     /// The local API could not listen.
     #[error("local API on {addr}: {source}; choose another `api` address in the config")]
     Api {
@@ -119,17 +130,28 @@ pub async fn spawn(config: Config, clock: Arc<dyn Clock>) -> Result<RunningAgent
     let (cmd_tx, cmd_rx) = mpsc::channel(256);
     let handle = AgentHandle::from_sender(cmd_tx);
     let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
-    let (api, api_task) = match config.api {
+    let events = Arc::new(EventHub::new(epoch()));
+    let (api, api_task) = match &config.api {
         None => (None, None),
-        Some(addr) => {
+        Some(ApiAddress::Tcp(addr)) => {
+            let addr = *addr;
             let listener =
                 tokio::net::TcpListener::bind(addr).await.map_err(|source| StartError::Api { addr, source })?;
             let bound = listener.local_addr().map_err(|source| StartError::Api { addr, source })?;
             info!(%bound, "local API listening");
-            (Some(bound), Some(crate::api::serve(listener, handle.clone())))
+            (Some(bound), Some(crate::api::serve(listener, handle.clone(), events.clone(), config.ui)))
+        }
+        Some(ApiAddress::Unix(socket)) => {
+            let listener = crate::api::listen::bind_unix(socket)?;
+            info!(socket = %socket.path.display(), mode = format!("{:o}", socket.mode), "local API listening");
+            (None, Some(crate::api::serve(listener, handle.clone(), events.clone(), config.ui)))
         }
     };
-    let shell = Shell { core, clock, waiting: None };
+    let socket = match &config.api {
+        Some(ApiAddress::Unix(socket)) => Some(socket.path.clone()),
+        _ => None,
+    };
+    let shell = Shell { core, clock, waiting: None, events: events.clone() };
     let task = tokio::spawn(async move {
         shell
             .run(mqtt_rx, cmd_rx, link_rx, async {
@@ -139,6 +161,9 @@ pub async fn spawn(config: Config, clock: Arc<dyn Clock>) -> Result<RunningAgent
         if let Some(api) = api_task {
             api.abort();
         }
+        if let Some(path) = socket {
+            let _ = std::fs::remove_file(path);
+        }
         let _ = closing_tx.send(true);
         let mut pump = pump;
         if tokio::time::timeout(Duration::from_secs(2), &mut pump).await.is_err() {
@@ -146,7 +171,14 @@ pub async fn spawn(config: Config, clock: Arc<dyn Clock>) -> Result<RunningAgent
             pump.abort();
         }
     });
-    Ok(RunningAgent { handle, shutdown: Some(shutdown_tx), task, api })
+    Ok(RunningAgent { handle, shutdown: Some(shutdown_tx), task, api, events })
+}
+
+/// Tells this run's event ids from an earlier run's: the real time of the start in
+/// milliseconds (whatever clock the agent decides by).
+fn epoch() -> u64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// How long the broker waits after a connection is lost before it says the device is offline
@@ -261,6 +293,7 @@ struct Shell {
     core: AgentCore,
     clock: Arc<dyn Clock>,
     waiting: Option<(RequestToken, oneshot::Sender<OfferOutcome>)>,
+    events: Arc<EventHub>,
 }
 
 /// The link's next event, or never when there is no link.
@@ -295,9 +328,17 @@ impl Shell {
                 else => break,
             }
             self.answer_waiting();
+            self.publish_events();
         }
         self.core.close();
         self.answer_waiting();
+    }
+
+    /// Hands the core's events to the UI's clients.
+    fn publish_events(&mut self) {
+        while let Some(event) = self.core.poll_event() {
+            self.events.publish(&event);
+        }
     }
 
     /// Hands a request's answer to the caller waiting for it.
@@ -337,6 +378,9 @@ impl Shell {
             }
             Command::SetPresence(present, reply) => {
                 let _ = reply.send(core.set_presence(present));
+            }
+            Command::Answers(id, reply) => {
+                let _ = reply.send(core.answers(id));
             }
             Command::Decision(id, reply) => {
                 let _ = reply.send(core.decision(id));

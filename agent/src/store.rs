@@ -1,5 +1,6 @@
 //! The agent's SQLite storage (DESIGN §9): WAL mode, migrations from `agent/migrations`,
-//! consent writes with `synchronous=FULL`, everything else `NORMAL`.
+//! consent writes with `synchronous=FULL`, everything else `NORMAL`; incremental auto-vacuum,
+//! and every table but the consent ledger pruned to what the engine reads ([`retention`]).
 
 use std::path::{Path, PathBuf};
 
@@ -14,6 +15,9 @@ use serde::Serialize;
 use crate::purge::Purge;
 
 mod consent;
+pub mod retention;
+
+pub use retention::{Kept, Pruned};
 
 /// A storage failure, naming the database file.
 #[derive(Debug, thiserror::Error)]
@@ -41,7 +45,7 @@ impl StoreError {
 }
 
 /// One consent ledger row.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct LedgerRow {
     /// Whose consent.
     pub person: PersonId,
@@ -88,7 +92,7 @@ pub struct OutboxRow {
 }
 
 /// A stored impression.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ImpressionRow {
     /// The decision that showed it.
     pub decision: DecisionId,
@@ -107,7 +111,12 @@ pub struct Store {
 }
 
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![
+    Migrations::new(migrations_up_to(usize::MAX))
+}
+
+/// The first `n` migrations.
+fn migrations_up_to(n: usize) -> Vec<M<'static>> {
+    let all = vec![
         M::up(include_str!("../migrations/0001_initial.sql")),
         M::up(include_str!("../migrations/0002_household.sql")),
         M::up(include_str!("../migrations/0003_erasures.sql")),
@@ -115,7 +124,9 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("../migrations/0005_prompt_answers.sql")),
         M::up(include_str!("../migrations/0006_answers.sql")),
         M::up(include_str!("../migrations/0007_models.sql")),
-    ])
+        M::up(include_str!("../migrations/0008_retention.sql")),
+    ];
+    all.into_iter().take(n).collect()
 }
 
 impl Store {
@@ -134,9 +145,16 @@ impl Store {
         }
         };
         let mut conn = Connection::open(path).map_err(sqlite)?;
+        // Before anything is written: a new database takes incremental auto-vacuum at once.
+        Self::ensure_incremental_vacuum(&conn).map_err(sqlite)?;
         conn.pragma_update(None, "journal_mode", "WAL").map_err(sqlite)?;
+        Self::limit_log(&conn).map_err(sqlite)?;
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(sqlite)?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(sqlite)?;
+        // A small page cache (64 KiB, SQLite's default is 2 MiB): the agent reads little after
+        // start, and the file system caches the rest outside the agent's memory, so the
+        // agent's memory stays the same as the database grows to its budget.
+        conn.pragma_update(None, "cache_size", -64).map_err(sqlite)?;
         // Deleted personal data is overwritten, not left in free pages.
         conn.pragma_update(None, "secure_delete", "ON").map_err(sqlite)?;
         conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(sqlite)?;
@@ -345,8 +363,8 @@ impl Store {
         // Keep the last few versions only; the newest is what counts.
         self.conn
             .execute(
-                &format!("DELETE FROM {table} WHERE version NOT IN (SELECT version FROM {table} ORDER BY version DESC LIMIT 3)"),
-                [],
+                &format!("DELETE FROM {table} WHERE version NOT IN (SELECT version FROM {table} ORDER BY version DESC LIMIT ?1)"),
+                [retention::ENVELOPES_KEPT],
             )
             .map_err(|e| self.err(e))?;
         Ok(())
@@ -406,10 +424,16 @@ impl Store {
         Ok(out)
     }
 
-    /// The highest decision id stored, so numbering continues after a restart.
+    /// The highest decision id stored, so numbering continues after a restart (pruned
+    /// impressions leave theirs in `storage_meta`).
     pub fn last_decision_id(&self) -> Result<u64, StoreError> {
         self.conn
-            .query_row("SELECT COALESCE(MAX(decision_id), 0) FROM impressions", [], |r| r.get::<_, i64>(0))
+            .query_row(
+                "SELECT MAX(COALESCE((SELECT MAX(decision_id) FROM impressions), 0),
+                            COALESCE((SELECT value FROM storage_meta WHERE key = 'last_decision_id'), 0))",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
             .map(|v| u64::try_from(v).unwrap_or(0))
             .map_err(|e| self.err(e))
     }

@@ -13,6 +13,7 @@ pub const PURPOSES_VERSION: u32 = 1;
 
 /// What a person can allow the device to do with data about them. All are off until granted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Purpose {
     /// Use on-device signals to choose offers on the device.
@@ -114,6 +115,7 @@ impl ConsentState {
 
 /// Where a consent change was made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ConsentSource {
     /// The device's own screen.

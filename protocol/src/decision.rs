@@ -18,6 +18,7 @@ pub use crate::id::DecisionId;
 
 /// The outcome of one decision.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Decision {
     /// The decision's number.
     pub id: DecisionId,
@@ -52,6 +53,7 @@ pub struct Decision {
 
 /// Which propensity scorer a decision used.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ScorerUsed {
     /// The offers' built-in logistic scorers (0.5 for an offer without one).
@@ -77,6 +79,7 @@ pub enum ScorerUsed {
 
 /// How a candidate's score was made: `value × priority × max(propensity − penalty, 0)`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ScoreParts {
     /// The offer.
     pub offer: OfferId,
@@ -94,6 +97,7 @@ pub struct ScoreParts {
 
 /// A consent prompt as the device UI shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ShownPrompt {
     /// The prompt.
     pub prompt: PromptId,
@@ -109,6 +113,7 @@ pub struct ShownPrompt {
 
 /// The offer as the device UI shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ShownOffer {
     /// The offer.
     pub offer: OfferId,
@@ -130,6 +135,7 @@ pub struct ShownOffer {
 
 /// One candidate offer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Candidate {
     /// The offer.
     pub offer: OfferId,
@@ -139,6 +145,7 @@ pub struct Candidate {
 
 /// What happened to a candidate.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     /// Shown, with its score.
@@ -160,6 +167,7 @@ pub enum Verdict {
 
 /// Why a candidate was not eligible; one variant per eligibility rule.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Rejection {
     /// The offer is not for this kind of device.
@@ -272,6 +280,7 @@ pub enum Rejection {
 
 /// A feature read during a decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FeatureUse {
     /// The feature.
     pub feature: FeatureName,

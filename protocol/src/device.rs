@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 /// The kinds of device the agent runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum DeviceKind {
     /// A fridge's display board, with shelf, door and temperature sensors.
@@ -42,6 +43,7 @@ impl DeviceKind {
 
 /// A moment: the device event that asks for a decision (DESIGN §8 step 5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Moment {
     /// The fridge door was opened.

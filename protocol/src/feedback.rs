@@ -6,6 +6,7 @@ use crate::id::DecisionId;
 
 /// What the person did with an offer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum FeedbackKind {
     /// "Yes, please."
@@ -20,6 +21,7 @@ pub enum FeedbackKind {
 
 /// Feedback on the offer a decision showed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Feedback {
     /// The decision that showed the offer.

@@ -44,6 +44,18 @@ pub fn hash_fraction(bytes: impl IntoIterator<Item = u8>) -> f64 {
     fraction
 }
 
+/// The OpenAPI schema of a checked id: what `try_new` accepts.
+#[cfg(feature = "openapi")]
+fn id_schema(what: &str) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .description(Some(alloc::format!("A {what}: 1 to {MAX_ID_LEN} characters of a-z, 0-9, '-', '_' and '.'.")))
+        .min_length(Some(1))
+        .max_length(Some(MAX_ID_LEN))
+        .pattern(Some("^[a-z0-9._-]+$"))
+        .into()
+}
+
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident, $what:literal) => {
         $(#[$doc])*
@@ -100,6 +112,20 @@ macro_rules! id_type {
         impl Serialize for $name {
             fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
                 s.serialize_str(&self.0)
+            }
+        }
+
+        #[cfg(feature = "openapi")]
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                id_schema($what)
+            }
+        }
+
+        #[cfg(feature = "openapi")]
+        impl utoipa::ToSchema for $name {
+            fn name() -> alloc::borrow::Cow<'static, str> {
+                alloc::borrow::Cow::Borrowed(stringify!($name))
             }
         }
 
@@ -187,5 +213,6 @@ mod tests {
 
 /// A decision's number on its device, increasing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(transparent)]
 pub struct DecisionId(pub u64);

@@ -26,6 +26,8 @@
 //! - [`topic`]: the MQTT topic scheme, built and parsed only here.
 //! - [`broker`]: broker addresses as users write them (`mqtt://HOST:PORT`).
 //! - [`codec`]: JSON (operators, local API) and postcard (device links, envelopes).
+//! - `openapi` (feature `openapi`): schemas of the hand-written serde shapes, for the agent's
+//!   local API description; the other types derive theirs beside their serde attributes.
 #![cfg_attr(not(feature = "std"), no_std)]
 
 #[cfg(feature = "alloc")]
@@ -88,6 +90,8 @@ pub mod link;
 pub mod model;
 #[cfg(feature = "alloc")]
 pub mod offers;
+#[cfg(feature = "openapi")]
+mod openapi;
 #[cfg(feature = "alloc")]
 pub use catalogue::prompt;
 #[cfg(feature = "alloc")]

@@ -9,6 +9,7 @@ use crate::id::CampaignId;
 
 /// The arm of a campaign a device is in (treatment orders first).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Arm {
     /// Shown offers.

@@ -11,6 +11,7 @@ pub const MAX_SIGNALS_PER_BATCH: usize = 256;
 
 /// One reading: a level (0–1 for shelf items), a count increment, a share.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Signal {
     /// The feature it feeds.
@@ -21,6 +22,7 @@ pub struct Signal {
 
 /// Several signals at once.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SignalBatch {
     /// The signals, applied in order.

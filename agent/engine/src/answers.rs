@@ -32,8 +32,15 @@ pub struct OfferAnswers {
     blocked: UnixTime,
     /// Taken up.
     converted: bool,
-    /// Its answers within [`MEMORY_SECS`], oldest first, at most [`MAX_LOGGED`].
-    log: VecDeque<(UnixTime, FeedbackKind)>,
+    /// Its answers within [`MEMORY_SECS`], oldest first, at most [`MAX_LOGGED`]: 32-bit
+    /// seconds (good until 2106; later ones saturate, which keeps their order) and the kind, 8
+    /// bytes an answer.
+    log: VecDeque<(u32, FeedbackKind)>,
+}
+
+/// A time as the log keeps it.
+fn short(t: UnixTime) -> u32 {
+    u32::try_from(t.secs()).unwrap_or(u32::MAX)
 }
 
 impl OfferAnswers {
@@ -59,8 +66,8 @@ impl Answers {
     pub fn record(&mut self, offer: &OfferId, category: Option<&str>, kind: FeedbackKind, at: UnixTime) {
         let record = self.offers.entry(offer.clone()).or_default();
         // Stored answers come back in the order they were given; keep the log sorted anyway.
-        let i = record.log.partition_point(|(t, _)| *t <= at);
-        record.log.insert(i, (at, kind));
+        let i = record.log.partition_point(|(t, _)| *t <= short(at));
+        record.log.insert(i, (short(at), kind));
         if record.log.len() > MAX_LOGGED {
             record.log.pop_front();
         }
@@ -107,14 +114,16 @@ impl Answers {
         after: Option<UnixTime>,
     ) -> Option<(UnixTime, FeedbackKind)> {
         let log = &self.offers.get(offer)?.log;
+        let (from, after) = (short(from), after.map(short));
         let start = log.partition_point(|(t, _)| *t < from || after.is_some_and(|a| *t <= a));
-        log.range(start..).find(|(_, k)| kind.is_none_or(|kind| *k == kind)).copied()
+        let (at, kind) = log.range(start..).find(|(_, k)| kind.is_none_or(|kind| *k == kind)).copied()?;
+        Some((UnixTime(u64::from(at)), kind))
     }
 
     /// Forgets logged answers older than [`MEMORY_SECS`] at `now`, and blocks and suppressions
     /// that have ended.
     pub fn expire(&mut self, now: UnixTime) {
-        let from = UnixTime(now.secs().saturating_sub(MEMORY_SECS));
+        let from = short(UnixTime(now.secs().saturating_sub(MEMORY_SECS)));
         self.offers.retain(|_, record| {
             while record.log.front().is_some_and(|(t, _)| *t < from) {
                 record.log.pop_front();

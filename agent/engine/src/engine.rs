@@ -9,7 +9,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use ledtrad_protocol::consent::ConsentState;
-use ledtrad_protocol::decision::{Decision, DecisionId};
+use ledtrad_protocol::decision::{Decision, DecisionId, ShownPrompt};
 use ledtrad_protocol::feedback::FeedbackKind;
 use ledtrad_protocol::signal::Signal;
 use ledtrad_protocol::{CampaignId, OfferId, Purpose, UnixTime};
@@ -80,20 +80,71 @@ pub struct Engine {
     slots_for: Option<usize>,
 }
 
-/// A recent decision without its candidates, whether it was answered, and what its offer
-/// (shown or held out) is about.
+/// A recent decision as feedback needs it: what its offer (shown or held out) is, whether it
+/// was answered, and what purges need. It holds no data of its own on the heap (the offer is
+/// found in the catalogue it came from, which it shares), so the last [`RECENT_DECISIONS`]
+/// take the same memory from the first day on; the decision itself stays only in its
+/// [`Trace`], for the last [`RECENT_TRACES`].
 #[derive(Debug, Clone)]
 struct Recent {
-    decision: Decision,
+    id: DecisionId,
+    catalogue_version: Option<u64>,
+    /// The offer shown or held out, if any.
+    subject: Option<Answerable>,
+    /// Whether `subject` was held out (the decision showed nothing).
+    held_out: bool,
+    /// A consent prompt put instead of an offer.
+    prompt: Option<Box<ShownPrompt>>,
+    /// Whether the decision used anything personal.
+    personal: bool,
     answered: bool,
-    subject: Option<Subject>,
 }
 
-/// A decision's verdict on every offer of the catalogue it was made on, by position: recording
-/// it costs a decision no copy of the offers' ids; [`Engine::decision`] names them.
+impl Recent {
+    /// Whether the decision showed, held out and prompted nothing.
+    fn open(&self) -> bool {
+        self.subject.is_none() && self.prompt.is_none()
+    }
+}
+
+/// The offer a recent decision showed or held out.
+#[derive(Debug, Clone)]
+enum Answerable {
+    /// An offer of a catalogue, by position (the catalogue is shared, not copied).
+    Catalogue(Arc<AppliedCatalogue>, u32),
+    /// An offer of the offer service's, whose catalogue was made for that one decision.
+    Service(Box<(OfferId, Subject)>),
+}
+
+impl Answerable {
+    fn offer(&self) -> &OfferId {
+        match self {
+            Self::Catalogue(c, i) => &c.offers[*i as usize].offer.id,
+            Self::Service(s) => &s.0,
+        }
+    }
+
+    fn campaign(&self) -> &CampaignId {
+        match self {
+            Self::Catalogue(c, i) => &c.offers[*i as usize].offer.campaign,
+            Self::Service(s) => &s.1.campaign,
+        }
+    }
+
+    fn category(&self) -> String {
+        match self {
+            Self::Catalogue(c, i) => c.offers[*i as usize].category.path().to_string(),
+            Self::Service(s) => s.1.category.clone(),
+        }
+    }
+}
+
+/// A recent decision, without its candidates, and its verdict on every offer of the catalogue
+/// it was made on, by position: recording it costs a decision no copy of the offers' ids;
+/// [`Engine::decision`] names them.
 #[derive(Debug, Clone)]
 struct Trace {
-    decision: DecisionId,
+    decision: Decision,
     /// `None` for a decision made without a catalogue.
     catalogue: Option<Arc<AppliedCatalogue>>,
     verdicts: Verdicts,
@@ -212,9 +263,8 @@ impl Engine {
             // Decisions made with personal features are derived data too: their traces and
             // "why" texts say what the device knew.
             let before = self.recent.len();
-            self.recent.retain(|r| !is_personal(&r.decision));
-            let recent = &self.recent;
-            self.traces.retain(|t| recent.iter().any(|r| r.decision.id == t.decision));
+            self.recent.retain(|r| !r.personal);
+            self.traces.retain(|t| !is_personal(&t.decision));
             (self.history.purge_learning(), before - self.recent.len())
         };
         Purged { features, posteriors, decisions }
@@ -258,6 +308,20 @@ impl Engine {
         self.history.record_impression(offer, campaign, at);
     }
 
+    /// Hands back, on start, impressions storage pruned but still counts for good: all-time
+    /// caps add them.
+    pub fn restore_impression_total(&mut self, offer: &OfferId, campaign: &CampaignId, count: u32) {
+        self.history.record_untimed(offer, campaign, count);
+    }
+
+    /// Hands back, on start, feedback counts storage folded from pruned learning rows (only
+    /// used with `personalise`).
+    pub fn restore_posterior_counts(&mut self, offer: &OfferId, accepts: u32, rejections: u32) {
+        if self.consent.allows(Purpose::Personalise) {
+            self.history.record_posterior_counts(offer, accepts, rejections);
+        }
+    }
+
     /// Hands back stored feedback on start (only used with `personalise`).
     pub fn restore_feedback(&mut self, offer: &OfferId, kind: FeedbackKind) {
         if self.consent.allows(Purpose::Personalise) {
@@ -268,5 +332,16 @@ impl Engine {
     /// Continues decision numbering after a restart.
     pub fn resume_decision_ids(&mut self, next: u64) {
         self.next_decision = self.next_decision.max(next);
+    }
+}
+
+#[cfg(test)]
+mod recent_size {
+    /// The last [`super::RECENT_DECISIONS`] decisions are kept for feedback as small records,
+    /// not copies of the decisions (about 1 KB each with a real catalogue).
+    #[test]
+    fn a_decision_kept_for_feedback_is_a_small_record() {
+        let size = std::mem::size_of::<super::Recent>();
+        assert!(size <= 64, "{size} bytes");
     }
 }

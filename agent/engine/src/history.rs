@@ -52,14 +52,22 @@ pub const KEEP_SECS: u64 = 30 * DAY_SECS;
 pub const MAX_KEPT: usize = 10_000;
 
 /// Impression times of one key, oldest first, within [`KEEP_SECS`], plus an all-time count.
+/// Times are kept as 32-bit Unix seconds (good until 2106; later ones saturate, which keeps
+/// their order), half the memory of a month of impressions.
 #[derive(Debug, Clone, Default)]
 pub struct Times {
-    at: VecDeque<UnixTime>,
+    at: VecDeque<u32>,
     total: u32,
+}
+
+/// A time as [`Times`] keeps it.
+fn short(t: UnixTime) -> u32 {
+    u32::try_from(t.secs()).unwrap_or(u32::MAX)
 }
 
 impl Times {
     fn push(&mut self, at: UnixTime) {
+        let at = short(at);
         // Stored events may come back out of order on start; keep the deque sorted.
         let i = self.at.partition_point(|t| *t <= at);
         self.at.insert(i, at);
@@ -69,7 +77,13 @@ impl Times {
         self.total = self.total.saturating_add(1);
     }
 
+    /// Adds impressions that are counted for good but no longer timed (pruned from storage).
+    fn add_untimed(&mut self, count: u32) {
+        self.total = self.total.saturating_add(count);
+    }
+
     fn since(&self, from: UnixTime) -> u32 {
+        let from = short(from);
         // Most offers were last shown before most windows began: no search then.
         if self.at.back().is_none_or(|last| *last < from) {
             return 0;
@@ -80,15 +94,17 @@ impl Times {
 
     /// The first impression at or after `from`, and after `after` if given.
     pub fn first_since(&self, from: UnixTime, after: Option<UnixTime>) -> Option<UnixTime> {
+        let (from, after) = (short(from), after.map(short));
         let i = self.at.partition_point(|t| *t < from || after.is_some_and(|a| *t <= a));
-        self.at.get(i).copied()
+        self.at.get(i).map(|t| UnixTime(u64::from(*t)))
     }
 
     fn last(&self) -> Option<UnixTime> {
-        self.at.back().copied()
+        self.at.back().map(|t| UnixTime(u64::from(*t)))
     }
 
     fn forget_before(&mut self, from: UnixTime) {
+        let from = short(from);
         while self.at.front().is_some_and(|t| *t < from) {
             self.at.pop_front();
         }
@@ -134,6 +150,15 @@ impl History {
         self.campaigns.entry(campaign.clone()).or_default().push(at);
         self.device.push(at);
         slot
+    }
+
+    /// Counts `count` impressions of `offer` (of `campaign`) for good, without their times:
+    /// what storage folded into lifetime counts, handed back on start so all-time caps hold.
+    pub fn record_untimed(&mut self, offer: &OfferId, campaign: &CampaignId, count: u32) {
+        let slot = self.slot_for(offer);
+        self.records[slot as usize].times.add_untimed(count);
+        self.campaigns.entry(campaign.clone()).or_default().add_untimed(count);
+        self.device.add_untimed(count);
     }
 
     /// The slot of `offer`'s record, if it has one.
@@ -209,6 +234,14 @@ impl History {
         }
     }
 
+    /// Adds folded feedback counts to `offer`'s posterior (storage folds old learning rows).
+    pub fn record_posterior_counts(&mut self, offer: &OfferId, accepts: u32, rejections: u32) {
+        let slot = self.slot_for(offer);
+        let p = &mut self.records[slot as usize].posterior;
+        p.accepts = p.accepts.saturating_add(accepts);
+        p.rejections = p.rejections.saturating_add(rejections);
+    }
+
     /// `offer`'s posterior.
     pub fn posterior(&self, offer: &OfferId) -> Posterior {
         self.offer(offer).map(|r| r.posterior).unwrap_or_default()
@@ -269,6 +302,12 @@ mod tests {
         h.expire(day_start.plus_secs(40 * DAY_SECS));
         assert_eq!(h.offer_count(&offer, Window::Month, day_start.plus_secs(40 * DAY_SECS), today), 0);
         assert_eq!(h.offer_count(&offer, Window::Total, now, today), 4);
+        // Counts folded from pruned rows add to every all-time total and to no window.
+        h.record_untimed(&offer, &campaign, 3);
+        assert_eq!(h.offer_count(&offer, Window::Total, now, today), 7);
+        assert_eq!(h.campaign_count(&campaign, Window::Total, now, today), 7);
+        assert_eq!(h.device_count(Window::Total, now, today), 7);
+        assert_eq!(h.device_count(Window::Week, now, today), 0);
     }
 
     #[test]

@@ -230,6 +230,19 @@ impl Refusal {
         matches!(self, Self::AlreadyApplied { .. } | Self::NotInRollout { .. })
     }
 
+    /// The refused envelope's version, where it could be read.
+    pub fn version(&self) -> Option<u64> {
+        match self {
+            Self::AlreadyApplied { version }
+            | Self::NotInRollout { version, .. }
+            | Self::Expired { version, .. }
+            | Self::Invalid { version, .. }
+            | Self::InvalidModel { version, .. } => Some(*version),
+            Self::Rollback { got, .. } => Some(*got),
+            _ => None,
+        }
+    }
+
     /// Whether the payload was not a readable envelope at all (counted as malformed).
     pub fn is_malformed(&self) -> bool {
         matches!(self, Self::Malformed { .. } | Self::Oversize { .. })

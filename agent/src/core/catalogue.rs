@@ -8,6 +8,7 @@ use tracing::{debug, error, info, warn};
 
 use super::AgentCore;
 use crate::clock::Now;
+use crate::events::{CatalogueEvent, UiEvent};
 use crate::store::{Store, StoreError};
 
 /// What the core knows of the signed artefacts it was sent.
@@ -76,6 +77,7 @@ impl AgentCore {
                 self.inbound.last_refusal = None;
                 self.inbound.rollout_waiting = None;
                 info!(version, offers, "catalogue applied");
+                self.catalogue_event(Some(version), None);
             }
             Err(Refusal::AlreadyApplied { version }) => {
                 debug!(version, "the applied catalogue was republished (a staged rollout widened or completed)");
@@ -92,6 +94,7 @@ impl AgentCore {
                 self.inbound.refused += 1;
                 warn!(kept = ?self.version(), "catalogue refused: {refusal}");
                 self.inbound.last_refusal = Some(refusal.to_string());
+                self.catalogue_event(refusal.version(), Some(refusal.to_string()));
             }
         }
         self.publish_status();
@@ -120,6 +123,12 @@ impl AgentCore {
             }
         }
         self.publish_status();
+    }
+
+    /// Tells a connected UI of a catalogue applied (no `refusal`) or refused.
+    fn catalogue_event(&mut self, version: Option<u64>, refusal: Option<String>) {
+        let event = CatalogueEvent { version, applied: refusal.is_none(), reason: refusal };
+        self.ui_events.push_back(UiEvent::Catalogue(event));
     }
 
     pub(super) fn version(&self) -> Option<u64> {

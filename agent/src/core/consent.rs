@@ -170,5 +170,9 @@ impl AgentCore {
                 "consent in force changed"
             );
         }
+        match self.consent_view() {
+            Ok(view) => self.ui_events.push_back(crate::events::UiEvent::Consent(view)),
+            Err(e) => tracing::warn!("the consent view for the UI's events: {e}"),
+        }
     }
 }

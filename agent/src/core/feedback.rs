@@ -59,4 +59,17 @@ impl AgentCore {
         }
         queued
     }
+
+    /// The answers given to decision `id`, oldest first.
+    pub fn answers(
+        &self,
+        id: ledtrad_protocol::decision::DecisionId,
+    ) -> Result<Vec<crate::handle::DecisionAnswer>, AgentError> {
+        let rows = self.store.feedback_rows().map_err(super::storage)?;
+        Ok(rows
+            .into_iter()
+            .filter(|(decision, ..)| *decision == id)
+            .map(|(_, _, kind, at)| crate::handle::DecisionAnswer { kind, at })
+            .collect())
+    }
 }

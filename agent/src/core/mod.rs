@@ -15,13 +15,15 @@ mod catalogue;
 mod consent;
 mod feedback;
 mod link;
+mod moments;
 mod my_data;
 mod requests;
 mod status;
+mod storage;
 #[cfg(test)]
 mod tests;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
 use std::time::Duration;
 
 use ledtrad_engine::{DeviceProfile, Engine, SignalOutcome};
@@ -33,12 +35,14 @@ use tracing::{debug, error, info, warn};
 use crate::clock::Now;
 use crate::config::Config;
 use crate::egress::{Ack, Egress};
+use crate::events::UiEvent;
 use crate::handle::{AgentError, SignalsOutcome};
 use crate::household::{askable, effective};
 use crate::reports::Tally;
 use crate::store::{Store, StoreError};
 
 pub use link::LinkState;
+pub use moments::MomentRules;
 pub use requests::{OfferStep, RequestToken};
 pub(crate) use status::offline_status;
 pub use status::AGENT_VERSION;
@@ -101,6 +105,12 @@ pub struct AgentCore {
     requests: requests::Requests,
     /// The sensor board's link, if the config names one.
     link: Option<LinkState>,
+    /// What raises moments.
+    moments: moments::Moments,
+    /// Events for a connected UI, oldest first, until the shell takes them.
+    ui_events: VecDeque<UiEvent>,
+    /// What pruning the database did.
+    storage: storage::Storage,
 }
 
 /// The broker connection as the core follows it.
@@ -152,6 +162,9 @@ impl AgentCore {
             present: None,
             requests: requests::Requests::default(),
             link,
+            moments: moments::Moments::default(),
+            ui_events: VecDeque::new(),
+            storage: storage::Storage::default(),
         })
     }
 
@@ -244,13 +257,15 @@ impl AgentCore {
     }
 
     /// Now and then: expire old feature values, report completed days (at most once a day
-    /// per campaign: a day's counts are reported once it is over), retry the outbox and
-    /// subscriptions the client's queue did not take, and ask again for a missing collector.
+    /// per campaign: a day's counts are reported once it is over), keep the database bounded
+    /// (once a day, or when it is over its budget), retry the outbox and subscriptions the
+    /// client's queue did not take, and ask again for a missing collector.
     pub fn handle_tick(&mut self, now: Now) {
         let dropped = self.engine.handle_timeout(now.wall);
         if dropped > 0 {
             debug!(dropped, "feature values past their retention dropped");
         }
+        self.keep_storage_bounded(now);
         let today = self.local_day(now.wall);
         if self.tally.oldest_day().is_some_and(|day| day < today) {
             let queued = self.queue_reports(today, now);
@@ -268,17 +283,26 @@ impl AgentCore {
         }
     }
 
-    /// Signals handed in by the device maker.
+    /// Signals handed in by the device maker; they may raise a moment (see `moments`).
     pub fn handle_signals(&mut self, signals: Vec<ledtrad_protocol::signal::Signal>, now: Now) -> SignalsOutcome {
         let mut outcome = SignalsOutcome::default();
+        let mut taken = Vec::with_capacity(signals.len());
         for signal in signals {
-            match self.engine.handle_signal(signal, now.wall) {
+            let result = self.engine.handle_signal(signal, now.wall);
+            match result {
                 SignalOutcome::Aggregated => outcome.aggregated += 1,
                 SignalOutcome::DroppedNoConsent => outcome.dropped_no_consent += 1,
                 SignalOutcome::DroppedComputed | SignalOutcome::DroppedOutOfRange => outcome.dropped_invalid += 1,
             }
+            taken.push((signal, result));
         }
+        outcome.raised = self.raise_from_signals(&taken, moments::Origin::Api, now);
         outcome
+    }
+
+    /// An event for a connected UI, if one is waiting (oldest first).
+    pub fn poll_event(&mut self) -> Option<UiEvent> {
+        self.ui_events.pop_front()
     }
 
     /// A recent decision.
@@ -369,13 +393,21 @@ fn profile(config: &Config) -> DeviceProfile {
 }
 
 /// Hands the engine what it needs of the past: impressions (caps look back 30 days at most,
-/// besides all-time totals), feedback, answers, decision numbering and prompt refusals.
+/// besides all-time totals, which add the counts folded from pruned impressions), feedback
+/// (and the counts folded from pruned learning rows), answers, decision numbering and prompt
+/// refusals.
 fn restore_history(engine: &mut Engine, store: &Store, now: UnixTime) -> Result<(), StoreError> {
     for row in store.impressions_since(UnixTime(0))? {
         engine.restore_impression(&row.offer, &row.campaign, row.at);
     }
+    for (offer, campaign, count) in store.impression_totals()? {
+        engine.restore_impression_total(&offer, &campaign, count);
+    }
     for (offer, kind) in store.feedback()? {
         engine.restore_feedback(&offer, kind);
+    }
+    for (offer, accepts, rejections) in store.learning_totals()? {
+        engine.restore_posterior_counts(&offer, accepts, rejections);
     }
     let ninety_days = ledtrad_engine::answers::NOT_FOR_ME_SECS;
     for (offer, category, kind, at) in store.answers_since(UnixTime(now.secs().saturating_sub(ninety_days)))? {

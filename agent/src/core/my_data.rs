@@ -4,12 +4,18 @@ use ledtrad_protocol::{PersonId, UnixTime};
 
 use super::{storage, AgentCore};
 use crate::clock::Now;
-use crate::handle::{AgentError, ErasureRecord, FeatureValue, FeedbackRecord, MyData, QueuedMessage, QueuedReport};
+use crate::handle::{
+    AgentError, ErasureRecord, FeatureValue, FeedbackRecord, ImpressionTotal, LearningTotal, MyData, QueuedMessage,
+    QueuedReport,
+};
 use crate::household::Sharing;
 use crate::store::Household;
 
 /// What the device's own data holds about a person (empty when it is not about them).
 type DeviceData = (Vec<FeatureValue>, Vec<crate::store::ImpressionRow>, Vec<FeedbackRecord>, Vec<QueuedReport>);
+
+/// What pruning kept of impressions and learning answers, as counts.
+type Totals = (Vec<ImpressionTotal>, Vec<LearningTotal>);
 
 impl AgentCore {
     /// Whether the device's own data is about `person`.
@@ -39,6 +45,7 @@ impl AgentCore {
         let queued_messages = if about { self.queued_messages()? } else { Vec::new() };
         let (features, impressions, feedback, queued_reports) =
             if about { self.device_data(now)? } else { (Vec::new(), Vec::new(), Vec::new(), Vec::new()) };
+        let (impression_totals, learning_totals) = if about { self.totals()? } else { (Vec::new(), Vec::new()) };
         Ok(MyData {
             person,
             device: self.config.device.clone(),
@@ -49,9 +56,26 @@ impl AgentCore {
             features,
             impressions,
             feedback,
+            impression_totals,
+            learning_totals,
             queued_reports,
             queued_messages,
         })
+    }
+
+    fn totals(&self) -> Result<Totals, AgentError> {
+        let impressions = self.store.impression_totals().map_err(storage)?;
+        let learning = self.store.learning_totals().map_err(storage)?;
+        Ok((
+            impressions
+                .into_iter()
+                .map(|(offer, campaign, count)| ImpressionTotal { offer, campaign, count })
+                .collect(),
+            learning
+                .into_iter()
+                .map(|(offer, accepts, rejections)| LearningTotal { offer, accepts, rejections })
+                .collect(),
+        ))
     }
 
     /// Messages waiting in the outbox. Rows the broker acknowledged wait out

@@ -118,8 +118,14 @@ impl AgentCore {
     }
 
     /// An answer a request's caller waits for, if one is ready.
+    /// (Answers to moments the agent raised itself become `offer` events instead.)
     pub fn poll_answer(&mut self) -> Option<(RequestToken, OfferOutcome)> {
-        self.requests.answers.pop()
+        while let Some((token, outcome)) = self.requests.answers.pop() {
+            if !self.answer_raised(token, &outcome) {
+                return Some((token, outcome));
+            }
+        }
+        None
     }
 
     /// The random draws of one decision.

@@ -66,6 +66,7 @@ impl AgentCore {
             link: self.link.as_ref().map(|l| l.status().clone()),
             storage_error: self.storage_failing.clone(),
             collector_present: self.egress.collector_present(),
+            storage: self.storage_status(),
         }
     }
 }

@@ -55,8 +55,15 @@ fn grant(core: &mut AgentCore, person: Option<&str>, purpose: Purpose, granted: 
 }
 
 fn example_envelope() -> Vec<u8> {
+    envelope_with(|_| {})
+}
+
+/// The example catalogue, changed by `edit` first, signed as version 1.
+fn envelope_with(edit: impl FnOnce(&mut toml::Table)) -> Vec<u8> {
     let text = include_str!("../../../examples/catalogues/home.toml");
-    let value = serde_json::to_value(text.parse::<toml::Table>().unwrap()).unwrap();
+    let mut table = text.parse::<toml::Table>().unwrap();
+    edit(&mut table);
+    let value = serde_json::to_value(table).unwrap();
     let signed = SignedCatalogue {
         fleet: ledtrad_protocol::FleetId::try_new("home").unwrap(),
         version: 1,
@@ -182,4 +189,162 @@ fn an_answer_with_the_requests_correlation_is_decided_on_and_a_revocation_drops_
     let (token, outcome) = core.poll_answer().expect("the revocation answers the caller at once");
     assert_eq!((token, outcome.request.map(|r| r.answered)), (second, Some(false)));
     assert_eq!(core.poll_timeout(), None);
+}
+
+fn butter(value: f64) -> Vec<ledtrad_protocol::signal::Signal> {
+    let feature = ledtrad_protocol::feature::FeatureName::try_new("fridge.butter.level").unwrap();
+    vec![ledtrad_protocol::signal::Signal { feature, value }]
+}
+
+fn offer_events(core: &mut AgentCore) -> Vec<crate::events::OfferBody> {
+    std::iter::from_fn(|| core.poll_event())
+        .filter_map(|e| match e {
+            UiEvent::Offer(body) => Some(*body),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_level_running_low_raises_inventory_low_and_queues_what_it_shows() {
+    let (mut core, _rx) = build_core("sharing = \"personal\"\ncamouflage_share = 0.0");
+    core.handle_mqtt(publish(Topic::Catalogue(core.config.fleet.clone()), example_envelope(), None), at(0, 0));
+    grant(&mut core, None, Purpose::Personalise, true);
+    let _ = offer_events(&mut core);
+
+    assert_eq!(core.handle_signals(butter(0.6), at(10, 10)).raised, None);
+    let outcome = core.handle_signals(butter(0.1), at(20, 20));
+    assert_eq!(outcome.raised, Some(Moment::InventoryLow));
+    let shown = offer_events(&mut core);
+    assert_eq!(shown.len(), 1, "one offer event");
+    assert_eq!(shown[0].moment, Moment::InventoryLow);
+    let offer = shown[0].offer.as_ref().expect("an offer to show");
+    assert_eq!(offer.offer.as_str(), "butter-refill");
+    assert!(offer.personalised);
+    assert!(core.decision(shown[0].decision).is_some(), "the same decision GET /v1/offer makes, with its trace");
+
+    assert_eq!(core.handle_signals(butter(0.05), at(30, 30)).raised, None, "still low: once");
+}
+
+#[test]
+fn a_raised_moment_obeys_consent_and_the_caps() {
+    let (mut core, _rx) = build_core("sharing = \"personal\"");
+    core.handle_mqtt(publish(Topic::Catalogue(core.config.fleet.clone()), example_envelope(), None), at(0, 0));
+    let _ = offer_events(&mut core);
+    // Without personalise the engine does not take the level, and nothing is raised from it.
+    assert_eq!(core.handle_signals(butter(0.1), at(10, 10)).raised, None);
+    assert!(offer_events(&mut core).is_empty());
+
+    // A door edge is raised whatever the consent; its offers are then contextual.
+    let door = vec![ledtrad_protocol::signal::Signal {
+        feature: ledtrad_protocol::feature::FeatureName::try_new("fridge.door.opens").unwrap(),
+        value: 1.0,
+    }];
+    let mut shown = 0;
+    for i in 0..20u64 {
+        assert_eq!(core.handle_signals(door.clone(), at(100 + i * 60, 100 + i)).raised, Some(Moment::DoorOpened));
+        for body in offer_events(&mut core) {
+            assert!(!body.offer.as_ref().is_some_and(|o| o.personalised), "nothing personal without consent");
+            shown += 1;
+        }
+    }
+    assert!(shown > 0, "some door openings show an offer");
+    assert!(shown <= 6, "the hourly cap holds for raised moments too: {shown} shown in 20 minutes");
+    assert_eq!(core.moments.raised, 20, "every raised moment decided");
+}
+
+#[test]
+fn moments_of_another_device_kind_or_with_raising_off_are_not_raised() {
+    let (mut core, _rx) = build_core("raise_moments = false");
+    core.handle_mqtt(publish(Topic::Catalogue(core.config.fleet.clone()), example_envelope(), None), at(0, 0));
+    grant(&mut core, None, Purpose::Personalise, true);
+    assert_eq!(core.handle_signals(butter(0.1), at(10, 10)).raised, None);
+    assert!(offer_events(&mut core).is_empty());
+
+    let (mut core, _rx) = build_core("");
+    let unlock = vec![ledtrad_protocol::signal::Signal {
+        feature: ledtrad_protocol::feature::FeatureName::try_new("lockscreen.unlocks").unwrap(),
+        value: 1.0,
+    }];
+    assert_eq!(core.handle_signals(unlock, at(10, 10)).raised, None, "a fridge has no lock screen");
+}
+
+#[test]
+fn the_ui_hears_of_consent_changes_and_catalogues() {
+    let (mut core, _rx) = build_core("");
+    core.handle_mqtt(publish(Topic::Catalogue(core.config.fleet.clone()), example_envelope(), None), at(0, 0));
+    core.handle_mqtt(publish(Topic::Catalogue(core.config.fleet.clone()), b"junk".to_vec(), None), at(0, 0));
+    grant(&mut core, None, Purpose::Measure, true);
+    let events: Vec<_> = std::iter::from_fn(|| core.poll_event()).collect();
+    let names: Vec<_> = events.iter().map(UiEvent::name).collect();
+    assert_eq!(names, ["catalogue", "catalogue", "consent"]);
+    let UiEvent::Catalogue(applied) = &events[0] else { unreachable!() };
+    assert!(applied.applied && applied.version == Some(1));
+    let UiEvent::Catalogue(refused) = &events[1] else { unreachable!() };
+    assert!(!refused.applied && refused.reason.is_some());
+    let UiEvent::Consent(view) = &events[2] else { unreachable!() };
+    assert!(view.allows(Purpose::Measure));
+}
+
+#[test]
+fn a_raised_moment_in_quiet_hours_shows_nothing() {
+    let (mut core, _rx) = build_core("sharing = \"personal\"");
+    let quiet = envelope_with(|t| {
+        let policy = "quiet_hours = { from = 22, to = 7 }".parse::<toml::Table>().unwrap();
+        t.insert("policy".into(), toml::Value::Table(policy));
+    });
+    core.handle_mqtt(publish(Topic::Catalogue(core.config.fleet.clone()), quiet, None), at(0, 0));
+    assert_eq!(core.status().catalogue_version, Some(1));
+    let _ = offer_events(&mut core);
+    let door = vec![ledtrad_protocol::signal::Signal {
+        feature: ledtrad_protocol::feature::FeatureName::try_new("fridge.door.opens").unwrap(),
+        value: 1.0,
+    }];
+    // T0 is 10:00 UTC (the config's offset is 0): 23:00 is quiet, 10:00 the next day is not.
+    assert_eq!(core.handle_signals(door.clone(), at(13 * 3600, 1)).raised, Some(Moment::DoorOpened));
+    assert!(offer_events(&mut core).is_empty(), "nothing shown in quiet hours");
+    assert_eq!(core.handle_signals(door, at(24 * 3600, 2)).raised, Some(Moment::DoorOpened));
+    assert_eq!(offer_events(&mut core).len(), 1, "the same moment shows an offer outside them");
+}
+
+#[test]
+fn a_database_over_its_budget_is_pruned_on_the_tick_and_the_status_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let (tx, _rx) = flume::bounded(1_000);
+    let store = Store::open(&dir.path().join("agent.db")).unwrap();
+    let rng = rand::rngs::StdRng::seed_from_u64(7);
+    let config = build_config("database_budget_bytes = 262144\nsharing = \"personal\"");
+    let mut core = AgentCore::restore(config, store, AsyncClient::from_senders(tx), rng, None, at(0, 0)).unwrap();
+    grant(&mut core, None, Purpose::Measure, true);
+    core.store.enqueue(Purpose::Measure, "ledtrad/v1/fleet/home/reports", b"{}", T0).unwrap();
+    core.handle_tick(at(2, 2));
+    let first = core.status().storage;
+    assert_eq!((first.budget_bytes, first.pruned_by_budget), (262_144, 0));
+    assert!(first.last_prune.is_some(), "the first tick of a day prunes");
+    // Two weeks of impressions, all within their window, past the budget.
+    let campaign = ledtrad_protocol::CampaignId::try_new("a-campaign-with-a-long-name").unwrap();
+    for i in 0..4_000u64 {
+        let offer = OfferId::try_new(format!("an-offer-with-a-long-name-{}", i % 100)).unwrap();
+        let row = crate::store::ImpressionRow {
+            decision: DecisionId(i + 1),
+            offer,
+            campaign: campaign.clone(),
+            at: T0.plus_secs(i * 300),
+        };
+        core.store.record_impression(&row).unwrap();
+    }
+    assert!(core.status().storage.database_bytes > 262_144);
+    // Two weeks on, a new day: nothing is past its window, but the database is over its budget.
+    let now = at(14 * 86_400, 3);
+    core.handle_tick(now);
+    let storage = core.status().storage;
+    assert!(storage.pruned_by_budget > 0 && storage.pruned_by_retention == 0, "{storage:?}");
+    assert!(storage.database_bytes <= 262_144, "{storage:?}");
+    assert_eq!(storage.last_prune, Some(now.wall));
+    assert_eq!(core.store.outbox().unwrap().len(), 1, "the unacknowledged report stays");
+    assert_eq!(core.ledger().unwrap().len(), 1, "and so does the consent ledger");
+    // The export shows what pruning kept of the impressions: their lifetime counts.
+    let data = core.my_data(None, now).unwrap();
+    let counted: u32 = data.impression_totals.iter().map(|t| t.count).sum();
+    assert_eq!(counted as usize + data.impressions.len(), 4_000);
 }

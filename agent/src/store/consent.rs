@@ -111,7 +111,15 @@ impl Store {
                 params![person.as_str(), to_sql_time(at), source],
             )?;
             if device_data {
-                for table in ["feedback", "answers", "prompt_answers", "impressions", "outbox"] {
+                for table in [
+                    "feedback",
+                    "learning_totals",
+                    "answers",
+                    "prompt_answers",
+                    "impressions",
+                    "impression_totals",
+                    "outbox",
+                ] {
                     tx.execute(&format!("DELETE FROM {table}"), [])?;
                 }
             }
@@ -195,10 +203,12 @@ fn revoke_all(
 }
 
 /// Deletes, inside the caller's transaction, what was stored for the purposes `purge` loses:
-/// learning feedback with `personalise`, queued messages of every purpose lost.
+/// learning feedback (and the posterior counts folded from it) with `personalise`, queued
+/// messages of every purpose lost.
 fn purge_stored(conn: &Connection, purge: &Purge) -> rusqlite::Result<()> {
     if purge.learning() {
         conn.execute("DELETE FROM feedback", [])?;
+        conn.execute("DELETE FROM learning_totals", [])?;
     }
     for lost in purge.lost() {
         conn.execute("DELETE FROM outbox WHERE purpose = ?1", [lost.as_str()])?;

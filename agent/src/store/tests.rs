@@ -1,5 +1,7 @@
 //! The store's unit tests, on real SQLite files in temporary directories.
 
+use ledtrad_protocol::caps::Window;
+
 use super::*;
 
 fn build_store() -> (tempfile::TempDir, Store) {
@@ -174,4 +176,200 @@ fn a_presence_change_that_loses_a_purpose_purges_in_its_own_transaction() {
     assert!(store.feedback().unwrap().is_empty(), "learning data goes with personalise");
     assert_eq!(store.outbox().unwrap().len(), 1, "measure is kept, and so is its report");
     assert!(household[&anna].consent.allows(Purpose::Personalise), "the ledger is unchanged");
+}
+
+const DAY: u64 = 86_400;
+
+fn shown(store: &Store, decision: u64, offer: &str, campaign: &str, at: u64) {
+    let row = ImpressionRow {
+        decision: DecisionId(decision),
+        offer: OfferId::try_new(offer).unwrap(),
+        campaign: CampaignId::try_new(campaign).unwrap(),
+        at: UnixTime(at),
+    };
+    store.record_impression(&row).unwrap();
+}
+
+/// What the engine's history makes of the store's impressions and lifetime counts, as the
+/// agent hands them in on start.
+fn restored_history(store: &Store) -> ledtrad_engine::history::History {
+    let mut history = ledtrad_engine::history::History::default();
+    for row in store.impressions_since(UnixTime(0)).unwrap() {
+        history.record_impression(&row.offer, &row.campaign, row.at);
+    }
+    for (offer, campaign, count) in store.impression_totals().unwrap() {
+        history.record_untimed(&offer, &campaign, count);
+    }
+    history
+}
+
+const NO_BUDGET: u64 = u64::MAX;
+
+#[test]
+fn an_all_time_cap_still_counts_impressions_after_they_are_pruned() {
+    let (_dir, mut store) = build_store();
+    let start = 100 * DAY;
+    for d in 0..5 {
+        shown(&store, d + 1, "milk", "dairy", start + d * DAY);
+    }
+    shown(&store, 6, "butter", "dairy", start + 35 * DAY);
+    let now = UnixTime(start + 36 * DAY);
+    let kept = store.keep_bounded(now, NO_BUDGET).unwrap();
+    assert_eq!(kept.by_retention.impressions, 5, "impressions past a month are pruned");
+    assert_eq!(store.impressions_since(UnixTime(0)).unwrap().len(), 1);
+    let (milk, dairy) = (OfferId::try_new("milk").unwrap(), CampaignId::try_new("dairy").unwrap());
+    assert_eq!(store.impression_totals().unwrap(), vec![(milk.clone(), dairy.clone(), 5)]);
+    // An all-time cap of 6 on the campaign or the device is reached; the month window is not.
+    let history = restored_history(&store);
+    let day_start = UnixTime(start + 36 * DAY);
+    assert_eq!(history.offer_count(&milk, Window::Total, now, day_start), 5);
+    assert_eq!(history.campaign_count(&dairy, Window::Total, now, day_start), 6);
+    assert_eq!(history.device_count(Window::Total, now, day_start), 6);
+    assert_eq!(history.offer_count(&milk, Window::Month, now, day_start), 0);
+    // A second pass finds nothing more and adds nothing twice.
+    assert_eq!(store.keep_bounded(now, NO_BUDGET).unwrap().by_retention.rows(), 0);
+    assert_eq!(restored_history(&store).device_count(Window::Total, now, day_start), 6);
+    // Decision numbering goes on past what was pruned.
+    let later = UnixTime(start + 80 * DAY);
+    store.keep_bounded(later, NO_BUDGET).unwrap();
+    assert!(store.impressions_since(UnixTime(0)).unwrap().is_empty());
+    assert_eq!(store.last_decision_id().unwrap(), 6);
+}
+
+#[test]
+fn pruned_learning_rows_still_count_in_the_posterior_and_go_with_personalise() {
+    let (_dir, mut store) = build_household_store(&["anna"]);
+    store.append_consent(&consent_row("anna", Purpose::Personalise, true, 1), &strictest).unwrap();
+    let milk = OfferId::try_new("milk").unwrap();
+    let kinds = [FeedbackKind::Accepted, FeedbackKind::Dismissed, FeedbackKind::NotForMe, FeedbackKind::Accepted];
+    for (i, kind) in kinds.into_iter().enumerate() {
+        let (decision, at) = (i as u64 + 1, 10 * DAY + i as u64 * DAY);
+        shown(&store, decision, "milk", "dairy", at);
+        store.record_feedback_event(DecisionId(decision), &milk, None, kind, UnixTime(at + 60), true).unwrap();
+    }
+    // The last answer is to an impression pruned with the rest, though it is newer itself.
+    store.keep_bounded(UnixTime(43 * DAY + 30), NO_BUDGET).unwrap();
+    assert!(store.feedback().unwrap().is_empty());
+    assert_eq!(store.learning_totals().unwrap(), vec![(milk.clone(), 2, 2)]);
+    store.append_consent(&consent_row("anna", Purpose::Personalise, false, 50 * DAY), &strictest).unwrap();
+    assert!(store.learning_totals().unwrap().is_empty(), "the folded counts are learning data too");
+}
+
+#[test]
+fn a_not_for_me_holds_its_90_days_and_a_conversion_outlives_pruning() {
+    let (_dir, mut store) = build_store();
+    let (butter, milk) = (OfferId::try_new("butter").unwrap(), OfferId::try_new("milk").unwrap());
+    let t = 200 * DAY;
+    store
+        .record_feedback_event(DecisionId(1), &butter, Some("food.dairy"), FeedbackKind::NotForMe, UnixTime(t), false)
+        .unwrap();
+    for (decision, at) in [(2, t), (3, t + DAY)] {
+        store
+            .record_feedback_event(DecisionId(decision), &milk, None, FeedbackKind::Converted, UnixTime(at), false)
+            .unwrap();
+    }
+    let restored = |store: &Store, now: u64| {
+        let mut answers = ledtrad_engine::answers::Answers::default();
+        for (offer, category, kind, at) in store.answers_since(UnixTime(now - 90 * DAY)).unwrap() {
+            answers.record(&offer, category.as_deref(), kind, at);
+        }
+        answers
+    };
+    // On day 89 the suppression still holds after pruning, and is still stored.
+    let day_89 = t + 89 * DAY;
+    store.keep_bounded(UnixTime(day_89), NO_BUDGET).unwrap();
+    assert_eq!(restored(&store, day_89).suppressed_until("food.dairy", UnixTime(day_89)), Some(UnixTime(t + 90 * DAY)));
+    // After day 90 it has ended, and its row goes.
+    let day_91 = t + 91 * DAY;
+    let kept = store.keep_bounded(UnixTime(day_91), NO_BUDGET).unwrap();
+    assert_eq!(kept.by_retention.answers, 2, "the not-for-me, and the older of the two conversions");
+    assert_eq!(restored(&store, day_91).suppressed_until("food.dairy", UnixTime(day_91)), None);
+    // A year on, the offer taken up is still excluded, from one row.
+    let later = t + 400 * DAY;
+    store.keep_bounded(UnixTime(later), NO_BUDGET).unwrap();
+    assert!(restored(&store, later).converted(&milk));
+    assert_eq!(store.feedback_rows().unwrap().len(), 1);
+}
+
+#[test]
+fn a_database_over_its_budget_gets_back_under_it_keeping_the_ledger_and_unacknowledged_reports() {
+    let (_dir, mut store) = build_household_store(&["anna"]);
+    for i in 0..40 {
+        store.append_consent(&consent_row("anna", Purpose::Measure, i % 2 == 0, i), &strictest).unwrap();
+    }
+    let report = vec![b'r'; 2_000];
+    for i in 0..20 {
+        store.enqueue(Purpose::Measure, "ledtrad/v1/fleet/home/reports", &report, UnixTime(i)).unwrap();
+    }
+    // Three weeks of impressions and answers, all within their retention windows.
+    let start = 1_000 * DAY;
+    let offer = |i: u64| format!("offer-with-a-long-name-{:03}", i % 200);
+    for i in 0..12_000u64 {
+        let at = start + i * 150;
+        shown(&store, i + 1, &offer(i), "campaign-with-a-long-name", at);
+        let id = OfferId::try_new(offer(i)).unwrap();
+        store
+            .record_feedback_event(
+                DecisionId(i + 1),
+                &id,
+                Some("food.dairy"),
+                FeedbackKind::Dismissed,
+                UnixTime(at),
+                false,
+            )
+            .unwrap();
+    }
+    let now = UnixTime(start + 21 * DAY);
+    let before = store.database_bytes();
+    let budget = 512 * 1024;
+    assert!(before > budget, "the test fills the database past its budget: {before} bytes");
+    let kept = store.keep_bounded(now, budget).unwrap();
+    assert_eq!(kept.by_retention.rows(), 0, "nothing was past its window");
+    assert!(kept.by_budget.impressions > 0 && kept.by_budget.answers > 0, "{kept:?}");
+    assert!(kept.bytes <= budget, "{} bytes after pruning, budget {budget}", kept.bytes);
+    assert_eq!(kept.bytes, store.database_bytes());
+    assert_eq!(store.ledger().unwrap().len(), 40, "the consent ledger is kept whole");
+    assert_eq!(store.outbox().unwrap().len(), 20, "unacknowledged reports are kept");
+    // The newest data is what stays, and the pruned impressions still count for good.
+    let left = store.impressions_since(UnixTime(0)).unwrap();
+    assert_eq!(left.last().map(|r| r.decision), Some(DecisionId(12_000)));
+    let total: u32 = store.impression_totals().unwrap().iter().map(|t| t.2).sum();
+    assert_eq!(total as usize + left.len(), 12_000);
+}
+
+#[test]
+fn opening_a_database_made_before_retention_turns_on_incremental_vacuum() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("agent.db");
+    {
+        let mut conn = Connection::open(&path).unwrap();
+        conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+        let before: Vec<_> = migrations_up_to(7);
+        Migrations::new(before).to_latest(&mut conn).unwrap();
+        let mode: i64 = conn.pragma_query_value(None, "auto_vacuum", |r| r.get(0)).unwrap();
+        assert_eq!(mode, 0, "databases made before had no auto-vacuum");
+        conn.execute("INSERT INTO impressions (decision_id, offer, campaign, at) VALUES (41, 'milk', 'dairy', 5)", [])
+            .unwrap();
+    }
+    let mut store = Store::open(&path).unwrap();
+    let mode: i64 = store.conn.pragma_query_value(None, "auto_vacuum", |r| r.get(0)).unwrap();
+    assert_eq!(mode, 2, "incremental");
+    assert_eq!(store.last_decision_id().unwrap(), 41, "the rows came through the rebuild");
+    // Freed pages now go back to the file system.
+    let payload = vec![0u8; 4_000];
+    for i in 0..200 {
+        store.enqueue(Purpose::Measure, "t", &payload, UnixTime(i)).unwrap();
+    }
+    store.compact();
+    let full = store.database_bytes();
+    for row in store.outbox().unwrap() {
+        store.outbox_remove(row.id).unwrap();
+    }
+    store.keep_bounded(UnixTime(DAY), NO_BUDGET).unwrap();
+    let emptied = store.database_bytes();
+    assert!(emptied + 700_000 < full, "{full} bytes full, {emptied} after deleting and compacting");
+    drop(store);
+    // And opening it again changes nothing more.
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.last_decision_id().unwrap(), 41);
 }

@@ -91,6 +91,7 @@ pub struct Group {
 
 /// What has to happen at the earlier step for a step to follow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Trigger {
     /// The earlier step's offer was shown.
@@ -137,6 +138,7 @@ impl fmt::Display for Trigger {
 
 /// Where a journey that does not show an offer stands ([`crate::decision::Rejection::Journey`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JourneyStop {
     /// The campaign.
     pub campaign: crate::id::CampaignId,
@@ -148,6 +150,7 @@ pub struct JourneyStop {
 
 /// Why a journey does not show an offer at a decision.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum JourneyState {
     /// The earlier step has not seen what this step waits for.

@@ -28,8 +28,10 @@ use serde_json::{json, Value};
 
 // The tests, by subject; the helpers below are theirs.
 mod consent;
+mod moments;
 mod offers;
 mod operator;
+mod socket;
 
 fn fleet() -> FleetId {
     FleetId::try_new(unique("fleet")).unwrap()

@@ -281,6 +281,12 @@ async fn bad_api_input_gets_a_clear_error_and_changes_nothing() {
             "content-type: application/json",
         ),
         (http.get(format!("{api}/v1/consent")).header("host", "evil.example:7878"), 403, "Host \"evil.example:7878\""),
+        // A page from another origin is refused, even for a GET.
+        (
+            http.get(format!("{api}/v1/consent")).header("origin", "http://evil.example"),
+            403,
+            "Origin \"http://evil.example\" is not this agent's own",
+        ),
         (
             http.post(format!("{api}/v1/signals"))
                 .json(&json!({"signals": [{"feature": "ereader.heart_rate", "value": 1}]})),

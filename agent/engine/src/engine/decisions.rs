@@ -7,7 +7,7 @@ use ledtrad_protocol::decision::{Decision, DecisionId};
 use ledtrad_protocol::taxonomy::Category;
 use ledtrad_protocol::{Moment, Purpose, UnixTime};
 
-use super::{Engine, Recent, Trace, RECENT_DECISIONS, RECENT_TRACES};
+use super::{is_personal, Answerable, Engine, Recent, Trace, RECENT_DECISIONS, RECENT_TRACES};
 use crate::compiled::AppliedCatalogue;
 use crate::context::Draw;
 use crate::eligibility::Verdicts;
@@ -67,15 +67,15 @@ impl Engine {
     /// gap, device caps) did not rule the moment out, a catalogue is in force (its rules apply
     /// to the service's offers too) and unexpired, and `request` is granted.
     pub fn request_worthwhile(&self, id: DecisionId, now: UnixTime) -> bool {
-        let Some(Recent { decision, .. }) = self.recent.iter().rev().find(|r| r.decision.id == id) else {
+        let Some(recent) = self.recent.iter().rev().find(|r| r.id == id) else {
             return false;
         };
-        let open = decision.shown.is_none() && decision.would_have_shown.is_none() && decision.prompt.is_none();
+        let open = recent.open();
         let blocked = self
             .traces
             .iter()
             .rev()
-            .find(|t| t.decision == id)
+            .find(|t| t.decision.id == id)
             .is_none_or(|t| matches!(t.verdicts, Verdicts::DeviceBlocked { .. }));
         open && !blocked
             && self.consent.allows(Purpose::Request)
@@ -167,18 +167,33 @@ impl Engine {
         if let (Some(i), Some(c)) = (impression, &catalogue) {
             self.count_impression(c, i, now, in_force);
         }
+        let held_out = decision.shown.is_none();
+        let subject = match (impression, &catalogue, subject) {
+            (Some(i), Some(c), _) if in_force => Some(Answerable::Catalogue(c.clone(), i as u32)),
+            (Some(i), Some(c), Some(subject)) => {
+                Some(Answerable::Service(Box::new((c.offers[i].offer.id.clone(), subject))))
+            }
+            _ => None,
+        };
         if self.recent.len() == RECENT_DECISIONS {
             self.recent.pop_front();
         }
+        self.recent.push_back(Recent {
+            id: decision.id,
+            catalogue_version: decision.catalogue_version,
+            held_out: held_out && subject.is_some(),
+            subject,
+            prompt: decision.prompt.clone().map(Box::new),
+            personal: is_personal(&decision),
+            answered: false,
+        });
         // Past the traced window, a decision keeps only what feedback and purges need; the
-        // oldest trace's verdicts make room for this one's.
-        let trace = Trace { decision: decision.id, catalogue, verdicts };
+        // oldest trace makes room for this one's.
         if self.traces.len() == RECENT_TRACES {
             self.traces.pop_front();
         }
-        self.traces.push_back(trace);
-        self.recent.push_back(Recent { decision, answered: false, subject });
-        &self.recent.back().expect("just pushed").decision
+        self.traces.push_back(Trace { decision, catalogue, verdicts });
+        &self.traces.back().expect("just pushed").decision
     }
 
     /// Decides, as [`Engine::decide`], and returns the decision with its full trace.
@@ -190,9 +205,8 @@ impl Engine {
     /// A recent decision with its full trace, for "why" and "why not": one of the last
     /// [`RECENT_TRACES`]. The candidates are named from the verdicts recorded at the decision.
     pub fn decision(&self, id: DecisionId) -> Option<Decision> {
-        let trace = self.traces.iter().rev().find(|t| t.decision == id)?;
-        let Recent { decision, .. } = self.recent.iter().rev().find(|r| r.decision.id == id)?;
+        let trace = self.traces.iter().rev().find(|t| t.decision.id == id)?;
         let candidates = trace.catalogue.as_ref().map_or_else(Vec::new, |catalogue| trace.verdicts.named(catalogue));
-        Some(Decision { candidates, ..decision.clone() })
+        Some(Decision { candidates, ..trace.decision.clone() })
     }
 }

@@ -47,31 +47,27 @@ impl Engine {
     /// so a storage failure leaves both sides unchanged.
     pub fn check_feedback(&self, feedback: Feedback) -> Result<FeedbackApplied, FeedbackError> {
         let id = feedback.decision.0;
-        let Recent { decision, answered, subject } = self
-            .recent
-            .iter()
-            .find(|r| r.decision.id == feedback.decision)
-            .ok_or(FeedbackError::UnknownDecision(id))?;
+        let recent =
+            self.recent.iter().find(|r| r.id == feedback.decision).ok_or(FeedbackError::UnknownDecision(id))?;
         // A held-out decision showed nothing, but the person may still do what the offer was
         // about: that conversion is the holdout arm's side of the uplift.
-        let (offer, held_out) = match (&decision.shown, &decision.would_have_shown) {
-            (Some(shown), _) => (&shown.offer, false),
-            (None, Some(offer)) if feedback.kind == FeedbackKind::Converted => (offer, true),
-            (None, _) => return Err(FeedbackError::NothingShown(id)),
+        let subject = match &recent.subject {
+            Some(subject) if !recent.held_out || feedback.kind == FeedbackKind::Converted => subject,
+            _ => return Err(FeedbackError::NothingShown(id)),
         };
-        let subject = subject.as_ref().ok_or(FeedbackError::NothingShown(id))?;
+        let (offer, held_out) = (subject.offer(), recent.held_out);
         let converted = self.answers.converted(offer);
-        let allowed = if feedback.kind == FeedbackKind::Converted { !converted } else { !*answered };
+        let allowed = if feedback.kind == FeedbackKind::Converted { !converted } else { !recent.answered };
         if !allowed {
             return Err(FeedbackError::AlreadyGiven(id));
         }
         Ok(FeedbackApplied {
             offer: offer.clone(),
-            campaign: subject.campaign.clone(),
+            campaign: subject.campaign().clone(),
             kind: feedback.kind,
-            category: Some(subject.category.clone()),
+            category: Some(subject.category()),
             held_out,
-            catalogue_version: decision.catalogue_version,
+            catalogue_version: recent.catalogue_version,
         })
     }
 
@@ -80,7 +76,7 @@ impl Engine {
     /// from it.
     pub fn handle_feedback(&mut self, feedback: Feedback, now: UnixTime) -> Result<FeedbackApplied, FeedbackError> {
         let applied = self.check_feedback(feedback)?;
-        if let Some(r) = self.recent.iter_mut().find(|r| r.decision.id == feedback.decision) {
+        if let Some(r) = self.recent.iter_mut().find(|r| r.id == feedback.decision) {
             r.answered = true;
         }
         self.answers.record(&applied.offer, applied.category.as_deref(), applied.kind, now);
@@ -99,8 +95,8 @@ impl Engine {
     /// The campaign of a recent decision's offer, shown or held out, whichever catalogue it
     /// came from.
     pub fn decision_campaign(&self, id: DecisionId) -> Option<CampaignId> {
-        let Recent { subject, .. } = self.recent.iter().rev().find(|r| r.decision.id == id)?;
-        subject.as_ref().map(|s| s.campaign.clone())
+        let Recent { subject, .. } = self.recent.iter().rev().find(|r| r.id == id)?;
+        subject.as_ref().map(|s| s.campaign().clone())
     }
 
     /// Sets which purposes the people served could grant by answering a prompt.
@@ -111,9 +107,9 @@ impl Engine {
     /// Checks an answer to a prompt without applying it: the prompt, or why it cannot be taken.
     pub fn check_prompt_answer(&self, decision: DecisionId) -> Result<ShownPrompt, FeedbackError> {
         let id = decision.0;
-        let Recent { decision: d, answered, .. } =
-            self.recent.iter().find(|r| r.decision.id == decision).ok_or(FeedbackError::UnknownDecision(id))?;
-        let prompt = d.prompt.clone().ok_or(FeedbackError::NothingShown(id))?;
+        let Recent { prompt, answered, .. } =
+            self.recent.iter().find(|r| r.id == decision).ok_or(FeedbackError::UnknownDecision(id))?;
+        let prompt = prompt.as_deref().cloned().ok_or(FeedbackError::NothingShown(id))?;
         if *answered {
             return Err(FeedbackError::AlreadyGiven(id));
         }
@@ -129,7 +125,7 @@ impl Engine {
         now: UnixTime,
     ) -> Result<ShownPrompt, FeedbackError> {
         let prompt = self.check_prompt_answer(decision)?;
-        if let Some(r) = self.recent.iter_mut().find(|r| r.decision.id == decision) {
+        if let Some(r) = self.recent.iter_mut().find(|r| r.id == decision) {
             r.answered = true;
         }
         if !yes {
