@@ -28,7 +28,8 @@ fn engine() -> Engine {
         fleet: FleetId::try_new("home").unwrap(),
         local: LocalTime::fixed(0),
         camouflage_share: 0.0,
-        model_runtime: RuntimeKind::Tract,
+        // The device build's runtime: its file reader and layers take the bytes as they come.
+        model_runtime: RuntimeKind::Dense,
         policy: Policy::Clues,
     };
     Engine::new(profile, keys)

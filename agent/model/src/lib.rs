@@ -2,9 +2,10 @@
 //! loaded once into a runtime, then run on one batch of candidates per call.
 //!
 //! [`ScoringModel`] is the one interface: load from bytes with a chosen [`RuntimeKind`], read
-//! its [`ModelShape`], score a batch. Two runtimes sit behind it: tract (pure Rust, the default,
-//! so everything builds anywhere without a C++ toolchain) and, with the `tflite` cargo feature,
-//! TensorFlow Lite's own C++ runtime.
+//! its [`ModelShape`], score a batch. Three runtimes sit behind it: tract (pure Rust, the default
+//! of a full build, behind the default `tract` cargo feature), dense (ledtrad's own small
+//! interpreter for chains of dense layers, always built: the device build's one runtime) and,
+//! with the `tflite` cargo feature, TensorFlow Lite's own C++ runtime.
 //!
 //! The crate is pure in the engine's sense: models come in as bytes, and it never reads a
 //! clock, a random source, the network or a file (a `clippy.toml` beside it disallows those
@@ -13,15 +14,17 @@
 //!
 //! # Layout
 //!
+//! - `file`: reading the TensorFlow Lite file format (the tables ledtrad needs).
 //! - `inspect`: reading a file's structure and refusing what ledtrad cannot run.
 //! - `runtime`: the runtime interface and the batch sizes the runtimes prepare, with one module
-//!   per runtime (`tract`, and `tflite` behind the feature).
+//!   per runtime (`dense`; `tract` and `tflite` behind their features).
 //! - This file: [`RuntimeKind`], [`ModelError`] and [`ScoringModel`].
 
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
+mod file;
 mod inspect;
 mod runtime;
 
@@ -31,20 +34,37 @@ pub use inspect::{inspect, ModelShape};
 pub const MAX_BATCH: usize = ledtrad_protocol::catalogue::MAX_OFFERS;
 
 /// Which runtime runs a model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RuntimeKind {
-    /// tract (pure Rust; the default).
-    #[default]
+    /// tract (pure Rust; the default where the build has it: the `tract` cargo feature).
     Tract,
+    /// ledtrad's own interpreter for chains of dense layers (pure Rust, always built; the
+    /// default of a build without tract).
+    Dense,
     /// TensorFlow Lite's own runtime (needs the `tflite` cargo feature).
     Tflite,
 }
 
+impl Default for RuntimeKind {
+    /// tract where the build has it, else dense.
+    fn default() -> Self {
+        if cfg!(feature = "tract") {
+            Self::Tract
+        } else {
+            Self::Dense
+        }
+    }
+}
+
 impl RuntimeKind {
+    /// Every runtime, built in or not.
+    pub const ALL: [Self; 3] = [Self::Tract, Self::Dense, Self::Tflite];
+
     /// The name used in configs.
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::Tract => "tract",
+            Self::Dense => "dense",
             Self::Tflite => "tflite",
         }
     }
@@ -52,8 +72,18 @@ impl RuntimeKind {
     /// Whether this build carries the runtime.
     pub const fn available(self) -> bool {
         match self {
-            Self::Tract => true,
+            Self::Tract => cfg!(feature = "tract"),
+            Self::Dense => true,
             Self::Tflite => cfg!(feature = "tflite"),
+        }
+    }
+
+    /// The cargo feature that builds the runtime in (dense is always built).
+    const fn feature(self) -> &'static str {
+        match self {
+            Self::Tract => "tract",
+            Self::Dense => "",
+            Self::Tflite => "tflite",
         }
     }
 }
@@ -64,6 +94,7 @@ impl FromStr for RuntimeKind {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "tract" => Ok(Self::Tract),
+            "dense" => Ok(Self::Dense),
             "tflite" => Ok(Self::Tflite),
             other => Err(ModelError::UnknownRuntime(other.into())),
         }
@@ -80,10 +111,14 @@ impl fmt::Display for RuntimeKind {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ModelError {
     /// The runtime's name is not known.
-    #[error("unknown model runtime {0:?}; use \"tract\" (the default) or \"tflite\"")]
+    #[error("unknown model runtime {0:?}; use \"tract\", \"dense\" or \"tflite\"")]
     UnknownRuntime(String),
     /// The runtime is not in this build.
-    #[error("this build has no \"{0}\" model runtime; rebuild with `--features tflite` or use \"tract\"")]
+    #[error(
+        "this build has no \"{0}\" model runtime; rebuild with `--features {feature}` or use \"dense\", which \
+         every build has",
+        feature = .0.feature()
+    )]
     RuntimeMissing(RuntimeKind),
     /// The bytes are not a TensorFlow Lite model.
     #[error("not a TensorFlow Lite model ({0}); push the .tflite file the TensorFlow Lite converter wrote")]

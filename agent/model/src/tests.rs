@@ -41,6 +41,7 @@ fn check_against_reference(model: &ScoringModel, json: &str) {
     assert_close(&out, &want.iter().copied().cycle().take(5 * n).collect::<Vec<_>>(), "a batch of 320");
 }
 
+#[cfg(feature = "tract")]
 #[test]
 fn tract_matches_tensorflow_on_the_shipped_models() {
     let shape = inspect(PROPENSITY).unwrap();
@@ -55,13 +56,70 @@ fn tract_matches_tensorflow_on_the_shipped_models() {
 
 #[test]
 fn a_loaded_model_says_what_it_takes_and_refuses_rows_of_another_width() {
-    let model = ScoringModel::load(RuntimeKind::Tract, PROPENSITY).unwrap();
-    assert_eq!((model.kind(), model.runtime(), model.inputs()), (RuntimeKind::Tract, "tract", 20));
-    assert_eq!(model.shape(), &inspect(PROPENSITY).unwrap());
-    let err = model.score(&[0.5; 39], 2).unwrap_err();
-    assert!(matches!(err, ModelError::Run { runtime: "tract", batch: 2, .. }), "{err:?}");
-    assert!(err.to_string().contains("39 values for 2 rows of 20"), "{err}");
-    assert_eq!(model.score(&[], 0).unwrap(), Vec::<f32>::new());
+    for kind in RuntimeKind::ALL.into_iter().filter(|k| k.available()) {
+        let model = ScoringModel::load(kind, PROPENSITY).unwrap();
+        assert_eq!((model.kind(), model.runtime(), model.inputs()), (kind, kind.as_str(), 20));
+        assert_eq!(model.shape(), &inspect(PROPENSITY).unwrap());
+        let err = model.score(&[0.5; 39], 2).unwrap_err();
+        assert!(matches!(err, ModelError::Run { batch: 2, .. }), "{err:?}");
+        assert!(
+            err.to_string().contains(kind.as_str()) && err.to_string().contains("39 values for 2 rows of 20"),
+            "{err}"
+        );
+        assert_eq!(model.score(&[], 0).unwrap(), Vec::<f32>::new());
+    }
+}
+
+#[test]
+fn dense_matches_tensorflow_on_the_shipped_models() {
+    check_against_reference(&ScoringModel::load(RuntimeKind::Dense, PROPENSITY).unwrap(), PROPENSITY_REFERENCE);
+    check_against_reference(&ScoringModel::load(RuntimeKind::Dense, LOGISTIC).unwrap(), LOGISTIC_REFERENCE);
+    check_against_reference(&ScoringModel::load(RuntimeKind::Dense, DYNAMIC).unwrap(), PROPENSITY_REFERENCE);
+}
+
+#[cfg(feature = "tract")]
+#[test]
+fn dense_gives_tracts_scores_on_every_batch_size() {
+    let (dense, tract) = (
+        ScoringModel::load(RuntimeKind::Dense, PROPENSITY).unwrap(),
+        ScoringModel::load(RuntimeKind::Tract, PROPENSITY).unwrap(),
+    );
+    let (rows, _, width) = build_reference(PROPENSITY_REFERENCE);
+    for n in [1, 2, 8, 9, 63, 64, 65, 256, 257, MAX_BATCH] {
+        let batch: Vec<f32> = rows.iter().copied().cycle().take(n * width).collect();
+        assert_close(&dense.score(&batch, n).unwrap(), &tract.score(&batch, n).unwrap(), &format!("a batch of {n}"));
+    }
+}
+
+#[test]
+fn dense_refuses_an_operator_it_does_not_run_and_says_what_runs_it() {
+    // The int8 model's layers hold quantized weights (inspect refuses it first; the runtime on
+    // its own must too).
+    let err = runtime::load(RuntimeKind::Dense, INT8, 20).unwrap_err();
+    assert!(matches!(err, ModelError::Load { runtime: "dense", .. }), "{err:?}");
+    for part in ["stored as INT32", "float32", "tract"] {
+        assert!(err.to_string().contains(part), "{part:?} missing from: {err}");
+    }
+    for bytes in [&b""[..], b"not a model", &PROPENSITY[..PROPENSITY.len() / 2], &[0xff; 64]] {
+        assert!(runtime::load(RuntimeKind::Dense, bytes, 20).is_err());
+    }
+    let err = runtime::load(RuntimeKind::Dense, PROPENSITY, 19).unwrap_err();
+    assert!(err.to_string().contains("takes 20 values where 19 come in"), "{err}");
+}
+
+#[test]
+fn the_default_runtime_is_tract_where_built_and_dense_elsewhere() {
+    let want = if cfg!(feature = "tract") { RuntimeKind::Tract } else { RuntimeKind::Dense };
+    assert_eq!(RuntimeKind::default(), want);
+    assert!(RuntimeKind::default().available());
+    assert_eq!("dense".parse::<RuntimeKind>().unwrap(), RuntimeKind::Dense);
+}
+
+#[cfg(not(feature = "tract"))]
+#[test]
+fn a_build_without_tract_says_how_to_get_it() {
+    let err = ScoringModel::load(RuntimeKind::Tract, PROPENSITY).unwrap_err();
+    assert!(err.to_string().contains("--features tract") && err.to_string().contains("\"dense\""), "{err}");
 }
 
 #[cfg(feature = "tflite")]
@@ -149,4 +207,20 @@ fn bytes_that_are_no_model_are_refused_without_panicking() {
 fn the_tflite_runtime_says_how_to_get_it() {
     let err = ScoringModel::load(RuntimeKind::Tflite, PROPENSITY).unwrap_err();
     assert!(err.to_string().contains("--features tflite"), "{err}");
+}
+
+#[test]
+fn damaged_files_are_refused_without_panicking() {
+    // Every truncation, and every byte of the file flipped in turn: the reader checks every
+    // offset, so each is refused (or, where the byte did not matter, loaded), never a panic.
+    for len in 0..LOGISTIC.len() {
+        assert!(inspect(&LOGISTIC[..len]).is_err(), "a file cut at {len} bytes");
+    }
+    for at in 0..PROPENSITY.len() {
+        let mut bytes = PROPENSITY.to_vec();
+        bytes[at] ^= 0xa5;
+        if inspect(&bytes).is_ok() {
+            let _ = runtime::load(RuntimeKind::Dense, &bytes, 20);
+        }
+    }
 }
