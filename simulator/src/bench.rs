@@ -236,7 +236,7 @@ pub fn firmware() -> FirmwareFigures {
             readings.push(Reading { quantity: *q, value });
         }
         let mut out = [0u8; MAX_FRAME];
-        encode(&Summary { version: LINK_VERSION, seq, readings }, &mut out).map_or(usize::MAX, <[u8]>::len)
+        encode(Summary { version: LINK_VERSION, seq, readings }, &mut out).map_or(usize::MAX, <[u8]>::len)
     };
     let frame_bytes_max =
         (0..=255u8).flat_map(|seq| (0..=255u8).map(move |v| (seq, v))).map(|(s, v)| frame_len(s, v)).max().unwrap_or(0);
@@ -253,8 +253,8 @@ pub fn firmware() -> FirmwareFigures {
         typical.push(Reading::new(q, v));
     }
     let mut out = [0u8; MAX_FRAME];
-    let frame_bytes_typical = encode(&Summary { version: LINK_VERSION, seq: 42, readings: typical }, &mut out)
-        .map_or(usize::MAX, <[u8]>::len);
+    let frame_bytes_typical =
+        encode(Summary { version: LINK_VERSION, seq: 42, readings: typical }, &mut out).map_or(usize::MAX, <[u8]>::len);
     FirmwareFigures {
         bench: "firmware",
         readings: MAX_READINGS,

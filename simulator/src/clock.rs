@@ -50,6 +50,9 @@ mod tests {
                     public_key: "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a".into(),
                     retired: false,
                 }],
+                // The simulated UI (or the test) chooses its moments itself.
+                raise_moments: Some(false),
+                ..RawConfig::default()
             },
             "test",
         )

@@ -27,6 +27,7 @@ pub mod clock;
 pub mod footprint;
 pub mod home;
 pub mod lab_report;
+pub mod moment;
 pub mod people;
 pub mod request;
 pub mod run;

@@ -62,13 +62,16 @@ enum Command {
         #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=100_000))]
         max_connections: u64,
     },
-    /// Fridges through simulated hours with the broker (a Mosquitto of the soak's own) killed
-    /// or stopped every 15 simulated minutes: reports queued, acknowledged and stored, memory
-    /// drift and decision time at the start and the end.
+    /// Fridges through simulated hours or days with the broker (a Mosquitto of the soak's own)
+    /// killed or stopped every 15 simulated minutes: reports queued, acknowledged and stored,
+    /// memory and the databases' size over the run, decision time at the start and the end.
     Soak {
-        /// Simulated hours.
-        #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u64).range(1..=24 * 365))]
-        hours: u64,
+        /// Simulated hours (default 24).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=24 * 365))]
+        hours: Option<u64>,
+        /// Simulated days, instead of --hours.
+        #[arg(long, conflicts_with = "hours", value_parser = clap::value_parser!(u64).range(1..=3 * 365))]
+        days: Option<u64>,
         /// Agents (fridges, each a real agent with its own database).
         #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=5000))]
         devices: u64,
@@ -104,6 +107,10 @@ enum BenchCommand {
         /// Seed for the catalogue and the inputs.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// The builds to compile and measure: full (release, default features) and/or device
+        /// (the device profile and feature set, and the C library).
+        #[arg(long, default_value = "full,device", value_delimiter = ',')]
+        builds: Vec<ledtrad_sim::footprint::Build>,
         /// Print one line of JSON.
         #[arg(long)]
         json: bool,
@@ -126,6 +133,19 @@ enum BenchCommand {
         #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(10..=1_000_000))]
         requests: u64,
         /// Print one line of JSON per broker.
+        #[arg(long)]
+        json: bool,
+    },
+    /// From a sensor's edge to the offer at a UI following `GET /v1/events`: a real agent on a
+    /// board link raises the moment itself (one line per path).
+    Moment {
+        /// The paths: level (a summary frame whose butter level ran low) and door.
+        #[arg(long, value_delimiter = ',', default_value = "level,door")]
+        paths: Vec<ledtrad_sim::moment::MomentPath>,
+        /// Samples to time per path (after 20 to warm up).
+        #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(10..=100_000))]
+        samples: u64,
+        /// Print one line of JSON per path.
         #[arg(long)]
         json: bool,
     },
@@ -153,14 +173,14 @@ enum BenchCommand {
 /// The scorers to benchmark: the one named, or the built-in one and every model runtime in
 /// this build.
 fn bench_scorers(name: Option<&str>) -> Result<Vec<Option<RuntimeKind>>, String> {
-    let all = [RuntimeKind::Tract, RuntimeKind::Tflite].into_iter().filter(|k| k.available());
+    let all = RuntimeKind::ALL.into_iter().filter(|k| k.available());
     match name {
         None => Ok(std::iter::once(None).chain(all.map(Some)).collect()),
         Some("builtin") => Ok(vec![None]),
         Some(other) => {
-            let kind = other
-                .parse::<RuntimeKind>()
-                .map_err(|_| format!("unknown scorer {other:?}; use \"builtin\", \"tract\" or \"tflite\""))?;
+            let kind = other.parse::<RuntimeKind>().map_err(|_| {
+                format!("unknown scorer {other:?}; use \"builtin\", \"tract\", \"dense\" or \"tflite\"")
+            })?;
             if kind.available() {
                 Ok(vec![Some(kind)])
             } else {
@@ -170,8 +190,16 @@ fn bench_scorers(name: Option<&str>) -> Result<Vec<Option<RuntimeKind>>, String>
     }
 }
 
-fn print_footprint(offers: u64, days: u64, seed: u64, model: bool, json: bool) -> ExitCode {
-    match ledtrad_sim::footprint::footprint(usize::try_from(offers).unwrap_or(usize::MAX), days, seed, model) {
+fn print_footprint(
+    offers: u64,
+    days: u64,
+    seed: u64,
+    model: bool,
+    builds: &[ledtrad_sim::footprint::Build],
+    json: bool,
+) -> ExitCode {
+    let offers = usize::try_from(offers).unwrap_or(usize::MAX);
+    match ledtrad_sim::footprint::footprint(offers, days, seed, model, builds) {
         Ok(f) if json => {
             println!("{}", serde_json::to_string(&f).unwrap_or_default());
             ExitCode::SUCCESS
@@ -179,19 +207,27 @@ fn print_footprint(offers: u64, days: u64, seed: u64, model: bool, json: bool) -
         Ok(f) => {
             let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
             println!(
-                "footprint ({} offers, {} days, {} decisions, {} shown, model {}): agent {:.1} MiB resident ({:.1} MiB allocated, {:.1} MiB code and files); process {:.1} MiB, {:.1} MiB before the agent started, peak {:.1} MiB",
+                "footprint ({} offers, {} days, {} decisions, {} shown, model {})",
                 f.offers,
                 f.days,
                 f.decisions,
                 f.shown,
-                if f.model { "applied" } else { "none" },
-                mib(f.agent_rss_bytes),
-                mib(f.agent_anon_bytes),
-                mib(f.agent_file_bytes),
-                mib(f.rss_bytes),
-                mib(f.baseline_rss_bytes),
-                mib(f.peak_rss_bytes)
+                if f.model { "applied" } else { "none" }
             );
+            for (name, b) in [("full", &f.full), ("device", &f.device)] {
+                let Some(b) = b else { continue };
+                let library = b.library_bytes.map(|l| format!(", C library {:.1} MiB", mib(l))).unwrap_or_default();
+                println!(
+                    "  {name:6} ledtrad-agent {:.1} MiB{library}; process {:.1} MiB resident at the end ({:.1} MiB before the agent started, peak {:.1} MiB); the agent {:.1} MiB ({:.1} MiB allocated, {:.1} MiB code and files)",
+                    mib(b.binary_bytes),
+                    mib(b.rss_bytes),
+                    mib(b.baseline_rss_bytes),
+                    mib(b.peak_rss_bytes),
+                    mib(b.agent_rss_bytes),
+                    mib(b.agent_anon_bytes),
+                    mib(b.agent_file_bytes)
+                );
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -212,6 +248,24 @@ fn print_requests(brokers: &[ledtrad_sim::request::BenchBroker], requests: usize
             ),
             Err(e) => {
                 eprintln!("error: {broker:?}: {e:#}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+fn print_moments(paths: &[ledtrad_sim::moment::MomentPath], samples: usize, json: bool) -> ExitCode {
+    let Some(runtime) = async_runtime() else { return ExitCode::from(2) };
+    for path in paths {
+        match runtime.block_on(ledtrad_sim::moment::moment(*path, samples)) {
+            Ok(f) if json => println!("{}", serde_json::to_string(&f).unwrap_or_default()),
+            Ok(f) => println!(
+                "moment ({} path, {} samples, {} showed nothing): edge to event p50 {:.0} µs, p99 {:.0} µs, max {:.0} µs",
+                f.path, f.samples, f.nothing_shown, f.p50_us, f.p99_us, f.max_us
+            ),
+            Err(e) => {
+                eprintln!("error: moment bench ({path}): {e:#}");
                 return ExitCode::from(2);
             }
         }
@@ -240,7 +294,8 @@ fn main() -> ExitCode {
             }
         }
         Command::Broker { port, max_connections } => broker_command(port, max_connections),
-        Command::Soak { hours, devices, restart_minutes, seed, catalogue, json } => {
+        Command::Soak { hours, days, devices, restart_minutes, seed, catalogue, json } => {
+            let hours = days.map_or(hours.unwrap_or(24), |d| d * 24);
             soak_command(hours, devices, restart_minutes, seed, catalogue.as_deref(), json)
         }
         Command::Bench(BenchCommand::Firmware { json }) => {
@@ -255,11 +310,14 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
+        Command::Bench(BenchCommand::Moment { paths, samples, json }) => {
+            print_moments(&paths, usize::try_from(samples).unwrap_or(usize::MAX), json)
+        }
         Command::Bench(BenchCommand::Request { brokers, requests, json }) => {
             print_requests(&brokers, usize::try_from(requests).unwrap_or(usize::MAX), json)
         }
-        Command::Bench(BenchCommand::Footprint { offers, days, seed, json, no_model }) => {
-            print_footprint(offers, days, seed, !no_model, json)
+        Command::Bench(BenchCommand::Footprint { offers, days, seed, json, no_model, builds }) => {
+            print_footprint(offers, days, seed, !no_model, &builds, json)
         }
         Command::Bench(BenchCommand::Decide { offers, decisions, seed, json, scorer }) => {
             let (offers, decisions) =
@@ -360,7 +418,7 @@ fn soak_command(
             println!(
                 "ledtrad soak: {} fridges over {} simulated hours, the broker restarted {} times ({} SIGKILL, {} SIGTERM)\n  \
                  decisions {}; reports queued {}, acknowledged {}, stored {} ({} duplicates dropped)\n  \
-                 memory {:.1} MB after the first hour, {:.1} MB at the end (databases {:.1} MB, then {:.1} MB); decision p99 {:.1} µs in the first hour, {:.1} µs in the last; {:.0} s",
+                 memory {:.1} MB after the first hour, {} at the end of day 2, {:.1} MB at the end (databases {:.1} MB, then {:.1} MB, the largest {:.0} KB); decision p99 {:.1} µs in the first hour, {:.1} µs in the last; {:.0} s",
                 f.devices,
                 f.hours,
                 f.broker_restarts,
@@ -372,9 +430,11 @@ fn soak_command(
                 f.reports_stored,
                 f.duplicates_dropped,
                 f.rss_after_first_hour_bytes as f64 / 1e6,
+                f.rss_day2_bytes.map_or_else(|| "-".to_string(), |b| format!("{:.1} MB", b as f64 / 1e6)),
                 f.rss_end_bytes as f64 / 1e6,
                 f.databases_after_first_hour_bytes as f64 / 1e6,
                 f.databases_end_bytes as f64 / 1e6,
+                f.databases_end_bytes_max as f64 / 1e3,
                 f.decide_p99_first_hour_us,
                 f.decide_p99_last_hour_us,
                 f.wall_seconds

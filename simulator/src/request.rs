@@ -121,6 +121,9 @@ pub async fn request(url: &BrokerUrl, name: &str, requests: usize) -> anyhow::Re
         sensor_link: None,
         sensor_baud: None,
         operator_keys: vec![RawKey { id: key.id.to_string(), public_key: key.public_hex(), retired: false }],
+        // The simulated UI (or the test) chooses its moments itself.
+        raise_moments: Some(false),
+        ..RawConfig::default()
     };
     let config = ledtrad_agent::Config::from_raw(raw, "bench")?;
     let agent = ledtrad_agent::spawn(config, Arc::new(ManualClock::new(now))).await?;
@@ -135,16 +138,7 @@ pub async fn request(url: &BrokerUrl, name: &str, requests: usize) -> anyhow::Re
 
     let mut nanos = Vec::with_capacity(requests);
     let mut answered = 0;
-    let progress = if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
-        indicatif::ProgressBar::new(u64::try_from(WARM_UP + requests).unwrap_or(u64::MAX))
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
-    progress.set_style(
-        indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} {elapsed}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
-    progress.set_message(format!("round trips through {name}"));
+    let progress = progress_bar(WARM_UP + requests, &format!("round trips through {name}"));
     for i in 0..WARM_UP + requests {
         if i == WARM_UP {
             nanos.clear();
@@ -174,6 +168,21 @@ pub async fn request(url: &BrokerUrl, name: &str, requests: usize) -> anyhow::Re
         p999_us: pct(0.999),
         rps: (nanos.len() as f64 / (total as f64 / 1e9) * 10.0).round() / 10.0,
     })
+}
+
+/// A progress bar of `len` steps on a terminal (hidden otherwise, so JSON stays clean).
+pub(crate) fn progress_bar(len: usize, message: &str) -> indicatif::ProgressBar {
+    let progress = if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        indicatif::ProgressBar::new(u64::try_from(len).unwrap_or(u64::MAX))
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    progress.set_style(
+        indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} {elapsed}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    progress.set_message(message.to_string());
+    progress
 }
 
 /// Which broker to measure through.

@@ -396,6 +396,7 @@ impl Shard {
                 link.frames_flipped += board.board.frames_flipped;
                 if let Some(l) = device.handle.status().await?.link {
                     link.frames_read += l.frames;
+                    link.events_read += l.events;
                     link.corrupt += l.corrupt;
                     link.incomplete += l.incomplete;
                     link.dropped += l.dropped;

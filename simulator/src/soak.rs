@@ -82,7 +82,10 @@ pub struct SoakFigures {
     /// Resident memory of this process (the agents, the collector) after the first simulated
     /// hour, and at the end.
     pub rss_after_first_hour_bytes: u64,
-    /// At the end.
+    /// After the second simulated day (once the agents' bounded windows have filled at this
+    /// soak's pace, apart from the month and 90-day ones); `None` for a shorter soak.
+    pub rss_day2_bytes: Option<u64>,
+    /// At the end of the simulated time (before the outboxes are drained).
     pub rss_end_bytes: u64,
     /// End minus first hour.
     pub rss_drift_bytes: i64,
@@ -91,6 +94,9 @@ pub struct SoakFigures {
     pub databases_after_first_hour_bytes: u64,
     /// At the end.
     pub databases_end_bytes: u64,
+    /// The largest agent's database with its write-ahead log at the end: what the device's
+    /// flash must hold.
+    pub databases_end_bytes_max: u64,
     /// The engine's decision time, 99th percentile, over the first simulated hour (µs).
     pub decide_p99_first_hour_us: f64,
     /// Over the last simulated hour (µs).
@@ -108,6 +114,21 @@ fn directory_bytes(dir: &std::path::Path) -> u64 {
         .filter_map(|e| e.metadata().ok())
         .map(|m| m.len())
         .sum()
+}
+
+/// The largest agent database in `dir` with its write-ahead log (`soak-N.db` and
+/// `soak-N.db-wal`).
+fn largest_database_bytes(dir: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    let mut per_device = std::collections::HashMap::<String, u64>::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(device) = name.strip_suffix(".db").or_else(|| name.strip_suffix(".db-wal")) else { continue };
+        if device.starts_with("soak-") {
+            *per_device.entry(device.to_string()).or_default() += entry.metadata().map_or(0, |m| m.len());
+        }
+    }
+    per_device.into_values().max().unwrap_or(0)
 }
 
 fn rss() -> u64 {
@@ -137,6 +158,9 @@ pub async fn soak(options: SoakOptions) -> anyhow::Result<SoakFigures> {
     let clock = ManualClock::new(options.start);
     let agents = start_agents(&options, &fleet, &key, &url, dir.path(), &clock).await?;
     let soaked = soak_hours(&options, &agents, &mut broker, &clock, dir.path()).await?;
+    // Memory at the end of the simulated time: draining reads every agent's export, whose
+    // passing allocations are the harness's, not the agents'.
+    let rss_end = rss();
     let unacknowledged = drain_outboxes(&options, &agents).await?;
     let store = ReportStore::open(&reports_db)?;
     let acknowledged = soaked.queued - unacknowledged;
@@ -144,8 +168,8 @@ pub async fn soak(options: SoakOptions) -> anyhow::Result<SoakFigures> {
     while store.count()? < acknowledged && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let rss_end = rss();
     let databases_end = directory_bytes(dir.path());
+    let databases_end_max = largest_database_bytes(dir.path());
     let stored = store.count()?;
     let duplicates = collector.counts().reports_duplicate;
     for agent in agents {
@@ -164,10 +188,12 @@ pub async fn soak(options: SoakOptions) -> anyhow::Result<SoakFigures> {
         reports_stored: stored,
         duplicates_dropped: duplicates,
         rss_after_first_hour_bytes: soaked.rss_first_hour,
+        rss_day2_bytes: soaked.rss_day2,
         rss_end_bytes: rss_end,
         rss_drift_bytes: rss_end as i64 - soaked.rss_first_hour as i64,
         databases_after_first_hour_bytes: soaked.databases_first_hour,
         databases_end_bytes: databases_end,
+        databases_end_bytes_max: databases_end_max,
         decide_p99_first_hour_us: p99_us(soaked.first_hour),
         decide_p99_last_hour_us: p99_us(soaked.last_hour),
         wall_seconds: (wall.elapsed().as_secs_f64() * 10.0).round() / 10.0,
@@ -259,6 +285,9 @@ async fn start_agents(
             sensor_link: None,
             sensor_baud: None,
             operator_keys: vec![RawKey { id: key.id.to_string(), public_key: key.public_hex(), retired: false }],
+            // The simulated UI (or the test) chooses its moments itself.
+            raise_moments: Some(false),
+            ..RawConfig::default()
         };
         let config = ledtrad_agent::Config::from_raw(raw, "soak")?;
         let agent = ledtrad_agent::spawn(config, Arc::new(clock.clone())).await?;
@@ -290,6 +319,7 @@ struct Soaked {
     first_hour: Vec<u64>,
     last_hour: Vec<u64>,
     rss_first_hour: u64,
+    rss_day2: Option<u64>,
     databases_first_hour: u64,
 }
 
@@ -331,6 +361,10 @@ async fn soak_hours(
             soaked.rss_first_hour = rss();
             soaked.databases_first_hour = directory_bytes(dir);
         }
+        let hour = (step + 1) / steps_per_hour;
+        if (step + 1) % steps_per_hour == 0 && hour % 24 == 0 {
+            day_done(hour / 24, options, &mut soaked, dir, &simulating);
+        }
         simulating.inc(1);
         simulating.set_message(format!(
             "hour {} of {}, {} restarts",
@@ -341,6 +375,30 @@ async fn soak_hours(
     }
     simulating.finish_and_clear();
     Ok(soaked)
+}
+
+/// The end of simulated day `day`: memory after day 2 kept, and every tenth day a line with
+/// memory and the largest database so far (above the progress bar, or alone on stderr with
+/// `--json`, for a long run's progress).
+fn day_done(day: u64, options: &SoakOptions, soaked: &mut Soaked, dir: &Path, simulating: &ProgressBar) {
+    let now = rss();
+    if day == 2 {
+        soaked.rss_day2 = Some(now);
+    }
+    if day % 10 == 0 {
+        let line = format!(
+            "day {day}: resident memory {:.1} MB, largest database {:.0} KB, {} decisions, {} reports queued",
+            now as f64 / 1e6,
+            largest_database_bytes(dir) as f64 / 1e3,
+            soaked.decisions,
+            soaked.queued
+        );
+        if options.progress {
+            simulating.println(line);
+        } else {
+            eprintln!("{line}");
+        }
+    }
 }
 
 /// One step's moments: a tenth of the fridges open their door, some with the butter running

@@ -45,6 +45,9 @@ pub struct SensorLink {
     pub frames_flipped: u64,
     /// Good frames the agents read.
     pub frames_read: u64,
+    /// Of those, event frames (door edges, sent at once).
+    #[serde(default)]
+    pub events_read: u64,
     /// Frames the agents found corrupt.
     pub corrupt: u64,
     /// Frames cut off.
@@ -65,6 +68,7 @@ impl SensorLink {
             frames_sent: self.frames_sent + other.frames_sent,
             frames_flipped: self.frames_flipped + other.frames_flipped,
             frames_read: self.frames_read + other.frames_read,
+            events_read: self.events_read + other.events_read,
             corrupt: self.corrupt + other.corrupt,
             incomplete: self.incomplete + other.incomplete,
             dropped: self.dropped + other.dropped,

@@ -115,6 +115,9 @@ fn a_soak_loses_and_doubles_no_report_through_broker_restarts() {
     let (code, stderr) = sim(&["soak", "--restart-minutes", "7"]);
     assert_eq!(code, 2);
     assert!(stderr.contains("--restart-minutes 7 must be a whole number of 5-minute steps"), "{stderr}");
+    let (code, stderr) = sim(&["soak", "--days", "365", "--hours", "2"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("'--days <DAYS>' cannot be used with '--hours <HOURS>'"), "{stderr}");
     if !ledtrad_tests::mosquitto_installed() {
         return;
     }
@@ -131,6 +134,10 @@ fn a_soak_loses_and_doubles_no_report_through_broker_restarts() {
     let databases = |key: &str| f[key].as_u64().unwrap_or(0);
     assert!(databases("databases_after_first_hour_bytes") > 0, "{f}");
     assert!(databases("databases_end_bytes") > databases("databases_after_first_hour_bytes"), "{f}");
+    let largest = databases("databases_end_bytes_max");
+    assert!(largest > 0 && largest * 30 >= databases("databases_end_bytes"), "the largest of 30: {f}");
+    assert!(f["rss_day2_bytes"].is_null(), "two hours have no second day: {f}");
+    assert!(f["rss_end_bytes"].as_u64().unwrap_or(0) > 0, "{f}");
 }
 
 /// `ledtrad-sim broker` on a port something else listens on says so and what to do, instead

@@ -107,8 +107,10 @@ async fn through_the_firmware_a_clean_link_loses_nothing_and_a_noisy_one_is_coun
         .filter(|d| d.kind != ledtrad_protocol::DeviceKind::Ereader)
         .count() as u64;
     assert_eq!(link.boards, boards, "fridges and lock screens have boards");
-    // A frame per board for each 10-minute window closed: 143 in a day of 144 steps.
-    assert_eq!(link.frames_sent, boards * 143);
+    // A summary per board for each 10-minute window closed (143 in a day of 144 steps), and
+    // an event frame for each door edge, an opening and a closing each time a fridge is used.
+    assert!(link.events_read > 0 && link.events_read % 2 == 0, "{link:?}");
+    assert_eq!(link.frames_sent, boards * 143 + link.events_read);
     assert_eq!((link.frames_read, link.corrupt, link.dropped, link.incomplete), (link.frames_sent, 0, 0, 0));
     assert!(link.signals > 0 && clean.shown > 0 && clean.consent_violations == 0, "{clean:?}");
 

@@ -174,6 +174,11 @@ impl TestAgent {
         Self { agent, config, clock, _dir }
     }
 
+    /// The agent's events, as its `/v1/events` clients get them.
+    pub fn events(&self) -> Arc<ledtrad_agent::events::EventHub> {
+        self.agent.events()
+    }
+
     /// Stops the agent, leaving its retained offline status on the broker.
     pub async fn shutdown(self) {
         self.agent.shutdown().await;
@@ -330,6 +335,9 @@ impl TestAgent {
             sensor_link: None,
             sensor_baud: None,
             operator_keys: vec![RawKey { id: key.id.to_string(), public_key: key.public_hex(), retired: false }],
+            // Tests ask for offers at their own moments; tests of raised moments turn this on.
+            raise_moments: Some(false),
+            ..RawConfig::default()
         };
         edit(&mut raw);
         let config = Config::from_raw(raw, "test").expect("valid config");

@@ -131,6 +131,9 @@ fn agent_config(
         sensor_link,
         sensor_baud: None,
         operator_keys: vec![RawKey { id: spec.key.0.clone(), public_key: spec.key.1.clone(), retired: false }],
+        // The simulated UI (or the test) chooses its moments itself.
+        raise_moments: Some(false),
+        ..RawConfig::default()
     }
 }
 
