@@ -338,7 +338,13 @@ fn local_time(raw: &RawConfig) -> Result<LocalTime, FieldError> {
     match &raw.timezone {
         None => Ok(LocalTime::fixed(raw.utc_offset_minutes * 60)),
         Some(name) => name.parse::<chrono_tz::Tz>().map(LocalTime::zone).map_err(|_| {
-            ("timezone", format!("{name:?} is not a time zone name; use an IANA name such as \"Europe/Stockholm\""))
+            let fix = match option_env!("CHRONO_TZ_TIMEZONE_FILTER") {
+                Some(filter) if cfg!(feature = "device") => format!(
+                    "; this device build carries only the zones matching CHRONO_TZ_TIMEZONE_FILTER={filter:?}: name one of them, or build again with this zone in the filter"
+                ),
+                _ => String::new(),
+            };
+            ("timezone", format!("{name:?} is not a time zone name; use an IANA name such as \"Europe/Stockholm\"{fix}"))
         }),
     }
 }

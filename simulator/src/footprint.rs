@@ -25,6 +25,12 @@ use crate::bench::{build_catalogue, shipped_model};
 /// Where the simulated month starts.
 const START: UnixTime = UnixTime(1_795_428_000);
 
+/// The time zone the workload's config names.
+const ZONE: &str = "Europe/Stockholm";
+
+/// chrono-tz's build-time filter of the zones a build carries (a regular expression).
+const ZONE_FILTER: &str = "CHRONO_TZ_TIMEZONE_FILTER";
+
 /// A build of the agent the bench measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Build {
@@ -40,6 +46,15 @@ impl Build {
         match self {
             Build::Full => &["--release"],
             Build::Device => &["--profile", "device", "--no-default-features", "--features", "device"],
+        }
+    }
+
+    /// The environment of its cargo build: the device build carries only the time zone its
+    /// config names (chrono-tz's build-time filter); the full build, all of them.
+    fn cargo_env(self) -> Option<(&'static str, &'static str)> {
+        match self {
+            Build::Full => None,
+            Build::Device => Some((ZONE_FILTER, ZONE)),
         }
     }
 
@@ -234,7 +249,7 @@ pub fn prepare(dir: &Path, offers: usize, seed: u64, model: bool) -> anyhow::Res
     // queued. The workload chooses its moments itself.
     Ok(format!(
         "device_id = \"footprint\"\nkind = \"fridge\"\nfleet = \"{fleet}\"\nbroker = \"mqtt://127.0.0.1:9\"\n\
-         database = {database}\nutc_offset_minutes = 60\nrng_seed = {seed}\nraise_moments = false\n\n\
+         database = {database}\ntimezone = \"{ZONE}\"\nrng_seed = {seed}\nraise_moments = false\n\n\
          [[operator_keys]]\nid = \"{}\"\npublic_key = \"{}\"\n",
         key.id,
         key.public_hex()
@@ -275,7 +290,12 @@ fn compile(build: Build) -> anyhow::Result<Artifacts> {
 fn cargo_build(build: Build, what: &[&str]) -> anyhow::Result<std::collections::HashMap<String, PathBuf>> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let output = Command::new(&cargo)
+    let mut command = Command::new(&cargo);
+    match build.cargo_env() {
+        Some((name, value)) => command.env(name, value),
+        None => command.env_remove(ZONE_FILTER),
+    };
+    let output = command
         .current_dir(&workspace)
         .arg("build")
         .args(build.cargo_args())

@@ -79,7 +79,7 @@ pub fn moment_bit(moment: ledtrad_protocol::Moment) -> u8 {
 pub struct CompiledOffer {
     /// What the first stages read.
     pub hot: HotOffer,
-    /// The offer as authored.
+    /// The offer as authored, without its built-in scorer (kept compiled in `logistic`).
     pub offer: Offer,
     /// Its category.
     pub category: Category,
@@ -214,12 +214,14 @@ impl AppliedCatalogue {
 impl CompiledOffer {
     /// Resolves an offer's category, conditions and built-in scorer; `None` if one does not
     /// resolve. Its campaign index and journey flag are set by the catalogue.
-    fn compile(offer: Offer) -> Option<Self> {
+    fn compile(mut offer: Offer) -> Option<Self> {
         let category = Category::try_new(&offer.category).ok()?;
         let conditions = offer.conditions.iter().map(CompiledCondition::compile).collect::<Option<Vec<_>>>()?;
         let personal = conditions.iter().any(|c| c.feature.spec().purpose.is_some());
         let needs = (offer.personalised || personal).then_some(Purpose::Personalise);
-        let logistic = match &offer.propensity {
+        // The scorer is kept compiled only: its weights named by text are a second copy that
+        // nothing reads after this (a fifth of a large catalogue's memory on a device).
+        let logistic = match &offer.propensity.take() {
             None => None,
             Some(l) => Some(CompiledLogistic {
                 bias: l.bias,

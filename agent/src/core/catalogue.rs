@@ -14,8 +14,11 @@ use crate::store::{Store, StoreError};
 /// What the core knows of the signed artefacts it was sent.
 #[derive(Debug, Default)]
 pub(super) struct Inbound {
-    applied_envelope: Vec<u8>,
-    applied_model: Vec<u8>,
+    /// The applied catalogue's envelope, by digest: enough to know it when it is delivered
+    /// again, without keeping a copy of it (hundreds of kilobytes for a large catalogue).
+    applied_envelope: Option<Digest>,
+    /// The applied model's envelope, by digest.
+    applied_model: Option<Digest>,
     pub(super) models_refused: u64,
     pub(super) last_model_refusal: Option<String>,
     pub(super) refused: u64,
@@ -23,6 +26,14 @@ pub(super) struct Inbound {
     pub(super) last_refusal: Option<String>,
     /// A catalogue version rolling out that does not include this device yet.
     pub(super) rollout_waiting: Option<u64>,
+}
+
+/// An envelope's SHA-256 digest.
+type Digest = [u8; 32];
+
+fn digest(payload: &[u8]) -> Digest {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(payload).into()
 }
 
 /// Applies the stored catalogue and model again after a restart, and the version floors that
@@ -33,7 +44,7 @@ pub(super) fn restore_signed(engine: &mut Engine, store: &Store, now: UnixTime) 
         match engine.handle_catalogue(&envelope, now) {
             Ok(_) => {
                 info!(version, "restored catalogue");
-                inbound.applied_envelope = envelope;
+                inbound.applied_envelope = Some(digest(&envelope));
             }
             Err(e) => warn!(version, "stored catalogue no longer applies: {e}"),
         }
@@ -42,7 +53,7 @@ pub(super) fn restore_signed(engine: &mut Engine, store: &Store, now: UnixTime) 
         match engine.handle_model(&envelope, now) {
             Ok(model) => {
                 info!(version, runtime = model.runtime(), "restored scoring model");
-                inbound.applied_model = envelope;
+                inbound.applied_model = Some(digest(&envelope));
             }
             Err(e) => warn!(version, "stored scoring model no longer applies, using the built-in scorers: {e}"),
         }
@@ -62,7 +73,7 @@ impl AgentCore {
             info!(version = ?self.version(), "the retained catalogue was cleared on the broker; keeping the applied one");
             return;
         }
-        if payload == self.inbound.applied_envelope.as_slice() {
+        if self.inbound.applied_envelope == Some(digest(payload)) {
             debug!("the applied catalogue was delivered again");
             return;
         }
@@ -73,7 +84,7 @@ impl AgentCore {
                 if let Err(e) = self.track(stored) {
                     error!("catalogue version {version} applied but not stored, it will be refetched from the broker after a restart: {e}");
                 }
-                self.inbound.applied_envelope = payload.to_vec();
+                self.inbound.applied_envelope = Some(digest(payload));
                 self.inbound.last_refusal = None;
                 self.inbound.rollout_waiting = None;
                 info!(version, offers, "catalogue applied");
@@ -101,7 +112,7 @@ impl AgentCore {
     }
 
     pub(super) fn handle_model(&mut self, payload: &[u8], now: Now) {
-        if payload.is_empty() || payload == self.inbound.applied_model.as_slice() {
+        if payload.is_empty() || self.inbound.applied_model == Some(digest(payload)) {
             debug!("no new scoring model in the message; keeping the applied one");
             return;
         }
@@ -112,7 +123,7 @@ impl AgentCore {
                 if let Err(e) = self.track(stored) {
                     error!("scoring model version {version} applied but not stored, it will be refetched from the broker after a restart: {e}");
                 }
-                self.inbound.applied_model = payload.to_vec();
+                self.inbound.applied_model = Some(digest(payload));
                 self.inbound.last_model_refusal = None;
                 info!(version, runtime, "scoring model applied");
             }

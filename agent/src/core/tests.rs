@@ -348,3 +348,20 @@ fn a_database_over_its_budget_is_pruned_on_the_tick_and_the_status_says_so() {
     let counted: u32 = data.impression_totals.iter().map(|t| t.count).sum();
     assert_eq!(counted as usize + data.impressions.len(), 4_000);
 }
+
+#[test]
+fn the_applied_catalogue_delivered_again_is_known_by_its_digest_and_a_new_one_still_applies() {
+    let (mut core, _rx) = build_core("");
+    let fleet = core.config.fleet.clone();
+    core.handle_mqtt(publish(Topic::Catalogue(fleet.clone()), example_envelope(), None), at(0, 0));
+    core.handle_mqtt(publish(Topic::Catalogue(fleet.clone()), example_envelope(), None), at(1, 1000));
+    // Version 1 again with other content: not the applied envelope, so it is opened and refused.
+    let other = envelope_with(|t| {
+        t.remove("prompt");
+    });
+    core.handle_mqtt(publish(Topic::Catalogue(fleet), other, None), at(2, 2000));
+    let names: Vec<_> = std::iter::from_fn(|| core.poll_event()).map(|e| e.name()).collect();
+    assert_eq!(names, ["catalogue", "catalogue"], "the second delivery of the applied envelope is not handled again");
+    let status = core.status();
+    assert_eq!((status.catalogue_version, status.catalogues_refused), (Some(1), 1));
+}
