@@ -10,7 +10,8 @@
 //!
 //! It drives the agent through `days` simulated days on a manual clock (96 moments a day: a
 //! signal, a decision, an answer to every offer shown, a tick every 24 moments) and reads the
-//! process's resident memory from `/proc/self/status` while the agent still runs.
+//! process's resident memory from `/proc/self/status` while the agent still runs: at the end,
+//! and at the end of the second day (for how flat it stays over a long run, `--days 365`).
 
 use std::sync::Arc;
 
@@ -73,7 +74,7 @@ impl TryFrom<&[String]> for Args {
 fn run(args: Args) -> anyhow::Result<String> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let baseline = [proc_status("VmRSS")?, proc_status("RssAnon")?, proc_status("RssFile")?];
-    let (decisions, shown, offers, end) = runtime.block_on(drive(&args))?;
+    let (Driven { decisions, shown, offers, day2_rss }, end) = runtime.block_on(drive(&args))?;
     let line = serde_json::json!({
         "offers": offers,
         "decisions": decisions,
@@ -82,6 +83,7 @@ fn run(args: Args) -> anyhow::Result<String> {
         "baseline_anon_bytes": baseline[1],
         "baseline_file_bytes": baseline[2],
         "rss_bytes": end[0],
+        "rss_day2_bytes": day2_rss,
         "anon_bytes": end[1],
         "file_bytes": end[2],
         "peak_rss_bytes": proc_status("VmHWM")?,
@@ -89,7 +91,16 @@ fn run(args: Args) -> anyhow::Result<String> {
     Ok(line.to_string())
 }
 
-async fn drive(args: &Args) -> anyhow::Result<(u64, u64, usize, [u64; 3])> {
+/// What the workload did.
+struct Driven {
+    decisions: u64,
+    shown: u64,
+    offers: usize,
+    /// Resident memory at the end of the second simulated day, if it ran that long.
+    day2_rss: Option<u64>,
+}
+
+async fn drive(args: &Args) -> anyhow::Result<(Driven, [u64; 3])> {
     let config = Config::from_path(&args.config)?;
     let clock = ManualClock::new(args.start);
     let agent = ledtrad_agent::spawn(config, Arc::new(clock.clone())).await?;
@@ -102,7 +113,7 @@ async fn drive(args: &Args) -> anyhow::Result<(u64, u64, usize, [u64; 3])> {
     }
     let mut rng = rand::rngs::StdRng::seed_from_u64(args.seed);
     let features: Vec<FeatureName> = ledtrad_protocol::feature::signal_features().collect();
-    let (mut decisions, mut shown) = (0, 0);
+    let (mut decisions, mut shown, mut day2_rss) = (0, 0, None);
     for k in 0..args.days * MOMENTS_PER_DAY {
         clock.set(args.start.plus_secs(k * 86_400 / MOMENTS_PER_DAY));
         let feature = features[usize::try_from(k).unwrap_or(0) % features.len()];
@@ -117,10 +128,13 @@ async fn drive(args: &Args) -> anyhow::Result<(u64, u64, usize, [u64; 3])> {
         if k % 24 == 0 {
             handle.tick().await?;
         }
+        if k + 1 == 2 * MOMENTS_PER_DAY {
+            day2_rss = Some(proc_status("VmRSS")?);
+        }
     }
     let end = [proc_status("VmRSS")?, proc_status("RssAnon")?, proc_status("RssFile")?];
     agent.shutdown().await;
-    Ok((decisions, shown, offers, end))
+    Ok((Driven { decisions, shown, offers, day2_rss }, end))
 }
 
 /// A field of `/proc/self/status` in bytes (e.g. `VmRSS`).

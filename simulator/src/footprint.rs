@@ -25,11 +25,30 @@ use crate::bench::{build_catalogue, shipped_model};
 /// Where the simulated month starts.
 const START: UnixTime = UnixTime(1_795_428_000);
 
-/// The time zone the workload's config names.
+/// The time zone the workload's config names: the one the device build carries.
 const ZONE: &str = "Europe/Stockholm";
 
-/// chrono-tz's build-time filter of the zones a build carries (a regular expression).
-const ZONE_FILTER: &str = "CHRONO_TZ_TIMEZONE_FILTER";
+/// The device build's environment, as a device maker sets it.
+const DEVICE_ENV: &str = include_str!("../../deploy/device-build.env");
+
+/// The `KEY="VALUE"` lines of an environment file, comments and blank lines skipped; any other
+/// line is an error that quotes it.
+fn parse_env(text: &str) -> anyhow::Result<Vec<(&str, &str)>> {
+    let mut vars = Vec::new();
+    for (n, line) in text.lines().enumerate().map(|(n, l)| (n + 1, l.trim())) {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let parsed = line.split_once('=').and_then(|(name, value)| {
+            let value = value.strip_prefix('"')?.strip_suffix('"')?;
+            let named =
+                !name.is_empty() && name.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
+            named.then_some((name, value))
+        });
+        vars.push(parsed.with_context(|| format!("line {n}, {line:?}, is not KEY=\"VALUE\" (or a # comment)"))?);
+    }
+    Ok(vars)
+}
 
 /// A build of the agent the bench measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,13 +68,15 @@ impl Build {
         }
     }
 
-    /// The environment of its cargo build: the device build carries only the time zone its
-    /// config names (chrono-tz's build-time filter); the full build, all of them.
-    fn cargo_env(self) -> Option<(&'static str, &'static str)> {
-        match self {
-            Build::Full => None,
-            Build::Device => Some((ZONE_FILTER, ZONE)),
-        }
+    /// The environment of its cargo build: the device build's from `deploy/device-build.env`
+    /// (only the time zone the workload's config names, a smaller SQLite); for the full build,
+    /// the same variables unset.
+    fn cargo_env(self) -> anyhow::Result<Vec<(&'static str, Option<&'static str>)>> {
+        let device = parse_env(DEVICE_ENV).context("deploy/device-build.env")?;
+        Ok(match self {
+            Build::Full => device.into_iter().map(|(name, _)| (name, None)).collect(),
+            Build::Device => device.into_iter().map(|(name, value)| (name, Some(value))).collect(),
+        })
     }
 
     /// Its name in `--builds` and in messages.
@@ -97,6 +118,9 @@ pub struct Workload {
     pub baseline_file_bytes: u64,
     /// At the end, while the agent still ran.
     pub rss_bytes: u64,
+    /// At the end of the second simulated day (runs of two days or more).
+    #[serde(default)]
+    pub rss_day2_bytes: Option<u64>,
     /// Anonymous memory at the end.
     pub anon_bytes: u64,
     /// File-backed memory at the end.
@@ -115,6 +139,12 @@ pub struct BuildFigures {
     pub library_bytes: Option<u64>,
     /// The workload process's resident memory at the end (binary, runtime and agent).
     pub rss_bytes: u64,
+    /// At the end of the second simulated day, for runs of two days or more.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rss_day2_bytes: Option<u64>,
+    /// `rss_bytes` against `rss_day2_bytes`, as a fraction (0.05 is 5% more at the end).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rss_growth_from_day2: Option<f64>,
     /// Before the agent started.
     pub baseline_rss_bytes: u64,
     /// What the agent added: `rss_bytes - baseline_rss_bytes`.
@@ -152,7 +182,7 @@ pub struct FootprintFigures {
     /// The device build's C library.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub device_library_bytes: Option<u64>,
-    /// The device build's workload process at the end (the target: at most 8 MiB).
+    /// The device build's workload process at the end (the target: at most 8 MB).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub device_rss_bytes: Option<u64>,
     /// The full build's figures.
@@ -207,6 +237,12 @@ pub fn footprint(
             binary_bytes: file_size(&artifacts.agent)?,
             library_bytes: artifacts.library.as_deref().map(file_size).transpose()?,
             rss_bytes: workload.rss_bytes,
+            rss_day2_bytes: workload.rss_day2_bytes,
+            rss_growth_from_day2: workload.rss_day2_bytes.filter(|d| *d > 0).map(|d| {
+                #[allow(clippy::cast_precision_loss)]
+                let growth = (workload.rss_bytes as f64 - d as f64) / d as f64;
+                growth
+            }),
             baseline_rss_bytes: workload.baseline_rss_bytes,
             agent_rss_bytes: workload.rss_bytes.saturating_sub(workload.baseline_rss_bytes),
             agent_anon_bytes: workload.anon_bytes.saturating_sub(workload.baseline_anon_bytes),
@@ -291,10 +327,12 @@ fn cargo_build(build: Build, what: &[&str]) -> anyhow::Result<std::collections::
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut command = Command::new(&cargo);
-    match build.cargo_env() {
-        Some((name, value)) => command.env(name, value),
-        None => command.env_remove(ZONE_FILTER),
-    };
+    for (name, value) in build.cargo_env()? {
+        match value {
+            Some(value) => command.env(name, value),
+            None => command.env_remove(name),
+        };
+    }
     let output = command
         .current_dir(&workspace)
         .arg("build")
@@ -387,6 +425,18 @@ mod tests {
     }
 
     #[test]
+    fn the_device_environment_parses_and_carries_the_zone_the_workload_names() {
+        let env = parse_env(DEVICE_ENV).expect("deploy/device-build.env parses");
+        let zones = env.iter().find(|(name, _)| *name == "CHRONO_TZ_TIMEZONE_FILTER").expect("a zone filter");
+        assert!(zones.1.contains(ZONE), "{zones:?}");
+        assert!(env.iter().any(|(name, value)| *name == "LIBSQLITE3_FLAGS" && value.contains("-DSQLITE_OMIT_JSON")));
+        let full = Build::Full.cargo_env().expect("parses");
+        assert!(full.iter().all(|(_, value)| value.is_none()), "the full build unsets the device's variables");
+        let err = parse_env("# fine\nZONES=Europe/Oslo\n").expect_err("unquoted").to_string();
+        assert!(err.contains("line 2") && err.contains("ZONES=Europe/Oslo"), "{err}");
+    }
+
+    #[test]
     fn builds_are_named_and_a_bad_name_says_what_to_use() {
         assert_eq!(["full", "device"].map(|n| n.parse::<Build>().expect("known")), [Build::Full, Build::Device]);
         let err = "tiny".parse::<Build>().expect_err("unknown");
@@ -395,9 +445,10 @@ mod tests {
 
     #[test]
     fn the_workload_line_parses_and_anything_else_is_an_error_quoting_it() {
-        let line = r#"{"offers":10,"decisions":96,"shown":4,"baseline_rss_bytes":1,"baseline_anon_bytes":2,"baseline_file_bytes":3,"rss_bytes":4,"anon_bytes":5,"file_bytes":6,"peak_rss_bytes":7}"#;
+        let line = r#"{"offers":10,"decisions":96,"shown":4,"baseline_rss_bytes":1,"baseline_anon_bytes":2,"baseline_file_bytes":3,"rss_bytes":4,"rss_day2_bytes":8,"anon_bytes":5,"file_bytes":6,"peak_rss_bytes":7}"#;
         let parsed = parse_workload(&format!("noise\n{line}\n")).expect("parses");
         assert_eq!((parsed.decisions, parsed.rss_bytes, parsed.peak_rss_bytes), (96, 4, 7));
+        assert_eq!(parsed.rss_day2_bytes, Some(8));
         let err = parse_workload("oops").expect_err("not figures").to_string();
         assert!(err.contains("\"oops\""), "{err}");
     }

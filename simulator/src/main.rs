@@ -217,8 +217,13 @@ fn print_footprint(
             for (name, b) in [("full", &f.full), ("device", &f.device)] {
                 let Some(b) = b else { continue };
                 let library = b.library_bytes.map(|l| format!(", C library {:.1} MiB", mib(l))).unwrap_or_default();
+                let day2 = b
+                    .rss_day2_bytes
+                    .zip(b.rss_growth_from_day2)
+                    .map(|(d, g)| format!(" ({:.1} MiB on day 2, {:+.1}% since)", mib(d), g * 100.0))
+                    .unwrap_or_default();
                 println!(
-                    "  {name:6} ledtrad-agent {:.1} MiB{library}; process {:.1} MiB resident at the end ({:.1} MiB before the agent started, peak {:.1} MiB); the agent {:.1} MiB ({:.1} MiB allocated, {:.1} MiB code and files)",
+                    "  {name:6} ledtrad-agent {:.1} MiB{library}; process {:.1} MiB resident at the end{day2} ({:.1} MiB before the agent started, peak {:.1} MiB); the agent {:.1} MiB ({:.1} MiB allocated, {:.1} MiB code and files)",
                     mib(b.binary_bytes),
                     mib(b.rss_bytes),
                     mib(b.baseline_rss_bytes),
