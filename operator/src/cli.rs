@@ -99,9 +99,9 @@ pub(crate) struct ReportArgs {
     /// The report database, written by `ledtrad-op serve --reports FILE`.
     #[arg(long, value_name = "FILE")]
     pub(crate) db: PathBuf,
-    /// The campaign.
+    /// The campaign (without it: the campaigns in the database, with their reports and days).
     #[arg(long)]
-    pub(crate) campaign: CampaignId,
+    pub(crate) campaign: Option<CampaignId>,
     /// Only the reports of this fleet (default: every fleet's).
     #[arg(long)]
     pub(crate) fleet: Option<FleetId>,

@@ -265,12 +265,72 @@ impl ReportStore {
             .collect()
     }
 
+    /// Each campaign that has reports (from `fleet` only, when given), by name: how many
+    /// reports, over which days, from which fleets.
+    pub fn overview(&self, fleet: Option<&FleetId>) -> Result<Vec<StoredCampaign>, CollectError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT campaign, COUNT(*), COUNT(DISTINCT day), MIN(day), MAX(day), GROUP_CONCAT(DISTINCT fleet) \
+                 FROM reports WHERE (?1 IS NULL OR fleet = ?1) GROUP BY campaign ORDER BY campaign",
+            )
+            .map_err(|e| self.query_err(e))?;
+        let rows = stmt
+            .query_map(params![fleet.map(FleetId::as_str)], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    [row.get::<_, i64>(1)?, row.get(2)?, row.get(3)?, row.get(4)?],
+                    row.get::<_, String>(5)?,
+                ))
+            })
+            .map_err(|e| self.query_err(e))?;
+        let invalid = |detail: String| CollectError::Query { path: self.path.clone(), detail };
+        let mut campaigns = Vec::new();
+        for row in rows {
+            let (campaign, [reports, days, first, last], fleets) = row.map_err(|e| self.query_err(e))?;
+            let number =
+                |n: i64| u32::try_from(n).map_err(|_| invalid(format!("a stored count or day is out of range: {n}")));
+            let mut fleets = fleets
+                .split(',')
+                .map(|f| FleetId::try_new(f).map_err(|e| invalid(format!("a stored fleet is not valid: {e}"))))
+                .collect::<Result<Vec<_>, _>>()?;
+            fleets.sort();
+            campaigns.push(StoredCampaign {
+                campaign: CampaignId::try_new(campaign)
+                    .map_err(|e| invalid(format!("a stored campaign is not valid: {e}")))?,
+                reports: u64::from(number(reports)?),
+                days: number(days)?,
+                first_day: number(first)?,
+                last_day: number(last)?,
+                fleets,
+            });
+        }
+        Ok(campaigns)
+    }
+
     /// How many reports are stored.
     pub fn count(&self) -> Result<u64, CollectError> {
         let n: i64 =
             self.conn.query_row("SELECT COUNT(*) FROM reports", [], |row| row.get(0)).map_err(|e| self.query_err(e))?;
         Ok(u64::try_from(n).unwrap_or(0))
     }
+}
+
+/// A campaign as the store holds it: its reports and the days they cover.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCampaign {
+    /// The campaign.
+    pub campaign: CampaignId,
+    /// Its reports (device-days).
+    pub reports: u64,
+    /// The days with at least one report.
+    pub days: u32,
+    /// The first day with a report (days since 1970-01-01).
+    pub first_day: u32,
+    /// The last day with a report.
+    pub last_day: u32,
+    /// The fleets that sent them, by name.
+    pub fleets: Vec<FleetId>,
 }
 
 /// A row as SQLite gives it, before its values are checked.

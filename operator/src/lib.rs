@@ -3,6 +3,7 @@
 //!
 //! # Layout
 //!
+//! - [`campaigns`]: the campaigns a report store holds (`ledtrad-op report` without a campaign).
 //! - [`canary`]: a staged rollout's canary against the rest of the fleet, by dismiss rate.
 //! - [`collect`]: the store of the fleet's reports, as received (SQLite).
 //! - [`html`]: the report page, one self-contained HTML file with a plot of the daily rates.
@@ -20,6 +21,7 @@
 //!   sampling and noise.
 //! - [`status`]: reading devices' retained status topics (which version each device applied).
 
+pub mod campaigns;
 pub mod canary;
 pub mod collect;
 pub mod diff;

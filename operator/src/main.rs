@@ -235,8 +235,20 @@ fn push_model(
 
 /// `ledtrad-op report`: a campaign's uplift from the collected reports, and its page.
 fn report(args: &ReportArgs) -> anyhow::Result<ExitCode> {
-    let summary =
-        ledtrad_operator::report::load_summary(&args.db, &args.campaign, args.fleet.as_ref(), args.min_devices)?;
+    let Some(campaign) = &args.campaign else {
+        anyhow::ensure!(
+            args.html.is_none(),
+            "--html writes one campaign's page: add --campaign NAME (`ledtrad-op report --db FILE` lists them)"
+        );
+        let list = ledtrad_operator::campaigns::list_campaigns(&args.db, args.fleet.as_ref())?;
+        if args.json {
+            println!("{}", serde_json::to_string(&list)?);
+        } else {
+            print!("{list}");
+        }
+        return Ok(ExitCode::SUCCESS);
+    };
+    let summary = ledtrad_operator::report::load_summary(&args.db, campaign, args.fleet.as_ref(), args.min_devices)?;
     if let Some(page) = &args.html {
         ledtrad_operator::html::write_page(page, &summary)?;
     }

@@ -162,3 +162,37 @@ fn report_errors_name_the_database_and_the_campaigns_there_are() {
     assert_eq!(code, 2);
     assert!(stderr.contains("--min-devices"), "{stderr}");
 }
+
+#[test]
+fn report_without_a_campaign_lists_the_campaigns_with_their_reports_days_and_fleets() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = build_db(dir.path());
+    let path = db.to_str().unwrap();
+    let (code, stdout, stderr) = op(&["report", "--db", path]);
+    assert_eq!(code, 0, "{stderr}");
+    let lines: Vec<_> = stdout.lines().collect();
+    assert!(lines[0].ends_with("reports.db': 2 campaigns"), "{stdout}");
+    assert!(lines[1].starts_with("campaign") && lines[1].ends_with("fleets"), "{stdout}");
+    let fields = |line: &str| line.split_whitespace().map(str::to_string).collect::<Vec<_>>();
+    assert_eq!(fields(lines[2]), ["bread", "2", "2", "2025-11-08", "2025-11-09", "office"], "{stdout}");
+    assert_eq!(fields(lines[3]), ["dairy-winter", "900", "5", "2025-11-08", "2025-11-12", "home"], "{stdout}");
+    assert_eq!(lines[4], "read one with --campaign NAME");
+
+    let (code, stdout, stderr) = op(&["report", "--db", path, "--fleet", "office", "--json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let campaigns = json["campaigns"].as_array().unwrap();
+    assert_eq!(campaigns.len(), 1, "{json}");
+    assert_eq!(campaigns[0]["campaign"], "bread");
+    assert_eq!((campaigns[0]["reports"].as_u64(), campaigns[0]["fleets"][0].as_str()), (Some(2), Some("office")));
+
+    let (code, stdout, _) = op(&["report", "--db", path, "--fleet", "school"]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("holds no reports from fleet 'school' yet"), "{stdout}");
+    let (code, _, stderr) = op(&["report", "--db", path, "--html", dir.path().join("p.html").to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("--html writes one campaign's page: add --campaign NAME"), "{stderr}");
+    let (code, _, stderr) = op(&["report", "--db", dir.path().join("none.db").to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("none.db' does not exist"), "{stderr}");
+}
