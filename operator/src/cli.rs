@@ -45,6 +45,10 @@ pub(crate) enum Command {
     /// back to the previous catalogue. Watch it with `ledtrad-op status`.
     #[command(subcommand)]
     Rollout(RolloutCommand),
+    /// Publish a pre-signed envelope (from `catalogue sign` or `model sign`) retained on its
+    /// fleet's topic, after showing what it is; refused when it has expired or is not newer
+    /// than what the fleet's devices report.
+    Publish(PublishArgs),
     /// Read the fleet's devices' retained statuses and count them by catalogue and model
     /// version, connection, and refusal reason.
     Status {
@@ -240,6 +244,20 @@ pub(crate) enum ModelCommand {
         #[arg(long)]
         manifest: Option<PathBuf>,
     },
+    /// Check and sign a model into an envelope file, on a machine without a broker; publish it
+    /// later with `ledtrad-op publish`.
+    Sign {
+        /// The .tflite file.
+        file: PathBuf,
+        /// The manifest naming the model's inputs (default: the file name with .toml).
+        #[arg(long)]
+        manifest: Option<PathBuf>,
+        #[command(flatten)]
+        sign: SignArgs,
+        /// The envelope file to write (never overwritten).
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Check, sign and publish a model retained (QoS 1) on the fleet's model topic.
     Push {
         /// The .tflite file.
@@ -252,10 +270,10 @@ pub(crate) enum ModelCommand {
     },
 }
 
-/// Where and how to push a signed envelope.
+/// How to sign an envelope: for which fleet, with which key, as which version, for how long.
 #[derive(clap::Args)]
-pub(crate) struct PushArgs {
-    /// The fleet to push to.
+pub(crate) struct SignArgs {
+    /// The fleet it is for.
     #[arg(long)]
     pub(crate) fleet: FleetId,
     /// The secret key file written by `keygen`.
@@ -264,23 +282,12 @@ pub(crate) struct PushArgs {
     /// The version; must be higher than the version devices have applied.
     #[arg(long)]
     pub(crate) version: u64,
-    /// The broker, as mqtt://HOST:PORT.
-    #[arg(long, default_value = "mqtt://127.0.0.1:1883")]
-    pub(crate) broker: BrokerUrl,
-    #[command(flatten)]
-    pub(crate) login: LoginArgs,
     /// Days until devices stop accepting this envelope (default: 30 for catalogues, 90 for models).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=3650))]
     pub(crate) expires_in_days: Option<u64>,
-    /// After the push, stay connected and publish the envelope again whenever the broker comes
-    /// back without it (the embedded broker keeps retained messages in memory only, and loses
-    /// them when it restarts), until Ctrl-C, or until another envelope is pushed in its place
-    /// or the retained one is cleared.
-    #[arg(long)]
-    pub(crate) keep: bool,
 }
 
-impl PushArgs {
+impl SignArgs {
     /// The key and the signing options, with `default_days` of validity unless given.
     pub(crate) fn sign_with(&self, default_days: u64) -> anyhow::Result<(OperatorKey, SignOptions)> {
         let key = OperatorKey::load(&self.key)?;
@@ -294,7 +301,47 @@ impl PushArgs {
         };
         Ok((key, options))
     }
+}
 
+/// Where and how to push a signed envelope: signed here and now, then published.
+#[derive(clap::Args)]
+pub(crate) struct PushArgs {
+    #[command(flatten)]
+    pub(crate) sign: SignArgs,
+    #[command(flatten)]
+    pub(crate) to: BrokerArgs,
+}
+
+/// The broker an envelope is published on, and whether to keep it there.
+#[derive(clap::Args)]
+pub(crate) struct BrokerArgs {
+    /// The broker, as mqtt://HOST:PORT.
+    #[arg(long, default_value = "mqtt://127.0.0.1:1883")]
+    pub(crate) broker: BrokerUrl,
+    #[command(flatten)]
+    pub(crate) login: LoginArgs,
+    /// After the push, stay connected and publish the envelope again whenever the broker comes
+    /// back without it (the embedded broker keeps retained messages in memory only, and loses
+    /// them when it restarts), until Ctrl-C, or until another envelope is pushed in its place
+    /// or the retained one is cleared.
+    #[arg(long)]
+    pub(crate) keep: bool,
+}
+
+/// `ledtrad-op publish`: a pre-signed envelope, and how long to read the fleet's statuses.
+#[derive(clap::Args)]
+pub(crate) struct PublishArgs {
+    /// The envelope file, written by `catalogue sign` or `model sign`.
+    pub(crate) envelope: PathBuf,
+    #[command(flatten)]
+    pub(crate) to: BrokerArgs,
+    /// Seconds to read the fleet's retained statuses for, to refuse an envelope that is not
+    /// newer than what its devices report.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub(crate) wait: u64,
+}
+
+impl BrokerArgs {
     /// Publishes `envelope` retained on `topic` with QoS 1, logged in where asked.
     pub(crate) fn publish(&self, topic: &Topic, envelope: Vec<u8>) -> anyhow::Result<()> {
         let login = self.login.credentials()?;
@@ -336,7 +383,7 @@ impl PushArgs {
 }
 
 /// How to log in to the broker.
-#[derive(clap::Args)]
+#[derive(Clone, clap::Args)]
 pub(crate) struct LoginArgs {
     /// The broker username (e.g. operator); needs --password-file. Without both, no login.
     #[arg(long, requires = "password_file")]
@@ -362,6 +409,21 @@ pub(crate) enum CatalogueCommand {
     Check {
         /// The catalogue file.
         file: PathBuf,
+    },
+    /// Check and sign a catalogue into an envelope file, on a machine without a broker;
+    /// publish it later with `ledtrad-op publish`. With --share, a staged rollout's stage.
+    Sign {
+        /// The catalogue file.
+        file: PathBuf,
+        #[command(flatten)]
+        sign: SignArgs,
+        /// For a staged rollout: the share of devices that apply it, e.g. 5% (sign one
+        /// envelope per stage, and the last without --share).
+        #[arg(long, value_parser = parse_share)]
+        share: Option<f64>,
+        /// The envelope file to write (never overwritten).
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Sign a catalogue and publish it retained (QoS 1) on the fleet's catalogue topic.
     Push {

@@ -11,6 +11,8 @@
 //! - [`load`]: reading catalogues from TOML or JSON and reporting every problem at once.
 //! - [`sign`]: the canonical encoding and the signed envelope.
 //! - [`model`]: checking a scoring model and its manifest the way devices will, and signing it.
+//! - [`offline`]: envelopes signed without a broker, written to files, inspected and checked
+//!   before `ledtrad-op publish` sends them.
 //! - [`mqtt`]: connection settings shared by the MQTT commands, and the broker login.
 //! - [`push`]: publishing an envelope retained, QoS 1, on a fleet's catalogue topic.
 //! - [`report`]: `ledtrad-op report`, a campaign's summary from the report store as a table.
@@ -31,6 +33,7 @@ pub mod load;
 pub mod model;
 pub mod mqtt;
 pub mod offers;
+pub mod offline;
 pub mod push;
 pub mod report;
 pub mod reports;

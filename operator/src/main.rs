@@ -8,8 +8,8 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::Parser;
 use cli::{
-    block_on, now, CatalogueCommand, Cli, Command, KeysCommand, ModelCommand, PushArgs, ReportArgs, RolloutCommand,
-    RolloutStatusArgs, ServeArgs, WatchArgs,
+    block_on, now, BrokerArgs, CatalogueCommand, Cli, Command, KeysCommand, ModelCommand, PublishArgs, PushArgs,
+    ReportArgs, RolloutCommand, RolloutStatusArgs, ServeArgs, SignArgs, WatchArgs,
 };
 use ledtrad_model::RuntimeKind;
 use ledtrad_operator::load::LoadError;
@@ -39,6 +39,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Catalogue(CatalogueCommand::Diff { old, new, json }) => diff_catalogues(&old, &new, json),
         Command::Model(ModelCommand::Check { file, manifest }) => check_model(&file, manifest),
         Command::Model(ModelCommand::Push { file, manifest, push }) => push_model(&file, manifest, &push),
+        Command::Model(ModelCommand::Sign { file, manifest, sign, out }) => {
+            sign_model_offline(&file, manifest, &sign, &out)
+        }
+        Command::Catalogue(CatalogueCommand::Sign { file, sign, share, out }) => {
+            sign_catalogue_offline(&file, &sign, share.map(|share| Rollout { share }), &out)
+        }
+        Command::Publish(args) => publish(&args),
         Command::Serve(args) => serve(args),
         Command::Report(args) => report(&args),
         Command::Catalogue(CatalogueCommand::Push { file, push }) => push_catalogue(&file, &push, None),
@@ -151,13 +158,8 @@ fn abort_rollout(args: RolloutStatusArgs, why: &str) -> anyhow::Result<ExitCode>
     };
     eprintln!("{why}: aborting");
     let push = PushArgs {
-        fleet: args.watch.fleet,
-        key,
-        version: abort_version,
-        broker: args.watch.broker,
-        login: args.watch.login,
-        expires_in_days: None,
-        keep: false,
+        sign: SignArgs { fleet: args.watch.fleet, key, version: abort_version, expires_in_days: None },
+        to: BrokerArgs { broker: args.watch.broker, login: args.watch.login, keep: false },
     };
     push_catalogue(&previous, &push, None)?;
     Ok(ExitCode::from(1))
@@ -215,12 +217,12 @@ fn push_model(
 ) -> anyhow::Result<ExitCode> {
     let manifest = manifest.unwrap_or_else(|| default_manifest(file));
     let model = load_model(file, &manifest)?;
-    let (key, options) = push.sign_with(90)?;
-    let (fleet, version, broker) = (&push.fleet, push.version, &push.broker);
+    let (key, options) = push.sign.sign_with(90)?;
+    let (fleet, version, broker) = (&push.sign.fleet, push.sign.version, &push.to.broker);
     let envelope = sign_model(&model, &key, &options)?;
     let size = envelope.len();
     let topic = Topic::Model(fleet.clone());
-    push.publish(&topic, envelope.clone())?;
+    push.to.publish(&topic, envelope.clone())?;
     println!(
         "pushed model '{}' ('{}', {} inputs) version {version} ({size} bytes, key '{}', expires {}) to fleet '{fleet}' on {broker}",
         file.display(),
@@ -229,7 +231,68 @@ fn push_model(
         key.id,
         options.expires_at
     );
-    push.keep_if_asked(&topic, envelope, &format!("model version {version}"))?;
+    push.to.keep_if_asked(&topic, envelope, &format!("model version {version}"))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `ledtrad-op catalogue sign`: checks the catalogue and writes its signed envelope to `out`.
+fn sign_catalogue_offline(
+    file: &std::path::Path,
+    sign: &SignArgs,
+    rollout: Option<Rollout>,
+    out: &std::path::Path,
+) -> anyhow::Result<ExitCode> {
+    let catalogue = load_catalogue(file, Some(now()))?;
+    let (key, options) = sign.sign_with(30)?;
+    let envelope = ledtrad_operator::sign::sign_rollout(&catalogue, &key, &options, rollout)?;
+    wrote_envelope(out, &envelope)
+}
+
+/// `ledtrad-op model sign`: checks the model and writes its signed envelope to `out`.
+fn sign_model_offline(
+    file: &std::path::Path,
+    manifest: Option<std::path::PathBuf>,
+    sign: &SignArgs,
+    out: &std::path::Path,
+) -> anyhow::Result<ExitCode> {
+    let model = load_model(file, &manifest.unwrap_or_else(|| default_manifest(file)))?;
+    let (key, options) = sign.sign_with(90)?;
+    wrote_envelope(out, &sign_model(&model, &key, &options)?)
+}
+
+/// Writes `envelope` to `out` and says what it holds.
+fn wrote_envelope(out: &std::path::Path, envelope: &[u8]) -> anyhow::Result<ExitCode> {
+    ledtrad_operator::offline::write(out, envelope)?;
+    let signed = ledtrad_operator::offline::inspect(envelope, out)?;
+    println!("wrote '{}': {}", out.display(), signed.describe());
+    println!("publish it from a host that reaches the broker: ledtrad-op publish {} --broker …", out.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `ledtrad-op publish`: a pre-signed envelope, unless it has expired or the fleet's devices
+/// report its version or a newer one.
+fn publish(args: &PublishArgs) -> anyhow::Result<ExitCode> {
+    let (envelope, signed) = ledtrad_operator::offline::read(&args.envelope)?;
+    println!("{}: {}", args.envelope.display(), signed.describe());
+    // Expired is known without the broker: say so before connecting.
+    signed.check(now(), ledtrad_operator::offline::FleetReports::default())?;
+    let watch = WatchArgs {
+        fleet: signed.fleet.clone(),
+        broker: args.to.broker.clone(),
+        login: args.to.login.clone(),
+        wait: args.wait,
+        expect: None,
+    };
+    let statuses = watch.collect()?;
+    let reports = signed.fleet_reports(statuses.values());
+    signed.check(now(), reports)?;
+    let topic = signed.topic();
+    args.to.publish(&topic, envelope.clone())?;
+    let before = reports
+        .applied
+        .map_or_else(|| "no device of it reported one".into(), |v| format!("its devices reported {v} at most"));
+    println!("published {signed} on {} ({before})", args.to.broker);
+    args.to.keep_if_asked(&topic, envelope, &signed.to_string())?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -268,12 +331,12 @@ fn report(args: &ReportArgs) -> anyhow::Result<ExitCode> {
 /// it retained on the fleet's catalogue topic.
 fn push_catalogue(file: &std::path::Path, push: &PushArgs, rollout: Option<Rollout>) -> anyhow::Result<ExitCode> {
     let catalogue = load_catalogue(file, Some(now()))?;
-    let (key, options) = push.sign_with(30)?;
-    let (fleet, version, broker) = (&push.fleet, push.version, &push.broker);
+    let (key, options) = push.sign.sign_with(30)?;
+    let (fleet, version, broker) = (&push.sign.fleet, push.sign.version, &push.to.broker);
     let envelope = ledtrad_operator::sign::sign_rollout(&catalogue, &key, &options, rollout)?;
     let size = envelope.len();
     let topic = Topic::Catalogue(fleet.clone());
-    push.publish(&topic, envelope.clone())?;
+    push.to.publish(&topic, envelope.clone())?;
     let reach =
         rollout.map_or_else(|| "every device".to_string(), |r| format!("{:.0}% of the devices", r.share * 100.0));
     println!(
@@ -283,7 +346,7 @@ fn push_catalogue(file: &std::path::Path, push: &PushArgs, rollout: Option<Rollo
         key.id,
         options.expires_at
     );
-    push.keep_if_asked(&topic, envelope, &format!("catalogue version {version}"))?;
+    push.to.keep_if_asked(&topic, envelope, &format!("catalogue version {version}"))?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -198,3 +198,31 @@ fn serve_needs_work_and_a_good_catalogue_and_a_rollout_needs_an_existing_report_
     );
     assert!(!missing.exists());
 }
+
+#[test]
+fn model_sign_writes_an_envelope_without_a_broker_and_publish_refuses_what_is_not_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    let (code, _, stderr) = op(&["keygen", "--out", keys.to_str().unwrap(), "--id", "op"]);
+    assert_eq!(code, 0, "{stderr}");
+    let out = dir.path().join("model-4.env");
+    let key = keys.join("op.key");
+    let args = ["model", "sign", &model("propensity.tflite"), "--key", key.to_str().unwrap(), "--fleet", "home"];
+    let (code, stdout, stderr) = op(&[&args[..], &["--version", "4", "--out", out.to_str().unwrap()]].concat());
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("model version 4 of fleet 'home': model 'propensity-mlp' (20 inputs)"), "{stdout}");
+    assert!(stdout.contains("signed by key 'op'") && stdout.contains("ledtrad-op publish"), "{stdout}");
+    assert!(out.is_file());
+    // A model that devices would refuse is not signed.
+    let bad = ["model", "sign", &model("propensity-int8.tflite"), "--key", key.to_str().unwrap(), "--fleet", "home"];
+    let refused = dir.path().join("int8.env");
+    let (code, _, stderr) = op(&[&bad[..], &["--version", "5", "--out", refused.to_str().unwrap()]].concat());
+    assert_eq!(code, 2, "{stderr}");
+    assert!(!refused.exists());
+    // Publishing something that is not an envelope fails before any broker is asked.
+    let junk = dir.path().join("junk.env");
+    std::fs::write(&junk, b"not an envelope").unwrap();
+    let (code, _, stderr) = op(&["publish", junk.to_str().unwrap(), "--broker", "mqtt://127.0.0.1:9"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("junk.env' is not a signed ledtrad envelope"), "{stderr}");
+}

@@ -343,3 +343,65 @@ async fn an_agent_started_again_on_a_kept_session_learns_the_collector_and_repor
     agent.stop().await;
     clear_catalogue(&fleet).await;
 }
+
+/// Offline signing as an operator does it: `ledtrad-op catalogue sign` on a machine without a
+/// broker, then `ledtrad-op publish` on the online host, which says what it sends and refuses
+/// an envelope the fleet would refuse (not newer than what its devices report, or expired)
+/// before anything is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_catalogue_signed_offline_is_published_and_applied_and_an_older_or_expired_one_is_refused() {
+    init_logs();
+    let (key, fleet) = (operator_key(1), fleet());
+    let agent = TestAgent::start(DeviceKind::Fridge, &fleet, &key).await;
+    push(&key, &fleet, 1).await;
+    agent.wait_for("version 1", |s| s.catalogue_version == Some(1)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (secret, _) = key.save(dir.path()).unwrap();
+    let op = ledtrad_tests::program("ledtrad-operator", "ledtrad-op");
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(&op).args(args).output().unwrap();
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        (out.status.code(), text(&out.stdout), text(&out.stderr))
+    };
+    let catalogue = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/catalogues/home.toml");
+    let envelope = dir.path().join("catalogue-2.env");
+    let (secret, envelope_path, broker) = (secret.to_str().unwrap(), envelope.to_str().unwrap(), broker().to_string());
+    // Signing needs no broker and takes none.
+    let (code, stdout, stderr) =
+        run(&["catalogue", "sign", catalogue, "--key", secret, "--fleet", fleet.as_str(), "--version", "2"]);
+    assert_eq!(code, Some(2), "--out is required: {stdout}{stderr}");
+    let sign = ["catalogue", "sign", catalogue, "--key", secret, "--fleet", fleet.as_str(), "--version", "2", "--out"];
+    let (code, stdout, stderr) = run(&[&sign[..], &[envelope_path]].concat());
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stdout.contains(&format!("catalogue version 2 of fleet '{fleet}': 15 offers, for every device")),
+        "{stdout}"
+    );
+    let (code, _, stderr) = run(&[&sign[..], &[envelope_path]].concat());
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("exists already"), "an envelope is never overwritten: {stderr}");
+
+    let (code, stdout, stderr) = run(&["publish", envelope_path, "--broker", &broker, "--wait", "2"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains(&format!("published catalogue version 2 of fleet '{fleet}'")), "{stdout}");
+    assert!(stdout.contains("its devices reported 1 at most"), "{stdout}");
+    agent.wait_for("version 2", |s| s.catalogue_version == Some(2)).await;
+
+    // Again: the device reports version 2 now, so version 2 is not newer.
+    let (code, _, stderr) = run(&["publish", envelope_path, "--broker", &broker, "--wait", "2"]);
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains(&format!("devices of fleet '{fleet}' report catalogue version 2")), "{stderr}");
+    assert!(stderr.contains("--version 3 or more"), "{stderr}");
+
+    // Expired: refused before connecting (the broker named here does not exist).
+    let expired = dir.path().join("expired.env");
+    let day = |d: u64| ledtrad_protocol::UnixTime(ledtrad_tests::T0.secs() - d * 86_400);
+    let payload = ledtrad_tests::envelope(&key, &fleet, 3, day(10), day(1));
+    ledtrad_operator::offline::write(&expired, &payload).unwrap();
+    let (code, _, stderr) = run(&["publish", expired.to_str().unwrap(), "--broker", "mqtt://127.0.0.1:9"]);
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("catalogue version 3") && stderr.contains("expired at"), "{stderr}");
+    let status = agent.handle().status().await.unwrap();
+    assert_eq!((status.catalogue_version, status.catalogues_refused), (Some(2), 0));
+    agent.stop().await;
+}
