@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use ed25519_dalek::VerifyingKey;
 use ledtrad_engine::{LocalTime, ModelError, Policy, RuntimeKind, TrustedKeys};
+use ledtrad_mqtt::{Access, ClientCert, ClientTls, TlsFile, TlsFiles};
 use ledtrad_protocol::broker::{BrokerUrl, Credentials, InvalidCredentials};
 use ledtrad_protocol::{DeviceId, DeviceKind, FleetId, KeyId, PersonId};
 
@@ -22,8 +23,18 @@ pub struct RawConfig {
     pub kind: String,
     /// The fleet whose catalogue the device follows.
     pub fleet: String,
-    /// The MQTT broker, `mqtt://HOST:PORT`.
+    /// The MQTT broker, `mqtt://HOST:PORT`, or `mqtts://HOST:PORT` for TLS (then `ca_file`).
     pub broker: String,
+    /// For an `mqtts://` broker: the CA certificate (PEM) that signed the broker's certificate.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// For mutual TLS: this device's certificate (PEM; its identity is the device_id, which a
+    /// broker set up as `deploy/mosquitto/fleet-tls.conf` takes as the username).
+    #[serde(default)]
+    pub cert_file: Option<PathBuf>,
+    /// For mutual TLS: the private key of `cert_file` (PEM, mode 0600).
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
     /// The username to log in to the broker with. Defaults to `device_id` when
     /// `mqtt_password_file` is given, which is what the shipped Mosquitto ACL expects.
     #[serde(default)]
@@ -134,8 +145,9 @@ pub struct Config {
     pub fleet: FleetId,
     /// The broker.
     pub broker: BrokerUrl,
-    /// The broker login, if the broker asks for one.
-    pub mqtt_login: Option<Credentials>,
+    /// What the agent presents to the broker: its login, if the broker asks for one, and its
+    /// TLS set-up for an `mqtts://` broker.
+    pub mqtt: Access,
     /// The database file.
     pub database: PathBuf,
     /// The most the database may take on disk, in bytes.
@@ -224,7 +236,10 @@ impl Config {
         let kind = raw.kind.parse::<DeviceKind>().map_err(|e| field(("kind", format!("{:?}: {e}", raw.kind))))?;
         let fleet = FleetId::try_new(&raw.fleet).map_err(|e| field(("fleet", e.to_string())))?;
         let broker = raw.broker.parse::<BrokerUrl>().map_err(|e| field(("broker", e.to_string())))?;
-        let mqtt_login = mqtt_login(&raw, &device).map_err(field)?;
+        let login = mqtt_login(&raw, &device).map_err(field)?;
+        let tls = mqtt_tls(&raw).map_err(field)?;
+        let mqtt = Access { login, tls };
+        mqtt.check(&broker).map_err(|e| field(("broker", e.to_string())))?;
         if raw.database.as_os_str().is_empty() {
             return Err(field((
                 "database",
@@ -245,7 +260,7 @@ impl Config {
             kind,
             fleet,
             broker,
-            mqtt_login,
+            mqtt,
             database: raw.database,
             database_budget,
             api,
@@ -480,6 +495,45 @@ fn mqtt_login(raw: &RawConfig, device: &DeviceId) -> Result<Option<Credentials>,
         InvalidCredentials::EmptyPassword | InvalidCredentials::MultiLinePassword => {
             ("mqtt_password_file", format!("'{}': {e}", path.display()))
         }
+    })
+}
+
+/// The TLS set-up from `ca_file`, `cert_file` and `key_file`, read and checked (a certificate
+/// that expired or a key of another certificate is refused here, at start).
+fn mqtt_tls(raw: &RawConfig) -> Result<Option<ClientTls>, FieldError> {
+    let client = match (&raw.cert_file, &raw.key_file) {
+        (None, None) => None,
+        (Some(cert), Some(key)) => Some(ClientCert { cert: cert.clone(), key: key.clone() }),
+        (Some(_), None) => {
+            return Err((
+                "key_file",
+                "is missing while cert_file is set; give the private key written with the certificate, e.g. \"/etc/ledtrad/device.key\"".into(),
+            ))
+        }
+        (None, Some(_)) => {
+            return Err((
+                "cert_file",
+                "is missing while key_file is set; give the device's certificate, e.g. \"/etc/ledtrad/device.pem\"".into(),
+            ))
+        }
+    };
+    let Some(ca) = &raw.ca_file else {
+        return match client {
+            None => Ok(None),
+            Some(_) => Err((
+                "ca_file",
+                "is missing while cert_file and key_file are set; give the CA certificate that signed the broker's certificate, e.g. \"/etc/ledtrad/ca.pem\"".into(),
+            )),
+        };
+    };
+    let files = TlsFiles { ca: ca.clone(), client };
+    ClientTls::load(&files).map(Some).map_err(|e| {
+        let field = match e.file() {
+            TlsFile::Ca => "ca_file",
+            TlsFile::Cert => "cert_file",
+            TlsFile::Key => "key_file",
+        };
+        (field, e.to_string())
     })
 }
 

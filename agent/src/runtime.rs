@@ -210,7 +210,7 @@ fn mqtt_client(config: &Config) -> (AsyncClient, EventLoop) {
         // them unless told otherwise: about 10 MB a client. A hundred is plenty.
         .max_inflight(MAX_INFLIGHT)
         .session(Some(Duration::from_secs(SESSION_EXPIRY_SECS.into())), true)
-        .login(config.mqtt_login.as_ref())
+        .access(&config.mqtt)
         .last_will(will)
         .queue(64)
         .connect()
@@ -246,7 +246,7 @@ async fn pump(eventloop: EventLoop, tx: mpsc::Sender<MqttEvent>, mut closing: wa
                 ConnectionError::ConnectionRefused(
                     code @ (ConnectReturnCode::BadUserNamePassword | ConnectReturnCode::NotAuthorized),
                 ) => MqttEvent::LoginRefused(format!("{code:?}"), unsent),
-                _ => MqttEvent::Disconnected { why: error.to_string(), unsent },
+                _ => MqttEvent::Disconnected { why: connection_problem(&error), unsent },
             }),
         };
         if let Some(event) = event {
@@ -254,6 +254,14 @@ async fn pump(eventloop: EventLoop, tx: mpsc::Sender<MqttEvent>, mut closing: wa
                 return;
             }
         }
+    }
+}
+
+/// A lost connection in words, with the fix when TLS refused it.
+fn connection_problem(error: &ConnectionError) -> String {
+    match ledtrad_mqtt::tls_problem(error) {
+        Some(fix) => format!("{error}: {fix}"),
+        None => error.to_string(),
     }
 }
 

@@ -84,7 +84,7 @@ impl EmbeddedBroker {
             .map_err(|e| BrokerError::Start(format!("cannot start the broker thread: {e}")))?;
         for _ in 0..200 {
             if std::net::TcpStream::connect(listen).is_ok() {
-                return Ok(Self { url: BrokerUrl { host: "127.0.0.1".into(), port } });
+                return Ok(Self { url: BrokerUrl::tcp("127.0.0.1", port) });
             }
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -133,7 +133,7 @@ impl Mosquitto {
     }
 
     /// Starts `mosquitto` with `shipped` (a config's text), its `listener` on a free loopback
-    /// port, `persistence_location` in `dir` and each `(key, line)` of `replace` in place of
+    /// port (TLS, `mqtts://`, when the config has a `certfile`), `persistence_location` in `dir` and each `(key, line)` of `replace` in place of
     /// the line that starts with `key`; its log goes to `dir/mosquitto.log`. Waits until it
     /// listens.
     pub fn start(shipped: &str, replace: &[(&str, String)], dir: &std::path::Path) -> Result<Self, BrokerError> {
@@ -171,7 +171,10 @@ impl Mosquitto {
         let file = dir.join("mosquitto.conf");
         std::fs::write(&file, config).map_err(|e| fail(format!("{}: {e}", file.display())))?;
         let child = Self::spawn(&binary, &file)?;
-        let mut broker = Self { child, url: BrokerUrl { host: "127.0.0.1".into(), port }, log, binary, config: file };
+        // A listener with a certificate speaks TLS only (fleet-tls.conf).
+        let tls = shipped.lines().any(|l| l.split_whitespace().next() == Some("certfile"));
+        let url = BrokerUrl { tls, ..BrokerUrl::tcp("127.0.0.1", port) };
+        let mut broker = Self { child, url, log, binary, config: file };
         broker.wait_listening()?;
         Ok(broker)
     }

@@ -13,10 +13,12 @@ mod backoff;
 pub mod broker;
 mod connection;
 mod options;
+mod tls;
 
 pub use backoff::Backoff;
 pub use connection::{discard_unsent, Connection, Polled};
-pub use options::{ClientOptions, LastWill, TlsConfig, Transport, TransportError};
+pub use options::{Access, AccessError, ClientOptions, LastWill};
+pub use tls::{tls_problem, ClientCert, ClientTls, TlsError, TlsFile, TlsFiles};
 
 /// The rumqttc types a caller of this crate handles (events, packets, the client).
 pub use rumqttc;

@@ -2,14 +2,15 @@
 //! connects through [`ClientOptions`], so keep-alive, last will, session, limits, TCP_NODELAY
 //! and the login are set up in one place.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use ledtrad_protocol::broker::{BrokerUrl, Credentials};
 use rumqttc::v5::mqttbytes::v5::{LastWill as RawWill, LastWillProperties};
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, EventLoop, MqttOptions};
-use rumqttc::NetworkOptions;
+use rumqttc::{NetworkOptions, TlsConfiguration, Transport};
+
+use crate::tls::ClientTls;
 
 /// Keep-alive unless a client asks otherwise.
 pub const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(30);
@@ -26,23 +27,52 @@ pub const DEFAULT_MAX_INFLIGHT: u16 = 100;
 /// How many requests (publishes, subscriptions, acks) the client's queue holds.
 pub const DEFAULT_QUEUE: usize = 64;
 
-/// How a client reaches its broker.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum Transport {
-    /// Plain TCP, for loopback and trusted networks.
-    #[default]
-    Tcp,
-    /// TLS, with these files. Not supported yet: [`ClientOptions::transport`] refuses it.
-    Tls(TlsConfig),
+/// What a client presents to its broker besides its address: a login (username and password),
+/// a TLS set-up (for `mqtts://`; with a client certificate for mutual TLS), both or neither.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Access {
+    /// The login, for a broker that asks for one.
+    pub login: Option<Credentials>,
+    /// The TLS set-up, for an `mqtts://` broker.
+    pub tls: Option<ClientTls>,
 }
 
-/// Where a TLS client finds its trust anchor and, for mutual TLS, its own certificate.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TlsConfig {
-    /// The CA certificate (PEM) that signed the broker's certificate.
-    pub ca: PathBuf,
-    /// The client's certificate and private key (PEM), for mutual TLS.
-    pub client: Option<(PathBuf, PathBuf)>,
+/// A broker address and an [`Access`] that do not go together.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AccessError {
+    /// An `mqtts://` broker without a CA file.
+    #[error(
+        "broker {0} is TLS (mqtts://) but no CA file is given; set ca_file (--ca-file) to the CA that signed the broker's certificate (ledtrad-op certs init writes it as ca.pem)"
+    )]
+    TlsWithoutCa(BrokerUrl),
+    /// TLS files for a plain-TCP broker.
+    #[error(
+        "TLS files are given but broker {0} is plain TCP; write the broker as mqtts://{host}:8883 (or the port of its TLS listener), or drop ca_file, cert_file and key_file",
+        host = .0.host
+    )]
+    TlsFilesWithoutTls(BrokerUrl),
+}
+
+impl Access {
+    /// A login only.
+    pub fn login(login: Option<Credentials>) -> Self {
+        Self { login, tls: None }
+    }
+
+    /// Whether this access fits `broker`: TLS files if and only if the broker is `mqtts://`.
+    pub fn check(&self, broker: &BrokerUrl) -> Result<(), AccessError> {
+        match (broker.tls, self.tls.is_some()) {
+            (true, false) => Err(AccessError::TlsWithoutCa(broker.clone())),
+            (false, true) => Err(AccessError::TlsFilesWithoutTls(broker.clone())),
+            _ => Ok(()),
+        }
+    }
+
+    /// The username presented: the login's, else nothing (a broker that takes the certificate's
+    /// identity as the username knows it from the certificate).
+    pub fn username(&self) -> Option<&str> {
+        self.login.as_ref().map(Credentials::username)
+    }
 }
 
 /// A client's last will: published by the broker, QoS 1, when the connection is lost without
@@ -59,21 +89,6 @@ pub struct LastWill {
     pub delay: Option<Duration>,
 }
 
-/// Options that cannot be used.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TransportError {
-    /// TLS was asked for; only plain TCP is implemented.
-    #[error(
-        "broker {broker}: TLS (CA '{ca}') is not supported yet; use a plain mqtt:// broker on loopback or a trusted network"
-    )]
-    TlsNotSupported {
-        /// The broker.
-        broker: BrokerUrl,
-        /// The CA file given.
-        ca: String,
-    },
-}
-
 /// Everything a ledtrad MQTT 5 client is configured with. [`ClientOptions::new`] gives the
 /// defaults every client shares (keep-alive 30 s, 2 MiB packets, 100 in flight, a clean start,
 /// no session kept, TCP_NODELAY); the other methods change one setting each.
@@ -87,7 +102,7 @@ pub struct ClientOptions {
     clean_start: bool,
     max_packet_bytes: u32,
     max_inflight: u16,
-    login: Option<Credentials>,
+    access: Access,
     manual_acks: bool,
     queue: usize,
 }
@@ -104,7 +119,7 @@ impl ClientOptions {
             clean_start: true,
             max_packet_bytes: DEFAULT_MAX_PACKET_BYTES,
             max_inflight: DEFAULT_MAX_INFLIGHT,
-            login: None,
+            access: Access::default(),
             manual_acks: false,
             queue: DEFAULT_QUEUE,
         }
@@ -144,7 +159,14 @@ impl ClientOptions {
 
     /// The login presented to a broker that asks for one.
     pub fn login(mut self, login: Option<&Credentials>) -> Self {
-        self.login = login.cloned();
+        self.access.login = login.cloned();
+        self
+    }
+
+    /// The login and TLS set-up presented to the broker (see [`Access::check`]: the caller
+    /// checks they fit the broker when it reads them).
+    pub fn access(mut self, access: &Access) -> Self {
+        self.access = access.clone();
         self
     }
 
@@ -161,17 +183,6 @@ impl ClientOptions {
         self
     }
 
-    /// How the client reaches the broker. Only [`Transport::Tcp`] is implemented; TLS is
-    /// refused here, before anything connects.
-    pub fn transport(self, transport: Transport) -> Result<Self, TransportError> {
-        match transport {
-            Transport::Tcp => Ok(self),
-            Transport::Tls(tls) => {
-                Err(TransportError::TlsNotSupported { broker: self.broker, ca: tls.ca.display().to_string() })
-            }
-        }
-    }
-
     /// The broker.
     pub fn broker(&self) -> &BrokerUrl {
         &self.broker
@@ -179,11 +190,13 @@ impl ClientOptions {
 
     /// The login, if any.
     pub fn login_given(&self) -> Option<&Credentials> {
-        self.login.as_ref()
+        self.access.login.as_ref()
     }
 
     /// The rumqttc options these stand for, with TCP_NODELAY always on (without it a loopback
-    /// round trip waits about 40 ms on delayed acks).
+    /// round trip waits about 40 ms on delayed acks), and TLS for an `mqtts://` broker. An
+    /// `mqtts://` broker without a TLS set-up gets one that trusts no CA, so it fails at the
+    /// handshake rather than falling back to plain TCP; [`Access::check`] says so earlier.
     pub fn mqtt_options(&self) -> MqttOptions {
         let mut options = MqttOptions::new(self.client_id.clone(), self.broker.host.clone(), self.broker.port);
         options.set_keep_alive(self.keep_alive);
@@ -195,8 +208,12 @@ impl ClientOptions {
         let mut network = NetworkOptions::new();
         network.set_tcp_nodelay(true);
         options.set_network_options(network);
-        if let Some(login) = &self.login {
+        if let Some(login) = &self.access.login {
             options.set_credentials(login.username(), login.password());
+        }
+        if self.broker.tls {
+            let config = self.access.tls.as_ref().map_or_else(ClientTls::trusting_none, ClientTls::config);
+            options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(config)));
         }
         if let Some(will) = &self.will {
             options.set_last_will(raw_will(will));
@@ -268,13 +285,13 @@ mod tests {
     }
 
     #[test]
-    fn tls_is_refused_with_the_broker_and_the_fix() {
-        let tls = TlsConfig { ca: "/etc/ledtrad/ca.pem".into(), client: None };
-        let err = ClientOptions::new(&broker(), "c").transport(Transport::Tls(tls)).unwrap_err().to_string();
-        assert_eq!(
-            err,
-            "broker mqtt://127.0.0.1:1883: TLS (CA '/etc/ledtrad/ca.pem') is not supported yet; use a plain mqtt:// broker on loopback or a trusted network"
-        );
-        assert!(ClientOptions::new(&broker(), "c").transport(Transport::Tcp).is_ok());
+    fn tls_files_must_fit_the_brokers_scheme() {
+        let tls_broker: BrokerUrl = "mqtts://broker.example".parse().unwrap();
+        let err = Access::default().check(&tls_broker).unwrap_err().to_string();
+        assert!(err.contains("mqtts://broker.example:8883") && err.contains("ca_file (--ca-file)"), "{err}");
+        assert!(Access::default().check(&broker()).is_ok());
+        let options = ClientOptions::new(&tls_broker, "c").mqtt_options();
+        assert!(matches!(options.transport(), Transport::Tls(_)), "an mqtts:// broker is never reached in clear");
+        assert!(matches!(ClientOptions::new(&broker(), "c").mqtt_options().transport(), Transport::Tcp));
     }
 }

@@ -80,7 +80,7 @@ async fn publishes_queued_before_a_refused_connection_are_counted_and_discarded(
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = closed.local_addr().unwrap().port();
     drop(closed);
-    let nowhere = ledtrad_protocol::broker::BrokerUrl { host: "127.0.0.1".into(), port };
+    let nowhere = ledtrad_protocol::broker::BrokerUrl::tcp("127.0.0.1", port);
     let (client, mut eventloop) = ClientOptions::new(&nowhere, unique("refused")).connect();
     for n in 0..3u8 {
         client.try_publish("contract/refused", QoS::AtLeastOnce, false, vec![n]).unwrap();

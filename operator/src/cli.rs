@@ -6,10 +6,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use ledtrad_mqtt::{Access, ClientCert, ClientTls, TlsFiles};
 use ledtrad_operator::mqtt::read_login;
 use ledtrad_operator::reports::DEFAULT_MIN_DEVICES;
 use ledtrad_operator::{publish_retained_as, KeepEnd, OperatorKey, SignOptions};
-use ledtrad_protocol::broker::{BrokerUrl, Credentials};
+use ledtrad_protocol::broker::BrokerUrl;
 use ledtrad_protocol::topic::Topic;
 use ledtrad_protocol::{CampaignId, FleetId, KeyId, UnixTime};
 
@@ -45,6 +46,10 @@ pub(crate) enum Command {
     /// back to the previous catalogue. Watch it with `ledtrad-op status`.
     #[command(subcommand)]
     Rollout(RolloutCommand),
+    /// The fleet's PKI for mutual TLS: a CA, and certificates for the broker, devices, the
+    /// operator and report collectors (keys written 0600, never over an existing file).
+    #[command(subcommand)]
+    Certs(crate::certs_cli::CertsCommand),
     /// Publish a pre-signed envelope (from `catalogue sign` or `model sign`) retained on its
     /// fleet's topic, after showing what it is; refused when it has expired or is not newer
     /// than what the fleet's devices report.
@@ -73,7 +78,7 @@ pub(crate) enum Command {
 #[derive(clap::Args)]
 #[command(group(clap::ArgGroup::new("work").required(true).multiple(true).args(["catalogue", "reports"])))]
 pub(crate) struct ServeArgs {
-    /// The broker, as mqtt://HOST:PORT (MQTT 5).
+    /// The broker, as mqtt://HOST:PORT, or mqtts://HOST:PORT for TLS (MQTT 5).
     #[arg(long, default_value = "mqtt://127.0.0.1:1883")]
     pub(crate) broker: BrokerUrl,
     #[command(flatten)]
@@ -130,7 +135,7 @@ pub(crate) struct WatchArgs {
     /// The fleet.
     #[arg(long)]
     pub(crate) fleet: FleetId,
-    /// The broker, as mqtt://HOST:PORT.
+    /// The broker, as mqtt://HOST:PORT, or mqtts://HOST:PORT for TLS (with --ca-file).
     #[arg(long, default_value = "mqtt://127.0.0.1:1883")]
     pub(crate) broker: BrokerUrl,
     #[command(flatten)]
@@ -147,7 +152,7 @@ pub(crate) struct WatchArgs {
 impl WatchArgs {
     /// Collects the statuses, with a progress bar (a spinner without --expect).
     pub(crate) fn collect(&self) -> anyhow::Result<ledtrad_operator::status::Statuses> {
-        let login = self.login.credentials()?;
+        let access = self.login.access(&self.broker)?;
         let progress = match self.expect {
             Some(n) => indicatif::ProgressBar::new(u64::try_from(n).unwrap_or(u64::MAX)),
             None => indicatif::ProgressBar::new_spinner(),
@@ -157,7 +162,7 @@ impl WatchArgs {
         let client = format!("ledtrad-op-status-{}", std::process::id());
         let statuses = block_on(ledtrad_operator::status::watch_statuses_as(
             &self.broker,
-            login.as_ref(),
+            &access,
             &client,
             std::time::Duration::from_secs(self.wait),
             |seen| {
@@ -315,7 +320,7 @@ pub(crate) struct PushArgs {
 /// The broker an envelope is published on, and whether to keep it there.
 #[derive(clap::Args)]
 pub(crate) struct BrokerArgs {
-    /// The broker, as mqtt://HOST:PORT.
+    /// The broker, as mqtt://HOST:PORT, or mqtts://HOST:PORT for TLS (with --ca-file).
     #[arg(long, default_value = "mqtt://127.0.0.1:1883")]
     pub(crate) broker: BrokerUrl,
     #[command(flatten)]
@@ -344,9 +349,9 @@ pub(crate) struct PublishArgs {
 impl BrokerArgs {
     /// Publishes `envelope` retained on `topic` with QoS 1, logged in where asked.
     pub(crate) fn publish(&self, topic: &Topic, envelope: Vec<u8>) -> anyhow::Result<()> {
-        let login = self.login.credentials()?;
+        let access = self.login.access(&self.broker)?;
         let client = format!("ledtrad-op-{}", std::process::id());
-        Ok(block_on(publish_retained_as(&self.broker, login.as_ref(), topic, envelope, &client))??)
+        Ok(block_on(publish_retained_as(&self.broker, &access, topic, envelope, &client))??)
     }
 
     /// With --keep, keeps `envelope` (`what`, pushed already) retained on `topic` until Ctrl-C
@@ -355,7 +360,7 @@ impl BrokerArgs {
         if !self.keep {
             return Ok(());
         }
-        let login = self.login.credentials()?;
+        let access = self.login.access(&self.broker)?;
         let client = format!("ledtrad-op-keep-{}", std::process::id());
         let broker = &self.broker;
         eprintln!("keeping {what} retained on {broker} until Ctrl-C");
@@ -363,15 +368,8 @@ impl BrokerArgs {
         let shutdown = async {
             let _ = tokio::signal::ctrl_c().await;
         };
-        let kept = block_on(ledtrad_operator::keep_retained(
-            broker,
-            login.as_ref(),
-            topic,
-            envelope,
-            &client,
-            again,
-            shutdown,
-        ))??;
+        let kept =
+            block_on(ledtrad_operator::keep_retained(broker, &access, topic, envelope, &client, again, shutdown))??;
         let why = match kept.ended {
             KeepEnd::Stopped => "stopped".to_string(),
             KeepEnd::Replaced => format!("another envelope was pushed to '{topic}' in its place"),
@@ -382,7 +380,7 @@ impl BrokerArgs {
     }
 }
 
-/// How to log in to the broker.
+/// How to log in to the broker: a password, a client certificate (mutual TLS), or neither.
 #[derive(Clone, clap::Args)]
 pub(crate) struct LoginArgs {
     /// The broker username (e.g. operator); needs --password-file. Without both, no login.
@@ -391,15 +389,37 @@ pub(crate) struct LoginArgs {
     /// A file holding the broker password on one line (mode 0600); needs --username.
     #[arg(long, requires = "username")]
     pub(crate) password_file: Option<PathBuf>,
+    /// For an mqtts:// broker: the CA certificate (PEM) that signed the broker's certificate.
+    #[arg(long, value_name = "PEM")]
+    pub(crate) ca_file: Option<PathBuf>,
+    /// For mutual TLS: this client's certificate (PEM; `ledtrad-op certs operator` or
+    /// `certs collector` writes one); needs --key-file and --ca-file.
+    #[arg(long, value_name = "PEM", requires_all = ["key_file", "ca_file"])]
+    pub(crate) cert_file: Option<PathBuf>,
+    /// For mutual TLS: the private key of --cert-file (PEM, mode 0600).
+    #[arg(long, value_name = "PEM", requires = "cert_file")]
+    pub(crate) key_file: Option<PathBuf>,
 }
 
 impl LoginArgs {
-    /// The broker login, if --username and --password-file were given.
-    pub(crate) fn credentials(&self) -> anyhow::Result<Option<Credentials>> {
-        match (&self.username, &self.password_file) {
-            (Some(username), Some(file)) => Ok(Some(read_login(username, file)?)),
-            _ => Ok(None),
-        }
+    /// What to present to `broker`: the login, if --username and --password-file were given,
+    /// and the TLS files, read and checked (and fitting the broker's scheme).
+    pub(crate) fn access(&self, broker: &BrokerUrl) -> anyhow::Result<Access> {
+        let login = match (&self.username, &self.password_file) {
+            (Some(username), Some(file)) => Some(read_login(username, file)?),
+            _ => None,
+        };
+        let tls = match &self.ca_file {
+            None => None,
+            Some(ca) => {
+                let client =
+                    self.cert_file.clone().zip(self.key_file.clone()).map(|(cert, key)| ClientCert { cert, key });
+                Some(ClientTls::load(&TlsFiles { ca: ca.clone(), client })?)
+            }
+        };
+        let access = Access { login, tls };
+        access.check(broker)?;
+        Ok(access)
     }
 }
 

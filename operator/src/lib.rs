@@ -5,6 +5,8 @@
 //!
 //! - [`campaigns`]: the campaigns a report store holds (`ledtrad-op report` without a campaign).
 //! - [`canary`]: a staged rollout's canary against the rest of the fleet, by dismiss rate.
+//! - [`certs`]: the fleet's PKI for mutual TLS: a CA, the broker's, devices' and services'
+//!   certificates.
 //! - [`collect`]: the store of the fleet's reports, as received (SQLite).
 //! - [`html`]: the report page, one self-contained HTML file with a plot of the daily rates.
 //! - [`keys`]: generating, saving and loading Ed25519 operator keys.
@@ -25,6 +27,7 @@
 
 pub mod campaigns;
 pub mod canary;
+pub mod certs;
 pub mod collect;
 pub mod diff;
 pub mod html;

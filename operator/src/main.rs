@@ -1,6 +1,7 @@
 //! `ledtrad-op`: operator tools for ledtrad fleets. The command line is in `cli`; each command
 //! is one function here.
 
+mod certs_cli;
 mod cli;
 
 use std::process::ExitCode;
@@ -46,6 +47,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             sign_catalogue_offline(&file, &sign, share.map(|share| Rollout { share }), &out)
         }
         Command::Publish(args) => publish(&args),
+        Command::Certs(command) => certs_cli::run(command),
         Command::Serve(args) => serve(args),
         Command::Report(args) => report(&args),
         Command::Catalogue(CatalogueCommand::Push { file, push }) => push_catalogue(&file, &push, None),
@@ -384,7 +386,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     };
     let options = ServeOptions {
         broker: args.broker.clone(),
-        login: args.login.credentials()?,
+        access: args.login.access(&args.broker)?,
         instance,
         service,
         reports,

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use ledtrad_mqtt::ClientOptions;
+use ledtrad_mqtt::{Access, ClientOptions};
 use ledtrad_protocol::broker::{BrokerUrl, Credentials, InvalidCredentials};
 use rumqttc::v5::mqttbytes::v5::Publish;
 use rumqttc::v5::{AsyncClient, EventLoop, MqttOptions};
@@ -18,27 +18,27 @@ pub const MAX_PACKET_BYTES: usize = 2 * 1024 * 1024;
 /// the largest catalogue), without a login. Every part of ledtrad speaks MQTT 5 (offer
 /// requests need its response topic and correlation data).
 pub fn connect(broker: &BrokerUrl, client_id: &str) -> (AsyncClient, EventLoop) {
-    connect_as(broker, None, client_id)
+    connect_as(broker, &Access::default(), client_id)
 }
 
-/// Like [`connect`], logging in with `login` when given.
-pub fn connect_as(broker: &BrokerUrl, login: Option<&Credentials>, client_id: &str) -> (AsyncClient, EventLoop) {
-    client_options(broker, login, client_id).connect()
+/// Like [`connect`], presenting `access` (a login, TLS).
+pub fn connect_as(broker: &BrokerUrl, access: &Access, client_id: &str) -> (AsyncClient, EventLoop) {
+    client_options(broker, access, client_id).connect()
 }
 
 /// The operator's client options for `broker`: the transport's defaults (keep-alive 30 s, a
-/// clean start, TCP_NODELAY), room for the largest catalogue both ways, and `login` if given.
-pub fn client_options(broker: &BrokerUrl, login: Option<&Credentials>, client_id: &str) -> ClientOptions {
+/// clean start, TCP_NODELAY), room for the largest catalogue both ways, and `access`.
+pub fn client_options(broker: &BrokerUrl, access: &Access, client_id: &str) -> ClientOptions {
     ClientOptions::new(broker, client_id)
         .max_packet_bytes(MAX_PACKET_BYTES as u32)
         .max_inflight(MAX_INFLIGHT)
-        .login(login)
+        .access(access)
 }
 
 /// The rumqttc options of [`client_options`] without a login, for callers that set up a
 /// client of their own (tests).
 pub fn options(broker: &BrokerUrl, client_id: &str) -> MqttOptions {
-    client_options(broker, None, client_id).mqtt_options()
+    client_options(broker, &Access::default(), client_id).mqtt_options()
 }
 
 /// A publish's topic as text (`""` when it is not UTF-8, which no ledtrad topic parses as).

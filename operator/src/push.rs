@@ -3,8 +3,9 @@
 
 use std::time::Duration;
 
+use ledtrad_mqtt::Access;
 use ledtrad_mqtt::{Backoff, Connection, Polled};
-use ledtrad_protocol::broker::{BrokerUrl, Credentials};
+use ledtrad_protocol::broker::BrokerUrl;
 use ledtrad_protocol::envelope::Envelope;
 use ledtrad_protocol::topic::Topic;
 use ledtrad_protocol::FleetId;
@@ -25,12 +26,14 @@ pub enum PushError {
         detail: String,
     },
     /// The broker refused the login, or refused to connect without one.
-    #[error("broker {broker} refused {} ({code}); {}", refused_what(.username), refused_fix(.username))]
+    #[error("broker {broker} refused {} ({code}); {}", refused_what(.username, .certificate), refused_fix(.username, .certificate))]
     LoginRefused {
         /// The broker.
         broker: BrokerUrl,
         /// The username tried, if any.
         username: Option<String>,
+        /// The client certificate presented, if any.
+        certificate: Option<String>,
         /// The broker's return code.
         code: String,
     },
@@ -54,19 +57,23 @@ pub enum PushError {
     },
 }
 
-fn refused_what(username: &Option<String>) -> String {
-    match username {
-        Some(name) => format!("the login as '{name}'"),
-        None => "to connect without a login".into(),
+fn refused_what(username: &Option<String>, certificate: &Option<String>) -> String {
+    match (username, certificate) {
+        (Some(name), _) => format!("the login as '{name}'"),
+        (None, Some(certificate)) => format!("the identity of certificate '{certificate}'"),
+        (None, None) => "to connect without a login".into(),
     }
 }
 
-fn refused_fix(username: &Option<String>) -> &'static str {
-    match username {
-        Some(_) => {
+fn refused_fix(username: &Option<String>, certificate: &Option<String>) -> &'static str {
+    match (username, certificate) {
+        (Some(_), _) => {
             "check the username and the password file (--username, --password-file) against the broker's password file"
         }
-        None => "give a username and a password file (--username, --password-file)",
+        (None, Some(_)) => {
+            "check that the broker takes the certificate's identity as the username (use_identity_as_username) and that its ACL knows that name"
+        }
+        (None, None) => "give a username and a password file (--username, --password-file), or a client certificate (--cert-file, --key-file)",
     }
 }
 
@@ -88,15 +95,15 @@ pub async fn publish_retained(
     payload: Vec<u8>,
     client_id: &str,
 ) -> Result<(), PushError> {
-    publish_retained_as(broker, None, topic, payload, client_id).await
+    publish_retained_as(broker, &Access::default(), topic, payload, client_id).await
 }
 
-/// Like [`publish_retained`], logging in with `login` when given. A broker whose ACL does not
+/// Like [`publish_retained`], presenting `access` (a login, TLS). A broker whose ACL does not
 /// let the user write `topic` still acknowledges over MQTT 3.1.1, and drops the message: devices'
 /// statuses show whether it arrived.
 pub async fn publish_retained_as(
     broker: &BrokerUrl,
-    login: Option<&Credentials>,
+    access: &Access,
     topic: &Topic,
     payload: Vec<u8>,
     client_id: &str,
@@ -105,7 +112,7 @@ pub async fn publish_retained_as(
     let attempts = async {
         let mut attempts = Attempts::new();
         loop {
-            let result = publish(broker, login, topic.name(), payload.clone(), client_id).await;
+            let result = publish(broker, access, topic.name(), payload.clone(), client_id).await;
             if !attempts.again(broker, &result).await {
                 return result;
             }
@@ -150,13 +157,13 @@ impl Attempts {
 
 async fn publish(
     broker: &BrokerUrl,
-    login: Option<&Credentials>,
+    access: &Access,
     topic: String,
     payload: Vec<u8>,
     client_id: &str,
 ) -> Result<(), PushError> {
     let connection = |detail: String| PushError::Connection { broker: broker.clone(), detail };
-    let (client, mut eventloop) = crate::mqtt::connect_as(broker, login, client_id);
+    let (client, mut eventloop) = crate::mqtt::connect_as(broker, access, client_id);
     client.publish(topic.clone(), QoS::AtLeastOnce, true, payload).await.map_err(|e| connection(e.to_string()))?;
     let mut disconnecting = false;
     loop {
@@ -181,23 +188,34 @@ async fn publish(
                 let _ = e;
                 return Ok(());
             }
-            Err(e) => return Err(connection_error(broker, login, e)),
+            Err(e) => return Err(connection_error(broker, access, e)),
         }
     }
 }
 
 /// The push error for a failed connection: a refused login says so, anything else is a
 /// connection problem.
-pub(crate) fn connection_error(broker: &BrokerUrl, login: Option<&Credentials>, e: ConnectionError) -> PushError {
+pub(crate) fn connection_error(broker: &BrokerUrl, access: &Access, e: ConnectionError) -> PushError {
     match e {
         ConnectionError::ConnectionRefused(
             code @ (ConnectReturnCode::BadUserNamePassword | ConnectReturnCode::NotAuthorized),
         ) => PushError::LoginRefused {
             broker: broker.clone(),
-            username: login.map(|l| l.username().to_string()),
+            username: access.username().map(str::to_string),
+            certificate: access
+                .tls
+                .as_ref()
+                .and_then(|tls| tls.files().client.as_ref())
+                .map(|client| client.cert.display().to_string()),
             code: format!("{code:?}"),
         },
-        e => PushError::Connection { broker: broker.clone(), detail: e.to_string() },
+        e => {
+            let detail = match ledtrad_mqtt::tls_problem(&e) {
+                Some(fix) => format!("{e}: {fix}"),
+                None => e.to_string(),
+            };
+            PushError::Connection { broker: broker.clone(), detail }
+        }
     }
 }
 
@@ -240,14 +258,14 @@ const RETAINED_SETTLE: Duration = Duration::from_secs(1);
 /// published again.
 pub async fn keep_retained(
     broker: &BrokerUrl,
-    login: Option<&Credentials>,
+    access: &Access,
     topic: &Topic,
     payload: Vec<u8>,
     client_id: &str,
     mut republished: impl FnMut(u64),
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<Kept, PushError> {
-    let (client, eventloop) = crate::mqtt::connect_as(broker, login, client_id);
+    let (client, eventloop) = crate::mqtt::connect_as(broker, access, client_id);
     let mut link = Connection::new(eventloop, Backoff::new(Duration::from_millis(100), KEEP_RETRY_CAP));
     let name = topic.name();
     let ours = Envelope::claimed_version(&payload);
@@ -276,7 +294,7 @@ pub async fn keep_retained(
         let event = match event {
             Polled::Event(event) => event,
             Polled::Lost { error, retry_in, .. } => {
-                let error = connection_error(broker, login, error);
+                let error = connection_error(broker, access, error);
                 if matches!(error, PushError::LoginRefused { .. }) {
                     return Err(error);
                 }

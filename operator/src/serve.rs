@@ -11,8 +11,9 @@ use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use ledtrad_mqtt::Access;
 use ledtrad_mqtt::{Backoff, Connection, LastWill, Polled};
-use ledtrad_protocol::broker::{BrokerUrl, Credentials};
+use ledtrad_protocol::broker::BrokerUrl;
 use ledtrad_protocol::codec;
 use ledtrad_protocol::topic::{Topic, ALL_REPORTS_FILTER, COLLECTOR_ONLINE, OFFER_REQUEST_SHARED};
 use ledtrad_protocol::{InstanceId, UnixTime};
@@ -88,8 +89,8 @@ pub struct ServeSummary {
 pub struct ServeOptions {
     /// The broker.
     pub broker: BrokerUrl,
-    /// Its login, if it asks for one.
-    pub login: Option<Credentials>,
+    /// What the service presents to it (a login, TLS).
+    pub access: Access,
     /// The instance's name, unique among those on the broker: its MQTT client id is
     /// `ledtrad-op-serve-INSTANCE` and, as a collector, it announces itself on
     /// `ledtrad/v1/collector/INSTANCE`. A collector keeps its name from run to run: its broker
@@ -139,16 +140,16 @@ pub async fn serve(
     if options.service.is_none() || options.reports.is_none() {
         return serve_one(options, client_id, counters, ready, shutdown).await;
     }
-    let ServeOptions { broker, login, instance, service, reports, session_secs } = options;
+    let ServeOptions { broker, access, instance, service, reports, session_secs } = options;
     let offers = ServeOptions {
         broker: broker.clone(),
-        login: login.clone(),
+        access: access.clone(),
         instance: instance.clone(),
         service,
         reports: None,
         session_secs,
     };
-    let collecting = ServeOptions { broker, login, instance, service: None, reports, session_secs };
+    let collecting = ServeOptions { broker, access, instance, service: None, reports, session_secs };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
@@ -272,7 +273,7 @@ impl Session {
     /// and leaves a delayed last will that clears its presence.
     fn open(options: ServeOptions, client_id: &str, counters: Arc<Counters>) -> Self {
         let presence = Topic::Collector(options.instance.clone()).name();
-        let mut mqtt = crate::mqtt::client_options(&options.broker, options.login.as_ref(), client_id);
+        let mut mqtt = crate::mqtt::client_options(&options.broker, &options.access, client_id);
         if options.reports.is_some() {
             let secs = std::time::Duration::from_secs(u64::from(options.session_secs));
             let will = LastWill {
@@ -382,7 +383,7 @@ impl Session {
     /// The connection was lost: a refused login ends the session, anything else is retried.
     fn on_lost(&mut self, error: ConnectionError, retry_in: std::time::Duration) -> Result<(), crate::push::PushError> {
         self.connected = false;
-        let error = crate::push::connection_error(&self.options.broker, self.options.login.as_ref(), error);
+        let error = crate::push::connection_error(&self.options.broker, &self.options.access, error);
         if matches!(error, crate::push::PushError::LoginRefused { .. }) {
             return Err(error);
         }

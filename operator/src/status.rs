@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use ledtrad_protocol::broker::{BrokerUrl, Credentials};
+use ledtrad_mqtt::Access;
+use ledtrad_protocol::broker::BrokerUrl;
 use ledtrad_protocol::codec;
 use ledtrad_protocol::status::DeviceStatus;
 use ledtrad_protocol::topic::{Topic, ALL_STATUS_FILTER};
@@ -26,13 +27,13 @@ pub async fn watch_statuses(
     timeout: Duration,
     done: impl FnMut(&Statuses) -> bool,
 ) -> Result<Statuses, PushError> {
-    watch_statuses_as(broker, None, client_id, timeout, done).await
+    watch_statuses_as(broker, &Access::default(), client_id, timeout, done).await
 }
 
-/// Like [`watch_statuses`], logging in with `login` when given.
+/// Like [`watch_statuses`], presenting `access` (a login, TLS).
 pub async fn watch_statuses_as(
     broker: &BrokerUrl,
-    login: Option<&Credentials>,
+    access: &Access,
     client_id: &str,
     timeout: Duration,
     mut done: impl FnMut(&Statuses) -> bool,
@@ -41,7 +42,7 @@ pub async fn watch_statuses_as(
     let deadline = tokio::time::Instant::now() + timeout;
     let mut attempts = crate::push::Attempts::new();
     loop {
-        let result = watch_once(broker, login, client_id, deadline, &mut statuses, &mut done).await;
+        let result = watch_once(broker, access, client_id, deadline, &mut statuses, &mut done).await;
         // The wait before another try ends with the watch: it never runs past its timeout.
         let again = tokio::time::timeout_at(deadline, attempts.again(broker, &result)).await.unwrap_or(false);
         if !again {
@@ -54,13 +55,13 @@ pub async fn watch_statuses_as(
 /// watch the broker cut short goes on from there.
 async fn watch_once(
     broker: &BrokerUrl,
-    login: Option<&Credentials>,
+    access: &Access,
     client_id: &str,
     deadline: tokio::time::Instant,
     statuses: &mut Statuses,
     done: &mut impl FnMut(&Statuses) -> bool,
 ) -> Result<(), PushError> {
-    let (client, mut eventloop) = crate::mqtt::connect_as(broker, login, client_id);
+    let (client, mut eventloop) = crate::mqtt::connect_as(broker, access, client_id);
     // QoS 0: rumqttd hands a new QoS 1 subscriber at most as many retained messages as it has
     // free in-flight slots (about 100), and drops the rest; at QoS 0 it sends them all.
     // Statuses are retained, so a lost one is read again on the next watch.
@@ -71,7 +72,7 @@ async fn watch_once(
     loop {
         let event = match tokio::time::timeout_at(deadline, eventloop.poll()).await {
             Err(_) => break,
-            Ok(Err(e)) => return Err(crate::push::connection_error(broker, login, e)),
+            Ok(Err(e)) => return Err(crate::push::connection_error(broker, access, e)),
             Ok(Ok(event)) => event,
         };
         if let Event::Incoming(Packet::Publish(p)) = event {

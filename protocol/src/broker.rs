@@ -1,5 +1,6 @@
-//! Broker addresses as users write them (`mqtt://HOST:PORT`, the port defaults to 1883), and the
-//! login a client presents to a broker that asks for one.
+//! Broker addresses as users write them (`mqtt://HOST:PORT` for plain TCP, the port defaulting
+//! to 1883; `mqtts://HOST:PORT` for TLS, defaulting to 8883), and the login a client presents to
+//! a broker that asks for one.
 
 use alloc::string::String;
 use core::fmt;
@@ -8,19 +9,36 @@ use core::str::FromStr;
 /// The default MQTT port.
 pub const DEFAULT_PORT: u16 = 1883;
 
-/// A plain-TCP MQTT broker address.
+/// The default MQTT-over-TLS port.
+pub const DEFAULT_TLS_PORT: u16 = 8883;
+
+/// An MQTT broker address.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct BrokerUrl {
-    /// Host name or IP address.
+    /// Host name or IP address (for TLS, the name the broker's certificate is checked against).
     pub host: String,
     /// TCP port.
     pub port: u16,
+    /// Whether the connection is TLS (`mqtts://`).
+    pub tls: bool,
+}
+
+impl BrokerUrl {
+    /// A plain-TCP address.
+    pub fn tcp(host: impl Into<String>, port: u16) -> Self {
+        Self { host: host.into(), port, tls: false }
+    }
+
+    /// The same host and port over TLS.
+    pub fn with_tls(self) -> Self {
+        Self { tls: true, ..self }
+    }
 }
 
 /// Why a broker address was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "broker address {value:?} {reason}; write it as mqtt://HOST:PORT, e.g. mqtt://127.0.0.1:1883 or mqtt://[::1]:1883"
+    "broker address {value:?} {reason}; write it as mqtt://HOST:PORT or, for TLS, mqtts://HOST:PORT, e.g. mqtt://127.0.0.1:1883, mqtts://broker.example:8883 or mqtt://[::1]:1883"
 )]
 pub struct InvalidBrokerUrl {
     /// The rejected text.
@@ -34,7 +52,11 @@ impl FromStr for BrokerUrl {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let err = |reason| InvalidBrokerUrl { value: s.into(), reason };
-        let rest = s.strip_prefix("mqtt://").ok_or_else(|| err("does not start with mqtt://"))?;
+        let (tls, rest) = match (s.strip_prefix("mqtt://"), s.strip_prefix("mqtts://")) {
+            (Some(rest), _) => (false, rest),
+            (_, Some(rest)) => (true, rest),
+            _ => return Err(err("does not start with mqtt:// or mqtts://")),
+        };
         let rest = rest.strip_suffix('/').unwrap_or(rest);
         if rest.contains('/') || rest.contains('@') {
             return Err(err("has a path or credentials, which are not supported"));
@@ -56,6 +78,7 @@ impl FromStr for BrokerUrl {
             return Err(err("has no host"));
         }
         let port = match port {
+            None if tls => DEFAULT_TLS_PORT,
             None => DEFAULT_PORT,
             Some(p) => p
                 .parse::<u16>()
@@ -63,16 +86,17 @@ impl FromStr for BrokerUrl {
                 .filter(|p| *p != 0)
                 .ok_or_else(|| err("has a port that is not a number from 1 to 65535"))?,
         };
-        Ok(Self { host: host.into(), port })
+        Ok(Self { host: host.into(), port, tls })
     }
 }
 
 impl fmt::Display for BrokerUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let scheme = if self.tls { "mqtts" } else { "mqtt" };
         if self.host.contains(':') {
-            write!(f, "mqtt://[{}]:{}", self.host, self.port)
+            write!(f, "{scheme}://[{}]:{}", self.host, self.port)
         } else {
-            write!(f, "mqtt://{}:{}", self.host, self.port)
+            write!(f, "{scheme}://{}:{}", self.host, self.port)
         }
     }
 }
@@ -155,12 +179,25 @@ mod tests {
         let u: BrokerUrl = "mqtt://[::1]:1884".parse().unwrap();
         assert_eq!((u.host.as_str(), u.port), ("::1", 1884));
         assert_eq!(u.to_string(), "mqtt://[::1]:1884");
+        assert!(!u.tls);
+    }
+
+    #[test]
+    fn mqtts_is_tls_on_8883_unless_told() {
+        let u: BrokerUrl = "mqtts://broker.example".parse().unwrap();
+        assert_eq!((u.host.as_str(), u.port, u.tls), ("broker.example", DEFAULT_TLS_PORT, true));
+        assert_eq!(u.to_string(), "mqtts://broker.example:8883");
+        let u: BrokerUrl = "mqtts://[::1]:18883".parse().unwrap();
+        assert_eq!((u.port, u.tls), (18883, true));
+        assert_eq!(u.to_string(), "mqtts://[::1]:18883");
+        assert_eq!(BrokerUrl::tcp("h", 1).with_tls(), "mqtts://h:1".parse().unwrap());
     }
 
     #[test]
     fn refuses_what_it_cannot_connect_to() {
         for (bad, why) in [
-            ("tcp://x:1", "mqtt://"),
+            ("tcp://x:1", "mqtt:// or mqtts://"),
+            ("ssl://x:1", "mqtts://HOST:PORT"),
             ("mqtt://:1883", "no host"),
             ("mqtt://x:0", "port"),
             ("mqtt://x:99999", "port"),

@@ -85,7 +85,7 @@ pub async fn request(url: &BrokerUrl, name: &str, requests: usize) -> anyhow::Re
 
     let options = ServeOptions {
         broker: url.clone(),
-        login: None,
+        access: ledtrad_mqtt::Access::default(),
         instance: ledtrad_protocol::InstanceId::try_new(format!("bench-{run}"))?,
         service: Some(OfferService::new(service_catalogue()?, 4)?),
         reports: None,

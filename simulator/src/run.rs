@@ -498,7 +498,7 @@ async fn start_collector(
 ) -> anyhow::Result<ledtrad_operator::serve::Running> {
     let options = ledtrad_operator::serve::ServeOptions {
         broker: broker.clone(),
-        login: None,
+        access: ledtrad_mqtt::Access::default(),
         instance: ledtrad_protocol::InstanceId::try_new(format!("sim-collector-{run_id}"))?,
         service: None,
         reports: Some(ledtrad_operator::collect::ReportStore::open(path)?),

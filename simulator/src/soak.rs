@@ -224,7 +224,7 @@ async fn start_collector(url: &BrokerUrl, reports_db: &Path) -> anyhow::Result<l
     let collector = ledtrad_operator::serve::start(
         ServeOptions {
             broker: url.clone(),
-            login: None,
+            access: ledtrad_mqtt::Access::default(),
             instance: ledtrad_protocol::InstanceId::try_new("sim-soak-collector")?,
             service: None,
             reports: Some(ReportStore::open(reports_db)?),

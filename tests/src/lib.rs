@@ -245,7 +245,7 @@ impl CutProxy {
                 });
             }
         });
-        Self { url: BrokerUrl { host: "127.0.0.1".into(), port }, cut, paused, task }
+        Self { url: BrokerUrl::tcp("127.0.0.1", port), cut, paused, task }
     }
 
     /// Cuts every connection and refuses new ones until [`CutProxy::resume`]: the broker is
@@ -427,7 +427,7 @@ pub async fn start_service(
 ) -> ledtrad_operator::serve::Running {
     let options = ledtrad_operator::serve::ServeOptions {
         broker: broker(),
-        login: None,
+        access: ledtrad_mqtt::Access::default(),
         instance: ledtrad_protocol::InstanceId::try_new(unique("serve")).expect("a valid name"),
         service: catalogue.map(|c| ledtrad_operator::serve::OfferService::new(c, 5).expect("service catalogue")),
         reports,

@@ -63,7 +63,16 @@ impl Keeper {
             let stopped = async {
                 let _ = stopped.await;
             };
-            ledtrad_operator::keep_retained(&url, None, &topic, envelope, &unique("keep"), |_| {}, stopped).await
+            ledtrad_operator::keep_retained(
+                &url,
+                &ledtrad_mqtt::Access::default(),
+                &topic,
+                envelope,
+                &unique("keep"),
+                |_| {},
+                stopped,
+            )
+            .await
         });
         Keeper { stop, task }
     }
@@ -92,7 +101,7 @@ impl EmbeddedProcess {
     fn start() -> Self {
         let program = ledtrad_tests::program("ledtrad-sim", "ledtrad-sim");
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let url = BrokerUrl { host: "127.0.0.1".into(), port };
+        let url = BrokerUrl::tcp("127.0.0.1", port);
         let child = Self::spawn(&program, port);
         let mut broker = EmbeddedProcess { program, url, child };
         broker.wait_listening();
@@ -173,7 +182,7 @@ impl Broker {
 async fn collector(url: &BrokerUrl, reports: &std::path::Path) -> Running {
     let options = ServeOptions {
         broker: url.clone(),
-        login: None,
+        access: ledtrad_mqtt::Access::default(),
         instance: "faults".parse().unwrap(),
         service: None,
         reports: Some(ReportStore::open(reports).unwrap()),

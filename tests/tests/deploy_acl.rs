@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use ledtrad_agent::broker::Mosquitto;
+use ledtrad_mqtt::Access;
 use ledtrad_operator::collect::ReportStore;
 use ledtrad_operator::serve::{start, OfferService, ServeOptions};
 use ledtrad_operator::status::watch_statuses_as;
@@ -322,10 +323,16 @@ async fn a_wrong_password_an_unknown_user_and_no_login_are_refused() {
     }
     // The operator tools say which login the broker refused.
     let wrong = Credentials::try_new("operator", "not-it").unwrap();
-    let err = publish_retained_as(&broker.url, Some(&wrong), &Topic::Catalogue(fleet()), b"x".to_vec(), "test-op")
-        .await
-        .unwrap_err()
-        .to_string();
+    let err = publish_retained_as(
+        &broker.url,
+        &Access::login(Some(wrong.clone())),
+        &Topic::Catalogue(fleet()),
+        b"x".to_vec(),
+        "test-op",
+    )
+    .await
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("refused the login as 'operator'"), "{err}");
 }
 
@@ -358,22 +365,34 @@ async fn an_agent_with_a_login_applies_the_operators_catalogue_and_reports_its_s
     // A device's login cannot replace the fleet's catalogue; the operator's can.
     let device = login("kitchen-1");
     let forged = envelope(&operator_key(9), &fleet, 5, T0, T0.plus_secs(86_400));
-    let refused = publish_retained_as(&broker.url, Some(&device), &Topic::Catalogue(fleet.clone()), forged, "test-dev")
-        .await
-        .expect_err("the broker refuses a device's catalogue");
+    let refused = publish_retained_as(
+        &broker.url,
+        &Access::login(Some(device.clone())),
+        &Topic::Catalogue(fleet.clone()),
+        forged,
+        "test-dev",
+    )
+    .await
+    .expect_err("the broker refuses a device's catalogue");
     // MQTT 5 lets the broker say so, and the operator's tool passes it on.
     assert!(refused.to_string().contains("NotAuthorized"), "{refused}");
     assert!(refused.to_string().contains("allowed to write that topic"), "{refused}");
     let signed = envelope(&key, &fleet, 1, T0, T0.plus_secs(30 * 86_400));
     let operator = login("operator");
-    publish_retained_as(&broker.url, Some(&operator), &Topic::Catalogue(fleet.clone()), signed, "test-op")
-        .await
-        .unwrap();
+    publish_retained_as(
+        &broker.url,
+        &Access::login(Some(operator.clone())),
+        &Topic::Catalogue(fleet.clone()),
+        signed,
+        "test-op",
+    )
+    .await
+    .unwrap();
     let status = agent.wait_for("version 1", |s| s.catalogue_version == Some(1)).await;
     assert_eq!((status.catalogues_refused, status.last_refusal), (0, None), "the forged catalogue never arrived");
 
     let id = agent.config.device.clone();
-    let statuses = watch_statuses_as(&broker.url, Some(&operator), "test-watch", WAIT, |seen| {
+    let statuses = watch_statuses_as(&broker.url, &Access::login(Some(operator.clone())), "test-watch", WAIT, |seen| {
         seen.get(&id).is_some_and(|s| s.catalogue_version == Some(1))
     })
     .await
@@ -408,9 +427,15 @@ async fn the_offer_service_answers_a_devices_request_and_collects_its_report_und
     let options = SignOptions { fleet: fleet.clone(), version: 1, issued_at: T0, expires_at: T0.plus_secs(86_400) };
     let operator = login("operator");
     let signed = sign_catalogue(&local, &key, &options).unwrap();
-    publish_retained_as(&broker.url, Some(&operator), &Topic::Catalogue(fleet.clone()), signed, "test-op")
-        .await
-        .unwrap();
+    publish_retained_as(
+        &broker.url,
+        &Access::login(Some(operator.clone())),
+        &Topic::Catalogue(fleet.clone()),
+        signed,
+        "test-op",
+    )
+    .await
+    .unwrap();
     let books = Catalogue::from_value(
         serde_json::json!({ "offer": [offer("novel", "ereader", "book_finished", "books.crime")] }),
     )
@@ -418,7 +443,7 @@ async fn the_offer_service_answers_a_devices_request_and_collects_its_report_und
     let db = broker.dir.path().join("reports.db");
     let serve_options = ServeOptions {
         broker: broker.url.clone(),
-        login: Some(login("offer-service")),
+        access: Access::login(Some(login("offer-service"))),
         instance: "test-offer-service".parse().unwrap(),
         service: Some(OfferService::new(books, 5).unwrap()),
         reports: Some(ReportStore::open(&db).unwrap()),

@@ -92,17 +92,17 @@ fn build_password_file(text: &str) -> (tempfile::TempDir, String) {
 #[test]
 fn without_a_password_file_the_agent_logs_in_as_no_one() {
     let config = Config::from_toml(&build_config_text(""), "agent.toml").unwrap();
-    assert!(config.mqtt_login.is_none());
+    assert!(config.mqtt.login.is_none());
 }
 
 #[test]
 fn the_broker_login_is_the_device_id_and_the_file_line_unless_a_username_is_given() {
     let (_dir, path) = build_password_file("s3cret\n");
     let text = build_config_text(&format!("mqtt_password_file = {path:?}"));
-    let login = Config::from_toml(&text, "agent.toml").unwrap().mqtt_login.unwrap();
+    let login = Config::from_toml(&text, "agent.toml").unwrap().mqtt.login.unwrap();
     assert_eq!((login.username(), login.password()), ("fridge-1", "s3cret"));
     let text = build_config_text(&format!("mqtt_username = \"kitchen\"\nmqtt_password_file = {path:?}"));
-    let login = Config::from_toml(&text, "agent.toml").unwrap().mqtt_login.unwrap();
+    let login = Config::from_toml(&text, "agent.toml").unwrap().mqtt.login.unwrap();
     assert_eq!((login.username(), login.password()), ("kitchen", "s3cret"));
     // The checked config can be printed without the password.
     let shown = format!("{:?}", Config::from_toml(&text, "agent.toml").unwrap());
@@ -169,4 +169,26 @@ fn the_database_budget_defaults_to_4_mib_and_refuses_what_cannot_hold_the_ledger
     }
     let negative = Config::from_toml(&build_config_text("database_budget_bytes = -1"), "agent.toml").unwrap_err();
     assert!(negative.to_string().contains("database_budget_bytes"), "{negative}");
+}
+
+#[test]
+fn tls_files_come_together_and_fit_the_brokers_scheme() {
+    let tls_broker = |extra: &str| build_config_text(extra).replace("mqtt://127.0.0.1:1883", "mqtts://broker.example");
+    let cases = [
+        (
+            tls_broker(""),
+            "field 'broker': broker mqtts://broker.example:8883 is TLS (mqtts://) but no CA file is given; set ca_file",
+        ),
+        (tls_broker("cert_file = \"d.pem\""), "field 'key_file': is missing while cert_file is set"),
+        (tls_broker("key_file = \"d.key\""), "field 'cert_file': is missing while key_file is set"),
+        (
+            tls_broker("cert_file = \"d.pem\"\nkey_file = \"d.key\""),
+            "field 'ca_file': is missing while cert_file and key_file are set",
+        ),
+        (tls_broker("ca_file = \"/nowhere/ca.pem\""), "field 'ca_file': CA file '/nowhere/ca.pem': No such file"),
+    ];
+    for (text, expected) in cases {
+        let err = Config::from_toml(&text, "agent.toml").unwrap_err().to_string();
+        assert!(err.contains(expected), "{err}\nexpected: {expected}");
+    }
 }

@@ -223,13 +223,19 @@ impl AgentCore {
         // Said once until the next connection: the connection retries with backoff.
         if !self.connection.login_refused {
             let broker = &self.config.broker;
-            match &self.config.mqtt_login {
-                Some(login) => warn!(
+            let certificate = self.config.mqtt.tls.as_ref().and_then(|tls| tls.files().client.as_ref());
+            match (&self.config.mqtt.login, certificate) {
+                (None, Some(client)) => warn!(
+                    %broker,
+                    "the broker refused this device's certificate '{}' as its identity ({code}); is its identity the device_id, and does the broker take it as the username (use_identity_as_username)? retrying",
+                    client.cert.display()
+                ),
+                (Some(login), _) => warn!(
                     %broker,
                     "the broker refused the login as '{}' ({code}); check mqtt_username and mqtt_password_file against the broker's password file; retrying",
                     login.username()
                 ),
-                None => warn!(
+                (None, None) => warn!(
                     %broker,
                     "the broker refused to connect without a login ({code}); set mqtt_password_file (and mqtt_username if it is not the device_id); retrying"
                 ),

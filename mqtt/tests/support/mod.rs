@@ -101,7 +101,7 @@ impl Relay {
     /// A relay to `broker`, forwarding.
     pub async fn start(broker: &BrokerUrl) -> Self {
         let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
-        let url = BrokerUrl { host: "127.0.0.1".into(), port: listener.local_addr().unwrap().port() };
+        let url = BrokerUrl::tcp("127.0.0.1", listener.local_addr().unwrap().port());
         let upstream = format!("{}:{}", broker.host, broker.port);
         let (flowing, gate) = watch::channel(true);
         let links = Arc::new(Mutex::new(Vec::new()));

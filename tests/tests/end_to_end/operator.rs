@@ -290,7 +290,8 @@ async fn a_kept_catalogue_outlasts_an_older_push_gives_way_to_a_newer_one_and_en
             let again = move |n| {
                 let _ = again_tx.send(n);
             };
-            keep_retained(&broker(), None, &topic, payload, &unique("keep"), again, stopped).await
+            keep_retained(&broker(), &ledtrad_mqtt::Access::default(), &topic, payload, &unique("keep"), again, stopped)
+                .await
         });
         (task, again, stop)
     };
