@@ -257,6 +257,11 @@ impl Mosquitto {
         self.wait_listening()
     }
 
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The broker's address.
     pub fn url(&self) -> &BrokerUrl {
         &self.url

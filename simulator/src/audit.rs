@@ -110,11 +110,12 @@ impl Audit {
     /// this run's devices are those whose id starts with `device_prefix`.
     pub async fn start(
         broker: &BrokerUrl,
+        access: &ledtrad_mqtt::Access,
         fleet: &FleetId,
         device_prefix: &str,
         client_id: &str,
     ) -> anyhow::Result<Self> {
-        let (client, mut eventloop) = ledtrad_operator::mqtt::connect(broker, client_id);
+        let (client, mut eventloop) = ledtrad_operator::mqtt::connect_as(broker, access, client_id);
         client.subscribe("#", QoS::AtLeastOnce).await?;
         loop {
             match eventloop.poll().await {

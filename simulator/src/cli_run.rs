@@ -13,6 +13,39 @@ use ledtrad_sim::lab_report::{LabReport, Parameter};
 use ledtrad_sim::run::{run, RunOptions};
 use ledtrad_sim::summary::Summary;
 
+/// TLS to an `mqtts://` --broker: the simulator's own clients (audit, operator, collector)
+/// present --cert-file, and each agent a certificate issued from --device-ca as it starts.
+#[derive(clap::Args)]
+struct TlsArgs {
+    /// The CA certificate (PEM) that signed the broker's certificate.
+    #[arg(long, value_name = "PEM", requires_all = ["broker", "cert_file", "key_file", "device_ca"])]
+    ca_file: Option<PathBuf>,
+    /// The simulator's client certificate (PEM): the broker's ACL must let its identity read
+    /// and write the run's topics (`ledtrad-op certs collector --name ledtrad-sim`).
+    #[arg(long, value_name = "PEM", requires = "ca_file")]
+    cert_file: Option<PathBuf>,
+    /// The private key of --cert-file (PEM).
+    #[arg(long, value_name = "PEM", requires = "ca_file")]
+    key_file: Option<PathBuf>,
+    /// The fleet CA directory (`ledtrad-op certs init --dir`) to issue the agents'
+    /// certificates from; they are written under the run's temporary directory.
+    #[arg(long, value_name = "DIR", requires = "ca_file")]
+    device_ca: Option<PathBuf>,
+}
+
+impl TlsArgs {
+    /// The run's TLS for an external broker, if asked.
+    fn run_tls(self) -> anyhow::Result<Option<ledtrad_sim::tls::RunTls>> {
+        let (Some(ca), Some(cert), Some(key), Some(device_ca)) =
+            (self.ca_file, self.cert_file, self.key_file, self.device_ca)
+        else {
+            return Ok(None);
+        };
+        let files = ledtrad_mqtt::TlsFiles { ca, client: Some(ledtrad_mqtt::ClientCert { cert, key }) };
+        ledtrad_sim::tls::RunTls::external(&files, &device_ca).map(Some)
+    }
+}
+
 /// What `ledtrad-sim run` simulates and prints.
 #[derive(clap::Args)]
 pub(crate) struct RunArgs {
@@ -25,9 +58,17 @@ pub(crate) struct RunArgs {
     /// Seed: the same seed gives the same homes, people, signals and answers.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Use this broker (mqtt://HOST:PORT) instead of starting an embedded one.
+    /// Use this broker (mqtt://HOST:PORT, or mqtts://HOST:PORT with the TLS flags below)
+    /// instead of starting one of the run's own.
     #[arg(long)]
     broker: Option<BrokerUrl>,
+    /// The broker the run starts when --broker is not given: the embedded one, a Mosquitto
+    /// (deploy/mosquitto/ledtrad.conf), or a Mosquitto over mutual TLS (fleet-tls.conf and
+    /// fleet.acl, a fresh fleet CA, a certificate for each agent).
+    #[arg(long, value_enum, default_value_t = ledtrad_sim::run::OwnBroker::Embedded, conflicts_with = "broker")]
+    own_broker: ledtrad_sim::run::OwnBroker,
+    #[command(flatten)]
+    tls: TlsArgs,
     /// How the simulated people consent.
     #[arg(long, value_enum, default_value_t = ConsentMode::Mixed)]
     consent: ConsentMode,
@@ -154,6 +195,8 @@ fn run_options(args: RunArgs, runs: usize) -> Option<(String, RunOptions)> {
         days,
         seed,
         broker,
+        own_broker,
+        tls,
         consent,
         catalogue,
         start,
@@ -199,7 +242,21 @@ fn run_options(args: RunArgs, runs: usize) -> Option<(String, RunOptions)> {
     }
     let catalogue = crate::catalogue_or_shipped(catalogue.as_deref(), start)?;
     let mut options = RunOptions::new(usize::try_from(homes).unwrap_or(usize::MAX), days, seed, catalogue, start);
+    options.tls = match tls.run_tls() {
+        Ok(tls) => tls,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return None;
+        }
+    };
+    if let (Some(url), None) = (&broker, &options.tls) {
+        if url.tls {
+            eprintln!("error: broker {url} is TLS; give --ca-file, --cert-file, --key-file and --device-ca");
+            return None;
+        }
+    }
     options.broker = broker;
+    options.own_broker = own_broker;
     options.population = population;
     options.progress = std::io::stderr().is_terminal();
     options.reports = reports;

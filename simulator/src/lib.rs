@@ -18,6 +18,9 @@
 //! - [`worker`]: worker processes that each run a shard for a larger run.
 //! - [`survey`]: people's privacy attitudes from survey figures, and the consent they give.
 //! - [`summary`]: the results as a table or JSON.
+//! - [`tls`]: mutual TLS for a simulated fleet: a certificate per agent, a Mosquitto of the
+//!   run's own from `fleet-tls.conf`, and what the run's processes spent in CPU time.
+//! - [`tls_cost`]: what mutual TLS costs a run against plain TCP (`bench tls`).
 //! - [`lab_report`]: the laboratory report, one HTML page of a run's or a comparison's figures and plots.
 
 pub mod audit;
@@ -36,6 +39,8 @@ pub mod shard;
 pub mod soak;
 pub mod summary;
 pub mod survey;
+pub mod tls;
+pub mod tls_cost;
 pub mod worker;
 
 /// The example catalogue shipped with ledtrad, used when no `--catalogue` is given.

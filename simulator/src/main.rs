@@ -122,6 +122,26 @@ enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// What mutual TLS costs: the same run against a Mosquitto of its own in plain TCP and over
+    /// mutual TLS (fleet-tls.conf, a certificate per agent), alternately; wall and CPU time per
+    /// device of each (one line).
+    Tls {
+        /// Homes per run.
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=5000))]
+        homes: u64,
+        /// Simulated days per run.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=30))]
+        days: u64,
+        /// Runs per transport; the figures are medians.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=20))]
+        rounds: u64,
+        /// Seed: both transports simulate the same homes.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Print one line of JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Request-mode round trips: a real agent asks a real offer service through each broker,
     /// one request at a time (one line each).
     Request {
@@ -318,6 +338,9 @@ fn main() -> ExitCode {
         Command::Bench(BenchCommand::Moment { paths, samples, json }) => {
             print_moments(&paths, usize::try_from(samples).unwrap_or(usize::MAX), json)
         }
+        Command::Bench(BenchCommand::Tls { homes, days, rounds, seed, json }) => {
+            print_tls_cost(homes, days, rounds, seed, json)
+        }
         Command::Bench(BenchCommand::Request { brokers, requests, json }) => {
             print_requests(&brokers, usize::try_from(requests).unwrap_or(usize::MAX), json)
         }
@@ -350,6 +373,29 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
     }
+}
+
+/// `bench tls`: the same run in plain TCP and over mutual TLS, and what TLS cost.
+fn print_tls_cost(homes: u64, days: u64, rounds: u64, seed: u64, json: bool) -> ExitCode {
+    let start = ledtrad_protocol::UnixTime(1_795_392_000);
+    let Some(catalogue) = catalogue_or_shipped(None, start) else { return ExitCode::from(2) };
+    let Some(runtime) = async_runtime() else { return ExitCode::from(2) };
+    let mut options =
+        ledtrad_sim::run::RunOptions::new(usize::try_from(homes).unwrap_or(usize::MAX), days, seed, catalogue, start);
+    options.progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    options.worker_exe = std::env::current_exe().ok();
+    match runtime.block_on(ledtrad_sim::tls_cost::bench(&options, usize::try_from(rounds).unwrap_or(1))) {
+        Ok(c) if json => println!("{}", serde_json::to_string(&c).unwrap_or_default()),
+        Ok(c) => println!(
+            "tls ({} devices, {} day(s), median of {}): plain {:.1} s wall, {:.1} ms CPU per device; TLS {:.1} s wall, {:.1} ms CPU per device; TLS/plain wall {:.2}x, CPU {:.2}x",
+            c.devices, c.days, c.rounds, c.plain.wall_s, c.plain.cpu_ms_per_device, c.tls.wall_s, c.tls.cpu_ms_per_device, c.wall_ratio, c.cpu_ratio
+        ),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(2);
+        }
+    }
+    ExitCode::SUCCESS
 }
 
 /// Runs the embedded broker until Ctrl-C; says where it listens on standard output.

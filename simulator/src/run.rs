@@ -11,11 +11,13 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 use indicatif::{ProgressBar, ProgressStyle};
 use ledtrad_agent::engine::Policy;
-use ledtrad_operator::status::watch_statuses;
-use ledtrad_operator::{push_envelope, sign_catalogue, OperatorKey, SignOptions};
+use ledtrad_mqtt::Access;
+use ledtrad_operator::status::watch_statuses_as;
+use ledtrad_operator::{publish_retained_as, sign_catalogue, OperatorKey, SignOptions};
 use ledtrad_protocol::broker::BrokerUrl;
 use ledtrad_protocol::catalogue::Catalogue;
 use ledtrad_protocol::time::DAY_SECS;
+use ledtrad_protocol::topic::Topic;
 use ledtrad_protocol::{DeviceId, FleetId, KeyId, UnixTime};
 
 use crate::audit::Audit;
@@ -23,12 +25,26 @@ use crate::clock::{local_midnight, STEP_MINUTES};
 use crate::home::{Home, Population, SensorPath};
 use crate::shard::{Counts, Finished, ShardSpec};
 use crate::summary::{Egress, EgressBytes, Percentiles, SensorLink, Summary, Traffic};
+use crate::tls::{OwnMosquitto, RunTls};
 use shards::{start_shards, Shards};
 
 /// Homes one process runs by default: each agent keeps about four files open (its database,
 /// write-ahead log and shared memory, and its broker connection), and a process may have
 /// 20,000 open on the machines this was built on (`ulimit -n`).
 pub const HOMES_PER_PROCESS: usize = 1_000;
+
+/// The broker a run starts for itself when given none.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum OwnBroker {
+    /// rumqttd, in this process.
+    #[default]
+    Embedded,
+    /// Mosquitto from `deploy/mosquitto/ledtrad.conf`: plain TCP, anonymous.
+    Mosquitto,
+    /// Mosquitto from `deploy/mosquitto/fleet-tls.conf` and `fleet.acl`: mutual TLS, a
+    /// certificate for each agent.
+    MosquittoTls,
+}
 
 /// What to simulate.
 #[derive(Debug, Clone)]
@@ -39,8 +55,13 @@ pub struct RunOptions {
     pub days: u64,
     /// Seed for homes, people and their answers.
     pub seed: u64,
-    /// An external broker, or `None` for the embedded one.
+    /// An external broker, or `None` for one of the run's own (`own_broker`).
     pub broker: Option<BrokerUrl>,
+    /// For an external `mqtts://` broker: the simulator's clients' certificate and the CA that
+    /// issues the agents' certificates.
+    pub tls: Option<RunTls>,
+    /// The broker the run starts for itself when it is given none.
+    pub own_broker: OwnBroker,
     /// Who lives in the homes: consent, survey figures, household make-up, answers.
     pub population: Population,
     /// How offers are put (ledtrad's `clues`, or `blunt` to measure against).
@@ -74,6 +95,8 @@ impl RunOptions {
             days,
             seed,
             broker: None,
+            tls: None,
+            own_broker: OwnBroker::Embedded,
             population: Population::default(),
             policy: Policy::Clues,
             catalogue,
@@ -111,6 +134,7 @@ fn run_id() -> String {
 /// Runs a simulation and returns its summary.
 pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
     let wall = Instant::now();
+    let cpu = crate::tls::cpu_seconds("self", true);
     if options.homes == 0 {
         bail!("--homes must be at least 1");
     }
@@ -121,7 +145,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
     // --reports it stores into a file that goes with the run.
     let collector_dir = tempfile::tempdir().context("creating a directory for the run's report store")?;
     let store = options.reports.clone().unwrap_or_else(|| collector_dir.path().join("reports.db"));
-    let collector = start_collector(&place.broker, &store, &place.run_id).await?;
+    let collector = start_collector(&place, &store).await?;
 
     // Agents, one per device, each on its own database, all under one directory that goes with
     // the run, however it ends.
@@ -153,8 +177,8 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
         clean_shared_broker(&place, &tally.ids).await?;
     }
     drop(dir);
-    let measured = Measured { size, version, applied, days, seen, reports_stored, tally, wall };
-    Ok(summarise(&options, place.broker_label, measured))
+    let measured = Measured { size, version, applied, days, seen, reports_stored, tally, wall, cpu };
+    Ok(summarise(&options, place, measured))
 }
 
 /// How many devices and people the run's homes have: their make-up follows from the seed
@@ -178,8 +202,14 @@ impl Size {
 /// Where a run happens: its broker, and its own fleet and operator key there.
 struct Place {
     broker: BrokerUrl,
-    /// The broker as the summary names it: its URL, or "embedded".
+    /// The broker as the summary names it: its URL, "embedded", "mosquitto" or "mosquitto (TLS)".
     broker_label: String,
+    /// What the simulator's own clients present to the broker.
+    access: Access,
+    /// Where the agents' certificates come from, over TLS.
+    tls: Option<RunTls>,
+    /// A Mosquitto of the run's own, if it started one.
+    mosquitto: Option<OwnMosquitto>,
     run_id: String,
     fleet: FleetId,
     key: OperatorKey,
@@ -187,27 +217,43 @@ struct Place {
 }
 
 impl Place {
-    /// Starts the embedded broker unless the options name one, and connects the audit there.
+    /// Starts the run's own broker unless the options name one, and connects the audit there.
     async fn connect(options: &RunOptions, devices: usize) -> anyhow::Result<(Self, Audit)> {
-        let (broker, broker_label) = match &options.broker {
-            Some(url) => (url.clone(), url.to_string()),
-            None => {
+        let mut mosquitto = None;
+        let (broker, broker_label, tls) = match (&options.broker, options.own_broker) {
+            (Some(url), _) => (url.clone(), url.to_string(), options.tls.clone()),
+            (None, OwnBroker::Embedded) => {
                 let embedded = ledtrad_agent::broker::EmbeddedBroker::start(devices + 16)?;
                 let url = embedded.url().clone();
                 // The broker lives until the process ends.
                 std::mem::forget(embedded);
-                (url, "embedded".to_string())
+                (url, "embedded".to_string(), None)
+            }
+            (None, own) => {
+                let started = OwnMosquitto::start(own == OwnBroker::MosquittoTls)?;
+                let label = if started.tls().is_some() { "mosquitto (TLS)" } else { "mosquitto" };
+                let found = (started.url().clone(), label.to_string(), started.tls().cloned());
+                mosquitto = Some(started);
+                found
             }
         };
+        let access = tls.as_ref().map_or_else(Access::default, |t| t.clients.clone());
+        access.check(&broker)?;
         let run_id = run_id();
         let fleet = FleetId::try_new(format!("sim-{run_id}"))?;
         let key = OperatorKey::generate(KeyId::try_new("sim-operator")?);
         let local_midnight = local_midnight(options.start);
-        let audit =
-            Audit::start(&broker, &fleet, &format!("s{}-h", options.seed), &format!("ledtrad-sim-audit-{run_id}"))
-                .await
-                .with_context(|| format!("connecting to the broker at {broker}"))?;
-        Ok((Self { broker, broker_label, run_id, fleet, key, local_midnight }, audit))
+        let audit = Audit::start(
+            &broker,
+            &access,
+            &fleet,
+            &format!("s{}-h", options.seed),
+            &format!("ledtrad-sim-audit-{run_id}"),
+        )
+        .await
+        .with_context(|| format!("connecting to the broker at {broker}"))?;
+        let place = Self { broker, broker_label, access, tls, mosquitto, run_id, fleet, key, local_midnight };
+        Ok((place, audit))
     }
 }
 
@@ -219,6 +265,7 @@ fn shard_spec(options: &RunOptions, place: &Place, dir: std::path::PathBuf) -> S
         population: options.population,
         policy: options.policy,
         broker: place.broker.to_string(),
+        tls: place.tls.as_ref().map(|tls| tls.devices(dir.join("certs"))),
         fleet: place.fleet.to_string(),
         key: (place.key.id.to_string(), place.key.public_hex()),
         local_midnight: place.local_midnight,
@@ -253,7 +300,9 @@ async fn push_catalogue(options: &RunOptions, place: &Place) -> anyhow::Result<u
         expires_at: place.local_midnight.plus_secs((options.days + 7) * DAY_SECS),
     };
     let envelope = sign_catalogue(&options.catalogue, &place.key, &sign)?;
-    push_envelope(&place.broker, &place.fleet, envelope, &format!("ledtrad-sim-op-{}", place.run_id)).await?;
+    let topic = Topic::Catalogue(place.fleet.clone());
+    let client = format!("ledtrad-sim-op-{}", place.run_id);
+    publish_retained_as(&place.broker, &place.access, &topic, envelope, &client).await?;
     Ok(version)
 }
 
@@ -384,7 +433,7 @@ impl Tally {
 /// The operator's view: how many devices report catalogue `version` on their retained status.
 async fn applied(place: &Place, ids: &BTreeSet<DeviceId>, version: u64) -> anyhow::Result<usize> {
     let watcher = format!("ledtrad-sim-watch-{}", place.run_id);
-    let statuses = watch_statuses(&place.broker, &watcher, Duration::from_secs(30), |seen| {
+    let statuses = watch_statuses_as(&place.broker, &place.access, &watcher, Duration::from_secs(30), |seen| {
         ids.iter().all(|id| seen.get(id).is_some_and(|s| s.catalogue_version == Some(version)))
     })
     .await?;
@@ -394,10 +443,9 @@ async fn applied(place: &Place, ids: &BTreeSet<DeviceId>, version: u64) -> anyho
 /// Leaves nothing retained behind on a shared broker.
 async fn clean_shared_broker(place: &Place, ids: &BTreeSet<DeviceId>) -> anyhow::Result<()> {
     let cleaner = format!("ledtrad-sim-clean-{}", place.run_id);
-    ledtrad_operator::push_envelope(&place.broker, &place.fleet, Vec::new(), &cleaner).await?;
-    for id in ids {
-        let topic = ledtrad_protocol::topic::Topic::Status(id.clone());
-        ledtrad_operator::publish_retained(&place.broker, &topic, Vec::new(), &cleaner).await?;
+    let catalogue = Topic::Catalogue(place.fleet.clone());
+    for topic in std::iter::once(catalogue).chain(ids.iter().map(|id| Topic::Status(id.clone()))) {
+        publish_retained_as(&place.broker, &place.access, &topic, Vec::new(), &cleaner).await?;
     }
     Ok(())
 }
@@ -413,11 +461,13 @@ struct Measured {
     tally: Tally,
     /// When the run began.
     wall: Instant,
+    /// The simulator's CPU seconds when the run began.
+    cpu: f64,
 }
 
 /// The run's summary from what it measured.
-fn summarise(options: &RunOptions, broker_label: String, m: Measured) -> Summary {
-    let Measured { size, version, applied, days, seen, reports_stored, tally, wall } = m;
+fn summarise(options: &RunOptions, place: Place, m: Measured) -> Summary {
+    let Measured { size, version, applied, days, seen, reports_stored, tally, wall, cpu } = m;
     let Tally { counts, sensor_link, workers_peak_rss, .. } = tally;
     let egress = seen.egress;
     let device_days = (size.devices as u64 * options.days).max(1);
@@ -430,7 +480,7 @@ fn summarise(options: &RunOptions, broker_label: String, m: Measured) -> Summary
         seed: options.seed,
         consent: options.population.consent,
         policy: options.policy,
-        broker: broker_label,
+        broker: place.broker_label.clone(),
         catalogue_version: version,
         catalogue_version_applied: applied,
         decisions: counts.decisions,
@@ -471,6 +521,9 @@ fn summarise(options: &RunOptions, broker_label: String, m: Measured) -> Summary
         offer_call_latency_us: Percentiles::of_nanos(counts.call_nanos),
         latency_histogram: crate::lab_report::latency_histogram(&counts.decide_nanos),
         wall_seconds: (wall.elapsed().as_secs_f64() * 10.0).round() / 10.0,
+        cpu_seconds: ((crate::tls::cpu_seconds("self", true) - cpu) * 100.0).round() / 100.0,
+        broker_cpu_seconds: place.mosquitto.as_ref().map(OwnMosquitto::cpu_seconds),
+        tls: place.broker.tls,
         sim_ratio: ((options.days * DAY_SECS) as f64 / days.simulated_wall.max(1e-3)).round(),
         broker_messages: seen.broker_messages,
         broker_bytes: seen.broker_bytes,
@@ -491,15 +544,11 @@ fn summarise(options: &RunOptions, broker_label: String, m: Measured) -> Summary
 
 /// Starts the operator's report collector (`ledtrad-op serve --reports`, as a library) for a
 /// run, storing into `path`.
-async fn start_collector(
-    broker: &BrokerUrl,
-    path: &std::path::Path,
-    run_id: &str,
-) -> anyhow::Result<ledtrad_operator::serve::Running> {
+async fn start_collector(place: &Place, path: &std::path::Path) -> anyhow::Result<ledtrad_operator::serve::Running> {
     let options = ledtrad_operator::serve::ServeOptions {
-        broker: broker.clone(),
-        access: ledtrad_mqtt::Access::default(),
-        instance: ledtrad_protocol::InstanceId::try_new(format!("sim-collector-{run_id}"))?,
+        broker: place.broker.clone(),
+        access: place.access.clone(),
+        instance: ledtrad_protocol::InstanceId::try_new(format!("sim-collector-{}", place.run_id))?,
         service: None,
         reports: Some(ledtrad_operator::collect::ReportStore::open(path)?),
         session_secs: 60,

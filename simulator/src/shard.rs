@@ -42,8 +42,11 @@ pub struct ShardSpec {
     pub population: Population,
     /// How offers are put.
     pub policy: Policy,
-    /// The broker, `mqtt://HOST:PORT`.
+    /// The broker, `mqtt://HOST:PORT` or `mqtts://HOST:PORT`.
     pub broker: String,
+    /// For an `mqtts://` broker: where each agent's certificate comes from.
+    #[serde(default)]
+    pub tls: Option<crate::tls::DeviceTls>,
     /// The fleet.
     pub fleet: String,
     /// The operator key the agents trust: id and public key (hex).

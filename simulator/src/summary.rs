@@ -227,6 +227,13 @@ pub struct Summary {
     pub offer_call_latency_us: Percentiles,
     /// Wall-clock seconds for the whole run.
     pub wall_seconds: f64,
+    /// CPU seconds (user and system) of the simulator's processes for the whole run: this one
+    /// and its workers.
+    pub cpu_seconds: f64,
+    /// CPU seconds of the run's own Mosquitto, when it started one.
+    pub broker_cpu_seconds: Option<f64>,
+    /// Whether every MQTT connection of the run was mutual TLS.
+    pub tls: bool,
     /// Simulated seconds per wall-clock second over the simulated days (set-up excluded).
     pub sim_ratio: f64,
     /// Messages on this run's topics, as a subscriber to every topic saw them (devices'

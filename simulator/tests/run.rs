@@ -9,7 +9,7 @@ use std::path::Path;
 use ledtrad_operator::load::parse_catalogue;
 use ledtrad_protocol::UnixTime;
 use ledtrad_sim::home::{ConsentMode, Home};
-use ledtrad_sim::run::{run, RunOptions};
+use ledtrad_sim::run::{run, OwnBroker, RunOptions};
 use ledtrad_sim::summary::Summary;
 
 fn options(seed: u64, consent: ConsentMode) -> RunOptions {
@@ -122,4 +122,26 @@ async fn through_the_firmware_a_clean_link_loses_nothing_and_a_noisy_one_is_coun
     assert_eq!(link.frames_read, link.frames_sent - link.frames_flipped);
     assert!(link.corrupt >= link.frames_flipped && link.corrupt <= 2 * link.frames_flipped, "{link:?}");
     assert!(link.dropped <= link.frames_flipped, "{link:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_mutual_tls_each_agent_has_its_certificate_and_the_run_is_the_same() {
+    if !ledtrad_tests::mosquitto_installed() {
+        return;
+    }
+    let plain = run(RunOptions { own_broker: OwnBroker::Mosquitto, broker: None, ..options(11, ConsentMode::Mixed) })
+        .await
+        .unwrap();
+    let tls = run(RunOptions { own_broker: OwnBroker::MosquittoTls, broker: None, ..options(11, ConsentMode::Mixed) })
+        .await
+        .unwrap();
+    assert!(tls.tls && !plain.tls);
+    assert_eq!((plain.broker.as_str(), tls.broker.as_str()), ("mosquitto", "mosquitto (TLS)"));
+    // Every agent got in with its own certificate (under fleet.acl, its identity gives it its
+    // own status topic only) and applied the catalogue; the audit saw every report.
+    assert_eq!(tls.catalogue_version_applied, tls.devices);
+    assert_eq!((tls.consent_violations, tls.why_inconsistent), (0, 0));
+    assert_eq!(tls.reports_seen, tls.reports_expected);
+    assert_eq!(outcome(&plain), outcome(&tls), "the transport does not change what happens");
+    assert!(tls.broker_cpu_seconds.is_some_and(|s| s >= 0.0) && tls.cpu_seconds > 0.0, "{tls:?}");
 }

@@ -83,7 +83,12 @@ impl Device {
             Some(l) => Some(format!("tcp://{}", l.local_addr()?)),
             None => None,
         };
-        let raw = agent_config(spec, &id, home, h, slot, sensor_link);
+        let mut raw = agent_config(spec, &id, home, h, slot, sensor_link);
+        if let Some(tls) = &spec.tls {
+            let client = tls.certificate(&id)?;
+            (raw.ca_file, raw.cert_file, raw.key_file) =
+                (Some(tls.ca_file.clone()), Some(client.cert), Some(client.key));
+        }
         let mut config = Config::from_raw(raw, "simulator")?;
         config.policy = spec.policy;
         let agent = ledtrad_agent::spawn(config, Arc::new(clock.clone())).await?;
