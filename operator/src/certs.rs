@@ -4,6 +4,8 @@
 //! service user of `deploy/mosquitto/fleet.acl`). Keys are ECDSA P-256, written mode 0600 and
 //! never over an existing file. A broker set up as `deploy/mosquitto/fleet-tls.conf` takes a
 //! client certificate's common name as its username, so the ACL's patterns apply unchanged.
+//! The CA directory records what it issued and revoked, and keeps the certificate revocation
+//! list the broker reads (`ca.crl`).
 
 use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt as _;
@@ -130,10 +132,7 @@ pub fn issue(ca_dir: &Path, subject: &Subject, days: u32, out: &Path, now: Syste
     let stem = subject.file_stem();
     let (cert, key) = (out.join(format!("{stem}.pem")), out.join(format!("{stem}.key")));
     refuse_existing(&[&cert, &key])?;
-    let (ca_key, ca_cert) = (read_text(&ca_dir.join(CA_KEY))?, read_text(&ca_dir.join(CA_CERT))?);
-    let bad_ca = |path: &str, e: rcgen::Error| CertsError::BadCa { path: ca_dir.join(path), why: e.to_string() };
-    let ca_key = KeyPair::from_pem(&ca_key).map_err(|e| bad_ca(CA_KEY, e))?;
-    let issuer = Issuer::from_ca_cert_pem(&ca_cert, ca_key).map_err(|e| bad_ca(CA_CERT, e))?;
+    let issuer = signer(ca_dir)?;
     let mut params = params(&subject.common_name(), days, now)?;
     params.use_authority_key_identifier_extension = true;
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
@@ -163,7 +162,18 @@ pub fn issue(ca_dir: &Path, subject: &Subject, days: u32, out: &Path, now: Syste
     create_dir(out)?;
     write_new(&key, key_pair.serialize_pem().as_bytes(), 0o600)?;
     write_new(&cert, certificate.pem().as_bytes(), 0o644)?;
-    Ok(Issued { cert, key, not_after: now + DAY * days })
+    let not_after = now + DAY * days;
+    let serial = params.serial_number.as_ref().map(SerialNumber::to_bytes).unwrap_or_default();
+    revoke::record(ca_dir, &serial, &subject.common_name(), not_after)?;
+    Ok(Issued { cert, key, not_after })
+}
+
+/// The CA of `ca_dir`, to sign with.
+fn signer(ca_dir: &Path) -> Result<Issuer<'static, KeyPair>, CertsError> {
+    let (ca_key, ca_cert) = (read_text(&ca_dir.join(CA_KEY))?, read_text(&ca_dir.join(CA_CERT))?);
+    let bad_ca = |path: &str, e: rcgen::Error| CertsError::BadCa { path: ca_dir.join(path), why: e.to_string() };
+    let ca_key = KeyPair::from_pem(&ca_key).map_err(|e| bad_ca(CA_KEY, e))?;
+    Issuer::from_ca_cert_pem(&ca_cert, ca_key).map_err(|e| bad_ca(CA_CERT, e))
 }
 
 /// Parameters every certificate shares: its name, a random serial and its validity (from an
@@ -225,6 +235,10 @@ fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), CertsError> {
     let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(path).map_err(io)?;
     file.write_all(bytes).and_then(|()| file.sync_all()).map_err(io)
 }
+
+mod revoke;
+
+pub use revoke::{issued, revoke, write_crl, IssuedLine, CRL, ISSUED, REVOKED};
 
 #[cfg(test)]
 mod tests;

@@ -84,7 +84,34 @@ pub(crate) enum CertsCommand {
         #[arg(long, default_value_t = SERVICE_DAYS)]
         days: u32,
     },
+    /// Revoke every unexpired certificate the CA issued to NAME (a device id, or a service
+    /// user), and write the CA's revocation list anew (DIR/ca.crl): copy it to the broker's
+    /// crlfile and reload the broker.
+    Revoke {
+        /// The CA directory.
+        #[arg(long, value_name = "DIR")]
+        ca: PathBuf,
+        /// The device id or service user whose certificates to revoke.
+        name: String,
+        /// Days the revocation list is valid: sign it again (`certs crl`) before then, or the
+        /// broker refuses every client.
+        #[arg(long, default_value_t = CRL_DAYS)]
+        crl_days: u32,
+    },
+    /// Sign the CA's revocation list again (DIR/ca.crl) with fresh dates, for the broker's
+    /// crlfile; run it more often than --days (e.g. weekly from cron with the default 30).
+    Crl {
+        /// The CA directory.
+        #[arg(long, value_name = "DIR")]
+        ca: PathBuf,
+        /// Days it is valid.
+        #[arg(long, default_value_t = CRL_DAYS)]
+        days: u32,
+    },
 }
+
+/// Days a revocation list is valid unless told.
+const CRL_DAYS: u32 = 30;
 
 /// Runs a `certs` command and says what it wrote and what to do with it.
 pub(crate) fn run(command: CertsCommand) -> anyhow::Result<ExitCode> {
@@ -111,6 +138,22 @@ pub(crate) fn run(command: CertsCommand) -> anyhow::Result<ExitCode> {
                 "in its agent config: cert_file = \"{}\", key_file = \"{}\" (copy both to the device; the key stays 0600)",
                 issued.cert.display(),
                 issued.key.display()
+            );
+        }
+        CertsCommand::Revoke { ca, name, crl_days } => {
+            let serials = certs::revoke(&ca, &name, crl_days, now)?;
+            println!(
+                "revoked {} certificate(s) of '{name}' (serial {}); wrote {}: copy it to the broker's crlfile and reload the broker",
+                serials.len(),
+                serials.join(", "),
+                ca.join(certs::CRL).display()
+            );
+        }
+        CertsCommand::Crl { ca, days } => {
+            let path = certs::write_crl(&ca, days, now)?;
+            println!(
+                "wrote {}, valid {days} days: copy it to the broker's crlfile and reload the broker",
+                path.display()
             );
         }
         CertsCommand::Operator { issue, name, days } | CertsCommand::Collector { issue, name, days } => {

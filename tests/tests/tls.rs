@@ -56,10 +56,11 @@ struct TlsFleet {
 impl TlsFleet {
     /// Starts the broker, or returns `None` after saying why the test is skipped.
     fn start_or_skip() -> Option<Self> {
-        ledtrad_tests::mosquitto_installed().then(Self::start)
+        ledtrad_tests::mosquitto_installed().then(|| Self::start(&[]))
     }
 
-    fn start() -> Self {
+    /// Starts the broker with the certificates of `revoked` on its revocation list.
+    fn start(revoked: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let now = SystemTime::now();
         let pki = dir.path().join("pki");
@@ -77,8 +78,17 @@ impl TlsFleet {
         let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/mosquitto");
         let acl_file = dir.path().join("ledtrad.acl");
         std::fs::copy(deploy.join("fleet.acl"), &acl_file).unwrap();
-        // fleet-tls.conf as shipped, with this test's port and files in place of the system's.
-        let shipped = std::fs::read_to_string(deploy.join("fleet-tls.conf")).unwrap();
+        // fleet-tls.conf as shipped, with this test's port and files in place of the system's,
+        // and its revocation list when there is one.
+        let mut shipped = std::fs::read_to_string(deploy.join("fleet-tls.conf")).unwrap();
+        let crl_line = "# crlfile /etc/mosquitto/certs/ca.crl";
+        assert!(shipped.contains(crl_line), "fleet-tls.conf shows where the revocation list goes");
+        if !revoked.is_empty() {
+            for name in revoked {
+                certs::revoke(&pki, name, 30, now).unwrap();
+            }
+            shipped = shipped.replace(crl_line, &format!("crlfile {}", pki.join(certs::CRL).display()));
+        }
         for line in ["require_certificate true", "use_identity_as_username true", "allow_anonymous false"] {
             assert!(shipped.lines().any(|l| l.trim() == line), "fleet-tls.conf has no '{line}' line");
         }
@@ -331,6 +341,19 @@ async fn no_certificate_another_cas_and_an_expired_one_are_refused_by_the_broker
     let plain = config(&client.cert).replace(&tls.url.to_string(), "mqtt://127.0.0.1:1883");
     let err = Config::from_toml(&plain, "agent.toml").unwrap_err().to_string();
     assert!(err.contains("mqtts://127.0.0.1:8883"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_devices_certificate_is_refused_and_the_others_are_not() {
+    if !ledtrad_tests::mosquitto_installed() {
+        return;
+    }
+    let tls = TlsFleet::start(&["fridge-b"]);
+    let err = Client::connect(&tls.url, &tls.access("fridge-b")).await.err().expect("the broker refuses fridge-b");
+    assert!(err.to_string().contains("CertificateRevoked"), "{err}");
+    assert!(ledtrad_mqtt::tls_problem(&err).is_some_and(|p| p.contains("revoked")), "{err}");
+    let mut a = Client::connect_as(&tls, "fridge-a").await;
+    a.publish(&topic(Topic::Status, "fridge-a"), "online", true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -105,3 +105,48 @@ fn a_broker_certificate_names_its_hosts() {
         .to_string();
     assert!(err.contains("bad name!"), "{err}");
 }
+
+/// Whether `cert` chains to the CA in `ca_dir` given its revocation list.
+fn chains_with_crl(ca_dir: &Path, cert: &Path) -> Result<(), rustls::Error> {
+    use rustls::pki_types::CertificateRevocationListDer;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(CertificateDer::from_pem_file(ca_dir.join(CA_CERT)).unwrap()).unwrap();
+    let crl = CertificateRevocationListDer::from_pem_file(ca_dir.join(CRL)).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+        .with_crls([crl])
+        .build()
+        .unwrap();
+    let now = UnixTime::since_unix_epoch(SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap());
+    verifier.verify_client_cert(&CertificateDer::from_pem_file(cert).unwrap(), &[], now).map(|_| ())
+}
+
+#[test]
+fn a_revoked_certificate_is_on_the_ca_revocation_list_and_the_others_are_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = SystemTime::now();
+    init(dir.path(), "CA", CA_DAYS, now).unwrap();
+    let lost = issue(dir.path(), &device("fridge-lost"), 30, &dir.path().join("a"), now).unwrap();
+    let kept = issue(dir.path(), &device("fridge-kept"), 30, &dir.path().join("b"), now).unwrap();
+    assert_eq!(
+        issued(dir.path()).unwrap().iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
+        ["fridge-lost", "fridge-kept"]
+    );
+
+    let serials = revoke(dir.path(), "fridge-lost", 30, now).unwrap();
+    assert_eq!(serials.len(), 1);
+    let err = chains_with_crl(dir.path(), &lost.cert).unwrap_err();
+    assert!(matches!(err, rustls::Error::InvalidCertificate(rustls::CertificateError::Revoked)), "{err:?}");
+    chains_with_crl(dir.path(), &kept.cert).unwrap();
+
+    // Signed again later, it still lists the revoked one.
+    write_crl(dir.path(), 7, now + DAY).unwrap();
+    assert!(chains_with_crl(dir.path(), &lost.cert).is_err());
+    chains_with_crl(dir.path(), &kept.cert).unwrap();
+
+    let err = revoke(dir.path(), "fridge-lost", 30, now).unwrap_err().to_string();
+    assert!(err.contains("revoked already"), "{err}");
+    let err = revoke(dir.path(), "fridge-unknown", 30, now).unwrap_err().to_string();
+    assert!(err.contains("issued no certificate to 'fridge-unknown'"), "{err}");
+    assert!(matches!(write_crl(dir.path(), 0, now), Err(CertsError::NoDays)));
+}
