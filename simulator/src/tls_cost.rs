@@ -79,9 +79,9 @@ impl Transport {
         let wall_s = median(runs.iter().map(|s| s.wall_seconds).collect());
         let cpu = median(runs.iter().map(total_cpu).collect());
         Self {
-            wall_s,
-            cpu_s: median(runs.iter().map(|s| s.cpu_seconds).collect()),
-            broker_cpu_s: median(runs.iter().map(|s| s.broker_cpu_seconds.unwrap_or(0.0)).collect()),
+            wall_s: round3(wall_s),
+            cpu_s: round3(median(runs.iter().map(|s| s.cpu_seconds).collect())),
+            broker_cpu_s: round3(median(runs.iter().map(|s| s.broker_cpu_seconds.unwrap_or(0.0)).collect())),
             wall_ms_per_device: per_device(wall_s),
             cpu_ms_per_device: per_device(cpu),
         }
