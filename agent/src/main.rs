@@ -78,8 +78,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::CheckConfig { config } => {
             let c = Config::from_path(&config)?;
+            let tls = match c.mqtt.tls.as_ref().map(|tls| tls.files()) {
+                None => String::new(),
+                Some(files) => match &files.client {
+                    Some(client) => format!(" (mutual TLS, certificate '{}')", client.cert.display()),
+                    None => format!(" (TLS, CA '{}')", files.ca.display()),
+                },
+            };
             println!(
-                "ok: device '{}' ({}) in fleet '{}', broker {}, database {}, API {}, {} operator key(s) pinned",
+                "ok: device '{}' ({}) in fleet '{}', broker {}{tls}, database {}, API {}, {} operator key(s) pinned",
                 c.device,
                 c.kind,
                 c.fleet,
@@ -118,6 +125,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 #[cfg(feature = "embedded-broker")]
 fn start_embedded_broker(config: &Config) -> anyhow::Result<()> {
     let host = config.broker.host.as_str();
+    if config.broker.tls {
+        anyhow::bail!(
+            "--embedded-broker speaks plain TCP only, but the config's broker is {} (TLS); set broker = \"mqtt://127.0.0.1:{}\" and drop ca_file, cert_file and key_file to try things locally, or run a TLS broker such as Mosquitto with deploy/mosquitto/fleet-tls.conf",
+            config.broker,
+            config.broker.port
+        );
+    }
     if !matches!(host, "127.0.0.1" | "localhost") {
         anyhow::bail!(
             "--embedded-broker listens on 127.0.0.1 only, but the config's broker is {}; set broker = \"mqtt://127.0.0.1:{}\"",

@@ -379,3 +379,40 @@ async fn a_devices_certificate_is_its_identity_under_the_acl() {
     b.publish(&status("fridge-b"), "b's own", true).await;
     assert_eq!(operator.message().await, (status("fridge-b"), "b's own".into()));
 }
+
+#[test]
+fn the_agent_names_its_tls_when_checked_and_refuses_an_embedded_broker_for_mqtts() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = dir.path().join("pki");
+    let now = SystemTime::now();
+    certs::init(&pki, "CA", certs::CA_DAYS, now).unwrap();
+    let device = Subject::Device(DeviceId::try_new("kitchen-7f3a").unwrap());
+    let issued = certs::issue(&pki, &device, 30, dir.path(), now).unwrap();
+    let key = operator_key(1);
+    let config = dir.path().join("agent.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "device_id = \"kitchen-7f3a\"\nkind = \"fridge\"\nfleet = \"home-se\"\nbroker = \"mqtts://127.0.0.1:18883\"\nca_file = {:?}\ncert_file = {:?}\nkey_file = {:?}\ndatabase = {:?}\n[[operator_keys]]\nid = \"{}\"\npublic_key = \"{}\"\n",
+            pki.join(certs::CA_CERT).display().to_string(),
+            issued.cert.display().to_string(),
+            issued.key.display().to_string(),
+            dir.path().join("agent.db").display().to_string(),
+            key.id,
+            key.public_hex()
+        ),
+    )
+    .unwrap();
+    let agent = ledtrad_tests::program("ledtrad-agent", "ledtrad-agent");
+    let checked = std::process::Command::new(&agent).arg("check-config").arg(&config).output().unwrap();
+    let text = String::from_utf8_lossy(&checked.stdout);
+    assert!(checked.status.success(), "{}", String::from_utf8_lossy(&checked.stderr));
+    assert!(text.contains("broker mqtts://127.0.0.1:18883 (mutual TLS, certificate"), "{text}");
+    let run = std::process::Command::new(&agent)
+        .args(["run", "--embedded-broker", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success() && err.contains("--embedded-broker speaks plain TCP only"), "{err}");
+}
