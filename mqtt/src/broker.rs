@@ -18,10 +18,15 @@ pub struct EmbeddedBroker {
 /// The broker could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
-    /// No free port could be found, or the listener did not come up.
-    #[error("embedded broker: {0}")]
+    /// No free port could be found, or the listener did not come up (the message names the
+    /// broker: the embedded one or Mosquitto).
+    #[error("{0}")]
     Start(String),
 }
+
+/// How long a Mosquitto of a caller's own may take to listen: loading its persistence file
+/// (a soak's thousand sessions and their queued messages) on a loaded machine takes seconds.
+const MOSQUITTO_LISTEN_WITHIN: Duration = Duration::from_secs(60);
 
 impl EmbeddedBroker {
     /// Starts a broker on a free loopback port and waits until it accepts connections.
@@ -30,7 +35,7 @@ impl EmbeddedBroker {
         // rumqttd does not expose the bound address of port 0: find a free port first.
         let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
             .and_then(|l| l.local_addr())
-            .map_err(|e| BrokerError::Start(format!("no free loopback port: {e}")))?
+            .map_err(|e| BrokerError::Start(format!("embedded broker: no free loopback port: {e}")))?
             .port();
         Self::start_on(port, max_connections)
     }
@@ -42,7 +47,7 @@ impl EmbeddedBroker {
         // (connections of its own still closing) is not: rumqttd binds with SO_REUSEADDR.
         if std::net::TcpStream::connect_timeout(&listen, Duration::from_millis(500)).is_ok() {
             return Err(BrokerError::Start(format!(
-                "{listen} is in use; stop what listens there or use another port in the broker address"
+                "embedded broker: {listen} is in use; stop what listens there or use another port in the broker address"
             )));
         }
         let connections = ConnectionSettings {
@@ -81,14 +86,14 @@ impl EmbeddedBroker {
                     tracing::error!("embedded broker stopped: {e}");
                 }
             })
-            .map_err(|e| BrokerError::Start(format!("cannot start the broker thread: {e}")))?;
+            .map_err(|e| BrokerError::Start(format!("embedded broker: cannot start the broker thread: {e}")))?;
         for _ in 0..200 {
             if std::net::TcpStream::connect(listen).is_ok() {
                 return Ok(Self { url: BrokerUrl::tcp("127.0.0.1", port) });
             }
             std::thread::sleep(Duration::from_millis(10));
         }
-        Err(BrokerError::Start(format!("the broker did not listen on {listen} within 2 s")))
+        Err(BrokerError::Start(format!("embedded broker: did not listen on {listen} within 2 s")))
     }
 
     /// The broker's address.
@@ -193,7 +198,8 @@ impl Mosquitto {
     fn wait_listening(&mut self) -> Result<(), BrokerError> {
         let fail = |why: String| BrokerError::Start(format!("mosquitto: {why}"));
         let port = self.url.port;
-        for _ in 0..250 {
+        let deadline = std::time::Instant::now() + MOSQUITTO_LISTEN_WITHIN;
+        while std::time::Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {
                 return Err(fail(format!("exited ({status}) before listening; its log:\n{}", self.log_text())));
             }
@@ -202,7 +208,8 @@ impl Mosquitto {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        Err(fail(format!("did not listen on port {port} within 5 s; its log:\n{}", self.log_text())))
+        let within = MOSQUITTO_LISTEN_WITHIN.as_secs();
+        Err(fail(format!("did not listen on port {port} within {within} s; its log:\n{}", self.log_text())))
     }
 
     /// Stops the broker (`how`) and waits until it has exited. A SIGTERM that arrives while
