@@ -310,6 +310,9 @@ fn check_validity(
         Err(rustls::Error::InvalidCertificate(CertificateError::BadEncoding)) => {
             Err(malformed(file, path, "the certificate is not valid DER"))
         }
+        Err(rustls::Error::InvalidCertificate(
+            CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. },
+        )) => Err(malformed(file, path, "the certificate is not for a client (a broker's server certificate?)")),
         _ => Ok(()),
     }
 }
@@ -337,14 +340,17 @@ pub fn tls_problem(error: &ConnectionError) -> Option<&'static str> {
 fn describe(error: &rustls::Error) -> Option<&'static str> {
     use rustls::AlertDescription as Alert;
     Some(match error {
-        rustls::Error::AlertReceived(Alert::CertificateRequired | Alert::HandshakeFailure) => {
+        rustls::Error::AlertReceived(Alert::CertificateRequired) => {
             "the broker asks for a client certificate; set cert_file and key_file (--cert-file, --key-file) to one the fleet CA issued"
         }
+        rustls::Error::AlertReceived(Alert::HandshakeFailure) => {
+            "the broker refused the TLS handshake; check that this client presents a certificate (cert_file, key_file) and that the broker accepts TLS 1.2 or 1.3"
+        }
         rustls::Error::AlertReceived(Alert::UnknownCA | Alert::BadCertificate | Alert::UnsupportedCertificate) => {
-            "the broker does not trust this client's certificate; use one issued by the CA the broker's cafile names (ledtrad-op certs device / operator / collector)"
+            "the broker does not trust this client's certificate; use one issued by the CA the broker's cafile names (ledtrad-op certs device / operator / collector), or, if it was, check the broker's crlfile (a revocation list of another CA, or not valid yet)"
         }
         rustls::Error::AlertReceived(Alert::CertificateExpired) => {
-            "the broker finds this client's certificate expired; issue a new one (ledtrad-op certs ...) and put it in place"
+            "the broker finds this client's certificate expired, or its own revocation list (crlfile) expired; issue a new certificate (ledtrad-op certs ...), or sign the list again (ledtrad-op certs crl) and restart the broker"
         }
         rustls::Error::AlertReceived(Alert::CertificateRevoked) => {
             "the broker has revoked this client's certificate; ask the fleet's operator for a new one"

@@ -31,6 +31,12 @@ pub const DEVICE_DAYS: u32 = 1825;
 /// Days a broker, operator or collector certificate is valid unless told.
 pub const SERVICE_DAYS: u32 = 365;
 
+/// The longest validity asked for: a hundred years.
+pub const MAX_DAYS: u32 = 36_500;
+
+/// The broker users of `deploy/mosquitto/fleet.acl` that are not devices.
+pub const SERVICE_USERS: [&str; 2] = ["operator", "offer-service"];
+
 const DAY: Duration = Duration::from_secs(86_400);
 
 /// Whom a certificate is for.
@@ -54,6 +60,21 @@ impl Subject {
             Self::Broker { hosts } => hosts.first().cloned().unwrap_or_default(),
             Self::Device(device) => device.as_str().to_string(),
             Self::Service(user) => user.clone(),
+        }
+    }
+
+    /// Refuses a name that cannot be a broker username or a file name, and a device named as
+    /// a service user of `fleet.acl` (its certificate would carry that user's rights).
+    fn check(&self) -> Result<(), CertsError> {
+        match self {
+            Self::Broker { .. } => Ok(()),
+            Self::Device(device) if SERVICE_USERS.contains(&device.as_str()) => Err(CertsError::BadSubject(format!(
+                "device id '{device}' is a service user of fleet.acl; a device's certificate with that identity would have its rights, so give the device another id"
+            ))),
+            Self::Device(_) => Ok(()),
+            Self::Service(name) => DeviceId::try_new(name).map(|_| ()).map_err(|e| {
+                CertsError::BadSubject(format!("--name {name:?}: {e}; a service user's name follows the same rules as a device id"))
+            }),
         }
     }
 
@@ -102,8 +123,8 @@ pub enum CertsError {
     /// A broker certificate without a host, or a name that cannot be in a certificate.
     #[error("{0}")]
     BadSubject(String),
-    /// Validity of zero days.
-    #[error("--days must be at least 1")]
+    /// Validity of zero days, or more than [`MAX_DAYS`].
+    #[error("--days must be from 1 to {MAX_DAYS}")]
     NoDays,
     /// Making the certificate failed.
     #[error("cannot make the certificate: {0}")]
@@ -129,6 +150,7 @@ pub fn init(dir: &Path, name: &str, days: u32, now: SystemTime) -> Result<Issued
 /// Issues a certificate for `subject` signed by the CA in `ca_dir`, valid `days` from `now`,
 /// written to `out` (created if missing) as `STEM.pem` and `STEM.key` (0600).
 pub fn issue(ca_dir: &Path, subject: &Subject, days: u32, out: &Path, now: SystemTime) -> Result<Issued, CertsError> {
+    subject.check()?;
     let stem = subject.file_stem();
     let (cert, key) = (out.join(format!("{stem}.pem")), out.join(format!("{stem}.key")));
     refuse_existing(&[&cert, &key])?;
@@ -160,11 +182,12 @@ pub fn issue(ca_dir: &Path, subject: &Subject, days: u32, out: &Path, now: Syste
     let key_pair = KeyPair::generate()?;
     let certificate = params.signed_by(&key_pair, &issuer)?;
     create_dir(out)?;
-    write_new(&key, key_pair.serialize_pem().as_bytes(), 0o600)?;
-    write_new(&cert, certificate.pem().as_bytes(), 0o644)?;
+    // Recorded first: a certificate the CA has no record of could never be revoked.
     let not_after = now + DAY * days;
     let serial = params.serial_number.as_ref().map(SerialNumber::to_bytes).unwrap_or_default();
     revoke::record(ca_dir, &serial, &subject.common_name(), not_after)?;
+    write_new(&key, key_pair.serialize_pem().as_bytes(), 0o600)?;
+    write_new(&cert, certificate.pem().as_bytes(), 0o644)?;
     Ok(Issued { cert, key, not_after })
 }
 
@@ -179,7 +202,7 @@ fn signer(ca_dir: &Path) -> Result<Issuer<'static, KeyPair>, CertsError> {
 /// Parameters every certificate shares: its name, a random serial and its validity (from an
 /// hour before `now`, for clocks a little behind).
 fn params(common_name: &str, days: u32, now: SystemTime) -> Result<CertificateParams, CertsError> {
-    if days == 0 {
+    if !(1..=MAX_DAYS).contains(&days) {
         return Err(CertsError::NoDays);
     }
     let mut params = CertificateParams::default();

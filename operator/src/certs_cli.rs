@@ -86,7 +86,7 @@ pub(crate) enum CertsCommand {
     },
     /// Revoke every unexpired certificate the CA issued to NAME (a device id, or a service
     /// user), and write the CA's revocation list anew (DIR/ca.crl): copy it to the broker's
-    /// crlfile and reload the broker.
+    /// crlfile and restart the broker.
     Revoke {
         /// The CA directory.
         #[arg(long, value_name = "DIR")]
@@ -143,7 +143,7 @@ pub(crate) fn run(command: CertsCommand) -> anyhow::Result<ExitCode> {
         CertsCommand::Revoke { ca, name, crl_days } => {
             let serials = certs::revoke(&ca, &name, crl_days, now)?;
             println!(
-                "revoked {} certificate(s) of '{name}' (serial {}); wrote {}: copy it to the broker's crlfile and reload the broker",
+                "revoked {} certificate(s) of '{name}' (serial {}); wrote {}: copy it to the broker's crlfile and restart the broker",
                 serials.len(),
                 serials.join(", "),
                 ca.join(certs::CRL).display()

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair};
 
 use super::*;
 
@@ -34,8 +34,20 @@ impl Files {
 
     /// Writes `NAME.pem` and `NAME.key`: a client certificate valid from `from` to `until`.
     fn client(&self, name: &str, from: SystemTime, until: SystemTime) -> ClientCert {
+        self.issue(name, from, until, Vec::new())
+    }
+
+    /// Like [`Files::client`], for the extended key usages `purposes`.
+    fn issue(
+        &self,
+        name: &str,
+        from: SystemTime,
+        until: SystemTime,
+        purposes: Vec<ExtendedKeyUsagePurpose>,
+    ) -> ClientCert {
         let key = KeyPair::generate().unwrap();
         let mut params = CertificateParams::new(Vec::new()).unwrap();
+        params.extended_key_usages = purposes;
         params.distinguished_name.push(DnType::CommonName, name);
         params.not_before = from.into();
         params.not_after = until.into();
@@ -89,6 +101,15 @@ fn an_expired_certificate_of_another_ca_is_still_found_expired() {
     // Valid and from another CA: the broker decides (it may trust that CA).
     let valid = other.client("fine", now() - DAY, now() + DAY);
     assert!(ClientTls::load(&files.tls(Some(valid))).is_ok());
+}
+
+#[test]
+fn a_servers_certificate_is_not_taken_as_a_clients() {
+    let files = Files::new();
+    let server = files.issue("broker", now() - DAY, now() + DAY, vec![ExtendedKeyUsagePurpose::ServerAuth]);
+    let err = ClientTls::load(&files.tls(Some(server))).unwrap_err();
+    assert!(matches!(err, TlsError::Malformed { file: TlsFile::Cert, .. }), "{err:?}");
+    assert!(err.to_string().contains("not for a client"), "{err}");
 }
 
 #[test]

@@ -83,20 +83,30 @@ pub fn revoke(ca_dir: &Path, name: &str, crl_days: u32, now: SystemTime) -> Resu
             )
         }));
     }
-    for serial in &serials {
-        append(&ca_dir.join(REVOKED), &format!("{serial}\t{}\n", unix(now)))?;
+    // The list is signed with the new serials first: were they recorded and the signing then
+    // failed, they would count as revoked without being on the list.
+    let newly: Vec<(String, u64)> = serials.iter().map(|serial| (serial.clone(), unix(now))).collect();
+    sign_crl(ca_dir, crl_days, now, &newly)?;
+    for (serial, at) in &newly {
+        append(&ca_dir.join(REVOKED), &format!("{serial}\t{at}\n"))?;
     }
-    write_crl(ca_dir, crl_days, now)?;
     Ok(serials)
 }
 
 /// Writes `ca.crl` with every revoked serial, signed by the CA, valid `days` from `now`.
 pub fn write_crl(ca_dir: &Path, days: u32, now: SystemTime) -> Result<PathBuf, CertsError> {
-    if days == 0 {
+    sign_crl(ca_dir, days, now, &[])
+}
+
+/// Writes `ca.crl` with every revoked serial and `newly`, signed by the CA, valid `days` from
+/// `now`, numbered by its second of signing (so each list's number is above the last's).
+fn sign_crl(ca_dir: &Path, days: u32, now: SystemTime, newly: &[(String, u64)]) -> Result<PathBuf, CertsError> {
+    if !(1..=super::MAX_DAYS).contains(&days) {
         return Err(CertsError::NoDays);
     }
     let issuer = signer(ca_dir)?;
-    let revoked = revoked(ca_dir)?;
+    let mut revoked = revoked(ca_dir)?;
+    revoked.extend_from_slice(newly);
     let revoked_certs = revoked
         .iter()
         .filter_map(|(serial, at)| {
@@ -111,14 +121,14 @@ pub fn write_crl(ca_dir: &Path, days: u32, now: SystemTime) -> Result<PathBuf, C
     let params = CertificateRevocationListParams {
         this_update: (now - Duration::from_secs(3600)).into(),
         next_update: (now + DAY * days).into(),
-        crl_number: SerialNumber::from(u64::try_from(revoked.len()).unwrap_or(u64::MAX).max(1)),
+        crl_number: SerialNumber::from(unix(now).max(1)),
         issuing_distribution_point: None,
         revoked_certs,
         key_identifier_method: KeyIdMethod::Sha256,
     };
     let crl = params.signed_by(&issuer)?;
     let path = ca_dir.join(CRL);
-    let temporary = ca_dir.join(format!("{CRL}.new"));
+    let temporary = ca_dir.join(format!("{CRL}.{}.new", std::process::id()));
     std::fs::write(&temporary, crl.pem()?)
         .and_then(|()| std::fs::rename(&temporary, &path))
         .map_err(|error| CertsError::Io { path: path.clone(), error })?;

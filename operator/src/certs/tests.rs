@@ -81,6 +81,16 @@ fn nothing_is_overwritten_and_bad_requests_are_named() {
     assert!(err.to_string().contains("--host"), "{err}");
     let err = issue(dir.path(), &device("fridge-2"), 0, dir.path(), now).unwrap_err();
     assert!(matches!(err, CertsError::NoDays), "{err}");
+    let err = issue(dir.path(), &device("fridge-2"), MAX_DAYS + 1, dir.path(), now).unwrap_err();
+    assert!(matches!(err, CertsError::NoDays), "{err}");
+    // A device named as a service user would carry its rights; a service name must be a name.
+    let err = issue(dir.path(), &device("operator"), 1, dir.path(), now).unwrap_err().to_string();
+    assert!(err.contains("'operator' is a service user"), "{err}");
+    for bad in ["../escape", "a\tb", ""] {
+        let err = issue(dir.path(), &Subject::Service(bad.into()), 1, dir.path(), now).unwrap_err().to_string();
+        assert!(err.contains("--name"), "{bad:?}: {err}");
+    }
+    assert_eq!(issued(dir.path()).unwrap().len(), 1, "only fridge-1 was issued");
 
     let empty = tempfile::tempdir().unwrap();
     let err = issue(empty.path(), &device("fridge-3"), 1, empty.path(), now).unwrap_err().to_string();
