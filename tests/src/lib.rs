@@ -87,6 +87,18 @@ pub fn operator_key(seed: u8) -> OperatorKey {
     OperatorKey::from_secret(KeyId::try_new(format!("op-{seed}")).expect("valid id"), [seed; 32])
 }
 
+/// A catalogue of one offer `id` (campaign `ID-campaign`) for `kind` at `moment`, in
+/// `category`, valid from 2026 to 2030.
+pub fn one_offer_catalogue(id: &str, kind: &str, moment: &str, category: &str) -> Catalogue {
+    let offer = serde_json::json!({
+        "id": id, "campaign": format!("{id}-campaign"), "title": "T",
+        "question": "Could this be something for you?", "body": "B", "category": category,
+        "device_kinds": [kind], "moments": [moment], "value": 1.0,
+        "valid_from": "2026-01-01T00:00:00Z", "valid_until": "2030-01-01T00:00:00Z"
+    });
+    Catalogue::from_value(serde_json::json!({ "offer": [offer] })).expect("a valid one-offer catalogue")
+}
+
 /// The example catalogue shipped in `examples/catalogues/home.toml`, without its campaigns'
 /// holdout arms: which devices are held out depends on their pseudonyms, which these tests draw
 /// at random, and they look at what treatment devices do (the engine's tests cover holdout).

@@ -23,11 +23,10 @@ use ledtrad_operator::serve::{start, OfferService, ServeOptions};
 use ledtrad_operator::status::watch_statuses_as;
 use ledtrad_operator::{publish_retained_as, sign_catalogue, SignOptions};
 use ledtrad_protocol::broker::BrokerUrl;
-use ledtrad_protocol::catalogue::Catalogue;
 use ledtrad_protocol::status::Connection;
 use ledtrad_protocol::topic::{Topic, ALL_STATUS_FILTER};
 use ledtrad_protocol::{DeviceId, DeviceKind, FleetId};
-use ledtrad_tests::{grant, init_logs, operator_key, TestAgent, T0};
+use ledtrad_tests::{grant, init_logs, one_offer_catalogue, operator_key, TestAgent, T0};
 use rumqttc::v5::mqttbytes::v5::Packet;
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, ConnectionError, Event};
@@ -207,28 +206,15 @@ async fn a_device_with_its_certificate_applies_the_catalogue_asks_for_offers_and
     init_logs();
     let Some(tls) = TlsFleet::start_or_skip() else { return };
     let (key, fleet) = (operator_key(1), fleet());
-    let offer = |id: &str, kind: &str, moment: &str, category: &str| {
-        serde_json::json!({
-            "id": id, "campaign": format!("{id}-campaign"), "title": "T",
-            "question": "Could this be something for you?", "body": "B", "category": category,
-            "device_kinds": [kind], "moments": [moment], "value": 1.0,
-            "valid_from": "2026-01-01T00:00:00Z", "valid_until": "2030-01-01T00:00:00Z"
-        })
-    };
     // The operator, with its certificate, publishes the fleet's catalogue.
-    let local =
-        Catalogue::from_value(serde_json::json!({ "offer": [offer("butter", "fridge", "door_opened", "food.dairy")] }))
-            .unwrap();
+    let local = one_offer_catalogue("butter", "fridge", "door_opened", "food.dairy");
     let options = SignOptions { fleet: fleet.clone(), version: 1, issued_at: T0, expires_at: T0.plus_secs(86_400) };
     let signed = sign_catalogue(&local, &key, &options).unwrap();
     publish_retained_as(&tls.url, &tls.access("operator"), &Topic::Catalogue(fleet.clone()), signed, "test-op")
         .await
         .unwrap();
     // The offer service and collector, with its own.
-    let books = Catalogue::from_value(
-        serde_json::json!({ "offer": [offer("novel", "ereader", "book_finished", "books.crime")] }),
-    )
-    .unwrap();
+    let books = one_offer_catalogue("novel", "ereader", "book_finished", "books.crime");
     let db = tls.dir.path().join("reports.db");
     let service = start(
         ServeOptions {
