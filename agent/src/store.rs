@@ -342,6 +342,28 @@ impl Store {
         self.latest_envelope(Signed::Models)
     }
 
+    /// Whether this exact catalogue envelope was applied on this device before: an older
+    /// version arriving again is then the broker redelivering it after a reconnect, not a
+    /// rollback to refuse.
+    pub fn applied_catalogue_before(&self, version: u64, envelope: &[u8]) -> Result<bool, StoreError> {
+        self.holds_envelope(Signed::Catalogues, version, envelope)
+    }
+
+    /// Whether this exact model envelope was applied on this device before.
+    pub fn applied_model_before(&self, version: u64, envelope: &[u8]) -> Result<bool, StoreError> {
+        self.holds_envelope(Signed::Models, version, envelope)
+    }
+
+    fn holds_envelope(&self, table: Signed, version: u64, envelope: &[u8]) -> Result<bool, StoreError> {
+        let Ok(version) = i64::try_from(version) else { return Ok(false) };
+        let stored: Option<Vec<u8>> = self
+            .conn
+            .query_row(&format!("SELECT envelope FROM {} WHERE version = ?1", table.table()), [version], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.err(e))?;
+        Ok(stored.is_some_and(|stored| stored == envelope))
+    }
+
     fn save_envelope(
         &self,
         table: Signed,

@@ -98,6 +98,14 @@ impl AgentCore {
                 info!(version, share, kept = ?self.version(), "a staged rollout does not include this device yet");
                 self.inbound.rollout_waiting = Some(version);
             }
+            Err(Refusal::Rollback { got, .. })
+                if applied_before(&self.store, got, payload, Store::applied_catalogue_before) =>
+            {
+                debug!(
+                    version = got,
+                    "a catalogue applied earlier was delivered again after a reconnect; keeping the newer one"
+                );
+            }
             Err(refusal) => {
                 if refusal.is_malformed() {
                     self.inbound.malformed += 1;
@@ -127,6 +135,14 @@ impl AgentCore {
                 self.inbound.last_model_refusal = None;
                 info!(version, runtime, "scoring model applied");
             }
+            Err(Refusal::Rollback { got, .. })
+                if applied_before(&self.store, got, payload, Store::applied_model_before) =>
+            {
+                debug!(
+                    version = got,
+                    "a scoring model applied earlier was delivered again after a reconnect; keeping the newer one"
+                );
+            }
             Err(refusal) => {
                 self.inbound.models_refused += 1;
                 warn!(kept = ?self.engine.model().map(|m| m.version), "scoring model refused: {refusal}");
@@ -145,4 +161,19 @@ impl AgentCore {
     pub(super) fn version(&self) -> Option<u64> {
         self.engine.catalogue().map(|c| c.version)
     }
+}
+
+/// Whether an envelope refused as not newer is one this device applied before: the broker
+/// redelivering it after a reconnect (a persistent session's queue and the retained copy
+/// can arrive in either order), which is neither applied again nor counted as a refusal.
+fn applied_before(
+    store: &Store,
+    version: u64,
+    payload: &[u8],
+    lookup: fn(&Store, u64, &[u8]) -> Result<bool, StoreError>,
+) -> bool {
+    lookup(store, version, payload).unwrap_or_else(|e| {
+        warn!("could not look up earlier envelopes, counting the older one as refused: {e}");
+        false
+    })
 }

@@ -60,13 +60,18 @@ fn example_envelope() -> Vec<u8> {
 
 /// The example catalogue, changed by `edit` first, signed as version 1.
 fn envelope_with(edit: impl FnOnce(&mut toml::Table)) -> Vec<u8> {
+    versioned_envelope(1, edit)
+}
+
+/// The example catalogue, changed by `edit` first, signed as `version`.
+fn versioned_envelope(version: u64, edit: impl FnOnce(&mut toml::Table)) -> Vec<u8> {
     let text = include_str!("../../../examples/catalogues/home.toml");
     let mut table = text.parse::<toml::Table>().unwrap();
     edit(&mut table);
     let value = serde_json::to_value(table).unwrap();
     let signed = SignedCatalogue {
         fleet: ledtrad_protocol::FleetId::try_new("home").unwrap(),
-        version: 1,
+        version,
         issued_at: T0,
         expires_at: T0.plus_secs(400 * 86_400),
         key_id: KeyId::try_new("op").unwrap(),
@@ -364,4 +369,28 @@ fn the_applied_catalogue_delivered_again_is_known_by_its_digest_and_a_new_one_st
     assert_eq!(names, ["catalogue", "catalogue"], "the second delivery of the applied envelope is not handled again");
     let status = core.status();
     assert_eq!((status.catalogue_version, status.catalogues_refused), (Some(1), 1));
+}
+
+#[test]
+fn an_earlier_catalogue_redelivered_after_a_reconnect_is_ignored_but_an_unseen_older_one_is_refused() {
+    let (mut core, _rx) = build_core("");
+    let topic = || Topic::Catalogue(core_fleet());
+    core.handle_mqtt(publish(topic(), versioned_envelope(1, |_| {}), None), at(0, 0));
+    core.handle_mqtt(publish(topic(), versioned_envelope(2, |_| {}), None), at(1, 1000));
+    // A persistent session's queue can hand back version 1 after the retained version 2.
+    core.handle_mqtt(publish(topic(), versioned_envelope(1, |_| {}), None), at(2, 2000));
+    let status = core.status();
+    assert_eq!((status.catalogue_version, status.catalogues_refused), (Some(2), 0));
+    // A version 1 this device never applied is a rollback, refused and counted.
+    let other = versioned_envelope(1, |t| {
+        t.remove("prompt");
+    });
+    core.handle_mqtt(publish(topic(), other, None), at(3, 3000));
+    let status = core.status();
+    assert_eq!((status.catalogue_version, status.catalogues_refused), (Some(2), 1));
+    assert!(status.last_refusal.unwrap().contains("not newer"));
+}
+
+fn core_fleet() -> ledtrad_protocol::FleetId {
+    ledtrad_protocol::FleetId::try_new("home").unwrap()
 }
