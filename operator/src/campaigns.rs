@@ -2,20 +2,19 @@
 //! reports, days and fleets, so an operator finds what there is to read.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
 
 use ledtrad_protocol::FleetId;
 use serde::Serialize;
 
-use crate::collect::StoredCampaign;
+use crate::collect::{ReportsAt, StoredCampaign};
 use crate::report::{open_existing, ReportError};
 use crate::uplift::date;
 
 /// The campaigns in a report store.
 #[derive(Debug, Clone, Serialize)]
 pub struct CampaignList {
-    /// The store.
-    pub db: PathBuf,
+    /// The store: its file, or its PostgreSQL address without the password.
+    pub db: String,
     /// The fleet asked for, if one was.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fleet: Option<FleetId>,
@@ -54,10 +53,10 @@ impl From<StoredCampaign> for CampaignEntry {
 }
 
 /// The campaigns in the report store at `db` (of `fleet` only, when given), which must exist.
-pub fn list_campaigns(db: &Path, fleet: Option<&FleetId>) -> Result<CampaignList, ReportError> {
+pub fn list_campaigns(db: &ReportsAt, fleet: Option<&FleetId>) -> Result<CampaignList, ReportError> {
     let store = open_existing(db)?;
     let campaigns = store.overview(fleet)?.into_iter().map(CampaignEntry::from).collect();
-    Ok(CampaignList { db: db.into(), fleet: fleet.cloned(), campaigns })
+    Ok(CampaignList { db: store.name().into(), fleet: fleet.cloned(), campaigns })
 }
 
 impl fmt::Display for CampaignList {
@@ -67,16 +66,11 @@ impl fmt::Display for CampaignList {
             return writeln!(
                 f,
                 "report database '{}' holds no reports{of_fleet} yet: devices send them while a collector runs (`ledtrad-op serve --reports FILE`)",
-                self.db.display()
+                self.db
             );
         }
         let n = self.campaigns.len();
-        writeln!(
-            f,
-            "report database '{}': {n} campaign{}{of_fleet}",
-            self.db.display(),
-            if n == 1 { "" } else { "s" }
-        )?;
+        writeln!(f, "report database '{}': {n} campaign{}{of_fleet}", self.db, if n == 1 { "" } else { "s" })?;
         let width = self.campaigns.iter().map(|c| c.campaign.len()).max().unwrap_or(0).max("campaign".len());
         writeln!(
             f,

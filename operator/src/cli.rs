@@ -7,6 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use ledtrad_mqtt::{Access, ClientCert, ClientTls, TlsFiles};
+use ledtrad_operator::collect::ReportsAt;
 use ledtrad_operator::mqtt::read_login;
 use ledtrad_operator::reports::DEFAULT_MIN_DEVICES;
 use ledtrad_operator::{publish_retained_as, KeepEnd, OperatorKey, SignOptions};
@@ -89,10 +90,13 @@ pub(crate) struct ServeArgs {
     /// The most candidates in one answer (devices take at most 32).
     #[arg(long, default_value_t = ledtrad_operator::serve::DEFAULT_MAX_OFFERS)]
     pub(crate) max_offers: usize,
-    /// Store the fleets' reports in this SQLite file (created if missing). Reports are not
-    /// shared among instances: run one collector per broker.
-    #[arg(long, value_name = "FILE")]
-    pub(crate) reports: Option<PathBuf>,
+    /// Store the fleets' reports in this SQLite file (created if missing; one collector per
+    /// broker), or in PostgreSQL as postgres://USER@HOST:PORT/DATABASE (the database must
+    /// exist; its table is made on first use). Collectors on PostgreSQL share the reports
+    /// through the broker's shared subscription $share/ledtrad-collectors/…, so several can
+    /// run at once, each with its own --instance; each report is stored once.
+    #[arg(long, value_name = "FILE|URL")]
+    pub(crate) reports: Option<ReportsAt>,
     /// A name for this instance, unique among those on the broker (default: `collector` with
     /// --reports, whose broker session keeps the reports sent while it is stopped and so must
     /// keep its name from run to run; otherwise from the process id).
@@ -105,9 +109,10 @@ pub(crate) struct ServeArgs {
 /// Which campaign's reports to read, and how to show them.
 #[derive(clap::Args)]
 pub(crate) struct ReportArgs {
-    /// The report database, written by `ledtrad-op serve --reports FILE`.
-    #[arg(long, value_name = "FILE")]
-    pub(crate) db: PathBuf,
+    /// The report database, written by `ledtrad-op serve --reports FILE`: that file, or the
+    /// PostgreSQL URL the collectors write into (postgres://USER@HOST:PORT/DATABASE).
+    #[arg(long, value_name = "FILE|URL")]
+    pub(crate) db: ReportsAt,
     /// The campaign (without it: the campaigns in the database, with their reports and days).
     #[arg(long)]
     pub(crate) campaign: Option<CampaignId>,
@@ -481,9 +486,10 @@ pub(crate) struct RolloutStatusArgs {
     /// as the rest of the fleet, e.g. 1.5x (from the reports in --reports).
     #[arg(long, value_parser = parse_ratio, requires_all = ["reports", "previous", "key", "abort_version"])]
     pub(crate) abort_if_dismissals: Option<f64>,
-    /// The report database `ledtrad-op serve --reports FILE` writes, for --abort-if-dismissals.
-    #[arg(long, value_name = "FILE")]
-    pub(crate) reports: Option<PathBuf>,
+    /// The report database `ledtrad-op serve --reports FILE|URL` writes, for
+    /// --abort-if-dismissals.
+    #[arg(long, value_name = "FILE|URL")]
+    pub(crate) reports: Option<ReportsAt>,
     /// The impressions each side (the version's devices, the rest) needs before
     /// --abort-if-dismissals judges.
     #[arg(long, default_value_t = ledtrad_operator::canary::DEFAULT_MIN_IMPRESSIONS)]

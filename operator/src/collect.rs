@@ -1,26 +1,29 @@
-//! The store of the fleet's reports (DESIGN §12): every report the operator receives, as
-//! received, in one SQLite file (WAL mode, migrations from `operator/migrations`), read back per
-//! campaign for `ledtrad-op report`.
+//! The store of the fleet's reports (DESIGN §11, §12): every report the operator receives, as
+//! received, read back per campaign for `ledtrad-op report`. Two back-ends behind one
+//! interface, chosen by where the reports go ([`ReportsAt`]): a SQLite file (the default, for
+//! one collector) or a PostgreSQL database (for several collectors on a shared subscription).
+//! Both store each report once, by its id, and return from an insert only once it is
+//! committed.
+
+mod postgres;
+mod sqlite;
 
 use std::path::{Path, PathBuf};
 
 use ledtrad_protocol::report::{Arm, InvalidReportId, Report, EPSILON_RANGE};
 use ledtrad_protocol::{CampaignId, FleetId, UnixTime};
-use rusqlite::{params, Connection, ErrorCode};
-use rusqlite_migration::{Migrations, M};
 
-/// What to do about a file that is not a report database.
-const NOT_A_REPORT_DATABASE: &str = "point --db at the reports file written by `ledtrad-op serve --reports FILE`, \
-     or move this file away to start a new one";
+use self::postgres::PostgresReports;
+use self::sqlite::SqliteReports;
 
 /// Why the report store could not be opened, written or read.
 #[derive(Debug, thiserror::Error)]
 pub enum CollectError {
-    /// The file could not be opened, set up or migrated as a report database.
-    #[error("report database '{}': {detail}; {fix}", path.display())]
+    /// The store could not be opened, reached, set up or migrated as a report database.
+    #[error("report database '{store}': {detail}; {fix}")]
     Open {
-        /// The database file.
-        path: PathBuf,
+        /// The database file, or the PostgreSQL address without its password.
+        store: String,
         /// What failed.
         detail: String,
         /// What to do about it.
@@ -50,30 +53,38 @@ pub enum CollectError {
         /// The bound it broke.
         bound: f64,
     },
-    /// A report's catalogue version is beyond what the store keeps (SQLite integers are signed).
-    #[error("report for campaign '{campaign}' has catalogue version {version}, above {}; it was not stored", i64::MAX)]
-    CatalogueVersion {
+    /// A report's catalogue version or day is beyond what the store keeps (its integers are
+    /// signed).
+    #[error("report for campaign '{campaign}' has {field} {value}, above {max}; it was not stored")]
+    OutOfRange {
         /// The report's campaign.
         campaign: CampaignId,
-        /// The rejected version.
-        version: u64,
+        /// The field.
+        field: &'static str,
+        /// The rejected value.
+        value: u64,
+        /// The largest the store keeps.
+        max: i64,
     },
     /// A report's payload is not a report.
     #[error("{0}")]
     Unreadable(String),
-    /// A query failed.
-    #[error("report database '{}': {detail}", path.display())]
+    /// A query failed (the database may be back later: the collector tries again).
+    #[error("report database '{store}': {detail}")]
     Query {
-        /// The database file.
-        path: PathBuf,
+        /// The database file, or the PostgreSQL address without its password.
+        store: String,
         /// What failed.
         detail: String,
     },
-    /// A stored row does not read back as a report (the file was changed by something else).
-    #[error("report database '{}': row {id} is not a valid report ({detail}); delete the row or restore the file", path.display())]
+    /// A stored row does not read back as a report (the database was changed by something
+    /// else).
+    #[error(
+        "report database '{store}': row {id} is not a valid report ({detail}); delete the row or restore the database"
+    )]
     BadRow {
-        /// The database file.
-        path: PathBuf,
+        /// The database file, or the PostgreSQL address without its password.
+        store: String,
         /// The row's id.
         id: i64,
         /// What is wrong with it.
@@ -81,11 +92,46 @@ pub enum CollectError {
     },
 }
 
-fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![
-        M::up(include_str!("../migrations/0001_reports.sql")),
-        M::up(include_str!("../migrations/0002_report_ids.sql")),
-    ])
+/// Where reports are stored: a SQLite file, or a PostgreSQL database by its URL. Parsed from
+/// the command line: `postgres://…` or `postgresql://…` is a database, anything else a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReportsAt {
+    /// A SQLite file.
+    File(PathBuf),
+    /// A PostgreSQL URL, e.g. `postgres://ledtrad@db.example:5432/reports`.
+    Postgres(String),
+}
+
+impl ReportsAt {
+    /// Whether several collectors can write into it at once (and so share the reports through
+    /// a shared subscription).
+    pub fn is_shared(&self) -> bool {
+        matches!(self, Self::Postgres(_))
+    }
+}
+
+impl std::str::FromStr for ReportsAt {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+            Self::Postgres(s.to_owned())
+        } else {
+            Self::File(PathBuf::from(s))
+        })
+    }
+}
+
+impl From<PathBuf> for ReportsAt {
+    fn from(path: PathBuf) -> Self {
+        Self::File(path)
+    }
+}
+
+impl From<&Path> for ReportsAt {
+    fn from(path: &Path) -> Self {
+        Self::File(path.into())
+    }
 }
 
 /// What became of a report the store took.
@@ -93,108 +139,65 @@ fn migrations() -> Migrations<'static> {
 pub enum Stored {
     /// It was new, and is stored.
     New,
-    /// A report with its id is stored already (the device sent it again): nothing changed.
+    /// A report with its id is stored already (the device sent it again, or another collector
+    /// stored it): nothing changed.
     Duplicate,
 }
 
-/// The fleet's received reports, in one SQLite file.
+/// The fleet's received reports, in SQLite or PostgreSQL.
 pub struct ReportStore {
-    conn: Connection,
-    path: PathBuf,
+    backend: Backend,
+}
+
+enum Backend {
+    Sqlite(SqliteReports),
+    Postgres(PostgresReports),
 }
 
 impl ReportStore {
-    /// Opens the report database at `path`, creating it (and its directory) if missing and
-    /// migrating it to the current schema.
+    /// Opens the SQLite report database at `path`, creating it (and its directory) if missing
+    /// and migrating it to the current schema.
     pub fn open(path: &Path) -> Result<ReportStore, CollectError> {
-        let open_err = |detail: String, fix| CollectError::Open { path: path.into(), detail, fix };
-        let sqlite_err = |e: rusqlite::Error| {
-            let fix = match e.sqlite_error_code() {
-                Some(ErrorCode::NotADatabase) => NOT_A_REPORT_DATABASE,
-                Some(ErrorCode::ReadOnly | ErrorCode::PermissionDenied | ErrorCode::CannotOpen) => {
-                    "check that the file and its directory are readable and writable by this user"
-                }
-                Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
-                    "another program holds it locked; try again when it is done"
-                }
-                _ => "check the file, or move it away to start a new one",
-            };
-            open_err(e.to_string(), fix)
-        };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                open_err(format!("cannot create its directory: {e}"), "check the path and its permissions")
-            })?;
+        Ok(ReportStore { backend: Backend::Sqlite(SqliteReports::open(path)?) })
+    }
+
+    /// Opens the store at `at`: a SQLite file as [`ReportStore::open`] does, or a PostgreSQL
+    /// database, connected to and migrated to the current schema (collectors starting
+    /// together migrate it once).
+    pub fn connect(at: &ReportsAt) -> Result<ReportStore, CollectError> {
+        match at {
+            ReportsAt::File(path) => Self::open(path),
+            ReportsAt::Postgres(url) => Ok(ReportStore { backend: Backend::Postgres(PostgresReports::connect(url)?) }),
         }
-        let mut conn = Connection::open(path).map_err(sqlite_err)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(sqlite_err)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(sqlite_err)?;
-        // FULL: a report is on disk when its insert returns. The collector then acknowledges it
-        // and the broker forgets it, so a commit lost with the power would be a report lost.
-        conn.pragma_update(None, "synchronous", "FULL").map_err(sqlite_err)?;
-        migrations().to_latest(&mut conn).map_err(|e| match e {
-            rusqlite_migration::Error::MigrationDefinition(
-                rusqlite_migration::MigrationDefinitionError::DatabaseTooFarAhead,
-            ) => open_err(
-                "its schema is newer than this ledtrad-op knows".into(),
-                "use the ledtrad-op that wrote it, or check that it is a report database",
-            ),
-            rusqlite_migration::Error::RusqliteError { err, .. } => sqlite_err(err),
-            other => open_err(format!("migration failed: {other}"), NOT_A_REPORT_DATABASE),
-        })?;
-        Ok(ReportStore { conn, path: path.into() })
     }
 
-    fn query_err(&self, e: impl std::fmt::Display) -> CollectError {
-        CollectError::Query { path: self.path.clone(), detail: e.to_string() }
+    /// The store's name for logs and errors: the file, or the database's address without its
+    /// password.
+    pub fn name(&self) -> &str {
+        match &self.backend {
+            Backend::Sqlite(s) => s.name(),
+            Backend::Postgres(p) => p.name(),
+        }
     }
 
-    /// Stores `report`, received from `fleet` at `received_at`. A report whose epsilon is not
-    /// finite or outside [`EPSILON_RANGE`], or with a count beyond
-    /// [`ledtrad_protocol::report::plausible_bound`], is refused, and nothing is stored: one
-    /// such report would outweigh a whole fleet's. A report whose id is stored already is a
-    /// device sending it again, and is not stored twice.
+    /// Whether several collectors can write into this store at once.
+    pub fn is_shared(&self) -> bool {
+        matches!(self.backend, Backend::Postgres(_))
+    }
+
+    /// Stores `report`, received from `fleet` at `received_at`, and returns once it is
+    /// committed. A report whose epsilon is not finite or outside [`EPSILON_RANGE`], or with a
+    /// count beyond [`ledtrad_protocol::report::plausible_bound`], is refused, and nothing is
+    /// stored: one such report would outweigh a whole fleet's. A report whose id is stored
+    /// already is a device sending it again (or another collector having stored it), and is
+    /// not stored twice.
     pub fn insert(&self, fleet: &FleetId, report: &Report, received_at: UnixTime) -> Result<Stored, CollectError> {
-        if !report.epsilon.is_finite() || !EPSILON_RANGE.contains(&report.epsilon) {
-            return Err(CollectError::Epsilon { campaign: report.campaign.clone(), epsilon: report.epsilon });
-        }
-        let bound = ledtrad_protocol::report::plausible_bound(report.epsilon);
-        let counts = [
-            ("impressions", report.impressions),
-            ("accepts", report.accepts),
-            ("dismissals", report.dismissals),
-            ("conversions", report.conversions),
-        ];
-        if let Some((field, value)) = counts.into_iter().find(|(_, v)| f64::from(v.unsigned_abs()) > bound) {
-            return Err(CollectError::Implausible { campaign: report.campaign.clone(), field, value, bound });
-        }
-        let version = i64::try_from(report.catalogue_version).map_err(|_| CollectError::CatalogueVersion {
-            campaign: report.campaign.clone(),
-            version: report.catalogue_version,
-        })?;
-        let inserted = self
-            .conn
-            .execute(
-                "INSERT INTO reports (received_at, fleet, campaign, arm, day, catalogue_version, epsilon, \
-                 impressions, accepts, dismissals, conversions, report_id) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) ON CONFLICT (report_id) DO NOTHING",
-                params![
-                    i64::try_from(received_at.secs()).unwrap_or(i64::MAX),
-                    fleet.as_str(),
-                    report.campaign.as_str(),
-                    report.arm.as_str(),
-                    report.day,
-                    version,
-                    report.epsilon,
-                    report.impressions,
-                    report.accepts,
-                    report.dismissals,
-                    report.conversions,
-                    report.id.map(|id| id.to_string())
-                ],
-            )
-            .map_err(|e| self.query_err(e))?;
-        Ok(if inserted == 0 { Stored::Duplicate } else { Stored::New })
+        let row = NewRow::checked(fleet, report, received_at)?;
+        let new = match &self.backend {
+            Backend::Sqlite(s) => s.insert(&row)?,
+            Backend::Postgres(p) => p.insert(&row)?,
+        };
+        Ok(if new { Stored::New } else { Stored::Duplicate })
     }
 
     /// Every stored report of `campaign` (from `fleet` only, when given), by day, arm and the
@@ -209,109 +212,69 @@ impl ReportStore {
     }
 
     fn select(&self, fleet: Option<&FleetId>, campaign: Option<&CampaignId>) -> Result<Vec<Report>, CollectError> {
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT id, campaign, arm, day, catalogue_version, epsilon, impressions, accepts, dismissals, conversions, \
-                 report_id \
-                 FROM reports WHERE (?1 IS NULL OR campaign = ?1) AND (?2 IS NULL OR fleet = ?2) ORDER BY day, arm DESC, id",
-            )
-            .map_err(|e| self.query_err(e))?;
-        let rows = stmt
-            .query_map(params![campaign.map(CampaignId::as_str), fleet.map(FleetId::as_str)], |row| {
-                Ok(RawRow {
-                    id: row.get(0)?,
-                    campaign: row.get(1)?,
-                    arm: row.get(2)?,
-                    day: row.get(3)?,
-                    catalogue_version: row.get(4)?,
-                    epsilon: row.get(5)?,
-                    counts: [row.get(6)?, row.get(7)?, row.get(8)?, row.get(9)?],
-                    report_id: row.get(10)?,
-                })
+        let rows = match &self.backend {
+            Backend::Sqlite(s) => s.select(fleet, campaign)?,
+            Backend::Postgres(p) => p.select(fleet, campaign)?,
+        };
+        rows.into_iter()
+            .map(|row| {
+                row.into_report().map_err(|(id, detail)| CollectError::BadRow { store: self.name().into(), id, detail })
             })
-            .map_err(|e| self.query_err(e))?;
-        let mut reports = Vec::new();
-        for row in rows {
-            let row = row.map_err(|e| self.query_err(e))?;
-            reports.push(row.into_report().map_err(|(id, detail)| CollectError::BadRow {
-                path: self.path.clone(),
-                id,
-                detail,
-            })?);
-        }
-        Ok(reports)
+            .collect()
     }
 
     /// The campaigns that have reports, in order.
     pub fn campaigns(&self) -> Result<Vec<CampaignId>, CollectError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT DISTINCT campaign FROM reports ORDER BY campaign")
-            .map_err(|e| self.query_err(e))?;
-        let names = stmt
-            .query_map([], |row| row.get::<_, String>(0))
-            .map_err(|e| self.query_err(e))?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| self.query_err(e))?;
-        names
-            .into_iter()
-            .map(|name| {
-                CampaignId::try_new(name).map_err(|e| CollectError::Query {
-                    path: self.path.clone(),
-                    detail: format!("a stored campaign is not valid: {e}"),
-                })
-            })
-            .collect()
+        let names = match &self.backend {
+            Backend::Sqlite(s) => s.campaigns()?,
+            Backend::Postgres(p) => p.campaigns()?,
+        };
+        names.into_iter().map(|name| CampaignId::try_new(name).map_err(|e| self.invalid("campaign", e))).collect()
     }
 
     /// Each campaign that has reports (from `fleet` only, when given), by name: how many
     /// reports, over which days, from which fleets.
     pub fn overview(&self, fleet: Option<&FleetId>) -> Result<Vec<StoredCampaign>, CollectError> {
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT campaign, COUNT(*), COUNT(DISTINCT day), MIN(day), MAX(day), GROUP_CONCAT(DISTINCT fleet) \
-                 FROM reports WHERE (?1 IS NULL OR fleet = ?1) GROUP BY campaign ORDER BY campaign",
-            )
-            .map_err(|e| self.query_err(e))?;
-        let rows = stmt
-            .query_map(params![fleet.map(FleetId::as_str)], |row| {
-                Ok((
-                    row.get::<_, String>(0)?,
-                    [row.get::<_, i64>(1)?, row.get(2)?, row.get(3)?, row.get(4)?],
-                    row.get::<_, String>(5)?,
-                ))
+        let rows = match &self.backend {
+            Backend::Sqlite(s) => s.overview(fleet)?,
+            Backend::Postgres(p) => p.overview(fleet)?,
+        };
+        rows.into_iter().map(|row| self.stored_campaign(row)).collect()
+    }
+
+    fn stored_campaign(&self, row: RawCampaign) -> Result<StoredCampaign, CollectError> {
+        let RawCampaign { campaign, numbers: [reports, days, first, last], fleets } = row;
+        let number = |n: i64| {
+            u32::try_from(n).map_err(|_| CollectError::Query {
+                store: self.name().into(),
+                detail: format!("a stored count or day is out of range: {n}"),
             })
-            .map_err(|e| self.query_err(e))?;
-        let invalid = |detail: String| CollectError::Query { path: self.path.clone(), detail };
-        let mut campaigns = Vec::new();
-        for row in rows {
-            let (campaign, [reports, days, first, last], fleets) = row.map_err(|e| self.query_err(e))?;
-            let number =
-                |n: i64| u32::try_from(n).map_err(|_| invalid(format!("a stored count or day is out of range: {n}")));
-            let mut fleets = fleets
-                .split(',')
-                .map(|f| FleetId::try_new(f).map_err(|e| invalid(format!("a stored fleet is not valid: {e}"))))
-                .collect::<Result<Vec<_>, _>>()?;
-            fleets.sort();
-            campaigns.push(StoredCampaign {
-                campaign: CampaignId::try_new(campaign)
-                    .map_err(|e| invalid(format!("a stored campaign is not valid: {e}")))?,
-                reports: u64::from(number(reports)?),
-                days: number(days)?,
-                first_day: number(first)?,
-                last_day: number(last)?,
-                fleets,
-            });
-        }
-        Ok(campaigns)
+        };
+        let mut fleets = fleets
+            .split(',')
+            .map(|f| FleetId::try_new(f).map_err(|e| self.invalid("fleet", e)))
+            .collect::<Result<Vec<_>, _>>()?;
+        fleets.sort();
+        Ok(StoredCampaign {
+            campaign: CampaignId::try_new(campaign).map_err(|e| self.invalid("campaign", e))?,
+            reports: u64::from(number(reports)?),
+            days: number(days)?,
+            first_day: number(first)?,
+            last_day: number(last)?,
+            fleets,
+        })
+    }
+
+    fn invalid(&self, what: &str, e: impl std::fmt::Display) -> CollectError {
+        CollectError::Query { store: self.name().into(), detail: format!("a stored {what} is not valid: {e}") }
     }
 
     /// How many reports are stored.
     pub fn count(&self) -> Result<u64, CollectError> {
-        let n: i64 =
-            self.conn.query_row("SELECT COUNT(*) FROM reports", [], |row| row.get(0)).map_err(|e| self.query_err(e))?;
+        let n = match &self.backend {
+            Backend::Sqlite(s) => s.count()?,
+            Backend::Postgres(p) => p.count()?,
+        };
         Ok(u64::try_from(n).unwrap_or(0))
     }
 }
@@ -333,16 +296,73 @@ pub struct StoredCampaign {
     pub fleets: Vec<FleetId>,
 }
 
-/// A row as SQLite gives it, before its values are checked.
-struct RawRow {
-    id: i64,
+/// A report checked and put in the store's types, ready to insert.
+#[derive(Debug, Clone)]
+struct NewRow {
+    received_at: i64,
+    fleet: String,
     campaign: String,
-    arm: String,
-    day: u32,
+    arm: &'static str,
+    day: i32,
     catalogue_version: i64,
     epsilon: f64,
     counts: [i32; 4],
     report_id: Option<String>,
+}
+
+impl NewRow {
+    /// The row for `report`, or why it is refused.
+    fn checked(fleet: &FleetId, report: &Report, received_at: UnixTime) -> Result<NewRow, CollectError> {
+        if !report.epsilon.is_finite() || !EPSILON_RANGE.contains(&report.epsilon) {
+            return Err(CollectError::Epsilon { campaign: report.campaign.clone(), epsilon: report.epsilon });
+        }
+        let bound = ledtrad_protocol::report::plausible_bound(report.epsilon);
+        let counts = [
+            ("impressions", report.impressions),
+            ("accepts", report.accepts),
+            ("dismissals", report.dismissals),
+            ("conversions", report.conversions),
+        ];
+        if let Some((field, value)) = counts.into_iter().find(|(_, v)| f64::from(v.unsigned_abs()) > bound) {
+            return Err(CollectError::Implausible { campaign: report.campaign.clone(), field, value, bound });
+        }
+        let out_of_range =
+            |field, value, max| CollectError::OutOfRange { campaign: report.campaign.clone(), field, value, max };
+        let catalogue_version = i64::try_from(report.catalogue_version)
+            .map_err(|_| out_of_range("catalogue version", report.catalogue_version, i64::MAX))?;
+        let day = i32::try_from(report.day).map_err(|_| out_of_range("day", report.day.into(), i32::MAX.into()))?;
+        Ok(NewRow {
+            received_at: i64::try_from(received_at.secs()).unwrap_or(i64::MAX),
+            fleet: fleet.as_str().to_owned(),
+            campaign: report.campaign.as_str().to_owned(),
+            arm: report.arm.as_str(),
+            day,
+            catalogue_version,
+            epsilon: report.epsilon,
+            counts: [report.impressions, report.accepts, report.dismissals, report.conversions],
+            report_id: report.id.map(|id| id.to_string()),
+        })
+    }
+}
+
+/// A row as the database gives it, before its values are checked.
+struct RawRow {
+    id: i64,
+    campaign: String,
+    arm: String,
+    day: i64,
+    catalogue_version: i64,
+    epsilon: f64,
+    counts: [i32; 4],
+    report_id: Option<String>,
+}
+
+/// A campaign's line of the overview as the database gives it: its reports, days, first and
+/// last day, and its fleets joined by commas.
+struct RawCampaign {
+    campaign: String,
+    numbers: [i64; 4],
+    fleets: String,
 }
 
 impl RawRow {
@@ -355,6 +375,7 @@ impl RawRow {
             "holdout" => Arm::Holdout,
             other => return Err((id, format!("unknown arm {other:?}"))),
         };
+        let day = u32::try_from(self.day).map_err(|_| (id, format!("day {} out of range", self.day)))?;
         let catalogue_version =
             u64::try_from(self.catalogue_version).map_err(|_| (id, "negative catalogue version".to_string()))?;
         let [impressions, accepts, dismissals, conversions] = self.counts;
@@ -362,7 +383,7 @@ impl RawRow {
         Ok(Report {
             campaign,
             arm,
-            day: self.day,
+            day,
             catalogue_version,
             epsilon: self.epsilon,
             impressions,
@@ -375,161 +396,4 @@ impl RawRow {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use ledtrad_protocol::report::ReportId;
-
-    fn build_report(campaign: &str, arm: Arm, day: u32, epsilon: f64) -> Report {
-        Report {
-            campaign: CampaignId::try_new(campaign).unwrap(),
-            arm,
-            day,
-            catalogue_version: 4,
-            epsilon,
-            impressions: 3,
-            accepts: -1,
-            dismissals: 0,
-            conversions: 2,
-            id: None,
-        }
-    }
-
-    fn fleet(name: &str) -> FleetId {
-        FleetId::try_new(name).unwrap()
-    }
-
-    #[test]
-    fn reports_read_back_per_campaign_and_fleet_as_they_were_sent() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("reports/fleet.db");
-        let store = ReportStore::open(&path).unwrap();
-        let home = fleet("home");
-        let a = build_report("dairy", Arm::Holdout, 20_400, 1.0);
-        let b = build_report("dairy", Arm::Treatment, 20_400, 0.5);
-        let c = build_report("dairy", Arm::Treatment, 20_399, 1.0);
-        for r in [&a, &b, &c] {
-            store.insert(&home, r, UnixTime(1_762_000_000)).unwrap();
-        }
-        store.insert(&fleet("office"), &build_report("books", Arm::Treatment, 20_400, 1.0), UnixTime(0)).unwrap();
-        store.insert(&fleet("office"), &a, UnixTime(0)).unwrap();
-        assert_eq!(store.count().unwrap(), 5);
-        assert_eq!(store.campaign(Some(&home), &a.campaign).unwrap(), vec![c.clone(), b.clone(), a.clone()]);
-        assert_eq!(store.campaign(None, &a.campaign).unwrap().len(), 4);
-        let names: Vec<_> = store.campaigns().unwrap().iter().map(ToString::to_string).collect();
-        assert_eq!(names, ["books", "dairy"]);
-        // Reopening migrates nothing and keeps everything; the file is in WAL mode.
-        drop(store);
-        let store = ReportStore::open(&path).unwrap();
-        assert_eq!(store.count().unwrap(), 5);
-        let mode: String = store.conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
-        assert_eq!(mode, "wal");
-        // Synced on every commit: a report acknowledged to the broker survives a power cut.
-        let synchronous: i64 = store.conn.query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap();
-        assert_eq!(synchronous, 2, "FULL");
-    }
-
-    #[test]
-    fn a_report_sent_twice_is_stored_once_and_reports_without_ids_as_they_come() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("r.db");
-        let store = ReportStore::open(&path).unwrap();
-        let home = fleet("home");
-        let with_id = |id: u128| Report { id: Some(ReportId(id)), ..build_report("dairy", Arm::Treatment, 1, 1.0) };
-        assert_eq!(store.insert(&home, &with_id(1), UnixTime(0)).unwrap(), Stored::New);
-        assert_eq!(store.insert(&home, &with_id(2), UnixTime(0)).unwrap(), Stored::New);
-        assert_eq!(store.insert(&home, &with_id(1), UnixTime(5)).unwrap(), Stored::Duplicate);
-        // Even from another fleet, or changed on the way: the id is what a report is.
-        let changed = Report { impressions: 7, ..with_id(2) };
-        assert_eq!(store.insert(&fleet("office"), &changed, UnixTime(5)).unwrap(), Stored::Duplicate);
-        let old = build_report("dairy", Arm::Treatment, 1, 1.0);
-        assert_eq!(store.insert(&home, &old, UnixTime(0)).unwrap(), Stored::New);
-        assert_eq!(store.insert(&home, &old, UnixTime(0)).unwrap(), Stored::New);
-        assert_eq!(store.count().unwrap(), 4);
-        let ids: Vec<_> = store.fleet(&home).unwrap().into_iter().map(|r| r.id).collect();
-        assert_eq!(ids, [Some(ReportId(1)), Some(ReportId(2)), None, None]);
-        // A stored id changed to something that is not one is named with its row.
-        store.conn.execute("UPDATE reports SET report_id = 'zz' WHERE id = 1", []).unwrap();
-        let error = store.fleet(&home).unwrap_err().to_string();
-        assert!(
-            error.contains("row 1 is not a valid report (report id \"zz\" is not 32 lowercase hex digits)"),
-            "{error}"
-        );
-    }
-
-    #[test]
-    fn a_report_database_from_before_report_ids_is_migrated_and_keeps_its_reports() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("old.db");
-        let mut conn = Connection::open(&path).unwrap();
-        Migrations::new(vec![M::up(include_str!("../migrations/0001_reports.sql"))]).to_latest(&mut conn).unwrap();
-        conn.execute(
-            "INSERT INTO reports (received_at, fleet, campaign, arm, day, catalogue_version, epsilon, impressions, \
-             accepts, dismissals, conversions) VALUES (0, 'home', 'dairy', 'holdout', 3, 1, 1.0, 4, 1, 0, 0)",
-            [],
-        )
-        .unwrap();
-        drop(conn);
-        let store = ReportStore::open(&path).unwrap();
-        let reports = store.fleet(&fleet("home")).unwrap();
-        assert_eq!((reports.len(), reports[0].impressions, reports[0].id), (1, 4, None));
-        let with_id = Report { id: Some(ReportId(9)), ..reports[0].clone() };
-        assert_eq!(store.insert(&fleet("home"), &with_id, UnixTime(0)).unwrap(), Stored::New);
-    }
-
-    #[test]
-    fn a_report_with_an_epsilon_devices_do_not_use_is_refused_and_not_stored() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = ReportStore::open(&dir.path().join("r.db")).unwrap();
-        for epsilon in [f64::NAN, f64::INFINITY, 0.0, -1.0, 0.01, 10.5] {
-            let err = store.insert(&fleet("home"), &build_report("dairy", Arm::Treatment, 1, epsilon), UnixTime(0));
-            let text = err.unwrap_err().to_string();
-            assert!(text.contains(&format!("epsilon {epsilon}, outside the 0.05..=10")), "{text}");
-            assert!(text.ends_with("it was not stored"), "{text}");
-        }
-        let mut big = build_report("dairy", Arm::Treatment, 1, 1.0);
-        big.catalogue_version = u64::MAX;
-        assert!(matches!(store.insert(&fleet("home"), &big, UnixTime(0)), Err(CollectError::CatalogueVersion { .. })));
-        // One forged count would outweigh a fleet's; a noisy small one is fine.
-        let forged = Report { impressions: i32::MAX, ..build_report("dairy", Arm::Treatment, 1, 1.0) };
-        let text = store.insert(&fleet("home"), &forged, UnixTime(0)).unwrap_err().to_string();
-        assert!(text.contains("has impressions 2147483647, beyond the 1027 a device can reach"), "{text}");
-        let negative = Report { dismissals: -5_000, ..build_report("dairy", Arm::Treatment, 1, 1.0) };
-        assert!(matches!(store.insert(&fleet("home"), &negative, UnixTime(0)), Err(CollectError::Implausible { .. })));
-        assert_eq!(store.count().unwrap(), 0);
-        assert!(store.campaigns().unwrap().is_empty());
-        let noisy = Report { dismissals: -7, ..build_report("dairy", Arm::Treatment, 1, 1.0) };
-        store.insert(&fleet("home"), &noisy, UnixTime(0)).unwrap();
-        assert_eq!(store.count().unwrap(), 1);
-    }
-
-    #[test]
-    fn a_file_that_is_not_a_report_database_is_named_with_what_to_do() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("notes.txt");
-        std::fs::write(&path, "this is not a database, only some text that is long enough to have a header".repeat(20))
-            .unwrap();
-        let text = ReportStore::open(&path).err().unwrap().to_string();
-        assert!(text.starts_with(&format!("report database '{}': ", path.display())), "{text}");
-        assert!(text.contains("ledtrad-op serve --reports FILE"), "{text}");
-        // A database from a newer schema is not touched.
-        let newer = dir.path().join("newer.db");
-        Connection::open(&newer).unwrap().pragma_update(None, "user_version", 9).unwrap();
-        let text = ReportStore::open(&newer).err().unwrap().to_string();
-        assert!(text.contains("its schema is newer than this ledtrad-op knows"), "{text}");
-    }
-
-    #[test]
-    fn a_changed_row_is_reported_by_its_id() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = ReportStore::open(&dir.path().join("r.db")).unwrap();
-        store.insert(&fleet("home"), &build_report("dairy", Arm::Treatment, 1, 1.0), UnixTime(0)).unwrap();
-        // As another program could: past the table's checks.
-        store.conn.pragma_update(None, "ignore_check_constraints", true).unwrap();
-        store.conn.execute("UPDATE reports SET catalogue_version = -3", []).unwrap();
-        let text = store.campaign(None, &CampaignId::try_new("dairy").unwrap()).unwrap_err().to_string();
-        assert!(text.contains("row 1 is not a valid report (negative catalogue version)"), "{text}");
-        store.conn.execute("UPDATE reports SET campaign = 'Dairy Winter'", []).unwrap();
-        let text = store.campaigns().unwrap_err().to_string();
-        assert!(text.contains("a stored campaign is not valid: campaign id \"Dairy Winter\""), "{text}");
-    }
-}
+mod tests;

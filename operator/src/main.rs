@@ -373,9 +373,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     };
     let reports = match &args.reports {
         None => None,
-        Some(file) => {
-            let store = ledtrad_operator::collect::ReportStore::open(file)?;
-            tracing::info!(stored = store.count()?, reports = %file.display(), "collecting reports");
+        Some(at) => {
+            let store = ledtrad_operator::collect::ReportStore::connect(at)?;
+            tracing::info!(stored = store.count()?, reports = store.name(), "collecting reports");
             Some(store)
         }
     };

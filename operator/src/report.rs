@@ -3,16 +3,16 @@
 //! (`html`, which builds on this module) use.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use ledtrad_protocol::report::Arm;
 use ledtrad_protocol::{CampaignId, FleetId};
 
-use crate::collect::{CollectError, ReportStore};
+use crate::collect::{CollectError, ReportStore, ReportsAt};
 use crate::uplift::{date, summarise, CampaignSummary, Interval, NoUplift};
 
 /// What writes the report database, for errors that have to say where it comes from.
-pub const WRITTEN_BY: &str = "`ledtrad-op serve --reports FILE`";
+pub const WRITTEN_BY: &str = "`ledtrad-op serve --reports FILE` (or `--reports postgres://…`)";
 
 /// Why a campaign's report could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -24,10 +24,10 @@ pub enum ReportError {
         path: PathBuf,
     },
     /// The database holds no reports of the campaign.
-    #[error("no reports for campaign '{campaign}'{} in '{}'; {}", from_fleet(.fleet.as_ref()), .path.display(), campaigns_present(.present, .fleet.is_some()))]
+    #[error("no reports for campaign '{campaign}'{} in '{store}'; {}", from_fleet(.fleet.as_ref()), campaigns_present(.present, .fleet.is_some()))]
     UnknownCampaign {
-        /// The database.
-        path: PathBuf,
+        /// The database file, or the PostgreSQL address without its password.
+        store: String,
         /// The campaign asked for.
         campaign: CampaignId,
         /// The fleet asked for, if one was.
@@ -65,7 +65,7 @@ fn campaigns_present(campaigns: &[CampaignId], fleet_given: bool) -> String {
 /// `db` and summarises them, suppressing groups of fewer than `min_devices` devices. The
 /// database must exist: a mistyped path is an error, not a new, empty database.
 pub fn load_summary(
-    db: &Path,
+    db: &ReportsAt,
     campaign: &CampaignId,
     fleet: Option<&FleetId>,
     min_devices: usize,
@@ -74,7 +74,7 @@ pub fn load_summary(
     let reports = store.campaign(fleet, campaign)?;
     if reports.is_empty() {
         return Err(ReportError::UnknownCampaign {
-            path: db.into(),
+            store: store.name().into(),
             campaign: campaign.clone(),
             fleet: fleet.cloned(),
             present: store.campaigns()?,
@@ -84,12 +84,15 @@ pub fn load_summary(
 }
 
 /// Opens the report database at `db`, which must exist: a mistyped path is an error, not a
-/// new, empty database.
-pub fn open_existing(db: &Path) -> Result<ReportStore, ReportError> {
-    if !db.is_file() {
-        return Err(ReportError::NoDatabase { path: db.into() });
+/// new, empty database. (A PostgreSQL database must exist to be connected to; its report
+/// table is made on first use, as a collector would.)
+pub fn open_existing(db: &ReportsAt) -> Result<ReportStore, ReportError> {
+    if let ReportsAt::File(path) = db {
+        if !path.is_file() {
+            return Err(ReportError::NoDatabase { path: path.clone() });
+        }
     }
-    Ok(ReportStore::open(db)?)
+    Ok(ReportStore::connect(db)?)
 }
 
 /// What the numbers mean, in one sentence for each page and table.
@@ -290,7 +293,7 @@ mod tests {
     /// A database with `treatment` and `holdout` reports a day for two days (the second day's
     /// holdout has 10 fewer), each counting 4 impressions, 1 accept (treatment) and a
     /// conversion on every fifth (treatment) or eleventh (holdout) report.
-    fn build_db(dir: &Path, treatment: usize, holdout: usize) -> PathBuf {
+    fn build_db(dir: &std::path::Path, treatment: usize, holdout: usize) -> ReportsAt {
         let path = dir.join("reports.db");
         let store = ReportStore::open(&path).unwrap();
         let fleet = FleetId::try_new("home").unwrap();
@@ -305,7 +308,7 @@ mod tests {
                     .unwrap();
             }
         }
-        path
+        path.into()
     }
 
     fn dairy() -> CampaignId {
@@ -348,7 +351,7 @@ mod tests {
     fn a_missing_database_or_campaign_says_where_reports_come_from_and_what_there_is() {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("nope.db");
-        let text = load_summary(&missing, &dairy(), None, 50).unwrap_err().to_string();
+        let text = load_summary(&missing.clone().into(), &dairy(), None, 50).unwrap_err().to_string();
         assert!(text.contains("nope.db' does not exist; it is written by `ledtrad-op serve --reports FILE`"), "{text}");
         assert!(!missing.exists(), "a report does not create the database");
         let db = build_db(dir.path(), 10, 20);
@@ -359,8 +362,8 @@ mod tests {
         let text = load_summary(&db, &dairy(), Some(&office), 50).unwrap_err().to_string();
         assert!(text.contains("campaign 'dairy' from fleet 'office'"), "{text}");
         assert!(text.ends_with("campaigns with reports (from any fleet): dairy"), "{text}");
-        let empty = dir.path().join("empty.db");
-        ReportStore::open(&empty).unwrap();
+        let empty: ReportsAt = dir.path().join("empty.db").into();
+        ReportStore::connect(&empty).unwrap();
         let text = load_summary(&empty, &dairy(), None, 50).unwrap_err().to_string();
         assert!(text.ends_with("the database holds no reports yet"), "{text}");
     }

@@ -15,7 +15,8 @@ use ledtrad_mqtt::Access;
 use ledtrad_mqtt::{Backoff, Connection, LastWill, Polled};
 use ledtrad_protocol::broker::BrokerUrl;
 use ledtrad_protocol::codec;
-use ledtrad_protocol::topic::{Topic, ALL_REPORTS_FILTER, COLLECTOR_ONLINE, OFFER_REQUEST_SHARED};
+use ledtrad_protocol::report::{Report, ReportId};
+use ledtrad_protocol::topic::{Topic, ALL_REPORTS_FILTER, ALL_REPORTS_SHARED, COLLECTOR_ONLINE, OFFER_REQUEST_SHARED};
 use ledtrad_protocol::{InstanceId, UnixTime};
 use rumqttc::v5::mqttbytes::v5::{Packet, Publish, SubAck, SubscribeReasonCode};
 use rumqttc::v5::mqttbytes::QoS;
@@ -44,11 +45,38 @@ pub struct Counters {
     /// Reports received again that were stored already (a device sends a report again when the
     /// broker's acknowledgement of it was lost).
     pub reports_duplicate: AtomicU64,
+    /// Told of each report as it is committed, where something measures it ([`Counters::watch_stored`]).
+    stored: std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedSender<StoredReport>>>,
+}
+
+/// A report committed to the store, as [`Counters::watch_stored`] tells of it.
+#[derive(Debug, Clone, Copy)]
+pub struct StoredReport {
+    /// The report's id (reports from agents that predate ids have none).
+    pub id: Option<ReportId>,
+    /// When its insert returned: it was committed then, and is acknowledged after.
+    pub at: std::time::Instant,
 }
 
 impl Counters {
     fn add(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// From now on, each report committed is sent to the receiver returned (one watcher at a
+    /// time: a second call replaces the first). For measuring the time from a report's publish
+    /// to its commit.
+    pub fn watch_stored(&self) -> tokio::sync::mpsc::UnboundedReceiver<StoredReport> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        *self.stored.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(tx);
+        rx
+    }
+
+    fn committed(&self, id: Option<ReportId>) {
+        Self::add(&self.reports);
+        if let Some(watcher) = self.stored.lock().unwrap_or_else(std::sync::PoisonError::into_inner).as_ref() {
+            let _ = watcher.send(StoredReport { id, at: std::time::Instant::now() });
+        }
     }
 
     /// A copy of the counts.
@@ -126,6 +154,11 @@ pub const COLLECTOR_SESSION_SECS: u32 = 7 * 86_400;
 /// it too, 10 s after the connection is lost. Devices hand reports to the broker only while a
 /// collector is present: a broker that lost its sessions in a restart (rumqttd keeps them in
 /// memory only) would acknowledge them and drop them until the collector is subscribed again.
+///
+/// Collectors on a shared store (PostgreSQL) subscribe through the shared subscription
+/// `$share/ledtrad-collectors/…`, so that the broker hands each report to one of them; a
+/// report two of them see (one redelivered after a collector was lost) is stored once, by its
+/// id. Each is acknowledged only after its insert committed.
 ///
 /// An instance that both answers requests and collects reports keeps two sessions: requests
 /// on a clean one (`ledtrad-op-serve-NAME-offers`), so that the broker never hands requests to a shared
@@ -342,8 +375,12 @@ impl Session {
         if self.options.service.is_some() {
             self.owed.push_back(Owed::Subscribe(OFFER_REQUEST_SHARED));
         }
-        if self.options.reports.is_some() {
-            self.owed.push_back(Owed::Subscribe(ALL_REPORTS_FILTER));
+        // Collectors on a shared store share the reports: the broker hands each to one of
+        // them. A collector on its own file takes every report.
+        match &self.options.reports {
+            Some(store) if store.is_shared() => self.owed.push_back(Owed::Subscribe(ALL_REPORTS_SHARED)),
+            Some(_) => self.owed.push_back(Owed::Subscribe(ALL_REPORTS_FILTER)),
+            None => {}
         }
         self.acks_wanted = self.owed.len();
         info!(broker = %self.options.broker, "connected; subscribing");
@@ -538,12 +575,12 @@ fn take(options: &ServeOptions, client: &AsyncClient, counters: &Counters, p: &P
         }
         Ok(Topic::Reports(fleet)) => {
             let Some(store) = &options.reports else { return Taken::Done };
-            let stored = codec::from_json(&p.payload, "report")
+            let stored = codec::from_json::<Report>(&p.payload, "report")
                 .map_err(|e| CollectError::Unreadable(e.to_string()))
-                .and_then(|report| store.insert(&fleet, &report, now));
+                .and_then(|report| Ok((store.insert(&fleet, &report, now)?, report.id)));
             match stored {
-                Ok(Stored::New) => Counters::add(&counters.reports),
-                Ok(Stored::Duplicate) => Counters::add(&counters.reports_duplicate),
+                Ok((Stored::New, id)) => counters.committed(id),
+                Ok((Stored::Duplicate, _)) => Counters::add(&counters.reports_duplicate),
                 Err(why @ CollectError::Query { .. }) => {
                     // Not acknowledged: tried again every second, the broker holding the rest.
                     if !again {

@@ -163,7 +163,7 @@ fn rollout_commands_check_their_share_and_an_abort_needs_what_to_go_back_to() {
 fn serve_needs_work_and_a_good_catalogue_and_a_rollout_needs_an_existing_report_database() {
     let (code, _, stderr) = op(&["serve"]);
     assert_eq!(code, 2);
-    assert!(stderr.contains("--catalogue <CATALOGUE>|--reports <FILE>"), "{stderr}");
+    assert!(stderr.contains("--catalogue <CATALOGUE>|--reports <FILE|URL>"), "{stderr}");
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.toml");
     std::fs::write(&bad, "[[offer]]\nid = \"x\"\n").unwrap();

@@ -117,7 +117,7 @@ fn report_json_is_one_object_that_reads_back_as_the_summary() {
     let parsed: CampaignSummary = serde_json::from_str(&stdout).unwrap();
     let campaign = CampaignId::try_new("dairy-winter").unwrap();
     let fleet = FleetId::try_new("home").unwrap();
-    assert_eq!(parsed, load_summary(&db, &campaign, Some(&fleet), 50).unwrap());
+    assert_eq!(parsed, load_summary(&db.clone().into(), &campaign, Some(&fleet), 50).unwrap());
     assert_eq!(serde_json::to_string(&parsed).unwrap() + "\n", stdout);
     let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(json["arms"][0]["arm"], "treatment");

@@ -25,6 +25,13 @@ pub const ALL_STATUS_FILTER: &str = "ledtrad/v1/device/+/status";
 /// The filter that matches every fleet's report topic.
 pub const ALL_REPORTS_FILTER: &str = "ledtrad/v1/fleet/+/reports";
 
+/// The shared-subscription group report collectors on a shared store (PostgreSQL) join.
+pub const COLLECTOR_SHARE_GROUP: &str = "ledtrad-collectors";
+
+/// The shared subscription collectors on a shared store use, so that the broker hands each
+/// report to one of them: every fleet's report topic in the [`COLLECTOR_SHARE_GROUP`] group.
+pub const ALL_REPORTS_SHARED: &str = "$share/ledtrad-collectors/ledtrad/v1/fleet/+/reports";
+
 /// The filter that matches every collector's presence topic.
 pub const ALL_COLLECTORS_FILTER: &str = "ledtrad/v1/collector/+";
 

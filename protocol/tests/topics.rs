@@ -4,8 +4,8 @@
 #![allow(clippy::unwrap_used)]
 
 use ledtrad_protocol::topic::{
-    Topic, ALL_COLLECTORS_FILTER, ALL_REPORTS_FILTER, ALL_STATUS_FILTER, OFFER_REQUEST_SHARED, OFFER_SHARE_GROUP,
-    PREFIX,
+    Topic, ALL_COLLECTORS_FILTER, ALL_REPORTS_FILTER, ALL_REPORTS_SHARED, ALL_STATUS_FILTER, COLLECTOR_SHARE_GROUP,
+    OFFER_REQUEST_SHARED, OFFER_SHARE_GROUP, PREFIX,
 };
 use ledtrad_protocol::{DeviceId, FleetId, InstanceId};
 
@@ -22,6 +22,11 @@ fn golden_filters() {
 #[test]
 fn the_shared_request_filter_is_the_request_topic_in_the_offer_group() {
     assert_eq!(OFFER_REQUEST_SHARED, format!("$share/{OFFER_SHARE_GROUP}/{}", Topic::OfferRequest.name()));
+}
+
+#[test]
+fn the_shared_report_filter_is_every_reports_topic_in_the_collector_group() {
+    assert_eq!(ALL_REPORTS_SHARED, format!("$share/{COLLECTOR_SHARE_GROUP}/{ALL_REPORTS_FILTER}"));
 }
 
 #[test]

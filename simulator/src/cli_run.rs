@@ -82,9 +82,10 @@ pub(crate) struct RunArgs {
     #[arg(long)]
     json: bool,
     /// Store the fleet's reports in this SQLite file, as the operator's collector does, for
-    /// `ledtrad-op report --db FILE`.
-    #[arg(long, value_name = "FILE")]
-    reports: Option<PathBuf>,
+    /// `ledtrad-op report --db FILE`; or in PostgreSQL as postgres://USER@HOST:PORT/DATABASE
+    /// (the database must exist), for `ledtrad-op report --db postgres://…`.
+    #[arg(long, value_name = "FILE|URL")]
+    reports: Option<ledtrad_operator::collect::ReportsAt>,
     /// How sensor signals reach the agents: direct, or through the firmware (virtual
     /// sensors, the firmware's drivers and node, frames over a socket to each agent).
     #[arg(long, value_enum, default_value_t = ledtrad_sim::home::SensorPath::Direct)]

@@ -74,7 +74,7 @@ pub struct RunOptions {
     pub progress: bool,
     /// Where to store the fleet's reports for `ledtrad-op report`, if anywhere: the run then
     /// also runs the operator's report collector (`ledtrad-op serve --reports`).
-    pub reports: Option<std::path::PathBuf>,
+    pub reports: Option<ledtrad_operator::collect::ReportsAt>,
     /// How sensor signals reach the agents.
     pub sensors: SensorPath,
     /// On the firmware path, the share of frames the link damages (one bit flipped each).
@@ -144,7 +144,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
     // A collector always runs (devices send reports only while one is present); without
     // --reports it stores into a file that goes with the run.
     let collector_dir = tempfile::tempdir().context("creating a directory for the run's report store")?;
-    let store = options.reports.clone().unwrap_or_else(|| collector_dir.path().join("reports.db"));
+    let store = options.reports.clone().unwrap_or_else(|| collector_dir.path().join("reports.db").into());
     let collector = start_collector(&place, &store).await?;
 
     // Agents, one per device, each on its own database, all under one directory that goes with
@@ -543,14 +543,17 @@ fn summarise(options: &RunOptions, place: Place, m: Measured) -> Summary {
 }
 
 /// Starts the operator's report collector (`ledtrad-op serve --reports`, as a library) for a
-/// run, storing into `path`.
-async fn start_collector(place: &Place, path: &std::path::Path) -> anyhow::Result<ledtrad_operator::serve::Running> {
+/// run, storing into `at` (a SQLite file or a PostgreSQL database).
+async fn start_collector(
+    place: &Place,
+    at: &ledtrad_operator::collect::ReportsAt,
+) -> anyhow::Result<ledtrad_operator::serve::Running> {
     let options = ledtrad_operator::serve::ServeOptions {
         broker: place.broker.clone(),
         access: place.access.clone(),
         instance: ledtrad_protocol::InstanceId::try_new(format!("sim-collector-{}", place.run_id))?,
         service: None,
-        reports: Some(ledtrad_operator::collect::ReportStore::open(path)?),
+        reports: Some(ledtrad_operator::collect::ReportStore::connect(at)?),
         session_secs: 60,
     };
     Ok(ledtrad_operator::serve::start(options, Duration::from_secs(10)).await?)

@@ -47,7 +47,7 @@ async fn a_mixed_consent_day_shows_offers_without_violations_and_repeats_exactly
     // The first run also keeps the fleet's reports, as the operator's collector does.
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("reports.db");
-    let first = run(RunOptions { reports: Some(db.clone()), ..options(11, ConsentMode::Mixed) }).await.unwrap();
+    let first = run(RunOptions { reports: Some(db.clone().into()), ..options(11, ConsentMode::Mixed) }).await.unwrap();
     assert_eq!(first.reports_stored, Some(first.reports_seen));
     let store = ledtrad_operator::collect::ReportStore::open(&db).unwrap();
     assert_eq!(store.count().unwrap(), first.reports_seen);

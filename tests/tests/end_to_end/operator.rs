@@ -196,7 +196,7 @@ async fn a_canary_whose_offers_are_dismissed_more_than_the_rests_is_aborted_from
         sent += agent.handle().flush_reports().await.unwrap();
     }
     // The collector takes every fleet's reports, and other tests send theirs: count this fleet's.
-    let store = ledtrad_operator::report::open_existing(&db).unwrap();
+    let store = ledtrad_operator::report::open_existing(&db.clone().into()).unwrap();
     let stored = || std::future::ready(store.fleet(&fleet).unwrap().len());
     wait_until(&format!("all {sent} reports stored"), Duration::from_secs(10), stored, |n| *n >= sent).await;
     service.stop().await.unwrap();
