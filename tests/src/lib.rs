@@ -10,9 +10,11 @@
 //! - This file: brokers, agents, keys, catalogues, pushes, a proxy that cuts connections, and
 //!   a report listener. The tests are in `tests/`.
 
+pub mod postgres;
 pub mod require;
 pub mod wait;
 
+pub use postgres::TestDatabase;
 pub use require::{mosquitto_installed, present_or_skip};
 pub use wait::{wait_until, wait_until_blocking};
 

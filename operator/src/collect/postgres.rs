@@ -219,10 +219,12 @@ impl Drop for PostgresReports {
 fn migrate(client: &mut Client) -> Result<Option<i32>, postgres::Error> {
     let mut tx = client.transaction()?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
-    tx.batch_execute(
-        "CREATE TABLE IF NOT EXISTS ledtrad_migrations (\
-         version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
-    )?;
+    let fresh: bool = tx.query_one("SELECT to_regclass('ledtrad_migrations') IS NULL", &[])?.try_get(0)?;
+    if fresh {
+        tx.batch_execute(
+            "CREATE TABLE ledtrad_migrations (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+        )?;
+    }
     let applied: i32 = tx.query_one("SELECT COALESCE(MAX(version), 0) FROM ledtrad_migrations", &[])?.try_get(0)?;
     let known = MIGRATIONS.last().map_or(0, |(v, _)| *v);
     if applied > known {

@@ -1,0 +1,214 @@
+//! Report collectors on PostgreSQL: two `ledtrad-op serve --reports postgres://…` processes on
+//! the broker's shared subscription, reports published as devices publish them, and the
+//! collectors killed with SIGKILL while reports flow and started again under their names.
+//! Every report lands exactly once: none lost (a report is acknowledged only after its insert
+//! committed, so one a collector took but did not store comes again), none twice (its id is
+//! unique). Also: `ledtrad-op report --db postgres://…` lists what the collectors stored.
+//!
+//! Needs Mosquitto (a broker of its own) and PostgreSQL (a database of its own on the server
+//! `LEDTRAD_TEST_POSTGRES` names); without them the test says so and skips, unless
+//! `LEDTRAD_REQUIRE_MOSQUITTO` / `LEDTRAD_REQUIRE_POSTGRES` are set (CI sets them).
+
+// Test helpers unwrap: a panic is a failed test with its message.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use ledtrad_agent::broker::Mosquitto;
+use ledtrad_operator::collect::{ReportStore, ReportsAt};
+use ledtrad_protocol::broker::BrokerUrl;
+use ledtrad_protocol::report::{Arm, Report, ReportId};
+use ledtrad_protocol::topic::{Topic, ALL_COLLECTORS_FILTER, COLLECTOR_ONLINE};
+use ledtrad_protocol::{codec, CampaignId, FleetId};
+use ledtrad_tests::{init_logs, unique, wait_until, TestDatabase};
+use rumqttc::v5::mqttbytes::v5::Packet;
+use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::{AsyncClient, Event, MqttOptions};
+
+const CONF: &str = include_str!("../../deploy/mosquitto/ledtrad.conf");
+
+/// Reports published in all.
+const REPORTS: u32 = 3_000;
+
+/// A `ledtrad-op serve` collector process, killed and started again by name.
+struct Collector {
+    program: PathBuf,
+    args: Vec<String>,
+    log: PathBuf,
+    child: Option<Child>,
+}
+
+impl Collector {
+    fn new(program: &Path, broker: &BrokerUrl, db: &str, instance: &str, dir: &Path) -> Collector {
+        let args = ["serve", "--broker", &broker.to_string(), "--reports", db, "--instance", instance]
+            .map(String::from)
+            .to_vec();
+        Collector { program: program.into(), args, log: dir.join(format!("{instance}.log")), child: None }
+    }
+
+    fn start(&mut self) {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
+        let child = Command::new(&self.program)
+            .args(&self.args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+    }
+
+    /// SIGKILL: no farewell, no acknowledgement of what it holds.
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn report(n: u32) -> Report {
+    Report {
+        campaign: CampaignId::try_new(["dairy", "bakery", "books"][n as usize % 3]).unwrap(),
+        arm: if n % 4 == 0 { Arm::Holdout } else { Arm::Treatment },
+        day: 20_400 + n % 7,
+        catalogue_version: 3,
+        epsilon: 1.0,
+        impressions: 2,
+        accepts: 1,
+        dismissals: 0,
+        conversions: 0,
+        id: Some(ReportId(0x1ed7_0000_0000_0000_0000_0000_0000_0000 + u128::from(n))),
+    }
+}
+
+/// How many reports the database holds, and how many distinct ids.
+async fn stored(db: &str) -> (u64, usize) {
+    let at: ReportsAt = db.parse().unwrap();
+    tokio::task::spawn_blocking(move || {
+        let store = ReportStore::connect(&at).unwrap();
+        let fleet = FleetId::try_new("collect").unwrap();
+        let ids: BTreeSet<_> = store.fleet(&fleet).unwrap().into_iter().map(|r| r.id).collect();
+        (store.count().unwrap(), ids.len())
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_collectors_killed_while_reports_flow_store_every_report_exactly_once() {
+    init_logs();
+    if !ledtrad_tests::mosquitto_installed() {
+        return;
+    }
+    let Some(database) = tokio::task::block_in_place(|| TestDatabase::create("collect")) else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Mosquitto::start(CONF, &[], dir.path()).unwrap();
+    let url = broker.url().clone();
+    let op = ledtrad_tests::program("ledtrad-operator", "ledtrad-op");
+    let mut collectors =
+        ["collector-a", "collector-b"].map(|name| Collector::new(&op, &url, database.url(), name, dir.path()));
+
+    // A device-like client: publishes reports, and watches the collectors' presence.
+    let mut options = MqttOptions::new(unique("reporter"), url.host.clone(), url.port);
+    options.set_keep_alive(Duration::from_secs(30));
+    options.set_outgoing_inflight_upper_limit(50);
+    let (client, mut events) = AsyncClient::new(options, 256);
+    let (present_tx, present) = tokio::sync::watch::channel(BTreeSet::<String>::new());
+    tokio::spawn(async move {
+        while let Ok(event) = events.poll().await {
+            if let Event::Incoming(Packet::Publish(p)) = event {
+                let topic = String::from_utf8_lossy(&p.topic).to_string();
+                let name = topic.rsplit('/').next().unwrap_or_default().to_string();
+                present_tx.send_modify(|set| {
+                    if p.payload.as_ref() == COLLECTOR_ONLINE {
+                        set.insert(name);
+                    } else {
+                        set.remove(&name);
+                    }
+                });
+            }
+        }
+    });
+    client.subscribe(ALL_COLLECTORS_FILTER, QoS::AtLeastOnce).await.unwrap();
+    // Until exactly `n` collectors are present (a killed one's last will clears its presence).
+    let wait_present = |n: usize| {
+        let mut present = present.clone();
+        async move {
+            tokio::time::timeout(Duration::from_secs(60), present.wait_for(|set| set.len() == n))
+                .await
+                .expect("collectors announce themselves within a minute")
+                .unwrap();
+        }
+    };
+    for collector in &mut collectors {
+        collector.start();
+    }
+    wait_present(2).await;
+
+    // Reports flow on a task of their own while the collectors are killed and started again.
+    let topic = Topic::Reports(FleetId::try_new("collect").unwrap()).name();
+    let publisher = tokio::spawn({
+        let client = client.clone();
+        async move {
+            for n in 0..REPORTS {
+                client.publish(topic.clone(), QoS::AtLeastOnce, false, codec::to_json(&report(n))).await.unwrap();
+                // About 500 a second: a killed collector's session holds its share of what
+                // arrives while it is away, well within the broker's queue of 1,000.
+                if n % 10 == 9 {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        }
+    });
+    let db = database.url().to_string();
+    for (round, at) in [(0usize, 400u64), (1, 1_200), (0, 2_000)] {
+        wait_until("reports to flow", Duration::from_secs(60), || stored(&db), |(n, _)| *n >= at).await;
+        collectors[round].kill();
+        // The other collector takes the new reports meanwhile; the killed one's session keeps
+        // its share and what it held unacknowledged.
+        let (before, _) = stored(&db).await;
+        wait_until("the other collector to go on", Duration::from_secs(60), || stored(&db), |(n, _)| *n > before + 50)
+            .await;
+        collectors[round].start();
+    }
+    publisher.await.unwrap();
+    let (count, distinct) = wait_until(
+        "every report to be stored",
+        Duration::from_secs(120),
+        || stored(&db),
+        |(n, _)| *n >= u64::from(REPORTS),
+    )
+    .await;
+    assert_eq!((count, distinct), (u64::from(REPORTS), REPORTS as usize), "each report exactly once");
+    // Killed and started once more, the collectors are handed whatever their sessions still
+    // held: nothing is stored twice.
+    for collector in &mut collectors {
+        collector.kill();
+    }
+    wait_present(0).await;
+    for collector in &mut collectors {
+        collector.start();
+    }
+    wait_present(2).await;
+    assert_eq!(stored(&db).await, (u64::from(REPORTS), REPORTS as usize));
+
+    // The operator reads the campaigns from the same database.
+    let out = Command::new(&op).args(["report", "--db", database.url(), "--json"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let reports: u64 = list["campaigns"].as_array().unwrap().iter().map(|c| c["reports"].as_u64().unwrap()).sum();
+    assert_eq!(reports, u64::from(REPORTS));
+    drop(collectors);
+    drop(broker);
+}
