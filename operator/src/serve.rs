@@ -512,6 +512,11 @@ impl Running {
         self.counters.snapshot()
     }
 
+    /// Each report committed from now on ([`Counters::watch_stored`]).
+    pub fn watch_stored(&self) -> tokio::sync::mpsc::UnboundedReceiver<StoredReport> {
+        self.counters.watch_stored()
+    }
+
     /// Waits until it has stored `reports` reports in all, or `within` passed; returns how many
     /// it stored.
     pub async fn wait_for_reports(&self, reports: u64, within: std::time::Duration) -> u64 {

@@ -27,6 +27,7 @@ pub mod audit;
 pub mod bench;
 pub mod board;
 pub mod clock;
+pub mod collect_bench;
 pub mod footprint;
 pub mod home;
 pub mod lab_report;

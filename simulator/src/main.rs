@@ -142,6 +142,32 @@ enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// The operator's report collectors: reports stored a second and the wait from a report's
+    /// publish to its commit, for each store, through a Mosquitto of the bench's own (one line
+    /// each).
+    Collect {
+        /// The stores: sqlite (one collector), postgres (one), postgres-2 (two on the shared
+        /// subscription).
+        #[arg(long, value_delimiter = ',', default_value = "sqlite,postgres,postgres-2")]
+        stores: Vec<ledtrad_sim::collect_bench::Setup>,
+        /// Reports sent at a steady pace, for the wait from publish to commit.
+        #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(10..=1_000_000))]
+        paced: u64,
+        /// The pace, reports a second (below what the stores take, so that the wait is the
+        /// store's, not a queue's).
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        rate: u32,
+        /// Reports sent at once, for the rate the collectors store a backlog at.
+        #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(10..=10_000_000))]
+        burst: u64,
+        /// A PostgreSQL database on the server where the bench makes (and drops) a database of
+        /// its own for each PostgreSQL store; the user needs CREATEDB.
+        #[arg(long, default_value = "postgres://root@127.0.0.1:5432/ledtrad_test")]
+        postgres: String,
+        /// Print one line of JSON per store.
+        #[arg(long)]
+        json: bool,
+    },
     /// Request-mode round trips: a real agent asks a real offer service through each broker,
     /// one request at a time (one line each).
     Request {
@@ -280,6 +306,29 @@ fn print_requests(brokers: &[ledtrad_sim::request::BenchBroker], requests: usize
     ExitCode::SUCCESS
 }
 
+fn print_collect(options: &ledtrad_sim::collect_bench::CollectOptions, json: bool) -> ExitCode {
+    let Some(runtime) = async_runtime() else { return ExitCode::from(2) };
+    match runtime.block_on(ledtrad_sim::collect_bench::bench(options)) {
+        Ok(figures) => {
+            for f in figures {
+                if json {
+                    println!("{}", serde_json::to_string(&f).unwrap_or_default());
+                } else {
+                    println!(
+                        "collect ({}, {} collector(s)): {} paced at {}/s: publish to commit p50 {:.2} ms, p99 {:.2} ms; burst of {}: {:.0} reports/s stored, p99 {:.0} ms; {} stored, {} duplicates",
+                        f.store, f.collectors, f.paced, f.rate, f.p50_ms, f.p99_ms, f.burst, f.reports_per_s, f.burst_p99_ms, f.stored, f.duplicates
+                    );
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
 fn print_moments(paths: &[ledtrad_sim::moment::MomentPath], samples: usize, json: bool) -> ExitCode {
     let Some(runtime) = async_runtime() else { return ExitCode::from(2) };
     for path in paths {
@@ -340,6 +389,16 @@ fn main() -> ExitCode {
         }
         Command::Bench(BenchCommand::Tls { homes, days, rounds, seed, json }) => {
             print_tls_cost(homes, days, rounds, seed, json)
+        }
+        Command::Bench(BenchCommand::Collect { stores, paced, rate, burst, postgres, json }) => {
+            let options = ledtrad_sim::collect_bench::CollectOptions {
+                setups: stores,
+                paced: usize::try_from(paced).unwrap_or(usize::MAX),
+                rate,
+                burst: usize::try_from(burst).unwrap_or(usize::MAX),
+                postgres,
+            };
+            print_collect(&options, json)
         }
         Command::Bench(BenchCommand::Request { brokers, requests, json }) => {
             print_requests(&brokers, usize::try_from(requests).unwrap_or(usize::MAX), json)
