@@ -146,6 +146,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
     let collector_dir = tempfile::tempdir().context("creating a directory for the run's report store")?;
     let store = options.reports.clone().unwrap_or_else(|| collector_dir.path().join("reports.db").into());
     let collector = start_collector(&place, &store).await?;
+    let in_store_before = shared_store_count(&store, 0, Duration::ZERO).await?;
 
     // Agents, one per device, each on its own database, all under one directory that goes with
     // the run, however it ends.
@@ -157,8 +158,16 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
     // Let any late message arrive before judging.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let seen = Seen::of(&audit);
-    collector.wait_for_reports(seen.egress.measure.messages, Duration::from_secs(10)).await;
-    let stored = collector.stop().await?.reports;
+    let expected = seen.egress.measure.messages;
+    let stored = if store.is_shared() {
+        // Other collectors may share the reports: count what reached the store.
+        let stored = shared_store_count(&store, in_store_before + expected, Duration::from_secs(30)).await?;
+        collector.stop().await?;
+        stored.saturating_sub(in_store_before)
+    } else {
+        collector.wait_for_reports(expected, Duration::from_secs(10)).await;
+        collector.stop().await?.reports
+    };
     let reports_stored = options.reports.is_some().then_some(stored);
 
     let stopping = bar(options.progress, size.devices as u64, "stopping agents");
@@ -540,6 +549,31 @@ fn summarise(options: &RunOptions, place: Place, m: Measured) -> Summary {
         },
         daily: counts.daily,
     }
+}
+
+/// How many reports a shared store (PostgreSQL, which other collectors may write into too)
+/// holds, once it holds `wanted` or `within` passed; 0 for a store of the run's own.
+async fn shared_store_count(
+    at: &ledtrad_operator::collect::ReportsAt,
+    wanted: u64,
+    within: Duration,
+) -> anyhow::Result<u64> {
+    if !at.is_shared() {
+        return Ok(0);
+    }
+    let at = at.clone();
+    tokio::task::spawn_blocking(move || {
+        let store = ledtrad_operator::collect::ReportStore::connect(&at)?;
+        let deadline = Instant::now() + within;
+        loop {
+            let count = store.count()?;
+            if count >= wanted || Instant::now() >= deadline {
+                return Ok(count);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    })
+    .await?
 }
 
 /// Starts the operator's report collector (`ledtrad-op serve --reports`, as a library) for a

@@ -3,7 +3,9 @@
 //! collectors killed with SIGKILL while reports flow and started again under their names.
 //! Every report lands exactly once: none lost (a report is acknowledged only after its insert
 //! committed, so one a collector took but did not store comes again), none twice (its id is
-//! unique). Also: `ledtrad-op report --db postgres://…` lists what the collectors stored.
+//! unique). Also: `ledtrad-op report --db postgres://…` lists what the collectors stored, and
+//! a simulator run's reports land once each with two collectors beside its own, one of them
+//! killed mid-run.
 //!
 //! Needs Mosquitto (a broker of its own) and PostgreSQL (a database of its own on the server
 //! `LEDTRAD_TEST_POSTGRES` names); without them the test says so and skips, unless
@@ -211,4 +213,73 @@ async fn two_collectors_killed_while_reports_flow_store_every_report_exactly_onc
     assert_eq!(reports, u64::from(REPORTS));
     drop(collectors);
     drop(broker);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_simulator_runs_reports_land_once_each_with_a_collector_killed_mid_run() {
+    init_logs();
+    if !ledtrad_tests::mosquitto_installed() {
+        return;
+    }
+    let Some(database) = tokio::task::block_in_place(|| TestDatabase::create("simrun")) else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Mosquitto::start(CONF, &[], dir.path()).unwrap();
+    let url = broker.url().clone();
+    let op = ledtrad_tests::program("ledtrad-operator", "ledtrad-op");
+    let sim = ledtrad_tests::program("ledtrad-sim", "ledtrad-sim");
+    let mut collectors =
+        ["collector-a", "collector-b"].map(|name| Collector::new(&op, &url, database.url(), name, dir.path()));
+    for collector in &mut collectors {
+        collector.start();
+    }
+    // The run brings a collector of its own; the three share the reports.
+    let run = Command::new(&sim)
+        .args(["run", "--homes", "60", "--days", "4", "--consent", "mixed", "--json", "--broker"])
+        .arg(url.to_string())
+        .args(["--reports", database.url()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let db = database.url().to_string();
+    let count = |db: String| async move { database_count(&db).await };
+    wait_until("the first reports", Duration::from_secs(300), || count(db.clone()), |n| *n > 0).await;
+    collectors[0].kill();
+    let killed_at = count(db.clone()).await;
+    wait_until("more reports", Duration::from_secs(300), || count(db.clone()), |n| *n > killed_at).await;
+    collectors[0].start();
+    let out = tokio::task::spawn_blocking(move || run.wait_with_output()).await.unwrap().unwrap();
+    assert!(out.status.success(), "the run failed: {}", String::from_utf8_lossy(&out.stdout));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let seen = summary["reports_seen"].as_u64().unwrap();
+    assert!(seen > 10, "a run with reports to share: {seen}");
+    let (count, distinct) = wait_until(
+        "the run's reports in the database",
+        Duration::from_secs(60),
+        || stored_any(&db),
+        |(n, _)| *n >= seen,
+    )
+    .await;
+    assert_eq!((count, distinct as u64), (seen, seen), "each report the run sent is stored exactly once");
+}
+
+/// How many reports the database holds, from any fleet.
+async fn database_count(db: &str) -> u64 {
+    stored_any(db).await.0
+}
+
+/// How many reports the database holds, from any fleet, and how many distinct ids.
+async fn stored_any(db: &str) -> (u64, usize) {
+    let at: ReportsAt = db.parse().unwrap();
+    tokio::task::spawn_blocking(move || {
+        let store = ReportStore::connect(&at).unwrap();
+        let mut ids = BTreeSet::new();
+        for campaign in store.campaigns().unwrap() {
+            ids.extend(store.campaign(None, &campaign).unwrap().into_iter().map(|r| r.id));
+        }
+        (store.count().unwrap(), ids.len())
+    })
+    .await
+    .unwrap()
 }
