@@ -111,14 +111,24 @@ impl ReportsAt {
 }
 
 impl std::str::FromStr for ReportsAt {
-    type Err = std::convert::Infallible;
+    type Err = String;
 
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(if s.starts_with("postgres://") || s.starts_with("postgresql://") {
-            Self::Postgres(s.to_owned())
-        } else {
-            Self::File(PathBuf::from(s))
-        })
+    /// `postgres://…` or `postgresql://…` (any case) is a database; anything else that looks
+    /// like an address (`scheme://…`, a `postgres:` without its slashes) is refused rather
+    /// than taken for a file name.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let lower = s.to_ascii_lowercase();
+        if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
+            return Ok(Self::Postgres(s.to_owned()));
+        }
+        if lower.contains("://") || lower.starts_with("postgres") && lower.contains(':') {
+            let shown = s.split_once('@').map_or(s, |(_, host)| host);
+            return Err(format!(
+                "'…{shown}' is neither a file nor a PostgreSQL address; give a SQLite file's path, \
+                 or postgres://USER@HOST:PORT/DATABASE"
+            ));
+        }
+        Ok(Self::File(PathBuf::from(s)))
     }
 }
 
@@ -167,7 +177,21 @@ impl ReportStore {
     pub fn connect(at: &ReportsAt) -> Result<ReportStore, CollectError> {
         match at {
             ReportsAt::File(path) => Self::open(path),
-            ReportsAt::Postgres(url) => Ok(ReportStore { backend: Backend::Postgres(PostgresReports::connect(url)?) }),
+            ReportsAt::Postgres(url) => {
+                Ok(ReportStore { backend: Backend::Postgres(PostgresReports::connect(url, true)?) })
+            }
+        }
+    }
+
+    /// Opens the store at `at` to read it: as [`ReportStore::connect`], but a PostgreSQL
+    /// database with no report table is refused, not set up. (A missing SQLite file is the
+    /// caller's to refuse: see `report::open_existing`.)
+    pub fn connect_to_read(at: &ReportsAt) -> Result<ReportStore, CollectError> {
+        match at {
+            ReportsAt::File(path) => Self::open(path),
+            ReportsAt::Postgres(url) => {
+                Ok(ReportStore { backend: Backend::Postgres(PostgresReports::connect(url, false)?) })
+            }
         }
     }
 

@@ -13,6 +13,7 @@ use cli::{
     ReportArgs, RolloutCommand, RolloutStatusArgs, ServeArgs, SignArgs, WatchArgs,
 };
 use ledtrad_model::RuntimeKind;
+use ledtrad_operator::collect::ReportsAt;
 use ledtrad_operator::load::LoadError;
 use ledtrad_operator::model::{default_manifest, load_model, sign_model, CheckedModel, ModelLoadError};
 use ledtrad_operator::{load_catalogue, OperatorKey};
@@ -354,6 +355,14 @@ fn push_catalogue(file: &std::path::Path, push: &PushArgs, rollout: Option<Rollo
 
 /// `ledtrad-op serve`: the offer service and report collector, until Ctrl-C.
 fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    // Collectors on a shared store run side by side: each needs a name of its own, or they
+    // would take over each other's broker session.
+    if args.reports.as_ref().is_some_and(ReportsAt::is_shared) && args.instance.is_none() {
+        anyhow::bail!(
+            "--reports postgres://… needs --instance NAME, a name unique among the collectors (e.g. collector-a), \
+             kept from run to run: its broker session holds the reports sent while it is stopped"
+        );
+    }
     use ledtrad_operator::serve::{Counters, OfferService, ServeOptions};
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)

@@ -84,15 +84,14 @@ pub fn load_summary(
 }
 
 /// Opens the report database at `db`, which must exist: a mistyped path is an error, not a
-/// new, empty database. (A PostgreSQL database must exist to be connected to; its report
-/// table is made on first use, as a collector would.)
+/// new, empty database. (A PostgreSQL database must hold the report table a collector made.)
 pub fn open_existing(db: &ReportsAt) -> Result<ReportStore, ReportError> {
     if let ReportsAt::File(path) = db {
         if !path.is_file() {
             return Err(ReportError::NoDatabase { path: path.clone() });
         }
     }
-    Ok(ReportStore::connect(db)?)
+    Ok(ReportStore::connect_to_read(db)?)
 }
 
 /// What the numbers mean, in one sentence for each page and table.

@@ -248,6 +248,8 @@ async fn serve_one(
 ) -> Result<(), crate::push::PushError> {
     let mut session = Session::open(options, &client_id, counters);
     let mut retry = tokio::time::interval(std::time::Duration::from_secs(1));
+    // After a slow store (a database that is away), wait a second again rather than catch up.
+    retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(shutdown);
     loop {
         session.send_owed();
@@ -431,7 +433,12 @@ impl Session {
     /// A collector clears its presence (devices then keep their reports) and disconnects
     /// cleanly, so that the broker keeps the session for the reports still to come.
     async fn farewell(mut self) {
-        if self.options.reports.is_some() {
+        if let Some(store) = &self.options.reports {
+            // A collector on a shared store leaves the group: the broker hands the others
+            // what arrives while it is stopped, instead of queueing its share for it.
+            if store.is_shared() {
+                let _ = self.client.try_unsubscribe(ALL_REPORTS_SHARED);
+            }
             let _ = self.client.try_publish(self.presence.clone(), QoS::AtLeastOnce, true, Vec::new());
             let _ = self.client.try_disconnect();
             self.connection.finish(FAREWELL).await;

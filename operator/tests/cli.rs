@@ -170,6 +170,13 @@ fn serve_needs_work_and_a_good_catalogue_and_a_rollout_needs_an_existing_report_
     let (code, _, stderr) = op(&["serve", "--catalogue", bad.to_str().unwrap(), "--broker", "mqtt://127.0.0.1:9"]);
     assert_eq!(code, 2);
     assert!(stderr.contains("bad.toml"), "{stderr}");
+    // Collectors on PostgreSQL each need a name of their own; a mistyped address is no file.
+    let (code, _, stderr) = op(&["serve", "--reports", "postgres://ledtrad@127.0.0.1:9/reports"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("--reports postgres://… needs --instance NAME"), "{stderr}");
+    let (code, _, stderr) = op(&["report", "--db", "postgres:/ledtrad@db/reports"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("is neither a file nor a PostgreSQL address"), "{stderr}");
     let missing = dir.path().join("reports.db");
     let (code, _, stderr) = op(&[
         "rollout",

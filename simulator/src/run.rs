@@ -146,7 +146,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
     let collector_dir = tempfile::tempdir().context("creating a directory for the run's report store")?;
     let store = options.reports.clone().unwrap_or_else(|| collector_dir.path().join("reports.db").into());
     let collector = start_collector(&place, &store).await?;
-    let in_store_before = shared_store_count(&store, 0, Duration::ZERO).await?;
+    let in_store_before = shared_store_count(&store, &place.fleet, 0, Duration::ZERO).await?;
 
     // Agents, one per device, each on its own database, all under one directory that goes with
     // the run, however it ends.
@@ -161,7 +161,8 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
     let expected = seen.egress.measure.messages;
     let stored = if store.is_shared() {
         // Other collectors may share the reports: count what reached the store.
-        let stored = shared_store_count(&store, in_store_before + expected, Duration::from_secs(30)).await?;
+        let stored =
+            shared_store_count(&store, &place.fleet, in_store_before + expected, Duration::from_secs(30)).await?;
         collector.stop().await?;
         stored.saturating_sub(in_store_before)
     } else {
@@ -551,22 +552,24 @@ fn summarise(options: &RunOptions, place: Place, m: Measured) -> Summary {
     }
 }
 
-/// How many reports a shared store (PostgreSQL, which other collectors may write into too)
-/// holds, once it holds `wanted` or `within` passed; 0 for a store of the run's own.
+/// How many reports of the run's `fleet` a shared store (PostgreSQL, which other collectors
+/// may write into too) holds, once it holds `wanted` or `within` passed; 0 for a store of the
+/// run's own.
 async fn shared_store_count(
     at: &ledtrad_operator::collect::ReportsAt,
+    fleet: &FleetId,
     wanted: u64,
     within: Duration,
 ) -> anyhow::Result<u64> {
     if !at.is_shared() {
         return Ok(0);
     }
-    let at = at.clone();
+    let (at, fleet) = (at.clone(), fleet.clone());
     tokio::task::spawn_blocking(move || {
         let store = ledtrad_operator::collect::ReportStore::connect(&at)?;
         let deadline = Instant::now() + within;
         loop {
-            let count = store.count()?;
+            let count: u64 = store.overview(Some(&fleet))?.iter().map(|c| c.reports).sum();
             if count >= wanted || Instant::now() >= deadline {
                 return Ok(count);
             }

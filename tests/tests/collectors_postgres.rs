@@ -100,8 +100,9 @@ async fn stored(db: &str) -> (u64, usize) {
     tokio::task::spawn_blocking(move || {
         let store = ReportStore::connect(&at).unwrap();
         let fleet = FleetId::try_new("collect").unwrap();
-        let ids: BTreeSet<_> = store.fleet(&fleet).unwrap().into_iter().map(|r| r.id).collect();
-        (store.count().unwrap(), ids.len())
+        // Both from one read: the rows, and their distinct ids.
+        let ids: Vec<_> = store.fleet(&fleet).unwrap().into_iter().map(|r| r.id).collect();
+        (ids.len() as u64, ids.iter().collect::<BTreeSet<_>>().len())
     })
     .await
     .unwrap()
@@ -233,7 +234,7 @@ async fn a_simulator_runs_reports_land_once_each_with_a_collector_killed_mid_run
         collector.start();
     }
     // The run brings a collector of its own; the three share the reports.
-    let run = Command::new(&sim)
+    let mut run = Command::new(&sim)
         .args(["run", "--homes", "60", "--days", "4", "--consent", "mixed", "--json", "--broker"])
         .arg(url.to_string())
         .args(["--reports", database.url()])
@@ -246,8 +247,17 @@ async fn a_simulator_runs_reports_land_once_each_with_a_collector_killed_mid_run
     let count = |db: String| async move { database_count(&db).await };
     wait_until("the first reports", Duration::from_secs(300), || count(db.clone()), |n| *n > 0).await;
     collectors[0].kill();
+    // Started again once more reports came, or the run ended first.
     let killed_at = count(db.clone()).await;
-    wait_until("more reports", Duration::from_secs(300), || count(db.clone()), |n| *n > killed_at).await;
+    let mut look = tokio::time::interval(Duration::from_millis(100));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
+    loop {
+        look.tick().await;
+        assert!(tokio::time::Instant::now() < deadline, "neither more reports nor the run's end in 300 s");
+        if count(db.clone()).await > killed_at || run.try_wait().unwrap().is_some() {
+            break;
+        }
+    }
     collectors[0].start();
     let out = tokio::task::spawn_blocking(move || run.wait_with_output()).await.unwrap().unwrap();
     assert!(out.status.success(), "the run failed: {}", String::from_utf8_lossy(&out.stdout));
@@ -274,12 +284,32 @@ async fn stored_any(db: &str) -> (u64, usize) {
     let at: ReportsAt = db.parse().unwrap();
     tokio::task::spawn_blocking(move || {
         let store = ReportStore::connect(&at).unwrap();
-        let mut ids = BTreeSet::new();
+        let mut ids = Vec::new();
         for campaign in store.campaigns().unwrap() {
             ids.extend(store.campaign(None, &campaign).unwrap().into_iter().map(|r| r.id));
         }
-        (store.count().unwrap(), ids.len())
+        (ids.len() as u64, ids.iter().collect::<BTreeSet<_>>().len())
     })
     .await
     .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reading_a_database_no_collector_wrote_is_refused_and_sets_nothing_up() {
+    let Some(database) = tokio::task::block_in_place(|| TestDatabase::create("empty")) else { return };
+    let op = ledtrad_tests::program("ledtrad-operator", "ledtrad-op");
+    let out = Command::new(&op).args(["report", "--db", database.url()]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("it holds no report table; check the database name"), "{stderr}");
+    // Still nothing there: a collector's first start makes the table, and then it reads.
+    let at: ReportsAt = database.url().parse().unwrap();
+    let (refused, then) = tokio::task::spawn_blocking(move || {
+        let refused = ReportStore::connect_to_read(&at).is_err();
+        ReportStore::connect(&at).unwrap();
+        (refused, ReportStore::connect_to_read(&at).map(|s| s.count().unwrap()).unwrap())
+    })
+    .await
+    .unwrap();
+    assert_eq!((refused, then), (true, 0));
 }

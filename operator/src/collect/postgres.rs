@@ -51,15 +51,29 @@ pub(super) struct PostgresReports {
 
 impl PostgresReports {
     /// Connects to the database at `url` (`postgres://USER@HOST:PORT/DATABASE`) and migrates
-    /// it to the current schema.
-    pub(super) fn connect(url: &str) -> Result<PostgresReports, CollectError> {
+    /// it to the current schema; with `create` false, one that holds no report table yet is
+    /// refused (a reader pointed at the wrong database must not set one up there).
+    pub(super) fn connect(url: &str, create: bool) -> Result<PostgresReports, CollectError> {
         let mut config: Config = url.parse().map_err(|e| CollectError::Open {
             store: redacted(url),
             detail: format!("not a PostgreSQL address: {e}"),
             fix: "write it as postgres://USER@HOST:PORT/DATABASE, e.g. postgres://ledtrad@127.0.0.1:5432/reports",
         })?;
+        // The collector waits on the database between polls of its broker connection: a
+        // database that is away must fail a call in seconds, not hang it.
         if config.get_connect_timeout().is_none() {
-            config.connect_timeout(Duration::from_secs(10));
+            config.connect_timeout(Duration::from_secs(3));
+        }
+        config.keepalives(true).keepalives_idle(Duration::from_secs(10)).tcp_user_timeout(Duration::from_secs(10));
+        if config.get_options().is_none() {
+            config.options("-c statement_timeout=10000");
+        }
+        // As libpq does: a password from the environment rather than in the URL (where `ps`
+        // shows it).
+        if config.get_password().is_none() {
+            if let Some(password) = std::env::var_os("PGPASSWORD") {
+                config.password(password.as_encoded_bytes());
+            }
         }
         if config.get_application_name().is_none() {
             config.application_name("ledtrad-op");
@@ -76,18 +90,29 @@ impl PostgresReports {
             })
             .map_err(|e| CollectError::Open { store: name.clone(), detail: e.to_string(), fix: UNREACHABLE })?;
         let store = PostgresReports { jobs: Some(jobs), worker: Some(worker), name };
-        let newer = store.call(migrate).map_err(|e| match e {
-            CollectError::Query { store, detail } => CollectError::Open { store, detail, fix: UNREACHABLE },
+        let migrated = store.call(move |client| migrate(client, create)).map_err(|e| match e {
+            CollectError::Query { store, detail } => {
+                let fix = if detail.contains("(42501)") {
+                    "grant this user CREATE on the database (or let its owner run the first collector)"
+                } else {
+                    UNREACHABLE
+                };
+                CollectError::Open { store, detail, fix }
+            }
             other => other,
         })?;
-        if let Some(applied) = newer {
-            return Err(CollectError::Open {
-                store: store.name.clone(),
-                detail: format!("its schema is at version {applied}, newer than this ledtrad-op knows"),
-                fix: "use the ledtrad-op that wrote it, or check that it is a report database",
-            });
-        }
-        Ok(store)
+        let (detail, fix) = match migrated {
+            Migrated::Current => return Ok(store),
+            Migrated::Newer(applied) => (
+                format!("its schema is at version {applied}, newer than this ledtrad-op knows"),
+                "use the ledtrad-op that wrote it, or check that it is a report database",
+            ),
+            Migrated::NoReports => (
+                "it holds no report table".to_string(),
+                "check the database name; the first collector (`ledtrad-op serve --reports postgres://…`) makes the table",
+            ),
+        };
+        Err(CollectError::Open { store: store.name.clone(), detail, fix })
     }
 
     pub(super) fn name(&self) -> &str {
@@ -172,7 +197,7 @@ impl PostgresReports {
 
     pub(super) fn campaigns(&self) -> Result<Vec<String>, CollectError> {
         self.call(|client| {
-            let rows = client.query("SELECT DISTINCT campaign FROM reports ORDER BY campaign", &[])?;
+            let rows = client.query("SELECT DISTINCT campaign COLLATE \"C\" FROM reports ORDER BY 1", &[])?;
             rows.iter().map(|row| row.try_get(0)).collect()
         })
     }
@@ -183,7 +208,7 @@ impl PostgresReports {
             let rows = client.query(
                 "SELECT campaign, COUNT(*), COUNT(DISTINCT day), MIN(day)::BIGINT, MAX(day)::BIGINT, \
                  string_agg(DISTINCT fleet, ',') \
-                 FROM reports WHERE ($1::TEXT IS NULL OR fleet = $1) GROUP BY campaign ORDER BY campaign",
+                 FROM reports WHERE ($1::TEXT IS NULL OR fleet = $1) GROUP BY campaign ORDER BY campaign COLLATE \"C\"",
                 &[&fleet],
             )?;
             rows.iter()
@@ -213,13 +238,25 @@ impl Drop for PostgresReports {
     }
 }
 
-/// Applies the migrations the database lacks, under a lock held until the transaction ends.
-/// `Some(version)`: the database is at a version newer than this ledtrad-op knows, and is left
-/// as it is.
-fn migrate(client: &mut Client) -> Result<Option<i32>, postgres::Error> {
+/// What [`migrate`] found.
+enum Migrated {
+    /// The schema is current (now).
+    Current,
+    /// The database is at this version, newer than this ledtrad-op knows; left as it is.
+    Newer(i32),
+    /// No report table, and none was to be made.
+    NoReports,
+}
+
+/// Applies the migrations the database lacks (`create`: from none), under a lock held until
+/// the transaction ends.
+fn migrate(client: &mut Client, create: bool) -> Result<Migrated, postgres::Error> {
     let mut tx = client.transaction()?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
     let fresh: bool = tx.query_one("SELECT to_regclass('ledtrad_migrations') IS NULL", &[])?.try_get(0)?;
+    if fresh && !create {
+        return Ok(Migrated::NoReports);
+    }
     if fresh {
         tx.batch_execute(
             "CREATE TABLE ledtrad_migrations (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
@@ -228,14 +265,14 @@ fn migrate(client: &mut Client) -> Result<Option<i32>, postgres::Error> {
     let applied: i32 = tx.query_one("SELECT COALESCE(MAX(version), 0) FROM ledtrad_migrations", &[])?.try_get(0)?;
     let known = MIGRATIONS.last().map_or(0, |(v, _)| *v);
     if applied > known {
-        return Ok(Some(applied));
+        return Ok(Migrated::Newer(applied));
     }
     for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > applied) {
         tx.batch_execute(sql)?;
         tx.execute("INSERT INTO ledtrad_migrations (version) VALUES ($1)", &[version])?;
     }
     tx.commit()?;
-    Ok(None)
+    Ok(Migrated::Current)
 }
 
 /// An error with what the server said, where it said something.
@@ -262,14 +299,38 @@ fn display_name(config: &Config) -> String {
     format!("postgres://{user}{host}:{port}/{database}")
 }
 
-/// `url` with any password in it replaced, for an address that does not parse.
+/// `url` without any password in it or its query (which may hold one), for an address that
+/// does not parse.
 fn redacted(url: &str) -> String {
+    let url = url.split_once('?').map_or(url, |(address, _)| address);
     let Some((scheme, rest)) = url.split_once("://") else { return url.into() };
-    match rest.split_once('@') {
+    match rest.rsplit_once('@') {
         Some((login, host)) => {
             let user = login.split(':').next().unwrap_or_default();
             format!("{scheme}://{user}@{host}")
         }
         None => url.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_address_is_named_without_its_password() {
+        assert_eq!(redacted("postgres://u:p@ss@db:5432/r"), "postgres://u@db:5432/r");
+        assert_eq!(redacted("postgres://u@db/r?password=secret"), "postgres://u@db/r");
+        assert_eq!(redacted("postgres://db/r"), "postgres://db/r");
+        let config: Config = "postgres://ledtrad:secret@db.example:6543/reports".parse().unwrap();
+        assert_eq!(display_name(&config), "postgres://ledtrad@db.example:6543/reports");
+    }
+
+    #[test]
+    fn a_bad_address_is_named_with_the_form_to_use() {
+        let Err(e) = PostgresReports::connect("postgres://u:secret@db:port/r", true) else { panic!("connected") };
+        let text = e.to_string();
+        assert!(text.contains("'postgres://u@db:port/r': not a PostgreSQL address"), "{text}");
+        assert!(text.contains("write it as postgres://USER@HOST:PORT/DATABASE") && !text.contains("secret"), "{text}");
     }
 }

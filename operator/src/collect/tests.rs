@@ -165,3 +165,16 @@ fn a_changed_row_is_reported_by_its_id() {
     let text = store.campaigns().unwrap_err().to_string();
     assert!(text.contains("a stored campaign is not valid: campaign id \"Dairy Winter\""), "{text}");
 }
+
+#[test]
+fn a_store_is_a_file_or_a_postgres_address_and_nothing_that_looks_like_another() {
+    assert_eq!("reports.db".parse(), Ok(ReportsAt::File("reports.db".into())));
+    assert_eq!("/var/lib/ledtrad/reports.db".parse(), Ok(ReportsAt::File("/var/lib/ledtrad/reports.db".into())));
+    let url = "Postgresql://ledtrad@db:5432/reports";
+    assert_eq!(url.parse(), Ok(ReportsAt::Postgres(url.into())));
+    assert!(url.parse::<ReportsAt>().unwrap().is_shared());
+    for typo in ["postgres:/ledtrad@db/reports", "mysql://u:secret@db/reports", "postgres:ledtrad@db"] {
+        let err = typo.parse::<ReportsAt>().unwrap_err();
+        assert!(err.contains("is neither a file nor a PostgreSQL address") && !err.contains("secret"), "{err}");
+    }
+}
