@@ -8,14 +8,13 @@
 
 use std::collections::VecDeque;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use ledtrad_mqtt::Access;
 use ledtrad_mqtt::{Backoff, Connection, LastWill, Polled};
 use ledtrad_protocol::broker::BrokerUrl;
 use ledtrad_protocol::codec;
-use ledtrad_protocol::report::{Report, ReportId};
+use ledtrad_protocol::report::Report;
 use ledtrad_protocol::topic::{Topic, ALL_REPORTS_FILTER, ALL_REPORTS_SHARED, COLLECTOR_ONLINE, OFFER_REQUEST_SHARED};
 use ledtrad_protocol::{InstanceId, UnixTime};
 use rumqttc::v5::mqttbytes::v5::{Packet, Publish, SubAck, SubscribeReasonCode};
@@ -27,91 +26,9 @@ use crate::collect::{CollectError, ReportStore, Stored};
 use crate::offers::answer;
 pub use crate::offers::{OfferService, ServiceError, DEFAULT_MAX_OFFERS};
 
-/// What the service has done so far; read while it runs.
-#[derive(Debug, Default)]
-pub struct Counters {
-    /// Offer requests received.
-    pub requests: AtomicU64,
-    /// Requests answered.
-    pub answered: AtomicU64,
-    /// Requests without a usable response topic or correlation data, or unreadable.
-    pub refused: AtomicU64,
-    /// Answers the MQTT client could not take (its queue full, or the connection closing).
-    pub unsent: AtomicU64,
-    /// Reports stored.
-    pub reports: AtomicU64,
-    /// Reports that could not be read or stored.
-    pub reports_refused: AtomicU64,
-    /// Reports received again that were stored already (a device sends a report again when the
-    /// broker's acknowledgement of it was lost).
-    pub reports_duplicate: AtomicU64,
-    /// Told of each report as it is committed, where something measures it ([`Counters::watch_stored`]).
-    stored: std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedSender<StoredReport>>>,
-}
+mod counters;
 
-/// A report committed to the store, as [`Counters::watch_stored`] tells of it.
-#[derive(Debug, Clone, Copy)]
-pub struct StoredReport {
-    /// The report's id (reports from agents that predate ids have none).
-    pub id: Option<ReportId>,
-    /// When its insert returned: it was committed then, and is acknowledged after.
-    pub at: std::time::Instant,
-}
-
-impl Counters {
-    fn add(counter: &AtomicU64) {
-        counter.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// From now on, each report committed is sent to the receiver returned (one watcher at a
-    /// time: a second call replaces the first). For measuring the time from a report's publish
-    /// to its commit.
-    pub fn watch_stored(&self) -> tokio::sync::mpsc::UnboundedReceiver<StoredReport> {
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        *self.stored.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(tx);
-        rx
-    }
-
-    fn committed(&self, id: Option<ReportId>) {
-        Self::add(&self.reports);
-        if let Some(watcher) = self.stored.lock().unwrap_or_else(std::sync::PoisonError::into_inner).as_ref() {
-            let _ = watcher.send(StoredReport { id, at: std::time::Instant::now() });
-        }
-    }
-
-    /// A copy of the counts.
-    pub fn snapshot(&self) -> ServeSummary {
-        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        ServeSummary {
-            requests: get(&self.requests),
-            answered: get(&self.answered),
-            refused: get(&self.refused),
-            unsent: get(&self.unsent),
-            reports: get(&self.reports),
-            reports_refused: get(&self.reports_refused),
-            reports_duplicate: get(&self.reports_duplicate),
-        }
-    }
-}
-
-/// The counts, as printed when the service stops.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-pub struct ServeSummary {
-    /// Offer requests received.
-    pub requests: u64,
-    /// Requests answered.
-    pub answered: u64,
-    /// Requests refused.
-    pub refused: u64,
-    /// Answers that could not be sent.
-    pub unsent: u64,
-    /// Reports stored.
-    pub reports: u64,
-    /// Reports refused.
-    pub reports_refused: u64,
-    /// Reports received again and not stored twice.
-    pub reports_duplicate: u64,
-}
+pub use counters::{Counters, ServeSummary, StoredReport};
 
 /// Where and how to serve.
 pub struct ServeOptions {
