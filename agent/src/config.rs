@@ -215,6 +215,19 @@ pub enum ConfigError {
 }
 
 impl Config {
+    /// The engine's view of the device: who it decides for, and how.
+    pub fn engine_profile(&self) -> ledtrad_engine::DeviceProfile {
+        ledtrad_engine::DeviceProfile {
+            device: self.device.clone(),
+            kind: self.kind,
+            fleet: self.fleet.clone(),
+            local: self.local,
+            camouflage_share: self.camouflage_share,
+            model_runtime: self.model_runtime,
+            policy: self.policy,
+        }
+    }
+
     /// Reads and checks a config file.
     pub fn from_path(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io { path: path.into(), source })?;

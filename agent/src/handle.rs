@@ -59,6 +59,10 @@ pub struct OfferOutcome {
     pub decision: Decision,
     /// The engine's decision time in nanoseconds (measured by the agent around the call).
     pub decide_nanos: u64,
+    /// The random draws the decision was made with (camouflage, pick, exploration seed): not
+    /// personal, kept off the API, for an audit that decides again beside the agent.
+    #[serde(skip)]
+    pub draw: ledtrad_engine::Draw,
     /// Whether the offer service was asked (request mode), and what came of it.
     pub request: Option<RequestOutcome>,
 }
@@ -151,7 +155,8 @@ pub struct Grants {
     pub request: bool,
     /// Send aggregated, noised counts.
     pub measure: bool,
-    /// Contribute noised model updates.
+    /// Contribute noised model updates (not used by this version: see
+    /// `not_used_by_this_version`).
     pub improve: bool,
 }
 
@@ -192,6 +197,10 @@ pub struct ConsentView {
     pub people: BTreeMap<PersonId, PersonView>,
     /// Who is present, where the device maker reports it.
     pub present: Option<Vec<PersonId>>,
+    /// Purposes a person can grant that this version does not use (`improve`: nothing is sent
+    /// or used for it until model updates exist).
+    #[serde(default)]
+    pub not_used_by_this_version: Vec<Purpose>,
 }
 
 impl ConsentView {

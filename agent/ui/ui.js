@@ -31,7 +31,7 @@
       id: "improve",
       name: "Improve suggestions",
       allows: "Send small, noised updates that help every home's suggestions get better.",
-      gets: "Better suggestions over time. Your readings stay on the device.",
+      gets: "Better suggestions over time, once model updates exist. Your readings stay on the device.",
     },
   ];
   // Children may never allow these.
@@ -353,6 +353,11 @@
     }
   }
 
+  // Whether the agent says this version does not use the purpose (it can be granted all the same).
+  function notUsed(purpose) {
+    return Boolean(consentView && (consentView.not_used_by_this_version || []).includes(purpose));
+  }
+
   function purposeRow(person, member, purpose) {
     const child = member.child && ADULTS_ONLY.includes(purpose.id);
     const id = "c-" + person + "-" + purpose.id;
@@ -373,6 +378,9 @@
         el("label", { for: id }, el("strong", {}, purpose.name)),
         el("p", {}, purpose.allows),
         el("p", { className: "gets" }, "You get: " + purpose.gets),
+        notUsed(purpose.id)
+          ? el("p", { className: "unused-note" }, "Not used by this version: nothing is sent or used for it yet.")
+          : null,
         child ? el("p", { className: "child-note" }, "Children cannot allow this.") : null
       ),
       el("span", { className: "switch" }, toggle, el("span", { className: "switch-label", "aria-hidden": "true" }, member[purpose.id] ? "On" : "Off"))
@@ -386,7 +394,7 @@
 
   function renderConsent(view) {
     consentView = view;
-    const inForce = PURPOSES.filter((p) => view[p.id]).map((p) => p.name.toLowerCase());
+    const inForce = PURPOSES.filter((p) => view[p.id] && !notUsed(p.id)).map((p) => p.name.toLowerCase());
     document.getElementById("in-force").textContent =
       (view.sharing === "shared"
         ? "This device is shared: it does only what everyone it serves allows. "

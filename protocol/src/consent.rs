@@ -22,7 +22,8 @@ pub enum Purpose {
     Request,
     /// Send aggregated, noised counts for campaign measurement.
     Measure,
-    /// Contribute noised model updates for the fleet's scoring model.
+    /// Contribute noised model updates for the fleet's scoring model. Not used by this
+    /// version (see [`Purpose::used_by_this_version`]).
     Improve,
 }
 
@@ -44,6 +45,13 @@ impl Purpose {
     /// `personalise`, `request` or `improve`.
     pub const fn child_may_grant(self) -> bool {
         matches!(self, Self::Measure)
+    }
+
+    /// Whether this version of ledtrad uses data under the purpose. `improve` can be granted
+    /// and is kept in the ledger, but nothing uses it until model updates exist: the consent
+    /// view says so and no prompt may ask for it.
+    pub const fn used_by_this_version(self) -> bool {
+        !matches!(self, Self::Improve)
     }
 
     const fn bit(self) -> u8 {

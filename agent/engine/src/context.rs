@@ -110,6 +110,10 @@ pub(crate) struct Context<'a> {
     pub camouflage_share: f64,
     pub policy: Policy,
     pub draw: Draw,
+    /// Whether the posteriors learned from the household's answers are withheld (not used).
+    /// Set, with or without the personal features' values withheld from `values`, when a
+    /// decision is made again to see whether personal data changed what it shows.
+    pub answers_withheld: bool,
 }
 
 impl<'a> Context<'a> {
@@ -125,6 +129,7 @@ impl<'a> Context<'a> {
             camouflage_share: who.camouflage_share,
             policy: who.policy,
             draw,
+            answers_withheld: false,
         }
     }
 

@@ -329,6 +329,12 @@ impl Engine {
         }
     }
 
+    /// Notes a consent prompt put at `now` (at most one a local day), as a decision that put
+    /// one does: for an audit that decides beside an agent and follows its decisions.
+    pub fn restore_prompt_put(&mut self, now: UnixTime) {
+        self.prompts.shown_on(self.profile.local.day(now));
+    }
+
     /// Continues decision numbering after a restart.
     pub fn resume_decision_ids(&mut self, next: u64) {
         self.next_decision = self.next_decision.max(next);

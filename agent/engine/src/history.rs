@@ -247,6 +247,11 @@ impl History {
         self.offer(offer).map(|r| r.posterior).unwrap_or_default()
     }
 
+    /// Whether any offer's posterior has learned from an answer.
+    pub fn any_learning(&self) -> bool {
+        self.records.iter().any(|r| r.posterior != Posterior::default())
+    }
+
     /// Forgets every posterior (learning is derived for `personalise`), returning how many.
     pub fn purge_learning(&mut self) -> usize {
         let mut n = 0;

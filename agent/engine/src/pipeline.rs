@@ -4,11 +4,12 @@
 //! decision to keep for feedback) comes back in its [`CallToAction`] for the engine to apply.
 
 mod choose;
+mod influence;
 
 use ledtrad_protocol::consent::ConsentState;
 use ledtrad_protocol::decision::{Decision, DecisionId, ScorerUsed, ShownOffer, ShownPrompt};
 use ledtrad_protocol::feature::FeatureName;
-use ledtrad_protocol::{CampaignId, DeviceKind, Moment, OfferId, UnixTime};
+use ledtrad_protocol::{CampaignId, DeviceKind, Moment, OfferId, Purpose, UnixTime};
 
 use crate::answers::Answers;
 use crate::compiled::{AppliedCatalogue, CompiledOffer};
@@ -23,6 +24,7 @@ use crate::scoring::Propensity;
 use crate::why;
 
 pub(crate) use choose::Choice;
+use influence::{Influence, PersonalInputs};
 
 /// The state of the device a decision reads, borrowed from the engine for its duration.
 pub(crate) struct Device<'a> {
@@ -72,18 +74,49 @@ pub(crate) fn run(
     // 5. Reason for the visit: the moment that triggered the decision.
     let occasion = reason(who.kind, moment, now);
     let ctx = Context::new(&who, occasion, &needs.values, draw);
-    // 6. Match: the offers whose kinds, moments and conditions hold (eligibility in the same pass).
-    let matched = choose::match_offers(catalogue, &ctx, &standing);
-    // 7. Decide: arbitration with holdout and camouflage; then whether a prompt takes its place.
-    let mut choice = choose::decide(catalogue, &ctx, &standing, propensity, matched);
-    let prompt = choose::ask(catalogue, &standing, &who, occasion, device.prompts, &mut choice);
+    // 6. Match and 7. decide: the offers whose kinds, moments and conditions hold, arbitration
+    // with holdout and camouflage, then whether a prompt takes the offer's place.
+    let (choice, prompt) = choose(catalogue, &ctx, &standing, propensity, &who, device.prompts);
+    // 7, last: whether personal data influenced the offer shown: the same steps without it.
+    let inputs = PersonalInputs {
+        noticed: needs.any_personal(),
+        answered: device.consent.allows(Purpose::Personalise) && device.history.any_learning(),
+    };
+    let influence = choice.shown.map(|i| {
+        influence::influence(i, &catalogue.offers[i], choice.camouflage, offers.source, inputs, |withhold| {
+            let withheld;
+            let values = if withhold.noticed {
+                withheld = needs.withheld();
+                &withheld
+            } else {
+                &needs.values
+            };
+            let ctx = Context { answers_withheld: withhold.answered, ..Context::new(&who, occasion, values, draw) };
+            choose(catalogue, &ctx, &standing, propensity, &who, device.prompts).0.shown
+        })
+    });
     // 8. Content and 9. assemble: the creative, put as a question with its "why".
-    let shown = choice.shown.map(|i| {
+    let shown = choice.shown.zip(influence).map(|(i, influence)| {
         let offer = &catalogue.offers[i];
-        assemble(content(offer), offer, &ctx, choice.camouflage, offers.source)
+        assemble(content(offer), offer, &ctx, choice.camouflage, influence, offers.source)
     });
     // 10. Call to action: what the UI shows, and what the engine keeps for feedback.
     call_to_action(id, occasion, catalogue, choice, shown, prompt, who.day)
+}
+
+/// Steps 6 and 7 on `ctx`: the offer chosen, or the prompt put in its place.
+fn choose(
+    catalogue: &AppliedCatalogue,
+    ctx: &Context<'_>,
+    standing: &Standing<'_>,
+    propensity: Propensity<'_>,
+    who: &Identity<'_>,
+    prompts: &PromptState,
+) -> (Choice, Option<ShownPrompt>) {
+    let matched = choose::match_offers(catalogue, ctx, standing);
+    let mut choice = choose::decide(catalogue, ctx, standing, propensity, matched);
+    let prompt = choose::ask(catalogue, standing, who, ctx.occasion(), prompts, &mut choice);
+    (choice, prompt)
 }
 
 /// Step 1: who the decision is for.
@@ -116,6 +149,18 @@ fn history<'a>(
 pub(crate) struct Needs {
     /// By [`FeatureName::index`]; `None` where the feature has no value.
     pub values: Vec<Option<f64>>,
+}
+
+impl Needs {
+    /// Whether a personal feature has a value.
+    fn any_personal(&self) -> bool {
+        FeatureName::all().zip(&self.values).any(|(f, v)| v.is_some() && f.spec().purpose.is_some())
+    }
+
+    /// The values with every personal feature's withheld.
+    fn withheld(&self) -> Vec<Option<f64>> {
+        FeatureName::all().zip(&self.values).map(|(f, v)| v.filter(|_| f.spec().purpose.is_none())).collect()
+    }
 }
 
 /// Step 3: the features' values from the signal windows, worked out once per decision.
@@ -155,34 +200,31 @@ fn content(offer: &CompiledOffer) -> Creative {
 }
 
 /// Step 9: the creative put as a question (a statement under [`crate::context::Policy::Blunt`])
-/// with a truthful "why": the offer service's interests where it chose from them, "from this
-/// week's offers" for a camouflage draw, else the coarse reason (the reading under `Blunt`).
+/// with a truthful "why" and mark: the offer service's interests where it chose from them; an
+/// offer personal in itself gets its coarse reason (the reading under `Blunt`); one that
+/// personal data picked says so coarsely; "from this week's offers" for a camouflage draw;
+/// else the offer's contextual reason. Personalised whenever personal data influenced it.
 fn assemble(
     creative: Creative,
     offer: &CompiledOffer,
     ctx: &Context<'_>,
     camouflage: bool,
+    influence: Influence,
     source: Source,
 ) -> ShownOffer {
     let clues = ctx.policy.is_clues();
     let question = if clues { offer.offer.question.clone() } else { format!("{}.", creative.title) };
     let why = match source {
         Source::Service { interests_sent: true } => why::suggested_for_interests(ctx.kind),
+        _ if influence.offer && !clues => why::precise(offer, ctx.values, ctx.kind),
+        _ if influence.offer => why::explain(offer, ctx.kind),
+        _ if influence.any() => why::influenced(ctx.kind, influence.noticed, influence.answered),
         _ if camouflage => why::camouflage(ctx.kind),
         _ if clues => why::explain(offer, ctx.kind),
         _ => why::precise(offer, ctx.values, ctx.kind),
     };
     let Creative { offer: id, campaign, title, body, image } = creative;
-    ShownOffer {
-        offer: id,
-        campaign,
-        title,
-        question,
-        body,
-        image,
-        why,
-        personalised: offer.needs.is_some() && !camouflage,
-    }
+    ShownOffer { offer: id, campaign, title, question, body, image, why, personalised: influence.any() }
 }
 
 /// What a decision's offer, shown or held out, is about: kept with the decision, so feedback

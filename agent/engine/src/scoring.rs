@@ -51,15 +51,16 @@ impl<'a> Propensity<'a> {
 }
 
 /// The built-in prior of `offer`: its logistic scorer over the features consent allows, or
-/// 0.5 without one.
-pub(crate) fn builtin_prior(offer: &CompiledOffer, ctx: &Context<'_>) -> f64 {
+/// 0.5 without one. Every feature it reads is noted in `used`.
+pub(crate) fn builtin_prior(offer: &CompiledOffer, ctx: &Context<'_>, used: &mut FeaturesRead) -> f64 {
     offer.logistic.as_ref().map_or(0.5, |l| {
-        let z = l.bias
-            + l.weights
-                .iter()
-                .filter(|(f, _)| f.spec().purpose.is_none_or(|p| ctx.consent.allows(p)))
-                .filter_map(|(f, w)| ctx.value(*f).map(|v| w * v))
-                .sum::<f64>();
+        let mut z = l.bias;
+        for (f, w) in l.weights.iter().filter(|(f, _)| f.spec().purpose.is_none_or(|p| ctx.consent.allows(p))) {
+            used.note(*f);
+            if let Some(v) = ctx.value(*f) {
+                z += w * v;
+            }
+        }
         1.0 / (1.0 + (-z).exp())
     })
 }
@@ -83,8 +84,12 @@ pub(crate) fn priors(
     propensity: Propensity<'_>,
     used: &mut FeaturesRead,
 ) -> Priors {
-    let builtin = |offers: &[usize]| offers.iter().map(|&i| builtin_prior(&catalogue.offers[i], ctx)).collect();
-    let Some(model) = propensity.model else { return Priors { priors: builtin(offers), scorer: ScorerUsed::Builtin } };
+    let builtin = |offers: &[usize], used: &mut FeaturesRead| {
+        offers.iter().map(|&i| builtin_prior(&catalogue.offers[i], ctx, used)).collect()
+    };
+    let Some(model) = propensity.model else {
+        return Priors { priors: builtin(offers, used), scorer: ScorerUsed::Builtin };
+    };
     if offers.is_empty() {
         return Priors { priors: Vec::new(), scorer: ScorerUsed::Builtin };
     }
@@ -130,14 +135,14 @@ pub(crate) fn priors(
             },
         },
         Ok(_) => Priors {
-            priors: builtin(offers),
+            priors: builtin(offers, used),
             scorer: ScorerUsed::ModelFailed {
                 version: model.version,
                 reason: "the model gave a value that is not a number".into(),
             },
         },
         Err(e) => Priors {
-            priors: builtin(offers),
+            priors: builtin(offers, used),
             scorer: ScorerUsed::ModelFailed { version: model.version, reason: e.to_string() },
         },
     }
@@ -163,7 +168,8 @@ impl Parts {
 }
 
 /// The score parts of `offer` at this decision from its `prior` (by `scorer`) and local
-/// `posterior`; `index` separates the offers' samples.
+/// `posterior` (learned from the household's answers, so not used where the context withholds
+/// them); `index` separates the offers' samples.
 pub(crate) fn parts(
     offer: &CompiledOffer,
     ctx: &Context<'_>,
@@ -172,6 +178,7 @@ pub(crate) fn parts(
     prior: f64,
     posterior: Posterior,
 ) -> Parts {
+    let posterior = if ctx.answers_withheld { Posterior::default() } else { posterior };
     let propensity = if ctx.consent.allows(Purpose::Personalise) {
         let a = 1.0 + f64::from(posterior.accepts) + PRIOR_WEIGHT * prior;
         let b = 1.0 + f64::from(posterior.rejections) + PRIOR_WEIGHT * (1.0 - prior);

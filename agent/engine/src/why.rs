@@ -45,6 +45,18 @@ pub fn precise(offer: &CompiledOffer, values: &[Option<f64>], kind: DeviceKind) 
     }
 }
 
+/// The "why" for an offer without personal conditions that personal data picked: what the
+/// device noticed (through the fleet's model or the offer's scorer), what the household
+/// answered before (the posteriors learned from it), or both.
+pub fn influenced(kind: DeviceKind, noticed: bool, answered: bool) -> String {
+    let from = match (noticed, answered) {
+        (true, true) => "what it noticed and what this home answered before",
+        (false, true) => "what this home answered before",
+        _ => "what it noticed in this home",
+    };
+    format!("Picked on this {} from {from}.", kind.label())
+}
+
 /// The "why" for an offer the fleet's offer service suggested from the interest categories the
 /// device sent with its request (those of the offers taken up here).
 pub fn suggested_for_interests(kind: DeviceKind) -> String {

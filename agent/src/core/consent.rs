@@ -27,6 +27,7 @@ impl AgentCore {
                 .map(|(id, m)| (id.clone(), PersonView { child: m.child, grants: m.consent.into() }))
                 .collect(),
             present: self.present.as_ref().map(|p| p.iter().cloned().collect()),
+            not_used_by_this_version: Purpose::ALL.into_iter().filter(|p| !p.used_by_this_version()).collect(),
         })
     }
 

@@ -26,7 +26,7 @@ mod tests;
 use std::collections::{BTreeSet, VecDeque};
 use std::time::Duration;
 
-use ledtrad_engine::{DeviceProfile, Engine, SignalOutcome};
+use ledtrad_engine::{Engine, SignalOutcome};
 use ledtrad_protocol::topic::Topic;
 use ledtrad_protocol::{PersonId, UnixTime};
 use rumqttc::v5::AsyncClient;
@@ -135,7 +135,7 @@ impl AgentCore {
         link: Option<LinkState>,
         now: Now,
     ) -> Result<Self, StoreError> {
-        let mut engine = Engine::new(profile(&config), config.keys.clone());
+        let mut engine = Engine::new(config.engine_profile(), config.keys.clone());
         let now = now.wall;
         if !store.household()?.contains_key(&config.owner) {
             let (sharing, owner) = (config.sharing, config.owner.clone());
@@ -382,19 +382,6 @@ impl AgentCore {
         if let Err(e) = self.egress.deliver(&self.store, now.mono) {
             warn!("outbox: {e}");
         }
-    }
-}
-
-/// The engine's view of the device, from its config.
-fn profile(config: &Config) -> DeviceProfile {
-    DeviceProfile {
-        device: config.device.clone(),
-        kind: config.kind,
-        fleet: config.fleet.clone(),
-        local: config.local,
-        camouflage_share: config.camouflage_share,
-        model_runtime: config.model_runtime,
-        policy: config.policy,
     }
 }
 

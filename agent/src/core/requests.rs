@@ -144,7 +144,7 @@ impl AgentCore {
         let decide_nanos = watch.nanos();
         let decision = decision.clone();
         self.record_decision(&decision, now);
-        OfferOutcome { decision, decide_nanos, request: None }
+        OfferOutcome { decision, decide_nanos, draw, request: None }
     }
 
     /// Stores a decision's impression and counts it for the reports.
@@ -194,7 +194,7 @@ impl AgentCore {
                 let decide_nanos = watch.nanos();
                 let decision = decision.clone();
                 self.record_decision(&decision, now.wall);
-                let outcome = OfferOutcome { decision, decide_nanos, request: None };
+                let outcome = OfferOutcome { decision, decide_nanos, draw, request: None };
                 self.requests.finish(
                     PendingRequest { local: outcome, ..pending },
                     true,

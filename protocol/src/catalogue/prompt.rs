@@ -60,6 +60,44 @@ impl ConsentPrompt {
                 "name the version of the consent text, in 1 to 64 characters (e.g. \"2026-11\")".into(),
             );
         }
+        if !self.purpose.used_by_this_version() {
+            push(
+                "purpose",
+                format!(
+                    "{} is not used by this version of ledtrad, so no prompt may ask for it; ask for personalise, request or measure",
+                    self.purpose
+                ),
+            );
+        }
         crate::catalogue::check_kinds_and_moments(&self.device_kinds, &self.moments, &mut push);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn prompt(purpose: Purpose) -> ConsentPrompt {
+        ConsentPrompt {
+            id: PromptId::try_new("ask").unwrap(),
+            purpose,
+            question: "Could the fridge suggest refills?".into(),
+            incentive: "10% off".into(),
+            text_version: "2026-11".into(),
+            device_kinds: alloc::vec![DeviceKind::Fridge],
+            moments: alloc::vec![Moment::DoorOpened],
+        }
+    }
+
+    #[test]
+    fn no_prompt_may_ask_for_a_purpose_this_version_does_not_use() {
+        let mut problems = Vec::new();
+        prompt(Purpose::Personalise).check(&mut problems);
+        assert!(problems.is_empty(), "{problems:?}");
+        prompt(Purpose::Improve).check(&mut problems);
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].field, "purpose");
+        assert!(problems[0].message.contains("improve is not used by this version"), "{}", problems[0].message);
+        assert!(problems[0].message.contains("ask for personalise, request or measure"));
     }
 }

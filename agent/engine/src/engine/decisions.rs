@@ -62,6 +62,21 @@ impl Engine {
         self.keep(call, catalogue, now, true)
     }
 
+    /// The decision the engine would make at `moment` on the catalogue in force, without making
+    /// it: nothing is counted, kept or numbered. For an audit that decides again beside an
+    /// agent, on the history it is handed.
+    pub fn preview(&mut self, moment: Moment, now: UnixTime, draw: Draw) -> Decision {
+        self.refresh_slots();
+        let id = DecisionId(self.next_decision);
+        match &self.catalogue {
+            None => CallToAction::nothing(id, moment, now).decision,
+            Some(catalogue) => {
+                let offers = Offers { catalogue, slots: &self.slots, source: Source::Catalogue };
+                pipeline::run(&self.device(), &offers, id, moment, now, draw).decision
+            }
+        }
+    }
+
     /// Whether asking the offer service is worth it after decision `id` (request mode): it
     /// showed nothing, held nothing out and asked nothing, the device-wide rules (quiet hours,
     /// gap, device caps) did not rule the moment out, a catalogue is in force (its rules apply
