@@ -26,9 +26,11 @@ pub fn decision_violates(consent: ConsentState, decision: &Decision) -> bool {
 }
 
 /// Whether a shown offer's "why" is consistent with its decision's trace: a camouflage draw
-/// says it is one of this week's offers and claims nothing personal; a personalised offer names
-/// the coarse phrase of a personal feature the decision read with consent; any other offer
-/// names no personal feature; and no "why" ever carries a number (a reading).
+/// that personal data did not bring about says it is one of this week's offers; a personalised
+/// offer names the coarse phrase of a personal feature the decision read with consent, or says
+/// it was picked on the device (from what it noticed or what the home answered) or suggested
+/// for the home's interests; any other offer names no personal feature; and no "why" ever
+/// carries a number (a reading).
 pub fn why_consistent(kind: ledtrad_protocol::DeviceKind, decision: &Decision) -> bool {
     let Some(shown) = &decision.shown else { return true };
     if shown.why.chars().any(|c| c.is_ascii_digit()) {
@@ -36,12 +38,13 @@ pub fn why_consistent(kind: ledtrad_protocol::DeviceKind, decision: &Decision) -
     }
     let personal_phrases: Vec<&str> =
         decision.features_used.iter().filter(|u| u.allowed_by.is_some()).map(|u| u.feature.spec().why).collect();
-    if decision.camouflage {
-        return !shown.personalised && shown.why == format!("From this week's offers for every {}.", kind.label());
+    if decision.camouflage && !shown.personalised {
+        return shown.why == format!("From this week's offers for every {}.", kind.label());
     }
     if shown.personalised {
         personal_phrases.iter().any(|p| shown.why == format!("Because {p}."))
             || shown.why.starts_with(&format!("Picked on this {}", kind.label()))
+            || shown.why == format!("Suggested for the kinds of offers taken up on this {}.", kind.label())
     } else {
         ledtrad_protocol::feature::FEATURES.iter().filter(|f| f.purpose.is_some()).all(|f| !shown.why.contains(f.why))
     }

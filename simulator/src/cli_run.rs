@@ -180,8 +180,18 @@ pub(crate) fn run_command(args: RunArgs, policies: &[Policy], compare: bool) -> 
         }
     }
     let violations: u64 = summaries.iter().map(|s| s.consent_violations).sum();
+    let unmarked: u64 = summaries.iter().map(|s| s.personal_influence_unmarked).sum();
+    let without_consent: u64 = summaries.iter().map(|s| s.personal_influence_without_consent).sum();
     if violations > 0 {
         eprintln!("error: {violations} consent violation(s) found");
+    }
+    if unmarked > 0 {
+        eprintln!("error: personal data changed {unmarked} shown offer(s) not marked personalised");
+    }
+    if without_consent > 0 {
+        eprintln!("error: personal data changed {without_consent} decision(s) on devices without personalise");
+    }
+    if violations + unmarked + without_consent > 0 {
         return ExitCode::from(1);
     }
     ExitCode::SUCCESS

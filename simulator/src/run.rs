@@ -131,6 +131,10 @@ fn run_id() -> String {
     format!("{}-{}-{}", std::process::id(), RUNS.fetch_add(1, Ordering::SeqCst), nanos % 10_000)
 }
 
+/// About how many devices the audit makes every decision again for, without personal inputs:
+/// all of a run's up to this many, else those of every n-th home.
+pub const REDECIDE_DEVICES: usize = 1_000;
+
 /// Runs a simulation and returns its summary.
 pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
     let wall = Instant::now();
@@ -151,8 +155,12 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
     // Agents, one per device, each on its own database, all under one directory that goes with
     // the run, however it ends.
     let dir = tempfile::tempdir().context("creating a directory for the agents' databases")?;
-    let spec = shard_spec(&options, &place, dir.path().join("shard-1"));
-    let version = push_catalogue(&options, &place).await?;
+    let (version, catalogue) = push_catalogue(&options, &place).await?;
+    let spec = ShardSpec {
+        catalogue,
+        redecide_every: size.devices.div_ceil(REDECIDE_DEVICES),
+        ..shard_spec(&options, &place, dir.path().join("shard-1"))
+    };
     let mut shards = start_agents(&options, spec, size.devices, version).await?;
     let days = simulate_days(&mut shards, &audit, &options, size.devices).await?;
     // Let any late message arrive before judging.
@@ -295,13 +303,15 @@ fn shard_spec(options: &RunOptions, place: &Place, dir: std::path::PathBuf) -> S
             .map(|c| c.id.clone())
             .collect(),
         dir,
+        catalogue: Vec::new(),
+        redecide_every: 0,
     }
 }
 
 /// The operator signs and pushes the catalogue, retained, before the agents start: each gets
 /// it as it subscribes, as a device joining a fleet does, rather than all at once. Returns
-/// its version.
-async fn push_catalogue(options: &RunOptions, place: &Place) -> anyhow::Result<u64> {
+/// its version and the signed envelope.
+async fn push_catalogue(options: &RunOptions, place: &Place) -> anyhow::Result<(u64, Vec<u8>)> {
     let version = 1;
     let sign = SignOptions {
         fleet: place.fleet.clone(),
@@ -312,8 +322,8 @@ async fn push_catalogue(options: &RunOptions, place: &Place) -> anyhow::Result<u
     let envelope = sign_catalogue(&options.catalogue, &place.key, &sign)?;
     let topic = Topic::Catalogue(place.fleet.clone());
     let client = format!("ledtrad-sim-op-{}", place.run_id);
-    publish_retained_as(&place.broker, &place.access, &topic, envelope, &client).await?;
-    Ok(version)
+    publish_retained_as(&place.broker, &place.access, &topic, envelope.clone(), &client).await?;
+    Ok((version, envelope))
 }
 
 /// Starts the agents and waits until every one applied catalogue `version`.
@@ -503,6 +513,10 @@ fn summarise(options: &RunOptions, place: Place, m: Measured) -> Summary {
         signals: counts.signals,
         consent_violations: counts.violations,
         why_inconsistent: counts.why_inconsistent,
+        decisions_redecided: counts.redecided,
+        personal_influence: counts.personal_influence,
+        personal_influence_unmarked: counts.personal_influence_unmarked,
+        personal_influence_without_consent: counts.personal_influence_without_consent,
         shown_camouflaged: counts.camouflaged,
         revocations: counts.revocations,
         prompts_shown: counts.prompts,

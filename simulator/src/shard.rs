@@ -8,6 +8,7 @@
 
 mod counts;
 mod device;
+mod redecide;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -17,7 +18,7 @@ use ledtrad_agent::engine::Policy;
 use ledtrad_agent::handle::{PromptAnswer, YesNo};
 use ledtrad_agent::{ManualClock, RunningAgent};
 use ledtrad_protocol::consent::ConsentSource;
-use ledtrad_protocol::feedback::{Feedback, FeedbackKind};
+use ledtrad_protocol::feedback::FeedbackKind;
 use ledtrad_protocol::time::DAY_SECS;
 use ledtrad_protocol::{CampaignId, DeviceKind, OfferId, PersonId, Purpose, UnixTime};
 use rand::Rng as _;
@@ -65,6 +66,13 @@ pub struct ShardSpec {
     /// The directory the run keeps the agents' databases in (removed with the run's, whatever
     /// becomes of the shard).
     pub dir: std::path::PathBuf,
+    /// The signed catalogue the run pushed, for the audit's own engines.
+    #[serde(default)]
+    pub catalogue: Vec<u8>,
+    /// The audit makes the decisions of every `redecide_every`-th home's devices again without
+    /// personal inputs (1: every home; 0: none).
+    #[serde(default)]
+    pub redecide_every: usize,
 }
 
 /// A slice of a run's homes and their agents.
@@ -191,7 +199,7 @@ impl Shard {
                 self.boards(h, now, &events).await?;
             }
             for event in events {
-                self.event(h, event).await?;
+                self.event(h, event, now).await?;
             }
         }
         Ok(())
@@ -220,8 +228,12 @@ impl Shard {
                     }
                     let index = self.first_device[h] + slot;
                     let change = consent_change(false, ConsentSource::DeviceUi);
-                    self.devices[index].handle.set_person_consent(Some(pid.clone()), purpose, change).await?;
-                    self.devices[index].consent = self.homes[h].consent(slot);
+                    let device = &mut self.devices[index];
+                    device.handle.set_person_consent(Some(pid.clone()), purpose, change).await?;
+                    device.consent = self.homes[h].consent(slot);
+                    if let Some(shadow) = device.shadow.as_mut() {
+                        shadow.consent(device.consent);
+                    }
                     if !self.devices[index].consent.allows(Purpose::Measure) {
                         self.campaigns_today.remove(&index);
                     }
@@ -270,13 +282,16 @@ impl Shard {
         Ok(())
     }
 
-    /// One device's signals and moment in a step, the decision, and the people's answer.
-    async fn event(&mut self, h: usize, mut event: crate::home::DeviceEvent) -> anyhow::Result<()> {
+    /// One device's signals and moment in a step at `now`, the decision, and the people's answer.
+    async fn event(&mut self, h: usize, mut event: crate::home::DeviceEvent, now: UnixTime) -> anyhow::Result<()> {
         let index = self.first_device[h] + event.device;
         let responses = self.spec.population.responses;
-        let device = &self.devices[index];
+        let device = &mut self.devices[index];
         let home = &mut self.homes[h];
         let counts = &mut self.counts;
+        if let Some(shadow) = device.shadow.as_mut() {
+            shadow.signals(&event.signals, now);
+        }
         if device.board.is_some() {
             // The board carries its sensors' readings; the rest (a lock screen's unlocks)
             // still come from the device's own software.
@@ -290,20 +305,18 @@ impl Shard {
         counts.call_nanos.push(u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX));
         counts.decide_nanos.push(outcome.decide_nanos);
         counts.decisions += 1;
+        let held = outcome.decision.would_have_shown.as_ref().and_then(|o| self.campaigns.get(o));
+        counts.audit(device, &outcome, held, self.spec.policy);
         let decision = outcome.decision;
-        if crate::audit::decision_violates(device.consent, &decision) {
-            counts.violations += 1;
-        }
-        if self.spec.policy.is_clues() && !crate::audit::why_consistent(device.kind, &decision) {
-            counts.why_inconsistent += 1;
-        }
-        counts.camouflaged += u64::from(decision.camouflage);
         if decision.prompt.is_some() {
             counts.prompts += 1;
             // The people decline (a "yes" would change one device's ledger, which this
             // household model keeps per person); "yes" is tested end to end.
             if home.declines_prompt(&responses) {
                 counts.prompts_declined += 1;
+                if let (Some(shadow), Some(prompt)) = (device.shadow.as_mut(), &decision.prompt) {
+                    shadow.prompt_refused(prompt.purpose, now);
+                }
                 let answer = PromptAnswer { decision: decision.id, answer: YesNo::No, person: None };
                 device.handle.prompt_answer(answer).await?;
             }
@@ -315,10 +328,11 @@ impl Shard {
                 self.campaigns_today.entry(index).or_default().insert((campaign.clone(), true));
             }
             // Held out, the household may still do what the offer was about.
-            if home.converts_unprompted(event.device, self.categories.get(offer).map_or("", String::as_str)) {
+            let category = self.categories.get(offer).map_or("", String::as_str);
+            if home.converts_unprompted(event.device, category) {
                 counts.converted += 1;
                 counts.converted_held_out += 1;
-                device.handle.feedback(Feedback { decision: decision.id, kind: FeedbackKind::Converted }).await?;
+                device.answer(decision.id, offer, category, FeedbackKind::Converted, now).await?;
             }
         }
         let Some(shown) = decision.shown else { return Ok(()) };
@@ -335,23 +349,8 @@ impl Shard {
         match home.respond(event.device, &shown, category, &responses) {
             None => counts.unanswered += 1,
             Some(kind) => {
-                match kind {
-                    FeedbackKind::Accepted => {
-                        counts.accepted += 1;
-                        self.today.accepted += 1;
-                    }
-                    FeedbackKind::Dismissed => {
-                        counts.dismissed += 1;
-                        self.today.dismissed += 1;
-                    }
-                    FeedbackKind::NotForMe => {
-                        counts.dismissed += 1;
-                        counts.not_for_me += 1;
-                        self.today.dismissed += 1;
-                    }
-                    FeedbackKind::Converted => counts.converted += 1,
-                }
-                device.handle.feedback(Feedback { decision: decision.id, kind }).await?;
+                counts.answered(kind, &mut self.today);
+                device.answer(decision.id, &shown.offer, category, kind, now).await?;
                 if kind == FeedbackKind::Accepted && home.converts(&responses) {
                     converted = true;
                 }
@@ -361,7 +360,7 @@ impl Shard {
         if converted || home.converts_unprompted(event.device, category) {
             counts.converted += 1;
             counts.converted_shown += u64::from(measured);
-            device.handle.feedback(Feedback { decision: decision.id, kind: FeedbackKind::Converted }).await?;
+            device.answer(decision.id, &shown.offer, category, FeedbackKind::Converted, now).await?;
         }
         Ok(())
     }
@@ -369,8 +368,12 @@ impl Shard {
     /// Ends the day: the agents send their reports where `measure` allows it, the night
     /// passes, and the day's figures are kept. Returns the reports the day should bring.
     pub async fn end_day(&mut self) -> anyhow::Result<u64> {
-        for device in &self.devices {
+        let night = self.spec.local_midnight.plus_secs(u64::from(self.today.day) * DAY_SECS);
+        for device in &mut self.devices {
             device.handle.flush_reports().await?;
+            if let Some(shadow) = device.shadow.as_mut() {
+                shadow.overnight(night);
+            }
         }
         let expected = self.campaigns_today.values().map(|c| c.len() as u64).sum::<u64>();
         self.counts.reports_expected += expected;

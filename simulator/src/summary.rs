@@ -192,6 +192,16 @@ pub struct Summary {
     pub consent_violations: u64,
     /// Shown offers whose "why" does not match their decision's trace.
     pub why_inconsistent: u64,
+    /// Decisions the audit made again in an engine of its own with the same catalogue,
+    /// history and draws but no personal inputs (every decision of up to 1,000 devices, else
+    /// those of a sample of homes; none on the firmware path).
+    pub decisions_redecided: u64,
+    /// Of those, decisions whose offer personal data changed.
+    pub personal_influence: u64,
+    /// Of those, offers shown without the personalised mark (must be 0).
+    pub personal_influence_unmarked: u64,
+    /// Of those, decisions on a device without `personalise` (must be 0).
+    pub personal_influence_without_consent: u64,
     /// Shown offers drawn by camouflage from the broadly eligible ones.
     pub shown_camouflaged: u64,
     /// Consent revocations the simulated people made during the run.
@@ -268,7 +278,7 @@ impl Summary {
     /// The summary as an aligned two-column table.
     pub fn table(&self) -> String {
         let pct = |n: u64| if self.shown == 0 { 0.0 } else { 100.0 * n as f64 / self.shown as f64 };
-        let rows: Vec<(&str, String)> = vec![
+        let mut rows: Vec<(&str, String)> = vec![
             ("homes", self.homes.to_string()),
             ("devices", format!("{} ({} processes)", self.devices, self.processes)),
             ("people", self.people.to_string()),
@@ -307,8 +317,56 @@ impl Summary {
             ("consent revocations", self.revocations.to_string()),
             ("consent prompts", format!("{} shown, {} declined", self.prompts_shown, self.prompts_declined)),
             ("signals", self.signals.to_string()),
+        ];
+        // What the audit found, in the agents' decisions and on the wire.
+        rows.extend(self.audit_rows());
+        rows.extend([
+            (
+                "decision latency (engine)",
+                format!("p50 {:.2} µs, p99 {:.2} µs", self.decision_latency_us.p50, self.decision_latency_us.p99),
+            ),
+            (
+                "offer call latency (agent)",
+                format!("p50 {:.2} µs, p99 {:.2} µs", self.offer_call_latency_us.p50, self.offer_call_latency_us.p99),
+            ),
+            ("wall time", format!("{:.1} s ({:.0}× simulated time)", self.wall_seconds, self.sim_ratio)),
+            ("peak memory", format!("{:.0} MiB", self.peak_rss_bytes as f64 / (1024.0 * 1024.0))),
+            (
+                "uplink per device per day",
+                format!(
+                    "{:.0} B status, {:.0} B measure, {:.0} B request",
+                    self.uplink_bytes_per_device_day.status,
+                    self.uplink_bytes_per_device_day.measure,
+                    self.uplink_bytes_per_device_day.request
+                ),
+            ),
+        ]);
+        let width = rows.iter().map(|(k, _)| k.chars().count()).max().unwrap_or(0);
+        let mut out = String::from("ledtrad simulation\n");
+        for (k, v) in rows {
+            out.push_str(&format!("  {k:<width$}  {v}\n"));
+        }
+        out
+    }
+}
+
+impl Summary {
+    /// The table's rows of what the audit found: consent, "why"s, decisions made again without
+    /// personal data, and the traffic seen on the broker.
+    fn audit_rows(&self) -> Vec<(&'static str, String)> {
+        vec![
             ("consent violations", self.consent_violations.to_string()),
             ("whys not matching their trace", self.why_inconsistent.to_string()),
+            (
+                "decided again without personal data",
+                format!(
+                    "{} decisions, {} changed by it: {} not marked personalised, {} without consent",
+                    self.decisions_redecided,
+                    self.personal_influence,
+                    self.personal_influence_unmarked,
+                    self.personal_influence_without_consent
+                ),
+            ),
             ("reports seen / expected", format!("{} / {}", self.reports_seen, self.reports_expected)),
             ("reports stored", self.reports_stored.map_or_else(|| "-".into(), |n| n.to_string())),
             (
@@ -331,36 +389,9 @@ impl Summary {
                     self.egress.unexpected.messages
                 ),
             ),
-            (
-                "decision latency (engine)",
-                format!("p50 {:.2} µs, p99 {:.2} µs", self.decision_latency_us.p50, self.decision_latency_us.p99),
-            ),
-            (
-                "offer call latency (agent)",
-                format!("p50 {:.2} µs, p99 {:.2} µs", self.offer_call_latency_us.p50, self.offer_call_latency_us.p99),
-            ),
-            ("wall time", format!("{:.1} s ({:.0}× simulated time)", self.wall_seconds, self.sim_ratio)),
-            ("peak memory", format!("{:.0} MiB", self.peak_rss_bytes as f64 / (1024.0 * 1024.0))),
-            (
-                "uplink per device per day",
-                format!(
-                    "{:.0} B status, {:.0} B measure, {:.0} B request",
-                    self.uplink_bytes_per_device_day.status,
-                    self.uplink_bytes_per_device_day.measure,
-                    self.uplink_bytes_per_device_day.request
-                ),
-            ),
-        ];
-        let width = rows.iter().map(|(k, _)| k.chars().count()).max().unwrap_or(0);
-        let mut out = String::from("ledtrad simulation\n");
-        for (k, v) in rows {
-            out.push_str(&format!("  {k:<width$}  {v}\n"));
-        }
-        out
+        ]
     }
-}
 
-impl Summary {
     /// The run's figures for the laboratory report.
     pub fn policy_run(&self) -> crate::lab_report::PolicyRun {
         use crate::lab_report::PolicyRun;

@@ -44,6 +44,7 @@ fn outcome(v: &serde_json::Value) -> Vec<serde_json::Value> {
         "held_out",
         "revocations",
         "reports_expected",
+        "personal_influence",
         "daily",
     ]
     .iter()
@@ -61,6 +62,9 @@ fn homes_split_over_worker_processes_give_the_same_run_as_one_process() {
     assert_eq!(split["catalogue_version_applied"], split["devices"]);
     assert_eq!(split["reports_seen"], split["reports_expected"]);
     assert_eq!(split["consent_violations"], 0);
+    // Worker processes make their devices' decisions again too.
+    assert_eq!(split["decisions_redecided"], split["decisions"]);
+    assert_eq!(split["personal_influence_unmarked"], 0);
     assert!(split["peak_rss_bytes"].as_u64().expect("a number") > one["peak_rss_bytes"].as_u64().expect("a number"));
     // Through the firmware, with a noisy link: each board damages its own frames.
     let firmware = ["run", "--homes", "3", "--seed", "9", "--sensors", "firmware", "--link-flips", "0.05", "--json"];

@@ -57,6 +57,10 @@ async fn a_mixed_consent_day_shows_offers_without_violations_and_repeats_exactly
     assert!(first.shown > 0, "{first:?}");
     assert_eq!(first.consent_violations, 0);
     assert_eq!(first.why_inconsistent, 0);
+    // Every decision was made again without personal inputs; each one personal data changed
+    // is marked, and none happened without consent.
+    assert_eq!(first.decisions_redecided, first.decisions);
+    assert_eq!((first.personal_influence_unmarked, first.personal_influence_without_consent), (0, 0));
     assert_eq!(first.reports_seen, first.reports_expected);
     assert_eq!(first.egress.measure.messages, first.reports_expected);
     assert!(first.egress_bytes_by_purpose.measure > 0);
@@ -90,6 +94,8 @@ async fn without_consent_only_contextual_offers_are_shown_and_nothing_is_reporte
     );
     assert_eq!(summary.egress_bytes_by_purpose.measure + summary.egress_bytes_by_purpose.request, 0);
     assert_eq!(summary.consent_violations, 0);
+    // Made again without personal inputs, no decision changes.
+    assert_eq!((summary.decisions_redecided, summary.personal_influence), (summary.decisions, 0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,8 +1,13 @@
 //! A shard's counts: what its devices decided, showed and heard back, per run and per
 //! simulated day, added up across shards; and what a shard hands back when it finishes.
 
-use ledtrad_protocol::DeviceId;
+use ledtrad_agent::engine::Policy;
+use ledtrad_agent::handle::OfferOutcome;
+use ledtrad_protocol::feedback::FeedbackKind;
+use ledtrad_protocol::{CampaignId, DeviceId};
 use serde::{Deserialize, Serialize};
+
+use super::device::Device;
 
 use crate::summary::SensorLink;
 
@@ -29,6 +34,14 @@ pub struct Counts {
     pub violations: u64,
     /// Shown offers whose "why" does not match their trace (checked under `clues` only).
     pub why_inconsistent: u64,
+    /// Decisions the audit made again without personal inputs.
+    pub redecided: u64,
+    /// Of those, decisions whose offer personal data changed.
+    pub personal_influence: u64,
+    /// Of those, offers shown without the personalised mark.
+    pub personal_influence_unmarked: u64,
+    /// Of those, decisions on a device without `personalise`.
+    pub personal_influence_without_consent: u64,
     /// Camouflage draws.
     pub camouflaged: u64,
     /// Consents revoked.
@@ -60,6 +73,53 @@ pub struct Counts {
 }
 
 impl Counts {
+    /// The audit of one decision of `device` under `policy`: made again without personal
+    /// inputs where the device has the audit's engine (`held_campaign`: the campaign of the
+    /// offer it held out, if any), its consent, its "why" and whether it is a camouflage draw.
+    pub(super) fn audit(
+        &mut self,
+        device: &mut Device,
+        outcome: &OfferOutcome,
+        held_campaign: Option<&CampaignId>,
+        policy: Policy,
+    ) {
+        if let Some(shadow) = device.shadow.as_mut() {
+            let finding = shadow.redecide(outcome, held_campaign, device.consent);
+            self.redecided += u64::from(finding.redecided);
+            self.personal_influence += u64::from(finding.influenced);
+            self.personal_influence_unmarked += u64::from(finding.unmarked);
+            self.personal_influence_without_consent += u64::from(finding.without_consent);
+        }
+        let decision = &outcome.decision;
+        if crate::audit::decision_violates(device.consent, decision) {
+            self.violations += 1;
+        }
+        if policy.is_clues() && !crate::audit::why_consistent(device.kind, decision) {
+            self.why_inconsistent += 1;
+        }
+        self.camouflaged += u64::from(decision.camouflage);
+    }
+
+    /// Counts an answer to a shown offer, in the run's and `today`'s figures.
+    pub(super) fn answered(&mut self, kind: FeedbackKind, today: &mut DayCounts) {
+        match kind {
+            FeedbackKind::Accepted => {
+                self.accepted += 1;
+                today.accepted += 1;
+            }
+            FeedbackKind::Dismissed => {
+                self.dismissed += 1;
+                today.dismissed += 1;
+            }
+            FeedbackKind::NotForMe => {
+                self.dismissed += 1;
+                self.not_for_me += 1;
+                today.dismissed += 1;
+            }
+            FeedbackKind::Converted => self.converted += 1,
+        }
+    }
+
     /// Adds `other`'s counts to these.
     pub fn add(&mut self, other: Counts) {
         let Counts {
@@ -73,6 +133,10 @@ impl Counts {
             signals,
             violations,
             why_inconsistent,
+            redecided,
+            personal_influence,
+            personal_influence_unmarked,
+            personal_influence_without_consent,
             camouflaged,
             revocations,
             prompts,
@@ -99,6 +163,10 @@ impl Counts {
             (&mut self.signals, signals),
             (&mut self.violations, violations),
             (&mut self.why_inconsistent, why_inconsistent),
+            (&mut self.redecided, redecided),
+            (&mut self.personal_influence, personal_influence),
+            (&mut self.personal_influence_unmarked, personal_influence_unmarked),
+            (&mut self.personal_influence_without_consent, personal_influence_without_consent),
             (&mut self.camouflaged, camouflaged),
             (&mut self.revocations, revocations),
             (&mut self.prompts, prompts),

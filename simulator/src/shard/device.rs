@@ -8,9 +8,12 @@ use anyhow::{bail, Context as _};
 use ledtrad_agent::handle::PersonChange;
 use ledtrad_agent::{AgentHandle, Config, ConsentChange, ManualClock, RawConfig, RawKey, RunningAgent};
 use ledtrad_protocol::consent::{ConsentSource, ConsentState};
-use ledtrad_protocol::{DeviceId, DeviceKind, PersonId, Purpose};
+use ledtrad_protocol::decision::DecisionId;
+use ledtrad_protocol::feedback::{Feedback, FeedbackKind};
+use ledtrad_protocol::{DeviceId, DeviceKind, OfferId, PersonId, Purpose, UnixTime};
 use rand::SeedableRng as _;
 
+use super::redecide::Shadow;
 use super::ShardSpec;
 use crate::board::Board;
 use crate::clock::{STEP_MINUTES, UTC_OFFSET_MINUTES};
@@ -47,6 +50,9 @@ pub(super) struct Device {
     pub(super) handle: AgentHandle,
     pub(super) consent: ConsentState,
     pub(super) board: Option<BoardLink>,
+    /// The audit's engine that makes this device's decisions again without personal inputs,
+    /// where the audit samples the device's home.
+    pub(super) shadow: Option<Shadow>,
 }
 
 /// A number for device `slot` of home `h`, mixed into its seeds so every device draws its own.
@@ -91,6 +97,18 @@ impl Device {
         }
         let mut config = Config::from_raw(raw, "simulator")?;
         config.policy = spec.policy;
+        let shadow = match spec.redecide_every {
+            // On the firmware path the agent reads its board's signals, which the audit's
+            // engine could only approximate; there the audit does not decide again.
+            every if every > 0 && h % every == 0 && spec.sensors != SensorPath::Firmware => Some(Shadow::start(
+                &config,
+                &spec.catalogue,
+                home.consent(slot),
+                askable(home, slot),
+                spec.local_midnight,
+            )?),
+            _ => None,
+        };
         let agent = ledtrad_agent::spawn(config, Arc::new(clock.clone())).await?;
         let board = match (listener, board) {
             (Some(listener), Some(board)) => {
@@ -101,8 +119,34 @@ impl Device {
         };
         let handle = agent.handle();
         introduce_people(&handle, home, slot).await?;
-        Ok((Self { kind: d.kind, id, handle, consent: home.consent(slot), board }, agent))
+        Ok((Self { kind: d.kind, id, handle, consent: home.consent(slot), board, shadow }, agent))
     }
+}
+
+impl Device {
+    /// Sends the people's answer to `decision` (about `offer`, of `category`) to the agent, and
+    /// what it rules out to the audit's engine.
+    pub(super) async fn answer(
+        &mut self,
+        decision: DecisionId,
+        offer: &OfferId,
+        category: &str,
+        kind: FeedbackKind,
+        now: UnixTime,
+    ) -> anyhow::Result<()> {
+        self.handle.feedback(Feedback { decision, kind }).await?;
+        if let Some(shadow) = self.shadow.as_mut() {
+            shadow.answered(offer, category, kind, now);
+        }
+        Ok(())
+    }
+}
+
+/// The purposes the people device `slot` serves could grant by answering a prompt: a child
+/// among them may grant only what children may.
+fn askable(home: &Home, slot: usize) -> ConsentState {
+    let child = home.devices[slot].people.iter().any(|&i| home.people[i].child);
+    Purpose::ALL.into_iter().filter(|p| p.child_may_grant() || !child).fold(ConsentState::NONE, |s, p| s.with(p, true))
 }
 
 /// The agent configuration of device `slot` of home `h`.

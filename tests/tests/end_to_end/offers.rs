@@ -356,6 +356,8 @@ async fn bad_api_input_gets_a_clear_error_and_changes_nothing() {
         assert_eq!(consent[purpose], false, "{purpose}");
     }
     assert_eq!(consent["purposes_version"], 1);
+    // `improve` can be granted, and the view says this version does not use it.
+    assert_eq!(consent["not_used_by_this_version"], json!(["improve"]));
     assert_eq!(
         consent["people"],
         json!({"owner": {"child": false, "personalise": false, "request": false, "measure": false, "improve": false}})
