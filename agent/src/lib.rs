@@ -31,6 +31,7 @@ pub mod egress;
 pub mod events;
 pub mod explain;
 pub mod handle;
+pub mod home;
 pub mod household;
 pub mod link;
 pub mod purge;

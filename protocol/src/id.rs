@@ -189,6 +189,12 @@ id_type!(
     KeyId,
     "key id"
 );
+id_type!(
+    /// A home's pseudonym on its home channel: derived from the home key, so only the home's
+    /// devices know which home it is, and the broker sees nothing else of it.
+    HomeId,
+    "home pseudonym"
+);
 
 #[cfg(test)]
 mod tests {

@@ -112,4 +112,4 @@ pub use device::{DeviceKind, Moment};
 pub use time::UnixTime;
 
 #[cfg(feature = "alloc")]
-pub use id::{CampaignId, DeviceId, FleetId, GroupId, InstanceId, KeyId, OfferId, PersonId, StepId};
+pub use id::{CampaignId, DeviceId, FleetId, GroupId, HomeId, InstanceId, KeyId, OfferId, PersonId, StepId};

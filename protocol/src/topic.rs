@@ -7,7 +7,7 @@ use alloc::format;
 use alloc::string::String;
 use core::fmt;
 
-use crate::id::{DeviceId, FleetId, InstanceId, InvalidId};
+use crate::id::{DeviceId, FleetId, HomeId, InstanceId, InvalidId};
 
 /// The prefix of every ledtrad topic.
 pub const PREFIX: &str = "ledtrad/v1";
@@ -61,6 +61,9 @@ pub enum Topic {
     /// Devices hand reports to the broker only while a collector is present, since a broker
     /// without a queue for it (one that lost its sessions in a restart) drops them.
     Collector(InstanceId),
+    /// A home's channel, between the devices of one home: every payload sealed with the home
+    /// key (XChaCha20-Poly1305), so the broker sees ciphertext, sizes and the pseudonym only.
+    Home(HomeId),
 }
 
 /// A topic that is not in the scheme.
@@ -107,6 +110,7 @@ impl Topic {
             }
             ["offers", "request"] => Ok(Self::OfferRequest),
             ["collector", instance] => Ok(Self::Collector(InstanceId::try_new(*instance).map_err(bad)?)),
+            ["home", home, "sync"] => Ok(Self::Home(HomeId::try_new(*home).map_err(bad)?)),
             _ => Err(unknown()),
         }
     }
@@ -122,6 +126,7 @@ impl Topic {
             Self::Commands(d) => format!("{PREFIX}/device/{d}/commands"),
             Self::OfferRequest => format!("{PREFIX}/offers/request"),
             Self::Collector(i) => format!("{PREFIX}/collector/{i}"),
+            Self::Home(h) => format!("{PREFIX}/home/{h}/sync"),
         }
     }
 }
@@ -155,6 +160,7 @@ mod tests {
             (Topic::Commands(device()), "ledtrad/v1/device/d-7f3a/commands"),
             (Topic::OfferRequest, "ledtrad/v1/offers/request"),
             (Topic::Collector(InstanceId::try_new("collector").unwrap()), "ledtrad/v1/collector/collector"),
+            (Topic::Home(HomeId::try_new("5e1f").unwrap()), "ledtrad/v1/home/5e1f/sync"),
         ];
         for (topic, name) in cases {
             assert_eq!(topic.name(), name);

@@ -1,0 +1,208 @@
+//! The home channel (DESIGN §5, §6): the devices of one home keep their household in step over
+//! `ledtrad/v1/home/{home}/sync`, every payload sealed with a key only the home's devices hold.
+//!
+//! [`HomeKey`] is that key: made on the first device of a home, shown there as a code
+//! ([`HomeKey::code`]) and typed or scanned on the next ([`HomeKey::from_code`]). The home's
+//! pseudonym on the broker is derived from it, so the broker learns which devices share a
+//! home only as a pseudonym it cannot link to anything else. [`HomeKey::seal`] and
+//! [`HomeKey::open`] are XChaCha20-Poly1305 with the topic as associated data: a payload cannot
+//! be read without the key, altered, or replayed onto another home's channel.
+
+use std::fmt;
+
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use data_encoding::{Encoding, Specification};
+use ledtrad_protocol::topic::Topic;
+use ledtrad_protocol::HomeId;
+use sha2::{Digest, Sha256};
+use zeroize::Zeroize;
+
+/// The length of a home key, bytes.
+pub const KEY_BYTES: usize = 32;
+
+/// The nonce length of XChaCha20-Poly1305: random nonces this long never repeat in practice.
+pub const NONCE_BYTES: usize = 24;
+
+/// What sealing adds to a payload: the version byte, the nonce and the 16-byte tag.
+pub const SEAL_OVERHEAD: usize = 1 + NONCE_BYTES + 16;
+
+/// The first byte of a sealed payload: the sealing's version.
+const SEAL_VERSION: u8 = 1;
+
+/// Bytes of the code's checksum, after the key's.
+const CHECK_BYTES: usize = 2;
+
+/// Characters in one group of the code as shown.
+const GROUP: usize = 5;
+
+/// The code's alphabet: digits and letters without I, L, O and U (Crockford's base 32), so a
+/// code read off a screen cannot be mistyped for a look-alike.
+const ALPHABET: &str = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+
+/// A home's key. It never leaves the home's devices but as the code a person carries from one
+/// screen to the next, and it is wiped from memory when dropped (a device leaving its home).
+#[derive(Clone, PartialEq, Eq)]
+pub struct HomeKey([u8; KEY_BYTES]);
+
+impl Drop for HomeKey {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
+
+impl fmt::Debug for HomeKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "HomeKey({})", self.pseudonym())
+    }
+}
+
+/// Why a typed code is not a home's code; each says what to do.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CodeError {
+    /// A character outside the code's alphabet.
+    #[error("{found:?} (character {position} of the code) is not in a home code: codes use the digits and the letters A to Z without I, L, O and U; read it again from the screen that shows it")]
+    Character {
+        /// The character.
+        found: char,
+        /// Its position among the code's characters, from 1 (dashes and spaces not counted).
+        position: usize,
+    },
+    /// Too few or too many characters.
+    #[error("the code has {found} characters; a home code has {expected} (11 groups of 5): check for a missing or doubled group")]
+    Length {
+        /// Characters typed (dashes and spaces not counted).
+        found: usize,
+        /// Characters a code has.
+        expected: usize,
+    },
+    /// The characters do not check out: one was mistyped.
+    #[error("the code does not check out, so a character was mistyped; read it again from the screen that shows it")]
+    Checksum,
+}
+
+/// Why a sealed payload cannot be opened.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OpenError {
+    /// Too short to hold a version, a nonce and a tag.
+    #[error("a home payload of {0} bytes is too short to be sealed (at least {SEAL_OVERHEAD})")]
+    TooShort(usize),
+    /// Sealed by a later version of ledtrad.
+    #[error("a home payload sealed with version {0}, which this agent does not know; update the agent")]
+    Version(u8),
+    /// Not sealed with this home's key for this topic, or altered on the way.
+    #[error("a home payload that does not open with this home's key on {topic}: another key, another home's channel, or altered")]
+    Forged {
+        /// The topic it came on.
+        topic: String,
+    },
+}
+
+impl HomeKey {
+    /// A new key from 32 random bytes (the caller's random source: the agent's).
+    pub fn from_random(bytes: [u8; KEY_BYTES]) -> Self {
+        Self(bytes)
+    }
+
+    /// The home's pseudonym on the broker: 16 bytes of SHA-256 over a label and the key, in
+    /// hex. Anyone with the key derives it; nobody can go back from it to the key.
+    pub fn pseudonym(&self) -> HomeId {
+        let digest = Sha256::new().chain_update(b"ledtrad home pseudonym v1").chain_update(self.0).finalize();
+        HomeId::try_new(hex::encode(&digest[..16])).expect("hex is a valid id")
+    }
+
+    /// The home's channel.
+    pub fn topic(&self) -> Topic {
+        Topic::Home(self.pseudonym())
+    }
+
+    /// The key as a person carries it to another screen: the key and a checksum in the code's
+    /// alphabet, 55 characters in groups of five ("7QK2M-…").
+    pub fn code(&self) -> String {
+        let mut bytes = Vec::with_capacity(KEY_BYTES + CHECK_BYTES);
+        bytes.extend_from_slice(&self.0);
+        bytes.extend_from_slice(&checksum(&self.0));
+        let plain = encoding().encode(&bytes);
+        bytes.zeroize();
+        let grouped =
+            plain.as_bytes().chunks(GROUP).map(|g| String::from_utf8_lossy(g).into_owned()).collect::<Vec<_>>();
+        grouped.join("-")
+    }
+
+    /// The key from a code as typed: upper or lower case, with or without the dashes and
+    /// spaces between groups. A mistyped character is caught by the checksum.
+    pub fn from_code(code: &str) -> Result<Self, CodeError> {
+        let expected = encoding().encode_len(KEY_BYTES + CHECK_BYTES);
+        let mut typed = String::with_capacity(expected);
+        for c in code.chars().filter(|c| !matches!(c, '-' | ' ')) {
+            let c = c.to_ascii_uppercase();
+            if !ALPHABET.contains(c) {
+                return Err(CodeError::Character { found: c, position: typed.chars().count() + 1 });
+            }
+            typed.push(c);
+        }
+        if typed.len() != expected {
+            return Err(CodeError::Length { found: typed.len(), expected });
+        }
+        let mut bytes = encoding().decode(typed.as_bytes()).map_err(|_| CodeError::Checksum)?;
+        typed.zeroize();
+        let key: [u8; KEY_BYTES] = bytes[..KEY_BYTES].try_into().map_err(|_| CodeError::Checksum)?;
+        let ok = bytes[KEY_BYTES..] == checksum(&key);
+        bytes.zeroize();
+        if ok {
+            Ok(Self(key))
+        } else {
+            Err(CodeError::Checksum)
+        }
+    }
+
+    /// Seals `plain` for `topic` with a fresh `nonce` (from the caller's random source): the
+    /// version byte, the nonce, then the ciphertext and its tag.
+    pub fn seal(&self, topic: &Topic, nonce: [u8; NONCE_BYTES], plain: &[u8]) -> Vec<u8> {
+        let aad = topic.name();
+        let sealed = self
+            .cipher()
+            .encrypt(XNonce::from_slice(&nonce), Payload { msg: plain, aad: aad.as_bytes() })
+            .expect("XChaCha20-Poly1305 seals any payload that fits in memory");
+        let mut out = Vec::with_capacity(SEAL_OVERHEAD + plain.len());
+        out.push(SEAL_VERSION);
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&sealed);
+        out
+    }
+
+    /// Opens a payload that came on `topic`: the plain bytes, or why it cannot be trusted.
+    pub fn open(&self, topic: &Topic, sealed: &[u8]) -> Result<Vec<u8>, OpenError> {
+        if sealed.len() < SEAL_OVERHEAD {
+            return Err(OpenError::TooShort(sealed.len()));
+        }
+        if sealed[0] != SEAL_VERSION {
+            return Err(OpenError::Version(sealed[0]));
+        }
+        let (nonce, body) = sealed[1..].split_at(NONCE_BYTES);
+        let aad = topic.name();
+        self.cipher()
+            .decrypt(XNonce::from_slice(nonce), Payload { msg: body, aad: aad.as_bytes() })
+            .map_err(|_| OpenError::Forged { topic: aad })
+    }
+
+    fn cipher(&self) -> XChaCha20Poly1305 {
+        XChaCha20Poly1305::new(&self.0.into())
+    }
+}
+
+/// The code's checksum: the first bytes of SHA-256 over a label and the key.
+fn checksum(key: &[u8; KEY_BYTES]) -> [u8; CHECK_BYTES] {
+    let digest = Sha256::new().chain_update(b"ledtrad home code v1").chain_update(key).finalize();
+    [digest[0], digest[1]]
+}
+
+/// The code's base-32 encoding, without padding.
+fn encoding() -> Encoding {
+    let mut spec = Specification::new();
+    spec.symbols.push_str(ALPHABET);
+    spec.encoding().expect("the code's alphabet is a valid base-32 alphabet")
+}
+
+#[cfg(test)]
+mod tests;
