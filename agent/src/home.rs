@@ -8,6 +8,8 @@
 //! [`HomeKey::open`] are XChaCha20-Poly1305 with the topic as associated data: a payload cannot
 //! be read without the key, altered, or replayed onto another home's channel.
 
+pub mod sync;
+
 use std::fmt;
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};

@@ -1,0 +1,180 @@
+//! What the devices of a home tell each other on the home channel, and how each merges what it
+//! hears so that every device ends with the same household whatever order messages arrive in,
+//! however often, and from whichever device first.
+//!
+//! - **Consent ledgers** merge without conflicts: a row is never changed, only added, and each
+//!   is named by when it was made, on which device and its number there. A person's consent
+//!   for a purpose is their latest row in that order, so a revocation made after a grant wins
+//!   on every device that has both rows.
+//! - **Home-wide caps** are counts per home per local day, kept per device: each device sends
+//!   its own counts, a device's count only grows during a day, so merging takes the larger of
+//!   what was heard for that device, and the home's count is the sum over its devices.
+//!
+//! Messages are encoded with postcard and sealed with the home key ([`super::HomeKey::seal`]).
+
+use std::collections::BTreeMap;
+
+use ledtrad_protocol::codec::{self, DecodeError};
+use ledtrad_protocol::consent::{ConsentSource, ConsentState};
+use ledtrad_protocol::{CampaignId, DeviceId, OfferId, PersonId, Purpose, UnixTime};
+use serde::{Deserialize, Serialize};
+
+/// One message on the home channel, before sealing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HomeMessage {
+    /// The device that sent it.
+    pub from: DeviceId,
+    /// Its number among the sender's messages.
+    pub seq: u64,
+    /// What it says.
+    pub body: HomeBody,
+}
+
+/// What a home message says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HomeBody {
+    /// Consent ledger rows the sender holds: its own and those it heard.
+    Ledger(Vec<HomeLedgerRow>),
+    /// The household's people, and which are child profiles.
+    People(Vec<(PersonId, bool)>),
+    /// The sender's own impression counts on one local day.
+    Caps(DeviceDay),
+}
+
+impl HomeMessage {
+    /// The message as sealed bytes' plain text.
+    pub fn encode(&self) -> Vec<u8> {
+        codec::to_postcard(self)
+    }
+
+    /// A message from opened bytes.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        codec::from_postcard(bytes, "home message")
+    }
+}
+
+/// A consent ledger row as the home's devices share it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HomeLedgerRow {
+    /// When the change was made.
+    pub at: UnixTime,
+    /// The device it was made on.
+    pub device: DeviceId,
+    /// Its number among that device's ledger rows.
+    pub seq: u64,
+    /// Whose consent.
+    pub person: PersonId,
+    /// The purpose.
+    pub purpose: Purpose,
+    /// Granted or revoked.
+    pub granted: bool,
+    /// Where the change was made.
+    pub source: ConsentSource,
+    /// The version of the text the person saw.
+    pub text_version: String,
+}
+
+/// What names a row on every device: when, where, and its number there.
+type RowKey = (UnixTime, DeviceId, u64);
+
+/// The home's consent ledger as one device holds it.
+#[derive(Debug, Clone, Default)]
+pub struct HomeLedger {
+    rows: BTreeMap<RowKey, HomeLedgerRow>,
+}
+
+impl HomeLedger {
+    /// Adds the rows not yet held; returns those, in ledger order (an empty list when the
+    /// message brought nothing new, however often it came).
+    pub fn merge(&mut self, rows: impl IntoIterator<Item = HomeLedgerRow>) -> Vec<HomeLedgerRow> {
+        let mut added = Vec::new();
+        for row in rows {
+            let key = (row.at, row.device.clone(), row.seq);
+            if let std::collections::btree_map::Entry::Vacant(slot) = self.rows.entry(key) {
+                added.push(slot.insert(row).clone());
+            }
+        }
+        added.sort_by(|a, b| (a.at, &a.device, a.seq).cmp(&(b.at, &b.device, b.seq)));
+        added
+    }
+
+    /// What `person` granted: their latest row for each purpose, in ledger order.
+    pub fn consent(&self, person: &PersonId) -> ConsentState {
+        self.rows.values().filter(|r| &r.person == person).fold(ConsentState::NONE, |s, r| s.with(r.purpose, r.granted))
+    }
+
+    /// Every row, in ledger order.
+    pub fn rows(&self) -> impl Iterator<Item = &HomeLedgerRow> {
+        self.rows.values()
+    }
+}
+
+/// One device's impression counts on one local day.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceDay {
+    /// The local day, counted from the epoch.
+    pub day: u64,
+    /// Offers shown, by offer.
+    pub offers: BTreeMap<OfferId, u32>,
+    /// Offers shown, by campaign.
+    pub campaigns: BTreeMap<CampaignId, u32>,
+    /// Offers shown on the device in all.
+    pub total: u32,
+}
+
+/// The home's impression counts today, as one device holds them.
+#[derive(Debug, Clone, Default)]
+pub struct HomeCaps {
+    day: u64,
+    devices: BTreeMap<DeviceId, DeviceDay>,
+}
+
+impl HomeCaps {
+    /// Takes `device`'s counts: a later day starts the counts afresh, an earlier one is too
+    /// late to matter, and on the same day each count is the larger of what was heard.
+    pub fn merge(&mut self, device: &DeviceId, counts: &DeviceDay) {
+        if counts.day < self.day {
+            return;
+        }
+        if counts.day > self.day {
+            self.day = counts.day;
+            self.devices.clear();
+        }
+        let held =
+            self.devices.entry(device.clone()).or_insert_with(|| DeviceDay { day: counts.day, ..DeviceDay::default() });
+        for (offer, n) in &counts.offers {
+            let mine = held.offers.entry(offer.clone()).or_default();
+            *mine = (*mine).max(*n);
+        }
+        for (campaign, n) in &counts.campaigns {
+            let mine = held.campaigns.entry(campaign.clone()).or_default();
+            *mine = (*mine).max(*n);
+        }
+        held.total = held.total.max(counts.total);
+    }
+
+    /// The home's count of `offer` on local day `day`.
+    pub fn offer(&self, day: u64, offer: &OfferId) -> u32 {
+        self.sum(day, |d| d.offers.get(offer).copied().unwrap_or(0))
+    }
+
+    /// The home's count of `campaign` on local day `day`.
+    pub fn campaign(&self, day: u64, campaign: &CampaignId) -> u32 {
+        self.sum(day, |d| d.campaigns.get(campaign).copied().unwrap_or(0))
+    }
+
+    /// Offers shown in the home on local day `day`.
+    pub fn total(&self, day: u64) -> u32 {
+        self.sum(day, |d| d.total)
+    }
+
+    fn sum(&self, day: u64, count: impl Fn(&DeviceDay) -> u32) -> u32 {
+        if day != self.day {
+            return 0;
+        }
+        self.devices.values().map(count).fold(0u32, u32::saturating_add)
+    }
+}
+
+#[cfg(test)]
+mod tests;

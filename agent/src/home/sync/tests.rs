@@ -1,0 +1,112 @@
+use super::*;
+
+fn device(name: &str) -> DeviceId {
+    DeviceId::try_new(name).unwrap()
+}
+
+fn anna() -> PersonId {
+    PersonId::try_new("anna").unwrap()
+}
+
+fn row(at: u64, on: &str, seq: u64, purpose: Purpose, granted: bool) -> HomeLedgerRow {
+    HomeLedgerRow {
+        at: UnixTime(at),
+        device: device(on),
+        seq,
+        person: anna(),
+        purpose,
+        granted,
+        source: ConsentSource::DeviceUi,
+        text_version: "2026-11".into(),
+    }
+}
+
+#[test]
+fn ledgers_merge_to_the_same_consent_in_any_order_and_any_number_of_times() {
+    let grant = row(100, "fridge", 1, Purpose::Personalise, true);
+    let revoke = row(200, "lock-screen", 7, Purpose::Personalise, false);
+    let measure = row(150, "fridge", 2, Purpose::Measure, true);
+    let mut one = HomeLedger::default();
+    let mut other = HomeLedger::default();
+    assert_eq!(one.merge([grant.clone(), measure.clone()]).len(), 2);
+    assert_eq!(one.merge([revoke.clone()]), vec![revoke.clone()]);
+    // The other device hears them the other way round, some twice.
+    other.merge([revoke.clone(), grant.clone()]);
+    other.merge([measure.clone(), grant.clone()]);
+    assert!(other.merge([revoke, grant, measure]).is_empty(), "nothing new the second time");
+    let want = ConsentState::NONE.with(Purpose::Measure, true);
+    assert_eq!(one.consent(&anna()), want, "the revocation after the grant wins");
+    assert_eq!(other.consent(&anna()), want);
+    assert_eq!(one.rows().collect::<Vec<_>>(), other.rows().collect::<Vec<_>>());
+}
+
+#[test]
+fn rows_made_at_the_same_second_are_ordered_by_device_then_number() {
+    let mut ledger = HomeLedger::default();
+    ledger.merge([
+        row(100, "lock-screen", 1, Purpose::Personalise, false),
+        row(100, "fridge", 9, Purpose::Personalise, true),
+    ]);
+    // "lock-screen" sorts after "fridge": its revocation is the later row.
+    assert!(!ledger.consent(&anna()).allows(Purpose::Personalise));
+    let rows: Vec<&str> = ledger.rows().map(|r| r.device.as_str()).collect();
+    assert_eq!(rows, ["fridge", "lock-screen"]);
+}
+
+fn day(day: u64, offer: &str, n: u32) -> DeviceDay {
+    DeviceDay {
+        day,
+        offers: [(OfferId::try_new(offer).unwrap(), n)].into(),
+        campaigns: [(CampaignId::try_new("dairy").unwrap(), n)].into(),
+        total: n,
+    }
+}
+
+#[test]
+fn home_caps_add_each_devices_own_count_however_often_it_is_heard() {
+    let butter = OfferId::try_new("butter").unwrap();
+    let mut caps = HomeCaps::default();
+    caps.merge(&device("fridge"), &day(5, "butter", 1));
+    caps.merge(&device("lock-screen"), &day(5, "butter", 1));
+    // The fridge's count again, and a stale copy from before its second impression.
+    caps.merge(&device("fridge"), &day(5, "butter", 2));
+    caps.merge(&device("fridge"), &day(5, "butter", 1));
+    assert_eq!(caps.offer(5, &butter), 3);
+    assert_eq!(caps.campaign(5, &CampaignId::try_new("dairy").unwrap()), 3);
+    assert_eq!(caps.total(5), 3);
+    assert_eq!(caps.offer(4, &butter), 0, "another day's count is not today's");
+    // A new day starts afresh; a late message from yesterday changes nothing.
+    caps.merge(&device("e-reader"), &day(6, "butter", 1));
+    caps.merge(&device("fridge"), &day(5, "butter", 4));
+    assert_eq!((caps.offer(6, &butter), caps.total(6)), (1, 1));
+}
+
+#[test]
+fn a_message_round_trips_through_its_encoding_and_garbage_is_refused() {
+    let message = HomeMessage {
+        from: device("fridge"),
+        seq: 3,
+        body: HomeBody::Ledger(vec![row(100, "fridge", 1, Purpose::Personalise, true)]),
+    };
+    assert_eq!(HomeMessage::decode(&message.encode()).unwrap(), message);
+    let people = HomeMessage { from: device("fridge"), seq: 4, body: HomeBody::People(vec![(anna(), false)]) };
+    assert_eq!(HomeMessage::decode(&people.encode()).unwrap(), people);
+    let err = HomeMessage::decode(&[0xff, 0xff, 0xff]).unwrap_err().to_string();
+    assert!(err.contains("home message"), "{err}");
+}
+
+#[test]
+fn sealed_messages_carry_no_plaintext_for_the_broker() {
+    let key = super::super::HomeKey::from_random([5; super::super::KEY_BYTES]);
+    let message = HomeMessage {
+        from: device("fridge-42"),
+        seq: 1,
+        body: HomeBody::Ledger(vec![row(100, "fridge-42", 1, Purpose::Personalise, false)]),
+    };
+    let sealed = key.seal(&key.topic(), [3; super::super::NONCE_BYTES], &message.encode());
+    for word in [&b"anna"[..], b"fridge-42", b"2026-11", b"personalise"] {
+        assert!(!sealed.windows(word.len()).any(|w| w == word), "{:?} in the clear", String::from_utf8_lossy(word));
+    }
+    let opened = key.open(&key.topic(), &sealed).unwrap();
+    assert_eq!(HomeMessage::decode(&opened).unwrap(), message);
+}
