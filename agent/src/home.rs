@@ -1,12 +1,17 @@
 //! The home channel (DESIGN §5, §6): the devices of one home keep their household in step over
 //! `ledtrad/v1/home/{home}/sync`, every payload sealed with a key only the home's devices hold.
 //!
-//! [`HomeKey`] is that key: made on the first device of a home, shown there as a code
-//! ([`HomeKey::code`]) and typed or scanned on the next ([`HomeKey::from_code`]). The home's
-//! pseudonym on the broker is derived from it, so the broker learns which devices share a
-//! home only as a pseudonym it cannot link to anything else. [`HomeKey::seal`] and
-//! [`HomeKey::open`] are XChaCha20-Poly1305 with the topic as associated data: a payload cannot
-//! be read without the key, altered, or replayed onto another home's channel.
+//! [`HomeKey`] is that key: made on the first device of a home from the operating system's
+//! random source ([`HomeKey::generate`]), shown there as a code ([`HomeKey::code`]) and typed
+//! or scanned on the next ([`HomeKey::from_code`]). The home's pseudonym on the broker is
+//! derived from it and stays the same for the key's life: the broker learns that some devices
+//! (by the client ids they connect with) share a channel, and the sizes of what they send,
+//! nothing of what they say. [`HomeKey::seal`] and [`HomeKey::open`] are XChaCha20-Poly1305
+//! with a fresh random nonce per message and the sealing's version, a label and the topic as
+//! associated data: a payload cannot be read without the key, altered, or moved onto another
+//! home's channel. It can be replayed on its own channel by anyone who can publish there, so
+//! what the devices exchange ([`sync`]) merges idempotently: hearing a message again changes
+//! nothing.
 
 pub mod sync;
 
@@ -17,8 +22,9 @@ use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use data_encoding::{Encoding, Specification};
 use ledtrad_protocol::topic::Topic;
 use ledtrad_protocol::HomeId;
+use rand::RngCore as _;
 use sha2::{Digest, Sha256};
-use zeroize::Zeroize;
+use zeroize::{Zeroize, Zeroizing};
 
 /// The length of a home key, bytes.
 pub const KEY_BYTES: usize = 32;
@@ -38,13 +44,17 @@ const CHECK_BYTES: usize = 2;
 /// Characters in one group of the code as shown.
 const GROUP: usize = 5;
 
-/// The code's alphabet: digits and letters without I, L, O and U (Crockford's base 32), so a
-/// code read off a screen cannot be mistyped for a look-alike.
+/// The code's alphabet: digits and letters without I, L, O and U (Crockford's base 32); typed
+/// look-alikes are read as what they look like (O as 0, I and L as 1).
 const ALPHABET: &str = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+
+/// What the associated data of every sealed payload holds after its version byte.
+const SEAL_LABEL: &[u8] = b"ledtrad home channel";
 
 /// A home's key. It never leaves the home's devices but as the code a person carries from one
 /// screen to the next, and it is wiped from memory when dropped (a device leaving its home).
-#[derive(Clone, PartialEq, Eq)]
+/// It has no equality: compare pseudonyms.
+#[derive(Clone)]
 pub struct HomeKey([u8; KEY_BYTES]);
 
 impl Drop for HomeKey {
@@ -78,7 +88,8 @@ pub enum CodeError {
         /// Characters a code has.
         expected: usize,
     },
-    /// The characters do not check out: one was mistyped.
+    /// The characters do not check out: one was mistyped (a mistyped code passes the check
+    /// about once in 65,536 times, and is then a key of no home, whose messages open nowhere).
     #[error("the code does not check out, so a character was mistyped; read it again from the screen that shows it")]
     Checksum,
 }
@@ -101,9 +112,12 @@ pub enum OpenError {
 }
 
 impl HomeKey {
-    /// A new key from 32 random bytes (the caller's random source: the agent's).
-    pub fn from_random(bytes: [u8; KEY_BYTES]) -> Self {
-        Self(bytes)
+    /// A new home's key, from the operating system's random source (never from the agent's
+    /// decision draws, which a config may seed).
+    pub fn generate() -> Self {
+        let mut key = Self([0; KEY_BYTES]);
+        rand::rng().fill_bytes(&mut key.0);
+        key
     }
 
     /// The home's pseudonym on the broker: 16 bytes of SHA-256 over a label and the key, in
@@ -120,24 +134,33 @@ impl HomeKey {
 
     /// The key as a person carries it to another screen: the key and a checksum in the code's
     /// alphabet, 55 characters in groups of five ("7QK2M-…").
-    pub fn code(&self) -> String {
-        let mut bytes = Vec::with_capacity(KEY_BYTES + CHECK_BYTES);
+    pub fn code(&self) -> Zeroizing<String> {
+        let mut bytes = Zeroizing::new(Vec::with_capacity(KEY_BYTES + CHECK_BYTES));
         bytes.extend_from_slice(&self.0);
         bytes.extend_from_slice(&checksum(&self.0));
-        let plain = encoding().encode(&bytes);
-        bytes.zeroize();
-        let grouped =
-            plain.as_bytes().chunks(GROUP).map(|g| String::from_utf8_lossy(g).into_owned()).collect::<Vec<_>>();
-        grouped.join("-")
+        let plain = Zeroizing::new(encoding().encode(&bytes));
+        let mut code = Zeroizing::new(String::with_capacity(plain.len() + plain.len() / GROUP));
+        for (i, c) in plain.chars().enumerate() {
+            if i > 0 && i % GROUP == 0 {
+                code.push('-');
+            }
+            code.push(c);
+        }
+        code
     }
 
     /// The key from a code as typed: upper or lower case, with or without the dashes and
-    /// spaces between groups. A mistyped character is caught by the checksum.
+    /// white space between groups, look-alikes read as what they look like. A mistyped
+    /// character is caught by the checksum.
     pub fn from_code(code: &str) -> Result<Self, CodeError> {
         let expected = encoding().encode_len(KEY_BYTES + CHECK_BYTES);
-        let mut typed = String::with_capacity(expected);
-        for c in code.chars().filter(|c| !matches!(c, '-' | ' ')) {
-            let c = c.to_ascii_uppercase();
+        let mut typed = Zeroizing::new(String::with_capacity(expected));
+        for c in code.chars().filter(|c| *c != '-' && !c.is_whitespace()) {
+            let c = match c.to_ascii_uppercase() {
+                'O' => '0',
+                'I' | 'L' => '1',
+                c => c,
+            };
             if !ALPHABET.contains(c) {
                 return Err(CodeError::Character { found: c, position: typed.chars().count() + 1 });
             }
@@ -146,25 +169,31 @@ impl HomeKey {
         if typed.len() != expected {
             return Err(CodeError::Length { found: typed.len(), expected });
         }
-        let mut bytes = encoding().decode(typed.as_bytes()).map_err(|_| CodeError::Checksum)?;
-        typed.zeroize();
-        let key: [u8; KEY_BYTES] = bytes[..KEY_BYTES].try_into().map_err(|_| CodeError::Checksum)?;
-        let ok = bytes[KEY_BYTES..] == checksum(&key);
-        bytes.zeroize();
-        if ok {
-            Ok(Self(key))
+        let bytes = Zeroizing::new(encoding().decode(typed.as_bytes()).map_err(|_| CodeError::Checksum)?);
+        let mut key = Self([0; KEY_BYTES]);
+        key.0.copy_from_slice(&bytes[..KEY_BYTES]);
+        if bytes[KEY_BYTES..] == checksum(&key.0) {
+            Ok(key)
         } else {
             Err(CodeError::Checksum)
         }
     }
 
-    /// Seals `plain` for `topic` with a fresh `nonce` (from the caller's random source): the
+    /// Seals `plain` for `topic` with a fresh random nonce from the operating system: the
     /// version byte, the nonce, then the ciphertext and its tag.
-    pub fn seal(&self, topic: &Topic, nonce: [u8; NONCE_BYTES], plain: &[u8]) -> Vec<u8> {
-        let aad = topic.name();
+    pub fn seal(&self, topic: &Topic, plain: &[u8]) -> Vec<u8> {
+        let mut nonce = [0; NONCE_BYTES];
+        rand::rng().fill_bytes(&mut nonce);
+        self.seal_with(topic, nonce, plain)
+    }
+
+    /// [`HomeKey::seal`] with a given nonce, which must never have sealed anything under this
+    /// key before.
+    fn seal_with(&self, topic: &Topic, nonce: [u8; NONCE_BYTES], plain: &[u8]) -> Vec<u8> {
+        let aad = associated_data(SEAL_VERSION, topic);
         let sealed = self
             .cipher()
-            .encrypt(XNonce::from_slice(&nonce), Payload { msg: plain, aad: aad.as_bytes() })
+            .encrypt(XNonce::from_slice(&nonce), Payload { msg: plain, aad: &aad })
             .expect("XChaCha20-Poly1305 seals any payload that fits in memory");
         let mut out = Vec::with_capacity(SEAL_OVERHEAD + plain.len());
         out.push(SEAL_VERSION);
@@ -182,15 +211,30 @@ impl HomeKey {
             return Err(OpenError::Version(sealed[0]));
         }
         let (nonce, body) = sealed[1..].split_at(NONCE_BYTES);
-        let aad = topic.name();
+        let aad = associated_data(sealed[0], topic);
         self.cipher()
-            .decrypt(XNonce::from_slice(nonce), Payload { msg: body, aad: aad.as_bytes() })
-            .map_err(|_| OpenError::Forged { topic: aad })
+            .decrypt(XNonce::from_slice(nonce), Payload { msg: body, aad: &aad })
+            .map_err(|_| OpenError::Forged { topic: topic.name() })
+    }
+
+    /// A key from given bytes, for tests.
+    #[cfg(test)]
+    fn from_bytes(bytes: [u8; KEY_BYTES]) -> Self {
+        Self(bytes)
     }
 
     fn cipher(&self) -> XChaCha20Poly1305 {
         XChaCha20Poly1305::new(&self.0.into())
     }
+}
+
+/// What a payload's seal authenticates besides the payload: the sealing's version, a label,
+/// and the topic it is sent on.
+fn associated_data(version: u8, topic: &Topic) -> Vec<u8> {
+    let mut aad = vec![version];
+    aad.extend_from_slice(SEAL_LABEL);
+    aad.extend_from_slice(topic.name().as_bytes());
+    aad
 }
 
 /// The code's checksum: the first bytes of SHA-256 over a label and the key.
