@@ -61,6 +61,10 @@ pub fn parse_catalogue(path: &Path, text: &str, now: Option<UnixTime>) -> Result
     };
     let catalogue =
         Catalogue::from_value(value).map_err(|problems| LoadError::Problems { path: path.into(), problems })?;
+    let unused: Vec<_> = catalogue.prompts.iter().filter_map(|p| p.unused_purpose()).collect();
+    if !unused.is_empty() {
+        return Err(LoadError::Problems { path: path.into(), problems: unused });
+    }
     if let Some(now) = now {
         let problems = catalogue.problems_at(now);
         if !problems.is_empty() {
@@ -150,6 +154,16 @@ valid_until = "2030-01-01T00:00:00Z"
         let text = err.to_string();
         assert!(text.starts_with("catalogue 'spring.toml': "), "{text}");
         assert!(text.contains("offer 'oat-milk', field 'category': category \"health.diet\" is sensitive"), "{text}");
+    }
+
+    #[test]
+    fn a_prompt_for_a_purpose_this_version_does_not_use_is_refused_with_the_fix() {
+        let text = std::fs::read_to_string(example()).unwrap()
+            + "\n[[prompt]]\nid = \"ask-improve\"\npurpose = \"improve\"\nquestion = \"Could the fridge help improve suggestions?\"\n\
+               incentive = \"Better suggestions\"\ntext_version = \"2026-11\"\ndevice_kinds = [\"fridge\"]\nmoments = [\"door_opened\"]\n";
+        let err = parse_catalogue(Path::new("ask.toml"), &text, None).unwrap_err().to_string();
+        assert!(err.contains("'ask-improve', field 'purpose': improve is not used by this version"), "{err}");
+        assert!(err.contains("ask for personalise, request or measure"), "{err}");
     }
 
     #[test]

@@ -47,7 +47,9 @@ impl PromptState {
         prompts
             .iter()
             .find(|p| {
-                p.device_kinds.contains(&kind)
+                // A catalogue signed before this version may ask for a purpose it does not use.
+                p.purpose.used_by_this_version()
+                    && p.device_kinds.contains(&kind)
                     && p.moments.contains(&moment)
                     && !consent.allows(p.purpose)
                     && self.askable.allows(p.purpose)

@@ -60,16 +60,22 @@ impl ConsentPrompt {
                 "name the version of the consent text, in 1 to 64 characters (e.g. \"2026-11\")".into(),
             );
         }
-        if !self.purpose.used_by_this_version() {
-            push(
-                "purpose",
-                format!(
-                    "{} is not used by this version of ledtrad, so no prompt may ask for it; ask for personalise, request or measure",
-                    self.purpose
-                ),
-            );
-        }
         crate::catalogue::check_kinds_and_moments(&self.device_kinds, &self.moments, &mut push);
+    }
+
+    /// A problem when the prompt asks for a purpose this version does not use (`improve`).
+    /// An operator's tools refuse such a catalogue; an agent, which must still apply a fleet's
+    /// catalogue signed before, never puts such a prompt.
+    pub fn unused_purpose(&self) -> Option<Problem> {
+        (!self.purpose.used_by_this_version()).then(|| Problem {
+            kind: "prompt",
+            offer: Some(self.id.as_str().into()),
+            field: "purpose".into(),
+            message: format!(
+                "{} is not used by this version of ledtrad, so no prompt may ask for it; ask for personalise, request or measure",
+                self.purpose
+            ),
+        })
     }
 }
 
@@ -90,14 +96,15 @@ mod tests {
     }
 
     #[test]
-    fn no_prompt_may_ask_for_a_purpose_this_version_does_not_use() {
+    fn a_prompt_for_a_purpose_this_version_does_not_use_is_named() {
+        assert_eq!(prompt(Purpose::Personalise).unused_purpose(), None);
+        let problem = prompt(Purpose::Improve).unused_purpose().expect("a problem");
+        assert_eq!(problem.field, "purpose");
+        assert!(problem.message.contains("improve is not used by this version"), "{}", problem.message);
+        assert!(problem.message.contains("ask for personalise, request or measure"));
+        // It is not a problem of the catalogue as such: an agent still applies one signed before.
         let mut problems = Vec::new();
-        prompt(Purpose::Personalise).check(&mut problems);
-        assert!(problems.is_empty(), "{problems:?}");
         prompt(Purpose::Improve).check(&mut problems);
-        assert_eq!(problems.len(), 1);
-        assert_eq!(problems[0].field, "purpose");
-        assert!(problems[0].message.contains("improve is not used by this version"), "{}", problems[0].message);
-        assert!(problems[0].message.contains("ask for personalise, request or measure"));
+        assert!(problems.is_empty(), "{problems:?}");
     }
 }

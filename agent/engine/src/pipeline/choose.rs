@@ -237,7 +237,7 @@ fn score_one(
 }
 
 /// Step 7, last: asking is a moment too. A due consent prompt takes the place of a contextual
-/// offer (or of nothing), never of a personalised one; it follows the device-wide rules (quiet
+/// offer (or of nothing), never of one with personal conditions; it follows the device-wide rules (quiet
 /// hours, gap, caps) and never comes from an expired catalogue.
 pub(crate) fn ask(
     catalogue: &AppliedCatalogue,

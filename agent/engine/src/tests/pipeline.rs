@@ -163,6 +163,18 @@ fn a_consent_prompt_takes_the_place_of_a_contextual_offer_once_a_day() {
 }
 
 #[test]
+fn a_catalogue_signed_before_with_a_prompt_for_improve_applies_and_never_asks_for_it() {
+    let mut catalogue = build_catalogue_with_prompt();
+    catalogue.prompts[0].purpose = Purpose::Improve;
+    let mut engine = build_engine(DeviceKind::Fridge);
+    let envelope = sign(&build_key(1), "op-1", "home", 1, NOW.plus_secs(60 * 86_400), catalogue);
+    engine.handle_catalogue(&envelope, NOW).expect("the catalogue applies");
+    let decision = engine.decide_traced(Moment::DoorOpened, NOW, Draw::NONE);
+    assert!(decision.prompt.is_none(), "improve is not used by this version");
+    assert_eq!(decision.shown.unwrap().offer.as_str(), "fridge-care");
+}
+
+#[test]
 fn no_prompt_for_a_purpose_in_force_or_one_the_people_cannot_grant() {
     let mut engine = build_engine(DeviceKind::Fridge);
     engine.handle_catalogue(&prompt_envelope(1), NOW).unwrap();
