@@ -305,8 +305,13 @@ impl Shard {
         counts.call_nanos.push(u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX));
         counts.decide_nanos.push(outcome.decide_nanos);
         counts.decisions += 1;
-        let held = outcome.decision.would_have_shown.as_ref().and_then(|o| self.campaigns.get(o));
-        counts.audit(device, &outcome, held, self.spec.policy);
+        if let Some(shadow) = device.shadow.as_mut() {
+            // Made again without personal inputs, then followed: the audit's engine counts the
+            // decision's impression and prompt as the agent did.
+            let held = outcome.decision.would_have_shown.as_ref().and_then(|o| self.campaigns.get(o));
+            counts.redecided(shadow.redecide(&outcome, held, device.consent));
+        }
+        counts.audit(device, &outcome.decision, self.spec.policy);
         let decision = outcome.decision;
         if decision.prompt.is_some() {
             counts.prompts += 1;

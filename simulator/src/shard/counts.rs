@@ -2,12 +2,13 @@
 //! simulated day, added up across shards; and what a shard hands back when it finishes.
 
 use ledtrad_agent::engine::Policy;
-use ledtrad_agent::handle::OfferOutcome;
+use ledtrad_protocol::decision::Decision;
 use ledtrad_protocol::feedback::FeedbackKind;
-use ledtrad_protocol::{CampaignId, DeviceId};
+use ledtrad_protocol::DeviceId;
 use serde::{Deserialize, Serialize};
 
 use super::device::Device;
+use super::redecide::Finding;
 
 use crate::summary::SensorLink;
 
@@ -73,24 +74,17 @@ pub struct Counts {
 }
 
 impl Counts {
-    /// The audit of one decision of `device` under `policy`: made again without personal
-    /// inputs where the device has the audit's engine (`held_campaign`: the campaign of the
-    /// offer it held out, if any), its consent, its "why" and whether it is a camouflage draw.
-    pub(super) fn audit(
-        &mut self,
-        device: &mut Device,
-        outcome: &OfferOutcome,
-        held_campaign: Option<&CampaignId>,
-        policy: Policy,
-    ) {
-        if let Some(shadow) = device.shadow.as_mut() {
-            let finding = shadow.redecide(outcome, held_campaign, device.consent);
-            self.redecided += u64::from(finding.redecided);
-            self.personal_influence += u64::from(finding.influenced);
-            self.personal_influence_unmarked += u64::from(finding.unmarked);
-            self.personal_influence_without_consent += u64::from(finding.without_consent);
-        }
-        let decision = &outcome.decision;
+    /// Counts what making a decision again without personal inputs found.
+    pub(super) fn redecided(&mut self, finding: Finding) {
+        self.redecided += u64::from(finding.redecided);
+        self.personal_influence += u64::from(finding.influenced);
+        self.personal_influence_unmarked += u64::from(finding.unmarked);
+        self.personal_influence_without_consent += u64::from(finding.without_consent);
+    }
+
+    /// The audit of one decision of `device` under `policy` on the decision's word: its
+    /// consent, its "why", and whether it is a camouflage draw.
+    pub(super) fn audit(&mut self, device: &Device, decision: &Decision, policy: Policy) {
         if crate::audit::decision_violates(device.consent, decision) {
             self.violations += 1;
         }

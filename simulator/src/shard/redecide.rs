@@ -80,7 +80,10 @@ impl Shadow {
 
     /// Makes the agent's decision again with its draws and judges it, then follows the agent's
     /// decision: its impression (shown or held out, of campaign `held_campaign`) and prompt
-    /// count here as there. A decision on the offer service's answer is followed, not judged.
+    /// count here as there. A decision on the offer service's answer is followed, not judged;
+    /// a local decision that stood because the service did not answer is judged. (An offer the
+    /// service's answer held out has no campaign the run knows, so its impression is not
+    /// followed; `run` has no offer service today.)
     pub(crate) fn redecide(
         &mut self,
         outcome: &OfferOutcome,
@@ -88,7 +91,7 @@ impl Shadow {
         consent: ConsentState,
     ) -> Finding {
         let decision = &outcome.decision;
-        let finding = if outcome.request.is_none() {
+        let finding = if outcome.request.is_none_or(|r| !r.answered) {
             let again = self.engine.preview(decision.moment, decision.at, outcome.draw);
             judge(decision, &again, consent)
         } else {
@@ -128,6 +131,7 @@ mod tests {
     use ledtrad_agent::{RawConfig, RawKey};
     use ledtrad_operator::{sign_catalogue, OperatorKey, SignOptions};
     use ledtrad_protocol::feature::FeatureName;
+    use ledtrad_protocol::feedback::Feedback;
     use ledtrad_protocol::{DeviceKind, FleetId, KeyId, Moment};
 
     const NOW: UnixTime = UnixTime(1_795_456_800);
@@ -182,7 +186,7 @@ mod tests {
     }
 
     #[test]
-    fn a_personal_offer_marked_as_such_passes_and_the_shadow_follows_the_decision() {
+    fn a_personal_offer_marked_as_such_passes() {
         let personalise = ConsentState::NONE.with(Purpose::Personalise, true);
         let (mut agent, mut shadow) = engines(personalise);
         let decision = agent.decide_traced(Moment::DoorOpened, NOW, Draw::NONE);
@@ -213,6 +217,32 @@ mod tests {
         let (_, mut shadow) = engines(ConsentState::NONE);
         let finding = shadow.redecide(&outcome(decision), None, ConsentState::NONE);
         assert!(finding.unmarked && finding.without_consent, "{finding:?}");
+    }
+
+    /// The audit's engine follows the agent's decisions: caps spent, prompts put and answers
+    /// given there hold here too, so decisions that personal data did not change keep matching.
+    #[test]
+    fn the_audits_engine_follows_impressions_prompts_and_answers() {
+        let (mut agent, mut shadow) = engines(ConsentState::NONE);
+        let mut shown = Vec::new();
+        for minute in 0..12 {
+            let now = NOW.plus_secs(minute * 3_600);
+            let decision = agent.decide_traced(Moment::DoorOpened, now, Draw::NONE);
+            let finding = shadow.redecide(&outcome(decision.clone()), None, ConsentState::NONE);
+            assert_eq!(finding, Finding { redecided: true, ..Finding::default() }, "decision {minute}: {decision:?}");
+            if let Some(prompt) = &decision.prompt {
+                agent.handle_prompt_answer(decision.id, false, now).unwrap();
+                shadow.prompt_refused(prompt.purpose, now);
+            }
+            if let Some(offer) = decision.shown.as_ref().map(|s| s.offer.clone()) {
+                let applied = agent
+                    .handle_feedback(Feedback { decision: decision.id, kind: FeedbackKind::NotForMe }, now)
+                    .unwrap();
+                shadow.answered(&offer, applied.category.as_deref().unwrap_or(""), FeedbackKind::NotForMe, now);
+                shown.push(offer);
+            }
+        }
+        assert!(shown.len() >= 2, "the caps and answers moved the agent on: {shown:?}");
     }
 
     #[test]

@@ -99,3 +99,34 @@ fn a_preview_decides_without_counting_keeping_or_numbering() {
     // The decision counted its impression: the cap of one a day now holds.
     assert!(engine.preview(Moment::DoorOpened, NOW, Draw::NONE).shown.is_none());
 }
+
+#[test]
+fn a_camouflage_draw_that_only_a_personal_offer_brought_about_is_personalised() {
+    // butter is eligible only with the butter level; tips fails its hour condition, so it is
+    // only broadly eligible. A camouflage draw shows tips in butter's place; without the
+    // butter level nothing would have been shown at all.
+    let catalogue = Catalogue::from_value(serde_json::json!({ "offer": [
+        { "id": "butter", "campaign": "dairy", "title": "Butter", "question": "Butter?", "body": "b",
+          "category": "food.dairy", "device_kinds": ["fridge"], "moments": ["door_opened"], "value": 1.0,
+          "conditions": [{ "feature": "fridge.butter.level", "op": "lt", "value": 0.2 }], "personalised": true,
+          "valid_from": "2026-01-01T00:00:00Z", "valid_until": "2030-01-01T00:00:00Z" },
+        { "id": "tips", "campaign": "tips", "title": "Tips", "question": "A tip?", "body": "b",
+          "category": "home.kitchen", "device_kinds": ["fridge"], "moments": ["door_opened"], "value": 1.0,
+          "conditions": [{ "feature": "context.hour", "op": "ge", "value": 23.0 }],
+          "valid_from": "2026-01-01T00:00:00Z", "valid_until": "2030-01-01T00:00:00Z" }
+    ]}))
+    .unwrap();
+    let mut engine = build_engine_for("d-camouflage", catalogue);
+    engine.set_consent(personalise());
+    engine.handle_signal(butter(0.05), NOW);
+    let draw = Draw { camouflage: 0.0, pick: 1, explore: None };
+    let decision = engine.preview(Moment::DoorOpened, NOW, draw);
+    assert!(decision.camouflage);
+    let shown = decision.shown.expect("a camouflage draw");
+    assert_eq!(shown.offer.as_str(), "tips");
+    assert!(shown.personalised);
+    assert_eq!(shown.why, "Picked on this fridge from what it noticed in this home.");
+    // With the butter dish full nothing is eligible, so the same draw shows nothing.
+    engine.handle_signal(butter(0.9), NOW);
+    assert!(engine.preview(Moment::DoorOpened, NOW, draw).shown.is_none(), "nothing eligible, nothing drawn");
+}
