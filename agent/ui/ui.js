@@ -395,11 +395,13 @@
   function renderConsent(view) {
     consentView = view;
     const inForce = PURPOSES.filter((p) => view[p.id] && !notUsed(p.id)).map((p) => p.name.toLowerCase());
+    const grantedUnused = PURPOSES.filter((p) => view[p.id] && notUsed(p.id)).map((p) => p.name.toLowerCase());
     document.getElementById("in-force").textContent =
       (view.sharing === "shared"
         ? "This device is shared: it does only what everyone it serves allows. "
         : "This is a personal device: your choices apply. ") +
-      (inForce.length ? "In force now: " + inForce.join(", ") + "." : "Nothing personal is used now; offers are the same for every home.");
+      (inForce.length ? "In force now: " + inForce.join(", ") + "." : "Nothing personal is used now; offers are the same for every home.") +
+      (grantedUnused.length ? " Allowed, but not used by this version: " + grantedUnused.join(", ") + "." : "");
     const people = Object.keys(view.people || {});
     const shown = view.sharing === "shared" && people.length ? people : [view.owner];
     const sections = shown.map((person) => {
