@@ -157,17 +157,14 @@ pub async fn soak(options: SoakOptions) -> anyhow::Result<SoakFigures> {
     let (fleet, key) = push_catalogue(&options, &url).await?;
     let clock = ManualClock::new(options.start);
     let agents = start_agents(&options, &fleet, &key, &url, dir.path(), &clock).await?;
-    let soaked = soak_hours(&options, &agents, &mut broker, &clock, dir.path()).await?;
+    let soaked = soak_hours(&options, &agents, &mut broker, &clock, dir.path(), &collector).await?;
     // Memory at the end of the simulated time: draining reads every agent's export, whose
     // passing allocations are the harness's, not the agents'.
     let rss_end = rss();
     let unacknowledged = drain_outboxes(&options, &agents).await?;
     let store = ReportStore::open(&reports_db)?;
     let acknowledged = soaked.queued - unacknowledged;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while store.count()? < acknowledged && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_for_stored(&store, acknowledged).await?;
     let databases_end = directory_bytes(dir.path());
     let databases_end_max = largest_database_bytes(dir.path());
     let stored = store.count()?;
@@ -198,6 +195,26 @@ pub async fn soak(options: SoakOptions) -> anyhow::Result<SoakFigures> {
         decide_p99_last_hour_us: p99_us(soaked.last_hour),
         wall_seconds: (wall.elapsed().as_secs_f64() * 10.0).round() / 10.0,
     })
+}
+
+/// How long the collector may go without storing one more report before the soak stops
+/// waiting for the rest.
+const STORE_STALL: Duration = Duration::from_secs(60);
+
+/// Waits until the collector stored `acknowledged` reports, for as long as it keeps storing:
+/// a year's backlog (the broker restarts too often, in wall time, for the collector to keep
+/// up during the run) takes minutes to drain, and only a collector that stops storing for
+/// [`STORE_STALL`] ends the wait early.
+async fn wait_for_stored(store: &ReportStore, acknowledged: u64) -> anyhow::Result<()> {
+    let (mut stored, mut last_progress) = (store.count()?, Instant::now());
+    while stored < acknowledged && last_progress.elapsed() < STORE_STALL {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let now = store.count()?;
+        if now > stored {
+            (stored, last_progress) = (now, Instant::now());
+        }
+    }
+    Ok(())
 }
 
 /// A progress bar, drawn only when `progress` is on.
@@ -331,6 +348,7 @@ async fn soak_hours(
     broker: &mut Mosquitto,
     clock: &ManualClock,
     dir: &Path,
+    collector: &ledtrad_operator::serve::Running,
 ) -> anyhow::Result<Soaked> {
     let steps = options.hours * 60 / STEP_MINUTES;
     let steps_per_hour = 60 / STEP_MINUTES;
@@ -363,7 +381,7 @@ async fn soak_hours(
         }
         let hour = (step + 1) / steps_per_hour;
         if (step + 1) % steps_per_hour == 0 && hour % 24 == 0 {
-            day_done(hour / 24, options, &mut soaked, dir, &simulating);
+            day_done(hour / 24, options, &mut soaked, dir, collector.counts(), &simulating);
         }
         simulating.inc(1);
         simulating.set_message(format!(
@@ -378,20 +396,30 @@ async fn soak_hours(
 }
 
 /// The end of simulated day `day`: memory after day 2 kept, and every tenth day a line with
-/// memory and the largest database so far (above the progress bar, or alone on stderr with
-/// `--json`, for a long run's progress).
-fn day_done(day: u64, options: &SoakOptions, soaked: &mut Soaked, dir: &Path, simulating: &ProgressBar) {
+/// memory, the largest database so far and the reports queued against those the collector
+/// stored (above the progress bar, or alone on stderr with `--json`, for a long run's
+/// progress).
+fn day_done(
+    day: u64,
+    options: &SoakOptions,
+    soaked: &mut Soaked,
+    dir: &Path,
+    collected: ledtrad_operator::serve::ServeSummary,
+    simulating: &ProgressBar,
+) {
     let now = rss();
     if day == 2 {
         soaked.rss_day2 = Some(now);
     }
     if day % 10 == 0 {
         let line = format!(
-            "day {day}: resident memory {:.1} MB, largest database {:.0} KB, {} decisions, {} reports queued",
+            "day {day}: resident memory {:.1} MB, largest database {:.0} KB, {} decisions, {} reports queued, {} stored ({} duplicates dropped)",
             now as f64 / 1e6,
             largest_database_bytes(dir) as f64 / 1e3,
             soaked.decisions,
-            soaked.queued
+            soaked.queued,
+            collected.reports,
+            collected.reports_duplicate
         );
         if options.progress {
             simulating.println(line);
