@@ -164,7 +164,7 @@ pub async fn soak(options: SoakOptions) -> anyhow::Result<SoakFigures> {
     let unacknowledged = drain_outboxes(&options, &agents).await?;
     let store = ReportStore::open(&reports_db)?;
     let acknowledged = soaked.queued - unacknowledged;
-    wait_for_stored(&store, acknowledged).await?;
+    wait_for_stored(&collector, &store, acknowledged).await?;
     let databases_end = directory_bytes(dir.path());
     let databases_end_max = largest_database_bytes(dir.path());
     let stored = store.count()?;
@@ -201,17 +201,20 @@ pub async fn soak(options: SoakOptions) -> anyhow::Result<SoakFigures> {
 /// waiting for the rest.
 const STORE_STALL: Duration = Duration::from_secs(60);
 
-/// Waits until the collector stored `acknowledged` reports, for as long as it keeps storing:
-/// a year's backlog (the broker restarts too often, in wall time, for the collector to keep
-/// up during the run) takes minutes to drain, and only a collector that stops storing for
-/// [`STORE_STALL`] ends the wait early.
-async fn wait_for_stored(store: &ReportStore, acknowledged: u64) -> anyhow::Result<()> {
-    let (mut stored, mut last_progress) = (store.count()?, Instant::now());
-    while stored < acknowledged && last_progress.elapsed() < STORE_STALL {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let now = store.count()?;
-        if now > stored {
-            (stored, last_progress) = (now, Instant::now());
+/// Waits until `collector` stored `acknowledged` reports in `store`, for as long as it keeps
+/// storing: a year's backlog (the broker restarts too often, in wall time, for the collector
+/// to keep up during the run) takes minutes to drain, and only a collector that stores nothing
+/// for [`STORE_STALL`] ends the wait early. Each commit wakes the wait.
+async fn wait_for_stored(
+    collector: &ledtrad_operator::serve::Running,
+    store: &ReportStore,
+    acknowledged: u64,
+) -> anyhow::Result<()> {
+    let mut committed = collector.watch_stored();
+    while store.count()? < acknowledged {
+        match tokio::time::timeout(STORE_STALL, committed.recv()).await {
+            Ok(Some(_)) => while committed.try_recv().is_ok() {},
+            Ok(None) | Err(_) => break,
         }
     }
     Ok(())
