@@ -2,30 +2,30 @@
 //! a shared virtual clock (in this process or in worker processes), simulated days, the
 //! audit, and the summary. [`shards`] drives the homes, here or in worker processes.
 
+mod place;
 mod shards;
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 use indicatif::{ProgressBar, ProgressStyle};
 use ledtrad_agent::engine::Policy;
-use ledtrad_mqtt::Access;
 use ledtrad_operator::status::watch_statuses_as;
-use ledtrad_operator::{publish_retained_as, sign_catalogue, OperatorKey, SignOptions};
+use ledtrad_operator::{publish_retained_as, sign_catalogue, SignOptions};
 use ledtrad_protocol::broker::BrokerUrl;
 use ledtrad_protocol::catalogue::Catalogue;
 use ledtrad_protocol::time::DAY_SECS;
 use ledtrad_protocol::topic::Topic;
-use ledtrad_protocol::{DeviceId, FleetId, KeyId, UnixTime};
+use ledtrad_protocol::{DeviceId, FleetId, UnixTime};
 
 use crate::audit::Audit;
-use crate::clock::{local_midnight, STEP_MINUTES};
+use crate::clock::STEP_MINUTES;
 use crate::home::{Home, Population, SensorPath};
 use crate::shard::{Counts, Finished, ShardSpec};
 use crate::summary::{Egress, EgressBytes, Percentiles, SensorLink, Summary, Traffic};
 use crate::tls::{OwnMosquitto, RunTls};
+use place::Place;
 use shards::{start_shards, Shards};
 
 /// Homes one process runs by default: each agent keeps about four files open (its database,
@@ -124,13 +124,6 @@ fn bar(progress: bool, len: u64, message: &str) -> ProgressBar {
     bar
 }
 
-/// An id for this run, unique on a shared broker: process, run number in the process, and time.
-fn run_id() -> String {
-    static RUNS: AtomicU32 = AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
-    format!("{}-{}-{}", std::process::id(), RUNS.fetch_add(1, Ordering::SeqCst), nanos % 10_000)
-}
-
 /// About how many devices the audit makes every decision again for, without personal inputs:
 /// all of a run's up to this many, else those of every n-th home.
 pub const REDECIDE_DEVICES: usize = 1_000;
@@ -214,64 +207,6 @@ impl Size {
             (d + home.devices.len(), p + home.people.len())
         });
         Self { devices, people }
-    }
-}
-
-/// Where a run happens: its broker, and its own fleet and operator key there.
-struct Place {
-    broker: BrokerUrl,
-    /// The broker as the summary names it: its URL, "embedded", "mosquitto" or "mosquitto (TLS)".
-    broker_label: String,
-    /// What the simulator's own clients present to the broker.
-    access: Access,
-    /// Where the agents' certificates come from, over TLS.
-    tls: Option<RunTls>,
-    /// A Mosquitto of the run's own, if it started one.
-    mosquitto: Option<OwnMosquitto>,
-    run_id: String,
-    fleet: FleetId,
-    key: OperatorKey,
-    local_midnight: UnixTime,
-}
-
-impl Place {
-    /// Starts the run's own broker unless the options name one, and connects the audit there.
-    async fn connect(options: &RunOptions, devices: usize) -> anyhow::Result<(Self, Audit)> {
-        let mut mosquitto = None;
-        let (broker, broker_label, tls) = match (&options.broker, options.own_broker) {
-            (Some(url), _) => (url.clone(), url.to_string(), options.tls.clone()),
-            (None, OwnBroker::Embedded) => {
-                let embedded = ledtrad_agent::broker::EmbeddedBroker::start(devices + 16)?;
-                let url = embedded.url().clone();
-                // The broker lives until the process ends.
-                std::mem::forget(embedded);
-                (url, "embedded".to_string(), None)
-            }
-            (None, own) => {
-                let started = OwnMosquitto::start(own == OwnBroker::MosquittoTls)?;
-                let label = if started.tls().is_some() { "mosquitto (TLS)" } else { "mosquitto" };
-                let found = (started.url().clone(), label.to_string(), started.tls().cloned());
-                mosquitto = Some(started);
-                found
-            }
-        };
-        let access = tls.as_ref().map_or_else(Access::default, |t| t.clients.clone());
-        access.check(&broker)?;
-        let run_id = run_id();
-        let fleet = FleetId::try_new(format!("sim-{run_id}"))?;
-        let key = OperatorKey::generate(KeyId::try_new("sim-operator")?);
-        let local_midnight = local_midnight(options.start);
-        let audit = Audit::start(
-            &broker,
-            &access,
-            &fleet,
-            &format!("s{}-h", options.seed),
-            &format!("ledtrad-sim-audit-{run_id}"),
-        )
-        .await
-        .with_context(|| format!("connecting to the broker at {broker}"))?;
-        let place = Self { broker, broker_label, access, tls, mosquitto, run_id, fleet, key, local_midnight };
-        Ok((place, audit))
     }
 }
 
