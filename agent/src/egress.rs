@@ -12,7 +12,9 @@
 //! once by its id. Reports are handed over only while a report collector announces itself on
 //! its retained presence topic: a broker that lost its sessions (rumqttd keeps them in memory
 //! only) acknowledges a report nobody subscribes to and drops it. Status (online, versions) is
-//! the only egress without consent, and it carries nothing personal.
+//! egress without consent, and it carries nothing personal. Home traffic is a class of its own
+//! ([`Egress::home`]): it keeps a household's own devices in step, so it needs no personal
+//! purpose, and it leaves only sealed with the home's key for the home's channel.
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::time::Duration;
@@ -29,6 +31,7 @@ use rumqttc::v5::mqttbytes::v5::{Filter, PublishProperties, RetainForwardRule};
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::AsyncClient;
 
+use crate::home::Sealed;
 use crate::store::Store;
 
 /// A message the gate did not send.
@@ -50,6 +53,9 @@ pub enum EgressError {
     /// The MQTT client's queue refused it (full, or shutting down).
     #[error("not sent: the MQTT client refused it: {0}")]
     Client(String),
+    /// Sealed for a home the device does not belong to (any more).
+    #[error("not sent: sealed for a home this device does not belong to")]
+    NotHome,
 }
 
 /// How long a row the broker acknowledged stays in the outbox, to be sent again if the
@@ -96,6 +102,8 @@ pub struct Egress {
     /// Reports the last [`Egress::deliver`] kept back for want of a collector (not those it
     /// did not reach: enough to ask again for a collector at one tick or the next).
     reports_waiting: usize,
+    /// The home's channel while the device belongs to a home.
+    home: Option<Topic>,
 }
 
 /// Which outbox row each publish handed to the MQTT client carries, until the broker
@@ -138,6 +146,7 @@ impl Egress {
             deliveries: Deliveries::default(),
             collectors: BTreeSet::new(),
             reports_waiting: 0,
+            home: None,
         }
     }
 
@@ -440,8 +449,9 @@ impl Egress {
         let own = Topic::Offers(self.device.clone());
         let topics = [Topic::Catalogue(self.fleet.clone()), Topic::Model(self.fleet.clone()), own];
         let filters = topics
-            .map(|t| Filter { retain_forward_rule: rule(!session_kept), ..Filter::new(t.name(), QoS::AtLeastOnce) })
             .into_iter()
+            .chain(self.home.clone())
+            .map(|t| Filter { retain_forward_rule: rule(!session_kept), ..Filter::new(t.name(), QoS::AtLeastOnce) })
             .chain([self.presence_filter(rule(!session_kept || self.collectors.is_empty()))]);
         // One SUBSCRIBE, so one SUBACK says they are all in place.
         self.client.try_subscribe_many(filters).map_err(|e| EgressError::Client(e.to_string()))
@@ -459,6 +469,38 @@ impl Egress {
         let filter = self.presence_filter(RetainForwardRule::OnEverySubscribe);
         self.client.try_subscribe_many([filter]).map_err(|e| EgressError::Client(e.to_string()))?;
         Ok(true)
+    }
+
+    /// Joins the home's channel (`Some`) or leaves it: subscribes or unsubscribes now when
+    /// connected, and on every connection from now on.
+    pub(crate) fn set_home(&mut self, home: Option<Topic>) -> Result<(), EgressError> {
+        let left = std::mem::replace(&mut self.home, home.clone());
+        if !self.connected || left == home {
+            return Ok(());
+        }
+        if let Some(left) = left {
+            self.client.try_unsubscribe(left.name()).map_err(|e| EgressError::Client(e.to_string()))?;
+        }
+        if let Some(joined) = home {
+            self.client
+                .try_subscribe(joined.name(), QoS::AtLeastOnce)
+                .map_err(|e| EgressError::Client(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// Sends a message to the device's home. Home traffic is its own class: it needs no
+    /// personal purpose (it keeps the household's own devices in step), and it leaves only
+    /// sealed with the home's key, for the home's own channel.
+    pub fn home(&mut self, sealed: Sealed) -> Result<(), EgressError> {
+        if self.home.as_ref() != Some(sealed.topic()) {
+            return Err(EgressError::NotHome);
+        }
+        if !self.connected {
+            return Err(EgressError::Offline);
+        }
+        let topic = sealed.topic().clone();
+        self.publish(topic, false, sealed.into_bytes(), None)
     }
 
     fn presence_filter(&self, retain_forward_rule: RetainForwardRule) -> Filter {

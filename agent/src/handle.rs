@@ -50,6 +50,8 @@ pub enum Command {
     Tick(oneshot::Sender<()>),
     /// Read the consent ledger.
     Ledger(oneshot::Sender<Result<Vec<LedgerRow>, AgentError>>),
+    /// Make, join, show or leave the device's home.
+    Home(crate::home::HomeCommand, oneshot::Sender<Result<crate::home::HomeView, AgentError>>),
 }
 
 /// A decision and how long the engine took to make it.
@@ -574,5 +576,10 @@ impl AgentHandle {
     /// The consent ledger, oldest first.
     pub async fn ledger(&self) -> Result<Vec<LedgerRow>, AgentError> {
         self.call(Command::Ledger).await?
+    }
+
+    /// Makes, joins, shows or leaves the device's home (see [`crate::home::HomeCommand`]).
+    pub async fn home(&self, command: crate::home::HomeCommand) -> Result<crate::home::HomeView, AgentError> {
+        self.call(|r| Command::Home(command, r)).await?
     }
 }

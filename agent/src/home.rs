@@ -48,6 +48,27 @@ const GROUP: usize = 5;
 /// look-alikes are read as what they look like (O as 0, I and L as 1).
 const ALPHABET: &str = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
+/// A payload sealed with a home's key for the home's channel, made only by
+/// [`HomeKey::seal_for_channel`]: the egress gate sends nothing else to a home's topic, so
+/// nothing leaves a device for its home but under the home's key.
+#[derive(Debug, Clone)]
+pub struct Sealed {
+    topic: Topic,
+    bytes: Vec<u8>,
+}
+
+impl Sealed {
+    /// The home's channel.
+    pub fn topic(&self) -> &Topic {
+        &self.topic
+    }
+
+    /// The sealed bytes, for the egress gate.
+    pub(crate) fn into_bytes(self) -> Vec<u8> {
+        self.bytes
+    }
+}
+
 /// What the associated data of every sealed payload holds after its version byte.
 const SEAL_LABEL: &[u8] = b"ledtrad home channel";
 
@@ -187,6 +208,12 @@ impl HomeKey {
         self.seal_with(topic, nonce, plain)
     }
 
+    /// Seals `plain` for the home's channel: what the egress gate sends there.
+    pub fn seal_for_channel(&self, plain: &[u8]) -> Sealed {
+        let topic = self.topic();
+        Sealed { bytes: self.seal(&topic, plain), topic }
+    }
+
     /// [`HomeKey::seal`] with a given nonce, which must never have sealed anything under this
     /// key before.
     fn seal_with(&self, topic: &Topic, nonce: [u8; NONCE_BYTES], plain: &[u8]) -> Vec<u8> {
@@ -217,10 +244,14 @@ impl HomeKey {
             .map_err(|_| OpenError::Forged { topic: topic.name() })
     }
 
-    /// A key from given bytes, for tests.
-    #[cfg(test)]
-    fn from_bytes(bytes: [u8; KEY_BYTES]) -> Self {
+    /// A key from the bytes the device keeps it as.
+    pub(crate) fn from_bytes(bytes: [u8; KEY_BYTES]) -> Self {
         Self(bytes)
+    }
+
+    /// The key's bytes, to keep it on the device.
+    pub(crate) fn bytes(&self) -> &[u8; KEY_BYTES] {
+        &self.0
     }
 
     fn cipher(&self) -> XChaCha20Poly1305 {
@@ -248,6 +279,37 @@ fn encoding() -> Encoding {
     let mut spec = Specification::new();
     spec.symbols.push_str(ALPHABET);
     spec.encoding().expect("the code's alphabet is a valid base-32 alphabet")
+}
+
+/// What the device's home channel looks like, for the local API.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct HomeView {
+    /// The home's pseudonym on the broker, while this device belongs to a home.
+    #[schema(value_type = Option<String>)]
+    pub home: Option<ledtrad_protocol::HomeId>,
+    /// The code another screen joins this home with: only in answer to making a home or
+    /// asking for its code. Show it on this screen; do not log or send it.
+    pub code: Option<String>,
+    /// Messages taken from the home's other devices since the agent started.
+    pub heard: u64,
+    /// Messages on the home's channel refused since the agent started: not sealed with the
+    /// home's key, or not readable after opening.
+    pub refused: u64,
+}
+
+/// What a home changes in the local API.
+#[derive(Debug, Clone)]
+pub enum HomeCommand {
+    /// Read the view.
+    View,
+    /// Make a new home with this device as its first.
+    Create,
+    /// Join a home with the code shown on one of its screens.
+    Join(String),
+    /// Show the code again, to join another screen.
+    Code,
+    /// Leave the home and forget its key.
+    Leave,
 }
 
 #[cfg(test)]

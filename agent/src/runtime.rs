@@ -151,7 +151,7 @@ pub async fn spawn(config: Config, clock: Arc<dyn Clock>) -> Result<RunningAgent
         Some(ApiAddress::Unix(socket)) => Some(socket.path.clone()),
         _ => None,
     };
-    let shell = Shell { core, clock, waiting: None, events: events.clone() };
+    let shell = Shell { core, clock, waiting: Vec::new(), events: events.clone() };
     let task = tokio::spawn(async move {
         shell
             .run(mqtt_rx, cmd_rx, link_rx, async {
@@ -296,11 +296,12 @@ fn mqtt_event(event: Event) -> Option<MqttEvent> {
     }
 }
 
-/// The shell around a core: its clock, and the caller waiting for an offer request's answer.
+/// The shell around a core: its clock, and the callers waiting for their offer (an offer
+/// request's answer, or the home channel in step after a reconnection).
 struct Shell {
     core: AgentCore,
     clock: Arc<dyn Clock>,
-    waiting: Option<(RequestToken, oneshot::Sender<OfferOutcome>)>,
+    waiting: Vec<(RequestToken, oneshot::Sender<OfferOutcome>)>,
     events: Arc<EventHub>,
 }
 
@@ -338,7 +339,7 @@ impl Shell {
             self.answer_waiting();
             self.publish_events();
         }
-        self.core.close();
+        self.core.close(self.clock.reading());
         self.answer_waiting();
     }
 
@@ -349,14 +350,12 @@ impl Shell {
         }
     }
 
-    /// Hands a request's answer to the caller waiting for it.
+    /// Hands answers to the callers waiting for them.
     fn answer_waiting(&mut self) {
         while let Some((token, outcome)) = self.core.poll_answer() {
-            match self.waiting.take() {
-                Some((waiting, reply)) if waiting == token => {
-                    let _ = reply.send(outcome);
-                }
-                other => self.waiting = other,
+            if let Some(i) = self.waiting.iter().position(|(waiting, _)| *waiting == token) {
+                let (_, reply) = self.waiting.swap_remove(i);
+                let _ = reply.send(outcome);
             }
         }
     }
@@ -370,7 +369,7 @@ impl Shell {
                 OfferStep::Decided(outcome) => {
                     let _ = reply.send(*outcome);
                 }
-                OfferStep::Waiting(token) => self.waiting = Some((token, reply)),
+                OfferStep::Waiting(token) => self.waiting.push((token, reply)),
             },
             Command::Feedback(feedback, reply) => {
                 let _ = reply.send(core.feedback(feedback, now));
@@ -417,6 +416,9 @@ impl Shell {
             }
             Command::Ledger(reply) => {
                 let _ = reply.send(core.ledger());
+            }
+            Command::Home(command, reply) => {
+                let _ = reply.send(core.home(command, now));
             }
         }
     }

@@ -15,6 +15,7 @@ use serde::Serialize;
 use crate::purge::Purge;
 
 mod consent;
+mod home;
 pub mod retention;
 
 pub use retention::{Kept, Pruned};
@@ -125,6 +126,7 @@ fn migrations_up_to(n: usize) -> Vec<M<'static>> {
         M::up(include_str!("../migrations/0006_answers.sql")),
         M::up(include_str!("../migrations/0007_models.sql")),
         M::up(include_str!("../migrations/0008_retention.sql")),
+        M::up(include_str!("../migrations/0009_home.sql")),
     ];
     all.into_iter().take(n).collect()
 }

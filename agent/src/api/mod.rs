@@ -117,7 +117,11 @@ async fn guard(request: axum::extract::Request, next: axum::middleware::Next) ->
             ));
         }
     }
-    let has_body = matches!(*request.method(), axum::http::Method::POST | axum::http::Method::PUT);
+    // A POST or PUT with nothing in it (`POST /v1/home`) needs no content type.
+    let headers = request.headers();
+    let empty = !headers.contains_key(axum::http::header::TRANSFER_ENCODING)
+        && headers.get(axum::http::header::CONTENT_LENGTH).is_none_or(|l| l.to_str().is_ok_and(|l| l.trim() == "0"));
+    let has_body = matches!(*request.method(), axum::http::Method::POST | axum::http::Method::PUT) && !empty;
     let json = request
         .headers()
         .get(axum::http::header::CONTENT_TYPE)
@@ -143,6 +147,6 @@ async fn guard(request: axum::extract::Request, next: axum::middleware::Next) ->
 async fn not_found() -> ApiError {
     ApiError(
         StatusCode::NOT_FOUND,
-        "no such endpoint; GET /v1/openapi.json lists every endpoint (/v1/offer, /v1/feedback, /v1/consent, /v1/people, /v1/presence, /v1/my-data, /v1/decisions/{id}, /v1/signals, /v1/events, /v1/status)".into(),
+        "no such endpoint; GET /v1/openapi.json lists every endpoint (/v1/offer, /v1/feedback, /v1/consent, /v1/people, /v1/presence, /v1/home, /v1/my-data, /v1/decisions/{id}, /v1/signals, /v1/events, /v1/status)".into(),
     )
 }

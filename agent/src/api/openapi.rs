@@ -36,6 +36,7 @@ a loopback host (`localhost`, `127.0.0.1` or `[::1]`), requests with a body must
         (name = "data", description = "What the device holds about a person: export and erasure."),
         (name = "signals", description = "Sensor signals into the device's feature windows."),
         (name = "events", description = "The agent's events, live (Server-Sent Events)."),
+        (name = "home", description = "The home's screens as one household: making, joining and leaving a home."),
         (name = "agent", description = "The agent's state and this description."),
         (name = "ui", description = "The reference device UI's pages, served when the config says `ui = true`."),
     ),
@@ -59,6 +60,9 @@ pub(super) fn routes() -> OpenApiRouter<AgentHandle> {
         .routes(routes!(my_data, erase))
         .routes(routes!(signals))
         .routes(routes!(status))
+        .routes(routes!(home, create_home, leave_home))
+        .routes(routes!(home_code))
+        .routes(routes!(join_home))
         .routes(routes!(follow))
         .routes(routes!(openapi_json))
 }

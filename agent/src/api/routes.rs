@@ -24,6 +24,7 @@ use crate::handle::{
     AgentHandle, AgentStatus, ConsentChange, ConsentView, DecisionAnswer, MyData, PersonChange, Presence, PromptAnswer,
     SignalsOutcome,
 };
+use crate::home::{HomeCommand, HomeView};
 
 /// A decision's trace (`GET /v1/decisions/{id}`): the decision, with the answers given to it
 /// (feedback from the screen), oldest first.
@@ -292,4 +293,75 @@ pub(super) async fn signals(State(handle): State<AgentHandle>, body: Bytes) -> R
     ))]
 pub(super) async fn status(State(handle): State<AgentHandle>) -> Result<Json<AgentStatus>, ApiError> {
     Ok(Json(handle.status().await?))
+}
+
+/// The home this device belongs to: its pseudonym on the broker, and what it heard.
+#[utoipa::path(get, path = "/v1/home", tag = "home",
+    responses(
+        (status = 200, description = "The device's home, if any.", body = HomeView),
+        (status = 503, description = "The agent has stopped.", body = ErrorBody),
+    ))]
+pub(super) async fn home(State(handle): State<AgentHandle>) -> Result<Json<HomeView>, ApiError> {
+    Ok(Json(handle.home(HomeCommand::View).await?))
+}
+
+/// Makes a new home with this device as its first screen. The answer carries the code to
+/// show here and type or scan on the home's other screens (`POST /v1/home/join`); a device
+/// in a home already leaves it for the new one.
+#[utoipa::path(post, path = "/v1/home", tag = "home",
+    responses(
+        (status = 200, description = "The new home, with its code.", body = HomeView),
+        (status = 503, description = "The agent has stopped, or its storage cannot be written.", body = ErrorBody),
+    ))]
+pub(super) async fn create_home(State(handle): State<AgentHandle>) -> Result<Json<HomeView>, ApiError> {
+    Ok(Json(handle.home(HomeCommand::Create).await?))
+}
+
+/// Leaves the home: the device forgets its key and stops hearing it. The consent rows it
+/// heard stay in its ledger.
+#[utoipa::path(delete, path = "/v1/home", tag = "home",
+    responses(
+        (status = 200, description = "Left: no home.", body = HomeView),
+        (status = 503, description = "The agent has stopped, or its storage cannot be written.", body = ErrorBody),
+    ))]
+pub(super) async fn leave_home(State(handle): State<AgentHandle>) -> Result<Json<HomeView>, ApiError> {
+    Ok(Json(handle.home(HomeCommand::Leave).await?))
+}
+
+/// The code of this device's home, to join another screen.
+#[utoipa::path(get, path = "/v1/home/code", tag = "home",
+    responses(
+        (status = 200, description = "The home, with its code.", body = HomeView),
+        (status = 400, description = "The device belongs to no home.", body = ErrorBody),
+        (status = 503, description = "The agent has stopped.", body = ErrorBody),
+    ))]
+pub(super) async fn home_code(State(handle): State<AgentHandle>) -> Result<Json<HomeView>, ApiError> {
+    Ok(Json(handle.home(HomeCommand::Code).await?))
+}
+
+/// Joins the home whose code is shown on one of its screens; the device then shares the
+/// household's people and consent with the home's other devices.
+#[utoipa::path(post, path = "/v1/home/join", tag = "home",
+    request_body(content = JoinHome, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Joined.", body = HomeView),
+        (status = 400, description = "A malformed body, or a code with a wrong character, length or checksum.", body = ErrorBody),
+        (status = 503, description = "The agent has stopped, or its storage cannot be written.", body = ErrorBody),
+    ))]
+pub(super) async fn join_home(State(handle): State<AgentHandle>, body: Bytes) -> Result<Json<HomeView>, ApiError> {
+    let join: JoinHome = codec::from_json(&body, "home join body").map_err(|e| {
+        bad_request(format!(
+            "{e}; send {{\"code\": \"...\"}} with the code shown by GET /v1/home/code on a screen of the home"
+        ))
+    })?;
+    Ok(Json(handle.home(HomeCommand::Join(join.code)).await?))
+}
+
+/// The body of `POST /v1/home/join`.
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct JoinHome {
+    /// The home's code as shown on another of its screens (dashes, spaces and case do not
+    /// matter).
+    code: String,
 }

@@ -60,6 +60,7 @@ impl AgentCore {
         let stored = self.store.append_consent(&row, &|h| effective(h, sharing, &owner, present.as_ref()));
         let (household, purge) = self.track(stored).map_err(storage)?;
         self.put_in_force(&household, purge, "consent ledger");
+        self.tell_home(false);
         self.consent_view()
     }
 
@@ -95,6 +96,7 @@ impl AgentCore {
             .put_person(&person, change.child, now.wall, &|h| effective(h, sharing, &owner, present.as_ref()))
             .map_err(storage)?;
         self.put_in_force(&household, purge, "household changed");
+        self.tell_home(false);
         self.consent_view()
     }
 
@@ -133,6 +135,7 @@ impl AgentCore {
             .erase(&person, about, now.wall, source, &|h| effective(h, sharing, &owner, present.as_ref()))
             .map_err(storage)?;
         self.put_in_force(&household, purge, "erasure");
+        self.tell_home(false);
         if about {
             let purged = self.engine.erase();
             self.tally.clear();
@@ -144,7 +147,7 @@ impl AgentCore {
     /// Puts a transition the store has carried out in force in memory, before the call that
     /// made it returns: the engine drops what it may no longer hold, the egress gate follows,
     /// a request sent under a purpose now lost is dropped, and the tallies go with `measure`.
-    fn put_in_force(&mut self, household: &Household, purge: Purge, why: &str) {
+    pub(super) fn put_in_force(&mut self, household: &Household, purge: Purge, why: &str) {
         let state = purge.after();
         self.engine.set_askable(askable(household, self.config.sharing, &self.config.owner, self.present.as_ref()));
         let before = self.engine.consent();

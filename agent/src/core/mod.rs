@@ -14,6 +14,7 @@
 mod catalogue;
 mod consent;
 mod feedback;
+mod home;
 mod link;
 mod moments;
 mod my_data;
@@ -41,6 +42,7 @@ use crate::household::{askable, effective};
 use crate::reports::Tally;
 use crate::store::{Store, StoreError};
 
+pub use home::HOME_SETTLE_WAIT;
 pub use link::LinkState;
 pub use moments::MomentRules;
 pub use requests::{OfferStep, RequestToken};
@@ -111,6 +113,9 @@ pub struct AgentCore {
     ui_events: VecDeque<UiEvent>,
     /// What pruning the database did.
     storage: storage::Storage,
+    /// The home this device belongs to, if any.
+    home: Option<home::Home>,
+    home_counts: home::HomeCounts,
 }
 
 /// The broker connection as the core follows it.
@@ -149,7 +154,7 @@ impl AgentCore {
         engine.set_askable(askable(&household, config.sharing, &config.owner, None));
         let mut egress = Egress::new(client, config.device.clone(), config.fleet.clone());
         egress.set_consent(engine.consent());
-        Ok(Self {
+        let mut core = Self {
             egress,
             config,
             engine,
@@ -165,7 +170,11 @@ impl AgentCore {
             moments: moments::Moments::default(),
             ui_events: VecDeque::new(),
             storage: storage::Storage::default(),
-        })
+            home: None,
+            home_counts: home::HomeCounts::default(),
+        };
+        core.restore_home()?;
+        Ok(core)
     }
 
     /// An MQTT event.
@@ -192,6 +201,7 @@ impl AgentCore {
                 }
                 self.connection.connected = false;
                 self.egress.on_disconnected(unsent);
+                self.home_settled(now, "connection lost");
             }
             MqttEvent::LoginRefused(code, unsent) => self.on_login_refused(&code, unsent),
             MqttEvent::Publish { topic, payload, correlation } => {
@@ -214,6 +224,7 @@ impl AgentCore {
         }
         self.connection.subscriptions_owed = Some(session_present);
         self.subscribe();
+        self.hello(now);
         // The last will may have said "offline" meanwhile.
         self.publish_status();
         self.deliver(now);
@@ -251,6 +262,7 @@ impl AgentCore {
             Ok(Topic::Catalogue(fleet)) if fleet == self.config.fleet => self.handle_catalogue(payload, now),
             Ok(Topic::Model(fleet)) if fleet == self.config.fleet => self.handle_model(payload, now),
             Ok(Topic::Offers(device)) if device == self.config.device => self.handle_offers(payload, correlation, now),
+            Ok(home @ Topic::Home(_)) => self.on_home_message(&home, payload, now),
             Ok(Topic::Collector(instance)) => {
                 if self.egress.on_collector(instance, payload) {
                     debug!("a report collector is present; handing over queued reports");
@@ -323,19 +335,26 @@ impl AgentCore {
 
     /// When the shell must call [`AgentCore::handle_timeout`] next, on the monotonic clock.
     pub fn poll_timeout(&self) -> Option<Duration> {
-        self.requests.deadline()
+        self.requests.deadline().into_iter().chain(self.home_deadline()).min()
     }
 
-    /// Whatever was due by `now` (an offer request's deadline).
+    /// Whatever was due by `now` (an offer request's deadline, the end of the wait for the
+    /// home's channel).
     pub fn handle_timeout(&mut self, now: Now) {
         if self.requests.deadline().is_some_and(|due| now.mono >= due) {
             self.request_timed_out();
         }
+        if self.home_deadline().is_some_and(|due| now.mono >= due) {
+            warn!("the home's channel did not answer within {HOME_SETTLE_WAIT:?} of connecting; deciding on what this device holds");
+            self.home_settled(now, "waited long enough");
+        }
     }
 
-    /// Stops: a request still waiting gets its local decision, and the device says it is
+    /// Stops: a request still waiting gets its local decision (offers held for the home are
+    /// decided), and the device says it is
     /// offline and disconnects.
-    pub fn close(&mut self) {
+    pub fn close(&mut self, now: Now) {
+        self.home_settled(now, "stopping");
         self.request_timed_out();
         let offline = offline_status(&self.config, self.version(), self.inbound.last_refusal.clone());
         self.egress.close(&offline);

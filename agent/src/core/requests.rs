@@ -61,6 +61,17 @@ pub(super) struct Requests {
 }
 
 impl Requests {
+    /// A new token.
+    pub(super) fn token(&mut self) -> RequestToken {
+        self.next_token += 1;
+        RequestToken(self.next_token)
+    }
+
+    /// A decided answer for the caller waiting with `token`.
+    pub(super) fn answer(&mut self, token: RequestToken, outcome: OfferOutcome) {
+        self.answers.push((token, outcome));
+    }
+
     pub(super) fn deadline(&self) -> Option<Duration> {
         self.pending.as_ref().map(|p| p.deadline)
     }
@@ -83,7 +94,20 @@ impl AgentCore {
     /// Decides what to show at `moment`. In request mode, when the local decision found
     /// nothing it could show and asking is configured, consented and worthwhile, the offer
     /// service is asked and the answer comes later (see [`OfferStep::Waiting`]).
+    /// On a device of a home that has just reconnected, the decision waits until the home's
+    /// channel is in step ([`AgentCore::home_settling`]), and its answer comes the same way.
     pub fn offer(&mut self, moment: Moment, now: Now) -> OfferStep {
+        if self.home_settling() {
+            let token = self.requests.token();
+            self.hold_for_home(token, moment);
+            return OfferStep::Waiting(token);
+        }
+        self.offer_now(moment, now, None)
+    }
+
+    /// Decides at `moment` now; an offer request, if one is sent, is answered under `token`
+    /// (a new one when `None`).
+    pub(super) fn offer_now(&mut self, moment: Moment, now: Now, token: Option<RequestToken>) -> OfferStep {
         let local = self.decide_locally(moment, now.wall);
         let ask = self.config.offer_request_timeout.filter(|_| {
             self.requests.pending.is_none()
@@ -103,8 +127,7 @@ impl AgentCore {
             return OfferStep::Decided(Box::new(local));
         }
         self.requests.sent += 1;
-        self.requests.next_token += 1;
-        let token = RequestToken(self.requests.next_token);
+        let token = token.unwrap_or_else(|| self.requests.token());
         self.requests.pending = Some(PendingRequest {
             token,
             correlation,

@@ -22,7 +22,7 @@ use crate::handle::ConsentChange;
 /// 2026-11-23T10:00:00Z.
 const T0: UnixTime = UnixTime(1_795_428_000);
 
-fn at(secs: u64, mono_millis: u64) -> Now {
+pub(super) fn at(secs: u64, mono_millis: u64) -> Now {
     Now::at(T0.plus_secs(secs), Duration::from_millis(mono_millis))
 }
 
@@ -30,20 +30,26 @@ fn signing_key() -> SigningKey {
     SigningKey::from_bytes(&[1; 32])
 }
 
-fn build_config(extra: &str) -> Config {
+fn build_config(device: &str, kind: &str, extra: &str) -> Config {
     let key = hex::encode(signing_key().verifying_key().to_bytes());
     let text = format!(
-        "device_id = \"fridge-1\"\nkind = \"fridge\"\nfleet = \"home\"\nbroker = \"mqtt://127.0.0.1:1883\"\ndatabase = \"agent.db\"\nrng_seed = 7\n{extra}\n[[operator_keys]]\nid = \"op\"\npublic_key = \"{key}\"\n"
+        "device_id = \"{device}\"\nkind = \"{kind}\"\nfleet = \"home\"\nbroker = \"mqtt://127.0.0.1:1883\"\ndatabase = \"agent.db\"\nrng_seed = 7\n{extra}\n[[operator_keys]]\nid = \"op\"\npublic_key = \"{key}\"\n"
     );
     Config::from_toml(&text, "agent.toml").expect("a valid config")
 }
 
-/// A core on an in-memory database, and the requests its MQTT client was handed.
+/// A fridge's core on an in-memory database, and the requests its MQTT client was handed.
 fn build_core(extra: &str) -> (AgentCore, flume::Receiver<Request>) {
+    build_device("fridge-1", "fridge", extra)
+}
+
+/// A core of `kind` named `device`, as [`build_core`].
+pub(super) fn build_device(device: &str, kind: &str, extra: &str) -> (AgentCore, flume::Receiver<Request>) {
     let (tx, rx) = flume::bounded(1_000);
     let store = Store::open(Path::new(":memory:")).expect("an in-memory database");
     let rng = rand::rngs::StdRng::seed_from_u64(7);
-    let core = AgentCore::restore(build_config(extra), store, AsyncClient::from_senders(tx), rng, None, at(0, 0))
+    let config = build_config(device, kind, extra);
+    let core = AgentCore::restore(config, store, AsyncClient::from_senders(tx), rng, None, at(0, 0))
         .expect("the core restores");
     (core, rx)
 }
@@ -54,7 +60,7 @@ fn grant(core: &mut AgentCore, person: Option<&str>, purpose: Purpose, granted: 
     core.set_consent(person, purpose, change, at(1, 1)).expect("consent stored");
 }
 
-fn example_envelope() -> Vec<u8> {
+pub(super) fn example_envelope() -> Vec<u8> {
     envelope_with(|_| {})
 }
 
@@ -318,7 +324,7 @@ fn a_database_over_its_budget_is_pruned_on_the_tick_and_the_status_says_so() {
     let (tx, _rx) = flume::bounded(1_000);
     let store = Store::open(&dir.path().join("agent.db")).unwrap();
     let rng = rand::rngs::StdRng::seed_from_u64(7);
-    let config = build_config("database_budget_bytes = 262144\nsharing = \"personal\"");
+    let config = build_config("fridge-1", "fridge", "database_budget_bytes = 262144\nsharing = \"personal\"");
     let mut core = AgentCore::restore(config, store, AsyncClient::from_senders(tx), rng, None, at(0, 0)).unwrap();
     grant(&mut core, None, Purpose::Measure, true);
     core.store.enqueue(Purpose::Measure, "ledtrad/v1/fleet/home/reports", b"{}", T0).unwrap();

@@ -33,10 +33,19 @@ pub struct HomeMessage {
 /// What a home message says.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum HomeBody {
-    /// Consent ledger rows the sender holds: its own and those it heard.
-    Ledger(Vec<HomeLedgerRow>),
-    /// The household's people, and which are child profiles.
-    People(Vec<(PersonId, bool)>),
+    /// The sender joined the channel or came back online: every other device answers with
+    /// its household and whole ledger, and the sender, hearing its own hello come back, knows
+    /// it has taken what was queued for it meanwhile.
+    Hello,
+    /// The household as the sender holds it: its people (with which are child profiles) and
+    /// ledger rows (those it made since its last message, or all it holds in answer to a
+    /// hello).
+    Household {
+        /// The people of the household, and whether each is a child profile.
+        people: Vec<(PersonId, bool)>,
+        /// Consent ledger rows.
+        rows: Vec<HomeLedgerRow>,
+    },
     /// The sender's own impression counts on one local day.
     Caps(DeviceDay),
 }

@@ -11,7 +11,7 @@ impl Store {
     /// and carrying out the stored part of the [`Purge`] between the two. Returns the household
     /// and the purge, read inside the transaction: once this returns `Ok`, the change is on
     /// disk and `purge.after()` is the state to enforce; on `Err`, nothing was written.
-    fn consent_write(
+    pub(super) fn consent_write(
         &mut self,
         before: &dyn Fn(&Household) -> ConsentState,
         after: &dyn Fn(&Household) -> ConsentState,
@@ -54,13 +54,14 @@ impl Store {
         effective: &dyn Fn(&Household) -> ConsentState,
     ) -> Result<(Household, Purge), StoreError> {
         self.consent_write(effective, effective, |tx| {
+            let at = ledger_time(tx, row.at)?;
             tx.execute(
                 "INSERT INTO consent_ledger (person, purpose, granted, at, source, text_version) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![
                     row.person.as_str(),
                     row.purpose.as_str(),
                     row.granted,
-                    to_sql_time(row.at),
+                    to_sql_time(at),
                     enum_text(&row.source),
                     row.text_version
                 ],
@@ -193,6 +194,7 @@ fn revoke_all(
     which: impl Fn(Purpose) -> bool,
 ) -> rusqlite::Result<()> {
     let granted = read_household(conn)?.get(person).map_or(ConsentState::NONE, |m| m.consent);
+    let at = ledger_time(conn, at)?;
     for purpose in Purpose::ALL.into_iter().filter(|p| which(*p) && granted.allows(*p)) {
         conn.execute(
             "INSERT INTO consent_ledger (person, purpose, granted, at, source, text_version) VALUES (?1, ?2, 0, ?3, ?4, ?5)",
@@ -216,9 +218,24 @@ fn purge_stored(conn: &Connection, purge: &Purge) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// The time a row made here now is entered with: never before a row the ledger holds, and
+/// after every row heard from the home's other devices, so that a change made after another
+/// comes after it in the ledger's order on every device, even where their clocks disagree.
+pub(super) fn ledger_time(conn: &Connection, now: UnixTime) -> rusqlite::Result<UnixTime> {
+    let (own, heard): (Option<i64>, Option<i64>) = conn.query_row(
+        "SELECT (SELECT MAX(at) FROM consent_ledger WHERE device IS NULL), \
+                (SELECT MAX(at) + 1 FROM consent_ledger WHERE device IS NOT NULL)",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let floor = own.into_iter().chain(heard).max().map_or(UnixTime(0), from_sql_time);
+    Ok(now.max(floor))
+}
+
 /// The household from the people table and the ledger: for each person and purpose, the
-/// latest row.
-fn read_household(conn: &Connection) -> rusqlite::Result<Household> {
+/// latest row in the ledger's order, which is the same on every device of a home: by time,
+/// then the device the row was made on, then its number there.
+pub(super) fn read_household(conn: &Connection) -> rusqlite::Result<Household> {
     let mut household = Household::new();
     let mut stmt = conn.prepare("SELECT id, child FROM people ORDER BY id")?;
     for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, bool>(1)?)))? {
@@ -229,8 +246,12 @@ fn read_household(conn: &Connection) -> rusqlite::Result<Household> {
         }
     }
     let mut stmt = conn.prepare(
-        "SELECT person, purpose, granted FROM consent_ledger \
-         WHERE id IN (SELECT MAX(id) FROM consent_ledger GROUP BY person, purpose)",
+        "SELECT person, purpose, granted FROM ( \
+             SELECT person, purpose, granted, ROW_NUMBER() OVER ( \
+                 PARTITION BY person, purpose \
+                 ORDER BY at DESC, COALESCE(device, (SELECT device FROM home), '') DESC, COALESCE(seq, id) DESC \
+             ) AS newest FROM consent_ledger \
+         ) WHERE newest = 1",
     )?;
     for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, bool>(2)?)))? {
         let (person, purpose, granted) = row?;

@@ -27,6 +27,11 @@ const KNOWN: &[(&str, &str)] = &[
     ("delete", "/v1/my-data"),
     ("post", "/v1/signals"),
     ("get", "/v1/status"),
+    ("get", "/v1/home"),
+    ("post", "/v1/home"),
+    ("delete", "/v1/home"),
+    ("get", "/v1/home/code"),
+    ("post", "/v1/home/join"),
     ("get", "/v1/openapi.json"),
     ("get", "/v1/events"),
     ("get", "/ui"),
@@ -42,6 +47,8 @@ const PROBES: &[&str] = &[
     "/v1/",
     "/v1/events",
     "/v1/people",
+    "/v1/home/",
+    "/v1/homes",
     "/v1/decisions",
     "/v1/openapi",
     "/openapi.json",
@@ -383,6 +390,19 @@ async fn drive(r: &mut Recorder, agent: &TestAgent) {
     assert_eq!(r.send("/v1/presence", r.put("/v1/presence", json!({"present": ["anna"]}))).await.0, 200);
     assert_eq!(r.send("/v1/presence", r.put("/v1/presence", json!({"present": null}))).await.0, 200);
     assert_eq!(r.send("/v1/presence", r.put("/v1/presence", json!({"here": 1}))).await.0, 400);
+
+    // The home: none yet, one made, its code, joined again with it, left.
+    assert_eq!(r.send("/v1/home", r.get("/v1/home")).await.0, 200);
+    assert_eq!(r.send("/v1/home/code", r.get("/v1/home/code")).await.0, 400);
+    assert_eq!(r.send("/v1/home/join", r.post("/v1/home/join", json!({"code": "7QK2M"}))).await.0, 400);
+    assert_eq!(r.send("/v1/home/join", r.post("/v1/home/join", json!({"key": 1}))).await.0, 400);
+    let (status, made) = r.send("/v1/home", r.http.post(format!("{}/v1/home", r.api))).await;
+    assert_eq!(status, 200);
+    let (status, shown) = r.send("/v1/home/code", r.get("/v1/home/code")).await;
+    assert_eq!((status, &shown["code"]), (200, &made["code"]));
+    let (status, joined) = r.send("/v1/home/join", r.post("/v1/home/join", json!({"code": made["code"]}))).await;
+    assert_eq!((status, &joined["home"]), (200, &made["home"]));
+    assert_eq!(r.send("/v1/home", r.delete("/v1/home")).await.0, 200);
 
     // Export and erasure; status; the description itself.
     assert_eq!(r.send("/v1/my-data", r.get("/v1/my-data")).await.0, 200);

@@ -4,8 +4,8 @@
 //!
 //! `offers`: catalogues applied and refused, offers and their why, the local API's input and a
 //! restart; `consent`: purposes granted and revoked, reports and the outbox, shared devices,
-//! export and erasure; `operator`: models, staged rollouts, canaries, the collector, keeping a
-//! catalogue retained.
+//! export and erasure; `home`: a home's screens as one household; `operator`: models, staged
+//! rollouts, canaries, the collector, keeping a catalogue retained.
 
 // Test helpers unwrap: a panic is a failed test with its message.
 #![allow(clippy::unwrap_used)]
@@ -28,6 +28,7 @@ use serde_json::{json, Value};
 
 // The tests, by subject; the helpers below are theirs.
 mod consent;
+mod home;
 mod moments;
 mod offers;
 mod operator;

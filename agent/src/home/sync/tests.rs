@@ -86,11 +86,14 @@ fn a_message_round_trips_through_its_encoding_and_garbage_is_refused() {
     let message = HomeMessage {
         from: device("fridge"),
         seq: 3,
-        body: HomeBody::Ledger(vec![row(100, "fridge", 1, Purpose::Personalise, true)]),
+        body: HomeBody::Household {
+            people: vec![(anna(), false)],
+            rows: vec![row(100, "fridge", 1, Purpose::Personalise, true)],
+        },
     };
     assert_eq!(HomeMessage::decode(&message.encode()).unwrap(), message);
-    let people = HomeMessage { from: device("fridge"), seq: 4, body: HomeBody::People(vec![(anna(), false)]) };
-    assert_eq!(HomeMessage::decode(&people.encode()).unwrap(), people);
+    let hello = HomeMessage { from: device("fridge"), seq: 4, body: HomeBody::Hello };
+    assert_eq!(HomeMessage::decode(&hello.encode()).unwrap(), hello);
     let err = HomeMessage::decode(&[0xff, 0xff, 0xff]).unwrap_err().to_string();
     assert!(err.contains("home message"), "{err}");
 }
@@ -101,7 +104,10 @@ fn sealed_messages_carry_no_plaintext_for_the_broker() {
     let message = HomeMessage {
         from: device("fridge-42"),
         seq: 1,
-        body: HomeBody::Ledger(vec![row(100, "fridge-42", 1, Purpose::Personalise, false)]),
+        body: HomeBody::Household {
+            people: vec![(anna(), false)],
+            rows: vec![row(100, "fridge-42", 1, Purpose::Personalise, false)],
+        },
     };
     let sealed = key.seal(&key.topic(), &message.encode());
     for word in [&b"anna"[..], b"fridge-42", b"2026-11", b"personalise"] {
