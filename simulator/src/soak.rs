@@ -363,10 +363,15 @@ async fn soak_hours(
         clock.advance(STEP_MINUTES * 60);
         let (first_hour, last_hour) = (step < steps_per_hour, step >= steps.saturating_sub(steps_per_hour));
         open_doors(agents, &mut rng, &mut soaked, first_hour, last_hour).await?;
-        // Each simulated hour, every agent reports what it counted.
+        // Each simulated hour, every agent reports what it counted, and does its periodic work
+        // (on its own it does that every real minute, which is days of this soak's time: the
+        // reports the broker acknowledged would linger, and be handed over again after each
+        // restart, for days instead of three minutes).
         if (step + 1) % steps_per_hour == 0 {
             for agent in agents {
-                soaked.queued += agent.handle().flush_reports().await? as u64;
+                let handle = agent.handle();
+                soaked.queued += handle.flush_reports().await? as u64;
+                handle.tick().await?;
             }
         }
         if (step + 1) % restart_every == 0 {
