@@ -98,6 +98,25 @@ pub struct Seen {
     pub catalogue: Traffic,
     /// Anything else on this run's topics: nobody in the simulation should send it.
     pub unexpected: Traffic,
+    /// The home channels (every home's, the pseudonyms telling nothing of whose).
+    pub home: Traffic,
+    /// Home channel messages whose bytes are not sealed: see [`home_plaintext`] (must be 0).
+    pub home_plaintext: AtomicU64,
+}
+
+/// Whether a home channel payload can be read without the home's key: it reads as JSON, it
+/// decodes as a home message, or it carries a purpose's name, a feature's or a device id of
+/// this run (`device_prefix`) in the clear. A person's id is caught by the decoding: a message
+/// that names one in the clear is a home message in the clear.
+pub fn home_plaintext(payload: &[u8], device_prefix: &str) -> bool {
+    if serde_json::from_slice::<serde_json::Value>(payload).is_ok()
+        || ledtrad_agent::home::sync::HomeMessage::decode(payload).is_ok()
+    {
+        return true;
+    }
+    let purposes = Purpose::ALL.map(Purpose::as_str);
+    let words = purposes.iter().copied().chain(["fridge.", "lockscreen.", "ereader.", "context.", device_prefix]);
+    words.filter(|w| !w.is_empty()).any(|w| payload.windows(w.len()).any(|bytes| bytes == w.as_bytes()))
 }
 
 /// A spy subscribed to every topic (`#`) on the broker, counting this run's traffic.
@@ -143,6 +162,12 @@ impl Audit {
                             Ok(Topic::Catalogue(f)) if f == fleet => Some(&counts.catalogue),
                             Ok(Topic::Model(f)) if f == fleet => Some(&counts.unexpected),
                             Ok(Topic::Offers(d) | Topic::Commands(d)) if ours_device(&d) => Some(&counts.unexpected),
+                            Ok(Topic::Home(_)) => {
+                                if home_plaintext(&p.payload, &prefix) {
+                                    counts.home_plaintext.fetch_add(1, Ordering::SeqCst);
+                                }
+                                Some(&counts.home)
+                            }
                             _ => None,
                         };
                         if let Some(class) = class {
@@ -228,6 +253,27 @@ mod tests {
         assert!(why_consistent(Fridge, &c));
         c.shown.as_mut().unwrap().why = "Because dairy runs low often in this home.".into();
         assert!(!why_consistent(Fridge, &c), "camouflage claiming to know");
+    }
+
+    #[test]
+    fn a_home_message_in_the_clear_is_caught_and_a_sealed_one_is_not() {
+        use ledtrad_agent::home::sync::{HomeBody, HomeMessage};
+        use ledtrad_agent::home::HomeKey;
+        let anna = ledtrad_protocol::PersonId::try_new("p1").unwrap();
+        let message = HomeMessage {
+            from: ledtrad_protocol::DeviceId::try_new("s7-h0-fridge").unwrap(),
+            seq: 1,
+            body: HomeBody::Household { people: vec![(anna, false)], rows: vec![] },
+        };
+        let plain = message.encode();
+        assert!(home_plaintext(&plain, "s7-"), "postcard in the clear");
+        assert!(home_plaintext(br#"{"person": "p1"}"#, "s7-"), "JSON");
+        assert!(home_plaintext(b"\x01\x02 personalise \x03", "s7-"), "a purpose's name");
+        let key = HomeKey::generate();
+        for _ in 0..1_000 {
+            let bytes = key.seal(&key.topic(), &plain);
+            assert!(!home_plaintext(&bytes, "s7-"), "sealed bytes read as plain: {bytes:?}");
+        }
     }
 
     #[test]

@@ -181,7 +181,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
         seen.egress.request.messages,
         tally.counts.any_request,
         seen.egress.unexpected.messages,
-    );
+    ) + seen.home_plaintext;
     audit.stop();
     let applied = applied(&place, &tally.ids, version).await?;
     if options.broker.is_some() {
@@ -331,6 +331,8 @@ struct Seen {
     broker_messages: u64,
     /// Their payload bytes.
     broker_bytes: u64,
+    /// Home channel messages readable without the home's key.
+    home_plaintext: u64,
 }
 
 impl Seen {
@@ -345,19 +347,23 @@ impl Seen {
             measure: traffic(&seen.measure),
             request: traffic(&seen.request),
             unexpected: traffic(&seen.unexpected),
+            home: traffic(&seen.home),
         };
         let catalogue = traffic(&seen.catalogue);
         let broker_messages = egress.status.messages
             + egress.measure.messages
             + egress.request.messages
             + egress.unexpected.messages
+            + egress.home.messages
             + catalogue.messages;
         let broker_bytes = egress.status.bytes
             + egress.measure.bytes
             + egress.request.bytes
             + egress.unexpected.bytes
+            + egress.home.bytes
             + catalogue.bytes;
-        Self { egress, broker_messages, broker_bytes }
+        let home_plaintext = seen.home_plaintext.load(std::sync::atomic::Ordering::SeqCst);
+        Self { egress, broker_messages, broker_bytes, home_plaintext }
     }
 }
 
@@ -423,7 +429,7 @@ struct Measured {
 /// The run's summary from what it measured.
 fn summarise(options: &RunOptions, place: Place, m: Measured) -> Summary {
     let Measured { size, version, applied, days, seen, reports_stored, tally, wall, cpu } = m;
-    let Tally { counts, sensor_link, workers_peak_rss, .. } = tally;
+    let Tally { mut counts, sensor_link, workers_peak_rss, .. } = tally;
     let egress = seen.egress;
     let device_days = (size.devices as u64 * options.days).max(1);
     let per_device_day = |bytes: u64| (bytes as f64 / device_days as f64 * 10.0).round() / 10.0;
@@ -454,6 +460,11 @@ fn summarise(options: &RunOptions, place: Place, m: Measured) -> Summary {
         personal_influence_without_consent: counts.personal_influence_without_consent,
         shown_camouflaged: counts.camouflaged,
         revocations: counts.revocations,
+        cross_device_consent_lag_ms: crate::summary::ConsentLag::of_micros(
+            std::mem::take(&mut counts.consent_lag_micros),
+            counts.consent_late,
+        ),
+        home_plaintext: seen.home_plaintext,
         prompts_shown: counts.prompts,
         held_out: counts.held_out,
         converted: counts.converted,
@@ -496,6 +507,7 @@ fn summarise(options: &RunOptions, place: Place, m: Measured) -> Summary {
             status: per_device_day(egress.status.bytes),
             measure: per_device_day(egress.measure.bytes),
             request: per_device_day(egress.request.bytes),
+            home: per_device_day(egress.home.bytes),
         },
         daily: counts.daily,
     }

@@ -8,6 +8,7 @@
 
 mod counts;
 mod device;
+mod home_channel;
 mod redecide;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -117,6 +118,7 @@ impl Shard {
                 running.push(agent);
                 started();
             }
+            home_channel::join(&devices[first_device[h - from]..]).await?;
             homes.push(home);
         }
         let campaigns = spec.offers.iter().map(|(o, c, _)| (o.clone(), c.clone())).collect();
@@ -205,8 +207,10 @@ impl Shard {
         Ok(())
     }
 
-    /// People who change their minds now: the revocation goes to every device that serves
-    /// them, and the audit's expectations follow.
+    /// People who change their minds now, each on one screen (their own, else the fridge): the
+    /// home channel takes the revocation to the home's other screens that serve them, and the
+    /// step waits until it is in force on each (how long that took is counted); the audit's
+    /// expectations follow.
     async fn revocations(&mut self, step: u64) -> anyhow::Result<()> {
         for h in 0..self.homes.len() {
             let due: Vec<(usize, Purpose)> = self
@@ -218,26 +222,39 @@ impl Shard {
                 .map(|(_, p, u)| (*p, *u))
                 .collect();
             for (person, purpose) in due {
-                self.homes[h].revoke(person, purpose);
-                self.counts.revocations += 1;
-                self.today.revocations += 1;
-                let pid = PersonId::try_new(&self.homes[h].people[person].id)?;
-                for (slot, d) in self.homes[h].devices.iter().enumerate() {
-                    if !d.people.contains(&person) {
-                        continue;
-                    }
-                    let index = self.first_device[h] + slot;
-                    let change = consent_change(false, ConsentSource::DeviceUi);
-                    let device = &mut self.devices[index];
-                    device.handle.set_person_consent(Some(pid.clone()), purpose, change).await?;
-                    device.consent = self.homes[h].consent(slot);
-                    if let Some(shadow) = device.shadow.as_mut() {
-                        shadow.consent(device.consent);
-                    }
-                    if !self.devices[index].consent.allows(Purpose::Measure) {
-                        self.campaigns_today.remove(&index);
-                    }
-                }
+                self.revoke(h, person, purpose).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Person `person` of home `h` revokes `purpose` on their screen.
+    async fn revoke(&mut self, h: usize, person: usize, purpose: Purpose) -> anyhow::Result<()> {
+        self.homes[h].revoke(person, purpose);
+        self.counts.revocations += 1;
+        self.today.revocations += 1;
+        let pid = PersonId::try_new(&self.homes[h].people[person].id)?;
+        let serves: Vec<Vec<usize>> = self.homes[h].devices.iter().map(|d| d.people.clone()).collect();
+        let Some(screen) = home_channel::screen_of(&serves, person) else { return Ok(()) };
+        let first = self.first_device[h];
+        let elsewhere: Vec<(usize, &RunningAgent)> = (0..serves.len())
+            .filter(|&slot| slot != screen && serves[slot].contains(&person))
+            .map(|slot| (slot, &self.running[first + slot]))
+            .collect();
+        let mut watch = home_channel::Watch::start(&elsewhere)?;
+        let change = consent_change(false, ConsentSource::DeviceUi);
+        self.devices[first + screen].handle.set_person_consent(Some(pid.clone()), purpose, change).await?;
+        watch.made();
+        let lags = watch.revoked(&pid, purpose).await;
+        self.counts.heard_elsewhere(&lags);
+        for slot in (0..serves.len()).filter(|&slot| serves[slot].contains(&person)) {
+            let device = &mut self.devices[first + slot];
+            device.consent = self.homes[h].consent(slot);
+            if let Some(shadow) = device.shadow.as_mut() {
+                shadow.consent(device.consent);
+            }
+            if !device.consent.allows(Purpose::Measure) {
+                self.campaigns_today.remove(&(first + slot));
             }
         }
         Ok(())

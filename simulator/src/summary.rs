@@ -24,6 +24,31 @@ impl Percentiles {
     }
 }
 
+/// How long a revocation made on one screen of a home took to be in force on the home's other
+/// screens that serve the person, over the home channel.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct ConsentLag {
+    /// Median, milliseconds.
+    pub p50: f64,
+    /// 99th percentile, milliseconds.
+    pub p99: f64,
+    /// Largest, milliseconds.
+    pub max: f64,
+    /// Screens a revocation reached (one sample each).
+    pub screens: usize,
+    /// Screens it did not reach within 5 s.
+    pub late: u64,
+}
+
+impl ConsentLag {
+    /// The lags, from microseconds.
+    pub fn of_micros(micros: Vec<u64>, late: u64) -> Self {
+        // Microseconds are to milliseconds what nanoseconds are to microseconds.
+        let p = Percentiles::of_nanos(micros);
+        Self { p50: p.p50, p99: p.p99, max: p.max, screens: p.samples, late }
+    }
+}
+
 /// The `q` quantile (nearest rank) of `sorted` nanoseconds, in microseconds rounded to 0.01;
 /// 0 when there are none.
 pub fn percentile_us(sorted: &[u64], q: f64) -> f64 {
@@ -134,6 +159,8 @@ pub struct Egress {
     pub request: Traffic,
     /// Messages on this run's topics that nobody should send.
     pub unexpected: Traffic,
+    /// The home channels: sealed with each home's key, needing no personal purpose.
+    pub home: Traffic,
 }
 
 /// Egress payload bytes per consent purpose.
@@ -204,8 +231,13 @@ pub struct Summary {
     pub personal_influence_without_consent: u64,
     /// Shown offers drawn by camouflage from the broadly eligible ones.
     pub shown_camouflaged: u64,
-    /// Consent revocations the simulated people made during the run.
+    /// Consent revocations the simulated people made during the run, each on one screen.
     pub revocations: u64,
+    /// How long those took to be in force on the home's other screens serving the person.
+    pub cross_device_consent_lag_ms: ConsentLag,
+    /// Home channel messages the spy could read without the home's key (must be 0; each is
+    /// counted as a consent violation too).
+    pub home_plaintext: u64,
     /// Consent prompts shown.
     pub prompts_shown: u64,
     /// Decisions where a campaign's holdout arm showed nothing ("would have shown").
@@ -272,6 +304,8 @@ pub struct UplinkPerDeviceDay {
     pub measure: f64,
     /// Offer requests (`request`).
     pub request: f64,
+    /// The home channel (sealed).
+    pub home: f64,
 }
 
 impl Summary {
@@ -334,10 +368,11 @@ impl Summary {
             (
                 "uplink per device per day",
                 format!(
-                    "{:.0} B status, {:.0} B measure, {:.0} B request",
+                    "{:.0} B status, {:.0} B measure, {:.0} B request, {:.0} B home (sealed)",
                     self.uplink_bytes_per_device_day.status,
                     self.uplink_bytes_per_device_day.measure,
-                    self.uplink_bytes_per_device_day.request
+                    self.uplink_bytes_per_device_day.request,
+                    self.uplink_bytes_per_device_day.home
                 ),
             ),
         ]);
@@ -367,6 +402,16 @@ impl Summary {
                     self.personal_influence_without_consent
                 ),
             ),
+            (
+                "revocations in force on the home's other screens",
+                format!(
+                    "{} screens, p50 {:.1} ms, p99 {:.1} ms, {} late (over 5 s)",
+                    self.cross_device_consent_lag_ms.screens,
+                    self.cross_device_consent_lag_ms.p50,
+                    self.cross_device_consent_lag_ms.p99,
+                    self.cross_device_consent_lag_ms.late
+                ),
+            ),
             ("reports seen / expected", format!("{} / {}", self.reports_seen, self.reports_expected)),
             ("reports stored", self.reports_stored.map_or_else(|| "-".into(), |n| n.to_string())),
             (
@@ -387,6 +432,13 @@ impl Summary {
                     self.egress.request.messages,
                     self.egress.request.bytes,
                     self.egress.unexpected.messages
+                ),
+            ),
+            (
+                "home channel on the broker",
+                format!(
+                    "{} msgs / {} B, {} readable without the home's key",
+                    self.egress.home.messages, self.egress.home.bytes, self.home_plaintext
                 ),
             ),
         ]

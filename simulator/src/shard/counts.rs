@@ -47,6 +47,12 @@ pub struct Counts {
     pub camouflaged: u64,
     /// Consents revoked.
     pub revocations: u64,
+    /// Of a revocation made on one screen, for each other screen of the home that serves the
+    /// person: how long it took to be in force there (microseconds of wall time, from the
+    /// moment it was in force on the screen it was made on).
+    pub consent_lag_micros: Vec<u64>,
+    /// Screens a revocation did not reach within [`super::home_channel::LATE`].
+    pub consent_late: u64,
     /// Consent prompts shown.
     pub prompts: u64,
     /// Consent prompts declined.
@@ -94,6 +100,16 @@ impl Counts {
         self.camouflaged += u64::from(decision.camouflage);
     }
 
+    /// Counts how long a revocation took to be in force on each other screen of its home.
+    pub(super) fn heard_elsewhere(&mut self, lags: &[(usize, Option<std::time::Duration>)]) {
+        for (_, lag) in lags {
+            match lag {
+                Some(lag) => self.consent_lag_micros.push(u64::try_from(lag.as_micros()).unwrap_or(u64::MAX)),
+                None => self.consent_late += 1,
+            }
+        }
+    }
+
     /// Counts an answer to a shown offer, in the run's and `today`'s figures.
     pub(super) fn answered(&mut self, kind: FeedbackKind, today: &mut DayCounts) {
         match kind {
@@ -133,6 +149,8 @@ impl Counts {
             personal_influence_without_consent,
             camouflaged,
             revocations,
+            consent_lag_micros,
+            consent_late,
             prompts,
             prompts_declined,
             held_out,
@@ -163,6 +181,7 @@ impl Counts {
             (&mut self.personal_influence_without_consent, personal_influence_without_consent),
             (&mut self.camouflaged, camouflaged),
             (&mut self.revocations, revocations),
+            (&mut self.consent_late, consent_late),
             (&mut self.prompts, prompts),
             (&mut self.prompts_declined, prompts_declined),
             (&mut self.held_out, held_out),
@@ -175,6 +194,7 @@ impl Counts {
             *mine += theirs;
         }
         self.any_request |= any_request;
+        self.consent_lag_micros.extend(consent_lag_micros);
         self.decide_nanos.extend(decide_nanos);
         self.call_nanos.extend(call_nanos);
         for day in daily {
