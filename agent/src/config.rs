@@ -13,6 +13,10 @@ use crate::api::listen::ApiAddress;
 use crate::household::Sharing;
 use serde::{Deserialize, Serialize};
 
+/// The owner a config names when it names none. A home's screens must each name theirs (the
+/// same person's id on every screen of the home), so joining a home refuses this one.
+pub const DEFAULT_OWNER: &str = "owner";
+
 /// The config as written.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -261,8 +265,8 @@ impl Config {
         }
         let database_budget = database_budget(&raw).map_err(field)?;
         let api = api_address(&raw).map_err(field)?;
-        let owner =
-            PersonId::try_new(raw.owner.as_deref().unwrap_or("owner")).map_err(|e| field(("owner", e.to_string())))?;
+        let owner = PersonId::try_new(raw.owner.as_deref().unwrap_or(DEFAULT_OWNER))
+            .map_err(|e| field(("owner", e.to_string())))?;
         let tuning = Tuning::check(&raw).map_err(field)?;
         let sensor_link = sensor_link(&raw).map_err(field)?;
         let keys = trusted_keys(&raw).map_err(field)?;

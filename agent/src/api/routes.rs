@@ -306,11 +306,11 @@ pub(super) async fn home(State(handle): State<AgentHandle>) -> Result<Json<HomeV
 }
 
 /// Makes a new home with this device as its first screen. The answer carries the code to
-/// show here and type or scan on the home's other screens (`POST /v1/home/join`); a device
-/// in a home already leaves it for the new one.
+/// show here and type or scan on the home's other screens (`POST /v1/home/join`).
 #[utoipa::path(post, path = "/v1/home", tag = "home",
     responses(
         (status = 200, description = "The new home, with its code.", body = HomeView),
+        (status = 400, description = "The device belongs to a home already (leave it first), or its config names no owner.", body = ErrorBody),
         (status = 503, description = "The agent has stopped, or its storage cannot be written.", body = ErrorBody),
     ))]
 pub(super) async fn create_home(State(handle): State<AgentHandle>) -> Result<Json<HomeView>, ApiError> {
@@ -345,7 +345,7 @@ pub(super) async fn home_code(State(handle): State<AgentHandle>) -> Result<Json<
     request_body(content = JoinHome, content_type = "application/json"),
     responses(
         (status = 200, description = "Joined.", body = HomeView),
-        (status = 400, description = "A malformed body, or a code with a wrong character, length or checksum.", body = ErrorBody),
+        (status = 400, description = "A malformed body; a code with a wrong character, length or checksum; a device in another home already, or whose config names no owner.", body = ErrorBody),
         (status = 503, description = "The agent has stopped, or its storage cannot be written.", body = ErrorBody),
     ))]
 pub(super) async fn join_home(State(handle): State<AgentHandle>, body: Bytes) -> Result<Json<HomeView>, ApiError> {

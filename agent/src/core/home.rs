@@ -25,6 +25,7 @@ use tracing::{debug, info, warn};
 
 use super::{storage, AgentCore, OfferStep, RequestToken};
 use crate::clock::Now;
+use crate::config::DEFAULT_OWNER;
 use crate::handle::AgentError;
 use crate::home::sync::{HomeBody, HomeMessage};
 use crate::home::{HomeCommand, HomeKey, HomeView};
@@ -33,21 +34,48 @@ use crate::household::effective;
 /// The home this device belongs to, while it belongs to one.
 pub(super) struct Home {
     key: HomeKey,
-    /// This device's id on the channel, naming its ledger rows.
+    /// This database's name on the channel ([`crate::store::Store::ledger_origin`]), naming
+    /// its ledger rows and messages.
     me: DeviceId,
     /// The last ledger row (an id of this database) sent to the home.
     sent_upto: i64,
     /// Messages sent, numbering the next one.
     seq: u64,
-    /// While the channel is not in step after a (re)connection: the number of the hello
-    /// this device waits to hear back, and until when it waits at most.
-    settling: Option<(u64, Duration)>,
+    /// A change the home has not heard yet (the client's queue refused it): sent again on the
+    /// next tick.
+    unsent: bool,
+    /// While the channel is not in step after a (re)connection.
+    settling: Option<Settling>,
+    /// Another device of the home was heard (and noted in the database).
+    others_known: bool,
     /// Offers asked for while settling: decided once in step.
     held: Vec<(RequestToken, Moment)>,
 }
 
+impl Home {
+    fn new(key: HomeKey, me: DeviceId) -> Self {
+        Self { key, me, sent_upto: 0, seq: 0, unsent: false, settling: None, others_known: false, held: Vec::new() }
+    }
+}
+
+/// What ends the wait after a connection.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Settling {
+    /// The hello this device waits to hear back (a random number, so that an old hello
+    /// replayed on the channel cannot end the wait).
+    nonce: u64,
+    /// Heard back: what the broker kept for this device's session came before it.
+    echoed: bool,
+    /// Whether an answer from another device is needed too: the broker kept no session (so
+    /// nothing that was said while the device was away), and the home has other devices.
+    answer_needed: bool,
+    /// Until when it waits at most.
+    until: Duration,
+}
+
 /// How long decisions wait at most for the home's channel to be in step after a connection:
-/// the device's own hello comes back in milliseconds, after whatever the broker kept for it.
+/// the device's own hello comes back in milliseconds, after whatever the broker kept for it,
+/// and the other devices' answers soon after.
 pub const HOME_SETTLE_WAIT: Duration = Duration::from_secs(2);
 
 /// Counts for the view.
@@ -68,6 +96,9 @@ impl AgentCore {
             }
             HomeCommand::Join(code) => {
                 let key = HomeKey::from_code(&code).map_err(|e| AgentError::BadRequest(e.to_string()))?;
+                if self.home.as_ref().is_some_and(|h| h.key.pseudonym() == key.pseudonym()) {
+                    return Ok(self.home_view(false));
+                }
                 self.enter_home(key, now)?;
                 Ok(self.home_view(false))
             }
@@ -99,25 +130,37 @@ impl AgentCore {
         }
     }
 
-    /// Keeps `key` as the home's, subscribes to its channel and says hello.
+    /// Keeps `key` as the home's, subscribes to its channel and says hello. A device belongs to
+    /// one home at a time, and its people's ids must mean the same person on every screen.
     fn enter_home(&mut self, key: HomeKey, now: Now) -> Result<(), AgentError> {
-        let me = self.config.device.clone();
-        self.store.join_home(&key, &me, now.wall).map_err(storage)?;
+        if let Some(home) = &self.home {
+            return Err(AgentError::BadRequest(format!(
+                "this device belongs to home {} already; leave it first with DELETE /v1/home",
+                home.key.pseudonym()
+            )));
+        }
+        if self.config.owner.as_str() == DEFAULT_OWNER {
+            return Err(AgentError::BadRequest(format!(
+                "the config's owner is the default '{DEFAULT_OWNER}', which on another screen of the home would be someone else; set owner = \"anna\" (the person's id, the same on every screen of the home) and start the agent again"
+            )));
+        }
+        let me = self.store.ledger_origin().map_err(storage)?;
+        self.store.join_home(&key, now.wall).map_err(storage)?;
         info!(home = %key.pseudonym(), "joined a home");
         let topic = key.topic();
-        self.home = Some(Home { key, me, sent_upto: 0, seq: 0, settling: None, held: Vec::new() });
+        self.home = Some(Home::new(key, me));
         if let Err(e) = self.egress.set_home(Some(topic)) {
             warn!("home channel: {e}; subscribing again with the next connection");
         }
-        self.hello(now);
+        self.hello(now, false);
         Ok(())
     }
 
     /// The home this device belonged to when the agent stopped, if any.
     pub(super) fn restore_home(&mut self) -> Result<(), crate::store::StoreError> {
-        if let Some((key, me)) = self.store.home()? {
+        if let Some(key) = self.store.home()? {
             let topic = key.topic();
-            self.home = Some(Home { key, me, sent_upto: 0, seq: 0, settling: None, held: Vec::new() });
+            self.home = Some(Home::new(key, self.store.ledger_origin()?));
             if let Err(e) = self.egress.set_home(Some(topic)) {
                 warn!("home channel: {e}");
             }
@@ -125,19 +168,31 @@ impl AgentCore {
         Ok(())
     }
 
-    /// On each connection, and on joining: asks the home's devices for their household, and
-    /// sends this device's whole ledger. Until the hello comes back (after whatever the
-    /// broker kept for this device while it was offline), decisions wait.
-    pub(super) fn hello(&mut self, now: Now) {
+    /// On each connection (`session_kept`: the broker kept this device's session), and on
+    /// joining: asks the home's devices for their household, and sends this device's whole
+    /// ledger. Decisions wait until the hello comes back (after whatever the broker kept for
+    /// this device while it was offline) and, where the broker kept nothing and the home has
+    /// other devices, until one of them answered; [`HOME_SETTLE_WAIT`] at most.
+    pub(super) fn hello(&mut self, now: Now, session_kept: bool) {
         if self.home.is_none() {
             return;
         }
-        if self.send_home(HomeBody::Hello) {
+        let nonce = rand::random::<u64>();
+        let others = !session_kept && self.store.others_heard().unwrap_or(true);
+        if self.send_home(HomeBody::Hello { nonce }) {
             if let Some(home) = &mut self.home {
-                home.settling = Some((home.seq, now.mono + HOME_SETTLE_WAIT));
+                let until = now.mono + HOME_SETTLE_WAIT;
+                home.settling = Some(Settling { nonce, echoed: false, answer_needed: others, until });
             }
         }
         self.tell_home(true);
+    }
+
+    /// Sends the home what it has not heard because the client's queue refused it (each tick).
+    pub(super) fn retell_home(&mut self) {
+        if self.home.as_ref().is_some_and(|h| h.unsent) {
+            self.tell_home(false);
+        }
     }
 
     /// Whether decisions wait for the home's channel to be in step.
@@ -147,7 +202,7 @@ impl AgentCore {
 
     /// When the wait for the home's channel ends at the latest.
     pub(super) fn home_deadline(&self) -> Option<Duration> {
-        self.home.as_ref().and_then(|h| h.settling).map(|(_, until)| until)
+        self.home.as_ref().and_then(|h| h.settling).map(|s| s.until)
     }
 
     /// Holds an offer asked for while the home's channel settles.
@@ -187,10 +242,13 @@ impl AgentCore {
         // The people go every time: adding one writes no ledger row.
         let rows: Vec<_> = rows.into_iter().filter(|r| all || r.device == me).collect();
         let people = household.iter().map(|(id, m)| (id.clone(), m.child)).collect();
-        if self.send_home(HomeBody::Household { people, rows }) {
-            if let Some(home) = &mut self.home {
+        let sent = self.send_home(HomeBody::Household { people, rows });
+        if let Some(home) = &mut self.home {
+            if sent {
                 home.sent_upto = home.sent_upto.max(last);
             }
+            // Offline, the next hello sends everything anyway.
+            home.unsent = !sent && self.egress.connected();
         }
     }
 
@@ -224,20 +282,55 @@ impl AgentCore {
             Ok(message) => message,
             Err(e) => {
                 self.home_counts.refused += 1;
-                return warn!(%topic, "refused a message on the home channel: {e}");
+                // Said now and then, not for each of a flood.
+                if self.home_counts.refused.is_power_of_two() {
+                    warn!(%topic, refused = self.home_counts.refused, "refused a message on the home channel: {e}");
+                }
+                return;
             }
         };
         if message.from == home.me {
-            if message.body == HomeBody::Hello && home.settling.is_some_and(|(seq, _)| seq == message.seq) {
-                self.home_settled(now, "in step");
+            if let HomeBody::Hello { nonce } = message.body {
+                self.echoed(nonce, now);
             }
             return;
         }
         self.home_counts.heard += 1;
+        if !home.others_known {
+            if let Err(e) = self.store.note_others_heard() {
+                debug!("home channel: {e}");
+            }
+        }
+        if let Some(home) = &mut self.home {
+            home.others_known = true;
+        }
         match message.body {
-            HomeBody::Hello => self.tell_home(true),
-            HomeBody::Household { people, rows } => self.take_household(&message.from, &people, &rows, now),
+            HomeBody::Hello { .. } => self.tell_home(true),
+            HomeBody::Household { people, rows } => {
+                self.take_household(&message.from, &people, &rows, now);
+                self.answered(now);
+            }
             HomeBody::Caps(_) => {}
+        }
+    }
+
+    /// This device's hello came back.
+    fn echoed(&mut self, nonce: u64, now: Now) {
+        let Some(settling) = self.home.as_mut().and_then(|h| h.settling.as_mut()).filter(|s| s.nonce == nonce) else {
+            return;
+        };
+        settling.echoed = true;
+        if !settling.answer_needed {
+            self.home_settled(now, "in step");
+        }
+    }
+
+    /// Another device told its household, after this device's hello went out.
+    fn answered(&mut self, now: Now) {
+        let Some(settling) = self.home.as_mut().and_then(|h| h.settling.as_mut()) else { return };
+        settling.answer_needed = false;
+        if settling.echoed {
+            self.home_settled(now, "in step");
         }
     }
 

@@ -224,7 +224,7 @@ impl AgentCore {
         }
         self.connection.subscriptions_owed = Some(session_present);
         self.subscribe();
-        self.hello(now);
+        self.hello(now, session_present);
         // The last will may have said "offline" meanwhile.
         self.publish_status();
         self.deliver(now);
@@ -289,6 +289,7 @@ impl AgentCore {
             let queued = self.queue_reports(today, now);
             debug!(queued, "reports for completed days queued");
         }
+        self.retell_home();
         if let Err(e) = self.egress.forget_delivered(&self.store, now.mono) {
             warn!("outbox: {e}");
         }

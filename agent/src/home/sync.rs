@@ -36,7 +36,10 @@ pub enum HomeBody {
     /// The sender joined the channel or came back online: every other device answers with
     /// its household and whole ledger, and the sender, hearing its own hello come back, knows
     /// it has taken what was queued for it meanwhile.
-    Hello,
+    Hello {
+        /// A random number the sender recognises its own hello by.
+        nonce: u64,
+    },
     /// The household as the sender holds it: its people (with which are child profiles) and
     /// ledger rows (those it made since its last message, or all it holds in answer to a
     /// hello).

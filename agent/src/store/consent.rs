@@ -54,7 +54,7 @@ impl Store {
         effective: &dyn Fn(&Household) -> ConsentState,
     ) -> Result<(Household, Purge), StoreError> {
         self.consent_write(effective, effective, |tx| {
-            let at = ledger_time(tx, row.at)?;
+            let at = ledger_time(tx, &row.person, row.purpose, row.at)?;
             tx.execute(
                 "INSERT INTO consent_ledger (person, purpose, granted, at, source, text_version) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![
@@ -194,8 +194,8 @@ fn revoke_all(
     which: impl Fn(Purpose) -> bool,
 ) -> rusqlite::Result<()> {
     let granted = read_household(conn)?.get(person).map_or(ConsentState::NONE, |m| m.consent);
-    let at = ledger_time(conn, at)?;
     for purpose in Purpose::ALL.into_iter().filter(|p| which(*p) && granted.allows(*p)) {
+        let at = ledger_time(conn, person, purpose, at)?;
         conn.execute(
             "INSERT INTO consent_ledger (person, purpose, granted, at, source, text_version) VALUES (?1, ?2, 0, ?3, ?4, ?5)",
             params![person.as_str(), purpose.as_str(), to_sql_time(at), source, text_version],
@@ -218,23 +218,29 @@ fn purge_stored(conn: &Connection, purge: &Purge) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// The time a row made here now is entered with: never before a row the ledger holds, and
-/// after every row heard from the home's other devices, so that a change made after another
-/// comes after it in the ledger's order on every device, even where their clocks disagree.
-pub(super) fn ledger_time(conn: &Connection, now: UnixTime) -> rusqlite::Result<UnixTime> {
-    let (own, heard): (Option<i64>, Option<i64>) = conn.query_row(
-        "SELECT (SELECT MAX(at) FROM consent_ledger WHERE device IS NULL), \
-                (SELECT MAX(at) + 1 FROM consent_ledger WHERE device IS NOT NULL)",
-        [],
-        |r| Ok((r.get(0)?, r.get(1)?)),
+/// The time a row for `person` and `purpose` made here now is entered with: after every row
+/// the ledger holds for them (made here or heard from the home's other devices), so that a
+/// change made after another comes after it in the ledger's order on every device, even where
+/// clocks disagree. Rows made on two devices that had not heard of each other can share a
+/// second; then a revocation wins.
+pub(super) fn ledger_time(
+    conn: &Connection,
+    person: &PersonId,
+    purpose: Purpose,
+    now: UnixTime,
+) -> rusqlite::Result<UnixTime> {
+    let latest: Option<i64> = conn.query_row(
+        "SELECT MAX(at) FROM consent_ledger WHERE person = ?1 AND purpose = ?2",
+        params![person.as_str(), purpose.as_str()],
+        |r| r.get(0),
     )?;
-    let floor = own.into_iter().chain(heard).max().map_or(UnixTime(0), from_sql_time);
-    Ok(now.max(floor))
+    Ok(latest.map_or(now, |at| now.max(from_sql_time(at).plus_secs(1))))
 }
 
 /// The household from the people table and the ledger: for each person and purpose, the
-/// latest row in the ledger's order, which is the same on every device of a home: by time,
-/// then the device the row was made on, then its number there.
+/// latest row in the ledger's order, which is the same on every device of a home: by time, a
+/// revocation after a grant of the same second, then the database the row was made in
+/// ([`Store::ledger_origin`]), then its number there.
 pub(super) fn read_household(conn: &Connection) -> rusqlite::Result<Household> {
     let mut household = Household::new();
     let mut stmt = conn.prepare("SELECT id, child FROM people ORDER BY id")?;
@@ -249,7 +255,8 @@ pub(super) fn read_household(conn: &Connection) -> rusqlite::Result<Household> {
         "SELECT person, purpose, granted FROM ( \
              SELECT person, purpose, granted, ROW_NUMBER() OVER ( \
                  PARTITION BY person, purpose \
-                 ORDER BY at DESC, COALESCE(device, (SELECT device FROM home), '') DESC, COALESCE(seq, id) DESC \
+                 ORDER BY at DESC, granted ASC, COALESCE(device, (SELECT origin FROM ledger_origin)) DESC, \
+                          COALESCE(seq, id) DESC \
              ) AS newest FROM consent_ledger \
          ) WHERE newest = 1",
     )?;

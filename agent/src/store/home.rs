@@ -10,30 +10,39 @@ use crate::home::sync::HomeLedgerRow;
 use crate::home::{HomeKey, KEY_BYTES};
 
 impl Store {
-    /// The home this device belongs to, if any: its key and this device's id on the channel.
-    pub fn home(&self) -> Result<Option<(HomeKey, DeviceId)>, StoreError> {
-        let row = self
+    /// This database's name for its own ledger rows and messages on a home channel (made once
+    /// with the database, see migration 0009).
+    pub fn ledger_origin(&self) -> Result<DeviceId, StoreError> {
+        let origin: String = self
             .conn
-            .query_row("SELECT key, device FROM home WHERE only = 1", [], |r| {
-                Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?))
-            })
-            .optional()
+            .query_row("SELECT origin FROM ledger_origin WHERE only = 1", [], |r| r.get(0))
             .map_err(|e| self.err(e))?;
-        let Some((bytes, device)) = row else { return Ok(None) };
-        let bytes = zeroize::Zeroizing::new(bytes);
-        let key: [u8; KEY_BYTES] = bytes.as_slice().try_into().map_err(|_| self.err("the home key is not 32 bytes"))?;
-        let device = DeviceId::try_new(device).map_err(|e| self.err(e))?;
-        Ok(Some((HomeKey::from_bytes(key), device)))
+        DeviceId::try_new(origin).map_err(|e| self.err(e))
     }
 
-    /// Keeps `key` as the home's, with `device` naming this device's rows on the channel; a
-    /// device belongs to one home at a time, so this replaces the home it was in.
-    pub fn join_home(&mut self, key: &HomeKey, device: &DeviceId, at: UnixTime) -> Result<(), StoreError> {
+    /// The home this device belongs to, if any: its key.
+    pub fn home(&self) -> Result<Option<HomeKey>, StoreError> {
+        let bytes = self
+            .conn
+            .query_row("SELECT key FROM home WHERE only = 1", [], |r| r.get::<_, Vec<u8>>(0))
+            .optional()
+            .map_err(|e| self.err(e))?;
+        let Some(bytes) = bytes.map(zeroize::Zeroizing::new) else { return Ok(None) };
+        let mut key = zeroize::Zeroizing::new([0u8; KEY_BYTES]);
+        if bytes.len() != KEY_BYTES {
+            return Err(self.err("the home key is not 32 bytes"));
+        }
+        key.copy_from_slice(&bytes);
+        Ok(Some(HomeKey::from_bytes(*key)))
+    }
+
+    /// Keeps `key` as the home's.
+    pub fn join_home(&mut self, key: &HomeKey, at: UnixTime) -> Result<(), StoreError> {
         self.conn
             .execute(
-                "INSERT INTO home (only, key, device, joined_at) VALUES (1, ?1, ?2, ?3) \
-                 ON CONFLICT (only) DO UPDATE SET key = excluded.key, device = excluded.device, joined_at = excluded.joined_at",
-                params![key.bytes().as_slice(), device.as_str(), to_sql_time(at)],
+                "INSERT INTO home (only, key, joined_at) VALUES (1, ?1, ?2) \
+                 ON CONFLICT (only) DO UPDATE SET key = excluded.key, joined_at = excluded.joined_at, others_heard = 0",
+                params![key.bytes().as_slice(), to_sql_time(at)],
             )
             .map_err(|e| self.err(e))?;
         Ok(())
@@ -47,10 +56,10 @@ impl Store {
         Ok(())
     }
 
-    /// The ledger rows this device holds, as the home's devices name them (its own named by
-    /// `device` and their ids), and the household's people with whether each is a child;
-    /// rows from `after` (an id of this database) on only.
-    pub fn home_rows(&self, device: &DeviceId, after: i64) -> Result<(Vec<HomeLedgerRow>, i64), StoreError> {
+    /// The ledger rows this device holds, as the home's devices name them (its own by `own`,
+    /// its [`Store::ledger_origin`], and their ids), from `after` (an id of this database) on;
+    /// and the last id read.
+    pub fn home_rows(&self, own: &DeviceId, after: i64) -> Result<(Vec<HomeLedgerRow>, i64), StoreError> {
         let mut stmt = self
             .conn
             .prepare(
@@ -60,7 +69,7 @@ impl Store {
             .map_err(|e| self.err(e))?;
         type Raw = (i64, String, i64, String, String, bool, i64, String, String);
         let raw = stmt
-            .query_map(params![device.as_str(), after], |r| -> rusqlite::Result<Raw> {
+            .query_map(params![own.as_str(), after], |r| -> rusqlite::Result<Raw> {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?))
             })
             .map_err(|e| self.err(e))?;
@@ -95,6 +104,13 @@ impl Store {
         at: UnixTime,
         effective: &dyn Fn(&Household) -> ConsentState,
     ) -> Result<(Household, Purge, usize), StoreError> {
+        let fresh = self.fresh(own, people, rows)?;
+        if fresh == 0 {
+            // Heard before (a replay, an answer to another device's hello): no write at all.
+            let household = self.household()?;
+            let state = effective(&household);
+            return Ok((household, Purge::between(state, state), 0));
+        }
         let mut new = 0;
         let (household, purge) = self.consent_write(effective, effective, |tx| {
             let known = read_household(tx)?;
@@ -127,5 +143,35 @@ impl Store {
             Ok(())
         })?;
         Ok((household, purge, new))
+    }
+
+    /// How many of the people and rows heard are new here.
+    fn fresh(&self, own: &DeviceId, people: &[(PersonId, bool)], rows: &[HomeLedgerRow]) -> Result<usize, StoreError> {
+        let known = self.household()?;
+        let mut fresh = people.iter().filter(|(p, child)| known.get(p).is_none_or(|m| *child && !m.child)).count();
+        let mut held = self
+            .conn
+            .prepare_cached("SELECT 1 FROM consent_ledger WHERE device = ?1 AND seq = ?2")
+            .map_err(|e| self.err(e))?;
+        for row in rows.iter().filter(|r| &r.device != own) {
+            let seq = i64::try_from(row.seq).unwrap_or(i64::MAX);
+            if !held.exists(params![row.device.as_str(), seq]).map_err(|e| self.err(e))? {
+                fresh += 1;
+            }
+        }
+        Ok(fresh)
+    }
+
+    /// Whether another device of the home has been heard since this device joined it.
+    pub fn others_heard(&self) -> Result<bool, StoreError> {
+        self.conn
+            .query_row("SELECT EXISTS (SELECT 1 FROM home WHERE others_heard = 1)", [], |r| r.get(0))
+            .map_err(|e| self.err(e))
+    }
+
+    /// Notes that another device of the home was heard.
+    pub fn note_others_heard(&mut self) -> Result<(), StoreError> {
+        self.conn.execute("UPDATE home SET others_heard = 1 WHERE others_heard = 0", []).map_err(|e| self.err(e))?;
+        Ok(())
     }
 }

@@ -391,11 +391,19 @@ async fn drive(r: &mut Recorder, agent: &TestAgent) {
     assert_eq!(r.send("/v1/presence", r.put("/v1/presence", json!({"present": null}))).await.0, 200);
     assert_eq!(r.send("/v1/presence", r.put("/v1/presence", json!({"here": 1}))).await.0, 400);
 
-    // The home: none yet, one made, its code, joined again with it, left.
+    // The home: none yet; this fridge's owner is the default one, which a home refuses.
     assert_eq!(r.send("/v1/home", r.get("/v1/home")).await.0, 200);
     assert_eq!(r.send("/v1/home/code", r.get("/v1/home/code")).await.0, 400);
+    assert_eq!(r.send("/v1/home", r.http.post(format!("{}/v1/home", r.api))).await.0, 400);
     assert_eq!(r.send("/v1/home/join", r.post("/v1/home/join", json!({"code": "7QK2M"}))).await.0, 400);
     assert_eq!(r.send("/v1/home/join", r.post("/v1/home/join", json!({"key": 1}))).await.0, 400);
+    // Anna's lock screen makes one, shows its code, is joined again with it, and leaves.
+    let fleet = agent.config.fleet.clone();
+    let anna = TestAgent::start_with(DeviceKind::LockScreen, &fleet, &operator_key(1), &broker(), |raw| {
+        raw.owner = Some("anna".into())
+    })
+    .await;
+    let api = std::mem::replace(&mut r.api, anna.api());
     let (status, made) = r.send("/v1/home", r.http.post(format!("{}/v1/home", r.api))).await;
     assert_eq!(status, 200);
     let (status, shown) = r.send("/v1/home/code", r.get("/v1/home/code")).await;
@@ -403,6 +411,8 @@ async fn drive(r: &mut Recorder, agent: &TestAgent) {
     let (status, joined) = r.send("/v1/home/join", r.post("/v1/home/join", json!({"code": made["code"]}))).await;
     assert_eq!((status, &joined["home"]), (200, &made["home"]));
     assert_eq!(r.send("/v1/home", r.delete("/v1/home")).await.0, 200);
+    r.api = api;
+    anna.stop().await;
 
     // Export and erasure; status; the description itself.
     assert_eq!(r.send("/v1/my-data", r.get("/v1/my-data")).await.0, 200);

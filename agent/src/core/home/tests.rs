@@ -172,7 +172,7 @@ fn a_screen_that_leaves_forgets_the_key_and_hears_nothing_more() {
     let (mut fridge, mut lock) = home();
     let left = lock.core.home(HomeCommand::Leave, at(2, 2)).unwrap();
     assert_eq!(left.home, None);
-    assert_eq!(lock.core.store.home().unwrap().map(|(_, me)| me), None, "the key is gone from the database");
+    assert!(lock.core.store.home().unwrap().is_none(), "the key is gone from the database");
     fridge.consent("anna", Purpose::Measure, true, at(3, 3));
     settle(&mut [&mut fridge, &mut lock], at(3, 3));
     assert!(!lock.allows(Purpose::Measure));
@@ -223,4 +223,81 @@ fn a_home_that_does_not_answer_holds_decisions_for_two_seconds_at_most() {
     assert!(lock.core.poll_answer().is_none());
     lock.core.handle_timeout(at(6, 6_000));
     assert_eq!(lock.core.poll_answer().map(|(t, _)| t), Some(token));
+}
+
+#[test]
+fn after_a_reconnection_without_a_kept_session_decisions_wait_for_another_screen_to_answer() {
+    let (mut fridge, mut lock) = home();
+    lock.consent("anna", Purpose::Personalise, true, at(2, 2));
+    settle(&mut [&mut fridge, &mut lock], at(2, 2));
+    // The lock screen restarts while the fridge revokes; its broker session is gone.
+    lock.core.handle_mqtt(MqttEvent::Disconnected { why: "restart".into(), unsent: 0 }, at(3, 3));
+    fridge.consent("anna", Purpose::Personalise, false, at(3, 3));
+    fridge.home_messages();
+
+    lock.core.handle_mqtt(MqttEvent::Connected { session_present: false }, at(4, 4_000));
+    let OfferStep::Waiting(token) = lock.core.offer(Moment::ScreenWoken, at(4, 4_001)) else { panic!("not held") };
+    let hello = lock.home_messages();
+    lock.hear(&hello, at(4, 4_002));
+    assert!(lock.core.poll_answer().is_none(), "its own hello back is not enough: nothing was kept for it");
+    // The fridge answers the hello with its ledger: the revocation is in force, then the offer.
+    fridge.hear(&hello, at(4, 4_003));
+    lock.hear(&fridge.home_messages(), at(4, 4_004));
+    assert!(!lock.allows(Purpose::Personalise));
+    assert_eq!(lock.core.poll_answer().map(|(t, _)| t), Some(token));
+}
+
+#[test]
+fn an_old_hello_played_again_does_not_end_the_wait() {
+    let (_fridge, mut lock) = home();
+    lock.core.handle_mqtt(MqttEvent::Connected { session_present: true }, at(2, 2_000));
+    let old = lock.home_messages();
+    lock.core.handle_mqtt(MqttEvent::Connected { session_present: true }, at(3, 3_000));
+    let OfferStep::Waiting(_) = lock.core.offer(Moment::ScreenWoken, at(3, 3_001)) else { panic!("not held") };
+    lock.hear(&old, at(3, 3_002));
+    assert!(lock.core.poll_answer().is_none(), "a replayed hello is not this connection's");
+    let now = lock.home_messages();
+    lock.hear(&now, at(3, 3_003));
+    assert!(lock.core.poll_answer().is_some());
+}
+
+#[test]
+fn a_revocation_and_a_grant_made_apart_in_the_same_second_end_revoked_on_both_and_after_leaving() {
+    let (mut fridge, mut lock) = home();
+    fridge.consent("anna", Purpose::Measure, true, at(2, 2));
+    settle(&mut [&mut fridge, &mut lock], at(2, 2));
+    // Neither has heard the other's change when making its own.
+    fridge.consent("anna", Purpose::Measure, false, at(10, 10));
+    lock.consent("anna", Purpose::Measure, true, at(10, 10));
+    settle(&mut [&mut fridge, &mut lock], at(10, 10));
+    assert!(!fridge.allows(Purpose::Measure) && !lock.allows(Purpose::Measure), "the revocation wins");
+    lock.core.home(HomeCommand::Leave, at(11, 11)).unwrap();
+    let view = lock.core.consent_view().unwrap();
+    assert!(!view.people[&anna_or("anna")].grants.measure, "leaving changes no order");
+}
+
+#[test]
+fn a_screen_whose_database_was_lost_is_heard_again_under_the_same_device_id() {
+    let (mut fridge, mut lock) = home();
+    lock.consent("anna", Purpose::Measure, true, at(2, 2));
+    settle(&mut [&mut fridge, &mut lock], at(2, 2));
+    let code = fridge.core.home(HomeCommand::Code, at(3, 3)).unwrap().code.unwrap();
+    // The same lock screen, a new database: its first rows are numbered from 1 again.
+    let mut again = Screen::new("lock-1", "lock_screen");
+    again.core.home(HomeCommand::Join(code), at(4, 4)).unwrap();
+    settle(&mut [&mut fridge, &mut again], at(4, 4));
+    again.consent("anna", Purpose::Measure, false, at(5, 5));
+    settle(&mut [&mut fridge, &mut again], at(5, 5));
+    assert!(!fridge.core.consent_view().unwrap().people[&anna_or("anna")].grants.measure);
+}
+
+#[test]
+fn a_device_in_a_home_or_without_its_owner_named_cannot_make_or_join_another() {
+    let (mut fridge, _lock) = home();
+    let err = fridge.core.home(HomeCommand::Create, at(2, 2)).unwrap_err().to_string();
+    assert!(err.contains("DELETE /v1/home"), "{err}");
+    let (mut unnamed, _) = build_device("fridge-9", "fridge", "");
+    let err = unnamed.home(HomeCommand::Create, at(2, 2)).unwrap_err().to_string();
+    assert!(err.contains("owner = \"anna\""), "{err}");
+    assert_eq!(unnamed.home(HomeCommand::View, at(2, 2)).unwrap().home, None);
 }

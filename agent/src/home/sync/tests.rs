@@ -92,7 +92,7 @@ fn a_message_round_trips_through_its_encoding_and_garbage_is_refused() {
         },
     };
     assert_eq!(HomeMessage::decode(&message.encode()).unwrap(), message);
-    let hello = HomeMessage { from: device("fridge"), seq: 4, body: HomeBody::Hello };
+    let hello = HomeMessage { from: device("fridge"), seq: 4, body: HomeBody::Hello { nonce: 7 } };
     assert_eq!(HomeMessage::decode(&hello.encode()).unwrap(), hello);
     let err = HomeMessage::decode(&[0xff, 0xff, 0xff]).unwrap_err().to_string();
     assert!(err.contains("home message"), "{err}");
