@@ -9,8 +9,8 @@ use ledtrad_protocol::broker::BrokerUrl;
 use ledtrad_protocol::consent::ConsentState;
 use ledtrad_protocol::decision::Decision;
 use ledtrad_protocol::topic::Topic;
-use ledtrad_protocol::FleetId;
 use ledtrad_protocol::Purpose;
+use ledtrad_protocol::{FleetId, HomeId};
 use rumqttc::v5::mqttbytes::v5::Packet;
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::Event;
@@ -98,10 +98,19 @@ pub struct Seen {
     pub catalogue: Traffic,
     /// Anything else on this run's topics: nobody in the simulation should send it.
     pub unexpected: Traffic,
-    /// The home channels (every home's, the pseudonyms telling nothing of whose).
-    pub home: Traffic,
-    /// Home channel messages whose bytes are not sealed: see [`home_plaintext`] (must be 0).
-    pub home_plaintext: AtomicU64,
+    /// The home channels, by home: messages, payload bytes, and those whose bytes are not
+    /// sealed (see [`home_plaintext`]). A run counts its own homes' only
+    /// ([`Seen::home_traffic`]): on a shared broker other runs' homes talk too.
+    pub homes: std::sync::Mutex<std::collections::HashMap<HomeId, (u64, u64, u64)>>,
+}
+
+impl Seen {
+    /// The home channel traffic of `homes`: messages, payload bytes, and messages readable
+    /// without the home's key.
+    pub fn home_traffic(&self, homes: &std::collections::BTreeSet<HomeId>) -> (u64, u64, u64) {
+        let seen = self.homes.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        homes.iter().filter_map(|h| seen.get(h)).fold((0, 0, 0), |t, c| (t.0 + c.0, t.1 + c.1, t.2 + c.2))
+    }
 }
 
 /// Whether a home channel payload can be read without the home's key: it reads as JSON, it
@@ -162,11 +171,12 @@ impl Audit {
                             Ok(Topic::Catalogue(f)) if f == fleet => Some(&counts.catalogue),
                             Ok(Topic::Model(f)) if f == fleet => Some(&counts.unexpected),
                             Ok(Topic::Offers(d) | Topic::Commands(d)) if ours_device(&d) => Some(&counts.unexpected),
-                            Ok(Topic::Home(_)) => {
-                                if home_plaintext(&p.payload, &prefix) {
-                                    counts.home_plaintext.fetch_add(1, Ordering::SeqCst);
-                                }
-                                Some(&counts.home)
+                            Ok(Topic::Home(home)) => {
+                                let plain = u64::from(home_plaintext(&p.payload, &prefix));
+                                let mut homes = counts.homes.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                                let seen = homes.entry(home).or_default();
+                                *seen = (seen.0 + 1, seen.1 + p.payload.len() as u64, seen.2 + plain);
+                                None
                             }
                             _ => None,
                         };

@@ -158,7 +158,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
     let days = simulate_days(&mut shards, &audit, &options, size.devices).await?;
     // Let any late message arrive before judging.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let seen = Seen::of(&audit);
+    let mut seen = Seen::of(&audit);
     let expected = seen.egress.measure.messages;
     let stored = if store.is_shared() {
         // Other collectors may share the reports: count what reached the store.
@@ -175,6 +175,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
     let stopping = bar(options.progress, size.devices as u64, "stopping agents");
     let mut tally = Tally::of(shards.finish(&stopping).await?);
     stopping.finish_and_clear();
+    seen.add_homes(&audit, &tally.homes);
     tally.counts.violations += crate::audit::message_violations(
         seen.egress.measure.messages,
         days.reports_expected,
@@ -347,23 +348,30 @@ impl Seen {
             measure: traffic(&seen.measure),
             request: traffic(&seen.request),
             unexpected: traffic(&seen.unexpected),
-            home: traffic(&seen.home),
+            // Known once the shards say which homes are this run's.
+            home: Traffic { messages: 0, bytes: 0 },
         };
         let catalogue = traffic(&seen.catalogue);
         let broker_messages = egress.status.messages
             + egress.measure.messages
             + egress.request.messages
             + egress.unexpected.messages
-            + egress.home.messages
             + catalogue.messages;
         let broker_bytes = egress.status.bytes
             + egress.measure.bytes
             + egress.request.bytes
             + egress.unexpected.bytes
-            + egress.home.bytes
             + catalogue.bytes;
-        let home_plaintext = seen.home_plaintext.load(std::sync::atomic::Ordering::SeqCst);
-        Self { egress, broker_messages, broker_bytes, home_plaintext }
+        Self { egress, broker_messages, broker_bytes, home_plaintext: 0 }
+    }
+
+    /// Adds the home channel traffic of this run's `homes`.
+    fn add_homes(&mut self, audit: &Audit, homes: &BTreeSet<ledtrad_protocol::HomeId>) {
+        let (messages, bytes, plaintext) = audit.seen.home_traffic(homes);
+        self.egress.home = Traffic { messages, bytes };
+        self.broker_messages += messages;
+        self.broker_bytes += bytes;
+        self.home_plaintext = plaintext;
     }
 }
 
@@ -371,17 +379,25 @@ impl Seen {
 struct Tally {
     counts: Counts,
     ids: BTreeSet<DeviceId>,
+    /// The run's homes' pseudonyms.
+    homes: BTreeSet<ledtrad_protocol::HomeId>,
     sensor_link: Option<SensorLink>,
     workers_peak_rss: u64,
 }
 
 impl Tally {
     fn of(finished: Vec<Finished>) -> Self {
-        let mut tally =
-            Tally { counts: Counts::default(), ids: BTreeSet::new(), sensor_link: None, workers_peak_rss: 0 };
+        let mut tally = Tally {
+            counts: Counts::default(),
+            ids: BTreeSet::new(),
+            homes: BTreeSet::new(),
+            sensor_link: None,
+            workers_peak_rss: 0,
+        };
         for f in finished {
             tally.counts.add(f.counts);
             tally.ids.extend(f.devices);
+            tally.homes.extend(f.homes);
             tally.workers_peak_rss += f.peak_rss_bytes;
             if let Some(l) = f.sensor_link {
                 tally.sensor_link = Some(tally.sensor_link.unwrap_or_default().plus(l));

@@ -95,6 +95,8 @@ pub struct Shard {
     today: DayCounts,
     /// The campaigns with a holdout arm.
     measured: BTreeSet<CampaignId>,
+    /// The homes' pseudonyms on the broker.
+    home_ids: Vec<ledtrad_protocol::HomeId>,
 }
 
 impl Shard {
@@ -109,6 +111,7 @@ impl Shard {
         let mut devices = Vec::new();
         let mut first_device = Vec::with_capacity(to - from);
         let mut running = Vec::new();
+        let mut home_ids = Vec::with_capacity(to - from);
         for h in from..to {
             let home = Home::new(spec.seed, h, &spec.population);
             first_device.push(devices.len());
@@ -118,7 +121,7 @@ impl Shard {
                 running.push(agent);
                 started();
             }
-            home_channel::join(&devices[first_device[h - from]..]).await?;
+            home_ids.push(home_channel::join(&devices[first_device[h - from]..]).await?);
             homes.push(home);
         }
         let campaigns = spec.offers.iter().map(|(o, c, _)| (o.clone(), c.clone())).collect();
@@ -140,6 +143,7 @@ impl Shard {
             campaigns_today: BTreeMap::new(),
             today: DayCounts::default(),
             measured,
+            home_ids,
         })
     }
 
@@ -443,6 +447,6 @@ impl Shard {
             agent.shutdown().await;
             stopped();
         }
-        Ok(Finished { counts: self.counts, devices, people, sensor_link, peak_rss_bytes: 0 })
+        Ok(Finished { counts: self.counts, devices, homes: self.home_ids, people, sensor_link, peak_rss_bytes: 0 })
     }
 }

@@ -233,6 +233,9 @@ pub struct Finished {
     pub counts: Counts,
     /// Its devices' ids.
     pub devices: Vec<DeviceId>,
+    /// Its homes' pseudonyms on the broker.
+    #[serde(default)]
+    pub homes: Vec<ledtrad_protocol::HomeId>,
     /// Its people.
     pub people: u64,
     /// On the firmware path, its boards' links.

@@ -9,7 +9,7 @@ use anyhow::{bail, Context as _};
 use ledtrad_agent::events::Subscription;
 use ledtrad_agent::home::HomeCommand;
 use ledtrad_agent::RunningAgent;
-use ledtrad_protocol::{PersonId, Purpose};
+use ledtrad_protocol::{HomeId, PersonId, Purpose};
 
 use super::device::Device;
 
@@ -18,11 +18,12 @@ use super::device::Device;
 pub(super) const LATE: Duration = Duration::from_secs(5);
 
 /// Joins `devices` (one home's, the fridge first) to one home: the fridge makes it, and each
-/// other screen joins with its code.
-pub(super) async fn join(devices: &[Device]) -> anyhow::Result<()> {
-    let Some((fridge, others)) = devices.split_first() else { return Ok(()) };
+/// other screen joins with its code. Returns the home's pseudonym.
+pub(super) async fn join(devices: &[Device]) -> anyhow::Result<HomeId> {
+    let (fridge, others) = devices.split_first().context("a home without devices")?;
     let made =
         fridge.handle.home(HomeCommand::Create).await.with_context(|| format!("{}: making a home", fridge.id))?;
+    let home = made.home.clone().context("a new home has a pseudonym")?;
     let code = made.code.context("a new home shows its code")?;
     for device in others {
         let joined = device
@@ -34,7 +35,7 @@ pub(super) async fn join(devices: &[Device]) -> anyhow::Result<()> {
             bail!("{} joined home {:?}, not the fridge's {:?}", device.id, joined.home, made.home);
         }
     }
-    Ok(())
+    Ok(home)
 }
 
 /// The screen a person makes a change on: their own (a lock screen or e-reader only they use),
