@@ -1,11 +1,9 @@
-//! What the devices of a home tell each other on the home channel, and how each merges what it
-//! hears so that every device ends with the same household whatever order messages arrive in,
-//! however often, and from whichever device first.
+//! What the devices of a home tell each other on the home channel.
 //!
-//! - **Consent ledgers** merge without conflicts: a row is never changed, only added, and each
-//!   is named by when it was made, on which device and its number there. A person's consent
-//!   for a purpose is their latest row in that order, so a revocation made after a grant wins
-//!   on every device that has both rows.
+//! - **Consent ledger rows** as every device names them: when, the database they were made in
+//!   and their number there. Each device keeps them in its own ledger and orders them alike
+//!   (`store::consent`), so every device ends with the same household whatever order messages
+//!   arrive in, however often, and from whichever device first.
 //! - **Home-wide caps** are counts per home per local day, kept per device: each device sends
 //!   its own counts, a device's count only grows during a day, so merging takes the larger of
 //!   what was heard for that device, and the home's count is the sum over its devices.
@@ -15,7 +13,7 @@
 use std::collections::BTreeMap;
 
 use ledtrad_protocol::codec::{self, DecodeError};
-use ledtrad_protocol::consent::{ConsentSource, ConsentState};
+use ledtrad_protocol::consent::ConsentSource;
 use ledtrad_protocol::{CampaignId, DeviceId, OfferId, PersonId, Purpose, UnixTime};
 use serde::{Deserialize, Serialize};
 
@@ -84,41 +82,6 @@ pub struct HomeLedgerRow {
     pub source: ConsentSource,
     /// The version of the text the person saw.
     pub text_version: String,
-}
-
-/// What names a row on every device: when, where, and its number there.
-type RowKey = (UnixTime, DeviceId, u64);
-
-/// The home's consent ledger as one device holds it.
-#[derive(Debug, Clone, Default)]
-pub struct HomeLedger {
-    rows: BTreeMap<RowKey, HomeLedgerRow>,
-}
-
-impl HomeLedger {
-    /// Adds the rows not yet held; returns those, in ledger order (an empty list when the
-    /// message brought nothing new, however often it came).
-    pub fn merge(&mut self, rows: impl IntoIterator<Item = HomeLedgerRow>) -> Vec<HomeLedgerRow> {
-        let mut added = Vec::new();
-        for row in rows {
-            let key = (row.at, row.device.clone(), row.seq);
-            if let std::collections::btree_map::Entry::Vacant(slot) = self.rows.entry(key) {
-                added.push(slot.insert(row).clone());
-            }
-        }
-        added.sort_by(|a, b| (a.at, &a.device, a.seq).cmp(&(b.at, &b.device, b.seq)));
-        added
-    }
-
-    /// What `person` granted: their latest row for each purpose, in ledger order.
-    pub fn consent(&self, person: &PersonId) -> ConsentState {
-        self.rows.values().filter(|r| &r.person == person).fold(ConsentState::NONE, |s, r| s.with(r.purpose, r.granted))
-    }
-
-    /// Every row, in ledger order.
-    pub fn rows(&self) -> impl Iterator<Item = &HomeLedgerRow> {
-        self.rows.values()
-    }
 }
 
 /// One device's impression counts on one local day.

@@ -301,3 +301,25 @@ fn a_device_in_a_home_or_without_its_owner_named_cannot_make_or_join_another() {
     assert!(err.contains("owner = \"anna\""), "{err}");
     assert_eq!(unnamed.home(HomeCommand::View, at(2, 2)).unwrap().home, None);
 }
+
+#[test]
+fn rows_heard_in_any_order_and_any_number_of_times_end_in_the_same_consent() {
+    let (mut fridge, mut lock) = home();
+    lock.consent("anna", Purpose::Personalise, true, at(2, 2));
+    lock.consent("anna", Purpose::Measure, true, at(3, 3));
+    lock.consent("anna", Purpose::Personalise, false, at(4, 4));
+    let sent = lock.home_messages();
+    let mut reversed = sent.clone();
+    reversed.reverse();
+    let mut other = Screen::new("fridge-2", "fridge");
+    let code = fridge.core.home(HomeCommand::Code, at(5, 5)).unwrap().code.unwrap();
+    other.core.home(HomeCommand::Join(code), at(5, 5)).unwrap();
+    other.home_messages();
+    fridge.hear(&sent, at(5, 5));
+    other.hear(&reversed, at(5, 5));
+    other.hear(&sent, at(6, 6));
+    for screen in [&fridge, &other] {
+        let anna = screen.core.consent_view().unwrap().people[&anna_or("anna")].grants;
+        assert!(!anna.personalise && anna.measure, "{anna:?}");
+    }
+}

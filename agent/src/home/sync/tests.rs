@@ -21,38 +21,6 @@ fn row(at: u64, on: &str, seq: u64, purpose: Purpose, granted: bool) -> HomeLedg
     }
 }
 
-#[test]
-fn ledgers_merge_to_the_same_consent_in_any_order_and_any_number_of_times() {
-    let grant = row(100, "fridge", 1, Purpose::Personalise, true);
-    let revoke = row(200, "lock-screen", 7, Purpose::Personalise, false);
-    let measure = row(150, "fridge", 2, Purpose::Measure, true);
-    let mut one = HomeLedger::default();
-    let mut other = HomeLedger::default();
-    assert_eq!(one.merge([grant.clone(), measure.clone()]).len(), 2);
-    assert_eq!(one.merge([revoke.clone()]), vec![revoke.clone()]);
-    // The other device hears them the other way round, some twice.
-    other.merge([revoke.clone(), grant.clone()]);
-    other.merge([measure.clone(), grant.clone()]);
-    assert!(other.merge([revoke, grant, measure]).is_empty(), "nothing new the second time");
-    let want = ConsentState::NONE.with(Purpose::Measure, true);
-    assert_eq!(one.consent(&anna()), want, "the revocation after the grant wins");
-    assert_eq!(other.consent(&anna()), want);
-    assert_eq!(one.rows().collect::<Vec<_>>(), other.rows().collect::<Vec<_>>());
-}
-
-#[test]
-fn rows_made_at_the_same_second_are_ordered_by_device_then_number() {
-    let mut ledger = HomeLedger::default();
-    ledger.merge([
-        row(100, "lock-screen", 1, Purpose::Personalise, false),
-        row(100, "fridge", 9, Purpose::Personalise, true),
-    ]);
-    // "lock-screen" sorts after "fridge": its revocation is the later row.
-    assert!(!ledger.consent(&anna()).allows(Purpose::Personalise));
-    let rows: Vec<&str> = ledger.rows().map(|r| r.device.as_str()).collect();
-    assert_eq!(rows, ["fridge", "lock-screen"]);
-}
-
 fn day(day: u64, offer: &str, n: u32) -> DeviceDay {
     DeviceDay {
         day,
