@@ -1,5 +1,5 @@
 //! What the agent tells a connected UI, live: an offer to show now, the consent view changed, a
-//! catalogue applied or refused. The core queues [`UiEvent`]s; the shell stamps each with an id
+//! catalogue applied or refused, the home's offers of the day. The core queues [`UiEvent`]s; the shell stamps each with an id
 //! in the [`EventHub`], which keeps the last [`RESUME_EVENTS`] for clients that reconnect with
 //! `Last-Event-ID`, and hands each client its own bounded buffer ([`CLIENT_BUFFER`] events): a
 //! slow client never slows the agent, it is told how many events it missed instead.
@@ -16,6 +16,7 @@ use serde::Serialize;
 use tokio::sync::broadcast;
 
 use crate::handle::{ConsentView, OfferOutcome, RequestOutcome};
+use crate::home::HomeView;
 
 /// Events kept for clients that come back with `Last-Event-ID`.
 pub const RESUME_EVENTS: usize = 256;
@@ -87,6 +88,8 @@ pub enum UiEvent {
     Consent(ConsentView),
     /// A catalogue was applied or refused.
     Catalogue(CatalogueEvent),
+    /// Another screen of the home told what it showed today.
+    Home(HomeView),
 }
 
 impl UiEvent {
@@ -96,6 +99,7 @@ impl UiEvent {
             Self::Offer(_) => "offer",
             Self::Consent(_) => "consent",
             Self::Catalogue(_) => "catalogue",
+            Self::Home(_) => "home",
         }
     }
 
@@ -104,6 +108,7 @@ impl UiEvent {
             Self::Offer(body) => serde_json::to_string(body),
             Self::Consent(view) => serde_json::to_string(view),
             Self::Catalogue(catalogue) => serde_json::to_string(catalogue),
+            Self::Home(view) => serde_json::to_string(view),
         };
         json.unwrap_or_else(|e| format!("{{\"error\":\"unserialisable event: {e}\"}}"))
     }
@@ -116,7 +121,7 @@ pub struct Stamped {
     pub id: String,
     /// Its number, counting from 1 since the agent started.
     pub seq: u64,
-    /// Its name (`offer`, `consent`, `catalogue`).
+    /// Its name (`offer`, `consent`, `catalogue`, `home`).
     pub name: &'static str,
     /// Its data, JSON.
     pub data: String,

@@ -112,6 +112,14 @@ fn reason_text(r: &Rejection) -> String {
             format!("campaign {campaign}'s cap of {limit} per {window} reached")
         }
         Rejection::DeviceCap { window, limit } => format!("device cap of {limit} per {window} reached"),
+        Rejection::ShownOnAnotherScreen => "shown on another screen of this home today".into(),
+        Rejection::HomeOfferCap { per_home_per_day } => {
+            format!("shown {per_home_per_day} time(s) in this home today already")
+        }
+        Rejection::HomeCampaignCap { campaign, per_home_per_day } => {
+            format!("campaign {campaign}'s cap of {per_home_per_day} per home per day reached")
+        }
+        Rejection::HomeCap { per_day } => format!("home cap of {per_day} offers per day reached"),
         Rejection::MinGap { until } => format!("too soon after the last offer; next at {until}"),
         Rejection::QuietHours { from, to } => format!("quiet hours {from:02}:00–{to:02}:00"),
         Rejection::Journey(stop) => {

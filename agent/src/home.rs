@@ -295,6 +295,9 @@ pub struct HomeView {
     /// Messages on the home's channel refused since the agent started: not sealed with the
     /// home's key, or not readable after opening.
     pub refused: u64,
+    /// Offers shown in the home today, on all its screens, as this screen knows them (what
+    /// the home-wide caps count).
+    pub shown_today: u32,
 }
 
 /// What a home changes in the local API.

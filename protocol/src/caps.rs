@@ -1,6 +1,7 @@
 //! Frequency rules (DESIGN §2, "frequency is a product decision, tested and capped"): caps per
 //! offer and per campaign over an hour, a local day, a week, a month and in total; a device-wide
-//! cap per hour and per day; a minimum gap between any two offers; and quiet hours.
+//! cap per hour and per day; a minimum gap between any two offers; quiet hours; and caps per
+//! home per local day, counted over all the screens of a home (DESIGN §6).
 
 use alloc::format;
 use alloc::string::String;
@@ -57,6 +58,33 @@ pub struct Caps {
     /// Ever.
     #[serde(default)]
     pub total: Option<u32>,
+    /// Per home (all its screens together) per local day. Unset, an offer with personal
+    /// conditions is shown on one screen of a home per day ([`HomeCap::OneScreen`]); others
+    /// have no home cap.
+    #[serde(default)]
+    pub per_home_per_day: Option<u32>,
+}
+
+/// How often an offer may be shown in a home (on all its screens together) per local day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HomeCap {
+    /// At most this many impressions in the home per day (`per_home_per_day`).
+    PerDay(u32),
+    /// On one screen of the home per day, as often as that screen's own caps allow: the default
+    /// for an offer with personal conditions, so what one screen noticed about the household is
+    /// not repeated on every other screen.
+    OneScreen,
+}
+
+impl Caps {
+    /// The offer's home cap, `personal` when its conditions read personal features.
+    pub fn home(&self, personal: bool) -> Option<HomeCap> {
+        match self.per_home_per_day {
+            Some(n) => Some(HomeCap::PerDay(n)),
+            None if personal => Some(HomeCap::OneScreen),
+            None => None,
+        }
+    }
 }
 
 fn default_per_day() -> u32 {
@@ -65,7 +93,14 @@ fn default_per_day() -> u32 {
 
 impl Default for Caps {
     fn default() -> Self {
-        Self { per_day: default_per_day(), per_hour: None, per_week: None, per_month: None, total: None }
+        Self {
+            per_day: default_per_day(),
+            per_hour: None,
+            per_week: None,
+            per_month: None,
+            total: None,
+            per_home_per_day: None,
+        }
     }
 }
 
@@ -103,6 +138,9 @@ pub struct CampaignCaps {
     /// Ever.
     #[serde(default)]
     pub total: Option<u32>,
+    /// Per home (all its screens together) per local day.
+    #[serde(default)]
+    pub per_home_per_day: Option<u32>,
 }
 
 impl CampaignCaps {
@@ -160,20 +198,24 @@ pub struct Policy {
     /// Hours without offers.
     #[serde(default)]
     pub quiet_hours: Option<QuietHours>,
+    /// Offers per home (all its screens together) per local day.
+    #[serde(default)]
+    pub home_per_day: Option<u32>,
 }
 
-/// Problems with a set of caps: a cap of zero can never be met.
-pub fn zero_caps(limits: &[(Window, u32)], prefix: &str) -> Vec<(String, String)> {
+/// Problems with a set of caps: a cap of zero can never be met. `per_home_per_day` is the
+/// home cap, if set.
+pub fn zero_caps(limits: &[(Window, u32)], per_home_per_day: Option<u32>, prefix: &str) -> Vec<(String, String)> {
+    let home = (per_home_per_day == Some(0)).then(|| format!("{prefix}.per_home_per_day"));
     limits
         .iter()
         .filter(|(_, n)| *n == 0)
-        .map(|(w, _)| {
-            let field = match w {
-                Window::Total => format!("{prefix}.total"),
-                w => format!("{prefix}.per_{w}"),
-            };
-            (field, "0 means it can never be shown; use 1 or more, or leave the cap out".into())
+        .map(|(w, _)| match w {
+            Window::Total => format!("{prefix}.total"),
+            w => format!("{prefix}.per_{w}"),
         })
+        .chain(home)
+        .map(|field| (field, "0 means it can never be shown; use 1 or more, or leave the cap out".into()))
         .collect()
 }
 
@@ -181,9 +223,11 @@ impl Policy {
     /// Problems with the policy, as (field, message).
     pub fn problems(&self) -> Vec<(String, String)> {
         let mut out = Vec::new();
-        for (field, value) in
-            [("policy.device_per_hour", self.device_per_hour), ("policy.device_per_day", self.device_per_day)]
-        {
+        for (field, value) in [
+            ("policy.device_per_hour", self.device_per_hour),
+            ("policy.device_per_day", self.device_per_day),
+            ("policy.home_per_day", self.home_per_day),
+        ] {
             if value == Some(0) {
                 out.push((field.into(), "0 means no offer can ever be shown; use 1 or more, or leave it out".into()));
             }
@@ -223,12 +267,21 @@ mod tests {
             caps.limits().collect::<Vec<_>>(),
             alloc::vec![(Window::Day, 2), (Window::Hour, 1), (Window::Total, 5)]
         );
+        let never = "0 means it can never be shown; use 1 or more, or leave the cap out";
+        assert_eq!(zero_caps(&[(Window::Week, 0)], None, "caps"), alloc::vec![("caps.per_week".into(), never.into())]);
         assert_eq!(
-            zero_caps(&[(Window::Week, 0)], "caps"),
-            alloc::vec![(
-                "caps.per_week".into(),
-                "0 means it can never be shown; use 1 or more, or leave the cap out".into()
-            )]
+            zero_caps(&[(Window::Day, 1)], Some(0), "caps"),
+            alloc::vec![("caps.per_home_per_day".into(), never.into())]
         );
+    }
+
+    #[test]
+    fn an_offer_with_personal_conditions_is_shown_on_one_screen_of_a_home_unless_its_cap_says_otherwise() {
+        let unset = Caps::default();
+        assert_eq!(unset.home(true), Some(HomeCap::OneScreen));
+        assert_eq!(unset.home(false), None);
+        let set = Caps { per_home_per_day: Some(3), ..Caps::default() };
+        assert_eq!(set.home(true), Some(HomeCap::PerDay(3)));
+        assert_eq!(set.home(false), Some(HomeCap::PerDay(3)));
     }
 }

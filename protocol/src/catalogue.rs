@@ -287,7 +287,7 @@ impl Catalogue {
             if self.campaigns[..i].iter().any(|d| d.id == c.id) {
                 push("id", "duplicate campaign; give each campaign one [[campaign]] entry".into());
             }
-            for (field, message) in crate::caps::zero_caps(&c.caps.limits(), "caps") {
+            for (field, message) in crate::caps::zero_caps(&c.caps.limits(), c.caps.per_home_per_day, "caps") {
                 push(&field, message);
             }
             if !(0.0..=MAX_HOLDOUT).contains(&c.holdout) {
@@ -526,7 +526,9 @@ impl Offer {
                 ),
             );
         }
-        for (field, message) in crate::caps::zero_caps(&self.caps.limits().collect::<Vec<_>>(), "caps") {
+        for (field, message) in
+            crate::caps::zero_caps(&self.caps.limits().collect::<Vec<_>>(), self.caps.per_home_per_day, "caps")
+        {
             push(&field, message);
         }
         if let Some(scorer) = &self.propensity {

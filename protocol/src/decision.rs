@@ -276,6 +276,26 @@ pub enum Rejection {
     /// The campaign's journey does not show this offer now (boxed: every candidate's verdict
     /// is as large as the largest reason).
     Journey(alloc::boxed::Box<crate::catalogue::journey::JourneyStop>),
+    /// Another screen of the home showed this offer today, and it has personal conditions and
+    /// no `per_home_per_day` of its own: it is shown on one screen of a home per day.
+    ShownOnAnotherScreen,
+    /// The offer's cap per home per local day is reached, over all the home's screens.
+    HomeOfferCap {
+        /// The cap.
+        per_home_per_day: u32,
+    },
+    /// The campaign's cap per home per local day is reached, over all the home's screens.
+    HomeCampaignCap {
+        /// The campaign.
+        campaign: CampaignId,
+        /// The cap.
+        per_home_per_day: u32,
+    },
+    /// The policy's cap on offers per home per local day is reached, over all its screens.
+    HomeCap {
+        /// The cap.
+        per_day: u32,
+    },
 }
 
 /// A feature read during a decision.

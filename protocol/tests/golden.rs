@@ -119,8 +119,8 @@ fn golden_batch() {
 fn golden_offer() {
     golden(
         &build_offer(),
-        r#"{"id":"butter","campaign":"dairy","title":"Butter","question":"Butter?","body":"B","image":null,"category":"food.dairy","device_kinds":["fridge"],"moments":["door_opened"],"conditions":[{"feature":"fridge.butter.level","op":"lt","value":0.25}],"value":2.0,"priority":1.0,"valid_from":"1970-01-01T00:00:00Z","valid_until":"2026-11-23T18:00:00Z","caps":{"per_day":1,"per_hour":null,"per_week":null,"per_month":null,"total":null},"personalised":true,"propensity":null}"#,
-        "0662757474657205646169727906427574746572074275747465723f0142000a666f6f642e64616972790100010001136672696467652e6275747465722e6c6576656c00000000000000d03f0000000000000040000000000000f03f00a0fe91d80601000000000100",
+        r#"{"id":"butter","campaign":"dairy","title":"Butter","question":"Butter?","body":"B","image":null,"category":"food.dairy","device_kinds":["fridge"],"moments":["door_opened"],"conditions":[{"feature":"fridge.butter.level","op":"lt","value":0.25}],"value":2.0,"priority":1.0,"valid_from":"1970-01-01T00:00:00Z","valid_until":"2026-11-23T18:00:00Z","caps":{"per_day":1,"per_hour":null,"per_week":null,"per_month":null,"total":null,"per_home_per_day":null},"personalised":true,"propensity":null}"#,
+        "0662757474657205646169727906427574746572074275747465723f0142000a666f6f642e64616972790100010001136672696467652e6275747465722e6c6576656c00000000000000d03f0000000000000040000000000000f03f00a0fe91d8060100000000000100",
     );
 }
 
@@ -128,8 +128,8 @@ fn golden_offer() {
 fn golden_catalogue() {
     golden(
         &Catalogue { name: "n".into(), offers: vec![build_offer()], prompts: vec![], campaigns: vec![], policy: Default::default() },
-        r#"{"name":"n","offer":[{"id":"butter","campaign":"dairy","title":"Butter","question":"Butter?","body":"B","image":null,"category":"food.dairy","device_kinds":["fridge"],"moments":["door_opened"],"conditions":[{"feature":"fridge.butter.level","op":"lt","value":0.25}],"value":2.0,"priority":1.0,"valid_from":"1970-01-01T00:00:00Z","valid_until":"2026-11-23T18:00:00Z","caps":{"per_day":1,"per_hour":null,"per_week":null,"per_month":null,"total":null},"personalised":true,"propensity":null}],"prompt":[],"campaign":[],"policy":{"device_per_hour":null,"device_per_day":null,"min_gap_minutes":null,"quiet_hours":null}}"#,
-        "016e010662757474657205646169727906427574746572074275747465723f0142000a666f6f642e64616972790100010001136672696467652e6275747465722e6c6576656c00000000000000d03f0000000000000040000000000000f03f00a0fe91d80601000000000100000000000000",
+        r#"{"name":"n","offer":[{"id":"butter","campaign":"dairy","title":"Butter","question":"Butter?","body":"B","image":null,"category":"food.dairy","device_kinds":["fridge"],"moments":["door_opened"],"conditions":[{"feature":"fridge.butter.level","op":"lt","value":0.25}],"value":2.0,"priority":1.0,"valid_from":"1970-01-01T00:00:00Z","valid_until":"2026-11-23T18:00:00Z","caps":{"per_day":1,"per_hour":null,"per_week":null,"per_month":null,"total":null,"per_home_per_day":null},"personalised":true,"propensity":null}],"prompt":[],"campaign":[],"policy":{"device_per_hour":null,"device_per_day":null,"min_gap_minutes":null,"quiet_hours":null,"home_per_day":null}}"#,
+        "016e010662757474657205646169727906427574746572074275747465723f0142000a666f6f642e64616972790100010001136672696467652e6275747465722e6c6576656c00000000000000d03f0000000000000040000000000000f03f00a0fe91d806010000000000010000000000000000",
     );
 }
 
@@ -151,8 +151,8 @@ fn golden_signed() {
             },
             rollout: Some(ledtrad_protocol::envelope::Rollout { share: 0.25 }),
         },
-        r#"{"fleet":"home","version":3,"issued_at":"1970-01-01T00:00:01Z","expires_at":"2026-11-23T18:00:00Z","key_id":"op","catalogue":{"name":"","offer":[],"prompt":[],"campaign":[],"policy":{"device_per_hour":null,"device_per_day":null,"min_gap_minutes":null,"quiet_hours":null}},"rollout":{"share":0.25}}"#,
-        "04686f6d650301a0fe91d806026f70000000000000000001000000000000d03f",
+        r#"{"fleet":"home","version":3,"issued_at":"1970-01-01T00:00:01Z","expires_at":"2026-11-23T18:00:00Z","key_id":"op","catalogue":{"name":"","offer":[],"prompt":[],"campaign":[],"policy":{"device_per_hour":null,"device_per_day":null,"min_gap_minutes":null,"quiet_hours":null,"home_per_day":null}},"rollout":{"share":0.25}}"#,
+        "04686f6d650301a0fe91d806026f7000000000000000000001000000000000d03f",
     );
 }
 

@@ -71,7 +71,14 @@ pub fn build_catalogue(n: usize, rng: &mut ChaCha8Rng) -> Catalogue {
                 priority: 1.0,
                 valid_from: UnixTime(0),
                 valid_until: UnixTime(4_000_000_000),
-                caps: Caps { per_day: 2, per_hour: Some(1), per_week: Some(5), per_month: None, total: Some(20) },
+                caps: Caps {
+                    per_day: 2,
+                    per_hour: Some(1),
+                    per_week: Some(5),
+                    per_month: None,
+                    total: Some(20),
+                    per_home_per_day: None,
+                },
                 personalised: true,
                 propensity: Some(Logistic {
                     bias: -0.5,
@@ -95,7 +102,13 @@ pub fn build_catalogue(n: usize, rng: &mut ChaCha8Rng) -> Catalogue {
         offers,
         prompts: vec![],
         campaigns,
-        policy: Policy { device_per_hour: Some(6), device_per_day: Some(30), min_gap_minutes: None, quiet_hours: None },
+        policy: Policy {
+            device_per_hour: Some(6),
+            device_per_day: Some(30),
+            min_gap_minutes: None,
+            quiet_hours: None,
+            home_per_day: None,
+        },
     }
 }
 

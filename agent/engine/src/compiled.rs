@@ -2,7 +2,7 @@
 //! consent each offer needs worked out, so deciding does no string lookups. The offer service's
 //! candidates are compiled the same way, under the rules of the catalogue in force.
 
-use ledtrad_protocol::caps::{Policy, Window};
+use ledtrad_protocol::caps::{HomeCap, Policy, Window};
 use ledtrad_protocol::catalogue::{Campaign, Catalogue, Offer, Op};
 use ledtrad_protocol::decision::Rejection;
 use ledtrad_protocol::envelope::SignedCatalogue;
@@ -97,6 +97,8 @@ pub struct CompiledOffer {
     pub personal_conditions: usize,
     /// How many of its built-in scorer's weights do.
     pub personal_weights: usize,
+    /// How often it may be shown in a home per day, over all the home's screens.
+    pub home_cap: Option<HomeCap>,
 }
 
 /// A built-in logistic scorer with its features resolved.
@@ -125,6 +127,8 @@ pub struct AppliedCatalogue {
     pub holdouts: FastMap<CampaignId, f64>,
     /// Each campaign's caps, where it has any.
     pub campaign_caps: FastMap<CampaignId, Vec<(Window, u32)>>,
+    /// Each campaign's cap per home per local day, where it has one.
+    pub campaign_home_caps: FastMap<CampaignId, u32>,
     /// Device-wide rules.
     pub policy: Policy,
     /// Every campaign with an offer, in order of first appearance; offers refer to them by index
@@ -160,6 +164,7 @@ impl AppliedCatalogue {
         remote.policy = in_force.policy.clone();
         remote.holdouts = in_force.holdouts.clone();
         remote.campaign_caps = in_force.campaign_caps.clone();
+        remote.campaign_home_caps = in_force.campaign_home_caps.clone();
         remote
     }
 
@@ -173,6 +178,8 @@ impl AppliedCatalogue {
             .map(|c| (c.id.clone(), c.caps.limits()))
             .filter(|(_, limits)| !limits.is_empty())
             .collect();
+        let campaign_home_caps: FastMap<_, _> =
+            catalogue.campaigns.iter().filter_map(|c| Some((c.id.clone(), c.caps.per_home_per_day?))).collect();
         let holdouts: FastMap<_, _> =
             catalogue.campaigns.iter().filter(|c| c.holdout > 0.0).map(|c| (c.id.clone(), c.holdout)).collect();
         let mut offers = catalogue.offers.into_iter().filter_map(CompiledOffer::compile).collect::<Vec<_>>();
@@ -189,6 +196,7 @@ impl AppliedCatalogue {
         }
         let shared = |id: &CampaignId| campaign_ids.iter().find(|c| *c == id).unwrap_or(id).clone();
         let campaign_caps = campaign_caps.into_iter().map(|(id, caps)| (shared(&id), caps)).collect();
+        let campaign_home_caps = campaign_home_caps.into_iter().map(|(id, n)| (shared(&id), n)).collect();
         let holdouts = holdouts.into_iter().map(|(id, share)| (shared(&id), share)).collect();
         let journeys: Vec<CompiledJourney> =
             catalogue.campaigns.iter().filter_map(|c| CompiledJourney::compile(c, &offers)).collect();
@@ -203,6 +211,7 @@ impl AppliedCatalogue {
             prompts,
             holdouts,
             campaign_caps,
+            campaign_home_caps,
             policy,
             campaign_ids,
             journeys,
@@ -239,6 +248,7 @@ impl CompiledOffer {
             valid_until: offer.valid_until,
         };
         let personal_conditions = conditions.iter().filter(|c| c.feature.spec().purpose.is_some()).count();
+        let home_cap = offer.caps.home(needs.is_some());
         let personal_weights =
             logistic.as_ref().map_or(0, |l| l.weights.iter().filter(|(f, _)| f.spec().purpose.is_some()).count());
         Some(Self {
@@ -252,6 +262,7 @@ impl CompiledOffer {
             journey: false,
             personal_conditions,
             personal_weights,
+            home_cap,
         })
     }
 }

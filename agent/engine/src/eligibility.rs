@@ -3,7 +3,7 @@
 //! first stage a candidate fails. The rules that are the same for every offer (the device-wide
 //! ones, each campaign's caps and holdout) are worked out once per decision into a [`Standing`].
 
-use ledtrad_protocol::caps::Window;
+use ledtrad_protocol::caps::{HomeCap, Window};
 use ledtrad_protocol::decision::{Candidate, Rejection, Verdict};
 use ledtrad_protocol::{CampaignId, DeviceId};
 
@@ -23,6 +23,8 @@ pub(crate) struct Standing<'a> {
     pub device_block: Option<Rejection>,
     /// Each campaign's verdict, by [`AppliedCatalogue::campaign_ids`] index.
     pub campaigns: Vec<CampaignVerdict>,
+    /// The device's local day, which the home's counts are of.
+    pub day: u64,
 }
 
 impl<'a> Standing<'a> {
@@ -35,7 +37,7 @@ impl<'a> Standing<'a> {
     ) -> Self {
         let campaigns = campaign_verdicts(catalogue, past, who, now);
         let device_block = device_rules(catalogue, past, who, now).err();
-        Self { past, device_block, campaigns }
+        Self { past, device_block, campaigns, day: who.day }
     }
 }
 
@@ -104,21 +106,38 @@ fn campaign_verdicts(
         .campaign_ids
         .iter()
         .map(|campaign| {
-            let caps = catalogue.campaign_caps.get(campaign).and_then(|limits| {
-                let times = past.history.campaign_times(campaign)?;
-                limits.iter().find_map(|&(window, limit)| {
-                    (history::count(times, window, now, who.day_start) >= limit).then(|| Rejection::CampaignCap {
-                        campaign: campaign.clone(),
-                        window,
-                        limit,
+            let caps =
+                catalogue
+                    .campaign_caps
+                    .get(campaign)
+                    .and_then(|limits| {
+                        let times = past.history.campaign_times(campaign)?;
+                        limits.iter().find_map(|&(window, limit)| {
+                            (history::count(times, window, now, who.day_start) >= limit)
+                                .then(|| Rejection::CampaignCap { campaign: campaign.clone(), window, limit })
+                        })
                     })
-                })
-            });
+                    .or_else(|| campaign_home_cap(catalogue, campaign, past, who, now));
             let held_out =
                 catalogue.holdouts.get(campaign).is_some_and(|share| in_holdout(who.device, campaign, *share));
             CampaignVerdict { caps, held_out }
         })
         .collect()
+}
+
+/// The campaign's cap per home per local day: this device's impressions of its offers today
+/// and the home's other screens'.
+fn campaign_home_cap(
+    catalogue: &AppliedCatalogue,
+    campaign: &CampaignId,
+    past: Past<'_>,
+    who: &Identity<'_>,
+    now: ledtrad_protocol::UnixTime,
+) -> Option<Rejection> {
+    let limit = *catalogue.campaign_home_caps.get(campaign)?;
+    let here = past.history.campaign_count(campaign, Window::Day, now, who.day_start);
+    let home = here.saturating_add(past.home.campaign(who.day, campaign));
+    (home >= limit).then(|| Rejection::HomeCampaignCap { campaign: campaign.clone(), per_home_per_day: limit })
 }
 
 /// The eligibility stages, cheapest and most general first. The trace names the first stage
@@ -161,6 +180,7 @@ pub(crate) fn after_conditions(
     // One lookup for the offer's impressions and posterior, one for its answers.
     let record = standing.past.record(i);
     stage_offer_caps(offer, record, ctx)?;
+    stage_home_caps(offer, record, ctx, standing)?;
     stage_campaign_caps(offer, standing)?;
     stage_answers(offer, ctx, standing.past)?;
     stage_journey(i, offer, journeys)?;
@@ -272,6 +292,31 @@ fn stage_offer_caps(offer: &CompiledOffer, record: Option<&OfferRecord>, ctx: &C
     Ok(())
 }
 
+/// The offer's cap over all the screens of the home today: `per_home_per_day` counts this
+/// device's impressions and the other screens'; an offer shown on one screen per day (the
+/// default for one with personal conditions) counts the other screens' only.
+fn stage_home_caps(
+    offer: &CompiledOffer,
+    record: Option<&OfferRecord>,
+    ctx: &Context<'_>,
+    standing: &Standing<'_>,
+) -> Result<(), Rejection> {
+    let Some(cap) = offer.home_cap else { return Ok(()) };
+    let elsewhere = standing.past.home.offer(standing.day, &offer.offer.id);
+    match cap {
+        HomeCap::OneScreen if elsewhere > 0 => Err(Rejection::ShownOnAnotherScreen),
+        HomeCap::OneScreen => Ok(()),
+        HomeCap::PerDay(limit) => {
+            let here = record.map_or(0, |r| history::count(&r.times, Window::Day, ctx.now, ctx.day_start));
+            if here.saturating_add(elsewhere) >= limit {
+                Err(Rejection::HomeOfferCap { per_home_per_day: limit })
+            } else {
+                Ok(())
+            }
+        }
+    }
+}
+
 /// The campaign's caps, over all its offers.
 fn stage_campaign_caps(offer: &CompiledOffer, standing: &Standing<'_>) -> Result<(), Rejection> {
     match standing.campaigns.get(offer.campaign).and_then(|c| c.caps.clone()) {
@@ -285,7 +330,8 @@ fn stage_device(standing: &Standing<'_>) -> Result<(), Rejection> {
     standing.device_block.clone().map_or(Ok(()), Err)
 }
 
-/// Rules for the whole device: quiet hours, the minimum gap, the device-wide caps.
+/// Rules for the whole device: quiet hours, the minimum gap, the device-wide caps and the
+/// home-wide one.
 fn device_rules(
     catalogue: &AppliedCatalogue,
     past: Past<'_>,
@@ -309,6 +355,12 @@ fn device_rules(
             if past.history.device_count(window, now, who.day_start) >= limit {
                 return Err(Rejection::DeviceCap { window, limit });
             }
+        }
+    }
+    if let Some(per_day) = policy.home_per_day {
+        let here = past.history.device_count(Window::Day, now, who.day_start);
+        if here.saturating_add(past.home.total(who.day)) >= per_day {
+            return Err(Rejection::HomeCap { per_day });
         }
     }
     Ok(())

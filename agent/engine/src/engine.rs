@@ -19,6 +19,7 @@ use crate::compiled::{self, AppliedCatalogue};
 use crate::eligibility::Verdicts;
 use crate::features::{FeatureStore, SignalOutcome};
 use crate::history::History;
+use crate::home::DayShown;
 use crate::model::FleetModel;
 use crate::pipeline::Subject;
 use crate::profile::DeviceProfile;
@@ -78,6 +79,8 @@ pub struct Engine {
     /// How many slots the history had when `slots` was worked out for the catalogue in force;
     /// `None` once either is replaced.
     slots_for: Option<usize>,
+    /// What the home's other screens showed, as the agent last handed it in.
+    home: DayShown,
 }
 
 /// A recent decision as feedback needs it: what its offer (shown or held out) is, whether it
@@ -171,7 +174,19 @@ impl Engine {
             traces: VecDeque::with_capacity(RECENT_TRACES),
             slots: Vec::new(),
             slots_for: None,
+            home: DayShown::default(),
         }
+    }
+
+    /// Hands in what the home's other screens showed on a local day (summed over them), for
+    /// the home-wide caps; counts of a day other than a decision's count nothing at it.
+    pub fn set_home_shown(&mut self, others: DayShown) {
+        self.home = others;
+    }
+
+    /// What this device showed on its local day at `now`, as it tells its home's other screens.
+    pub fn shown_today(&self, now: UnixTime) -> DayShown {
+        self.history.shown_on(self.profile.local.day(now), self.profile.local.day_start(now))
     }
 
     /// The device profile.

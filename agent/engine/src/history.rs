@@ -6,6 +6,7 @@
 use std::collections::VecDeque;
 
 use crate::answers::Answers;
+use crate::home::DayShown;
 use crate::maps::FastMap;
 
 use ledtrad_protocol::caps::Window;
@@ -14,12 +15,15 @@ use ledtrad_protocol::time::DAY_SECS;
 use ledtrad_protocol::{CampaignId, OfferId, UnixTime};
 
 /// What the device remembers at a decision, borrowed for it: impressions and posteriors, the
-/// people's answers, and each offer's history slot by position in the offers decided on.
+/// people's answers, each offer's history slot by position in the offers decided on, and what
+/// the home's other screens showed today.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Past<'a> {
     pub history: &'a History,
     pub answers: &'a Answers,
     pub slots: &'a [Option<u32>],
+    /// What the home's other screens showed, as this device last heard.
+    pub home: &'a DayShown,
 }
 
 impl<'a> Past<'a> {
@@ -206,6 +210,29 @@ impl History {
     /// Impressions on the device in `window`.
     pub fn device_count(&self, window: Window, now: UnixTime, day_start: UnixTime) -> u32 {
         count(&self.device, window, now, day_start)
+    }
+
+    /// This device's impressions on local day `day`, which began at `day_start`: what it tells
+    /// the other screens of its home.
+    pub fn shown_on(&self, day: u64, day_start: UnixTime) -> DayShown {
+        let counted = |times: &Times| times.since(day_start);
+        let mut shown = DayShown { day, total: counted(&self.device), ..DayShown::default() };
+        if shown.total == 0 {
+            return shown;
+        }
+        for (offer, slot) in self.slots.iter() {
+            let n = self.records.get(*slot as usize).map_or(0, |r| counted(&r.times));
+            if n > 0 {
+                shown.offers.insert(offer.clone(), n);
+            }
+        }
+        for (campaign, times) in self.campaigns.iter() {
+            let n = counted(times);
+            if n > 0 {
+                shown.campaigns.insert(campaign.clone(), n);
+            }
+        }
+        shown
     }
 
     /// The last impression on the device.

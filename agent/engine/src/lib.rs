@@ -16,6 +16,7 @@
 //! - [`answers`]: what people's answers rule out (dismissal blocks, suppressions, conversions).
 //! - [`features`]: signal windows into features (sources and, in fixed memory, the windows
 //!   derived from them), with consent on entry and purge on revoke.
+//! - [`home`]: what a home's screens showed on a local day, for the home-wide caps (a leaf).
 //! - [`history`]: impressions per offer per day, and Beta posteriors from feedback.
 //! - [`model`]: the fleet's TensorFlow Lite scoring model behind one runtime interface (tract
 //!   by default, TensorFlow Lite's own with the `tflite` feature).
@@ -38,6 +39,7 @@ mod eligibility;
 mod engine;
 pub mod features;
 pub mod history;
+pub mod home;
 pub mod journey;
 mod maps;
 pub mod model;

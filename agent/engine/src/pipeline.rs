@@ -17,6 +17,7 @@ use crate::context::{Context, Draw, Identity, Occasion};
 use crate::eligibility::{Standing, Verdicts};
 use crate::features::FeatureStore;
 use crate::history::{History, Past};
+use crate::home::DayShown;
 use crate::model::FleetModel;
 use crate::profile::DeviceProfile;
 use crate::prompts::PromptState;
@@ -35,6 +36,8 @@ pub(crate) struct Device<'a> {
     pub answers: &'a Answers,
     pub model: Option<&'a FleetModel>,
     pub prompts: &'a PromptState,
+    /// What the home's other screens showed.
+    pub home: &'a DayShown,
 }
 
 /// Where the offers decided on come from.
@@ -141,7 +144,7 @@ fn history<'a>(
     who: &Identity<'_>,
     now: UnixTime,
 ) -> Standing<'a> {
-    let past = Past { history: device.history, answers: device.answers, slots };
+    let past = Past { history: device.history, answers: device.answers, slots, home: device.home };
     Standing::new(catalogue, past, who, now)
 }
 

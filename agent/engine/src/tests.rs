@@ -3,6 +3,7 @@
 //! consent purges, the offer service's candidates).
 
 mod feedback;
+mod home;
 mod influence;
 mod pipeline;
 mod remote;

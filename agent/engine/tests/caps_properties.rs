@@ -81,7 +81,14 @@ fn opt_cap() -> impl Strategy<Value = Option<u32>> {
 
 fn caps() -> impl Strategy<Value = Caps> {
     (1u32..4, opt_cap(), opt_cap(), opt_cap(), prop_oneof![Just(None), (2u32..12).prop_map(Some)]).prop_map(
-        |(per_day, per_hour, per_week, per_month, total)| Caps { per_day, per_hour, per_week, per_month, total },
+        |(per_day, per_hour, per_week, per_month, total)| Caps {
+            per_day,
+            per_hour,
+            per_week,
+            per_month,
+            total,
+            per_home_per_day: None,
+        },
     )
 }
 
@@ -102,6 +109,7 @@ fn policy() -> impl Strategy<Value = Policy> {
             device_per_day,
             min_gap_minutes,
             quiet_hours,
+            home_per_day: None,
         })
 }
 
@@ -158,7 +166,7 @@ proptest! {
             .iter()
             .enumerate()
             .map(|(i, (per_hour, per_day, total))| Campaign {
-                caps: CampaignCaps { per_hour: *per_hour, per_day: *per_day, per_week: None, per_month: None, total: *total },
+                caps: CampaignCaps { per_hour: *per_hour, per_day: *per_day, per_week: None, per_month: None, total: *total, per_home_per_day: None },
                 ..Campaign::new(CampaignId::try_new(format!("c{i}")).unwrap())
             })
             .filter(|c| offers.iter().any(|o| o.campaign == c.id))

@@ -26,7 +26,8 @@ const RETRY: Duration = Duration::from_secs(2);
 /// The agent's events, live, as Server-Sent Events.
 ///
 /// Events: `offer` (an `OfferBody`: a decision at a moment the agent raised that shows something), `consent` (a `ConsentView`: the consent
-/// changed), `catalogue` (a `CatalogueEvent`: one applied or refused) and `missed` (a `Missed`:
+/// changed), `catalogue` (a `CatalogueEvent`: one applied or refused), `home` (a `HomeView`:
+/// another screen of the home told what it showed today) and `missed` (a `Missed`:
 /// what a client that came back or read too slowly lost). Each event's data is that JSON.
 #[utoipa::path(get, path = "/v1/events", tag = "events", operation_id = "events",
     params(("last-event-id" = Option<String>, Header,

@@ -14,11 +14,16 @@
 //! - **Taking.** A message that does not open with the home's key is refused and counted. One
 //!   that opens is taken in one consent-bearing write ([`Store::take_heard`]): a revocation
 //!   made on another screen is in force here, purge and all, as soon as the message is taken.
+//! - **Home-wide caps.** After each offer it shows, and on each hello (its own or another
+//!   device's), a device tells the home how many offers it showed today, by offer and by
+//!   campaign; the engine counts the other devices' with its own ([`AgentCore::tell_shown`]).
+//!   They are kept in memory only: after a restart, the hello brings them back.
 //!
 //! [`Store::take_heard`]: crate::store::Store::take_heard
 
 use std::time::Duration;
 
+use ledtrad_engine::home::DayShown;
 use ledtrad_protocol::topic::Topic;
 use ledtrad_protocol::{DeviceId, Moment};
 use tracing::{debug, info, warn};
@@ -26,8 +31,9 @@ use tracing::{debug, info, warn};
 use super::{storage, AgentCore, OfferStep, RequestToken};
 use crate::clock::Now;
 use crate::config::DEFAULT_OWNER;
+use crate::events::UiEvent;
 use crate::handle::AgentError;
-use crate::home::sync::{HomeBody, HomeMessage};
+use crate::home::sync::{HomeBody, HomeCaps, HomeMessage};
 use crate::home::{HomeCommand, HomeKey, HomeView};
 use crate::household::effective;
 
@@ -50,11 +56,27 @@ pub(super) struct Home {
     others_known: bool,
     /// Offers asked for while settling: decided once in step.
     held: Vec<(RequestToken, Moment)>,
+    /// What the other devices showed today, as heard.
+    caps: HomeCaps,
+    /// This device's counts of today have not reached the home (the client's queue refused
+    /// them): sent again on the next tick.
+    shown_unsent: bool,
 }
 
 impl Home {
     fn new(key: HomeKey, me: DeviceId) -> Self {
-        Self { key, me, sent_upto: 0, seq: 0, unsent: false, settling: None, others_known: false, held: Vec::new() }
+        Self {
+            key,
+            me,
+            sent_upto: 0,
+            seq: 0,
+            unsent: false,
+            settling: None,
+            others_known: false,
+            held: Vec::new(),
+            caps: HomeCaps::default(),
+            shown_unsent: false,
+        }
     }
 }
 
@@ -89,44 +111,50 @@ impl AgentCore {
     /// Runs a home command.
     pub fn home(&mut self, command: HomeCommand, now: Now) -> Result<HomeView, AgentError> {
         match command {
-            HomeCommand::View => Ok(self.home_view(false)),
+            HomeCommand::View => Ok(self.home_view(false, now)),
             HomeCommand::Create => {
                 self.enter_home(HomeKey::generate(), now)?;
-                Ok(self.home_view(true))
+                Ok(self.home_view(true, now))
             }
             HomeCommand::Join(code) => {
                 let key = HomeKey::from_code(&code).map_err(|e| AgentError::BadRequest(e.to_string()))?;
                 if self.home.as_ref().is_some_and(|h| h.key.pseudonym() == key.pseudonym()) {
-                    return Ok(self.home_view(false));
+                    return Ok(self.home_view(false, now));
                 }
                 self.enter_home(key, now)?;
-                Ok(self.home_view(false))
+                Ok(self.home_view(false, now))
             }
             HomeCommand::Code if self.home.is_none() => Err(AgentError::BadRequest(
                 "this device belongs to no home: make one with POST /v1/home, or join one with POST /v1/home/join"
                     .into(),
             )),
-            HomeCommand::Code => Ok(self.home_view(true)),
+            HomeCommand::Code => Ok(self.home_view(true, now)),
             HomeCommand::Leave => {
                 self.store.leave_home().map_err(storage)?;
                 self.home_settled(now, "left the home");
                 if let Some(home) = self.home.take() {
                     info!(home = %home.key.pseudonym(), "left the home; its key is forgotten");
                 }
+                self.engine.set_home_shown(DayShown::default());
                 if let Err(e) = self.egress.set_home(None) {
                     warn!("home channel: {e}");
                 }
-                Ok(self.home_view(false))
+                Ok(self.home_view(false, now))
             }
         }
     }
 
-    fn home_view(&self, with_code: bool) -> HomeView {
+    fn home_view(&self, with_code: bool, now: Now) -> HomeView {
+        let shown_today = self.home.as_ref().map_or(0, |h| {
+            let here = self.engine.shown_today(now.wall);
+            here.total.saturating_add(h.caps.others().total(here.day))
+        });
         HomeView {
             home: self.home.as_ref().map(|h| h.key.pseudonym()),
             code: self.home.as_ref().filter(|_| with_code).map(|h| h.key.code().to_string()),
             heard: self.home_counts.heard,
             refused: self.home_counts.refused,
+            shown_today,
         }
     }
 
@@ -186,12 +214,31 @@ impl AgentCore {
             }
         }
         self.tell_home(true);
+        self.tell_shown(now);
     }
 
     /// Sends the home what it has not heard because the client's queue refused it (each tick).
-    pub(super) fn retell_home(&mut self) {
+    pub(super) fn retell_home(&mut self, now: Now) {
         if self.home.as_ref().is_some_and(|h| h.unsent) {
             self.tell_home(false);
+        }
+        if self.home.as_ref().is_some_and(|h| h.shown_unsent) {
+            self.tell_shown(now);
+        }
+    }
+
+    /// Tells the home what this device showed today (after each offer shown, on each hello
+    /// and in answer to another device's), for the home-wide caps.
+    pub(super) fn tell_shown(&mut self, now: Now) {
+        if self.home.is_none() {
+            return;
+        }
+        let shown = self.engine.shown_today(now.wall);
+        let sent = self.send_home(HomeBody::Caps(shown));
+        let connected = self.egress.connected();
+        if let Some(home) = &mut self.home {
+            // Offline, the next hello sends them anyway.
+            home.shown_unsent = !sent && connected;
         }
     }
 
@@ -305,12 +352,27 @@ impl AgentCore {
             home.others_known = true;
         }
         match message.body {
-            HomeBody::Hello { .. } => self.tell_home(true),
+            HomeBody::Hello { .. } => {
+                self.tell_home(true);
+                self.tell_shown(now);
+            }
             HomeBody::Household { people, rows } => {
                 self.take_household(&message.from, &people, &rows, now);
                 self.answered(now);
             }
-            HomeBody::Caps(_) => {}
+            HomeBody::Caps(shown) => self.take_shown(&message.from, &shown, now),
+        }
+    }
+
+    /// Takes another device's counts of a day: the engine's home-wide caps count them from
+    /// the next decision on.
+    fn take_shown(&mut self, from: &DeviceId, shown: &DayShown, now: Now) {
+        let Some(home) = &mut self.home else { return };
+        if home.caps.merge(from, shown) {
+            debug!(%from, day = shown.day, total = shown.total, "took another device's offers of the day");
+            self.engine.set_home_shown(home.caps.others());
+            let view = self.home_view(false, now);
+            self.ui_events.push_back(UiEvent::Home(view));
         }
     }
 

@@ -289,7 +289,7 @@ impl AgentCore {
             let queued = self.queue_reports(today, now);
             debug!(queued, "reports for completed days queued");
         }
-        self.retell_home();
+        self.retell_home(now);
         if let Err(e) = self.egress.forget_delivered(&self.store, now.mono) {
             warn!("outbox: {e}");
         }

@@ -9,7 +9,7 @@ use ledtrad_engine::Draw;
 use ledtrad_protocol::decision::Decision;
 use ledtrad_protocol::offers::{OfferRequest, OfferResponse, TimeOfDay};
 use ledtrad_protocol::report::Arm;
-use ledtrad_protocol::{codec, Moment, Purpose, UnixTime};
+use ledtrad_protocol::{codec, Moment, Purpose};
 use rand::Rng;
 use tracing::debug;
 use tracing::warn;
@@ -108,7 +108,7 @@ impl AgentCore {
     /// Decides at `moment` now; an offer request, if one is sent, is answered under `token`
     /// (a new one when `None`).
     pub(super) fn offer_now(&mut self, moment: Moment, now: Now, token: Option<RequestToken>) -> OfferStep {
-        let local = self.decide_locally(moment, now.wall);
+        let local = self.decide_locally(moment, now);
         let ask = self.config.offer_request_timeout.filter(|_| {
             self.requests.pending.is_none()
                 && self.egress.connected()
@@ -160,18 +160,22 @@ impl AgentCore {
         }
     }
 
-    fn decide_locally(&mut self, moment: Moment, now: UnixTime) -> OfferOutcome {
+    fn decide_locally(&mut self, moment: Moment, now: Now) -> OfferOutcome {
         let draw = self.draw();
         let watch = Stopwatch::start();
-        let decision: &Decision = self.engine.decide(moment, now, draw);
+        let decision: &Decision = self.engine.decide(moment, now.wall, draw);
         let decide_nanos = watch.nanos();
         let decision = decision.clone();
         self.record_decision(&decision, now);
         OfferOutcome { decision, decide_nanos, draw, request: None }
     }
 
-    /// Stores a decision's impression and counts it for the reports.
-    fn record_decision(&mut self, decision: &Decision, now: UnixTime) {
+    /// Stores a decision's impression, counts it for the reports and tells the home.
+    fn record_decision(&mut self, decision: &Decision, now: Now) {
+        if decision.shown.is_some() {
+            self.tell_shown(now);
+        }
+        let now = now.wall;
         let measure = self.engine.consent().allows(Purpose::Measure);
         let version = decision.catalogue_version.unwrap_or(0);
         if let Some(shown) = &decision.shown {
@@ -216,7 +220,7 @@ impl AgentCore {
             Ok((decision, counted)) => {
                 let decide_nanos = watch.nanos();
                 let decision = decision.clone();
-                self.record_decision(&decision, now.wall);
+                self.record_decision(&decision, now);
                 let outcome = OfferOutcome { decision, decide_nanos, draw, request: None };
                 self.requests.finish(
                     PendingRequest { local: outcome, ..pending },

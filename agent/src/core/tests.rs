@@ -89,7 +89,7 @@ fn versioned_envelope(version: u64, edit: impl FnOnce(&mut toml::Table)) -> Vec<
     codec::to_postcard(&Envelope { key_id: KeyId::try_new("op").unwrap(), signed, signature })
 }
 
-fn publish(topic: Topic, payload: Vec<u8>, correlation: Option<Vec<u8>>) -> MqttEvent {
+pub(super) fn publish(topic: Topic, payload: Vec<u8>, correlation: Option<Vec<u8>>) -> MqttEvent {
     MqttEvent::Publish { topic: topic.name(), payload, correlation }
 }
 

@@ -12,9 +12,10 @@
 
 use std::collections::BTreeMap;
 
+use ledtrad_engine::home::DayShown;
 use ledtrad_protocol::codec::{self, DecodeError};
 use ledtrad_protocol::consent::ConsentSource;
-use ledtrad_protocol::{CampaignId, DeviceId, OfferId, PersonId, Purpose, UnixTime};
+use ledtrad_protocol::{DeviceId, PersonId, Purpose, UnixTime};
 use serde::{Deserialize, Serialize};
 
 /// One message on the home channel, before sealing.
@@ -47,8 +48,9 @@ pub enum HomeBody {
         /// Consent ledger rows.
         rows: Vec<HomeLedgerRow>,
     },
-    /// The sender's own impression counts on one local day.
-    Caps(DeviceDay),
+    /// The sender's own impression counts on one local day (after each offer it shows, and
+    /// in answer to a hello).
+    Caps(DayShown),
 }
 
 impl HomeMessage {
@@ -84,70 +86,39 @@ pub struct HomeLedgerRow {
     pub text_version: String,
 }
 
-/// One device's impression counts on one local day.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DeviceDay {
-    /// The local day, counted from the epoch.
-    pub day: u64,
-    /// Offers shown, by offer.
-    pub offers: BTreeMap<OfferId, u32>,
-    /// Offers shown, by campaign.
-    pub campaigns: BTreeMap<CampaignId, u32>,
-    /// Offers shown on the device in all.
-    pub total: u32,
-}
-
-/// The home's impression counts today, as one device holds them.
+/// The home's other devices' impression counts on one local day, as this device heard them.
 #[derive(Debug, Clone, Default)]
 pub struct HomeCaps {
     day: u64,
-    devices: BTreeMap<DeviceId, DeviceDay>,
+    devices: BTreeMap<DeviceId, DayShown>,
 }
 
 impl HomeCaps {
     /// Takes `device`'s counts: a later day starts the counts afresh, an earlier one is too
     /// late to matter, and on the same day each count is the larger of what was heard.
-    pub fn merge(&mut self, device: &DeviceId, counts: &DeviceDay) {
+    /// Whether anything changed.
+    pub fn merge(&mut self, device: &DeviceId, counts: &DayShown) -> bool {
         if counts.day < self.day {
-            return;
+            return false;
         }
         if counts.day > self.day {
             self.day = counts.day;
             self.devices.clear();
         }
         let held =
-            self.devices.entry(device.clone()).or_insert_with(|| DeviceDay { day: counts.day, ..DeviceDay::default() });
-        for (offer, n) in &counts.offers {
-            let mine = held.offers.entry(offer.clone()).or_default();
-            *mine = (*mine).max(*n);
+            self.devices.entry(device.clone()).or_insert_with(|| DayShown { day: counts.day, ..DayShown::default() });
+        let before = held.clone();
+        held.max(counts);
+        *held != before
+    }
+
+    /// The other devices' counts summed: what the engine adds to this device's own.
+    pub fn others(&self) -> DayShown {
+        let mut sum = DayShown { day: self.day, ..DayShown::default() };
+        for counts in self.devices.values() {
+            sum.add(counts);
         }
-        for (campaign, n) in &counts.campaigns {
-            let mine = held.campaigns.entry(campaign.clone()).or_default();
-            *mine = (*mine).max(*n);
-        }
-        held.total = held.total.max(counts.total);
-    }
-
-    /// The home's count of `offer` on local day `day`.
-    pub fn offer(&self, day: u64, offer: &OfferId) -> u32 {
-        self.sum(day, |d| d.offers.get(offer).copied().unwrap_or(0))
-    }
-
-    /// The home's count of `campaign` on local day `day`.
-    pub fn campaign(&self, day: u64, campaign: &CampaignId) -> u32 {
-        self.sum(day, |d| d.campaigns.get(campaign).copied().unwrap_or(0))
-    }
-
-    /// Offers shown in the home on local day `day`.
-    pub fn total(&self, day: u64) -> u32 {
-        self.sum(day, |d| d.total)
-    }
-
-    fn sum(&self, day: u64, count: impl Fn(&DeviceDay) -> u32) -> u32 {
-        if day != self.day {
-            return 0;
-        }
-        self.devices.values().map(count).fold(0u32, u32::saturating_add)
+        sum
     }
 }
 

@@ -154,6 +154,7 @@ impl Engine {
             answers: &self.answers,
             model: self.model.as_ref(),
             prompts: &self.prompts,
+            home: &self.home,
         }
     }
 

@@ -18,7 +18,12 @@ struct Screen {
 impl Screen {
     /// A connected device whose owner is anna.
     fn new(device: &str, kind: &str) -> Self {
-        let (mut core, sent) = build_device(device, kind, "owner = \"anna\"");
+        Self::with(device, kind, "")
+    }
+
+    /// [`Screen::new`], with `extra` lines of config.
+    fn with(device: &str, kind: &str, extra: &str) -> Self {
+        let (mut core, sent) = build_device(device, kind, &format!("owner = \"anna\"\n{extra}"));
         core.handle_mqtt(MqttEvent::Connected { session_present: false }, at(0, 0));
         Self { core, sent }
     }
@@ -77,8 +82,11 @@ fn settle(screens: &mut [&mut Screen], now: Now) {
 
 /// A fridge that made a home and a lock screen that joined it with the fridge's code.
 fn home() -> (Screen, Screen) {
-    let mut fridge = Screen::new("fridge-1", "fridge");
-    let mut lock = Screen::new("lock-1", "lock_screen");
+    join(Screen::new("fridge-1", "fridge"), Screen::new("lock-1", "lock_screen"))
+}
+
+/// The second screen joins the home the first makes.
+fn join(mut fridge: Screen, mut lock: Screen) -> (Screen, Screen) {
     let made = fridge.core.home(HomeCommand::Create, at(1, 1)).unwrap();
     let code = made.code.expect("a new home shows its code");
     let joined = lock.core.home(HomeCommand::Join(code.to_lowercase().replace('-', " ")), at(1, 1)).unwrap();
@@ -322,4 +330,50 @@ fn rows_heard_in_any_order_and_any_number_of_times_end_in_the_same_consent() {
         let anna = screen.core.consent_view().unwrap().people[&anna_or("anna")].grants;
         assert!(!anna.personalise && anna.measure, "{anna:?}");
     }
+}
+
+#[test]
+fn an_offer_with_personal_conditions_shown_on_one_screen_is_not_shown_on_another_that_day() {
+    use crate::core::tests::{example_envelope, publish};
+    use ledtrad_protocol::decision::{Rejection, Verdict};
+    use ledtrad_protocol::signal::Signal;
+    let extra = "camouflage_share = 0.0\nraise_moments = false";
+    let (mut kitchen, mut pantry) =
+        join(Screen::with("fridge-1", "fridge", extra), Screen::with("fridge-2", "fridge", extra));
+    for screen in [&mut kitchen, &mut pantry] {
+        let catalogue = publish(Topic::Catalogue(screen.core.config.fleet.clone()), example_envelope(), None);
+        screen.core.handle_mqtt(catalogue, at(1, 1));
+    }
+    kitchen.consent("anna", Purpose::Personalise, true, at(2, 2));
+    settle(&mut [&mut kitchen, &mut pantry], at(2, 2));
+    let low = || {
+        vec![Signal {
+            feature: ledtrad_protocol::feature::FeatureName::try_new("fridge.butter.level").unwrap(),
+            value: 0.1,
+        }]
+    };
+    let shown = |screen: &mut Screen, now: Now| {
+        screen.core.handle_signals(low(), now);
+        let OfferStep::Decided(outcome) = screen.core.offer(Moment::DoorOpened, now) else { panic!("not decided") };
+        outcome.decision
+    };
+
+    let first = shown(&mut kitchen, at(10, 10));
+    assert_eq!(first.shown.as_ref().map(|s| s.offer.as_str()), Some("butter-refill"));
+    assert!(first.shown.as_ref().is_some_and(|s| s.personalised));
+    settle(&mut [&mut kitchen, &mut pantry], at(10, 10));
+    let view = pantry.core.home(HomeCommand::View, at(11, 11)).unwrap();
+    assert_eq!(view.shown_today, 1, "the kitchen's offer counts in the pantry's view of the home");
+    let told =
+        std::iter::from_fn(|| pantry.core.poll_event()).any(|e| matches!(e, UiEvent::Home(v) if v.shown_today == 1));
+    assert!(told, "a home event tells the pantry's UI");
+
+    let second = shown(&mut pantry, at(20, 20));
+    assert_ne!(second.shown.as_ref().map(|s| s.offer.as_str()), Some("butter-refill"));
+    let traced = pantry.core.decision(second.id).expect("traced");
+    let butter = traced.candidates.iter().find(|c| c.offer.as_str() == "butter-refill").unwrap();
+    assert_eq!(butter.verdict, Verdict::Rejected { reason: Rejection::ShownOnAnotherScreen });
+    // The next local day, it may be shown on either again.
+    let tomorrow = at(86_400 + 20, 86_400_000);
+    assert_eq!(shown(&mut pantry, tomorrow).shown.map(|s| s.offer.to_string()).as_deref(), Some("butter-refill"));
 }

@@ -1,4 +1,5 @@
 use super::*;
+use ledtrad_protocol::{CampaignId, OfferId};
 
 fn device(name: &str) -> DeviceId {
     DeviceId::try_new(name).unwrap()
@@ -21,8 +22,8 @@ fn row(at: u64, on: &str, seq: u64, purpose: Purpose, granted: bool) -> HomeLedg
     }
 }
 
-fn day(day: u64, offer: &str, n: u32) -> DeviceDay {
-    DeviceDay {
+fn day(day: u64, offer: &str, n: u32) -> DayShown {
+    DayShown {
         day,
         offers: [(OfferId::try_new(offer).unwrap(), n)].into(),
         campaigns: [(CampaignId::try_new("dairy").unwrap(), n)].into(),
@@ -34,19 +35,21 @@ fn day(day: u64, offer: &str, n: u32) -> DeviceDay {
 fn home_caps_add_each_devices_own_count_however_often_it_is_heard() {
     let butter = OfferId::try_new("butter").unwrap();
     let mut caps = HomeCaps::default();
-    caps.merge(&device("fridge"), &day(5, "butter", 1));
-    caps.merge(&device("lock-screen"), &day(5, "butter", 1));
+    assert!(caps.merge(&device("fridge"), &day(5, "butter", 1)));
+    assert!(caps.merge(&device("lock-screen"), &day(5, "butter", 1)));
     // The fridge's count again, and a stale copy from before its second impression.
-    caps.merge(&device("fridge"), &day(5, "butter", 2));
-    caps.merge(&device("fridge"), &day(5, "butter", 1));
-    assert_eq!(caps.offer(5, &butter), 3);
-    assert_eq!(caps.campaign(5, &CampaignId::try_new("dairy").unwrap()), 3);
-    assert_eq!(caps.total(5), 3);
-    assert_eq!(caps.offer(4, &butter), 0, "another day's count is not today's");
+    assert!(caps.merge(&device("fridge"), &day(5, "butter", 2)));
+    assert!(!caps.merge(&device("fridge"), &day(5, "butter", 1)), "a stale copy changes nothing");
+    let home = caps.others();
+    assert_eq!(home.offer(5, &butter), 3);
+    assert_eq!(home.campaign(5, &CampaignId::try_new("dairy").unwrap()), 3);
+    assert_eq!(home.total(5), 3);
+    assert_eq!(home.offer(4, &butter), 0, "another day's count is not today's");
     // A new day starts afresh; a late message from yesterday changes nothing.
-    caps.merge(&device("e-reader"), &day(6, "butter", 1));
-    caps.merge(&device("fridge"), &day(5, "butter", 4));
-    assert_eq!((caps.offer(6, &butter), caps.total(6)), (1, 1));
+    assert!(caps.merge(&device("e-reader"), &day(6, "butter", 1)));
+    assert!(!caps.merge(&device("fridge"), &day(5, "butter", 4)));
+    let home = caps.others();
+    assert_eq!((home.offer(6, &butter), home.total(6)), (1, 1));
 }
 
 #[test]
