@@ -311,7 +311,14 @@ pub fn open_signed<T: SignedContent>(
     let signature = Signature::from_slice(&envelope.signature).map_err(|_| bad_signature())?;
     key.verify_strict(&Envelope::signing_input_in(context, &envelope.signed), &signature)
         .map_err(|_| bad_signature())?;
-    let signed: T = codec::from_postcard(&envelope.signed, "signed content").map_err(malformed)?;
+    // Signed with a pinned key yet unreadable: made by a ledtrad-op whose encoding differs.
+    let other_version = |e: codec::DecodeError| {
+        Refusal::Malformed {
+        what,
+        reason: format!("{e} (the signature holds: it was signed by a ledtrad-op of another version; sign it again with the one of this agent's version)"),
+    }
+    };
+    let signed: T = codec::from_postcard(&envelope.signed, "signed content").map_err(other_version)?;
     if *signed.key_id() != envelope.key_id {
         return Err(bad_signature());
     }

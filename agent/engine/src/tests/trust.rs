@@ -34,6 +34,7 @@ fn every_bad_envelope_is_refused_and_the_last_good_one_stays() {
         (good_envelope(4), "version 4 is not newer"),
         (build_envelope(&build_key(1), "op-1", "home", 6, NOW), "expired at 2026-11-23T18:00:00Z"),
         (vec![0xff; 10], "catalogue envelope: not valid postcard"),
+        (signed_bytes(&build_key(1), "op-1", b"\x04home\x06"), "signed by a ledtrad-op of another version"),
         (vec![0; ledtrad_protocol::envelope::MAX_ENVELOPE_BYTES + 1], "over the limit"),
     ];
     for (payload, expected) in cases {
@@ -163,4 +164,12 @@ fn an_aborted_rollout_brings_every_device_back_to_the_previous_offers_with_a_hig
         let applied = e.handle_catalogue(&rollout_envelope(3, None, build_catalogue()), NOW).unwrap();
         assert_eq!((applied.version, applied.offers[1].offer.value), (3, 0.5));
     }
+}
+
+/// An envelope over `signed` bytes of any shape, with a good signature by `key`.
+fn signed_bytes(key: &ed25519_dalek::SigningKey, key_id: &str, signed: &[u8]) -> Vec<u8> {
+    use ed25519_dalek::Signer;
+    let signature = key.sign(&Envelope::signing_input(signed)).to_bytes().to_vec();
+    let key_id = KeyId::try_new(key_id).unwrap();
+    codec::to_postcard(&Envelope { key_id, signed: signed.to_vec(), signature })
 }
