@@ -191,7 +191,11 @@ pub(crate) fn run_command(args: RunArgs, policies: &[Policy], compare: bool) -> 
     if without_consent > 0 {
         eprintln!("error: personal data changed {without_consent} decision(s) on devices without personalise");
     }
-    if violations + unmarked + without_consent > 0 {
+    let over_home_caps: u64 = summaries.iter().map(|s| s.home_cap_violations).sum();
+    if over_home_caps > 0 {
+        eprintln!("error: {over_home_caps} shown offer(s) broke a home cap");
+    }
+    if violations + unmarked + without_consent + over_home_caps > 0 {
         return ExitCode::from(1);
     }
     ExitCode::SUCCESS

@@ -476,11 +476,16 @@ fn summarise(options: &RunOptions, place: Place, m: Measured) -> Summary {
         personal_influence_without_consent: counts.personal_influence_without_consent,
         shown_camouflaged: counts.camouflaged,
         revocations: counts.revocations,
-        cross_device_consent_lag_ms: crate::summary::ConsentLag::of_micros(
+        cross_device_consent_lag_ms: crate::summary::ScreenLag::of_micros(
             std::mem::take(&mut counts.consent_lag_micros),
             counts.consent_late,
         ),
         home_plaintext: seen.home_plaintext,
+        home_caps_lag_ms: crate::summary::ScreenLag::of_micros(
+            std::mem::take(&mut counts.home_caps_lag_micros),
+            counts.home_caps_late,
+        ),
+        home_cap_violations: counts.home_cap_violations,
         prompts_shown: counts.prompts,
         held_out: counts.held_out,
         converted: counts.converted,

@@ -8,6 +8,7 @@
 
 mod counts;
 mod device;
+mod home_caps;
 mod home_channel;
 mod redecide;
 
@@ -19,6 +20,7 @@ use ledtrad_agent::engine::Policy;
 use ledtrad_agent::handle::{PromptAnswer, YesNo};
 use ledtrad_agent::{ManualClock, RunningAgent};
 use ledtrad_protocol::consent::ConsentSource;
+use ledtrad_protocol::decision::Decision;
 use ledtrad_protocol::feedback::FeedbackKind;
 use ledtrad_protocol::time::DAY_SECS;
 use ledtrad_protocol::{CampaignId, DeviceKind, OfferId, PersonId, Purpose, UnixTime};
@@ -97,6 +99,10 @@ pub struct Shard {
     measured: BTreeSet<CampaignId>,
     /// The homes' pseudonyms on the broker.
     home_ids: Vec<ledtrad_protocol::HomeId>,
+    /// The catalogue's home caps.
+    home_rules: home_caps::HomeRules,
+    /// Per home: what each of its screens counted today.
+    home_today: Vec<home_caps::HomeToday>,
 }
 
 impl Shard {
@@ -127,6 +133,8 @@ impl Shard {
         let campaigns = spec.offers.iter().map(|(o, c, _)| (o.clone(), c.clone())).collect();
         let categories = spec.offers.iter().map(|(o, _, c)| (o.clone(), c.clone())).collect();
         let measured = spec.measured_campaigns.iter().cloned().collect();
+        let home_rules = home_caps::HomeRules::of_envelope(&spec.catalogue)?;
+        let home_today = homes.iter().map(|h| home_caps::HomeToday::new(h.devices.len())).collect();
         let counts =
             Counts { any_request: devices.iter().any(|d| d.consent.allows(Purpose::Request)), ..Counts::default() };
         Ok(Self {
@@ -144,6 +152,8 @@ impl Shard {
             today: DayCounts::default(),
             measured,
             home_ids,
+            home_rules,
+            home_today,
         })
     }
 
@@ -305,11 +315,9 @@ impl Shard {
 
     /// One device's signals and moment in a step at `now`, the decision, and the people's answer.
     async fn event(&mut self, h: usize, mut event: crate::home::DeviceEvent, now: UnixTime) -> anyhow::Result<()> {
-        let index = self.first_device[h] + event.device;
-        let responses = self.spec.population.responses;
+        let slot = event.device;
+        let index = self.first_device[h] + slot;
         let device = &mut self.devices[index];
-        let home = &mut self.homes[h];
-        let counts = &mut self.counts;
         if let Some(shadow) = device.shadow.as_mut() {
             shadow.signals(&event.signals, now);
         }
@@ -318,9 +326,19 @@ impl Shard {
             // still come from the device's own software.
             event.signals.retain(|s| !board_feature(s.feature.as_str()));
         }
-        counts.signals += event.signals.len() as u64;
+        self.counts.signals += event.signals.len() as u64;
         device.handle.signals(event.signals).await?;
         let Some(moment) = event.moment else { return Ok(()) };
+        let watch = self.watch_home(h, slot)?;
+        let decision = self.decide(index, moment).await?;
+        self.count_in_home(h, slot, &decision, now, watch).await;
+        self.answer(h, slot, decision, now).await
+    }
+
+    /// The device at `index` decides at `moment`; the audit judges the decision.
+    async fn decide(&mut self, index: usize, moment: ledtrad_protocol::Moment) -> anyhow::Result<Decision> {
+        let device = &mut self.devices[index];
+        let counts = &mut self.counts;
         let started = Instant::now();
         let outcome = device.handle.offer(moment).await?;
         counts.call_nanos.push(u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX));
@@ -333,7 +351,65 @@ impl Shard {
             counts.redecided(shadow.redecide(&outcome, held, device.consent));
         }
         counts.audit(device, &outcome.decision, self.spec.policy);
-        let decision = outcome.decision;
+        Ok(outcome.decision)
+    }
+
+    /// Watches the home's other screens from before screen `slot` of home `h` decides, where
+    /// it has any.
+    fn watch_home(&self, h: usize, slot: usize) -> anyhow::Result<Option<home_channel::Watch>> {
+        let first = self.first_device[h];
+        let screens = self.homes[h].devices.len();
+        if screens < 2 {
+            return Ok(None);
+        }
+        let others: Vec<(usize, &RunningAgent)> =
+            (0..screens).filter(|&s| s != slot).map(|s| (s, &self.running[first + s])).collect();
+        home_channel::Watch::start(&others).map(Some)
+    }
+
+    /// Screen `slot` of home `h` counted `decision`'s impression (shown, or held out): the
+    /// audit checks a shown offer against the home caps, the home's other screens' audit
+    /// engines are handed the count, and the step waits until their agents heard it.
+    async fn count_in_home(
+        &mut self,
+        h: usize,
+        slot: usize,
+        decision: &Decision,
+        now: UnixTime,
+        watch: Option<home_channel::Watch>,
+    ) {
+        let counted = match (&decision.shown, &decision.would_have_shown) {
+            (Some(s), _) => Some((s.offer.clone(), s.campaign.clone(), true)),
+            (None, Some(o)) => self.campaigns.get(o).map(|c| (o.clone(), c.clone(), false)),
+            (None, None) => None,
+        };
+        let Some((offer, campaign, shown)) = counted else { return };
+        let first = self.first_device[h];
+        let today = &mut self.home_today[h];
+        today.on(self.devices[first + slot].local.day(now));
+        if shown && self.home_rules.broken(today, slot, &offer, &campaign) {
+            self.counts.home_cap_violations += 1;
+        }
+        today.count(slot, &offer, &campaign);
+        let screens = self.homes[h].devices.len();
+        for other in (0..screens).filter(|&s| s != slot) {
+            if let Some(shadow) = self.devices[first + other].shadow.as_mut() {
+                shadow.home_shown(today.others(other));
+            }
+        }
+        if let Some(watch) = watch {
+            let lags = watch.shown(today.home().total).await;
+            self.counts.home_heard(&lags);
+        }
+    }
+
+    /// The people of home `h` answer what screen `slot` showed or asked.
+    async fn answer(&mut self, h: usize, slot: usize, decision: Decision, now: UnixTime) -> anyhow::Result<()> {
+        let index = self.first_device[h] + slot;
+        let responses = self.spec.population.responses;
+        let device = &mut self.devices[index];
+        let home = &mut self.homes[h];
+        let counts = &mut self.counts;
         if decision.prompt.is_some() {
             counts.prompts += 1;
             // The people decline (a "yes" would change one device's ledger, which this
@@ -355,7 +431,7 @@ impl Shard {
             }
             // Held out, the household may still do what the offer was about.
             let category = self.categories.get(offer).map_or("", String::as_str);
-            if home.converts_unprompted(event.device, category) {
+            if home.converts_unprompted(slot, category) {
                 counts.converted += 1;
                 counts.converted_held_out += 1;
                 device.answer(decision.id, offer, category, FeedbackKind::Converted, now).await?;
@@ -372,7 +448,7 @@ impl Shard {
         let measured = self.measured.contains(&shown.campaign);
         counts.shown_measured += u64::from(measured);
         let mut converted = false;
-        match home.respond(event.device, &shown, category, &responses) {
+        match home.respond(slot, &shown, category, &responses) {
             None => counts.unanswered += 1,
             Some(kind) => {
                 counts.answered(kind, &mut self.today);
@@ -383,7 +459,7 @@ impl Shard {
             }
         }
         // Taken up through the offer, or as the household would have anyway.
-        if converted || home.converts_unprompted(event.device, category) {
+        if converted || home.converts_unprompted(slot, category) {
             counts.converted += 1;
             counts.converted_shown += u64::from(measured);
             device.answer(decision.id, &shown.offer, category, FeedbackKind::Converted, now).await?;

@@ -24,23 +24,24 @@ impl Percentiles {
     }
 }
 
-/// How long a revocation made on one screen of a home took to be in force on the home's other
-/// screens that serve the person, over the home channel.
+/// How long something said on one screen of a home took to reach the home's other screens over
+/// the home channel: a revocation to be in force on those serving the person, or a count of
+/// the offers shown today to be heard.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct ConsentLag {
+pub struct ScreenLag {
     /// Median, milliseconds.
     pub p50: f64,
     /// 99th percentile, milliseconds.
     pub p99: f64,
     /// Largest, milliseconds.
     pub max: f64,
-    /// Screens a revocation reached (one sample each).
+    /// Screens reached (one sample each).
     pub screens: usize,
-    /// Screens it did not reach within 5 s.
+    /// Screens not reached within 5 s.
     pub late: u64,
 }
 
-impl ConsentLag {
+impl ScreenLag {
     /// The lags, from microseconds.
     pub fn of_micros(micros: Vec<u64>, late: u64) -> Self {
         // Microseconds are to milliseconds what nanoseconds are to microseconds.
@@ -234,10 +235,18 @@ pub struct Summary {
     /// Consent revocations the simulated people made during the run, each on one screen.
     pub revocations: u64,
     /// How long those took to be in force on the home's other screens serving the person.
-    pub cross_device_consent_lag_ms: ConsentLag,
+    pub cross_device_consent_lag_ms: ScreenLag,
     /// Home channel messages the spy could read without the home's key (must be 0; each is
     /// counted as a consent violation too).
     pub home_plaintext: u64,
+    /// How long a screen's count of the offers it showed today (for the home-wide caps) took
+    /// to reach the home's other screens.
+    pub home_caps_lag_ms: ScreenLag,
+    /// Shown offers that broke a home cap of the catalogue (the same offer on a second screen
+    /// of a home the same day where it has personal conditions, an offer's or a campaign's
+    /// `per_home_per_day`, the policy's `home_per_day`), by the audit's own count of what the
+    /// home's screens showed (must be 0).
+    pub home_cap_violations: u64,
     /// Consent prompts shown.
     pub prompts_shown: u64,
     /// Decisions where a campaign's holdout arm showed nothing ("would have shown").
@@ -412,6 +421,17 @@ impl Summary {
                     self.cross_device_consent_lag_ms.late
                 ),
             ),
+            (
+                "home caps: counts heard on the other screens",
+                format!(
+                    "{} screens, p50 {:.1} ms, p99 {:.1} ms, {} late (over 5 s); {} offers over a home cap",
+                    self.home_caps_lag_ms.screens,
+                    self.home_caps_lag_ms.p50,
+                    self.home_caps_lag_ms.p99,
+                    self.home_caps_lag_ms.late,
+                    self.home_cap_violations
+                ),
+            ),
             ("reports seen / expected", format!("{} / {}", self.reports_seen, self.reports_expected)),
             ("reports stored", self.reports_stored.map_or_else(|| "-".into(), |n| n.to_string())),
             (
@@ -507,6 +527,7 @@ pub fn comparison(runs: &[Summary]) -> String {
             }),
         ),
         ("consent violations", Box::new(|s: &Summary| s.consent_violations.to_string())),
+        ("offers over a home cap", Box::new(|s: &Summary| s.home_cap_violations.to_string())),
     ];
     let mut out = format!(
         "ledtrad simulation: the same {} homes ({} devices, {} people) over {} days, seed {}, under each policy\n",

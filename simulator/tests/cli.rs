@@ -65,6 +65,7 @@ fn homes_split_over_worker_processes_give_the_same_run_as_one_process() {
     // Worker processes make their devices' decisions again too.
     assert_eq!(split["decisions_redecided"], split["decisions"]);
     assert_eq!(split["personal_influence_unmarked"], 0);
+    assert_eq!(split["home_cap_violations"], 0);
     assert!(split["peak_rss_bytes"].as_u64().expect("a number") > one["peak_rss_bytes"].as_u64().expect("a number"));
     // Through the firmware, with a noisy link: each board damages its own frames.
     let firmware = ["run", "--homes", "3", "--seed", "9", "--sensors", "firmware", "--link-flips", "0.05", "--json"];

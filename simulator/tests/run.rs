@@ -61,6 +61,10 @@ async fn a_mixed_consent_day_shows_offers_without_violations_and_repeats_exactly
     // is marked, and none happened without consent.
     assert_eq!(first.decisions_redecided, first.decisions);
     assert_eq!((first.personal_influence_unmarked, first.personal_influence_without_consent), (0, 0));
+    // The home's screens heard each other's counts, and no shown offer broke a home cap.
+    assert_eq!(first.home_cap_violations, 0);
+    assert!(first.home_caps_lag_ms.screens > 0, "{:?}", first.home_caps_lag_ms);
+    assert_eq!(first.home_caps_lag_ms.late, 0);
     assert_eq!(first.reports_seen, first.reports_expected);
     assert_eq!(first.egress.measure.messages, first.reports_expected);
     assert!(first.egress_bytes_by_purpose.measure > 0);

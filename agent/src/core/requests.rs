@@ -172,7 +172,9 @@ impl AgentCore {
 
     /// Stores a decision's impression, counts it for the reports and tells the home.
     fn record_decision(&mut self, decision: &Decision, now: Now) {
-        if decision.shown.is_some() {
+        // A "would have shown" counts against the caps as a shown offer does, here and in the
+        // home.
+        if decision.shown.is_some() || decision.would_have_shown.is_some() {
             self.tell_shown(now);
         }
         let now = now.wall;

@@ -53,6 +53,14 @@ pub struct Counts {
     pub consent_lag_micros: Vec<u64>,
     /// Screens a revocation did not reach within [`super::home_channel::LATE`].
     pub consent_late: u64,
+    /// Of an impression counted on one screen of a home, for each other screen: how long its
+    /// agent took to hear the count (microseconds of wall time, from the decision's answer).
+    pub home_caps_lag_micros: Vec<u64>,
+    /// Screens that did not hear a count within [`super::home_channel::LATE`].
+    pub home_caps_late: u64,
+    /// Shown offers that broke a home cap of the catalogue, by the audit's own count of what
+    /// the home's screens showed that day.
+    pub home_cap_violations: u64,
     /// Consent prompts shown.
     pub prompts: u64,
     /// Consent prompts declined.
@@ -102,12 +110,12 @@ impl Counts {
 
     /// Counts how long a revocation took to be in force on each other screen of its home.
     pub(super) fn heard_elsewhere(&mut self, lags: &[(usize, Option<std::time::Duration>)]) {
-        for (_, lag) in lags {
-            match lag {
-                Some(lag) => self.consent_lag_micros.push(u64::try_from(lag.as_micros()).unwrap_or(u64::MAX)),
-                None => self.consent_late += 1,
-            }
-        }
+        lags_into(lags, &mut self.consent_lag_micros, &mut self.consent_late);
+    }
+
+    /// Counts how long a screen's count of the day took to reach each other screen of its home.
+    pub(super) fn home_heard(&mut self, lags: &[(usize, Option<std::time::Duration>)]) {
+        lags_into(lags, &mut self.home_caps_lag_micros, &mut self.home_caps_late);
     }
 
     /// Counts an answer to a shown offer, in the run's and `today`'s figures.
@@ -151,6 +159,9 @@ impl Counts {
             revocations,
             consent_lag_micros,
             consent_late,
+            home_caps_lag_micros,
+            home_caps_late,
+            home_cap_violations,
             prompts,
             prompts_declined,
             held_out,
@@ -182,6 +193,8 @@ impl Counts {
             (&mut self.camouflaged, camouflaged),
             (&mut self.revocations, revocations),
             (&mut self.consent_late, consent_late),
+            (&mut self.home_caps_late, home_caps_late),
+            (&mut self.home_cap_violations, home_cap_violations),
             (&mut self.prompts, prompts),
             (&mut self.prompts_declined, prompts_declined),
             (&mut self.held_out, held_out),
@@ -195,6 +208,7 @@ impl Counts {
         }
         self.any_request |= any_request;
         self.consent_lag_micros.extend(consent_lag_micros);
+        self.home_caps_lag_micros.extend(home_caps_lag_micros);
         self.decide_nanos.extend(decide_nanos);
         self.call_nanos.extend(call_nanos);
         for day in daily {
@@ -204,6 +218,16 @@ impl Counts {
             }
         }
         self.daily.sort_by_key(|d| d.day);
+    }
+}
+
+/// Adds each screen's lag to `micros`, or counts it in `late`.
+fn lags_into(lags: &[(usize, Option<std::time::Duration>)], micros: &mut Vec<u64>, late: &mut u64) {
+    for (_, lag) in lags {
+        match lag {
+            Some(lag) => micros.push(u64::try_from(lag.as_micros()).unwrap_or(u64::MAX)),
+            None => *late += 1,
+        }
     }
 }
 

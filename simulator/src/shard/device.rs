@@ -53,6 +53,8 @@ pub(super) struct Device {
     /// The audit's engine that makes this device's decisions again without personal inputs,
     /// where the audit samples the device's home.
     pub(super) shadow: Option<Shadow>,
+    /// The device's local time, which its days are counted in.
+    pub(super) local: ledtrad_agent::engine::LocalTime,
 }
 
 /// A number for device `slot` of home `h`, mixed into its seeds so every device draws its own.
@@ -109,6 +111,7 @@ impl Device {
             )?),
             _ => None,
         };
+        let local = config.local;
         let agent = ledtrad_agent::spawn(config, Arc::new(clock.clone())).await?;
         let board = match (listener, board) {
             (Some(listener), Some(board)) => {
@@ -119,7 +122,7 @@ impl Device {
         };
         let handle = agent.handle();
         introduce_people(&handle, home, slot).await?;
-        Ok((Self { kind: d.kind, id, handle, consent: home.consent(slot), board, shadow }, agent))
+        Ok((Self { kind: d.kind, id, handle, consent: home.consent(slot), board, shadow, local }, agent))
     }
 }
 

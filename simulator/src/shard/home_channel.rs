@@ -1,7 +1,8 @@
 //! The simulated homes on the home channel: each home's fridge makes the home and its other
 //! screens join with the fridge's code, as a person would type it; a person who changes their
 //! mind does so on one screen (their own, else the fridge), and the shard measures how long
-//! the change takes to be in force on the home's other screens that serve them.
+//! the change takes to be in force on the home's other screens that serve them; likewise how
+//! long a screen's count of the offers it showed takes to reach the others.
 
 use std::time::{Duration, Instant};
 
@@ -47,7 +48,7 @@ pub(super) fn screen_of(serves: &[Vec<usize>], person: usize) -> Option<usize> {
         .or_else(|| serves.iter().position(|people| people.contains(&person)))
 }
 
-/// Watches the consent events of a home's screens from before a change until each shows it.
+/// Watches the events of a home's screens from before a change until each shows it.
 pub(super) struct Watch {
     watching: Vec<(usize, Subscription)>,
     from: Instant,
@@ -72,32 +73,45 @@ impl Watch {
     /// Waits until each watched screen's consent view shows `person` without `purpose`;
     /// returns the time each took (from [`Watch::made`]), `None` where it took over [`LATE`].
     pub(super) async fn revoked(self, person: &PersonId, purpose: Purpose) -> Vec<(usize, Option<Duration>)> {
+        let revoked = |view: &serde_json::Value| {
+            view["people"][person.as_str()][purpose.as_str()] == serde_json::Value::Bool(false)
+        };
+        self.until("consent", revoked).await
+    }
+
+    /// Waits until each watched screen's home view counts at least `shown` offers today (it
+    /// heard another screen's count); returns the time each took, as [`Watch::revoked`].
+    pub(super) async fn shown(self, shown: u32) -> Vec<(usize, Option<Duration>)> {
+        self.until("home", |view| view["shown_today"].as_u64().is_some_and(|n| n >= u64::from(shown))).await
+    }
+
+    /// Waits on each watched screen for a `name` event whose data satisfies `holds`.
+    async fn until(self, name: &str, holds: impl Fn(&serde_json::Value) -> bool) -> Vec<(usize, Option<Duration>)> {
         let from = self.from;
         let mut lags = Vec::with_capacity(self.watching.len());
         for (slot, mut subscription) in self.watching {
             let deadline = from + LATE;
-            let heard = tokio::time::timeout_at(deadline.into(), revoked_on(&mut subscription, person, purpose)).await;
+            let heard = tokio::time::timeout_at(deadline.into(), event_where(&mut subscription, name, &holds)).await;
             lags.push((slot, heard.ok().map(|()| Instant::now().saturating_duration_since(from))));
         }
         lags
     }
 }
 
-/// Waits for a consent event that shows `person` without `purpose`.
-async fn revoked_on(subscription: &mut Subscription, person: &PersonId, purpose: Purpose) {
+/// Waits for a `name` event whose data satisfies `holds`.
+async fn event_where(subscription: &mut Subscription, name: &str, holds: &impl Fn(&serde_json::Value) -> bool) {
     use tokio::sync::broadcast::error::RecvError;
     loop {
         let event = match subscription.live.recv().await {
             Ok(event) => event,
-            // Fell behind: the next consent event still says what is in force.
+            // Fell behind: the next event of the kind still says what is in force.
             Err(RecvError::Lagged(_)) => continue,
             Err(RecvError::Closed) => return std::future::pending().await,
         };
-        if event.name != "consent" {
+        if event.name != name {
             continue;
         }
-        let Ok(view) = serde_json::from_str::<serde_json::Value>(&event.data) else { continue };
-        if view["people"][person.as_str()][purpose.as_str()] == serde_json::Value::Bool(false) {
+        if serde_json::from_str::<serde_json::Value>(&event.data).is_ok_and(|view| holds(&view)) {
             return;
         }
     }

@@ -7,6 +7,7 @@
 //! and must have had `personalise`. The agent's record of the features it read plays no part.
 
 use anyhow::anyhow;
+use ledtrad_agent::engine::home::DayShown;
 use ledtrad_agent::engine::Engine;
 use ledtrad_agent::handle::OfferOutcome;
 use ledtrad_agent::Config;
@@ -71,6 +72,12 @@ impl Shadow {
         for signal in signals.iter().filter(|s| s.feature.spec().purpose.is_none()) {
             self.engine.handle_signal(*signal, now);
         }
+    }
+
+    /// What the home's other screens showed today, summed, as the agent hears it on the home
+    /// channel.
+    pub(crate) fn home_shown(&mut self, others: DayShown) {
+        self.engine.set_home_shown(others);
     }
 
     /// The device's consent changed.
