@@ -420,8 +420,9 @@ fn main() -> ExitCode {
                 match ledtrad_sim::bench::decide(offers, decisions, seed, scorer) {
                     Ok(f) if json => println!("{}", serde_json::to_string(&f).unwrap_or_default()),
                     Ok(f) => println!(
-                        "decide ({} scorer, {} offers, {} features, {} decisions, {} shown): p50 {:.2} µs, p99 {:.2} µs, p99.9 {:.2} µs",
-                        f.scorer, f.offers, f.features, f.decisions, f.shown, f.p50_us, f.p99_us, f.p999_us
+                        "decide ({} scorer, {} offers, {} features, {} decisions, {} shown): full decisions ({:.0}%) p50 {:.2} µs, p99 {:.2} µs, p99.9 {:.2} µs; blocked p99 {:.2} µs; all p50 {:.2} µs, p99 {:.2} µs; {:.0} decisions/s",
+                        f.scorer, f.offers, f.features, f.decisions, f.shown, f.full_share * 100.0, f.full_p50_us,
+                        f.full_p99_us, f.full_p999_us, f.blocked_p99_us, f.p50_us, f.p99_us, f.decisions_per_s
                     ),
                     Err(e) => {
                         eprintln!("error: {e:#}");

@@ -77,6 +77,16 @@ impl Engine {
         }
     }
 
+    /// Whether recent decision `id` weighed the catalogue's offers one by one (`Some(true)`),
+    /// or the device-wide rules (quiet hours, gap, device and home caps) ruled every offer out
+    /// before any was read (`Some(false)`); `None` when it is no longer kept or had no catalogue.
+    /// For benchmarks, which time the two apart.
+    pub fn weighed_offers(&self, id: DecisionId) -> Option<bool> {
+        let trace = self.traces.iter().rev().find(|t| t.decision.id == id)?;
+        trace.catalogue.as_ref()?;
+        Some(!matches!(trace.verdicts, Verdicts::DeviceBlocked { .. }))
+    }
+
     /// Whether asking the offer service is worth it after decision `id` (request mode): it
     /// showed nothing, held nothing out and asked nothing, the device-wide rules (quiet hours,
     /// gap, device caps) did not rule the moment out, a catalogue is in force (its rules apply

@@ -280,15 +280,18 @@ fn when_the_device_wide_rules_block_every_offer_gets_the_first_stage_it_fails() 
     let mut catalogue = build_catalogue();
     catalogue.policy.min_gap_minutes = Some(60);
     let mut engine = build_engine_for("d-gap", catalogue);
-    let first = engine.decide_traced(Moment::DoorOpened, NOW, Draw::NONE);
+    let first = engine.decide_traced(Moment::DoorOpened, NOW, Draw::NONE).clone();
     assert_eq!(first.shown.unwrap().offer.as_str(), "fridge-care");
+    assert_eq!(engine.weighed_offers(first.id), Some(true));
     let d = engine.decide_traced(Moment::DoorOpened, NOW.plus_secs(600), Draw::NONE);
     assert!(d.shown.is_none());
+    let blocked = d.id;
     let gap = Some(Rejection::MinGap { until: NOW.plus_secs(3600) });
     assert_eq!(rejection_of(&d, "fridge-care"), gap);
     assert_eq!(rejection_of(&d, "butter-refill"), gap, "the device-wide rules come before consent");
     assert_eq!(rejection_of(&d, "film"), Some(Rejection::DeviceKind { kind: DeviceKind::Fridge }));
     assert_eq!(d.candidates.len(), 3);
+    assert_eq!(engine.weighed_offers(blocked), Some(false), "no offer was read");
     // Past the gap, offers are weighed one by one again.
     let d = engine.decide_traced(Moment::DoorOpened, NOW.plus_secs(3600), Draw::NONE);
     assert_eq!(rejection_of(&d, "fridge-care"), Some(Rejection::DailyCap { per_day: 1 }));
