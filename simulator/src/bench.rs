@@ -12,6 +12,7 @@ use ledtrad_operator::{sign_catalogue, OperatorKey, SignOptions};
 use ledtrad_protocol::caps::{CampaignCaps, Caps, Policy};
 use ledtrad_protocol::catalogue::{Campaign, Catalogue, Condition, Offer, Op};
 use ledtrad_protocol::consent::ConsentState;
+use ledtrad_protocol::decision::DecisionId;
 use ledtrad_protocol::feature::{signal_features, FeatureName, FEATURES};
 use ledtrad_protocol::propensity::{Logistic, Weight};
 use ledtrad_protocol::signal::Signal;
@@ -127,78 +128,111 @@ pub fn build_catalogue(n: usize, rng: &mut ChaCha8Rng) -> Catalogue {
     }
 }
 
-/// Times `decisions` decisions over a catalogue of `offers` offers, with every purpose granted,
-/// signals flowing, time moving on and the answers feeding the posteriors.
+/// The bench's device: an engine with the generated catalogue of `offers` offers (and the
+/// shipped model in `scorer`, if given), every purpose granted, and its inputs drawn from
+/// `seed`: signals flowing, time moving and answers feeding the posteriors.
+pub struct Workload {
+    engine: Engine,
+    rng: ChaCha8Rng,
+    sources: Vec<FeatureName>,
+    now: UnixTime,
+    step: usize,
+}
+
+impl Workload {
+    /// The device before its first decision.
+    pub fn new(offers: usize, seed: u64, scorer: Option<RuntimeKind>) -> anyhow::Result<Self> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let catalogue = build_catalogue(offers, &mut rng);
+        let problems = catalogue.problems();
+        anyhow::ensure!(problems.is_empty(), "bench catalogue: {}", problems[0]);
+        let key = OperatorKey::from_secret(KeyId::try_new("bench")?, [9; 32]);
+        let start = UnixTime(1_795_428_000);
+        let fleet = FleetId::try_new("bench")?;
+        let options = SignOptions {
+            fleet: fleet.clone(),
+            version: 1,
+            issued_at: start,
+            expires_at: start.plus_secs(400 * 86_400),
+        };
+        let envelope = sign_catalogue(&catalogue, &key, &options)?;
+        let mut keys = TrustedKeys::new();
+        keys.insert(key.id.clone(), key.signing.verifying_key());
+        let profile = DeviceProfile {
+            device: DeviceId::try_new("bench-device")?,
+            kind: DeviceKind::Fridge,
+            fleet,
+            local: LocalTime::fixed(3600),
+            camouflage_share: 0.1,
+            model_runtime: scorer.unwrap_or_default(),
+            policy: ledtrad_agent::engine::Policy::Clues,
+        };
+        let mut engine = Engine::new(profile, keys);
+        engine.handle_catalogue(&envelope, start).map_err(|e| anyhow::anyhow!("{e}"))?;
+        if scorer.is_some() {
+            let model = shipped_model()?;
+            let model = sign_model(&model, &key, &options)?;
+            engine.handle_model(&model, start).map_err(|e| anyhow::anyhow!("{e}"))?;
+        }
+        engine.set_consent(ConsentState::all());
+        // Signals carry source features only; the engine derives the rest from them.
+        let sources = signal_features().collect();
+        Ok(Self { engine, rng, sources, now: start, step: 0 })
+    }
+
+    /// The next decision: time moves on, a signal comes, the engine decides (timed around the
+    /// call alone), and the people answer what it showed. Its id, whether it showed an offer,
+    /// and how long it took.
+    pub fn next(&mut self) -> (DecisionId, bool, std::time::Duration) {
+        let rng = &mut self.rng;
+        self.now = self.now.plus_secs(rng.random_range(30..900));
+        let feature = self.sources[self.step % self.sources.len()];
+        self.engine.handle_signal(Signal { feature, value: rng.random_range(0.0..1.0) }, self.now);
+        let draw = Draw { camouflage: rng.random(), pick: rng.random(), explore: Some(rng.random()) };
+        let started = Instant::now();
+        let decision = self.engine.decide(Moment::DoorOpened, self.now, draw);
+        let elapsed = started.elapsed();
+        let (id, shown) = (decision.id, decision.shown.is_some());
+        if shown {
+            use ledtrad_protocol::feedback::{Feedback, FeedbackKind};
+            let kind = if self.rng.random_bool(0.3) { FeedbackKind::Accepted } else { FeedbackKind::Dismissed };
+            let _ = self.engine.handle_feedback(Feedback { decision: id, kind }, self.now);
+        }
+        if self.step % 500 == 0 {
+            self.engine.handle_timeout(self.now);
+        }
+        self.step += 1;
+        (id, shown, elapsed)
+    }
+
+    /// The engine, to read a decision's trace.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+}
+
+/// Times `decisions` decisions of the bench's [`Workload`] (after a tenth more that warm caches
+/// and history up), full ones apart from blocked ones.
 pub fn decide(
     offers: usize,
     decisions: usize,
     seed: u64,
     scorer: Option<RuntimeKind>,
 ) -> anyhow::Result<DecideFigures> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let catalogue = build_catalogue(offers, &mut rng);
-    let problems = catalogue.problems();
-    anyhow::ensure!(problems.is_empty(), "bench catalogue: {}", problems[0]);
-    let key = OperatorKey::from_secret(KeyId::try_new("bench")?, [9; 32]);
-    let start = UnixTime(1_795_428_000);
-    let fleet = FleetId::try_new("bench")?;
-    let options =
-        SignOptions { fleet: fleet.clone(), version: 1, issued_at: start, expires_at: start.plus_secs(400 * 86_400) };
-    let envelope = sign_catalogue(&catalogue, &key, &options)?;
-    let mut keys = TrustedKeys::new();
-    keys.insert(key.id.clone(), key.signing.verifying_key());
-    let profile = DeviceProfile {
-        device: DeviceId::try_new("bench-device")?,
-        kind: DeviceKind::Fridge,
-        fleet,
-        local: LocalTime::fixed(3600),
-        camouflage_share: 0.1,
-        model_runtime: scorer.unwrap_or_default(),
-        policy: ledtrad_agent::engine::Policy::Clues,
-    };
-    let mut engine = Engine::new(profile, keys);
-    engine.handle_catalogue(&envelope, start).map_err(|e| anyhow::anyhow!("{e}"))?;
-    if scorer.is_some() {
-        let model = shipped_model()?;
-        let model = sign_model(&model, &key, &options)?;
-        engine.handle_model(&model, start).map_err(|e| anyhow::anyhow!("{e}"))?;
-    }
-    engine.set_consent(ConsentState::all());
-    // Signals carry source features only; the engine derives the rest from them.
-    let sources: Vec<FeatureName> = signal_features().collect();
+    let mut workload = Workload::new(offers, seed, scorer)?;
     let mut nanos = Vec::with_capacity(decisions);
     let (mut full, mut blocked) = (Vec::with_capacity(decisions), Vec::with_capacity(decisions));
     let mut shown = 0;
-    let mut now = start;
     for k in 0..decisions + decisions / 10 {
-        now = now.plus_secs(rng.random_range(30..900));
-        let feature = sources[k % sources.len()];
-        engine.handle_signal(Signal { feature, value: rng.random_range(0.0..1.0) }, now);
-        let draw = Draw { camouflage: rng.random(), pick: rng.random(), explore: Some(rng.random()) };
-        let started = Instant::now();
-        let decision = engine.decide(Moment::DoorOpened, now, draw);
-        let elapsed = started.elapsed();
-        let (id, was_shown) = (decision.id, decision.shown.is_some());
-        // The first tenth warms caches and history up and is not timed.
+        let (id, was_shown, elapsed) = workload.next();
         if k >= decisions / 10 {
             let took = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
             nanos.push(took);
-            match engine.weighed_offers(id) {
+            match workload.engine.weighed_offers(id) {
                 Some(false) => blocked.push(took),
                 _ => full.push(took),
             }
             shown += usize::from(was_shown);
-        }
-        if was_shown {
-            let kind = if rng.random_bool(0.3) {
-                ledtrad_protocol::feedback::FeedbackKind::Accepted
-            } else {
-                ledtrad_protocol::feedback::FeedbackKind::Dismissed
-            };
-            let _ = engine.handle_feedback(ledtrad_protocol::feedback::Feedback { decision: id, kind }, now);
-        }
-        if k % 500 == 0 {
-            engine.handle_timeout(now);
         }
     }
     let seconds = nanos.iter().map(|n| *n as f64).sum::<f64>() / 1e9;
