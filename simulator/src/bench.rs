@@ -183,7 +183,7 @@ impl Workload {
     /// The next decision: time moves on, a signal comes, the engine decides (timed around the
     /// call alone), and the people answer what it showed. Its id, whether it showed an offer,
     /// and how long it took.
-    pub fn next(&mut self) -> (DecisionId, bool, std::time::Duration) {
+    pub fn decide(&mut self) -> (DecisionId, bool, std::time::Duration) {
         let rng = &mut self.rng;
         self.now = self.now.plus_secs(rng.random_range(30..900));
         let feature = self.sources[self.step % self.sources.len()];
@@ -224,7 +224,7 @@ pub fn decide(
     let (mut full, mut blocked) = (Vec::with_capacity(decisions), Vec::with_capacity(decisions));
     let mut shown = 0;
     for k in 0..decisions + decisions / 10 {
-        let (id, was_shown, elapsed) = workload.next();
+        let (id, was_shown, elapsed) = workload.decide();
         if k >= decisions / 10 {
             let took = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
             nanos.push(took);

@@ -36,7 +36,7 @@ fn replay(scorer: Option<RuntimeKind>) -> Vec<(String, String)> {
     let mut workload = Workload::new(OFFERS, 7, scorer).unwrap();
     (0..DECISIONS)
         .map(|_| {
-            let (id, _, _) = workload.next();
+            let (id, _, _) = workload.decide();
             let decision = workload.engine().decision(id).expect("a recent decision is traced");
             let json = serde_json::to_string(&decision).unwrap();
             let shown = decision.shown.as_ref().map_or("-", |s| s.offer.as_str());
