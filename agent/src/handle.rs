@@ -61,6 +61,11 @@ pub struct OfferOutcome {
     pub decision: Decision,
     /// The engine's decision time in nanoseconds (measured by the agent around the call).
     pub decide_nanos: u64,
+    /// Whether the decision weighed the catalogue's offers one by one (a full decision), rather
+    /// than the device-wide rules ruling every offer out first (a cheap one): for figures that
+    /// time the two apart.
+    #[serde(skip)]
+    pub weighed: bool,
     /// The random draws the decision was made with (camouflage, pick, exploration seed): not
     /// personal, kept off the API, for an audit that decides again beside the agent.
     #[serde(skip)]

@@ -509,6 +509,7 @@ fn summarise(options: &RunOptions, place: Place, m: Measured) -> Summary {
         },
         egress,
         decision_latency_us: Percentiles::of_nanos(counts.decide_nanos.clone()),
+        full_decision_latency_us: Percentiles::of_nanos(std::mem::take(&mut counts.decide_full_nanos)),
         offer_call_latency_us: Percentiles::of_nanos(counts.call_nanos),
         latency_histogram: crate::lab_report::latency_histogram(&counts.decide_nanos),
         wall_seconds: (wall.elapsed().as_secs_f64() * 10.0).round() / 10.0,

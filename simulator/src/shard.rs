@@ -343,6 +343,9 @@ impl Shard {
         let outcome = device.handle.offer(moment).await?;
         counts.call_nanos.push(u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX));
         counts.decide_nanos.push(outcome.decide_nanos);
+        if outcome.weighed {
+            counts.decide_full_nanos.push(outcome.decide_nanos);
+        }
         counts.decisions += 1;
         if let Some(shadow) = device.shadow.as_mut() {
             // Made again without personal inputs, then followed: the audit's engine counts the

@@ -97,7 +97,8 @@ pub struct SoakFigures {
     /// The largest agent's database with its write-ahead log at the end: what the device's
     /// flash must hold.
     pub databases_end_bytes_max: u64,
-    /// The engine's decision time, 99th percentile, over the first simulated hour (µs).
+    /// The engine's time for full decisions (that weighed the catalogue's offers), 99th
+    /// percentile, over the first simulated hour (µs).
     pub decide_p99_first_hour_us: f64,
     /// Over the last simulated hour (µs).
     pub decide_p99_last_hour_us: f64,
@@ -457,10 +458,11 @@ async fn open_doors(
         handle.signals(vec![signal]).await?;
         let outcome = handle.offer(Moment::DoorOpened).await?;
         soaked.decisions += 1;
-        if first_hour {
+        // Full decisions only: the ones the device-wide rules rule out first are cheap.
+        if first_hour && outcome.weighed {
             soaked.first_hour.push(outcome.decide_nanos);
         }
-        if last_hour {
+        if last_hour && outcome.weighed {
             soaked.last_hour.push(outcome.decide_nanos);
         }
         if outcome.decision.shown.is_some() {

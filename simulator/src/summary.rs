@@ -272,8 +272,11 @@ pub struct Summary {
     pub egress: Egress,
     /// Device egress payload bytes by consent purpose (status needs none and is in `egress`).
     pub egress_bytes_by_purpose: EgressBytes,
-    /// The engine's decision time.
+    /// The engine's decision time, over all decisions (most of them ruled out by the device-wide
+    /// rules before an offer is read, which is cheap).
     pub decision_latency_us: Percentiles,
+    /// The engine's time for full decisions only: those that weighed the catalogue's offers.
+    pub full_decision_latency_us: Percentiles,
     /// A whole offer call through the agent's handle (engine, storage, channel round trip).
     pub offer_call_latency_us: Percentiles,
     /// Wall-clock seconds for the whole run.
@@ -366,7 +369,15 @@ impl Summary {
         rows.extend([
             (
                 "decision latency (engine)",
-                format!("p50 {:.2} µs, p99 {:.2} µs", self.decision_latency_us.p50, self.decision_latency_us.p99),
+                format!(
+                    "full decisions ({}) p50 {:.2} µs, p99 {:.2} µs; all ({}) p50 {:.2} µs, p99 {:.2} µs",
+                    self.full_decision_latency_us.samples,
+                    self.full_decision_latency_us.p50,
+                    self.full_decision_latency_us.p99,
+                    self.decision_latency_us.samples,
+                    self.decision_latency_us.p50,
+                    self.decision_latency_us.p99
+                ),
             ),
             (
                 "offer call latency (agent)",

@@ -70,6 +70,8 @@ async fn a_mixed_consent_day_shows_offers_without_violations_and_repeats_exactly
     assert!(first.egress_bytes_by_purpose.measure > 0);
     assert_eq!(first.egress.unexpected.messages, 0);
     assert!(first.decision_latency_us.samples as u64 == first.decisions);
+    let full = first.full_decision_latency_us.samples;
+    assert!(full > 0 && full <= first.decision_latency_us.samples, "{full} full decisions");
     // The scale figures: simulated time against wall time, the broker's traffic, memory, and
     // each device's uplink per day, which for reports is what the spy saw over device-days.
     assert!(first.sim_ratio > 1.0, "{}", first.sim_ratio);

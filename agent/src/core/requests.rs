@@ -166,8 +166,9 @@ impl AgentCore {
         let decision: &Decision = self.engine.decide(moment, now.wall, draw);
         let decide_nanos = watch.nanos();
         let decision = decision.clone();
+        let weighed = self.engine.weighed_offers(decision.id).unwrap_or(false);
         self.record_decision(&decision, now);
-        OfferOutcome { decision, decide_nanos, draw, request: None }
+        OfferOutcome { decision, decide_nanos, weighed, draw, request: None }
     }
 
     /// Stores a decision's impression, counts it for the reports and tells the home.
@@ -223,7 +224,7 @@ impl AgentCore {
                 let decide_nanos = watch.nanos();
                 let decision = decision.clone();
                 self.record_decision(&decision, now);
-                let outcome = OfferOutcome { decision, decide_nanos, draw, request: None };
+                let outcome = OfferOutcome { decision, decide_nanos, weighed: true, draw, request: None };
                 self.requests.finish(
                     PendingRequest { local: outcome, ..pending },
                     true,

@@ -81,6 +81,9 @@ pub struct Counts {
     pub any_request: bool,
     /// The engine's decision times, nanoseconds.
     pub decide_nanos: Vec<u64>,
+    /// Of those, the full decisions' (that weighed the catalogue's offers one by one).
+    #[serde(default)]
+    pub decide_full_nanos: Vec<u64>,
     /// Whole offer calls, nanoseconds.
     pub call_nanos: Vec<u64>,
     /// Per simulated day.
@@ -172,6 +175,7 @@ impl Counts {
             reports_expected,
             any_request,
             decide_nanos,
+            decide_full_nanos,
             call_nanos,
             daily,
         } = other;
@@ -210,6 +214,7 @@ impl Counts {
         self.consent_lag_micros.extend(consent_lag_micros);
         self.home_caps_lag_micros.extend(home_caps_lag_micros);
         self.decide_nanos.extend(decide_nanos);
+        self.decide_full_nanos.extend(decide_full_nanos);
         self.call_nanos.extend(call_nanos);
         for day in daily {
             match self.daily.iter_mut().find(|d| d.day == day.day) {

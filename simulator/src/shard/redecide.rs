@@ -189,7 +189,7 @@ mod tests {
     }
 
     fn outcome(decision: Decision) -> OfferOutcome {
-        OfferOutcome { decision, decide_nanos: 0, draw: Draw::NONE, request: None }
+        OfferOutcome { decision, decide_nanos: 0, weighed: true, draw: Draw::NONE, request: None }
     }
 
     #[test]
