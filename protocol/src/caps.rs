@@ -58,9 +58,9 @@ pub struct Caps {
     /// Ever.
     #[serde(default)]
     pub total: Option<u32>,
-    /// Per home (all its screens together) per local day. Unset, an offer with personal
-    /// conditions is shown on one screen of a home per day ([`HomeCap::OneScreen`]); others
-    /// have no home cap.
+    /// Per home (all its screens together) per local day. Unset, an offer that is personalised
+    /// or has personal conditions is shown on one screen of a home per day
+    /// ([`HomeCap::OneScreen`]); others have no home cap.
     #[serde(default)]
     pub per_home_per_day: Option<u32>,
 }
@@ -71,13 +71,14 @@ pub enum HomeCap {
     /// At most this many impressions in the home per day (`per_home_per_day`).
     PerDay(u32),
     /// On one screen of the home per day, as often as that screen's own caps allow: the default
-    /// for an offer with personal conditions, so what one screen noticed about the household is
-    /// not repeated on every other screen.
+    /// for an offer that is personalised or has personal conditions, so what one screen noticed
+    /// about the household is not repeated on every other screen.
     OneScreen,
 }
 
 impl Caps {
-    /// The offer's home cap, `personal` when its conditions read personal features.
+    /// The offer's home cap, `personal` when it is personalised or its conditions read personal
+    /// features.
     pub fn home(&self, personal: bool) -> Option<HomeCap> {
         match self.per_home_per_day {
             Some(n) => Some(HomeCap::PerDay(n)),

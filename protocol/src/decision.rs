@@ -276,8 +276,9 @@ pub enum Rejection {
     /// The campaign's journey does not show this offer now (boxed: every candidate's verdict
     /// is as large as the largest reason).
     Journey(alloc::boxed::Box<crate::catalogue::journey::JourneyStop>),
-    /// Another screen of the home showed this offer today, and it has personal conditions and
-    /// no `per_home_per_day` of its own: it is shown on one screen of a home per day.
+    /// Another screen of the home showed this offer today, and it is personalised (or has
+    /// personal conditions) with no `per_home_per_day` of its own: it is shown on one screen of
+    /// a home per day.
     ShownOnAnotherScreen,
     /// The offer's cap per home per local day is reached, over all the home's screens.
     HomeOfferCap {

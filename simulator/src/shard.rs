@@ -329,8 +329,12 @@ impl Shard {
         self.counts.signals += event.signals.len() as u64;
         device.handle.signals(event.signals).await?;
         let Some(moment) = event.moment else { return Ok(()) };
-        let watch = self.watch_home(h, slot)?;
+        let mut watch = self.watch_home(h, slot)?;
         let decision = self.decide(index, moment).await?;
+        if let Some(watch) = watch.as_mut() {
+            // The lag counts from the decision's answer: its count is on its way.
+            watch.made();
+        }
         self.count_in_home(h, slot, &decision, now, watch).await;
         self.answer(h, slot, decision, now).await
     }

@@ -19,7 +19,7 @@ use crate::compiled::{self, AppliedCatalogue};
 use crate::eligibility::Verdicts;
 use crate::features::{FeatureStore, SignalOutcome};
 use crate::history::History;
-use crate::home::DayShown;
+use crate::home::{DayShown, HomeShown};
 use crate::model::FleetModel;
 use crate::pipeline::Subject;
 use crate::profile::DeviceProfile;
@@ -80,7 +80,7 @@ pub struct Engine {
     /// `None` once either is replaced.
     slots_for: Option<usize>,
     /// What the home's other screens showed, as the agent last handed it in.
-    home: DayShown,
+    home: HomeShown,
 }
 
 /// A recent decision as feedback needs it: what its offer (shown or held out) is, whether it
@@ -174,13 +174,13 @@ impl Engine {
             traces: VecDeque::with_capacity(RECENT_TRACES),
             slots: Vec::new(),
             slots_for: None,
-            home: DayShown::default(),
+            home: HomeShown::default(),
         }
     }
 
-    /// Hands in what the home's other screens showed on a local day (summed over them), for
-    /// the home-wide caps; counts of a day other than a decision's count nothing at it.
-    pub fn set_home_shown(&mut self, others: DayShown) {
+    /// Hands in what the home's other screens showed (summed over them, per local day), for the
+    /// home-wide caps; a decision counts those of its own local day.
+    pub fn set_home_shown(&mut self, others: HomeShown) {
         self.home = others;
     }
 

@@ -6,7 +6,7 @@
 use std::collections::VecDeque;
 
 use crate::answers::Answers;
-use crate::home::DayShown;
+use crate::home::{DayShown, HomeShown};
 use crate::maps::FastMap;
 
 use ledtrad_protocol::caps::Window;
@@ -23,7 +23,7 @@ pub(crate) struct Past<'a> {
     pub answers: &'a Answers,
     pub slots: &'a [Option<u32>],
     /// What the home's other screens showed, as this device last heard.
-    pub home: &'a DayShown,
+    pub home: &'a HomeShown,
 }
 
 impl<'a> Past<'a> {

@@ -1,7 +1,8 @@
 //! What a home's screens showed on one local day (DESIGN §6, home-wide caps): counts per offer,
 //! per campaign and in all. The agent hands the engine what the home's other screens told it
-//! ([`crate::Engine::set_home_shown`]); the engine adds this device's own impressions from its
-//! history. A leaf: it uses no other module of the engine.
+//! ([`crate::Engine::set_home_shown`]), summed per day, since screens may be on either side of
+//! midnight; the engine adds this device's own impressions of its own day from its history. A
+//! leaf: it uses no other module of the engine.
 
 use std::collections::BTreeMap;
 
@@ -70,6 +71,46 @@ impl DayShown {
     }
 }
 
+/// What the home's other screens showed, summed per local day (a day or two: screens whose
+/// clocks or time zones differ may be on either side of midnight).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HomeShown {
+    days: Vec<DayShown>,
+}
+
+impl HomeShown {
+    /// The counts of each day given (one entry per day; a second for the same day is added).
+    pub fn new(days: impl IntoIterator<Item = DayShown>) -> Self {
+        let mut out = Self::default();
+        for shown in days {
+            match out.days.iter_mut().find(|d| d.day == shown.day) {
+                Some(held) => held.add(&shown),
+                None => out.days.push(shown),
+            }
+        }
+        out
+    }
+
+    fn on(&self, day: u64) -> Option<&DayShown> {
+        self.days.iter().find(|d| d.day == day)
+    }
+
+    /// Impressions of `offer` on `day`.
+    pub fn offer(&self, day: u64, offer: &OfferId) -> u32 {
+        self.on(day).map_or(0, |d| d.offer(day, offer))
+    }
+
+    /// Impressions of `campaign`'s offers on `day`.
+    pub fn campaign(&self, day: u64, campaign: &CampaignId) -> u32 {
+        self.on(day).map_or(0, |d| d.campaign(day, campaign))
+    }
+
+    /// Impressions on `day`.
+    pub fn total(&self, day: u64) -> u32 {
+        self.on(day).map_or(0, |d| d.total(day))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,6 +130,15 @@ mod tests {
         let d = shown(10, &[("butter", 2)], 2);
         assert_eq!((d.offer(10, &butter), d.total(10)), (2, 2));
         assert_eq!((d.offer(11, &butter), d.total(11)), (0, 0));
+    }
+
+    #[test]
+    fn the_home_holds_each_day_apart() {
+        let butter = OfferId::try_new("butter").unwrap();
+        let home = HomeShown::new([shown(10, &[("butter", 1)], 1), shown(11, &[("butter", 2)], 2), shown(10, &[], 3)]);
+        assert_eq!((home.offer(10, &butter), home.total(10)), (1, 4));
+        assert_eq!((home.offer(11, &butter), home.total(11)), (2, 2));
+        assert_eq!(home.total(12), 0);
     }
 
     #[test]

@@ -17,7 +17,7 @@ use crate::context::{Context, Draw, Identity, Occasion};
 use crate::eligibility::{Standing, Verdicts};
 use crate::features::FeatureStore;
 use crate::history::{History, Past};
-use crate::home::DayShown;
+use crate::home::HomeShown;
 use crate::model::FleetModel;
 use crate::profile::DeviceProfile;
 use crate::prompts::PromptState;
@@ -37,7 +37,7 @@ pub(crate) struct Device<'a> {
     pub model: Option<&'a FleetModel>,
     pub prompts: &'a PromptState,
     /// What the home's other screens showed.
-    pub home: &'a DayShown,
+    pub home: &'a HomeShown,
 }
 
 /// Where the offers decided on come from.

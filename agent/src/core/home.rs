@@ -23,7 +23,7 @@
 
 use std::time::Duration;
 
-use ledtrad_engine::home::DayShown;
+use ledtrad_engine::home::{DayShown, HomeShown};
 use ledtrad_protocol::topic::Topic;
 use ledtrad_protocol::{DeviceId, Moment};
 use tracing::{debug, info, warn};
@@ -58,6 +58,9 @@ pub(super) struct Home {
     held: Vec<(RequestToken, Moment)>,
     /// What the other devices showed today, as heard.
     caps: HomeCaps,
+    /// A random number of this process on the channel: the others replace this device's counts
+    /// when it changes (after a restart, the counts are what the device kept).
+    boot: u64,
     /// This device's counts of today have not reached the home (the client's queue refused
     /// them): sent again on the next tick.
     shown_unsent: bool,
@@ -75,6 +78,7 @@ impl Home {
             others_known: false,
             held: Vec::new(),
             caps: HomeCaps::default(),
+            boot: rand::random(),
             shown_unsent: false,
         }
     }
@@ -135,7 +139,7 @@ impl AgentCore {
                 if let Some(home) = self.home.take() {
                     info!(home = %home.key.pseudonym(), "left the home; its key is forgotten");
                 }
-                self.engine.set_home_shown(DayShown::default());
+                self.engine.set_home_shown(HomeShown::default());
                 if let Err(e) = self.egress.set_home(None) {
                     warn!("home channel: {e}");
                 }
@@ -213,8 +217,10 @@ impl AgentCore {
                 home.settling = Some(Settling { nonce, echoed: false, answer_needed: others, until });
             }
         }
-        self.tell_home(true);
+        // The counts before the household: an answer to the household ends the wait for the
+        // channel, and by then the counts are taken too (one sender's messages keep their order).
         self.tell_shown(now);
+        self.tell_home(true);
     }
 
     /// Sends the home what it has not heard because the client's queue refused it (each tick).
@@ -233,8 +239,9 @@ impl AgentCore {
         if self.home.is_none() {
             return;
         }
+        let Some(boot) = self.home.as_ref().map(|h| h.boot) else { return };
         let shown = self.engine.shown_today(now.wall);
-        let sent = self.send_home(HomeBody::Caps(shown));
+        let sent = self.send_home(HomeBody::Caps { boot, shown });
         let connected = self.egress.connected();
         if let Some(home) = &mut self.home {
             // Offline, the next hello sends them anyway.
@@ -353,26 +360,32 @@ impl AgentCore {
         }
         match message.body {
             HomeBody::Hello { .. } => {
-                self.tell_home(true);
+                // The counts first, as in a hello: see there.
                 self.tell_shown(now);
+                self.tell_home(true);
             }
             HomeBody::Household { people, rows } => {
                 self.take_household(&message.from, &people, &rows, now);
                 self.answered(now);
             }
-            HomeBody::Caps(shown) => self.take_shown(&message.from, &shown, now),
+            HomeBody::Caps { boot, shown } => self.take_shown(&message.from, boot, &shown, now),
         }
     }
 
     /// Takes another device's counts of a day: the engine's home-wide caps count them from
     /// the next decision on.
-    fn take_shown(&mut self, from: &DeviceId, shown: &DayShown, now: Now) {
+    fn take_shown(&mut self, from: &DeviceId, boot: u64, shown: &DayShown, now: Now) {
+        let mine = self.engine.profile().local.day(now.wall);
         let Some(home) = &mut self.home else { return };
-        if home.caps.merge(from, shown) {
-            debug!(%from, day = shown.day, total = shown.total, "took another device's offers of the day");
-            self.engine.set_home_shown(home.caps.others());
-            let view = self.home_view(false, now);
-            self.ui_events.push_back(UiEvent::Home(view));
+        match home.caps.merge(from, boot, shown, mine) {
+            Ok(false) => {}
+            Ok(true) => {
+                debug!(%from, day = shown.day, total = shown.total, "took another device's offers of the day");
+                self.engine.set_home_shown(home.caps.others());
+                let view = self.home_view(false, now);
+                self.ui_events.push_back(UiEvent::Home(view));
+            }
+            Err(e) => warn!(%from, "home channel: not taking another device's counts: {e}"),
         }
     }
 

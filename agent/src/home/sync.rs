@@ -5,14 +5,15 @@
 //!   (`store::consent`), so every device ends with the same household whatever order messages
 //!   arrive in, however often, and from whichever device first.
 //! - **Home-wide caps** are counts per home per local day, kept per device: each device sends
-//!   its own counts, a device's count only grows during a day, so merging takes the larger of
-//!   what was heard for that device, and the home's count is the sum over its devices.
+//!   its own counts of its day; within one process of a device they only grow during a day, so
+//!   merging takes the larger of what was heard, and counts from a restarted process replace
+//!   the old ones. The home's count of a day is the sum over its devices.
 //!
 //! Messages are encoded with postcard and sealed with the home key ([`super::HomeKey::seal`]).
 
 use std::collections::BTreeMap;
 
-use ledtrad_engine::home::DayShown;
+use ledtrad_engine::home::{DayShown, HomeShown};
 use ledtrad_protocol::codec::{self, DecodeError};
 use ledtrad_protocol::consent::ConsentSource;
 use ledtrad_protocol::{DeviceId, PersonId, Purpose, UnixTime};
@@ -48,9 +49,14 @@ pub enum HomeBody {
         /// Consent ledger rows.
         rows: Vec<HomeLedgerRow>,
     },
-    /// The sender's own impression counts on one local day (after each offer it shows, and
-    /// in answer to a hello).
-    Caps(DayShown),
+    /// The sender's own impression counts of its local day (after each impression it counts,
+    /// and before its household on a hello and in answer to one).
+    Caps {
+        /// A random number of the sender's process: counts from a new one replace the old.
+        boot: u64,
+        /// The counts.
+        shown: DayShown,
+    },
 }
 
 impl HomeMessage {
@@ -86,39 +92,56 @@ pub struct HomeLedgerRow {
     pub text_version: String,
 }
 
-/// The home's other devices' impression counts on one local day, as this device heard them.
+/// The home's other devices' impression counts, as this device heard them: each device's
+/// latest day.
 #[derive(Debug, Clone, Default)]
 pub struct HomeCaps {
-    day: u64,
-    devices: BTreeMap<DeviceId, DayShown>,
+    devices: BTreeMap<DeviceId, (u64, DayShown)>,
+}
+
+/// Why a device's counts were not taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum CountsRefused {
+    /// Stamped with a local day more than a day from this device's.
+    #[error(
+        "counts of local day {day}, more than a day from this device's day {mine}: is a clock or time zone wrong?"
+    )]
+    FarDay {
+        /// The day they were stamped with.
+        day: u64,
+        /// This device's day.
+        mine: u64,
+    },
 }
 
 impl HomeCaps {
-    /// Takes `device`'s counts: a later day starts the counts afresh, an earlier one is too
-    /// late to matter, and on the same day each count is the larger of what was heard.
-    /// Whether anything changed.
-    pub fn merge(&mut self, device: &DeviceId, counts: &DayShown) -> bool {
-        if counts.day < self.day {
-            return false;
+    /// Takes `device`'s counts, sent by its process numbered `boot`, at this device's local day
+    /// `mine`. From a new process (a restart), they replace what was held: they are what the
+    /// device counts now. From the same process, a later day replaces the counts, an earlier
+    /// one is too late to matter, and on the same day each count is the larger of what was
+    /// heard (they only grow within a process and a day, so a copy that arrives late changes
+    /// nothing). Whether anything changed; counts of a day more than one from `mine` are
+    /// refused.
+    pub fn merge(&mut self, device: &DeviceId, boot: u64, counts: &DayShown, mine: u64) -> Result<bool, CountsRefused> {
+        if counts.day.abs_diff(mine) > 1 {
+            return Err(CountsRefused::FarDay { day: counts.day, mine });
         }
-        if counts.day > self.day {
-            self.day = counts.day;
-            self.devices.clear();
-        }
-        let held =
-            self.devices.entry(device.clone()).or_insert_with(|| DayShown { day: counts.day, ..DayShown::default() });
+        let Some((held_boot, held)) = self.devices.get_mut(device) else {
+            self.devices.insert(device.clone(), (boot, counts.clone()));
+            return Ok(true);
+        };
         let before = held.clone();
-        held.max(counts);
-        *held != before
+        if *held_boot != boot || counts.day > held.day {
+            (*held_boot, *held) = (boot, counts.clone());
+        } else if counts.day == held.day {
+            held.max(counts);
+        }
+        Ok(*held != before)
     }
 
-    /// The other devices' counts summed: what the engine adds to this device's own.
-    pub fn others(&self) -> DayShown {
-        let mut sum = DayShown { day: self.day, ..DayShown::default() };
-        for counts in self.devices.values() {
-            sum.add(counts);
-        }
-        sum
+    /// The other devices' counts summed per day: what the engine adds to this device's own.
+    pub fn others(&self) -> HomeShown {
+        HomeShown::new(self.devices.values().map(|(_, counts)| counts.clone()))
     }
 }
 

@@ -25,9 +25,10 @@ pub(super) struct HomeRules {
 impl HomeRules {
     /// The home caps of the run's signed catalogue (its own, so not verified again).
     pub(super) fn of_envelope(envelope: &[u8]) -> anyhow::Result<Self> {
-        if envelope.is_empty() {
-            return Ok(Self::default());
-        }
+        anyhow::ensure!(
+            !envelope.is_empty(),
+            "the shard was given no signed catalogue, so the audit cannot read its home caps"
+        );
         let envelope: Envelope = codec::from_postcard(envelope, "envelope").context("the run's catalogue")?;
         let signed: SignedCatalogue =
             codec::from_postcard(&envelope.signed, "signed catalogue").context("the run's catalogue")?;

@@ -7,7 +7,7 @@
 //! and must have had `personalise`. The agent's record of the features it read plays no part.
 
 use anyhow::anyhow;
-use ledtrad_agent::engine::home::DayShown;
+use ledtrad_agent::engine::home::{DayShown, HomeShown};
 use ledtrad_agent::engine::Engine;
 use ledtrad_agent::handle::OfferOutcome;
 use ledtrad_agent::Config;
@@ -77,7 +77,7 @@ impl Shadow {
     /// What the home's other screens showed today, summed, as the agent hears it on the home
     /// channel.
     pub(crate) fn home_shown(&mut self, others: DayShown) {
-        self.engine.set_home_shown(others);
+        self.engine.set_home_shown(HomeShown::new([others]));
     }
 
     /// The device's consent changed.

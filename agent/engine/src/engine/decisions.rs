@@ -89,7 +89,7 @@ impl Engine {
 
     /// Whether asking the offer service is worth it after decision `id` (request mode): it
     /// showed nothing, held nothing out and asked nothing, the device-wide rules (quiet hours,
-    /// gap, device caps) did not rule the moment out, a catalogue is in force (its rules apply
+    /// gap, device and home caps) did not rule the moment out, a catalogue is in force (its rules apply
     /// to the service's offers too) and unexpired, and `request` is granted.
     pub fn request_worthwhile(&self, id: DecisionId, now: UnixTime) -> bool {
         let Some(recent) = self.recent.iter().rev().find(|r| r.id == id) else {

@@ -4,18 +4,18 @@
 use std::collections::BTreeMap;
 
 use super::*;
-use crate::home::DayShown;
+use crate::home::{DayShown, HomeShown};
 use ledtrad_protocol::OfferId;
 
-/// What the other screens showed on NOW's local day: `offers` (offer, campaign, count).
-fn elsewhere(day: u64, offers: &[(&str, &str, u32)]) -> DayShown {
+/// What the other screens showed on local day `day`: `offers` (offer, campaign, count).
+fn elsewhere(day: u64, offers: &[(&str, &str, u32)]) -> HomeShown {
     let mut shown = DayShown { day, ..DayShown::default() };
     for (offer, campaign, n) in offers {
         shown.offers.insert(OfferId::try_new(*offer).unwrap(), *n);
         *shown.campaigns.entry(CampaignId::try_new(*campaign).unwrap()).or_default() += n;
         shown.total += n;
     }
-    shown
+    HomeShown::new([shown])
 }
 
 fn today() -> u64 {

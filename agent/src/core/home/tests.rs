@@ -377,3 +377,38 @@ fn an_offer_with_personal_conditions_shown_on_one_screen_is_not_shown_on_another
     let tomorrow = at(86_400 + 20, 86_400_000);
     assert_eq!(shown(&mut pantry, tomorrow).shown.map(|s| s.offer.to_string()).as_deref(), Some("butter-refill"));
 }
+
+#[test]
+fn a_screen_that_reconnects_without_its_session_counts_what_the_home_showed_meanwhile() {
+    use crate::core::tests::{example_envelope, publish};
+    use ledtrad_protocol::signal::Signal;
+    let extra = "camouflage_share = 0.0\nraise_moments = false";
+    let (mut kitchen, mut pantry) =
+        join(Screen::with("fridge-1", "fridge", extra), Screen::with("fridge-2", "fridge", extra));
+    for screen in [&mut kitchen, &mut pantry] {
+        let catalogue = publish(Topic::Catalogue(screen.core.config.fleet.clone()), example_envelope(), None);
+        screen.core.handle_mqtt(catalogue, at(1, 1));
+    }
+    kitchen.consent("anna", Purpose::Personalise, true, at(2, 2));
+    settle(&mut [&mut kitchen, &mut pantry], at(2, 2));
+    let low = || {
+        vec![Signal {
+            feature: ledtrad_protocol::feature::FeatureName::try_new("fridge.butter.level").unwrap(),
+            value: 0.1,
+        }]
+    };
+    // The pantry is cut off (its broker session lost); meanwhile the kitchen shows the offer.
+    pantry.core.handle_mqtt(MqttEvent::Disconnected { why: "restart".into(), unsent: 0 }, at(3, 3));
+    kitchen.core.handle_signals(low(), at(10, 10));
+    let OfferStep::Decided(first) = kitchen.core.offer(Moment::DoorOpened, at(10, 10)) else { panic!("not decided") };
+    assert_eq!(first.decision.shown.map(|s| s.offer.to_string()).as_deref(), Some("butter-refill"));
+    let _lost = kitchen.home_messages();
+    // Back without its session: its first decision waits for the kitchen's answer, whose
+    // counts come before the household that ends the wait.
+    pantry.core.handle_mqtt(MqttEvent::Connected { session_present: false }, at(20, 20_000));
+    pantry.core.handle_signals(low(), at(20, 20_000));
+    let OfferStep::Waiting(_) = pantry.core.offer(Moment::DoorOpened, at(20, 20_000)) else { panic!("not held") };
+    settle(&mut [&mut kitchen, &mut pantry], at(20, 20_001));
+    let (_, held) = pantry.core.poll_answer().expect("answered once the kitchen answered");
+    assert_ne!(held.decision.shown.map(|s| s.offer.to_string()).as_deref(), Some("butter-refill"));
+}

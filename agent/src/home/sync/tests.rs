@@ -35,21 +35,46 @@ fn day(day: u64, offer: &str, n: u32) -> DayShown {
 fn home_caps_add_each_devices_own_count_however_often_it_is_heard() {
     let butter = OfferId::try_new("butter").unwrap();
     let mut caps = HomeCaps::default();
-    assert!(caps.merge(&device("fridge"), &day(5, "butter", 1)));
-    assert!(caps.merge(&device("lock-screen"), &day(5, "butter", 1)));
+    let mut take = |on: &str, boot: u64, counts: DayShown| caps.merge(&device(on), boot, &counts, 5).unwrap();
+    assert!(take("fridge", 1, day(5, "butter", 1)));
+    assert!(take("lock-screen", 2, day(5, "butter", 1)));
     // The fridge's count again, and a stale copy from before its second impression.
-    assert!(caps.merge(&device("fridge"), &day(5, "butter", 2)));
-    assert!(!caps.merge(&device("fridge"), &day(5, "butter", 1)), "a stale copy changes nothing");
+    assert!(take("fridge", 1, day(5, "butter", 2)));
+    assert!(!take("fridge", 1, day(5, "butter", 1)), "a stale copy changes nothing");
     let home = caps.others();
     assert_eq!(home.offer(5, &butter), 3);
     assert_eq!(home.campaign(5, &CampaignId::try_new("dairy").unwrap()), 3);
     assert_eq!(home.total(5), 3);
     assert_eq!(home.offer(4, &butter), 0, "another day's count is not today's");
-    // A new day starts afresh; a late message from yesterday changes nothing.
-    assert!(caps.merge(&device("e-reader"), &day(6, "butter", 1)));
-    assert!(!caps.merge(&device("fridge"), &day(5, "butter", 4)));
+}
+
+#[test]
+fn a_screen_past_midnight_leaves_the_others_counts_alone() {
+    let butter = OfferId::try_new("butter").unwrap();
+    let mut caps = HomeCaps::default();
+    caps.merge(&device("fridge"), 1, &day(5, "butter", 1), 5).unwrap();
+    // The lock screen's clock is past midnight already: its day 6 is its own.
+    caps.merge(&device("lock-screen"), 2, &day(6, "butter", 2), 5).unwrap();
     let home = caps.others();
-    assert_eq!((home.offer(6, &butter), home.total(6)), (1, 1));
+    assert_eq!((home.offer(5, &butter), home.offer(6, &butter)), (1, 2));
+    // A late copy of the fridge's yesterday changes nothing once it is on a new day.
+    caps.merge(&device("fridge"), 1, &day(6, "butter", 1), 6).unwrap();
+    assert!(!caps.merge(&device("fridge"), 1, &day(5, "butter", 4), 6).unwrap());
+    assert_eq!(caps.others().offer(6, &butter), 3);
+    // A day far from this device's is refused, and changes nothing.
+    let far = caps.merge(&device("e-reader"), 3, &day(u64::MAX, "butter", 9), 6).unwrap_err();
+    assert!(far.to_string().contains("clock or time zone"), "{far}");
+    assert_eq!(caps.others().total(6), 3);
+}
+
+#[test]
+fn counts_from_a_restarted_screen_replace_its_old_ones() {
+    let butter = OfferId::try_new("butter").unwrap();
+    let mut caps = HomeCaps::default();
+    caps.merge(&device("fridge"), 1, &day(5, "butter", 3), 5).unwrap();
+    // After a restart the fridge counts 2 (what it kept): that is its count now.
+    assert!(caps.merge(&device("fridge"), 7, &day(5, "butter", 2), 5).unwrap());
+    assert_eq!(caps.others().offer(5, &butter), 2);
 }
 
 #[test]
