@@ -236,9 +236,6 @@ impl AgentCore {
     /// Tells the home what this device showed today (after each offer shown, on each hello
     /// and in answer to another device's), for the home-wide caps.
     pub(super) fn tell_shown(&mut self, now: Now) {
-        if self.home.is_none() {
-            return;
-        }
         let Some(boot) = self.home.as_ref().map(|h| h.boot) else { return };
         let shown = self.engine.shown_today(now.wall);
         let sent = self.send_home(HomeBody::Caps { boot, shown });
