@@ -21,7 +21,11 @@ pub const NOT_FOR_ME_SECS: u64 = 90 * DAY_SECS;
 /// The rules people's answers set on this device.
 #[derive(Debug, Clone, Default)]
 pub struct Answers {
-    offers: FastMap<OfferId, OfferAnswers>,
+    /// Each answered offer's slot in `records`: a decision reads records by slot, which the
+    /// engine keeps per catalogue position, with no hashing. A slot once given stays (an
+    /// expired record is emptied, not removed), so slots stay valid.
+    slots: FastMap<OfferId, u32>,
+    records: Vec<OfferAnswers>,
     suppressed: FastMap<String, UnixTime>,
 }
 
@@ -64,7 +68,12 @@ pub const MAX_LOGGED: usize = 256;
 impl Answers {
     /// Records an answer given at `at` to `offer` (of `category`, if known).
     pub fn record(&mut self, offer: &OfferId, category: Option<&str>, kind: FeedbackKind, at: UnixTime) {
-        let record = self.offers.entry(offer.clone()).or_default();
+        let records = &mut self.records;
+        let slot = *self.slots.entry(offer.clone()).or_insert_with(|| {
+            records.push(OfferAnswers::default());
+            u32::try_from(records.len() - 1).unwrap_or(u32::MAX)
+        });
+        let Some(record) = self.records.get_mut(slot as usize) else { return };
         // Stored answers come back in the order they were given; keep the log sorted anyway.
         let i = record.log.partition_point(|(t, _)| *t <= short(at));
         record.log.insert(i, (short(at), kind));
@@ -87,12 +96,27 @@ impl Answers {
 
     /// What was answered to `offer`, if anything.
     pub fn offer(&self, offer: &OfferId) -> Option<&OfferAnswers> {
-        self.offers.get(offer)
+        self.slot(offer).and_then(|s| self.at(s))
+    }
+
+    /// The slot of `offer`'s record, if it was ever answered.
+    pub fn slot(&self, offer: &OfferId) -> Option<u32> {
+        self.slots.get(offer).copied()
+    }
+
+    /// The record in `slot`.
+    pub fn at(&self, slot: u32) -> Option<&OfferAnswers> {
+        self.records.get(slot as usize)
+    }
+
+    /// How many offers have a slot: this changes only when a new offer is answered.
+    pub fn slots(&self) -> usize {
+        self.records.len()
     }
 
     /// Until when `offer` is blocked by a dismissal, if it is at `now`.
     pub fn blocked_until(&self, offer: &OfferId, now: UnixTime) -> Option<UnixTime> {
-        self.offers.get(offer)?.blocked_until(now)
+        self.offer(offer)?.blocked_until(now)
     }
 
     /// Whether any category is suppressed (ended suppressions stay until the next expiry pass).
@@ -113,7 +137,7 @@ impl Answers {
         from: UnixTime,
         after: Option<UnixTime>,
     ) -> Option<(UnixTime, FeedbackKind)> {
-        let log = &self.offers.get(offer)?.log;
+        let log = &self.offer(offer)?.log;
         let (from, after) = (short(from), after.map(short));
         let start = log.partition_point(|(t, _)| *t < from || after.is_some_and(|a| *t <= a));
         let (at, kind) = log.range(start..).find(|(_, k)| kind.is_none_or(|kind| *k == kind)).copied()?;
@@ -124,19 +148,22 @@ impl Answers {
     /// that have ended.
     pub fn expire(&mut self, now: UnixTime) {
         let from = short(UnixTime(now.secs().saturating_sub(MEMORY_SECS)));
-        self.offers.retain(|_, record| {
+        for record in &mut self.records {
             while record.log.front().is_some_and(|(t, _)| *t < from) {
                 record.log.pop_front();
             }
-            // A record that rules nothing out any more and remembers nothing is dropped.
-            record.converted || record.blocked > now || !record.log.is_empty()
-        });
+            // A record that rules nothing out any more and remembers nothing is emptied (its
+            // slot stays: decisions find records by slot).
+            if !(record.converted || record.blocked > now || !record.log.is_empty()) {
+                *record = OfferAnswers::default();
+            }
+        }
         self.suppressed.retain(|_, until| *until > now);
     }
 
     /// Whether `offer` was taken up.
     pub fn converted(&self, offer: &OfferId) -> bool {
-        self.offers.get(offer).is_some_and(|r| r.converted)
+        self.offer(offer).is_some_and(|r| r.converted)
     }
 }
 

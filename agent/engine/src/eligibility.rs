@@ -182,7 +182,7 @@ pub(crate) fn after_conditions(
     stage_offer_caps(offer, record, ctx)?;
     stage_home_caps(offer, record, ctx, standing)?;
     stage_campaign_caps(offer, standing)?;
-    stage_answers(offer, ctx, standing.past)?;
+    stage_answers(i, offer, ctx, standing.past)?;
     stage_journey(i, offer, journeys)?;
     stage_holdout(offer, standing)?;
     Ok(record.map(|r| r.posterior).unwrap_or_default())
@@ -197,8 +197,8 @@ fn stage_journey(i: usize, offer: &CompiledOffer, journeys: &FastMap<usize, Reje
 }
 
 /// What people said: a recent dismissal, a "not for me" for the category, a conversion.
-fn stage_answers(offer: &CompiledOffer, ctx: &Context<'_>, past: Past<'_>) -> Result<(), Rejection> {
-    let answers = past.answers.offer(&offer.offer.id);
+fn stage_answers(i: usize, offer: &CompiledOffer, ctx: &Context<'_>, past: Past<'_>) -> Result<(), Rejection> {
+    let answers = past.answers_of(i);
     if answers.is_some_and(OfferAnswers::converted) {
         return Err(Rejection::Converted);
     }

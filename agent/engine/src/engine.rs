@@ -79,6 +79,11 @@ pub struct Engine {
     /// How many slots the history had when `slots` was worked out for the catalogue in force;
     /// `None` once either is replaced.
     slots_for: Option<usize>,
+    /// Each offer of the catalogue in force's answers slot, by position, as `slots`.
+    answer_slots: Vec<Option<u32>>,
+    /// How many slots the answers had when `answer_slots` was worked out; `None` once the
+    /// catalogue is replaced.
+    answer_slots_for: Option<usize>,
     /// What the home's other screens showed, as the agent last handed it in.
     home: HomeShown,
 }
@@ -174,6 +179,8 @@ impl Engine {
             traces: VecDeque::with_capacity(RECENT_TRACES),
             slots: Vec::new(),
             slots_for: None,
+            answer_slots: Vec::new(),
+            answer_slots_for: None,
             home: HomeShown::default(),
         }
     }
@@ -225,6 +232,7 @@ impl Engine {
         // The slots are worked out afresh for the new catalogue (its address says nothing: a
         // new one may take the place of one just dropped).
         self.slots_for = None;
+        self.answer_slots_for = None;
         Ok(self.catalogue.insert(Arc::new(AppliedCatalogue::compile(signed))))
     }
 
@@ -294,6 +302,7 @@ impl Engine {
         self.history = History::default();
         self.slots_for = None;
         self.answers = Answers::default();
+        self.answer_slots_for = None;
         self.prompts.forget();
         let decisions = self.recent.len();
         self.recent.clear();

@@ -22,6 +22,8 @@ pub(crate) struct Past<'a> {
     pub history: &'a History,
     pub answers: &'a Answers,
     pub slots: &'a [Option<u32>],
+    /// Each offer's answers slot by position.
+    pub answer_slots: &'a [Option<u32>],
     /// What the home's other screens showed, as this device last heard.
     pub home: &'a HomeShown,
 }
@@ -30,6 +32,11 @@ impl<'a> Past<'a> {
     /// The record of the offer at `position`, found by its slot without hashing its id.
     pub fn record(&self, position: usize) -> Option<&'a OfferRecord> {
         self.slots.get(position).copied().flatten().and_then(|s| self.history.record_at(s))
+    }
+
+    /// What was answered to the offer at `position`, found by its slot without hashing its id.
+    pub fn answers_of(&self, position: usize) -> Option<&'a crate::answers::OfferAnswers> {
+        self.answer_slots.get(position).copied().flatten().and_then(|s| self.answers.at(s))
     }
 }
 

@@ -53,6 +53,8 @@ pub(crate) enum Source {
 pub(crate) struct Offers<'a> {
     pub catalogue: &'a AppliedCatalogue,
     pub slots: &'a [Option<u32>],
+    /// Each offer's answers slot, by position.
+    pub answer_slots: &'a [Option<u32>],
     pub source: Source,
 }
 
@@ -69,7 +71,7 @@ pub(crate) fn run(
     // 1. Identify: the device pseudonym, its local time and the household's consent.
     let who = identify(device.profile, device.consent, now);
     // 2. Know the history: impressions, answers and caps, and the rules the same for every offer.
-    let standing = history(catalogue, device, offers.slots, &who, now);
+    let standing = history(catalogue, device, offers, &who, now);
     // 3. Needs and potential: every feature's value from the signal windows.
     let needs = needs(device.features, now);
     // 4. Propensity: the fleet's model where one is applied, else the built-in scorers.
@@ -140,11 +142,17 @@ fn identify(profile: &DeviceProfile, consent: ConsentState, now: UnixTime) -> Id
 fn history<'a>(
     catalogue: &AppliedCatalogue,
     device: &Device<'a>,
-    slots: &'a [Option<u32>],
+    offers: &Offers<'a>,
     who: &Identity<'_>,
     now: UnixTime,
 ) -> Standing<'a> {
-    let past = Past { history: device.history, answers: device.answers, slots, home: device.home };
+    let past = Past {
+        history: device.history,
+        answers: device.answers,
+        slots: offers.slots,
+        answer_slots: offers.answer_slots,
+        home: device.home,
+    };
     Standing::new(catalogue, past, who, now)
 }
 

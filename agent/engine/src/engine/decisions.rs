@@ -24,6 +24,11 @@ impl Engine {
             self.slots = catalogue.offers.iter().map(|o| self.history.slot(&o.offer.id)).collect();
             self.slots_for = Some(key);
         }
+        let key = self.answers.slots();
+        if self.answer_slots_for != Some(key) {
+            self.answer_slots = catalogue.offers.iter().map(|o| self.answers.slot(&o.offer.id)).collect();
+            self.answer_slots_for = Some(key);
+        }
     }
 
     /// Counts an impression of the offer at `position` of `catalogue` and, for the catalogue
@@ -54,7 +59,12 @@ impl Engine {
         let call = match &self.catalogue {
             None => CallToAction::nothing(id, moment, now),
             Some(catalogue) => {
-                let offers = Offers { catalogue, slots: &self.slots, source: Source::Catalogue };
+                let offers = Offers {
+                    catalogue,
+                    slots: &self.slots,
+                    answer_slots: &self.answer_slots,
+                    source: Source::Catalogue,
+                };
                 pipeline::run(&self.device(), &offers, id, moment, now, draw)
             }
         };
@@ -71,7 +81,12 @@ impl Engine {
         match &self.catalogue {
             None => CallToAction::nothing(id, moment, now).decision,
             Some(catalogue) => {
-                let offers = Offers { catalogue, slots: &self.slots, source: Source::Catalogue };
+                let offers = Offers {
+                    catalogue,
+                    slots: &self.slots,
+                    answer_slots: &self.answer_slots,
+                    source: Source::Catalogue,
+                };
                 pipeline::run(&self.device(), &offers, id, moment, now, draw).decision
             }
         }
@@ -146,10 +161,12 @@ impl Engine {
         let in_force = self.catalogue.as_ref().ok_or(RemoteError::NoCatalogue)?;
         let candidates = ServiceCandidates::from_answer(in_force, offers)?;
         let catalogue = Arc::new(candidates.catalogue);
-        // The service's few offers look their history slots up.
+        // The service's few offers look their history and answer slots up.
         let slots: Vec<Option<u32>> = catalogue.offers.iter().map(|o| self.history.slot(&o.offer.id)).collect();
+        let answer_slots: Vec<Option<u32>> = catalogue.offers.iter().map(|o| self.answers.slot(&o.offer.id)).collect();
         let id = self.next_id();
-        let offers = Offers { catalogue: &catalogue, slots: &slots, source: Source::Service { interests_sent } };
+        let source = Source::Service { interests_sent };
+        let offers = Offers { catalogue: &catalogue, slots: &slots, answer_slots: &answer_slots, source };
         let call = pipeline::run(&self.device(), &offers, id, moment, now, draw);
         Ok((self.keep(call, Some(catalogue), now, false), candidates.counted))
     }

@@ -171,3 +171,27 @@ fn revoking_personalise_stops_personal_offers_on_the_next_decision() {
     let refill = again.candidates.iter().find(|c| c.offer.as_str() == "butter-refill").unwrap();
     assert!(matches!(refill.verdict, Verdict::Rejected { reason: Rejection::NoData { .. } }));
 }
+
+#[test]
+fn answers_found_by_slot_stay_right_after_an_erasure() {
+    // A dismissal of fridge-care takes the answers' first slot; after an erasure a dismissal
+    // of butter-refill takes it again: fridge-care must not read butter-refill's answers.
+    let mut engine = build_engine(DeviceKind::Fridge);
+    engine.handle_catalogue(&good_envelope(1), NOW).unwrap();
+    engine.set_consent(personalise());
+    let care = ledtrad_protocol::OfferId::try_new("fridge-care").unwrap();
+    let butter = ledtrad_protocol::OfferId::try_new("butter-refill").unwrap();
+    engine.restore_answer(&care, Some("home.kitchen"), FeedbackKind::Dismissed, NOW);
+    let d = engine.decide_traced(Moment::DoorOpened, NOW.plus_secs(60), Draw::NONE);
+    assert!(matches!(rejection_of(&d, "fridge-care"), Some(Rejection::DismissedRecently { .. })));
+    engine.erase();
+    engine.restore_answer(&butter, Some("food.dairy"), FeedbackKind::Dismissed, NOW);
+    engine.handle_signal(butter_signal(), NOW.plus_secs(120));
+    let d = engine.decide_traced(Moment::DoorOpened, NOW.plus_secs(120), Draw::NONE);
+    assert!(matches!(rejection_of(&d, "butter-refill"), Some(Rejection::DismissedRecently { .. })));
+    assert_eq!(d.shown.map(|s| s.offer.to_string()).as_deref(), Some("fridge-care"), "its dismissal was erased");
+}
+
+fn butter_signal() -> Signal {
+    butter(0.05)
+}
