@@ -250,9 +250,11 @@ async fn pump(eventloop: EventLoop, tx: mpsc::Sender<MqttEvent>, mut closing: wa
             }),
         };
         if let Some(event) = event {
-            if tx.send(event).await.is_err() {
-                return;
-            }
+            // Once the agent stops, nobody reads the events; the pump goes on all the same until
+            // the offline status and the DISCONNECT are out (the agent's task gives it 2 s).
+            // Returning here would drop the connection with them still queued, and the broker
+            // would publish the will (which knows no catalogue version) instead.
+            let _ = tx.send(event).await;
         }
     }
 }
