@@ -45,29 +45,26 @@ impl DayShown {
 
     /// Adds `other`'s counts of the same day to these (for summing a home's screens).
     pub fn add(&mut self, other: &Self) {
-        for (offer, n) in &other.offers {
-            let mine = self.offers.entry(offer.clone()).or_default();
-            *mine = mine.saturating_add(*n);
-        }
-        for (campaign, n) in &other.campaigns {
-            let mine = self.campaigns.entry(campaign.clone()).or_default();
-            *mine = mine.saturating_add(*n);
-        }
-        self.total = self.total.saturating_add(other.total);
+        self.combine(other, u32::saturating_add);
     }
 
     /// Takes the larger of each of these counts and `other`'s (for the same screen heard
     /// twice: its counts only grow during a day).
     pub fn max(&mut self, other: &Self) {
+        self.combine(other, u32::max);
+    }
+
+    /// Each count of `other` combined with this one by `with`.
+    fn combine(&mut self, other: &Self, with: fn(u32, u32) -> u32) {
         for (offer, n) in &other.offers {
             let mine = self.offers.entry(offer.clone()).or_default();
-            *mine = (*mine).max(*n);
+            *mine = with(*mine, *n);
         }
         for (campaign, n) in &other.campaigns {
             let mine = self.campaigns.entry(campaign.clone()).or_default();
-            *mine = (*mine).max(*n);
+            *mine = with(*mine, *n);
         }
-        self.total = self.total.max(other.total);
+        self.total = with(self.total, other.total);
     }
 }
 

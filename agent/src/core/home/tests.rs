@@ -332,11 +332,10 @@ fn rows_heard_in_any_order_and_any_number_of_times_end_in_the_same_consent() {
     }
 }
 
-#[test]
-fn an_offer_with_personal_conditions_shown_on_one_screen_is_not_shown_on_another_that_day() {
+/// Two fridges of one home (a kitchen's and a pantry's) with the example catalogue, no
+/// camouflage and no moments of their own, and anna's `personalise` granted on the kitchen's.
+fn two_fridges() -> (Screen, Screen) {
     use crate::core::tests::{example_envelope, publish};
-    use ledtrad_protocol::decision::{Rejection, Verdict};
-    use ledtrad_protocol::signal::Signal;
     let extra = "camouflage_share = 0.0\nraise_moments = false";
     let (mut kitchen, mut pantry) =
         join(Screen::with("fridge-1", "fridge", extra), Screen::with("fridge-2", "fridge", extra));
@@ -346,14 +345,21 @@ fn an_offer_with_personal_conditions_shown_on_one_screen_is_not_shown_on_another
     }
     kitchen.consent("anna", Purpose::Personalise, true, at(2, 2));
     settle(&mut [&mut kitchen, &mut pantry], at(2, 2));
-    let low = || {
-        vec![Signal {
-            feature: ledtrad_protocol::feature::FeatureName::try_new("fridge.butter.level").unwrap(),
-            value: 0.1,
-        }]
-    };
+    (kitchen, pantry)
+}
+
+/// A butter level running low.
+fn butter_low() -> Vec<ledtrad_protocol::signal::Signal> {
+    let feature = ledtrad_protocol::feature::FeatureName::try_new("fridge.butter.level").unwrap();
+    vec![ledtrad_protocol::signal::Signal { feature, value: 0.1 }]
+}
+
+#[test]
+fn an_offer_with_personal_conditions_shown_on_one_screen_is_not_shown_on_another_that_day() {
+    use ledtrad_protocol::decision::{Rejection, Verdict};
+    let (mut kitchen, mut pantry) = two_fridges();
     let shown = |screen: &mut Screen, now: Now| {
-        screen.core.handle_signals(low(), now);
+        screen.core.handle_signals(butter_low(), now);
         let OfferStep::Decided(outcome) = screen.core.offer(Moment::DoorOpened, now) else { panic!("not decided") };
         outcome.decision
     };
@@ -380,33 +386,17 @@ fn an_offer_with_personal_conditions_shown_on_one_screen_is_not_shown_on_another
 
 #[test]
 fn a_screen_that_reconnects_without_its_session_counts_what_the_home_showed_meanwhile() {
-    use crate::core::tests::{example_envelope, publish};
-    use ledtrad_protocol::signal::Signal;
-    let extra = "camouflage_share = 0.0\nraise_moments = false";
-    let (mut kitchen, mut pantry) =
-        join(Screen::with("fridge-1", "fridge", extra), Screen::with("fridge-2", "fridge", extra));
-    for screen in [&mut kitchen, &mut pantry] {
-        let catalogue = publish(Topic::Catalogue(screen.core.config.fleet.clone()), example_envelope(), None);
-        screen.core.handle_mqtt(catalogue, at(1, 1));
-    }
-    kitchen.consent("anna", Purpose::Personalise, true, at(2, 2));
-    settle(&mut [&mut kitchen, &mut pantry], at(2, 2));
-    let low = || {
-        vec![Signal {
-            feature: ledtrad_protocol::feature::FeatureName::try_new("fridge.butter.level").unwrap(),
-            value: 0.1,
-        }]
-    };
+    let (mut kitchen, mut pantry) = two_fridges();
     // The pantry is cut off (its broker session lost); meanwhile the kitchen shows the offer.
     pantry.core.handle_mqtt(MqttEvent::Disconnected { why: "restart".into(), unsent: 0 }, at(3, 3));
-    kitchen.core.handle_signals(low(), at(10, 10));
+    kitchen.core.handle_signals(butter_low(), at(10, 10));
     let OfferStep::Decided(first) = kitchen.core.offer(Moment::DoorOpened, at(10, 10)) else { panic!("not decided") };
     assert_eq!(first.decision.shown.map(|s| s.offer.to_string()).as_deref(), Some("butter-refill"));
     let _lost = kitchen.home_messages();
     // Back without its session: its first decision waits for the kitchen's answer, whose
     // counts come before the household that ends the wait.
     pantry.core.handle_mqtt(MqttEvent::Connected { session_present: false }, at(20, 20_000));
-    pantry.core.handle_signals(low(), at(20, 20_000));
+    pantry.core.handle_signals(butter_low(), at(20, 20_000));
     let OfferStep::Waiting(_) = pantry.core.offer(Moment::DoorOpened, at(20, 20_000)) else { panic!("not held") };
     settle(&mut [&mut kitchen, &mut pantry], at(20, 20_001));
     let (_, held) = pantry.core.poll_answer().expect("answered once the kitchen answered");
