@@ -271,6 +271,12 @@ impl Egress {
         (self.deliveries.acknowledged, self.deliveries.refused)
     }
 
+    /// Rows the broker acknowledged on this connection that are still in the outbox (until
+    /// [`LINGER`] has passed).
+    pub fn acknowledged_kept(&self) -> usize {
+        self.deliveries.delivered.len()
+    }
+
     /// Rows handed to the MQTT client and not acknowledged yet.
     pub fn unacknowledged(&self) -> usize {
         self.deliveries.handed.len().saturating_sub(self.deliveries.delivered.len())

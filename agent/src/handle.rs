@@ -426,6 +426,32 @@ pub struct AgentStatus {
     pub collector_present: bool,
     /// The database's size against its budget, and the rows pruned to keep it bounded.
     pub storage: StorageStatus,
+    /// What waits in the outbox for the broker, and what the broker acknowledged.
+    pub outbox: OutboxStatus,
+}
+
+/// The outbox: messages kept in the database until the broker acknowledged them (reports, and
+/// the rest of what must not be lost).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct OutboxStatus {
+    /// Messages in the outbox now.
+    pub queued: u64,
+    /// Of them, the ones the broker acknowledged on this connection: they are kept a few
+    /// minutes more, and handed over again if the connection drops meanwhile, in case the
+    /// broker stopped before it had them safe; the next tick after that removes them.
+    pub acknowledged_kept: u64,
+    /// Acknowledgements from the broker since start (a message handed over again after a
+    /// dropped connection counts again).
+    pub acknowledged: u64,
+    /// Messages the broker refused since start (an ACL that does not allow the topic): dropped.
+    pub refused: u64,
+}
+
+impl OutboxStatus {
+    /// Messages in the outbox the broker has not acknowledged on this connection.
+    pub fn not_acknowledged(&self) -> u64 {
+        self.queued.saturating_sub(self.acknowledged_kept)
+    }
 }
 
 /// The database's size against its budget, and what pruning took to keep it there.

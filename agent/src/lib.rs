@@ -45,6 +45,7 @@ pub use ledtrad_engine as engine;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{Config, ConfigError, RawConfig, RawKey};
 pub use handle::{
-    AgentError, AgentHandle, AgentStatus, ConsentChange, ConsentView, OfferOutcome, SignalsOutcome, StorageStatus,
+    AgentError, AgentHandle, AgentStatus, ConsentChange, ConsentView, OfferOutcome, OutboxStatus, SignalsOutcome,
+    StorageStatus,
 };
 pub use runtime::{spawn, RunningAgent, StartError};

@@ -275,6 +275,11 @@ impl Store {
         Ok(out)
     }
 
+    /// How many messages are queued.
+    pub fn outbox_len(&self) -> Result<u64, StoreError> {
+        self.conn.query_row("SELECT count(*) FROM outbox", [], |r| r.get(0)).map_err(|e| self.err(e))
+    }
+
     /// Removes a queued message.
     pub fn outbox_remove(&self, id: i64) -> Result<(), StoreError> {
         self.conn.execute("DELETE FROM outbox WHERE id = ?1", [id]).map_err(|e| self.err(e))?;

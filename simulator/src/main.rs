@@ -528,7 +528,7 @@ fn soak_command(
         Ok(f) => {
             println!(
                 "ledtrad soak: {} fridges over {} simulated hours, the broker restarted {} times ({} SIGKILL, {} SIGTERM)\n  \
-                 decisions {}; reports queued {}, acknowledged {}, stored {} ({} duplicates dropped)\n  \
+                 decisions {}; reports queued {}, acknowledged {}, stored {} ({} duplicates dropped; {} restarts before the collector caught up)\n  \
                  memory {:.1} MB after the first hour, {} at the end of day 2, {:.1} MB at the end (databases {:.1} MB, then {:.1} MB, the largest {:.0} KB); decision p99 {:.1} µs in the first hour, {:.1} µs in the last; {:.0} s",
                 f.devices,
                 f.hours,
@@ -540,6 +540,7 @@ fn soak_command(
                 f.reports_acknowledged,
                 f.reports_stored,
                 f.duplicates_dropped,
+                f.restarts_before_collector_caught_up,
                 f.rss_after_first_hour_bytes as f64 / 1e6,
                 f.rss_day2_bytes.map_or_else(|| "-".to_string(), |b| format!("{:.1} MB", b as f64 / 1e6)),
                 f.rss_end_bytes as f64 / 1e6,

@@ -1,6 +1,8 @@
 //! `ledtrad-sim soak`: many agents through simulated hours with the broker restarted every
 //! 15 simulated minutes (SIGKILL and SIGTERM in turn), measuring what a long run would show:
-//! reports lost or doubled, memory that grows, decisions that slow down.
+//! reports lost or doubled, memory that grows, decisions that slow down. Each restart waits
+//! until the collector stored what the broker acknowledged, so the simulated time runs no
+//! faster than delivery.
 //!
 //! The broker is a Mosquitto of the soak's own (free loopback port, persistence in a temporary
 //! directory): the embedded broker cannot be stopped and started again inside a process.
@@ -79,6 +81,9 @@ pub struct SoakFigures {
     pub reports_stored: u64,
     /// Reports the collector received again and did not store twice.
     pub duplicates_dropped: u64,
+    /// Restarts that went ahead before the collector had stored what the broker acknowledged
+    /// (it stored nothing for 30 s); each restart waits for it otherwise.
+    pub restarts_before_collector_caught_up: u64,
     /// Resident memory of this process (the agents, the collector) after the first simulated
     /// hour, and at the end.
     pub rss_after_first_hour_bytes: u64,
@@ -185,6 +190,7 @@ pub async fn soak(options: SoakOptions) -> anyhow::Result<SoakFigures> {
         reports_acknowledged: acknowledged,
         reports_stored: stored,
         duplicates_dropped: duplicates,
+        restarts_before_collector_caught_up: soaked.catch_up_given_up,
         rss_after_first_hour_bytes: soaked.rss_first_hour,
         rss_day2_bytes: soaked.rss_day2,
         rss_end_bytes: rss_end,
@@ -203,9 +209,8 @@ pub async fn soak(options: SoakOptions) -> anyhow::Result<SoakFigures> {
 const STORE_STALL: Duration = Duration::from_secs(60);
 
 /// Waits until `collector` stored `acknowledged` reports in `store`, for as long as it keeps
-/// storing: a year's backlog (the broker restarts too often, in wall time, for the collector
-/// to keep up during the run) takes minutes to drain, and only a collector that stores nothing
-/// for [`STORE_STALL`] ends the wait early. Each commit wakes the wait.
+/// storing (what the drain handed over at the end can take a while), ending early only when
+/// it stores nothing for [`STORE_STALL`]. Each commit wakes the wait.
 async fn wait_for_stored(
     collector: &ledtrad_operator::serve::Running,
     store: &ReportStore,
@@ -213,12 +218,26 @@ async fn wait_for_stored(
 ) -> anyhow::Result<()> {
     let mut committed = collector.watch_stored();
     while store.count()? < acknowledged {
-        match tokio::time::timeout(STORE_STALL, committed.recv()).await {
-            Ok(Some(_)) => while committed.try_recv().is_ok() {},
-            Ok(None) | Err(_) => break,
+        if !next_commit(&mut committed, STORE_STALL).await {
+            break;
         }
     }
     Ok(())
+}
+
+/// Waits for the collector's next commit (taking every one that came meanwhile); false when
+/// none came within `stall`.
+async fn next_commit(
+    committed: &mut tokio::sync::mpsc::UnboundedReceiver<ledtrad_operator::serve::StoredReport>,
+    stall: Duration,
+) -> bool {
+    match tokio::time::timeout(stall, committed.recv()).await {
+        Ok(Some(_)) => {
+            while committed.try_recv().is_ok() {}
+            true
+        }
+        Ok(None) | Err(_) => false,
+    }
 }
 
 /// A progress bar, drawn only when `progress` is on.
@@ -342,6 +361,9 @@ struct Soaked {
     rss_first_hour: u64,
     rss_day2: Option<u64>,
     databases_first_hour: u64,
+    /// Restarts made before the collector had caught up, because it stored nothing for
+    /// [`CATCH_UP_STALL`].
+    catch_up_given_up: u64,
 }
 
 /// The simulated hours: fridges opened, reports flushed every hour, and the broker restarted
@@ -364,18 +386,26 @@ async fn soak_hours(
         clock.advance(STEP_MINUTES * 60);
         let (first_hour, last_hour) = (step < steps_per_hour, step >= steps.saturating_sub(steps_per_hour));
         open_doors(agents, &mut rng, &mut soaked, first_hour, last_hour).await?;
-        // Each simulated hour, every agent reports what it counted, and does its periodic work
-        // (on its own it does that every real minute, which is days of this soak's time: the
-        // reports the broker acknowledged would linger, and be handed over again after each
-        // restart, for days instead of three minutes).
-        if (step + 1) % steps_per_hour == 0 {
+        // Each simulated hour, every agent reports what it counted.
+        let (hour_done, restart) = ((step + 1) % steps_per_hour == 0, (step + 1) % restart_every == 0);
+        if hour_done {
             for agent in agents {
-                let handle = agent.handle();
-                soaked.queued += handle.flush_reports().await? as u64;
-                handle.tick().await?;
+                soaked.queued += agent.handle().flush_reports().await? as u64;
             }
         }
-        if (step + 1) % restart_every == 0 {
+        // Each hour and before each restart, every agent does its periodic work: on its own it
+        // does that every real minute, which is days of this soak's time, and the reports the
+        // broker acknowledged would linger, and be handed over again after each restart, for
+        // days instead of three minutes.
+        if hour_done || restart {
+            for agent in agents {
+                agent.handle().tick().await?;
+            }
+        }
+        if restart {
+            if !caught_up(agents, collector, soaked.queued).await? {
+                soaked.catch_up_given_up += 1;
+            }
             let how = if (soaked.sigkill + soaked.sigterm) % 2 == 0 { Stop::Kill } else { Stop::Graceful };
             tokio::task::block_in_place(|| broker.stop(how))?;
             tokio::task::block_in_place(|| broker.restart())?;
@@ -402,6 +432,41 @@ async fn soak_hours(
     }
     simulating.finish_and_clear();
     Ok(soaked)
+}
+
+/// How long the collector may store nothing before a restart goes ahead without it having
+/// caught up.
+const CATCH_UP_STALL: Duration = Duration::from_secs(30);
+
+/// Before a restart, waits until the collector stored every report the broker acknowledged so
+/// far (`queued` less what the agents' outboxes hold unacknowledged), so that each restart
+/// tests delivery rather than how fast a broker restored from its last save re-reads a backlog:
+/// a restart every 15 simulated minutes is a fraction of a second of wall time, less than a
+/// thousand agents' hour of reports takes to reach the collector. Returns false when the
+/// collector stored nothing for [`CATCH_UP_STALL`] and the restart goes ahead all the same.
+async fn caught_up(
+    agents: &[RunningAgent],
+    collector: &ledtrad_operator::serve::Running,
+    queued: u64,
+) -> anyhow::Result<bool> {
+    let mut committed = collector.watch_stored();
+    loop {
+        // The common case costs no call on the agents: everything queued is stored.
+        let stored = collector.counts().reports;
+        if stored >= queued {
+            return Ok(true);
+        }
+        let mut not_acknowledged = 0;
+        for agent in agents {
+            not_acknowledged += agent.handle().status().await?.outbox.not_acknowledged();
+        }
+        if stored + not_acknowledged >= queued {
+            return Ok(true);
+        }
+        if !next_commit(&mut committed, CATCH_UP_STALL).await {
+            return Ok(false);
+        }
+    }
 }
 
 /// The end of simulated day `day`: memory after day 2 kept, and every tenth day a line with

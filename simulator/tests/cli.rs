@@ -133,6 +133,11 @@ fn a_soak_loses_and_doubles_no_report_through_broker_restarts() {
     assert!(queued > 0, "{f}");
     assert_eq!(f["reports_acknowledged"].as_u64(), Some(queued), "{f}");
     assert_eq!(f["reports_stored"].as_u64(), Some(queued), "{f}");
+    assert_eq!(
+        f["restarts_before_collector_caught_up"].as_u64(),
+        Some(0),
+        "every restart waited for the collector: {f}"
+    );
     assert!(f["decide_p99_first_hour_us"].as_f64().unwrap_or(0.0) > 0.0, "{f}");
     assert!(f["decide_p99_last_hour_us"].as_f64().unwrap_or(0.0) > 0.0, "{f}");
     // The agents' databases are measured, and they grew over the hours.

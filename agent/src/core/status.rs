@@ -6,7 +6,7 @@ use tracing::warn;
 
 use super::AgentCore;
 use crate::config::Config;
-use crate::handle::AgentStatus;
+use crate::handle::{AgentStatus, OutboxStatus};
 
 /// The agent's version, published in its status.
 pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -67,6 +67,18 @@ impl AgentCore {
             storage_error: self.storage_failing.clone(),
             collector_present: self.egress.collector_present(),
             storage: self.storage_status(),
+            outbox: self.outbox_status(),
         }
+    }
+
+    /// The outbox's rows, and the broker's acknowledgements. A database that cannot be read
+    /// shows an empty outbox (`storage_error` says why).
+    fn outbox_status(&self) -> OutboxStatus {
+        let (acknowledged, refused) = self.egress.acknowledged();
+        let queued = self.store.outbox_len().unwrap_or_else(|e| {
+            warn!("status: counting the outbox: {e}");
+            0
+        });
+        OutboxStatus { queued, acknowledged_kept: self.egress.acknowledged_kept() as u64, acknowledged, refused }
     }
 }

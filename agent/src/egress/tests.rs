@@ -169,11 +169,14 @@ fn a_report_acknowledged_just_before_the_connection_drops_is_sent_again() {
     assert_eq!((egress.unacknowledged(), egress.is_delivered(ids[0]), egress.is_delivered(ids[1])), (0, true, true));
     egress.forget_delivered(&store, t + LINGER / 2).unwrap();
     assert_eq!(store.outbox().unwrap().len(), 2, "both wait out the linger");
+    assert_eq!((store.outbox_len().unwrap(), egress.acknowledged_kept()), (2, 2));
     egress.forget_delivered(&store, t + LINGER).unwrap();
     assert_eq!(store.outbox().unwrap().iter().map(|r| r.id).collect::<Vec<_>>(), [ids[1]]);
+    assert_eq!((store.outbox_len().unwrap(), egress.acknowledged_kept()), (1, 1));
     // The broker crashes: what it acknowledged last may be lost with it, so it goes again.
     assert_eq!(queued(&requests).len(), 2);
     egress.on_disconnected(0);
+    assert_eq!(egress.acknowledged_kept(), 0, "not acknowledged any more as far as the status says");
     connect(&mut egress);
     assert!(!egress.is_delivered(ids[1]));
     assert_eq!(egress.deliver(&store, T0).unwrap(), 1);
