@@ -4,7 +4,6 @@
 
 use ledtrad_protocol::caps::{HomeCap, Policy, Window};
 use ledtrad_protocol::catalogue::{Campaign, Catalogue, Offer, Op};
-use ledtrad_protocol::decision::Rejection;
 use ledtrad_protocol::envelope::SignedCatalogue;
 use ledtrad_protocol::feature::FeatureName;
 use ledtrad_protocol::journey::Trigger;
@@ -33,21 +32,32 @@ impl CompiledCondition {
 
     /// Checks the condition at a decision: reads its feature only if the consent allows it, and
     /// records the feature read in the decision's trace.
-    pub(crate) fn check(&self, ctx: &Context<'_>, used: &mut FeaturesRead) -> Result<(), Rejection> {
+    pub(crate) fn check(&self, ctx: &Context<'_>, used: &mut FeaturesRead) -> Result<(), ConditionFailed> {
         let purpose = self.feature.spec().purpose;
         if let Some(purpose) = purpose {
             if !ctx.consent.allows(purpose) {
-                return Err(Rejection::NeedsConsent { purpose });
+                return Err(ConditionFailed::NeedsConsent(purpose));
             }
         }
         used.note(self.feature);
-        let value = ctx.value(self.feature).ok_or(Rejection::NoData { feature: self.feature })?;
+        let value = ctx.value(self.feature).ok_or(ConditionFailed::NoData)?;
         if self.op.holds(value, self.threshold) {
             Ok(())
         } else {
-            Err(Rejection::ConditionNotMet { feature: self.feature, op: self.op, threshold: self.threshold })
+            Err(ConditionFailed::NotMet)
         }
     }
+}
+
+/// Why a condition did not hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ConditionFailed {
+    /// Its feature needs a purpose the consent does not allow; it was not read.
+    NeedsConsent(Purpose),
+    /// Its feature has no value.
+    NoData,
+    /// The value does not meet it.
+    NotMet,
 }
 
 /// What the first eligibility stages read of an offer, kept small and first in

@@ -8,10 +8,11 @@ use ledtrad_protocol::decision::{Candidate, Rejection, Verdict};
 use ledtrad_protocol::{CampaignId, DeviceId};
 
 use crate::answers::OfferAnswers;
-use crate::compiled::{kind_bit, moment_bit, AppliedCatalogue, CompiledOffer};
+use crate::compiled::{kind_bit, moment_bit, AppliedCatalogue, CompiledOffer, ConditionFailed};
 use crate::context::{Context, FeaturesRead, Identity, Occasion};
 use crate::history::{self, OfferRecord, Past, Posterior};
 use crate::maps::FastMap;
+use crate::verdict::{Kept, Reason};
 
 /// Where the device stands before any offer is looked at (DESIGN §8 step 2): what it remembers,
 /// what the device-wide rules say, and each campaign's caps and holdout.
@@ -44,8 +45,17 @@ impl<'a> Standing<'a> {
 /// Each offer's verdict at a decision, by catalogue position.
 #[derive(Debug, Clone)]
 pub(crate) enum Verdicts {
-    /// Worked out offer by offer.
-    Each(Vec<Verdict>),
+    /// Worked out offer by offer, kept small ([`Kept`]) and named on request.
+    Each {
+        /// By catalogue position.
+        kept: Vec<Kept>,
+        /// The decision's occasion.
+        at: Occasion,
+        /// The journeys' verdicts by offer position, which [`Reason::Journey`] names.
+        journeys: FastMap<usize, Rejection>,
+    },
+    /// There was no catalogue to decide on.
+    NoCatalogue,
     /// The device-wide rules (quiet hours, gap, device caps) ruled every offer out: an offer's
     /// verdict is the first stage before them it fails, else this reason. Worked out when the
     /// trace is asked for, so such a decision costs no pass over the catalogue.
@@ -62,14 +72,23 @@ impl Verdicts {
     pub fn named(&self, catalogue: &AppliedCatalogue) -> Vec<Candidate> {
         let candidate = |o: &CompiledOffer, verdict| Candidate { offer: o.offer.id.clone(), verdict };
         match self {
-            Self::Each(verdicts) => {
-                catalogue.offers.iter().zip(verdicts).map(|(o, verdict)| candidate(o, verdict.clone())).collect()
-            }
+            Self::Each { kept, at, journeys } => catalogue
+                .offers
+                .iter()
+                .zip(kept)
+                .enumerate()
+                .map(|(i, (o, verdict))| candidate(o, verdict.name(catalogue, i, *at, journeys)))
+                .collect(),
+            Self::NoCatalogue => Vec::new(),
             Self::DeviceBlocked { reason, at } => catalogue
                 .offers
                 .iter()
-                .map(|o| {
-                    let reason = before_device(catalogue, o, *at).err().unwrap_or_else(|| reason.clone());
+                .enumerate()
+                .map(|(i, o)| {
+                    let reason = match before_device(catalogue, o, *at) {
+                        Err(first) => first.name(catalogue, i, *at, &FastMap::default()),
+                        Ok(()) => reason.clone(),
+                    };
                     candidate(o, Verdict::Rejected { reason })
                 })
                 .collect(),
@@ -78,9 +97,9 @@ impl Verdicts {
 
     /// Turns the chosen offer at `i` into an outscored one (a prompt took its place).
     pub fn unchoose(&mut self, i: usize) {
-        if let Self::Each(verdicts) = self {
-            if let Some(Verdict::Chosen { score }) = verdicts.get(i) {
-                verdicts[i] = Verdict::Outscored { score: *score };
+        if let Self::Each { kept, .. } = self {
+            if let Some(Kept::Chosen(score)) = kept.get(i) {
+                kept[i] = Kept::Outscored(*score);
             }
         }
     }
@@ -89,8 +108,9 @@ impl Verdicts {
 /// What a campaign's own rules say at this decision.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct CampaignVerdict {
-    /// The first campaign cap reached, if any.
-    caps: Option<Rejection>,
+    /// The first campaign cap reached, if any ([`Reason::CampaignCap`] or
+    /// [`Reason::HomeCampaignCap`]).
+    caps: Option<Reason>,
     /// Whether this device is in the campaign's holdout arm.
     held_out: bool,
 }
@@ -106,18 +126,17 @@ fn campaign_verdicts(
         .campaign_ids
         .iter()
         .map(|campaign| {
-            let caps =
-                catalogue
-                    .campaign_caps
-                    .get(campaign)
-                    .and_then(|limits| {
-                        let times = past.history.campaign_times(campaign)?;
-                        limits.iter().find_map(|&(window, limit)| {
-                            (history::count(times, window, now, who.day_start) >= limit)
-                                .then(|| Rejection::CampaignCap { campaign: campaign.clone(), window, limit })
-                        })
+            let caps = catalogue
+                .campaign_caps
+                .get(campaign)
+                .and_then(|limits| {
+                    let times = past.history.campaign_times(campaign)?;
+                    limits.iter().find_map(|&(window, limit)| {
+                        (history::count(times, window, now, who.day_start) >= limit)
+                            .then_some(Reason::CampaignCap(window, limit))
                     })
-                    .or_else(|| campaign_home_cap(catalogue, campaign, past, who, now));
+                })
+                .or_else(|| campaign_home_cap(catalogue, campaign, past, who, now));
             let held_out =
                 catalogue.holdouts.get(campaign).is_some_and(|share| in_holdout(who.device, campaign, *share));
             CampaignVerdict { caps, held_out }
@@ -133,15 +152,16 @@ fn campaign_home_cap(
     past: Past<'_>,
     who: &Identity<'_>,
     now: ledtrad_protocol::UnixTime,
-) -> Option<Rejection> {
+) -> Option<Reason> {
     let limit = *catalogue.campaign_home_caps.get(campaign)?;
     let here = past.history.campaign_count(campaign, Window::Day, now, who.day_start);
     let home = here.saturating_add(past.home.campaign(who.day, campaign));
-    (home >= limit).then(|| Rejection::HomeCampaignCap { campaign: campaign.clone(), per_home_per_day: limit })
+    (home >= limit).then_some(Reason::HomeCampaignCap(limit))
 }
 
-/// The eligibility stages, cheapest and most general first. The trace names the first stage
-/// a candidate fails; an eligible one comes with its posterior, read with its caps. `journeys`
+/// The eligibility stages after the device-wide rules (which the caller checks first, once
+/// for every offer), cheapest and most general first. The trace names the first stage a
+/// candidate fails; an eligible one comes with its posterior, read with its caps. `journeys`
 /// holds what the campaigns' journeys rule out, by offer position.
 pub(crate) fn eligibility(
     catalogue: &AppliedCatalogue,
@@ -150,17 +170,16 @@ pub(crate) fn eligibility(
     standing: &Standing<'_>,
     journeys: &FastMap<usize, Rejection>,
     used: &mut FeaturesRead,
-) -> Result<Posterior, Rejection> {
+) -> Result<Posterior, Reason> {
     let offer = &catalogue.offers[i];
     before_device(catalogue, offer, ctx.occasion())?;
-    stage_device(standing)?;
     stage_consent(offer, ctx)?;
     stage_conditions(offer, ctx, used)?;
     after_conditions(i, offer, ctx, standing, journeys)
 }
 
 /// The stages before the device-wide rules, which read only the offer and the occasion.
-fn before_device(catalogue: &AppliedCatalogue, offer: &CompiledOffer, at: Occasion) -> Result<(), Rejection> {
+fn before_device(catalogue: &AppliedCatalogue, offer: &CompiledOffer, at: Occasion) -> Result<(), Reason> {
     stage_catalogue_fresh(catalogue, at)?;
     stage_device_kind(offer, at)?;
     stage_moment(offer, at)?;
@@ -176,7 +195,7 @@ pub(crate) fn after_conditions(
     ctx: &Context<'_>,
     standing: &Standing<'_>,
     journeys: &FastMap<usize, Rejection>,
-) -> Result<Posterior, Rejection> {
+) -> Result<Posterior, Reason> {
     // One lookup for the offer's impressions and posterior, one for its answers.
     let record = standing.past.record(i);
     stage_offer_caps(offer, record, ctx)?;
@@ -189,35 +208,36 @@ pub(crate) fn after_conditions(
 }
 
 /// The campaign's journey: only the offers of its open steps may be shown.
-fn stage_journey(i: usize, offer: &CompiledOffer, journeys: &FastMap<usize, Rejection>) -> Result<(), Rejection> {
-    match offer.journey.then(|| journeys.get(&i)).flatten() {
-        Some(rejection) => Err(rejection.clone()),
-        None => Ok(()),
+fn stage_journey(i: usize, offer: &CompiledOffer, journeys: &FastMap<usize, Rejection>) -> Result<(), Reason> {
+    if offer.journey && journeys.contains_key(&i) {
+        Err(Reason::Journey)
+    } else {
+        Ok(())
     }
 }
 
 /// What people said: a recent dismissal, a "not for me" for the category, a conversion.
-fn stage_answers(i: usize, offer: &CompiledOffer, ctx: &Context<'_>, past: Past<'_>) -> Result<(), Rejection> {
+fn stage_answers(i: usize, offer: &CompiledOffer, ctx: &Context<'_>, past: Past<'_>) -> Result<(), Reason> {
     let answers = past.answers_of(i);
     if answers.is_some_and(OfferAnswers::converted) {
-        return Err(Rejection::Converted);
+        return Err(Reason::Converted);
     }
     if past.answers.any_suppressed() {
         if let Some(until) = past.answers.suppressed_until(offer.category.path(), ctx.now) {
-            return Err(Rejection::CategorySuppressed { category: offer.category.path().into(), until });
+            return Err(Reason::CategorySuppressed(until));
         }
     }
     match answers.and_then(|a| a.blocked_until(ctx.now)) {
-        Some(until) => Err(Rejection::DismissedRecently { until }),
+        Some(until) => Err(Reason::DismissedRecently(until)),
         None => Ok(()),
     }
 }
 
 /// The campaign's holdout arm: a deterministic hash of the device pseudonym and the campaign
 /// puts the device in or out, the same way every time.
-fn stage_holdout(offer: &CompiledOffer, standing: &Standing<'_>) -> Result<(), Rejection> {
+fn stage_holdout(offer: &CompiledOffer, standing: &Standing<'_>) -> Result<(), Reason> {
     if standing.campaigns.get(offer.campaign).is_some_and(|c| c.held_out) {
-        Err(Rejection::Holdout { campaign: offer.offer.campaign.clone() })
+        Err(Reason::Holdout)
     } else {
         Ok(())
     }
@@ -231,62 +251,68 @@ pub fn in_holdout(device: &DeviceId, campaign: &CampaignId, share: f64) -> bool 
 
 /// An envelope past its expiry is not used, even if it arrived in time: a device cut off from
 /// updates must not keep showing a frozen catalogue.
-fn stage_catalogue_fresh(catalogue: &AppliedCatalogue, at: Occasion) -> Result<(), Rejection> {
+fn stage_catalogue_fresh(catalogue: &AppliedCatalogue, at: Occasion) -> Result<(), Reason> {
     if at.now >= catalogue.expires_at {
-        Err(Rejection::CatalogueExpired { at: catalogue.expires_at })
+        Err(Reason::CatalogueExpired)
     } else {
         Ok(())
     }
 }
 
-fn stage_device_kind(offer: &CompiledOffer, at: Occasion) -> Result<(), Rejection> {
+fn stage_device_kind(offer: &CompiledOffer, at: Occasion) -> Result<(), Reason> {
     if offer.hot.kinds & kind_bit(at.kind) != 0 {
         Ok(())
     } else {
-        Err(Rejection::DeviceKind { kind: at.kind })
+        Err(Reason::DeviceKind)
     }
 }
 
-fn stage_moment(offer: &CompiledOffer, at: Occasion) -> Result<(), Rejection> {
+fn stage_moment(offer: &CompiledOffer, at: Occasion) -> Result<(), Reason> {
     if offer.hot.moments & moment_bit(at.moment) != 0 {
         Ok(())
     } else {
-        Err(Rejection::Moment { moment: at.moment })
+        Err(Reason::Moment)
     }
 }
 
-fn stage_validity(offer: &CompiledOffer, at: Occasion) -> Result<(), Rejection> {
+fn stage_validity(offer: &CompiledOffer, at: Occasion) -> Result<(), Reason> {
     if at.now < offer.hot.valid_from {
-        Err(Rejection::NotYetValid { from: offer.hot.valid_from })
+        Err(Reason::NotYetValid)
     } else if at.now >= offer.hot.valid_until {
-        Err(Rejection::Expired { until: offer.hot.valid_until })
+        Err(Reason::Expired)
     } else {
         Ok(())
     }
 }
 
-fn stage_consent(offer: &CompiledOffer, ctx: &Context<'_>) -> Result<(), Rejection> {
+fn stage_consent(offer: &CompiledOffer, ctx: &Context<'_>) -> Result<(), Reason> {
     match offer.needs {
-        Some(purpose) if !ctx.consent.allows(purpose) => Err(Rejection::NeedsConsent { purpose }),
+        Some(purpose) if !ctx.consent.allows(purpose) => Err(Reason::NeedsConsent(purpose)),
         _ => Ok(()),
     }
 }
 
 /// Checks each condition in turn.
-fn stage_conditions(offer: &CompiledOffer, ctx: &Context<'_>, used: &mut FeaturesRead) -> Result<(), Rejection> {
-    offer.conditions.iter().try_for_each(|c| c.check(ctx, used))
+fn stage_conditions(offer: &CompiledOffer, ctx: &Context<'_>, used: &mut FeaturesRead) -> Result<(), Reason> {
+    for (k, condition) in offer.conditions.iter().enumerate() {
+        // A catalogue holds at most a handful of conditions per offer (`catalogue check`).
+        let k = u16::try_from(k).unwrap_or(u16::MAX);
+        condition.check(ctx, used).map_err(|failed| match failed {
+            ConditionFailed::NeedsConsent(purpose) => Reason::NeedsConsent(purpose),
+            ConditionFailed::NoData => Reason::NoData(k),
+            ConditionFailed::NotMet => Reason::ConditionNotMet(k),
+        })?;
+    }
+    Ok(())
 }
 
 /// The offer's own caps: per local day (its own reason, [`Rejection::DailyCap`]), per hour,
 /// week, month and in total.
-fn stage_offer_caps(offer: &CompiledOffer, record: Option<&OfferRecord>, ctx: &Context<'_>) -> Result<(), Rejection> {
+fn stage_offer_caps(offer: &CompiledOffer, record: Option<&OfferRecord>, ctx: &Context<'_>) -> Result<(), Reason> {
     let Some(times) = record.map(|r| &r.times) else { return Ok(()) };
     for (window, limit) in offer.offer.caps.limits() {
         if history::count(times, window, ctx.now, ctx.day_start) >= limit {
-            return Err(match window {
-                Window::Day => Rejection::DailyCap { per_day: limit },
-                window => Rejection::OfferCap { window, limit },
-            });
+            return Err(Reason::OfferCap(window, limit));
         }
     }
     Ok(())
@@ -300,16 +326,16 @@ fn stage_home_caps(
     record: Option<&OfferRecord>,
     ctx: &Context<'_>,
     standing: &Standing<'_>,
-) -> Result<(), Rejection> {
+) -> Result<(), Reason> {
     let Some(cap) = offer.home_cap else { return Ok(()) };
     let elsewhere = standing.past.home.offer(standing.day, &offer.offer.id);
     match cap {
-        HomeCap::OneScreen if elsewhere > 0 => Err(Rejection::ShownOnAnotherScreen),
+        HomeCap::OneScreen if elsewhere > 0 => Err(Reason::ShownOnAnotherScreen),
         HomeCap::OneScreen => Ok(()),
         HomeCap::PerDay(limit) => {
             let here = record.map_or(0, |r| history::count(&r.times, Window::Day, ctx.now, ctx.day_start));
             if here.saturating_add(elsewhere) >= limit {
-                Err(Rejection::HomeOfferCap { per_home_per_day: limit })
+                Err(Reason::HomeOfferCap(limit))
             } else {
                 Ok(())
             }
@@ -318,16 +344,11 @@ fn stage_home_caps(
 }
 
 /// The campaign's caps, over all its offers.
-fn stage_campaign_caps(offer: &CompiledOffer, standing: &Standing<'_>) -> Result<(), Rejection> {
-    match standing.campaigns.get(offer.campaign).and_then(|c| c.caps.clone()) {
-        Some(rejection) => Err(rejection),
+fn stage_campaign_caps(offer: &CompiledOffer, standing: &Standing<'_>) -> Result<(), Reason> {
+    match standing.campaigns.get(offer.campaign).and_then(|c| c.caps) {
+        Some(reason) => Err(reason),
         None => Ok(()),
     }
-}
-
-/// The device-wide rules, as worked out for this decision.
-fn stage_device(standing: &Standing<'_>) -> Result<(), Rejection> {
-    standing.device_block.clone().map_or(Ok(()), Err)
 }
 
 /// Rules for the whole device: quiet hours, the minimum gap, the device-wide caps and the

@@ -49,6 +49,7 @@ pub mod prompts;
 pub mod remote;
 mod scoring;
 pub mod trust;
+mod verdict;
 pub mod why;
 
 pub use compiled::AppliedCatalogue;

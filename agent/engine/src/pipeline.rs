@@ -280,7 +280,7 @@ impl CallToAction {
             scores: Vec::new(),
             scorer: ScorerUsed::Builtin,
         };
-        Self { decision, verdicts: Verdicts::Each(Vec::new()), impression: None, subject: None, prompted_on: None }
+        Self { decision, verdicts: Verdicts::NoCatalogue, impression: None, subject: None, prompted_on: None }
     }
 }
 

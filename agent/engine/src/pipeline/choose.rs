@@ -1,21 +1,25 @@
 //! Steps 6 and 7 of the pipeline: match the offers, with the eligibility stages in the same
 //! pass, and decide among them (scoring, holdout, camouflage, and a consent prompt in place).
 
-use ledtrad_protocol::decision::{FeatureUse, Rejection, ScoreParts, ScorerUsed, ShownPrompt, Verdict};
+use ledtrad_protocol::decision::{FeatureUse, Rejection, ScoreParts, ScorerUsed, ShownPrompt};
 
 use crate::compiled::AppliedCatalogue;
 use crate::context::{Context, FeaturesRead, Identity, Occasion};
 use crate::eligibility::{self, Standing, Verdicts};
 use crate::history::Posterior;
 use crate::journey;
+use crate::maps::FastMap;
 use crate::prompts::PromptState;
 use crate::scoring::{self, Propensity, TRACE_SCORES};
+use crate::verdict::{Kept, Reason};
 
 /// What step 6 found: each offer's verdict so far and the candidates for step 7.
 pub(crate) struct Matched {
     /// Each offer's verdict, by position (an eligible one outscored at 0 until it is scored);
     /// empty when the device-wide rules rule every offer out.
-    verdicts: Vec<Verdict>,
+    verdicts: Vec<Kept>,
+    /// The journeys' verdicts, by offer position.
+    journeys: FastMap<usize, Rejection>,
     /// The device-wide rules' reason, when they rule every offer out.
     blocked: Option<Rejection>,
     /// The eligible offers by position, in catalogue order, then the held-out ones.
@@ -41,6 +45,7 @@ pub(crate) fn match_offers(catalogue: &AppliedCatalogue, ctx: &Context<'_>, stan
     let camouflage = ctx.policy.is_clues() && ctx.draw.camouflage < ctx.camouflage_share;
     let mut matched = Matched {
         verdicts: Vec::new(),
+        journeys,
         blocked: standing.device_block.clone(),
         to_score: Vec::new(),
         eligible: 0,
@@ -56,27 +61,27 @@ pub(crate) fn match_offers(catalogue: &AppliedCatalogue, ctx: &Context<'_>, stan
     matched.verdicts.reserve(catalogue.offers.len());
     let mut held: Vec<usize> = Vec::new();
     for (i, offer) in catalogue.offers.iter().enumerate() {
-        let verdict = match eligibility::eligibility(catalogue, i, ctx, standing, &journeys, &mut matched.used) {
+        let verdict = match eligibility::eligibility(catalogue, i, ctx, standing, &matched.journeys, &mut matched.used)
+        {
             Ok(posterior) => {
                 matched.to_score.push(i);
                 matched.posteriors.push(posterior);
                 if camouflage {
                     matched.broad.push(i);
                 }
-                Verdict::Outscored { score: 0.0 }
+                Kept::Outscored(0.0)
             }
             Err(reason) => {
-                if matches!(reason, Rejection::Holdout { .. }) {
+                if reason == Reason::Holdout {
                     held.push(i);
                 }
-                let failed_conditions = matches!(reason, Rejection::ConditionNotMet { .. } | Rejection::NoData { .. });
                 if camouflage
-                    && failed_conditions
-                    && eligibility::after_conditions(i, offer, ctx, standing, &journeys).is_ok()
+                    && reason.failed_conditions()
+                    && eligibility::after_conditions(i, offer, ctx, standing, &matched.journeys).is_ok()
                 {
                     matched.broad.push(i);
                 }
-                Verdict::Rejected { reason }
+                Kept::Rejected(reason)
             }
         };
         matched.verdicts.push(verdict);
@@ -131,10 +136,11 @@ pub(crate) fn decide(
         would_have_shown: None,
         scores: Vec::new(),
         scorer: ScorerUsed::Builtin,
-        verdicts: Verdicts::Each(Vec::new()),
+        verdicts: Verdicts::Each { kept: Vec::new(), at: ctx.occasion(), journeys: FastMap::default() },
         features_used: Vec::new(),
     };
-    let Matched { mut verdicts, blocked, to_score, eligible, posteriors, camouflage, broad, mut used } = matched;
+    let Matched { mut verdicts, journeys, blocked, to_score, eligible, posteriors, camouflage, broad, mut used } =
+        matched;
     if let Some(reason) = blocked {
         choice.verdicts = Verdicts::DeviceBlocked { reason, at: ctx.occasion() };
         choice.features_used = used.into_list();
@@ -142,7 +148,7 @@ pub(crate) fn decide(
     }
     let scored = score(catalogue, ctx, propensity, &to_score, eligible, &posteriors, &mut used);
     for &(i, score) in &scored.eligible {
-        verdicts[i] = Verdict::Outscored { score };
+        verdicts[i] = Kept::Outscored(score);
     }
     let best = top(&scored.eligible);
     choice.scores = scored.trace;
@@ -164,14 +170,14 @@ pub(crate) fn decide(
             Some((_, score)) => *score,
             None => score_one(catalogue, ctx, standing, propensity, i, &mut used),
         };
-        verdicts[i] = Verdict::Chosen { score };
+        verdicts[i] = Kept::Chosen(score);
         choice.shown = Some(i);
         choice.camouflage = true;
     } else if let Some((i, score)) = best {
-        verdicts[i] = Verdict::Chosen { score };
+        verdicts[i] = Kept::Chosen(score);
         choice.shown = Some(i);
     }
-    choice.verdicts = Verdicts::Each(verdicts);
+    choice.verdicts = Verdicts::Each { kept: verdicts, at: ctx.occasion(), journeys };
     choice.features_used = used.into_list();
     choice
 }
