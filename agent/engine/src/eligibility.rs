@@ -12,7 +12,7 @@ use crate::compiled::{kind_bit, moment_bit, AppliedCatalogue, CompiledOffer, Con
 use crate::context::{Context, FeaturesRead, Identity, Occasion};
 use crate::history::{self, OfferRecord, Past, Posterior};
 use crate::maps::FastMap;
-use crate::verdict::{Kept, Reason};
+use crate::verdict::{short_time, KeptVerdicts, Reason};
 
 /// Where the device stands before any offer is looked at (DESIGN §8 step 2): what it remembers,
 /// what the device-wide rules say, and each campaign's caps and holdout.
@@ -45,10 +45,10 @@ impl<'a> Standing<'a> {
 /// Each offer's verdict at a decision, by catalogue position.
 #[derive(Debug, Clone)]
 pub(crate) enum Verdicts {
-    /// Worked out offer by offer, kept small ([`Kept`]) and named on request.
+    /// Worked out offer by offer, kept small and named on request.
     Each {
         /// By catalogue position.
-        kept: Vec<Kept>,
+        kept: KeptVerdicts,
         /// The decision's occasion.
         at: Occasion,
         /// The journeys' verdicts by offer position, which [`Reason::Journey`] names.
@@ -75,9 +75,8 @@ impl Verdicts {
             Self::Each { kept, at, journeys } => catalogue
                 .offers
                 .iter()
-                .zip(kept)
-                .enumerate()
-                .map(|(i, (o, verdict))| candidate(o, verdict.name(catalogue, i, *at, journeys)))
+                .zip(kept.named(catalogue, *at, journeys))
+                .map(|(o, verdict)| candidate(o, verdict))
                 .collect(),
             Self::NoCatalogue => Vec::new(),
             Self::DeviceBlocked { reason, at } => catalogue
@@ -98,9 +97,7 @@ impl Verdicts {
     /// Turns the chosen offer at `i` into an outscored one (a prompt took its place).
     pub fn unchoose(&mut self, i: usize) {
         if let Self::Each { kept, .. } = self {
-            if let Some(Kept::Chosen(score)) = kept.get(i) {
-                kept[i] = Kept::Outscored(*score);
-            }
+            kept.unchoose(i);
         }
     }
 }
@@ -224,11 +221,11 @@ fn stage_answers(i: usize, offer: &CompiledOffer, ctx: &Context<'_>, past: Past<
     }
     if past.answers.any_suppressed() {
         if let Some(until) = past.answers.suppressed_until(offer.category.path(), ctx.now) {
-            return Err(Reason::CategorySuppressed(until));
+            return Err(Reason::CategorySuppressed(short_time(until)));
         }
     }
     match answers.and_then(|a| a.blocked_until(ctx.now)) {
-        Some(until) => Err(Reason::DismissedRecently(until)),
+        Some(until) => Err(Reason::DismissedRecently(short_time(until))),
         None => Ok(()),
     }
 }

@@ -30,8 +30,8 @@ pub use feedback::{FeedbackApplied, FeedbackError};
 
 /// How many recent decisions keep their full trace (every candidate's verdict) for "why" and
 /// "why not" lookups; older ones keep only what feedback and purges need, so the memory of a
-/// large catalogue's traces stays bounded (a 1,000-offer trace keeps 16 bytes an offer, 16 KB;
-/// see `verdict.rs`).
+/// large catalogue's traces stays bounded (a 1,000-offer trace keeps 8 bytes an offer and a score per
+/// offer scored; see `verdict.rs`).
 pub const RECENT_TRACES: usize = 32;
 
 /// How many recent decisions the engine keeps for feedback.

@@ -1,8 +1,9 @@
-//! A verdict as a decision keeps it: 16 bytes per offer naming the stage the offer failed, with
-//! only the values neither the catalogue nor the decision's occasion holds. The trace names them
-//! into the protocol's [`Rejection`]s when it is read, so a decision over a large catalogue
-//! allocates nothing per offer (no campaign id or category copied into each rejection) and the
-//! last [`crate::RECENT_TRACES`] traces keep a quarter of the memory full verdicts would take.
+//! A verdict as a decision keeps it: 8 bytes per offer naming the stage the offer failed, with
+//! only the values neither the catalogue nor the decision's occasion holds, or where its score
+//! is. The trace names them into the protocol's [`Verdict`]s when it is read, so a decision over
+//! a large catalogue allocates nothing per offer (no campaign id or category copied into each
+//! rejection) and the last [`crate::RECENT_TRACES`] traces keep a sixth of the memory full
+//! verdicts would take.
 
 use ledtrad_protocol::caps::Window;
 use ledtrad_protocol::decision::{Rejection, Verdict};
@@ -35,9 +36,10 @@ pub(crate) enum Reason {
     /// The campaign's cap per home per local day.
     HomeCampaignCap(u32),
     Converted,
-    /// "Not for me" to the offer's category, until then.
-    CategorySuppressed(UnixTime),
-    DismissedRecently(UnixTime),
+    /// "Not for me" to the offer's category, until then ([`short_time`]).
+    CategorySuppressed(u32),
+    /// Dismissed, and not shown again until then ([`short_time`]).
+    DismissedRecently(u32),
     /// The campaign's journey; the stop is in the decision's journey verdicts.
     Journey,
     Holdout,
@@ -84,9 +86,9 @@ impl Reason {
             }
             Self::Converted => Rejection::Converted,
             Self::CategorySuppressed(until) => {
-                Rejection::CategorySuppressed { category: offer.category.path().into(), until }
+                Rejection::CategorySuppressed { category: offer.category.path().into(), until: long_time(until) }
             }
-            Self::DismissedRecently(until) => Rejection::DismissedRecently { until },
+            Self::DismissedRecently(until) => Rejection::DismissedRecently { until: long_time(until) },
             // The stage fails only where the journey verdicts, kept with the decision, hold one.
             Self::Journey => journeys.get(&i).cloned().expect("a journey verdict is kept with its decision"),
             Self::Holdout => Rejection::Holdout { campaign: campaign() },
@@ -94,28 +96,94 @@ impl Reason {
     }
 }
 
-/// One offer's verdict as a decision keeps it.
+/// A time as a kept verdict holds it: Unix seconds in 32 bits, good until 2106 (later ones
+/// saturate), as the history keeps impression times.
+pub(crate) fn short_time(t: UnixTime) -> u32 {
+    u32::try_from(t.secs()).unwrap_or(u32::MAX)
+}
+
+fn long_time(t: u32) -> UnixTime {
+    UnixTime(u64::from(t))
+}
+
+/// One offer's verdict as a decision keeps it; a score is kept apart, in [`KeptVerdicts`].
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) enum Kept {
-    Chosen(f64),
-    Outscored(f64),
+enum Kept {
+    /// Eligible, not scored (yet): outscored at 0.
+    Unscored,
+    /// Eligible and outscored, with the score at this index.
+    Outscored(u32),
+    /// Shown, with the score at this index.
+    Chosen(u32),
     Rejected(Reason),
 }
 
-impl Kept {
-    /// The verdict as the protocol says it (see [`Reason::name`]).
-    pub fn name(
-        self,
-        catalogue: &AppliedCatalogue,
-        i: usize,
-        at: Occasion,
-        journeys: &FastMap<usize, Rejection>,
-    ) -> Verdict {
-        match self {
-            Self::Chosen(score) => Verdict::Chosen { score },
-            Self::Outscored(score) => Verdict::Outscored { score },
-            Self::Rejected(reason) => Verdict::Rejected { reason: reason.name(catalogue, i, at, journeys) },
+/// Every offer's verdict at a decision, by catalogue position, and the scores of the ones
+/// scored.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct KeptVerdicts {
+    kept: Vec<Kept>,
+    scores: Vec<f64>,
+}
+
+impl KeptVerdicts {
+    /// Room for `offers` verdicts.
+    pub fn with_capacity(offers: usize) -> Self {
+        Self { kept: Vec::with_capacity(offers), scores: Vec::new() }
+    }
+
+    /// The next offer is eligible; it is scored later.
+    pub fn push_eligible(&mut self) {
+        self.kept.push(Kept::Unscored);
+    }
+
+    /// The next offer is ruled out.
+    pub fn push_rejected(&mut self, reason: Reason) {
+        self.kept.push(Kept::Rejected(reason));
+    }
+
+    /// The offer at `i` was outscored with `score`.
+    pub fn outscored(&mut self, i: usize, score: f64) {
+        let at = self.keep(score);
+        self.kept[i] = Kept::Outscored(at);
+    }
+
+    /// The offer at `i` is shown, with `score`.
+    pub fn chosen(&mut self, i: usize, score: f64) {
+        let at = match self.kept[i] {
+            Kept::Outscored(at) if self.scores[at as usize].to_bits() == score.to_bits() => at,
+            _ => self.keep(score),
+        };
+        self.kept[i] = Kept::Chosen(at);
+    }
+
+    /// The offer at `i`, if it was shown, is outscored instead (a prompt took its place).
+    pub fn unchoose(&mut self, i: usize) {
+        if let Some(Kept::Chosen(at)) = self.kept.get(i).copied() {
+            self.kept[i] = Kept::Outscored(at);
         }
+    }
+
+    fn keep(&mut self, score: f64) -> u32 {
+        self.scores.push(score);
+        // At most one score per offer, and a catalogue holds at most a few thousand offers.
+        u32::try_from(self.scores.len() - 1).unwrap_or(u32::MAX)
+    }
+
+    /// The verdicts as the protocol says them (see [`Reason::name`]), by catalogue position.
+    pub fn named<'a>(
+        &'a self,
+        catalogue: &'a AppliedCatalogue,
+        at: Occasion,
+        journeys: &'a FastMap<usize, Rejection>,
+    ) -> impl Iterator<Item = Verdict> + 'a {
+        let score = |at: u32| self.scores.get(at as usize).copied().unwrap_or(0.0);
+        self.kept.iter().enumerate().map(move |(i, kept)| match *kept {
+            Kept::Unscored => Verdict::Outscored { score: 0.0 },
+            Kept::Outscored(k) => Verdict::Outscored { score: score(k) },
+            Kept::Chosen(k) => Verdict::Chosen { score: score(k) },
+            Kept::Rejected(reason) => Verdict::Rejected { reason: reason.name(catalogue, i, at, journeys) },
+        })
     }
 }
 
@@ -124,7 +192,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_kept_verdict_takes_16_bytes() {
-        assert_eq!(std::mem::size_of::<Kept>(), 16);
+    fn a_kept_verdict_takes_8_bytes() {
+        assert_eq!(std::mem::size_of::<Kept>(), 8);
+    }
+
+    #[test]
+    fn a_shown_offer_keeps_its_score_once_and_gives_it_back_when_unchosen() {
+        let mut verdicts = KeptVerdicts::with_capacity(3);
+        verdicts.push_eligible();
+        verdicts.push_eligible();
+        verdicts.push_rejected(Reason::Converted);
+        verdicts.outscored(0, 0.25);
+        verdicts.outscored(1, 0.5);
+        verdicts.chosen(1, 0.5);
+        assert_eq!(verdicts.scores, [0.25, 0.5]);
+        assert_eq!(verdicts.kept[1], Kept::Chosen(1));
+        verdicts.unchoose(1);
+        assert_eq!(verdicts.kept[1], Kept::Outscored(1));
+        // A camouflage draw that was not scored with the others.
+        verdicts.chosen(2, 0.125);
+        assert_eq!((verdicts.kept[2], verdicts.scores.len()), (Kept::Chosen(2), 3));
     }
 }

@@ -11,13 +11,13 @@ use crate::journey;
 use crate::maps::FastMap;
 use crate::prompts::PromptState;
 use crate::scoring::{self, Propensity, TRACE_SCORES};
-use crate::verdict::{Kept, Reason};
+use crate::verdict::{KeptVerdicts, Reason};
 
 /// What step 6 found: each offer's verdict so far and the candidates for step 7.
 pub(crate) struct Matched {
     /// Each offer's verdict, by position (an eligible one outscored at 0 until it is scored);
     /// empty when the device-wide rules rule every offer out.
-    verdicts: Vec<Kept>,
+    verdicts: KeptVerdicts,
     /// The journeys' verdicts, by offer position.
     journeys: FastMap<usize, Rejection>,
     /// The device-wide rules' reason, when they rule every offer out.
@@ -44,7 +44,7 @@ pub(crate) fn match_offers(catalogue: &AppliedCatalogue, ctx: &Context<'_>, stan
     let journeys = journey::verdicts(&catalogue.journeys, &catalogue.offers, ctx, standing.past, &mut used);
     let camouflage = ctx.policy.is_clues() && ctx.draw.camouflage < ctx.camouflage_share;
     let mut matched = Matched {
-        verdicts: Vec::new(),
+        verdicts: KeptVerdicts::default(),
         journeys,
         blocked: standing.device_block.clone(),
         to_score: Vec::new(),
@@ -58,18 +58,17 @@ pub(crate) fn match_offers(catalogue: &AppliedCatalogue, ctx: &Context<'_>, stan
         // Nothing can be shown; the trace works each offer's verdict out when asked for.
         return matched;
     }
-    matched.verdicts.reserve(catalogue.offers.len());
+    matched.verdicts = KeptVerdicts::with_capacity(catalogue.offers.len());
     let mut held: Vec<usize> = Vec::new();
     for (i, offer) in catalogue.offers.iter().enumerate() {
-        let verdict = match eligibility::eligibility(catalogue, i, ctx, standing, &matched.journeys, &mut matched.used)
-        {
+        match eligibility::eligibility(catalogue, i, ctx, standing, &matched.journeys, &mut matched.used) {
             Ok(posterior) => {
                 matched.to_score.push(i);
                 matched.posteriors.push(posterior);
                 if camouflage {
                     matched.broad.push(i);
                 }
-                Kept::Outscored(0.0)
+                matched.verdicts.push_eligible();
             }
             Err(reason) => {
                 if reason == Reason::Holdout {
@@ -81,10 +80,9 @@ pub(crate) fn match_offers(catalogue: &AppliedCatalogue, ctx: &Context<'_>, stan
                 {
                     matched.broad.push(i);
                 }
-                Kept::Rejected(reason)
+                matched.verdicts.push_rejected(reason);
             }
-        };
-        matched.verdicts.push(verdict);
+        }
     }
     matched.eligible = matched.to_score.len();
     // Held-out candidates are scored too (their posteriors are looked up now).
@@ -136,7 +134,7 @@ pub(crate) fn decide(
         would_have_shown: None,
         scores: Vec::new(),
         scorer: ScorerUsed::Builtin,
-        verdicts: Verdicts::Each { kept: Vec::new(), at: ctx.occasion(), journeys: FastMap::default() },
+        verdicts: Verdicts::Each { kept: KeptVerdicts::default(), at: ctx.occasion(), journeys: FastMap::default() },
         features_used: Vec::new(),
     };
     let Matched { mut verdicts, journeys, blocked, to_score, eligible, posteriors, camouflage, broad, mut used } =
@@ -148,7 +146,7 @@ pub(crate) fn decide(
     }
     let scored = score(catalogue, ctx, propensity, &to_score, eligible, &posteriors, &mut used);
     for &(i, score) in &scored.eligible {
-        verdicts[i] = Kept::Outscored(score);
+        verdicts.outscored(i, score);
     }
     let best = top(&scored.eligible);
     choice.scores = scored.trace;
@@ -170,11 +168,11 @@ pub(crate) fn decide(
             Some((_, score)) => *score,
             None => score_one(catalogue, ctx, standing, propensity, i, &mut used),
         };
-        verdicts[i] = Kept::Chosen(score);
+        verdicts.chosen(i, score);
         choice.shown = Some(i);
         choice.camouflage = true;
     } else if let Some((i, score)) = best {
-        verdicts[i] = Kept::Chosen(score);
+        verdicts.chosen(i, score);
         choice.shown = Some(i);
     }
     choice.verdicts = Verdicts::Each { kept: verdicts, at: ctx.occasion(), journeys };
