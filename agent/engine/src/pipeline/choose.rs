@@ -134,7 +134,8 @@ pub(crate) fn decide(
         would_have_shown: None,
         scores: Vec::new(),
         scorer: ScorerUsed::Builtin,
-        verdicts: Verdicts::Each { kept: KeptVerdicts::default(), at: ctx.occasion(), journeys: FastMap::default() },
+        // Set on both ways out below.
+        verdicts: Verdicts::NoCatalogue,
         features_used: Vec::new(),
     };
     let Matched { mut verdicts, journeys, blocked, to_score, eligible, posteriors, camouflage, broad, mut used } =
