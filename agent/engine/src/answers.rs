@@ -152,6 +152,7 @@ impl Answers {
             while record.log.front().is_some_and(|(t, _)| *t < from) {
                 record.log.pop_front();
             }
+            crate::maps::shrink_spare(&mut record.log);
             // A record that rules nothing out any more and remembers nothing is emptied (its
             // slot stays: decisions find records by slot).
             if !(record.converted || record.blocked > now || !record.log.is_empty()) {

@@ -119,6 +119,7 @@ impl Times {
         while self.at.front().is_some_and(|t| *t < from) {
             self.at.pop_front();
         }
+        crate::maps::shrink_spare(&mut self.at);
     }
 }
 
