@@ -118,6 +118,8 @@ pub struct CompiledLogistic {
     pub bias: f64,
     /// Feature weights.
     pub weights: Vec<(FeatureName, f64)>,
+    /// The features the weights read, one bit each by [`FeatureName::index`].
+    pub reads: u64,
 }
 
 /// The catalogue in force.
@@ -242,14 +244,15 @@ impl CompiledOffer {
         // nothing reads after this (a fifth of a large catalogue's memory on a device).
         let logistic = match &offer.propensity.take() {
             None => None,
-            Some(l) => Some(CompiledLogistic {
-                bias: l.bias,
-                weights: l
+            Some(l) => {
+                let weights = l
                     .weights
                     .iter()
                     .map(|w| FeatureName::try_new(&w.feature).ok().map(|f| (f, w.weight)))
-                    .collect::<Option<Vec<_>>>()?,
-            }),
+                    .collect::<Option<Vec<_>>>()?;
+                let reads = weights.iter().fold(0, |bits, (f, _)| bits | 1u64 << f.index());
+                Some(CompiledLogistic { bias: l.bias, weights, reads })
+            }
         };
         let hot = HotOffer {
             kinds: offer.device_kinds.iter().fold(0, |bits, k| bits | kind_bit(*k)),

@@ -165,6 +165,11 @@ impl FeaturesRead {
         }
     }
 
+    /// Whether every feature in `bits` (one bit each by [`FeatureName::index`]) is noted.
+    pub fn has_all(&self, bits: u64) -> bool {
+        self.seen & bits == bits
+    }
+
     /// The features read, in the order first read.
     pub fn into_list(self) -> Vec<FeatureUse> {
         self.list

@@ -25,6 +25,7 @@ use crate::scoring::Propensity;
 use crate::why;
 
 pub(crate) use choose::Choice;
+use choose::Keep;
 use influence::{Influence, PersonalInputs};
 
 /// The state of the device a decision reads, borrowed from the engine for its duration.
@@ -81,7 +82,7 @@ pub(crate) fn run(
     let ctx = Context::new(&who, occasion, &needs.values, draw);
     // 6. Match and 7. decide: the offers whose kinds, moments and conditions hold, arbitration
     // with holdout and camouflage, then whether a prompt takes the offer's place.
-    let (choice, prompt) = choose(catalogue, &ctx, &standing, propensity, &who, device.prompts);
+    let (choice, prompt) = choose(catalogue, &ctx, &standing, propensity, &who, device.prompts, Keep::Trace);
     // 7, last: whether personal data influenced the offer shown: the same steps without it.
     let inputs = PersonalInputs {
         noticed: needs.any_personal(),
@@ -97,7 +98,7 @@ pub(crate) fn run(
                 &needs.values
             };
             let ctx = Context { answers_withheld: withhold.answered, ..Context::new(&who, occasion, values, draw) };
-            choose(catalogue, &ctx, &standing, propensity, &who, device.prompts).0.shown
+            choose(catalogue, &ctx, &standing, propensity, &who, device.prompts, Keep::ShownOnly).0.shown
         })
     });
     // 8. Content and 9. assemble: the creative, put as a question with its "why".
@@ -109,7 +110,8 @@ pub(crate) fn run(
     call_to_action(id, occasion, catalogue, choice, shown, prompt, who.day)
 }
 
-/// Steps 6 and 7 on `ctx`: the offer chosen, or the prompt put in its place.
+/// Steps 6 and 7 on `ctx`: the offer chosen, or the prompt put in its place; `keep` says
+/// whether the trace is kept.
 fn choose(
     catalogue: &AppliedCatalogue,
     ctx: &Context<'_>,
@@ -117,9 +119,10 @@ fn choose(
     propensity: Propensity<'_>,
     who: &Identity<'_>,
     prompts: &PromptState,
+    keep: Keep,
 ) -> (Choice, Option<ShownPrompt>) {
     let matched = choose::match_offers(catalogue, ctx, standing);
-    let mut choice = choose::decide(catalogue, ctx, standing, propensity, matched);
+    let mut choice = choose::decide(catalogue, ctx, standing, propensity, matched, keep);
     let prompt = choose::ask(catalogue, standing, who, ctx.occasion(), prompts, &mut choice);
     (choice, prompt)
 }

@@ -48,16 +48,80 @@ impl<'a> Propensity<'a> {
         });
         Self { model, model_reads_personal }
     }
+
+    /// What the intrusiveness penalty counts behind a candidate besides its conditions.
+    pub fn behind(self) -> Behind {
+        match self.model {
+            Some(_) => Behind::Model { reads_personal: self.model_reads_personal },
+            None => Behind::Builtin,
+        }
+    }
+}
+
+/// What scores a candidate, as the intrusiveness penalty sees it: the offer's built-in scorer
+/// (its personal weights count) or the fleet's model (one, where it reads a personal feature).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Behind {
+    Builtin,
+    Model { reads_personal: bool },
+}
+
+/// What a candidate's score reads of its decision besides the offer, its prior and posterior.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Scoring<'a> {
+    /// Every feature's value, by [`ledtrad_protocol::feature::FeatureName::index`].
+    pub values: &'a [Option<f64>],
+    pub consent: ConsentState,
+    /// Whether the intrusiveness penalty applies ([`crate::context::Policy::is_clues`]).
+    pub clues: bool,
+    /// The seed of Thompson sampling, if the decision explores.
+    pub explore: Option<u64>,
+    /// Whether the posteriors learned from the household's answers are withheld.
+    pub answers_withheld: bool,
+    pub behind: Behind,
+}
+
+impl<'a> Scoring<'a> {
+    /// What the candidates of the decision in `ctx` are scored with.
+    pub fn new(ctx: &Context<'a>, propensity: Propensity<'_>) -> Self {
+        Self {
+            values: ctx.values,
+            consent: ctx.consent,
+            clues: ctx.policy.is_clues(),
+            explore: ctx.draw.explore,
+            answers_withheld: ctx.answers_withheld,
+            behind: propensity.behind(),
+        }
+    }
+
+    /// The highest score `offer` can reach at this decision, whatever its propensity: every
+    /// score is value × priority × (propensity − penalty) with the propensity at most 1.
+    pub fn bound(&self, offer: &CompiledOffer) -> f64 {
+        let (value, priority) = (offer.offer.value, offer.offer.priority);
+        value * priority * (1.0 - self.penalty(offer)).max(0.0)
+    }
+
+    fn penalty(&self, offer: &CompiledOffer) -> f64 {
+        if self.clues {
+            INTRUSIVENESS * personal_features(offer, self.behind) as f64
+        } else {
+            0.0
+        }
+    }
+
+    fn value(&self, feature: ledtrad_protocol::feature::FeatureName) -> Option<f64> {
+        self.values.get(feature.index()).copied().flatten()
+    }
 }
 
 /// The built-in prior of `offer`: its logistic scorer over the features consent allows, or
 /// 0.5 without one. Every feature it reads is noted in `used`.
-pub(crate) fn builtin_prior(offer: &CompiledOffer, ctx: &Context<'_>, used: &mut FeaturesRead) -> f64 {
+pub(crate) fn builtin_prior(offer: &CompiledOffer, scoring: &Scoring<'_>, used: &mut FeaturesRead) -> f64 {
     offer.logistic.as_ref().map_or(0.5, |l| {
         let mut z = l.bias;
-        for (f, w) in l.weights.iter().filter(|(f, _)| f.spec().purpose.is_none_or(|p| ctx.consent.allows(p))) {
+        for (f, w) in l.weights.iter().filter(|(f, _)| f.spec().purpose.is_none_or(|p| scoring.consent.allows(p))) {
             used.note(*f);
-            if let Some(v) = ctx.value(*f) {
+            if let Some(v) = scoring.value(*f) {
                 z += w * v;
             }
         }
@@ -65,18 +129,60 @@ pub(crate) fn builtin_prior(offer: &CompiledOffer, ctx: &Context<'_>, used: &mut
     })
 }
 
+/// Notes in `used` the features the built-in prior of `offer` reads, without working it out
+/// (for a candidate whose score is left to be named when the trace is read).
+fn note_builtin_reads(offer: &CompiledOffer, consent: ConsentState, used: &mut FeaturesRead) {
+    if let Some(l) = &offer.logistic {
+        if !used.has_all(l.reads) {
+            for (f, _) in l.weights.iter().filter(|(f, _)| f.spec().purpose.is_none_or(|p| consent.allows(p))) {
+                used.note(*f);
+            }
+        }
+    }
+}
+
 /// The priors of a batch of candidates, and what worked them out.
 pub(crate) struct Priors {
-    /// One per candidate, in the batch's order.
-    pub priors: Vec<f64>,
+    /// The model's, one per candidate in the batch's order, or the built-in scorers'.
+    pub source: PriorSource,
     /// The fleet's model, the built-in scorers, or the model's failure.
     pub scorer: ScorerUsed,
 }
 
+/// Where a batch's priors come from.
+pub(crate) enum PriorSource {
+    /// The fleet's model ran on the batch: one prior per candidate.
+    Model(Vec<f64>),
+    /// Each offer's built-in scorer, worked out per candidate when it is scored
+    /// ([`Priors::prior`]); the features they read are noted already.
+    Builtin,
+}
+
+impl Priors {
+    /// The prior of the `k`-th candidate of the batch, `offer`.
+    pub fn prior(&self, k: usize, offer: &CompiledOffer, scoring: &Scoring<'_>, used: &mut FeaturesRead) -> f64 {
+        match &self.source {
+            PriorSource::Model(priors) => priors[k],
+            PriorSource::Builtin => builtin_prior(offer, scoring, used),
+        }
+    }
+
+    /// The model's prior of the `k`-th candidate, if the model worked them out (an `f32`
+    /// widened, so kept as one without loss).
+    pub fn model_prior(&self, k: usize) -> Option<f32> {
+        match &self.source {
+            #[allow(clippy::cast_possible_truncation)]
+            PriorSource::Model(priors) => Some(priors[k] as f32),
+            PriorSource::Builtin => None,
+        }
+    }
+}
+
 /// The priors of `offers` (indices into the catalogue) from the fleet's model, run on one
 /// batch, or from the built-in scorers where there is no model or it fails. Every feature the
-/// model reads is recorded in `used` with the consent that allowed it; a feature consent does
-/// not allow is never read and the model gets the input's `missing` value instead.
+/// model or the built-in scorers read is recorded in `used` with the consent that allowed it,
+/// in the batch's order; a feature consent does not allow is never read and the model gets the
+/// input's `missing` value instead.
 pub(crate) fn priors(
     catalogue: &AppliedCatalogue,
     offers: &[usize],
@@ -84,16 +190,51 @@ pub(crate) fn priors(
     propensity: Propensity<'_>,
     used: &mut FeaturesRead,
 ) -> Priors {
-    let builtin = |offers: &[usize], used: &mut FeaturesRead| {
-        offers.iter().map(|&i| builtin_prior(&catalogue.offers[i], ctx, used)).collect()
+    let builtin = |used: &mut FeaturesRead| {
+        for &i in offers {
+            note_builtin_reads(&catalogue.offers[i], ctx.consent, used);
+        }
+        PriorSource::Builtin
     };
     let Some(model) = propensity.model else {
-        return Priors { priors: builtin(offers, used), scorer: ScorerUsed::Builtin };
+        return Priors { source: builtin(used), scorer: ScorerUsed::Builtin };
     };
     if offers.is_empty() {
-        return Priors { priors: Vec::new(), scorer: ScorerUsed::Builtin };
+        return Priors { source: PriorSource::Builtin, scorer: ScorerUsed::Builtin };
     }
-    // The device-side inputs are the same for every row; read them once.
+    let rows = model_rows(model, catalogue, offers, ctx, used);
+    match model.run(&rows, offers.len()) {
+        Ok(out) if out.iter().all(|p| p.is_finite()) => Priors {
+            source: PriorSource::Model(out.iter().map(|&p| f64::from(p).clamp(0.0, 1.0)).collect()),
+            scorer: ScorerUsed::Model {
+                name: model.name.clone(),
+                version: model.version,
+                runtime: model.runtime().into(),
+            },
+        },
+        Ok(_) => Priors {
+            source: builtin(used),
+            scorer: ScorerUsed::ModelFailed {
+                version: model.version,
+                reason: "the model gave a value that is not a number".into(),
+            },
+        },
+        Err(e) => Priors {
+            source: builtin(used),
+            scorer: ScorerUsed::ModelFailed { version: model.version, reason: e.to_string() },
+        },
+    }
+}
+
+/// The model's input rows for `offers`, one after another; the device-side inputs are the same
+/// for every row, so they are read once.
+fn model_rows(
+    model: &FleetModel,
+    catalogue: &AppliedCatalogue,
+    offers: &[usize],
+    ctx: &Context<'_>,
+    used: &mut FeaturesRead,
+) -> Vec<f32> {
     let device: Vec<Option<f32>> = model
         .inputs
         .iter()
@@ -125,27 +266,7 @@ pub(crate) fn priors(
             }));
         }
     }
-    match model.run(&rows, offers.len()) {
-        Ok(out) if out.iter().all(|p| p.is_finite()) => Priors {
-            priors: out.iter().map(|&p| f64::from(p).clamp(0.0, 1.0)).collect(),
-            scorer: ScorerUsed::Model {
-                name: model.name.clone(),
-                version: model.version,
-                runtime: model.runtime().into(),
-            },
-        },
-        Ok(_) => Priors {
-            priors: builtin(offers, used),
-            scorer: ScorerUsed::ModelFailed {
-                version: model.version,
-                reason: "the model gave a value that is not a number".into(),
-            },
-        },
-        Err(e) => Priors {
-            priors: builtin(offers, used),
-            scorer: ScorerUsed::ModelFailed { version: model.version, reason: e.to_string() },
-        },
-    }
+    rows
 }
 
 /// A candidate's score and its parts; [`Parts::trace`] names the offer for the decision's trace
@@ -167,22 +288,21 @@ impl Parts {
     }
 }
 
-/// The score parts of `offer` at this decision from its `prior` (by `scorer`) and local
-/// `posterior` (learned from the household's answers, so not used where the context withholds
-/// them); `index` separates the offers' samples.
+/// The score parts of `offer` at this decision from its `prior` and local `posterior` (learned
+/// from the household's answers, so not used where the decision withholds them); `index`
+/// separates the offers' samples.
 pub(crate) fn parts(
     offer: &CompiledOffer,
-    ctx: &Context<'_>,
-    scorer: Propensity<'_>,
+    scoring: &Scoring<'_>,
     index: usize,
     prior: f64,
     posterior: Posterior,
 ) -> Parts {
-    let posterior = if ctx.answers_withheld { Posterior::default() } else { posterior };
-    let propensity = if ctx.consent.allows(Purpose::Personalise) {
+    let posterior = if scoring.answers_withheld { Posterior::default() } else { posterior };
+    let propensity = if scoring.consent.allows(Purpose::Personalise) {
         let a = 1.0 + f64::from(posterior.accepts) + PRIOR_WEIGHT * prior;
         let b = 1.0 + f64::from(posterior.rejections) + PRIOR_WEIGHT * (1.0 - prior);
-        match ctx.draw.explore {
+        match scoring.explore {
             Some(seed) => {
                 let mut rng = SplitMix::new(seed ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
                 sample_beta(&mut rng, a, b)
@@ -192,7 +312,7 @@ pub(crate) fn parts(
     } else {
         prior
     };
-    let penalty = if ctx.policy.is_clues() { INTRUSIVENESS * personal_features(offer, scorer) as f64 } else { 0.0 };
+    let penalty = scoring.penalty(offer);
     let (value, priority) = (offer.offer.value, offer.offer.priority);
     let score = value * priority * (propensity - penalty).max(0.0);
     Parts { propensity, value, priority, penalty, score }
@@ -200,12 +320,68 @@ pub(crate) fn parts(
 
 /// How many personal features stand behind `offer`: its conditions' and its built-in scorer's,
 /// or, where the fleet's model scores and reads personal features, one for the model.
-fn personal_features(offer: &CompiledOffer, scorer: Propensity<'_>) -> usize {
-    let model = match scorer.model {
-        Some(_) => usize::from(scorer.model_reads_personal),
-        None => offer.personal_weights,
+fn personal_features(offer: &CompiledOffer, behind: Behind) -> usize {
+    let model = match behind {
+        Behind::Model { reads_personal } => usize::from(reads_personal),
+        Behind::Builtin => offer.personal_weights,
     };
     offer.personal_conditions + model
+}
+
+/// A candidate whose score was not worked out at its decision (it could not reach the trace's
+/// best few): its posterior then and, where the fleet's model scored, its prior (NaN where the
+/// built-in scorer did, which works it out again from the decision's features).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Pending {
+    pub posterior: Posterior,
+    pub model_prior: f32,
+}
+
+/// What naming a [`Pending`] candidate's score after its decision needs: the decision's
+/// [`Scoring`], owned.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct KeptScoring {
+    values: Box<[Option<f64>]>,
+    consent: ConsentState,
+    clues: bool,
+    explore: Option<u64>,
+    answers_withheld: bool,
+    behind: Behind,
+}
+
+impl KeptScoring {
+    /// Keeps `scoring`.
+    pub fn new(scoring: &Scoring<'_>) -> Self {
+        let Scoring { values, consent, clues, explore, answers_withheld, behind } = *scoring;
+        Self { values: values.into(), consent, clues, explore, answers_withheld, behind }
+    }
+
+    /// The score `offer`, at catalogue position `index`, had at the decision: the same
+    /// [`parts`] from the same inputs, so the same value.
+    pub fn score(&self, offer: &CompiledOffer, index: usize, pending: Pending) -> f64 {
+        let scoring = Scoring {
+            values: &self.values,
+            consent: self.consent,
+            clues: self.clues,
+            explore: self.explore,
+            answers_withheld: self.answers_withheld,
+            behind: self.behind,
+        };
+        pending_score(offer, &scoring, index, pending, &mut FeaturesRead::default())
+    }
+}
+
+/// The score of a [`Pending`] candidate, `offer` at catalogue position `index`.
+pub(crate) fn pending_score(
+    offer: &CompiledOffer,
+    scoring: &Scoring<'_>,
+    index: usize,
+    pending: Pending,
+    used: &mut FeaturesRead,
+) -> f64 {
+    let prior =
+        if pending.model_prior.is_nan() { builtin_prior(offer, scoring, used) } else { f64::from(pending.model_prior) };
+    parts(offer, scoring, index, prior, pending.posterior).score
 }
 
 /// SplitMix64: a tiny, well-known generator, seeded per decision by the caller.

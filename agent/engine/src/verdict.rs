@@ -12,6 +12,7 @@ use ledtrad_protocol::{Purpose, UnixTime};
 use crate::compiled::AppliedCatalogue;
 use crate::context::Occasion;
 use crate::maps::FastMap;
+use crate::scoring::{KeptScoring, Pending};
 
 /// Why an offer was not eligible, by stage (the order of [`crate::eligibility`]'s stages).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -115,6 +116,9 @@ enum Kept {
     Outscored(u32),
     /// Shown, with the score at this index.
     Chosen(u32),
+    /// Eligible and outscored, its score left to be worked out from what is kept at this index
+    /// of the pending ones.
+    Pending(u32),
     Rejected(Reason),
 }
 
@@ -124,12 +128,16 @@ enum Kept {
 pub(crate) struct KeptVerdicts {
     kept: Vec<Kept>,
     scores: Vec<f64>,
+    /// What the candidates not scored at the decision are scored from when the trace is read.
+    pending: Vec<Pending>,
+    /// The decision's scoring inputs, kept where any candidate is pending.
+    scoring: Option<Box<KeptScoring>>,
 }
 
 impl KeptVerdicts {
     /// Room for `offers` verdicts.
     pub fn with_capacity(offers: usize) -> Self {
-        Self { kept: Vec::with_capacity(offers), scores: Vec::new() }
+        Self { kept: Vec::with_capacity(offers), ..Self::default() }
     }
 
     /// The next offer is eligible; it is scored later.
@@ -146,6 +154,27 @@ impl KeptVerdicts {
     pub fn outscored(&mut self, i: usize, score: f64) {
         let at = self.keep(score);
         self.kept[i] = Kept::Outscored(at);
+    }
+
+    /// The offer at `i` was outscored; its score is worked out from `pending` and the
+    /// decision's `scoring` (see [`Self::keep_scoring`]) when the trace is read.
+    pub fn pending(&mut self, i: usize, pending: Pending) {
+        self.pending.push(pending);
+        // At most one per offer, and a catalogue holds at most a few thousand offers.
+        self.kept[i] = Kept::Pending(u32::try_from(self.pending.len() - 1).unwrap_or(u32::MAX));
+    }
+
+    /// Keeps the decision's scoring inputs, which name the pending candidates' scores.
+    pub fn keep_scoring(&mut self, scoring: KeptScoring) {
+        if !self.pending.is_empty() {
+            self.scoring = Some(Box::new(scoring));
+        }
+    }
+
+    /// How many candidates were left to be scored when the trace is read.
+    #[cfg(test)]
+    pub fn pending_len(&self) -> usize {
+        self.pending.len()
     }
 
     /// The offer at `i` is shown, with `score`.
@@ -178,9 +207,14 @@ impl KeptVerdicts {
         journeys: &'a FastMap<usize, Rejection>,
     ) -> impl Iterator<Item = Verdict> + 'a {
         let score = |at: u32| self.scores.get(at as usize).copied().unwrap_or(0.0);
+        let pending = |i: usize, at: u32| match (self.pending.get(at as usize), &self.scoring) {
+            (Some(&pending), Some(scoring)) => scoring.score(&catalogue.offers[i], i, pending),
+            _ => 0.0,
+        };
         self.kept.iter().enumerate().map(move |(i, kept)| match *kept {
             Kept::Unscored => Verdict::Outscored { score: 0.0 },
             Kept::Outscored(k) => Verdict::Outscored { score: score(k) },
+            Kept::Pending(k) => Verdict::Outscored { score: pending(i, k) },
             Kept::Chosen(k) => Verdict::Chosen { score: score(k) },
             Kept::Rejected(reason) => Verdict::Rejected { reason: reason.name(catalogue, i, at, journeys) },
         })

@@ -102,6 +102,17 @@ impl Engine {
         Some(!matches!(trace.verdicts, Verdicts::DeviceBlocked { .. }))
     }
 
+    /// How many of decision `id`'s candidates were not scored at the decision (their scores are
+    /// worked out when the trace is read).
+    #[cfg(test)]
+    pub(crate) fn pending_scores(&self, id: DecisionId) -> Option<usize> {
+        let trace = self.traces.iter().rev().find(|t| t.decision.id == id)?;
+        match &trace.verdicts {
+            Verdicts::Each { kept, .. } => Some(kept.pending_len()),
+            _ => None,
+        }
+    }
+
     /// Whether asking the offer service is worth it after decision `id` (request mode): it
     /// showed nothing, held nothing out and asked nothing, the device-wide rules (quiet hours,
     /// gap, device and home caps) did not rule the moment out, a catalogue is in force (its rules apply

@@ -10,8 +10,26 @@ use crate::history::Posterior;
 use crate::journey;
 use crate::maps::FastMap;
 use crate::prompts::PromptState;
-use crate::scoring::{self, Propensity, TRACE_SCORES};
+use crate::scoring::{self, KeptScoring, Parts, Pending, Propensity, Scoring, TRACE_SCORES};
 use crate::verdict::{KeptVerdicts, Reason};
+
+/// What a decision keeps: its trace (every offer's verdict, the best few candidates' score
+/// parts), or only what it shows (the same steps made again with personal inputs withheld).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Keep {
+    Trace,
+    ShownOnly,
+}
+
+impl Keep {
+    /// How many of the best candidates must be scored exactly.
+    fn best(self) -> usize {
+        match self {
+            Self::Trace => TRACE_SCORES,
+            Self::ShownOnly => 1,
+        }
+    }
+}
 
 /// What step 6 found: each offer's verdict so far and the candidates for step 7.
 pub(crate) struct Matched {
@@ -109,24 +127,31 @@ pub(crate) struct Choice {
     pub features_used: Vec<FeatureUse>,
 }
 
-/// The candidates' scores (step 7's arbitration): the eligible ones' and the held-out ones'.
+/// The candidates' scores (step 7's arbitration). A candidate that cannot reach the best few
+/// (its score's bound is below theirs) is not scored: it keeps what its score is worked out
+/// from, for the trace.
 struct Scored {
+    /// The eligible candidates scored, by position.
     eligible: Vec<(usize, f64)>,
+    /// The eligible candidates not scored, by position.
+    pending: Vec<(usize, Pending)>,
+    /// The held-out candidates scored (those that could beat the best eligible one).
     held_out: Vec<(usize, f64)>,
     /// The best few eligible candidates' parts, best first (ties in catalogue order).
-    trace: Vec<ScoreParts>,
+    best: Vec<(usize, Parts)>,
     scorer: ScorerUsed,
 }
 
 /// Step 7: propensity × value × priority over the eligible and held-out candidates in one
 /// batch; where a held-out offer would have won, nothing is shown; else now and then a
-/// camouflage draw, else the top score.
+/// camouflage draw, else the top score. `keep` says whether the trace is kept.
 pub(crate) fn decide(
     catalogue: &AppliedCatalogue,
     ctx: &Context<'_>,
     standing: &Standing<'_>,
     propensity: Propensity<'_>,
     matched: Matched,
+    keep: Keep,
 ) -> Choice {
     let mut choice = Choice {
         shown: None,
@@ -145,12 +170,19 @@ pub(crate) fn decide(
         choice.features_used = used.into_list();
         return choice;
     }
-    let scored = score(catalogue, ctx, propensity, &to_score, eligible, &posteriors, &mut used);
-    for &(i, score) in &scored.eligible {
-        verdicts.outscored(i, score);
+    let candidates = Candidates { to_score: &to_score, eligible, posteriors: &posteriors };
+    let scored = score(catalogue, ctx, propensity, &candidates, &mut used, keep);
+    if keep == Keep::Trace {
+        for &(i, score) in &scored.eligible {
+            verdicts.outscored(i, score);
+        }
+        for &(i, pending) in &scored.pending {
+            verdicts.pending(i, pending);
+        }
+        verdicts.keep_scoring(KeptScoring::new(&Scoring::new(ctx, propensity)));
+        choice.scores = scored.best.iter().map(|&(i, p)| p.trace(&catalogue.offers[i])).collect();
     }
-    let best = top(&scored.eligible);
-    choice.scores = scored.trace;
+    let best = scored.best.first().map(|&(i, p)| (i, p.score));
     choice.scorer = scored.scorer;
     // Holdout: where an offer of a campaign this device is held out of would have won, the
     // device records it and shows nothing, so the campaign's uplift can be measured.
@@ -165,9 +197,14 @@ pub(crate) fn decide(
         let len = u64::try_from(broad.len()).unwrap_or(u64::MAX);
         let i = broad[usize::try_from(ctx.draw.pick % len).unwrap_or(0)];
         // Drawn whatever its conditions say, so it may not have been scored yet.
-        let score = match scored.eligible.iter().find(|(j, _)| *j == i) {
-            Some((_, score)) => *score,
-            None => score_one(catalogue, ctx, standing, propensity, i, &mut used),
+        let score = match (scored.eligible.iter().find(|(j, _)| *j == i), scored.pending.iter().find(|(j, _)| *j == i))
+        {
+            (Some(&(_, score)), _) => score,
+            (None, Some(&(_, pending))) => {
+                let scoring = Scoring::new(ctx, propensity);
+                scoring::pending_score(&catalogue.offers[i], &scoring, i, pending, &mut used)
+            }
+            (None, None) => score_one(catalogue, ctx, standing, propensity, i, &mut used),
         };
         verdicts.chosen(i, score);
         choice.shown = Some(i);
@@ -190,39 +227,113 @@ fn top(list: &[(usize, f64)]) -> Option<(usize, f64)> {
     })
 }
 
-/// Scores `to_score` (the first `eligible` of them eligible, the rest held out) in one batch.
+/// The candidates of step 7 by catalogue position: the first `eligible` of `to_score` are
+/// eligible, the rest held out; `posteriors` in the same order.
+struct Candidates<'a> {
+    to_score: &'a [usize],
+    eligible: usize,
+    posteriors: &'a [Posterior],
+}
+
+/// How many candidates with the highest bounds are scored first, beyond the best few the
+/// decision needs, so the bar the others must clear is high from the start.
+const SEEDS_BEYOND_BEST: usize = 3;
+
+/// Scores the candidates in one batch, each only where it could matter: an eligible one whose
+/// bound is below the best few scores so far cannot enter them, and a held-out one whose bound
+/// is below the best eligible score cannot win. Scores do not depend on the order they are
+/// worked out in (each draw is seeded by the offer's position), so the outcome is the same as
+/// scoring every candidate.
 fn score(
     catalogue: &AppliedCatalogue,
     ctx: &Context<'_>,
     propensity: Propensity<'_>,
-    to_score: &[usize],
-    eligible: usize,
-    posteriors: &[Posterior],
+    candidates: &Candidates<'_>,
     used: &mut FeaturesRead,
+    keep: Keep,
 ) -> Scored {
-    let scoring::Priors { priors, scorer } = scoring::priors(catalogue, to_score, ctx, propensity, used);
-    let mut scored: Vec<(usize, f64)> = Vec::with_capacity(eligible);
-    let mut parts: Vec<(usize, scoring::Parts)> = Vec::with_capacity(eligible);
-    let mut held_out: Vec<(usize, f64)> = Vec::new();
-    for (k, ((&i, &prior), &posterior)) in to_score.iter().zip(&priors).zip(posteriors).enumerate() {
-        let p = scoring::parts(&catalogue.offers[i], ctx, propensity, i, prior, posterior);
-        if k < eligible {
-            scored.push((i, p.score));
-            parts.push((i, p));
+    let Candidates { to_score, eligible, posteriors } = *candidates;
+    let priors = scoring::priors(catalogue, to_score, ctx, propensity, used);
+    let scoring = Scoring::new(ctx, propensity);
+    let offer = |k: usize| &catalogue.offers[to_score[k]];
+    let parts = |k: usize, used: &mut FeaturesRead| {
+        let prior = priors.prior(k, offer(k), &scoring, used);
+        scoring::parts(offer(k), &scoring, to_score[k], prior, posteriors[k])
+    };
+    let bounds: Vec<f64> = (0..to_score.len()).map(|k| scoring.bound(offer(k))).collect();
+    let mut best = Best::new(keep.best());
+    let mut scored = Scored {
+        eligible: Vec::new(),
+        pending: Vec::new(),
+        held_out: Vec::new(),
+        best: Vec::new(),
+        scorer: ScorerUsed::Builtin,
+    };
+    let seeds = highest(&bounds[..eligible], keep.best() + SEEDS_BEYOND_BEST);
+    for &k in &seeds {
+        let p = parts(k, used);
+        scored.eligible.push((to_score[k], p.score));
+        best.offer(to_score[k], p);
+    }
+    for k in (0..eligible).filter(|k| seeds.binary_search(k).is_err()) {
+        if bounds[k] < best.bar() {
+            let model_prior = priors.model_prior(k).unwrap_or(f32::NAN);
+            scored.pending.push((to_score[k], Pending { posterior: posteriors[k], model_prior }));
         } else {
-            held_out.push((i, p.score));
+            let p = parts(k, used);
+            scored.eligible.push((to_score[k], p.score));
+            best.offer(to_score[k], p);
         }
     }
-    // The trace keeps the parts of the best few candidates, best first (ties in catalogue order).
-    let by_score =
-        |a: &(usize, scoring::Parts), b: &(usize, scoring::Parts)| b.1.score.total_cmp(&a.1.score).then(a.0.cmp(&b.0));
-    if parts.len() > TRACE_SCORES {
-        parts.select_nth_unstable_by(TRACE_SCORES - 1, by_score);
-        parts.truncate(TRACE_SCORES);
+    let bar = best.list.first().map_or(f64::NEG_INFINITY, |(_, p)| p.score);
+    for k in (eligible..to_score.len()).filter(|&k| bounds[k] >= bar) {
+        scored.held_out.push((to_score[k], parts(k, used).score));
     }
-    parts.sort_unstable_by(by_score);
-    let trace = parts.into_iter().map(|(i, p)| p.trace(&catalogue.offers[i])).collect();
-    Scored { eligible: scored, held_out, trace, scorer }
+    scored.best = best.list;
+    scored.scorer = priors.scorer;
+    scored
+}
+
+/// The positions in `bounds` of its `n` highest values, in ascending order.
+fn highest(bounds: &[f64], n: usize) -> Vec<usize> {
+    let mut all: Vec<usize> = (0..bounds.len()).collect();
+    if all.len() > n {
+        all.select_nth_unstable_by(n - 1, |&a, &b| bounds[b].total_cmp(&bounds[a]));
+        all.truncate(n);
+        all.sort_unstable();
+    }
+    all
+}
+
+/// The best `n` candidates so far, best first (ties in catalogue order).
+struct Best {
+    n: usize,
+    list: Vec<(usize, Parts)>,
+}
+
+impl Best {
+    fn new(n: usize) -> Self {
+        Self { n, list: Vec::with_capacity(n + 1) }
+    }
+
+    /// The score a candidate must reach to enter: the last one's once there are `n`.
+    fn bar(&self) -> f64 {
+        if self.list.len() < self.n {
+            f64::NEG_INFINITY
+        } else {
+            self.list.last().map_or(f64::NEG_INFINITY, |(_, p)| p.score)
+        }
+    }
+
+    /// Takes candidate `i` in if it is among the best `n`.
+    fn offer(&mut self, i: usize, parts: Parts) {
+        let before = |(j, p): &(usize, Parts)| p.score.total_cmp(&parts.score).then(i.cmp(j)).is_gt();
+        let at = self.list.partition_point(before);
+        if at < self.n {
+            self.list.insert(at, (i, parts));
+            self.list.truncate(self.n);
+        }
+    }
 }
 
 /// The score of one offer drawn outside the batch (a camouflage draw that failed its
@@ -236,9 +347,10 @@ fn score_one(
     used: &mut FeaturesRead,
 ) -> f64 {
     let offer = &catalogue.offers[i];
-    let prior = scoring::priors(catalogue, &[i], ctx, propensity, used).priors.first().copied().unwrap_or(0.5);
+    let scoring = Scoring::new(ctx, propensity);
+    let prior = scoring::priors(catalogue, &[i], ctx, propensity, used).prior(0, offer, &scoring, used);
     let posterior = standing.past.history.posterior(&offer.offer.id);
-    scoring::parts(offer, ctx, propensity, i, prior, posterior).score
+    scoring::parts(offer, &scoring, i, prior, posterior).score
 }
 
 /// Step 7, last: asking is a moment too. A due consent prompt takes the place of a contextual

@@ -366,3 +366,46 @@ fn every_stage_names_its_own_reason_in_the_trace() {
     assert_eq!(care(&mut engine, NOW, Moment::DoorOpened), Some(Rejection::QuietHours { from: 17, to: 19 }));
     assert_eq!(care(&mut engine, NOW.plus_secs(3600), Moment::DoorOpened), None, "19:00 is no longer quiet");
 }
+
+/// Twelve contextual fridge offers worth 1 to 12, each shown at most once a day.
+fn ladder_catalogue() -> Catalogue {
+    let offers: Vec<serde_json::Value> = (1..=12)
+        .map(|v| {
+            serde_json::json!({
+                "id": format!("v{v}"), "campaign": "ladder", "title": "Step", "question": "This?",
+                "body": "Step.", "category": "home.kitchen", "device_kinds": ["fridge"],
+                "moments": ["door_opened"], "value": f64::from(v), "caps": { "per_day": 1 },
+                "valid_from": "2026-01-01T00:00:00Z", "valid_until": "2030-01-01T00:00:00Z"
+            })
+        })
+        .collect();
+    Catalogue::from_value(serde_json::json!({ "offer": offers })).unwrap()
+}
+
+#[test]
+fn candidates_that_cannot_reach_the_best_few_are_scored_from_what_they_had_when_the_trace_is_read() {
+    let mut engine = build_engine_for("d-ladder", ladder_catalogue());
+    engine.set_consent(personalise());
+    // Without exploration every propensity is the posterior mean, 0.5 before any answer: the
+    // best five are worth 12 to 8 (scores 6 to 4), so offers worth 1 to 3 cannot reach them.
+    let first = engine.decide_traced(Moment::DoorOpened, NOW, Draw::NONE);
+    assert_eq!(first.shown.as_ref().unwrap().offer.as_str(), "v12");
+    assert_eq!(engine.pending_scores(first.id), Some(3));
+    // Every offer shown and accepted in turn: every posterior mean is now 0.6.
+    engine.handle_feedback(Feedback { decision: first.id, kind: FeedbackKind::Accepted }, NOW).unwrap();
+    for k in 1..12 {
+        let d = engine.decide_traced(Moment::DoorOpened, NOW.plus_secs(60 * k), Draw::NONE);
+        assert_eq!(d.shown.as_ref().unwrap().offer.as_str(), format!("v{}", 12 - k));
+        engine.handle_feedback(Feedback { decision: d.id, kind: FeedbackKind::Accepted }, NOW).unwrap();
+    }
+    // The first decision's trace still gives every candidate the score it had then.
+    let again = engine.decision(first.id).unwrap();
+    assert_eq!(again.candidates, first.candidates);
+    for (v, c) in (1..=12).zip(&again.candidates) {
+        let score = match c.verdict {
+            Verdict::Outscored { score } | Verdict::Chosen { score } => score,
+            Verdict::Rejected { .. } => panic!("{} was eligible", c.offer),
+        };
+        assert_eq!(score, f64::from(v) * 0.5, "{}", c.offer);
+    }
+}
