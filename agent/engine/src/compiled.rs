@@ -60,18 +60,78 @@ pub(crate) enum ConditionFailed {
     NotMet,
 }
 
-/// What the first eligibility stages read of an offer, kept small and first in
-/// [`CompiledOffer`] so a decision's pass over a large catalogue touches little memory.
+/// What the eligibility stages read of an offer, kept apart in one array
+/// ([`AppliedCatalogue::hot`]) with its conditions in another, so a decision's pass over a
+/// large catalogue reads a few dense arrays in order instead of each offer's scattered parts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HotOffer {
     /// The device kinds that may show it, one bit each ([`kind_bit`]).
     pub kinds: u8,
     /// The moments it is for, one bit each ([`moment_bit`]).
     pub moments: u8,
+    /// Whether its campaign is a journey, which decides when it may be shown.
+    pub journey: bool,
+    /// Whether it has a cap per home ([`CompiledOffer::home_cap`]).
+    pub home_cap: bool,
+    /// Whether one of its conditions reads a personal feature.
+    pub personal: bool,
+    /// The consent it needs, if any.
+    pub needs: Option<Purpose>,
+    /// Which of [`CAP_WINDOWS`] it has a cap for, one bit each.
+    pub capped: u8,
+    /// Its caps, by [`CAP_WINDOWS`] position.
+    pub caps: [u32; 5],
+    /// Its campaign's index in [`AppliedCatalogue::campaign_ids`].
+    pub campaign: u32,
+    /// Where its conditions start in [`AppliedCatalogue::conditions`], and how many.
+    pub conditions: (u32, u32),
     /// Not shown before this time.
     pub valid_from: UnixTime,
     /// Not shown from this time on.
     pub valid_until: UnixTime,
+}
+
+/// The windows an offer's own caps count over, in the order they are checked (the order of
+/// [`ledtrad_protocol::caps::Caps::limits`]).
+pub const CAP_WINDOWS: [Window; 5] = [Window::Day, Window::Hour, Window::Week, Window::Month, Window::Total];
+
+impl HotOffer {
+    /// What the stages read of `offer`, its conditions put at the end of `conditions`.
+    fn of(offer: &CompiledOffer, conditions: &mut Vec<CompiledCondition>) -> Self {
+        let (mut capped, mut caps) = (0, [0; 5]);
+        for (window, limit) in offer.offer.caps.limits() {
+            let k = CAP_WINDOWS.iter().position(|w| *w == window).unwrap_or(0);
+            capped |= 1 << k;
+            caps[k] = limit;
+        }
+        let start = u32::try_from(conditions.len()).unwrap_or(u32::MAX);
+        conditions.extend_from_slice(&offer.conditions);
+        let o = &offer.offer;
+        Self {
+            kinds: o.device_kinds.iter().fold(0, |bits, k| bits | kind_bit(*k)),
+            moments: o.moments.iter().fold(0, |bits, m| bits | moment_bit(*m)),
+            journey: offer.journey,
+            home_cap: offer.home_cap.is_some(),
+            personal: offer.personal_conditions > 0,
+            needs: offer.needs,
+            capped,
+            caps,
+            campaign: u32::try_from(offer.campaign).unwrap_or(u32::MAX),
+            conditions: (start, u32::try_from(offer.conditions.len()).unwrap_or(0)),
+            valid_from: o.valid_from,
+            valid_until: o.valid_until,
+        }
+    }
+
+    /// Its caps, window and limit, in the order they are checked.
+    pub fn caps(&self) -> impl Iterator<Item = (Window, u32)> + '_ {
+        CAP_WINDOWS
+            .iter()
+            .zip(self.caps)
+            .enumerate()
+            .filter(|(k, _)| self.capped & 1 << k != 0)
+            .map(|(_, (w, n))| (*w, n))
+    }
 }
 
 /// A device kind's bit in [`HotOffer::kinds`].
@@ -87,8 +147,6 @@ pub fn moment_bit(moment: ledtrad_protocol::Moment) -> u8 {
 /// An offer ready for deciding.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CompiledOffer {
-    /// What the first stages read.
-    pub hot: HotOffer,
     /// The offer as authored, without its built-in scorer (kept compiled in `logistic`).
     pub offer: Offer,
     /// Its category.
@@ -133,6 +191,10 @@ pub struct AppliedCatalogue {
     pub expires_at: UnixTime,
     /// Its offers.
     pub offers: Vec<CompiledOffer>,
+    /// What the eligibility stages read of each offer, by position.
+    pub hot: Vec<HotOffer>,
+    /// Every offer's conditions, one after another ([`HotOffer::conditions`]).
+    pub conditions: Vec<CompiledCondition>,
     /// Its consent prompts.
     pub prompts: Vec<ledtrad_protocol::prompt::ConsentPrompt>,
     /// The holdout share of each campaign that has one.
@@ -215,11 +277,15 @@ impl AppliedCatalogue {
         for offer in &mut offers {
             offer.journey = journeys.iter().any(|j| j.campaign == offer.offer.campaign);
         }
+        let mut conditions = Vec::new();
+        let hot = offers.iter().map(|o| HotOffer::of(o, &mut conditions)).collect();
         Self {
             version,
             issued_at,
             expires_at,
             offers,
+            hot,
+            conditions,
             prompts,
             holdouts,
             campaign_caps,
@@ -254,18 +320,11 @@ impl CompiledOffer {
                 Some(CompiledLogistic { bias: l.bias, weights, reads })
             }
         };
-        let hot = HotOffer {
-            kinds: offer.device_kinds.iter().fold(0, |bits, k| bits | kind_bit(*k)),
-            moments: offer.moments.iter().fold(0, |bits, m| bits | moment_bit(*m)),
-            valid_from: offer.valid_from,
-            valid_until: offer.valid_until,
-        };
         let personal_conditions = conditions.iter().filter(|c| c.feature.spec().purpose.is_some()).count();
         let home_cap = offer.caps.home(needs.is_some());
         let personal_weights =
             logistic.as_ref().map_or(0, |l| l.weights.iter().filter(|(f, _)| f.spec().purpose.is_some()).count());
         Some(Self {
-            hot,
             offer,
             category,
             conditions,

@@ -8,7 +8,7 @@ use ledtrad_protocol::decision::{Candidate, Rejection, Verdict};
 use ledtrad_protocol::{CampaignId, DeviceId};
 
 use crate::answers::OfferAnswers;
-use crate::compiled::{kind_bit, moment_bit, AppliedCatalogue, CompiledOffer, ConditionFailed};
+use crate::compiled::{kind_bit, moment_bit, AppliedCatalogue, CompiledOffer, ConditionFailed, HotOffer};
 use crate::context::{Context, FeaturesRead, Identity, Occasion};
 use crate::history::{self, OfferRecord, Past, Posterior};
 use crate::maps::FastMap;
@@ -84,7 +84,7 @@ impl Verdicts {
                 .iter()
                 .enumerate()
                 .map(|(i, o)| {
-                    let reason = match before_device(catalogue, o, *at) {
+                    let reason = match before_device(catalogue, &catalogue.hot[i], *at) {
                         Err(first) => first.name(catalogue, i, *at, &FastMap::default()),
                         Ok(()) => reason.clone(),
                     };
@@ -168,45 +168,58 @@ pub(crate) fn eligibility(
     journeys: &FastMap<usize, Rejection>,
     used: &mut FeaturesRead,
 ) -> Result<Posterior, Reason> {
-    let offer = &catalogue.offers[i];
-    before_device(catalogue, offer, ctx.occasion())?;
-    stage_consent(offer, ctx)?;
-    stage_conditions(offer, ctx, used)?;
-    after_conditions(i, offer, ctx, standing, journeys)
+    let hot = &catalogue.hot[i];
+    before_device(catalogue, hot, ctx.occasion())?;
+    stage_consent(hot, ctx)?;
+    stage_conditions(catalogue, hot, ctx, used)?;
+    after_conditions(catalogue, i, ctx, standing, journeys)
+}
+
+/// Whether the conditions of the offer at `i` hold (the features read noted in `used`).
+pub(crate) fn conditions_hold(
+    catalogue: &AppliedCatalogue,
+    i: usize,
+    ctx: &Context<'_>,
+    used: &mut FeaturesRead,
+) -> bool {
+    stage_conditions(catalogue, &catalogue.hot[i], ctx, used).is_ok()
 }
 
 /// The stages before the device-wide rules, which read only the offer and the occasion.
-fn before_device(catalogue: &AppliedCatalogue, offer: &CompiledOffer, at: Occasion) -> Result<(), Reason> {
+fn before_device(catalogue: &AppliedCatalogue, hot: &HotOffer, at: Occasion) -> Result<(), Reason> {
     stage_catalogue_fresh(catalogue, at)?;
-    stage_device_kind(offer, at)?;
-    stage_moment(offer, at)?;
-    stage_validity(offer, at)
+    stage_device_kind(hot, at)?;
+    stage_moment(hot, at)?;
+    stage_validity(hot, at)
 }
 
 /// The stages after the feature conditions: caps and what people's answers, the campaign's
 /// journey and the holdout rule out. An offer that fails only its conditions but passes these
 /// is broadly eligible (camouflage draws from those). `i` is the offer's catalogue position.
 pub(crate) fn after_conditions(
+    catalogue: &AppliedCatalogue,
     i: usize,
-    offer: &CompiledOffer,
     ctx: &Context<'_>,
     standing: &Standing<'_>,
     journeys: &FastMap<usize, Rejection>,
 ) -> Result<Posterior, Reason> {
+    let hot = &catalogue.hot[i];
     // One lookup for the offer's impressions and posterior, one for its answers.
     let record = standing.past.record(i);
-    stage_offer_caps(offer, record, ctx)?;
-    stage_home_caps(offer, record, ctx, standing)?;
-    stage_campaign_caps(offer, standing)?;
-    stage_answers(i, offer, ctx, standing.past)?;
-    stage_journey(i, offer, journeys)?;
-    stage_holdout(offer, standing)?;
+    stage_offer_caps(hot, record, ctx)?;
+    if hot.home_cap {
+        stage_home_caps(&catalogue.offers[i], record, ctx, standing)?;
+    }
+    stage_campaign_caps(hot, standing)?;
+    stage_answers(catalogue, i, ctx, standing.past)?;
+    stage_journey(i, hot, journeys)?;
+    stage_holdout(hot, standing)?;
     Ok(record.map(|r| r.posterior).unwrap_or_default())
 }
 
 /// The campaign's journey: only the offers of its open steps may be shown.
-fn stage_journey(i: usize, offer: &CompiledOffer, journeys: &FastMap<usize, Rejection>) -> Result<(), Reason> {
-    if offer.journey && journeys.contains_key(&i) {
+fn stage_journey(i: usize, hot: &HotOffer, journeys: &FastMap<usize, Rejection>) -> Result<(), Reason> {
+    if hot.journey && journeys.contains_key(&i) {
         Err(Reason::Journey)
     } else {
         Ok(())
@@ -214,13 +227,13 @@ fn stage_journey(i: usize, offer: &CompiledOffer, journeys: &FastMap<usize, Reje
 }
 
 /// What people said: a recent dismissal, a "not for me" for the category, a conversion.
-fn stage_answers(i: usize, offer: &CompiledOffer, ctx: &Context<'_>, past: Past<'_>) -> Result<(), Reason> {
+fn stage_answers(catalogue: &AppliedCatalogue, i: usize, ctx: &Context<'_>, past: Past<'_>) -> Result<(), Reason> {
     let answers = past.answers_of(i);
     if answers.is_some_and(OfferAnswers::converted) {
         return Err(Reason::Converted);
     }
     if past.answers.any_suppressed() {
-        if let Some(until) = past.answers.suppressed_until(offer.category.path(), ctx.now) {
+        if let Some(until) = past.answers.suppressed_until(catalogue.offers[i].category.path(), ctx.now) {
             return Err(Reason::CategorySuppressed(short_time(until)));
         }
     }
@@ -232,8 +245,8 @@ fn stage_answers(i: usize, offer: &CompiledOffer, ctx: &Context<'_>, past: Past<
 
 /// The campaign's holdout arm: a deterministic hash of the device pseudonym and the campaign
 /// puts the device in or out, the same way every time.
-fn stage_holdout(offer: &CompiledOffer, standing: &Standing<'_>) -> Result<(), Reason> {
-    if standing.campaigns.get(offer.campaign).is_some_and(|c| c.held_out) {
+fn stage_holdout(hot: &HotOffer, standing: &Standing<'_>) -> Result<(), Reason> {
+    if standing.campaigns.get(hot.campaign as usize).is_some_and(|c| c.held_out) {
         Err(Reason::Holdout)
     } else {
         Ok(())
@@ -256,42 +269,48 @@ fn stage_catalogue_fresh(catalogue: &AppliedCatalogue, at: Occasion) -> Result<(
     }
 }
 
-fn stage_device_kind(offer: &CompiledOffer, at: Occasion) -> Result<(), Reason> {
-    if offer.hot.kinds & kind_bit(at.kind) != 0 {
+fn stage_device_kind(hot: &HotOffer, at: Occasion) -> Result<(), Reason> {
+    if hot.kinds & kind_bit(at.kind) != 0 {
         Ok(())
     } else {
         Err(Reason::DeviceKind)
     }
 }
 
-fn stage_moment(offer: &CompiledOffer, at: Occasion) -> Result<(), Reason> {
-    if offer.hot.moments & moment_bit(at.moment) != 0 {
+fn stage_moment(hot: &HotOffer, at: Occasion) -> Result<(), Reason> {
+    if hot.moments & moment_bit(at.moment) != 0 {
         Ok(())
     } else {
         Err(Reason::Moment)
     }
 }
 
-fn stage_validity(offer: &CompiledOffer, at: Occasion) -> Result<(), Reason> {
-    if at.now < offer.hot.valid_from {
+fn stage_validity(hot: &HotOffer, at: Occasion) -> Result<(), Reason> {
+    if at.now < hot.valid_from {
         Err(Reason::NotYetValid)
-    } else if at.now >= offer.hot.valid_until {
+    } else if at.now >= hot.valid_until {
         Err(Reason::Expired)
     } else {
         Ok(())
     }
 }
 
-fn stage_consent(offer: &CompiledOffer, ctx: &Context<'_>) -> Result<(), Reason> {
-    match offer.needs {
+fn stage_consent(hot: &HotOffer, ctx: &Context<'_>) -> Result<(), Reason> {
+    match hot.needs {
         Some(purpose) if !ctx.consent.allows(purpose) => Err(Reason::NeedsConsent(purpose)),
         _ => Ok(()),
     }
 }
 
 /// Checks each condition in turn.
-fn stage_conditions(offer: &CompiledOffer, ctx: &Context<'_>, used: &mut FeaturesRead) -> Result<(), Reason> {
-    for (k, condition) in offer.conditions.iter().enumerate() {
+fn stage_conditions(
+    catalogue: &AppliedCatalogue,
+    hot: &HotOffer,
+    ctx: &Context<'_>,
+    used: &mut FeaturesRead,
+) -> Result<(), Reason> {
+    let (start, count) = (hot.conditions.0 as usize, hot.conditions.1 as usize);
+    for (k, condition) in catalogue.conditions[start..start + count].iter().enumerate() {
         // A catalogue holds at most a handful of conditions per offer (`catalogue check`).
         let k = u16::try_from(k).unwrap_or(u16::MAX);
         condition.check(ctx, used).map_err(|failed| match failed {
@@ -305,9 +324,9 @@ fn stage_conditions(offer: &CompiledOffer, ctx: &Context<'_>, used: &mut Feature
 
 /// The offer's own caps: per local day (its own reason, [`Rejection::DailyCap`]), per hour,
 /// week, month and in total.
-fn stage_offer_caps(offer: &CompiledOffer, record: Option<&OfferRecord>, ctx: &Context<'_>) -> Result<(), Reason> {
+fn stage_offer_caps(hot: &HotOffer, record: Option<&OfferRecord>, ctx: &Context<'_>) -> Result<(), Reason> {
     let Some(times) = record.map(|r| &r.times) else { return Ok(()) };
-    for (window, limit) in offer.offer.caps.limits() {
+    for (window, limit) in hot.caps() {
         if history::count(times, window, ctx.now, ctx.day_start) >= limit {
             return Err(Reason::OfferCap(window, limit));
         }
@@ -341,8 +360,8 @@ fn stage_home_caps(
 }
 
 /// The campaign's caps, over all its offers.
-fn stage_campaign_caps(offer: &CompiledOffer, standing: &Standing<'_>) -> Result<(), Reason> {
-    match standing.campaigns.get(offer.campaign).and_then(|c| c.caps) {
+fn stage_campaign_caps(hot: &HotOffer, standing: &Standing<'_>) -> Result<(), Reason> {
+    match standing.campaigns.get(hot.campaign as usize).and_then(|c| c.caps) {
         Some(reason) => Err(reason),
         None => Ok(()),
     }

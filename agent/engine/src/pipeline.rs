@@ -25,7 +25,7 @@ use crate::scoring::Propensity;
 use crate::why;
 
 pub(crate) use choose::Choice;
-use choose::Keep;
+use choose::{Keep, Matched};
 use influence::{Influence, PersonalInputs};
 
 /// The state of the device a decision reads, borrowed from the engine for its duration.
@@ -82,7 +82,9 @@ pub(crate) fn run(
     let ctx = Context::new(&who, occasion, &needs.values, draw);
     // 6. Match and 7. decide: the offers whose kinds, moments and conditions hold, arbitration
     // with holdout and camouflage, then whether a prompt takes the offer's place.
-    let (choice, prompt) = choose(catalogue, &ctx, &standing, propensity, &who, device.prompts, Keep::Trace);
+    let mut first = choose::match_offers(catalogue, &ctx, &standing);
+    let (choice, prompt) =
+        choose(catalogue, &ctx, &standing, propensity, &who, device.prompts, &mut first, Keep::Trace);
     // 7, last: whether personal data influenced the offer shown: the same steps without it.
     let inputs = PersonalInputs {
         noticed: needs.any_personal(),
@@ -98,7 +100,8 @@ pub(crate) fn run(
                 &needs.values
             };
             let ctx = Context { answers_withheld: withhold.answered, ..Context::new(&who, occasion, values, draw) };
-            choose(catalogue, &ctx, &standing, propensity, &who, device.prompts, Keep::ShownOnly).0.shown
+            let mut again = choose::match_again(catalogue, &ctx, &standing, &first);
+            choose(catalogue, &ctx, &standing, propensity, &who, device.prompts, &mut again, Keep::ShownOnly).0.shown
         })
     });
     // 8. Content and 9. assemble: the creative, put as a question with its "why".
@@ -110,8 +113,9 @@ pub(crate) fn run(
     call_to_action(id, occasion, catalogue, choice, shown, prompt, who.day)
 }
 
-/// Steps 6 and 7 on `ctx`: the offer chosen, or the prompt put in its place; `keep` says
-/// whether the trace is kept.
+/// Step 7 on `ctx` from what step 6 `matched`: the offer chosen, or the prompt put in its
+/// place; `keep` says whether the trace is kept.
+#[allow(clippy::too_many_arguments)]
 fn choose(
     catalogue: &AppliedCatalogue,
     ctx: &Context<'_>,
@@ -119,9 +123,9 @@ fn choose(
     propensity: Propensity<'_>,
     who: &Identity<'_>,
     prompts: &PromptState,
+    matched: &mut Matched,
     keep: Keep,
 ) -> (Choice, Option<ShownPrompt>) {
-    let matched = choose::match_offers(catalogue, ctx, standing);
     let mut choice = choose::decide(catalogue, ctx, standing, propensity, matched, keep);
     let prompt = choose::ask(catalogue, standing, who, ctx.occasion(), prompts, &mut choice);
     (choice, prompt)

@@ -69,8 +69,8 @@ impl Reason {
             Self::CatalogueExpired => Rejection::CatalogueExpired { at: catalogue.expires_at },
             Self::DeviceKind => Rejection::DeviceKind { kind: at.kind },
             Self::Moment => Rejection::Moment { moment: at.moment },
-            Self::NotYetValid => Rejection::NotYetValid { from: offer.hot.valid_from },
-            Self::Expired => Rejection::Expired { until: offer.hot.valid_until },
+            Self::NotYetValid => Rejection::NotYetValid { from: offer.offer.valid_from },
+            Self::Expired => Rejection::Expired { until: offer.offer.valid_until },
             Self::NeedsConsent(purpose) => Rejection::NeedsConsent { purpose },
             Self::NoData(k) => Rejection::NoData { feature: condition(k).feature },
             Self::ConditionNotMet(k) => {
@@ -175,6 +175,22 @@ impl KeptVerdicts {
     #[cfg(test)]
     pub fn pending_len(&self) -> usize {
         self.pending.len()
+    }
+
+    /// The score of the offer at `i`, if it was scored.
+    pub fn score_of(&self, i: usize) -> Option<f64> {
+        match self.kept.get(i) {
+            Some(Kept::Outscored(k) | Kept::Chosen(k)) => self.scores.get(*k as usize).copied(),
+            _ => None,
+        }
+    }
+
+    /// What the score of the offer at `i` is worked out from, if it is pending.
+    pub fn pending_of(&self, i: usize) -> Option<Pending> {
+        match self.kept.get(i) {
+            Some(Kept::Pending(k)) => self.pending.get(*k as usize).copied(),
+            _ => None,
+        }
     }
 
     /// The offer at `i` is shown, with `score`.

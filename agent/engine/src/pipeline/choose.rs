@@ -21,16 +21,6 @@ pub(crate) enum Keep {
     ShownOnly,
 }
 
-impl Keep {
-    /// How many of the best candidates must be scored exactly.
-    fn best(self) -> usize {
-        match self {
-            Self::Trace => TRACE_SCORES,
-            Self::ShownOnly => 1,
-        }
-    }
-}
-
 /// What step 6 found: each offer's verdict so far and the candidates for step 7.
 pub(crate) struct Matched {
     /// Each offer's verdict, by position (an eligible one outscored at 0 until it is scored);
@@ -77,8 +67,10 @@ pub(crate) fn match_offers(catalogue: &AppliedCatalogue, ctx: &Context<'_>, stan
         return matched;
     }
     matched.verdicts = KeptVerdicts::with_capacity(catalogue.offers.len());
+    matched.to_score.reserve(catalogue.offers.len());
+    matched.posteriors.reserve(catalogue.offers.len());
     let mut held: Vec<usize> = Vec::new();
-    for (i, offer) in catalogue.offers.iter().enumerate() {
+    for i in 0..catalogue.offers.len() {
         match eligibility::eligibility(catalogue, i, ctx, standing, &matched.journeys, &mut matched.used) {
             Ok(posterior) => {
                 matched.to_score.push(i);
@@ -94,7 +86,7 @@ pub(crate) fn match_offers(catalogue: &AppliedCatalogue, ctx: &Context<'_>, stan
                 }
                 if camouflage
                     && reason.failed_conditions()
-                    && eligibility::after_conditions(i, offer, ctx, standing, &matched.journeys).is_ok()
+                    && eligibility::after_conditions(catalogue, i, ctx, standing, &matched.journeys).is_ok()
                 {
                     matched.broad.push(i);
                 }
@@ -106,6 +98,54 @@ pub(crate) fn match_offers(catalogue: &AppliedCatalogue, ctx: &Context<'_>, stan
     // Held-out candidates are scored too (their posteriors are looked up now).
     matched.posteriors.extend(held.iter().map(|&i| standing.past.history.posterior(&catalogue.offers[i].offer.id)));
     matched.to_score.extend(held);
+    matched
+}
+
+/// Step 6 made again with personal inputs withheld (some features' values, the answers'
+/// posteriors), from the `first` pass, keeping no verdicts. Only the conditions and the
+/// journeys read the features, and a withheld value only takes a condition away (a condition
+/// on a feature without a value fails): so only the first pass's candidates with a personal
+/// condition are checked again, and the broadly eligible offers stay the same. Where the
+/// journeys' verdicts change, the pass is made in full.
+pub(crate) fn match_again(
+    catalogue: &AppliedCatalogue,
+    ctx: &Context<'_>,
+    standing: &Standing<'_>,
+    first: &Matched,
+) -> Matched {
+    let mut used = FeaturesRead::default();
+    let journeys = journey::verdicts(&catalogue.journeys, &catalogue.offers, ctx, standing.past, &mut used);
+    if journeys != first.journeys || standing.device_block.is_some() {
+        return match_offers(catalogue, ctx, standing);
+    }
+    let mut matched = Matched {
+        verdicts: KeptVerdicts::default(),
+        journeys,
+        blocked: None,
+        to_score: Vec::with_capacity(first.to_score.len()),
+        eligible: 0,
+        posteriors: Vec::with_capacity(first.to_score.len()),
+        camouflage: ctx.policy.is_clues() && ctx.draw.camouflage < ctx.camouflage_share,
+        broad: first.broad.clone(),
+        used,
+    };
+    for (k, (&i, &posterior)) in first.to_score.iter().zip(&first.posteriors).enumerate() {
+        if catalogue.hot[i].personal && !eligibility::conditions_hold(catalogue, i, ctx, &mut matched.used) {
+            continue;
+        }
+        matched.to_score.push(i);
+        matched.posteriors.push(posterior);
+        if k < first.eligible {
+            matched.eligible += 1;
+        }
+    }
+    // Every test that makes a decision again checks the shortcut against the full pass.
+    #[cfg(debug_assertions)]
+    {
+        let full = match_offers(catalogue, ctx, standing);
+        let candidates = |m: &Matched| (m.to_score.clone(), m.eligible, m.posteriors.clone(), m.broad.clone());
+        debug_assert!(candidates(&full) == candidates(&matched), "step 6 made again differs from the full pass");
+    }
     matched
 }
 
@@ -127,16 +167,11 @@ pub(crate) struct Choice {
     pub features_used: Vec<FeatureUse>,
 }
 
-/// The candidates' scores (step 7's arbitration). A candidate that cannot reach the best few
-/// (its score's bound is below theirs) is not scored: it keeps what its score is worked out
-/// from, for the trace.
+/// What step 7's scoring found. A candidate that cannot reach the best few (its score's bound
+/// is below theirs) is not scored: the trace keeps what its score is worked out from.
 struct Scored {
-    /// The eligible candidates scored, by position.
-    eligible: Vec<(usize, f64)>,
-    /// The eligible candidates not scored, by position.
-    pending: Vec<(usize, Pending)>,
-    /// The held-out candidates scored (those that could beat the best eligible one).
-    held_out: Vec<(usize, f64)>,
+    /// The best held-out candidate that could beat the best eligible one, with its score.
+    held_out: Option<(usize, f64)>,
     /// The best few eligible candidates' parts, best first (ties in catalogue order).
     best: Vec<(usize, Parts)>,
     scorer: ScorerUsed,
@@ -144,13 +179,14 @@ struct Scored {
 
 /// Step 7: propensity × value × priority over the eligible and held-out candidates in one
 /// batch; where a held-out offer would have won, nothing is shown; else now and then a
-/// camouflage draw, else the top score. `keep` says whether the trace is kept.
+/// camouflage draw, else the top score. `keep` says whether the trace is kept; `matched` keeps
+/// its candidates, for the same decision made again.
 pub(crate) fn decide(
     catalogue: &AppliedCatalogue,
     ctx: &Context<'_>,
     standing: &Standing<'_>,
     propensity: Propensity<'_>,
-    matched: Matched,
+    matched: &mut Matched,
     keep: Keep,
 ) -> Choice {
     let mut choice = Choice {
@@ -163,22 +199,15 @@ pub(crate) fn decide(
         verdicts: Verdicts::NoCatalogue,
         features_used: Vec::new(),
     };
-    let Matched { mut verdicts, journeys, blocked, to_score, eligible, posteriors, camouflage, broad, mut used } =
-        matched;
-    if let Some(reason) = blocked {
+    let mut used = std::mem::take(&mut matched.used);
+    if let Some(reason) = matched.blocked.clone() {
         choice.verdicts = Verdicts::DeviceBlocked { reason, at: ctx.occasion() };
         choice.features_used = used.into_list();
         return choice;
     }
-    let candidates = Candidates { to_score: &to_score, eligible, posteriors: &posteriors };
-    let scored = score(catalogue, ctx, propensity, &candidates, &mut used, keep);
+    let mut verdicts = std::mem::take(&mut matched.verdicts);
+    let scored = score(catalogue, ctx, propensity, matched, &mut used, (keep == Keep::Trace).then_some(&mut verdicts));
     if keep == Keep::Trace {
-        for &(i, score) in &scored.eligible {
-            verdicts.outscored(i, score);
-        }
-        for &(i, pending) in &scored.pending {
-            verdicts.pending(i, pending);
-        }
         verdicts.keep_scoring(KeptScoring::new(&Scoring::new(ctx, propensity)));
         choice.scores = scored.best.iter().map(|&(i, p)| p.trace(&catalogue.offers[i])).collect();
     }
@@ -186,53 +215,40 @@ pub(crate) fn decide(
     choice.scorer = scored.scorer;
     // Holdout: where an offer of a campaign this device is held out of would have won, the
     // device records it and shows nothing, so the campaign's uplift can be measured.
-    let held = top(&scored.held_out)
+    let held = scored
+        .held_out
         .filter(|&(h, held_score)| best.is_none_or(|(b, s)| held_score > s || (held_score == s && h < b)));
     if let Some((h, _)) = held {
         choice.would_have_shown = Some(h);
-    } else if best.is_some() && camouflage && !broad.is_empty() {
+    } else if best.is_some() && matched.camouflage && !matched.broad.is_empty() {
         // Camouflage: now and then show one of the broadly eligible offers instead of the top
         // score. Only in place of an offer that would be shown anyway, so the share is a share
         // of shown offers and camouflage never adds an impression.
-        let len = u64::try_from(broad.len()).unwrap_or(u64::MAX);
-        let i = broad[usize::try_from(ctx.draw.pick % len).unwrap_or(0)];
-        // Drawn whatever its conditions say, so it may not have been scored yet.
-        let score = match (scored.eligible.iter().find(|(j, _)| *j == i), scored.pending.iter().find(|(j, _)| *j == i))
-        {
-            (Some(&(_, score)), _) => score,
-            (None, Some(&(_, pending))) => {
-                let scoring = Scoring::new(ctx, propensity);
-                scoring::pending_score(&catalogue.offers[i], &scoring, i, pending, &mut used)
-            }
-            (None, None) => score_one(catalogue, ctx, standing, propensity, i, &mut used),
-        };
-        verdicts.chosen(i, score);
+        let len = u64::try_from(matched.broad.len()).unwrap_or(u64::MAX);
+        let i = matched.broad[usize::try_from(ctx.draw.pick % len).unwrap_or(0)];
+        if keep == Keep::Trace {
+            // Drawn whatever its conditions say, so it may not have been scored yet.
+            let scoring = Scoring::new(ctx, propensity);
+            let score = verdicts
+                .score_of(i)
+                .or_else(|| {
+                    let pending = verdicts.pending_of(i)?;
+                    Some(scoring::pending_score(&catalogue.offers[i], &scoring, i, pending, &mut used))
+                })
+                .unwrap_or_else(|| score_one(catalogue, ctx, standing, propensity, i, &mut used));
+            verdicts.chosen(i, score);
+        }
         choice.shown = Some(i);
         choice.camouflage = true;
     } else if let Some((i, score)) = best {
-        verdicts.chosen(i, score);
+        if keep == Keep::Trace {
+            verdicts.chosen(i, score);
+        }
         choice.shown = Some(i);
     }
-    choice.verdicts = Verdicts::Each { kept: verdicts, at: ctx.occasion(), journeys };
+    choice.verdicts = Verdicts::Each { kept: verdicts, at: ctx.occasion(), journeys: matched.journeys.clone() };
     choice.features_used = used.into_list();
     choice
-}
-
-/// Highest score wins; ties go to the offer listed first, so the same input gives the same
-/// decision.
-fn top(list: &[(usize, f64)]) -> Option<(usize, f64)> {
-    list.iter().copied().fold(None::<(usize, f64)>, |best, (i, s)| match best {
-        Some((_, bs)) if bs >= s => best,
-        _ => Some((i, s)),
-    })
-}
-
-/// The candidates of step 7 by catalogue position: the first `eligible` of `to_score` are
-/// eligible, the rest held out; `posteriors` in the same order.
-struct Candidates<'a> {
-    to_score: &'a [usize],
-    eligible: usize,
-    posteriors: &'a [Posterior],
 }
 
 /// How many candidates with the highest bounds are scored first, beyond the best few the
@@ -243,66 +259,95 @@ const SEEDS_BEYOND_BEST: usize = 3;
 /// bound is below the best few scores so far cannot enter them, and a held-out one whose bound
 /// is below the best eligible score cannot win. Scores do not depend on the order they are
 /// worked out in (each draw is seeded by the offer's position), so the outcome is the same as
-/// scoring every candidate.
+/// scoring every candidate. Each eligible candidate's score, or what it is worked out from, goes
+/// into `verdicts` where the trace is kept.
 fn score(
     catalogue: &AppliedCatalogue,
     ctx: &Context<'_>,
     propensity: Propensity<'_>,
-    candidates: &Candidates<'_>,
+    matched: &Matched,
     used: &mut FeaturesRead,
-    keep: Keep,
+    mut verdicts: Option<&mut KeptVerdicts>,
 ) -> Scored {
-    let Candidates { to_score, eligible, posteriors } = *candidates;
+    let Matched { to_score, eligible, posteriors, .. } = matched;
+    let (to_score, eligible) = (to_score.as_slice(), *eligible);
     let priors = scoring::priors(catalogue, to_score, ctx, propensity, used);
     let scoring = Scoring::new(ctx, propensity);
     let offer = |k: usize| &catalogue.offers[to_score[k]];
+    let bound = |k: usize| scoring.bound(offer(k));
     let parts = |k: usize, used: &mut FeaturesRead| {
         let prior = priors.prior(k, offer(k), &scoring, used);
         scoring::parts(offer(k), &scoring, to_score[k], prior, posteriors[k])
     };
-    let bounds: Vec<f64> = (0..to_score.len()).map(|k| scoring.bound(offer(k))).collect();
-    let mut best = Best::new(keep.best());
-    let mut scored = Scored {
-        eligible: Vec::new(),
-        pending: Vec::new(),
-        held_out: Vec::new(),
-        best: Vec::new(),
-        scorer: ScorerUsed::Builtin,
-    };
-    let seeds = highest(&bounds[..eligible], keep.best() + SEEDS_BEYOND_BEST);
-    for &k in &seeds {
+    // The trace keeps the best few candidates' parts; a decision made again needs its winner.
+    let keep = if verdicts.is_some() { TRACE_SCORES } else { 1 };
+    let mut best = Best::new(keep);
+    let seeds = Seeds::highest((0..eligible).map(bound), keep + SEEDS_BEYOND_BEST);
+    for k in seeds.positions() {
         let p = parts(k, used);
-        scored.eligible.push((to_score[k], p.score));
+        if let Some(v) = verdicts.as_deref_mut() {
+            v.outscored(to_score[k], p.score);
+        }
         best.offer(to_score[k], p);
     }
-    for k in (0..eligible).filter(|k| seeds.binary_search(k).is_err()) {
-        if bounds[k] < best.bar() {
-            let model_prior = priors.model_prior(k).unwrap_or(f32::NAN);
-            scored.pending.push((to_score[k], Pending { posterior: posteriors[k], model_prior }));
+    for k in (0..eligible).filter(|&k| !seeds.contains(k)) {
+        if bound(k) < best.bar() {
+            if let Some(v) = verdicts.as_deref_mut() {
+                let model_prior = priors.model_prior(k).unwrap_or(f32::NAN);
+                v.pending(to_score[k], Pending { posterior: posteriors[k], model_prior });
+            }
         } else {
             let p = parts(k, used);
-            scored.eligible.push((to_score[k], p.score));
+            if let Some(v) = verdicts.as_deref_mut() {
+                v.outscored(to_score[k], p.score);
+            }
             best.offer(to_score[k], p);
         }
     }
+    // Highest score wins; ties go to the offer listed first.
     let bar = best.list.first().map_or(f64::NEG_INFINITY, |(_, p)| p.score);
-    for k in (eligible..to_score.len()).filter(|&k| bounds[k] >= bar) {
-        scored.held_out.push((to_score[k], parts(k, used).score));
-    }
-    scored.best = best.list;
-    scored.scorer = priors.scorer;
-    scored
+    let held_out = (eligible..to_score.len())
+        .filter(|&k| bound(k) >= bar)
+        .map(|k| (to_score[k], parts(k, used).score))
+        .fold(None::<(usize, f64)>, |top, (i, s)| match top {
+            Some((_, ts)) if ts >= s => top,
+            _ => Some((i, s)),
+        });
+    Scored { held_out, best: best.list, scorer: priors.scorer }
 }
 
-/// The positions in `bounds` of its `n` highest values, in ascending order.
-fn highest(bounds: &[f64], n: usize) -> Vec<usize> {
-    let mut all: Vec<usize> = (0..bounds.len()).collect();
-    if all.len() > n {
-        all.select_nth_unstable_by(n - 1, |&a, &b| bounds[b].total_cmp(&bounds[a]));
-        all.truncate(n);
-        all.sort_unstable();
+/// The positions of the candidates with the highest bounds, at most a few, found in one pass
+/// without allocating.
+struct Seeds {
+    /// (bound, position), highest first; the first `len` are used.
+    top: [(f64, usize); TRACE_SCORES + SEEDS_BEYOND_BEST],
+    len: usize,
+}
+
+impl Seeds {
+    /// The `n` highest of `bounds` (at most the array's length).
+    fn highest(bounds: impl Iterator<Item = f64>, n: usize) -> Self {
+        let mut seeds = Self { top: [(f64::NEG_INFINITY, 0); TRACE_SCORES + SEEDS_BEYOND_BEST], len: 0 };
+        let n = n.min(seeds.top.len());
+        for (k, b) in bounds.enumerate() {
+            if seeds.len == n && b <= seeds.top[n - 1].0 {
+                continue;
+            }
+            let at = seeds.top[..seeds.len].partition_point(|(t, _)| *t >= b);
+            seeds.len = (seeds.len + 1).min(n);
+            seeds.top.copy_within(at..seeds.len - 1, at + 1);
+            seeds.top[at] = (b, k);
+        }
+        seeds
     }
-    all
+
+    fn positions(&self) -> impl Iterator<Item = usize> + '_ {
+        self.top[..self.len].iter().map(|(_, k)| *k)
+    }
+
+    fn contains(&self, k: usize) -> bool {
+        self.positions().any(|s| s == k)
+    }
 }
 
 /// The best `n` candidates so far, best first (ties in catalogue order).
