@@ -63,7 +63,7 @@ pub(crate) enum ConditionFailed {
 /// What the eligibility stages read of an offer, kept apart in one array
 /// ([`AppliedCatalogue::hot`]) with its conditions in another, so a decision's pass over a
 /// large catalogue reads a few dense arrays in order instead of each offer's scattered parts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct HotOffer {
     /// The device kinds that may show it, one bit each ([`kind_bit`]).
     pub kinds: u8,
@@ -83,6 +83,12 @@ pub struct HotOffer {
     pub caps: [u32; 5],
     /// Its campaign's index in [`AppliedCatalogue::campaign_ids`].
     pub campaign: u32,
+    /// Its value × priority, what its score is at most before propensity and penalty.
+    pub worth: f64,
+    /// How many of its conditions read a personal feature ([`CompiledOffer::personal_conditions`]).
+    pub personal_conditions: u16,
+    /// How many of its built-in scorer's weights do ([`CompiledOffer::personal_weights`]).
+    pub personal_weights: u16,
     /// Where its conditions start in [`AppliedCatalogue::conditions`], and how many.
     pub conditions: (u32, u32),
     /// Not shown before this time.
@@ -117,6 +123,9 @@ impl HotOffer {
             capped,
             caps,
             campaign: u32::try_from(offer.campaign).unwrap_or(u32::MAX),
+            worth: o.value * o.priority,
+            personal_conditions: u16::try_from(offer.personal_conditions).unwrap_or(u16::MAX),
+            personal_weights: u16::try_from(offer.personal_weights).unwrap_or(u16::MAX),
             conditions: (start, u32::try_from(offer.conditions.len()).unwrap_or(0)),
             valid_from: o.valid_from,
             valid_until: o.valid_until,

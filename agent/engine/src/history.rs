@@ -69,6 +69,9 @@ pub const MAX_KEPT: usize = 10_000;
 pub struct Times {
     at: VecDeque<u32>,
     total: u32,
+    /// The last of `at` (0 when it is empty), kept beside it so most counts need not read the
+    /// times themselves.
+    latest: u32,
 }
 
 /// A time as [`Times`] keeps it.
@@ -85,6 +88,7 @@ impl Times {
         if self.at.len() > MAX_KEPT {
             self.at.pop_front();
         }
+        self.latest = self.at.back().copied().unwrap_or(0);
         self.total = self.total.saturating_add(1);
     }
 
@@ -96,7 +100,7 @@ impl Times {
     fn since(&self, from: UnixTime) -> u32 {
         let from = short(from);
         // Most offers were last shown before most windows began: no search then.
-        if self.at.back().is_none_or(|last| *last < from) {
+        if self.at.is_empty() || self.latest < from {
             return 0;
         }
         let i = self.at.partition_point(|t| *t < from);
@@ -119,6 +123,7 @@ impl Times {
         while self.at.front().is_some_and(|t| *t < from) {
             self.at.pop_front();
         }
+        self.latest = self.at.back().copied().unwrap_or(0);
         crate::maps::shrink_spare(&mut self.at);
     }
 }

@@ -13,7 +13,7 @@ use ledtrad_protocol::decision::{ScoreParts, ScorerUsed};
 use ledtrad_protocol::model::InputSource;
 use ledtrad_protocol::Purpose;
 
-use crate::compiled::{AppliedCatalogue, CompiledOffer};
+use crate::compiled::{AppliedCatalogue, CompiledOffer, HotOffer};
 use crate::context::{Context, FeaturesRead};
 use crate::history::Posterior;
 use crate::model::FleetModel;
@@ -96,14 +96,18 @@ impl<'a> Scoring<'a> {
 
     /// The highest score `offer` can reach at this decision, whatever its propensity: every
     /// score is value × priority × (propensity − penalty) with the propensity at most 1.
-    pub fn bound(&self, offer: &CompiledOffer) -> f64 {
-        let (value, priority) = (offer.offer.value, offer.offer.priority);
-        value * priority * (1.0 - self.penalty(offer)).max(0.0)
+    /// It reads only the offer's [`HotOffer`], and equals what [`parts`] would give with a
+    /// propensity of 1.
+    pub fn bound(&self, hot: &HotOffer) -> f64 {
+        let penalty = self.penalty(usize::from(hot.personal_conditions), usize::from(hot.personal_weights));
+        hot.worth * (1.0 - penalty).max(0.0)
     }
 
-    fn penalty(&self, offer: &CompiledOffer) -> f64 {
+    /// The intrusiveness penalty of a candidate with `conditions` personal conditions and a
+    /// built-in scorer with `weights` personal weights.
+    fn penalty(&self, conditions: usize, weights: usize) -> f64 {
         if self.clues {
-            INTRUSIVENESS * personal_features(offer, self.behind) as f64
+            INTRUSIVENESS * personal_features(conditions, weights, self.behind) as f64
         } else {
             0.0
         }
@@ -312,20 +316,21 @@ pub(crate) fn parts(
     } else {
         prior
     };
-    let penalty = scoring.penalty(offer);
+    let penalty = scoring.penalty(offer.personal_conditions, offer.personal_weights);
     let (value, priority) = (offer.offer.value, offer.offer.priority);
     let score = value * priority * (propensity - penalty).max(0.0);
     Parts { propensity, value, priority, penalty, score }
 }
 
-/// How many personal features stand behind `offer`: its conditions' and its built-in scorer's,
-/// or, where the fleet's model scores and reads personal features, one for the model.
-fn personal_features(offer: &CompiledOffer, behind: Behind) -> usize {
+/// How many personal features stand behind a candidate: its personal `conditions` and its built-in
+/// scorer's personal `weights`, or, where the fleet's model scores and reads personal features,
+/// one for the model.
+fn personal_features(conditions: usize, weights: usize, behind: Behind) -> usize {
     let model = match behind {
         Behind::Model { reads_personal } => usize::from(reads_personal),
-        Behind::Builtin => offer.personal_weights,
+        Behind::Builtin => weights,
     };
-    offer.personal_conditions + model
+    conditions + model
 }
 
 /// A candidate whose score was not worked out at its decision (it could not reach the trace's

@@ -274,7 +274,7 @@ fn score(
     let priors = scoring::priors(catalogue, to_score, ctx, propensity, used);
     let scoring = Scoring::new(ctx, propensity);
     let offer = |k: usize| &catalogue.offers[to_score[k]];
-    let bound = |k: usize| scoring.bound(offer(k));
+    let bound = |k: usize| scoring.bound(&catalogue.hot[to_score[k]]);
     let parts = |k: usize, used: &mut FeaturesRead| {
         let prior = priors.prior(k, offer(k), &scoring, used);
         scoring::parts(offer(k), &scoring, to_score[k], prior, posteriors[k])
