@@ -102,8 +102,8 @@ pub struct HotOffer {
 pub const CAP_WINDOWS: [Window; 5] = [Window::Day, Window::Hour, Window::Week, Window::Month, Window::Total];
 
 impl HotOffer {
-    /// What the stages read of `offer`, its conditions put at the end of `conditions`.
-    fn of(offer: &CompiledOffer, conditions: &mut Vec<CompiledCondition>) -> Self {
+    /// What the stages read of `offer`, its `own` conditions put at the end of `conditions`.
+    fn of(offer: &CompiledOffer, own: &[CompiledCondition], conditions: &mut Vec<CompiledCondition>) -> Self {
         let (mut capped, mut caps) = (0, [0; 5]);
         for (window, limit) in offer.offer.caps.limits() {
             let k = CAP_WINDOWS.iter().position(|w| *w == window).unwrap_or(0);
@@ -111,7 +111,7 @@ impl HotOffer {
             caps[k] = limit;
         }
         let start = u32::try_from(conditions.len()).unwrap_or(u32::MAX);
-        conditions.extend_from_slice(&offer.conditions);
+        conditions.extend_from_slice(own);
         let o = &offer.offer;
         Self {
             kinds: o.device_kinds.iter().fold(0, |bits, k| bits | kind_bit(*k)),
@@ -126,7 +126,7 @@ impl HotOffer {
             worth: o.value * o.priority,
             personal_conditions: u16::try_from(offer.personal_conditions).unwrap_or(u16::MAX),
             personal_weights: u16::try_from(offer.personal_weights).unwrap_or(u16::MAX),
-            conditions: (start, u32::try_from(offer.conditions.len()).unwrap_or(0)),
+            conditions: (start, u32::try_from(own.len()).unwrap_or(0)),
             valid_from: o.valid_from,
             valid_until: o.valid_until,
         }
@@ -160,8 +160,6 @@ pub struct CompiledOffer {
     pub offer: Offer,
     /// Its category.
     pub category: Category,
-    /// Its conditions.
-    pub conditions: Vec<CompiledCondition>,
     /// The consent it needs, if any.
     pub needs: Option<Purpose>,
     /// Its built-in propensity scorer, with features resolved.
@@ -232,6 +230,12 @@ pub fn content_hash(catalogue: &ledtrad_protocol::catalogue::Catalogue) -> u64 {
 }
 
 impl AppliedCatalogue {
+    /// The conditions of the offer at position `i`.
+    pub fn conditions_of(&self, i: usize) -> &[CompiledCondition] {
+        let (start, count) = self.hot.get(i).map_or((0, 0), |h| (h.conditions.0 as usize, h.conditions.1 as usize));
+        self.conditions.get(start..start + count).unwrap_or(&[])
+    }
+
     /// Compiles a verified catalogue. Offers that fail to resolve are skipped; a verified
     /// catalogue has passed [`ledtrad_protocol::catalogue::Catalogue::problems`], so none do.
     pub fn compile(signed: SignedCatalogue) -> Self {
@@ -265,7 +269,8 @@ impl AppliedCatalogue {
             catalogue.campaigns.iter().filter_map(|c| Some((c.id.clone(), c.caps.per_home_per_day?))).collect();
         let holdouts: FastMap<_, _> =
             catalogue.campaigns.iter().filter(|c| c.holdout > 0.0).map(|c| (c.id.clone(), c.holdout)).collect();
-        let mut offers = catalogue.offers.into_iter().filter_map(CompiledOffer::compile).collect::<Vec<_>>();
+        let (mut offers, own): (Vec<CompiledOffer>, Vec<Vec<CompiledCondition>>) =
+            catalogue.offers.into_iter().filter_map(CompiledOffer::compile).unzip();
         let mut campaign_ids: Vec<CampaignId> = Vec::new();
         let mut index = std::collections::HashMap::new();
         for offer in &mut offers {
@@ -287,7 +292,7 @@ impl AppliedCatalogue {
             offer.journey = journeys.iter().any(|j| j.campaign == offer.offer.campaign);
         }
         let mut conditions = Vec::new();
-        let hot = offers.iter().map(|o| HotOffer::of(o, &mut conditions)).collect();
+        let hot = offers.iter().zip(&own).map(|(o, own)| HotOffer::of(o, own, &mut conditions)).collect();
         Self {
             version,
             issued_at,
@@ -309,8 +314,9 @@ impl AppliedCatalogue {
 
 impl CompiledOffer {
     /// Resolves an offer's category, conditions and built-in scorer; `None` if one does not
-    /// resolve. Its campaign index and journey flag are set by the catalogue.
-    fn compile(mut offer: Offer) -> Option<Self> {
+    /// resolve. Its campaign index and journey flag are set by the catalogue, which keeps the
+    /// conditions with every other offer's ([`AppliedCatalogue::conditions`]).
+    fn compile(mut offer: Offer) -> Option<(Self, Vec<CompiledCondition>)> {
         let category = Category::try_new(&offer.category).ok()?;
         let conditions = offer.conditions.iter().map(CompiledCondition::compile).collect::<Option<Vec<_>>>()?;
         let personal = conditions.iter().any(|c| c.feature.spec().purpose.is_some());
@@ -333,10 +339,9 @@ impl CompiledOffer {
         let home_cap = offer.caps.home(needs.is_some());
         let personal_weights =
             logistic.as_ref().map_or(0, |l| l.weights.iter().filter(|(f, _)| f.spec().purpose.is_some()).count());
-        Some(Self {
+        let compiled = Self {
             offer,
             category,
-            conditions,
             needs,
             logistic,
             campaign: 0,
@@ -344,7 +349,8 @@ impl CompiledOffer {
             personal_conditions,
             personal_weights,
             home_cap,
-        })
+        };
+        Some((compiled, conditions))
     }
 }
 

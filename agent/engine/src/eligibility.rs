@@ -310,7 +310,7 @@ fn stage_conditions(
     used: &mut FeaturesRead,
 ) -> Result<(), Reason> {
     let (start, count) = (hot.conditions.0 as usize, hot.conditions.1 as usize);
-    for (k, condition) in catalogue.conditions[start..start + count].iter().enumerate() {
+    for (k, condition) in catalogue.conditions.get(start..start + count).unwrap_or(&[]).iter().enumerate() {
         // A catalogue holds at most a handful of conditions per offer (`catalogue check`).
         let k = u16::try_from(k).unwrap_or(u16::MAX);
         condition.check(ctx, used).map_err(|failed| match failed {

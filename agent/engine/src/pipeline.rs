@@ -106,8 +106,7 @@ pub(crate) fn run(
     });
     // 8. Content and 9. assemble: the creative, put as a question with its "why".
     let shown = choice.shown.zip(influence).map(|(i, influence)| {
-        let offer = &catalogue.offers[i];
-        assemble(content(offer), offer, &ctx, choice.camouflage, influence, offers.source)
+        assemble(content(&catalogue.offers[i]), catalogue, i, &ctx, choice.camouflage, influence, offers.source)
     });
     // 10. Call to action: what the UI shows, and what the engine keeps for feedback.
     call_to_action(id, occasion, catalogue, choice, shown, prompt, who.day)
@@ -224,22 +223,24 @@ fn content(offer: &CompiledOffer) -> Creative {
 /// else the offer's contextual reason. Personalised whenever personal data influenced it.
 fn assemble(
     creative: Creative,
-    offer: &CompiledOffer,
+    catalogue: &AppliedCatalogue,
+    i: usize,
     ctx: &Context<'_>,
     camouflage: bool,
     influence: Influence,
     source: Source,
 ) -> ShownOffer {
+    let (offer, conditions) = (&catalogue.offers[i], catalogue.conditions_of(i));
     let clues = ctx.policy.is_clues();
     let question = if clues { offer.offer.question.clone() } else { format!("{}.", creative.title) };
     let why = match source {
         Source::Service { interests_sent: true } => why::suggested_for_interests(ctx.kind),
-        _ if influence.offer && !clues => why::precise(offer, ctx.values, ctx.kind),
-        _ if influence.offer => why::explain(offer, ctx.kind),
+        _ if influence.offer && !clues => why::precise(offer, conditions, ctx.values, ctx.kind),
+        _ if influence.offer => why::explain(offer, conditions, ctx.kind),
         _ if influence.any() => why::influenced(ctx.kind, influence.noticed, influence.answered),
         _ if camouflage => why::camouflage(ctx.kind),
-        _ if clues => why::explain(offer, ctx.kind),
-        _ => why::precise(offer, ctx.values, ctx.kind),
+        _ if clues => why::explain(offer, conditions, ctx.kind),
+        _ => why::precise(offer, conditions, ctx.values, ctx.kind),
     };
     let Creative { offer: id, campaign, title, body, image } = creative;
     ShownOffer { offer: id, campaign, title, question, body, image, why, personalised: influence.any() }

@@ -63,7 +63,7 @@ impl Reason {
         journeys: &FastMap<usize, Rejection>,
     ) -> Rejection {
         let offer = &catalogue.offers[i];
-        let condition = |k: u16| &offer.conditions[usize::from(k)];
+        let condition = |k: u16| &catalogue.conditions_of(i)[usize::from(k)];
         let campaign = || offer.offer.campaign.clone();
         match self {
             Self::CatalogueExpired => Rejection::CatalogueExpired { at: catalogue.expires_at },

@@ -5,7 +5,7 @@
 use ledtrad_protocol::feature::Aggregation;
 use ledtrad_protocol::DeviceKind;
 
-use crate::compiled::CompiledOffer;
+use crate::compiled::{CompiledCondition, CompiledOffer};
 
 /// The "why" for an offer drawn from the broadly eligible ones (camouflage): true, and it says
 /// nothing about what the device noticed.
@@ -13,10 +13,10 @@ pub fn camouflage(kind: DeviceKind) -> String {
     format!("From this week's offers for every {}.", kind.label())
 }
 
-/// The "why" for a chosen offer.
-pub fn explain(offer: &CompiledOffer, kind: DeviceKind) -> String {
-    let personal = offer.conditions.iter().find(|c| c.feature.spec().purpose.is_some());
-    let contextual = offer.conditions.iter().find(|c| c.feature.spec().purpose.is_none());
+/// The "why" for a chosen offer, with its `conditions`.
+pub fn explain(offer: &CompiledOffer, conditions: &[CompiledCondition], kind: DeviceKind) -> String {
+    let personal = conditions.iter().find(|c| c.feature.spec().purpose.is_some());
+    let contextual = conditions.iter().find(|c| c.feature.spec().purpose.is_none());
     match (personal, contextual) {
         (Some(c), _) => format!("Because {}.", c.feature.spec().why),
         (None, Some(c)) => {
@@ -32,9 +32,14 @@ pub fn explain(offer: &CompiledOffer, kind: DeviceKind) -> String {
 /// The "why" under the blunt policy: the reading itself ("Because fridge.butter.level
 /// is at 3%."), the personal one where there is one. ledtrad never says this; the simulator
 /// measures what saying it does.
-pub fn precise(offer: &CompiledOffer, values: &[Option<f64>], kind: DeviceKind) -> String {
-    let personal = offer.conditions.iter().find(|c| c.feature.spec().purpose.is_some());
-    let Some(c) = personal.or_else(|| offer.conditions.first()) else { return explain(offer, kind) };
+pub fn precise(
+    offer: &CompiledOffer,
+    conditions: &[CompiledCondition],
+    values: &[Option<f64>],
+    kind: DeviceKind,
+) -> String {
+    let personal = conditions.iter().find(|c| c.feature.spec().purpose.is_some());
+    let Some(c) = personal.or_else(|| conditions.first()) else { return explain(offer, conditions, kind) };
     let spec = c.feature.spec();
     match values.get(c.feature.index()).copied().flatten() {
         Some(v) if matches!(spec.aggregation, Aggregation::Level) => {

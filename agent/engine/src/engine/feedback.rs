@@ -79,11 +79,27 @@ impl Engine {
         if let Some(r) = self.recent.iter_mut().find(|r| r.id == feedback.decision) {
             r.answered = true;
         }
+        let before = self.answers.slots();
         self.answers.record(&applied.offer, applied.category.as_deref(), applied.kind, now);
+        self.keep_answer_slot(before, &applied.offer);
         if self.consent.allows(Purpose::Personalise) && !applied.held_out {
             self.history.record_feedback(&applied.offer, applied.kind);
         }
         Ok(applied)
+    }
+
+    /// Keeps the catalogue in force's answer slots current when an answer gave `offer` its first
+    /// slot (the answers had `before` slots), so the next decision need not look every offer's
+    /// up again.
+    fn keep_answer_slot(&mut self, before: usize, offer: &OfferId) {
+        if self.answer_slots_for != Some(before) || self.answers.slots() == before {
+            return;
+        }
+        let position = self.catalogue.as_ref().and_then(|c| c.offers.iter().position(|o| o.offer.id == *offer));
+        if let Some(s) = position.and_then(|p| self.answer_slots.get_mut(p)) {
+            *s = self.answers.slot(offer);
+        }
+        self.answer_slots_for = Some(self.answers.slots());
     }
 
     /// Hands back a stored answer on start, so blocks, suppressions and conversions survive
