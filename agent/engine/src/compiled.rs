@@ -22,25 +22,30 @@ pub struct CompiledCondition {
     pub op: Op,
     /// The threshold.
     pub threshold: f64,
+    /// The feature's purpose and index, read from its spec once, as every decision checks them.
+    purpose: Option<Purpose>,
+    index: u8,
 }
 
 impl CompiledCondition {
     /// Resolves a condition's feature; `None` if there is no such feature.
     pub fn compile(c: &ledtrad_protocol::catalogue::Condition) -> Option<Self> {
-        FeatureName::try_new(&c.feature).ok().map(|feature| Self { feature, op: c.op, threshold: c.value })
+        let feature = FeatureName::try_new(&c.feature).ok()?;
+        let index = u8::try_from(feature.index()).ok()?;
+        Some(Self { feature, op: c.op, threshold: c.value, purpose: feature.spec().purpose, index })
     }
 
     /// Checks the condition at a decision: reads its feature only if the consent allows it, and
     /// records the feature read in the decision's trace.
     pub(crate) fn check(&self, ctx: &Context<'_>, used: &mut FeaturesRead) -> Result<(), ConditionFailed> {
-        let purpose = self.feature.spec().purpose;
-        if let Some(purpose) = purpose {
+        if let Some(purpose) = self.purpose {
             if !ctx.consent.allows(purpose) {
                 return Err(ConditionFailed::NeedsConsent(purpose));
             }
         }
-        used.note(self.feature);
-        let value = ctx.value(self.feature).ok_or(ConditionFailed::NoData)?;
+        let index = usize::from(self.index);
+        used.note_at(index, self.feature);
+        let value = ctx.values.get(index).copied().flatten().ok_or(ConditionFailed::NoData)?;
         if self.op.holds(value, self.threshold) {
             Ok(())
         } else {

@@ -158,7 +158,13 @@ const _: () = assert!(ledtrad_protocol::feature::FEATURES.len() <= 64);
 impl FeaturesRead {
     /// Notes that `feature` was read.
     pub fn note(&mut self, feature: FeatureName) {
-        let bit = 1u64 << feature.index();
+        self.note_at(feature.index(), feature);
+    }
+
+    /// Notes that `feature`, at `index` ([`FeatureName::index`]), was read.
+    #[inline]
+    pub fn note_at(&mut self, index: usize, feature: FeatureName) {
+        let bit = 1u64 << index;
         if self.seen & bit == 0 {
             self.seen |= bit;
             self.list.push(FeatureUse { feature, allowed_by: feature.spec().purpose });
