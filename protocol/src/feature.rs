@@ -437,6 +437,12 @@ impl FeatureName {
         index.min(FEATURES.len() - 1)
     }
 
+    /// The feature at `index` in [`FEATURES`] (see [`FeatureName::index`]), if there is one.
+    #[inline]
+    pub fn at(index: usize) -> Option<Self> {
+        FEATURES.get(index).map(Self)
+    }
+
     /// Every feature, in the order of [`FEATURES`].
     pub fn all() -> impl Iterator<Item = Self> {
         FEATURES.iter().map(Self)

@@ -187,9 +187,32 @@ pub struct CompiledLogistic {
     /// The intercept.
     pub bias: f64,
     /// Feature weights.
-    pub weights: Vec<(FeatureName, f64)>,
+    pub weights: Vec<CompiledWeight>,
     /// The features the weights read, one bit each by [`FeatureName::index`].
     pub reads: u64,
+}
+
+/// One weight of a built-in scorer, with its feature's index and purpose read once (16 bytes,
+/// as a feature name and a weight would take).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CompiledWeight {
+    /// The weight.
+    pub weight: f64,
+    /// The feature's index in [`ledtrad_protocol::feature::FEATURES`].
+    pub index: u8,
+    /// The purpose reading the feature needs, if any.
+    pub purpose: Option<Purpose>,
+}
+
+impl CompiledWeight {
+    fn new(feature: FeatureName, weight: f64) -> Option<Self> {
+        Some(Self { weight, index: u8::try_from(feature.index()).ok()?, purpose: feature.spec().purpose })
+    }
+
+    /// The feature it weighs.
+    pub fn feature(self) -> Option<FeatureName> {
+        FeatureName::at(usize::from(self.index))
+    }
 }
 
 /// The catalogue in force.
@@ -334,16 +357,16 @@ impl CompiledOffer {
                 let weights = l
                     .weights
                     .iter()
-                    .map(|w| FeatureName::try_new(&w.feature).ok().map(|f| (f, w.weight)))
+                    .map(|w| FeatureName::try_new(&w.feature).ok().and_then(|f| CompiledWeight::new(f, w.weight)))
                     .collect::<Option<Vec<_>>>()?;
-                let reads = weights.iter().fold(0, |bits, (f, _)| bits | 1u64 << f.index());
+                let reads = weights.iter().fold(0, |bits, w| bits | 1u64 << w.index);
                 Some(CompiledLogistic { bias: l.bias, weights, reads })
             }
         };
         let personal_conditions = conditions.iter().filter(|c| c.feature.spec().purpose.is_some()).count();
         let home_cap = offer.caps.home(needs.is_some());
         let personal_weights =
-            logistic.as_ref().map_or(0, |l| l.weights.iter().filter(|(f, _)| f.spec().purpose.is_some()).count());
+            logistic.as_ref().map_or(0, |l| l.weights.iter().filter(|w| w.purpose.is_some()).count());
         let compiled = Self {
             offer,
             category,

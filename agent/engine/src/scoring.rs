@@ -112,10 +112,6 @@ impl<'a> Scoring<'a> {
             0.0
         }
     }
-
-    fn value(&self, feature: ledtrad_protocol::feature::FeatureName) -> Option<f64> {
-        self.values.get(feature.index()).copied().flatten()
-    }
 }
 
 /// The built-in prior of `offer`: its logistic scorer over the features consent allows, or
@@ -123,10 +119,13 @@ impl<'a> Scoring<'a> {
 pub(crate) fn builtin_prior(offer: &CompiledOffer, scoring: &Scoring<'_>, used: &mut FeaturesRead) -> f64 {
     offer.logistic.as_ref().map_or(0.5, |l| {
         let mut z = l.bias;
-        for (f, w) in l.weights.iter().filter(|(f, _)| f.spec().purpose.is_none_or(|p| scoring.consent.allows(p))) {
-            used.note(*f);
-            if let Some(v) = scoring.value(*f) {
-                z += w * v;
+        for w in l.weights.iter().filter(|w| w.purpose.is_none_or(|p| scoring.consent.allows(p))) {
+            let index = usize::from(w.index);
+            if let Some(feature) = w.feature() {
+                used.note_at(index, feature);
+            }
+            if let Some(v) = scoring.values.get(index).copied().flatten() {
+                z += w.weight * v;
             }
         }
         1.0 / (1.0 + (-z).exp())
@@ -138,8 +137,10 @@ pub(crate) fn builtin_prior(offer: &CompiledOffer, scoring: &Scoring<'_>, used: 
 fn note_builtin_reads(offer: &CompiledOffer, consent: ConsentState, used: &mut FeaturesRead) {
     if let Some(l) = &offer.logistic {
         if !used.has_all(l.reads) {
-            for (f, _) in l.weights.iter().filter(|(f, _)| f.spec().purpose.is_none_or(|p| consent.allows(p))) {
-                used.note(*f);
+            for w in l.weights.iter().filter(|w| w.purpose.is_none_or(|p| consent.allows(p))) {
+                if let Some(feature) = w.feature() {
+                    used.note_at(usize::from(w.index), feature);
+                }
             }
         }
     }
