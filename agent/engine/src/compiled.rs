@@ -10,7 +10,7 @@ use ledtrad_protocol::journey::Trigger;
 use ledtrad_protocol::taxonomy::Category;
 use ledtrad_protocol::{CampaignId, GroupId, OfferId, Purpose, StepId, UnixTime};
 
-use crate::context::{Context, FeaturesRead};
+use crate::context::{short_time, Context, FeaturesRead};
 use crate::maps::FastMap;
 
 /// A condition with its feature resolved.
@@ -76,10 +76,8 @@ pub struct HotOffer {
     pub moments: u8,
     /// Whether its campaign is a journey, which decides when it may be shown.
     pub journey: bool,
-    /// Whether it has a cap per home ([`CompiledOffer::home_cap`]).
-    pub home_cap: bool,
-    /// Whether one of its conditions reads a personal feature.
-    pub personal: bool,
+    /// How often it may be shown in a home per day ([`CompiledOffer::home_cap`]).
+    pub home_cap: Option<HomeCap>,
     /// The consent it needs, if any.
     pub needs: Option<Purpose>,
     /// Which of [`CAP_WINDOWS`] it has a cap for, one bit each.
@@ -96,10 +94,10 @@ pub struct HotOffer {
     pub personal_weights: u16,
     /// Where its conditions start in [`AppliedCatalogue::conditions`], and how many.
     pub conditions: (u32, u32),
-    /// Not shown before this time.
-    pub valid_from: UnixTime,
-    /// Not shown from this time on.
-    pub valid_until: UnixTime,
+    /// Not shown before this time, in seconds (saturating in 2106, which keeps the order).
+    pub valid_from: u32,
+    /// Not shown from this time on, likewise.
+    pub valid_until: u32,
 }
 
 /// The windows an offer's own caps count over, in the order they are checked (the order of
@@ -122,8 +120,7 @@ impl HotOffer {
             kinds: o.device_kinds.iter().fold(0, |bits, k| bits | kind_bit(*k)),
             moments: o.moments.iter().fold(0, |bits, m| bits | moment_bit(*m)),
             journey: offer.journey,
-            home_cap: offer.home_cap.is_some(),
-            personal: offer.personal_conditions > 0,
+            home_cap: offer.home_cap,
             needs: offer.needs,
             capped,
             caps,
@@ -132,9 +129,14 @@ impl HotOffer {
             personal_conditions: u16::try_from(offer.personal_conditions).unwrap_or(u16::MAX),
             personal_weights: u16::try_from(offer.personal_weights).unwrap_or(u16::MAX),
             conditions: (start, u32::try_from(own.len()).unwrap_or(0)),
-            valid_from: o.valid_from,
-            valid_until: o.valid_until,
+            valid_from: short_time(o.valid_from),
+            valid_until: short_time(o.valid_until),
         }
+    }
+
+    /// Whether one of its conditions reads a personal feature.
+    pub fn personal(&self) -> bool {
+        self.personal_conditions > 0
     }
 
     /// Its caps, window and limit, in the order they are checked.
@@ -457,5 +459,16 @@ impl CompiledJourney {
             });
         }
         Some(Self { campaign: campaign.id.clone(), steps, groups })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_the_stages_read_of_an_offer_fits_in_72_bytes() {
+        // A decision reads this entry of every offer; a device keeps one per offer.
+        assert!(std::mem::size_of::<HotOffer>() <= 72, "{}", std::mem::size_of::<HotOffer>());
     }
 }

@@ -53,6 +53,13 @@ impl std::str::FromStr for Policy {
     }
 }
 
+/// A time as the engine keeps it where it keeps many (kept verdicts, offers' validity): Unix
+/// seconds in 32 bits, good until 2106 (later ones saturate, which keeps their order), as the
+/// history keeps impression times.
+pub(crate) fn short_time(t: UnixTime) -> u32 {
+    u32::try_from(t.secs()).unwrap_or(u32::MAX)
+}
+
 /// Randomness for one decision, drawn by the caller (the engine has no random source).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Draw {

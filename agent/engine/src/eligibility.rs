@@ -207,9 +207,7 @@ pub(crate) fn after_conditions(
     // One lookup for the offer's impressions and posterior, one for its answers.
     let record = standing.past.record(i);
     stage_offer_caps(hot, record, ctx)?;
-    if hot.home_cap {
-        stage_home_caps(&catalogue.offers[i], record, ctx, standing)?;
-    }
+    stage_home_caps(catalogue, i, record, ctx, standing)?;
     stage_campaign_caps(hot, standing)?;
     stage_answers(catalogue, i, ctx, standing.past)?;
     stage_journey(i, hot, journeys)?;
@@ -286,9 +284,10 @@ fn stage_moment(hot: &HotOffer, at: Occasion) -> Result<(), Reason> {
 }
 
 fn stage_validity(hot: &HotOffer, at: Occasion) -> Result<(), Reason> {
-    if at.now < hot.valid_from {
+    let now = short_time(at.now);
+    if now < hot.valid_from {
         Err(Reason::NotYetValid)
-    } else if at.now >= hot.valid_until {
+    } else if now >= hot.valid_until {
         Err(Reason::Expired)
     } else {
         Ok(())
@@ -338,13 +337,19 @@ fn stage_offer_caps(hot: &HotOffer, record: Option<&OfferRecord>, ctx: &Context<
 /// device's impressions and the other screens'; an offer shown on one screen per day (the
 /// default for one with personal conditions) counts the other screens' only.
 fn stage_home_caps(
-    offer: &CompiledOffer,
+    catalogue: &AppliedCatalogue,
+    i: usize,
     record: Option<&OfferRecord>,
     ctx: &Context<'_>,
     standing: &Standing<'_>,
 ) -> Result<(), Reason> {
-    let Some(cap) = offer.home_cap else { return Ok(()) };
-    let elsewhere = standing.past.home.offer(standing.day, &offer.offer.id);
+    let Some(cap) = catalogue.hot[i].home_cap else { return Ok(()) };
+    // The home's other screens' counts are looked up by the offer's id only where there are any.
+    let elsewhere = if standing.past.home.total(standing.day) > 0 {
+        standing.past.home.offer(standing.day, &catalogue.offers[i].offer.id)
+    } else {
+        0
+    };
     match cap {
         HomeCap::OneScreen if elsewhere > 0 => Err(Reason::ShownOnAnotherScreen),
         HomeCap::OneScreen => Ok(()),

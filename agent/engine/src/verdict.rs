@@ -97,11 +97,7 @@ impl Reason {
     }
 }
 
-/// A time as a kept verdict holds it: Unix seconds in 32 bits, good until 2106 (later ones
-/// saturate), as the history keeps impression times.
-pub(crate) fn short_time(t: UnixTime) -> u32 {
-    u32::try_from(t.secs()).unwrap_or(u32::MAX)
-}
+pub(crate) use crate::context::short_time;
 
 fn long_time(t: u32) -> UnixTime {
     UnixTime(u64::from(t))

@@ -130,7 +130,7 @@ pub(crate) fn match_again(
         used,
     };
     for (k, (&i, &posterior)) in first.to_score.iter().zip(&first.posteriors).enumerate() {
-        if catalogue.hot[i].personal && !eligibility::conditions_hold(catalogue, i, ctx, &mut matched.used) {
+        if catalogue.hot[i].personal() && !eligibility::conditions_hold(catalogue, i, ctx, &mut matched.used) {
             continue;
         }
         matched.to_score.push(i);
