@@ -61,12 +61,28 @@ pub struct DataLog {
     retained_publishes: HashMap<Topic, PublishData>,
     /// List of filters associated with a topic
     publish_filters: HashMap<Topic, Vec<FilterIdx>>,
+    /// The filters of `filter_indexes` with a wildcard (ledtrad): only these can match a topic
+    /// other than themselves, so a new topic or filter is matched against them alone.
+    wildcard_filters: Vec<(Filter, FilterIdx)>,
+}
+
+/// Whether `filter` has a wildcard level (ledtrad). A filter without one matches exactly the
+/// topic equal to it, unless that topic starts with `$` (see [`matches`]).
+fn has_wildcard(filter: &str) -> bool {
+    filter.split('/').any(|level| level == "+" || level == "#")
+}
+
+/// Whether `topic` is matched by a filter without wildcards equal to it (ledtrad): as
+/// [`matches`] would say.
+fn matches_exactly(topic: &str) -> bool {
+    !topic.starts_with('$')
 }
 
 impl DataLog {
     pub fn new(config: RouterConfig) -> io::Result<DataLog> {
         let mut native = Slab::new();
         let mut filter_indexes = HashMap::new();
+        let mut wildcard_filters = Vec::new();
         let retained_publishes = HashMap::new();
         let publish_filters = HashMap::new();
 
@@ -77,6 +93,9 @@ impl DataLog {
                 // Add commitlog to datalog and add datalog index to filter to
                 // datalog index map
                 let idx = native.insert(data);
+                if has_wildcard(&filter) {
+                    wildcard_filters.push((filter.clone(), idx));
+                }
                 filter_indexes.insert(filter, idx);
             }
         }
@@ -87,6 +106,7 @@ impl DataLog {
             publish_filters,
             filter_indexes,
             retained_publishes,
+            wildcard_filters,
         })
     }
 
@@ -128,12 +148,17 @@ impl DataLog {
         match &self.publish_filters.get(topic) {
             Some(v) => Some(v.to_vec()),
             None => {
-                let v: Vec<usize> = self
-                    .filter_indexes
+                // ledtrad: the filter equal to the topic, looked up, and the wildcard filters,
+                // tried in turn, instead of trying every filter.
+                let mut v: Vec<usize> = self
+                    .wildcard_filters
                     .iter()
                     .filter(|(filter, _)| matches(topic, filter))
                     .map(|(_, filter_idx)| *filter_idx)
                     .collect();
+                if matches_exactly(topic) {
+                    v.extend(self.filter_indexes.get(topic).copied());
+                }
 
                 if !v.is_empty() {
                     self.publish_filters.insert(topic.to_owned(), v.clone());
@@ -159,8 +184,16 @@ impl DataLog {
                 self.filter_indexes.insert(filter.to_owned(), idx);
 
                 // Match new filter to existing topics and add to publish_filters if it matches
-                for (topic, filters) in publish_filters.iter_mut() {
-                    if matches(topic, filter) {
+                // (ledtrad: a filter without wildcards can only match the topic equal to it).
+                if has_wildcard(filter) {
+                    self.wildcard_filters.push((filter.to_owned(), idx));
+                    for (topic, filters) in publish_filters.iter_mut() {
+                        if matches(topic, filter) {
+                            filters.push(idx);
+                        }
+                    }
+                } else if let Some(filters) = publish_filters.get_mut(filter) {
+                    if matches_exactly(filter) {
                         filters.push(idx);
                     }
                 }
@@ -273,31 +306,24 @@ impl DataLog {
         trace!(info = "reading retain msg", filter = &filter);
         let now = Instant::now();
 
-        // discard expired retained messages
-        self.retained_publishes.retain(|_, pubdata| {
-            // Keep data if no properties exists, which implies no message expiry!
-            let Some(properties) = pubdata.properties.as_mut() else {
-                return true;
+        // ledtrad: a filter without wildcards reads (and expires) the one message retained on
+        // the topic equal to it, instead of going through every retained message.
+        if !has_wildcard(filter) {
+            let Some(pubdata) = self.retained_publishes.get_mut(filter) else {
+                return Vec::new();
             };
-
-            // Keep data if there is no message_expiry_interval
-            let Some(message_expiry_interval) = properties.message_expiry_interval.as_mut() else {
-                return true;
-            };
-
-            let time_spent = (now - pubdata.timestamp).as_secs() as u32;
-
-            let is_valid = time_spent < *message_expiry_interval;
-
-            // ignore expired messages
-            if is_valid {
-                // set message_expiry_interval to (original value - time spent waiting in server)
-                // ref: https://docs.oasis-open.org/mqtt/mqtt/v5.0/os/mqtt-v5.0-os.html#_Toc3901112
-                *message_expiry_interval -= time_spent;
+            if !retained_is_valid(pubdata, now) {
+                self.retained_publishes.remove(filter);
+                return Vec::new();
             }
+            if !matches_exactly(filter) {
+                return Vec::new();
+            }
+            return vec![(pubdata.publish.clone(), pubdata.properties.clone())];
+        }
 
-            is_valid
-        });
+        // discard expired retained messages
+        self.retained_publishes.retain(|_, pubdata| retained_is_valid(pubdata, now));
 
         // no need to include timestamp when returning
         self.retained_publishes
@@ -306,6 +332,34 @@ impl DataLog {
             .map(|(_, p)| (p.publish.clone(), p.properties.clone()))
             .collect()
     }
+}
+
+/// Whether a retained message is still to be kept at `now`; if it is, its expiry interval is
+/// counted down by the time it spent in the server (moved here from `read_retained_messages`
+/// by ledtrad, unchanged, to serve both of its paths).
+fn retained_is_valid(pubdata: &mut PublishData, now: Instant) -> bool {
+    // Keep data if no properties exists, which implies no message expiry!
+    let Some(properties) = pubdata.properties.as_mut() else {
+        return true;
+    };
+
+    // Keep data if there is no message_expiry_interval
+    let Some(message_expiry_interval) = properties.message_expiry_interval.as_mut() else {
+        return true;
+    };
+
+    let time_spent = (now - pubdata.timestamp).as_secs() as u32;
+
+    let is_valid = time_spent < *message_expiry_interval;
+
+    // ignore expired messages
+    if is_valid {
+        // set message_expiry_interval to (original value - time spent waiting in server)
+        // ref: https://docs.oasis-open.org/mqtt/mqtt/v5.0/os/mqtt-v5.0-os.html#_Toc3901112
+        *message_expiry_interval -= time_spent;
+    }
+
+    is_valid
 }
 
 pub struct Data<T> {
@@ -475,6 +529,89 @@ mod test {
         data.matches("topic/a");
 
         assert_eq!(data.publish_filters.get("topic/a").unwrap().len(), 1);
+    }
+
+    fn config() -> RouterConfig {
+        RouterConfig {
+            max_segment_size: 1024,
+            max_connections: 10,
+            max_segment_count: 10,
+            max_outgoing_packet_count: 1024,
+            custom_segment: None,
+            initialized_filters: None,
+            shared_subscriptions_strategy: Strategy::RoundRobin,
+        }
+    }
+
+    const FILTERS: [&str; 8] = ["a/b", "a/+", "+/b", "#", "a/#", "a/b/c", "$sys/x", "c"];
+    const TOPICS: [&str; 6] = ["a/b", "a/c", "a/b/c", "$sys/x", "c", "d/b"];
+
+    /// What trying every filter with `matches` gives for `topic`, sorted.
+    fn every_filter(data: &DataLog, topic: &str) -> Vec<usize> {
+        let mut v: Vec<usize> = data
+            .filter_indexes
+            .iter()
+            .filter(|(f, _)| crate::protocol::matches(topic, f))
+            .map(|(_, i)| *i)
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
+    fn matched(data: &mut DataLog, topic: &str) -> Vec<usize> {
+        let mut v = data.matches(topic).unwrap();
+        v.sort_unstable();
+        v
+    }
+
+    // ledtrad: filters without wildcards are looked up, not tried; the filters a topic matches
+    // are the same as trying every filter, whether the topic or the filter came first.
+    #[test]
+    fn looked_up_and_wildcard_filters_match_as_trying_every_filter() {
+        let mut filters_first = DataLog::new(config()).unwrap();
+        for f in FILTERS {
+            filters_first.next_native_offset(f);
+        }
+        for t in TOPICS {
+            let expected = every_filter(&filters_first, t);
+            assert_eq!(matched(&mut filters_first, t), expected, "topic {t}");
+        }
+
+        let mut topics_first = DataLog::new(config()).unwrap();
+        topics_first.next_native_offset("x");
+        for t in TOPICS {
+            topics_first.matches(t);
+        }
+        for f in FILTERS {
+            topics_first.next_native_offset(f);
+        }
+        for t in TOPICS {
+            let expected = every_filter(&topics_first, t);
+            assert_eq!(matched(&mut topics_first, t), expected, "topic {t}");
+        }
+        assert_eq!(matched(&mut topics_first, "a/b").len(), 5);
+    }
+
+    // ledtrad: a filter without wildcards reads the message retained on the topic equal to it
+    // alone; a wildcard filter reads every one it matches.
+    #[test]
+    fn retained_messages_are_read_by_exact_and_wildcard_filters() {
+        use crate::protocol::Publish;
+        let mut data = DataLog::new(config()).unwrap();
+        for t in ["a/b", "a/c", "$sys/x"] {
+            let publish = Publish::new(t, t, true);
+            data.insert_to_retained_publishes(publish, None, t.to_owned());
+        }
+        let topics = |v: Vec<super::PubWithProp>| {
+            let mut t: Vec<_> = v.into_iter().map(|(p, _)| String::from_utf8(p.topic.to_vec()).unwrap()).collect();
+            t.sort();
+            t
+        };
+        assert_eq!(topics(data.read_retained_messages("a/b")), ["a/b"]);
+        assert_eq!(topics(data.read_retained_messages("a/d")), Vec::<String>::new());
+        assert_eq!(topics(data.read_retained_messages("$sys/x")), Vec::<String>::new());
+        assert_eq!(topics(data.read_retained_messages("a/+")), ["a/b", "a/c"]);
+        assert_eq!(topics(data.read_retained_messages("#")), ["a/b", "a/c"]);
     }
 
     //     #[test]
