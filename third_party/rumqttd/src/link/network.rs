@@ -12,6 +12,13 @@ use tokio::time::{error::Elapsed, Duration};
 
 use crate::protocol::{self, Packet, Protocol};
 
+/// A connection's read and write buffers start with room for a few small packets and grow
+/// when a larger one comes.
+const INITIAL_BUFFER_CAPACITY: usize = 1024;
+
+/// The most room a written connection's write buffer keeps for the next packets.
+const KEPT_WRITE_CAPACITY: usize = 16 * 1024;
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("I/O = {0}")]
@@ -51,8 +58,8 @@ impl<P: Protocol> Network<P> {
     ) -> Network<P> {
         Network {
             socket,
-            read: BytesMut::with_capacity(10 * 1024),
-            write: BytesMut::with_capacity(10 * 1024),
+            read: BytesMut::with_capacity(INITIAL_BUFFER_CAPACITY),
+            write: BytesMut::with_capacity(INITIAL_BUFFER_CAPACITY),
             max_incoming_size,
             max_connection_buffer_len,
             // Overwritten by keepalive value in connect packet, otherwise we
@@ -134,7 +141,7 @@ impl<P: Protocol> Network<P> {
     pub async fn write(&mut self, packet: Packet) -> Result<(), Error> {
         Protocol::write(&self.protocol, packet, &mut self.write)?;
         self.socket.write_all(&self.write).await?;
-        self.write.clear();
+        self.clear_write();
         Ok(())
     }
 
@@ -143,10 +150,51 @@ impl<P: Protocol> Network<P> {
             Protocol::write(&self.protocol, packet, &mut self.write)?;
         }
         self.socket.write_all(&self.write).await?;
-        self.write.clear();
+        self.clear_write();
         Ok(())
+    }
+
+    /// Empties the write buffer once written; after a large packet (a retained catalogue, say)
+    /// it gives the room back rather than keeping it for the rest of the connection.
+    fn clear_write(&mut self) {
+        if self.write.capacity() > KEPT_WRITE_CAPACITY {
+            self.write = BytesMut::with_capacity(INITIAL_BUFFER_CAPACITY);
+        } else {
+            self.write.clear();
+        }
     }
 }
 
 pub trait N: AsyncRead + AsyncWrite + Send + Unpin {}
 impl<T> N for T where T: AsyncRead + AsyncWrite + Unpin + Send {}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::AsyncReadExt;
+
+    use super::*;
+    use crate::protocol::{v5::V5, Publish};
+
+    fn publish(payload_bytes: usize) -> Packet {
+        Packet::Publish(Publish::new(b"a/b".to_vec(), vec![7; payload_bytes], false), None)
+    }
+
+    #[tokio::test]
+    async fn a_large_packet_does_not_keep_its_room_in_the_write_buffer() {
+        let (ours, mut theirs) = tokio::io::duplex(1 << 20);
+        let mut network = Network::new(Box::new(ours), 1 << 20, 100, V5);
+        assert_eq!(network.write.capacity(), INITIAL_BUFFER_CAPACITY);
+
+        network.write(publish(10)).await.unwrap();
+        assert_eq!(network.write.capacity(), INITIAL_BUFFER_CAPACITY, "a small packet fits");
+        network.write(publish(64 * 1024)).await.unwrap();
+        assert!(network.write.capacity() <= KEPT_WRITE_CAPACITY, "{}", network.write.capacity());
+        network.writev(VecDeque::from([publish(10), publish(64 * 1024)])).await.unwrap();
+        assert!(network.write.capacity() <= KEPT_WRITE_CAPACITY, "{}", network.write.capacity());
+
+        drop(network);
+        let mut written = Vec::new();
+        theirs.read_to_end(&mut written).await.unwrap();
+        assert!(written.len() > 2 * 64 * 1024, "every packet went out whole: {} bytes", written.len());
+    }
+}
