@@ -153,10 +153,10 @@ impl Store {
         Self::limit_log(&conn).map_err(sqlite)?;
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(sqlite)?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(sqlite)?;
-        // A small page cache (64 KiB, SQLite's default is 2 MiB): the agent reads little after
-        // start, and the file system caches the rest outside the agent's memory, so the
-        // agent's memory stays the same as the database grows to its budget.
-        conn.pragma_update(None, "cache_size", -64).map_err(sqlite)?;
+        // A small page cache (16 KiB, four pages; SQLite's default is 2 MiB): the agent reads
+        // little after start, and the file system caches the rest outside the agent's memory,
+        // so the agent's memory stays the same as the database grows to its budget.
+        conn.pragma_update(None, "cache_size", -16).map_err(sqlite)?;
         // Deleted personal data is overwritten, not left in free pages.
         conn.pragma_update(None, "secure_delete", "ON").map_err(sqlite)?;
         conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(sqlite)?;
