@@ -2,6 +2,7 @@
 //! connects through [`ClientOptions`], so keep-alive, last will, session, limits, TCP_NODELAY
 //! and the login are set up in one place.
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use ledtrad_protocol::broker::{BrokerUrl, Credentials};
@@ -223,7 +224,11 @@ impl ClientOptions {
 
     /// A client and its event loop (nothing connects until the loop is polled).
     pub fn connect(&self) -> (AsyncClient, EventLoop) {
-        AsyncClient::new(self.mqtt_options(), self.queue)
+        let (client, mut eventloop) = AsyncClient::new(self.mqtt_options(), self.queue);
+        // rumqttc reserves room for 100 events (about 39 KB) that its loop cycles through, so
+        // all of it ends up resident; a client hands its events on one or a few at a time.
+        eventloop.state.events = VecDeque::new();
+        (client, eventloop)
     }
 }
 
@@ -282,6 +287,12 @@ mod tests {
             (&b"ledtrad/v1/device/d-1/status"[..], &b"offline"[..], true)
         );
         assert_eq!(raw.properties.and_then(|p| p.delay_interval), Some(10));
+    }
+
+    #[test]
+    fn a_new_event_loop_reserves_no_room_for_events() {
+        let (_client, eventloop) = ClientOptions::new(&broker(), "c").connect();
+        assert_eq!(eventloop.state.events.capacity(), 0, "the event queue grows as events come");
     }
 
     #[test]
