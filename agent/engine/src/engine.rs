@@ -109,6 +109,26 @@ struct Recent {
     answered: bool,
 }
 
+/// Room for the last [`RECENT_DECISIONS`] decisions, written once at the start so that it is
+/// in memory from then on: the engine holds on its first day what it holds a year later,
+/// rather than growing for days as the ring fills (a page of reserved room costs memory only
+/// once it is written to).
+fn recent_ring() -> VecDeque<Recent> {
+    let empty = Recent {
+        id: DecisionId(0),
+        catalogue_version: None,
+        subject: None,
+        held_out: false,
+        prompt: None,
+        personal: false,
+        answered: false,
+    };
+    let mut ring = VecDeque::with_capacity(RECENT_DECISIONS);
+    ring.extend(std::iter::repeat_n(empty, RECENT_DECISIONS));
+    ring.clear();
+    ring
+}
+
 impl Recent {
     /// Whether the decision showed, held out and prompted nothing.
     fn open(&self) -> bool {
@@ -176,8 +196,10 @@ impl Engine {
             prompts: PromptState::default(),
             answers: Answers::default(),
             next_decision: 1,
-            recent: VecDeque::with_capacity(RECENT_DECISIONS),
-            traces: VecDeque::with_capacity(RECENT_TRACES),
+            recent: recent_ring(),
+            // Traces grow with the decisions made, to their bound: a trace's size follows the
+            // catalogue's, so there is no room to reserve for them before one comes.
+            traces: VecDeque::new(),
             slots: Vec::new(),
             slots_for: None,
             answer_slots: Vec::new(),
@@ -374,5 +396,13 @@ mod recent_size {
     fn a_decision_kept_for_feedback_is_a_small_record() {
         let size = std::mem::size_of::<super::Recent>();
         assert!(size <= 64, "{size} bytes");
+    }
+
+    /// The ring holds no decision at first, and has its room for all of them from the start.
+    #[test]
+    fn the_ring_of_recent_decisions_has_its_room_from_the_start() {
+        let ring = super::recent_ring();
+        assert!(ring.is_empty());
+        assert!(ring.capacity() >= super::RECENT_DECISIONS, "{}", ring.capacity());
     }
 }
