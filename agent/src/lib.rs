@@ -19,6 +19,7 @@
 //!   answers out.
 //! - [`api`]: the local HTTP API.
 //! - [`link`]: the sensor board's serial (or TCP) link: frames read, checked and counted.
+//! - [`memory`]: what the daily prune freed, given back to the system.
 //! - [`broker`]: an embedded MQTT broker for demos, the simulator and tests.
 
 pub mod api;
@@ -34,6 +35,7 @@ pub mod handle;
 pub mod home;
 pub mod household;
 pub mod link;
+pub mod memory;
 pub mod purge;
 pub mod reports;
 pub mod runtime;

@@ -1,6 +1,7 @@
 //! Keeping the database bounded on the agent's clock: once a local day (and sooner when it is
 //! over its budget), the store prunes every table to its retention window and, if still over
-//! the budget, the oldest data it may prune; the status says what was pruned.
+//! the budget, the oldest data it may prune; the status says what was pruned. Then what was
+//! freed goes back to the system ([`crate::memory`]).
 
 use tracing::{debug, warn};
 
@@ -36,6 +37,8 @@ impl AgentCore {
                 return;
             }
         };
+        // What the prune (and a day of work) freed goes back to the system.
+        let trimmed = crate::memory::give_back_freed();
         let status = &mut self.storage.status;
         status.pruned_by_retention += kept.by_retention.rows();
         status.pruned_by_budget += kept.by_budget.rows();
@@ -44,6 +47,7 @@ impl AgentCore {
             retention = kept.by_retention.rows(),
             budget = kept.by_budget.rows(),
             bytes = kept.bytes,
+            trimmed,
             "storage pruned"
         );
         let database = self.config.database.display();
