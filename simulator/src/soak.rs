@@ -486,9 +486,15 @@ fn day_done(
         soaked.rss_day2 = Some(now);
     }
     if day % 10 == 0 {
+        // Heap and stacks apart from mapped files (the databases' shared memory, the binary):
+        // where growth comes from.
+        let part = |field| crate::footprint::proc_status(field).unwrap_or(0) as f64 / 1e6;
         let line = format!(
-            "day {day}: resident memory {:.1} MB, largest database {:.0} KB, {} decisions, {} reports queued, {} stored ({} duplicates dropped)",
+            "day {day}: resident memory {:.1} MB (anonymous {:.1}, files {:.1}, shared {:.1}), largest database {:.0} KB, {} decisions, {} reports queued, {} stored ({} duplicates dropped)",
             now as f64 / 1e6,
+            part("RssAnon"),
+            part("RssFile"),
+            part("RssShmem"),
             largest_database_bytes(dir) as f64 / 1e3,
             soaked.decisions,
             soaked.queued,
