@@ -208,6 +208,14 @@ impl Engine {
         }
     }
 
+    /// An engine that previews decisions ([`Engine::preview`]) and records none, such as an
+    /// audit's second engine: it reserves no room for recent decisions, which only feedback
+    /// on a recorded decision reads (16 KiB an engine). Were it to record decisions after all,
+    /// the room would grow as they came.
+    pub fn previewing(profile: DeviceProfile, keys: TrustedKeys) -> Self {
+        Self { recent: VecDeque::new(), ..Self::new(profile, keys) }
+    }
+
     /// Hands in what the home's other screens showed (summed over them, per local day), for the
     /// home-wide caps; a decision counts those of its own local day.
     pub fn set_home_shown(&mut self, others: HomeShown) {
@@ -404,5 +412,29 @@ mod recent_size {
         let ring = super::recent_ring();
         assert!(ring.is_empty());
         assert!(ring.capacity() >= super::RECENT_DECISIONS, "{}", ring.capacity());
+    }
+
+    /// An audit's engine previews as the agent's does, without the agent's reserved ring; and
+    /// should it record a decision, feedback on it still lands.
+    #[test]
+    fn a_previewing_engine_reserves_no_ring_and_previews_as_any_other() {
+        use crate::context::Draw;
+        use crate::tests::{build_engine, butter, good_envelope, NOW};
+        use ledtrad_protocol::feedback::{Feedback, FeedbackKind};
+        use ledtrad_protocol::{DeviceKind, Moment};
+
+        let mut agent = build_engine(DeviceKind::Fridge);
+        let mut audit = super::Engine::previewing(agent.profile().clone(), agent.keys.clone());
+        assert_eq!(audit.recent.capacity(), 0);
+        for engine in [&mut agent, &mut audit] {
+            engine.handle_catalogue(&good_envelope(1), NOW).unwrap();
+            engine.handle_signal(butter(0.05), NOW);
+        }
+        let previewed = audit.preview(Moment::DoorOpened, NOW, Draw::NONE);
+        assert!(previewed.shown.is_some(), "low butter brings an offer");
+        assert_eq!(previewed, agent.preview(Moment::DoorOpened, NOW, Draw::NONE));
+        let decided = audit.decide(Moment::DoorOpened, NOW, Draw::NONE).id;
+        let feedback = Feedback { decision: decided, kind: FeedbackKind::Dismissed };
+        assert!(audit.handle_feedback(feedback, NOW).is_ok());
     }
 }

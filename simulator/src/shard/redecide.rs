@@ -58,7 +58,7 @@ impl Shadow {
         askable: ConsentState,
         now: UnixTime,
     ) -> anyhow::Result<Self> {
-        let mut engine = Engine::new(config.engine_profile(), config.keys.clone());
+        let mut engine = Engine::previewing(config.engine_profile(), config.keys.clone());
         engine.set_consent(consent);
         engine.set_askable(askable);
         engine
