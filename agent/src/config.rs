@@ -185,6 +185,9 @@ pub struct Config {
     pub ui: bool,
     /// Moments raised from signals, if the agent raises them.
     pub moments: Option<MomentRules>,
+    /// Compiled catalogues shared with the other agents of this process, if it holds many
+    /// (the simulator); not from the file: a device's agent is alone in its process.
+    pub shared_catalogues: Option<ledtrad_engine::SharedCatalogues>,
 }
 
 /// A config that cannot be used, naming the field, the value and the fix.
@@ -294,6 +297,7 @@ impl Config {
             keys,
             ui: raw.ui,
             moments,
+            shared_catalogues: None,
         })
     }
 }

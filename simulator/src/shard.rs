@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
-use ledtrad_agent::engine::Policy;
+use ledtrad_agent::engine::{Policy, SharedCatalogues};
 use ledtrad_agent::handle::{PromptAnswer, YesNo};
 use ledtrad_agent::{ManualClock, RunningAgent};
 use ledtrad_protocol::consent::ConsentSource;
@@ -112,6 +112,8 @@ impl Shard {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("creating '{}' for the agents' databases", dir.display()))?;
         let clock = ManualClock::new(spec.local_midnight);
+        // Every agent and audit engine of the shard gets the run's one catalogue: compiled once.
+        let shared = SharedCatalogues::new();
         let (from, to) = spec.homes;
         let mut homes = Vec::with_capacity(to - from);
         let mut devices = Vec::new();
@@ -122,7 +124,7 @@ impl Shard {
             let home = Home::new(spec.seed, h, &spec.population);
             first_device.push(devices.len());
             for slot in 0..home.devices.len() {
-                let (device, agent) = Device::start(&spec, &clock, h, &home, slot).await?;
+                let (device, agent) = Device::start(&spec, &clock, &shared, h, &home, slot).await?;
                 devices.push(device);
                 running.push(agent);
                 started();

@@ -24,6 +24,7 @@ use crate::model::FleetModel;
 use crate::pipeline::Subject;
 use crate::profile::DeviceProfile;
 use crate::prompts::PromptState;
+use crate::share::SharedCatalogues;
 use crate::trust::{self, Refusal, TrustedKeys};
 
 pub use feedback::{FeedbackApplied, FeedbackError};
@@ -87,6 +88,8 @@ pub struct Engine {
     answer_slots_for: Option<usize>,
     /// What the home's other screens showed, as the agent last handed it in.
     home: HomeShown,
+    /// Where catalogues compiled by this process's other engines are found, if anywhere.
+    shared: Option<SharedCatalogues>,
 }
 
 /// A recent decision as feedback needs it: what its offer (shown or held out) is, whether it
@@ -205,7 +208,15 @@ impl Engine {
             answer_slots: Vec::new(),
             answer_slots_for: None,
             home: HomeShown::default(),
+            shared: None,
         }
+    }
+
+    /// Shares compiled catalogues with the other engines given the same `shared`: a catalogue
+    /// envelope another of them applied is still opened and checked here, but not compiled
+    /// again. For a process that holds many devices' engines.
+    pub fn share_catalogues(&mut self, shared: SharedCatalogues) {
+        self.shared = Some(shared);
     }
 
     /// An engine that previews decisions ([`Engine::preview`]) and records none, such as an
@@ -264,7 +275,11 @@ impl Engine {
         // new one may take the place of one just dropped).
         self.slots_for = None;
         self.answer_slots_for = None;
-        Ok(self.catalogue.insert(Arc::new(AppliedCatalogue::compile(signed))))
+        let compiled = match &self.shared {
+            Some(shared) => shared.get_or_compile(payload, || AppliedCatalogue::compile(signed)),
+            None => Arc::new(AppliedCatalogue::compile(signed)),
+        };
+        Ok(self.catalogue.insert(compiled))
     }
 
     /// Verifies a model envelope, checks the model against its manifest and loads it into the

@@ -48,6 +48,7 @@ mod profile;
 pub mod prompts;
 pub mod remote;
 mod scoring;
+pub mod share;
 pub mod trust;
 mod verdict;
 pub mod why;
@@ -62,6 +63,7 @@ pub use model::{FleetModel, ModelError, RuntimeKind};
 pub use profile::{DeviceProfile, DEFAULT_CAMOUFLAGE_SHARE};
 pub use remote::{RemoteError, RemoteOffers, MAX_REMOTE_OFFERS};
 pub use scoring::{INTRUSIVENESS, PRIOR_WEIGHT, TRACE_SCORES};
+pub use share::SharedCatalogues;
 pub use trust::{Refusal, TrustedKeys};
 
 #[cfg(test)]

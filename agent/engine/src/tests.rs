@@ -7,6 +7,7 @@ mod home;
 mod influence;
 mod pipeline;
 mod remote;
+mod share;
 mod trust;
 
 use ed25519_dalek::{Signer, SigningKey};

@@ -141,6 +141,9 @@ impl AgentCore {
         now: Now,
     ) -> Result<Self, StoreError> {
         let mut engine = Engine::new(config.engine_profile(), config.keys.clone());
+        if let Some(shared) = &config.shared_catalogues {
+            engine.share_catalogues(shared.clone());
+        }
         let now = now.wall;
         if !store.household()?.contains_key(&config.owner) {
             let (sharing, owner) = (config.sharing, config.owner.clone());

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
+use ledtrad_agent::engine::SharedCatalogues;
 use ledtrad_agent::handle::PersonChange;
 use ledtrad_agent::{AgentHandle, Config, ConsentChange, ManualClock, RawConfig, RawKey, RunningAgent};
 use ledtrad_protocol::consent::{ConsentSource, ConsentState};
@@ -64,10 +65,12 @@ fn device_salt(h: usize, slot: usize) -> u64 {
 
 impl Device {
     /// Starts the agent of device `slot` of home `h` (and, on the firmware path, its board),
-    /// and gives it the people it serves with their consent.
+    /// and gives it the people it serves with their consent. Its engines share compiled
+    /// catalogues with the shard's others (`shared`).
     pub(super) async fn start(
         spec: &ShardSpec,
         clock: &ManualClock,
+        shared: &SharedCatalogues,
         h: usize,
         home: &Home,
         slot: usize,
@@ -99,6 +102,7 @@ impl Device {
         }
         let mut config = Config::from_raw(raw, "simulator")?;
         config.policy = spec.policy;
+        config.shared_catalogues = Some(shared.clone());
         let shadow = match spec.redecide_every {
             // On the firmware path the agent reads its board's signals, which the audit's
             // engine could only approximate; there the audit does not decide again.
@@ -108,6 +112,7 @@ impl Device {
                 home.consent(slot),
                 askable(home, slot),
                 spec.local_midnight,
+                shared,
             )?),
             _ => None,
         };

@@ -8,7 +8,7 @@
 
 use anyhow::anyhow;
 use ledtrad_agent::engine::home::{DayShown, HomeShown};
-use ledtrad_agent::engine::Engine;
+use ledtrad_agent::engine::{Engine, SharedCatalogues};
 use ledtrad_agent::handle::OfferOutcome;
 use ledtrad_agent::Config;
 use ledtrad_protocol::consent::ConsentState;
@@ -50,15 +50,18 @@ pub(crate) struct Shadow {
 
 impl Shadow {
     /// An engine for the device `config` describes, under `consent`, with the prompts the
-    /// people it serves could answer (`askable`), on the run's signed `catalogue`.
+    /// people it serves could answer (`askable`), on the run's signed `catalogue` (compiled
+    /// once for every engine given the same `shared`).
     pub(crate) fn start(
         config: &Config,
         catalogue: &[u8],
         consent: ConsentState,
         askable: ConsentState,
         now: UnixTime,
+        shared: &SharedCatalogues,
     ) -> anyhow::Result<Self> {
         let mut engine = Engine::previewing(config.engine_profile(), config.keys.clone());
+        engine.share_catalogues(shared.clone());
         engine.set_consent(consent);
         engine.set_askable(askable);
         engine
@@ -180,7 +183,8 @@ mod tests {
         let mut agent = Engine::new(config.engine_profile(), config.keys.clone());
         agent.set_consent(consent);
         agent.handle_catalogue(&catalogue, NOW).unwrap();
-        let mut shadow = Shadow::start(&config, &catalogue, consent, ConsentState::all(), NOW).unwrap();
+        let mut shadow =
+            Shadow::start(&config, &catalogue, consent, ConsentState::all(), NOW, &SharedCatalogues::new()).unwrap();
         for signal in butter_low() {
             agent.handle_signal(signal, NOW);
         }
