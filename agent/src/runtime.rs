@@ -309,6 +309,14 @@ struct Shell {
 }
 
 /// The link's next event, or never when there is no link.
+/// The core's periodic work; after a prune, what it freed goes back to the system (the
+/// process's heap, so this is the shell's to do, not the core's).
+fn tick_core(core: &mut AgentCore, now: crate::clock::Now) {
+    if core.handle_tick(now) && crate::memory::give_back_freed() {
+        tracing::debug!("memory freed by the prune given back to the system");
+    }
+}
+
 async fn next_link_event(link: &mut Option<mpsc::Receiver<LinkEvent>>) -> Option<LinkEvent> {
     match link {
         Some(rx) => rx.recv().await,
@@ -333,7 +341,7 @@ impl Shell {
                 Some(event) = mqtt.recv() => self.core.handle_mqtt(event, self.clock.reading()),
                 Some(command) = commands.recv() => self.handle_command(command),
                 Some(event) = next_link_event(&mut link) => self.core.handle_link(event, self.clock.reading()),
-                _ = tick.tick() => self.core.handle_tick(self.clock.reading()),
+                _ = tick.tick() => tick_core(&mut self.core, self.clock.reading()),
                 () = tokio::time::sleep(wake.unwrap_or_default()), if wake.is_some() => {
                     self.core.handle_timeout(self.clock.reading());
                 }
@@ -411,7 +419,7 @@ impl Shell {
                 let _ = reply.send(core.erase(person, source, now));
             }
             Command::Tick(reply) => {
-                core.handle_tick(now);
+                tick_core(core, now);
                 let _ = reply.send(());
             }
             Command::PromptAnswer(answer, reply) => {

@@ -280,13 +280,14 @@ impl AgentCore {
     /// Now and then: expire old feature values, report completed days (at most once a day
     /// per campaign: a day's counts are reported once it is over), keep the database bounded
     /// (once a day, or when it is over its budget), retry the outbox and subscriptions the
-    /// client's queue did not take, and ask again for a missing collector.
-    pub fn handle_tick(&mut self, now: Now) {
+    /// client's queue did not take, and ask again for a missing collector. Returns whether it
+    /// pruned the database (the shell then gives what was freed back to the system).
+    pub fn handle_tick(&mut self, now: Now) -> bool {
         let dropped = self.engine.handle_timeout(now.wall);
         if dropped > 0 {
             debug!(dropped, "feature values past their retention dropped");
         }
-        self.keep_storage_bounded(now);
+        let pruned = self.keep_storage_bounded(now);
         let today = self.local_day(now.wall);
         if self.tally.oldest_day().is_some_and(|day| day < today) {
             let queued = self.queue_reports(today, now);
@@ -303,6 +304,7 @@ impl AgentCore {
             Ok(false) => {}
             Err(e) => warn!("subscribe: {e}"),
         }
+        pruned
     }
 
     /// Signals handed in by the device maker; they may raise a moment (see `moments`).

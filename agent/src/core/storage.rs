@@ -1,7 +1,7 @@
 //! Keeping the database bounded on the agent's clock: once a local day (and sooner when it is
 //! over its budget), the store prunes every table to its retention window and, if still over
-//! the budget, the oldest data it may prune; the status says what was pruned. Then what was
-//! freed goes back to the system ([`crate::memory`]).
+//! the budget, the oldest data it may prune; the status says what was pruned. The shell then
+//! gives what was freed back to the system ([`crate::memory`]).
 
 use tracing::{debug, warn};
 
@@ -20,12 +20,13 @@ pub(super) struct Storage {
 }
 
 impl AgentCore {
-    /// Prunes the database once a local day, and whenever it is over its budget.
-    pub(super) fn keep_storage_bounded(&mut self, now: Now) {
+    /// Prunes the database once a local day, and whenever it is over its budget. Returns
+    /// whether it pruned.
+    pub(super) fn keep_storage_bounded(&mut self, now: Now) -> bool {
         let day = self.local_day(now.wall);
         let budget = self.config.database_budget;
         if self.storage.pruned_on == Some(day) && self.store.database_bytes() <= budget {
-            return;
+            return false;
         }
         self.storage.pruned_on = Some(day);
         // A failure here is logged but not tracked as the storage failing: a prune with
@@ -34,11 +35,9 @@ impl AgentCore {
             Ok(kept) => kept,
             Err(e) => {
                 warn!("storage: pruning failed: {e}");
-                return;
+                return false;
             }
         };
-        // What the prune (and a day of work) freed goes back to the system.
-        let trimmed = crate::memory::give_back_freed();
         let status = &mut self.storage.status;
         status.pruned_by_retention += kept.by_retention.rows();
         status.pruned_by_budget += kept.by_budget.rows();
@@ -47,7 +46,6 @@ impl AgentCore {
             retention = kept.by_retention.rows(),
             budget = kept.by_budget.rows(),
             bytes = kept.bytes,
-            trimmed,
             "storage pruned"
         );
         let database = self.config.database.display();
@@ -68,6 +66,7 @@ impl AgentCore {
             );
         }
         self.storage.over_budget = over;
+        true
     }
 
     /// The storage part of the status, with the database's size now.

@@ -328,10 +328,11 @@ fn a_database_over_its_budget_is_pruned_on_the_tick_and_the_status_says_so() {
     let mut core = AgentCore::restore(config, store, AsyncClient::from_senders(tx), rng, None, at(0, 0)).unwrap();
     grant(&mut core, None, Purpose::Measure, true);
     core.store.enqueue(Purpose::Measure, "ledtrad/v1/fleet/home/reports", b"{}", T0).unwrap();
-    core.handle_tick(at(2, 2));
+    assert!(core.handle_tick(at(2, 2)), "the first tick of a day prunes, and says so to the shell");
     let first = core.status().storage;
     assert_eq!((first.budget_bytes, first.pruned_by_budget), (262_144, 0));
     assert!(first.last_prune.is_some(), "the first tick of a day prunes");
+    assert!(!core.handle_tick(at(60, 3)), "the next tick of the day, under the budget, does not");
     // Two weeks of impressions, all within their window, past the budget.
     let campaign = ledtrad_protocol::CampaignId::try_new("a-campaign-with-a-long-name").unwrap();
     for i in 0..4_000u64 {
@@ -346,8 +347,8 @@ fn a_database_over_its_budget_is_pruned_on_the_tick_and_the_status_says_so() {
     }
     assert!(core.status().storage.database_bytes > 262_144);
     // Two weeks on, a new day: nothing is past its window, but the database is over its budget.
-    let now = at(14 * 86_400, 3);
-    core.handle_tick(now);
+    let now = at(14 * 86_400, 4);
+    assert!(core.handle_tick(now));
     let storage = core.status().storage;
     assert!(storage.pruned_by_budget > 0 && storage.pruned_by_retention == 0, "{storage:?}");
     assert!(storage.database_bytes <= 262_144, "{storage:?}");
