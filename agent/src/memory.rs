@@ -8,8 +8,10 @@
 //! back the free pages (`malloc_trim`), so resident memory follows what the agent holds.
 //!
 //! The heap belongs to the process, not to one agent: a process that holds many agents (the
-//! simulator) prunes them together, and one trim then serves them all, so a process trims at
-//! most once every [`MIN_GAP`]. Elsewhere than on Linux with glibc this does nothing.
+//! simulator) prunes them together, and trims at most once every [`MIN_GAP`]. The first
+//! agent's prune of such a burst trims; what the others free meanwhile goes back at the
+//! process's next trim (in the simulator, the next day's). Elsewhere than on Linux with glibc
+//! this does nothing.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};

@@ -308,7 +308,6 @@ struct Shell {
     events: Arc<EventHub>,
 }
 
-/// The link's next event, or never when there is no link.
 /// The core's periodic work; after a prune, what it freed goes back to the system (the
 /// process's heap, so this is the shell's to do, not the core's).
 fn tick_core(core: &mut AgentCore, now: crate::clock::Now) {
@@ -317,6 +316,7 @@ fn tick_core(core: &mut AgentCore, now: crate::clock::Now) {
     }
 }
 
+/// The link's next event, or never when there is no link.
 async fn next_link_event(link: &mut Option<mpsc::Receiver<LinkEvent>>) -> Option<LinkEvent> {
     match link {
         Some(rx) => rx.recv().await,

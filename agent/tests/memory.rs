@@ -3,7 +3,7 @@
 
 #![cfg(all(target_os = "linux", target_env = "gnu"))]
 
-use ledtrad_agent::memory::{give_back_freed, MIN_GAP};
+use ledtrad_agent::memory::give_back_freed;
 
 /// Resident memory of this process, bytes.
 fn resident() -> u64 {
@@ -29,7 +29,7 @@ fn freed_memory_between_live_blocks_leaves_resident_memory_once_given_back() {
         before.saturating_sub(after) > freed as u64 / 2,
         "resident memory went from {before} to {after} bytes after freeing {freed}"
     );
-    // The gap keeps a process of many agents, pruning together, from trimming once per agent.
-    assert!(!give_back_freed(), "a second trim within {MIN_GAP:?} is skipped");
+    // The gap between trims (a unit test of the gate covers it) is not checked here: on a
+    // loaded machine a trim and two reads of /proc can take longer than the gap.
     assert_eq!(kept.iter().map(Vec::len).sum::<usize>(), kept.len() * BLOCK);
 }
