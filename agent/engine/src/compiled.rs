@@ -7,7 +7,7 @@ use ledtrad_protocol::catalogue::{Campaign, Catalogue, Offer, Op};
 use ledtrad_protocol::envelope::SignedCatalogue;
 use ledtrad_protocol::feature::FeatureName;
 use ledtrad_protocol::journey::Trigger;
-use ledtrad_protocol::taxonomy::Category;
+use ledtrad_protocol::taxonomy::{Category, CATEGORIES};
 use ledtrad_protocol::{CampaignId, GroupId, OfferId, Purpose, StepId, UnixTime};
 
 use crate::context::{short_time, Context, FeaturesRead};
@@ -150,6 +150,50 @@ impl HotOffer {
     }
 }
 
+/// What a fleet's model may read of an offer (the `offer.*` inputs of its manifest), kept
+/// apart in one array ([`AppliedCatalogue::model_inputs`]) so a decision's model rows read 16
+/// bytes an offer instead of each offer's scattered parts.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct OfferInputs {
+    /// Its value, as the model reads it.
+    pub value: f32,
+    /// Its priority lever, likewise.
+    pub priority: f32,
+    /// Its category's bit ([`category_bit`]).
+    pub category: u32,
+    /// Whether it needs `personalise`.
+    pub personalised: bool,
+}
+
+impl OfferInputs {
+    fn of(offer: &CompiledOffer) -> Self {
+        #[allow(clippy::cast_possible_truncation)]
+        Self {
+            value: offer.offer.value as f32,
+            priority: offer.offer.priority as f32,
+            category: category_bit(offer.category),
+            personalised: offer.needs.is_some(),
+        }
+    }
+}
+
+/// A category's bit in [`OfferInputs::category`], by its place in the taxonomy.
+pub fn category_bit(category: Category) -> u32 {
+    1 << CATEGORIES.iter().position(|c| c.path == category.path()).unwrap_or(0)
+}
+
+/// The bits of every category that is `branch` or under it (`food` covers `food.dairy`).
+pub fn branch_bits(branch: &str) -> u32 {
+    CATEGORIES
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.path.strip_prefix(branch).is_some_and(|r| r.is_empty() || r.starts_with('.')))
+        .fold(0, |bits, (k, _)| bits | 1 << k)
+}
+
+// Every category has a bit of its own in a `u32`.
+const _: () = assert!(CATEGORIES.len() <= 32);
+
 /// A device kind's bit in [`HotOffer::kinds`].
 pub fn kind_bit(kind: ledtrad_protocol::DeviceKind) -> u8 {
     1 << ledtrad_protocol::DeviceKind::ALL.iter().position(|k| *k == kind).unwrap_or(0)
@@ -232,6 +276,8 @@ pub struct AppliedCatalogue {
     pub hot: Vec<HotOffer>,
     /// Every offer's conditions, one after another ([`HotOffer::conditions`]).
     pub conditions: Vec<CompiledCondition>,
+    /// What a fleet's model may read of each offer, by position.
+    pub model_inputs: Vec<OfferInputs>,
     /// Its consent prompts.
     pub prompts: Vec<ledtrad_protocol::prompt::ConsentPrompt>,
     /// The holdout share of each campaign that has one.
@@ -323,6 +369,7 @@ impl AppliedCatalogue {
         }
         let mut conditions = Vec::new();
         let hot = offers.iter().zip(&own).map(|(o, own)| HotOffer::of(o, own, &mut conditions)).collect();
+        let model_inputs = offers.iter().map(OfferInputs::of).collect();
         Self {
             version,
             issued_at,
@@ -330,6 +377,7 @@ impl AppliedCatalogue {
             offers,
             hot,
             conditions,
+            model_inputs,
             prompts,
             holdouts,
             campaign_caps,
@@ -470,5 +518,25 @@ mod tests {
     fn what_the_stages_read_of_an_offer_fits_in_72_bytes() {
         // A decision reads this entry of every offer; a device keeps one per offer.
         assert!(std::mem::size_of::<HotOffer>() <= 72, "{}", std::mem::size_of::<HotOffer>());
+    }
+
+    #[test]
+    fn a_branch_covers_its_categories_and_no_others() {
+        let under = |branch: &str, path: &str| path == branch || path.starts_with(&format!("{branch}."));
+        for branch in ["food", "books", "home", "food.dairy", "foo", "food.dai", "services.energy", ""] {
+            let bits = branch_bits(branch);
+            for info in CATEGORIES {
+                let category = Category::try_new(info.path).unwrap();
+                assert_eq!(
+                    bits & category_bit(category) != 0,
+                    under(branch, info.path),
+                    "branch {branch:?}, category {}",
+                    info.path
+                );
+            }
+        }
+        // Each category has a bit of its own.
+        let all = CATEGORIES.iter().fold(0u32, |bits, c| bits | category_bit(Category::try_new(c.path).unwrap()));
+        assert_eq!(all.count_ones() as usize, CATEGORIES.len());
     }
 }

@@ -8,6 +8,8 @@
 
 use ledtrad_protocol::model::{InputSource, SignedModel};
 
+use crate::compiled::{branch_bits, OfferInputs};
+
 pub use ledtrad_model::{inspect, ModelError, ModelShape, RuntimeKind, ScoringModel, MAX_BATCH};
 
 /// The fleet's model in force.
@@ -19,7 +21,42 @@ pub struct FleetModel {
     pub name: String,
     /// What feeds each input, and the value fed when it is unknown or not allowed.
     pub inputs: Vec<(InputSource, f64)>,
+    /// The inputs read from the offer, by their place in a row.
+    offer_inputs: Vec<(usize, OfferInput)>,
     model: ScoringModel,
+}
+
+/// An input read from the offer, resolved once at load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OfferInput {
+    Value,
+    Priority,
+    Personalised,
+    /// 1 if the offer's category has one of these bits ([`branch_bits`]).
+    Category(u32),
+}
+
+impl OfferInput {
+    /// The input of `source`, if the offer feeds it.
+    fn of(source: &InputSource) -> Option<Self> {
+        match source {
+            InputSource::OfferValue => Some(Self::Value),
+            InputSource::OfferPriority => Some(Self::Priority),
+            InputSource::OfferPersonalised => Some(Self::Personalised),
+            InputSource::OfferCategory(branch) => Some(Self::Category(branch_bits(branch))),
+            InputSource::Feature(_) | InputSource::Moment(_) => None,
+        }
+    }
+
+    /// Its value for the offer with `inputs`.
+    pub fn read(self, inputs: &OfferInputs) -> f32 {
+        match self {
+            Self::Value => inputs.value,
+            Self::Priority => inputs.priority,
+            Self::Personalised => f32::from(u8::from(inputs.personalised)),
+            Self::Category(bits) => f32::from(u8::from(inputs.category & bits != 0)),
+        }
+    }
 }
 
 impl FleetModel {
@@ -38,7 +75,14 @@ impl FleetModel {
             )));
         }
         let model = ScoringModel::load(kind, &signed.tflite)?;
-        Ok(Self { version: signed.version, name: signed.manifest.name.clone(), inputs, model })
+        let offer_inputs =
+            inputs.iter().enumerate().filter_map(|(k, (source, _))| Some((k, OfferInput::of(source)?))).collect();
+        Ok(Self { version: signed.version, name: signed.manifest.name.clone(), inputs, offer_inputs, model })
+    }
+
+    /// The inputs read from the offer, by their place in a row.
+    pub(crate) fn offer_inputs(&self) -> &[(usize, OfferInput)] {
+        &self.offer_inputs
     }
 
     /// The runtime's name.

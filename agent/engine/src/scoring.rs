@@ -231,8 +231,9 @@ pub(crate) fn priors(
     }
 }
 
-/// The model's input rows for `offers`, one after another; the device-side inputs are the same
-/// for every row, so they are read once.
+/// The model's input rows for `offers`, one after another. The device-side inputs are the same
+/// for every row, so they are read once into a row that each offer's copy then completes with
+/// its own inputs, from the catalogue's dense [`AppliedCatalogue::model_inputs`].
 fn model_rows(
     model: &FleetModel,
     catalogue: &AppliedCatalogue,
@@ -240,35 +241,33 @@ fn model_rows(
     ctx: &Context<'_>,
     used: &mut FeaturesRead,
 ) -> Vec<f32> {
-    let device: Vec<Option<f32>> = model
+    let device: Vec<f32> = model
         .inputs
         .iter()
         .map(|(source, missing)| match source {
             InputSource::Feature(f) => {
                 let purpose = f.spec().purpose;
                 if purpose.is_some_and(|p| !ctx.consent.allows(p)) {
-                    return Some(*missing as f32);
+                    return *missing as f32;
                 }
                 used.note(*f);
-                Some(ctx.value(*f).unwrap_or(*missing) as f32)
+                ctx.value(*f).unwrap_or(*missing) as f32
             }
-            InputSource::Moment(m) => Some(f32::from(u8::from(*m == ctx.moment))),
-            _ => None,
+            InputSource::Moment(m) => f32::from(u8::from(*m == ctx.moment)),
+            // Each offer's own, set below.
+            InputSource::OfferValue
+            | InputSource::OfferPriority
+            | InputSource::OfferPersonalised
+            | InputSource::OfferCategory(_) => 0.0,
         })
         .collect();
     let mut rows = Vec::with_capacity(offers.len() * device.len());
     for &i in offers {
-        let offer = &catalogue.offers[i];
-        for ((source, _), known) in model.inputs.iter().zip(&device) {
-            rows.push(known.unwrap_or_else(|| match source {
-                InputSource::OfferValue => offer.offer.value as f32,
-                InputSource::OfferPriority => offer.offer.priority as f32,
-                InputSource::OfferPersonalised => f32::from(u8::from(offer.needs.is_some())),
-                InputSource::OfferCategory(branch) => f32::from(u8::from(
-                    offer.category.path().strip_prefix(branch).is_some_and(|r| r.is_empty() || r.starts_with('.')),
-                )),
-                InputSource::Feature(_) | InputSource::Moment(_) => 0.0,
-            }));
+        let start = rows.len();
+        rows.extend_from_slice(&device);
+        let row = &mut rows[start..];
+        for &(k, input) in model.offer_inputs() {
+            row[k] = input.read(&catalogue.model_inputs[i]);
         }
     }
     rows

@@ -146,3 +146,24 @@ fn the_model_changes_the_choice_against_the_built_in_scorer() {
     assert_eq!(builtin.len(), model.len());
     assert_ne!(builtin, model, "the model's priors must differ from the built-in 0.5");
 }
+
+#[test]
+fn the_offer_inputs_read_the_offer() {
+    use ledtrad_protocol::model::InputSource;
+    use ledtrad_protocol::taxonomy::Category;
+
+    let inputs = OfferInputs {
+        value: 2.5,
+        priority: 1.5,
+        category: crate::compiled::category_bit(Category::try_new("food.dairy").unwrap()),
+        personalised: true,
+    };
+    let read = |source: InputSource| OfferInput::of(&source).map(|input| input.read(&inputs));
+    assert_eq!(read(InputSource::OfferValue), Some(2.5));
+    assert_eq!(read(InputSource::OfferPriority), Some(1.5));
+    assert_eq!(read(InputSource::OfferPersonalised), Some(1.0));
+    assert_eq!(read(InputSource::OfferCategory("food")), Some(1.0));
+    assert_eq!(read(InputSource::OfferCategory("food.dairy")), Some(1.0));
+    assert_eq!(read(InputSource::OfferCategory("books")), Some(0.0));
+    assert_eq!(read(InputSource::Moment(Moment::DoorOpened)), None);
+}
