@@ -32,8 +32,16 @@ impl Scheduler {
 
     /// Next connection which is ready to make progress
     pub fn poll(&mut self) -> Option<(ConnectionId, VecDeque<DataRequest>)> {
-        let id = self.readyqueue.pop_front()?;
-        let tracker = self.trackers.get_mut(id)?;
+        // ledtrad patch: a disconnected connection's id stays in the ready queue (see
+        // `Router::handle_disconnection`). Skip it instead of answering "none ready": the router
+        // then waits for its next event while the connections behind it, a new one's CONNACK
+        // among them, wait for it, and a listener blocked on that CONNACK sends no more events.
+        let (id, tracker) = loop {
+            let id = self.readyqueue.pop_front()?;
+            if let Some(tracker) = self.trackers.get_mut(id) {
+                break (id, tracker);
+            }
+        };
 
         // drain will clear all DataRequest but will keep the allocated memory of our VecDeque.
         let data_requests = tracker.data_requests.drain(..).collect();
@@ -228,5 +236,36 @@ impl Scheduler {
         } else {
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod ledtrad_tests {
+    use super::*;
+
+    /// ledtrad patch: connections that left while scheduled stay in the ready queue; the next
+    /// poll passes over them to a connection that is still there, such as a new one waiting
+    /// for its CONNACK.
+    #[test]
+    fn poll_passes_over_connections_that_left() {
+        let mut scheduler = Scheduler::with_capacity(4);
+        let ids: Vec<ConnectionId> = ["a", "b", "c"]
+            .iter()
+            .map(|client| scheduler.add(Tracker::new(client.to_string())))
+            .collect();
+        for &id in &ids {
+            scheduler.reschedule(id, ScheduleReason::Init);
+        }
+        // a and b disconnect; their ids stay queued, as the router leaves them.
+        scheduler.remove(ids[0]);
+        scheduler.remove(ids[1]);
+        let (id, _) = scheduler.poll().expect("c is ready");
+        assert_eq!(id, ids[2]);
+        // Polled connections go back to the end of the queue; the stale ids are gone.
+        assert_eq!(scheduler.readyqueue, VecDeque::from([ids[2]]));
+        // With only connections that left, nothing is ready.
+        scheduler.remove(ids[2]);
+        assert!(scheduler.poll().is_none());
+        assert!(scheduler.readyqueue.is_empty());
     }
 }
