@@ -147,7 +147,9 @@ impl Store {
         }
         };
         let mut conn = Connection::open(path).map_err(sqlite)?;
-        // Before anything is written: a new database takes incremental auto-vacuum at once.
+        // Before anything is written: a new database takes its page size and incremental
+        // auto-vacuum at once.
+        Self::size_new_pages(&conn).map_err(sqlite)?;
         Self::ensure_incremental_vacuum(&conn).map_err(sqlite)?;
         conn.pragma_update(None, "journal_mode", "WAL").map_err(sqlite)?;
         Self::limit_log(&conn).map_err(sqlite)?;

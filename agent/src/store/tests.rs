@@ -373,3 +373,31 @@ fn opening_a_database_made_before_retention_turns_on_incremental_vacuum() {
     let store = Store::open(&path).unwrap();
     assert_eq!(store.last_decision_id().unwrap(), 41);
 }
+
+#[test]
+fn a_new_database_takes_small_pages_and_an_old_one_keeps_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let page_size = |store: &Store| -> i64 { store.conn.pragma_query_value(None, "page_size", |r| r.get(0)).unwrap() };
+    let fresh = dir.path().join("new.db");
+    let store = Store::open(&fresh).unwrap();
+    assert_eq!(page_size(&store), super::retention::PAGE_SIZE);
+    let empty = store.database_bytes();
+    assert!(empty < 64 * 1024, "an empty database takes {empty} bytes");
+    drop(store);
+    assert_eq!(page_size(&Store::open(&fresh).unwrap()), super::retention::PAGE_SIZE, "reopened");
+    // A database made with SQLite's default pages, as agents made before: it keeps them, and
+    // its rows.
+    let old = dir.path().join("old.db");
+    {
+        let mut conn = Connection::open(&old).unwrap();
+        conn.pragma_update(None, "page_size", 4096).unwrap();
+        conn.pragma_update(None, "auto_vacuum", "INCREMENTAL").unwrap();
+        conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+        migrations().to_latest(&mut conn).unwrap();
+        conn.execute("INSERT INTO impressions (decision_id, offer, campaign, at) VALUES (7, 'milk', 'dairy', 5)", [])
+            .unwrap();
+    }
+    let store = Store::open(&old).unwrap();
+    assert_eq!(page_size(&store), 4096);
+    assert_eq!(store.last_decision_id().unwrap(), 7);
+}
