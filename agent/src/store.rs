@@ -155,7 +155,7 @@ impl Store {
         Self::limit_log(&conn).map_err(sqlite)?;
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(sqlite)?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(sqlite)?;
-        // A small page cache (16 KiB, four pages; SQLite's default is 2 MiB): the agent reads
+        // A small page cache (16 KiB; SQLite's default is 2 MiB): the agent reads
         // little after start, and the file system caches the rest outside the agent's memory,
         // so the agent's memory stays the same as the database grows to its budget.
         conn.pragma_update(None, "cache_size", -16).map_err(sqlite)?;
