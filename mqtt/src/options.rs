@@ -28,6 +28,13 @@ pub const DEFAULT_MAX_INFLIGHT: u16 = 100;
 /// How many requests (publishes, subscriptions, acks) the client's queue holds.
 pub const DEFAULT_QUEUE: usize = 64;
 
+/// How long a client waits for its connection: the TCP connection and the broker's CONNACK
+/// (rumqttc's default is 5 s). A broker taking thousands of connections at once (a fleet
+/// coming back after an outage, a simulated fleet starting) answers some of them late; a
+/// client that gives up too soon connects again under the same client id, and the broker then
+/// drops the connection it was about to acknowledge, which makes the rush longer.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// What a client presents to its broker besides its address: a login (username and password),
 /// a TLS set-up (for `mqtts://`; with a client certificate for mutual TLS), both or neither.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -106,6 +113,7 @@ pub struct ClientOptions {
     access: Access,
     manual_acks: bool,
     queue: usize,
+    connect_timeout: Duration,
 }
 
 impl ClientOptions {
@@ -123,7 +131,15 @@ impl ClientOptions {
             access: Access::default(),
             manual_acks: false,
             queue: DEFAULT_QUEUE,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
         }
+    }
+
+    /// How long to wait for the connection and the broker's CONNACK (whole seconds; at least
+    /// one).
+    pub fn connect_timeout(mut self, within: Duration) -> Self {
+        self.connect_timeout = within;
+        self
     }
 
     /// The interval of keep-alive pings.
@@ -208,7 +224,11 @@ impl ClientOptions {
         options.set_manual_acks(self.manual_acks);
         let mut network = NetworkOptions::new();
         network.set_tcp_nodelay(true);
+        let connect_secs = self.connect_timeout.as_secs().max(1);
+        network.set_connection_timeout(connect_secs);
         options.set_network_options(network);
+        // The v5 event loop times the connection and its CONNACK by this one.
+        options.set_connection_timeout(connect_secs);
         if let Some(login) = &self.access.login {
             options.set_credentials(login.username(), login.password());
         }
@@ -287,6 +307,10 @@ mod tests {
             (&b"ledtrad/v1/device/d-1/status"[..], &b"offline"[..], true)
         );
         assert_eq!(raw.properties.and_then(|p| p.delay_interval), Some(10));
+        assert_eq!(options.connection_timeout(), DEFAULT_CONNECT_TIMEOUT.as_secs());
+        assert_eq!(options.network_options().connection_timeout(), DEFAULT_CONNECT_TIMEOUT.as_secs());
+        let patient = ClientOptions::new(&broker(), "c").connect_timeout(Duration::from_secs(7)).mqtt_options();
+        assert_eq!(patient.connection_timeout(), 7);
     }
 
     #[test]
