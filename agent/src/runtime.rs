@@ -186,6 +186,13 @@ fn epoch() -> u64 {
 /// offline.
 pub const WILL_DELAY_SECS: u32 = 10;
 
+/// How long the agent waits for the broker's CONNACK (rumqttc's default is 5 s). A broker
+/// taking thousands of connections at once (a fleet back after an outage, a simulated fleet
+/// starting) answers some late; an agent that gave up would connect again under the same
+/// client id, and the broker would drop the connection it was about to acknowledge, sending
+/// the reports in flight again and making the rush longer.
+pub const CONNACK_WAIT: Duration = Duration::from_secs(30);
+
 /// How long the broker keeps a device's session while it is away: a day.
 pub const SESSION_EXPIRY_SECS: u32 = 86_400;
 
@@ -214,6 +221,7 @@ fn mqtt_client(config: &Config) -> (AsyncClient, EventLoop) {
         .access(&config.mqtt)
         .last_will(will)
         .queue(64)
+        .connect_timeout(CONNACK_WAIT)
         .connect()
 }
 
@@ -432,5 +440,22 @@ impl Shell {
                 let _ = reply.send(core.home(command, now));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_agent_waits_longer_for_its_connack_than_a_one_shot_client() {
+        let key = "11".repeat(32);
+        let text = format!(
+            "device_id = \"fridge-1\"\nkind = \"fridge\"\nfleet = \"home\"\nbroker = \"mqtt://127.0.0.1:1883\"\ndatabase = \"agent.db\"\n[[operator_keys]]\nid = \"op\"\npublic_key = \"{key}\"\n"
+        );
+        let config = Config::from_toml(&text, "agent.toml").expect("a valid config");
+        let (_client, eventloop) = mqtt_client(&config);
+        assert_eq!(eventloop.options.connection_timeout(), CONNACK_WAIT.as_secs());
+        assert!(CONNACK_WAIT > ledtrad_mqtt::DEFAULT_CONNECT_TIMEOUT);
     }
 }

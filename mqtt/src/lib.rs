@@ -17,7 +17,7 @@ mod tls;
 
 pub use backoff::Backoff;
 pub use connection::{discard_unsent, Connection, Polled};
-pub use options::{Access, AccessError, ClientOptions, LastWill};
+pub use options::{Access, AccessError, ClientOptions, LastWill, DEFAULT_CONNECT_TIMEOUT};
 pub use tls::{tls_problem, ClientCert, ClientTls, TlsError, TlsFile, TlsFiles};
 
 /// The rumqttc types a caller of this crate handles (events, packets, the client).

@@ -28,12 +28,11 @@ pub const DEFAULT_MAX_INFLIGHT: u16 = 100;
 /// How many requests (publishes, subscriptions, acks) the client's queue holds.
 pub const DEFAULT_QUEUE: usize = 64;
 
-/// How long a client waits for its connection: the TCP connection and the broker's CONNACK
-/// (rumqttc's default is 5 s). A broker taking thousands of connections at once (a fleet
-/// coming back after an outage, a simulated fleet starting) answers some of them late; a
-/// client that gives up too soon connects again under the same client id, and the broker then
-/// drops the connection it was about to acknowledge, which makes the rush longer.
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a client waits for its connection (the TCP connection and the broker's CONNACK)
+/// unless it asks otherwise: rumqttc's 5 s, which lets one-shot operator clients try again
+/// within their own deadlines. A long-lived client that must not give up early asks for more
+/// ([`ClientOptions::connect_timeout`]; the agent does).
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What a client presents to its broker besides its address: a login (username and password),
 /// a TLS set-up (for `mqtts://`; with a client certificate for mutual TLS), both or neither.
