@@ -111,12 +111,17 @@ pub struct SoakFigures {
     pub wall_seconds: f64,
 }
 
-/// The agents' database files in `dir`, with their write-ahead logs and shared memory, added up.
+/// The agents' database files in `dir`, with their write-ahead logs, added up. The logs'
+/// shared-memory indexes (`-shm`, 32 KiB each while a database is open) are left out: they
+/// hold no data (SQLite rebuilds them from the log) and are counted in memory, not on flash.
 fn directory_bytes(dir: &std::path::Path) -> u64 {
     let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
     entries
         .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with("soak-"))
+        .filter(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.starts_with("soak-") && !name.ends_with("-shm")
+        })
         .filter_map(|e| e.metadata().ok())
         .map(|m| m.len())
         .sum()
