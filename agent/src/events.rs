@@ -2,7 +2,9 @@
 //! catalogue applied or refused, the home's offers of the day. The core queues [`UiEvent`]s; the shell stamps each with an id
 //! in the [`EventHub`], which keeps the last [`RESUME_EVENTS`] for clients that reconnect with
 //! `Last-Event-ID`, and hands each client its own bounded buffer ([`CLIENT_BUFFER`] events): a
-//! slow client never slows the agent, it is told how many events it missed instead.
+//! slow client never slows the agent, it is told how many events it missed instead. Until the
+//! first client comes, an event is only counted: no one can have seen it, so no one can ask
+//! for what followed it, and an agent without a UI keeps and writes out nothing.
 
 #[cfg(feature = "client")]
 pub mod client;
@@ -148,7 +150,6 @@ pub struct EventHub {
     /// Told apart from the ids of an earlier run of the agent, whose events are gone.
     epoch: u64,
     inner: Mutex<Recent>,
-    live: broadcast::Sender<Arc<Stamped>>,
     clients: Arc<()>,
 }
 
@@ -156,6 +157,8 @@ pub struct EventHub {
 struct Recent {
     next: u64,
     kept: VecDeque<Arc<Stamped>>,
+    /// The clients' channel, made when the first one comes.
+    live: Option<broadcast::Sender<Arc<Stamped>>>,
 }
 
 /// A client's place in the stream: what it missed, what it gets again, and the live events.
@@ -179,8 +182,7 @@ pub struct TooManyClients;
 impl EventHub {
     /// A hub whose ids start with `epoch` (e.g. the agent's start in milliseconds).
     pub fn new(epoch: u64) -> Self {
-        let (live, _) = broadcast::channel(CLIENT_BUFFER);
-        Self { epoch, inner: Mutex::new(Recent { next: 1, kept: VecDeque::new() }), live, clients: Arc::new(()) }
+        Self { epoch, inner: Mutex::new(Recent { next: 1, kept: VecDeque::new(), live: None }), clients: Arc::new(()) }
     }
 
     /// How many clients follow the events now.
@@ -188,20 +190,21 @@ impl EventHub {
         Arc::strong_count(&self.clients) - 1
     }
 
-    /// Numbers `event` and sends it to every client; never waits.
-    pub fn publish(&self, event: &UiEvent) -> Arc<Stamped> {
+    /// Numbers `event` and sends it to every client; never waits. Before the first client,
+    /// it is only numbered.
+    pub fn publish(&self, event: &UiEvent) {
         let mut recent = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let seq = recent.next;
         recent.next += 1;
+        let Some(live) = recent.live.clone() else { return };
         let stamped =
             Arc::new(Stamped { id: format!("{}-{seq}", self.epoch), seq, name: event.name(), data: event.data() });
         if recent.kept.len() == RESUME_EVENTS {
             recent.kept.pop_front();
         }
         recent.kept.push_back(stamped.clone());
-        // No client: nothing to do (the send fails only then).
-        let _ = self.live.send(stamped.clone());
-        stamped
+        // No client now: nothing to do (the send fails only then).
+        let _ = live.send(stamped);
     }
 
     /// A client joins, having seen events up to `last_event_id` (the header a reconnecting
@@ -211,9 +214,9 @@ impl EventHub {
         if Arc::strong_count(&self.clients) > MAX_CLIENTS {
             return Err(TooManyClients);
         }
-        let recent = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut recent = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         // Subscribed under the lock: nothing published between the backlog and the live events.
-        let live = self.live.subscribe();
+        let live = recent.live.get_or_insert_with(|| broadcast::channel(CLIENT_BUFFER).0).subscribe();
         let (missed, backlog) = match last_event_id.map(|id| self.resume_point(id)) {
             None => (None, Vec::new()),
             Some(Resume::From(seen)) => {
@@ -300,7 +303,8 @@ mod tests {
         hub.publish(&catalogue(1));
         hub.publish(&catalogue(2));
         assert_eq!(names(&mut sub, 2).await, ["7-1", "7-2"]);
-        let event = hub.publish(&catalogue(3));
+        hub.publish(&catalogue(3));
+        let Some(StreamItem::Event(event)) = sub.next().await else { panic!("an event") };
         assert_eq!(event.name, "catalogue");
         assert_eq!(event.data, r#"{"version":3,"applied":true}"#);
     }
@@ -308,17 +312,36 @@ mod tests {
     #[tokio::test]
     async fn a_reconnecting_client_gets_what_it_missed_again() {
         let hub = EventHub::new(7);
+        let mut first = hub.subscribe(None).unwrap();
         for v in 1..=5 {
             hub.publish(&catalogue(v));
         }
+        assert_eq!(names(&mut first, 3).await, ["7-1", "7-2", "7-3"]);
+        drop(first);
         let mut sub = hub.subscribe(Some("7-3")).unwrap();
         hub.publish(&catalogue(6));
         assert_eq!(names(&mut sub, 3).await, ["7-4", "7-5", "7-6"]);
     }
 
     #[tokio::test]
+    async fn events_before_the_first_client_are_counted_not_kept() {
+        let hub = EventHub::new(7);
+        for v in 1..=5 {
+            hub.publish(&catalogue(v));
+        }
+        assert!(hub.inner.lock().unwrap().kept.is_empty(), "no one could ask for them again");
+        let mut sub = hub.subscribe(None).unwrap();
+        hub.publish(&catalogue(6));
+        assert_eq!(names(&mut sub, 1).await, ["7-6"], "numbered on from the events before");
+        // A client claiming an event of this run that no one was sent is told it missed some.
+        let mut claims = hub.subscribe(Some("7-2")).unwrap();
+        assert_eq!(names(&mut claims, 1).await, ["missed Some(3)"]);
+    }
+
+    #[tokio::test]
     async fn a_client_too_far_behind_or_from_another_run_is_told_so() {
         let hub = EventHub::new(7);
+        let _following = hub.subscribe(None).unwrap();
         for v in 0..(RESUME_EVENTS as u64 + 10) {
             hub.publish(&catalogue(v));
         }
