@@ -151,7 +151,7 @@ pub async fn spawn(config: Config, clock: Arc<dyn Clock>) -> Result<RunningAgent
         Some(ApiAddress::Unix(socket)) => Some(socket.path.clone()),
         _ => None,
     };
-    let shell = Shell { core, clock, waiting: Vec::new(), events: events.clone() };
+    let shell = Shell { core: Box::new(core), clock, waiting: Vec::new(), events: events.clone() };
     let task = tokio::spawn(async move {
         shell
             .run(mqtt_rx, cmd_rx, link_rx, async {
@@ -310,7 +310,9 @@ fn mqtt_event(event: Event) -> Option<MqttEvent> {
 /// The shell around a core: its clock, and the callers waiting for their offer (an offer
 /// request's answer, or the home channel in step after a reconnection).
 struct Shell {
-    core: AgentCore,
+    // Boxed: the task's future holds the shell more than once (in the task's state and in
+    // `run`'s), and the core is about 3.5 KB.
+    core: Box<AgentCore>,
     clock: Arc<dyn Clock>,
     waiting: Vec<(RequestToken, oneshot::Sender<OfferOutcome>)>,
     events: Arc<EventHub>,
