@@ -16,8 +16,10 @@ use crate::protocol::{self, Packet, Protocol};
 /// when a larger one comes.
 const INITIAL_BUFFER_CAPACITY: usize = 1024;
 
-/// The most room a written connection's write buffer keeps for the next packets.
-const KEPT_WRITE_CAPACITY: usize = 16 * 1024;
+/// The most room a written connection's write buffer keeps for the next packets: a few
+/// acknowledgements and small publishes. Room grown for more (a retained catalogue of a few KiB
+/// sent to each new subscriber) is given back once written.
+const KEPT_WRITE_CAPACITY: usize = 4 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -187,6 +189,8 @@ mod tests {
 
         network.write(publish(10)).await.unwrap();
         assert_eq!(network.write.capacity(), INITIAL_BUFFER_CAPACITY, "a small packet fits");
+        network.write(publish(6 * 1024)).await.unwrap();
+        assert!(network.write.capacity() <= KEPT_WRITE_CAPACITY, "a few KiB: {}", network.write.capacity());
         network.write(publish(64 * 1024)).await.unwrap();
         assert!(network.write.capacity() <= KEPT_WRITE_CAPACITY, "{}", network.write.capacity());
         network.writev(VecDeque::from([publish(10), publish(64 * 1024)])).await.unwrap();
@@ -195,6 +199,6 @@ mod tests {
         drop(network);
         let mut written = Vec::new();
         theirs.read_to_end(&mut written).await.unwrap();
-        assert!(written.len() > 2 * 64 * 1024, "every packet went out whole: {} bytes", written.len());
+        assert!(written.len() > 2 * 64 * 1024 + 6 * 1024, "every packet went out whole: {} bytes", written.len());
     }
 }
