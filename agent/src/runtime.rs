@@ -33,8 +33,10 @@ pub use crate::core::AGENT_VERSION;
 /// The largest MQTT packet the agent sends or receives (catalogue envelopes are at most 1 MiB).
 pub const MAX_PACKET_BYTES: usize = 2 * 1024 * 1024;
 
-/// The most QoS 1 publishes the agent has in flight to the broker at once.
-const MAX_INFLIGHT: u16 = 32;
+/// The most QoS 1 publishes the agent has in flight to the broker at once. The outbox hands
+/// the client up to [`crate::egress::MAX_UNACKNOWLEDGED`]; those past this wait in the client's
+/// queue for an acknowledgement.
+const MAX_INFLIGHT: u16 = 8;
 
 /// How often the core expires old feature values, retries the outbox and what the broker
 /// did not take (subscriptions), and asks again for a missing collector.
@@ -214,8 +216,8 @@ fn mqtt_client(config: &Config) -> (AsyncClient, EventLoop) {
         .keep_alive(Duration::from_secs(30))
         .max_packet_bytes(MAX_PACKET_BYTES as u32)
         // rumqttc's v5 client keeps a slot per packet id it may have in flight, u16::MAX of
-        // them unless told otherwise: about 10 MB a client; a slot is about 390 bytes. 32
-        // publishes in flight keep a connection's reports flowing.
+        // them unless told otherwise: about 10 MB a client; a slot is about 390 bytes. 8
+        // publishes in flight keep a device's few messages flowing.
         .max_inflight(MAX_INFLIGHT)
         .session(Some(Duration::from_secs(SESSION_EXPIRY_SECS.into())), true)
         .access(&config.mqtt)

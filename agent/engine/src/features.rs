@@ -6,8 +6,10 @@
 //! mean, trends, minutes since the last event. Derived features keep a fixed ring of buckets
 //! (`window`); the time since the last event keeps one instant.
 //!
-//! Memory is fixed when the store is built: one slot per known feature and one table of
-//! buckets for every window, whatever the number of signals ([`FeatureStore::memory_bytes`]).
+//! Memory is bounded whatever the number of signals ([`FeatureStore::memory_bytes`]): one slot
+//! per known feature, and a window's ring of buckets, made at the first signal its source lets
+//! in and kept from then on. A device has rings only for the signals it gives (a fridge none
+//! for an e-reader's reading), and once each of its sources has spoken, its memory is fixed.
 //! Personal signals are dropped on arrival unless `personalise` is granted, so they never
 //! enter any window, and revoking it clears the sources and every window derived from them.
 //!
@@ -109,12 +111,23 @@ enum Held {
 struct Slot {
     held: Held,
     /// The index of the feature whose signals feed it (its own, for a source).
-    source: usize,
-    /// Its buckets: `first..first + len` in the store's table (none but for windows).
-    first: usize,
-    len: usize,
-    /// The values it may take ([`ledtrad_protocol::feature::FeatureSpec::range`]).
-    range: (f64, f64),
+    source: u16,
+    /// Its buckets: `first..first + len` in the store's table once placed ([`UNPLACED`] until
+    /// its source's first signal; none but for windows).
+    first: u16,
+    len: u16,
+}
+
+/// The `first` of a slot whose buckets are not in the table yet.
+const UNPLACED: u16 = u16::MAX;
+
+impl Slot {
+    fn ring(self) -> core::ops::Range<usize> {
+        match self.first {
+            UNPLACED => 0..0,
+            first => usize::from(first)..usize::from(first) + usize::from(self.len),
+        }
+    }
 }
 
 /// What happened to a signal.
@@ -137,15 +150,16 @@ pub enum SignalOutcome {
 pub struct FeatureStore {
     /// One per feature in [`FEATURES`], in its order; never grows.
     slots: Box<[Slot]>,
-    /// Every window's buckets, side by side; never grows.
-    buckets: Box<[window::Bucket]>,
+    /// The rings of the windows whose sources have had a signal, side by side; grows by a
+    /// ring at a time, up to every window's.
+    buckets: Vec<window::Bucket>,
     local: LocalTime,
 }
 
 impl FeatureStore {
-    /// An empty store for a device in `local` time. This is the only allocation it makes.
+    /// An empty store for a device in `local` time, with no window's ring yet.
     pub fn new(local: LocalTime) -> Self {
-        let mut first = 0;
+        let index = |i: usize| u16::try_from(i).expect("the registry has fewer than 65,535 features");
         let slots: Box<[Slot]> = FEATURES
             .iter()
             .enumerate()
@@ -156,21 +170,34 @@ impl FeatureStore {
                     }
                     _ => (i, 0),
                 };
-                let range = spec.range();
-                let slot = Slot { held: Held::Nothing, source, first, len, range: (*range.start(), *range.end()) };
-                first += len;
-                slot
+                let len = u16::try_from(len).expect("a window has at most MAX_WINDOW_BUCKETS buckets");
+                Slot { held: Held::Nothing, source: index(source), first: UNPLACED, len }
             })
             .collect();
-        Self { slots, buckets: vec![window::Bucket::EMPTY; first].into_boxed_slice(), local }
+        Self { slots, buckets: Vec::new(), local }
     }
 
-    /// The bytes the store takes, its own and on the heap. Fixed at [`FeatureStore::new`]: no
-    /// number of signals changes it.
+    /// The bytes the store takes, its own and on the heap. It grows only when a source lets in
+    /// its first signal (by the rings of the windows derived from it), never beyond
+    /// [`FeatureStore::most_memory_bytes`].
     pub fn memory_bytes(&self) -> usize {
         core::mem::size_of::<Self>()
             + core::mem::size_of_val::<[Slot]>(&self.slots)
-            + core::mem::size_of_val::<[window::Bucket]>(&self.buckets)
+            + self.buckets.capacity() * core::mem::size_of::<window::Bucket>()
+    }
+
+    /// The bytes a store takes once every source has had a signal.
+    pub fn most_memory_bytes() -> usize {
+        let buckets: usize = FEATURES
+            .iter()
+            .map(|f| match f.aggregation {
+                Aggregation::Derived { derivation, .. } => derivation.buckets(),
+                _ => 0,
+            })
+            .sum();
+        core::mem::size_of::<Self>()
+            + FEATURES.len() * core::mem::size_of::<Slot>()
+            + buckets * core::mem::size_of::<window::Bucket>()
     }
 
     /// Aggregates one signal into its feature and every feature derived from it.
@@ -192,6 +219,7 @@ impl FeatureStore {
         let day = self.local.day(now);
         let source = signal.feature.index();
         let slot = &mut self.slots[source];
+        let source = u16::try_from(source).expect("a feature of the registry");
         slot.held = match (spec.aggregation, slot.held) {
             (Aggregation::DailyCount, Held::DailyCount { value, day: d }) if d == day => {
                 Held::DailyCount { value: value + signal.value, day }
@@ -214,7 +242,12 @@ impl FeatureStore {
                         Held::Window { newest } => Some(newest),
                         _ => None,
                     };
-                    let ring = &mut self.buckets[slot.first..slot.first + slot.len];
+                    if slot.first == UNPLACED {
+                        slot.first = u16::try_from(self.buckets.len()).expect("fewer buckets than 65,535");
+                        self.buckets.reserve_exact(usize::from(slot.len));
+                        self.buckets.resize(self.buckets.len() + usize::from(slot.len), window::Bucket::EMPTY);
+                    }
+                    let ring = &mut self.buckets[slot.ring()];
                     let step = step_at(w, now, || day);
                     slot.held = Held::Window { newest: window::record(ring, newest, step, signal.value) };
                 }
@@ -256,9 +289,8 @@ impl FeatureStore {
             }
             (Aggregation::Derived { derivation, .. }, Held::Window { newest }) => {
                 let w = derivation.window()?;
-                let at = window::as_of(slot.len, newest, step_at(w, now, || self.local.day(now)))?;
-                let (low, high) = slot.range;
-                window::evaluate(derivation, &self.buckets[slot.first..slot.first + slot.len], at, &(low..=high))
+                let at = window::as_of(usize::from(slot.len), newest, step_at(w, now, || self.local.day(now)))?;
+                window::evaluate(derivation, &self.buckets[slot.ring()], at, &feature.spec().range())
             }
             _ => None,
         }
@@ -270,7 +302,7 @@ impl FeatureStore {
         let today = self.local.day(now);
         let mut dropped = 0;
         for (i, slot) in self.slots.iter_mut().enumerate() {
-            let ring = &mut self.buckets[slot.first..slot.first + slot.len];
+            let ring = &mut self.buckets[slot.ring()];
             let stale = match (FEATURES[i].aggregation, slot.held) {
                 (_, Held::Nothing) => false,
                 (_, Held::Level { updated, .. }) => now.secs().saturating_sub(updated.secs()) >= LEVEL_RETENTION_SECS,
@@ -305,7 +337,7 @@ impl FeatureStore {
         let mut purged = 0;
         for (i, slot) in self.slots.iter_mut().enumerate() {
             if FEATURES[i].purpose.is_some_and(|p| !consent.allows(p)) && slot.held != Held::Nothing {
-                clear(slot, &mut self.buckets[slot.first..slot.first + slot.len]);
+                clear(slot, &mut self.buckets[slot.ring()]);
                 purged += 1;
             }
         }
@@ -316,7 +348,7 @@ impl FeatureStore {
     pub fn clear_context(&mut self) -> usize {
         let mut cleared = 0;
         for slot in self.slots.iter_mut().filter(|s| s.held != Held::Nothing) {
-            clear(slot, &mut self.buckets[slot.first..slot.first + slot.len]);
+            clear(slot, &mut self.buckets[slot.ring()]);
             cleared += 1;
         }
         cleared

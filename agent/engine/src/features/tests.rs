@@ -305,7 +305,7 @@ fn personal_signals_without_consent_enter_no_window() {
     for (i, spec) in FEATURES.iter().enumerate().filter(|(_, f)| f.purpose.is_some()) {
         let slot = &store.slots[i];
         assert_eq!(slot.held, Held::Nothing, "{}", spec.name);
-        assert!(store.buckets[slot.first..slot.first + slot.len].iter().all(|b| *b == Bucket::EMPTY), "{}", spec.name);
+        assert!(store.buckets[slot.ring()].iter().all(|b| *b == Bucket::EMPTY), "{}", spec.name);
     }
     // Granting later brings nothing of it back: only what comes after counts.
     feed(&mut store, "fridge.door.opens", &[(T0.plus_secs(60), 1.0)]);
@@ -329,7 +329,7 @@ fn revoking_purges_sources_and_every_window_derived_from_them() {
     for (i, spec) in FEATURES.iter().enumerate().filter(|(_, f)| f.purpose.is_some()) {
         let slot = &store.slots[i];
         assert_eq!(value(&store, spec.name, now), None, "{}", spec.name);
-        assert!(store.buckets[slot.first..slot.first + slot.len].iter().all(|b| *b == Bucket::EMPTY), "{}", spec.name);
+        assert!(store.buckets[slot.ring()].iter().all(|b| *b == Bucket::EMPTY), "{}", spec.name);
     }
     // Context stays, until the context is cleared too.
     let held: Vec<_> = store.snapshot(now).into_iter().map(|(f, _)| f.as_str()).collect();
@@ -346,7 +346,7 @@ fn expiry_drops_windows_whose_data_are_all_older_than_their_span() {
     // At 65 minutes the step at 0 has left the hour, and expiry empties its bucket.
     assert_eq!(store.expire(later(65)), 0);
     let last_hour = store.slots[FeatureName::try_new("fridge.door.opens.last_hour").unwrap().index()];
-    let ring = &store.buckets[last_hour.first..last_hour.first + last_hour.len];
+    let ring = &store.buckets[last_hour.ring()];
     assert_eq!(ring.iter().filter(|b| **b != Bucket::EMPTY).count(), 1);
     assert_eq!(value(&store, "fridge.door.opens.last_hour", later(65)), Some(1.0));
     // At 80 minutes nothing is left inside the hour: the window goes, the others stay.
@@ -396,26 +396,47 @@ fn window_buckets() -> usize {
 }
 
 #[test]
-fn memory_is_fixed_when_the_store_is_built() {
-    let store = FeatureStore::new(LocalTime::zone(chrono_tz::Europe::Stockholm));
+fn memory_is_bounded_and_grows_only_at_a_sources_first_signal() {
+    let mut store = FeatureStore::new(LocalTime::zone(chrono_tz::Europe::Stockholm));
     assert_eq!(window_buckets(), 135);
-    assert_eq!((store.slots.len(), store.buckets.len()), (FEATURES.len(), window_buckets()));
-    let expected = core::mem::size_of::<FeatureStore>()
-        + FEATURES.len() * core::mem::size_of::<Slot>()
-        + window_buckets() * core::mem::size_of::<Bucket>();
-    assert_eq!(store.memory_bytes(), expected);
-    // On 64-bit targets: 40 bytes a bucket, 64 a slot, 40 for the store itself: 7,488 in all.
+    assert_eq!((store.slots.len(), store.buckets.len()), (FEATURES.len(), 0));
+    let empty = core::mem::size_of::<FeatureStore>() + FEATURES.len() * core::mem::size_of::<Slot>();
+    assert_eq!(store.memory_bytes(), empty);
+    // On 64-bit targets: 40 bytes a bucket, 32 a slot, 48 for the store itself: 6,536 at most.
     assert!(core::mem::size_of::<Bucket>() <= 40);
-    assert!(core::mem::size_of::<Slot>() <= 64);
-    assert!(store.memory_bytes() <= 8 * 1024, "{}", store.memory_bytes());
+    assert!(core::mem::size_of::<Slot>() <= 32);
+    assert_eq!(FeatureStore::most_memory_bytes(), empty + window_buckets() * core::mem::size_of::<Bucket>());
+    assert!(FeatureStore::most_memory_bytes() <= 7 * 1024, "{}", FeatureStore::most_memory_bytes());
+
+    // A fridge's signals (and the light) make the rings of their windows only: 60 and 13.
+    for feature in signal_features().filter(|f| f.as_str().starts_with("fridge.") || f.as_str().starts_with("context."))
+    {
+        store.handle_signal(Signal { feature, value: 0.5 }, personalised(), T0);
+    }
+    assert_eq!(store.buckets.len(), 73);
+    let fridge = store.memory_bytes();
+    assert_eq!(fridge, empty + 73 * core::mem::size_of::<Bucket>());
+    // A personal signal without `personalise` makes nothing.
+    let reading = FeatureName::try_new("ereader.reading.minutes").unwrap();
+    store.handle_signal(Signal { feature: reading, value: 5.0 }, ConsentState::NONE, T0);
+    assert_eq!(store.memory_bytes(), fridge);
+    // Every source spoken: every ring, and no more.
+    for feature in signal_features() {
+        store.handle_signal(Signal { feature, value: 0.5 }, personalised(), T0);
+    }
+    assert_eq!(store.buckets.len(), window_buckets());
+    assert_eq!(store.memory_bytes(), FeatureStore::most_memory_bytes());
 }
 
 #[test]
 fn a_flood_of_a_million_signals_leaves_memory_unchanged() {
     let mut store = FeatureStore::new(LocalTime::zone(chrono_tz::Europe::Stockholm));
+    let sources: Vec<FeatureName> = signal_features().collect();
+    for feature in &sources {
+        store.handle_signal(Signal { feature: *feature, value: 0.5 }, ConsentState::all(), T0);
+    }
     let before = store.memory_bytes();
     let tables = (store.slots.as_ptr(), store.buckets.as_ptr());
-    let sources: Vec<FeatureName> = signal_features().collect();
     let mut now = T0;
     for k in 0..1_000_000u64 {
         // Three seconds apart on average: some five weeks, so every window turns many times.
@@ -471,7 +492,7 @@ proptest! {
     fn values_stay_finite_and_inside_their_ranges(stockholm in any::<bool>(), ops in proptest::collection::vec(op(), 1..300)) {
         let local = if stockholm { LocalTime::zone(chrono_tz::Europe::Stockholm) } else { LocalTime::fixed(-5 * 3600) };
         let mut store = FeatureStore::new(local);
-        let memory = store.memory_bytes();
+        let mut memory = store.memory_bytes();
         let mut consent = personalised();
         let mut now = T0;
         for op in ops {
@@ -498,7 +519,9 @@ proptest! {
                     prop_assert!(spec.purpose.is_none() || consent.allows(Purpose::Personalise), "{} held", spec.name);
                 }
             }
-            prop_assert_eq!(store.memory_bytes(), memory);
+            // Memory grows only by a source's first rings, and never past the bound.
+            prop_assert!(store.memory_bytes() >= memory && store.memory_bytes() <= FeatureStore::most_memory_bytes());
+            memory = store.memory_bytes();
         }
     }
 }
