@@ -12,8 +12,15 @@ use rumqttd::{Broker, Config, ConnectionSettings, RouterConfig, ServerSettings};
 /// A broker running on its own thread on a loopback port.
 #[derive(Debug)]
 pub struct EmbeddedBroker {
-    url: BrokerUrl,
+    /// One per loopback address it listens on, 127.0.0.1 first.
+    urls: Vec<BrokerUrl>,
 }
+
+/// The most connections the embedded broker expects on one address. A client's connections to
+/// one address and port each take a port of the kernel's ephemeral range (28,232 on Linux by
+/// default), so a broker for more listens on the same port of further loopback addresses
+/// (127.0.0.2, 127.0.0.3, …) and its clients are spread over them ([`EmbeddedBroker::urls`]).
+pub const CONNECTIONS_PER_ADDRESS: usize = 20_000;
 
 /// The broker could not start.
 #[derive(Debug, thiserror::Error)]
@@ -40,15 +47,25 @@ impl EmbeddedBroker {
         Self::start_on(port, max_connections)
     }
 
-    /// Starts a broker on loopback `port` and waits until it accepts connections.
+    /// Starts a broker on loopback `port` and waits until it accepts connections. For more
+    /// than [`CONNECTIONS_PER_ADDRESS`] connections it listens on further loopback addresses too.
     pub fn start_on(port: u16, max_connections: usize) -> Result<Self, BrokerError> {
-        let listen = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-        // Something answering there is in use; a port whose last broker has just stopped
-        // (connections of its own still closing) is not: rumqttd binds with SO_REUSEADDR.
-        if std::net::TcpStream::connect_timeout(&listen, Duration::from_millis(500)).is_ok() {
+        let addresses = max_connections.div_ceil(CONNECTIONS_PER_ADDRESS).max(1);
+        if addresses > 254 {
             return Err(BrokerError::Start(format!(
-                "embedded broker: {listen} is in use; stop what listens there or use another port in the broker address"
+                "embedded broker: {max_connections} connections need {addresses} loopback addresses, more than the 254 of 127.0.0.0/8 it uses; run fewer devices per broker"
             )));
+        }
+        let listens: Vec<SocketAddr> =
+            (1..=addresses).map(|k| SocketAddr::from((Ipv4Addr::new(127, 0, 0, k as u8), port))).collect();
+        for listen in &listens {
+            // Something answering there is in use; a port whose last broker has just stopped
+            // (connections of its own still closing) is not: rumqttd binds with SO_REUSEADDR.
+            if std::net::TcpStream::connect_timeout(listen, Duration::from_millis(500)).is_ok() {
+                return Err(BrokerError::Start(format!(
+                    "embedded broker: {listen} is in use; stop what listens there or use another port in the broker address"
+                )));
+            }
         }
         let connections = ConnectionSettings {
             connection_timeout_ms: 60_000,
@@ -60,8 +77,17 @@ impl EmbeddedBroker {
         };
         // MQTT 5 only: every part of ledtrad speaks it (offer requests need its response topic
         // and correlation data), and rumqttd drops a v5 client on a v4 listener.
-        let server =
-            ServerSettings { name: "ledtrad-v5".into(), listen, tls: None, next_connection_delay_ms: 0, connections };
+        let servers = listens.iter().enumerate().map(|(k, &listen)| {
+            let name = format!("ledtrad-v5-{}", k + 1);
+            let server = ServerSettings {
+                name: name.clone(),
+                listen,
+                tls: None,
+                next_connection_delay_ms: 0,
+                connections: connections.clone(),
+            };
+            (name, server)
+        });
         let config = Config {
             id: 0,
             router: RouterConfig {
@@ -75,7 +101,7 @@ impl EmbeddedBroker {
                 initialized_filters: None,
                 shared_subscriptions_strategy: Default::default(),
             },
-            v5: Some(HashMap::from([("1".to_string(), server)])),
+            v5: Some(servers.collect::<HashMap<_, _>>()),
             ..Config::default()
         };
         std::thread::Builder::new()
@@ -87,18 +113,31 @@ impl EmbeddedBroker {
                 }
             })
             .map_err(|e| BrokerError::Start(format!("embedded broker: cannot start the broker thread: {e}")))?;
-        for _ in 0..200 {
-            if std::net::TcpStream::connect(listen).is_ok() {
-                return Ok(Self { url: BrokerUrl::tcp("127.0.0.1", port) });
+        let mut urls = Vec::with_capacity(listens.len());
+        for listen in listens {
+            if !(0..200).any(|_| {
+                let up = std::net::TcpStream::connect(listen).is_ok();
+                if !up {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                up
+            }) {
+                return Err(BrokerError::Start(format!("embedded broker: did not listen on {listen} within 2 s")));
             }
-            std::thread::sleep(Duration::from_millis(10));
+            urls.push(BrokerUrl::tcp(listen.ip().to_string(), port));
         }
-        Err(BrokerError::Start(format!("embedded broker: did not listen on {listen} within 2 s")))
+        Ok(Self { urls })
     }
 
-    /// The broker's address.
+    /// The broker's address (on 127.0.0.1).
     pub fn url(&self) -> &BrokerUrl {
-        &self.url
+        &self.urls[0]
+    }
+
+    /// Every address the broker listens on, 127.0.0.1 first: one for each
+    /// [`CONNECTIONS_PER_ADDRESS`] connections it was started for. Spread clients over them.
+    pub fn urls(&self) -> &[BrokerUrl] {
+        &self.urls
     }
 }
 

@@ -2,6 +2,7 @@
 //! a shared virtual clock (in this process or in worker processes), simulated days, the
 //! audit, and the summary. [`shards`] drives the homes, here or in worker processes.
 
+mod files;
 mod place;
 mod shards;
 
@@ -136,6 +137,9 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
         bail!("--homes must be at least 1");
     }
     let size = Size::of(&options);
+    let in_workers = options.homes > options.homes_per_process.max(1) && options.worker_exe.is_some();
+    let embedded = options.broker.is_none() && options.own_broker == OwnBroker::Embedded;
+    files::allow(files::needed(size.devices, embedded, if in_workers { 0 } else { size.devices }))?;
     let (place, audit) = Place::connect(&options, size.devices).await?;
 
     // A collector always runs (devices send reports only while one is present); without
@@ -218,7 +222,7 @@ fn shard_spec(options: &RunOptions, place: &Place, dir: std::path::PathBuf) -> S
         homes: (0, options.homes),
         population: options.population,
         policy: options.policy,
-        broker: place.broker.to_string(),
+        brokers: place.device_brokers.iter().map(ToString::to_string).collect(),
         tls: place.tls.as_ref().map(|tls| tls.devices(dir.join("certs"))),
         fleet: place.fleet.to_string(),
         key: (place.key.id.to_string(), place.key.public_hex()),

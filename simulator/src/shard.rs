@@ -46,8 +46,9 @@ pub struct ShardSpec {
     pub population: Population,
     /// How offers are put.
     pub policy: Policy,
-    /// The broker, `mqtt://HOST:PORT` or `mqtts://HOST:PORT`.
-    pub broker: String,
+    /// The broker, `mqtt://HOST:PORT` or `mqtts://HOST:PORT`: one address, or several of one
+    /// broker (the embedded broker's for many devices), home `h`'s devices using `h`'s turn.
+    pub brokers: Vec<String>,
     /// For an `mqtts://` broker: where each agent's certificate comes from.
     #[serde(default)]
     pub tls: Option<crate::tls::DeviceTls>,

@@ -24,6 +24,9 @@ fn run_id() -> String {
 /// Where a run happens: its broker, and its own fleet and operator key there.
 pub(super) struct Place {
     pub(super) broker: BrokerUrl,
+    /// The addresses the devices connect to: the broker's, or the embedded broker's several
+    /// when it takes more connections than one address can.
+    pub(super) device_brokers: Vec<BrokerUrl>,
     /// The broker as the summary names it: its URL, "embedded", "mosquitto" or "mosquitto (TLS)".
     pub(super) broker_label: String,
     /// What the simulator's own clients present to the broker.
@@ -42,11 +45,13 @@ impl Place {
     /// Starts the run's own broker unless the options name one, and connects the audit there.
     pub(super) async fn connect(options: &RunOptions, devices: usize) -> anyhow::Result<(Self, Audit)> {
         let mut mosquitto = None;
+        let mut device_brokers = None;
         let (broker, broker_label, tls) = match (&options.broker, options.own_broker) {
             (Some(url), _) => (url.clone(), url.to_string(), options.tls.clone()),
             (None, OwnBroker::Embedded) => {
                 let embedded = ledtrad_agent::broker::EmbeddedBroker::start(devices + 16)?;
                 let url = embedded.url().clone();
+                device_brokers = Some(embedded.urls().to_vec());
                 // The broker lives until the process ends.
                 std::mem::forget(embedded);
                 (url, "embedded".to_string(), None)
@@ -74,7 +79,8 @@ impl Place {
         )
         .await
         .with_context(|| format!("connecting to the broker at {broker}"))?;
-        let place = Self { broker, broker_label, access, tls, mosquitto, run_id, fleet, key, local_midnight };
+        let device_brokers = device_brokers.unwrap_or_else(|| vec![broker.clone()]);
+        let place = Self { broker, device_brokers, broker_label, access, tls, mosquitto, run_id, fleet, key, local_midnight };
         Ok((place, audit))
     }
 }

@@ -171,7 +171,7 @@ fn agent_config(
         device_id: id.to_string(),
         kind: d.kind.as_str().into(),
         fleet: spec.fleet.clone(),
-        broker: spec.broker.clone(),
+        broker: spec.brokers[h % spec.brokers.len()].clone(),
         mqtt_username: None,
         mqtt_password_file: None,
         database: spec.dir.join(format!("{id}.db")),
