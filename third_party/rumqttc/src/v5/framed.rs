@@ -1,3 +1,4 @@
+use bytes::BytesMut;
 use futures_util::{FutureExt, SinkExt};
 use tokio_stream::StreamExt;
 use tokio_util::codec::Framed;
@@ -6,6 +7,14 @@ use crate::framed::AsyncReadWrite;
 
 use super::mqttbytes::v5::Packet;
 use super::{mqttbytes, Codec, Incoming, MqttState, StateError};
+
+/// ledtrad: the room a connection's read and write buffers start with (tokio-util's `Framed`
+/// starts each with 8 KiB), enough for the few small packets a device sends and gets at once.
+const INITIAL_CAPACITY: usize = 1024;
+
+/// ledtrad: the most room an emptied read or write buffer keeps; room grown for a larger packet
+/// (a retained catalogue of a few KiB) is given back once the packet is through.
+const KEPT_CAPACITY: usize = 4 * 1024;
 
 /// Network transforms packets <-> frames efficiently. It takes
 /// advantage of pre-allocation, buffering and vectorization when
@@ -23,7 +32,8 @@ impl Network {
             max_incoming_size,
             max_outgoing_size: None,
         };
-        let framed = Framed::new(socket, codec);
+        let mut framed = Framed::with_capacity(socket, codec, INITIAL_CAPACITY);
+        *framed.write_buffer_mut() = BytesMut::with_capacity(INITIAL_CAPACITY);
 
         Network {
             framed,
@@ -37,7 +47,9 @@ impl Network {
 
     /// Reads and returns a single packet from network
     pub async fn read(&mut self) -> Result<Incoming, StateError> {
-        match self.framed.next().await {
+        let read = self.framed.next().await;
+        self.give_back_room();
+        match read {
             Some(Ok(packet)) => Ok(packet),
             Some(Err(mqttbytes::Error::InsufficientBytes(_))) => unreachable!(),
             Some(Err(e)) => Err(StateError::Deserialization(e)),
@@ -74,7 +86,21 @@ impl Network {
             };
         }
 
+        self.give_back_room();
         Ok(())
+    }
+
+    /// ledtrad: gives back the room an emptied buffer grew past [`KEPT_CAPACITY`], rather than
+    /// keeping it for the rest of the connection.
+    fn give_back_room(&mut self) {
+        let read = self.framed.read_buffer();
+        if read.is_empty() && read.capacity() > KEPT_CAPACITY {
+            *self.framed.read_buffer_mut() = BytesMut::with_capacity(INITIAL_CAPACITY);
+        }
+        let write = self.framed.write_buffer();
+        if write.is_empty() && write.capacity() > KEPT_CAPACITY {
+            *self.framed.write_buffer_mut() = BytesMut::with_capacity(INITIAL_CAPACITY);
+        }
     }
 
     /// Serializes packet into write buffer
@@ -89,6 +115,51 @@ impl Network {
         self.framed
             .flush()
             .await
-            .map_err(StateError::Deserialization)
+            .map_err(StateError::Deserialization)?;
+        self.give_back_room();
+        Ok(())
     }
 }
+
+#[cfg(test)]
+mod ledtrad_tests {
+    use super::mqttbytes::v5::Publish;
+    use super::mqttbytes::QoS;
+    use super::*;
+
+    fn publish(payload_bytes: usize) -> Packet {
+        Packet::Publish(Publish::new("a/b", QoS::AtMostOnce, vec![7; payload_bytes], None))
+    }
+
+    /// ledtrad: both buffers start small, and give back the room a large packet made them grow
+    /// to once it is through, with every byte of it read.
+    #[tokio::test]
+    async fn buffers_start_small_and_give_back_what_a_large_packet_took() {
+        let (ours, theirs) = tokio::io::duplex(1 << 20);
+        let mut ours = Network::new(ours, None);
+        let mut theirs = Network::new(theirs, None);
+        assert_eq!(ours.framed.read_buffer().capacity(), INITIAL_CAPACITY);
+        assert_eq!(ours.framed.write_buffer().capacity(), INITIAL_CAPACITY);
+
+        ours.write(publish(6 * 1024)).await.unwrap();
+        assert!(ours.framed.write_buffer().capacity() > KEPT_CAPACITY, "the packet is in the buffer");
+        ours.flush().await.unwrap();
+        assert!(ours.framed.write_buffer().capacity() <= KEPT_CAPACITY);
+
+        theirs.write(publish(10)).await.unwrap();
+        theirs.write(publish(6 * 1024)).await.unwrap();
+        theirs.flush().await.unwrap();
+        for expected in [10, 6 * 1024] {
+            match ours.read().await.unwrap() {
+                Packet::Publish(p) => assert_eq!(p.payload.len(), expected),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(ours.framed.read_buffer().capacity() <= KEPT_CAPACITY, "{}", ours.framed.read_buffer().capacity());
+        match theirs.read().await.unwrap() {
+            Packet::Publish(p) => assert!(p.payload.iter().all(|b| *b == 7) && p.payload.len() == 6 * 1024),
+            other => panic!("{other:?}"),
+        }
+    }
+}
+

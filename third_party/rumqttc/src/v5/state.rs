@@ -127,7 +127,9 @@ impl MqttState {
             // index 0 is wasted as 0 is not a valid packet id
             outgoing_pub: vec![None; max_inflight as usize + 1],
             outgoing_rel: FixedBitSet::with_capacity(max_inflight as usize + 1),
-            incoming_pub: FixedBitSet::with_capacity(u16::MAX as usize + 1),
+            // ledtrad: grown to the highest packet id of an incoming QoS 2 publish, rather than
+            // 8 KiB for every id from the start (most clients never receive QoS 2).
+            incoming_pub: FixedBitSet::new(),
             collision: None,
             // TODO: Optimize these sizes later
             events: VecDeque::with_capacity(100),
@@ -337,6 +339,7 @@ impl MqttState {
             }
             QoS::ExactlyOnce => {
                 let pkid = publish.pkid;
+                self.incoming_pub.grow(pkid as usize + 1);
                 self.incoming_pub.insert(pkid as usize);
 
                 if !self.manual_acks {
@@ -710,6 +713,29 @@ mod test {
 
     fn build_mqttstate() -> MqttState {
         MqttState::new(u16::MAX, false)
+    }
+
+    /// ledtrad: the bitset of incoming QoS 2 ids takes no room until such a publish comes,
+    /// then as far as its id, and still answers a PUBREL it knows and refuses one it does not.
+    #[test]
+    fn ledtrad_incoming_qos2_ids_take_room_only_as_they_come() {
+        let mut mqtt = build_mqttstate();
+        assert_eq!(mqtt.incoming_pub.len(), 0);
+        assert!(matches!(
+            mqtt.handle_incoming_pubrel(&PubRel::new(9, None)),
+            Err(StateError::Unsolicited(9))
+        ));
+        let mut publish = build_incoming_publish(QoS::ExactlyOnce, 300);
+        mqtt.handle_incoming_publish(&mut publish).unwrap();
+        assert!(mqtt.incoming_pub.contains(300));
+        assert!(mqtt.incoming_pub.len() <= 301 + 64, "{}", mqtt.incoming_pub.len());
+        let mut highest = build_incoming_publish(QoS::ExactlyOnce, u16::MAX);
+        mqtt.handle_incoming_publish(&mut highest).unwrap();
+        assert!(matches!(
+            mqtt.handle_incoming_pubrel(&PubRel::new(300, None)),
+            Ok(Some(Packet::PubComp(_)))
+        ));
+        assert!(!mqtt.incoming_pub.contains(300) && mqtt.incoming_pub.contains(u16::MAX as usize));
     }
 
     #[test]
