@@ -147,6 +147,13 @@ impl Store {
         }
         };
         let mut conn = Connection::open(path).map_err(sqlite)?;
+        // A small page cache (8 KiB; SQLite's default is 2 MiB): the agent reads little after
+        // start, and the file system caches the rest outside the agent's memory. Set before the
+        // first page is read: SQLite takes room for a cache's first pages in one block, as many
+        // as it may hold then (up to 20), and keeps the block while the database is open. A
+        // size this small keeps the cache flat from the first day, so the agent's memory stays
+        // the same as the database grows to its budget (at 16 KiB it grew for months).
+        conn.pragma_update(None, "cache_size", -8).map_err(sqlite)?;
         // Before anything is written: a new database takes its page size and incremental
         // auto-vacuum at once.
         Self::size_new_pages(&conn).map_err(sqlite)?;
@@ -155,12 +162,6 @@ impl Store {
         Self::limit_log(&conn).map_err(sqlite)?;
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(sqlite)?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(sqlite)?;
-        // A small page cache (8 KiB; SQLite's default is 2 MiB): the agent reads little after
-        // start, and the file system caches the rest outside the agent's memory. SQLite keeps
-        // the pages its statements hold (about ten) whatever the size asked; a size below them
-        // keeps the cache at that from the first day, so the agent's memory stays the same as
-        // the database grows to its budget (at 16 KiB of 1 KiB pages it grew for months).
-        conn.pragma_update(None, "cache_size", -8).map_err(sqlite)?;
         // Deleted personal data is overwritten, not left in free pages.
         conn.pragma_update(None, "secure_delete", "ON").map_err(sqlite)?;
         conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(sqlite)?;
