@@ -37,6 +37,20 @@ pub fn discard_unsent(eventloop: &mut EventLoop) -> usize {
     unsent
 }
 
+/// Events rumqttc's queue keeps room for once a burst of them (a batch of packets read at
+/// once) has been handed on: an event is about 390 bytes.
+const KEPT_EVENTS: usize = 4;
+
+/// Gives back the room a burst of events made rumqttc's queue grow to, once they have all
+/// been handed on; otherwise a client keeps room for its largest burst ever (16 events, some
+/// 6 KiB, after a reconnection's).
+fn give_back_event_room(eventloop: &mut EventLoop) {
+    let events = &mut eventloop.state.events;
+    if events.is_empty() && events.capacity() > KEPT_EVENTS {
+        events.shrink_to(KEPT_EVENTS);
+    }
+}
+
 /// What one [`Connection::poll`] gave.
 #[derive(Debug)]
 // As large as rumqttc's own `Result<Event, _>`, which it stands in for: boxing would cost an
@@ -96,7 +110,9 @@ impl Connection {
             wait.await;
             self.retry = None;
         }
-        match self.eventloop.poll().await {
+        let polled = self.eventloop.poll().await;
+        give_back_event_room(&mut self.eventloop);
+        match polled {
             Ok(event) => {
                 if let Event::Incoming(Packet::ConnAck(_)) = &event {
                     self.backoff.reset();
@@ -139,5 +155,28 @@ impl Connection {
     /// The event loop, for what this type does not cover.
     pub fn eventloop_mut(&mut self) -> &mut EventLoop {
         &mut self.eventloop
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ClientOptions;
+    use ledtrad_protocol::broker::BrokerUrl;
+
+    #[test]
+    fn a_burst_of_events_gives_its_room_back_once_handed_on() {
+        let (_client, mut eventloop) = ClientOptions::new(&BrokerUrl::tcp("127.0.0.1", 9), "burst").connect();
+        for pkid in 0..20 {
+            eventloop.state.events.push_back(Event::Outgoing(Outgoing::Publish(pkid)));
+        }
+        let grown = eventloop.state.events.capacity();
+        assert!(grown >= 20);
+        eventloop.state.events.pop_front();
+        give_back_event_room(&mut eventloop);
+        assert_eq!(eventloop.state.events.capacity(), grown, "kept while events wait");
+        eventloop.state.events.clear();
+        give_back_event_room(&mut eventloop);
+        assert!(eventloop.state.events.capacity() <= KEPT_EVENTS, "{}", eventloop.state.events.capacity());
     }
 }

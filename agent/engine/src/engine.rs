@@ -32,8 +32,9 @@ pub use feedback::{FeedbackApplied, FeedbackError};
 /// How many recent decisions keep their full trace (every candidate's verdict) for "why" and
 /// "why not" lookups; older ones keep only what feedback and purges need, so the memory of a
 /// large catalogue's traces stays bounded (a 1,000-offer trace keeps 8 bytes an offer and a score per
-/// offer scored; see `verdict.rs`).
-pub const RECENT_TRACES: usize = 32;
+/// offer scored; see `verdict.rs`). A screen asks why right after it shows an offer; sixteen
+/// leave room for the decisions made meanwhile on its other moments.
+pub const RECENT_TRACES: usize = 16;
 
 /// How many recent decisions the engine keeps for feedback.
 pub const RECENT_DECISIONS: usize = 256;
