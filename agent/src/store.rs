@@ -148,11 +148,12 @@ impl Store {
         };
         let mut conn = Connection::open(path).map_err(sqlite)?;
         // A small page cache (8 KiB; SQLite's default is 2 MiB): the agent reads little after
-        // start, and the file system caches the rest outside the agent's memory. Set before the
-        // first page is read: SQLite takes room for a cache's first pages in one block, as many
-        // as it may hold then (up to 20), and keeps the block while the database is open. A
-        // size this small keeps the cache flat from the first day, so the agent's memory stays
-        // the same as the database grows to its budget (at 16 KiB it grew for months).
+        // start, and the file system caches the rest outside the agent's memory. A size this
+        // small keeps the cache flat from the first day, so the agent's memory stays the same
+        // as the database grows to its budget (at 16 KiB it grew for months). SQLite takes room
+        // for a cache's first pages in one block when it reads the first page, as many as the
+        // cache may hold then, at most SQLITE_DEFAULT_PCACHE_INITSZ (8 in this build, see
+        // `.cargo/config.toml`; SQLite's default is 20): set first, it applies to a new file.
         conn.pragma_update(None, "cache_size", -8).map_err(sqlite)?;
         // Before anything is written: a new database takes its page size and incremental
         // auto-vacuum at once.

@@ -49,8 +49,8 @@ impl TlsArgs {
 /// What `ledtrad-sim run` simulates and prints.
 #[derive(clap::Args)]
 pub(crate) struct RunArgs {
-    /// Number of homes.
-    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=5000))]
+    /// Number of homes (35,000 make about 100,000 devices).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=50_000))]
     homes: u64,
     /// Simulated days.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=365))]

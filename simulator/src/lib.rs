@@ -28,6 +28,7 @@ pub mod bench;
 pub mod board;
 pub mod clock;
 pub mod collect_bench;
+mod files;
 pub mod footprint;
 pub mod home;
 pub mod lab_report;

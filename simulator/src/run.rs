@@ -2,7 +2,6 @@
 //! a shared virtual clock (in this process or in worker processes), simulated days, the
 //! audit, and the summary. [`shards`] drives the homes, here or in worker processes.
 
-mod files;
 mod place;
 mod shards;
 
@@ -139,7 +138,8 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
     let size = Size::of(&options);
     let in_workers = options.homes > options.homes_per_process.max(1) && options.worker_exe.is_some();
     let embedded = options.broker.is_none() && options.own_broker == OwnBroker::Embedded;
-    files::allow(files::needed(size.devices, embedded, if in_workers { 0 } else { size.devices }))?;
+    // Workers raise their own limit for their agents (`worker`); they start from this one.
+    crate::files::allow(crate::files::needed(size.devices, embedded, if in_workers { 0 } else { size.devices }))?;
     let (place, audit) = Place::connect(&options, size.devices).await?;
 
     // A collector always runs (devices send reports only while one is present); without

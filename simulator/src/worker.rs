@@ -108,6 +108,10 @@ pub async fn serve() -> anyhow::Result<()> {
 async fn handle(shard: &mut Option<Shard>, command: Command) -> anyhow::Result<Reply> {
     Ok(match command {
         Command::Start(spec) => {
+            let devices = (spec.homes.0..spec.homes.1)
+                .map(|h| crate::home::Home::new(spec.seed, h, &spec.population).devices.len())
+                .sum();
+            crate::files::allow(crate::files::needed(0, false, devices))?;
             let s = Shard::start(*spec, || ()).await?;
             let devices = s.devices();
             *shard = Some(s);

@@ -243,7 +243,10 @@ impl FeatureStore {
                         _ => None,
                     };
                     if slot.first == UNPLACED {
-                        slot.first = u16::try_from(self.buckets.len()).expect("fewer buckets than 65,535");
+                        slot.first = u16::try_from(self.buckets.len())
+                            .ok()
+                            .filter(|first| *first < UNPLACED)
+                            .expect("the registry's windows have fewer than 65,535 buckets");
                         self.buckets.reserve_exact(usize::from(slot.len));
                         self.buckets.resize(self.buckets.len() + usize::from(slot.len), window::Bucket::EMPTY);
                     }

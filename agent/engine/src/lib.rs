@@ -14,7 +14,7 @@
 //! - [`trust`]: verifying signed catalogue envelopes against pinned keys.
 //! - [`compiled`]: a catalogue (and its journeys) compiled once at load.
 //! - [`answers`]: what people's answers rule out (dismissal blocks, suppressions, conversions).
-//! - [`features`]: signal windows into features (sources and, in fixed memory, the windows
+//! - [`features`]: signal windows into features (sources and, in bounded memory, the windows
 //!   derived from them), with consent on entry and purge on revoke.
 //! - [`home`]: what a home's screens showed on a local day, for the home-wide caps (a leaf).
 //! - [`history`]: impressions per offer per day, and Beta posteriors from feedback.

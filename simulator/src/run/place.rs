@@ -80,7 +80,8 @@ impl Place {
         .await
         .with_context(|| format!("connecting to the broker at {broker}"))?;
         let device_brokers = device_brokers.unwrap_or_else(|| vec![broker.clone()]);
-        let place = Self { broker, device_brokers, broker_label, access, tls, mosquitto, run_id, fleet, key, local_midnight };
+        let place =
+            Self { broker, device_brokers, broker_label, access, tls, mosquitto, run_id, fleet, key, local_midnight };
         Ok((place, audit))
     }
 }

@@ -24,6 +24,18 @@ pub struct Network {
     framed: Framed<Box<dyn AsyncReadWrite>, Codec>,
     /// Maximum readv count
     max_readb_count: usize,
+    /// ledtrad: a packet larger than `KEPT_CAPACITY` went through the read buffer since it was
+    /// last made.
+    read_grown: bool,
+    /// ledtrad: the same for the write buffer.
+    write_grown: bool,
+}
+
+/// ledtrad: whether `packet` makes a buffer grow past `KEPT_CAPACITY`. Only a publish can be
+/// that large. (A buffer's `capacity()` cannot tell: reading and flushing advance it, and it
+/// reports the room left after them, not the room it holds.)
+fn large(packet: &Packet) -> bool {
+    matches!(packet, Packet::Publish(p) if p.topic.len() + p.payload.len() > KEPT_CAPACITY)
 }
 impl Network {
     pub fn new(socket: impl AsyncReadWrite + 'static, max_incoming_size: Option<u32>) -> Network {
@@ -38,6 +50,8 @@ impl Network {
         Network {
             framed,
             max_readb_count: 10,
+            read_grown: false,
+            write_grown: false,
         }
     }
 
@@ -48,6 +62,9 @@ impl Network {
     /// Reads and returns a single packet from network
     pub async fn read(&mut self) -> Result<Incoming, StateError> {
         let read = self.framed.next().await;
+        if let Some(Ok(packet)) = &read {
+            self.read_grown |= large(packet);
+        }
         self.give_back_room();
         match read {
             Some(Ok(packet)) => Ok(packet),
@@ -66,6 +83,7 @@ impl Network {
         loop {
             match res {
                 Some(Ok(packet)) => {
+                    self.read_grown |= large(&packet);
                     if let Some(outgoing) = state.handle_incoming_packet(packet)? {
                         self.write(outgoing).await?;
                     }
@@ -90,21 +108,22 @@ impl Network {
         Ok(())
     }
 
-    /// ledtrad: gives back the room an emptied buffer grew past [`KEPT_CAPACITY`], rather than
-    /// keeping it for the rest of the connection.
+    /// ledtrad: gives back the room a large packet made a buffer grow to, once the buffer is
+    /// empty, rather than keeping it for the rest of the connection.
     fn give_back_room(&mut self) {
-        let read = self.framed.read_buffer();
-        if read.is_empty() && read.capacity() > KEPT_CAPACITY {
+        if self.read_grown && self.framed.read_buffer().is_empty() {
             *self.framed.read_buffer_mut() = BytesMut::with_capacity(INITIAL_CAPACITY);
+            self.read_grown = false;
         }
-        let write = self.framed.write_buffer();
-        if write.is_empty() && write.capacity() > KEPT_CAPACITY {
+        if self.write_grown && self.framed.write_buffer().is_empty() {
             *self.framed.write_buffer_mut() = BytesMut::with_capacity(INITIAL_CAPACITY);
+            self.write_grown = false;
         }
     }
 
     /// Serializes packet into write buffer
     pub async fn write(&mut self, packet: Packet) -> Result<(), StateError> {
+        self.write_grown |= large(&packet);
         self.framed
             .feed(packet)
             .await
@@ -141,10 +160,14 @@ mod ledtrad_tests {
         assert_eq!(ours.framed.read_buffer().capacity(), INITIAL_CAPACITY);
         assert_eq!(ours.framed.write_buffer().capacity(), INITIAL_CAPACITY);
 
+        ours.write(publish(10)).await.unwrap();
+        ours.flush().await.unwrap();
+        assert!(!ours.write_grown, "a small packet keeps the buffer");
         ours.write(publish(6 * 1024)).await.unwrap();
         assert!(ours.framed.write_buffer().capacity() > KEPT_CAPACITY, "the packet is in the buffer");
         ours.flush().await.unwrap();
-        assert!(ours.framed.write_buffer().capacity() <= KEPT_CAPACITY);
+        // A new buffer: the old one, advanced past what it wrote, would report what it had left.
+        assert_eq!(ours.framed.write_buffer().capacity(), INITIAL_CAPACITY);
 
         theirs.write(publish(10)).await.unwrap();
         theirs.write(publish(6 * 1024)).await.unwrap();
@@ -155,10 +178,13 @@ mod ledtrad_tests {
                 other => panic!("{other:?}"),
             }
         }
-        assert!(ours.framed.read_buffer().capacity() <= KEPT_CAPACITY, "{}", ours.framed.read_buffer().capacity());
-        match theirs.read().await.unwrap() {
-            Packet::Publish(p) => assert!(p.payload.iter().all(|b| *b == 7) && p.payload.len() == 6 * 1024),
-            other => panic!("{other:?}"),
+        assert_eq!(ours.framed.read_buffer().capacity(), INITIAL_CAPACITY, "a new buffer");
+        assert!(!ours.read_grown);
+        for expected in [10, 6 * 1024] {
+            match theirs.read().await.unwrap() {
+                Packet::Publish(p) => assert!(p.payload.iter().all(|b| *b == 7) && p.payload.len() == expected),
+                other => panic!("{other:?}"),
+            }
         }
     }
 }

@@ -14,15 +14,15 @@ const PER_AGENT: u64 = 5;
 
 /// The files this process needs for `devices`, the embedded broker's connections if
 /// `embedded`, and the agents it runs itself (`local_agents`).
-pub(super) fn needed(devices: usize, embedded: bool, local_agents: usize) -> u64 {
+pub(crate) fn needed(devices: usize, embedded: bool, local_agents: usize) -> u64 {
     let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
     let broker = if embedded { count(devices) } else { 0 };
     SPARE.saturating_add(broker).saturating_add(count(local_agents).saturating_mul(PER_AGENT))
 }
 
-/// Lets this process (and the workers it starts, which inherit it) open `needed` files: raises
-/// its soft limit, and its hard limit where it may (as root). Returns the limit in force.
-pub(super) fn allow(needed: u64) -> anyhow::Result<u64> {
+/// Lets this process open `needed` files: raises its soft limit, and its hard limit where it
+/// may (as root). Returns the limit in force. A worker process calls it for its own agents.
+pub(crate) fn allow(needed: u64) -> anyhow::Result<u64> {
     let (soft, hard) = Resource::NOFILE.get().map_err(|e| anyhow!("reading the open-file limit: {e}"))?;
     if soft >= needed {
         return Ok(soft);
