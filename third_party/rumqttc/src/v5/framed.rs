@@ -12,8 +12,8 @@ use super::{mqttbytes, Codec, Incoming, MqttState, StateError};
 /// starts each with 8 KiB), enough for the few small packets a device sends and gets at once.
 const INITIAL_CAPACITY: usize = 1024;
 
-/// ledtrad: the most room an emptied read or write buffer keeps; room grown for a larger packet
-/// (a retained catalogue of a few KiB) is given back once the packet is through.
+/// ledtrad: a buffer that took a packet larger than this (a retained catalogue of a few KiB) is
+/// replaced by a new small one once it is empty, rather than keeping the room it grew to.
 const KEPT_CAPACITY: usize = 4 * 1024;
 
 /// Network transforms packets <-> frames efficiently. It takes
