@@ -115,13 +115,7 @@ impl EmbeddedBroker {
             .map_err(|e| BrokerError::Start(format!("embedded broker: cannot start the broker thread: {e}")))?;
         let mut urls = Vec::with_capacity(listens.len());
         for listen in listens {
-            if !(0..200).any(|_| {
-                let up = std::net::TcpStream::connect(listen).is_ok();
-                if !up {
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-                up
-            }) {
+            if !listening_within_2s(listen) {
                 return Err(BrokerError::Start(format!("embedded broker: did not listen on {listen} within 2 s")));
             }
             urls.push(BrokerUrl::tcp(listen.ip().to_string(), port));
@@ -139,6 +133,18 @@ impl EmbeddedBroker {
     pub fn urls(&self) -> &[BrokerUrl] {
         &self.urls
     }
+}
+
+/// Whether something accepts connections at `listen` within 2 s (the broker's thread binds its
+/// listeners on its own time; rumqttd says nothing when it has).
+fn listening_within_2s(listen: SocketAddr) -> bool {
+    for _ in 0..200 {
+        if std::net::TcpStream::connect(listen).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    false
 }
 
 /// A Mosquitto broker of the caller's own, as a child process, started from a shipped config
