@@ -53,6 +53,7 @@ pub enum Error {
 pub struct RemoteLink<P> {
     connect: Connect,
     pub(crate) connection_id: ConnectionId,
+    pub(crate) incarnation: u64,
     network: Network<P>,
     link_tx: LinkTx,
     link_rx: LinkRx,
@@ -117,6 +118,7 @@ impl<P: Protocol> RemoteLink<P> {
         Ok(RemoteLink {
             connect,
             connection_id: id,
+            incarnation: link_rx.incarnation(),
             network,
             link_tx,
             link_rx,

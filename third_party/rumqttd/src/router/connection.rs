@@ -4,6 +4,7 @@ use crate::protocol::LastWillProperties;
 use crate::Filter;
 use crate::{protocol::LastWill, Topic};
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::ConnectionEvents;
 
@@ -33,7 +34,14 @@ pub struct Connection {
     pub(crate) broker_topic_aliases: Option<BrokerAliases>,
     /// subscription IDs for a connection
     pub(crate) subscription_ids: HashMap<Filter, usize>,
+    /// Which connection this is, among all that ever held its connection id: the router
+    /// gives a departed connection's id to the next one, so an event about a connection
+    /// that names only its id may reach the one that took the id over.
+    pub(crate) incarnation: u64,
 }
+
+/// Incarnation numbers, unique for the life of the process.
+static INCARNATIONS: AtomicU64 = AtomicU64::new(1);
 
 impl Connection {
     /// Create connection state to hold identifying information of connecting device
@@ -66,7 +74,13 @@ impl Connection {
             topic_aliases: HashMap::new(),
             broker_topic_aliases: None,
             subscription_ids: HashMap::new(),
+            incarnation: INCARNATIONS.fetch_add(1, Ordering::Relaxed),
         }
+    }
+
+    /// Which connection this is among all that held its connection id.
+    pub fn incarnation(&self) -> u64 {
+        self.incarnation
     }
 
     pub fn topic_alias_max(&mut self, max: u16) -> &mut Connection {

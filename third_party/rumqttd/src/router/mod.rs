@@ -53,8 +53,10 @@ pub enum Event {
     Ready,
     /// Data for native commitlog
     DeviceData,
-    /// Disconnection request
-    Disconnect,
+    /// Disconnection request, from the link of the connection with this incarnation
+    /// ([`Connection::incarnation`]): the router drops the connection only if it still holds
+    /// the id the event names
+    Disconnect { incarnation: u64 },
     /// Shadow
     Shadow(ShadowRequest),
     /// Collect and send alerts to all alerts links

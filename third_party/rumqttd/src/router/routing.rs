@@ -244,7 +244,7 @@ impl Router {
             Event::NewMeter(tx) => self.handle_new_meter(tx),
             Event::NewAlert(tx) => self.handle_new_alert(tx),
             Event::DeviceData => self.handle_device_payload(id),
-            Event::Disconnect => self.handle_disconnection(id, None),
+            Event::Disconnect { incarnation } => self.handle_link_ended(id, incarnation),
             Event::Ready => self.scheduler.reschedule(id, ScheduleReason::Ready),
             Event::Shadow(request) => {
                 retrieve_shadow(&mut self.datalog, &mut self.obufs[id], request)
@@ -405,6 +405,22 @@ impl Router {
 
     fn handle_new_alert(&mut self, tx: Sender<Vec<Alert>>) {
         let _alert_id = self.alerts.insert(tx);
+    }
+
+    /// The link of connection `id` ended. The router may have dropped that connection already
+    /// (it sent DISCONNECT, or a new connection took its client id) and given its id to a
+    /// new connection: only the connection with this incarnation is dropped.
+    fn handle_link_ended(&mut self, id: ConnectionId, incarnation: u64) {
+        match self.connections.get(id) {
+            Some(connection) if connection.incarnation == incarnation => {
+                self.handle_disconnection(id, None)
+            }
+            Some(_) => debug!(
+                id,
+                "the link of a connection that already left ended; its id now belongs to another"
+            ),
+            None => debug!(id, "the link of a connection that already left ended"),
+        }
     }
 
     fn handle_disconnection(&mut self, id: ConnectionId, reason: Option<DisconnectReasonCode>) {
@@ -2393,3 +2409,93 @@ fn extract_group(filter: &str) -> Option<(String, String)> {
 // //         dbg!(trackers);
 // //     }
 // // }
+
+#[cfg(test)]
+mod ledtrad_tests {
+    use super::*;
+
+    fn router() -> Router {
+        Router::new(
+            0,
+            RouterConfig {
+                max_connections: 4,
+                max_outgoing_packet_count: 10,
+                max_segment_size: 1024,
+                max_segment_count: 1,
+                ..Default::default()
+            },
+        )
+    }
+
+    /// Registers a connection as its link would; returns its id, its incarnation and the
+    /// receiver its link would wait on.
+    fn connect(router: &mut Router, client_id: &str) -> (ConnectionId, u64, flume::Receiver<()>) {
+        let connection = Connection::new(None, client_id.to_owned(), true, false);
+        let incarnation = connection.incarnation();
+        let incoming = Incoming::new(client_id.to_owned());
+        let (outgoing, link_rx) = Outgoing::new(client_id.to_owned());
+        router.events(
+            0,
+            Event::Connect {
+                connection,
+                incoming,
+                outgoing,
+            },
+        );
+        (router.connection_map[client_id], incarnation, link_rx)
+    }
+
+    fn holds(router: &Router, client_id: &str, id: ConnectionId) -> bool {
+        router.connection_map.get(client_id) == Some(&id) && router.connections.contains(id)
+    }
+
+    /// ledtrad patch: a client sends DISCONNECT, so the router drops its connection at once; its
+    /// link learns of the closed socket later and reports the end. By then a new connection
+    /// has the departed one's id (the router's slab gives the last freed id first): the late
+    /// report must not drop it.
+    #[test]
+    fn a_late_link_end_leaves_the_connection_that_took_its_id() {
+        let mut router = router();
+        let (a, a_incarnation, _a_rx) = connect(&mut router, "a");
+        router.handle_disconnection(a, None);
+        let (b, b_incarnation, _b_rx) = connect(&mut router, "b");
+        assert_eq!(a, b, "the new connection takes the departed one's id");
+        assert_ne!(a_incarnation, b_incarnation);
+
+        router.events(
+            a,
+            Event::Disconnect {
+                incarnation: a_incarnation,
+            },
+        );
+        assert!(holds(&router, "b", b), "b was dropped by a's late report");
+
+        router.events(
+            b,
+            Event::Disconnect {
+                incarnation: b_incarnation,
+            },
+        );
+        assert!(!router.connections.contains(b));
+        assert!(!router.connection_map.contains_key("b"));
+    }
+
+    /// ledtrad patch: a device that gave up on its connection connects again with the same
+    /// client id; the router drops the old connection for the new one, which takes its id.
+    /// The old link's report of its own end must leave the new connection alone.
+    #[test]
+    fn a_replaced_connection_ending_leaves_its_replacement() {
+        let mut router = router();
+        let (old, old_incarnation, _old_rx) = connect(&mut router, "device");
+        let (new, _, _new_rx) = connect(&mut router, "device");
+        assert_eq!(old, new, "the replacement takes the old connection's id");
+
+        router.events(
+            old,
+            Event::Disconnect {
+                incarnation: old_incarnation,
+            },
+        );
+        assert!(holds(&router, "device", new), "the replacement was dropped");
+    }
+}
