@@ -99,6 +99,25 @@ impl<'a> LinkBuilder<'a> {
     }
 
     pub fn build(self) -> Result<(LinkTx, LinkRx, Notification), LinkError> {
+        let (event, pending) = self.register();
+        pending.router_tx.send((0, event))?;
+        pending.link_rx.recv()?;
+        pending.finish()
+    }
+
+    /// ledtrad patch: [`LinkBuilder::build`] for a link on an async runtime, such as a
+    /// listener's: it waits for the router's CONNACK without blocking the thread, so the
+    /// runtime's other connections go on while a new one is registered.
+    pub async fn build_async(self) -> Result<(LinkTx, LinkRx, Notification), LinkError> {
+        let (event, pending) = self.register();
+        pending.router_tx.send_async((0, event)).await?;
+        pending.link_rx.recv_async().await?;
+        pending.finish()
+    }
+
+    /// The router's event that registers this connection, and what the link keeps until the
+    /// router answers it.
+    fn register(self) -> (Event, PendingLink) {
         // Connect to router
         // Local connections to the router shall have access to all subscriptions
         let mut connection = Connection::new(
@@ -122,11 +141,30 @@ impl<'a> LinkBuilder<'a> {
             incoming,
             outgoing,
         };
+        let pending = PendingLink {
+            router_tx: self.router_tx,
+            link_rx,
+            incarnation,
+            outgoing_data_buffer,
+            incoming_data_buffer,
+        };
+        (event, pending)
+    }
+}
 
-        self.router_tx.send((0, event))?;
+/// ledtrad patch: a link whose connection the router has been asked to register.
+struct PendingLink {
+    router_tx: Sender<(ConnectionId, Event)>,
+    link_rx: Receiver<()>,
+    incarnation: u64,
+    outgoing_data_buffer: Arc<Mutex<VecDeque<Notification>>>,
+    incoming_data_buffer: Arc<Mutex<VecDeque<Packet>>>,
+}
 
-        link_rx.recv()?;
-        let notification = outgoing_data_buffer.lock().pop_front().unwrap();
+impl PendingLink {
+    /// The link, once the router answered with its CONNACK.
+    fn finish(self) -> Result<(LinkTx, LinkRx, Notification), LinkError> {
+        let notification = self.outgoing_data_buffer.lock().pop_front().unwrap();
 
         // Right now link identifies failure with dropped rx in router,
         // which is probably ok. We need this here to get id assigned by router
@@ -135,9 +173,9 @@ impl<'a> LinkBuilder<'a> {
             _message => return Err(LinkError::NotConnectionAck),
         };
 
-        let tx = LinkTx::new(id, self.router_tx.clone(), incoming_data_buffer);
-        let mut rx = LinkRx::new(id, self.router_tx, link_rx, outgoing_data_buffer);
-        rx.incarnation = incarnation;
+        let tx = LinkTx::new(id, self.router_tx.clone(), self.incoming_data_buffer);
+        let mut rx = LinkRx::new(id, self.router_tx, self.link_rx, self.outgoing_data_buffer);
+        rx.incarnation = self.incarnation;
         Ok((tx, rx, notification))
     }
 }
@@ -463,5 +501,67 @@ mod test {
         }
 
         // TODO: Write a similar test to benchmark buffer vs channels
+    }
+}
+
+#[cfg(test)]
+mod ledtrad_tests {
+    use super::*;
+    use crate::protocol::{ConnAck, ConnectReturnCode};
+    use std::time::Duration;
+
+    /// Answers the next connection registered through `router_rx` with a CONNACK, as the
+    /// router does.
+    async fn answer_one(router_rx: &Receiver<(ConnectionId, Event)>, id: ConnectionId) {
+        let (_, event) = router_rx.recv_async().await.unwrap();
+        let Event::Connect { outgoing, .. } = event else {
+            panic!("not a connection")
+        };
+        let ack = ConnAck {
+            session_present: false,
+            code: ConnectReturnCode::Success,
+        };
+        let connack = Notification::DeviceAck(Ack::ConnAck(id, ack, None));
+        outgoing.data_buffer.lock().push_back(connack);
+        outgoing.handle.try_send(()).unwrap();
+        // The router keeps the connection's outgoing side while it lives.
+        std::mem::forget(outgoing);
+    }
+
+    /// ledtrad patch: a listener runs every connection on one thread; a link waiting for its
+    /// CONNACK lets that thread go on (here: to the task that answers it), where the blocking
+    /// `build` held it until the router answered.
+    #[test]
+    fn a_link_waits_for_its_connack_without_holding_the_thread() {
+        let (done_tx, done_rx) = flume::bounded(1);
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let ids = runtime.block_on(async {
+                let (router_tx, router_rx) = flume::bounded(10);
+                let links: Vec<_> = ["a", "b"]
+                    .into_iter()
+                    .map(|client| {
+                        tokio::spawn(LinkBuilder::new(client, router_tx.clone()).build_async())
+                    })
+                    .collect();
+                answer_one(&router_rx, 4).await;
+                answer_one(&router_rx, 9).await;
+                let mut ids = Vec::new();
+                for link in links {
+                    let (_tx, rx, _ack) = link.await.unwrap().unwrap();
+                    ids.push(rx.id());
+                }
+                ids.sort();
+                ids
+            });
+            done_tx.send(ids).unwrap();
+        });
+        let ids = done_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the links were built");
+        assert_eq!(ids, vec![4, 9]);
     }
 }

@@ -344,6 +344,32 @@ enum AwaitingWill {
     Fire,
 }
 
+/// A new connection of `client_id` tells the previous one's task, if it waits to publish its
+/// will, whether to publish it now (a clean session) or not at all.
+///
+/// ledtrad patch: a previous connection whose link never started (the client left before its
+/// CONNACK) no longer waits, so its receiver is gone; that is no error. This used to panic
+/// while holding the handlers' lock, which poisoned it and failed every later connection.
+fn hand_over_will(
+    will_handlers: &Mutex<HashMap<String, Sender<AwaitingWill>>>,
+    client_id: &str,
+    clean_session: bool,
+) {
+    let previous = will_handlers
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .remove(client_id);
+    if let Some(sender) = previous {
+        let awaiting_will = if clean_session {
+            AwaitingWill::Fire
+        } else {
+            AwaitingWill::Cancel
+        };
+        // Nobody waits when the previous connection's task has ended.
+        let _ = sender.try_send(awaiting_will);
+    }
+}
+
 pub struct Server<P> {
     config: ServerSettings,
     router_tx: Sender<(ConnectionId, Event)>,
@@ -541,14 +567,7 @@ async fn remote<P: Protocol>(
         client_id = format!("{tenant_id}.{client_id}");
     }
 
-    if let Some(sender) = will_handlers.lock().unwrap().remove(&client_id) {
-        let awaiting_will = if clean_session {
-            AwaitingWill::Fire
-        } else {
-            AwaitingWill::Cancel
-        };
-        sender.try_send(awaiting_will).unwrap();
-    }
+    hand_over_will(&will_handlers, &client_id, clean_session);
 
     let (will_tx, will_rx) = flume::bounded::<AwaitingWill>(1);
     will_handlers
@@ -632,5 +651,34 @@ async fn remote<P: Protocol>(
         // It won't matter in this case as we don't use it
         // but might affect logs?
         router_tx.send((connection_id, message)).ok();
+    }
+}
+
+#[cfg(test)]
+mod ledtrad_tests {
+    use super::*;
+
+    /// ledtrad patch: a new connection of a client whose previous connection never started
+    /// (nobody waits on its will any more) goes on, and so do later ones.
+    #[test]
+    fn a_will_nobody_waits_for_is_passed_over() {
+        let handlers = Mutex::new(HashMap::new());
+        let (gone_tx, gone_rx) = flume::bounded::<AwaitingWill>(1);
+        drop(gone_rx);
+        handlers
+            .lock()
+            .unwrap()
+            .insert("device".to_owned(), gone_tx);
+        hand_over_will(&handlers, "device", true);
+        assert!(!handlers.is_poisoned());
+        assert!(handlers.lock().unwrap().is_empty());
+
+        let (waiting_tx, waiting_rx) = flume::bounded::<AwaitingWill>(1);
+        handlers
+            .lock()
+            .unwrap()
+            .insert("device".to_owned(), waiting_tx);
+        hand_over_will(&handlers, "device", false);
+        assert!(waiting_rx.try_recv().unwrap() == AwaitingWill::Cancel);
     }
 }
