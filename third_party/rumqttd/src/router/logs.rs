@@ -11,7 +11,8 @@ use crate::{ConnectionId, Filter, Offset, RouterConfig, Topic};
 
 use crate::segments::{CommitLog, Position};
 use crate::Storage;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::ops::Bound;
 use std::io;
 use std::time::Instant;
 
@@ -58,7 +59,8 @@ pub struct DataLog {
     pub native: Slab<Data<PublishData>>,
     /// Map of subscription filter name to filter index
     filter_indexes: HashMap<Filter, FilterIdx>,
-    retained_publishes: HashMap<Topic, PublishData>,
+    /// Sorted, so that a wildcard filter reads only the topics that can match it (ledtrad).
+    retained_publishes: BTreeMap<Topic, PublishData>,
     /// List of filters associated with a topic
     publish_filters: HashMap<Topic, Vec<FilterIdx>>,
     /// The filters of `filter_indexes` with a wildcard (ledtrad): only these can match a topic
@@ -72,6 +74,19 @@ fn has_wildcard(filter: &str) -> bool {
     filter.split('/').any(|level| level == "+" || level == "#")
 }
 
+/// The part of `filter` before its first wildcard level, without the separator (ledtrad):
+/// every topic it matches begins with it ("a/#" matches "a" too).
+fn literal_prefix(filter: &str) -> &str {
+    let mut end = 0;
+    for level in filter.split('/') {
+        if level == "+" || level == "#" {
+            break;
+        }
+        end += level.len() + 1;
+    }
+    &filter[..end.saturating_sub(1).min(filter.len())]
+}
+
 /// Whether `topic` is matched by a filter without wildcards equal to it (ledtrad): as
 /// [`matches`] would say.
 fn matches_exactly(topic: &str) -> bool {
@@ -83,7 +98,7 @@ impl DataLog {
         let mut native = Slab::new();
         let mut filter_indexes = HashMap::new();
         let mut wildcard_filters = Vec::new();
-        let retained_publishes = HashMap::new();
+        let retained_publishes = BTreeMap::new();
         let publish_filters = HashMap::new();
 
         if let Some(warmup_filters) = config.initialized_filters.clone() {
@@ -322,15 +337,28 @@ impl DataLog {
             return vec![(pubdata.publish.clone(), pubdata.properties.clone())];
         }
 
-        // discard expired retained messages
-        self.retained_publishes.retain(|_, pubdata| retained_is_valid(pubdata, now));
-
-        // no need to include timestamp when returning
-        self.retained_publishes
-            .iter()
-            .filter(|(topic, _)| matches(topic, filter))
-            .map(|(_, p)| (p.publish.clone(), p.properties.clone()))
-            .collect()
+        // ledtrad: a wildcard filter can match only topics that begin with its levels before the
+        // first wildcard: those are read (and expired) from the sorted retained topics, instead
+        // of going through every retained message.
+        let prefix = literal_prefix(filter);
+        let mut expired = Vec::new();
+        let mut found = Vec::new();
+        let candidates = self
+            .retained_publishes
+            .range_mut::<str, _>((Bound::Included(prefix), Bound::Unbounded))
+            .take_while(|(topic, _)| topic.starts_with(prefix));
+        for (topic, pubdata) in candidates {
+            if !retained_is_valid(pubdata, now) {
+                expired.push(topic.clone());
+            } else if matches(topic, filter) {
+                // no need to include timestamp when returning
+                found.push((pubdata.publish.clone(), pubdata.properties.clone()));
+            }
+        }
+        for topic in expired {
+            self.retained_publishes.remove(&topic);
+        }
+        found
     }
 }
 
@@ -612,6 +640,42 @@ mod test {
         assert_eq!(topics(data.read_retained_messages("$sys/x")), Vec::<String>::new());
         assert_eq!(topics(data.read_retained_messages("a/+")), ["a/b", "a/c"]);
         assert_eq!(topics(data.read_retained_messages("#")), ["a/b", "a/c"]);
+    }
+
+    // ledtrad: a wildcard filter reads, from the sorted retained topics, those that begin with
+    // its levels before the first wildcard; what it reads is what trying every retained topic
+    // with `matches` gives.
+    #[test]
+    fn wildcard_filters_read_retained_messages_as_trying_every_topic() {
+        use crate::protocol::Publish;
+        let retained = [
+            "a", "a/b", "a/c", "a/b/c", "ab/c", "a/bc", "b/a", "$sys/x", "$sys/a/b", "/a", "a/", "c",
+        ];
+        let mut data = DataLog::new(config()).unwrap();
+        for t in retained {
+            data.insert_to_retained_publishes(Publish::new(t, t, true), None, t.to_owned());
+        }
+        let filters = [
+            "#", "+", "a/#", "a/+", "a/+/c", "+/b", "a/b/#", "ab/#", "+/+", "/+", "$sys/#", "a/b/+",
+        ];
+        for filter in filters {
+            let mut read: Vec<String> = data
+                .read_retained_messages(filter)
+                .into_iter()
+                .map(|(p, _)| String::from_utf8(p.topic.to_vec()).unwrap())
+                .collect();
+            read.sort();
+            let mut expected: Vec<String> = retained
+                .iter()
+                .filter(|t| crate::protocol::matches(t, filter))
+                .map(|t| t.to_string())
+                .collect();
+            expected.sort();
+            assert_eq!(read, expected, "filter {filter}");
+        }
+        assert_eq!(super::literal_prefix("a/b/+/c"), "a/b");
+        assert_eq!(super::literal_prefix("#"), "");
+        assert_eq!(super::literal_prefix("a/#"), "a");
     }
 
     //     #[test]
