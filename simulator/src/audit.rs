@@ -128,68 +128,32 @@ pub fn home_plaintext(payload: &[u8], device_prefix: &str) -> bool {
     words.filter(|w| !w.is_empty()).any(|w| payload.windows(w.len()).any(|bytes| bytes == w.as_bytes()))
 }
 
-/// A spy subscribed to every topic (`#`) on the broker, counting this run's traffic.
+/// A spy subscribed to every topic (`#`) on each of the run's brokers, counting this run's
+/// traffic.
 pub struct Audit {
-    /// What it has seen so far.
+    /// What it has seen so far, on all of them.
     pub seen: Arc<Seen>,
-    task: JoinHandle<()>,
+    tasks: Vec<JoinHandle<()>>,
 }
 
 impl Audit {
-    /// Subscribes to `#` (and waits for the broker's SUBACK) before returning, so nothing sent
-    /// afterwards is missed. Traffic of other fleets and devices on a shared broker is ignored;
-    /// this run's devices are those whose id starts with `device_prefix`.
+    /// Subscribes to `#` on every one of `brokers` (and waits for each SUBACK) before
+    /// returning, so nothing sent afterwards is missed. Traffic of other fleets and devices on
+    /// a shared broker is ignored; this run's devices are those whose id starts with
+    /// `device_prefix`.
     pub async fn start(
-        broker: &BrokerUrl,
+        brokers: &[BrokerUrl],
         access: &ledtrad_mqtt::Access,
         fleet: &FleetId,
         device_prefix: &str,
         client_id: &str,
     ) -> anyhow::Result<Self> {
-        let (client, mut eventloop) = ledtrad_operator::mqtt::connect_as(broker, access, client_id);
-        client.subscribe("#", QoS::AtLeastOnce).await?;
-        loop {
-            match eventloop.poll().await {
-                Ok(Event::Incoming(Packet::SubAck(_))) => break,
-                Ok(_) => {}
-                Err(e) => anyhow::bail!("audit subscription to {broker}: {e}"),
-            }
+        let mut audit = Self { seen: Arc::new(Seen::default()), tasks: Vec::with_capacity(brokers.len()) };
+        for broker in brokers {
+            let task = spy(broker, access, fleet, device_prefix, client_id, audit.seen.clone()).await?;
+            audit.tasks.push(task);
         }
-        let seen = Arc::new(Seen::default());
-        let counts = seen.clone();
-        let (fleet, prefix) = (fleet.clone(), device_prefix.to_string());
-        let task = tokio::spawn(async move {
-            let _client = client;
-            loop {
-                match eventloop.poll().await {
-                    Ok(Event::Incoming(Packet::Publish(p))) if !p.retain => {
-                        let ours_device = |d: &ledtrad_protocol::DeviceId| d.as_str().starts_with(&prefix);
-                        let class = match Topic::parse(ledtrad_operator::mqtt::topic_of(&p)) {
-                            Ok(Topic::Status(d)) if ours_device(&d) => Some(&counts.status),
-                            Ok(Topic::Reports(f)) if f == fleet => Some(&counts.measure),
-                            Ok(Topic::OfferRequest) => Some(&counts.request),
-                            Ok(Topic::Catalogue(f)) if f == fleet => Some(&counts.catalogue),
-                            Ok(Topic::Model(f)) if f == fleet => Some(&counts.unexpected),
-                            Ok(Topic::Offers(d) | Topic::Commands(d)) if ours_device(&d) => Some(&counts.unexpected),
-                            Ok(Topic::Home(home)) => {
-                                let plain = u64::from(home_plaintext(&p.payload, &prefix));
-                                let mut homes = counts.homes.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                                let seen = homes.entry(home).or_default();
-                                *seen = (seen.0 + 1, seen.1 + p.payload.len() as u64, seen.2 + plain);
-                                None
-                            }
-                            _ => None,
-                        };
-                        if let Some(class) = class {
-                            class.add(p.payload.len());
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
-                }
-            }
-        });
-        Ok(Self { seen, task })
+        Ok(audit)
     }
 
     /// Reports seen so far.
@@ -197,10 +161,64 @@ impl Audit {
         self.seen.measure.get().0
     }
 
-    /// Stops the subscription.
+    /// Stops the subscriptions.
     pub fn stop(self) {
-        self.task.abort();
+        for task in self.tasks {
+            task.abort();
+        }
     }
+}
+
+/// Subscribes to `#` on `broker` and counts what arrives into `counts` on a task of its own.
+async fn spy(
+    broker: &BrokerUrl,
+    access: &ledtrad_mqtt::Access,
+    fleet: &FleetId,
+    device_prefix: &str,
+    client_id: &str,
+    counts: Arc<Seen>,
+) -> anyhow::Result<JoinHandle<()>> {
+    let (client, mut eventloop) = ledtrad_operator::mqtt::connect_as(broker, access, client_id);
+    client.subscribe("#", QoS::AtLeastOnce).await?;
+    loop {
+        match eventloop.poll().await {
+            Ok(Event::Incoming(Packet::SubAck(_))) => break,
+            Ok(_) => {}
+            Err(e) => anyhow::bail!("audit subscription to {broker}: {e}"),
+        }
+    }
+    let (fleet, prefix) = (fleet.clone(), device_prefix.to_string());
+    Ok(tokio::spawn(async move {
+        let _client = client;
+        loop {
+            match eventloop.poll().await {
+                Ok(Event::Incoming(Packet::Publish(p))) if !p.retain => {
+                    let ours_device = |d: &ledtrad_protocol::DeviceId| d.as_str().starts_with(&prefix);
+                    let class = match Topic::parse(ledtrad_operator::mqtt::topic_of(&p)) {
+                        Ok(Topic::Status(d)) if ours_device(&d) => Some(&counts.status),
+                        Ok(Topic::Reports(f)) if f == fleet => Some(&counts.measure),
+                        Ok(Topic::OfferRequest) => Some(&counts.request),
+                        Ok(Topic::Catalogue(f)) if f == fleet => Some(&counts.catalogue),
+                        Ok(Topic::Model(f)) if f == fleet => Some(&counts.unexpected),
+                        Ok(Topic::Offers(d) | Topic::Commands(d)) if ours_device(&d) => Some(&counts.unexpected),
+                        Ok(Topic::Home(home)) => {
+                            let plain = u64::from(home_plaintext(&p.payload, &prefix));
+                            let mut homes = counts.homes.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                            let seen = homes.entry(home).or_default();
+                            *seen = (seen.0 + 1, seen.1 + p.payload.len() as u64, seen.2 + plain);
+                            None
+                        }
+                        _ => None,
+                    };
+                    if let Some(class) = class {
+                        class.add(p.payload.len());
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+            }
+        }
+    }))
 }
 
 #[cfg(test)]

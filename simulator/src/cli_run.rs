@@ -101,6 +101,11 @@ pub(crate) struct RunArgs {
     /// agent holds a few files open, and a process may hold only so many).
     #[arg(long, default_value_t = ledtrad_sim::run::HOMES_PER_PROCESS as u64, value_parser = clap::value_parser!(u64).range(1..=5000))]
     homes_per_process: u64,
+    /// Run the embedded broker in processes of at most this many connections each, homes
+    /// spread over them as a fleet over a broker cluster's nodes (by default only when this
+    /// process may not open a socket for every device: past its open-file limit).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(20..=100_000))]
+    connections_per_broker: Option<u64>,
     /// Also write the laboratory report, one self-contained HTML page with the scenario, the
     /// model's assumptions, the figures and their plots.
     #[arg(long, value_name = "FILE")]
@@ -221,6 +226,7 @@ fn run_options(args: RunArgs, runs: usize) -> Option<(String, RunOptions)> {
         link_flips,
         scenario,
         homes_per_process,
+        connections_per_broker,
         html: _,
     } = args;
     let mut population = Population { consent, ..Population::default() };
@@ -279,6 +285,7 @@ fn run_options(args: RunArgs, runs: usize) -> Option<(String, RunOptions)> {
     options.link_flips = link_flips;
     options.homes_per_process = usize::try_from(homes_per_process).unwrap_or(usize::MAX);
     options.worker_exe = std::env::current_exe().ok();
+    options.connections_per_broker = connections_per_broker.map(|n| usize::try_from(n).unwrap_or(usize::MAX));
     Some((name, options))
 }
 

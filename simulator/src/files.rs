@@ -6,7 +6,7 @@ use anyhow::anyhow;
 use rlimit::Resource;
 
 /// Files a process needs besides its devices': its own, the audit's and the collector's.
-const SPARE: u64 = 1_024;
+pub const SPARE: u64 = 1_024;
 
 /// Files an agent run in this process keeps open: its broker connection, its database, the
 /// write-ahead log and its index, and room for a home channel's.
@@ -14,15 +14,20 @@ const PER_AGENT: u64 = 5;
 
 /// The files this process needs for `devices`, the embedded broker's connections if
 /// `embedded`, and the agents it runs itself (`local_agents`).
-pub(crate) fn needed(devices: usize, embedded: bool, local_agents: usize) -> u64 {
+pub fn needed(devices: usize, embedded: bool, local_agents: usize) -> u64 {
     let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
     let broker = if embedded { count(devices) } else { 0 };
     SPARE.saturating_add(broker).saturating_add(count(local_agents).saturating_mul(PER_AGENT))
 }
 
+/// The most files this process may be allowed to open: its hard limit.
+pub fn hard_limit() -> anyhow::Result<u64> {
+    Resource::NOFILE.get().map(|(_, hard)| hard).map_err(|e| anyhow!("reading the open-file limit: {e}"))
+}
+
 /// Lets this process open `needed` files: raises its soft limit, and its hard limit where it
 /// may (as root). Returns the limit in force. A worker process calls it for its own agents.
-pub(crate) fn allow(needed: u64) -> anyhow::Result<u64> {
+pub fn allow(needed: u64) -> anyhow::Result<u64> {
     let (soft, hard) = Resource::NOFILE.get().map_err(|e| anyhow!("reading the open-file limit: {e}"))?;
     if soft >= needed {
         return Ok(soft);

@@ -397,12 +397,18 @@ fn file_size(path: &Path) -> anyhow::Result<u64> {
 
 /// A field of `/proc/self/status` in bytes (e.g. `VmRSS`).
 pub(crate) fn proc_status(field: &str) -> anyhow::Result<u64> {
-    let status = std::fs::read_to_string("/proc/self/status")
-        .context("reading /proc/self/status (the footprint bench measures resident memory on Linux)")?;
+    proc_status_of("self", field)
+}
+
+/// A size field (kB) of process `pid`'s `/proc/<pid>/status` ("self" for this one), in bytes.
+pub(crate) fn proc_status_of(pid: &str, field: &str) -> anyhow::Result<u64> {
+    let path = format!("/proc/{pid}/status");
+    let status = std::fs::read_to_string(&path)
+        .with_context(|| format!("reading {path} (the simulator measures resident memory on Linux)"))?;
     let line = status
         .lines()
         .find(|l| l.starts_with(field) && l[field.len()..].starts_with(':'))
-        .with_context(|| format!("no {field} in /proc/self/status"))?;
+        .with_context(|| format!("no {field} in {path}"))?;
     let kib: u64 = line[field.len() + 1..].trim().trim_end_matches("kB").trim().parse().context("parsing the size")?;
     Ok(kib * 1024)
 }

@@ -14,6 +14,7 @@
 //! - [`clock`]: the homes' local time, the simulation step, and local midnight.
 //! - [`scenario`]: scenario files: what a run simulates, written down.
 //! - [`run`]: one run, end to end.
+//! - [`files`]: the open files a run needs (sockets, databases) and raising the limit.
 //! - [`shard`]: a slice of a run's homes and their agents, stepped on a virtual clock.
 //! - [`worker`]: worker processes that each run a shard for a larger run.
 //! - [`survey`]: people's privacy attitudes from survey figures, and the consent they give.
@@ -28,7 +29,7 @@ pub mod bench;
 pub mod board;
 pub mod clock;
 pub mod collect_bench;
-mod files;
+pub mod files;
 pub mod footprint;
 pub mod home;
 pub mod lab_report;

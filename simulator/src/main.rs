@@ -461,6 +461,11 @@ fn print_tls_cost(homes: u64, days: u64, rounds: u64, seed: u64, json: bool) -> 
 /// Runs the embedded broker until Ctrl-C; says where it listens on standard output.
 fn broker_command(port: u16, max_connections: u64) -> ExitCode {
     let max_connections = usize::try_from(max_connections).unwrap_or(usize::MAX);
+    // A socket per client: raise the open-file limit to match, or say how.
+    if let Err(e) = ledtrad_sim::files::allow(ledtrad_sim::files::needed(max_connections, true, 0)) {
+        eprintln!("error: {e:#}");
+        return ExitCode::from(2);
+    }
     let started = match port {
         0 => EmbeddedBroker::start(max_connections),
         port => EmbeddedBroker::start_on(port, max_connections),
@@ -472,7 +477,7 @@ fn broker_command(port: u16, max_connections: u64) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    println!("embedded broker listening on {}; Ctrl-C to stop", broker.url());
+    println!("{}{}; Ctrl-C to stop", ledtrad_sim::run::BROKER_LISTENING, broker.url());
     let _ = std::io::Write::flush(&mut std::io::stdout());
     let Some(runtime) = async_runtime() else { return ExitCode::from(2) };
     match runtime.block_on(tokio::signal::ctrl_c()) {

@@ -2,6 +2,8 @@
 //! a shared virtual clock (in this process or in worker processes), simulated days, the
 //! audit, and the summary. [`shards`] drives the homes, here or in worker processes.
 
+mod brokers;
+mod operator;
 mod place;
 mod shards;
 
@@ -11,13 +13,10 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 use indicatif::{ProgressBar, ProgressStyle};
 use ledtrad_agent::engine::Policy;
-use ledtrad_operator::status::watch_statuses_as;
-use ledtrad_operator::{publish_retained_as, sign_catalogue, SignOptions};
 use ledtrad_protocol::broker::BrokerUrl;
 use ledtrad_protocol::catalogue::Catalogue;
 use ledtrad_protocol::time::DAY_SECS;
-use ledtrad_protocol::topic::Topic;
-use ledtrad_protocol::{DeviceId, FleetId, UnixTime};
+use ledtrad_protocol::{DeviceId, UnixTime};
 
 use crate::audit::Audit;
 use crate::clock::STEP_MINUTES;
@@ -25,6 +24,9 @@ use crate::home::{Home, Population, SensorPath};
 use crate::shard::{Counts, Finished, ShardSpec};
 use crate::summary::{Egress, EgressBytes, Percentiles, SensorLink, Summary, Traffic};
 use crate::tls::{OwnMosquitto, RunTls};
+use brokers::BrokerProcesses;
+pub use brokers::LISTENING as BROKER_LISTENING;
+use operator::{applied, clean_shared_broker, push_catalogue, shared_store_count, Collectors};
 use place::Place;
 use shards::{start_shards, Shards};
 
@@ -84,6 +86,9 @@ pub struct RunOptions {
     /// The `ledtrad-sim` executable to start workers from; without one, every home runs in
     /// this process.
     pub worker_exe: Option<std::path::PathBuf>,
+    /// Spread the embedded broker over processes of at most this many connections each;
+    /// `None` starts them only when this process may not hold a socket for every device.
+    pub connections_per_broker: Option<usize>,
 }
 
 impl RunOptions {
@@ -107,6 +112,7 @@ impl RunOptions {
             link_flips: 0.0,
             homes_per_process: HOMES_PER_PROCESS,
             worker_exe: None,
+            connections_per_broker: None,
         }
     }
 }
@@ -138,15 +144,21 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
     let size = Size::of(&options);
     let in_workers = options.homes > options.homes_per_process.max(1) && options.worker_exe.is_some();
     let embedded = options.broker.is_none() && options.own_broker == OwnBroker::Embedded;
+    let local_agents = if in_workers { 0 } else { size.devices };
+    if options.connections_per_broker.is_some() && !embedded {
+        bail!("--connections-per-broker spreads the run's embedded broker over processes; with --broker or --own-broker mosquitto there is none to spread");
+    }
+    let broker_plan = if embedded { broker_plan(&options, &size, local_agents)? } else { None };
     // Workers raise their own limit for their agents (`worker`); they start from this one.
-    crate::files::allow(crate::files::needed(size.devices, embedded, if in_workers { 0 } else { size.devices }))?;
-    let (place, audit) = Place::connect(&options, size.devices).await?;
+    let in_process_broker = embedded && broker_plan.is_none();
+    crate::files::allow(crate::files::needed(size.devices, in_process_broker, local_agents))?;
+    let (place, audit) = Place::connect(&options, size.devices, broker_plan.as_deref()).await?;
 
     // A collector always runs (devices send reports only while one is present); without
     // --reports it stores into a file that goes with the run.
     let collector_dir = tempfile::tempdir().context("creating a directory for the run's report store")?;
     let store = options.reports.clone().unwrap_or_else(|| collector_dir.path().join("reports.db").into());
-    let collector = start_collector(&place, &store).await?;
+    let collector = Collectors::start(&place, &store).await?;
     let in_store_before = shared_store_count(&store, &place.fleet, 0, Duration::ZERO).await?;
 
     // Agents, one per device, each on its own database, all under one directory that goes with
@@ -172,7 +184,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
         stored.saturating_sub(in_store_before)
     } else {
         collector.wait_for_reports(expected, Duration::from_secs(10)).await;
-        collector.stop().await?.reports
+        collector.stop().await?
     };
     let reports_stored = options.reports.is_some().then_some(stored);
 
@@ -199,20 +211,50 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
 
 /// How many devices and people the run's homes have: their make-up follows from the seed
 /// alone, and the run sizes itself by it.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Size {
     devices: usize,
     people: usize,
+    /// Devices, by home.
+    by_home: Vec<usize>,
 }
 
 impl Size {
     fn of(options: &RunOptions) -> Self {
-        let (devices, people) = (0..options.homes).fold((0, 0), |(d, p), h| {
+        let mut size = Self { devices: 0, people: 0, by_home: Vec::with_capacity(options.homes) };
+        for h in 0..options.homes {
             let home = Home::new(options.seed, h, &options.population);
-            (d + home.devices.len(), p + home.people.len())
-        });
-        Self { devices, people }
+            size.devices += home.devices.len();
+            size.people += home.people.len();
+            size.by_home.push(home.devices.len());
+        }
+        size
     }
+}
+
+/// The connections of each broker process when the embedded broker runs in several
+/// (`--connections-per-broker`, or more devices than this process may hold sockets for
+/// beside its `local_agents`' files); `None` when it runs in this process.
+fn broker_plan(options: &RunOptions, size: &Size, local_agents: usize) -> anyhow::Result<Option<Vec<usize>>> {
+    let hard = crate::files::hard_limit()?;
+    let capacity = match options.connections_per_broker {
+        Some(capacity) => capacity,
+        None if crate::files::needed(size.devices + brokers::RUN_CLIENTS, true, local_agents) <= hard => {
+            return Ok(None)
+        }
+        None => {
+            // A broker process holds its connections' sockets and little else.
+            let room = hard.saturating_sub(crate::files::needed(0, false, 0));
+            usize::try_from(room).unwrap_or(usize::MAX).min(ledtrad_mqtt::broker::CONNECTIONS_PER_ADDRESS)
+        }
+    };
+    if options.worker_exe.is_none() {
+        if options.connections_per_broker.is_some() {
+            bail!("broker processes are started from the ledtrad-sim executable; run through it");
+        }
+        return Ok(None);
+    }
+    brokers::plan(&size.by_home, capacity).map(Some)
 }
 
 /// What every shard runs, for all the run's homes, keeping the agents' databases in `dir`.
@@ -248,33 +290,23 @@ fn shard_spec(options: &RunOptions, place: &Place, dir: std::path::PathBuf) -> S
     }
 }
 
-/// The operator signs and pushes the catalogue, retained, before the agents start: each gets
-/// it as it subscribes, as a device joining a fleet does, rather than all at once. Returns
-/// its version and the signed envelope.
-async fn push_catalogue(options: &RunOptions, place: &Place) -> anyhow::Result<(u64, Vec<u8>)> {
-    let version = 1;
-    let sign = SignOptions {
-        fleet: place.fleet.clone(),
-        version,
-        issued_at: place.local_midnight,
-        expires_at: place.local_midnight.plus_secs((options.days + 7) * DAY_SECS),
-    };
-    let envelope = sign_catalogue(&options.catalogue, &place.key, &sign)?;
-    let topic = Topic::Catalogue(place.fleet.clone());
-    let client = format!("ledtrad-sim-op-{}", place.run_id);
-    publish_retained_as(&place.broker, &place.access, &topic, envelope.clone(), &client).await?;
-    Ok((version, envelope))
-}
-
 /// Starts the agents and waits until every one applied catalogue `version`.
 async fn start_agents(options: &RunOptions, spec: ShardSpec, devices: usize, version: u64) -> anyhow::Result<Shards> {
     let starting = bar(options.progress, devices as u64, "starting agents");
     let mut shards = start_shards(options, spec, &starting).await?;
     starting.finish_and_clear();
     let applying = bar(options.progress, devices as u64, "applying catalogue");
-    shards.wait_applied(version, Duration::from_secs(120), &applying).await?;
+    shards.wait_applied(version, applied_within(devices), &applying).await?;
     applying.finish_and_clear();
     Ok(shards)
+}
+
+/// How long a run's devices may take to connect and apply the catalogue: two minutes, and a
+/// second more for every 250 devices (they all connect to the brokers at once), within what a
+/// worker may take over one command.
+fn applied_within(devices: usize) -> Duration {
+    let secs = 120 + devices as u64 / 250;
+    Duration::from_secs(secs).min(crate::worker::REPLY_WITHIN - Duration::from_secs(30))
 }
 
 /// What the simulated days brought.
@@ -411,26 +443,6 @@ impl Tally {
     }
 }
 
-/// The operator's view: how many devices report catalogue `version` on their retained status.
-async fn applied(place: &Place, ids: &BTreeSet<DeviceId>, version: u64) -> anyhow::Result<usize> {
-    let watcher = format!("ledtrad-sim-watch-{}", place.run_id);
-    let statuses = watch_statuses_as(&place.broker, &place.access, &watcher, Duration::from_secs(30), |seen| {
-        ids.iter().all(|id| seen.get(id).is_some_and(|s| s.catalogue_version == Some(version)))
-    })
-    .await?;
-    Ok(ids.iter().filter(|id| statuses.get(*id).is_some_and(|s| s.catalogue_version == Some(version))).count())
-}
-
-/// Leaves nothing retained behind on a shared broker.
-async fn clean_shared_broker(place: &Place, ids: &BTreeSet<DeviceId>) -> anyhow::Result<()> {
-    let cleaner = format!("ledtrad-sim-clean-{}", place.run_id);
-    let catalogue = Topic::Catalogue(place.fleet.clone());
-    for topic in std::iter::once(catalogue).chain(ids.iter().map(|id| Topic::Status(id.clone()))) {
-        publish_retained_as(&place.broker, &place.access, &topic, Vec::new(), &cleaner).await?;
-    }
-    Ok(())
-}
-
 /// Everything a run measured, for its summary.
 struct Measured {
     size: Size,
@@ -527,8 +539,10 @@ fn summarise(options: &RunOptions, place: Place, m: Measured) -> Summary {
             options.homes.div_ceil(options.homes_per_process.max(1)) + 1
         } else {
             1
-        },
-        peak_rss_bytes: crate::footprint::proc_status("VmHWM").unwrap_or(0) + workers_peak_rss,
+        } + place.broker_processes.as_ref().map_or(0, |b| b.urls().len()),
+        peak_rss_bytes: crate::footprint::proc_status("VmHWM").unwrap_or(0)
+            + workers_peak_rss
+            + place.broker_processes.as_ref().map_or(0, BrokerProcesses::peak_rss_bytes),
         uplink_bytes_per_device_day: crate::summary::UplinkPerDeviceDay {
             status: per_device_day(egress.status.bytes),
             measure: per_device_day(egress.measure.bytes),
@@ -537,48 +551,4 @@ fn summarise(options: &RunOptions, place: Place, m: Measured) -> Summary {
         },
         daily: counts.daily,
     }
-}
-
-/// How many reports of the run's `fleet` a shared store (PostgreSQL, which other collectors
-/// may write into too) holds, once it holds `wanted` or `within` passed; 0 for a store of the
-/// run's own.
-async fn shared_store_count(
-    at: &ledtrad_operator::collect::ReportsAt,
-    fleet: &FleetId,
-    wanted: u64,
-    within: Duration,
-) -> anyhow::Result<u64> {
-    if !at.is_shared() {
-        return Ok(0);
-    }
-    let (at, fleet) = (at.clone(), fleet.clone());
-    tokio::task::spawn_blocking(move || {
-        let store = ledtrad_operator::collect::ReportStore::connect(&at)?;
-        let deadline = Instant::now() + within;
-        loop {
-            let count: u64 = store.overview(Some(&fleet))?.iter().map(|c| c.reports).sum();
-            if count >= wanted || Instant::now() >= deadline {
-                return Ok(count);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    })
-    .await?
-}
-
-/// Starts the operator's report collector (`ledtrad-op serve --reports`, as a library) for a
-/// run, storing into `at` (a SQLite file or a PostgreSQL database).
-async fn start_collector(
-    place: &Place,
-    at: &ledtrad_operator::collect::ReportsAt,
-) -> anyhow::Result<ledtrad_operator::serve::Running> {
-    let options = ledtrad_operator::serve::ServeOptions {
-        broker: place.broker.clone(),
-        access: place.access.clone(),
-        instance: ledtrad_protocol::InstanceId::try_new(format!("sim-collector-{}", place.run_id))?,
-        service: None,
-        reports: Some(ledtrad_operator::collect::ReportStore::connect(at)?),
-        session_secs: 60,
-    };
-    Ok(ledtrad_operator::serve::start(options, Duration::from_secs(10)).await?)
 }

@@ -150,6 +150,34 @@ fn a_soak_loses_and_doubles_no_report_through_broker_restarts() {
     assert!(f["rss_end_bytes"].as_u64().unwrap_or(0) > 0, "{f}");
 }
 
+/// Homes spread over several broker processes, as a fleet over a cluster's nodes, make the
+/// same run as one broker: every device applies the catalogue and every report is seen once.
+#[test]
+fn homes_spread_over_broker_processes_give_the_same_run_as_one_broker() {
+    let one = sim_json(&["run", "--homes", "6", "--seed", "8", "--json"]);
+    let args = ["run", "--homes", "6", "--seed", "8", "--homes-per-process", "3", "--connections-per-broker", "24"];
+    let spread = sim_json(&[&args[..], &["--json"]].concat());
+    let brokers = spread["processes"].as_u64().expect("a number") - 3;
+    assert!(brokers >= 2, "{} devices, 8 a broker: {spread}", spread["devices"]);
+    assert_eq!(spread["broker"], format!("embedded ({brokers} processes)"));
+    assert_eq!(outcome(&one), outcome(&spread));
+    assert_eq!(spread["catalogue_version_applied"], spread["devices"]);
+    assert_eq!(spread["reports_seen"], spread["reports_expected"]);
+    assert_eq!(spread["consent_violations"], 0);
+    assert_eq!(spread["home_cap_violations"], 0);
+    assert_eq!(one["home_plaintext"], spread["home_plaintext"]);
+    assert!(spread["peak_rss_bytes"].as_u64().expect("a number") > one["peak_rss_bytes"].as_u64().expect("a number"));
+}
+
+/// Spreading a broker the run does not run is refused, and says why.
+#[test]
+fn spreading_a_broker_the_run_does_not_own_is_refused() {
+    let (code, stderr) =
+        sim(&["run", "--homes", "1", "--own-broker", "mosquitto", "--connections-per-broker", "100", "--json"]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("--connections-per-broker spreads the run's embedded broker"), "{stderr}");
+}
+
 /// `ledtrad-sim broker` on a port something else listens on says so and what to do, instead
 /// of starting a broker that cannot listen.
 #[test]

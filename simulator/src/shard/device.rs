@@ -79,7 +79,7 @@ impl Device {
         // Pseudonyms follow from the seed, so holdout arms (a hash of pseudonym and
         // campaign) are the same in every run with it. Runs sharing a broker need
         // different seeds.
-        let id = DeviceId::try_new(format!("s{}-h{h}-{}", spec.seed, d.name))?;
+        let id = device_id(spec.seed, h, &d.name)?;
         let window_ms = u32::try_from(STEP_MINUTES * 60_000).unwrap_or(u32::MAX);
         let board = match (spec.sensors, d.kind) {
             (SensorPath::Firmware, DeviceKind::Fridge) => Some(Board::fridge(window_ms)?),
@@ -155,6 +155,17 @@ impl Device {
 fn askable(home: &Home, slot: usize) -> ConsentState {
     let child = home.devices[slot].people.iter().any(|&i| home.people[i].child);
     Purpose::ALL.into_iter().filter(|p| p.child_may_grant() || !child).fold(ConsentState::NONE, |s, p| s.with(p, true))
+}
+
+/// The pseudonym of device `name` of home `h` in a run with `seed`.
+pub(crate) fn device_id(seed: u64, h: usize, name: &str) -> anyhow::Result<DeviceId> {
+    Ok(DeviceId::try_new(format!("s{seed}-h{h}-{name}"))?)
+}
+
+/// The home of a device of a run, from its pseudonym ([`device_id`]).
+pub(crate) fn home_of(id: &DeviceId) -> Option<usize> {
+    let (_seed, rest) = id.as_str().split_once("-h")?;
+    rest.split_once('-')?.0.parse().ok()
 }
 
 /// The agent configuration of device `slot` of home `h`.
@@ -236,5 +247,18 @@ pub(super) async fn wait_for_frames(handle: &AgentHandle, sent: u64) -> anyhow::
             bail!("the agent read {read} of {sent} frames from its board within 10 s");
         }
         tokio::time::sleep(Duration::from_micros(200)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_devices_home_is_read_back_from_its_pseudonym() {
+        for (h, name) in [(0, "fridge"), (12, "lockscreen-p2"), (34_999, "ereader-p1")] {
+            assert_eq!(home_of(&device_id(7, h, name).unwrap()), Some(h));
+        }
+        assert_eq!(home_of(&DeviceId::try_new("kitchen-fridge").unwrap()), None);
     }
 }
