@@ -150,8 +150,13 @@ impl Audit {
     ) -> anyhow::Result<Self> {
         let mut audit = Self { seen: Arc::new(Seen::default()), tasks: Vec::with_capacity(brokers.len()) };
         for broker in brokers {
-            let task = spy(broker, access, fleet, device_prefix, client_id, audit.seen.clone()).await?;
-            audit.tasks.push(task);
+            match spy(broker, access, fleet, device_prefix, client_id, audit.seen.clone()).await {
+                Ok(task) => audit.tasks.push(task),
+                Err(e) => {
+                    audit.stop();
+                    return Err(e);
+                }
+            }
         }
         Ok(audit)
     }

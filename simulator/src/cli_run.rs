@@ -103,8 +103,9 @@ pub(crate) struct RunArgs {
     homes_per_process: u64,
     /// Run the embedded broker in processes of at most this many connections each, homes
     /// spread over them as a fleet over a broker cluster's nodes (by default only when this
-    /// process may not open a socket for every device: past its open-file limit).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(20..=100_000))]
+    /// process may not open a socket for every device: past its open-file limit). At most
+    /// 20,000: the connections one loopback address takes.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(20..=20_000))]
     connections_per_broker: Option<u64>,
     /// Also write the laboratory report, one self-contained HTML page with the scenario, the
     /// model's assumptions, the figures and their plots.

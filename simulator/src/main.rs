@@ -61,6 +61,10 @@ enum Command {
         /// The most clients at once.
         #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=100_000))]
         max_connections: u64,
+        /// Also stop when standard input closes: a run's broker processes end with the run,
+        /// however it ends.
+        #[arg(long, hide = true)]
+        until_stdin_closes: bool,
     },
     /// Fridges through simulated hours or days with the broker (a Mosquitto of the soak's own)
     /// killed or stopped every 15 simulated minutes: reports queued, acknowledged and stored,
@@ -367,7 +371,9 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Broker { port, max_connections } => broker_command(port, max_connections),
+        Command::Broker { port, max_connections, until_stdin_closes } => {
+            broker_command(port, max_connections, until_stdin_closes)
+        }
         Command::Soak { hours, days, devices, restart_minutes, seed, catalogue, json } => {
             let hours = days.map_or(hours.unwrap_or(24), |d| d * 24);
             soak_command(hours, devices, restart_minutes, seed, catalogue.as_deref(), json)
@@ -459,12 +465,11 @@ fn print_tls_cost(homes: u64, days: u64, rounds: u64, seed: u64, json: bool) -> 
 }
 
 /// Runs the embedded broker until Ctrl-C; says where it listens on standard output.
-fn broker_command(port: u16, max_connections: u64) -> ExitCode {
+fn broker_command(port: u16, max_connections: u64, until_stdin_closes: bool) -> ExitCode {
     let max_connections = usize::try_from(max_connections).unwrap_or(usize::MAX);
-    // A socket per client: raise the open-file limit to match, or say how.
+    // A socket per client: raise the open-file limit to match, or say what it allows.
     if let Err(e) = ledtrad_sim::files::allow(ledtrad_sim::files::needed(max_connections, true, 0)) {
-        eprintln!("error: {e:#}");
-        return ExitCode::from(2);
+        eprintln!("warning: fewer than {max_connections} clients may connect: {e:#}");
     }
     let started = match port {
         0 => EmbeddedBroker::start(max_connections),
@@ -480,6 +485,13 @@ fn broker_command(port: u16, max_connections: u64) -> ExitCode {
     println!("{}{}; Ctrl-C to stop", ledtrad_sim::run::BROKER_LISTENING, broker.url());
     let _ = std::io::Write::flush(&mut std::io::stdout());
     let Some(runtime) = async_runtime() else { return ExitCode::from(2) };
+    if until_stdin_closes {
+        std::thread::spawn(|| {
+            // Reads nothing it keeps: the end of input is the signal.
+            let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+            std::process::exit(0);
+        });
+    }
     match runtime.block_on(tokio::signal::ctrl_c()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

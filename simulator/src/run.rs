@@ -234,27 +234,25 @@ impl Size {
 
 /// The connections of each broker process when the embedded broker runs in several
 /// (`--connections-per-broker`, or more devices than this process may hold sockets for
-/// beside its `local_agents`' files); `None` when it runs in this process.
+/// beside its `local_agents`' files, even with its limit raised as far as it may be); `None`
+/// when it runs in this process.
 fn broker_plan(options: &RunOptions, size: &Size, local_agents: usize) -> anyhow::Result<Option<Vec<usize>>> {
-    let hard = crate::files::hard_limit()?;
-    let capacity = match options.connections_per_broker {
-        Some(capacity) => capacity,
-        None if crate::files::needed(size.devices + brokers::RUN_CLIENTS, true, local_agents) <= hard => {
-            return Ok(None)
-        }
-        None => {
-            // A broker process holds its connections' sockets and little else.
-            let room = hard.saturating_sub(crate::files::needed(0, false, 0));
-            usize::try_from(room).unwrap_or(usize::MAX).min(ledtrad_mqtt::broker::CONNECTIONS_PER_ADDRESS)
-        }
-    };
-    if options.worker_exe.is_none() {
-        if options.connections_per_broker.is_some() {
+    if let Some(capacity) = options.connections_per_broker {
+        if options.worker_exe.is_none() {
             bail!("broker processes are started from the ledtrad-sim executable; run through it");
         }
-        return Ok(None);
+        return brokers::plan(&size.by_home, capacity).map(Some);
     }
-    brokers::plan(&size.by_home, capacity).map(Some)
+    let needed = crate::files::needed(size.devices + brokers::RUN_CLIENTS, true, local_agents);
+    let Err(too_many) = crate::files::allow(needed) else { return Ok(None) };
+    if options.worker_exe.is_none() {
+        return Err(too_many);
+    }
+    // A broker process holds its connections' sockets and little else.
+    let room = crate::files::hard_limit()?.saturating_sub(crate::files::needed(0, false, 0));
+    let capacity = usize::try_from(room).unwrap_or(usize::MAX).min(ledtrad_mqtt::broker::CONNECTIONS_PER_ADDRESS);
+    // Too few files even for brokers in processes of their own: raising the limit is the fix.
+    brokers::plan(&size.by_home, capacity).map(Some).map_err(|_| too_many)
 }
 
 /// What every shard runs, for all the run's homes, keeping the agents' databases in `dir`.
@@ -530,7 +528,11 @@ fn summarise(options: &RunOptions, place: Place, m: Measured) -> Summary {
         latency_histogram: crate::lab_report::latency_histogram(&counts.decide_nanos),
         wall_seconds: (wall.elapsed().as_secs_f64() * 10.0).round() / 10.0,
         cpu_seconds: ((crate::tls::cpu_seconds("self", true) - cpu) * 100.0).round() / 100.0,
-        broker_cpu_seconds: place.mosquitto.as_ref().map(OwnMosquitto::cpu_seconds),
+        broker_cpu_seconds: place
+            .mosquitto
+            .as_ref()
+            .map(OwnMosquitto::cpu_seconds)
+            .or_else(|| place.broker_processes.as_ref().map(BrokerProcesses::cpu_seconds)),
         tls: place.broker.tls,
         sim_ratio: ((options.days * DAY_SECS) as f64 / days.simulated_wall.max(1e-3)).round(),
         broker_messages: seen.broker_messages,

@@ -284,7 +284,8 @@ pub struct Summary {
     /// CPU seconds (user and system) of the simulator's processes for the whole run: this one
     /// and its workers.
     pub cpu_seconds: f64,
-    /// CPU seconds of the run's own Mosquitto, when it started one.
+    /// CPU seconds of the run's own Mosquitto, when it started one, or of its broker
+    /// processes, when the embedded broker ran in several.
     pub broker_cpu_seconds: Option<f64>,
     /// Whether every MQTT connection of the run was mutual TLS.
     pub tls: bool,

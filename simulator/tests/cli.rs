@@ -178,6 +178,32 @@ fn spreading_a_broker_the_run_does_not_own_is_refused() {
     assert!(stderr.contains("--connections-per-broker spreads the run's embedded broker"), "{stderr}");
 }
 
+/// A run's broker process ends when the run's end of its standard input closes, however the
+/// run ended (killed, say), instead of holding its port and memory.
+#[test]
+fn a_runs_broker_process_ends_with_its_input() {
+    use std::io::BufRead as _;
+    let mut broker = Command::new(env!("CARGO_BIN_EXE_ledtrad-sim"))
+        .args(["broker", "--port", "0", "--until-stdin-closes"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("the broker starts");
+    let mut line = String::new();
+    let stdout = broker.stdout.take().expect("its output");
+    std::io::BufReader::new(stdout).read_line(&mut line).expect("it says where it listens");
+    assert!(line.starts_with(ledtrad_sim::run::BROKER_LISTENING), "{line}");
+    drop(broker.stdin.take());
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let pid = broker.id();
+    std::thread::spawn(move || done_tx.send(broker.wait()));
+    let status = done_rx.recv_timeout(std::time::Duration::from_secs(10));
+    if status.is_err() {
+        let _ = Command::new("kill").arg(pid.to_string()).status();
+    }
+    assert!(status.expect("it ended within 10 s").expect("its status").success());
+}
+
 /// `ledtrad-sim broker` on a port something else listens on says so and what to do, instead
 /// of starting a broker that cannot listen.
 #[test]

@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::{bail, Context as _};
 use ledtrad_protocol::broker::BrokerUrl;
 use tokio::io::{AsyncBufReadExt as _, BufReader};
-use tokio::process::{Child, ChildStdout};
+use tokio::process::{Child, ChildStdin, ChildStdout};
 
 /// Connections a broker takes besides its devices': the run's audit, operator, collector and
 /// status watcher, and room for devices connecting again before the broker saw them leave.
@@ -47,6 +47,8 @@ pub(super) fn plan(devices_by_home: &[usize], capacity: usize) -> anyhow::Result
 /// A broker process that the run started.
 struct Process {
     child: Child,
+    /// Open while the run lives: the broker ends when it closes, however the run ends.
+    _stdin: ChildStdin,
     /// Kept open: the broker may write to it until it ends.
     _stdout: tokio::io::Lines<BufReader<ChildStdout>>,
 }
@@ -64,13 +66,14 @@ impl BrokerProcesses {
         let mut brokers = Self { processes: Vec::with_capacity(connections.len()), urls: Vec::new() };
         for (n, &c) in connections.iter().enumerate() {
             let mut child = tokio::process::Command::new(exe)
-                .args(["broker", "--port", "0", "--max-connections", &c.to_string()])
-                .stdin(Stdio::null())
+                .args(["broker", "--port", "0", "--max-connections", &c.to_string(), "--until-stdin-closes"])
+                .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::inherit())
                 .kill_on_drop(true)
                 .spawn()
                 .with_context(|| format!("starting broker process {} ({} broker)", n + 1, exe.display()))?;
+            let stdin = child.stdin.take().context("the broker process's standard input")?;
             let stdout = child.stdout.take().context("the broker process's standard output")?;
             let mut lines = BufReader::new(stdout).lines();
             let first = tokio::time::timeout(LISTENING_WITHIN, lines.next_line())
@@ -81,7 +84,7 @@ impl BrokerProcesses {
                 bail!("broker process {} ended before it listened ({status}); its error is above", n + 1);
             };
             brokers.urls.push(listening_url(&first)?);
-            brokers.processes.push(Process { child, _stdout: lines });
+            brokers.processes.push(Process { child, _stdin: stdin, _stdout: lines });
         }
         Ok(brokers)
     }
@@ -93,11 +96,16 @@ impl BrokerProcesses {
 
     /// The brokers' peak resident memory, added up.
     pub(super) fn peak_rss_bytes(&self) -> u64 {
-        self.processes
-            .iter()
-            .filter_map(|p| p.child.id())
-            .filter_map(|pid| crate::footprint::proc_status_of(&pid.to_string(), "VmHWM").ok())
-            .sum()
+        self.pids().filter_map(|pid| crate::footprint::proc_status_of(&pid, "VmHWM").ok()).sum()
+    }
+
+    /// The CPU seconds the brokers spent so far, added up.
+    pub(super) fn cpu_seconds(&self) -> f64 {
+        self.pids().map(|pid| crate::tls::cpu_seconds(&pid, false)).sum()
+    }
+
+    fn pids(&self) -> impl Iterator<Item = String> + '_ {
+        self.processes.iter().filter_map(|p| p.child.id()).map(|pid| pid.to_string())
     }
 }
 

@@ -71,13 +71,17 @@ impl Collectors {
         }
     }
 
-    /// Stops them; returns the reports they stored.
+    /// Stops them all; returns the reports they stored, or the first error.
     pub(super) async fn stop(self) -> anyhow::Result<u64> {
         let mut stored = 0;
+        let mut first_error = None;
         for collector in self.0 {
-            stored += collector.stop().await?.reports;
+            match collector.stop().await {
+                Ok(summary) => stored += summary.reports,
+                Err(e) => first_error = first_error.or(Some(e)),
+            }
         }
-        Ok(stored)
+        first_error.map_or(Ok(stored), |e| Err(e.into()))
     }
 }
 

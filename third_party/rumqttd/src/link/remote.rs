@@ -94,7 +94,7 @@ impl<P: Protocol> RemoteLink<P> {
         // the Will Delay Interval has passed or the Session ends, whichever happens first
         let will_delay_interval = min(session_expiry, delay_interval);
 
-        let (link_tx, link_rx, notification) = LinkBuilder::new(client_id, router_tx)
+        let (link_tx, link_rx, notification) = LinkBuilder::new(client_id, router_tx.clone())
             .tenant_id(tenant_id)
             .clean_session(clean_session)
             .last_will(lastwill)
@@ -112,7 +112,15 @@ impl<P: Protocol> RemoteLink<P> {
                 let mut new_props = props.clone().unwrap_or_default();
                 new_props.assigned_client_identifier = assigned_client_id;
                 *props = Some(new_props);
-                network.write(packet).await?;
+                if let Err(e) = network.write(packet).await {
+                    // ledtrad patch: the router registered this connection; its link ends
+                    // here, before `start`, so say so, as the end of `start` would.
+                    let incarnation = link_rx.incarnation();
+                    let _ = router_tx
+                        .send_async((id, Event::Disconnect { incarnation }))
+                        .await;
+                    return Err(e.into());
+                }
             }
         }
 
