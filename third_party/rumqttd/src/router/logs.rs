@@ -12,8 +12,8 @@ use crate::{ConnectionId, Filter, Offset, RouterConfig, Topic};
 use crate::segments::{CommitLog, Position};
 use crate::Storage;
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::ops::Bound;
 use std::io;
+use std::ops::Bound;
 use std::time::Instant;
 
 type PubWithProp = (Publish, Option<PublishProperties>);
@@ -631,13 +631,22 @@ mod test {
             data.insert_to_retained_publishes(publish, None, t.to_owned());
         }
         let topics = |v: Vec<super::PubWithProp>| {
-            let mut t: Vec<_> = v.into_iter().map(|(p, _)| String::from_utf8(p.topic.to_vec()).unwrap()).collect();
+            let mut t: Vec<_> = v
+                .into_iter()
+                .map(|(p, _)| String::from_utf8(p.topic.to_vec()).unwrap())
+                .collect();
             t.sort();
             t
         };
         assert_eq!(topics(data.read_retained_messages("a/b")), ["a/b"]);
-        assert_eq!(topics(data.read_retained_messages("a/d")), Vec::<String>::new());
-        assert_eq!(topics(data.read_retained_messages("$sys/x")), Vec::<String>::new());
+        assert_eq!(
+            topics(data.read_retained_messages("a/d")),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            topics(data.read_retained_messages("$sys/x")),
+            Vec::<String>::new()
+        );
         assert_eq!(topics(data.read_retained_messages("a/+")), ["a/b", "a/c"]);
         assert_eq!(topics(data.read_retained_messages("#")), ["a/b", "a/c"]);
     }
@@ -649,7 +658,8 @@ mod test {
     fn wildcard_filters_read_retained_messages_as_trying_every_topic() {
         use crate::protocol::Publish;
         let retained = [
-            "a", "a/b", "a/c", "a/b/c", "ab/c", "a/bc", "b/a", "$sys/x", "$sys/a/b", "/a", "a/", "c",
+            "a", "a/b", "a/c", "a/b/c", "ab/c", "a/bc", "b/a", "$sys/x", "$sys/a/b", "/a", "a/",
+            "c",
         ];
         let mut data = DataLog::new(config()).unwrap();
         for t in retained {

@@ -66,7 +66,10 @@ pub enum Event {
     /// Get metrics of a connection or all connections
     PrintStatus(Print),
     /// Publish Will message
-    PublishWill((String, Option<String>)),
+    /// Publish Will message: client id, tenant id, and the incarnation of the connection
+    /// whose will it is (ledtrad patch: a will a later connection of the client set is not
+    /// this one's to publish)
+    PublishWill((String, Option<String>, u64)),
 }
 
 /// Notification from router to connection

@@ -101,7 +101,8 @@ pub struct Router {
     /// Shared subscriptions map <group-name, group>
     shared_subscriptions: HashMap<String, SharedGroup>,
     /// Will messages per client_id
-    last_wills: HashMap<String, (LastWill, Option<LastWillProperties>)>,
+    /// (ledtrad: with the incarnation of the connection that set it)
+    last_wills: HashMap<String, (u64, LastWill, Option<LastWillProperties>)>,
 }
 
 impl Router {
@@ -256,8 +257,9 @@ impl Router {
                 self.send_meters();
             }
             Event::PrintStatus(metrics) => print_status(self, metrics),
-            Event::PublishWill((client_id, _tenant_id)) => self.handle_last_will(
+            Event::PublishWill((client_id, _tenant_id, incarnation)) => self.handle_last_will(
                 client_id,
+                incarnation,
                 #[cfg(feature = "validate-tenant-prefix")]
                 _tenant_id,
             ),
@@ -350,7 +352,11 @@ impl Router {
         if let Some(will) = connection.last_will.take() {
             self.last_wills.insert(
                 client_id.clone(),
-                (will, connection.last_will_properties.take()),
+                (
+                    connection.incarnation,
+                    will,
+                    connection.last_will_properties.take(),
+                ),
             );
         }
 
@@ -1111,12 +1117,22 @@ impl Router {
     pub fn handle_last_will(
         &mut self,
         client_id: String,
+        incarnation: u64,
         #[cfg(feature = "validate-tenant-prefix")] tenant_id: Option<String>,
     ) {
         #[cfg(feature = "validate-tenant-prefix")]
         let tenant_prefix = tenant_id.map(|id| format!("/tenants/{id}/"));
 
-        let Some((will, will_props)) = self.last_wills.remove(&client_id) else {
+        // ledtrad: only the will of the connection that asks; a later connection of the same
+        // client may have set its own.
+        if !self
+            .last_wills
+            .get(&client_id)
+            .is_some_and(|(owner, ..)| *owner == incarnation)
+        {
+            return;
+        }
+        let Some((_, will, will_props)) = self.last_wills.remove(&client_id) else {
             return;
         };
 
@@ -2413,6 +2429,7 @@ fn extract_group(filter: &str) -> Option<(String, String)> {
 #[cfg(test)]
 mod ledtrad_tests {
     use super::*;
+    use bytes::Bytes;
 
     fn router() -> Router {
         Router::new(
@@ -2443,6 +2460,61 @@ mod ledtrad_tests {
             },
         );
         (router.connection_map[client_id], incarnation, link_rx)
+    }
+
+    /// Registers a connection of `client_id` with a will on `topic`; returns its incarnation
+    /// and the receiver its link would wait on.
+    fn connect_with_will(
+        router: &mut Router,
+        client_id: &str,
+        topic: &'static str,
+    ) -> (u64, flume::Receiver<()>) {
+        let mut connection = Connection::new(None, client_id.to_owned(), true, false);
+        let will = LastWill {
+            topic: topic.into(),
+            message: "offline".into(),
+            qos: QoS::AtLeastOnce,
+            retain: true,
+        };
+        connection.last_will(Some(will), None);
+        let incarnation = connection.incarnation();
+        let incoming = Incoming::new(client_id.to_owned());
+        let (outgoing, link_rx) = Outgoing::new(client_id.to_owned());
+        router.events(
+            0,
+            Event::Connect {
+                connection,
+                incoming,
+                outgoing,
+            },
+        );
+        (incarnation, link_rx)
+    }
+
+    fn will_topic(router: &Router, client_id: &str) -> Option<Bytes> {
+        router
+            .last_wills
+            .get(client_id)
+            .map(|(_, will, _)| will.topic.clone())
+    }
+
+    /// ledtrad patch: a device connects again while its previous connection's link is ending;
+    /// that link's request to publish its will must not publish (and drop) the will the new
+    /// connection set.
+    #[test]
+    fn a_replaced_connections_will_leaves_its_replacements() {
+        let mut router = router();
+        let (old, _old_rx) = connect_with_will(&mut router, "device", "old");
+        let (new, _new_rx) = connect_with_will(&mut router, "device", "new");
+        router.events(1, Event::PublishWill(("device".to_owned(), None, old)));
+        assert_eq!(will_topic(&router, "device"), Some(Bytes::from("new")));
+
+        router.events(1, Event::PublishWill(("device".to_owned(), None, new)));
+        assert_eq!(
+            will_topic(&router, "device"),
+            None,
+            "its own will is published"
+        );
     }
 
     fn holds(router: &Router, client_id: &str, id: ConnectionId) -> bool {

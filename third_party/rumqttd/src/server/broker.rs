@@ -570,6 +570,7 @@ async fn remote<P: Protocol>(
     hand_over_will(&will_handlers, &client_id, clean_session);
 
     let (will_tx, will_rx) = flume::bounded::<AwaitingWill>(1);
+    let own_will_tx = will_tx.clone();
     will_handlers
         .lock()
         .unwrap()
@@ -636,15 +637,24 @@ async fn remote<P: Protocol>(
     {
         Ok(w) => w.is_ok_and(|k| k == AwaitingWill::Fire),
         Err(_) => {
-            // no need to keep the sender after timeout
-            will_handlers.lock().unwrap().remove(&client_id);
+            // no need to keep the sender after timeout (ledtrad: this connection's own; a
+            // later connection of the client may have put its own there)
+            let mut handlers = will_handlers
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if handlers
+                .get(&client_id)
+                .is_some_and(|sender| sender.same_channel(&own_will_tx))
+            {
+                handlers.remove(&client_id);
+            }
             // as will delay interval has passed, publish the will message
             true
         }
     };
 
     if publish_will {
-        let message = Event::PublishWill((client_id, tenant_id));
+        let message = Event::PublishWill((client_id, tenant_id, incarnation));
         // is this connection_id really correct at this point?
         // as we have disconnected already, some other connection
         // might be using this connection ID!
