@@ -146,7 +146,26 @@ impl Store {
             _ => err(e.to_string()),
         }
         };
-        let mut conn = Connection::open(path).map_err(sqlite)?;
+        let mut conn = Self::connect(path).map_err(sqlite)?;
+        let migrations = migrations();
+        let before =
+            migrations.current_version(&conn).map_err(|e| err(format!("cannot read its schema version: {e}")))?;
+        migrations.to_latest(&mut conn).map_err(|e| err(format!("migration failed: {e}")))?;
+        let after =
+            migrations.current_version(&conn).map_err(|e| err(format!("cannot read its schema version: {e}")))?;
+        if after != before {
+            // Opened again once migrated: a migration that renames a table opens SQLite's
+            // temporary database (to rewrite its triggers), which would stay open with its own
+            // page cache for as long as the agent runs.
+            drop(conn);
+            conn = Self::connect(path).map_err(sqlite)?;
+        }
+        Ok(Self { conn, path: path.into() })
+    }
+
+    /// Opens the database at `path` with the agent's settings.
+    fn connect(path: &Path) -> rusqlite::Result<Connection> {
+        let conn = Connection::open(path)?;
         // A small page cache (8 KiB; SQLite's default is 2 MiB): the agent reads little after
         // start, and the file system caches the rest outside the agent's memory. A size this
         // small keeps the cache flat from the first day, so the agent's memory stays the same
@@ -154,20 +173,19 @@ impl Store {
         // for a cache's first pages in one block when it reads the first page, as many as the
         // cache may hold then, at most SQLITE_DEFAULT_PCACHE_INITSZ (8 in this build, see
         // `.cargo/config.toml`; SQLite's default is 20): set first, it applies to a new file.
-        conn.pragma_update(None, "cache_size", -8).map_err(sqlite)?;
+        conn.pragma_update(None, "cache_size", -8)?;
         // Before anything is written: a new database takes its page size and incremental
         // auto-vacuum at once.
-        Self::size_new_pages(&conn).map_err(sqlite)?;
-        Self::ensure_incremental_vacuum(&conn).map_err(sqlite)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(sqlite)?;
-        Self::limit_log(&conn).map_err(sqlite)?;
-        conn.pragma_update(None, "synchronous", "NORMAL").map_err(sqlite)?;
-        conn.pragma_update(None, "foreign_keys", "ON").map_err(sqlite)?;
+        Self::size_new_pages(&conn)?;
+        Self::ensure_incremental_vacuum(&conn)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        Self::limit_log(&conn)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
         // Deleted personal data is overwritten, not left in free pages.
-        conn.pragma_update(None, "secure_delete", "ON").map_err(sqlite)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(sqlite)?;
-        migrations().to_latest(&mut conn).map_err(|e| err(format!("migration failed: {e}")))?;
-        Ok(Self { conn, path: path.into() })
+        conn.pragma_update(None, "secure_delete", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        Ok(conn)
     }
 
     fn err(&self, e: impl std::fmt::Display) -> StoreError {

@@ -401,3 +401,27 @@ fn a_new_database_takes_small_pages_and_an_old_one_keeps_its_own() {
     assert_eq!(page_size(&store), 4096);
     assert_eq!(store.last_decision_id().unwrap(), 7);
 }
+
+#[test]
+fn a_migrated_database_is_left_without_sqlites_temporary_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("agent.db");
+    let schemas = |store: &Store| -> Vec<String> {
+        let mut stmt = store.conn.prepare("PRAGMA database_list").unwrap();
+        stmt.query_map([], |r| r.get::<_, String>(1)).unwrap().map(Result::unwrap).collect()
+    };
+    // A migration renames a table, which opens the temporary database; the store opens the
+    // file again after migrating, so the agent does not keep it (and its cache) open.
+    let store = Store::open(&path).unwrap();
+    assert_eq!(schemas(&store), ["main"]);
+    assert_eq!(store.last_decision_id().unwrap(), 0);
+    drop(store);
+    assert_eq!(schemas(&Store::open(&path).unwrap()), ["main"], "reopened");
+    // Half migrated, as an agent of an earlier release left it: migrated on, then opened again.
+    let older = dir.path().join("older.db");
+    Migrations::new(migrations_up_to(5)).to_latest(&mut Connection::open(&older).unwrap()).unwrap();
+    let store = Store::open(&older).unwrap();
+    assert_eq!(schemas(&store), ["main"]);
+    let latest = migrations_up_to(usize::MAX).len();
+    assert_eq!(store.conn.pragma_query_value(None, "user_version", |r| r.get::<_, usize>(0)).unwrap(), latest);
+}
