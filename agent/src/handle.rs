@@ -397,18 +397,21 @@ pub enum AgentError {
 /// A cloneable handle on a running agent.
 #[derive(Debug, Clone)]
 pub struct AgentHandle {
-    tx: mpsc::Sender<Command>,
+    tx: mpsc::Sender<Box<Command>>,
 }
 
 impl AgentHandle {
     /// A handle over a command channel; tests can hold the receiver to watch commands.
-    pub fn from_sender(tx: mpsc::Sender<Command>) -> Self {
+    ///
+    /// Commands go boxed: a channel keeps room for 32 of its items at a time whatever it
+    /// carries, and a box is 8 bytes where a command is several times that, in every agent.
+    pub fn from_sender(tx: mpsc::Sender<Box<Command>>) -> Self {
         Self { tx }
     }
 
     async fn call<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, AgentError> {
         let (reply, rx) = oneshot::channel();
-        self.tx.send(make(reply)).await.map_err(|_| AgentError::Stopped)?;
+        self.tx.send(Box::new(make(reply))).await.map_err(|_| AgentError::Stopped)?;
         rx.await.map_err(|_| AgentError::Stopped)
     }
 

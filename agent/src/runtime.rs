@@ -126,6 +126,7 @@ pub async fn spawn(config: Config, clock: Arc<dyn Clock>) -> Result<RunningAgent
     };
     let core = AgentCore::restore(config.clone(), store, client, rng, link, clock.reading())?;
 
+    // The MQTT events go boxed, as the commands do (see `AgentHandle::from_sender`).
     let (mqtt_tx, mqtt_rx) = mpsc::channel(64);
     let (closing_tx, closing_rx) = watch::channel(false);
     let pump = tokio::spawn(pump(eventloop, mqtt_tx, closing_rx));
@@ -233,7 +234,7 @@ fn mqtt_client(config: &Config) -> (AsyncClient, EventLoop) {
 /// again itself, and would otherwise lose count of which publish is which. Once `closing`
 /// says the agent stops, a wait before the next attempt is cut short, so the last status and
 /// the DISCONNECT go out at once if the broker can be reached.
-async fn pump(eventloop: EventLoop, tx: mpsc::Sender<MqttEvent>, mut closing: watch::Receiver<bool>) {
+async fn pump(eventloop: EventLoop, tx: mpsc::Sender<Box<MqttEvent>>, mut closing: watch::Receiver<bool>) {
     let mut connection = Connection::new(eventloop, Backoff::new(DEFAULT_RETRY_FIRST, DEFAULT_RETRY_CAP))
         .keeping_session_after_first()
         .discarding_unsent();
@@ -265,7 +266,7 @@ async fn pump(eventloop: EventLoop, tx: mpsc::Sender<MqttEvent>, mut closing: wa
             // the offline status and the DISCONNECT are out (the agent's task gives it 2 s).
             // Returning here would drop the connection with them still queued, and the broker
             // would publish the will (which knows no catalogue version) instead.
-            let _ = tx.send(event).await;
+            let _ = tx.send(Box::new(event)).await;
         }
     }
 }
@@ -339,8 +340,8 @@ async fn next_link_event(link: &mut Option<mpsc::Receiver<LinkEvent>>) -> Option
 impl Shell {
     async fn run(
         mut self,
-        mut mqtt: mpsc::Receiver<MqttEvent>,
-        mut commands: mpsc::Receiver<Command>,
+        mut mqtt: mpsc::Receiver<Box<MqttEvent>>,
+        mut commands: mpsc::Receiver<Box<Command>>,
         mut link: Option<mpsc::Receiver<LinkEvent>>,
         shutdown: impl Future<Output = ()>,
     ) {
@@ -350,8 +351,8 @@ impl Shell {
             let wake = self.core.poll_timeout().map(|due| due.saturating_sub(self.clock.monotonic()));
             tokio::select! {
                 () = &mut shutdown => break,
-                Some(event) = mqtt.recv() => self.core.handle_mqtt(event, self.clock.reading()),
-                Some(command) = commands.recv() => self.handle_command(command),
+                Some(event) = mqtt.recv() => self.core.handle_mqtt(*event, self.clock.reading()),
+                Some(command) = commands.recv() => self.handle_command(*command),
                 Some(event) = next_link_event(&mut link) => self.core.handle_link(event, self.clock.reading()),
                 _ = tick.tick() => tick_core(&mut self.core, self.clock.reading()),
                 () = tokio::time::sleep(wake.unwrap_or_default()), if wake.is_some() => {
