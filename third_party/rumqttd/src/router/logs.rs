@@ -419,7 +419,9 @@ where
         // max_segment_size: usize, max_mem_segments: usize
         let log = CommitLog::new(max_segment_size, max_mem_segments).unwrap();
 
-        let waiters = Waiters::with_capacity(10);
+        // ledtrad: no room reserved for waiters before one waits (most filters are a single
+        // device's, with one subscriber at most).
+        let waiters = Waiters::with_capacity(0);
         let metrics = SubscriptionMeter::default();
         Data {
             filter: filter.to_owned(),
@@ -519,6 +521,29 @@ mod test {
     use super::DataLog;
     use crate::router::shared_subs::Strategy;
     use crate::RouterConfig;
+
+    /// ledtrad: a filter reserves no room for waiters or segments before they come: most
+    /// filters are one device's, and a broker of many devices holds one for each.
+    #[test]
+    fn a_new_filter_reserves_no_room_for_waiters_or_segments() {
+        let config = RouterConfig {
+            max_segment_size: 1024,
+            max_connections: 10,
+            max_segment_count: 10,
+            max_outgoing_packet_count: 1024,
+            custom_segment: None,
+            initialized_filters: None,
+            shared_subscriptions_strategy: Strategy::RoundRobin,
+        };
+        let data =
+            super::Data::<crate::router::logs::PublishData>::new("ledtrad/v1/offers/d1", &config);
+        assert_eq!(data.waiters.waiters().capacity(), 0);
+        assert!(
+            data.log.segments_capacity() < 10,
+            "{}",
+            data.log.segments_capacity()
+        );
+    }
 
     #[test]
     fn publish_filters_updating_correctly_on_new_topic_subscription() {

@@ -71,7 +71,8 @@ where
             panic!("at least 1 segment needs to exist in memory else what's the point of log");
         }
 
-        let mut segments = VecDeque::with_capacity(max_mem_segments);
+        // ledtrad: room for segments as they come, not for `max_mem_segments` at once.
+        let mut segments = VecDeque::new();
         segments.push_back(Segment::new());
 
         Ok(Self {
@@ -95,6 +96,12 @@ where
     }
 
     #[inline]
+    /// How many segments the log has room for without growing (ledtrad, for a test).
+    #[cfg(test)]
+    pub fn segments_capacity(&self) -> usize {
+        self.segments.capacity()
+    }
+
     pub fn memory_segments_count(&self) -> usize {
         self.segments.len()
     }
