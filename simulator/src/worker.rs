@@ -142,7 +142,8 @@ async fn handle(shard: &mut Option<Shard>, command: Command) -> anyhow::Result<R
 }
 
 /// How long a worker may take over one command (starting a thousand homes' agents takes
-/// well under a minute).
+/// well under a minute; starting the homes of a large run may take longer, see
+/// `run::shards::start_within`).
 pub const REPLY_WITHIN: Duration = Duration::from_secs(600);
 
 /// A worker process, from the run's side.
@@ -188,8 +189,13 @@ impl Worker {
     /// Reads the reply to the last command: within [`REPLY_WITHIN`], or the worker is taken
     /// for stuck.
     pub async fn reply(&mut self) -> anyhow::Result<Reply> {
-        let line = tokio::time::timeout(REPLY_WITHIN, self.stdout.next_line()).await.map_err(|_| {
-            anyhow::anyhow!("worker {} did not answer within {} s", self.number, REPLY_WITHIN.as_secs())
+        self.reply_within(REPLY_WITHIN).await
+    }
+
+    /// Reads the reply to the last command, as [`Worker::reply`], within `within`.
+    pub async fn reply_within(&mut self, within: Duration) -> anyhow::Result<Reply> {
+        let line = tokio::time::timeout(within, self.stdout.next_line()).await.map_err(|_| {
+            anyhow::anyhow!("worker {} did not answer within {} s", self.number, within.as_secs())
         })??;
         let Some(line) = line else {
             let status = self.child.wait().await?;

@@ -101,6 +101,14 @@ impl Shards {
     }
 }
 
+/// How long the workers may take to start a run's `homes`: every agent makes its database
+/// and flushes it to disk, and the workers share the disk, so a large run's start takes
+/// time in proportion to the whole run (about a quarter of an hour for 35,000 homes whose
+/// databases are on a virtual disk, against a minute or two on a tmpfs).
+fn start_within(homes: usize) -> Duration {
+    crate::worker::REPLY_WITHIN + Duration::from_secs(homes as u64 / 20)
+}
+
 /// Starts the homes: in this process, or split over worker processes when there are more
 /// than `homes_per_process`.
 pub(super) async fn start_shards(options: &RunOptions, spec: ShardSpec, bar: &ProgressBar) -> anyhow::Result<Shards> {
@@ -123,10 +131,23 @@ pub(super) async fn start_shards(options: &RunOptions, spec: ShardSpec, bar: &Pr
         worker.send(&Command::Start(Box::new(ShardSpec { homes, dir, ..spec.clone() }))).await?;
         workers.push(worker);
     }
+    let within = start_within(options.homes);
     for worker in &mut workers {
-        if let Reply::Started { devices } = worker.reply().await? {
+        if let Reply::Started { devices } = worker.reply_within(within).await? {
             bar.inc(devices as u64);
         }
     }
     Ok(Shards::Remote(workers))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_large_runs_workers_get_longer_to_start_their_homes() {
+        assert_eq!(start_within(375), crate::worker::REPLY_WITHIN + Duration::from_secs(18));
+        // 35,000 homes whose databases are on a disk took about 1,000 s to start.
+        assert!(start_within(35_000) >= Duration::from_secs(2_000), "{:?}", start_within(35_000));
+    }
 }

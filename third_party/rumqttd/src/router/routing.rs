@@ -29,6 +29,9 @@ use super::{
     ShadowRequest, MAX_CHANNEL_CAPACITY, MAX_SCHEDULE_ITERATIONS,
 };
 
+/// How many packets' room the router's exchange buffer keeps after a burst (ledtrad).
+const KEPT_INCOMING_PACKETS: usize = 4;
+
 #[derive(Error, Debug)]
 pub enum RouterError {
     #[error("Receive error = {0}")]
@@ -141,7 +144,8 @@ impl Router {
             router_rx,
             router_tx,
             router_meters: router_metrics,
-            cache: Some(VecDeque::with_capacity(MAX_CHANNEL_CAPACITY)),
+            // ledtrad: it goes to the first connection that sends (see `handle_device_payload`).
+            cache: Some(VecDeque::with_capacity(KEPT_INCOMING_PACKETS)),
             shared_subscriptions: HashMap::new(),
             last_wills: HashMap::new(),
         }
@@ -902,6 +906,10 @@ impl Router {
             }
         }
 
+        // ledtrad: the cache goes to the next connection that sends (exchanged above), so a
+        // burst's room would end up kept by some connection for good; it keeps room for a
+        // few packets, and a connection's buffer grows again for a burst of its own.
+        packets.shrink_to(KEPT_INCOMING_PACKETS);
         self.cache = Some(packets);
 
         // Prepare AcksRequest in tracker if router is operating in a
@@ -2460,6 +2468,28 @@ mod ledtrad_tests {
             },
         );
         (router.connection_map[client_id], incarnation, link_rx)
+    }
+
+    /// A burst of packets from one connection leaves the router's exchange buffer, which the
+    /// next connection to send is given, with room for a few packets, not for the burst.
+    #[test]
+    fn a_burst_does_not_leave_its_room_to_the_next_connection() {
+        let mut router = router();
+        let (id, _, _link_rx) = connect(&mut router, "burst");
+        {
+            let buffer = router.ibufs[id].buffer();
+            let mut buffer = buffer.lock();
+            for _ in 0..50 {
+                buffer.push_back(Packet::PingReq(crate::protocol::PingReq));
+            }
+        }
+        router.events(id, Event::DeviceData);
+        let kept = router.cache.as_ref().map_or(0, VecDeque::capacity);
+        assert!(
+            kept < 50,
+            "the exchange buffer kept room for {kept} packets"
+        );
+        assert!(router.ibufs[id].buffer().lock().is_empty());
     }
 
     /// Registers a connection of `client_id` with a will on `topic`; returns its incarnation
