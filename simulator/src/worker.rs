@@ -194,9 +194,9 @@ impl Worker {
 
     /// Reads the reply to the last command, as [`Worker::reply`], within `within`.
     pub async fn reply_within(&mut self, within: Duration) -> anyhow::Result<Reply> {
-        let line = tokio::time::timeout(within, self.stdout.next_line()).await.map_err(|_| {
-            anyhow::anyhow!("worker {} did not answer within {} s", self.number, within.as_secs())
-        })??;
+        let line = tokio::time::timeout(within, self.stdout.next_line())
+            .await
+            .map_err(|_| anyhow::anyhow!("worker {} did not answer within {} s", self.number, within.as_secs()))??;
         let Some(line) = line else {
             let status = self.child.wait().await?;
             bail!("worker {} ended without answering ({status})", self.number);
