@@ -424,4 +424,7 @@ fn a_migrated_database_is_left_without_sqlites_temporary_database() {
     assert_eq!(schemas(&store), ["main"]);
     let latest = migrations_up_to(usize::MAX).len();
     assert_eq!(store.conn.pragma_query_value(None, "user_version", |r| r.get::<_, usize>(0)).unwrap(), latest);
+    // An in-memory database is migrated and kept, not opened again empty.
+    let memory = Store::open(Path::new(":memory:")).unwrap();
+    assert_eq!(memory.last_decision_id().unwrap(), 0);
 }
