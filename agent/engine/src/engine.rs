@@ -93,21 +93,18 @@ pub struct Engine {
     shared: Option<SharedCatalogues>,
 }
 
-/// A recent decision as feedback needs it: what its offer (shown or held out) is, whether it
-/// was answered, and what purges need. It holds no data of its own on the heap (the offer is
-/// found in the catalogue it came from, which it shares), so the last [`RECENT_DECISIONS`]
-/// take the same memory from the first day on; the decision itself stays only in its
-/// [`Trace`], for the last [`RECENT_TRACES`].
+/// A recent decision as feedback needs it: what it showed, held out or prompted, whether it
+/// was answered, and what purges need. It holds no data of its own on the heap for an offer
+/// of the catalogue in force (found in the catalogue, which it shares), so the last
+/// [`RECENT_DECISIONS`] take the same memory from the first day on, 32 bytes each; the
+/// decision itself stays only in its [`Trace`], for the last [`RECENT_TRACES`].
 #[derive(Debug, Clone)]
 struct Recent {
     id: DecisionId,
-    catalogue_version: Option<u64>,
-    /// The offer shown or held out, if any.
-    subject: Option<Answerable>,
-    /// Whether `subject` was held out (the decision showed nothing).
+    /// The offer shown or held out, or the prompt put instead, if any.
+    subject: Kept,
+    /// Whether the offer was held out (the decision showed nothing).
     held_out: bool,
-    /// A consent prompt put instead of an offer.
-    prompt: Option<Box<ShownPrompt>>,
     /// Whether the decision used anything personal.
     personal: bool,
     answered: bool,
@@ -118,15 +115,7 @@ struct Recent {
 /// rather than growing for days as the ring fills (a page of reserved room costs memory only
 /// once it is written to).
 fn recent_ring() -> VecDeque<Recent> {
-    let empty = Recent {
-        id: DecisionId(0),
-        catalogue_version: None,
-        subject: None,
-        held_out: false,
-        prompt: None,
-        personal: false,
-        answered: false,
-    };
+    let empty = Recent { id: DecisionId(0), subject: Kept::Nothing, held_out: false, personal: false, answered: false };
     let mut ring = VecDeque::with_capacity(RECENT_DECISIONS);
     ring.extend(std::iter::repeat_n(empty, RECENT_DECISIONS));
     ring.clear();
@@ -136,7 +125,49 @@ fn recent_ring() -> VecDeque<Recent> {
 impl Recent {
     /// Whether the decision showed, held out and prompted nothing.
     fn open(&self) -> bool {
-        self.subject.is_none() && self.prompt.is_none()
+        matches!(self.subject, Kept::Nothing)
+    }
+
+    /// The offer it showed or held out, if any.
+    fn offer(&self) -> Option<&Answerable> {
+        match &self.subject {
+            Kept::Offer(offer) => Some(offer),
+            Kept::HeldOutAndPrompt(both) => Some(&both.0),
+            Kept::Nothing | Kept::Prompt(_) => None,
+        }
+    }
+
+    /// The consent prompt it put instead of an offer, if any.
+    fn prompt(&self) -> Option<&ShownPrompt> {
+        match &self.subject {
+            Kept::Prompt(prompt) => Some(prompt),
+            Kept::HeldOutAndPrompt(both) => Some(&both.1),
+            Kept::Nothing | Kept::Offer(_) => None,
+        }
+    }
+}
+
+/// What a recent decision showed, held out or prompted, if anything.
+#[derive(Debug, Clone)]
+enum Kept {
+    Nothing,
+    /// An offer shown or held out.
+    Offer(Answerable),
+    /// A consent prompt put instead of an offer.
+    Prompt(Box<ShownPrompt>),
+    /// A prompt put where the offer would have been shown had the device not been in the
+    /// campaign's holdout arm: both may be answered.
+    HeldOutAndPrompt(Box<(Answerable, ShownPrompt)>),
+}
+
+impl Kept {
+    fn new(offer: Option<Answerable>, prompt: Option<&ShownPrompt>) -> Self {
+        match (offer, prompt) {
+            (Some(offer), None) => Self::Offer(offer),
+            (None, Some(prompt)) => Self::Prompt(Box::new(prompt.clone())),
+            (Some(offer), Some(prompt)) => Self::HeldOutAndPrompt(Box::new((offer, prompt.clone()))),
+            (None, None) => Self::Nothing,
+        }
     }
 }
 
@@ -145,8 +176,9 @@ impl Recent {
 enum Answerable {
     /// An offer of a catalogue, by position (the catalogue is shared, not copied).
     Catalogue(Arc<AppliedCatalogue>, u32),
-    /// An offer of the offer service's, whose catalogue was made for that one decision.
-    Service(Box<(OfferId, Subject)>),
+    /// An offer of the offer service's, whose catalogue (of this version) was made for that
+    /// one decision.
+    Service(Box<(OfferId, Subject, u64)>),
 }
 
 impl Answerable {
@@ -168,6 +200,14 @@ impl Answerable {
         match self {
             Self::Catalogue(c, i) => c.offers[*i as usize].category.path().to_string(),
             Self::Service(s) => s.1.category.clone(),
+        }
+    }
+
+    /// The version of the catalogue the offer came from.
+    fn catalogue_version(&self) -> u64 {
+        match self {
+            Self::Catalogue(c, _) => c.version,
+            Self::Service(s) => s.2,
         }
     }
 }
@@ -419,7 +459,7 @@ mod recent_size {
     #[test]
     fn a_decision_kept_for_feedback_is_a_small_record() {
         let size = std::mem::size_of::<super::Recent>();
-        assert!(size <= 64, "{size} bytes");
+        assert!(size <= 32, "{size} bytes");
     }
 
     /// The ring holds no decision at first, and has its room for all of them from the start.

@@ -7,7 +7,7 @@ use ledtrad_protocol::decision::{Decision, DecisionId};
 use ledtrad_protocol::taxonomy::Category;
 use ledtrad_protocol::{Moment, Purpose, UnixTime};
 
-use super::{is_personal, Answerable, Engine, Recent, Trace, RECENT_DECISIONS, RECENT_TRACES};
+use super::{is_personal, Answerable, Engine, Kept, Recent, Trace, RECENT_DECISIONS, RECENT_TRACES};
 use crate::compiled::AppliedCatalogue;
 use crate::context::Draw;
 use crate::eligibility::Verdicts;
@@ -222,22 +222,23 @@ impl Engine {
             self.count_impression(c, i, now, in_force);
         }
         let held_out = decision.shown.is_none();
-        let subject = match (impression, &catalogue, subject) {
+        let offer = match (impression, &catalogue, subject) {
             (Some(i), Some(c), _) if in_force => Some(Answerable::Catalogue(c.clone(), i as u32)),
             (Some(i), Some(c), Some(subject)) => {
-                Some(Answerable::Service(Box::new((c.offers[i].offer.id.clone(), subject))))
+                Some(Answerable::Service(Box::new((c.offers[i].offer.id.clone(), subject, c.version))))
             }
             _ => None,
         };
+        debug_assert!(offer.as_ref().is_none_or(|o| decision.catalogue_version == Some(o.catalogue_version())));
+        let held_out = held_out && offer.is_some();
+        let subject = Kept::new(offer, decision.prompt.as_ref());
         if self.recent.len() == RECENT_DECISIONS {
             self.recent.pop_front();
         }
         self.recent.push_back(Recent {
             id: decision.id,
-            catalogue_version: decision.catalogue_version,
-            held_out: held_out && subject.is_some(),
             subject,
-            prompt: decision.prompt.clone().map(Box::new),
+            held_out,
             personal: is_personal(&decision),
             answered: false,
         });

@@ -6,7 +6,7 @@ use ledtrad_protocol::decision::{DecisionId, ShownPrompt};
 use ledtrad_protocol::feedback::{Feedback, FeedbackKind};
 use ledtrad_protocol::{CampaignId, OfferId, Purpose, UnixTime};
 
-use super::{Engine, Recent, RECENT_DECISIONS};
+use super::{Engine, RECENT_DECISIONS};
 
 /// Feedback that the engine applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,7 +51,7 @@ impl Engine {
             self.recent.iter().find(|r| r.id == feedback.decision).ok_or(FeedbackError::UnknownDecision(id))?;
         // A held-out decision showed nothing, but the person may still do what the offer was
         // about: that conversion is the holdout arm's side of the uplift.
-        let subject = match &recent.subject {
+        let subject = match recent.offer() {
             Some(subject) if !recent.held_out || feedback.kind == FeedbackKind::Converted => subject,
             _ => return Err(FeedbackError::NothingShown(id)),
         };
@@ -67,7 +67,7 @@ impl Engine {
             kind: feedback.kind,
             category: Some(subject.category()),
             held_out,
-            catalogue_version: recent.catalogue_version,
+            catalogue_version: Some(subject.catalogue_version()),
         })
     }
 
@@ -111,8 +111,8 @@ impl Engine {
     /// The campaign of a recent decision's offer, shown or held out, whichever catalogue it
     /// came from.
     pub fn decision_campaign(&self, id: DecisionId) -> Option<CampaignId> {
-        let Recent { subject, .. } = self.recent.iter().rev().find(|r| r.id == id)?;
-        subject.as_ref().map(|s| s.campaign().clone())
+        let recent = self.recent.iter().rev().find(|r| r.id == id)?;
+        recent.offer().map(|s| s.campaign().clone())
     }
 
     /// Sets which purposes the people served could grant by answering a prompt.
@@ -123,10 +123,9 @@ impl Engine {
     /// Checks an answer to a prompt without applying it: the prompt, or why it cannot be taken.
     pub fn check_prompt_answer(&self, decision: DecisionId) -> Result<ShownPrompt, FeedbackError> {
         let id = decision.0;
-        let Recent { prompt, answered, .. } =
-            self.recent.iter().find(|r| r.id == decision).ok_or(FeedbackError::UnknownDecision(id))?;
-        let prompt = prompt.as_deref().cloned().ok_or(FeedbackError::NothingShown(id))?;
-        if *answered {
+        let recent = self.recent.iter().find(|r| r.id == decision).ok_or(FeedbackError::UnknownDecision(id))?;
+        let prompt = recent.prompt().cloned().ok_or(FeedbackError::NothingShown(id))?;
+        if recent.answered {
             return Err(FeedbackError::AlreadyGiven(id));
         }
         Ok(prompt)

@@ -227,6 +227,35 @@ fn a_held_out_device_records_what_it_would_have_shown_and_shows_nothing() {
     assert!(d.would_have_shown.is_none());
 }
 
+/// A held-out decision may put a prompt where its offer would have been: the prompt takes an
+/// answer and the offer a conversion, each once.
+#[test]
+fn a_held_out_decision_that_prompts_takes_both_a_conversion_and_an_answer() {
+    let mut catalogue = build_catalogue_with_prompt();
+    catalogue.campaigns = vec![ledtrad_protocol::catalogue::Campaign {
+        holdout: 0.5,
+        ..ledtrad_protocol::catalogue::Campaign::new(CampaignId::try_new("care").unwrap())
+    }];
+    let care = CampaignId::try_new("care").unwrap();
+    let held = (0..200)
+        .map(|i| format!("device-{i}"))
+        .find(|d| in_holdout(&ledtrad_protocol::DeviceId::try_new(d.as_str()).unwrap(), &care, 0.5))
+        .unwrap();
+    let mut engine = build_engine_for(&held, catalogue);
+    let d = engine.decide_traced(Moment::DoorOpened, NOW, Draw::NONE).clone();
+    assert!(d.shown.is_none() && d.prompt.is_some(), "{d:?}");
+    assert_eq!(d.would_have_shown.as_ref().map(|o| o.as_str()), Some("fridge-care"));
+    assert_eq!(engine.check_prompt_answer(d.id).map(|p| p.purpose), Ok(Purpose::Personalise));
+    engine.handle_prompt_answer(d.id, false, NOW).unwrap();
+    assert_eq!(engine.handle_prompt_answer(d.id, false, NOW), Err(FeedbackError::AlreadyGiven(d.id.0)));
+    let converted = Feedback { decision: d.id, kind: FeedbackKind::Converted };
+    let applied = engine.handle_feedback(converted, NOW).unwrap();
+    assert!(applied.held_out);
+    assert_eq!((applied.offer.as_str(), applied.catalogue_version), ("fridge-care", Some(1)));
+    assert_eq!(engine.decision_campaign(d.id), Some(care));
+    assert_eq!(engine.handle_feedback(converted, NOW), Err(FeedbackError::AlreadyGiven(d.id.0)));
+}
+
 #[test]
 fn personal_features_cost_an_intrusiveness_penalty_and_the_trace_shows_the_parts() {
     let mut engine = build_engine(DeviceKind::Fridge);
