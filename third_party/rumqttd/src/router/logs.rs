@@ -21,7 +21,9 @@ type PubWithProp = (Publish, Option<PublishProperties>);
 #[derive(Clone)]
 pub struct PublishData {
     pub publish: Publish,
-    pub properties: Option<PublishProperties>,
+    // ledtrad: boxed. The log keeps every message of a filter until its segment goes, and most
+    // carry no properties: unboxed, each entry kept room for them (about 140 bytes).
+    pub properties: Option<Box<PublishProperties>>,
     pub timestamp: Instant,
 }
 
@@ -29,9 +31,16 @@ impl From<PubWithProp> for PublishData {
     fn from((publish, properties): PubWithProp) -> Self {
         PublishData {
             publish,
-            properties,
+            properties: properties.map(Box::new),
             timestamp: Instant::now(),
         }
+    }
+}
+
+impl PublishData {
+    /// The publish and its properties, as a reader is handed them.
+    fn unpacked(self) -> PubWithProp {
+        (self.publish, self.properties.map(|p| *p))
     }
 }
 
@@ -267,7 +276,7 @@ impl DataLog {
         // no need to include timestamp when returning
         let o = o
             .into_iter()
-            .map(|(pubdata, offset)| ((pubdata.publish, pubdata.properties), offset))
+            .map(|(pubdata, offset)| (pubdata.unpacked(), offset))
             .collect();
 
         Ok((next, o))
@@ -275,7 +284,7 @@ impl DataLog {
 
     pub fn shadow(&mut self, filter: &str) -> Option<PubWithProp> {
         let data = self.native.get_mut(*self.filter_indexes.get(filter)?)?;
-        data.log.last().map(|p| (p.publish, p.properties))
+        data.log.last().map(PublishData::unpacked)
     }
 
     /// This method is called when the subscriber has caught up with the commit log. In which case,
@@ -334,7 +343,7 @@ impl DataLog {
             if !matches_exactly(filter) {
                 return Vec::new();
             }
-            return vec![(pubdata.publish.clone(), pubdata.properties.clone())];
+            return vec![pubdata.clone().unpacked()];
         }
 
         // ledtrad: a wildcard filter can match only topics that begin with its levels before the
@@ -352,7 +361,7 @@ impl DataLog {
                 expired.push(topic.clone());
             } else if matches(topic, filter) {
                 // no need to include timestamp when returning
-                found.push((pubdata.publish.clone(), pubdata.properties.clone()));
+                found.push(pubdata.clone().unpacked());
             }
         }
         for topic in expired {
@@ -643,6 +652,33 @@ mod test {
             assert_eq!(matched(&mut topics_first, t), expected, "topic {t}");
         }
         assert_eq!(matched(&mut topics_first, "a/b").len(), 5);
+    }
+
+    // ledtrad: a message kept in a log takes no room for properties it does not carry, and
+    // one that carries them hands them back whole.
+    #[test]
+    fn a_kept_message_takes_room_only_for_the_properties_it_has() {
+        use crate::protocol::{Publish, PublishProperties};
+        assert!(
+            std::mem::size_of::<super::PublishData>() <= 104,
+            "{} bytes",
+            std::mem::size_of::<super::PublishData>()
+        );
+        let mut data = DataLog::new(config()).unwrap();
+        let properties = PublishProperties {
+            response_topic: Some("a/reply".into()),
+            correlation_data: Some(bytes::Bytes::from_static(b"42")),
+            content_type: Some("application/json".into()),
+            ..Default::default()
+        };
+        data.insert_to_retained_publishes(
+            Publish::new("a/b", "x", true),
+            Some(properties.clone()),
+            "a/b".to_owned(),
+        );
+        data.insert_to_retained_publishes(Publish::new("a/c", "y", true), None, "a/c".to_owned());
+        assert_eq!(data.read_retained_messages("a/b")[0].1, Some(properties));
+        assert_eq!(data.read_retained_messages("a/c")[0].1, None);
     }
 
     // ledtrad: a filter without wildcards reads the message retained on the topic equal to it
