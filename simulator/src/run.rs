@@ -141,7 +141,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
     if options.homes == 0 {
         bail!("--homes must be at least 1");
     }
-    let size = Size::of(&options);
+    let size = Size::of(&options)?;
     let in_workers = options.homes > options.homes_per_process.max(1) && options.worker_exe.is_some();
     let embedded = options.broker.is_none() && options.own_broker == OwnBroker::Embedded;
     let local_agents = if in_workers { 0 } else { size.devices };
@@ -188,6 +188,9 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
     };
     let reports_stored = options.reports.is_some().then_some(stored);
 
+    // The operator's view of the fleet as the day ends, every agent still running: a stopped
+    // agent's status can be its last will, which knows no catalogue version.
+    let applied = applied(&place, &size.ids, version).await?;
     let stopping = bar(options.progress, size.devices as u64, "stopping agents");
     let mut tally = Tally::of(shards.finish(&stopping).await?);
     stopping.finish_and_clear();
@@ -200,7 +203,6 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
         seen.egress.unexpected.messages,
     ) + seen.home_plaintext;
     audit.stop();
-    let applied = applied(&place, &tally.ids, version).await?;
     if options.broker.is_some() {
         clean_shared_broker(&place, &tally.ids).await?;
     }
@@ -217,18 +219,23 @@ struct Size {
     people: usize,
     /// Devices, by home.
     by_home: Vec<usize>,
+    /// The devices' ids.
+    ids: BTreeSet<DeviceId>,
 }
 
 impl Size {
-    fn of(options: &RunOptions) -> Self {
-        let mut size = Self { devices: 0, people: 0, by_home: Vec::with_capacity(options.homes) };
+    fn of(options: &RunOptions) -> anyhow::Result<Self> {
+        let mut size = Self { devices: 0, people: 0, by_home: Vec::with_capacity(options.homes), ids: BTreeSet::new() };
         for h in 0..options.homes {
             let home = Home::new(options.seed, h, &options.population);
             size.devices += home.devices.len();
             size.people += home.people.len();
             size.by_home.push(home.devices.len());
+            for device in &home.devices {
+                size.ids.insert(crate::shard::device_id(options.seed, h, &device.name)?);
+            }
         }
-        size
+        Ok(size)
     }
 }
 

@@ -8,6 +8,7 @@
 
 mod counts;
 mod device;
+pub(crate) use device::device_id;
 pub(crate) use device::home_of;
 mod home_caps;
 mod home_channel;

@@ -198,7 +198,8 @@ pub struct Summary {
     pub broker: String,
     /// The catalogue version pushed.
     pub catalogue_version: u64,
-    /// Devices whose retained status on the broker shows the pushed version at the end.
+    /// Devices whose retained status on the broker shows the pushed version as the last
+    /// simulated day ends, every agent still running.
     pub catalogue_version_applied: usize,
     /// Decisions asked for.
     pub decisions: u64,

@@ -89,21 +89,39 @@ impl Collectors {
 /// read on the broker each device's home uses.
 pub(super) async fn applied(place: &Place, ids: &BTreeSet<DeviceId>, version: u64) -> anyhow::Result<usize> {
     let brokers = place.brokers.len();
-    let watcher = format!("ledtrad-sim-watch-{}", place.run_id);
     let mut applied = 0;
     for (b, broker) in place.brokers.iter().enumerate() {
-        let here: Vec<&DeviceId> =
+        let here: BTreeSet<&DeviceId> =
             ids.iter().filter(|id| brokers == 1 || home_of(id).is_some_and(|h| h % brokers == b)).collect();
-        let has_version = |s: Option<&ledtrad_protocol::status::DeviceStatus>| {
-            s.is_some_and(|s| s.catalogue_version == Some(version))
-        };
-        let statuses = watch_statuses_as(broker, &place.access, &watcher, Duration::from_secs(30), |seen| {
-            here.iter().all(|id| has_version(seen.get(*id)))
-        })
-        .await?;
-        applied += here.iter().filter(|id| has_version(statuses.get(**id))).count();
+        let deadline = Instant::now() + watch_within(here.len());
+        let mut on_version: BTreeSet<DeviceId> = BTreeSet::new();
+        // A subscription is handed every retained status at once, at QoS 0: one the broker
+        // could not hand over is read again by the next subscription, until the wait is over.
+        for attempt in 1.. {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if on_version.len() >= here.len() || left.is_zero() {
+                break;
+            }
+            let watcher = format!("ledtrad-sim-watch-{}-{b}-{attempt}", place.run_id);
+            let once = left.min(watch_within(here.len()) / 3);
+            let statuses = watch_statuses_as(broker, &place.access, &watcher, once, |seen| {
+                here.iter().all(|id| {
+                    on_version.contains(*id) || seen.get(*id).is_some_and(|s| s.catalogue_version == Some(version))
+                })
+            })
+            .await?;
+            let read = statuses.into_iter().filter(|(id, s)| s.catalogue_version == Some(version) && here.contains(id));
+            on_version.extend(read.map(|(id, _)| id));
+        }
+        applied += on_version.len();
     }
     Ok(applied)
+}
+
+/// How long the operator reads one broker's statuses: half a minute, and a second more for
+/// every 500 devices on it.
+fn watch_within(devices: usize) -> Duration {
+    Duration::from_secs(30 + devices as u64 / 500)
 }
 
 /// Leaves nothing retained behind on a shared broker.
