@@ -362,6 +362,7 @@ impl Shell {
             }
             self.answer_waiting();
             self.publish_events();
+            self.core.rest();
         }
         self.core.close(self.clock.reading());
         self.answer_waiting();

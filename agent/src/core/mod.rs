@@ -277,6 +277,12 @@ impl AgentCore {
         }
     }
 
+    /// Frees what the core holds only while at work (the database's page cache): the shell
+    /// calls it each time it has handled what came in.
+    pub fn rest(&self) {
+        self.store.release_memory();
+    }
+
     /// Now and then: expire old feature values, report completed days (at most once a day
     /// per campaign: a day's counts are reported once it is over), keep the database bounded
     /// (once a day, or when it is over its budget), retry the outbox and subscriptions the

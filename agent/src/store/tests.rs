@@ -428,3 +428,48 @@ fn a_migrated_database_is_left_without_sqlites_temporary_database() {
     let memory = Store::open(Path::new(":memory:")).unwrap();
     assert_eq!(memory.last_decision_id().unwrap(), 0);
 }
+
+/// The bytes SQLite counts for this database's page cache (its pages and the pager itself).
+#[allow(unsafe_code)]
+fn cache_bytes(store: &Store) -> i32 {
+    let (mut current, mut highest) = (0, 0);
+    // SAFETY: the handle is the store's open connection, used on this thread only while the
+    // store is borrowed; the call only writes the two integers it is given.
+    let rc = unsafe {
+        rusqlite::ffi::sqlite3_db_status(
+            store.conn.handle(),
+            rusqlite::ffi::SQLITE_DBSTATUS_CACHE_USED,
+            &mut current,
+            &mut highest,
+            0,
+        )
+    };
+    assert_eq!(rc, rusqlite::ffi::SQLITE_OK);
+    current
+}
+
+/// A store at rest holds no page of its database, and reads what it needs again; SQLite is
+/// built to keep no block of room for pages either, which `release_memory` could not free.
+#[test]
+fn a_store_at_rest_frees_its_page_cache_and_reads_the_pages_again() {
+    let (_dir, store) = build_store();
+    for at in 0..40 {
+        store.enqueue(Purpose::Measure, "ledtrad/v1/reports/t", &[7u8; 300], UnixTime(at)).unwrap();
+    }
+    let working = cache_bytes(&store);
+    store.release_memory();
+    let resting = cache_bytes(&store);
+    assert!(resting + 4 * 1024 <= working, "{working} bytes at work, {resting} at rest");
+    assert_eq!(store.outbox_len().unwrap(), 40);
+    store.outbox_remove(store.outbox().unwrap()[0].id).unwrap();
+    assert_eq!(store.outbox_len().unwrap(), 39);
+    let options: Vec<String> = store
+        .conn
+        .prepare("PRAGMA compile_options")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(options.iter().any(|o| o == "DEFAULT_PCACHE_INITSZ=0"), "{options:?}");
+}
