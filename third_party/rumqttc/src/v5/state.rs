@@ -91,7 +91,9 @@ pub struct MqttState {
     /// Number of outgoing inflight publishes
     pub(crate) inflight: u16,
     /// Outgoing QoS 1, 2 publishes which aren't acked yet
-    pub(crate) outgoing_pub: Vec<Option<Publish>>,
+    // ledtrad: boxed, so the slots of publishes not in flight take a pointer each rather than
+    // room for a publish with its properties (about 220 bytes a slot).
+    pub(crate) outgoing_pub: Vec<Option<Box<Publish>>>,
     /// Packet ids of released QoS 2 publishes
     pub(crate) outgoing_rel: FixedBitSet,
     /// Packet ids on incoming QoS 2 publishes
@@ -148,7 +150,7 @@ impl MqttState {
         // remove and collect pending publishes
         for publish in self.outgoing_pub.iter_mut() {
             if let Some(publish) = publish.take() {
-                let request = Request::Publish(publish);
+                let request = Request::Publish(*publish);
                 pending.push(request);
             }
         }
@@ -375,7 +377,7 @@ impl MqttState {
         }
 
         if let Some(publish) = self.check_collision(puback.pkid) {
-            self.outgoing_pub[publish.pkid as usize] = Some(publish.clone());
+            self.outgoing_pub[publish.pkid as usize] = Some(Box::new(publish.clone()));
             self.inflight += 1;
 
             let pkid = publish.pkid;
@@ -496,7 +498,7 @@ impl MqttState {
 
             // if there is an existing publish at this pkid, this implies that broker hasn't acked this
             // packet yet. This error is possible only when broker isn't acking sequentially
-            self.outgoing_pub[pkid as usize] = Some(publish.clone());
+            self.outgoing_pub[pkid as usize] = Some(Box::new(publish.clone()));
             self.inflight += 1;
         };
 
@@ -728,7 +730,11 @@ mod test {
         let mut publish = build_incoming_publish(QoS::ExactlyOnce, 300);
         mqtt.handle_incoming_publish(&mut publish).unwrap();
         assert!(mqtt.incoming_pub.contains(300));
-        assert!(mqtt.incoming_pub.len() <= 301 + 64, "{}", mqtt.incoming_pub.len());
+        assert!(
+            mqtt.incoming_pub.len() <= 301 + 64,
+            "{}",
+            mqtt.incoming_pub.len()
+        );
         let mut highest = build_incoming_publish(QoS::ExactlyOnce, u16::MAX);
         mqtt.handle_incoming_publish(&mut highest).unwrap();
         assert!(matches!(
@@ -736,6 +742,22 @@ mod test {
             Ok(Some(Packet::PubComp(_)))
         ));
         assert!(!mqtt.incoming_pub.contains(300) && mqtt.incoming_pub.contains(u16::MAX as usize));
+    }
+
+    /// ledtrad: a slot for a publish in flight takes a pointer until a publish fills it, and
+    /// what fills it is handed back whole when the connection is cleaned.
+    #[test]
+    fn ledtrad_publish_slots_take_room_only_when_filled() {
+        let mut mqtt = MqttState::new(8, false);
+        let slots = std::mem::size_of_val(&mqtt.outgoing_pub[..]);
+        assert!(slots <= 9 * 8, "{slots} bytes for 9 slots");
+        let publish = build_outgoing_publish(QoS::AtLeastOnce);
+        mqtt.outgoing_publish(publish.clone()).unwrap();
+        let cleaned = mqtt.clean();
+        assert!(
+            matches!(&cleaned[..], [Request::Publish(p)] if p.topic == publish.topic && p.pkid == 1),
+            "{cleaned:?}"
+        );
     }
 
     #[test]
