@@ -12,14 +12,9 @@ use tokio::time::{error::Elapsed, Duration};
 
 use crate::protocol::{self, Packet, Protocol};
 
-/// A connection's read and write buffers start with room for a few small packets and grow
-/// when a larger one comes.
+/// A connection's read buffer starts with room for a few small packets and grows when a
+/// larger one comes. (Its write buffer holds room only while it writes: see `clear_write`.)
 const INITIAL_BUFFER_CAPACITY: usize = 1024;
-
-/// The most room a written connection's write buffer keeps for the next packets: a few
-/// acknowledgements and small publishes. Room grown for more (a retained catalogue of a few KiB
-/// sent to each new subscriber) is given back once written.
-const KEPT_WRITE_CAPACITY: usize = 4 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -61,7 +56,7 @@ impl<P: Protocol> Network<P> {
         Network {
             socket,
             read: BytesMut::with_capacity(INITIAL_BUFFER_CAPACITY),
-            write: BytesMut::with_capacity(INITIAL_BUFFER_CAPACITY),
+            write: BytesMut::new(),
             max_incoming_size,
             max_connection_buffer_len,
             // Overwritten by keepalive value in connect packet, otherwise we
@@ -156,14 +151,11 @@ impl<P: Protocol> Network<P> {
         Ok(())
     }
 
-    /// Empties the write buffer once written; after a large packet (a retained catalogue, say)
-    /// it gives the room back rather than keeping it for the rest of the connection.
+    /// Empties the write buffer once written and gives its room back: a connection is idle
+    /// most of the time (a device's sends a few messages an hour), and the next packets take
+    /// room as they come, as much as they need (a retained catalogue of a few KiB, say).
     fn clear_write(&mut self) {
-        if self.write.capacity() > KEPT_WRITE_CAPACITY {
-            self.write = BytesMut::with_capacity(INITIAL_BUFFER_CAPACITY);
-        } else {
-            self.write.clear();
-        }
+        self.write = BytesMut::new();
     }
 }
 
@@ -178,27 +170,35 @@ mod tests {
     use crate::protocol::{v5::V5, Publish};
 
     fn publish(payload_bytes: usize) -> Packet {
-        Packet::Publish(Publish::new(b"a/b".to_vec(), vec![7; payload_bytes], false), None)
+        Packet::Publish(
+            Publish::new(b"a/b".to_vec(), vec![7; payload_bytes], false),
+            None,
+        )
     }
 
     #[tokio::test]
-    async fn a_large_packet_does_not_keep_its_room_in_the_write_buffer() {
+    async fn a_written_connection_keeps_no_room_in_its_write_buffer() {
         let (ours, mut theirs) = tokio::io::duplex(1 << 20);
         let mut network = Network::new(Box::new(ours), 1 << 20, 100, V5);
-        assert_eq!(network.write.capacity(), INITIAL_BUFFER_CAPACITY);
+        assert_eq!(network.write.capacity(), 0);
 
         network.write(publish(10)).await.unwrap();
-        assert_eq!(network.write.capacity(), INITIAL_BUFFER_CAPACITY, "a small packet fits");
-        network.write(publish(6 * 1024)).await.unwrap();
-        assert!(network.write.capacity() <= KEPT_WRITE_CAPACITY, "a few KiB: {}", network.write.capacity());
+        assert_eq!(network.write.capacity(), 0, "a small packet");
         network.write(publish(64 * 1024)).await.unwrap();
-        assert!(network.write.capacity() <= KEPT_WRITE_CAPACITY, "{}", network.write.capacity());
-        network.writev(VecDeque::from([publish(10), publish(64 * 1024)])).await.unwrap();
-        assert!(network.write.capacity() <= KEPT_WRITE_CAPACITY, "{}", network.write.capacity());
+        assert_eq!(network.write.capacity(), 0, "a large packet");
+        network
+            .writev(VecDeque::from([publish(10), publish(64 * 1024)]))
+            .await
+            .unwrap();
+        assert_eq!(network.write.capacity(), 0, "several packets");
 
         drop(network);
         let mut written = Vec::new();
         theirs.read_to_end(&mut written).await.unwrap();
-        assert!(written.len() > 2 * 64 * 1024 + 6 * 1024, "every packet went out whole: {} bytes", written.len());
+        assert!(
+            written.len() > 2 * 64 * 1024 + 2 * 10,
+            "every packet went out whole: {} bytes",
+            written.len()
+        );
     }
 }
