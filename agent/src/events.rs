@@ -56,8 +56,8 @@ impl OfferBody {
         Self {
             moment,
             decision: outcome.decision.id,
-            offer: outcome.decision.shown.clone(),
-            prompt: outcome.decision.prompt.clone(),
+            offer: outcome.decision.shown.as_deref().cloned(),
+            prompt: outcome.decision.prompt.as_deref().cloned(),
             request: outcome.request,
         }
     }

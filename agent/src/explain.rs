@@ -165,7 +165,7 @@ mod tests {
             moment: Moment::DoorOpened,
             at: UnixTime(1_795_428_000),
             catalogue_version: Some(2),
-            shown: Some(ShownOffer {
+            shown: Some(Box::new(ShownOffer {
                 offer: offer("milk"),
                 campaign: CampaignId::try_new("dairy").unwrap(),
                 title: "Milk".into(),
@@ -174,7 +174,7 @@ mod tests {
                 image: None,
                 why: "Because dairy runs low often in this home.".into(),
                 personalised: true,
-            }),
+            })),
             candidates: vec![
                 Candidate { offer: offer("milk"), verdict: Verdict::Chosen { score: 1.0 } },
                 Candidate {

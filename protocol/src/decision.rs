@@ -28,8 +28,10 @@ pub struct Decision {
     pub at: UnixTime,
     /// The catalogue version it used, if any was applied.
     pub catalogue_version: Option<u64>,
+    // Boxed, as is `prompt`: most decisions show neither, and a device keeps its recent
+    // decisions' traces.
     /// The offer to show, if any.
-    pub shown: Option<ShownOffer>,
+    pub shown: Option<Box<ShownOffer>>,
     /// Every candidate offer and what happened to it. The engine records every verdict at the
     /// decision and names the offers when the trace is asked for (`GET /v1/decisions/{id}`),
     /// so the decision an offer request returns carries none.
@@ -40,7 +42,7 @@ pub struct Decision {
     /// score, so what is shown never pins down exactly what the device knows.
     pub camouflage: bool,
     /// A consent prompt to show instead of an offer, if one is due.
-    pub prompt: Option<ShownPrompt>,
+    pub prompt: Option<Box<ShownPrompt>>,
     /// The offer this device would have shown had it not been in its campaign's holdout arm
     /// (then nothing is shown, so uplift can be measured).
     pub would_have_shown: Option<OfferId>,

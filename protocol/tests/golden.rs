@@ -52,7 +52,7 @@ fn build_decision() -> Decision {
         moment: Moment::DoorOpened,
         at: T,
         catalogue_version: Some(3),
-        shown: Some(ShownOffer {
+        shown: Some(Box::new(ShownOffer {
             offer: OfferId::try_new("butter").unwrap(),
             campaign: CampaignId::try_new("dairy").unwrap(),
             title: "Butter".into(),
@@ -61,7 +61,7 @@ fn build_decision() -> Decision {
             image: None,
             why: "Because.".into(),
             personalised: true,
-        }),
+        })),
         candidates: vec![
             Candidate { offer: OfferId::try_new("butter").unwrap(), verdict: Verdict::Chosen { score: 1.5 } },
             Candidate {

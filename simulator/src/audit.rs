@@ -239,7 +239,7 @@ mod tests {
             moment: Moment::DoorOpened,
             at: UnixTime(0),
             catalogue_version: Some(1),
-            shown: Some(ShownOffer {
+            shown: Some(Box::new(ShownOffer {
                 offer: OfferId::try_new("o").unwrap(),
                 campaign: CampaignId::try_new("c").unwrap(),
                 title: "t".into(),
@@ -248,7 +248,7 @@ mod tests {
                 image: None,
                 why: "w".into(),
                 personalised,
-            }),
+            })),
             candidates: vec![],
             features_used: vec![FeatureUse { feature: FeatureName::try_new(feature).unwrap(), allowed_by }],
             camouflage: false,

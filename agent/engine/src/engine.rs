@@ -462,6 +462,14 @@ mod recent_size {
         assert!(size <= 32, "{size} bytes");
     }
 
+    /// A trace keeps a decision whole, but what most decisions lack (an offer shown, a prompt)
+    /// takes no room in it: the last [`super::RECENT_TRACES`] decisions stay small.
+    #[test]
+    fn a_traced_decision_takes_room_only_for_what_it_has() {
+        let size = std::mem::size_of::<super::Trace>();
+        assert!(size <= 360, "{size} bytes");
+    }
+
     /// The ring holds no decision at first, and has its room for all of them from the start.
     #[test]
     fn the_ring_of_recent_decisions_has_its_room_from_the_start() {

@@ -231,7 +231,7 @@ impl Engine {
         };
         debug_assert!(offer.as_ref().is_none_or(|o| decision.catalogue_version == Some(o.catalogue_version())));
         let held_out = held_out && offer.is_some();
-        let subject = Kept::new(offer, decision.prompt.as_ref());
+        let subject = Kept::new(offer, decision.prompt.as_deref());
         if self.recent.len() == RECENT_DECISIONS {
             self.recent.pop_front();
         }
