@@ -42,6 +42,14 @@ impl<'a> Standing<'a> {
     }
 }
 
+/// The journeys' verdicts of a decision as its trace keeps them: sorted by offer position, in
+/// just the room they take (a decision's map of them keeps room to grow).
+pub(crate) fn kept_journeys(journeys: &FastMap<usize, Rejection>) -> Box<[(usize, Rejection)]> {
+    let mut kept: Vec<(usize, Rejection)> = journeys.iter().map(|(i, r)| (*i, r.clone())).collect();
+    kept.sort_unstable_by_key(|(i, _)| *i);
+    kept.into_boxed_slice()
+}
+
 /// Each offer's verdict at a decision, by catalogue position.
 #[derive(Debug, Clone)]
 pub(crate) enum Verdicts {
@@ -51,8 +59,9 @@ pub(crate) enum Verdicts {
         kept: KeptVerdicts,
         /// The decision's occasion.
         at: Occasion,
-        /// The journeys' verdicts by offer position, which [`Reason::Journey`] names.
-        journeys: FastMap<usize, Rejection>,
+        /// The journeys' verdicts by offer position, which [`Reason::Journey`] names (see
+        /// [`kept_journeys`]).
+        journeys: Box<[(usize, Rejection)]>,
     },
     /// There was no catalogue to decide on.
     NoCatalogue,
@@ -85,7 +94,7 @@ impl Verdicts {
                 .enumerate()
                 .map(|(i, o)| {
                     let reason = match before_device(catalogue, &catalogue.hot[i], *at) {
-                        Err(first) => first.name(catalogue, i, *at, &FastMap::default()),
+                        Err(first) => first.name(catalogue, i, *at, &[]),
                         Ok(()) => reason.clone(),
                     };
                     candidate(o, Verdict::Rejected { reason })
@@ -406,4 +415,27 @@ fn device_rules(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod kept {
+    use super::*;
+
+    /// A trace keeps a decision's journey verdicts sorted, in just their room, and each is
+    /// found by its offer's position.
+    #[test]
+    fn a_traces_journey_verdicts_are_sorted_and_take_just_their_room() {
+        let mut journeys = FastMap::default();
+        for i in [9, 2, 5] {
+            journeys.insert(i, Rejection::Converted);
+        }
+        journeys.insert(7, Rejection::ShownOnAnotherScreen);
+        let kept = kept_journeys(&journeys);
+        assert_eq!(kept.iter().map(|(i, _)| *i).collect::<Vec<_>>(), [2, 5, 7, 9]);
+        assert_eq!(
+            kept.binary_search_by_key(&7, |(i, _)| *i).map(|k| &kept[k].1),
+            Ok(&Rejection::ShownOnAnotherScreen)
+        );
+        assert!(kept_journeys(&FastMap::default()).is_empty());
+    }
 }

@@ -11,7 +11,6 @@ use ledtrad_protocol::{Purpose, UnixTime};
 
 use crate::compiled::AppliedCatalogue;
 use crate::context::Occasion;
-use crate::maps::FastMap;
 use crate::scoring::{KeptScoring, Pending};
 
 /// Why an offer was not eligible, by stage (the order of [`crate::eligibility`]'s stages).
@@ -60,7 +59,7 @@ impl Reason {
         catalogue: &AppliedCatalogue,
         i: usize,
         at: Occasion,
-        journeys: &FastMap<usize, Rejection>,
+        journeys: &[(usize, Rejection)],
     ) -> Rejection {
         let offer = &catalogue.offers[i];
         let condition = |k: u16| &catalogue.conditions_of(i)[usize::from(k)];
@@ -91,7 +90,10 @@ impl Reason {
             }
             Self::DismissedRecently(until) => Rejection::DismissedRecently { until: long_time(until) },
             // The stage fails only where the journey verdicts, kept with the decision, hold one.
-            Self::Journey => journeys.get(&i).cloned().expect("a journey verdict is kept with its decision"),
+            Self::Journey => journeys
+                .binary_search_by_key(&i, |(k, _)| *k)
+                .map(|k| journeys[k].1.clone())
+                .expect("a journey verdict is kept with its decision"),
             Self::Holdout => Rejection::Holdout { campaign: campaign() },
         }
     }
@@ -216,7 +218,7 @@ impl KeptVerdicts {
         &'a self,
         catalogue: &'a AppliedCatalogue,
         at: Occasion,
-        journeys: &'a FastMap<usize, Rejection>,
+        journeys: &'a [(usize, Rejection)],
     ) -> impl Iterator<Item = Verdict> + 'a {
         let score = |at: u32| self.scores.get(at as usize).copied().unwrap_or(0.0);
         let pending = |i: usize, at: u32| match (self.pending.get(at as usize), &self.scoring) {

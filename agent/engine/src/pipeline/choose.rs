@@ -246,7 +246,8 @@ pub(crate) fn decide(
         }
         choice.shown = Some(i);
     }
-    choice.verdicts = Verdicts::Each { kept: verdicts, at: ctx.occasion(), journeys: matched.journeys.clone() };
+    let journeys = crate::eligibility::kept_journeys(&matched.journeys);
+    choice.verdicts = Verdicts::Each { kept: verdicts, at: ctx.occasion(), journeys };
     choice.features_used = used.into_list();
     choice
 }
