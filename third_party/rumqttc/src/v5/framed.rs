@@ -8,12 +8,13 @@ use crate::framed::AsyncReadWrite;
 use super::mqttbytes::v5::Packet;
 use super::{mqttbytes, Codec, Incoming, MqttState, StateError};
 
-/// ledtrad: the room a connection's read and write buffers start with (tokio-util's `Framed`
-/// starts each with 8 KiB), enough for the few small packets a device sends and gets at once.
+/// ledtrad: the room a connection's read buffer starts with (tokio-util's `Framed` starts each
+/// buffer with 8 KiB), enough for the few small packets a device gets at once. The write buffer
+/// holds room only while it holds packets: a device's connection is idle most of the time.
 const INITIAL_CAPACITY: usize = 1024;
 
-/// ledtrad: a buffer that took a packet larger than this (a retained catalogue of a few KiB) is
-/// replaced by a new small one once it is empty, rather than keeping the room it grew to.
+/// ledtrad: a read buffer that took a packet larger than this (a retained catalogue of a few
+/// KiB) is replaced by a new small one once it is empty, rather than keeping the room it grew to.
 const KEPT_CAPACITY: usize = 4 * 1024;
 
 /// Network transforms packets <-> frames efficiently. It takes
@@ -27,13 +28,11 @@ pub struct Network {
     /// ledtrad: a packet larger than `KEPT_CAPACITY` went through the read buffer since it was
     /// last made.
     read_grown: bool,
-    /// ledtrad: the same for the write buffer.
-    write_grown: bool,
 }
 
 /// ledtrad: whether `packet` makes a buffer grow past `KEPT_CAPACITY`. Only a publish can be
-/// that large. (A buffer's `capacity()` cannot tell: reading and flushing advance it, and it
-/// reports the room left after them, not the room it holds.)
+/// that large. (A buffer's `capacity()` cannot tell: reading advances it, and it reports the
+/// room left after that, not the room it holds.)
 fn large(packet: &Packet) -> bool {
     matches!(packet, Packet::Publish(p) if p.topic.len() + p.payload.len() > KEPT_CAPACITY)
 }
@@ -45,13 +44,12 @@ impl Network {
             max_outgoing_size: None,
         };
         let mut framed = Framed::with_capacity(socket, codec, INITIAL_CAPACITY);
-        *framed.write_buffer_mut() = BytesMut::with_capacity(INITIAL_CAPACITY);
+        *framed.write_buffer_mut() = BytesMut::new();
 
         Network {
             framed,
             max_readb_count: 10,
             read_grown: false,
-            write_grown: false,
         }
     }
 
@@ -108,22 +106,21 @@ impl Network {
         Ok(())
     }
 
-    /// ledtrad: gives back the room a large packet made a buffer grow to, once the buffer is
-    /// empty, rather than keeping it for the rest of the connection.
+    /// ledtrad: gives back the room a large packet made the read buffer grow to, once it is
+    /// empty, rather than keeping it for the rest of the connection; and all of the write
+    /// buffer's once it is empty (written, flushed), until the next packets take room again.
     fn give_back_room(&mut self) {
         if self.read_grown && self.framed.read_buffer().is_empty() {
             *self.framed.read_buffer_mut() = BytesMut::with_capacity(INITIAL_CAPACITY);
             self.read_grown = false;
         }
-        if self.write_grown && self.framed.write_buffer().is_empty() {
-            *self.framed.write_buffer_mut() = BytesMut::with_capacity(INITIAL_CAPACITY);
-            self.write_grown = false;
+        if self.framed.write_buffer().is_empty() {
+            *self.framed.write_buffer_mut() = BytesMut::new();
         }
     }
 
     /// Serializes packet into write buffer
     pub async fn write(&mut self, packet: Packet) -> Result<(), StateError> {
-        self.write_grown |= large(&packet);
         self.framed
             .feed(packet)
             .await
@@ -147,27 +144,44 @@ mod ledtrad_tests {
     use super::*;
 
     fn publish(payload_bytes: usize) -> Packet {
-        Packet::Publish(Publish::new("a/b", QoS::AtMostOnce, vec![7; payload_bytes], None))
+        Packet::Publish(Publish::new(
+            "a/b",
+            QoS::AtMostOnce,
+            vec![7; payload_bytes],
+            None,
+        ))
     }
 
-    /// ledtrad: both buffers start small, and give back the room a large packet made them grow
-    /// to once it is through, with every byte of it read.
+    /// ledtrad: the read buffer starts small and gives back the room a large packet made it
+    /// grow to once it is through; the write buffer holds room only while it holds packets;
+    /// every byte is read.
     #[tokio::test]
     async fn buffers_start_small_and_give_back_what_a_large_packet_took() {
         let (ours, theirs) = tokio::io::duplex(1 << 20);
         let mut ours = Network::new(ours, None);
         let mut theirs = Network::new(theirs, None);
         assert_eq!(ours.framed.read_buffer().capacity(), INITIAL_CAPACITY);
-        assert_eq!(ours.framed.write_buffer().capacity(), INITIAL_CAPACITY);
+        assert_eq!(ours.framed.write_buffer().capacity(), 0);
 
         ours.write(publish(10)).await.unwrap();
-        ours.flush().await.unwrap();
-        assert!(!ours.write_grown, "a small packet keeps the buffer");
-        ours.write(publish(6 * 1024)).await.unwrap();
-        assert!(ours.framed.write_buffer().capacity() > KEPT_CAPACITY, "the packet is in the buffer");
+        assert!(
+            ours.framed.write_buffer().capacity() > 0,
+            "the packet is in the buffer"
+        );
         ours.flush().await.unwrap();
         // A new buffer: the old one, advanced past what it wrote, would report what it had left.
-        assert_eq!(ours.framed.write_buffer().capacity(), INITIAL_CAPACITY);
+        assert_eq!(
+            ours.framed.write_buffer().capacity(),
+            0,
+            "written, a small packet keeps no room"
+        );
+        ours.write(publish(6 * 1024)).await.unwrap();
+        assert!(
+            ours.framed.write_buffer().capacity() > KEPT_CAPACITY,
+            "the packet is in the buffer"
+        );
+        ours.flush().await.unwrap();
+        assert_eq!(ours.framed.write_buffer().capacity(), 0);
 
         theirs.write(publish(10)).await.unwrap();
         theirs.write(publish(6 * 1024)).await.unwrap();
@@ -178,14 +192,19 @@ mod ledtrad_tests {
                 other => panic!("{other:?}"),
             }
         }
-        assert_eq!(ours.framed.read_buffer().capacity(), INITIAL_CAPACITY, "a new buffer");
+        assert_eq!(
+            ours.framed.read_buffer().capacity(),
+            INITIAL_CAPACITY,
+            "a new buffer"
+        );
         assert!(!ours.read_grown);
         for expected in [10, 6 * 1024] {
             match theirs.read().await.unwrap() {
-                Packet::Publish(p) => assert!(p.payload.iter().all(|b| *b == 7) && p.payload.len() == expected),
+                Packet::Publish(p) => {
+                    assert!(p.payload.iter().all(|b| *b == 7) && p.payload.len() == expected)
+                }
                 other => panic!("{other:?}"),
             }
         }
     }
 }
-
