@@ -192,19 +192,26 @@ fn no_prompt_for_a_purpose_in_force_or_one_the_people_cannot_grant() {
     assert!(reader.decide_traced(Moment::BookFinished, NOW, Draw::NONE).prompt.is_none());
 }
 
-#[test]
-fn a_held_out_device_records_what_it_would_have_shown_and_shows_nothing() {
-    let mut catalogue = build_catalogue();
+/// `catalogue` with its "care" campaign holding out half its devices.
+fn holding_out_half(mut catalogue: Catalogue) -> (Catalogue, CampaignId) {
+    let care = CampaignId::try_new("care").unwrap();
     catalogue.campaigns = vec![ledtrad_protocol::catalogue::Campaign {
         holdout: 0.5,
-        ..ledtrad_protocol::catalogue::Campaign::new(CampaignId::try_new("care").unwrap())
+        ..ledtrad_protocol::catalogue::Campaign::new(care.clone())
     }];
-    let care = CampaignId::try_new("care").unwrap();
+    (catalogue, care)
+}
+
+/// Whether `device` is in `campaign`'s holdout arm of half its devices.
+fn held_out(device: &str, campaign: &CampaignId) -> bool {
+    in_holdout(&ledtrad_protocol::DeviceId::try_new(device).unwrap(), campaign, 0.5)
+}
+
+#[test]
+fn a_held_out_device_records_what_it_would_have_shown_and_shows_nothing() {
+    let (catalogue, care) = holding_out_half(build_catalogue());
     let ids: Vec<String> = (0..200).map(|i| format!("device-{i}")).collect();
-    let held: Vec<&String> = ids
-        .iter()
-        .filter(|d| in_holdout(&ledtrad_protocol::DeviceId::try_new(d.as_str()).unwrap(), &care, 0.5))
-        .collect();
+    let held: Vec<&String> = ids.iter().filter(|d| held_out(d, &care)).collect();
     // About half, and the same ones every time.
     assert!((70..=130).contains(&held.len()), "{} of 200 held out", held.len());
     let out = ids.iter().find(|d| !held.contains(d)).unwrap();
@@ -231,16 +238,8 @@ fn a_held_out_device_records_what_it_would_have_shown_and_shows_nothing() {
 /// answer and the offer a conversion, each once.
 #[test]
 fn a_held_out_decision_that_prompts_takes_both_a_conversion_and_an_answer() {
-    let mut catalogue = build_catalogue_with_prompt();
-    catalogue.campaigns = vec![ledtrad_protocol::catalogue::Campaign {
-        holdout: 0.5,
-        ..ledtrad_protocol::catalogue::Campaign::new(CampaignId::try_new("care").unwrap())
-    }];
-    let care = CampaignId::try_new("care").unwrap();
-    let held = (0..200)
-        .map(|i| format!("device-{i}"))
-        .find(|d| in_holdout(&ledtrad_protocol::DeviceId::try_new(d.as_str()).unwrap(), &care, 0.5))
-        .unwrap();
+    let (catalogue, care) = holding_out_half(build_catalogue_with_prompt());
+    let held = (0..200).map(|i| format!("device-{i}")).find(|d| held_out(d, &care)).unwrap();
     let mut engine = build_engine_for(&held, catalogue);
     let d = engine.decide_traced(Moment::DoorOpened, NOW, Draw::NONE).clone();
     assert!(d.shown.is_none() && d.prompt.is_some(), "{d:?}");
